@@ -1,0 +1,116 @@
+/**
+ * capstan's error classes, grouped by what the caller must do about them.
+ *
+ * Every layer throws these and only these for domain failures; tests assert on
+ * `name` (or `code`), never on message text. Messages MUST NOT contain a
+ * capability, a key, or plaintext: they are logged and some reach SFTP clients
+ * (through the single mapping in src/sftp/status.ts).
+ */
+
+export abstract class CapstanError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The thing asked for does not exist: a chunk address, a slot, a directory entry. */
+export class NotFoundError extends CapstanError {
+  static readonly code = 'ERR_NOT_FOUND';
+  readonly code = NotFoundError.code;
+}
+
+/**
+ * Bytes read back do not match what their address or signature promises:
+ * tampering, bit rot, a torn write, a truncated object. One class, and no
+ * detail about the bytes; `storageIndex` names the object (its public
+ * address or storage index, never a key) so an operator can find it.
+ */
+export class IntegrityError extends CapstanError {
+  static readonly code = 'ERR_INTEGRITY';
+  readonly code = IntegrityError.code;
+  constructor(readonly storageIndex: string, what = 'object') {
+    super(`integrity check failed for ${what} ${storageIndex}`);
+  }
+}
+
+/** The capability held does not allow this: a read cap asked to write, a no-write entry. */
+export class PermissionError extends CapstanError {
+  static readonly code = 'ERR_PERMISSION';
+  readonly code = PermissionError.code;
+}
+
+/** A compare-and-swap lost: the slot's sequence number moved on. The caller re-reads and retries. */
+export class ConflictError extends CapstanError {
+  static readonly code = 'ERR_CONFLICT';
+  readonly code = ConflictError.code;
+}
+
+/** A failure that may succeed if retried unchanged: a timeout, a reset, a 5xx. */
+export class TransientError extends CapstanError {
+  static readonly code = 'ERR_TRANSIENT';
+  readonly code = TransientError.code;
+}
+
+/** A name is already linked in a directory and overwrite was not asked for. */
+export class AlreadyExistsError extends CapstanError {
+  static readonly code = 'ERR_EXISTS';
+  readonly code = AlreadyExistsError.code;
+}
+
+/** rmdir of a directory that still has entries. */
+export class NotEmptyError extends CapstanError {
+  static readonly code = 'ERR_NOT_EMPTY';
+  readonly code = NotEmptyError.code;
+}
+
+/** A path component names a file where a directory is needed, or the reverse. */
+export class NotADirectoryError extends CapstanError {
+  static readonly code = 'ERR_NOT_A_DIRECTORY';
+  readonly code = NotADirectoryError.code;
+}
+export class IsADirectoryError extends CapstanError {
+  static readonly code = 'ERR_IS_A_DIRECTORY';
+  readonly code = IsADirectoryError.code;
+}
+
+/** Malformed input from outside: a cap string, a name, a path, a config line, a packet. */
+export class InvalidInputError extends CapstanError {
+  static readonly code = 'ERR_INVALID_INPUT';
+  readonly code = InvalidInputError.code;
+}
+
+/** The operation is valid but capstan does not do it (symlinks, say). */
+export class UnsupportedError extends CapstanError {
+  static readonly code = 'ERR_UNSUPPORTED';
+  readonly code = UnsupportedError.code;
+}
+
+/** An account's quota would be exceeded. */
+export class QuotaExceededError extends CapstanError {
+  static readonly code = 'ERR_QUOTA';
+  readonly code = QuotaExceededError.code;
+}
+
+/** Cancelled through an AbortSignal. */
+export class AbortError extends CapstanError {
+  static readonly code = 'ABORT_ERR';
+  readonly code = AbortError.code;
+  constructor(message = 'the operation was aborted') {
+    super(message);
+  }
+}
+
+export function isCapstanError(err: unknown): err is CapstanError {
+  return err instanceof CapstanError;
+}
+
+/** Options every async store and tree method accepts. */
+export interface AbortOptions {
+  signal?: AbortSignal;
+}
+
+export function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new AbortError();
+}
