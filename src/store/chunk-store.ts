@@ -1,0 +1,46 @@
+import type { CID } from 'multiformats/cid';
+import type { AbortOptions } from '../errors.js';
+
+/**
+ * A chunk's address: CIDv1, raw codec (0x55), sha2-256 multihash of the
+ * ciphertext bytes. Stores only ever see ciphertext.
+ */
+export type ChunkAddress = CID;
+
+/** What a backend can do, so the conformance suite skips only what is declared unsupported. */
+export interface ChunkStoreFeatures {
+  /** delete() removes chunks (false for append-only/WORM backends). */
+  delete: boolean;
+  /** list() enumerates every stored chunk. */
+  list: boolean;
+}
+
+/**
+ * The one interface between capstan and wherever chunk bytes live.
+ *
+ * Contract (every implementation MUST, and test/conformance/chunk-store.ts checks):
+ * - put MUST compute the address itself from the bytes, store them, and return
+ *   it; it MUST be idempotent (putting the same bytes twice is a no-op that
+ *   returns the same address) and atomic (a reader never sees a partial chunk,
+ *   even after a crash mid-put).
+ * - get MUST throw NotFoundError for a missing address, and MUST re-hash what
+ *   it read and throw IntegrityError (naming the address) when the bytes do
+ *   not match; a short read MUST be an IntegrityError too, never a short result.
+ * - has MUST NOT throw for a missing address; it answers false.
+ * - delete MUST be idempotent (deleting a missing chunk is not an error).
+ * - list yields every stored address once, in no particular order.
+ * - every method honours `signal` and throws AbortError once it is aborted.
+ * - transient backend failures surface as TransientError; everything else that
+ *   is not one of the typed errors is a bug.
+ */
+export interface ChunkStore {
+  readonly features: ChunkStoreFeatures;
+  put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress>;
+  get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array>;
+  has(address: ChunkAddress, options?: AbortOptions): Promise<boolean>;
+  delete(address: ChunkAddress, options?: AbortOptions): Promise<void>;
+  list(options?: AbortOptions): AsyncIterable<ChunkAddress>;
+  /** Bytes stored (ciphertext), if the backend can tell cheaply; used by `capstan status` and benchmarks. */
+  usage?(options?: AbortOptions): Promise<{ chunks: number; bytes: number }>;
+  close(): Promise<void>;
+}
