@@ -1,0 +1,71 @@
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+
+/**
+ * The two AEADs capstan uses.
+ *
+ * - AES-256-GCM (node:crypto, AES-NI) for immutable content: chunks and
+ *   manifests. Their keys are convergent, derived from the plaintext itself,
+ *   so one key only ever encrypts one plaintext and a fixed all-zero nonce is
+ *   safe (same key ⇒ same plaintext ⇒ same ciphertext, which is the point).
+ * - XChaCha20-Poly1305 (@noble/ciphers; node has no XChaCha) for mutable
+ *   objects: directory nodes and sealed child write caps. One key encrypts
+ *   many versions, so each gets a random 24-byte nonce, which is safe for
+ *   XChaCha's nonce size and not for GCM's 12 bytes.
+ *
+ * Open functions throw AeadError on any authentication failure; callers turn
+ * it into an IntegrityError naming the object, never leaking which check failed.
+ */
+export class AeadError extends Error {
+  constructor() {
+    super('authentication failed');
+    this.name = 'AeadError';
+  }
+}
+
+export const GCM_TAG_BYTES = 16;
+export const XCHACHA_NONCE_BYTES = 24;
+export const XCHACHA_TAG_BYTES = 16;
+const ZERO_NONCE = Buffer.alloc(12);
+
+/** Deterministic AES-256-GCM with a zero nonce: only for keys that encrypt exactly one plaintext. */
+export function sealConvergent(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
+  const c = createCipheriv('aes-256-gcm', key, ZERO_NONCE);
+  if (aad) c.setAAD(aad);
+  const body = c.update(plaintext);
+  c.final();
+  return Buffer.concat([body, c.getAuthTag()]);
+}
+
+export function openConvergent(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buffer {
+  if (sealed.length < GCM_TAG_BYTES) throw new AeadError();
+  const d = createDecipheriv('aes-256-gcm', key, ZERO_NONCE);
+  if (aad) d.setAAD(aad);
+  d.setAuthTag(sealed.subarray(sealed.length - GCM_TAG_BYTES));
+  const body = d.update(sealed.subarray(0, sealed.length - GCM_TAG_BYTES));
+  try {
+    d.final();
+  } catch {
+    throw new AeadError();
+  }
+  return body;
+}
+
+/** XChaCha20-Poly1305 with the given (normally random) nonce; output = nonce ‖ ciphertext ‖ tag. */
+export function sealRandomized(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Uint8Array {
+  const ct = xchacha20poly1305(key, nonce, aad).encrypt(plaintext);
+  const out = new Uint8Array(nonce.length + ct.length);
+  out.set(nonce, 0);
+  out.set(ct, nonce.length);
+  return out;
+}
+
+export function openRandomized(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
+  if (sealed.length < XCHACHA_NONCE_BYTES + XCHACHA_TAG_BYTES) throw new AeadError();
+  const nonce = sealed.subarray(0, XCHACHA_NONCE_BYTES);
+  try {
+    return xchacha20poly1305(key, nonce, aad).decrypt(sealed.subarray(XCHACHA_NONCE_BYTES));
+  } catch {
+    throw new AeadError();
+  }
+}

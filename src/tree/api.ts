@@ -1,0 +1,145 @@
+import type { AbortOptions } from '../errors.js';
+import type { Cap, DirectoryCap, DirectoryWriteCap, FileCap, FileVerifyCap } from '../cap/index.js';
+import type { ChunkAddress } from '../store/chunk-store.js';
+
+/**
+ * The tree layer's public surface: immutable files and mutable directories,
+ * built on a ChunkStore and a SlotStore. The SFTP frontend and the CLI use
+ * only this; they never see chunks, manifests or slots.
+ */
+
+/** Plaintext checksums recorded in every manifest, so they cost nothing later. */
+export interface Checksums {
+  sha256: Uint8Array;
+  md5: Uint8Array;
+  sha1: Uint8Array;
+}
+
+export interface UploadResult {
+  cap: FileCap;
+  size: number;
+  checksums: Checksums;
+}
+
+/**
+ * A streaming upload. Bytes are chunked, hashed, encrypted and stored as they
+ * arrive; finish() only writes the manifest, so closing a 5 GiB upload costs
+ * one small object, not a second pass.
+ *
+ * - write() MUST apply backpressure: it resolves once the bytes are buffered
+ *   within the writer's stated memory bound (a few chunks), so a fast sender
+ *   never grows memory with file size.
+ * - finish() resolves only after every chunk and the manifest are stored; if
+ *   any put failed, finish() rejects with that error and nothing references
+ *   the chunks already written (they are garbage for gc).
+ * - abort() drops everything; later calls reject with AbortError.
+ */
+export interface FileWriter {
+  readonly size: number;
+  write(data: Uint8Array, options?: AbortOptions): Promise<void>;
+  finish(options?: AbortOptions): Promise<UploadResult>;
+  abort(): void;
+}
+
+/**
+ * Random-access reads of an immutable file. read() touches only the chunks
+ * holding the requested range, and keeps a small bounded cache of decrypted
+ * chunks for sequential readers. A chunk or manifest that fails its checks
+ * throws IntegrityError; never wrong bytes.
+ */
+export interface FileReader {
+  readonly size: number;
+  checksums(options?: AbortOptions): Promise<Checksums>;
+  /** Up to `length` bytes at `offset`; shorter only at end of file, empty at or past it. */
+  read(offset: number, length: number, options?: AbortOptions): Promise<Uint8Array>;
+  /** The whole file (or a range), in order, bounded memory. */
+  stream(start?: number, end?: number, options?: AbortOptions): AsyncIterable<Uint8Array>;
+}
+
+/** Per-entry metadata kept in the directory (not in the immutable file). Times are Unix milliseconds. */
+export interface EntryMetadata {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  atimeMs?: number;
+  /** All write bits removed (chmod a-w); writes through this name are refused. */
+  noWrite?: boolean;
+}
+
+/**
+ * One directory entry. `cap` is the strongest cap the directory's holder may
+ * have: a child's write cap only when the directory was opened with its write
+ * cap (child write caps are sealed so read-cap holders cannot recover them).
+ */
+export interface DirEntry {
+  name: string;
+  cap: Cap;
+  metadata: EntryMetadata;
+}
+
+export interface LinkOptions extends AbortOptions {
+  /** Replace an existing entry of that name (default false: AlreadyExistsError). */
+  overwrite?: boolean;
+}
+
+/**
+ * A mutable directory. Every mutation is a compare-and-swap on the slot: on
+ * ConflictError it re-reads, re-applies and retries (bounded), so concurrent
+ * writers through any number of Directory objects or gateways never lose an
+ * update. Mutations on a read-only cap throw PermissionError.
+ * Names are NFC-normalized; '', '.', '..', names with '/' or NUL, and names
+ * over 255 UTF-8 bytes throw InvalidInputError.
+ */
+export interface Directory {
+  readonly cap: DirectoryCap;
+  readonly writable: boolean;
+  /** All entries, streamed in no particular order; memory bounded by one node. */
+  list(options?: AbortOptions): AsyncIterable<DirEntry>;
+  lookup(name: string, options?: AbortOptions): Promise<DirEntry | undefined>;
+  /** Number of entries, from the root node (cheap). */
+  count(options?: AbortOptions): Promise<number>;
+  link(name: string, cap: Cap, metadata: EntryMetadata, options?: LinkOptions): Promise<void>;
+  /** Removes and returns the entry; NotFoundError if absent. */
+  unlink(name: string, options?: AbortOptions): Promise<DirEntry>;
+  /** Merges `patch` into an existing entry's metadata; NotFoundError if absent. */
+  setMetadata(name: string, patch: Partial<EntryMetadata>, options?: AbortOptions): Promise<DirEntry>;
+  /** Atomic rename within this directory (one slot update). */
+  rename(from: string, to: string, options?: LinkOptions): Promise<void>;
+  /** Creates a new empty directory and links it here; AlreadyExistsError if the name is taken. */
+  mkdir(name: string, metadata?: Partial<EntryMetadata>, options?: AbortOptions): Promise<DirectoryWriteCap>;
+}
+
+/** What a path resolves to. */
+export type ResolvedNode =
+  | { type: 'directory'; cap: DirectoryCap; entry?: DirEntry }
+  | { type: 'file'; cap: FileCap; entry?: DirEntry }
+  | { type: 'unknown'; cap: Cap; entry?: DirEntry };
+
+/** Every chunk address reachable from a file, for check and gc (needs only the verify cap). */
+export interface FileChunkList {
+  manifest: ChunkAddress;
+  chunks: ChunkAddress[];
+}
+
+export interface TreeOptions {
+  /** Immutable-file chunk size in bytes (default in docs/spec/files.md). */
+  chunkSize?: number;
+}
+
+/** The facade: one per gateway (or CLI invocation), shared by all sessions. */
+export interface Tree {
+  createDirectory(options?: AbortOptions): Promise<DirectoryWriteCap>;
+  directory(cap: DirectoryCap): Directory;
+  /**
+   * Walks `components` (already split, each a single name) from `root`.
+   * NotFoundError if a component is missing, NotADirectoryError if a file is
+   * walked through.
+   */
+  resolve(root: DirectoryCap, components: readonly string[], options?: AbortOptions): Promise<ResolvedNode>;
+  /** A writer whose chunk keys derive from `convergence` (see src/crypto/convergence.ts). */
+  createFileWriter(convergence: Uint8Array): FileWriter;
+  openFile(cap: FileCap, options?: AbortOptions): Promise<FileReader>;
+  /** For check/gc: the manifest and chunk addresses of a file, from its read or verify cap. */
+  fileChunks(cap: FileCap | FileVerifyCap, options?: AbortOptions): Promise<FileChunkList | undefined>;
+  close(): Promise<void>;
+}
