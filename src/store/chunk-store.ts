@@ -29,6 +29,11 @@ export interface ChunkStoreFeatures {
  * - has MUST NOT throw for a missing address; it answers false.
  * - delete MUST be idempotent (deleting a missing chunk is not an error).
  * - list yields every stored address once, in no particular order.
+ * - put MUST reject bytes longer than MAX_CHUNK_BYTES (src/store/address.ts)
+ *   with InvalidInputError; get, has and delete MUST reject an address that is
+ *   not CIDv1/raw/sha2-256 with InvalidInputError (see assertChunkAddress).
+ * - the store MUST own its bytes: changing the buffer passed to put, or the
+ *   one get returned, MUST NOT change what a later get returns.
  * - every method honours `signal` and throws AbortError once it is aborted.
  * - transient backend failures surface as TransientError; everything else that
  *   is not one of the typed errors is a bug.

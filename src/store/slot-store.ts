@@ -28,6 +28,11 @@ export interface SlotEntry {
  * - get after a successful compareAndSwap (from any client of the same store)
  *   MUST return the new entry.
  * - every method honours `signal` and throws AbortError once it is aborted.
+ * - a storage index that is not STORAGE_INDEX_BYTES long, a seq outside
+ *   [0, 2^64) or a record longer than MAX_SLOT_RECORD_BYTES (all in
+ *   slot-limits.ts) MUST be rejected with InvalidInputError, changing nothing.
+ * - records are copied in and out: changing a buffer after compareAndSwap, or
+ *   one get returned, MUST NOT change what a later get returns.
  */
 export interface SlotStore {
   get(storageIndex: Uint8Array, options?: AbortOptions): Promise<SlotEntry | undefined>;

@@ -1,0 +1,117 @@
+import { InvalidInputError } from '../errors.js';
+import { parsePasswordHash } from './password-hash.js';
+import { isKeyTypeToken, parsePublicKey, type ParsedKey } from './ssh-key.js';
+
+/**
+ * One line of the accounts file, on its own (grammar in accounts-file.ts).
+ * Every error message here is safe to log: it names the fault, never the
+ * line's content, since a faulty line may hold a plaintext password or a cap.
+ */
+
+/** User names: letters, digits and `._@+-`, 1..64 characters, so e-mail addresses work for account-server users. */
+export const USER_NAME_RE = /^[A-Za-z0-9._@+-]{1,64}$/;
+
+/** Lines longer than this are refused unread: a 16384-bit RSA key line is ~2.8 KB. */
+export const MAX_LINE_LENGTH = 16 * 1024;
+
+export type CapValidator = (s: string) => boolean;
+
+/** capstan caps: `CS1:KIND:fields`, no whitespace, at most 512 characters (MAX_CAP_LENGTH in src/cap/parse.ts). */
+export const defaultValidateCap: CapValidator = (s) => s.length <= 512 && /^CS1:[A-Z0-9-]+:[A-Za-z0-9:_-]+$/.test(s);
+
+export function isValidUserName(user: string): boolean {
+  return USER_NAME_RE.test(user);
+}
+
+export type AccountLine =
+  | { kind: 'key'; user: string; rootCap: string; key: ParsedKey }
+  | { kind: 'password'; user: string; rootCap: string; passwordHash: string };
+
+export type LineParseResult =
+  | { kind: 'blank' }
+  | { kind: 'account'; account: AccountLine }
+  /** `user` is the first word if it is a well-formed user name; used to attribute the fault, never logged. */
+  | { kind: 'error'; message: string; user?: string };
+
+/** Splits an account line into words; undefined for blank and comment lines. */
+export function accountLineWords(line: string): string[] | undefined {
+  const trimmed = line.trim();
+  if (trimmed === '' || trimmed.startsWith('#')) return undefined;
+  return trimmed.split(/\s+/);
+}
+
+/** Parses one line of the accounts file. Never throws. */
+export function parseAccountLine(line: string, validateCap: CapValidator = defaultValidateCap): LineParseResult {
+  if (line.length > MAX_LINE_LENGTH) return { kind: 'error', message: `line longer than ${MAX_LINE_LENGTH} characters` };
+  const words = accountLineWords(line);
+  if (words === undefined) return { kind: 'blank' };
+  const [user, second] = words as [string, string | undefined];
+  const error = (message: string): LineParseResult =>
+    isValidUserName(user) ? { kind: 'error', message, user } : { kind: 'error', message };
+
+  if (!isValidUserName(user)) return error('invalid user name (allowed: A-Z a-z 0-9 . _ @ + -, 1 to 64 characters)');
+  if (second === undefined || words.length < 3) return error('expected USER, then a public key or a $scrypt$ hash, then ROOTCAP');
+  const rootCap = words[words.length - 1]!;
+
+  if (second.startsWith('$scrypt$')) {
+    if (words.length !== 3) return error('a password line is exactly: USER $scrypt$... ROOTCAP');
+    try {
+      parsePasswordHash(second);
+    } catch (err) {
+      return error((err as Error).message);
+    }
+    if (!validateCap(rootCap)) return error('invalid root capability');
+    return { kind: 'account', account: { kind: 'password', user, rootCap, passwordHash: second } };
+  }
+  if (second.startsWith('$')) return error('unsupported password hash scheme (only $scrypt$ is accepted)');
+
+  if (isKeyTypeToken(second)) {
+    if (words.length < 4) return error('a key line is: USER KEYTYPE BASE64 [COMMENT...] ROOTCAP');
+    let key: ParsedKey;
+    try {
+      key = parsePublicKey(second, words[2]!);
+    } catch (err) {
+      return error((err as Error).message);
+    }
+    if (!validateCap(rootCap)) return error('invalid root capability');
+    return { kind: 'account', account: { kind: 'key', user, rootCap, key } };
+  }
+
+  // USER <word> ROOTCAP where <word> is neither a key type nor a hash: by far
+  // the likeliest reading is a plaintext password. Refused, never echoed.
+  if (words.length === 3) return error('looks like a plaintext password: store a $scrypt$ hash instead');
+  return error('unknown key type or malformed line');
+}
+
+/** Throws InvalidInputError unless `user` and `rootCap` are acceptable on an accounts line. */
+function checkUserAndCap(user: string, rootCap: string, validateCap: CapValidator): void {
+  if (!isValidUserName(user)) throw new InvalidInputError('invalid user name (allowed: A-Z a-z 0-9 . _ @ + -, 1 to 64 characters)');
+  if (!validateCap(rootCap)) throw new InvalidInputError('invalid root capability');
+}
+
+/**
+ * Builds a key line from an authorized_keys-style line (`TYPE BASE64
+ * [COMMENT...]`). authorized_keys options (`restrict,command=...`) are refused:
+ * capstan would silently ignore them, which is worse than saying so.
+ */
+export function formatKeyLine(user: string, authorizedKeysLine: string, rootCap: string, validateCap: CapValidator = defaultValidateCap): string {
+  checkUserAndCap(user, rootCap, validateCap);
+  const words = authorizedKeysLine.trim().split(/\s+/);
+  if (words.length < 2 || words[0] === '') throw new InvalidInputError('expected an OpenSSH public key line: TYPE BASE64 [COMMENT]');
+  if (!isKeyTypeToken(words[0]!)) {
+    throw new InvalidInputError(words.slice(1).some(isKeyTypeToken) ? 'authorized_keys options are not supported' : 'unknown key type');
+  }
+  const key = parsePublicKey(words[0]!, words[1]!);
+  const line = [user, words[0]!, words[1]!, ...words.slice(2), rootCap].join(' ');
+  const reparsed = parseAccountLine(line, validateCap);
+  if (reparsed.kind !== 'account' || reparsed.account.kind !== 'key' || !reparsed.account.key.equals(key)) {
+    throw new InvalidInputError('the key line would not read back as written');
+  }
+  return line;
+}
+
+export function formatPasswordLine(user: string, hash: string, rootCap: string, validateCap: CapValidator = defaultValidateCap): string {
+  checkUserAndCap(user, rootCap, validateCap);
+  parsePasswordHash(hash);
+  return `${user} ${hash} ${rootCap}`;
+}

@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { open, readFile, realpath, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { InvalidInputError, NotFoundError } from '../errors.js';
+import { accountLineWords, parseAccountLine, type CapValidator } from './account-line.js';
+import { MAX_ACCOUNTS_FILE_BYTES, parseAccountsFile, type LineError } from './accounts-file.js';
+import { keyFingerprint } from './ssh-key.js';
+
+/**
+ * Edits of the accounts file for the CLI. Every edit keeps comments, blank
+ * lines and other users' lines byte for byte, and replaces the file by
+ * writing a temp file (mode 0600) in the same directory and renaming it over
+ * the original, so a running gateway never reads a half-written file.
+ *
+ * Two edits running at once can lose one of them (last rename wins); the CLI
+ * is meant to be run by one operator at a time.
+ */
+
+export interface EditOptions {
+  validateCap?: CapValidator;
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    const text = await readFile(path, 'utf8');
+    if (Buffer.byteLength(text) > MAX_ACCOUNTS_FILE_BYTES) throw new InvalidInputError(`accounts file larger than ${MAX_ACCOUNTS_FILE_BYTES} bytes`);
+    return text;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Edits go to the file a symlink points at, so a symlinked accounts file stays a symlink. */
+async function writeTarget(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path;
+    throw err;
+  }
+}
+
+/** Replaces `path` with `text`: temp file, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const target = await writeTarget(path);
+  const dir = dirname(target);
+  const tmp = join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    try {
+      await fh.chmod(0o600); // open's mode is filtered by the umask
+      await fh.writeFile(text, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  // Make the rename itself durable; not every platform lets a directory be fsynced.
+  const dh = await open(dir, 'r').catch(() => undefined);
+  if (dh !== undefined) {
+    await dh.sync().catch(() => undefined);
+    await dh.close();
+  }
+}
+
+/**
+ * Appends one account line (as made by formatKeyLine / formatPasswordLine),
+ * creating the file if needed. Throws InvalidInputError if the line would be
+ * refused where it lands, e.g. a different root cap than the user's existing
+ * lines; nothing is written then.
+ */
+export async function addAccountLine(path: string, line: string, opts: EditOptions = {}): Promise<void> {
+  if (/[\r\n]/.test(line)) throw new InvalidInputError('an account line cannot contain a line break');
+  const alone = parseAccountLine(line, opts.validateCap);
+  if (alone.kind === 'blank') throw new InvalidInputError('not an account line');
+  if (alone.kind === 'error') throw new InvalidInputError(alone.message);
+  const before = (await readIfExists(path)) ?? '';
+  const prefix = before === '' || before.endsWith('\n') ? before : before + '\n';
+  const after = `${prefix}${line}\n`;
+  const newLineNo = after.split(/\r?\n/).length - 1;
+  const refused = parseAccountsFile(after, opts).errors.find((e) => e.line === newLineNo);
+  if (refused !== undefined) throw new InvalidInputError(refused.message);
+  await writeFileAtomic(path, after);
+}
+
+/** Removes every account line of `user` (accepted or not). Returns how many lines went; writes only if some did. */
+export async function removeUser(path: string, user: string): Promise<number> {
+  const before = await readIfExists(path);
+  if (before === undefined) throw new NotFoundError('accounts file not found');
+  // split with a capturing group keeps each line's own terminator (LF or CRLF).
+  const parts = before.split(/(\r?\n)/);
+  let removed = 0;
+  const kept: string[] = [];
+  for (let i = 0; i < parts.length; i += 2) {
+    const line = parts[i]!;
+    const eol = parts[i + 1] ?? '';
+    if (accountLineWords(line)?.[0] === user) {
+      removed++;
+      continue;
+    }
+    kept.push(line + eol);
+  }
+  if (removed > 0) await writeFileAtomic(path, kept.join(''));
+  return removed;
+}
+
+export interface AccountSummary {
+  user: string;
+  keys: { type: string; fingerprint: string }[];
+  hasPassword: boolean;
+  /** Present only when asked for with includeCaps: it is a secret. */
+  rootCap?: string;
+}
+
+export interface ListOptions extends EditOptions {
+  includeCaps?: boolean;
+}
+
+/** The accounts the file defines (as a first load would read it), sorted by user, and its refused lines. */
+export async function listAccounts(path: string, opts: ListOptions = {}): Promise<{ accounts: AccountSummary[]; errors: LineError[] }> {
+  const text = await readIfExists(path);
+  if (text === undefined) throw new NotFoundError('accounts file not found');
+  const parsed = parseAccountsFile(text, opts);
+  const accounts = [...parsed.accounts.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([user, account]): AccountSummary => ({
+      user,
+      keys: account.keys.map((k) => ({ type: k.type, fingerprint: keyFingerprint(k) })),
+      hasPassword: account.passwordHash !== undefined,
+      ...(opts.includeCaps === true ? { rootCap: account.rootCap } : {}),
+    }));
+  return { accounts, errors: parsed.errors };
+}

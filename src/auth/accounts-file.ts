@@ -1,0 +1,114 @@
+/**
+ * The accounts file (`private/accounts`): who may log in, and the root
+ * capability each user gets. This comment is the format's specification.
+ *
+ * Encoding: UTF-8 text, lines separated by LF or CRLF, at most
+ * MAX_ACCOUNTS_FILE_BYTES. Blank lines and lines whose first non-blank
+ * character is `#` are ignored. Words are separated by runs of blanks. Every
+ * other line is one account line, in one of two forms:
+ *
+ *     USER KEYTYPE BASE64 [COMMENT...] ROOTCAP        a public key
+ *     USER $scrypt$ln=L,r=R,p=P$SALT$HASH ROOTCAP     a password hash
+ *
+ * - USER matches `[A-Za-z0-9._@+-]{1,64}` (so e-mail addresses work); it is
+ *   case-sensitive.
+ * - KEYTYPE BASE64 [COMMENT...] is an OpenSSH authorized_keys line without
+ *   options; KEYTYPE is one of ssh-ed25519, ssh-rsa (>= 2048 bits),
+ *   ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, ecdsa-sha2-nistp521 (see
+ *   ssh-key.ts for the types refused and why). The comment is ignored.
+ * - The hash form is specified in password-hash.ts; plaintext passwords are
+ *   never accepted.
+ * - ROOTCAP is the last word of the line and MUST satisfy the cap validator
+ *   (by default `CS1:KIND:fields`).
+ *
+ * A user MAY have several key lines and at most one password line; all of a
+ * user's lines MUST name the same ROOTCAP. The same key MAY appear for
+ * several users (each login names its user).
+ *
+ * Errors: a line that breaks any rule is refused with an error naming its line
+ * number (1-based) and the fault, never its content; the other lines still
+ * load. In particular `USER WORD ROOTCAP` where WORD is neither a key type nor
+ * a `$scrypt$` hash is refused as a plaintext password; a line naming a
+ * different ROOTCAP than an earlier line of the same user is refused (the
+ * earlier line wins); a second password line for a user is refused.
+ *
+ * What a reload does with a file that has errors is decided in
+ * reload-policy.ts.
+ */
+import { parseAccountLine, defaultValidateCap, type CapValidator } from './account-line.js';
+import type { ParsedKey } from './ssh-key.js';
+
+/** Bound on the file read (and so on the accounts held): ~10^4 key lines. */
+export const MAX_ACCOUNTS_FILE_BYTES = 4 * 1024 * 1024;
+
+export interface Account {
+  rootCap: string;
+  keys: ParsedKey[];
+  passwordHash?: string;
+}
+
+/** A refused line. `message` is safe to log; it never contains the line's text. */
+export interface LineError {
+  line: number;
+  message: string;
+}
+
+export interface ParsedAccountsFile {
+  accounts: Map<string, Account>;
+  errors: LineError[];
+  /**
+   * Users named by at least one refused line (first word a well-formed user
+   * name). For the reload policy; not logged, since the first word of a
+   * garbled line might not be a user name at all.
+   */
+  faultyUsers: Set<string>;
+  /** Number of lines that were accepted (a line may add nothing new, e.g. a repeated key). */
+  validLines: number;
+}
+
+export interface ParseAccountsOptions {
+  validateCap?: CapValidator;
+}
+
+export function parseAccountsFile(text: string, opts: ParseAccountsOptions = {}): ParsedAccountsFile {
+  const validateCap = opts.validateCap ?? defaultValidateCap;
+  const accounts = new Map<string, Account>();
+  const errors: LineError[] = [];
+  const faultyUsers = new Set<string>();
+  /** Line where each user's root cap was first named, for the conflict message. */
+  const firstLine = new Map<string, number>();
+  let validLines = 0;
+
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const result = parseAccountLine(lines[i]!, validateCap);
+    if (result.kind === 'blank') continue;
+    if (result.kind === 'error') {
+      errors.push({ line: lineNo, message: result.message });
+      if (result.user !== undefined) faultyUsers.add(result.user);
+      continue;
+    }
+    const { account: line } = result;
+    const existing = accounts.get(line.user);
+    if (existing !== undefined && existing.rootCap !== line.rootCap) {
+      errors.push({ line: lineNo, message: `names a different root capability than line ${firstLine.get(line.user)} for the same user` });
+      faultyUsers.add(line.user);
+      continue;
+    }
+    if (line.kind === 'password' && existing?.passwordHash !== undefined) {
+      errors.push({ line: lineNo, message: `second password line for the same user (first on line ${firstLine.get(line.user)})` });
+      faultyUsers.add(line.user);
+      continue;
+    }
+    const account = existing ?? { rootCap: line.rootCap, keys: [] };
+    if (line.kind === 'password') account.passwordHash = line.passwordHash;
+    else if (!account.keys.some((k) => k.equals(line.key))) account.keys.push(line.key);
+    if (existing === undefined) {
+      accounts.set(line.user, account);
+      firstLine.set(line.user, lineNo);
+    }
+    validLines++;
+  }
+  return { accounts, errors, faultyUsers, validLines };
+}

@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import { CID } from 'multiformats/cid';
+import * as raw from 'multiformats/codecs/raw';
+import { create as createDigest, equals as digestEquals } from 'multiformats/hashes/digest';
+import { IntegrityError, InvalidInputError } from '../errors.js';
+import type { ChunkAddress } from './chunk-store.js';
+
+/** Multihash code of sha2-256; the only hash a chunk address may use. */
+export const SHA2_256_CODE = 0x12;
+const SHA2_256_BYTES = 32;
+
+/**
+ * The largest chunk any store accepts. The tree layer's chunker stays far
+ * below it; the bound exists so that a get never allocates more than this for
+ * one object, whatever a backend (or an attacker with write access to it)
+ * holds under an address.
+ */
+export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The address of `bytes`: CIDv1, raw codec, sha2-256. The digest comes from
+ * node:crypto (OpenSSL, several times faster than a JS sha256 on MiB-sized
+ * chunks); multiformats only wraps it.
+ */
+export function addressOf(bytes: Uint8Array): ChunkAddress {
+  const digest = createHash('sha256').update(bytes).digest();
+  return CID.create(1, raw.code, createDigest(SHA2_256_CODE, new Uint8Array(digest)));
+}
+
+/** True when `address` has the one shape capstan writes: CIDv1, raw, 32-byte sha2-256. */
+export function isChunkAddress(address: unknown): address is ChunkAddress {
+  const cid = CID.asCID(address);
+  return (
+    cid !== null &&
+    cid.version === 1 &&
+    cid.code === raw.code &&
+    cid.multihash.code === SHA2_256_CODE &&
+    cid.multihash.size === SHA2_256_BYTES
+  );
+}
+
+/**
+ * Throws InvalidInputError unless `address` is a capstan chunk address.
+ *
+ * A well-formed CID of another kind is malformed *input* (the caller built or
+ * decoded a wrong address), not an integrity failure: no stored bytes are at
+ * fault, and reporting IntegrityError would send an operator looking for bit
+ * rot that is not there.
+ */
+export function assertChunkAddress(address: unknown): asserts address is ChunkAddress {
+  if (!isChunkAddress(address)) {
+    throw new InvalidInputError('not a chunk address (want CIDv1, raw codec, sha2-256)');
+  }
+}
+
+/**
+ * Throws IntegrityError (naming the address) unless `bytes` hash to `address`.
+ * An address of the wrong kind is InvalidInputError, see assertChunkAddress.
+ */
+export function verifyChunk(address: ChunkAddress, bytes: Uint8Array): void {
+  assertChunkAddress(address);
+  const actual = addressOf(bytes);
+  if (!digestEquals(actual.multihash, address.multihash)) {
+    throw new IntegrityError(address.toString(), 'chunk');
+  }
+}
+
+/** Longest string worth handing to the CID parser; a base32 chunk CID is 59 characters. */
+const MAX_ADDRESS_STRING = 128;
+
+/**
+ * Parses a chunk address from its string form (any multibase the CID parser
+ * knows without a base argument: base32 `b…`, which is what toString() gives,
+ * or base58btc `z…`). Junk, CIDv0 and CIDs of another codec or hash are
+ * InvalidInputError; the message never echoes the input.
+ */
+export function parseAddress(text: string): ChunkAddress {
+  if (typeof text !== 'string' || text.length === 0 || text.length > MAX_ADDRESS_STRING) {
+    throw new InvalidInputError('not a chunk address: wrong length');
+  }
+  let cid: CID;
+  try {
+    cid = CID.parse(text);
+  } catch (err) {
+    throw new InvalidInputError('not a chunk address: does not parse as a CID', { cause: err });
+  }
+  assertChunkAddress(cid);
+  return cid;
+}
