@@ -26,7 +26,7 @@ export class MemoryChunkStore implements ChunkStore {
     }
     const address = addressOf(bytes);
     const key = address.toString();
-    if (!this.chunks.has(key)) this.chunks.set(key, bytes.slice());
+    if (!this.chunks.has(key)) this.chunks.set(key, Uint8Array.from(bytes));
     return address;
   }
 
@@ -36,7 +36,7 @@ export class MemoryChunkStore implements ChunkStore {
     const stored = this.chunks.get(address.toString());
     if (stored === undefined) throw new NotFoundError(`no chunk ${address.toString()}`);
     verifyChunk(address, stored);
-    return stored.slice();
+    return Uint8Array.from(stored);
   }
 
   async has(address: ChunkAddress, options: AbortOptions = {}): Promise<boolean> {

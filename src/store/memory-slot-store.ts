@@ -15,7 +15,7 @@ export class MemorySlotStore implements SlotStore {
     throwIfAborted(options.signal);
     checkStorageIndex(storageIndex);
     const entry = this.slots.get(storageIndexHex(storageIndex));
-    return entry && { seq: entry.seq, record: entry.record.slice() };
+    return entry && { seq: entry.seq, record: Uint8Array.from(entry.record) };
   }
 
   async compareAndSwap(
@@ -31,7 +31,7 @@ export class MemorySlotStore implements SlotStore {
     if ((current?.seq ?? null) !== expectedSeq) {
       throw new ConflictError(`slot ${key} is not at the expected seq`);
     }
-    this.slots.set(key, { seq: next.seq, record: next.record.slice() });
+    this.slots.set(key, { seq: next.seq, record: Uint8Array.from(next.record) });
   }
 
   async *list(options: AbortOptions = {}): AsyncIterable<Uint8Array> {

@@ -1,0 +1,102 @@
+import type { DirectoryWriteCap } from '../../cap/index.js';
+import { IntegrityError, type AbortOptions } from '../../errors.js';
+import type { ChunkAddress, ChunkStore } from '../../store/chunk-store.js';
+import type { SlotStore } from '../../store/slot-store.js';
+import type { DirectoryKeys } from './keys.js';
+import type { NodeCache } from './node-cache.js';
+import { nodeCount, openNode, type DirNode } from './node-format.js';
+
+/**
+ * How a writer shapes the HAMT. Readers follow whatever shape they find (a
+ * branch states its own fan-out), so these are writer policy, not format;
+ * but every v1 writer MUST use DEFAULT_LAYOUT so that one set of names has one
+ * shape whoever wrote it (see docs/spec/directories.md for the measurements
+ * behind the numbers).
+ */
+export interface DirectoryLayout {
+  /** A subtree of at most this many entries is one bucket; more, a branch. */
+  bucketMax: number;
+  /** A branch has 2^branchBits children. */
+  branchBits: number;
+}
+
+export const DEFAULT_LAYOUT: DirectoryLayout = { bucketMax: 32, branchBits: 3 };
+
+/** Everything the directories of one Tree share. */
+export interface DirectoryContext {
+  readonly chunks: ChunkStore;
+  readonly slots: SlotStore;
+  readonly cache: NodeCache;
+  readonly layout: DirectoryLayout;
+  /** Source of write secrets and nonces (crypto randomness; tests inject a fixed one for vectors). */
+  readonly randomBytes: (n: number) => Uint8Array;
+  /** Compare-and-swap attempts per mutation before TransientError. */
+  readonly maxAttempts: number;
+  /** Serializes mutations of one directory within this Tree (they would only conflict). */
+  readonly locks: KeyedMutex;
+  createDirectory(options?: AbortOptions): Promise<DirectoryWriteCap>;
+}
+
+/** Node puts or gets one operation keeps in flight (a split writes up to 2^bits buckets). */
+export const NODE_IO_CONCURRENCY = 8;
+
+/**
+ * Fetches, opens and caches a node. `expectedCount` is what the parent
+ * pointer says the subtree holds; a node disagreeing with its parent is as
+ * corrupt as one that fails its tag.
+ */
+export async function loadNode(
+  ctx: DirectoryContext,
+  keys: DirectoryKeys,
+  address: ChunkAddress,
+  expectedCount: number | undefined,
+  options: AbortOptions = {},
+): Promise<DirNode> {
+  const id = address.toString();
+  let node = ctx.cache.get(keys.siHex, id);
+  if (!node) {
+    const blob = await ctx.chunks.get(address, options);
+    const opened = openNode(keys, address, blob);
+    node = opened.node;
+    ctx.cache.set(keys.siHex, id, node, opened.size);
+  }
+  if (expectedCount !== undefined && nodeCount(node) !== expectedCount) {
+    throw new IntegrityError(id, 'directory node');
+  }
+  return node;
+}
+
+/** A chain of promises per key: run(key, fn) starts fn after every earlier fn for that key settled. */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const result = previous.then(fn, fn);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    try {
+      return await result;
+    } finally {
+      // Only the last waiter removes the key, so the map holds one entry per busy directory.
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+/** Maps with at most `limit` calls in flight, keeping order. */
+export async function mapLimit<T, U>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<U>): Promise<U[]> {
+  const out = new Array<U>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,68 @@
+import { DirectoryWriteCap, type DirectoryCap } from '../../cap/index.js';
+import { TAG, taggedHash, taggedHmac, type SigningKey } from '../../crypto/index.js';
+import { storageIndexHex } from '../../store/slot-limits.js';
+
+/**
+ * Every key a directory view needs, derived once from its cap.
+ *
+ *   W (write secret, 32 random bytes)
+ *   ├─ signing seed = H(dirSigningSeed, W) → Ed25519 (private, public P)
+ *   ├─ R  = H(dirReadKey, W)                  read key
+ *   │   ├─ Kn = H(dirNodeKey, R)              seals every node blob
+ *   │   └─ Kh = H(dirNameHashKey, R)          keys the name hash
+ *   └─ Kc = H(dirChildWriteCapKey, W)         seals child write secrets
+ *   SI = H(dirStorageIndex, P)                the public slot key
+ *
+ * H is taggedHash (src/crypto/kdf.ts). Kc hangs off W, not R, which is what
+ * makes read access transitively read-only: a holder of R can open every
+ * node but not one sealed child write secret.
+ */
+export class DirectoryKeys {
+  readonly storageIndex: Uint8Array;
+  /** Lower-case hex of the storage index: how errors and logs name a directory. */
+  readonly siHex: string;
+  readonly readKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly nodeKey: Uint8Array;
+  private readonly nameHashKey: Uint8Array;
+  /** Present only for a write cap. */
+  readonly writer?: { signingKey: SigningKey; childCapKey: Uint8Array };
+
+  constructor(cap: DirectoryCap) {
+    this.readKey = cap.readonly().readKey;
+    this.publicKey = cap.readonly().publicKey;
+    this.storageIndex = cap.storageIndex;
+    this.siHex = storageIndexHex(this.storageIndex);
+    this.nodeKey = taggedHash(TAG.dirNodeKey, this.readKey);
+    this.nameHashKey = taggedHash(TAG.dirNameHashKey, this.readKey);
+    if (cap instanceof DirectoryWriteCap) {
+      this.writer = {
+        signingKey: cap.signingKey,
+        childCapKey: taggedHash(TAG.dirChildWriteCapKey, cap.writeSecret),
+      };
+    }
+  }
+
+  /**
+   * Where a name lives in the HAMT: HMAC-SHA256 keyed by Kh over the NFC
+   * name's UTF-8 bytes. Keyed, so the tree's shape says nothing about names to
+   * anyone without R; the HMAC tag is the key's own tag (taggedHmac needs one,
+   * and the key already separates this use from every other).
+   */
+  nameHash(nameUtf8: Uint8Array): Uint8Array {
+    return taggedHmac(this.nameHashKey, TAG.dirNameHashKey, nameUtf8);
+  }
+}
+
+/** `bits` bits of `hash` starting at bit `offset`, most significant bit first. */
+export function hashBits(hash: Uint8Array, offset: number, bits: number): number {
+  let value = 0;
+  for (let i = 0; i < bits; i++) {
+    const bit = offset + i;
+    value = (value << 1) | ((hash[bit >> 3]! >> (7 - (bit & 7))) & 1);
+  }
+  return value;
+}
+
+/** Bits in a name hash: a HAMT never goes deeper than this. */
+export const NAME_HASH_BITS = 256;

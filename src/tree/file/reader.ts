@@ -1,0 +1,198 @@
+import { AeadError, GCM_TAG_BYTES, openConvergent } from '../../crypto/index.js';
+import { FileReadCap, LiteralCap, type FileCap } from '../../cap/index.js';
+import { IntegrityError, InvalidInputError, throwIfAborted, type AbortOptions } from '../../errors.js';
+import type { ChunkStore } from '../../store/chunk-store.js';
+import type { Checksums, FileReader } from '../api.js';
+import { abortable, ignoreRejection } from './abortable.js';
+import { CHUNK_KEY_BYTES, chunkLength, type ManifestHeader } from './format.js';
+import { addressAt, fetchManifest, openAddressSection, openKeySection } from './manifest.js';
+import { checksumsOf, copyChecksums } from './checksums.js';
+
+/** Decrypted chunks kept for random and sequential read() callers. */
+export const READ_CACHE_CHUNKS = 4;
+/** Chunks stream() fetches ahead of the one it is yielding. */
+export const STREAM_PREFETCH_CHUNKS = 4;
+/**
+ * Largest single read(): the result is allocated whole, so a caller asking
+ * for a whole big file gets InvalidInputError and should use stream().
+ * SFTP reads are at most a few hundred KiB.
+ */
+export const MAX_READ_BYTES = 64 * 1024 * 1024;
+
+/** Opens a file cap for reading: a literal needs no store, a CHK cap fetches and checks its manifest. */
+export async function openFile(store: ChunkStore, cap: FileCap, options: AbortOptions = {}): Promise<FileReader> {
+  throwIfAborted(options.signal);
+  if (cap instanceof LiteralCap) return new LiteralFileReader(cap.data);
+  if (cap instanceof FileReadCap) {
+    const manifest = await fetchManifest(store, cap.manifestHash, cap.size, options);
+    const addresses = openAddressSection(manifest, cap.verifyKey);
+    const { keys, checksums } = openKeySection(manifest, cap.manifestKey);
+    return new ChunkedFileReader(store, manifest.header, addresses, keys, checksums);
+  }
+  throw new InvalidInputError('not a file cap');
+}
+
+/** Normalizes a read range; undefined when it is empty. */
+function clampRange(size: number, start: number, end: number): { start: number; end: number } | undefined {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < 0) {
+    throw new InvalidInputError('read range must be non-negative integers');
+  }
+  const to = Math.min(end, size);
+  return start < to ? { start, end: to } : undefined;
+}
+
+function readRange(size: number, offset: number, length: number): { start: number; end: number } | undefined {
+  if (!Number.isSafeInteger(length) || length < 0) throw new InvalidInputError('read length must be a non-negative integer');
+  const range = clampRange(size, offset, offset < size ? offset + Math.min(length, size - offset) : offset);
+  if (range && range.end - range.start > MAX_READ_BYTES) {
+    throw new InvalidInputError(`reads are limited to ${MAX_READ_BYTES} bytes; stream larger ranges`);
+  }
+  return range;
+}
+
+export class LiteralFileReader implements FileReader {
+  readonly #data: Uint8Array;
+  constructor(data: Uint8Array) {
+    this.#data = data;
+  }
+  get size(): number {
+    return this.#data.length;
+  }
+  async checksums(): Promise<Checksums> {
+    return checksumsOf(this.#data);
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const range = readRange(this.size, offset, length);
+    return range ? new Uint8Array(this.#data.subarray(range.start, range.end)) : new Uint8Array(0);
+  }
+  async *stream(start = 0, end = Number.MAX_SAFE_INTEGER): AsyncIterable<Uint8Array> {
+    const range = clampRange(this.size, start, end);
+    if (range) yield new Uint8Array(this.#data.subarray(range.start, range.end));
+  }
+}
+
+/**
+ * Reads a CHK file. Every chunk is checked three ways before a byte of it is
+ * returned: the store re-hashes it against its CID, its length must be the
+ * expected chunk length plus the tag, and AES-GCM must authenticate it under
+ * its key from the (already authenticated) manifest. A failure is
+ * IntegrityError naming the chunk's CID; a missing chunk is the store's
+ * NotFoundError.
+ *
+ * Bounds: read() keeps at most READ_CACHE_CHUNKS decrypted chunks (LRU; a
+ * sequential reader's one-chunk read-ahead counts in it); stream() holds at most
+ * STREAM_PREFETCH_CHUNKS + 1 chunks and bypasses the cache, so one long
+ * stream does not evict the chunks of random readers.
+ */
+export class ChunkedFileReader implements FileReader {
+  /** LRU by Map insertion order: index → decrypted chunk (promise, so concurrent readers share one fetch). */
+  readonly #cache = new Map<number, Promise<Uint8Array>>();
+  #lastReadEnd = -1;
+
+  constructor(
+    private readonly store: ChunkStore,
+    private readonly header: ManifestHeader,
+    private readonly addresses: Uint8Array,
+    private readonly keys: Uint8Array,
+    private readonly sums: Checksums,
+  ) {}
+
+  get size(): number {
+    return this.header.size;
+  }
+
+  async checksums(): Promise<Checksums> {
+    return copyChecksums(this.sums);
+  }
+
+  async read(offset: number, length: number, options: AbortOptions = {}): Promise<Uint8Array> {
+    throwIfAborted(options.signal);
+    const range = readRange(this.size, offset, length);
+    if (!range) return new Uint8Array(0);
+    const { chunkSize } = this.header;
+    const first = Math.floor(range.start / chunkSize);
+    const last = Math.floor((range.end - 1) / chunkSize);
+    const out = new Uint8Array(range.end - range.start);
+    for (let windowStart = first; windowStart <= last; windowStart += READ_CACHE_CHUNKS) {
+      const windowEnd = Math.min(last, windowStart + READ_CACHE_CHUNKS - 1);
+      const fetches: Promise<Uint8Array>[] = [];
+      for (let i = windowStart; i <= windowEnd; i++) fetches.push(this.#cached(i));
+      const chunks = await abortable(Promise.all(fetches), options.signal);
+      chunks.forEach((chunk, k) => {
+        const chunkStart = (windowStart + k) * chunkSize;
+        const from = Math.max(range.start, chunkStart) - chunkStart;
+        const to = Math.min(range.end, chunkStart + chunk.length) - chunkStart;
+        out.set(chunk.subarray(from, to), chunkStart + from - range.start);
+      });
+    }
+    // A read starting where the previous one ended is a sequential reader
+    // (sftp get, cp from sshfs, both pipelined in order): fetch its next
+    // chunk now, so it does not stall at every chunk boundary. Random
+    // readers do not trigger this, so they keep the whole cache.
+    const sequential = range.start === this.#lastReadEnd;
+    this.#lastReadEnd = range.end;
+    if (sequential && last + 1 < this.header.chunkCount && !this.#cache.has(last + 1)) {
+      ignoreRejection(this.#cached(last + 1));
+    }
+    return out;
+  }
+
+  async *stream(start = 0, end = Number.MAX_SAFE_INTEGER, options: AbortOptions = {}): AsyncIterable<Uint8Array> {
+    throwIfAborted(options.signal);
+    const range = clampRange(this.size, start, end);
+    if (!range) return;
+    const { chunkSize } = this.header;
+    const first = Math.floor(range.start / chunkSize);
+    const last = Math.floor((range.end - 1) / chunkSize);
+    const ahead: Promise<Uint8Array>[] = [];
+    let next = first;
+    try {
+      for (let i = first; i <= last; i++) {
+        while (next <= last && ahead.length <= STREAM_PREFETCH_CHUNKS) {
+          const fetch = this.#fetch(next++, options);
+          ignoreRejection(fetch); // awaited below in order; handled here in case the consumer stops early
+          ahead.push(fetch);
+        }
+        const chunk = await ahead.shift()!;
+        const chunkStart = i * chunkSize;
+        const from = Math.max(range.start, chunkStart) - chunkStart;
+        const to = Math.min(range.end, chunkStart + chunk.length) - chunkStart;
+        yield chunk.subarray(from, to);
+      }
+    } finally {
+      ahead.length = 0;
+    }
+  }
+
+  /** Chunk `index` through the LRU; the fetch itself takes no caller signal, since several callers may share it. */
+  #cached(index: number): Promise<Uint8Array> {
+    let entry = this.#cache.get(index);
+    if (entry !== undefined) {
+      this.#cache.delete(index);
+      this.#cache.set(index, entry);
+      return entry;
+    }
+    entry = this.#fetch(index, {});
+    this.#cache.set(index, entry);
+    const stored = entry;
+    entry.catch(() => {
+      if (this.#cache.get(index) === stored) this.#cache.delete(index);
+    });
+    while (this.#cache.size > READ_CACHE_CHUNKS) this.#cache.delete(this.#cache.keys().next().value!);
+    return entry;
+  }
+
+  async #fetch(index: number, options: AbortOptions): Promise<Uint8Array> {
+    const address = addressAt(this.addresses, index);
+    const sealed = await this.store.get(address, options);
+    const expected = chunkLength(this.header, index);
+    if (sealed.length !== expected + GCM_TAG_BYTES) throw new IntegrityError(address.toString(), 'chunk');
+    const key = this.keys.subarray(index * CHUNK_KEY_BYTES, (index + 1) * CHUNK_KEY_BYTES);
+    try {
+      return openConvergent(key, sealed);
+    } catch (err) {
+      if (err instanceof AeadError) throw new IntegrityError(address.toString(), 'chunk');
+      throw err;
+    }
+  }
+}

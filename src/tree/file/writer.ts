@@ -1,0 +1,273 @@
+import { createHash, type Hash } from 'node:crypto';
+import { LITERAL_MAX_BYTES, FileReadCap, LiteralCap } from '../../cap/index.js';
+import { sealConvergent, sha256 } from '../../crypto/index.js';
+import { AbortError, InvalidInputError, UnsupportedError, throwIfAborted, type AbortOptions } from '../../errors.js';
+import { isChunkAddress } from '../../store/address.js';
+import type { ChunkStore } from '../../store/chunk-store.js';
+import type { Checksums, FileWriter, UploadResult } from '../api.js';
+import { abortable, anySignal } from './abortable.js';
+import {
+  ADDRESS_BYTES, CHUNK_KEY_BYTES, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, deriveChunkKey,
+  deriveManifestKey, deriveVerifyKey, isValidChunkSize, maxFileSize,
+} from './format.js';
+import { encodeManifest } from './manifest.js';
+
+export interface FileWriterOptions {
+  /** Plaintext bytes per chunk, in [MIN_CHUNK_SIZE, MAX_CHUNK_SIZE]; default DEFAULT_CHUNK_SIZE. */
+  chunkSize?: number;
+  /** Chunk puts in flight at once, 1..64; default 4. */
+  concurrency?: number;
+}
+
+export const DEFAULT_CONCURRENCY = 4;
+const MAX_CONCURRENCY = 64;
+
+type State = 'open' | 'finishing' | 'done' | 'aborted';
+
+/**
+ * The streaming CHK writer (format: format.ts, manifest.ts, docs/spec/files.md).
+ *
+ * Memory bound: at most (concurrency + 2) chunk-sized buffers: the one
+ * plaintext buffer being filled (reused for every chunk), up to
+ * concurrency − 1 sealed chunks in flight while one more is being sealed
+ * (sealConvergent briefly holds its body and the concatenated copy), plus
+ * the manifest lists, 68 bytes per chunk (≤ 16 MiB, see MAX_CHUNK_COUNT).
+ * write() waits for a free put slot before sealing, which is the
+ * backpressure: a fast sender waits for the store instead of growing memory.
+ *
+ * write() copies its bytes before it resolves, so the caller may reuse its
+ * buffer then. A caller's signal that fires before a write begins rejects
+ * just that call; one that fires while a write waits (its bytes half
+ * accepted) ends the writer, like a failed put. A write past
+ * maxFileSize(chunkSize) is UnsupportedError and leaves the writer usable.
+ *
+ * Write order: chunks (in parallel), then the manifest once every chunk put
+ * has resolved, then the cap is returned; a directory entry (the caller's
+ * job) can only ever point at a complete file.
+ */
+export class ChunkedFileWriter implements FileWriter {
+  readonly #store: ChunkStore;
+  readonly #convergence: Uint8Array;
+  readonly #chunkSize: number;
+  readonly #concurrency: number;
+  readonly #maxSize: number;
+  #size = 0;
+  #state: State = 'open';
+  #failure: unknown;
+  /** Aborts puts in flight when the writer is aborted or a put fails. */
+  readonly #controller = new AbortController();
+  /** Serializes write() and finish(), so overlapping calls keep their order. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  #buffer: Buffer | undefined;
+  #fill = 0;
+  readonly #hashes: { sha256: Hash; md5: Hash; sha1: Hash };
+  #chunkCount = 0;
+  #addresses = new GrowableBytes(ADDRESS_BYTES);
+  #keys = new GrowableBytes(CHUNK_KEY_BYTES);
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(store: ChunkStore, convergence: Uint8Array, options: FileWriterOptions = {}) {
+    if (convergence.length !== 32) throw new RangeError('convergence secret must be 32 bytes');
+    const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    if (!isValidChunkSize(chunkSize)) {
+      throw new RangeError(`chunk size must be an integer in [${MIN_CHUNK_SIZE}, ${MAX_CHUNK_SIZE}]`);
+    }
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
+      throw new RangeError(`concurrency must be an integer in [1, ${MAX_CONCURRENCY}]`);
+    }
+    this.#store = store;
+    this.#convergence = new Uint8Array(convergence);
+    this.#chunkSize = chunkSize;
+    this.#concurrency = concurrency;
+    this.#maxSize = maxFileSize(chunkSize);
+    this.#hashes = { sha256: createHash('sha256'), md5: createHash('md5'), sha1: createHash('sha1') };
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  write(data: Uint8Array, options: AbortOptions = {}): Promise<void> {
+    return this.#serialize(() => this.#ingest(data, options.signal));
+  }
+
+  finish(options: AbortOptions = {}): Promise<UploadResult> {
+    return this.#serialize(() => this.#finish(options.signal));
+  }
+
+  abort(): void {
+    if (this.#state === 'done' || this.#state === 'aborted') return;
+    this.#state = 'aborted';
+    this.#controller.abort();
+    this.#release();
+  }
+
+  #serialize<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(op, op);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Throws if the writer can no longer accept work: aborted, failed, or finished. */
+  #checkUsable(): void {
+    if (this.#state === 'aborted') throw new AbortError('the file writer was aborted');
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#state !== 'open') throw new InvalidInputError('the file writer is already finishing or finished');
+  }
+
+  async #ingest(data: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+    this.#checkUsable();
+    throwIfAborted(signal);
+    if (this.#size + data.length > this.#maxSize) {
+      throw new UnsupportedError(`files over ${this.#maxSize} bytes need a larger chunk size (manifest limit)`);
+    }
+    // From here on a failure leaves bytes half-accepted, so it ends the writer.
+    try {
+      this.#hashes.sha256.update(data);
+      this.#hashes.md5.update(data);
+      this.#hashes.sha1.update(data);
+      this.#size += data.length;
+      let offset = 0;
+      while (offset < data.length) {
+        // allocUnsafeSlow: pages are touched only as they fill, so a tiny file costs a page, not a chunk.
+        const buffer = (this.#buffer ??= Buffer.allocUnsafeSlow(this.#chunkSize));
+        const n = Math.min(this.#chunkSize - this.#fill, data.length - offset);
+        buffer.set(data.subarray(offset, offset + n), this.#fill);
+        this.#fill += n;
+        offset += n;
+        if (this.#fill === this.#chunkSize) await this.#sealAndPut(signal);
+      }
+    } catch (err) {
+      this.#failWith(err);
+      throw this.#failure ?? err;
+    }
+  }
+
+  async #finish(signal: AbortSignal | undefined): Promise<UploadResult> {
+    this.#checkUsable();
+    throwIfAborted(signal);
+    this.#state = 'finishing';
+    try {
+      const checksums: Checksums = {
+        sha256: new Uint8Array(this.#hashes.sha256.digest()),
+        md5: new Uint8Array(this.#hashes.md5.digest()),
+        sha1: new Uint8Array(this.#hashes.sha1.digest()),
+      };
+      if (this.#size <= LITERAL_MAX_BYTES) {
+        // No chunk was ever cut: the first chunk is cut at ≥ MIN_CHUNK_SIZE > 64 bytes.
+        const data = this.#buffer ? new Uint8Array(this.#buffer.subarray(0, this.#fill)) : new Uint8Array(0);
+        this.#done();
+        return { cap: new LiteralCap(data), size: data.length, checksums };
+      }
+      if (this.#fill > 0) await this.#sealAndPut(signal);
+      while (this.#inFlight.size > 0) await this.#waitForPut(signal);
+      this.#throwIfFailed();
+
+      const header = { chunkSize: this.#chunkSize, size: this.#size, chunkCount: this.#chunkCount };
+      const manifestKey = deriveManifestKey(this.#convergence, this.#size, this.#chunkSize, checksums.sha256);
+      const manifest = encodeManifest(manifestKey, deriveVerifyKey(manifestKey), {
+        header,
+        addresses: this.#addresses.bytes(this.#chunkCount),
+        keys: this.#keys.bytes(this.#chunkCount),
+        checksums,
+      });
+      await abortable(this.#store.put(manifest, { signal: anySignal(signal, this.#controller.signal) }), this.#controller.signal);
+      this.#throwIfFailed();
+      const cap = new FileReadCap(manifestKey, sha256(manifest), this.#size);
+      this.#done();
+      return { cap, size: this.#size, checksums };
+    } catch (err) {
+      this.#failWith(err);
+      throw this.#failure ?? err;
+    }
+  }
+
+  /** Seals the buffered chunk and starts its put once a slot is free; the buffer is then reused. */
+  async #sealAndPut(signal: AbortSignal | undefined): Promise<void> {
+    while (this.#inFlight.size >= this.#concurrency) await this.#waitForPut(signal);
+    this.#throwIfFailed();
+    const plaintext = this.#buffer!.subarray(0, this.#fill);
+    const key = deriveChunkKey(this.#convergence, sha256(plaintext));
+    const sealed = sealConvergent(key, plaintext);
+    this.#fill = 0;
+    const index = this.#chunkCount++;
+    this.#keys.set(index, key);
+    this.#addresses.reserve(index);
+    const put = this.#store.put(sealed, { signal: this.#controller.signal }).then(
+      (address) => {
+        if (!isChunkAddress(address)) throw new TypeError('chunk store returned a malformed address');
+        this.#addresses.set(index, address.bytes);
+      },
+    );
+    const tracked: Promise<void> = put
+      .catch((err: unknown) => this.#failWith(err))
+      .finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(tracked);
+  }
+
+  /** Waits for any put in flight to settle (they never reject: failures are recorded). */
+  async #waitForPut(signal: AbortSignal | undefined): Promise<void> {
+    await abortable(Promise.race(this.#inFlight), anySignal(signal, this.#controller.signal));
+    this.#throwIfFailed();
+  }
+
+  #throwIfFailed(): void {
+    if (this.#state === 'aborted') throw new AbortError('the file writer was aborted');
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /**
+   * Records the first failure and stops the other puts. A caller's signal
+   * firing mid-write counts: bytes were half accepted, the writer cannot go on.
+   */
+  #failWith(err: unknown): void {
+    if (this.#state === 'aborted' || this.#state === 'done') return;
+    if (this.#failure === undefined) {
+      this.#failure = err;
+      this.#controller.abort();
+      this.#release();
+    }
+  }
+
+  #done(): void {
+    this.#state = 'done';
+    this.#release();
+  }
+
+  #release(): void {
+    this.#buffer = undefined;
+    this.#fill = 0;
+    this.#addresses = new GrowableBytes(ADDRESS_BYTES);
+    this.#keys = new GrowableBytes(CHUNK_KEY_BYTES);
+  }
+}
+
+/**
+ * Fixed-width records in one buffer that doubles as it fills (the chunk
+ * count is unknown until finish). Amortized O(1) per record, at most 2× the
+ * final size, and no per-record object.
+ */
+class GrowableBytes {
+  #buffer = new Uint8Array(0);
+  constructor(private readonly width: number) {}
+
+  reserve(index: number): void {
+    const needed = (index + 1) * this.width;
+    if (needed <= this.#buffer.length) return;
+    const grown = new Uint8Array(Math.max(needed, this.#buffer.length * 2, 64 * this.width));
+    grown.set(this.#buffer);
+    this.#buffer = grown;
+  }
+
+  set(index: number, record: Uint8Array): void {
+    if (record.length !== this.width) throw new RangeError('record of the wrong width');
+    this.reserve(index);
+    this.#buffer.set(record, index * this.width);
+  }
+
+  bytes(count: number): Uint8Array {
+    return this.#buffer.subarray(0, count * this.width);
+  }
+}

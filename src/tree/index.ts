@@ -1,0 +1,20 @@
+/**
+ * The tree layer: immutable files (./file, docs/spec/files.md) and mutable
+ * directories (./dir, docs/spec/directories.md and slots.md) behind the Tree
+ * facade. The SFTP layer and the CLI import from here only.
+ */
+export type {
+  Checksums, DirEntry, Directory, EntryMetadata, FileChunkList, FileReader, FileWriter,
+  LinkOptions, ResolvedNode, Tree, TreeOptions, UploadResult,
+} from './api.js';
+export { createTree, DEFAULT_MAX_ATTEMPTS, MAX_RESOLVE_DEPTH, type CreateTreeOptions } from './tree.js';
+export { normalizeName, MAX_NAME_BYTES } from './names.js';
+export {
+  moveEntry, DEFAULT_LAYOUT, DEFAULT_NODE_CACHE_BYTES, NODE_FORMAT_VERSION, SLOT_FORMAT_VERSION,
+  type DirectoryLayout,
+} from './dir/index.js';
+export {
+  createFileWriter, openFile, fileChunks, uploadBytes, DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE,
+  type FileWriterOptions,
+} from './file/index.js';
+export { EncryptedSpool, cleanSpoolDir } from './spool.js';

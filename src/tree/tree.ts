@@ -1,0 +1,130 @@
+import {
+  DirectoryReadCap, DirectoryVerifyCap, DirectoryWriteCap, FileReadCap, LiteralCap,
+  type DirectoryCap, type FileCap, type FileVerifyCap,
+} from '../cap/index.js';
+import { randomBytes } from '../crypto/index.js';
+import {
+  InvalidInputError, NotADirectoryError, NotFoundError, PermissionError, type AbortOptions,
+} from '../errors.js';
+import type { ChunkStore } from '../store/chunk-store.js';
+import type { SlotStore } from '../store/slot-store.js';
+import type { DirEntry, Directory, FileChunkList, FileReader, FileWriter, ResolvedNode, Tree, TreeOptions } from './api.js';
+import { DEFAULT_LAYOUT, KeyedMutex, type DirectoryContext, type DirectoryLayout } from './dir/context.js';
+import { createDirectory } from './dir/create.js';
+import { DirectoryHandle } from './dir/directory.js';
+import { DEFAULT_NODE_CACHE_BYTES, NodeCache } from './dir/node-cache.js';
+import * as files from './file/index.js';
+
+export interface CreateTreeOptions extends TreeOptions {
+  chunks: ChunkStore;
+  slots: SlotStore;
+  /** Bound, in bytes, of the decoded directory-node cache shared by every directory (default 16 MiB). */
+  nodeCacheBytes?: number;
+}
+
+/**
+ * Knobs for tests and benchmarks only, never for a gateway: a fixed random
+ * source makes directory bytes reproducible (test/vectors/dirs.json), and a
+ * different layout lets src/bench/dir-growth.ts measure the alternatives.
+ * Not exported from src/tree/index.ts.
+ */
+export interface TreeInternals {
+  randomBytes?: (n: number) => Uint8Array;
+  layout?: DirectoryLayout;
+  maxAttempts?: number;
+}
+
+/** Compare-and-swap attempts per directory mutation before TransientError. */
+export const DEFAULT_MAX_ATTEMPTS = 64;
+/** Longest path resolve() walks; a bound on work, far beyond any real tree. */
+export const MAX_RESOLVE_DEPTH = 1024;
+
+/**
+ * The tree layer's facade over one ChunkStore and one SlotStore. One per
+ * gateway, shared by all sessions: it holds only the node cache, so any
+ * number of Trees (in one process or many) may serve the same stores.
+ * close() drops the cache; the stores belong to the caller, who closes them.
+ */
+export function createTree(options: CreateTreeOptions): Tree {
+  return createTreeWithInternals(options, {});
+}
+
+export function createTreeWithInternals(options: CreateTreeOptions, internals: TreeInternals): Tree {
+  return new CapstanTree(options, internals);
+}
+
+class CapstanTree implements Tree {
+  private readonly ctx: DirectoryContext;
+  private readonly chunkSize?: number;
+
+  constructor(options: CreateTreeOptions, internals: TreeInternals) {
+    const { chunks, slots } = options;
+    this.chunkSize = options.chunkSize;
+    const ctx: DirectoryContext = {
+      chunks,
+      slots,
+      cache: new NodeCache(options.nodeCacheBytes ?? DEFAULT_NODE_CACHE_BYTES),
+      layout: internals.layout ?? DEFAULT_LAYOUT,
+      randomBytes: internals.randomBytes ?? randomBytes,
+      maxAttempts: internals.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      locks: new KeyedMutex(),
+      createDirectory: (opts) => createDirectory(ctx, opts),
+    };
+    this.ctx = ctx;
+  }
+
+  createDirectory(options?: AbortOptions): Promise<DirectoryWriteCap> {
+    return createDirectory(this.ctx, options);
+  }
+
+  directory(cap: DirectoryCap): Directory {
+    if (!(cap instanceof DirectoryWriteCap) && !(cap instanceof DirectoryReadCap)) {
+      throw new InvalidInputError('not a readable directory cap');
+    }
+    return new DirectoryHandle(this.ctx, cap);
+  }
+
+  async resolve(root: DirectoryCap, components: readonly string[], options: AbortOptions = {}): Promise<ResolvedNode> {
+    if (components.length > MAX_RESOLVE_DEPTH) throw new InvalidInputError('path too deep');
+    let dir = this.directory(root);
+    if (components.length === 0) return { type: 'directory', cap: root };
+    for (let i = 0; ; i++) {
+      const entry = await dir.lookup(components[i]!, options);
+      if (!entry) throw new NotFoundError('no such entry');
+      if (i === components.length - 1) return resolvedNode(entry);
+      const cap = entry.cap;
+      if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap) {
+        // A read-only directory's lookup already returned a read cap, so
+        // everything below it resolves read-only too.
+        dir = this.directory(cap);
+      } else if (cap instanceof DirectoryVerifyCap) {
+        throw new PermissionError('directory cannot be read with the cap held');
+      } else {
+        throw new NotADirectoryError('not a directory');
+      }
+    }
+  }
+
+  createFileWriter(convergence: Uint8Array): FileWriter {
+    return files.createFileWriter(this.ctx.chunks, convergence, { chunkSize: this.chunkSize });
+  }
+
+  openFile(cap: FileCap, options?: AbortOptions): Promise<FileReader> {
+    return files.openFile(this.ctx.chunks, cap, options);
+  }
+
+  fileChunks(cap: FileCap | FileVerifyCap, options?: AbortOptions): Promise<FileChunkList | undefined> {
+    return files.fileChunks(this.ctx.chunks, cap, options);
+  }
+
+  async close(): Promise<void> {
+    this.ctx.cache.clear();
+  }
+}
+
+function resolvedNode(entry: DirEntry): ResolvedNode {
+  const cap = entry.cap;
+  if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap) return { type: 'directory', cap, entry };
+  if (cap instanceof FileReadCap || cap instanceof LiteralCap) return { type: 'file', cap, entry };
+  return { type: 'unknown', cap, entry };
+}

@@ -1,0 +1,193 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DirectoryWriteCap, FileReadCap } from '../../src/cap/index.js';
+import { randomBytes } from '../../src/crypto/index.js';
+import type { ChunkAddress } from '../../src/store/chunk-store.js';
+import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
+import { LevelSlotStore } from '../../src/store/level-slot-store.js';
+import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
+import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
+import { storageIndexHex } from '../../src/store/slot-limits.js';
+import type { Directory, EntryMetadata, Tree } from '../../src/tree/api.js';
+import { encodeSlotRecord, verifySlotRecord } from '../../src/tree/dir/slot-record.js';
+import { createTree } from '../../src/tree/index.js';
+
+const meta: EntryMetadata = { size: 1, mtimeMs: 1, ctimeMs: 1 };
+const fileCap = (): FileReadCap => new FileReadCap(randomBytes(32), randomBytes(32), 1);
+
+async function drain(dir: Directory): Promise<number> {
+  let n = 0;
+  for await (const _ of dir.list()) n++;
+  return n;
+}
+
+/** The raw bytes MemoryChunkStore holds for an address (tests reach in to simulate rot, as its doc says). */
+function rawChunk(store: MemoryChunkStore, address: ChunkAddress): Uint8Array {
+  return (store as unknown as { chunks: Map<string, Uint8Array> }).chunks.get(address.toString())!;
+}
+
+describe('tampering with a directory is IntegrityError, never a crash or wrong data', () => {
+  let chunks: MemoryChunkStore;
+  let slots: MemorySlotStore;
+  let tree: Tree;
+  let cap: DirectoryWriteCap;
+  let dir: Directory;
+  let si: Uint8Array;
+  let siHex: string;
+
+  const current = async () => {
+    const entry = (await slots.get(si))!;
+    return { entry, version: verifySlotRecord(cap.publicKey, siHex, entry) };
+  };
+  /** Puts `record` as the slot's next version, as a misbehaving store (or a writer) could. */
+  const replaceRecord = async (record: Uint8Array, seqDelta = 1n) => {
+    const entry = (await slots.get(si))!;
+    await slots.compareAndSwap(si, entry.seq, { seq: entry.seq + seqDelta, record });
+  };
+  const expectSlotIntegrityError = async () => {
+    // A fresh Tree: nothing cached.
+    const fresh = createTree({ chunks, slots });
+    for (const attempt of [() => fresh.directory(cap).count(), () => fresh.directory(cap.readonly()).lookup('a'), () => drain(fresh.directory(cap))]) {
+      await expect(attempt()).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: siHex });
+    }
+    await expect(fresh.directory(cap).link('z', fileCap(), meta)).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: siHex });
+  };
+
+  beforeEach(async () => {
+    chunks = new MemoryChunkStore();
+    slots = new MemorySlotStore();
+    tree = createTree({ chunks, slots });
+    cap = await tree.createDirectory();
+    dir = tree.directory(cap);
+    si = cap.storageIndex;
+    siHex = storageIndexHex(si);
+    for (const name of ['a', 'b', 'c']) await dir.link(name, fileCap(), meta);
+  });
+  afterEach(async () => {
+    await tree.close();
+  });
+
+  it('a flipped byte in a stored node blob fails list and lookup', async () => {
+    const { version } = await current();
+    rawChunk(chunks, version.root)[40] ^= 0x01;
+    const fresh = createTree({ chunks, slots });
+    await expect(drain(fresh.directory(cap))).rejects.toMatchObject({ name: 'IntegrityError' });
+    await expect(fresh.directory(cap).lookup('a')).rejects.toMatchObject({ name: 'IntegrityError' });
+  });
+
+  it('a node whose address matches but whose ciphertext was altered (re-signed slot) fails its AEAD tag', async () => {
+    const { version } = await current();
+    const blob = await chunks.get(version.root);
+    blob[blob.length - 1] ^= 0x80;
+    const forged = await chunks.put(blob);
+    await replaceRecord(encodeSlotRecord(cap.signingKey, si, { seq: (await current()).entry.seq + 1n, root: forged }));
+    const fresh = createTree({ chunks, slots });
+    await expect(fresh.directory(cap).lookup('a')).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: forged.toString() });
+    await expect(drain(fresh.directory(cap.readonly()))).rejects.toMatchObject({ name: 'IntegrityError' });
+  });
+
+  it("a slot pointed at another directory's node fails, even with that node cached in the same Tree", async () => {
+    const other = await tree.createDirectory();
+    await tree.directory(other).link('secret', fileCap(), meta);
+    // Cache the other directory's root in this Tree.
+    expect(await tree.directory(other).count()).toBe(1);
+    const otherRoot = verifySlotRecord(other.publicKey, storageIndexHex(other.storageIndex), (await slots.get(other.storageIndex))!).root;
+    await replaceRecord(encodeSlotRecord(cap.signingKey, si, { seq: (await current()).entry.seq + 1n, root: otherRoot }));
+    await expect(dir.lookup('secret')).rejects.toMatchObject({ name: 'IntegrityError' });
+    await expect(drain(dir)).rejects.toMatchObject({ name: 'IntegrityError' });
+  });
+
+  it('a flipped seq in the record', async () => {
+    const record = (await current()).entry.record.slice();
+    record[1 + 32 + 7] ^= 0x01;
+    await replaceRecord(record);
+    await expectSlotIntegrityError();
+  });
+
+  it('a record whose seq does not match the entry seq (a store relabelling an old record as new)', async () => {
+    await replaceRecord((await current()).entry.record.slice());
+    await expectSlotIntegrityError();
+  });
+
+  it('a flipped byte in the root address', async () => {
+    const record = (await current()).entry.record.slice();
+    record[1 + 32 + 8 + 1 + 10] ^= 0x01;
+    await replaceRecord(record);
+    await expectSlotIntegrityError();
+  });
+
+  it('a flipped signature byte', async () => {
+    const record = (await current()).entry.record.slice();
+    record[record.length - 5] ^= 0x01;
+    await replaceRecord(record);
+    await expectSlotIntegrityError();
+  });
+
+  it('a flipped storage index byte, a wrong version byte, a truncated record, garbage', async () => {
+    const good = (await current()).entry.record;
+    const variants = [
+      (() => { const r = good.slice(); r[5] ^= 0x01; return r; })(),
+      (() => { const r = good.slice(); r[0] = 2; return r; })(),
+      good.slice(0, good.length - 1),
+      good.slice(0, 10),
+      new Uint8Array(0),
+      randomBytes(good.length),
+    ];
+    for (const record of variants) {
+      await replaceRecord(record);
+      await expectSlotIntegrityError();
+    }
+  });
+
+  it('a record signed by a different key', async () => {
+    const { entry, version } = await current();
+    const impostor = new DirectoryWriteCap(randomBytes(32));
+    // Claims this directory's SI, signed by someone else.
+    await replaceRecord(encodeSlotRecord(impostor.signingKey, si, { seq: entry.seq + 1n, root: version.root }));
+    await expectSlotIntegrityError();
+  });
+
+  it("another directory's valid record copied into this slot", async () => {
+    const other = await tree.createDirectory();
+    const theirs = (await slots.get(other.storageIndex))!;
+    const { entry } = await current();
+    await slots.compareAndSwap(si, entry.seq, { seq: theirs.seq > entry.seq ? theirs.seq : entry.seq + 1n, record: theirs.record });
+    await expectSlotIntegrityError();
+  });
+});
+
+describe('tampering on FsChunkStore + LevelSlotStore', () => {
+  let root: string;
+  let chunks: FsChunkStore;
+  let slots: LevelSlotStore;
+
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'capstan-dir-tamper-'));
+    chunks = await FsChunkStore.open(path.join(root, 'chunks'));
+    slots = await LevelSlotStore.open(path.join(root, 'slots'));
+  });
+  afterEach(async () => {
+    await slots.close();
+    await chunks.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('a flipped byte in a node file fails list and lookup', async () => {
+    const tree = createTree({ chunks, slots });
+    const cap = await tree.createDirectory();
+    // Enough entries for a branch, so the flipped node is a bucket below the root.
+    for (let i = 0; i < 100; i++) await tree.directory(cap).link(`n${i}`, fileCap(), meta);
+    const siHex = storageIndexHex(cap.storageIndex);
+    const rootAddress = verifySlotRecord(cap.publicKey, siHex, (await slots.get(cap.storageIndex))!).root;
+    const file = chunks.chunkPath(rootAddress);
+    const bytes = await readFile(file);
+    bytes[bytes.length - 20] ^= 0x04;
+    await writeFile(file, bytes);
+    const fresh = createTree({ chunks, slots });
+    await expect(drain(fresh.directory(cap))).rejects.toMatchObject({ name: 'IntegrityError' });
+    await expect(fresh.directory(cap).lookup('n1')).rejects.toMatchObject({ name: 'IntegrityError' });
+    await expect(fresh.directory(cap).count()).rejects.toMatchObject({ name: 'IntegrityError' });
+  });
+});
