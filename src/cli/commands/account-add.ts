@@ -1,0 +1,87 @@
+import { readFile } from 'node:fs/promises';
+import type { Argv, CommandModule } from 'yargs';
+import { parseDirectoryCap } from '../../cap/index.js';
+import {
+  addAccountLine, formatKeyLine, formatPasswordLine, hashPassword, isValidUserName, listAccounts, MAX_PASSWORD_BYTES,
+} from '../../auth/index.js';
+import { InvalidInputError, NotFoundError } from '../../errors.js';
+import { loadNodeConfig, out, readStdinText, withNode, type GlobalArgs } from '../context.js';
+import { UsageError } from '../errors.js';
+
+interface AccountAddArgs extends GlobalArgs {
+  user: string;
+  key?: string;
+  passwordStdin?: boolean;
+  root?: string;
+}
+
+/** The first key line of an OpenSSH .pub or authorized_keys file. */
+async function readKeyLine(file: string): Promise<string> {
+  const text = (await readFile(file, 'utf8')).slice(0, 64 * 1024);
+  const line = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+  if (line === undefined) throw new InvalidInputError(`${file} holds no public key line`);
+  return line;
+}
+
+/** The password on stdin, without the line break `echo` or a here-string adds. */
+export async function readPasswordFromStdin(): Promise<string> {
+  const text = await readStdinText(MAX_PASSWORD_BYTES + 2);
+  const password = text.replace(/\r?\n$/, '');
+  if (password === '') throw new UsageError('--password-stdin: stdin is empty');
+  return password;
+}
+
+/** The root cap `user` already has in the accounts file, if any. */
+export async function existingRoot(accountsFile: string, user: string): Promise<string | undefined> {
+  try {
+    const { accounts } = await listAccounts(accountsFile, { includeCaps: true });
+    return accounts.find((a) => a.user === user)?.rootCap;
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
+export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
+  command: 'add <user>',
+  describe: 'Add a key or a password for USER and print the root cap (a new root directory unless --root or USER already has one)',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .positional('user', { type: 'string', demandOption: true, describe: 'user name (letters, digits, ._@+-)' })
+      .option('key', { type: 'string', describe: 'OpenSSH public key file (.pub)' })
+      .option('password-stdin', { type: 'boolean', describe: 'read a password from stdin; only its scrypt hash is stored' })
+      .option('root', { type: 'string', describe: 'root directory cap to give the user (default: a new directory)' })
+      .conflicts('key', 'password-stdin')
+      .check((a) => {
+        if (a.key === undefined && a['password-stdin'] !== true) throw new UsageError('give --key FILE or --password-stdin');
+        return true;
+      })
+      .example('$0 account add alice --key ~/.ssh/id_ed25519.pub', 'key login, new root directory')
+      .example('printf %s "$PW" | $0 account add bob --password-stdin --root "$ROOT"', 'password login to an existing directory') as unknown as Argv<AccountAddArgs>,
+  handler: async (args) => {
+    if (!isValidUserName(args.user)) throw new UsageError('invalid user name (allowed: A-Z a-z 0-9 . _ @ + -, 1 to 64 characters)');
+    const config = await loadNodeConfig(args);
+    const accountsFile = config.sftpd.accountsFile;
+
+    // Read and check everything before creating a directory for the account.
+    const keyLine = args.key !== undefined ? await readKeyLine(args.key) : undefined;
+    if (keyLine !== undefined) formatKeyLine(args.user, keyLine, 'CS1:DIR:placeholder');
+    const hash = args.passwordStdin === true ? await hashPassword(await readPasswordFromStdin()) : undefined;
+
+    const current = await existingRoot(accountsFile, args.user);
+    let rootCap: string;
+    if (args.root !== undefined) {
+      rootCap = parseDirectoryCap(args.root).toString();
+      if (current !== undefined && current !== rootCap) {
+        throw new InvalidInputError(`${args.user} already has a different root directory; remove the account first to change it`);
+      }
+    } else if (current !== undefined) {
+      rootCap = current;
+    } else {
+      rootCap = await withNode(args, async ({ tree }) => (await tree.createDirectory()).toString());
+    }
+    const line = keyLine !== undefined ? formatKeyLine(args.user, keyLine, rootCap) : formatPasswordLine(args.user, hash!, rootCap);
+    await addAccountLine(accountsFile, line);
+    await out(`${rootCap}\n`);
+  },
+};

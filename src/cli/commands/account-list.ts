@@ -1,0 +1,26 @@
+import type { Argv, CommandModule } from 'yargs';
+import { listAccounts } from '../../auth/index.js';
+import { loadNodeConfig, out, type GlobalArgs } from '../context.js';
+
+interface AccountListArgs extends GlobalArgs {
+  showCaps: boolean;
+}
+
+export const accountListCommand: CommandModule<GlobalArgs, AccountListArgs> = {
+  command: 'list',
+  describe: 'List accounts: one tab-separated line per key or password (root caps only with --show-caps)',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .option('show-caps', { type: 'boolean', default: false, describe: 'also print each root cap (a secret: it is full access)' })
+      .example('$0 account list', 'USER<TAB>key<TAB>TYPE<TAB>FINGERPRINT, USER<TAB>password') as unknown as Argv<AccountListArgs>,
+  handler: async (args) => {
+    const config = await loadNodeConfig(args);
+    const { accounts, errors } = await listAccounts(config.sftpd.accountsFile, { includeCaps: args.showCaps });
+    for (const e of errors) process.stderr.write(`capstan: accounts line ${e.line} refused: ${e.message}\n`);
+    for (const account of accounts) {
+      for (const key of account.keys) await out(`${account.user}\tkey\t${key.type}\t${key.fingerprint}\n`);
+      if (account.hasPassword) await out(`${account.user}\tpassword\n`);
+      if (account.rootCap !== undefined) await out(`${account.user}\troot\t${account.rootCap}\n`);
+    }
+  },
+};

@@ -1,0 +1,59 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Argv, CommandModule } from 'yargs';
+import { DirectoryReadCap, DirectoryWriteCap } from '../../cap/index.js';
+import { IsADirectoryError, PermissionError } from '../../errors.js';
+import type { FileWriter } from '../../tree/api.js';
+import { parseCapPath, resolveParent } from '../cap-path.js';
+import { isStdio, out, withNode, type GlobalArgs } from '../context.js';
+import { UsageError } from '../errors.js';
+
+interface PutArgs extends GlobalArgs {
+  local: string;
+  target: string;
+}
+
+/** Read size per chunk of input; the writer applies backpressure, so memory stays a few of these. */
+const READ_CHUNK = 1024 * 1024;
+
+export const putCommand: CommandModule<GlobalArgs, PutArgs> = {
+  command: 'put <local> <target>',
+  describe: 'Upload a local file (or stdin with -) to CAP/PATH, replacing a file of that name; prints the file cap',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .positional('local', { type: 'string', demandOption: true, describe: 'local file, or - for stdin' })
+      .positional('target', { type: 'string', demandOption: true, describe: 'CAP/PATH to create or replace' })
+      .example('$0 put report.pdf "$ROOT/docs/report.pdf"', 'upload a file')
+      .example('tar c . | $0 put - "$ROOT/backup.tar"', 'upload from stdin') as unknown as Argv<PutArgs>,
+  handler: async (args) => {
+    const target = parseCapPath(args.target);
+    if (target.components.length === 0) throw new UsageError('put needs CAP/PATH: a directory cap and the name to create');
+    if (!isStdio(args.local)) {
+      const st = await stat(args.local);
+      if (!st.isFile()) throw new UsageError(`${args.local} is not a regular file`);
+    }
+    await withNode(args, async (node) => {
+      const { dir, name } = await resolveParent(node.tree, target);
+      if (!dir.writable) throw new PermissionError('the target directory is read-only');
+      const existing = await dir.lookup(name);
+      if (existing?.cap instanceof DirectoryWriteCap || existing?.cap instanceof DirectoryReadCap) {
+        throw new IsADirectoryError(`${target.components.join('/')} is a directory`);
+      }
+      if (existing?.metadata.noWrite === true) throw new PermissionError(`${target.components.join('/')} is read-only`);
+
+      const input: AsyncIterable<Uint8Array> = isStdio(args.local) ? process.stdin : createReadStream(args.local, { highWaterMark: READ_CHUNK });
+      const writer: FileWriter = node.tree.createFileWriter(node.convergence());
+      let result;
+      try {
+        for await (const chunk of input) await writer.write(chunk);
+        result = await writer.finish();
+      } catch (err) {
+        writer.abort();
+        throw err;
+      }
+      const now = Date.now();
+      await dir.link(name, result.cap, { size: result.size, mtimeMs: now, ctimeMs: now }, { overwrite: true });
+      await out(`${result.cap.toString()}\n`);
+    });
+  },
+};

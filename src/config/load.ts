@@ -1,0 +1,120 @@
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { ConvergenceMode } from '../crypto/convergence.js';
+import type { LogLevel } from '../log.js';
+import { ConfigError, parseIni, type IniDocument } from './ini.js';
+import { SCHEMA, schemaEntries, type RawConfig, type SectionName } from './schema.js';
+import type { HostPort } from './types.js';
+
+/** The file inside a node directory that holds its configuration. */
+export const CONFIG_FILE = 'capstan.cfg';
+
+/** capstan.cfg, validated, with paths made absolute against the node directory. */
+export interface NodeConfig {
+  nodeDir: string;
+  node: { nickname: string; logLevel: LogLevel; convergence: ConvergenceMode };
+  sftpd: {
+    enabled: boolean;
+    listen: HostPort;
+    hostKeyFiles: string[];
+    accountsFile: string;
+    /** undefined: no account server. */
+    accountsUrl?: string;
+    accountsUrlCacheTtlSeconds: number;
+    accountsUrlTimeoutSeconds: number;
+    /** 0: sessions never time out. */
+    idleTimeoutSeconds: number;
+  };
+  storage: { backend: 'fs'; fsDir: string; fsFsync: boolean; slotsDir: string; chunkSize: number };
+  http: { listen?: HostPort };
+}
+
+/** Values given on the command line, which win over the file. */
+export interface ConfigOverrides {
+  sftpListen?: HostPort;
+}
+
+/**
+ * Validates a parsed document against the schema: every section and key must
+ * be known and every value must parse. Missing keys take their defaults.
+ * Errors name the line, section and key: `capstan.cfg line 7: [sftpd] listen:
+ * expected HOST:PORT, got "abc"`.
+ */
+export function validateConfig(doc: IniDocument, fileName = CONFIG_FILE): RawConfig {
+  for (const section of doc.sections.values()) {
+    if (!Object.hasOwn(SCHEMA, section.name)) {
+      throw new ConfigError(`${fileName} line ${section.line}: unknown section [${section.name}] (known: ${Object.keys(SCHEMA).map((s) => `[${s}]`).join(', ')})`);
+    }
+    const known = SCHEMA[section.name as SectionName];
+    for (const [name, { line }] of section.values) {
+      if (!Object.hasOwn(known, name)) {
+        throw new ConfigError(`${fileName} line ${line}: [${section.name}] ${name}: unknown key`);
+      }
+    }
+  }
+  const raw: Record<string, Record<string, unknown>> = {};
+  for (const { section, key, spec } of schemaEntries()) {
+    const given = doc.sections.get(section)?.values.get(key);
+    const result = spec.type.parse(given?.value ?? spec.default);
+    if (!result.ok) {
+      const where = given ? `${fileName} line ${given.line}` : `${fileName} (default)`;
+      const got = result.echo && given ? `, got ${JSON.stringify(given.value)}` : '';
+      throw new ConfigError(`${where}: [${section}] ${key}: expected ${result.expected}${got}`);
+    }
+    (raw[section] ??= {})[key] = result.value;
+  }
+  return raw as RawConfig;
+}
+
+export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: ConfigOverrides = {}): NodeConfig {
+  const inNode = (p: string): string => path.resolve(nodeDir, p);
+  const { node, sftpd, storage, http } = raw;
+  return {
+    nodeDir,
+    node: { nickname: node.nickname, logLevel: node.log_level, convergence: node.convergence },
+    sftpd: {
+      enabled: sftpd.enabled,
+      listen: overrides.sftpListen ?? sftpd.listen,
+      hostKeyFiles: sftpd.host_key_files.map(inNode),
+      accountsFile: inNode(sftpd['accounts.file']),
+      ...(sftpd['accounts.url'] !== undefined ? { accountsUrl: sftpd['accounts.url'] } : {}),
+      accountsUrlCacheTtlSeconds: sftpd['accounts.url.cache_ttl'],
+      accountsUrlTimeoutSeconds: sftpd['accounts.url.timeout'],
+      idleTimeoutSeconds: sftpd.idle_timeout,
+    },
+    storage: {
+      backend: storage.backend,
+      fsDir: inNode(storage['fs.dir']),
+      fsFsync: storage['fs.fsync'],
+      slotsDir: inNode(storage['slots.dir']),
+      chunkSize: storage.chunk_size,
+    },
+    http: http.listen !== undefined ? { listen: http.listen } : {},
+  };
+}
+
+/** Parses and validates config text (no file system access); for tests and `init`. */
+export function parseConfigText(nodeDir: string, text: string, overrides: ConfigOverrides = {}): NodeConfig {
+  return resolveConfig(nodeDir, validateConfig(parseIni(text, CONFIG_FILE)), overrides);
+}
+
+/**
+ * Loads `<nodeDir>/capstan.cfg`. A missing node directory or config file is a
+ * ConfigError whose message says what to do about it.
+ */
+export async function loadConfig(nodeDir: string, overrides: ConfigOverrides = {}): Promise<NodeConfig> {
+  const dir = path.resolve(nodeDir);
+  const dirStat = await stat(dir).catch(() => undefined);
+  if (dirStat === undefined) throw new ConfigError(`node directory ${dir} does not exist (create one with "capstan init -d ${nodeDir}")`);
+  if (!dirStat.isDirectory()) throw new ConfigError(`${dir} is not a directory`);
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, CONFIG_FILE), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ConfigError(`${dir} is not a capstan node directory (no ${CONFIG_FILE}; create one with "capstan init")`);
+    }
+    throw new ConfigError(`cannot read ${path.join(dir, CONFIG_FILE)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  return parseConfigText(dir, text, overrides);
+}

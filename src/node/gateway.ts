@@ -1,0 +1,158 @@
+import { mkdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AccountServerClient, AccountsFile, createAuthenticator, type Authenticator } from '../auth/index.js';
+import { convergenceSecret } from '../crypto/convergence.js';
+import { formatHostPort, type HostPort, type NodeConfig } from '../config/index.js';
+import { InvalidInputError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { startSftpServer } from '../sftp/index.js';
+import { GatewayStats } from '../sftp/stats.js';
+import {
+  FsChunkStore, LevelSlotStore, addressOf, isLevelLocked, serveSlotStore, type SlotStoreServer,
+} from '../store/index.js';
+import { createTree, type Tree } from '../tree/index.js';
+import { renderGatewayMetrics } from './gateway-metrics.js';
+import { startHttpListener, type HttpListener } from './http.js';
+import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SPOOL_DIR, nodePath } from './layout.js';
+import { MeasuredChunkStore } from './measured-chunk-store.js';
+import { readConvergenceSecret, readHostKey } from './secrets.js';
+
+/** How long shutdown lets uploads being closed finish before dropping connections. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+/** How long start waits for a CLI command to release the slot database. */
+const LOCK_WAIT_MS = 5_000;
+
+/** Fixed probe targets for /healthz: cheap lookups whose answer does not matter, only that one comes. */
+const PROBE_ADDRESS = addressOf(new TextEncoder().encode('capstan health probe'));
+const PROBE_STORAGE_INDEX = new Uint8Array(32);
+
+export interface Gateway {
+  /** undefined when [sftpd] enabled = false. */
+  sftp?: { address: HostPort; hostKeys: { type: string; fingerprint: string }[] };
+  http?: HostPort;
+  /** How long stop() lets closes in flight run. */
+  shutdownGraceMs: number;
+  /** Stops accepting, lets closes in flight finish within SHUTDOWN_GRACE_MS, closes the stores. Idempotent. */
+  stop(): Promise<void>;
+}
+
+async function openSlotDatabase(dir: string): Promise<LevelSlotStore> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+    try {
+      return await LevelSlotStore.open(dir);
+    } catch (err) {
+      if (!isLevelLocked(err)) throw err;
+      if (Date.now() + delay > deadline) {
+        throw new InvalidInputError(`the slot database ${dir} is held by another process (is "capstan run" already running on this node?)`);
+      }
+      await sleep(delay);
+    }
+  }
+}
+
+/** Runs `step`s in reverse on failure or stop, each once, logging (not throwing) their errors. */
+class Closers {
+  private readonly steps: { name: string; close: () => Promise<unknown> }[] = [];
+  constructor(private readonly log: Logger) {}
+  add(name: string, close: () => Promise<unknown>): void {
+    this.steps.push({ name, close });
+  }
+  async closeAll(): Promise<void> {
+    while (this.steps.length > 0) {
+      const { name, close } = this.steps.pop()!;
+      try {
+        await close();
+      } catch (err) {
+        this.log.error({ event: 'close_failed', component: name, err: (err as Error)?.name }, 'close failed');
+      }
+    }
+  }
+}
+
+/**
+ * Starts everything `capstan run` runs: the stores, the slot socket for CLI
+ * commands, the accounts and the SFTP server, and the HTTP listener if
+ * configured. On a failure half way, what was started is closed again.
+ */
+export async function startGateway(config: NodeConfig, log: Logger): Promise<Gateway> {
+  const startedAt = Date.now();
+  const closers = new Closers(log);
+  try {
+    const secret = await readConvergenceSecret(nodePath(config.nodeDir, CONVERGENCE_SECRET_FILE));
+    const hostKeys = config.sftpd.enabled ? await Promise.all(config.sftpd.hostKeyFiles.map(readHostKey)) : [];
+
+    // startSftpServer empties the spool of a previous run's leftovers before it listens.
+    const spoolDir = nodePath(config.nodeDir, SPOOL_DIR);
+    await mkdir(spoolDir, { recursive: true, mode: 0o700 });
+
+    const chunks = new MeasuredChunkStore(await FsChunkStore.open(config.storage.fsDir, { fsync: config.storage.fsFsync }));
+    closers.add('chunk store', () => chunks.close());
+    const slots = await openSlotDatabase(config.storage.slotsDir);
+    closers.add('slot store', () => slots.close());
+    const slotServer: SlotStoreServer = await serveSlotStore(slots, nodePath(config.nodeDir, SLOT_SOCKET_FILE), { logger: log });
+    closers.add('slot socket', () => slotServer.close());
+    const tree: Tree = createTree({ chunks, slots, chunkSize: config.storage.chunkSize });
+    closers.add('tree', () => tree.close());
+
+    const gateway: Gateway = { shutdownGraceMs: SHUTDOWN_GRACE_MS, stop: async () => undefined };
+    const stats = new GatewayStats();
+    if (config.sftpd.enabled) {
+      const accountsFile = await AccountsFile.open(config.sftpd.accountsFile, { logger: log });
+      const accountServer =
+        config.sftpd.accountsUrl !== undefined
+          ? new AccountServerClient({
+              url: config.sftpd.accountsUrl,
+              logger: log,
+              timeoutMs: config.sftpd.accountsUrlTimeoutSeconds * 1000,
+              cacheTtlMs: config.sftpd.accountsUrlCacheTtlSeconds * 1000,
+            })
+          : undefined;
+      const authenticator: Authenticator = createAuthenticator({ accountsFile, ...(accountServer ? { accountServer } : {}), logger: log });
+      closers.add('accounts', () => authenticator.close());
+      const server = await startSftpServer({
+        tree,
+        authenticator,
+        hostKeys: hostKeys.map((k) => k.privateKey),
+        host: config.sftpd.listen.host,
+        port: config.sftpd.listen.port,
+        convergenceFor: (user: string) => convergenceSecret(secret, config.node.convergence, user),
+        spoolDir,
+        logger: log,
+        stats,
+        ...(config.sftpd.idleTimeoutSeconds > 0 ? { idleTimeoutMs: config.sftpd.idleTimeoutSeconds * 1000 } : {}),
+      });
+      closers.add('sftp server', () => server.close(SHUTDOWN_GRACE_MS));
+      gateway.sftp = { address: server.address, hostKeys: hostKeys.map(({ type, fingerprint }) => ({ type, fingerprint })) };
+    }
+
+    if (config.http.listen !== undefined) {
+      const listener: HttpListener = await startHttpListener({
+        listen: config.http.listen,
+        logger: log,
+        probes: [
+          { name: 'chunk store', run: (signal) => chunks.inner.has(PROBE_ADDRESS, { signal }) },
+          { name: 'slot store', run: (signal) => slots.get(PROBE_STORAGE_INDEX, { signal }) },
+        ],
+        metrics: () => renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt),
+      });
+      closers.add('http listener', () => listener.close());
+      gateway.http = listener.address;
+    }
+
+    let stopping: Promise<void> | undefined;
+    gateway.stop = () => (stopping ??= closers.closeAll());
+    log.info(
+      {
+        event: 'listening',
+        ...(gateway.sftp ? { sftp: formatHostPort(gateway.sftp.address), hostKeys: gateway.sftp.hostKeys.map((k) => `${k.type} ${k.fingerprint}`) } : {}),
+        ...(gateway.http ? { http: formatHostPort(gateway.http) } : {}),
+      },
+      'gateway listening',
+    );
+    return gateway;
+  } catch (err) {
+    await closers.closeAll();
+    throw err;
+  }
+}

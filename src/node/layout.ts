@@ -1,0 +1,30 @@
+import path from 'node:path';
+
+/**
+ * The node directory (`capstan init` creates it; docs/operations.md
+ * describes it for operators):
+ *
+ *     <node>/                          0700
+ *       capstan.cfg                    configuration (src/config/schema.ts)
+ *       private/                       0700: everything secret; back it up
+ *         ssh_host_ed25519_key[.pub]   host keys, 0600 (OpenSSH format)
+ *         ssh_host_rsa_key[.pub]
+ *         convergence.secret           32 random bytes as 64 hex digits, 0600
+ *         accounts                     who may log in (src/auth/accounts-file.ts), 0600
+ *         slots.sock                   while `capstan run` runs: the slot store socket, 0600
+ *       store/chunks/                  the fs chunk store (ciphertext, immutable files)
+ *       store/slots/                   the LevelDB slot store
+ *       spool/                         0700: uploads in progress; emptied at every start
+ *
+ * Paths under store/ and the accounts file can be moved with capstan.cfg
+ * keys; the rest is fixed relative to the node directory.
+ */
+export const PRIVATE_DIR = 'private';
+export const CONVERGENCE_SECRET_FILE = 'private/convergence.secret';
+export const SLOT_SOCKET_FILE = 'private/slots.sock';
+export const SPOOL_DIR = 'spool';
+export const HOST_KEY_FILES = { ed25519: 'private/ssh_host_ed25519_key', rsa: 'private/ssh_host_rsa_key' } as const;
+
+export function nodePath(nodeDir: string, relative: string): string {
+  return path.join(nodeDir, relative);
+}

@@ -1,0 +1,196 @@
+import type { Socket } from 'node:net';
+import type { Connection as SshConnection } from 'ssh2';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Tree } from '../tree/index.js';
+import type { Logger } from '../log.js';
+import type { UploadOverlay } from './overlay.js';
+import { SftpSession } from './sftp-session.js';
+import { createAuthHandler, type Login } from './ssh-auth.js';
+import { serveSessionChannel } from './ssh-session.js';
+import type { GatewayStats } from './stats.js';
+import { UserTree } from './user-tree.js';
+import type { Spool, WriteHandle } from './write-handle.js';
+
+/** Seconds a client has to log in (sshd's LoginGraceTime default). */
+export const LOGIN_GRACE_MS = 120_000;
+/** SFTP channels one connection may have open at once. */
+export const MAX_SESSIONS_PER_CONNECTION = 8;
+
+export interface ConnectionDeps {
+  tree: Tree;
+  authenticator: Authenticator;
+  convergenceFor(user: string): Uint8Array;
+  createSpool(): Promise<Spool>;
+  overlay: UploadOverlay<WriteHandle>;
+  logger: Logger;
+  stats: GatewayStats;
+  idleTimeoutMs: number;
+  readOnly: boolean;
+  /** False once the server is closing: no new sessions. */
+  accepting(): boolean;
+}
+
+/**
+ * One SSH connection: authentication, then up to MAX_SESSIONS_PER_CONNECTION
+ * SFTP sessions. The login (user and root cap) lives only in this object's
+ * memory. Ends itself when idleTimeoutMs pass with no request arriving or
+ * finishing, or when not logged in within LOGIN_GRACE_MS. Stops reading the socket
+ * while any of its sessions holds more queued request bytes than its bound.
+ */
+export class GatewayConnection {
+  readonly #socket: Socket;
+  readonly #client: SshConnection;
+  readonly #deps: ConnectionDeps;
+  readonly #log: Logger;
+  readonly #remoteAddress: string;
+  readonly #remotePort: number;
+  readonly #sessions = new Set<SftpSession>();
+  readonly #startedAt = Date.now();
+  #login: Login | undefined;
+  #view: UserTree | undefined;
+  #pressured = new Set<SftpSession>();
+  #lastActivity = Date.now();
+  #timer: NodeJS.Timeout | undefined;
+  #ended = false;
+  readonly closed: Promise<void>;
+
+  constructor(id: number, socket: Socket, client: SshConnection, deps: ConnectionDeps) {
+    this.#socket = socket;
+    this.#client = client;
+    this.#deps = deps;
+    this.#remoteAddress = socket.remoteAddress ?? 'unknown';
+    this.#remotePort = socket.remotePort ?? 0;
+    // Bound to a connection number only: the events below name the address themselves, once.
+    this.#log = deps.logger.child({ conn: id });
+    this.#log.info({ event: 'connect', remoteAddress: this.#remoteAddress, remotePort: this.#remotePort }, 'connection');
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.once('close', () => void this.#onClose());
+    this.#arm(Math.min(LOGIN_GRACE_MS, deps.idleTimeoutMs));
+
+    client.on('error', (err: Error & { level?: string }) => {
+      this.#log.debug({ err: err.message, level: err.level }, 'connection error');
+    });
+    client.on('authentication', createAuthHandler({
+      authenticator: deps.authenticator,
+      logger: this.#log,
+      stats: deps.stats,
+      remoteAddress: this.#remoteAddress,
+      remotePort: this.#remotePort,
+      onLogin: (login) => this.#onLogin(login),
+      onTooManyFailures: () => this.end('too many authentication failures'),
+    }));
+    client.on('ready', () => this.#touch());
+    client.on('session', (accept) => serveSessionChannel(accept, {
+      logger: this.#log,
+      mayStartSftp: () => this.#view !== undefined && this.#deps.accepting() && this.#sessions.size < MAX_SESSIONS_PER_CONNECTION,
+      startSftp: (sftp) => this.#startSftp(sftp),
+    }));
+  }
+
+  get user(): string | undefined {
+    return this.#login?.result.user;
+  }
+
+  /** Resolves when every session has nothing queued or running. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.#sessions].map((s) => s.idle()));
+  }
+
+  /** Disconnects; sessions abandon their uncommitted uploads as the channels close. */
+  end(reason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#log.info({ event: 'disconnecting', reason }, 'disconnecting');
+    try {
+      this.#client.end();
+    } catch {
+      // already gone
+    }
+    // A peer that does not close its side within a second is cut off.
+    setTimeout(() => this.#socket.destroy(), 1000).unref();
+  }
+
+  #onLogin(login: Login): void {
+    this.#login = login;
+    const { user } = login.result;
+    const deps = this.#deps;
+    this.#view = new UserTree({
+      tree: deps.tree,
+      user,
+      root: login.root,
+      writable: !deps.readOnly,
+      overlay: deps.overlay,
+      writeDeps: { tree: deps.tree, convergence: deps.convergenceFor(user), createSpool: deps.createSpool },
+    });
+    this.#lastActivity = Date.now();
+    this.#arm(deps.idleTimeoutMs); // replaces the login grace timer
+  }
+
+  #startSftp(sftp: import('./protocol.js').PatchedSftp): void {
+    const stats = this.#deps.stats;
+    const session: SftpSession = new SftpSession(sftp, {
+      view: this.#view!,
+      logger: this.#log.child({ user: this.user }),
+      stats,
+      onActivity: () => this.#touch(),
+      onPressure: (paused) => this.#pressure(session, paused),
+    });
+    this.#sessions.add(session);
+    stats.sessionsTotal++;
+    stats.sessionsActive++;
+    sftp.once('close', () => {
+      void session.close().finally(() => {
+        if (this.#sessions.delete(session)) stats.sessionsActive--;
+        this.#pressure(session, false);
+      });
+    });
+  }
+
+  #pressure(session: SftpSession, paused: boolean): void {
+    if (paused) this.#pressured.add(session);
+    else this.#pressured.delete(session);
+    if (this.#pressured.size > 0) this.#socket.pause();
+    else if (!this.#ended) this.#socket.resume();
+  }
+
+  #touch(): void {
+    this.#lastActivity = Date.now();
+  }
+
+  #arm(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#checkIdle(), ms);
+    this.#timer.unref();
+  }
+
+  async #checkIdle(): Promise<void> {
+    this.#timer = undefined;
+    if (this.#ended) return;
+    if (this.#login === undefined) return this.end('login grace time over');
+    // Activity is a request arriving or finishing. A connection whose requests are stuck (a client
+    // that floods WRITEs and never reads its replies, so the socket stays paused) makes no progress
+    // and is ended like an idle one. A single request running longer than the timeout (a commit to a
+    // very slow store) is ended too; the timeout is meant to be far longer than any commit.
+    const limit = this.#deps.idleTimeoutMs;
+    const quietFor = Date.now() - this.#lastActivity;
+    if (quietFor >= limit) return this.end('idle timeout');
+    this.#arm(Math.max(1, limit - quietFor));
+  }
+
+  async #onClose(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#ended = true;
+    const sessions = [...this.#sessions];
+    await Promise.all(sessions.map((s) => s.close()));
+    for (const s of sessions) if (this.#sessions.delete(s)) this.#deps.stats.sessionsActive--;
+    this.#log.info({
+      event: 'disconnect',
+      remoteAddress: this.#remoteAddress,
+      remotePort: this.#remotePort,
+      user: this.user,
+      bytesIn: this.#socket.bytesRead,
+      bytesOut: this.#socket.bytesWritten,
+      durationMs: Date.now() - this.#startedAt,
+    }, 'disconnected');
+  }
+}

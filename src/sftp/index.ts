@@ -1,0 +1,12 @@
+/**
+ * src/sftp: the SFTP frontend (ssh2's server), the only door into a
+ * capstan tree for users. Start with startSftpServer; everything else here
+ * is its machinery. Needs ssh2 patched by scripts/patch-ssh2.mjs (postinstall).
+ */
+export {
+  startSftpServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_IDLE_TIMEOUT_MS,
+  type SftpServer, type SftpServerOptions,
+} from './server.js';
+export { GatewayStats } from './stats.js';
+export { SFTP_ONLY_MESSAGE } from './ssh-session.js';
+export { LIMITS, EXTENSIONS } from './protocol.js';

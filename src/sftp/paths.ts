@@ -1,0 +1,65 @@
+import { NotFoundError } from '../errors.js';
+import { CAP_PREFIX, parseCap, UnknownCap, type Cap } from '../cap/index.js';
+import { normalizeName } from '../tree/index.js';
+
+/**
+ * SFTP paths as a session sees them.
+ *
+ * - The session has no working directory other than `/`: relative paths are
+ *   taken from `/`, and realpath of `.` is `/`.
+ * - `.`, empty components (`//`) and `..` are resolved textually, before any
+ *   lookup; `..` at `/` stays at `/` (there is nothing above a root cap).
+ * - Every component is one name in its canonical spelling (normalizeName:
+ *   NFC, at most 255 UTF-8 bytes); a bad name throws InvalidInputError.
+ * - ssh2 decodes paths as UTF-8, so a name sent as invalid UTF-8 arrives with
+ *   U+FFFD in it. No stored name can hold U+FFFD (normalizeName refuses it),
+ *   so such a path names nothing: NotFoundError, before any other check.
+ * - `/uri/CAP/rest` starts from CAP instead of the root when CAP parses as a
+ *   capstan cap of a known kind (a cap is a bearer token: holding its text is
+ *   holding it). A read cap gives a read-only subtree. Only a second
+ *   component starting `CS1:` is taken as a cap (a malformed or unknown one
+ *   names nothing), so an entry called `uri` in the root stays reachable
+ *   except for names inside it that start with `CS1:`.
+ */
+export interface ParsedPath {
+  /** Set for `/uri/CAP/...` paths. */
+  readonly uriCap?: Cap;
+  /** Names below the base (the root, or uriCap). */
+  readonly components: readonly string[];
+  /** The normalized absolute path, for realpath and for prefix checks. */
+  readonly canonical: string;
+}
+
+export const URI_PREFIX = 'uri';
+
+export function parsePath(raw: string): ParsedPath {
+  if (raw.includes('\uFFFD')) throw new NotFoundError('no such file');
+  const parts: string[] = [];
+  for (const part of raw.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  let uriCap: Cap | undefined;
+  let names = parts;
+  if (parts.length >= 2 && parts[0] === URI_PREFIX && parts[1]!.startsWith(CAP_PREFIX + ':')) {
+    let cap: Cap;
+    try {
+      cap = parseCap(parts[1]!);
+    } catch {
+      cap = new UnknownCap('');
+    }
+    // A malformed cap, or one of a kind this version cannot open, names nothing.
+    if (cap instanceof UnknownCap) throw new NotFoundError('no such file');
+    uriCap = cap;
+    names = parts.slice(2);
+  }
+  const components = names.map((name) => normalizeName(name));
+  const shown = uriCap !== undefined ? [URI_PREFIX, parts[1]!, ...components] : components;
+  return { uriCap, components, canonical: '/' + shown.join('/') };
+}
+
+/** True if `inner` is `outer` or below it (same base), for refusing a move into itself. */
+export function isWithin(inner: ParsedPath, outer: ParsedPath): boolean {
+  return inner.canonical === outer.canonical || inner.canonical.startsWith(outer.canonical === '/' ? '/' : outer.canonical + '/');
+}

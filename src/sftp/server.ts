@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
+import ssh2, { type Connection as SshConnection } from 'ssh2';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Logger } from '../log.js';
+import type { Tree } from '../tree/index.js';
+import { cleanSpoolDir, EncryptedSpool } from '../tree/spool.js';
+import { GatewayConnection } from './connection.js';
+import { UploadOverlay } from './overlay.js';
+import { assertSsh2Patched } from './protocol.js';
+import { GatewayStats } from './stats.js';
+import type { WriteHandle } from './write-handle.js';
+
+export interface SftpServerOptions {
+  tree: Tree;
+  authenticator: Authenticator;
+  /** Private host keys (OpenSSH or PEM), e.g. one ed25519 and one rsa; one per key type is used. */
+  hostKeys: (string | Buffer)[];
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 8022; 0 picks a free port (see SftpServer.address). */
+  port?: number;
+  /** The convergence secret for a user's uploads (same secret + same content = same file cap). */
+  convergenceFor(user: string): Uint8Array;
+  /** Where out-of-order uploads are spooled (encrypted); cleaned of leftovers at start. Must not be shared by two gateways. */
+  spoolDir: string;
+  logger: Logger;
+  stats?: GatewayStats;
+  /** A connection with no request for this long is closed (default 15 min). */
+  idleTimeoutMs?: number;
+  /** Every session read-only, whatever its root cap. */
+  readOnly?: boolean;
+}
+
+export interface SftpServer {
+  readonly address: { host: string; port: number };
+  /** SHA256:base64 (OpenSSH's format) of each host key served, in the order given. */
+  readonly hostKeyFingerprints: string[];
+  readonly stats: GatewayStats;
+  /**
+   * Stops accepting connections, gives requests already received (uploads
+   * being committed by CLOSE) up to graceMs to finish, then ends every
+   * connection; uploads not closed by then are abandoned. Resolves when all
+   * sockets are closed.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 8022;
+export const DEFAULT_IDLE_TIMEOUT_MS = 15 * 60 * 1000;
+const DEFAULT_GRACE_MS = 10_000;
+
+/** OpenSSH's fingerprint of a public key blob. */
+function fingerprint(publicBlob: Buffer): string {
+  return 'SHA256:' + createHash('sha256').update(publicBlob).digest('base64').replace(/=+$/, '');
+}
+
+function hostKeyFingerprints(keys: (string | Buffer)[]): string[] {
+  return keys.map((key) => {
+    let parsed = ssh2.utils.parseKey(key);
+    if (Array.isArray(parsed)) parsed = parsed[0]!;
+    if (parsed instanceof Error) throw new Error(`cannot parse host key: ${parsed.message}`);
+    return fingerprint(parsed.getPublicSSH());
+  });
+}
+
+export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServer> {
+  await assertSsh2Patched();
+  await cleanSpoolDir(opts.spoolDir);
+  const logger = opts.logger.child({ component: 'sftp' });
+  const stats = opts.stats ?? new GatewayStats();
+  const fingerprints = hostKeyFingerprints(opts.hostKeys);
+  const overlay = new UploadOverlay<WriteHandle>();
+  const connections = new Set<GatewayConnection>();
+  /** Every open socket, including those still before their SSH handshake. */
+  const sockets = new Set<Socket>();
+  let accepting = true;
+  let nextId = 1;
+
+  const deps = {
+    tree: opts.tree,
+    authenticator: opts.authenticator,
+    convergenceFor: opts.convergenceFor,
+    createSpool: () => EncryptedSpool.create(opts.spoolDir),
+    overlay,
+    logger,
+    stats,
+    idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    readOnly: opts.readOnly === true,
+    accepting: () => accepting,
+  };
+
+  const ssh = new ssh2.Server({ hostKeys: opts.hostKeys, ident: 'capstan' });
+  ssh.on('error', (err: Error) => logger.error({ err }, 'ssh server error'));
+
+  // ssh2 builds its Client inside injectSocket() but hands it to us only in
+  // 'connection', which it emits while parsing the client's first bytes,
+  // synchronously inside that socket's 'data' event. Our own 'data' listener,
+  // added before ssh2's, runs first and names the socket being parsed.
+  let parsing: Socket | undefined;
+  ssh.on('connection', (client: SshConnection) => {
+    const socket = parsing;
+    if (socket === undefined || !accepting) {
+      client.end();
+      return;
+    }
+    socket.removeListener('data', markParsing);
+    const connection = new GatewayConnection(nextId++, socket, client, deps);
+    connections.add(connection);
+    void connection.closed.then(() => connections.delete(connection));
+  });
+  function markParsing(this: Socket): void {
+    parsing = this;
+  }
+
+  const net = createServer((socket) => {
+    if (!accepting) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('data', markParsing);
+    socket.on('error', () => {}); // ssh2 reports socket errors on the client; never crash on one
+    ssh.injectSocket(socket);
+  });
+  const host = opts.host ?? DEFAULT_HOST;
+  await new Promise<void>((resolve, reject) => {
+    net.once('error', reject);
+    net.listen(opts.port ?? DEFAULT_PORT, host, () => {
+      net.off('error', reject);
+      resolve();
+    });
+  });
+  net.on('error', (err) => logger.error({ err }, 'listener error'));
+  const bound = net.address();
+  const address = { host, port: typeof bound === 'object' && bound !== null ? bound.port : (opts.port ?? DEFAULT_PORT) };
+  logger.info({ event: 'listening', host: address.host, port: address.port, hostKeys: fingerprints }, 'SFTP gateway listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    hostKeyFingerprints: fingerprints,
+    stats,
+    close(graceMs = DEFAULT_GRACE_MS) {
+      closing ??= (async () => {
+        accepting = false;
+        const listenerClosed = new Promise<void>((resolve) => net.close(() => resolve()));
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+        await Promise.race([Promise.all([...connections].map((c) => c.idle())), grace]);
+        clearTimeout(timer);
+        for (const c of connections) c.end('server shutting down');
+        // Sockets still before their SSH header (they keep our listener until then) have nothing to save.
+        for (const socket of sockets) if (socket.listeners('data').includes(markParsing)) socket.destroy();
+        await Promise.all([...connections].map((c) => c.closed));
+        await listenerClosed;
+        logger.info({ event: 'stopped' }, 'SFTP gateway stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import type { AcceptConnection, ServerChannel, Session } from 'ssh2';
+import type { Logger } from '../log.js';
+import type { PatchedSftp } from './protocol.js';
+
+/** What any non-SFTP use of the service gets on stderr, before exit status 1. */
+export const SFTP_ONLY_MESSAGE = 'This service allows sftp connections only.\n';
+
+export interface SessionChannelOptions {
+  logger: Logger;
+  /** Starts serving an accepted SFTP channel. */
+  startSftp(sftp: PatchedSftp): void;
+  /** False refuses the channel (too many sessions, shutting down). */
+  mayStartSftp(): boolean;
+}
+
+/**
+ * An SSH session channel: only the `sftp` subsystem is served.
+ *
+ * - exec and shell are accepted just long enough to write
+ *   SFTP_ONLY_MESSAGE to stderr and exit with status 1, so `ssh host ls`
+ *   and legacy `scp -O` (which execs `scp -t`) tell the user why instead of
+ *   a bare "channel failure";
+ * - pty-req is answered with success but allocates nothing: the shell or
+ *   exec that follows is what gets the message. Failing it instead would
+ *   make `ssh -tt` die with "PTY allocation request failed" and never show
+ *   why;
+ * - other subsystems, x11, agent forwarding, env and signals have no
+ *   listener here, so ssh2 refuses them; port forwarding (tcpip,
+ *   streamlocal) is refused at the connection for the same reason.
+ */
+export function serveSessionChannel(accept: AcceptConnection<Session>, opts: SessionChannelOptions): void {
+  const session = accept();
+  session.on('pty', (acceptPty) => acceptPty?.());
+  session.on('exec', (acceptExec, _reject, info) => {
+    opts.logger.info({ event: 'exec_refused', commandBytes: Buffer.byteLength(info.command) }, 'exec refused: sftp only');
+    refuseWithMessage(acceptExec());
+  });
+  session.on('shell', (acceptShell) => {
+    opts.logger.info({ event: 'shell_refused' }, 'shell refused: sftp only');
+    refuseWithMessage(acceptShell());
+  });
+  session.on('sftp', (acceptSftp, rejectSftp) => {
+    if (!opts.mayStartSftp()) {
+      rejectSftp?.();
+      return;
+    }
+    const sftp = acceptSftp() as unknown as PatchedSftp | undefined;
+    if (sftp !== undefined) opts.startSftp(sftp);
+  });
+}
+
+function refuseWithMessage(channel: ServerChannel | undefined): void {
+  if (channel === undefined) return;
+  channel.stderr.write(SFTP_ONLY_MESSAGE);
+  channel.exit(1);
+  channel.end();
+}

@@ -1,0 +1,194 @@
+import {
+  AlreadyExistsError, InvalidInputError, IsADirectoryError, NotADirectoryError, NotEmptyError, NotFoundError, PermissionError,
+} from '../errors.js';
+import type { DirectoryCap, FileCap } from '../cap/index.js';
+import { moveEntry, type EntryMetadata } from '../tree/index.js';
+import { kindOf, modeDeniesWrite, sizeOf } from './attrs.js';
+import { isWithin } from './paths.js';
+import type { EntryLocation, UserTree } from './user-tree.js';
+import { WriteHandle } from './write-handle.js';
+
+/**
+ * The SFTP operations that change the tree, on top of UserTree's lookups.
+ * Semantics follow OpenSSH's sftp-server wherever capstan can (see the notes
+ * per function); where an operation cannot exist (symlinks) it is refused in
+ * the session, not here.
+ */
+
+/** Attribute changes as SETSTAT/FSETSTAT carry them (ssh2 decodes the ATTRS). */
+export interface AttrChange {
+  size?: number;
+  mode?: number;
+  atime?: number;
+  mtime?: number;
+}
+
+export function hasChange(attrs: AttrChange): boolean {
+  return attrs.size !== undefined || attrs.mode !== undefined || attrs.mtime !== undefined;
+}
+
+/** MKDIR: a new empty directory; a mode without write bits makes it noWrite. */
+export async function mkdir(view: UserTree, raw: string, attrs: AttrChange): Promise<void> {
+  const loc = await view.locate(raw);
+  if (loc.kind === 'base') throw new AlreadyExistsError('exists');
+  view.requireWritable(loc);
+  if (view.uploads(loc).length > 0) throw new AlreadyExistsError('exists');
+  const metadata: Partial<EntryMetadata> = {};
+  if (attrs.mode !== undefined && modeDeniesWrite(attrs.mode)) metadata.noWrite = true;
+  await loc.dir.mkdir(loc.name, metadata);
+}
+
+/**
+ * RMDIR: only an empty directory (one with uploads still open in it counts
+ * as not empty). The emptiness check and the unlink are two steps: an entry
+ * another gateway links in between is unlinked with the directory (it stays
+ * reachable through any other link to it, else it is garbage).
+ */
+export async function rmdir(view: UserTree, raw: string): Promise<void> {
+  const loc = await view.locateEntry(raw);
+  view.requireWritable(loc);
+  const entry = await loc.dir.lookup(loc.name);
+  if (entry === undefined) throw new NotFoundError('no such directory');
+  if (kindOf(entry.cap) !== 'directory') throw new NotADirectoryError('not a directory');
+  if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
+  const child = view.tree.directory(entry.cap as DirectoryCap);
+  if ((await child.count()) > 0 || view.overlay.hasAny(view.user, child.cap)) throw new NotEmptyError('directory not empty');
+  await loc.dir.unlink(loc.name);
+}
+
+/** REMOVE: a file (or an upload still open: it then commits nothing, like an unlinked open file). */
+export async function remove(view: UserTree, raw: string): Promise<void> {
+  const loc = await view.locateEntry(raw);
+  view.requireWritable(loc);
+  const entry = await loc.dir.lookup(loc.name);
+  if (entry === undefined && view.uploads(loc).length === 0) throw new NotFoundError('no such file');
+  if (entry !== undefined) {
+    if (kindOf(entry.cap) === 'directory') throw new IsADirectoryError('is a directory');
+    if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
+    await loc.dir.unlink(loc.name);
+  }
+  view.orphanUploads(loc);
+}
+
+/**
+ * RENAME (`overwrite` false: fails if the target exists, as OpenSSH's server
+ * does for SSH_FXP_RENAME) and posix-rename@openssh.com (`overwrite` true).
+ * Within a directory the move is one atomic slot update; across directories
+ * it is link-then-unlink (moveEntry: never lost, at worst briefly doubled).
+ * A directory is never replaced, and never moved below itself. Uploads open
+ * on the old name follow the file to its new name; uploads open on a
+ * replaced target are orphaned (as writes to a replaced inode vanish).
+ */
+export async function rename(view: UserTree, fromRaw: string, toRaw: string, overwrite: boolean): Promise<void> {
+  const from = await view.locateEntry(fromRaw);
+  const to = await view.locateEntry(toRaw);
+  view.requireWritable(from);
+  view.requireWritable(to);
+  const entry = await from.dir.lookup(from.name);
+  if (entry === undefined && view.uploads(from).length === 0) throw new NotFoundError('no such file');
+  if (view.sameEntry(from, to)) return;
+  if (entry !== undefined && kindOf(entry.cap) === 'directory' && isWithin(to.path, from.path)) {
+    throw new InvalidInputError('cannot move a directory below itself');
+  }
+  const target = await to.dir.lookup(to.name);
+  if ((target !== undefined || view.uploads(to).length > 0) && !overwrite) throw new AlreadyExistsError('exists');
+  if (target !== undefined) {
+    if (kindOf(target.cap) === 'directory') throw new IsADirectoryError('is a directory');
+    if (target.metadata.noWrite === true) throw new PermissionError('read-only');
+  }
+  if (entry !== undefined) {
+    await moveEntry(from.dir, from.name, to.dir, to.name, { overwrite });
+  } else if (target !== undefined) {
+    // Only an upload moves: the name it lands on is replaced now, as rename(2) would.
+    await to.dir.unlink(to.name);
+  }
+  view.orphanUploads(to);
+  view.retarget(from, to);
+}
+
+/**
+ * hardlink@openssh.com: the same immutable file cap under a second name
+ * (files only; the source may also be a /uri file cap). The new entry has
+ * the source's times and size; it is never noWrite.
+ */
+export async function hardlink(view: UserTree, fromRaw: string, toRaw: string): Promise<void> {
+  const { cap, kind, entry } = await view.node(fromRaw);
+  if (kind !== 'file') throw new PermissionError('only files can be hard-linked');
+  const to = await view.locateEntry(toRaw);
+  view.requireWritable(to);
+  if (view.uploads(to).length > 0) throw new AlreadyExistsError('exists');
+  const now = Date.now();
+  const metadata: EntryMetadata = {
+    size: sizeOf(cap, entry?.metadata),
+    mtimeMs: entry?.metadata.mtimeMs ?? now,
+    ctimeMs: now,
+  };
+  if (entry?.metadata.atimeMs !== undefined) metadata.atimeMs = entry.metadata.atimeMs;
+  await to.dir.link(to.name, cap, metadata, { overwrite: false });
+}
+
+/**
+ * SETSTAT on a path. Times and mode go into the entry's metadata (and into
+ * any upload open on the name, so its CLOSE keeps them); uid/gid are
+ * accepted and ignored (capstan has no owners; refusing would fail every
+ * `rsync -a`). A size on a name with open uploads truncates those uploads;
+ * on a committed file it writes a new version of that size (a spool pass).
+ * On `/` and /uri caps only no-op changes succeed.
+ */
+export async function setstat(view: UserTree, raw: string, attrs: AttrChange): Promise<void> {
+  if (!hasChange(attrs)) return;
+  const loc = await view.locate(raw);
+  if (!view.writable) throw new PermissionError('read-only');
+  if (loc.kind === 'base') {
+    if (attrs.size !== undefined) throw new PermissionError('a root cannot be truncated');
+    return;
+  }
+  view.requireWritable(loc);
+  const uploads = view.uploads(loc);
+  let entry = await loc.dir.lookup(loc.name);
+  if (entry === undefined && uploads.length === 0) throw new NotFoundError('no such file');
+  if (attrs.size !== undefined) {
+    if (uploads.length > 0) {
+      for (const upload of uploads) await upload.truncate(attrs.size);
+    } else if (entry !== undefined) {
+      if (kindOf(entry.cap) === 'directory') throw new IsADirectoryError('is a directory');
+      if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
+      if (sizeOf(entry.cap, entry.metadata) !== attrs.size) {
+        await rewriteWithSize(view, loc, entry.cap as FileCap, attrs.size);
+        entry = await loc.dir.lookup(loc.name);
+      }
+    }
+  }
+  const patch: Partial<EntryMetadata> = {};
+  if (attrs.mtime !== undefined && attrs.atime !== undefined) {
+    patch.mtimeMs = attrs.mtime * 1000;
+    patch.atimeMs = attrs.atime * 1000;
+    for (const upload of uploads) upload.setTimes(patch.atimeMs, patch.mtimeMs);
+  }
+  if (attrs.mode !== undefined) {
+    patch.noWrite = modeDeniesWrite(attrs.mode);
+    for (const upload of uploads) upload.setNoWrite(patch.noWrite);
+  }
+  if (entry !== undefined && Object.keys(patch).length > 0) await loc.dir.setMetadata(loc.name, patch);
+}
+
+/** A committed file cut or extended to `size`: a new version, written through a spool. */
+async function rewriteWithSize(view: UserTree, loc: EntryLocation, base: FileCap, size: number): Promise<void> {
+  if (kindOf(base) !== 'file') throw new PermissionError('cannot write this kind of object');
+  const handle = new WriteHandle(view.writeDeps, { dir: loc.dir, name: loc.name }, {
+    base, baseSize: sizeOf(base), append: false, readable: false,
+  });
+  try {
+    await handle.truncate(size);
+    await handle.commit();
+  } finally {
+    await handle.abandon();
+  }
+}
+
+/** FSETSTAT on a write handle: applied to the upload, committed at CLOSE. */
+export async function setstatUpload(handle: WriteHandle, attrs: AttrChange): Promise<void> {
+  if (attrs.size !== undefined) await handle.truncate(attrs.size);
+  if (attrs.mtime !== undefined && attrs.atime !== undefined) handle.setTimes(attrs.atime * 1000, attrs.mtime * 1000);
+  if (attrs.mode !== undefined) handle.setNoWrite(modeDeniesWrite(attrs.mode));
+}

@@ -1,0 +1,323 @@
+import type { FileCap } from '../cap/index.js';
+import { IsADirectoryError } from '../errors.js';
+import type { Directory, EntryMetadata, FileReader, FileWriter, Tree, UploadResult } from '../tree/index.js';
+import type { OverlayItem } from './overlay.js';
+import { STATUS } from './protocol.js';
+import { SftpStatusError } from './status.js';
+
+/**
+ * One file open for writing: close-on-write, streaming when it can.
+ *
+ * States (content = what CLOSE would commit):
+ * - fresh:  a new or truncated file, nothing written yet (content empty);
+ * - stream: every write so far landed at the end, in order: the bytes went
+ *           straight into a FileWriter (chunked, encrypted, stored as they
+ *           come), so CLOSE only writes the manifest, whatever the size;
+ * - clean:  an existing file opened without TRUNC and not changed yet:
+ *           content is `base`; reads come from it;
+ * - spool:  anything else (a write not at the end, a truncate or extend, a
+ *           read of data written through this handle): content lives in an
+ *           EncryptedSpool file in the spool directory, and CLOSE streams it
+ *           into a FileWriter (one pass over the file).
+ * Moves: fresh→stream on a write at 0; clean→stream on a write at the end
+ * (resume, append: the old content is piped into the writer first, then the
+ * new bytes follow); stream/clean/fresh→spool on anything out of order (a
+ * partial stream is finished, then read back into the spool). Truncating to
+ * 0 goes back to fresh. After a commit (CLOSE or fsync) the handle is clean
+ * with the committed file as base.
+ *
+ * The caller (the session's scheduler) never runs two methods of one handle
+ * at once, and every method finishes its I/O before resolving, so the
+ * writer's and the spool's backpressure reach the client: a WRITE is not
+ * answered until its bytes were accepted.
+ */
+
+/** The spool as this handle uses it (src/tree/spool.ts EncryptedSpool). */
+export interface Spool {
+  readonly size: number;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  truncate(size: number): Promise<void>;
+  stream(): AsyncIterable<Uint8Array>;
+  close(): Promise<void>;
+}
+
+export interface WriteHandleDeps {
+  tree: Tree;
+  convergence: Uint8Array;
+  createSpool(): Promise<Spool>;
+}
+
+/** Where the handle commits; rename of an open file moves it (see retarget). */
+export interface WriteTarget {
+  dir: Directory;
+  name: string;
+}
+
+type State =
+  | { kind: 'fresh' }
+  | { kind: 'stream'; writer: FileWriter }
+  | { kind: 'clean'; base: FileCap; reader?: FileReader }
+  | { kind: 'spool'; spool: Spool }
+  | { kind: 'broken' };
+
+export interface MetadataPatch {
+  mtimeMs?: number;
+  atimeMs?: number;
+  noWrite?: boolean;
+}
+
+export class WriteHandle implements OverlayItem {
+  readonly kind = 'write' as const;
+  #state: State;
+  #size: number;
+  /** Content differs from what is linked under the name (or nothing is). */
+  #dirty: boolean;
+  #patch: MetadataPatch = {};
+  #lastWriteMs = Date.now();
+  /** Set when the name was removed or replaced while open: CLOSE then commits nothing. */
+  orphaned = false;
+
+  constructor(
+    private readonly deps: WriteHandleDeps,
+    public target: WriteTarget,
+    init: { base?: FileCap; baseSize?: number; append: boolean; readable: boolean },
+  ) {
+    this.append = init.append;
+    this.readable = init.readable;
+    if (init.base !== undefined) {
+      this.#state = { kind: 'clean', base: init.base };
+      this.#size = init.baseSize ?? 0;
+      this.#dirty = false;
+    } else {
+      this.#state = { kind: 'fresh' };
+      this.#size = 0;
+      this.#dirty = true;
+    }
+  }
+
+  readonly append: boolean;
+  readonly readable: boolean;
+
+  get size(): number {
+    return this.#size;
+  }
+  get mtimeMs(): number {
+    return this.#patch.mtimeMs ?? this.#lastWriteMs;
+  }
+  get atimeMs(): number | undefined {
+    return this.#patch.atimeMs;
+  }
+  /** Where the content lives now (fresh, stream, clean, spool, broken): for logs and tests. */
+  get mode(): State['kind'] {
+    return this.#state.kind;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.#usable();
+    if (this.append) offset = this.#size;
+    if (data.length === 0) return;
+    const s = this.#state;
+    if (s.kind === 'fresh' && offset === 0) {
+      const writer = this.deps.tree.createFileWriter(this.deps.convergence);
+      this.#state = { kind: 'stream', writer };
+      await this.#streamWrite(writer, data);
+    } else if (s.kind === 'stream' && offset === this.#size) {
+      await this.#streamWrite(s.writer, data);
+    } else if (s.kind === 'clean' && offset === this.#size) {
+      const writer = await this.#pipeBaseIntoWriter(s);
+      await this.#streamWrite(writer, data);
+    } else {
+      const spool = await this.#toSpool();
+      if (offset > spool.size) await spool.truncate(offset);
+      await spool.write(offset, data);
+      this.#size = Math.max(this.#size, offset + data.length);
+    }
+    this.#touched();
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.#usable();
+    if (offset >= this.#size || length === 0) return new Uint8Array(0);
+    const s = this.#state;
+    if (s.kind === 'clean') return (await this.#baseReader(s)).read(offset, length);
+    const spool = await this.#toSpool();
+    return spool.read(offset, Math.min(length, this.#size - offset));
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.#usable();
+    if (size === this.#size) return;
+    if (size === 0) {
+      await this.#release();
+      this.#state = { kind: 'fresh' };
+    } else {
+      const spool = await this.#toSpool();
+      await spool.truncate(size);
+    }
+    this.#size = size;
+    this.#touched();
+  }
+
+  setTimes(atimeMs: number, mtimeMs: number): void {
+    this.#patch.atimeMs = atimeMs;
+    this.#patch.mtimeMs = mtimeMs;
+  }
+
+  setNoWrite(noWrite: boolean): void {
+    this.#patch.noWrite = noWrite;
+  }
+
+  /** Whether CLOSE would link a new version (or change metadata). */
+  get needsCommit(): boolean {
+    return !this.orphaned && (this.#dirty || Object.keys(this.#patch).length > 0);
+  }
+
+  /**
+   * Makes the current content the file under the target name (overwriting),
+   * or applies pending metadata when the content did not change. On failure
+   * nothing is linked: the previous version stays exactly as it was.
+   * Returns true if a new file version was linked.
+   */
+  async commit(): Promise<boolean> {
+    if (!this.needsCommit) return false;
+    this.#usable();
+    const { dir, name } = this.target;
+    if (!this.#dirty) {
+      await dir.setMetadata(name, { ...this.#patch });
+      this.#patch = {};
+      return false;
+    }
+    // Overwriting links over whatever holds the name; never over a directory made there meanwhile.
+    if ((await dir.lookup(name))?.cap.isDirectory === true) throw new IsADirectoryError('is a directory');
+    const result = await this.#finishUpload();
+    const now = Date.now();
+    const metadata: EntryMetadata = {
+      size: result.size,
+      mtimeMs: this.#patch.mtimeMs ?? now,
+      ctimeMs: now,
+      noWrite: this.#patch.noWrite ?? false,
+    };
+    if (this.#patch.atimeMs !== undefined) metadata.atimeMs = this.#patch.atimeMs;
+    await dir.link(name, result.cap, metadata, { overwrite: true });
+    await this.#release();
+    this.#state = { kind: 'clean', base: result.cap };
+    this.#dirty = false;
+    this.#patch = {};
+    return true;
+  }
+
+  /** Drops everything not committed and frees spool space. Never throws. */
+  async abandon(): Promise<void> {
+    try {
+      await this.#release();
+    } catch {
+      // the spool's file may already be gone; nothing else to free
+    }
+    this.#state = { kind: 'broken' };
+  }
+
+  #usable(): void {
+    if (this.#state.kind === 'broken') throw new BrokenHandleError();
+  }
+
+  #touched(): void {
+    this.#dirty = true;
+    this.#lastWriteMs = Date.now();
+    // A write after fsetstat(mtime) makes the file newer than that time, as in POSIX.
+    delete this.#patch.mtimeMs;
+  }
+
+  async #streamWrite(writer: FileWriter, data: Uint8Array): Promise<void> {
+    try {
+      await writer.write(data);
+    } catch (err) {
+      writer.abort();
+      this.#state = { kind: 'broken' };
+      throw err;
+    }
+    this.#size += data.length;
+  }
+
+  async #baseReader(s: Extract<State, { kind: 'clean' }>): Promise<FileReader> {
+    return (s.reader ??= await this.deps.tree.openFile(s.base));
+  }
+
+  async #pipeBaseIntoWriter(s: Extract<State, { kind: 'clean' }>): Promise<FileWriter> {
+    const reader = await this.#baseReader(s);
+    const writer = this.deps.tree.createFileWriter(this.deps.convergence);
+    try {
+      for await (const chunk of reader.stream()) await writer.write(chunk);
+    } catch (err) {
+      writer.abort();
+      throw err;
+    }
+    this.#state = { kind: 'stream', writer };
+    return writer;
+  }
+
+  async #toSpool(): Promise<Spool> {
+    const s = this.#state;
+    if (s.kind === 'spool') return s.spool;
+    const spool = await this.deps.createSpool();
+    try {
+      if (s.kind === 'stream') {
+        // The bytes so far are only in the writer: finish it and read them back.
+        this.#state = { kind: 'broken' };
+        const partial = await s.writer.finish();
+        await copyInto(spool, await this.deps.tree.openFile(partial.cap));
+      } else if (s.kind === 'clean') {
+        await copyInto(spool, await this.#baseReader(s));
+      }
+    } catch (err) {
+      await spool.close().catch(() => {});
+      throw err;
+    }
+    this.#state = { kind: 'spool', spool };
+    return spool;
+  }
+
+  async #finishUpload(): Promise<UploadResult> {
+    const s = this.#state;
+    if (s.kind === 'stream') {
+      this.#state = { kind: 'broken' };
+      try {
+        return await s.writer.finish();
+      } catch (err) {
+        s.writer.abort();
+        throw err;
+      }
+    }
+    const writer = this.deps.tree.createFileWriter(this.deps.convergence);
+    try {
+      if (s.kind === 'spool') for await (const chunk of s.spool.stream()) await writer.write(chunk);
+      return await writer.finish();
+    } catch (err) {
+      writer.abort();
+      throw err;
+    }
+  }
+
+  async #release(): Promise<void> {
+    const s = this.#state;
+    this.#state = { kind: 'fresh' };
+    if (s.kind === 'stream') s.writer.abort();
+    else if (s.kind === 'spool') await s.spool.close();
+  }
+}
+
+/** A handle whose upload failed part-way (a store error mid-stream); only CLOSE is left. */
+export class BrokenHandleError extends SftpStatusError {
+  constructor() {
+    super(STATUS.FAILURE, 'the upload through this handle failed; close it');
+    this.name = 'BrokenHandleError';
+  }
+}
+
+async function copyInto(spool: Spool, reader: FileReader): Promise<void> {
+  let offset = 0;
+  for await (const chunk of reader.stream()) {
+    await spool.write(offset, chunk);
+    offset += chunk.length;
+  }
+}

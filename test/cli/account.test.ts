@@ -1,0 +1,116 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyFingerprint, parseAccountsFile, verifyPassword } from '../../src/auth/index.js';
+import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, stopAllCli } from '../helpers/cli.js';
+
+const { utils } = ssh2;
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let node: string;
+let accountsFile: string;
+
+async function ok(args: string[], input?: string): Promise<string> {
+  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
+  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+async function writeKey(name: string): Promise<{ file: string; fingerprint: string }> {
+  const pair = utils.generateKeyPairSync('ed25519', { comment: `${name}@test` });
+  const file = path.join(tmp.dir, `${name}.pub`);
+  await writeFile(file, `${pair.public}\n`);
+  const parsed = utils.parseKey(pair.public);
+  if (parsed instanceof Error) throw parsed;
+  return { file, fingerprint: keyFingerprint(parsed) };
+}
+
+beforeAll(async () => {
+  tmp = await makeTempDir();
+  node = path.join(tmp.dir, 'node');
+  await ok(['init']);
+  accountsFile = path.join(node, 'private/accounts');
+});
+afterAll(async () => {
+  await stopAllCli();
+  await tmp.cleanup();
+});
+
+describe('capstan account', () => {
+  it('add --key creates a root directory, writes a key line and prints the root cap', async () => {
+    const key = await writeKey('alice');
+    const root = (await ok(['account', 'add', 'alice', '--key', key.file])).trim();
+    expect(root).toMatch(/^CS1:DIR:/);
+    const parsed = parseAccountsFile(await readFile(accountsFile, 'utf8'));
+    expect(parsed.errors).toEqual([]);
+    expect(parsed.accounts.get('alice')!.rootCap).toBe(root);
+    expect(await ok(['ls', root])).toBe('');
+
+    // a second key for the same user keeps the same root
+    const second = await writeKey('alice2');
+    expect((await ok(['account', 'add', 'alice', '--key', second.file])).trim()).toBe(root);
+    const listed = await ok(['account', 'list']);
+    expect(listed).toContain(`alice\tkey\tssh-ed25519\t${key.fingerprint}\n`);
+    expect(listed).toContain(`alice\tkey\tssh-ed25519\t${second.fingerprint}\n`);
+    expect(listed).not.toMatch(CAP_IN_TEXT);
+  });
+
+  it('add --password-stdin stores only a scrypt hash; --root gives an existing directory', async () => {
+    const shared = (await ok(['mkdir'])).trim();
+    const root = (await ok(['account', 'add', 'bob@example.com', '--password-stdin', '--root', shared], 'correct horse\n')).trim();
+    expect(root).toBe(shared);
+    const text = await readFile(accountsFile, 'utf8');
+    expect(text).not.toContain('correct horse');
+    const bob = parseAccountsFile(text).accounts.get('bob@example.com')!;
+    expect(bob.rootCap).toBe(shared);
+    // the trailing newline from echo is not part of the password
+    expect(await verifyPassword('correct horse', bob.passwordHash!)).toBe(true);
+
+    const listed = await ok(['account', 'list']);
+    expect(listed).toContain('bob@example.com\tpassword\n');
+    expect(listed).not.toMatch(CAP_IN_TEXT);
+    const withCaps = await ok(['account', 'list', '--show-caps']);
+    expect(withCaps).toContain(`bob@example.com\troot\t${shared}\n`);
+
+    // a different root for an existing user is refused
+    const other = (await ok(['mkdir'])).trim();
+    const key = await writeKey('bob');
+    const refused = await runCli(['-d', node, 'account', 'add', 'bob@example.com', '--key', key.file, '--root', other]);
+    expect(refused.code).not.toBe(0);
+    expect(oneErrorLine(refused)).toMatch(/already has a different root/);
+    expect(refused.stderr).not.toMatch(CAP_IN_TEXT);
+  });
+
+  it('hash-password prints a hash the accounts file accepts', async () => {
+    const hash = (await ok(['account', 'hash-password'], 'pw')).trim();
+    expect(hash).toMatch(/^\$scrypt\$ln=\d+,r=\d+,p=\d+\$/);
+    expect(await verifyPassword('pw', hash)).toBe(true);
+  });
+
+  it('remove deletes every line of a user, and says so when there is none', async () => {
+    await ok(['account', 'remove', 'alice']);
+    const parsed = parseAccountsFile(await readFile(accountsFile, 'utf8'));
+    expect(parsed.accounts.has('alice')).toBe(false);
+    expect(parsed.accounts.has('bob@example.com')).toBe(true);
+    const again = await runCli(['-d', node, 'account', 'remove', 'alice']);
+    expect(again.code).not.toBe(0);
+    expect(oneErrorLine(again)).toBe('capstan: no account named alice');
+  });
+
+  it('refuses bad input with one line', async () => {
+    const cases: [string[], RegExp, string?][] = [
+      [['account', 'add', 'carol'], /give --key FILE or --password-stdin/],
+      [['account', 'add', 'carol', '--key', '/nonexistent.pub'], /ENOENT/],
+      [['account', 'add', 'bad name!', '--password-stdin'], /invalid user name/, 'pw'],
+      [['account', 'add', 'carol', '--password-stdin'], /stdin is empty/, ''],
+      [['account', 'add', 'carol', '--password-stdin', '--key', 'x'], /mutually exclusive/, 'pw'],
+      [['account', 'add', 'carol', '--password-stdin', '--root', 'CS1:CHK:aaaa'], /malformed|not a directory/, 'pw'],
+    ];
+    for (const [args, message, input] of cases) {
+      const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(oneErrorLine(r), args.join(' ')).toMatch(message);
+    }
+  });
+});

@@ -1,0 +1,233 @@
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, startCli, stopAllCli, REPO, type CliProcess } from '../helpers/cli.js';
+import { filterFromDocs, matchLine } from '../node/fail2ban.js';
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+
+beforeAll(async () => {
+  tmp = await makeTempDir();
+});
+afterEach(async () => {
+  await stopAllCli();
+});
+afterAll(async () => {
+  await tmp.cleanup();
+});
+
+async function ok(node: string, args: string[], input?: string): Promise<string> {
+  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
+  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+async function setConfig(node: string, edit: (text: string) => string): Promise<void> {
+  const file = path.join(node, 'capstan.cfg');
+  await writeFile(file, edit(await readFile(file, 'utf8')));
+}
+
+function hasBinaries(...names: string[]): boolean {
+  return names.every((n) => spawnSync('sh', ['-c', `command -v ${n}`], { stdio: 'ignore' }).status === 0);
+}
+
+/** A real SSH client: does a password login succeed? */
+function tryPasswordLogin(port: number, username: string, password: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client();
+    const timer = setTimeout(() => {
+      client.end();
+      reject(new Error('login attempt timed out'));
+    }, 15_000);
+    client
+      .on('ready', () => {
+        clearTimeout(timer);
+        client.end();
+        resolve(true);
+      })
+      .on('error', (err: Error & { level?: string }) => {
+        clearTimeout(timer);
+        if (err.level === 'client-authentication') resolve(false);
+        else reject(err);
+      })
+      .connect({ host: '127.0.0.1', port, username, password, tryKeyboard: false, hostVerifier: () => true, readyTimeout: 15_000 });
+  });
+}
+
+async function startRun(node: string, extra: string[] = []): Promise<{ proc: CliProcess; port: number }> {
+  const proc = startCli(['run', '-d', node, '--listen', '127.0.0.1:0', ...extra]);
+  const m = await proc.waitFor(/^capstan listening on 127\.0\.0\.1:(\d+) \(ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}\)$/m);
+  return { proc, port: Number(m[1]) };
+}
+
+describe('capstan run', () => {
+  it('listens, serves CLI commands through its socket, health and metrics, and stops on SIGTERM', async () => {
+    const node = path.join(tmp.dir, 'node');
+    await ok(node, ['init']);
+    await setConfig(node, (t) => t.replace(/^listen =$/m, 'listen = 127.0.0.1:0'));
+    const { proc, port } = await startRun(node);
+    const httpLine = await proc.waitFor(/^capstan http on 127\.0\.0\.1:(\d+) \(\/healthz, \/metrics\)$/m);
+    const http = `http://127.0.0.1:${httpLine[1]}`;
+    expect((await stat(path.join(node, 'private/slots.sock'))).mode & 0o777).toBe(0o600);
+
+    // CLI commands on the same node while it runs: chunks shared, slots through the socket.
+    const root = (await ok(node, ['mkdir'])).trim();
+    await ok(node, ['put', '-', `${root}/notes.txt`], 'written while the gateway runs\n'.repeat(10));
+    expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
+    expect(await ok(node, ['get', `${root}/notes.txt`])).toBe('written while the gateway runs\n'.repeat(10));
+    expect(await ok(node, ['check', '--verify', root])).toMatch(/all well/);
+    const status = await ok(node, ['status']);
+    expect(status).toMatch(/^gateway\s+running/m);
+    expect(status).toMatch(/^slot store\s+store\/slots: 1 directories$/m);
+    expect(status).not.toMatch(CAP_IN_TEXT);
+
+    // An account added while running is picked up without a restart.
+    await ok(node, ['account', 'add', 'carol', '--password-stdin', '--root', root], 's3cret-pw');
+    let loggedIn = false;
+    for (let i = 0; i < 40 && !loggedIn; i++) {
+      loggedIn = await tryPasswordLogin(port, 'carol', 's3cret-pw');
+      if (!loggedIn) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(loggedIn).toBe(true);
+    expect(await tryPasswordLogin(port, 'carol', 'wrong')).toBe(false);
+
+    // The auth_failed line the gateway really wrote is what the documented fail2ban filter bans.
+    const filter = await filterFromDocs(REPO);
+    const failed = await proc.waitFor(/^.*"event":"auth_failed".*$/m, 'stdout');
+    expect(matchLine(filter, failed[0])).toBe('127.0.0.1');
+    expect(proc.stdout).not.toContain('s3cret-pw');
+    expect(proc.stdout).not.toMatch(CAP_IN_TEXT);
+
+    const health = await fetch(`${http}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.text()).toBe('ok\n');
+    const metrics = await (await fetch(`${http}/metrics`)).text();
+    expect(metrics).toMatch(/^capstan_up 1$/m);
+    expect(metrics).toMatch(/^capstan_logins_total\{result="ok"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^capstan_logins_total\{result="failed"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^capstan_chunk_store_operation_seconds_count\{op="get"\} \d+$/m);
+
+    // Every stdout line is JSON.
+    for (const line of proc.stdout.trim().split('\n')) expect(() => JSON.parse(line), line).not.toThrow();
+
+    const exit = await proc.stop('SIGTERM');
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(proc.stdout).toMatch(/"event":"shutdown"/);
+    expect(proc.stdout).toMatch(/"event":"stopped"/);
+    await expect(stat(path.join(node, 'private/slots.sock'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(fetch(`${http}/healthz`)).rejects.toThrow();
+
+    // Back to direct access once it is gone.
+    expect(await ok(node, ['status'])).toMatch(/^gateway\s+not running$/m);
+    expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
+  });
+
+  it('stops cleanly on SIGINT too, and refuses a second gateway on the same node', async () => {
+    const node = path.join(tmp.dir, 'twice');
+    await ok(node, ['init']);
+    const { proc } = await startRun(node);
+    const second = await runCli(['run', '-d', node, '--listen', '127.0.0.1:0']);
+    expect(second.code).toBe(1);
+    expect(second.stderr.trim().split('\n').pop()).toMatch(/^capstan: .*(held by another process|already)/);
+    expect(await proc.stop('SIGINT')).toEqual({ code: 0, signal: null });
+  });
+
+  it('a bad config key stops it with one line naming the key', async () => {
+    const node = path.join(tmp.dir, 'badcfg');
+    await ok(node, ['init']);
+    await setConfig(node, (t) => t.replace(/^idle_timeout = 900$/m, 'idle_timeout = 900\nidle_timeot = 5'));
+    const lineNo = (await readFile(path.join(node, 'capstan.cfg'), 'utf8')).split('\n').indexOf('idle_timeot = 5') + 1;
+    const r = await runCli(['run', '-d', node]);
+    expect(r.code).toBe(1);
+    expect(oneErrorLine(r)).toBe(`capstan: capstan.cfg line ${lineNo}: [sftpd] idle_timeot: unknown key`);
+    expect(r.stdout).toBe('');
+
+    await setConfig(node, (t) => t.replace('idle_timeot = 5', '').replace(/^listen =$/m, 'listen = 10.0.0.1:80'));
+    const r2 = await runCli(['run', '-d', node]);
+    expect(r2.code).toBe(1);
+    expect(oneErrorLine(r2)).toMatch(/\[http\] listen: expected a loopback address/);
+  });
+
+  it('a listen address already in use is one clear line', async () => {
+    const node = path.join(tmp.dir, 'busyport');
+    await ok(node, ['init']);
+    const first = await startRun(node);
+    const other = path.join(tmp.dir, 'busyport2');
+    await ok(other, ['init']);
+    const r = await runCli(['run', '-d', other, '--listen', `127.0.0.1:${first.port}`]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^capstan: .*EADDRINUSE/);
+    await first.proc.stop();
+  });
+});
+
+describe('capstan demo', () => {
+  it('creates ./capstan-node and a password account, prints the commands, and reuses both next time', async () => {
+    const cwd = path.join(tmp.dir, 'demo');
+    const home = path.join(tmp.dir, 'home'); // no ~/.ssh keys: a password account
+    await mkdir(cwd);
+    await mkdir(home);
+    const env = { HOME: home, USER: 'tester' };
+
+    const first = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env });
+    const pw = await first.waitFor(/^added account tester with password (\S+) \(shown once/m);
+    const cmd = await first.waitFor(/^ {2}sftp -P (\d+) tester@127\.0\.0\.1$/m);
+    await first.waitFor(/^ {2}sshfs -p \d+ tester@127\.0\.0\.1:\/ ~\/capstan$/m);
+    expect(first.stderr).toMatch(/^created a capstan node in .*capstan-node$/m);
+    expect(await tryPasswordLogin(Number(cmd[1]), 'tester', pw[1]!)).toBe(true);
+    expect(await first.stop()).toEqual({ code: 0, signal: null });
+    expect(await readFile(path.join(cwd, 'capstan-node/private/accounts'), 'utf8')).not.toContain(pw[1]!);
+
+    const second = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env });
+    const cmd2 = await second.waitFor(/^ {2}sftp -P (\d+) tester@127\.0\.0\.1$/m);
+    expect(second.stderr).toMatch(/^using the capstan node in /m);
+    expect(second.stderr).toMatch(/^account tester exists/m);
+    expect(second.stderr).not.toMatch(/with password/);
+    expect(await tryPasswordLogin(Number(cmd2[1]), 'tester', pw[1]!)).toBe(true);
+    expect(await second.stop('SIGINT')).toEqual({ code: 0, signal: null });
+  });
+
+  it.skipIf(!hasBinaries('sftp', 'sshpass'))('the sftp command it prints works (OpenSSH sftp, via sshpass)', async () => {
+    const cwd = path.join(tmp.dir, 'demo-sftp');
+    const home = path.join(tmp.dir, 'home-sftp');
+    await mkdir(cwd);
+    await mkdir(home);
+    const proc = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env: { HOME: home, USER: 'sftpuser' } });
+    const pw = (await proc.waitFor(/^added account sftpuser with password (\S+) /m))[1]!;
+    const printed = (await proc.waitFor(/^ {2}(sftp -P \d+ sftpuser@127\.0\.0\.1)$/m))[1]!.split(' ');
+    await writeFile(path.join(tmp.dir, 'up.txt'), 'uploaded with OpenSSH sftp\n');
+    // The printed command, plus what a script needs: no host key prompt, batch mode that still allows a password.
+    const [cmd, ...args] = printed;
+    const r = spawnSync('sshpass', ['-e', cmd!, '-o', 'BatchMode=no', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-F', '/dev/null', '-b', '-', ...args], {
+      input: `put ${path.join(tmp.dir, 'up.txt')} /up.txt\nls\n`,
+      env: { ...process.env, SSHPASS: pw, HOME: home },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('up.txt');
+    // What SFTP wrote, the CLI reads, while the gateway runs.
+    const node = path.join(cwd, 'capstan-node');
+    const rootLine = (await ok(node, ['account', 'list', '--show-caps'])).split('\n').find((l) => l.startsWith('sftpuser\troot\t'))!;
+    const root = rootLine.split('\t')[2]!;
+    expect(await ok(node, ['get', `${root}/up.txt`])).toBe('uploaded with OpenSSH sftp\n');
+    expect(await proc.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('uses ~/.ssh/id_ed25519.pub when there is one', async () => {
+    const cwd = path.join(tmp.dir, 'demo-key');
+    const home = path.join(tmp.dir, 'home-key');
+    await mkdir(path.join(home, '.ssh'), { recursive: true });
+    await mkdir(cwd);
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'me@here' });
+    await writeFile(path.join(home, '.ssh/id_ed25519.pub'), `${pair.public}\n`);
+    const proc = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env: { HOME: home, USER: 'keyuser' } });
+    await proc.waitFor(/^added account keyuser, logging in with your key .*id_ed25519\.pub$/m);
+    await proc.waitFor(/^ {2}sftp -P \d+ keyuser@127\.0\.0\.1$/m);
+    expect(proc.stderr).not.toMatch(/password/);
+    expect(await proc.stop()).toEqual({ code: 0, signal: null });
+  });
+});

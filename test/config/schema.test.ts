@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import {
+  parseConfigText, parseHostPort, renderConfigFile, schemaEntries, formatHostPort,
+} from '../../src/config/index.js';
+import { DEFAULT_CHUNK_SIZE } from '../../src/tree/index.js';
+
+const NODE = '/srv/node';
+
+function configError(text: string): string {
+  try {
+    parseConfigText(NODE, text);
+  } catch (err) {
+    expect((err as Error).name).toBe('ConfigError');
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config schema', () => {
+  it('every default parses with its own type', () => {
+    for (const { section, key, spec } of schemaEntries()) {
+      const result = spec.type.parse(spec.default);
+      expect(result.ok, `[${section}] ${key} default ${JSON.stringify(spec.default)}`).toBe(true);
+      expect(spec.description.length).toBeGreaterThan(10);
+    }
+  });
+
+  it('an empty file gives the defaults, with paths resolved against the node directory', () => {
+    const c = parseConfigText(NODE, '');
+    expect(c.node).toEqual({ nickname: '', logLevel: 'info', convergence: 'per-account' });
+    expect(c.sftpd).toEqual({
+      enabled: true,
+      listen: { host: '127.0.0.1', port: 8022 },
+      hostKeyFiles: ['/srv/node/private/ssh_host_ed25519_key', '/srv/node/private/ssh_host_rsa_key'],
+      accountsFile: '/srv/node/private/accounts',
+      accountsUrlCacheTtlSeconds: 3600,
+      accountsUrlTimeoutSeconds: 10,
+      idleTimeoutSeconds: 900,
+    });
+    expect(c.storage).toEqual({ backend: 'fs', fsDir: '/srv/node/store/chunks', fsFsync: true, slotsDir: '/srv/node/store/slots', chunkSize: DEFAULT_CHUNK_SIZE });
+    expect(c.http).toEqual({});
+  });
+
+  it('the file init writes parses back to the defaults', () => {
+    expect(parseConfigText(NODE, renderConfigFile())).toEqual(parseConfigText(NODE, ''));
+    const c = parseConfigText(NODE, renderConfigFile({ 'sftpd.listen': '0.0.0.0:2222' }));
+    expect(c.sftpd.listen).toEqual({ host: '0.0.0.0', port: 2222 });
+  });
+
+  it('reads every kind of value', () => {
+    const c = parseConfigText(NODE, [
+      '[node]', 'nickname = edge-1', 'log_level = debug', 'convergence = per-gateway',
+      '[sftpd]', 'enabled = no', 'listen = [::]:22', 'host_key_files = /etc/capstan/key1, keys/key2',
+      'accounts.url = https://accounts.example/api', 'accounts.url.cache_ttl = 0', 'idle_timeout = 0',
+      '[storage]', 'fs.fsync = false', 'chunk_size = 256KiB', 'fs.dir = /data/chunks',
+      '[http]', 'listen = 127.0.0.1:9100',
+    ].join('\n'));
+    expect(c.node).toEqual({ nickname: 'edge-1', logLevel: 'debug', convergence: 'per-gateway' });
+    expect(c.sftpd.enabled).toBe(false);
+    expect(c.sftpd.listen).toEqual({ host: '::', port: 22 });
+    expect(c.sftpd.hostKeyFiles).toEqual(['/etc/capstan/key1', '/srv/node/keys/key2']);
+    expect(c.sftpd.accountsUrl).toBe('https://accounts.example/api');
+    expect(c.sftpd.accountsUrlCacheTtlSeconds).toBe(0);
+    expect(c.storage.fsFsync).toBe(false);
+    expect(c.storage.chunkSize).toBe(256 * 1024);
+    expect(c.storage.fsDir).toBe('/data/chunks');
+    expect(c.http.listen).toEqual({ host: '127.0.0.1', port: 9100 });
+  });
+
+  it('names the line, section and key of a bad value', () => {
+    expect(configError('[node]\nnickname = x\n\n\n\n[sftpd]\nlisten = abc')).toBe('capstan.cfg line 7: [sftpd] listen: expected HOST:PORT, got "abc"');
+    expect(configError('[sftpd]\nlisten = 1.2.3.4:70000')).toMatch(/^capstan\.cfg line 2: \[sftpd\] listen: expected HOST:PORT/);
+    expect(configError('[node]\nlog_level = loud')).toBe('capstan.cfg line 2: [node] log_level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"');
+    expect(configError('[storage]\nfs.fsync = maybe')).toMatch(/line 2: \[storage\] fs\.fsync: expected true or false/);
+    expect(configError('[sftpd]\nidle_timeout = -1')).toMatch(/line 2: \[sftpd\] idle_timeout: expected an integer from 0 to/);
+    expect(configError('[storage]\nchunk_size = 1GiB')).toMatch(/line 2: \[storage\] chunk_size: expected a size from 4KiB/);
+    expect(configError('[storage]\nbackend = s3')).toMatch(/line 2: \[storage\] backend: expected one of fs/);
+    expect(configError('[sftpd]\nhost_key_files = a,,b')).toMatch(/line 2: \[sftpd\] host_key_files:/);
+  });
+
+  it('refuses unknown sections and keys', () => {
+    expect(configError('[node]\nnick = x')).toBe('capstan.cfg line 2: [node] nick: unknown key');
+    expect(configError('\n[client]\n')).toMatch(/^capstan\.cfg line 2: unknown section \[client\] \(known: \[node\], \[sftpd\], \[storage\], \[http\]\)$/);
+  });
+
+  it('allows the HTTP listener on loopback only', () => {
+    for (const ok of ['127.0.0.1:9100', '127.1.2.3:1', 'localhost:9100', '[::1]:9100']) {
+      expect(parseConfigText(NODE, `[http]\nlisten = ${ok}`).http.listen).toBeDefined();
+    }
+    expect(configError('[http]\nlisten = 0.0.0.0:9100')).toMatch(/\[http\] listen: expected a loopback address/);
+    expect(configError('[http]\nlisten = 192.168.1.5:9100')).toMatch(/\[http\] listen: expected a loopback address/);
+  });
+
+  it('does not echo an account server URL, which may hold credentials', () => {
+    const message = configError('[sftpd]\naccounts.url = ftp://user:s3cret@host/');
+    expect(message).toMatch(/\[sftpd\] accounts\.url: expected empty or an http/);
+    expect(message).not.toContain('s3cret');
+  });
+
+  it('parses and prints HOST:PORT', () => {
+    expect(parseHostPort('example.com:22')).toEqual({ host: 'example.com', port: 22 });
+    expect(parseHostPort('[2001:db8::1]:2222')).toEqual({ host: '2001:db8::1', port: 2222 });
+    expect(parseHostPort('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+    for (const bad of ['abc', ':22', 'host:', 'host:port', '2001:db8::1:22', '[nothex]:22', 'a b:22', 'host:123456']) {
+      expect(parseHostPort(bad), bad).toBeUndefined();
+    }
+    expect(formatHostPort({ host: '::1', port: 8022 })).toBe('[::1]:8022');
+    expect(formatHostPort({ host: '127.0.0.1', port: 8022 })).toBe('127.0.0.1:8022');
+  });
+});

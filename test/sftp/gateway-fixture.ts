@@ -1,0 +1,122 @@
+import { spawnSync } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import { AccountsFile, createAuthenticator, formatKeyLine, formatPasswordLine, hashPassword } from '../../src/auth/index.js';
+import type { Authenticator } from '../../src/auth/index.js';
+import type { DirectoryWriteCap } from '../../src/cap/index.js';
+import { createLogger } from '../../src/log.js';
+import { FsChunkStore, MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
+import type { ChunkStore } from '../../src/store/index.js';
+import { startSftpServer, type SftpServer } from '../../src/sftp/index.js';
+import { createTree, type Tree } from '../../src/tree/index.js';
+import { hasBinary, type Target } from '../helpers/openssh.js';
+
+/**
+ * A gateway in this process on an ephemeral port, over memory stores (or an
+ * FsChunkStore in a temp dir for big files), with an accounts file holding:
+ * - `alice`: an ed25519 key (made by ssh-keygen when present) and a
+ *   password, root = a fresh writable directory;
+ * - `reader`: the same key, root = the read cap of alice's root.
+ * Logs are captured as parsed JSON lines.
+ */
+export interface Gateway {
+  server: SftpServer;
+  port: number;
+  tree: Tree;
+  root: DirectoryWriteCap;
+  dir: string;
+  keyFile: string;
+  publicKeyLine: string;
+  password: string;
+  alice: Target;
+  alicePassword: Target;
+  reader: Target;
+  logs: Record<string, unknown>[];
+  authenticator: Authenticator;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  chunkSize?: number;
+  readOnly?: boolean;
+  fsChunks?: boolean;
+  idleTimeoutMs?: number;
+  /** Wraps the chunk store (fault injection: failing or slow puts). */
+  wrapChunks?: (store: ChunkStore) => ChunkStore;
+}
+
+const { utils } = ssh2;
+
+export async function makeUserKey(dir: string, name = 'id_ed25519'): Promise<{ keyFile: string; publicLine: string }> {
+  const keyFile = join(dir, name);
+  if (hasBinary('ssh-keygen')) {
+    const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test@capstan', '-f', keyFile]);
+    if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+  } else {
+    const pair = utils.generateKeyPairSync('ed25519', { comment: 'test@capstan' });
+    await writeFile(keyFile, pair.private, { mode: 0o600 });
+    await writeFile(`${keyFile}.pub`, pair.public + '\n');
+  }
+  await chmod(keyFile, 0o600);
+  return { keyFile, publicLine: (await readFile(`${keyFile}.pub`, 'utf8')).trim() };
+}
+
+export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
+  const dir = await mkdtemp(join(tmpdir(), 'capstan-sftp-'));
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger('debug', { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
+  const base: ChunkStore = opts.fsChunks ? await FsChunkStore.open(join(dir, 'store'), { fsync: false }) : new MemoryChunkStore();
+  const chunks = opts.wrapChunks ? opts.wrapChunks(base) : base;
+  const tree = createTree({ chunks, slots: new MemorySlotStore(), chunkSize: opts.chunkSize });
+  const root = await tree.createDirectory();
+  const { keyFile, publicLine } = await makeUserKey(dir);
+  const password = 'correct horse battery staple';
+  const hash = await hashPassword(password, { ln: 10, r: 8, p: 1 });
+  const accountsPath = join(dir, 'accounts');
+  await writeFile(accountsPath, [
+    formatKeyLine('alice', publicLine, root.toString()),
+    formatPasswordLine('alice', hash, root.toString()),
+    formatKeyLine('reader', publicLine, root.readonly().toString()),
+  ].join('\n') + '\n', { mode: 0o600 });
+  const accountsFile = await AccountsFile.open(accountsPath, { logger });
+  const authenticator = createAuthenticator({ accountsFile, logger });
+  const hostKey = utils.generateKeyPairSync('ed25519').private;
+  const convergence = new Uint8Array(32).fill(7);
+  const server = await startSftpServer({
+    tree, authenticator, hostKeys: [hostKey], port: 0,
+    convergenceFor: () => convergence,
+    spoolDir: join(dir, 'spool'),
+    logger,
+    readOnly: opts.readOnly,
+    idleTimeoutMs: opts.idleTimeoutMs,
+  });
+  const port = server.address.port;
+  return {
+    server, port, tree, root, dir, keyFile, publicKeyLine: publicLine, password, logs, authenticator,
+    alice: { port, user: 'alice', keyFile },
+    alicePassword: { port, user: 'alice', password },
+    reader: { port, user: 'reader', keyFile },
+    async close() {
+      await server.close(2000);
+      await authenticator.close();
+      await tree.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Connects ssh2's own client (for what OpenSSH cannot do: raw packets, password without sshpass). */
+export function connectSsh2(port: number, user: string, auth: { privateKey?: Buffer | string; password?: string }): Promise<ssh2.Client> {
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client();
+    client.once('ready', () => resolve(client));
+    client.once('error', reject);
+    client.connect({ host: '127.0.0.1', port, username: user, ...auth, readyTimeout: 20_000 });
+  });
+}
+
+export function sftpOf(client: ssh2.Client): Promise<ssh2.SFTPWrapper> {
+  return new Promise((resolve, reject) => client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp))));
+}

@@ -1,0 +1,247 @@
+import { readFile } from 'node:fs/promises';
+import type { Client, SFTPWrapper } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXTENSIONS, LIMITS, SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
+import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+import { RawSftp, status, str, u32, u64 } from './raw-sftp.js';
+
+/**
+ * The protocol as ssh2's client and raw packets see it: what the extensions
+ * advertise and answer, malformed input, and how the session behaves when
+ * the client misbehaves. OpenSSH-driven behaviour is in openssh-sftp.test.ts.
+ */
+const STATUS = { OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, BAD_MESSAGE: 5, OP_UNSUPPORTED: 8 };
+
+let gw: Gateway;
+let key: Buffer;
+const clients: Client[] = [];
+
+async function login(user = 'alice'): Promise<{ client: Client; sftp: SFTPWrapper }> {
+  const client = await connectSsh2(gw.port, user, { privateKey: key });
+  clients.push(client);
+  return { client, sftp: await sftpOf(client) };
+}
+
+function call<T>(fn: (cb: (err: Error | undefined | null, v: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+
+const codeOf = (p: Promise<unknown>): Promise<number | undefined> =>
+  p.then(() => undefined, (err: { code?: number }) => err.code);
+
+beforeAll(async () => {
+  gw = await startGateway({ chunkSize: 4096 });
+  key = await readFile(gw.keyFile);
+});
+afterAll(async () => {
+  for (const c of clients) c.end();
+  await gw?.close();
+});
+
+describe('VERSION and extensions', () => {
+  it('advertises the OpenSSH extensions (ssh2 client sees them in _extensions)', async () => {
+    const { sftp } = await login();
+    const exts = (sftp as unknown as { _extensions: Record<string, string> })._extensions;
+    for (const [name, version] of EXTENSIONS) expect(exts[name]).toBe(version);
+  });
+
+  it('answers limits@openssh.com and statvfs@openssh.com with EXTENDED_REPLY', async () => {
+    const { client } = await login();
+    const raw = await RawSftp.open(client);
+    await raw.init();
+    raw.send(200, u32(7), str('limits@openssh.com'));
+    const limits = (await raw.next())!;
+    expect(limits.type).toBe(201);
+    expect(limits.payload.readUInt32BE(0)).toBe(7);
+    expect(Number(limits.payload.readBigUInt64BE(4))).toBe(LIMITS.maxPacketLength);
+    expect(Number(limits.payload.readBigUInt64BE(12))).toBe(LIMITS.maxReadLength);
+    expect(Number(limits.payload.readBigUInt64BE(20))).toBe(LIMITS.maxWriteLength);
+    expect(Number(limits.payload.readBigUInt64BE(28))).toBe(LIMITS.maxOpenHandles);
+    raw.send(200, u32(8), str('statvfs@openssh.com'), str('/'));
+    const vfs = (await raw.next())!;
+    expect(vfs.type).toBe(201);
+    expect(vfs.payload.length).toBe(4 + 11 * 8);
+    expect(Number(vfs.payload.readBigUInt64BE(4))).toBe(4096);
+    raw.send(200, u32(9), str('statvfs@openssh.com'), str('/missing'));
+    expect(status((await raw.next())!).code).toBe(STATUS.NO_SUCH_FILE);
+    raw.send(200, u32(10), str('no-such-extension@example.com'));
+    expect(status((await raw.next())!).code).toBe(STATUS.OP_UNSUPPORTED);
+    raw.send(200, u32(11), str('posix-rename@openssh.com'), str('/only-one-arg'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 11, code: STATUS.BAD_MESSAGE });
+  });
+});
+
+describe('malformed input', () => {
+  it('a name that is not valid UTF-8 is NO_SUCH_FILE', async () => {
+    const { client } = await login();
+    const raw = await RawSftp.open(client);
+    await raw.init();
+    raw.send(17, u32(1), str(Buffer.from([0x2f, 0xff, 0xfe, 0x41])));
+    expect(status((await raw.next())!)).toMatchObject({ id: 1, code: STATUS.NO_SUCH_FILE });
+    raw.send(3, u32(2), str(Buffer.from([0x2f, 0xc3, 0x28])), u32(0x1a), u32(0));
+    expect(status((await raw.next())!)).toMatchObject({ id: 2, code: STATUS.NO_SUCH_FILE });
+  });
+
+  it('an unknown packet type or a truncated packet ends that session; the server keeps serving', async () => {
+    for (const bad of [
+      (raw: RawSftp) => raw.send(99, u32(1)), // unknown type
+      (raw: RawSftp) => raw.send(5, u32(1), u32(200)), // READ whose handle runs past the end
+      (raw: RawSftp) => raw.sendBytes(Buffer.from([0xff, 0xff, 0xff, 0xff, 1])), // length beyond 256 KiB
+      (raw: RawSftp) => raw.send(6, u32(1), str(Buffer.alloc(4)), u64(0)), // WRITE without data
+    ]) {
+      const client = await connectSsh2(gw.port, 'alice', { privateKey: key });
+      client.on('error', () => {});
+      try {
+        const raw = await RawSftp.open(client);
+        await raw.init();
+        bad(raw);
+        const reply = await Promise.race([raw.closed.then(() => 'closed'), raw.next().then((p) => (p ? status(p).code : 'closed'))]);
+        expect(['closed', STATUS.BAD_MESSAGE, STATUS.FAILURE]).toContain(reply);
+      } finally {
+        client.end();
+      }
+      const { sftp } = await login();
+      expect((await call<{ mode: number }>((cb) => sftp.stat('/', cb))).mode & 0o040000).toBeTruthy();
+    }
+  });
+
+  it('an invalid handle is FAILURE, and `..` never climbs above /', async () => {
+    const { sftp } = await login();
+    expect(await codeOf(call((cb) => sftp.fstat(Buffer.from([0, 0, 0, 99]), cb)))).toBe(STATUS.FAILURE);
+    expect(await call<string>((cb) => sftp.realpath('.', cb))).toBe('/');
+    expect(await call<string>((cb) => sftp.realpath('/a/../../b/./c//d', cb))).toBe('/b/c/d');
+    const rootAttrs = await call<{ mode: number }>((cb) => sftp.stat('/../../..', cb));
+    expect(rootAttrs.mode & 0o170000).toBe(0o040000);
+  });
+});
+
+describe('open flags and handles', () => {
+  it('EXCL fails on an existing file, no CREAT fails on a missing one, APPEND appends', async () => {
+    const { sftp } = await login();
+    await call((cb) => sftp.writeFile('/flags.txt', 'one', cb));
+    expect(await codeOf(call((cb) => sftp.open('/flags.txt', 'wx', cb)))).toBe(STATUS.FAILURE);
+    expect(await codeOf(call((cb) => sftp.open('/missing.txt', 'r+', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    await call((cb) => sftp.appendFile('/flags.txt', '-two', cb));
+    expect((await call<Buffer>((cb) => sftp.readFile('/flags.txt', cb))).toString()).toBe('one-two');
+  });
+
+  it('reads back through a read-write handle what it wrote out of order', async () => {
+    const { sftp } = await login();
+    const h = await call<Buffer>((cb) => sftp.open('/rw.bin', 'w+', cb));
+    await call((cb) => sftp.write(h, Buffer.from('world'), 0, 5, 6, cb));
+    await call((cb) => sftp.write(h, Buffer.from('hello '), 0, 6, 0, cb));
+    const buf = Buffer.alloc(11);
+    const n = await call<number>((cb) => sftp.read(h, buf, 0, 11, 0, cb as never));
+    expect(buf.subarray(0, n).toString()).toBe('hello world');
+    await call((cb) => sftp.close(h, cb));
+    expect((await call<Buffer>((cb) => sftp.readFile('/rw.bin', cb))).toString()).toBe('hello world');
+  });
+
+  it(`allows ${LIMITS.maxOpenHandles} open handles per session, not one more`, async () => {
+    const { sftp } = await login();
+    await call((cb) => sftp.writeFile('/h.txt', 'h', cb));
+    const handles: Buffer[] = [];
+    for (let i = 0; i < LIMITS.maxOpenHandles; i++) handles.push(await call<Buffer>((cb) => sftp.open('/h.txt', 'r', cb)));
+    expect(await codeOf(call((cb) => sftp.open('/h.txt', 'r', cb)))).toBe(STATUS.FAILURE);
+    for (const h of handles) await call((cb) => sftp.close(h, cb));
+  });
+
+  it('symlink and readlink are OP_UNSUPPORTED', async () => {
+    const { sftp } = await login();
+    expect(await codeOf(call((cb) => sftp.symlink('/h.txt', '/link', cb)))).toBe(STATUS.OP_UNSUPPORTED);
+    expect(await codeOf(call((cb) => sftp.readlink('/h.txt', cb)))).toBe(STATUS.OP_UNSUPPORTED);
+  });
+
+  it('setstat with a size cuts or extends a committed file', async () => {
+    const { sftp } = await login();
+    await call((cb) => sftp.writeFile('/cut.txt', 'abcdefghij', cb));
+    await call((cb) => sftp.setstat('/cut.txt', { size: 4 }, cb));
+    expect((await call<Buffer>((cb) => sftp.readFile('/cut.txt', cb))).toString()).toBe('abcd');
+    await call((cb) => sftp.setstat('/cut.txt', { size: 6 }, cb));
+    expect(await call<Buffer>((cb) => sftp.readFile('/cut.txt', cb))).toEqual(Buffer.from('abcd\0\0'));
+  });
+});
+
+describe('password logins (ssh2 client)', () => {
+  it('accepts the right password, refuses a wrong one and an unknown user with the same error', async () => {
+    const good = await connectSsh2(gw.port, 'alice', { password: gw.password });
+    good.end();
+    const wrong = await connectSsh2(gw.port, 'alice', { password: 'nope' }).then(() => 'in', (e: Error) => e.message);
+    const unknown = await connectSsh2(gw.port, 'nobody', { password: 'nope' }).then(() => 'in', (e: Error) => e.message);
+    expect(wrong).toMatch(/authentication methods failed/);
+    expect(unknown).toBe(wrong);
+    const logins = gw.logs.filter((l) => l.event === 'login' && l.method === 'password');
+    expect(logins.at(-1)).toMatchObject({ user: 'alice', remoteAddress: '127.0.0.1' });
+    expect(JSON.stringify(gw.logs)).not.toContain(gw.root.toString());
+  });
+
+  it('refuses exec over ssh2 with the message and exit status 1', async () => {
+    const { client } = await login();
+    const result = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
+      client.exec('ls', (err, stream) => {
+        if (err) return reject(err);
+        let stderr = '';
+        stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        stream.on('exit', (code: number) => resolve({ code, stderr }));
+        stream.resume();
+      });
+    });
+    expect(result).toEqual({ code: 1, stderr: SFTP_ONLY_MESSAGE });
+  });
+});
+
+describe('what is not served', () => {
+  it('refuses direct-tcpip, tcpip-forward and streamlocal', async () => {
+    const { client } = await login();
+    const out = await new Promise<Error | undefined>((resolve) => client.forwardOut('127.0.0.1', 1, '127.0.0.1', 9, (err) => resolve(err)));
+    expect(out).toBeInstanceOf(Error);
+    const inbound = await new Promise<Error | undefined>((resolve) => client.forwardIn('127.0.0.1', 0, (err) => resolve(err)));
+    expect(inbound).toBeInstanceOf(Error);
+    const local = await new Promise<Error | undefined>((resolve) => client.openssh_forwardOutStreamLocal('/tmp/x.sock', (err) => resolve(err)));
+    expect(local).toBeInstanceOf(Error);
+    const { sftp } = await login();
+    expect(await call<string>((cb) => sftp.realpath('.', cb))).toBe('/');
+  });
+});
+
+describe('directory listings', () => {
+  it('pages a large directory in batches (ssh2 hides . and ..)', async () => {
+    const { sftp } = await login();
+    await call((cb) => sftp.mkdir('/many', cb));
+    for (let i = 0; i < 250; i++) await call((cb) => sftp.writeFile(`/many/f${i}`, String(i), cb));
+    const list = await call<{ filename: string; attrs: { size: number } }[]>((cb) => sftp.readdir('/many', cb));
+    expect(list.map((e) => e.filename).sort()).toEqual(Array.from({ length: 250 }, (_, i) => `f${i}`).sort());
+    expect(list.find((e) => e.filename === 'f123')?.attrs.size).toBe(3);
+  });
+});
+
+describe('read-only sessions', () => {
+  it('a gateway started readOnly refuses writes even with a write-cap root', async () => {
+    const local = await startGateway({ readOnly: true });
+    try {
+      const client = await connectSsh2(local.port, 'alice', { privateKey: await readFile(local.keyFile) });
+      clients.push(client);
+      const sftp = await sftpOf(client);
+      expect(await codeOf(call((cb) => sftp.writeFile('/x.txt', 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
+      expect(await codeOf(call((cb) => sftp.mkdir('/d', cb)))).toBe(STATUS.PERMISSION_DENIED);
+      expect((await call<{ mode: number }>((cb) => sftp.stat('/', cb))).mode & 0o222).toBe(0);
+      client.end();
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('a read-cap root is read-only everywhere, statvfs says so', async () => {
+    const { client, sftp } = await login('reader');
+    expect(await codeOf(call((cb) => sftp.writeFile('/nope.txt', 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
+    expect(await codeOf(call((cb) => sftp.mkdir('/nope', cb)))).toBe(STATUS.PERMISSION_DENIED);
+    expect(await codeOf(call((cb) => sftp.writeFile(`/uri/${gw.root.toString()}/nope.txt`, 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
+    const raw = await RawSftp.open(client);
+    await raw.init();
+    raw.send(200, u32(1), str('statvfs@openssh.com'), str('/'));
+    const vfs = (await raw.next())!;
+    expect(Number(vfs.payload.readBigUInt64BE(4 + 9 * 8)) & 1).toBe(1);
+  });
+});
+
+

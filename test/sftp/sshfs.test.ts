@@ -1,0 +1,121 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fuseUnavailable, missing, mountSshfs, run, sftpBatch, skipNotice, type SshfsMount } from '../helpers/openssh.js';
+import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+
+/**
+ * sshfs (FUSE) on the gateway: the client that writes the way programs do
+ * (random writes, truncates, renames over files, rsync's temp files). Every
+ * operation is done twice, through the mount and on a local mirror; after
+ * unmounting, the whole tree is fetched back with OpenSSH's sftp and
+ * compared byte for byte with the mirror.
+ */
+const skip = skipNotice(fuseUnavailable() ?? missing('sftp', 'rsync', 'dd', 'truncate'), 'sshfs test');
+const CHUNK = 64 * 1024;
+const OLD = new Date('2010-06-07T08:09:10Z');
+
+let gw: Gateway;
+let work: string;
+
+beforeAll(async () => {
+  gw = await startGateway({ chunkSize: CHUNK });
+  work = await mkdtemp(join(tmpdir(), 'capstan-sshfs-'));
+});
+afterAll(async () => {
+  await gw?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+async function sh(script: string, cwd = work): Promise<string> {
+  const r = await run('bash', ['-euo', 'pipefail', '-c', script], { cwd, timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`shell step failed (${r.code}): ${script}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** path → sha256 for files, 'dir' for directories, relative to root. */
+async function snapshot(root: string, rel = ''): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const entry of await readdir(join(root, rel), { withFileTypes: true })) {
+    const path = rel === '' ? entry.name : `${rel}/${entry.name}`;
+    if (entry.isDirectory()) {
+      out.set(path, 'dir');
+      for (const [k, v] of await snapshot(root, path)) out.set(k, v);
+    } else {
+      const bytes = await readFile(join(root, path));
+      out.set(path, `${bytes.length}:${createHash('sha256').update(bytes).digest('hex')}`);
+    }
+  }
+  return out;
+}
+
+async function makeSourceTree(src: string): Promise<void> {
+  const sizes = [0, 1, 63, 65, 4095, 4096, CHUNK - 1, CHUNK, CHUNK + 1, 300_000, 1_048_579];
+  await mkdir(join(src, 'sub', 'deeper'), { recursive: true });
+  await mkdir(join(src, 'ünïcode dir'), { recursive: true });
+  for (const [i, n] of sizes.entries()) {
+    const dir = i % 3 === 0 ? src : i % 3 === 1 ? join(src, 'sub') : join(src, 'sub', 'deeper');
+    await writeFile(join(dir, `f${n}.bin`), randomBytes(n));
+  }
+  await writeFile(join(src, 'ünïcode dir', '日本語.txt'), 'こんにちは\n');
+  await utimes(join(src, 'sub', 'f4095.bin'), OLD, OLD);
+}
+
+describe.skipIf(skip)('sshfs on the gateway', () => {
+  it('copies, rsyncs, writes randomly, truncates, moves and removes; every byte checks out through sftp', async () => {
+    const src = join(work, 'src');
+    const mirror = join(work, 'mirror');
+    const mnt = join(work, 'mnt');
+    await mkdir(mnt);
+    await mkdir(join(mirror, 'fs'), { recursive: true });
+    await makeSourceTree(src);
+    await writeFile(join(work, 'patch.bin'), randomBytes(5000));
+    let mount: SshfsMount | undefined;
+    try {
+      mount = await mountSshfs(gw.alice, mnt);
+      await mkdir(join(mnt, 'fs'));
+      // The same steps on the mount and on the mirror.
+      for (const root of [join(mnt, 'fs'), join(mirror, 'fs')]) {
+        await sh(`cp -r "${src}" "${root}/copied"`);
+        await sh(`rsync -a "${src}/" "${root}/rsynced/"`);
+        // random writes inside, across a chunk boundary, and past the end (a hole)
+        await sh(`dd if=patch.bin of="${root}/copied/f300000.bin" bs=1000 seek=3 count=2 conv=notrunc status=none`);
+        await sh(`dd if=patch.bin of="${root}/copied/f300000.bin" bs=1000 seek=65 count=1 conv=notrunc status=none`);
+        await sh(`dd if=patch.bin of="${root}/copied/sub/f1.bin" bs=1000 seek=400 count=5 conv=notrunc status=none`);
+        await sh(`truncate -s 5000 "${root}/copied/sub/f1048579.bin"`);
+        await sh(`truncate -s 200000 "${root}/copied/sub/deeper/f4096.bin"`);
+        await sh(`mv "${root}/copied/f0.bin" "${root}/copied/renamed-empty.bin"`);
+        await sh(`mv "${root}/copied/sub/deeper" "${root}/moved-deeper"`);
+        await sh(`mv -f "${root}/rsynced/sub/deeper/f63.bin" "${root}/rsynced/sub/f1.bin"`); // over an existing file
+        await sh(`rm -r "${root}/rsynced/ünïcode dir"`);
+        await sh(`echo appended >> "${root}/copied/f65.bin"`);
+      }
+      // Reads through the mount agree with the mirror while mounted.
+      expect(await snapshot(join(mnt, 'fs'))).toEqual(await snapshot(join(mirror, 'fs')));
+      const df = await sh(`df -k "${mnt}"`);
+      expect(df).toMatch(/\d+/);
+    } finally {
+      await mount?.unmount();
+    }
+    // After unmounting: fetch everything with OpenSSH's sftp and compare.
+    const back = join(work, 'back');
+    await mkdir(back);
+    const r = await sftpBatch(gw.alice, back, ['get -r /fs']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await snapshot(join(back, 'fs'))).toEqual(await snapshot(join(mirror, 'fs')));
+    const client = await connectSsh2(gw.port, 'alice', { privateKey: await readFile(gw.keyFile) });
+    try {
+      const sftp = await sftpOf(client);
+      const mtime = (path: string): Promise<number> => new Promise((resolve, reject) =>
+        sftp.stat(path, (err, a) => (err ? reject(err) : resolve(a.mtime))));
+      // rsync -a kept the source's modification time; cp -r did not.
+      expect(await mtime('/fs/rsynced/sub/f4095.bin')).toBe(OLD.getTime() / 1000);
+      expect(await mtime('/fs/copied/sub/f4095.bin')).not.toBe(OLD.getTime() / 1000);
+    } finally {
+      client.end();
+    }
+    expect(gw.logs.filter((l) => (l.level as number) >= 50 || l.event === 'upload_failed')).toEqual([]);
+  });
+});

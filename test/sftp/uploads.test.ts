@@ -1,0 +1,207 @@
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Client, SFTPWrapper } from 'ssh2';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TransientError, type AbortOptions } from '../../src/errors.js';
+import type { ChunkAddress, ChunkStore } from '../../src/store/index.js';
+import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+
+/**
+ * Close-on-write uploads through ssh2's client: what other sessions see while
+ * a file is being written, what CLOSE and fsync commit, what a failure or a
+ * dropped connection leaves behind, and shutdown. The chunk store is wrapped
+ * to inject failures and delays (the only fake here).
+ */
+class FaultyChunkStore implements ChunkStore {
+  failPuts = false;
+  putDelayMs = 0;
+  constructor(private readonly inner: ChunkStore) {}
+  get features() {
+    return this.inner.features;
+  }
+  async put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
+    if (this.putDelayMs > 0) await new Promise((r) => setTimeout(r, this.putDelayMs));
+    if (this.failPuts) throw new TransientError('injected put failure');
+    return this.inner.put(bytes, options);
+  }
+  get(address: ChunkAddress, options?: AbortOptions) {
+    return this.inner.get(address, options);
+  }
+  has(address: ChunkAddress, options?: AbortOptions) {
+    return this.inner.has(address, options);
+  }
+  delete(address: ChunkAddress, options?: AbortOptions) {
+    return this.inner.delete(address, options);
+  }
+  list(options?: AbortOptions) {
+    return this.inner.list(options);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+const STATUS = { NO_SUCH_FILE: 2, FAILURE: 4 };
+const CHUNK = 4096;
+let gw: Gateway;
+let faults: FaultyChunkStore;
+let key: Buffer;
+const clients: Client[] = [];
+
+async function login(user = 'alice'): Promise<{ client: Client; sftp: SFTPWrapper }> {
+  const client = await connectSsh2(gw.port, user, { privateKey: key });
+  client.on('error', () => {});
+  clients.push(client);
+  return { client, sftp: await sftpOf(client) };
+}
+
+function call<T>(fn: (cb: (err: Error | undefined | null, v: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+const codeOf = (p: Promise<unknown>): Promise<number | undefined> => p.then(() => undefined, (err: { code?: number }) => err.code);
+const names = async (sftp: SFTPWrapper, dir: string): Promise<Map<string, number>> =>
+  new Map((await call<{ filename: string; attrs: { size: number } }[]>((cb) => sftp.readdir(dir, cb))).map((e) => [e.filename, e.attrs.size]));
+const spoolFiles = async (): Promise<string[]> => readdir(join(gw.dir, 'spool'));
+
+async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+beforeAll(async () => {
+  gw = await startGateway({ chunkSize: CHUNK, wrapChunks: (s) => (faults = new FaultyChunkStore(s)) });
+  key = await readFile(gw.keyFile);
+});
+afterEach(() => {
+  faults.failPuts = false;
+  faults.putDelayMs = 0;
+});
+afterAll(async () => {
+  for (const c of clients) c.end();
+  await gw?.close();
+});
+
+describe('while a file is being written', () => {
+  it('the same user sees it (stat, readdir) with its current size in every session; others only after CLOSE', async () => {
+    const a = await login();
+    const b = await login();
+    const reader = await login('reader');
+    const h = await call<Buffer>((cb) => a.sftp.open('/growing.bin', 'w', cb));
+    await call((cb) => a.sftp.write(h, randomBytes(1000), 0, 1000, 0, cb));
+    expect((await call<{ size: number }>((cb) => b.sftp.stat('/growing.bin', cb))).size).toBe(1000);
+    expect((await names(b.sftp, '/')).get('growing.bin')).toBe(1000);
+    expect(await codeOf(call((cb) => reader.sftp.stat('/growing.bin', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect((await names(reader.sftp, '/')).has('growing.bin')).toBe(false);
+    await call((cb) => a.sftp.write(h, randomBytes(500), 0, 500, 1000, cb));
+    expect((await call<{ size: number }>((cb) => a.sftp.fstat(h, cb))).size).toBe(1500);
+    await call((cb) => a.sftp.close(h, cb));
+    expect((await call<{ size: number }>((cb) => reader.sftp.stat('/growing.bin', cb))).size).toBe(1500);
+  });
+
+  it('fsync@openssh.com commits the content so far; the handle stays open', async () => {
+    const a = await login();
+    const other = await login('reader');
+    const h = await call<Buffer>((cb) => a.sftp.open('/synced.txt', 'w', cb));
+    await call((cb) => a.sftp.write(h, Buffer.from('first'), 0, 5, 0, cb));
+    await call((cb) => a.sftp.ext_openssh_fsync(h, cb));
+    expect((await call<Buffer>((cb) => other.sftp.readFile('/synced.txt', cb))).toString()).toBe('first');
+    await call((cb) => a.sftp.write(h, Buffer.from(' second'), 0, 7, 5, cb));
+    await call((cb) => a.sftp.close(h, cb));
+    expect((await call<Buffer>((cb) => other.sftp.readFile('/synced.txt', cb))).toString()).toBe('first second');
+  });
+
+  it('a rename while open moves the upload; a remove while open drops it', async () => {
+    const { sftp } = await login();
+    const h = await call<Buffer>((cb) => sftp.open('/moving.txt', 'w', cb));
+    await call((cb) => sftp.write(h, Buffer.from('moved'), 0, 5, 0, cb));
+    await call((cb) => sftp.ext_openssh_rename('/moving.txt', '/moved.txt', cb));
+    await call((cb) => sftp.close(h, cb));
+    expect((await call<Buffer>((cb) => sftp.readFile('/moved.txt', cb))).toString()).toBe('moved');
+    expect(await codeOf(call((cb) => sftp.stat('/moving.txt', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    const h2 = await call<Buffer>((cb) => sftp.open('/dropped.txt', 'w', cb));
+    await call((cb) => sftp.write(h2, Buffer.from('gone'), 0, 4, 0, cb));
+    await call((cb) => sftp.unlink('/dropped.txt', cb));
+    await call((cb) => sftp.close(h2, cb));
+    expect(await codeOf(call((cb) => sftp.stat('/dropped.txt', cb)))).toBe(STATUS.NO_SUCH_FILE);
+  });
+});
+
+describe('commits', () => {
+  it('pipelined sequential writes stream (no spool) and a large CLOSE is quick', async () => {
+    const { sftp } = await login();
+    const data = randomBytes(8 * 1024 * 1024 + 17);
+    await call((cb) => sftp.writeFile('/streamed.bin', data, cb));
+    const commit = gw.logs.filter((l) => l.event === 'commit').at(-1);
+    expect(commit).toMatchObject({ mode: 'stream', size: data.length });
+    expect(commit!.ms as number).toBeLessThan(1000);
+    expect((await call<Buffer>((cb) => sftp.readFile('/streamed.bin', cb))).equals(data)).toBe(true); // toEqual on MiBs is very slow
+  });
+
+  it('a failing store makes CLOSE fail and leaves the previous version exactly as it was', async () => {
+    const { sftp } = await login();
+    const v1 = randomBytes(5 * CHUNK);
+    await call((cb) => sftp.writeFile('/precious.bin', v1, cb));
+    const failedBefore = gw.server.stats.uploadsFailed;
+    const h = await call<Buffer>((cb) => sftp.open('/precious.bin', 'w', cb));
+    await call((cb) => sftp.write(h, randomBytes(CHUNK - 1), 0, CHUNK - 1, 0, cb));
+    faults.failPuts = true;
+    const err = await codeOf(call((cb) => sftp.close(h, cb)));
+    expect(err).toBe(STATUS.FAILURE);
+    faults.failPuts = false;
+    expect(gw.server.stats.uploadsFailed).toBe(failedBefore + 1);
+    expect((await call<Buffer>((cb) => sftp.readFile('/precious.bin', cb))).equals(v1)).toBe(true);
+    expect((await names(sftp, '/')).get('precious.bin')).toBe(v1.length);
+  });
+
+  it('a dropped connection abandons its upload and frees the spool', async () => {
+    const { client, sftp } = await login();
+    const h = await call<Buffer>((cb) => sftp.open('/abandoned.bin', 'w', cb));
+    await call((cb) => sftp.write(h, randomBytes(100), 0, 100, 5000, cb)); // out of order: spooled
+    expect(await spoolFiles()).toHaveLength(1);
+    client.destroy();
+    await eventually(async () => (await spoolFiles()).length === 0);
+    const { sftp: again } = await login();
+    expect(await codeOf(call((cb) => again.stat('/abandoned.bin', cb)))).toBe(STATUS.NO_SUCH_FILE);
+  });
+});
+
+describe('shutdown and timeouts', () => {
+  it('close(grace) lets a CLOSE in flight commit, then ends the sessions', async () => {
+    const local = await startGateway({ chunkSize: CHUNK, wrapChunks: (s) => Object.assign(new FaultyChunkStore(s), { putDelayMs: 150 }) });
+    try {
+      const client = await connectSsh2(local.port, 'alice', { privateKey: await readFile(local.keyFile) });
+      client.on('error', () => {});
+      const sftp = await sftpOf(client);
+      const data = randomBytes(6 * CHUNK);
+      const h = await call<Buffer>((cb) => sftp.open('/late.bin', 'w', cb));
+      await call((cb) => sftp.write(h, data, 0, data.length, 0, cb));
+      const closed = call((cb) => sftp.close(h, cb));
+      await new Promise((r) => setTimeout(r, 20));
+      await local.server.close(10_000);
+      await closed;
+      const node = await local.tree.resolve(local.root, ['late.bin']);
+      const reader = await local.tree.openFile(node.cap as never);
+      expect(Buffer.from(await reader.read(0, data.length)).equals(data)).toBe(true);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('an idle connection is closed after idleTimeoutMs', async () => {
+    const local = await startGateway({ idleTimeoutMs: 300 });
+    try {
+      const client = await connectSsh2(local.port, 'alice', { privateKey: await readFile(local.keyFile) });
+      client.on('error', () => {});
+      await sftpOf(client);
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      await closed;
+      expect(local.logs.some((l) => l.reason === 'idle timeout')).toBe(true);
+    } finally {
+      await local.close();
+    }
+  });
+});
