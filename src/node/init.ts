@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import ssh2 from 'ssh2';
+import { generateSshKeyPair } from './ssh-keygen.js';
 import { AlreadyExistsError } from '../errors.js';
 import { CONFIG_FILE, formatHostPort, parseConfigText, renderConfigFile, type HostPort } from '../config/index.js';
 import { FsChunkStore, LevelSlotStore } from '../store/index.js';
@@ -10,7 +10,6 @@ import {
 } from './layout.js';
 import { CONVERGENCE_SECRET_BYTES, formatConvergenceSecret, readHostKey } from './secrets.js';
 
-const { utils } = ssh2;
 
 /**
  * The accounts file a new node starts with: no accounts, one commented
@@ -78,7 +77,7 @@ export async function initNode(nodeDir: string, options: InitOptions = {}): Prom
   await makePrivateDir(nodePath(dir, SPOOL_DIR));
   const hostKeys: InitResult['hostKeys'] = [];
   for (const [type, relative] of Object.entries(HOST_KEY_FILES)) {
-    const pair = type === 'rsa' ? utils.generateKeyPairSync('rsa', { bits: 3072 }) : utils.generateKeyPairSync('ed25519');
+    const pair = generateSshKeyPair(type === 'rsa' ? 'rsa' : 'ed25519');
     const file = nodePath(dir, relative);
     await writePrivate(file, pair.private);
     await writeFile(`${file}.pub`, `${pair.public.trim()} capstan-host-key\n`, { mode: 0o644, flag: 'wx' });

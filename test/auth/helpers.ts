@@ -1,3 +1,4 @@
+import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,9 +25,9 @@ export interface TestKey {
 
 export function makeKey(kind: 'ed25519' | 'rsa' | 'ecdsa256' | 'ecdsa384' | 'ecdsa521', comment = 'test@host'): TestKey {
   const pair =
-    kind === 'ed25519' ? utils.generateKeyPairSync('ed25519', { comment })
-    : kind === 'rsa' ? utils.generateKeyPairSync('rsa', { bits: 2048, comment })
-    : utils.generateKeyPairSync('ecdsa', { bits: Number(kind.slice(5)) as 256 | 384 | 521, comment });
+    kind === 'ed25519' ? generateSshKeyPair('ed25519', { comment })
+    : kind === 'rsa' ? generateSshKeyPair('rsa', { bits: 2048, comment })
+    : generateSshKeyPair('ecdsa', { bits: Number(kind.slice(5)), comment });
   const priv = utils.parseKey(pair.private);
   const pub = utils.parseKey(pair.public);
   if (priv instanceof Error || pub instanceof Error) throw new Error('test key generation failed');

@@ -10,6 +10,7 @@ import { createAuthenticator, type Authenticator, type LoginResult } from '../..
 import { hashPassword } from '../../src/auth/password-hash.js';
 import { keyFingerprint } from '../../src/auth/ssh-key.js';
 import { CAP_A, CAP_B, captureLogger, makeKey, tempDir, type TestKey } from './helpers.js';
+import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 
 /**
  * Real SSH logins against an ssh2 server whose authentication handler is the
@@ -63,7 +64,7 @@ beforeAll(async () => {
     accountsFile: { get: (u) => accounts.get(u), accounts: accounts as ReadonlyMap<string, Account>, close: async () => undefined },
     logger: captureLogger().logger,
   });
-  const hostKey = utils.generateKeyPairSync('ed25519').private;
+  const hostKey = generateSshKeyPair('ed25519').private;
   server = new Server({ hostKeys: [hostKey] }, (client) => {
     client.on('authentication', handleAuth);
     client.on('ready', () => client.end());

@@ -4,6 +4,7 @@ import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyFingerprint, parseAccountsFile, verifyPassword } from '../../src/auth/index.js';
 import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, stopAllCli } from '../helpers/cli.js';
+import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 
 const { utils } = ssh2;
 
@@ -18,7 +19,7 @@ async function ok(args: string[], input?: string): Promise<string> {
 }
 
 async function writeKey(name: string): Promise<{ file: string; fingerprint: string }> {
-  const pair = utils.generateKeyPairSync('ed25519', { comment: `${name}@test` });
+  const pair = generateSshKeyPair('ed25519', { comment: `${name}@test` });
   const file = path.join(tmp.dir, `${name}.pub`);
   await writeFile(file, `${pair.public}\n`);
   const parsed = utils.parseKey(pair.public);

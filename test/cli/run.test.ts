@@ -5,6 +5,7 @@ import ssh2 from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, startCli, stopAllCli, REPO, type CliProcess } from '../helpers/cli.js';
 import { filterFromDocs, matchLine } from '../node/fail2ban.js';
+import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 
@@ -222,7 +223,7 @@ describe('capstan demo', () => {
     const home = path.join(tmp.dir, 'home-key');
     await mkdir(path.join(home, '.ssh'), { recursive: true });
     await mkdir(cwd);
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'me@here' });
+    const pair = generateSshKeyPair('ed25519', { comment: 'me@here' });
     await writeFile(path.join(home, '.ssh/id_ed25519.pub'), `${pair.public}\n`);
     const proc = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env: { HOME: home, USER: 'keyuser' } });
     await proc.waitFor(/^added account keyuser, logging in with your key .*id_ed25519\.pub$/m);

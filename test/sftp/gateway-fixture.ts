@@ -9,9 +9,10 @@ import type { DirectoryWriteCap } from '../../src/cap/index.js';
 import { createLogger } from '../../src/log.js';
 import { FsChunkStore, MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
 import type { ChunkStore } from '../../src/store/index.js';
-import { startSftpServer, type SftpServer } from '../../src/sftp/index.js';
+import { startSftpServer, type SftpServer, type SftpServerOptions } from '../../src/sftp/index.js';
 import { createTree, type Tree } from '../../src/tree/index.js';
 import { hasBinary, type Target } from '../helpers/openssh.js';
+import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 
 /**
  * A gateway in this process on an ephemeral port, over memory stores (or an
@@ -45,6 +46,8 @@ export interface GatewayOptions {
   idleTimeoutMs?: number;
   /** Wraps the chunk store (fault injection: failing or slow puts). */
   wrapChunks?: (store: ChunkStore) => ChunkStore;
+  /** More server options (limits, defender, quota), or a function of the tree that makes them. */
+  server?: Partial<SftpServerOptions> | ((tree: Tree, dir: string) => Partial<SftpServerOptions> | Promise<Partial<SftpServerOptions>>);
 }
 
 const { utils } = ssh2;
@@ -55,7 +58,7 @@ export async function makeUserKey(dir: string, name = 'id_ed25519'): Promise<{ k
     const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test@capstan', '-f', keyFile]);
     if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
   } else {
-    const pair = utils.generateKeyPairSync('ed25519', { comment: 'test@capstan' });
+    const pair = generateSshKeyPair('ed25519', { comment: 'test@capstan' });
     await writeFile(keyFile, pair.private, { mode: 0o600 });
     await writeFile(`${keyFile}.pub`, pair.public + '\n');
   }
@@ -82,7 +85,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   ].join('\n') + '\n', { mode: 0o600 });
   const accountsFile = await AccountsFile.open(accountsPath, { logger });
   const authenticator = createAuthenticator({ accountsFile, logger });
-  const hostKey = utils.generateKeyPairSync('ed25519').private;
+  const hostKey = generateSshKeyPair('ed25519').private;
   const convergence = new Uint8Array(32).fill(7);
   const server = await startSftpServer({
     tree, authenticator, hostKeys: [hostKey], port: 0,
@@ -91,6 +94,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     logger,
     readOnly: opts.readOnly,
     idleTimeoutMs: opts.idleTimeoutMs,
+    ...(typeof opts.server === 'function' ? await opts.server(tree, dir) : opts.server),
   });
   const port = server.address.port;
   return {
