@@ -1,0 +1,259 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
+import { missing, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
+import { freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { SWIFT_SKIP, createBucket, startSwiftServer, stopSwiftServer, type SwiftServer } from '../helpers/swift.js';
+
+/**
+ * Several `capstan run` processes (the real CLI) behind one imaginary load
+ * balancer: one set of host keys, one accounts file, one chunk store and one
+ * PostgreSQL slot store. Real OpenSSH sftp clients with an ed25519 key.
+ *
+ * The chunk store is either a shared fs directory or one bucket of a real
+ * S3-compatible server (Swift with s3api) on loopback; each runs the same tests.
+ */
+
+const unavailable = skipNotice(
+  postgresUnavailable() ?? missing('sftp', 'ssh-keygen') ?? (existsSync(CLI) ? undefined : 'dist/cli/main.js not built (npx tsc)'),
+  'multi-gateway',
+);
+
+/** How a pair of gateways shares one chunk store: capstan.cfg [storage] lines, given the shared directory. */
+interface ChunkBackend {
+  name: string;
+  skip?: string | undefined;
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+  config(shared: string): Record<string, string>;
+}
+
+let swift: SwiftServer | undefined;
+
+const chunkBackends: ChunkBackend[] = [
+  { name: 'a shared fs directory', config: (shared) => ({ 'fs.dir': `${shared}/chunks`, 'fs.fsync': 'false' }) },
+  {
+    name: 'one S3 bucket (a real Swift on loopback)',
+    skip: SWIFT_SKIP,
+    async start() {
+      swift = await startSwiftServer();
+      await createBucket(swift, 'capstan-multi');
+    },
+    async stop() {
+      await stopSwiftServer(swift);
+      swift = undefined;
+    },
+    config(shared) {
+      const server = swift!;
+      // Both gateways read the same credentials file (two lines: key id, secret).
+      writeFileSync(`${shared}/s3-credentials`, `${server.accessKeyId}\n${server.secretAccessKey}\n`, { mode: 0o600 });
+      return {
+        backend: 's3',
+        's3.endpoint': server.endpoint,
+        's3.region': server.region,
+        's3.bucket': 'capstan-multi',
+        's3.prefix': 'multi/',
+        's3.addressing': 'path',
+        's3.credentials': `${shared}/s3-credentials`,
+      };
+    },
+  },
+];
+
+interface RunningGateway {
+  node: string;
+  proc: CliProcess;
+  target: Target;
+  http: string;
+}
+
+describe.each(chunkBackends)('several gateways on one chunk store ($name) and one PostgreSQL slot store', (backend) => {
+  if (unavailable !== undefined || backend.skip !== undefined) {
+    it.skip(`skipped: ${unavailable ?? backend.skip}`, () => undefined);
+    return;
+  }
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let pg: TestPostgres;
+  let work: string;
+  let keyFile: string;
+  const gateways: RunningGateway[] = [];
+
+  async function cli(node: string, args: string[], input?: string): Promise<string> {
+    const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
+    if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  }
+
+  async function startGateway(node: string): Promise<RunningGateway> {
+    const proc = startCli(['run', '-d', node, '--listen', '127.0.0.1:0']);
+    const sftp = await proc.waitFor(/^capstan listening on 127\.0\.0\.1:(\d+) /m, 'stderr', 30_000);
+    const http = await proc.waitFor(/^capstan http on 127\.0\.0\.1:(\d+) /m);
+    return { node, proc, target: { port: Number(sftp[1]), user: 'alice', keyFile }, http: `http://127.0.0.1:${http[1]}` };
+  }
+
+  async function sftpOk(g: RunningGateway, commands: string[], timeoutMs = 60_000): Promise<string> {
+    const r = await sftpBatch(g.target, work, commands, [], timeoutMs);
+    if (r.code !== 0) throw new Error(`sftp via :${g.target.port} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  }
+
+  async function listNames(g: RunningGateway, dir: string): Promise<string[]> {
+    const out = await sftpOk(g, [`ls -1 ${dir}`]);
+    return out
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('sftp>'))
+      .map((l) => path.posix.basename(l.trim()));
+  }
+
+  async function healthStatus(g: RunningGateway): Promise<number> {
+    return (await fetch(`${g.http}/healthz`)).status;
+  }
+
+  beforeAll(async () => {
+    tmp = await makeTempDir('capstan-multi-');
+    await backend.start?.();
+    work = path.join(tmp.dir, 'work');
+    await mkdir(work);
+    pg = await startPostgres();
+    const shared = path.join(tmp.dir, 'shared');
+    await mkdir(path.join(shared, 'chunks'), { recursive: true });
+
+    keyFile = path.join(tmp.dir, 'id_ed25519');
+    const keygen = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@multi', '-f', keyFile]);
+    if (keygen.status !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr}`);
+
+    const schema = freshSchema('multi');
+    const nodes = [path.join(tmp.dir, 'gw-a'), path.join(tmp.dir, 'gw-b')];
+    for (const node of nodes) await cli(node, ['init']);
+    // One identity for the pair: gateway a's host keys, copied to the shared place both read.
+    for (const k of ['ssh_host_ed25519_key', 'ssh_host_rsa_key']) {
+      await copyFile(path.join(nodes[0]!, 'private', k), path.join(shared, k));
+    }
+    // The password goes into each node's private/postgres-password, the URL in capstan.cfg carries none.
+    const dbUrl = new URL(pg.url);
+    const password = decodeURIComponent(dbUrl.password);
+    dbUrl.password = '';
+    const storage: Record<string, string> = {
+      ...backend.config(shared),
+      'slots.backend': 'postgres',
+      'slots.postgres.url': dbUrl.toString(),
+      'slots.postgres.schema': schema,
+    };
+    for (const node of nodes) {
+      if (password !== '') await writeFile(path.join(node, 'private/postgres-password'), `${password}\n`, { mode: 0o600 });
+      const file = path.join(node, 'capstan.cfg');
+      let text = (await readFile(file, 'utf8'))
+        .replace(/^host_key_files = .*$/m, `host_key_files = ${shared}/ssh_host_ed25519_key,${shared}/ssh_host_rsa_key`)
+        .replace(/^accounts\.file = .*$/m, `accounts.file = ${shared}/accounts`)
+        .replace(/^(\[http\][^[]*?)^listen =.*$/m, '$1listen = 127.0.0.1:0');
+      // init writes every key with its default, one per line: replace each in place.
+      for (const [key, value] of Object.entries(storage)) {
+        const line = new RegExp(`^${key.replace(/\./g, '\\.')} =.*$`, 'm');
+        expect(text, key).toMatch(line);
+        text = text.replace(line, `${key} = ${value}`);
+      }
+      expect(text).toContain('slots.backend = postgres');
+      expect(text).toMatch(/^listen = 127\.0\.0\.1:0$/m);
+      await writeFile(file, text);
+    }
+    // The account (and its root directory, a slot in PostgreSQL) is made once, through gateway a's node.
+    await cli(nodes[0]!, ['account', 'add', 'alice', '--key', `${keyFile}.pub`]);
+    gateways.push(...(await Promise.all(nodes.map(startGateway))));
+    expect(gateways[0]!.proc.stderr.match(/SHA256:\S+/)?.[0]).toBe(gateways[1]!.proc.stderr.match(/SHA256:\S+/)?.[0]);
+  }, 90_000);
+
+  afterAll(async () => {
+    await stopAllCli();
+    await pg?.stop();
+    await backend.stop?.();
+    await tmp?.cleanup();
+  });
+
+  it('a file put through one gateway is listed and byte-identical through the other at once', async () => {
+    const [a, b] = gateways as [RunningGateway, RunningGateway];
+    const content = randomBytes(300_000);
+    await writeFile(path.join(work, 'hello.bin'), content);
+    await sftpOk(a, ['put hello.bin /hello.bin']);
+    expect(await listNames(b, '/')).toContain('hello.bin');
+    await sftpOk(b, ['get /hello.bin hello-back.bin']);
+    expect((await readFile(path.join(work, 'hello-back.bin'))).equals(content)).toBe(true);
+  }, 30_000);
+
+  it('4 clients on each gateway putting 50 files each into one directory at once: exactly 400 entries', async () => {
+    const [a] = gateways as [RunningGateway, RunningGateway];
+    await sftpOk(a, ['mkdir /race']);
+    const small = path.join(work, 'small.txt');
+    await writeFile(small, 'x'.repeat(100));
+    const started = Date.now();
+    const results = await Promise.all(
+      gateways.flatMap((g, gi) =>
+        Array.from({ length: 4 }, (_, ci) =>
+          sftpOk(g, Array.from({ length: 50 }, (_, i) => `put small.txt /race/g${gi}-c${ci}-${String(i).padStart(2, '0')}.txt`), 80_000),
+        ),
+      ),
+    );
+    expect(results).toHaveLength(8);
+    const viaA = await listNames(gateways[0]!, '/race');
+    const viaB = await listNames(gateways[1]!, '/race');
+    expect(viaA).toHaveLength(400);
+    expect(new Set(viaA).size).toBe(400);
+    expect(viaB.sort()).toEqual(viaA.sort());
+    console.info(`multi-gateway: 400 concurrent puts through 2 gateways in ${Date.now() - started} ms`);
+  }, 90_000);
+
+  it('a gateway killed with SIGKILL mid-upload loses nothing acknowledged; the other keeps serving', async () => {
+    const [a, b] = gateways as [RunningGateway, RunningGateway];
+    await sftpOk(b, ['mkdir /crash']);
+    const acknowledged: { name: string; content: Buffer }[] = [];
+    for (let i = 0; i < 5; i++) {
+      const content = randomBytes(50_000 + i);
+      await writeFile(path.join(work, `ack-${i}.bin`), content);
+      await sftpOk(b, [`put ack-${i}.bin /crash/ack-${i}.bin`]);
+      acknowledged.push({ name: `ack-${i}.bin`, content });
+    }
+    // A large upload in flight when the gateway dies.
+    const big = randomBytes(64 * 1024 * 1024);
+    await writeFile(path.join(work, 'big.bin'), big);
+    const inFlight = sftpBatch(b.target, work, ['put big.bin /crash/big.bin'], [], 60_000);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await b.proc.stop('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+    expect((await inFlight).code).not.toBe(0);
+
+    const names = await listNames(a, '/crash');
+    for (const { name, content } of acknowledged) {
+      expect(names).toContain(name);
+      await sftpOk(a, [`get /crash/${name} back-${name}`]);
+      expect((await readFile(path.join(work, `back-${name}`))).equals(content), name).toBe(true);
+    }
+    // The killed upload was never committed: absent, never partial.
+    expect(names).not.toContain('big.bin');
+    // a keeps serving, reads and writes.
+    await sftpOk(a, ['put ack-0.bin /crash/after.bin']);
+    expect(await listNames(a, '/crash')).toContain('after.bin');
+    expect(await healthStatus(a)).toBe(200);
+  }, 60_000);
+
+  it.skipIf(process.env.CAPSTAN_TEST_POSTGRES_URL !== undefined)(
+    '/healthz is 503 while PostgreSQL is down and 200 again once it is back',
+    async () => {
+      const [a] = gateways as [RunningGateway, RunningGateway];
+      expect(await healthStatus(a)).toBe(200);
+      await pg.pause();
+      try {
+        const res = await fetch(`${a.http}/healthz`);
+        expect(res.status).toBe(503);
+        expect(await res.text()).toMatch(/^unhealthy: slot store: /m);
+      } finally {
+        await pg.resume();
+      }
+      expect(await healthStatus(a)).toBe(200);
+      // And it serves again without a restart.
+      expect(await listNames(a, '/')).toContain('hello.bin');
+    },
+    30_000,
+  );
+});
