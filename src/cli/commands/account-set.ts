@@ -1,0 +1,84 @@
+import type { Argv, CommandModule } from 'yargs';
+import { isValidUserName } from '../../auth/index.js';
+import { parseDirectoryCap } from '../../cap/index.js';
+import { InvalidInputError } from '../../errors.js';
+import {
+  countTree, formatQuotaLine, parseSize, readQuotas, setQuotaLine, UsageBook, type Quota,
+} from '../../quota/index.js';
+import { loadNodeConfig, out, withNode, type GlobalArgs } from '../context.js';
+import { UsageError } from '../errors.js';
+import { existingRoot } from './account-add.js';
+
+interface AccountSetArgs extends GlobalArgs {
+  user: string;
+  quota?: string;
+  maxFiles?: string;
+  recount?: boolean;
+}
+
+/** `--quota 10G` / `--max-files 1000`; `none` or 0 removes that limit. */
+export function quotaChange(args: { quota?: string | undefined; maxFiles?: string | undefined }, current: Quota = {}): Quota {
+  const next: Quota = { ...current };
+  const off = (v: string) => v === 'none' || v === '0';
+  if (args.quota !== undefined) {
+    if (off(args.quota)) delete next.bytes;
+    else {
+      try {
+        next.bytes = parseSize(args.quota);
+      } catch (err) {
+        throw new UsageError(`--quota: ${(err as Error).message}`);
+      }
+    }
+  }
+  if (args.maxFiles !== undefined) {
+    if (off(args.maxFiles)) delete next.files;
+    else if (/^[0-9]{1,15}$/.test(args.maxFiles)) next.files = Number(args.maxFiles);
+    else throw new UsageError(`--max-files: expected a number or none, got ${JSON.stringify(args.maxFiles)}`);
+  }
+  return next;
+}
+
+/** Writes USER's quota line (after merging the change) to the node's quotas file; returns the line. */
+export async function applyQuota(args: GlobalArgs & { user: string; quota?: string | undefined; maxFiles?: string | undefined }): Promise<string> {
+  const config = await loadNodeConfig(args);
+  const current = (await readQuotas(config.quota.file)).get(args.user);
+  const next = quotaChange(args, current);
+  await setQuotaLine(config.quota.file, args.user, next);
+  return next.bytes === undefined && next.files === undefined ? `${args.user} (no quota)` : formatQuotaLine(args.user, next);
+}
+
+export const accountSetCommand: CommandModule<GlobalArgs, AccountSetArgs> = {
+  command: 'set <user>',
+  describe: "Set USER's quota (bytes and files) in the quotas file, and/or recount USER's usage",
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .positional('user', { type: 'string', demandOption: true, describe: 'user name (need not be in the accounts file)' })
+      .option('quota', { type: 'string', describe: 'byte quota: bytes or K, M, G, T (powers of 1024); none removes it' })
+      .option('max-files', { type: 'string', describe: 'most files; none removes the limit' })
+      .option('recount', { type: 'boolean', describe: "count USER's usage now by walking their tree (accounts-file users only)" })
+      .check((a) => {
+        if (a.quota === undefined && a['max-files'] === undefined && a.recount !== true) throw new UsageError('give --quota, --max-files or --recount');
+        return true;
+      })
+      .example('$0 account set alice --quota 10G --max-files 100000', 'set both limits')
+      .example('$0 account set alice --quota none', 'remove the byte limit')
+      .example('$0 account set alice --recount', 'recount after changes made around the gateway') as unknown as Argv<AccountSetArgs>,
+  handler: async (args) => {
+    if (!isValidUserName(args.user)) throw new UsageError('invalid user name (allowed: A-Z a-z 0-9 . _ @ + -, 1 to 64 characters)');
+    if (args.quota !== undefined || args.maxFiles !== undefined) await out(`${await applyQuota(args)}\n`);
+    if (args.recount === true) {
+      const config = await loadNodeConfig(args);
+      const rootCap = await existingRoot(config.sftpd.accountsFile, args.user);
+      if (rootCap === undefined) {
+        throw new InvalidInputError(`${args.user} is not in the accounts file; the gateway counts other users at their next upload`);
+      }
+      const root = parseDirectoryCap(rootCap);
+      const usage = await withNode(args, ({ tree }) => countTree(tree, root));
+      // A newer countedAt than the gateway's: a running gateway adopts this count at its next look.
+      const book = await UsageBook.open(config.quota.usageFile);
+      book.set(args.user, { ...usage, countedAt: Date.now() });
+      await book.close();
+      await out(`${args.user}: ${usage.bytes} bytes in ${usage.files} files\n`);
+    }
+  },
+};

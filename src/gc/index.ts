@@ -1,0 +1,83 @@
+import { readFile } from 'node:fs/promises';
+import { parseCap, UnknownCap } from '../cap/index.js';
+import { parseAccountsFile } from '../auth/index.js';
+import type { AbortOptions } from '../errors.js';
+import type { OpenNode } from '../node/open.js';
+import { nodePath } from '../node/layout.js';
+import { markLive, type MarkProblem, type MarkRoot } from './mark.js';
+import { PINS_FILE, readPins } from './pins.js';
+import { canSweep, sweep, type SweepResult } from './sweep.js';
+
+export { PINS_FILE, addPin, removePin, readPins } from './pins.js';
+export { markLive, type MarkProblem, type MarkResult, type MarkRoot } from './mark.js';
+export { canSweep, sweep, type SweepOptions, type SweepResult } from './sweep.js';
+
+/** Default grace period: a day, far beyond any one file's chunk-and-link time. */
+export const DEFAULT_GRACE_HOURS = 24;
+
+export interface GcOptions extends AbortOptions {
+  graceMs: number;
+  dryRun: boolean;
+  now?: number;
+  /**
+   * The operator vouches that every root the account server (`[sftpd]
+   * accounts.url`) hands out is pinned or also in the accounts file; without
+   * it gc refuses to sweep on a node that has an account server.
+   */
+  accountServerRootsPinned?: boolean;
+}
+
+export interface GcReport {
+  roots: number;
+  directories: number;
+  files: number;
+  /** When non-empty nothing was swept (sweep is undefined): the mark was incomplete. */
+  problems: MarkProblem[];
+  sweep?: SweepResult;
+}
+
+/**
+ * `capstan gc`: roots are every account's root cap (private/accounts, or the
+ * configured accounts file) and every pinned cap (private/pins). A refused
+ * line in either file might name a root, so it is a problem that stops the
+ * sweep, like any gap in the mark (see mark.ts).
+ */
+export async function collectGarbage(node: OpenNode, options: GcOptions): Promise<GcReport> {
+  const roots: MarkRoot[] = [];
+  const problems: MarkProblem[] = [];
+
+  const accountsText = await readFile(node.config.sftpd.accountsFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return '';
+    throw err;
+  });
+  const accounts = parseAccountsFile(accountsText);
+  for (const e of accounts.errors) problems.push({ path: `accounts file line ${e.line}`, detail: 'refused line (might name a root)' });
+  const rootCaps = new Set<string>();
+  for (const [user, account] of accounts.accounts) {
+    if (rootCaps.has(account.rootCap)) continue;
+    rootCaps.add(account.rootCap);
+    const cap = parseCap(account.rootCap);
+    if (cap instanceof UnknownCap) problems.push({ path: `account ${user}`, detail: 'root cap of unknown kind' });
+    else roots.push({ label: `account ${user}`, cap });
+  }
+  if (node.config.sftpd.accountsUrl !== undefined && node.config.sftpd.accountsUrl !== '' && !options.accountServerRootsPinned) {
+    problems.push({
+      path: '[sftpd] accounts.url',
+      detail: 'the account server hands out roots gc cannot list; pin them, then pass --account-server-roots-pinned',
+    });
+  }
+  const pins = await readPins(nodePath(node.config.nodeDir, PINS_FILE));
+  for (const line of pins.badLines) problems.push({ path: `pins file line ${line}`, detail: 'not a cap this version understands' });
+  pins.caps.forEach((cap, i) => roots.push({ label: `pin ${i + 1}`, cap }));
+
+  if (!canSweep(node.chunks)) {
+    problems.push({ path: '(store)', detail: 'this chunk store cannot tell chunk ages; gc is not supported on it' });
+  }
+  const mark = await markLive(node.tree, roots, options);
+  problems.push(...mark.problems);
+  const report: GcReport = { roots: roots.length, directories: mark.directories, files: mark.files, problems };
+  if (problems.length === 0) {
+    report.sweep = await sweep(node.chunks, mark.live, options);
+  }
+  return report;
+}

@@ -1,0 +1,43 @@
+import type { Cap, DirectoryCap } from '../cap/index.js';
+import type { Tree } from '../tree/index.js';
+
+export interface TreeUsage {
+  /** Sum of the logical sizes of the files reachable from the root. */
+  bytes: number;
+  /** Number of file entries (directories are not counted). */
+  files: number;
+}
+
+function isDirectoryCap(cap: Cap): cap is DirectoryCap {
+  return cap.kind === 'dir-write' || cap.kind === 'dir-read'; // a verify cap cannot be listed
+}
+
+/**
+ * Walks an account's logical tree: every file entry reachable from `root`
+ * counts its size (an entry's recorded size, else its cap's). A directory
+ * reached twice (linked under two names) is walked once; a file linked
+ * twice counts twice (two names the user sees). Memory: the set of
+ * directories seen (32 bytes each) plus one listing batch; time: one listing
+ * per directory, so this runs once per account, not per write.
+ */
+export async function countTree(tree: Tree, root: DirectoryCap, signal?: AbortSignal): Promise<TreeUsage> {
+  const seen = new Set<string>();
+  const pending: DirectoryCap[] = [root];
+  let bytes = 0;
+  let files = 0;
+  while (pending.length > 0) {
+    const dir = pending.pop()!;
+    const key = Buffer.from(dir.storageIndex).toString('hex');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    for await (const entry of tree.directory(dir).list({ signal })) {
+      const cap = entry.cap;
+      if (isDirectoryCap(cap)) pending.push(cap);
+      else if (cap.kind === 'file-read' || cap.kind === 'literal') {
+        files++;
+        bytes += entry.metadata?.size ?? (cap as Cap & { size: number }).size;
+      }
+    }
+  }
+  return { bytes, files };
+}

@@ -1,0 +1,182 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type ssh2 from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
+import { connectSsh2, makeUserKey, sftpOf } from '../sftp/gateway-fixture.js';
+
+/**
+ * `capstan gc` beside a serving gateway, uploads running the whole time:
+ * nothing acknowledged is lost, old garbage is freed, and chunks an upload
+ * deduplicates against old garbage survive (put refreshes their age).
+ *
+ * Grace here is 0.005 h (18 s): far longer than one of these uploads takes,
+ * which is exactly the rule docs/operations.md gives for production (24 h).
+ */
+
+const GRACE_HOURS = '0.005';
+const HOUR_MS = 3_600_000;
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let node: string;
+let key: Buffer;
+let root: string;
+let gateway: CliProcess;
+let port: number;
+const clients: ssh2.Client[] = [];
+
+async function ok(args: string[]): Promise<string> {
+  const r = await runCli(['-d', node, ...args], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+function call<T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
+}
+async function session(): Promise<ssh2.SFTPWrapper> {
+  const client = await connectSsh2(port, 'alice', { privateKey: key });
+  clients.push(client);
+  return sftpOf(client);
+}
+
+/** Every chunk file, made to look `ms` old. */
+async function ageChunks(ms: number): Promise<number> {
+  const when = new Date(Date.now() - ms);
+  let n = 0;
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else {
+        await utimes(p, when, when);
+        n++;
+      }
+    }
+  };
+  await walk(path.join(node, 'store/chunks/chunks'));
+  return n;
+}
+
+beforeAll(async () => {
+  tmp = await makeTempDir('capstan-gc-live-');
+  node = path.join(tmp.dir, 'node');
+  await ok(['init']);
+  const cfg = path.join(node, 'capstan.cfg');
+  await writeFile(cfg, (await readFile(cfg, 'utf8')).replace(/^chunk_size = .*$/m, 'chunk_size = 64KiB'));
+  const { keyFile } = await makeUserKey(tmp.dir);
+  key = await readFile(keyFile);
+  root = (await ok(['mkdir'])).trim();
+  await ok(['account', 'add', 'alice', '--key', `${keyFile}.pub`, '--root', root]);
+  gateway = startCli(['run', '-d', node, '--listen', '127.0.0.1:0']);
+  port = Number((await gateway.waitFor(/^capstan listening on 127\.0\.0\.1:(\d+) /m, 'stderr', 60_000))[1]);
+}, 90_000);
+
+afterAll(async () => {
+  for (const c of clients) c.end();
+  await stopAllCli();
+  await tmp.cleanup();
+});
+
+describe('gc while the gateway serves uploads', () => {
+  it('frees old garbage, keeps every acknowledged file and every deduplicated chunk', async () => {
+    const sftp = await session();
+    const files = new Map<string, string>();
+    // Old state: kept files, and garbage (files overwritten and removed; old directory versions).
+    const revived = randomBytes(200_000);
+    await call((cb) => sftp.writeFile('/revived.bin', revived, cb));
+    await call((cb) => sftp.unlink('/revived.bin', cb));
+    for (let i = 0; i < 6; i++) {
+      const data = randomBytes(50_000 + i * 20_000);
+      await call((cb) => sftp.writeFile(`/old${i}`, randomBytes(80_000), cb)); // overwritten next
+      await call((cb) => sftp.writeFile(`/old${i}`, data, cb));
+      files.set(`/old${i}`, sha(data));
+    }
+    expect(await ageChunks(2 * HOUR_MS)).toBeGreaterThan(20);
+    const dry = await ok(['gc', '--dry-run', '--grace', GRACE_HOURS]);
+    const wouldFree = Number(/would free (\d+) chunks/.exec(dry)![1]);
+    expect(wouldFree).toBeGreaterThan(6);
+
+    // Uploads from three sessions, running until stopped; each acknowledged CLOSE is recorded.
+    let stop = false;
+    const worker = async (w: number): Promise<void> => {
+      const s = await session();
+      for (let i = 0; !stop; i++) {
+        const data = randomBytes(Math.floor(Math.random() * 400_000));
+        await call((cb) => s.writeFile(`/w${w}-${i}`, data, cb));
+        files.set(`/w${w}-${i}`, sha(data));
+        if (i % 4 === 3) {
+          await call((cb) => s.unlink(`/w${w}-${i - 1}`, cb));
+          files.delete(`/w${w}-${i - 1}`);
+        }
+      }
+    };
+    const workers = [0, 1, 2].map(worker);
+    // The same bytes as the old garbage file, uploaded while gc runs: every chunk dedups against an old one.
+    const revive = (async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      await call((cb) => sftp.writeFile('/revived.bin', revived, cb));
+      files.set('/revived.bin', sha(revived));
+    })();
+    let freed = 0;
+    for (let run = 0; run < 3; run++) {
+      const out = await ok(['gc', '--grace', GRACE_HOURS]);
+      freed += Number(/freed (\d+) chunks/.exec(out)![1]);
+    }
+    await revive;
+    stop = true;
+    await Promise.all(workers);
+    // All of the old garbage, but for the revived file's 4 chunks and manifest when its upload won the race.
+    expect(freed).toBeGreaterThanOrEqual(wouldFree - 5);
+    expect(freed).toBeLessThanOrEqual(wouldFree);
+    expect(files.size).toBeGreaterThan(10);
+
+    for (const [p, hash] of files) expect(sha(await call<Buffer>((cb) => sftp.readFile(p, cb))), p).toBe(hash);
+    const check = await runCli(['-d', node, 'check', '--verify', root], { timeoutMs: 120_000 });
+    expect(check.stderr).toBe('');
+    expect(check.code).toBe(0);
+    expect((await stat(path.join(node, 'private'))).isDirectory()).toBe(true);
+  }, 120_000);
+
+  it('pin keeps an unlinked directory alive; unpinned, it is collected', async () => {
+    const dir = (await ok(['mkdir'])).trim();
+    const local = path.join(tmp.dir, 'pinned.bin');
+    const bytes = randomBytes(150_000);
+    await writeFile(local, bytes);
+    await ok(['put', local, `${dir}/pinned.bin`]);
+    expect(await ok(['pin', dir])).toBe('pinned\n');
+    expect(await ok(['pin', dir])).toBe('already pinned\n');
+    expect((await stat(path.join(node, 'private/pins'))).mode & 0o777).toBe(0o600);
+    await ageChunks(2 * HOUR_MS);
+    await ok(['gc', '--grace', '1']);
+    const r = await runCli(['-d', node, 'get', `${dir}/pinned.bin`]);
+    expect(r.code).toBe(0);
+    expect(await ok(['pin', '--remove', dir])).toBe('unpinned\n');
+    const out = await ok(['gc', '--grace', '1']);
+    expect(Number(/freed (\d+) chunks/.exec(out)![1])).toBeGreaterThanOrEqual(4); // 3 data chunks, manifest, directory node
+    expect((await runCli(['-d', node, 'get', `${dir}/pinned.bin`])).code).not.toBe(0);
+  }, 60_000);
+});
+
+describe('gc refuses what it cannot see', () => {
+  it('an account server (accounts.url) stops the sweep unless its roots are vouched pinned; so does a bad pins line', async () => {
+    const cfg = path.join(node, 'capstan.cfg');
+    const original = await readFile(cfg, 'utf8');
+    expect(original).toMatch(/^#? ?accounts\.url =.*$/m);
+    await writeFile(cfg, original.replace(/^#? ?accounts\.url =.*$/m, 'accounts.url = http://127.0.0.1:9/accounts'));
+    try {
+      const refused = await runCli(['-d', node, 'gc', '--dry-run']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^capstan: gc: \[sftpd\] accounts\.url: /m);
+      expect(refused.stderr).toMatch(/nothing deleted/);
+      expect((await runCli(['-d', node, 'gc', '--dry-run', '--account-server-roots-pinned'])).code).toBe(0);
+    } finally {
+      await writeFile(cfg, original);
+    }
+    await writeFile(path.join(node, 'private/pins'), '# comment\nnot-a-cap\n', { mode: 0o600 });
+    const bad = await runCli(['-d', node, 'gc']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^capstan: gc: pins file line 2: /m);
+  }, 60_000);
+});

@@ -1,0 +1,157 @@
+import { connect, type Socket } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import type ssh2 from 'ssh2';
+import { connectSsh2, sftpOf, startGateway, type Gateway, type GatewayOptions } from './gateway-fixture.js';
+
+/**
+ * [limits]: connection limits at accept (before any SSH byte), the login
+ * grace time, per-account sessions, per-session handles, and a client that
+ * floods requests without reading the replies.
+ */
+
+const gateways: Gateway[] = [];
+const clients: ssh2.Client[] = [];
+const sockets: Socket[] = [];
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const c of clients.splice(0)) c.end();
+  for (const g of gateways.splice(0)) await g.close();
+});
+
+async function gateway(limits: GatewayOptions['server']): Promise<Gateway> {
+  const g = await startGateway({ server: limits });
+  gateways.push(g);
+  return g;
+}
+
+/** A raw TCP connection: resolves with what the server sent before closing, or the first bytes if it stays open. */
+function probe(port: number, localAddress?: string): Promise<{ banner: string; closed: boolean; socket: Socket }> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) });
+    sockets.push(socket);
+    let banner = '';
+    socket.on('error', () => {});
+    socket.on('data', (d) => {
+      banner += d.toString('latin1');
+      if (banner.includes('\r\n')) resolve({ banner, closed: false, socket });
+    });
+    socket.once('close', () => resolve({ banner, closed: true, socket }));
+  });
+}
+
+async function login(g: Gateway, user = 'alice'): Promise<ssh2.Client> {
+  const client = await connectSsh2(g.port, user, { privateKey: await readFile(g.keyFile) });
+  clients.push(client);
+  return client;
+}
+
+function waitFor(pred: () => boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const tick = () => (pred() ? resolve() : Date.now() > until ? reject(new Error('condition not met in time')) : setTimeout(tick, 20));
+    tick();
+  });
+}
+
+describe('[limits]', () => {
+  it('refuses the connection past max_connections before the SSH banner, and accepts again when one closes', async () => {
+    const g = await gateway({ limits: { maxConnections: 2 } });
+    const a = await probe(g.port);
+    const b = await probe(g.port);
+    expect(a.banner).toMatch(/^SSH-2\.0-capstan/);
+    expect(b.banner).toMatch(/^SSH-2\.0-capstan/);
+    const c = await probe(g.port);
+    expect(c).toMatchObject({ closed: true, banner: '' });
+    expect(g.logs.some((l) => l.event === 'connection_refused' && l.reason === 'max_connections')).toBe(true);
+    a.socket.destroy();
+    // The slot is free once the server has seen the close; retry briefly until it has.
+    let again = await probe(g.port);
+    for (let i = 0; i < 50 && again.closed; i++) again = await probe(g.port);
+    expect(again.banner).toMatch(/^SSH-2\.0-capstan/);
+  });
+
+  it('limits connections per client address, other addresses unaffected', async () => {
+    const g = await gateway({ limits: { maxConnections: 10, maxConnectionsPerAddress: 2 } });
+    await probe(g.port);
+    await probe(g.port);
+    expect(await probe(g.port)).toMatchObject({ closed: true, banner: '' });
+    expect(g.logs.some((l) => l.event === 'connection_refused' && l.reason === 'max_connections_per_address')).toBe(true);
+    // Linux routes all of 127/8 to loopback: another source address is another client.
+    const other = await probe(g.port, '127.0.0.2');
+    expect(other.banner).toMatch(/^SSH-2\.0-capstan/);
+  });
+
+  it('closes a connection that does not log in within login_grace_time, silent or not', async () => {
+    const g = await gateway({ limits: { loginGraceMs: 300 } });
+    const started = Date.now();
+    const silent = probe(g.port);
+    const talking = await probe(g.port);
+    talking.socket.write('SSH-2.0-slowpoke\r\n');
+    const closed = new Promise<void>((resolve) => talking.socket.once('close', () => resolve()));
+    await closed;
+    await new Promise<void>((resolve) => (silent.then(({ socket }) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())))));
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(g.logs.some((l) => l.event === 'disconnecting' && l.reason === 'login grace time over')).toBe(true);
+  });
+
+  it('refuses a login past max_sessions_per_account; other accounts and later logins are fine', async () => {
+    const g = await gateway({ limits: { maxSessionsPerAccount: 1 } });
+    const first = await login(g);
+    await expect(connectSsh2(g.port, 'alice', { privateKey: await readFile(g.keyFile) })).rejects.toThrow();
+    expect(g.logs.some((l) => l.event === 'limit_reached' && l.limit === 'max_sessions_per_account' && l.user === 'alice')).toBe(true);
+    await login(g, 'reader');
+    first.end();
+    await waitFor(() => g.logs.filter((l) => l.event === 'disconnect' && l.user === 'alice').length >= 1);
+    const again = await login(g);
+    await sftpOf(again);
+  });
+
+  it('answers FAILURE past max_handles, and announces the limit', async () => {
+    const g = await gateway({ limits: { maxHandles: 3 } });
+    const sftp = await sftpOf(await login(g));
+    const opendir = () => new Promise<Buffer>((resolve, reject) => sftp.opendir('/', (err, h) => (err ? reject(err) : resolve(h))));
+    const handles = [await opendir(), await opendir(), await opendir()];
+    await expect(opendir()).rejects.toMatchObject({ code: 4, message: 'too many open handles' });
+    await new Promise<void>((resolve, reject) => sftp.close(handles[0]!, (err) => (err ? reject(err) : resolve())));
+    await opendir();
+  });
+
+  it('throttles a client that floods STATs without reading replies: bounded reads, other sessions unaffected', async () => {
+    const g = await gateway({ limits: { maxPendingRequests: 64, maxOutputBacklog: 256 * 1024, stallTimeoutMs: 1500 } });
+    const flooder = await login(g);
+    const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+      flooder.subsys('sftp', (err, ch) => (err ? reject(err) : resolve(ch))));
+    // INIT, then a million STAT "/" in 64 KiB writes; the replies are never read (no 'data' listener,
+    // so the client stops widening the server's window once its buffer is full).
+    channel.write(Buffer.from([0, 0, 0, 5, 1, 0, 0, 0, 3]));
+    const stat = (id: number) => {
+      const b = Buffer.alloc(14);
+      b.writeUInt32BE(10, 0);
+      b[4] = 17;
+      b.writeUInt32BE(id, 5);
+      b.writeUInt32BE(1, 9);
+      b[13] = 0x2f;
+      return b;
+    };
+    const total = 1_000_000;
+    const perWrite = 4096;
+    for (let id = 1; id <= total; id += perWrite) {
+      const n = Math.min(perWrite, total - id + 1);
+      channel.write(Buffer.concat(Array.from({ length: n }, (_, i) => stat(id + i))));
+    }
+    await waitFor(() => g.logs.some((l) => l.event === 'throttled'));
+    // Another client's session is answered at once.
+    const other = await sftpOf(await login(g, 'reader'));
+    const started = Date.now();
+    await new Promise<void>((resolve, reject) => other.stat('/', (err) => (err ? reject(err) : resolve())));
+    expect(Date.now() - started).toBeLessThan(2000);
+    // Making no progress, the flooder is dropped after stall_timeout; what the gateway read of it
+    // is bounded by its queues and windows, not by the 14 MB sent.
+    await waitFor(() => g.logs.some((l) => l.event === 'disconnect' && l.user === 'alice'));
+    expect(g.logs.some((l) => l.event === 'disconnecting' && String(l.reason).startsWith('stalled'))).toBe(true);
+    const bytesIn = g.logs.find((l) => l.event === 'disconnect' && l.user === 'alice')!.bytesIn as number;
+    expect(bytesIn).toBeLessThan(8 * 1024 * 1024);
+  }, 60_000);
+});

@@ -1,0 +1,49 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QuotaGuard, UsageBook } from '../../src/quota/index.js';
+import { silentLogger } from '../../src/log.js';
+import { missing, sftpBatch, skipNotice } from '../helpers/openssh.js';
+import { startGateway, type Gateway } from './gateway-fixture.js';
+
+/** A quota as OpenSSH's sftp meets it: the refused upload fails the batch, the previous version stays. */
+const noSftp = skipNotice(missing('sftp', 'ssh-keygen'), 'OpenSSH quota tests');
+
+let gw: Gateway;
+let guard: QuotaGuard;
+let work: string;
+
+beforeAll(async () => {
+  if (noSftp !== undefined) return;
+  gw = await startGateway({
+    server: async (tree, dir) => {
+      await writeFile(join(dir, 'quotas'), 'alice bytes=64K files=10\n');
+      guard = await QuotaGuard.open({
+        quotasFile: join(dir, 'quotas'), usage: await UsageBook.open(join(dir, 'usage.json')), tree, logger: silentLogger(),
+      });
+      return { quota: guard };
+    },
+  });
+  work = await mkdtemp(join(tmpdir(), 'capstan-quota-openssh-'));
+});
+afterAll(async () => {
+  await gw?.server.close(2000);
+  await guard?.close();
+  await gw?.close();
+  if (work !== undefined) await rm(work, { recursive: true, force: true });
+});
+
+describe.skipIf(noSftp !== undefined)('quotas with OpenSSH sftp', () => {
+  it('refuses the upload past the quota and keeps the earlier version', async () => {
+    await writeFile(join(work, 'small'), Buffer.alloc(40 * 1024, 1));
+    await writeFile(join(work, 'big'), Buffer.alloc(100 * 1024, 2));
+    const first = await sftpBatch(gw.alice, work, ['put small f']);
+    expect(first.code, first.stderr).toBe(0);
+    const refused = await sftpBatch(gw.alice, work, ['put big f']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/Failure|quota/i);
+    const back = await sftpBatch(gw.alice, work, ['ls -l f']);
+    expect(back.stdout).toMatch(/40960/);
+  });
+});

@@ -1,0 +1,143 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type ssh2 from 'ssh2';
+import { QuotaGuard, UsageBook } from '../../src/quota/index.js';
+import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+
+/**
+ * Quotas through a real SFTP client (ssh2's): refusals at OPEN, WRITE and
+ * CLOSE as FAILURE "quota exceeded", usage kept by deltas, the first count
+ * by a walk, counters persisted, the quotas file re-read while running.
+ */
+
+const gateways: Gateway[] = [];
+const clients: ssh2.Client[] = [];
+const guards: QuotaGuard[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.end();
+  // Sessions first, then the last usage write, then the directory goes.
+  for (const g of gateways) await g.server.close(2000);
+  for (const q of guards.splice(0)) await q.close();
+  for (const g of gateways.splice(0)) await g.close();
+});
+
+interface QuotaGateway {
+  g: Gateway;
+  guard: QuotaGuard;
+  quotasFile: string;
+  usageFile: string;
+}
+
+async function gateway(quotas: string): Promise<QuotaGateway> {
+  let guard: QuotaGuard | undefined;
+  let quotasFile = '';
+  let usageFile = '';
+  const g = await startGateway({
+    server: async (tree, dir) => {
+      quotasFile = join(dir, 'quotas');
+      usageFile = join(dir, 'usage.json');
+      if (quotas !== '') await writeFile(quotasFile, quotas);
+      guard = await QuotaGuard.open({
+        quotasFile, usageFile, usage: await UsageBook.open(usageFile, { flushMs: 10 }), tree, logger: (await import('../../src/log.js')).silentLogger(), reloadMs: 0,
+      });
+      return { quota: guard };
+    },
+  });
+  gateways.push(g);
+  guards.push(guard!);
+  return { g, guard: guard!, quotasFile, usageFile };
+}
+
+async function session(g: Gateway): Promise<ssh2.SFTPWrapper> {
+  const client = await connectSsh2(g.port, 'alice', { password: g.password });
+  clients.push(client);
+  return sftpOf(client);
+}
+
+const put = (sftp: ssh2.SFTPWrapper, path: string, size: number) =>
+  new Promise<void>((resolve, reject) => sftp.writeFile(path, Buffer.alloc(size, 7), (err) => (err ? reject(err) : resolve())));
+const rm = (sftp: ssh2.SFTPWrapper, path: string) =>
+  new Promise<void>((resolve, reject) => sftp.unlink(path, (err) => (err ? reject(err) : resolve())));
+const open = (sftp: ssh2.SFTPWrapper, path: string, flags: string) =>
+  new Promise<Buffer>((resolve, reject) => sftp.open(path, flags, (err, h) => (err ? reject(err) : resolve(h))));
+const write = (sftp: ssh2.SFTPWrapper, h: Buffer, data: Buffer, pos: number) =>
+  new Promise<void>((resolve, reject) => sftp.write(h, data, 0, data.length, pos, (err) => (err ? reject(err) : resolve())));
+const close = (sftp: ssh2.SFTPWrapper, h: Buffer) =>
+  new Promise<void>((resolve, reject) => sftp.close(h, (err) => (err ? reject(err) : resolve())));
+const exists = (sftp: ssh2.SFTPWrapper, path: string) =>
+  new Promise<boolean>((resolve) => sftp.stat(path, (err) => resolve(!err)));
+
+const QUOTA_EXCEEDED = { code: 4, message: 'quota exceeded' };
+
+describe('quotas over SFTP', () => {
+  it('refuses the write that would pass the byte quota; overwrites count the replaced file as freed', async () => {
+    const { g, guard } = await gateway('alice bytes=100K\n');
+    const sftp = await session(g);
+    await put(sftp, '/a', 60 * 1024);
+    await expect(put(sftp, '/b', 60 * 1024)).rejects.toMatchObject(QUOTA_EXCEEDED);
+    // The refused upload is dropped whole: nothing is linked under the new name.
+    expect(await exists(sftp, '/b')).toBe(false);
+    await expect(guard.usageOf('alice', g.root)).resolves.toMatchObject({ bytes: 60 * 1024, files: 1 });
+    await put(sftp, '/a', 90 * 1024); // replaces 60K: 90K in use
+    await expect(guard.usageOf('alice', g.root)).resolves.toMatchObject({ bytes: 90 * 1024, files: 1 });
+    await rm(sftp, '/a');
+    await put(sftp, '/c', 100 * 1024);
+    // At the quota: no new upload may even open.
+    await expect(open(sftp, '/d', 'w')).rejects.toMatchObject(QUOTA_EXCEEDED);
+  });
+
+  it('out-of-order writes within the quota commit; a write past it drops the upload', async () => {
+    const { g } = await gateway('alice bytes=64K\n');
+    const sftp = await session(g);
+    const h = await open(sftp, '/sparse', 'w');
+    await write(sftp, h, Buffer.alloc(1024, 1), 0);
+    await write(sftp, h, Buffer.alloc(1024, 1), 10 * 1024); // out of order: spooled
+    await close(sftp, h);
+    expect(await exists(sftp, '/sparse')).toBe(true);
+    // A write past the quota drops that upload: its CLOSE fails and links nothing.
+    const h2 = await open(sftp, '/sparse2', 'w');
+    await write(sftp, h2, Buffer.alloc(1024, 1), 0);
+    await expect(write(sftp, h2, Buffer.alloc(1024, 1), 100 * 1024)).rejects.toMatchObject(QUOTA_EXCEEDED);
+    await expect(write(sftp, h2, Buffer.alloc(1024, 1), 2048)).rejects.toMatchObject({ code: 4 });
+    await expect(close(sftp, h2)).rejects.toMatchObject({ code: 4 });
+    expect(await exists(sftp, '/sparse2')).toBe(false);
+  });
+
+  it('refuses a new file past the file quota, not an overwrite', async () => {
+    const { g } = await gateway('alice files=2\n');
+    const sftp = await session(g);
+    await put(sftp, '/1', 10);
+    await put(sftp, '/2', 10);
+    await expect(put(sftp, '/3', 10)).rejects.toMatchObject(QUOTA_EXCEEDED);
+    await put(sftp, '/2', 20);
+    await rm(sftp, '/1');
+    await put(sftp, '/3', 10);
+  });
+
+  it('counts an existing tree by a walk when a quota is set while running, and persists the counters', async () => {
+    const { g, quotasFile, usageFile, guard } = await gateway('');
+    const sftp = await session(g);
+    await new Promise<void>((resolve, reject) => sftp.mkdir('/sub', (err) => (err ? reject(err) : resolve())));
+    await put(sftp, '/x', 3000);
+    await put(sftp, '/sub/y', 5000);
+    await writeFile(quotasFile, 'alice bytes=10000 files=100\n');
+    await expect(put(sftp, '/sub/z', 3000)).rejects.toMatchObject(QUOTA_EXCEEDED); // 8000 + 3000 > 10000
+    await put(sftp, '/sub/z', 2000);
+    await guard.close();
+    const saved = JSON.parse(await readFile(usageFile, 'utf8')) as { users: Record<string, { bytes: number; files: number }> };
+    expect(saved.users.alice).toMatchObject({ bytes: 10_000, files: 3 });
+    // Raising the quota takes effect without a restart.
+    await writeFile(quotasFile, 'alice bytes=20000\n');
+    await new Promise((r) => setTimeout(r, 20));
+    await put(sftp, '/w', 5000);
+  });
+
+  it('leaves accounts without a quota alone', async () => {
+    const { g, usageFile } = await gateway('bob bytes=1\n');
+    const sftp = await session(g);
+    await put(sftp, '/big', 200 * 1024);
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(readFile(usageFile, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
