@@ -1,0 +1,266 @@
+/**
+ * `npm run bench`: capstan next to OpenSSH's own sftp server, both on
+ * loopback, both driven by the same OpenSSH `sftp` client with the same
+ * cipher; writes a markdown table to docs/benchmarks.md and prints it.
+ * bench/README.md describes every row; `--help` lists the options.
+ */
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { emptyResults, FULL_SIZES, measureConnect, QUICK_SIZES, type BenchContext, type BenchSizes } from './context.js';
+import { summariseProfileFile } from './cpu-profile.js';
+import { MiB } from './data.js';
+import { directoryWorkload, smallFilesWorkload } from './directories.js';
+import { ProcessRegistry, freePort } from './procs.js';
+import { machineInfo, renderReport, type RunMeta } from './report.js';
+import { ProcRssSampler, RssTracker } from './rss.js';
+import { chrootProblem, openSshUnavailable, sameFilesystem, startCapstan, startOpenSsh, type BenchServer } from './servers.js';
+import { pickCipher, type SftpClient } from './sftp.js';
+import { runScheduled, type Workload } from './schedule.js';
+import { bigFileWorkload, concurrentWorkload, hugeFileWorkload } from './transfer.js';
+
+export const WORKLOADS = ['transfer', 'huge', 'small', 'concurrent', 'dirs'] as const;
+type WorkloadName = (typeof WORKLOADS)[number];
+
+/** Default time budget of a full run: extra runs stop being added after this (the goal is < 10 min on 2 cores). */
+const DEFAULT_BUDGET_SECONDS = 510;
+
+const HELP = `npm run bench -- [options]     (or: node dist/bench/run.js [options])
+
+  --quick            one run, tiny sizes (a smoke test; numbers mean nothing)
+  --runs N           runs per server per workload (default 3; --quick: 1); runs after the
+                     first are added only while they fit in the budget
+  --budget SECONDS   time budget for the extra runs (default ${DEFAULT_BUDGET_SECONDS}; 0: no limit)
+  --out FILE         where the markdown goes (default docs/benchmarks.md; --quick: nowhere); "-" for nowhere
+  --json FILE        also write the raw results as JSON
+  --only LIST        comma-separated subset of: ${WORKLOADS.join(', ')}
+  --big-mib N        size of the put/get file (default 1024; --quick: 8)
+  --huge-mib N       size of the file of the memory check (default 4096; --quick: 32)
+  --capstan-only     do not start OpenSSH (no ratios)
+  --no-fsync         run capstan with [storage] fs.fsync = false
+  --cpu-prof DIR     run the gateway under node --cpu-prof, write the profile to DIR and summarise it
+  --work-dir DIR     parent of the scratch folder (default <repo>/.bench-tmp; must be root-owned 0755 up to / for sshd's chroot)
+  --keep             keep the scratch folder (servers' stores, logs) afterwards
+`;
+
+export interface BenchOptions {
+  quick: boolean;
+  sizes: BenchSizes;
+  out?: string;
+  json?: string;
+  only: WorkloadName[];
+  budgetSeconds: number;
+  capstanOnly: boolean;
+  fsync: boolean;
+  cpuProfDir?: string;
+  workParent: string;
+  keep: boolean;
+}
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function parseOptions(argv: string[]): BenchOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' },
+      runs: { type: 'string' },
+      budget: { type: 'string' },
+      'big-mib': { type: 'string' },
+      'huge-mib': { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'string' },
+      only: { type: 'string' },
+      'capstan-only': { type: 'boolean' },
+      'no-fsync': { type: 'boolean' },
+      'cpu-prof': { type: 'string' },
+      'work-dir': { type: 'string' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const quick = values.quick === true;
+  const sizes = { ...(quick ? QUICK_SIZES : FULL_SIZES) };
+  if (values.runs !== undefined) {
+    sizes.runs = Number(values.runs);
+    if (!Number.isInteger(sizes.runs) || sizes.runs < 1 || sizes.runs > 20) throw new Error('--runs: an integer from 1 to 20');
+  }
+  for (const [flag, key] of [['big-mib', 'bigFile'], ['huge-mib', 'hugeFile']] as const) {
+    const value = values[flag];
+    if (value === undefined) continue;
+    const mib = Number(value);
+    if (!Number.isInteger(mib) || mib < 1 || mib > 64 * 1024) throw new Error(`--${flag}: an integer from 1 to 65536`);
+    sizes[key] = mib * MiB;
+  }
+  const budgetSeconds = values.budget !== undefined ? Number(values.budget) : DEFAULT_BUDGET_SECONDS;
+  if (!Number.isFinite(budgetSeconds) || budgetSeconds < 0) throw new Error('--budget: a number of seconds, 0 for no limit');
+  const only = (values.only ?? WORKLOADS.join(',')).split(',').map((w) => w.trim()).filter((w) => w !== '');
+  for (const w of only) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`--only: unknown workload "${w}" (known: ${WORKLOADS.join(', ')})`);
+  const out = values.out ?? (quick ? undefined : path.join(REPO, 'docs/benchmarks.md'));
+  return {
+    quick,
+    sizes,
+    out: out === '-' ? undefined : out,
+    json: values.json,
+    only: only as WorkloadName[],
+    budgetSeconds,
+    capstanOnly: values['capstan-only'] === true,
+    fsync: values['no-fsync'] !== true,
+    cpuProfDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
+    workParent: path.resolve(values['work-dir'] ?? path.join(REPO, '.bench-tmp')),
+    keep: values.keep === true,
+  };
+}
+
+/** Runs the whole benchmark; returns the markdown. Every process it starts is stopped before it returns or throws. */
+export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: (line: string) => void): Promise<string> {
+  const t0 = performance.now();
+  const loadStart = os.loadavg();
+  if (!existsSync(path.join(REPO, 'dist/cli/main.js'))) throw new Error('dist/cli/main.js is missing: build first (npm run build)');
+
+  // sshd's ChrootDirectory rule: root-owned and 0755 all the way down. mkdtemp makes 0700, which also passes.
+  await mkdir(o.workParent, { recursive: true, mode: 0o755 });
+  const workDir = await mkdtemp(path.join(o.workParent, 'run-'));
+  await chmod(workDir, 0o755);
+  const dataDir = path.join(workDir, 'data');
+  await mkdir(dataDir);
+  const servers: BenchServer[] = [];
+  try {
+    const openSshSkipped = o.capstanOnly ? '--capstan-only' : (openSshUnavailable() ?? chrootProblem(workDir));
+    const keyFile = path.join(workDir, 'id_ed25519');
+    const keygen = await registry.run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'capstan-bench', '-f', keyFile]);
+    if (keygen.code !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr}`);
+
+    log(`starting capstan${o.cpuProfDir ? ' (under --cpu-prof)' : ''} in ${workDir}`);
+    const nodeFlags = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
+    if (o.cpuProfDir) await mkdir(o.cpuProfDir, { recursive: true });
+    const capstan = await startCapstan({ registry, repo: REPO, workDir, publicKeyFile: `${keyFile}.pub`, port: await freePort(), nodeFlags, fsync: o.fsync });
+    servers.push(capstan);
+    if (openSshSkipped) {
+      log(`OpenSSH side skipped: ${openSshSkipped}`);
+    } else {
+      log('starting OpenSSH sshd');
+      const openssh = await startOpenSsh({ registry, workDir, publicKeyFile: `${keyFile}.pub`, port: await freePort() });
+      servers.push(openssh);
+      if (!sameFilesystem(capstan.storeDir, openssh.storeDir)) throw new Error('capstan store and OpenSSH chroot are on different filesystems');
+    }
+
+    const client: SftpClient = { registry, keyFile, batchDir: workDir, cipher: '' };
+    const cipher = await pickCipher(client, servers);
+    log(`cipher ${cipher}`);
+    const connectMs = new Map<string, number>();
+    for (const s of servers) connectMs.set(s.name, await measureConnect({ client }, s, o.sizes.connectSamples));
+    const capstanRss = new ProcRssSampler(capstan.pid);
+    const ctx: BenchContext = { registry, client, servers, capstan, capstanRss, sizes: o.sizes, dataDir, connectMs, log };
+    const results = emptyResults(cipher, connectMs);
+
+    const all: Record<WorkloadName, () => Workload> = {
+      transfer: () => bigFileWorkload(ctx, results, true),
+      huge: () => hugeFileWorkload(ctx, results),
+      small: () => smallFilesWorkload(ctx, results),
+      concurrent: () => concurrentWorkload(ctx, results),
+      dirs: () => directoryWorkload(ctx, results),
+    };
+    const workloads = WORKLOADS.filter((w) => o.only.includes(w)).map((w) => all[w]());
+    const tracker = new RssTracker(capstan.pid);
+    tracker.start();
+    let schedule;
+    try {
+      schedule = await runScheduled(workloads, {
+        runs: o.sizes.runs, budgetSeconds: o.budgetSeconds, startedAt: t0, log,
+        onWorkload: (name) => {
+          tracker.sample();
+          tracker.label = name;
+        },
+      });
+    } finally {
+      tracker.stop();
+      results.rssByWorkload = tracker.peaksMiB;
+    }
+
+    await stopServers(servers);
+    const meta: RunMeta = {
+      quick: o.quick,
+      sizes: o.sizes,
+      openSshSkipped: openSshSkipped || undefined,
+      fsync: o.fsync,
+      elapsedSeconds: (performance.now() - t0) / 1000,
+      loadStart,
+      loadEnd: os.loadavg(),
+      workDir,
+      skippedWorkloads: WORKLOADS.filter((w) => !o.only.includes(w)),
+      budgetSeconds: o.budgetSeconds,
+      ...schedule,
+    };
+    const markdown = renderReport(results, machineInfo(), meta);
+    if (o.out) await writeFile(o.out, markdown);
+    if (o.json) await writeFile(o.json, JSON.stringify({ machine: machineInfo(), meta, results }, null, 2));
+    if (o.cpuProfDir) await reportProfiles(o.cpuProfDir, log);
+    if (meta.elapsedSeconds > 600) log(`warning: took ${(meta.elapsedSeconds / 60).toFixed(1)} min, over the 10 min budget`);
+    return markdown;
+  } finally {
+    await stopServers(servers);
+    await registry.stopAll();
+    if (o.keep) log(`kept ${workDir}`);
+    else await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+async function stopServers(servers: BenchServer[]): Promise<void> {
+  await Promise.all(servers.map((s) => s.stop()));
+}
+
+async function reportProfiles(dir: string, log: (line: string) => void): Promise<void> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
+  if (files.length === 0) {
+    log(`no .cpuprofile in ${dir}: did the gateway exit cleanly on SIGTERM?`);
+    return;
+  }
+  // Other node processes (init, account add) write profiles too only if they got the flag; only the gateway does.
+  for (const f of files) log(`gateway CPU profile ${f}\n${await summariseProfileFile(f)}`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseOptions(argv);
+  if (options === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const registry = new ProcessRegistry();
+  const t0 = performance.now();
+  const log = (line: string): void => void process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
+  // Ctrl-C or a kill: stop every child by pid; runBench's finally then cleans up as its awaits fail.
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${signal}: stopping servers and clients`);
+    void registry.stopAll(2_000);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const markdown = await runBench(options, registry, log);
+    process.stdout.write(markdown);
+    if (options.out) log(`wrote ${path.relative(process.cwd(), options.out) || options.out}`);
+    return 0;
+  } catch (err) {
+    log(`failed: ${interrupted ? 'interrupted' : ((err as Error).stack ?? String(err))}`);
+    return interrupted ? 130 : 1;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (err: unknown) => {
+      process.stderr.write(`bench: ${(err as Error).message ?? String(err)}\n`);
+      process.exitCode = 2;
+    },
+  );
+}

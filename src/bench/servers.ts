@@ -1,0 +1,217 @@
+import type { ChildProcess } from 'node:child_process';
+import { accessSync, constants, closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { stopChild, waitForStderr, type ProcessRegistry } from './procs.js';
+
+/**
+ * The two servers under test, both on loopback and both storing on the same
+ * filesystem (under the harness's work folder):
+ *
+ * - capstan: a fresh node directory (`init`, `account add` with the
+ *   benchmark's ed25519 key, `run`), embedded default store;
+ * - OpenSSH: `sshd -D -e` with its own config and host key, internal-sftp
+ *   chrooted to a folder whose upload/ subfolder belongs to the unprivileged
+ *   user `nobody`, so the sftp server runs as an ordinary user, as it would
+ *   for a real account.
+ */
+
+export interface BenchServer {
+  readonly name: 'capstan' | 'OpenSSH';
+  readonly port: number;
+  readonly user: string;
+  /** Remote folder the benchmark works in; batches `cd` there first. */
+  readonly home: string;
+  /** Local folder whose recursive size is what the server stored. */
+  readonly storeDir: string;
+  readonly pid: number;
+  /** Stops the server by pid (SIGTERM, SIGKILL after a grace period); safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface CapstanOptions {
+  registry: ProcessRegistry;
+  /** The repository root (dist/cli/main.js is run from there). */
+  repo: string;
+  /** Folder to create the node directory in. */
+  workDir: string;
+  publicKeyFile: string;
+  port: number;
+  /** Extra node flags, e.g. --cpu-prof. */
+  nodeFlags?: string[];
+  /** [storage] fs.fsync; the default (true) is what capstan ships with. */
+  fsync?: boolean;
+}
+
+const CAPSTAN_USER = 'bench';
+const OPENSSH_USER = 'nobody';
+export const SSHD = '/usr/sbin/sshd';
+
+/** Why the OpenSSH side cannot run here, or undefined if it can. */
+export function openSshUnavailable(): string | undefined {
+  try {
+    accessSync(SSHD, constants.X_OK);
+  } catch {
+    return `${SSHD} is not installed`;
+  }
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    return 'not running as root (sshd with ChrootDirectory needs root)';
+  }
+  if (uidOf(OPENSSH_USER) === undefined) return `no "${OPENSSH_USER}" user in /etc/passwd`;
+  return undefined;
+}
+
+function uidOf(user: string): { uid: number; gid: number } | undefined {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === user) return { uid: Number(f[2]), gid: Number(f[3]) };
+    }
+  } catch {
+    // no /etc/passwd: treated as no such user
+  }
+  return undefined;
+}
+
+async function mustRun(registry: ProcessRegistry, cmd: string, args: string[], what: string): Promise<string> {
+  const r = await registry.run(cmd, args, { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`${what} failed (${r.signal ?? r.code}): ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+/** Keeps the last bytes of a child's stderr, for error messages; keeps the pipe drained. */
+function stderrTail(child: ChildProcess): () => string {
+  let tail = '';
+  child.stderr?.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-8192)));
+  return () => tail.trim();
+}
+
+export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
+  const cli = path.join(o.repo, 'dist/cli/main.js');
+  const nodeDir = path.join(o.workDir, 'capstan-node');
+  const env = { ...process.env, CAPSTAN_NODE_DIR: undefined };
+  await mustRun(o.registry, process.execPath, [cli, 'init', '-d', nodeDir, '--listen', `127.0.0.1:${o.port}`], 'capstan init');
+  await mustRun(o.registry, process.execPath, [cli, 'account', 'add', CAPSTAN_USER, '--key', o.publicKeyFile, '-d', nodeDir], 'capstan account add');
+  if (o.fsync === false) {
+    const cfg = path.join(nodeDir, 'capstan.cfg');
+    const text = await readFile(cfg, 'utf8');
+    if (!/^fs\.fsync = true$/m.test(text)) throw new Error('capstan.cfg has no "fs.fsync = true" line to turn off');
+    await writeFile(cfg, text.replace(/^fs\.fsync = true$/m, 'fs.fsync = false'));
+  }
+  // stdout is the JSON log: to a file, so a chatty log can never block the gateway on a full pipe.
+  const logFd = openSync(path.join(o.workDir, 'capstan.log'), 'a');
+  let child: ChildProcess;
+  try {
+    child = o.registry.spawn(process.execPath, [...(o.nodeFlags ?? []), cli, 'run', '-d', nodeDir], {
+      stdio: ['ignore', logFd, 'pipe'],
+      env,
+      cwd: o.workDir,
+    });
+  } finally {
+    closeSync(logFd);
+  }
+  const tail = stderrTail(child);
+  try {
+    await waitForStderr(child, /capstan listening on \S+:(\d+)/, 60_000);
+  } catch (err) {
+    await stopChild(child);
+    throw new Error(`capstan run did not start: ${(err as Error).message} ${tail()}`);
+  }
+  return {
+    name: 'capstan',
+    port: o.port,
+    user: CAPSTAN_USER,
+    home: '/',
+    storeDir: path.join(nodeDir, 'store'),
+    pid: child.pid!,
+    // A --cpu-prof profile is written while the process exits: give it time.
+    stop: () => stopChild(child, 30_000),
+  };
+}
+
+export interface OpenSshOptions {
+  registry: ProcessRegistry;
+  /** Must be root-owned and not group/world-writable all the way up (ChrootDirectory's rule). */
+  workDir: string;
+  publicKeyFile: string;
+  port: number;
+}
+
+export async function startOpenSsh(o: OpenSshOptions): Promise<BenchServer> {
+  const owner = uidOf(OPENSSH_USER);
+  if (!owner) throw new Error(`no ${OPENSSH_USER} user`);
+  // sshd's privilege separation directory; Debian creates it at boot, containers often lack it.
+  await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+  const dir = path.join(o.workDir, 'openssh');
+  const chroot = path.join(dir, 'chroot');
+  const upload = path.join(chroot, 'upload');
+  await mkdir(upload, { recursive: true, mode: 0o755 });
+  for (const d of [dir, chroot]) await chmod(d, 0o755);
+  await chown(upload, owner.uid, owner.gid);
+  const hostKey = path.join(dir, 'ssh_host_ed25519_key');
+  await mustRun(o.registry, 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey], 'ssh-keygen (sshd host key)');
+  const config = path.join(dir, 'sshd_config');
+  await writeFile(
+    config,
+    [
+      `Port ${o.port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      'PidFile none',
+      'UsePAM no',
+      'StrictModes no',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      `AuthorizedKeysFile ${o.publicKeyFile}`,
+      'Subsystem sftp internal-sftp',
+      `Match User ${OPENSSH_USER}`,
+      `  ChrootDirectory ${chroot}`,
+      '  ForceCommand internal-sftp -d /upload',
+      '  AllowTcpForwarding no',
+      '  X11Forwarding no',
+      '',
+    ].join('\n'),
+  );
+  await mustRun(o.registry, SSHD, ['-t', '-f', config], 'sshd -t (config check)');
+  const child = o.registry.spawn(SSHD, ['-f', config, '-D', '-e'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const tail = stderrTail(child);
+  try {
+    await waitForStderr(child, /Server listening on/, 30_000);
+  } catch (err) {
+    await stopChild(child);
+    throw new Error(`sshd did not start: ${(err as Error).message} ${tail()}`);
+  }
+  return {
+    name: 'OpenSSH',
+    port: o.port,
+    user: OPENSSH_USER,
+    home: '/upload',
+    storeDir: upload,
+    pid: child.pid!,
+    stop: () => stopChild(child, 10_000),
+  };
+}
+
+/** True if both paths are on the same filesystem (same st_dev). */
+export function sameFilesystem(a: string, b: string): boolean {
+  return statSync(a).dev === statSync(b).dev;
+}
+
+/**
+ * Why `dir` cannot be an sshd ChrootDirectory (sshd checks at login that
+ * every component, from / down, is root-owned and not group- or
+ * world-writable), or undefined if it can.
+ */
+export function chrootProblem(dir: string): string | undefined {
+  let current = path.resolve(dir);
+  for (;;) {
+    const st = statSync(current);
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
+      return `${current} is owned by uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8)}; sshd's ChrootDirectory needs every component root-owned and not group/world-writable`;
+    }
+    const parent = path.dirname(current);
+    if (parent === current) return undefined;
+    current = parent;
+  }
+}
