@@ -4,11 +4,13 @@ import { hideBin } from 'yargs/helpers';
 import { accountCommand } from './commands/account.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
+import { gcCommand } from './commands/gc.js';
 import { getCommand } from './commands/get.js';
 import { initCommand } from './commands/init.js';
 import { lsCommand } from './commands/ls.js';
 import { mkdirCommand } from './commands/mkdir.js';
 import { mvCommand } from './commands/mv.js';
+import { pinCommand } from './commands/pin.js';
 import { putCommand } from './commands/put.js';
 import { readonlyCommand } from './commands/readonly.js';
 import { rmCommand } from './commands/rm.js';
@@ -48,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
     .command(mvCommand)
     .command(readonlyCommand)
     .command(checkCommand)
+    .command(gcCommand)
+    .command(pinCommand)
     .command(statusCommand)
     .example('$0 init && $0 account add alice --key ~/.ssh/id_ed25519.pub', 'a node with one account')
     .example('$0 run', 'serve it over SFTP')

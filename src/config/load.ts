@@ -4,6 +4,9 @@ import type { ConvergenceMode } from '../crypto/convergence.js';
 import type { LogLevel } from '../log.js';
 import { ConfigError, parseIni, type IniDocument } from './ini.js';
 import { SCHEMA, schemaEntries, type RawConfig, type SectionName } from './schema.js';
+import { resolveDefender, resolveLimits, type DefenderConfig } from './security-schema.js';
+import type { Limits } from '../sftp/limits.js';
+import { resolveEvents, type EventsSettings } from './events-schema.js';
 import type { HostPort } from './types.js';
 
 /** The file inside a node directory that holds its configuration. */
@@ -25,9 +28,37 @@ export interface NodeConfig {
     /** 0: sessions never time out. */
     idleTimeoutSeconds: number;
   };
-  storage: { backend: 'fs'; fsDir: string; fsFsync: boolean; slotsDir: string; chunkSize: number };
+  storage: { backend: 'fs' | 's3'; fsDir: string; fsFsync: boolean; slotsDir: string; chunkSize: number; slots: SlotsConfig; s3: S3StorageConfig };
   http: { listen?: HostPort };
+  /** [events]: the outbox and the sinks (docs/spec/events.md). */
+  events: EventsSettings;
+  /** [defender] */
+  defender: DefenderConfig;
+  /** [limits] */
+  limits: Limits;
+  /** [quota], paths absolute. */
+  quota: { file: string; usageFile: string };
 }
+
+/** [storage] s3.*: the S3 chunk backend (used when backend = s3; endpoint and bucket are then required). */
+export interface S3StorageConfig {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  addressing: 'path' | 'virtual';
+  concurrency: number;
+  timeoutSeconds: number;
+  retries: number;
+  credentialsFile: string;
+  cacheDir: string;
+  cacheBytes: number;
+}
+
+/** Where the directory slots live ([storage] slots.*). */
+export type SlotsConfig =
+  | { backend: 'level' }
+  | { backend: 'postgres'; url?: string; passwordFile: string; schema: string; poolSize: number };
 
 /** Values given on the command line, which win over the file. */
 export interface ConfigOverrides {
@@ -88,8 +119,42 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
       fsFsync: storage['fs.fsync'],
       slotsDir: inNode(storage['slots.dir']),
       chunkSize: storage.chunk_size,
+      s3: resolveS3(storage, inNode),
+      slots:
+        storage['slots.backend'] === 'postgres'
+          ? {
+              backend: 'postgres',
+              ...(storage['slots.postgres.url'] !== undefined ? { url: storage['slots.postgres.url'] } : {}),
+              passwordFile: inNode(storage['slots.postgres.password_file']),
+              schema: storage['slots.postgres.schema'],
+              poolSize: storage['slots.postgres.pool_size'],
+            }
+          : { backend: 'level' },
     },
     http: http.listen !== undefined ? { listen: http.listen } : {},
+    defender: resolveDefender(raw.defender),
+    limits: resolveLimits(raw.limits),
+    quota: { file: inNode(raw.quota.file), usageFile: inNode(raw.quota.usage_file) },
+    events: resolveEvents(raw.events, inNode),
+  };
+}
+
+function resolveS3(storage: RawConfig['storage'], inNode: (p: string) => string): S3StorageConfig {
+  if (storage.backend === 's3' && (storage['s3.endpoint'] === undefined || storage['s3.bucket'] === '')) {
+    throw new ConfigError(`${CONFIG_FILE}: [storage] backend = s3 needs s3.endpoint and s3.bucket`);
+  }
+  return {
+    ...(storage['s3.endpoint'] !== undefined ? { endpoint: storage['s3.endpoint'] } : {}),
+    region: storage['s3.region'],
+    bucket: storage['s3.bucket'],
+    prefix: storage['s3.prefix'],
+    addressing: storage['s3.addressing'],
+    concurrency: storage['s3.concurrency'],
+    timeoutSeconds: storage['s3.timeout'],
+    retries: storage['s3.retries'],
+    credentialsFile: inNode(storage['s3.credentials']),
+    cacheDir: inNode(storage['s3.cache.dir']),
+    cacheBytes: storage['s3.cache.size'],
   };
 }
 

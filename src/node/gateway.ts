@@ -1,20 +1,26 @@
 import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AccountServerClient, AccountsFile, createAuthenticator, type Authenticator } from '../auth/index.js';
 import { convergenceSecret } from '../crypto/convergence.js';
+import { Defender } from '../defender/index.js';
+import { QuotaGuard, UsageBook } from '../quota/index.js';
 import { formatHostPort, type HostPort, type NodeConfig } from '../config/index.js';
 import { InvalidInputError } from '../errors.js';
+import { startEvents, type EventsService } from '../events/index.js';
 import type { Logger } from '../log.js';
 import { startSftpServer } from '../sftp/index.js';
 import { GatewayStats } from '../sftp/stats.js';
 import {
-  FsChunkStore, LevelSlotStore, addressOf, isLevelLocked, serveSlotStore, type SlotStoreServer,
+  LevelSlotStore, addressOf, isLevelLocked, serveSlotStore, type SlotStore, type SlotStoreServer,
 } from '../store/index.js';
 import { createTree, type Tree } from '../tree/index.js';
 import { renderGatewayMetrics } from './gateway-metrics.js';
 import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from './measured-chunk-store.js';
+import { MetricsText } from './metrics.js';
+import { openChunkStore, openPostgresSlots } from './open.js';
 import { readConvergenceSecret, readHostKey } from './secrets.js';
 
 /** How long shutdown lets uploads being closed finish before dropping connections. */
@@ -49,6 +55,19 @@ async function openSlotDatabase(dir: string): Promise<LevelSlotStore> {
       await sleep(delay);
     }
   }
+}
+
+/** The [events] outbox and sinks, for /metrics (nothing when no sink is configured). */
+function renderEventMetrics(events: EventsService | undefined): string {
+  if (events === undefined) return '';
+  const m = new MetricsText();
+  m.family('capstan_events_pending', 'gauge', 'Events in the outbox not yet confirmed by every sink.')
+    .sample('capstan_events_pending', events.outbox.pending);
+  m.family('capstan_events_delivered_total', 'counter', 'Events confirmed by a sink since start, by sink.');
+  for (const [sink, n] of events.dispatcher.delivered) m.sample('capstan_events_delivered_total', n, { sink });
+  m.family('capstan_events_sink_failures', 'gauge', 'Consecutive failed delivery attempts of a sink (0: healthy).');
+  for (const [sink, n] of events.dispatcher.failures) m.sample('capstan_events_sink_failures', n, { sink });
+  return m.toString();
 }
 
 /** Runs `step`s in reverse on failure or stop, each once, logging (not throwing) their errors. */
@@ -86,14 +105,38 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     const spoolDir = nodePath(config.nodeDir, SPOOL_DIR);
     await mkdir(spoolDir, { recursive: true, mode: 0o700 });
 
-    const chunks = new MeasuredChunkStore(await FsChunkStore.open(config.storage.fsDir, { fsync: config.storage.fsFsync }));
+    // fs directory, or S3 behind the bounded local read cache ([storage] backend).
+    const chunks = new MeasuredChunkStore(await openChunkStore(config));
     closers.add('chunk store', () => chunks.close());
-    const slots = await openSlotDatabase(config.storage.slotsDir);
-    closers.add('slot store', () => slots.close());
-    const slotServer: SlotStoreServer = await serveSlotStore(slots, nodePath(config.nodeDir, SLOT_SOCKET_FILE), { logger: log });
-    closers.add('slot socket', () => slotServer.close());
+    let slots: SlotStore;
+    if (config.storage.slots.backend === 'postgres') {
+      // Shared by every gateway and command: no socket, each is a client of the database.
+      const shared = await openPostgresSlots(config.storage.slots, log);
+      slots = shared;
+      closers.add('slot store', () => shared.close());
+    } else {
+      const level = await openSlotDatabase(config.storage.slotsDir);
+      slots = level;
+      closers.add('slot store', () => level.close());
+      const slotServer: SlotStoreServer = await serveSlotStore(level, nodePath(config.nodeDir, SLOT_SOCKET_FILE), { logger: log });
+      closers.add('slot socket', () => slotServer.close());
+    }
     const tree: Tree = createTree({ chunks, slots, chunkSize: config.storage.chunkSize });
     closers.add('tree', () => tree.close());
+
+    // Before the SFTP server, so it is closed after it: CLOSEs still running at shutdown can queue their events.
+    const events: EventsService | undefined = await startEvents({
+      outboxDir: config.events.outboxDir,
+      maxPending: config.events.maxEvents,
+      gateway: config.node.nickname,
+      ...(config.events.webhook
+        ? { webhook: { url: config.events.webhook.url, secretFile: config.events.webhook.secretFile, timeoutMs: config.events.webhook.timeoutSeconds * 1000 } }
+        : {}),
+      ...(config.events.amqp ? { amqp: { ...config.events.amqp, timeoutMs: config.events.amqp.timeoutSeconds * 1000 } } : {}),
+      retryInitialMs: config.events.retryInitialMs,
+      retryMaxMs: config.events.retryMaxMs,
+    }, log);
+    if (events !== undefined) closers.add('events', () => events.close());
 
     const gateway: Gateway = { shutdownGraceMs: SHUTDOWN_GRACE_MS, stop: async () => undefined };
     const stats = new GatewayStats();
@@ -110,6 +153,15 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
           : undefined;
       const authenticator: Authenticator = createAuthenticator({ accountsFile, ...(accountServer ? { accountServer } : {}), logger: log });
       closers.add('accounts', () => authenticator.close());
+      await mkdir(dirname(config.quota.usageFile), { recursive: true, mode: 0o700 });
+      const quota = await QuotaGuard.open({
+        quotasFile: config.quota.file,
+        usageFile: config.quota.usageFile,
+        usage: await UsageBook.open(config.quota.usageFile, { logger: log }),
+        tree,
+        logger: log,
+      });
+      closers.add('quota usage', () => quota.close());
       const server = await startSftpServer({
         tree,
         authenticator,
@@ -121,6 +173,13 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         logger: log,
         stats,
         ...(config.sftpd.idleTimeoutSeconds > 0 ? { idleTimeoutMs: config.sftpd.idleTimeoutSeconds * 1000 } : {}),
+        limits: config.limits,
+        quota,
+        defender: new Defender({ ...config.defender, logger: log }),
+        authFailureDelayMs: config.defender.failureDelayMs,
+        // Only the accounts file is asked (a map lookup): account-server users score as unknown ones.
+        isKnownUser: (user: string) => accountsFile.get(user) !== undefined,
+        ...(events !== undefined ? { events: events.recorder } : {}),
       });
       closers.add('sftp server', () => server.close(SHUTDOWN_GRACE_MS));
       gateway.sftp = { address: server.address, hostKeys: hostKeys.map(({ type, fingerprint }) => ({ type, fingerprint })) };
@@ -134,7 +193,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
           { name: 'chunk store', run: (signal) => chunks.inner.has(PROBE_ADDRESS, { signal }) },
           { name: 'slot store', run: (signal) => slots.get(PROBE_STORAGE_INDEX, { signal }) },
         ],
-        metrics: () => renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt),
+        metrics: () => renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt) + renderEventMetrics(events),
       });
       closers.add('http listener', () => listener.close());
       gateway.http = listener.address;

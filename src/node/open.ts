@@ -1,8 +1,14 @@
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TransientError } from '../errors.js';
+import { InvalidInputError, TransientError } from '../errors.js';
 import { convergenceSecret } from '../crypto/convergence.js';
 import type { NodeConfig } from '../config/index.js';
+import type { SlotsConfig } from '../config/load.js';
+import type { Logger } from '../log.js';
+import { PostgresSlotStore } from '../store/postgres/index.js';
 import { FsChunkStore, openSharedSlotStore, type ChunkStore, type SlotStore } from '../store/index.js';
+import { CachingChunkStore } from '../store/caching-chunk-store.js';
+import { loadS3Credentials, S3ChunkStore } from '../store/s3/index.js';
 import { createTree } from '../tree/index.js';
 import type { Tree } from '../tree/api.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, nodePath } from './layout.js';
@@ -37,8 +43,19 @@ const LOCK_WAIT_MS = 5_000;
  */
 export async function openNode(config: NodeConfig): Promise<OpenNode> {
   const secret = await readConvergenceSecret(nodePath(config.nodeDir, CONVERGENCE_SECRET_FILE));
-  const chunks = await FsChunkStore.open(config.storage.fsDir, { fsync: config.storage.fsFsync });
+  // No read cache for a command: it is short-lived, and sharing the cache
+  // directory with a running gateway would let each evict the other's files.
+  const chunks = await openChunkStore(config, { cache: false });
   let opened: { store: SlotStore; shared: boolean } | undefined;
+  if (config.storage.slots.backend === 'postgres') {
+    // Every process, gateway or command, is a client of the database itself.
+    try {
+      opened = { store: await openPostgresSlots(config.storage.slots), shared: false };
+    } catch (err) {
+      await chunks.close();
+      throw err;
+    }
+  }
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (let delay = 50; opened === undefined; delay = Math.min(delay * 2, 500)) {
     try {
@@ -68,4 +85,63 @@ export async function openNode(config: NodeConfig): Promise<OpenNode> {
         await chunks.close();
       })()),
   };
+}
+
+/**
+ * The password for a postgres slot store: the first line of the password
+ * file if it exists (it must not be readable by others: it guards every
+ * directory), else nothing, and pg falls back to PGPASSWORD and ~/.pgpass.
+ */
+async function readPostgresPassword(file: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new InvalidInputError(`cannot read the postgres password file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const line = text.split(/\r?\n/, 1)[0] ?? '';
+  return line === '' ? undefined : line;
+}
+
+/** Opens ([storage] slots.backend = postgres) the shared slot store, creating or migrating its schema. */
+export async function openPostgresSlots(slots: Extract<SlotsConfig, { backend: 'postgres' }>, logger?: Logger): Promise<PostgresSlotStore> {
+  const password = await readPostgresPassword(slots.passwordFile);
+  return PostgresSlotStore.open({
+    ...(slots.url !== undefined ? { url: slots.url } : {}),
+    ...(password !== undefined ? { password } : {}),
+    schema: slots.schema,
+    poolSize: slots.poolSize,
+    ...(logger ? { logger } : {}),
+  });
+}
+
+/**
+ * Opens the chunk store `[storage] backend` names: the fs directory, or the
+ * S3 bucket (credentials from the environment or `s3.credentials`) behind a
+ * bounded local read cache (`s3.cache.*`, unless `cache` is false or the
+ * size is 0).
+ */
+export async function openChunkStore(config: NodeConfig, options: { cache?: boolean } = {}): Promise<ChunkStore> {
+  const { storage } = config;
+  if (storage.backend !== 's3') return FsChunkStore.open(storage.fsDir, { fsync: storage.fsFsync });
+  const s3 = storage.s3;
+  const store = new S3ChunkStore({
+    endpoint: s3.endpoint!, // resolveConfig refuses backend = s3 without one
+    region: s3.region,
+    bucket: s3.bucket,
+    prefix: s3.prefix,
+    addressing: s3.addressing,
+    credentials: await loadS3Credentials(s3.credentialsFile),
+    concurrency: s3.concurrency,
+    timeoutMs: s3.timeoutSeconds * 1000,
+    retry: { retries: s3.retries, baseDelayMs: 100, maxDelayMs: 5_000 },
+  });
+  if (options.cache === false || s3.cacheBytes === 0) return store;
+  try {
+    return await CachingChunkStore.open(store, { dir: s3.cacheDir, maxBytes: s3.cacheBytes });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 }

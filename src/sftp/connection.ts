@@ -1,8 +1,12 @@
 import type { Socket } from 'node:net';
 import type { Connection as SshConnection } from 'ssh2';
 import type { Authenticator } from '../auth/authenticator.js';
+import type { EventRecorder } from '../events/api.js';
+import { runChecksumCommand } from './checksum-exec.js';
+import type { Defender } from '../defender/index.js';
 import type { Tree } from '../tree/index.js';
 import type { Logger } from '../log.js';
+import type { ConnectionCounter, Limits, Release } from './limits.js';
 import type { UploadOverlay } from './overlay.js';
 import { SftpSession } from './sftp-session.js';
 import { createAuthHandler, type Login } from './ssh-auth.js';
@@ -11,7 +15,7 @@ import type { GatewayStats } from './stats.js';
 import { UserTree } from './user-tree.js';
 import type { Spool, WriteHandle } from './write-handle.js';
 
-/** Seconds a client has to log in (sshd's LoginGraceTime default). */
+/** Time a client has to log in by default (sshd's LoginGraceTime default); [limits] login_grace_time. */
 export const LOGIN_GRACE_MS = 120_000;
 /** SFTP channels one connection may have open at once. */
 export const MAX_SESSIONS_PER_CONNECTION = 8;
@@ -28,13 +32,21 @@ export interface ConnectionDeps {
   readOnly: boolean;
   /** False once the server is closing: no new sessions. */
   accepting(): boolean;
+  /** Where committed changes are reported (none: events off). */
+  events?: EventRecorder;
+  limits: Limits;
+  counter: ConnectionCounter;
+  defender: Defender | undefined;
+  isKnownUser(user: string): boolean;
+  authFailureDelayMs: number;
+  quota?: import('../quota/index.js').QuotaGuard | undefined;
 }
 
 /**
  * One SSH connection: authentication, then up to MAX_SESSIONS_PER_CONNECTION
  * SFTP sessions. The login (user and root cap) lives only in this object's
  * memory. Ends itself when idleTimeoutMs pass with no request arriving or
- * finishing, or when not logged in within LOGIN_GRACE_MS. Stops reading the socket
+ * finishing, or when not logged in within limits.loginGraceMs. Stops reading the socket
  * while any of its sessions holds more queued request bytes than its bound.
  */
 export class GatewayConnection {
@@ -47,10 +59,12 @@ export class GatewayConnection {
   readonly #sessions = new Set<SftpSession>();
   readonly #startedAt = Date.now();
   #login: Login | undefined;
+  #releaseLogin: Release | undefined;
   #view: UserTree | undefined;
   #pressured = new Set<SftpSession>();
   #lastActivity = Date.now();
   #timer: NodeJS.Timeout | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
   #ended = false;
   readonly closed: Promise<void>;
 
@@ -65,7 +79,7 @@ export class GatewayConnection {
     this.#log.info({ event: 'connect', remoteAddress: this.#remoteAddress, remotePort: this.#remotePort }, 'connection');
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.once('close', () => void this.#onClose());
-    this.#arm(Math.min(LOGIN_GRACE_MS, deps.idleTimeoutMs));
+    this.#arm(Math.min(deps.limits.loginGraceMs, deps.idleTimeoutMs));
 
     client.on('error', (err: Error & { level?: string }) => {
       this.#log.debug({ err: err.message, level: err.level }, 'connection error');
@@ -78,12 +92,23 @@ export class GatewayConnection {
       remotePort: this.#remotePort,
       onLogin: (login) => this.#onLogin(login),
       onTooManyFailures: () => this.end('too many authentication failures'),
+      defender: deps.defender,
+      isKnownUser: deps.isKnownUser,
+      failureDelayMs: deps.authFailureDelayMs,
+      mayLogin: (user) => {
+        this.#releaseLogin?.(); // a login refused after this (no convergence secret) may be retried
+        this.#releaseLogin = deps.counter.login(user);
+        return this.#releaseLogin !== undefined;
+      },
+      onRefused: (reason) => this.end(reason),
     }));
     client.on('ready', () => this.#touch());
     client.on('session', (accept) => serveSessionChannel(accept, {
       logger: this.#log,
       mayStartSftp: () => this.#view !== undefined && this.#deps.accepting() && this.#sessions.size < MAX_SESSIONS_PER_CONNECTION,
       startSftp: (sftp) => this.#startSftp(sftp),
+      // Only the checksum commands, and only once logged in (checksum-exec.ts parses strictly).
+      exec: (command) => (this.#view !== undefined ? runChecksumCommand(this.#view, command) : undefined),
     }));
   }
 
@@ -120,7 +145,11 @@ export class GatewayConnection {
       root: login.root,
       writable: !deps.readOnly,
       overlay: deps.overlay,
-      writeDeps: { tree: deps.tree, convergence: deps.convergenceFor(user), createSpool: deps.createSpool },
+      writeDeps: {
+        tree: deps.tree, convergence: deps.convergenceFor(user), createSpool: deps.createSpool,
+        ...(deps.events !== undefined ? { events: deps.events, user } : {}),
+      },
+      ...(deps.events !== undefined ? { events: deps.events } : {}),
     });
     this.#lastActivity = Date.now();
     this.#arm(deps.idleTimeoutMs); // replaces the login grace timer
@@ -132,6 +161,8 @@ export class GatewayConnection {
       view: this.#view!,
       logger: this.#log.child({ user: this.user }),
       stats,
+      limits: this.#deps.limits,
+      quota: this.#deps.quota,
       onActivity: () => this.#touch(),
       onPressure: (paused) => this.#pressure(session, paused),
     });
@@ -147,10 +178,28 @@ export class GatewayConnection {
   }
 
   #pressure(session: SftpSession, paused: boolean): void {
+    const before = this.#pressured.size;
     if (paused) this.#pressured.add(session);
     else this.#pressured.delete(session);
-    if (this.#pressured.size > 0) this.#socket.pause();
-    else if (!this.#ended) this.#socket.resume();
+    if (before === 0 && this.#pressured.size > 0) this.#log.debug({ event: 'throttled' }, 'too many requests pending; not reading the client for now');
+    if (this.#pressured.size > 0) {
+      this.#socket.pause();
+      this.#watchStall();
+    } else {
+      clearInterval(this.#stallTimer);
+      this.#stallTimer = undefined;
+      if (!this.#ended) this.#socket.resume();
+    }
+  }
+
+  /** While the socket is paused, drops the connection once no request has finished for stallTimeoutMs. */
+  #watchStall(): void {
+    if (this.#stallTimer !== undefined) return;
+    const limit = this.#deps.limits.stallTimeoutMs;
+    this.#stallTimer = setInterval(() => {
+      if (Date.now() - this.#lastActivity >= limit) this.end('stalled: the client does not read its replies');
+    }, Math.min(limit, 1000));
+    this.#stallTimer.unref();
   }
 
   #touch(): void {
@@ -179,7 +228,9 @@ export class GatewayConnection {
 
   async #onClose(): Promise<void> {
     clearTimeout(this.#timer);
+    clearInterval(this.#stallTimer);
     this.#ended = true;
+    this.#releaseLogin?.();
     const sessions = [...this.#sessions];
     await Promise.all(sessions.map((s) => s.close()));
     for (const s of sessions) if (this.#sessions.delete(s)) this.#deps.stats.sessionsActive--;

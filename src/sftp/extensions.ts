@@ -3,6 +3,7 @@ import type { HandleTable } from './handles.js';
 import {
   limitsReply, readStrings, STATUS, STATVFS_FLAG_NOSUID, STATVFS_FLAG_RDONLY, statvfsReply, type PatchedSftp, type StatVfs,
 } from './protocol.js';
+import { checkFileRequest } from './check-file.js';
 import { SftpStatusError } from './status.js';
 import { hardlink, rename } from './tree-ops.js';
 import type { UserTree } from './user-tree.js';
@@ -94,7 +95,11 @@ export async function extendedRequest(ctx: ExtensionContext, id: number, name: s
     }
     case 'limits@openssh.com':
       fields(data, []);
-      sftp._capstanSendRaw(limitsReply(id));
+      sftp._capstanSendRaw(limitsReply(id, ctx.handles.max));
+      return;
+    case 'check-file-name':
+    case 'check-file-handle':
+      await checkFileRequest(ctx, id, name, data);
       return;
     default:
       sftp.status(id, STATUS.OP_UNSUPPORTED, 'extension not supported');

@@ -92,7 +92,7 @@ export class HandleTable {
   readonly #open = new Map<number, Handle>();
   #next = 1;
 
-  constructor(private readonly max = LIMITS.maxOpenHandles) {}
+  constructor(readonly max: number = LIMITS.maxOpenHandles) {}
 
   get size(): number {
     return this.#open.size;

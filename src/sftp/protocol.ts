@@ -47,6 +47,9 @@ export const EXTENSIONS: ReadonlyArray<readonly [string, string]> = [
   ['hardlink@openssh.com', '1'],
   ['fsync@openssh.com', '1'],
   ['limits@openssh.com', '1'],
+  // draft-ietf-secsh-filexfer-extensions-00 section 3: whole-file sha256, md5, sha1 from the manifest (check-file.ts).
+  ['check-file-name', '1'],
+  ['check-file-handle', '1'],
 ];
 
 function sshString(value: string | Buffer): Buffer {
@@ -87,9 +90,9 @@ export function extendedReply(reqid: number, body: Buffer[]): Buffer {
   return packet(PACKET_EXTENDED_REPLY, [u32(reqid), ...body]);
 }
 
-export function limitsReply(reqid: number): Buffer {
+export function limitsReply(reqid: number, maxOpenHandles: number = LIMITS.maxOpenHandles): Buffer {
   return extendedReply(reqid, [
-    u64(LIMITS.maxPacketLength), u64(LIMITS.maxReadLength), u64(LIMITS.maxWriteLength), u64(LIMITS.maxOpenHandles),
+    u64(LIMITS.maxPacketLength), u64(LIMITS.maxReadLength), u64(LIMITS.maxWriteLength), u64(maxOpenHandles),
   ]);
 }
 

@@ -2,10 +2,14 @@ import { createHash } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import ssh2, { type Connection as SshConnection } from 'ssh2';
 import type { Authenticator } from '../auth/authenticator.js';
+import type { EventRecorder } from '../events/api.js';
+import type { Defender } from '../defender/index.js';
+import type { QuotaGuard } from '../quota/index.js';
 import type { Logger } from '../log.js';
 import type { Tree } from '../tree/index.js';
 import { cleanSpoolDir, EncryptedSpool } from '../tree/spool.js';
 import { GatewayConnection } from './connection.js';
+import { ConnectionCounter, DEFAULT_LIMITS, type Limits } from './limits.js';
 import { UploadOverlay } from './overlay.js';
 import { assertSsh2Patched } from './protocol.js';
 import { GatewayStats } from './stats.js';
@@ -30,6 +34,22 @@ export interface SftpServerOptions {
   idleTimeoutMs?: number;
   /** Every session read-only, whatever its root cap. */
   readOnly?: boolean;
+  /** Committed uploads, renames, removes, mkdirs and rmdirs are reported here (docs/spec/events.md). */
+  events?: EventRecorder;
+  /** Connection, session and request limits; each missing one takes DEFAULT_LIMITS' value. */
+  limits?: Partial<Limits>;
+  /** Brute-force defence: admits connections and scores failed logins. None: no bans, no refused names. */
+  defender?: Defender;
+  /**
+   * Whether a user name has an account (cheap, no secret involved), asked only
+   * after a refusal to score it: an unknown user scores more. Default: every
+   * name counts as known (the lower score).
+   */
+  isKnownUser?(user: string): boolean;
+  /** Per-account quotas (src/quota); none: no quotas. */
+  quota?: QuotaGuard;
+  /** Pause before answering a refused password or signature (default 0; capstan run: [defender] failure_delay). */
+  authFailureDelayMs?: number;
 }
 
 export interface SftpServer {
@@ -77,6 +97,11 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
   const sockets = new Set<Socket>();
   let accepting = true;
   let nextId = 1;
+  const limits: Limits = { ...DEFAULT_LIMITS, ...definedOnly(opts.limits ?? {}) };
+  const counter = new ConnectionCounter(limits);
+  const defender = opts.defender;
+  // Expired bans are logged and forgotten addresses dropped even when no one knocks.
+  const sweeper = defender !== undefined ? setInterval(() => defender.sweep(), 60_000).unref() : undefined;
 
   const deps = {
     tree: opts.tree,
@@ -89,6 +114,13 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     readOnly: opts.readOnly === true,
     accepting: () => accepting,
+    ...(opts.events !== undefined ? { events: opts.events } : {}),
+    limits,
+    counter,
+    defender,
+    isKnownUser: opts.isKnownUser ?? (() => true),
+    authFailureDelayMs: opts.authFailureDelayMs ?? 0,
+    quota: opts.quota,
   };
 
   const ssh = new ssh2.Server({ hostKeys: opts.hostKeys, ident: 'capstan' });
@@ -119,6 +151,28 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
       socket.destroy();
       return;
     }
+    // Before a single byte of SSH: a banned or deny-listed client and one past a connection limit cost
+    // us an accept and a close, nothing more (no key exchange, no log line per attempt above debug).
+    const remoteAddress = socket.remoteAddress ?? '';
+    const admission = defender?.admit(remoteAddress);
+    if (admission !== undefined && !admission.ok) {
+      logger.debug({ event: 'connection_refused', remoteAddress, reason: admission.reason }, 'connection refused');
+      socket.destroy();
+      return;
+    }
+    const slot = counter.openConnection(remoteAddress);
+    if (!slot.ok) {
+      logger.info({ event: 'connection_refused', remoteAddress, reason: slot.reason }, 'connection refused: limit reached');
+      socket.destroy();
+      return;
+    }
+    socket.once('close', slot.release);
+    // A client that never sends its SSH identification never becomes a GatewayConnection (whose
+    // own timer enforces the login grace): without this it would hold its slot forever.
+    const silent = setTimeout(() => {
+      if (socket.listeners('data').includes(markParsing)) socket.destroy();
+    }, limits.loginGraceMs).unref();
+    socket.once('close', () => clearTimeout(silent));
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('data', markParsing);
@@ -146,6 +200,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     close(graceMs = DEFAULT_GRACE_MS) {
       closing ??= (async () => {
         accepting = false;
+        clearInterval(sweeper);
         const listenerClosed = new Promise<void>((resolve) => net.close(() => resolve()));
         let timer: NodeJS.Timeout | undefined;
         const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
@@ -161,4 +216,9 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
       return closing;
     },
   };
+}
+
+/** Drops keys whose value is undefined, so they do not override defaults in a spread. */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -6,6 +6,9 @@ import { extendedRequest } from './extensions.js';
 import { DirHandle, HandleTable, ReadHandle, type Handle } from './handles.js';
 import { parsePath } from './paths.js';
 import { EXTENSIONS, LIMITS, OPEN_FLAGS, STATUS, VERSION_PACKET, type PatchedSftp } from './protocol.js';
+import type { Limits } from './limits.js';
+import type { QuotaGuard } from '../quota/index.js';
+import { SessionQuota } from './quota-hooks.js';
 import { RequestScheduler } from './scheduler.js';
 import type { GatewayStats } from './stats.js';
 import { toSftpStatus } from './status.js';
@@ -15,9 +18,11 @@ import type { WriteHandle } from './write-handle.js';
 
 /** Names per READDIR reply, as OpenSSH's server sends. */
 const READDIR_BATCH = 100;
-/** Output queued for the client's window above which READs wait (a client that does not read its replies). */
+/** Default output queued for the client's window above which requests wait (a client that does not read its replies). */
 const MAX_OUTPUT_BACKLOG = 8 * 1024 * 1024;
 const BACKLOG_POLL_MS = 10;
+/** Longest pause between two looks at a backlog that does not drain (each look walks ssh2's buffer list). */
+const BACKLOG_POLL_MAX_MS = 50;
 
 export interface SftpSessionOptions {
   view: UserTree;
@@ -27,6 +32,10 @@ export interface SftpSessionOptions {
   onActivity(): void;
   /** Stop (true) or resume (false) reading the connection's socket. */
   onPressure(paused: boolean): void;
+  /** Quota checks and usage deltas (src/quota/guard.ts states the exact semantics); none: no quotas. */
+  quota?: QuotaGuard | undefined;
+  /** Per-session bounds (see limits.ts); defaults as there. */
+  limits?: Pick<Limits, 'maxHandles' | 'maxPendingRequests' | 'maxPendingBytes' | 'maxOutputBacklog'>;
 }
 
 function attrChange(attrs: Attributes | undefined): AttrChange {
@@ -44,8 +53,12 @@ export class SftpSession {
   readonly #view: UserTree;
   readonly #log: Logger;
   readonly #stats: GatewayStats;
-  readonly #handles = new HandleTable();
+  readonly #handles: HandleTable;
   readonly #scheduler: RequestScheduler;
+  readonly #maxOutputBacklog: number;
+  readonly #quota: SessionQuota | undefined;
+  /** One poll shared by every request waiting for output room (each look costs a walk of ssh2's buffer list). */
+  #room: Promise<void> | undefined;
   readonly #onActivity: () => void;
   #closed = false;
   #finished: Promise<void> | undefined;
@@ -56,7 +69,11 @@ export class SftpSession {
     this.#log = opts.logger;
     this.#stats = opts.stats;
     this.#onActivity = opts.onActivity;
+    this.#handles = new HandleTable(opts.limits?.maxHandles);
+    this.#maxOutputBacklog = opts.limits?.maxOutputBacklog ?? MAX_OUTPUT_BACKLOG;
+    this.#quota = opts.quota !== undefined ? new SessionQuota(opts.quota, opts.view) : undefined;
     this.#scheduler = new RequestScheduler({
+      ...(opts.limits !== undefined ? { highWaterBytes: opts.limits.maxPendingBytes, maxQueued: opts.limits.maxPendingRequests } : {}),
       onPressure: opts.onPressure,
       onTaskError: (err) => this.#log.error({ err }, 'SFTP request handler threw'),
     });
@@ -111,7 +128,7 @@ export class SftpSession {
     s.on('LSTAT', (id: number, path: string) => this.#do(id, 'lstat', false, 0, () => this.#stat(id, path)));
     s.on('SETSTAT', (id: number, path: string, attrs: Attributes) =>
       this.#do(id, 'setstat', true, 0, () => this.#ok(id, setstat(this.#view, path, attrChange(attrs)))));
-    s.on('REMOVE', (id: number, path: string) => this.#do(id, 'remove', true, 0, () => this.#ok(id, remove(this.#view, path))));
+    s.on('REMOVE', (id: number, path: string) => this.#do(id, 'remove', true, 0, () => this.#ok(id, this.#remove(path))));
     s.on('MKDIR', (id: number, path: string, attrs: Attributes) =>
       this.#do(id, 'mkdir', true, 0, () => this.#ok(id, mkdir(this.#view, path, attrChange(attrs)))));
     s.on('RMDIR', (id: number, path: string) =>
@@ -143,6 +160,11 @@ export class SftpSession {
       run: async () => {
         if (this.#closed) return;
         try {
+          // Every reply waits for room, not only READ data: a client sending thousands of STATs
+          // without reading the answers would otherwise grow the output without bound. Waiting
+          // here keeps requests queued, and the queue's bound then stops reading the socket.
+          await this.#waitForOutputRoom();
+          if (this.#closed) return;
           await run();
         } catch (err) {
           const { code, message } = toSftpStatus(err, this.#log, op);
@@ -180,6 +202,7 @@ export class SftpSession {
       this.#sftp.handle(id, this.#handles.add(new ReadHandle(reader, node.loc.path, attrs)));
       return;
     }
+    const quota = await this.#quota?.beforeOpen(path);
     const handle = await this.#view.openWrite(path, {
       create: (flags & OPEN_FLAGS.CREAT) !== 0,
       exclusive: (flags & OPEN_FLAGS.EXCL) !== 0,
@@ -187,7 +210,13 @@ export class SftpSession {
       append: (flags & OPEN_FLAGS.APPEND) !== 0,
       read: (flags & OPEN_FLAGS.READ) !== 0,
     });
+    this.#quota?.opened(handle, quota);
     this.#sftp.handle(id, this.#handles.add(handle));
+  }
+
+  #remove(path: string): Promise<void> {
+    const run = () => remove(this.#view, path);
+    return this.#quota !== undefined ? this.#quota.remove(path, run) : run();
   }
 
   async #closeHandle(id: number, wire: Buffer): Promise<void> {
@@ -203,7 +232,8 @@ export class SftpSession {
     const mode = handle.mode;
     const started = performance.now();
     try {
-      if (await handle.commit()) {
+      const commit = () => handle.commit();
+      if (await (this.#quota !== undefined ? this.#quota.commit(handle, commit) : commit())) {
         this.#stats.uploadsCommitted++;
         this.#log.debug({ event: 'commit', mode, size: handle.size, ms: Math.round(performance.now() - started) }, 'upload committed');
       }
@@ -224,10 +254,18 @@ export class SftpSession {
     }
   }
 
-  async #waitForOutputRoom(): Promise<void> {
-    while (!this.#closed && this.#sftp._capstanBacklog() > MAX_OUTPUT_BACKLOG) {
-      await new Promise((resolve) => setTimeout(resolve, BACKLOG_POLL_MS));
-    }
+  #waitForOutputRoom(): Promise<void> {
+    if (this.#room !== undefined) return this.#room;
+    if (this.#closed || this.#sftp._capstanBacklog() <= this.#maxOutputBacklog) return Promise.resolve();
+    this.#room = (async () => {
+      for (let delay = BACKLOG_POLL_MS; !this.#closed && this.#sftp._capstanBacklog() > this.#maxOutputBacklog;) {
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, BACKLOG_POLL_MAX_MS);
+      }
+    })().finally(() => {
+      this.#room = undefined;
+    });
+    return this.#room;
   }
 
   async #read(id: number, wire: Buffer, offset: number, length: number): Promise<void> {
@@ -248,6 +286,7 @@ export class SftpSession {
   async #write(id: number, wire: Buffer, offset: number, data: Buffer): Promise<void> {
     const handle = this.#handles.get(wire);
     if (handle.kind !== 'write') throw new PermissionError('handle not open for writing');
+    await this.#quota?.beforeWrite(handle, offset, data.length);
     await handle.write(offset, data);
     this.#stats.bytesIn += data.length;
     this.#sftp.status(id, STATUS.OK);

@@ -1,6 +1,7 @@
 import type { AuthContext } from 'ssh2';
 import type { Authenticator, LoginResult } from '../auth/authenticator.js';
 import { parseDirectoryCap, type DirectoryCap } from '../cap/index.js';
+import type { Defender, FailureKind } from '../defender/index.js';
 import type { Logger } from '../log.js';
 import type { GatewayStats } from './stats.js';
 
@@ -28,6 +29,23 @@ import type { GatewayStats } from './stats.js';
  *
  * After MAX_AUTH_FAILURES refused credentials the connection is dropped (as
  * sshd's MaxAuthTries), bounding the guesses one connection can make.
+ *
+ * With a defender (src/defender):
+ * - every attempt first checks the address's ban (a ban made by another
+ *   connection ends this one too);
+ * - a user name on the refused list (root, admin, …) is refused for any
+ *   credential without asking the Authenticator, and scores `refused_user`;
+ * - a refused password or signature scores `unknown_user` or
+ *   `wrong_credential`. Which one is decided by `isKnownUser` *after* the
+ *   Authenticator's constant-time check has answered, so the answer and its
+ *   timing stay the same for known and unknown users; only the score differs;
+ * - a key merely offered (no signature) and not listed scores only for an
+ *   unknown user: a real client offers every key it has, and a key cannot be
+ *   guessed anyway;
+ * - each scored refusal (and each refused password) is answered after
+ *   `failureDelayMs`, a timer, so other clients are not held up.
+ * A login past the account's session limit (`mayLogin` false) is refused
+ * without scoring and the connection closed (`onRefused`).
  */
 
 export const ALLOWED_METHODS: ('publickey' | 'password')[] = ['publickey', 'password'];
@@ -49,12 +67,30 @@ export interface AuthHandlerOptions {
   onLogin(login: Login): void;
   /** Called when the connection used up its attempts. */
   onTooManyFailures(): void;
+  defender?: Defender | undefined;
+  isKnownUser?(user: string): boolean;
+  failureDelayMs?: number;
+  /** Takes a session slot for the user; false refuses the login (limit reached). */
+  mayLogin?(user: string): boolean;
+  /** Ends the connection (banned, or a limit reached). */
+  onRefused?(reason: string): void;
 }
 
 export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) => void {
   const { authenticator, logger, stats, remoteAddress, remotePort } = opts;
   let failures = 0;
   let decided = false;
+
+  const delayMs = opts.failureDelayMs ?? 0;
+  const defender = opts.defender;
+
+  /** Scores a failure and waits out the failure delay; true if the address is now banned. */
+  const penalize = async (kind: FailureKind | undefined, delay: boolean): Promise<boolean> => {
+    const banned = kind !== undefined && defender !== undefined && defender.recordFailure(remoteAddress, kind);
+    if (delay && delayMs > 0 && !banned) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    return banned;
+  };
+  const known = (user: string): boolean => opts.isKnownUser?.(user) ?? true;
 
   const refuse = (ctx: AuthContext, counted: boolean): void => {
     if (counted) {
@@ -77,6 +113,13 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
       refuse(ctx, true);
       return;
     }
+    if (opts.mayLogin !== undefined && !opts.mayLogin(result.user)) {
+      logger.warn({ event: 'limit_reached', limit: 'max_sessions_per_account', remoteAddress, user: result.user }, 'login refused: too many sessions for this account');
+      decided = true;
+      ctx.reject(ALLOWED_METHODS);
+      opts.onRefused?.('too many sessions for this account');
+      return;
+    }
     opts.onLogin({ result, root }); // may throw (no convergence secret): then this is a refusal
     decided = true;
     stats.loginsOk++;
@@ -87,22 +130,39 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
   return (ctx) => {
     if (decided) return ctx.reject(ALLOWED_METHODS);
     const meta = { remoteAddress };
+    /** A counted refusal after scoring (and the delay); a ban it causes ends the connection. */
+    const fail = async (kind: FailureKind | undefined, delay: boolean): Promise<void> => {
+      const banned = await penalize(kind, delay);
+      refuse(ctx, true);
+      if (banned) opts.onRefused?.('address banned');
+    };
     const decide = async (): Promise<void> => {
+      if (defender?.isBanned(remoteAddress) === true) {
+        ctx.reject(ALLOWED_METHODS);
+        opts.onRefused?.('address banned');
+        return;
+      }
+      const credential = ctx.method === 'publickey' || ctx.method === 'password';
+      if (credential && defender?.isRefusedUser(ctx.username) === true) return fail('refused_user', true);
       switch (ctx.method) {
         case 'publickey': {
           const result = await authenticator.acceptsPublicKey(ctx.username, ctx.key, meta);
-          if (result === null) return refuse(ctx, true);
+          const query = ctx.signature === undefined || ctx.blob === undefined;
+          if (result === null) {
+            const kind = known(ctx.username) ? (query ? undefined : 'wrong_credential') : 'unknown_user';
+            return fail(kind, !query);
+          }
           if (ctx.signature === undefined || ctx.blob === undefined) {
             // A query: say yes (PK_OK); the client then signs and asks again.
             ctx.accept();
             return;
           }
-          if (!authenticator.verifyPublicKeySignature(ctx.key, ctx.blob, ctx.signature, ctx.hashAlgo)) return refuse(ctx, true);
+          if (!authenticator.verifyPublicKeySignature(ctx.key, ctx.blob, ctx.signature, ctx.hashAlgo)) return fail('wrong_credential', true);
           return accept(ctx, result);
         }
         case 'password': {
           const result = await authenticator.checkPassword(ctx.username, ctx.password, meta);
-          if (result === null) return refuse(ctx, true);
+          if (result === null) return fail(known(ctx.username) ? 'wrong_credential' : 'unknown_user', true);
           return accept(ctx, result);
         }
         default:

@@ -11,12 +11,25 @@ export interface SessionChannelOptions {
   startSftp(sftp: PatchedSftp): void;
   /** False refuses the channel (too many sessions, shutting down). */
   mayStartSftp(): boolean;
+  /**
+   * The few commands answered without a shell (checksum-exec.ts): a result
+   * for a command it serves, undefined for everything else (refused).
+   */
+  exec?(command: string): Promise<ExecResult> | undefined;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number;
 }
 
 /**
  * An SSH session channel: only the `sftp` subsystem is served.
  *
- * - exec and shell are accepted just long enough to write
+ * - exec of `sha256sum`, `md5sum` or `sha1sum` with paths is answered
+ *   from the manifests (checksum-exec.ts; opts.exec), no shell involved;
+ * - any other exec, and shell, are accepted just long enough to write
  *   SFTP_ONLY_MESSAGE to stderr and exit with status 1, so `ssh host ls`
  *   and legacy `scp -O` (which execs `scp -t`) tell the user why instead of
  *   a bare "channel failure";
@@ -32,6 +45,18 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
   const session = accept();
   session.on('pty', (acceptPty) => acceptPty?.());
   session.on('exec', (acceptExec, _reject, info) => {
+    const answer = opts.exec?.(info.command);
+    if (answer !== undefined) {
+      const channel = acceptExec();
+      void answer.then(
+        (result) => finishExec(channel, result),
+        (err: unknown) => {
+          opts.logger.warn({ event: 'exec_failed', err: (err as Error)?.name }, 'checksum command failed');
+          finishExec(channel, { stdout: '', stderr: 'checksum: internal error\n', code: 1 });
+        },
+      );
+      return;
+    }
     opts.logger.info({ event: 'exec_refused', commandBytes: Buffer.byteLength(info.command) }, 'exec refused: sftp only');
     refuseWithMessage(acceptExec());
   });
@@ -47,6 +72,14 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
     const sftp = acceptSftp() as unknown as PatchedSftp | undefined;
     if (sftp !== undefined) opts.startSftp(sftp);
   });
+}
+
+function finishExec(channel: ServerChannel | undefined, result: ExecResult): void {
+  if (channel === undefined) return;
+  if (result.stdout !== '') channel.write(result.stdout);
+  if (result.stderr !== '') channel.stderr.write(result.stderr);
+  channel.exit(result.code);
+  channel.end();
 }
 
 function refuseWithMessage(channel: ServerChannel | undefined): void {

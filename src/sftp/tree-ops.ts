@@ -5,6 +5,7 @@ import type { DirectoryCap, FileCap } from '../cap/index.js';
 import { moveEntry, type EntryMetadata } from '../tree/index.js';
 import { kindOf, modeDeniesWrite, sizeOf } from './attrs.js';
 import { isWithin } from './paths.js';
+import { admitChange, eventPathOf, recordChange } from './event-paths.js';
 import type { EntryLocation, UserTree } from './user-tree.js';
 import { WriteHandle } from './write-handle.js';
 
@@ -35,7 +36,9 @@ export async function mkdir(view: UserTree, raw: string, attrs: AttrChange): Pro
   if (view.uploads(loc).length > 0) throw new AlreadyExistsError('exists');
   const metadata: Partial<EntryMetadata> = {};
   if (attrs.mode !== undefined && modeDeniesWrite(attrs.mode)) metadata.noWrite = true;
+  admitChange(view);
   await loc.dir.mkdir(loc.name, metadata);
+  await recordChange(view, 'mkdir', loc.path);
 }
 
 /**
@@ -53,7 +56,9 @@ export async function rmdir(view: UserTree, raw: string): Promise<void> {
   if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
   const child = view.tree.directory(entry.cap as DirectoryCap);
   if ((await child.count()) > 0 || view.overlay.hasAny(view.user, child.cap)) throw new NotEmptyError('directory not empty');
+  admitChange(view);
   await loc.dir.unlink(loc.name);
+  await recordChange(view, 'rmdir', loc.path);
 }
 
 /** REMOVE: a file (or an upload still open: it then commits nothing, like an unlinked open file). */
@@ -65,7 +70,11 @@ export async function remove(view: UserTree, raw: string): Promise<void> {
   if (entry !== undefined) {
     if (kindOf(entry.cap) === 'directory') throw new IsADirectoryError('is a directory');
     if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
+    admitChange(view);
     await loc.dir.unlink(loc.name);
+    view.orphanUploads(loc);
+    await recordChange(view, 'remove', loc.path);
+    return;
   }
   view.orphanUploads(loc);
 }
@@ -97,7 +106,12 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
     if (target.metadata.noWrite === true) throw new PermissionError('read-only');
   }
   if (entry !== undefined) {
+    admitChange(view);
     await moveEntry(from.dir, from.name, to.dir, to.name, { overwrite });
+    view.orphanUploads(to);
+    view.retarget(from, to);
+    await recordChange(view, 'rename', to.path, { from: from.path });
+    return;
   } else if (target !== undefined) {
     // Only an upload moves: the name it lands on is replaced now, as rename(2) would.
     await to.dir.unlink(to.name);
@@ -175,7 +189,7 @@ export async function setstat(view: UserTree, raw: string, attrs: AttrChange): P
 /** A committed file cut or extended to `size`: a new version, written through a spool. */
 async function rewriteWithSize(view: UserTree, loc: EntryLocation, base: FileCap, size: number): Promise<void> {
   if (kindOf(base) !== 'file') throw new PermissionError('cannot write this kind of object');
-  const handle = new WriteHandle(view.writeDeps, { dir: loc.dir, name: loc.name }, {
+  const handle = new WriteHandle(view.writeDeps, { dir: loc.dir, name: loc.name, where: eventPathOf(loc.path) }, {
     base, baseSize: sizeOf(base), append: false, readable: false,
   });
   try {

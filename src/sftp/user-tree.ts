@@ -2,6 +2,8 @@ import { AlreadyExistsError, IsADirectoryError, NotADirectoryError, NotFoundErro
 import type { Cap, DirectoryCap, FileCap } from '../cap/index.js';
 import type { DirEntry, Directory, Tree } from '../tree/index.js';
 import { kindOf, longname, makeAttrs, sizeOf, type NodeKind, type SftpAttrs } from './attrs.js';
+import type { EventRecorder } from '../events/api.js';
+import { eventPathOf } from './event-paths.js';
 import type { UploadOverlay } from './overlay.js';
 import { parsePath, type ParsedPath } from './paths.js';
 import type { DirListing, ListedItem } from './handles.js';
@@ -33,6 +35,8 @@ export interface UserTreeOptions {
   writable: boolean;
   overlay: UploadOverlay<WriteHandle>;
   writeDeps: WriteHandleDeps;
+  /** Where committed changes are reported (none: events off). */
+  events?: EventRecorder;
 }
 
 export class UserTree {
@@ -43,6 +47,7 @@ export class UserTree {
   readonly writable: boolean;
   readonly overlay: UploadOverlay<WriteHandle>;
   readonly writeDeps: WriteHandleDeps;
+  readonly events?: EventRecorder;
 
   constructor(opts: UserTreeOptions) {
     this.tree = opts.tree;
@@ -51,6 +56,7 @@ export class UserTree {
     this.writable = opts.writable && opts.root.isWritable;
     this.overlay = opts.overlay;
     this.writeDeps = opts.writeDeps;
+    if (opts.events !== undefined) this.events = opts.events;
   }
 
   async locate(raw: string): Promise<Location> {
@@ -151,7 +157,7 @@ export class UserTree {
       if (kindOf(entry.cap) !== 'file') throw new PermissionError('cannot write this kind of object');
       base = entry.cap as FileCap;
     }
-    const handle = new WriteHandle(this.writeDeps, { dir: loc.dir, name: loc.name }, {
+    const handle = new WriteHandle(this.writeDeps, { dir: loc.dir, name: loc.name, where: eventPathOf(loc.path) }, {
       base, baseSize: base !== undefined ? sizeOf(base) : undefined, append: flags.append, readable: flags.read,
     });
     this.overlay.add(this.user, loc.dir.cap, loc.name, handle);
@@ -167,7 +173,7 @@ export class UserTree {
   retarget(from: EntryLocation, to: EntryLocation): void {
     for (const handle of [...this.uploads(from)]) {
       this.forget(handle);
-      handle.target = { dir: to.dir, name: to.name };
+      handle.target = { dir: to.dir, name: to.name, where: eventPathOf(to.path) };
       this.overlay.add(this.user, to.dir.cap, to.name, handle);
     }
   }

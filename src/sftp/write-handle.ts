@@ -1,6 +1,8 @@
 import type { FileCap } from '../cap/index.js';
 import { IsADirectoryError } from '../errors.js';
+import type { EventRecorder } from '../events/api.js';
 import type { Directory, EntryMetadata, FileReader, FileWriter, Tree, UploadResult } from '../tree/index.js';
+import type { EventPath } from './event-paths.js';
 import type { OverlayItem } from './overlay.js';
 import { STATUS } from './protocol.js';
 import { SftpStatusError } from './status.js';
@@ -46,12 +48,17 @@ export interface WriteHandleDeps {
   tree: Tree;
   convergence: Uint8Array;
   createSpool(): Promise<Spool>;
+  /** Where committed uploads are reported (none: events off), and for whom. */
+  events?: EventRecorder;
+  user?: string;
 }
 
 /** Where the handle commits; rename of an open file moves it (see retarget). */
 export interface WriteTarget {
   dir: Directory;
   name: string;
+  /** The target as an event names it (see src/sftp/event-paths.ts); set by whoever opens or moves the handle. */
+  where?: EventPath;
 }
 
 type State =
@@ -190,6 +197,8 @@ export class WriteHandle implements OverlayItem {
     }
     // Overwriting links over whatever holds the name; never over a directory made there meanwhile.
     if ((await dir.lookup(name))?.cap.isDirectory === true) throw new IsADirectoryError('is a directory');
+    // A full event outbox refuses the upload before anything is linked (docs/spec/events.md).
+    this.deps.events?.admit();
     const result = await this.#finishUpload();
     const now = Date.now();
     const metadata: EntryMetadata = {
@@ -204,6 +213,14 @@ export class WriteHandle implements OverlayItem {
     this.#state = { kind: 'clean', base: result.cap };
     this.#dirty = false;
     this.#patch = {};
+    // After the slot CAS, before CLOSE is answered: an acknowledged upload always has its event on disk.
+    const where = this.target.where;
+    if (this.deps.events !== undefined && this.deps.user !== undefined && where !== undefined) {
+      await this.deps.events.record({
+        user: this.deps.user, operation: 'upload', base: where.base, path: where.path,
+        size: result.size, mtimeMs: metadata.mtimeMs, checksums: result.checksums,
+      });
+    }
     return true;
   }
 

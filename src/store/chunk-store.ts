@@ -15,6 +15,13 @@ export interface ChunkStoreFeatures {
   list: boolean;
 }
 
+/** What stat() tells about one stored chunk. */
+export interface ChunkStat {
+  bytes: number;
+  /** Milliseconds since the epoch of the last put of these bytes. */
+  lastPutMs: number;
+}
+
 /**
  * The one interface between capstan and wherever chunk bytes live.
  *
@@ -45,6 +52,21 @@ export interface ChunkStore {
   has(address: ChunkAddress, options?: AbortOptions): Promise<boolean>;
   delete(address: ChunkAddress, options?: AbortOptions): Promise<void>;
   list(options?: AbortOptions): AsyncIterable<ChunkAddress>;
+  /**
+   * Optional, for gc (src/gc): a stored chunk's size and when it was last
+   * put, or undefined when it is absent. A backend that offers it MUST
+   * refresh `lastPutMs` on every put, including a put of bytes already
+   * stored (dedup), so that a chunk an upload in flight relies on is never
+   * older than the gc grace period.
+   */
+  stat?(address: ChunkAddress, options?: AbortOptions): Promise<ChunkStat | undefined>;
+  /**
+   * Optional, for gc: deletes the chunk only if no put touched it at or after
+   * `cutoffMs`, atomically with respect to a concurrent put of the same bytes
+   * (after a put has resolved, the chunk MUST be there). Answers the bytes
+   * freed, or undefined when the chunk was kept or absent.
+   */
+  deleteIfIdleSince?(address: ChunkAddress, cutoffMs: number, options?: AbortOptions): Promise<number | undefined>;
   /** Bytes stored (ciphertext), if the backend can tell cheaply; used by `capstan status` and benchmarks. */
   usage?(options?: AbortOptions): Promise<{ chunks: number; bytes: number }>;
   close(): Promise<void>;

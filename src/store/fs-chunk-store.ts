@@ -10,7 +10,7 @@ import {
   type AbortOptions,
 } from '../errors.js';
 import { addressOf, assertChunkAddress, isChunkAddress, MAX_CHUNK_BYTES, parseAddress, verifyChunk } from './address.js';
-import type { ChunkAddress, ChunkStore, ChunkStoreFeatures } from './chunk-store.js';
+import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures } from './chunk-store.js';
 
 export interface FsChunkStoreOptions {
   /**
@@ -96,8 +96,11 @@ export class FsChunkStore implements ChunkStore {
     // is its hash). A wrong size means a torn or truncated copy from an
     // unsynced crash; fall through and replace it atomically. (A same-size
     // copy with flipped bits is left for get and `capstan check` to find:
-    // telling would mean reading and hashing it on every put.)
-    if ((await statSize(final)) === bytes.length) return address;
+    // telling would mean reading and hashing it on every put.) The mtime is
+    // refreshed so gc's grace period protects a deduplicated chunk exactly
+    // like a freshly written one; if gc removed it between the stat and the
+    // touch, the touch fails and the chunk is written again.
+    if ((await statSize(final)) === bytes.length && (await touch(final))) return address;
     throwIfAborted(signal);
 
     const temp = path.join(this.tmpDir, `${address.toString()}.${process.pid}.${randomBytes(6).toString('hex')}`);
@@ -166,6 +169,46 @@ export class FsChunkStore implements ChunkStore {
     await fsp.unlink(this.chunkPath(address)).catch((err) => {
       if (errno(err) !== 'ENOENT') throw classify(err);
     });
+  }
+
+  async stat(address: ChunkAddress, options: AbortOptions = {}): Promise<ChunkStat | undefined> {
+    throwIfAborted(options.signal);
+    assertChunkAddress(address);
+    const stat = await statFile(this.chunkPath(address));
+    return stat && { bytes: stat.size, lastPutMs: stat.mtimeMs };
+  }
+
+  /**
+   * gc's delete. A put of the same bytes may race with it: the chunk is first
+   * renamed out of its shard into tmp/gc.* (from then on a put's touch fails
+   * and the put writes a fresh copy), then its mtime is read again; a put
+   * that touched it before the rename shows there, and the chunk goes back.
+   * A crash between the two renames leaves tmp/gc.*, which open() puts back
+   * rather than deleting, so the worst case is garbage kept until next gc.
+   */
+  async deleteIfIdleSince(address: ChunkAddress, cutoffMs: number, options: AbortOptions = {}): Promise<number | undefined> {
+    throwIfAborted(options.signal);
+    assertChunkAddress(address);
+    const final = this.chunkPath(address);
+    const before = await statFile(final);
+    if (before === undefined || before.mtimeMs >= cutoffMs) return undefined;
+    const quarantine = path.join(this.tmpDir, `${GC_PREFIX}${address.toString()}.${process.pid}.${randomBytes(6).toString('hex')}`);
+    try {
+      await fsp.rename(final, quarantine);
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return undefined;
+      throw classify(err);
+    }
+    const after = await statFile(quarantine);
+    if (after === undefined) return undefined; // another open() put it back
+    if (after.mtimeMs >= cutoffMs) {
+      await this.renameIntoShard(quarantine, final);
+      return undefined;
+    }
+    await fsp.unlink(quarantine).catch((err) => {
+      if (errno(err) !== 'ENOENT') throw classify(err);
+    });
+    return after.size;
   }
 
   async *list(options: AbortOptions = {}): AsyncIterable<ChunkAddress> {
@@ -243,9 +286,51 @@ export class FsChunkStore implements ChunkStore {
     for await (const entry of await openDirectory(this.tmpDir)) {
       if (!entry.isFile()) continue;
       const file = path.join(this.tmpDir, entry.name);
+      if (entry.name.startsWith(GC_PREFIX)) {
+        await this.restoreQuarantined(entry.name, file);
+        continue;
+      }
       const stat = await fsp.stat(file).catch(() => undefined);
       if (stat !== undefined && stat.mtimeMs < cutoffMs) await fsp.rm(file, { force: true });
     }
+  }
+
+  /** A chunk gc had moved aside when it crashed: put it back (gc will decide again). */
+  private async restoreQuarantined(name: string, file: string): Promise<void> {
+    const address = tryParseAddress(name.slice(GC_PREFIX.length).split('.')[0] ?? '');
+    if (address === undefined) {
+      await fsp.rm(file, { force: true });
+      return;
+    }
+    await this.renameIntoShard(file, this.chunkPath(address)).catch((err) => {
+      if (errno(err) !== 'ENOENT') throw classify(err);
+    });
+  }
+}
+
+/** Name prefix, in tmp/, of chunks gc has moved aside before deleting them. */
+const GC_PREFIX = 'gc.';
+
+/** Marks a chunk as just put (its mtime is gc's age); false if it is gone. */
+async function touch(file: string): Promise<boolean> {
+  const now = new Date();
+  try {
+    await fsp.utimes(file, now, now);
+    return true;
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return false;
+    throw classify(err);
+  }
+}
+
+async function statFile(file: string): Promise<{ size: number; mtimeMs: number } | undefined> {
+  try {
+    const stat = await fsp.stat(file);
+    return stat.isFile() ? { size: stat.size, mtimeMs: stat.mtimeMs } : undefined;
+  } catch (err) {
+    const code = errno(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw classify(err);
   }
 }
 

@@ -1,4 +1,4 @@
-export type { ChunkAddress, ChunkStore, ChunkStoreFeatures } from './chunk-store.js';
+export type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures } from './chunk-store.js';
 export type { SlotEntry, SlotStore } from './slot-store.js';
 export {
   addressOf,

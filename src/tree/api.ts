@@ -82,6 +82,12 @@ export interface LinkOptions extends AbortOptions {
   overwrite?: boolean;
 }
 
+/** One directory node as gc sees it: its chunk address (CID string) and the entries in it. */
+export interface DirectoryNodeView {
+  address: string;
+  entries: DirEntry[];
+}
+
 /**
  * A mutable directory. Every mutation is a compare-and-swap on the slot: on
  * ConflictError it re-reads, re-applies and retries (bounded), so concurrent
@@ -96,6 +102,12 @@ export interface Directory {
   /** All entries, streamed in no particular order; memory bounded by one node. */
   list(options?: AbortOptions): AsyncIterable<DirEntry>;
   lookup(name: string, options?: AbortOptions): Promise<DirEntry | undefined>;
+  /**
+   * For gc: every node blob of the current version (each is a chunk) with the
+   * entries it holds (none for a branch node); memory bounded as for list.
+   * Older versions' nodes are not yielded: they are garbage.
+   */
+  nodes(options?: AbortOptions): AsyncIterable<DirectoryNodeView>;
   /** Number of entries, from the root node (cheap). */
   count(options?: AbortOptions): Promise<number>;
   link(name: string, cap: Cap, metadata: EntryMetadata, options?: LinkOptions): Promise<void>;

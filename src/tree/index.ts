@@ -4,7 +4,7 @@
  * facade. The SFTP layer and the CLI import from here only.
  */
 export type {
-  Checksums, DirEntry, Directory, EntryMetadata, FileChunkList, FileReader, FileWriter,
+  Checksums, DirEntry, Directory, DirectoryNodeView, EntryMetadata, FileChunkList, FileReader, FileWriter,
   LinkOptions, ResolvedNode, Tree, TreeOptions, UploadResult,
 } from './api.js';
 export { createTree, DEFAULT_MAX_ATTEMPTS, MAX_RESOLVE_DEPTH, type CreateTreeOptions } from './tree.js';

@@ -7,12 +7,15 @@ import {
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import { loadNodeConfig, out, readStdinText, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
+import { applyQuota, quotaChange } from './account-set.js';
 
 interface AccountAddArgs extends GlobalArgs {
   user: string;
   key?: string;
   passwordStdin?: boolean;
   root?: string;
+  quota?: string;
+  maxFiles?: string;
 }
 
 /** The first key line of an OpenSSH .pub or authorized_keys file. */
@@ -51,6 +54,8 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
       .option('key', { type: 'string', describe: 'OpenSSH public key file (.pub)' })
       .option('password-stdin', { type: 'boolean', describe: 'read a password from stdin; only its scrypt hash is stored' })
       .option('root', { type: 'string', describe: 'root directory cap to give the user (default: a new directory)' })
+      .option('quota', { type: 'string', describe: 'byte quota (K, M, G, T suffixes), written to the quotas file' })
+      .option('max-files', { type: 'string', describe: 'file count quota, written to the quotas file' })
       .conflicts('key', 'password-stdin')
       .check((a) => {
         if (a.key === undefined && a['password-stdin'] !== true) throw new UsageError('give --key FILE or --password-stdin');
@@ -67,6 +72,7 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
     const keyLine = args.key !== undefined ? await readKeyLine(args.key) : undefined;
     if (keyLine !== undefined) formatKeyLine(args.user, keyLine, 'CS1:DIR:placeholder');
     const hash = args.passwordStdin === true ? await hashPassword(await readPasswordFromStdin()) : undefined;
+    quotaChange(args); // a bad --quota fails before anything is written
 
     const current = await existingRoot(accountsFile, args.user);
     let rootCap: string;
@@ -82,6 +88,7 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
     }
     const line = keyLine !== undefined ? formatKeyLine(args.user, keyLine, rootCap) : formatPasswordLine(args.user, hash!, rootCap);
     await addAccountLine(accountsFile, line);
+    if (args.quota !== undefined || args.maxFiles !== undefined) await applyQuota(args);
     await out(`${rootCap}\n`);
   },
 };

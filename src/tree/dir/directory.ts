@@ -4,7 +4,7 @@ import {
   AbortError, AlreadyExistsError, ConflictError, NotFoundError, PermissionError, TransientError,
   throwIfAborted, type AbortOptions,
 } from '../../errors.js';
-import type { DirEntry, Directory, EntryMetadata, LinkOptions } from '../api.js';
+import type { DirEntry, Directory, DirectoryNodeView, EntryMetadata, LinkOptions } from '../api.js';
 import { nameBytes, normalizeName } from '../names.js';
 import { loadNode, type DirectoryContext } from './context.js';
 import { Draft } from './draft.js';
@@ -12,7 +12,7 @@ import { checkMetadata, makeEntry, patchMetadata, storeCap, viewEntry } from './
 import { DirectoryKeys } from './keys.js';
 import { nodeCount, type StoredEntry } from './node-format.js';
 import { encodeSlotRecord, verifySlotRecord, type SlotVersion } from './slot-record.js';
-import { walkBuckets } from './walk.js';
+import { walkAllNodes, walkBuckets } from './walk.js';
 
 /** Longest pause between compare-and-swap attempts; the pause is random below a doubling cap. */
 const MAX_BACKOFF_MS = 200;
@@ -52,6 +52,13 @@ export class DirectoryHandle implements Directory {
     const version = await this.readVersion(options);
     for await (const { entries, nodeId } of walkBuckets(this.ctx, this.keys, version.root, options)) {
       for (const entry of entries) yield viewEntry(this.keys, entry, nodeId);
+    }
+  }
+
+  async *nodes(options: AbortOptions = {}): AsyncIterable<DirectoryNodeView> {
+    const version = await this.readVersion(options);
+    for await (const { entries, nodeId } of walkAllNodes(this.ctx, this.keys, version.root, options)) {
+      yield { address: nodeId, entries: entries.map((entry) => viewEntry(this.keys, entry, nodeId)) };
     }
   }
 

@@ -21,7 +21,21 @@ export async function* walkBuckets(
   options: AbortOptions = {},
 ): AsyncGenerator<{ entries: readonly StoredEntry[]; nodeId: string }> {
   const node = await loadNode(ctx, keys, root, undefined, options);
-  yield* walkNode(ctx, keys, node, root.toString(), options);
+  yield* walkNode(ctx, keys, node, root.toString(), options, false);
+}
+
+/**
+ * Like walkBuckets, but yields every node of the version, branches (with no
+ * entries) and empty buckets included: gc must mark each node blob.
+ */
+export async function* walkAllNodes(
+  ctx: DirectoryContext,
+  keys: DirectoryKeys,
+  root: ChunkAddress,
+  options: AbortOptions = {},
+): AsyncGenerator<{ entries: readonly StoredEntry[]; nodeId: string }> {
+  const node = await loadNode(ctx, keys, root, undefined, options);
+  yield* walkNode(ctx, keys, node, root.toString(), options, true);
 }
 
 async function* walkNode(
@@ -30,12 +44,14 @@ async function* walkNode(
   node: DirNode,
   nodeId: string,
   options: AbortOptions,
+  everyNode: boolean,
 ): AsyncGenerator<{ entries: readonly StoredEntry[]; nodeId: string }> {
   throwIfAborted(options.signal);
   if (node.kind === 'bucket') {
-    if (node.entries.length > 0) yield { entries: node.entries, nodeId };
+    if (everyNode || node.entries.length > 0) yield { entries: node.entries, nodeId };
     return;
   }
+  if (everyNode) yield { entries: [], nodeId };
   const children = node.children.filter((c) => c.address !== undefined);
   const pending: (Promise<DirNode> | undefined)[] = new Array(children.length);
   const start = (i: number): void => {
@@ -51,6 +67,6 @@ async function* walkNode(
     for (let j = i; j < i + NODE_IO_CONCURRENCY; j++) start(j);
     const child = await pending[i]!;
     pending[i] = undefined;
-    yield* walkNode(ctx, keys, child, children[i]!.address!.toString(), options);
+    yield* walkNode(ctx, keys, child, children[i]!.address!.toString(), options, everyNode);
   }
 }
