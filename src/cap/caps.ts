@@ -41,7 +41,7 @@ export class DirectoryWriteCap implements CapBase {
   }
 
   get signingKey(): SigningKey {
-    return (this.#signingKey ??= signingKeyFromSeed(taggedHash(TAG.dirSigningSeed, this.writeSecret)));
+    return (this.#signingKey ??= cachedSigningKey(this.writeSecret));
   }
   get readKey(): Uint8Array {
     return (this.#readKey ??= taggedHash(TAG.dirReadKey, this.writeSecret));
@@ -203,6 +203,26 @@ export type Cap =
   | FileVerifyCap
   | LiteralCap
   | UnknownCap;
+
+/**
+ * Caps are parsed again for every directory entry and path walk, and turning
+ * a seed into a node:crypto key pair costs about half a millisecond, more than
+ * the rest of a small upload's directory update. A bounded per-process cache
+ * (the secrets are in this process's memory anyway) makes it once per directory.
+ */
+const SIGNING_KEY_CACHE_LIMIT = 1024;
+const signingKeys = new Map<string, SigningKey>();
+
+function cachedSigningKey(writeSecret: Uint8Array): SigningKey {
+  const id = Buffer.from(writeSecret).toString('base64');
+  let key = signingKeys.get(id);
+  if (key === undefined) {
+    key = signingKeyFromSeed(taggedHash(TAG.dirSigningSeed, writeSecret));
+    if (signingKeys.size >= SIGNING_KEY_CACHE_LIMIT) signingKeys.delete(signingKeys.keys().next().value!);
+    signingKeys.set(id, key);
+  }
+  return key;
+}
 
 /** The slot key of a directory: public, and derived from its verify key alone. */
 export function storageIndexOf(publicKey: Uint8Array): Uint8Array {

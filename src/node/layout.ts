@@ -12,8 +12,14 @@ import path from 'node:path';
  *         convergence.secret           32 random bytes as 64 hex digits, 0600
  *         accounts                     who may log in (src/auth/accounts-file.ts), 0600
  *         slots.sock                   while `capstan run` runs: the slot store socket, 0600
+ *         pins                         caps gc keeps alive besides the account roots (src/gc/pins.ts)
+ *         quotas                       per-account quotas (src/quota/quotas-file.ts)
+ *         s3-credentials, postgres-password   only for those backends
  *       store/chunks/                  the fs chunk store (ciphertext, immutable files)
  *       store/slots/                   the LevelDB slot store
+ *       store/outbox/                  the durable event outbox (src/events/outbox.ts)
+ *       store/quota-usage.json         per-account usage counters
+ *       store/s3-cache/                the bounded read cache with backend = s3
  *       spool/                         0700: uploads in progress; emptied at every start
  *
  * Paths under store/ and the accounts file can be moved with capstan.cfg
