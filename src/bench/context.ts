@@ -94,6 +94,8 @@ export interface BenchResults {
   hugePutMBps?: number;
   dedup?: { fileBytes: number; firstUploadBytes: number; secondUploadBytes: number };
   growth: GrowthPoint[];
+  /** The big file through a second gateway whose chunks are in S3 (local Swift): MB/s, or why it was skipped. */
+  s3?: { fileBytes: number; putMBps?: number; getMBps?: number; skipped?: string };
   /** Untimed setup the budget still pays for (data generation, directory population), seconds. */
   setupSeconds: Record<string, number>;
 }

@@ -108,6 +108,7 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
   rows.push(ratioRow(`get one ${size(sizes.bigFile)} file (MB/s)`, r.getMBps, mbps, 0.8));
   rows.push(ratioRow('server CPU per GiB put (CPU-seconds; less is better)', r.putCpuPerGiB, fixed(2)));
   rows.push(ratioRow('server CPU per GiB got (CPU-seconds; less is better)', r.getCpuPerGiB, fixed(2)));
+  if (r.s3) rows.push(s3Row(r));
   rows.push(ratioRow(`put ${int(sizes.smallFiles)} files of ${size(sizes.smallFileSize)} (files/s)`, r.smallFilesPerSec, int, 0.5));
   rows.push(ratioRow('server CPU per small file (CPU-ms; less is better)', r.smallFilesCpuMs, fixed(2)));
   rows.push(ratioRow(`${sizes.clients} clients each putting ${size(sizes.clientFile)} (aggregate MB/s)`, r.concurrentMBps, mbps));
@@ -154,6 +155,26 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
   const conn = (s: string): string => (r.connectMs[s] !== undefined ? (r.connectMs[s]! / 1000).toFixed(3) : '—');
   rows.push({ name: 'one whole sftp session doing only `pwd`, not part of the times above (s)', capstan: conn(C), openssh: conn(O), ratio: '', target: '', verdict: '' });
   return rows.filter((x): x is Row => x !== undefined);
+}
+
+/**
+ * capstan only, through its second gateway whose chunks are in S3; the
+ * ratio compares with OpenSSH's put and get of the same file in the same
+ * run (its own disk, so it says what S3 costs against a local disk).
+ */
+function s3Row(r: BenchResults): Row {
+  const s3 = r.s3!;
+  const name = `put / get ${size(s3.fileBytes)}, chunks in S3 (local Swift) (MB/s)`;
+  if (s3.skipped !== undefined || s3.putMBps === undefined || s3.getMBps === undefined) {
+    // A reason is one line of free text: no table breaks in it.
+    const reason = (s3.skipped ?? 'not measured').replace(/\s+/g, ' ').replace(/\|/g, '\\|');
+    return { name, capstan: `skipped: ${reason}`, openssh: '', ratio: '—', target: '', verdict: '' };
+  }
+  const oPut = med(r.putMBps, O);
+  const oGet = med(r.getMBps, O);
+  const mbps = fixed(1);
+  const ratio = oPut !== undefined && oGet !== undefined ? `${(s3.putMBps / oPut).toFixed(2)}× / ${(s3.getMBps / oGet).toFixed(2)}×` : '—';
+  return { name, capstan: `${mbps(s3.putMBps)} / ${mbps(s3.getMBps)}`, openssh: '', ratio, target: '', verdict: '' };
 }
 
 function samplesLine(name: string, samples: Samples, fmt: (n: number) => string): string | undefined {
@@ -209,6 +230,7 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
   const rssText = (w: RssWindow): string => `sampled ${w.peakRssMiB.toFixed(0)}, VmHWM ${w.hwmMiB.toFixed(0)}${w.hwmReset ? '' : ' (lifetime: reset refused)'}`;
   if (r.rssBig.length > 0) lines.push(`- capstan RSS MiB during the ${size(meta.sizes.bigFile)} puts: ${r.rssBig.map(rssText).join('; ')}`);
   if (r.rssHuge) lines.push(`- capstan RSS MiB during the ${size(meta.sizes.hugeFile)} put: ${rssText(r.rssHuge)}`);
+  if (r.s3?.putMBps !== undefined) lines.push(`- capstan on S3 (local Swift), one run: put ${mbps(r.s3.putMBps)} MB/s, get ${mbps(r.s3.getMBps ?? 0)} MB/s`);
   const setup = Object.entries(r.setupSeconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`);
   if (setup.length > 0) lines.push(`- untimed setup: ${setup.join('; ')}`);
   lines.push('');

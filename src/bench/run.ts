@@ -19,14 +19,23 @@ import { machineInfo, renderReport, type RunMeta } from './report.js';
 import { ProcRssSampler, RssTracker } from './rss.js';
 import { chrootProblem, openSshUnavailable, sameFilesystem, startCapstan, startOpenSsh, type BenchServer } from './servers.js';
 import { pickCipher, type SftpClient } from './sftp.js';
+import { s3Workload } from './s3-gateway.js';
 import { runScheduled, type Workload } from './schedule.js';
 import { bigFileWorkload, concurrentWorkload, hugeFileWorkload } from './transfer.js';
 
-export const WORKLOADS = ['transfer', 'huge', 'small', 'concurrent', 'dirs'] as const;
+export const WORKLOADS = ['transfer', 'huge', 'small', 'concurrent', 'dirs', 's3'] as const;
 type WorkloadName = (typeof WORKLOADS)[number];
 
 /** Default time budget of a full run: extra runs stop being added after this (the goal is < 10 min on 2 cores). */
 const DEFAULT_BUDGET_SECONDS = 510;
+
+/**
+ * Where scratch folders go when --work-dir is not given. sshd's ChrootDirectory
+ * needs every path component root-owned and not group/world-writable, so a
+ * checkout under /tmp (mode 1777: CI clones land there) cannot hold the chroot;
+ * then a root-owned folder under /var/lib, on the system disk, is used instead.
+ */
+const FALLBACK_WORK_PARENT = '/var/lib/capstan-bench';
 
 const HELP = `npm run bench -- [options]     (or: node dist/bench/run.js [options])
 
@@ -37,12 +46,13 @@ const HELP = `npm run bench -- [options]     (or: node dist/bench/run.js [option
   --out FILE         where the markdown goes (default docs/benchmarks.md; --quick: nowhere); "-" for nowhere
   --json FILE        also write the raw results as JSON
   --only LIST        comma-separated subset of: ${WORKLOADS.join(', ')}
-  --big-mib N        size of the put/get file (default 1024; --quick: 8)
+  --big-mib N        size of the put/get file, also through S3 (default 1024; --quick: 8)
   --huge-mib N       size of the file of the memory check (default 4096; --quick: 32)
   --capstan-only     do not start OpenSSH (no ratios)
   --no-fsync         run capstan with [storage] fs.fsync = false
   --cpu-prof DIR     run the gateway under node --cpu-prof, write the profile to DIR and summarise it
-  --work-dir DIR     parent of the scratch folder (default <repo>/.bench-tmp; must be root-owned 0755 up to / for sshd's chroot)
+  --work-dir DIR     parent of the scratch folder (default <repo>/.bench-tmp, or ${FALLBACK_WORK_PARENT} when the
+                     repository sits below a folder sshd's chroot refuses, such as /tmp; must be root-owned 0755 up to /)
   --keep             keep the scratch folder (servers' stores, logs) afterwards
 `;
 
@@ -61,6 +71,11 @@ export interface BenchOptions {
 }
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+
+function defaultWorkParent(): string {
+  return chrootProblem(REPO) === undefined ? path.join(REPO, '.bench-tmp') : FALLBACK_WORK_PARENT;
+}
 
 export function parseOptions(argv: string[]): BenchOptions | 'help' {
   const { values } = parseArgs({
@@ -112,7 +127,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     capstanOnly: values['capstan-only'] === true,
     fsync: values['no-fsync'] !== true,
     cpuProfDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
-    workParent: path.resolve(values['work-dir'] ?? path.join(REPO, '.bench-tmp')),
+    workParent: path.resolve(values['work-dir'] ?? defaultWorkParent()),
     keep: values.keep === true,
   };
 }
@@ -165,6 +180,7 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
       small: () => smallFilesWorkload(ctx, results),
       concurrent: () => concurrentWorkload(ctx, results),
       dirs: () => directoryWorkload(ctx, results),
+      s3: () => s3Workload(ctx, results, { repo: REPO, workDir }),
     };
     const workloads = WORKLOADS.filter((w) => o.only.includes(w)).map((w) => all[w]());
     const tracker = new RssTracker(capstan.pid);

@@ -41,6 +41,18 @@ export interface CapstanOptions {
   nodeFlags?: string[];
   /** [storage] fs.fsync; the default (true) is what capstan ships with. */
   fsync?: boolean;
+  /** Keep chunks in this S3 bucket ([storage] backend = s3) instead of the embedded fs store. */
+  s3?: CapstanS3;
+}
+
+/** The [storage] s3.* settings of a gateway whose chunks live in S3 (path-style addressing). */
+export interface CapstanS3 {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  accessKeyId: string;
+  secretAccessKey: string;
 }
 
 const CAPSTAN_USER = 'bench';
@@ -89,8 +101,11 @@ function stderrTail(child: ChildProcess): () => string {
 export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
   const cli = path.join(o.repo, 'dist/cli/main.js');
   const nodeDir = path.join(o.workDir, 'capstan-node');
-  const env = { ...process.env, CAPSTAN_NODE_DIR: undefined };
+  // AWS_* from the caller's shell would override s3.credentials (capstan prefers the environment).
+  const env = { ...process.env, CAPSTAN_NODE_DIR: undefined, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined };
   await mustRun(o.registry, process.execPath, [cli, 'init', '-d', nodeDir, '--listen', `127.0.0.1:${o.port}`], 'capstan init');
+  // Before `account add`, so that the account's root directory is made against the store the gateway will use.
+  if (o.s3) await useS3(nodeDir, o.s3);
   await mustRun(o.registry, process.execPath, [cli, 'account', 'add', CAPSTAN_USER, '--key', o.publicKeyFile, '-d', nodeDir], 'capstan account add');
   if (o.fsync === false) {
     const cfg = path.join(nodeDir, 'capstan.cfg');
@@ -127,6 +142,29 @@ export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
     // A --cpu-prof profile is written while the process exits: give it time.
     stop: () => stopChild(child, 30_000),
   };
+}
+
+/** Points the node's [storage] at S3: init wrote every key with its default, one per line; each is replaced in place. */
+async function useS3(nodeDir: string, s3: CapstanS3): Promise<void> {
+  const credentials = path.join(nodeDir, 'private', 's3-credentials');
+  await writeFile(credentials, `${s3.accessKeyId}\n${s3.secretAccessKey}\n`, { mode: 0o600 });
+  const settings: Record<string, string> = {
+    backend: 's3',
+    's3.endpoint': s3.endpoint,
+    's3.region': s3.region,
+    's3.bucket': s3.bucket,
+    's3.prefix': s3.prefix,
+    's3.addressing': 'path',
+    's3.credentials': credentials,
+  };
+  const cfg = path.join(nodeDir, 'capstan.cfg');
+  let text = await readFile(cfg, 'utf8');
+  for (const [key, value] of Object.entries(settings)) {
+    const line = new RegExp(`^${key.replace(/\./g, '\\.')} =.*$`, 'm');
+    if (!line.test(text)) throw new Error(`capstan.cfg has no "${key} =" line to set`);
+    text = text.replace(line, `${key} = ${value}`);
+  }
+  await writeFile(cfg, text);
 }
 
 export interface OpenSshOptions {

@@ -66,6 +66,42 @@ describe('report', () => {
   });
 });
 
+describe('the S3 row', () => {
+  const machine: Machine = { cores: 2, cpuModel: 'x', memoryGiB: 4, node: 'v20', openssh: 'OpenSSH_9', kernel: 'Linux', date: 'now' };
+  const meta: RunMeta = {
+    quick: true, sizes: QUICK_SIZES, fsync: true, elapsedSeconds: 60, loadStart: [1, 1, 1], loadEnd: [1, 1, 1],
+    workDir: '/x', skippedWorkloads: [], budgetSeconds: 510, runsDone: { transfer: 1, s3: 1 }, runsSkipped: {},
+  };
+
+  it('compares with OpenSSH\'s put and get of the same run when there are some', () => {
+    const r = emptyResults('aes128-gcm@openssh.com', new Map());
+    r.putMBps = { capstan: [80], OpenSSH: [100] };
+    r.getMBps = { capstan: [90], OpenSSH: [200] };
+    r.s3 = { fileBytes: 1024 ** 3, putMBps: 40, getMBps: 50 };
+    const md = renderReport(r, machine, meta);
+    expect(md).toMatch(/^\| put \/ get 1 GiB, chunks in S3 \(local Swift\) \(MB\/s\) \| 40\.0 \/ 50\.0 \|  \| 0\.40× \/ 0\.25× \|  \|  \|$/m);
+    // Right after the plain put/get rows and their CPU, before the small files.
+    expect(md.indexOf('chunks in S3')).toBeGreaterThan(md.indexOf('server CPU per GiB got'));
+    expect(md).toMatch(/^- capstan on S3 \(local Swift\), one run: put 40\.0 MB\/s, get 50\.0 MB\/s$/m);
+  });
+
+  it('says — without OpenSSH numbers, and skipped with the reason when Swift is missing', () => {
+    const r = emptyResults('aes128-gcm@openssh.com', new Map());
+    r.s3 = { fileBytes: 8 * 1024 ** 2, putMBps: 12.34, getMBps: 5 };
+    expect(renderReport(r, machine, meta)).toMatch(/^\| put \/ get 8 MiB, chunks in S3 \(local Swift\) \(MB\/s\) \| 12\.3 \/ 5\.0 \|  \| — \|/m);
+    r.s3 = { fileBytes: 8 * 1024 ** 2, skipped: 'not installed: python3-swift (with s3api)' };
+    const md = renderReport(r, machine, meta);
+    expect(md).toMatch(/^\| put \/ get 8 MiB, chunks in S3 \(local Swift\) \(MB\/s\) \| skipped: not installed: python3-swift \(with s3api\) \|  \| — \|  \|  \|$/m);
+    expect(md).not.toMatch(/capstan on S3/);
+    r.s3 = { fileBytes: 8 * 1024 ** 2, skipped: 'Swift did not start: a|b\nc' };
+    expect(renderReport(r, machine, meta)).toContain('| skipped: Swift did not start: a\\|b c |');
+  });
+
+  it('has no row when the workload did not run', () => {
+    expect(renderReport(emptyResults('c', new Map()), machine, meta)).not.toMatch(/chunks in S3/);
+  });
+});
+
 describe('cpu profile summary', () => {
   it('adds self time per function, file and package, idle apart', () => {
     const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 9, columnNumber: 0 });

@@ -1,0 +1,126 @@
+import { mkdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+// The project's own Swift launcher, as test/helpers/swift.ts uses it, so the
+// benchmark starts Swift exactly as the tests do.
+// @ts-ignore -- plain ESM script without type declarations
+import { startSwift, stopSwift, swiftUnavailable } from '../../scripts/swift-server.mjs';
+import { S3ChunkStore } from '../store/s3/index.js';
+import { settle, type BenchContext, type BenchResults } from './context.js';
+import { stampFile, writeRandomFile } from './data.js';
+import { freePort } from './procs.js';
+import type { Workload } from './schedule.js';
+import { startCapstan, type BenchServer, type CapstanS3 } from './servers.js';
+import { q, timedBatch } from './sftp.js';
+
+/**
+ * Workload `s3`: the big file put and got through a second capstan gateway
+ * whose chunks live in S3, a real OpenStack Swift with s3api on loopback
+ * (scripts/swift-server.mjs). capstan only, one run: Swift and that gateway
+ * exist only while it runs and are stopped by pid at its end, also on
+ * failure. Without python3-swift (or memcached), or when Swift does not
+ * come up, the row says skipped and why.
+ */
+
+interface SwiftHandle {
+  endpoint: string;
+  dir: string;
+  pids: number[];
+  accessKeyId: string;
+  secretAccessKey: string;
+  region: string;
+}
+
+const BUCKET = 'capstan-bench';
+
+export interface S3WorkloadOptions {
+  /** Repository root (dist/cli/main.js). */
+  repo: string;
+  /** The run's scratch folder; the gateway's node directory goes in a subfolder. */
+  workDir: string;
+}
+
+export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3WorkloadOptions): Workload {
+  const { bigFile } = ctx.sizes;
+  // The transfer workload's file when it ran (it is removed only at the very end), else made here.
+  const local = path.join(ctx.dataDir, 'big.bin');
+  let generated = false;
+  return {
+    name: 's3',
+    what: `put and get of one ${bigFile / 2 ** 20} MiB file through a gateway whose chunks are in S3 (local Swift)`,
+    repeatable: false,
+    async run() {
+      const unavailable = swiftUnavailable() as string | undefined;
+      if (unavailable) {
+        results.s3 = { fileBytes: bigFile, skipped: unavailable };
+        ctx.log(`  skipped: ${unavailable}`);
+        return;
+      }
+      if ((await stat(local).catch(() => undefined))?.size !== bigFile) {
+        const started = performance.now();
+        await writeRandomFile(local, bigFile);
+        generated = true;
+        results.setupSeconds['generate big file (s3)'] = (performance.now() - started) / 1000;
+      }
+      const started = performance.now();
+      let swift: SwiftHandle | undefined;
+      let gateway: BenchServer | undefined;
+      try {
+        try {
+          swift = (await startSwift()) as SwiftHandle;
+        } catch (err) {
+          // startSwift stops what it started before throwing.
+          const reason = `Swift did not start: ${String((err as Error).message).split('\n')[0]}`;
+          results.s3 = { fileBytes: bigFile, skipped: reason };
+          ctx.log(`  skipped: ${reason}`);
+          return;
+        }
+        const s3: CapstanS3 = {
+          endpoint: swift.endpoint,
+          region: swift.region,
+          bucket: BUCKET,
+          prefix: 'bench/',
+          accessKeyId: swift.accessKeyId,
+          secretAccessKey: swift.secretAccessKey,
+        };
+        await createBucket(s3);
+        const workDir = path.join(o.workDir, 's3-gateway');
+        await mkdir(workDir);
+        gateway = await startCapstan({
+          registry: ctx.registry, repo: o.repo, workDir, publicKeyFile: `${ctx.client.keyFile}.pub`, port: await freePort(), s3,
+        });
+        results.setupSeconds['start Swift and the S3 gateway'] = (performance.now() - started) / 1000;
+
+        await stampFile(local, bigFile);
+        await settle(ctx);
+        const put = await timedBatch(ctx.client, gateway, [], [`put ${q(local)} big-s3.bin`]);
+        // The gateway's read cache fills only on get, so this get fetches every chunk from Swift.
+        await settle(ctx);
+        const get = await timedBatch(ctx.client, gateway, [], ['get big-s3.bin /dev/null']);
+        results.s3 = { fileBytes: bigFile, putMBps: bigFile / 1e6 / put.seconds, getMBps: bigFile / 1e6 / get.seconds };
+        ctx.log(`  capstan on S3: put ${results.s3.putMBps!.toFixed(1)} MB/s, get ${results.s3.getMBps!.toFixed(1)} MB/s`);
+      } finally {
+        await gateway?.stop();
+        if (swift) await stopSwift(swift);
+      }
+    },
+    async cleanup() {
+      if (generated) await rm(local, { force: true });
+    },
+  };
+}
+
+async function createBucket(s3: CapstanS3): Promise<void> {
+  const store = new S3ChunkStore({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    bucket: s3.bucket,
+    prefix: s3.prefix,
+    addressing: 'path',
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+  try {
+    await store.createBucket();
+  } finally {
+    await store.close();
+  }
+}
