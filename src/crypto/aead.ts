@@ -28,13 +28,28 @@ export const XCHACHA_NONCE_BYTES = 24;
 export const XCHACHA_TAG_BYTES = 16;
 const ZERO_NONCE = Buffer.alloc(12);
 
-/** Deterministic AES-256-GCM with a zero nonce: only for keys that encrypt exactly one plaintext. */
+/** Pieces sealConvergent encrypts at a time: bounds its scratch memory beside the output. */
+const SEAL_PIECE_BYTES = 64 * 1024;
+
+/**
+ * Deterministic AES-256-GCM with a zero nonce: only for keys that encrypt exactly one plaintext.
+ * Output = ciphertext ‖ tag, written into one buffer: update() always allocates,
+ * so a 1 MiB chunk is fed in 64 KiB pieces instead of allocating a whole second
+ * copy to concatenate.
+ */
 export function sealConvergent(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
   const c = createCipheriv('aes-256-gcm', key, ZERO_NONCE);
   if (aad) c.setAAD(aad);
-  const body = c.update(plaintext);
-  c.final();
-  return Buffer.concat([body, c.getAuthTag()]);
+  const out = Buffer.allocUnsafe(plaintext.length + GCM_TAG_BYTES);
+  let written = 0;
+  for (let i = 0; i < plaintext.length; i += SEAL_PIECE_BYTES) {
+    written += c.update(plaintext.subarray(i, i + SEAL_PIECE_BYTES)).copy(out, written);
+  }
+  written += c.final().copy(out, written);
+  // GCM is a stream mode: update() returns exactly its input's length, final() nothing.
+  if (written !== plaintext.length) throw new Error('AES-GCM produced an unexpected length');
+  c.getAuthTag().copy(out, written);
+  return out;
 }
 
 export function openConvergent(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buffer {

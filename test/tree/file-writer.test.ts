@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { GCM_TAG_BYTES } from '../../src/crypto/index.js';
 import { TransientError, type AbortOptions } from '../../src/errors.js';
 import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
@@ -97,10 +97,12 @@ describe('FileWriter backpressure', () => {
     expect(await state(writer.write(block(2)))).toBe('resolved');
     const third = writer.write(block(3));
     expect(await state(third)).toBe('pending');
-    expect(store.puts).toBe(2);
+    // Chunks are sealed on a worker thread (seal-pool.ts) before their put starts.
+    await vi.waitFor(() => expect(store.puts).toBe(2));
+    expect(await state(third)).toBe('pending');
     store.releaseOne();
     expect(await state(third)).toBe('resolved');
-    expect(store.puts).toBe(3);
+    await vi.waitFor(() => expect(store.puts).toBe(3));
     store.releaseAll();
     const { cap } = await writer.finish();
     const reader = await openFile(store, cap);

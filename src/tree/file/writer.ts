@@ -10,13 +10,21 @@ import {
   ADDRESS_BYTES, CHUNK_KEY_BYTES, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, deriveChunkKey,
   deriveManifestKey, deriveVerifyKey, isValidChunkSize, maxFileSize,
 } from './format.js';
+import { checksumsOf } from './checksums.js';
 import { encodeManifest } from './manifest.js';
+import { SealSession } from './seal-pool.js';
 
 export interface FileWriterOptions {
   /** Plaintext bytes per chunk, in [MIN_CHUNK_SIZE, MAX_CHUNK_SIZE]; default DEFAULT_CHUNK_SIZE. */
   chunkSize?: number;
   /** Chunk puts in flight at once, 1..64; default 4. */
   concurrency?: number;
+  /**
+   * Hash and seal chunks on the worker pool (seal-pool.ts) once the file
+   * outgrows one chunk; default true. False keeps all work on the calling
+   * thread (same bytes either way).
+   */
+  offload?: boolean;
 }
 
 export const DEFAULT_CONCURRENCY = 4;
@@ -27,13 +35,22 @@ type State = 'open' | 'finishing' | 'done' | 'aborted';
 /**
  * The streaming CHK writer (format: format.ts, manifest.ts, docs/spec/files.md).
  *
- * Memory bound: at most (concurrency + 2) chunk-sized buffers: the one
- * plaintext buffer being filled (reused for every chunk), up to
- * concurrency − 1 sealed chunks in flight while one more is being sealed
- * (sealConvergent briefly holds its body and the concatenated copy), plus
- * the manifest lists, 68 bytes per chunk (≤ 16 MiB, see MAX_CHUNK_COUNT).
- * write() waits for a free put slot before sealing, which is the
- * backpressure: a fast sender waits for the store instead of growing memory.
+ * Memory bound: at most (concurrency + 2) chunk-sized buffers: the
+ * plaintext buffer being filled, up to `concurrency` chunks in flight (a slot
+ * is taken before sealing and held through the put), one of them briefly as
+ * plaintext and ciphertext at once while it is sealed, and a spare buffer
+ * kept only while that sum allows (#keepSpare); plus the manifest lists, 68
+ * bytes per chunk (≤ 16 MiB, see MAX_CHUNK_COUNT). write() waits for a free
+ * slot before cutting a chunk, which is the backpressure: a fast sender waits
+ * for the store (or the seal workers) instead of growing memory.
+ *
+ * Where the CPU goes: a file that fits in one chunk is hashed and sealed
+ * here, on the calling thread (no worker round trip for small files). Once
+ * a first full chunk is cut, the file gets a session on the seal pool
+ * (seal-pool.ts): every chunk's buffer is transferred, not copied, to one
+ * worker thread, which updates the whole-file SHA-256/MD5/SHA-1, derives the
+ * chunk key and seals it, and hands the buffer back for reuse. Same bytes
+ * either way (options.offload = false forces the inline path).
  *
  * write() copies its bytes before it resolves, so the caller may reuse its
  * buffer then. A caller's signal that fires before a write begins rejects
@@ -60,8 +77,14 @@ export class ChunkedFileWriter implements FileWriter {
   #queue: Promise<unknown> = Promise.resolve();
 
   #buffer: Buffer | undefined;
+  /** Chunk buffers the seal workers handed back, refilled instead of allocating (≤ 1 kept). */
+  #spare: Buffer | undefined;
   #fill = 0;
-  readonly #hashes: { sha256: Hash; md5: Hash; sha1: Hash };
+  readonly #offload: boolean;
+  /** Opened when the first full chunk is cut; hashes and seals every chunk of this file, in order. */
+  #session: SealSession | undefined;
+  /** Whole-file hashes of the chunks sealed inline (offload off, or a single-chunk file). */
+  #hashes: { sha256: Hash; md5: Hash; sha1: Hash } | undefined;
   #chunkCount = 0;
   #addresses = new GrowableBytes(ADDRESS_BYTES);
   #keys = new GrowableBytes(CHUNK_KEY_BYTES);
@@ -82,7 +105,7 @@ export class ChunkedFileWriter implements FileWriter {
     this.#chunkSize = chunkSize;
     this.#concurrency = concurrency;
     this.#maxSize = maxFileSize(chunkSize);
-    this.#hashes = { sha256: createHash('sha256'), md5: createHash('md5'), sha1: createHash('sha1') };
+    this.#offload = options.offload ?? true;
   }
 
   get size(): number {
@@ -125,14 +148,11 @@ export class ChunkedFileWriter implements FileWriter {
     }
     // From here on a failure leaves bytes half-accepted, so it ends the writer.
     try {
-      this.#hashes.sha256.update(data);
-      this.#hashes.md5.update(data);
-      this.#hashes.sha1.update(data);
       this.#size += data.length;
       let offset = 0;
       while (offset < data.length) {
         // allocUnsafeSlow: pages are touched only as they fill, so a tiny file costs a page, not a chunk.
-        const buffer = (this.#buffer ??= Buffer.allocUnsafeSlow(this.#chunkSize));
+        const buffer = (this.#buffer ??= this.#takeSpare() ?? Buffer.allocUnsafeSlow(this.#chunkSize));
         const n = Math.min(this.#chunkSize - this.#fill, data.length - offset);
         buffer.set(data.subarray(offset, offset + n), this.#fill);
         this.#fill += n;
@@ -150,18 +170,25 @@ export class ChunkedFileWriter implements FileWriter {
     throwIfAborted(signal);
     this.#state = 'finishing';
     try {
-      const checksums: Checksums = {
-        sha256: new Uint8Array(this.#hashes.sha256.digest()),
-        md5: new Uint8Array(this.#hashes.md5.digest()),
-        sha1: new Uint8Array(this.#hashes.sha1.digest()),
-      };
       if (this.#size <= LITERAL_MAX_BYTES) {
         // No chunk was ever cut: the first chunk is cut at ≥ MIN_CHUNK_SIZE > 64 bytes.
         const data = this.#buffer ? new Uint8Array(this.#buffer.subarray(0, this.#fill)) : new Uint8Array(0);
         this.#done();
-        return { cap: new LiteralCap(data), size: data.length, checksums };
+        return { cap: new LiteralCap(data), size: data.length, checksums: checksumsOf(data) };
       }
       if (this.#fill > 0) await this.#sealAndPut(signal);
+      let checksums: Checksums;
+      if (this.#session !== undefined) {
+        // Queued behind every seal of this session on its worker, so it digests the whole file.
+        checksums = await abortable(this.#session.finish(), anySignal(signal, this.#controller.signal));
+      } else {
+        const h = this.#hashes!;
+        checksums = {
+          sha256: new Uint8Array(h.sha256.digest()),
+          md5: new Uint8Array(h.md5.digest()),
+          sha1: new Uint8Array(h.sha1.digest()),
+        };
+      }
       while (this.#inFlight.size > 0) await this.#waitForPut(signal);
       this.#throwIfFailed();
 
@@ -184,23 +211,45 @@ export class ChunkedFileWriter implements FileWriter {
     }
   }
 
-  /** Seals the buffered chunk and starts its put once a slot is free; the buffer is then reused. */
+  /**
+   * Once a slot is free, seals the buffered chunk and starts its put. A slot
+   * covers sealing and the put. On the worker pool (every chunk of a file
+   * that outgrew one chunk) the buffer is handed over (transferred) and the
+   * next chunk gets a fresh one; inline (a single-chunk file) it is sealed here.
+   */
   async #sealAndPut(signal: AbortSignal | undefined): Promise<void> {
     while (this.#inFlight.size >= this.#concurrency) await this.#waitForPut(signal);
     this.#throwIfFailed();
-    const plaintext = this.#buffer!.subarray(0, this.#fill);
-    const key = deriveChunkKey(this.#convergence, sha256(plaintext));
-    const sealed = sealConvergent(key, plaintext);
-    this.#fill = 0;
     const index = this.#chunkCount++;
-    this.#keys.set(index, key);
     this.#addresses.reserve(index);
-    const put = this.#store.put(sealed, { signal: this.#controller.signal }).then(
-      (address) => {
+    this.#keys.reserve(index);
+    let sealing: Promise<{ key: Uint8Array; sealed: Uint8Array; spare?: Buffer }>;
+    if (this.#offload && (this.#session !== undefined || this.#fill === this.#chunkSize)) {
+      this.#session ??= new SealSession(this.#convergence);
+      const chunk = this.#buffer!.subarray(0, this.#fill);
+      this.#buffer = undefined;
+      sealing = this.#session.seal(chunk);
+    } else {
+      const plaintext = this.#buffer!.subarray(0, this.#fill);
+      const h = (this.#hashes ??= { sha256: createHash('sha256'), md5: createHash('md5'), sha1: createHash('sha1') });
+      h.sha256.update(plaintext);
+      h.md5.update(plaintext);
+      h.sha1.update(plaintext);
+      const key = deriveChunkKey(this.#convergence, sha256(plaintext));
+      sealing = Promise.resolve({ key, sealed: sealConvergent(key, plaintext) });
+    }
+    this.#fill = 0;
+    const put = sealing
+      .then(({ key, sealed, spare }) => {
+        if (spare) this.#keepSpare(spare);
+        this.#keys.set(index, key);
+        if (this.#controller.signal.aborted) throw new AbortError('the file writer was aborted');
+        return this.#store.put(sealed, { signal: this.#controller.signal });
+      })
+      .then((address) => {
         if (!isChunkAddress(address)) throw new TypeError('chunk store returned a malformed address');
         this.#addresses.set(index, address.bytes);
-      },
-    );
+      });
     const tracked: Promise<void> = put
       .catch((err: unknown) => this.#failWith(err))
       .finally(() => this.#inFlight.delete(tracked));
@@ -211,6 +260,22 @@ export class ChunkedFileWriter implements FileWriter {
   async #waitForPut(signal: AbortSignal | undefined): Promise<void> {
     await abortable(Promise.race(this.#inFlight), anySignal(signal, this.#controller.signal));
     this.#throwIfFailed();
+  }
+
+  /**
+   * Keeps a handed-back chunk buffer only while the memory bound allows it:
+   * the buffer being filled, the spare and the chunks in flight (this one,
+   * now sealed, included) together stay ≤ concurrency + 1 (+ 1 being sealed).
+   */
+  #keepSpare(spare: Buffer): void {
+    if (this.#spare || spare.length !== this.#chunkSize || this.#state !== 'open' || this.#failure !== undefined) return;
+    if (this.#buffer === undefined || this.#inFlight.size < this.#concurrency) this.#spare = spare;
+  }
+
+  #takeSpare(): Buffer | undefined {
+    const spare = this.#spare;
+    this.#spare = undefined;
+    return spare;
   }
 
   #throwIfFailed(): void {
@@ -237,7 +302,9 @@ export class ChunkedFileWriter implements FileWriter {
   }
 
   #release(): void {
+    this.#session?.close();
     this.#buffer = undefined;
+    this.#spare = undefined;
     this.#fill = 0;
     this.#addresses = new GrowableBytes(ADDRESS_BYTES);
     this.#keys = new GrowableBytes(CHUNK_KEY_BYTES);

@@ -1,0 +1,201 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { TAG } from '../../crypto/index.js';
+import type { Checksums } from '../api.js';
+
+/**
+ * Worker threads that hash and seal upload chunks off the event loop.
+ *
+ * Why: on a 1 GiB put the gateway spent most of its CPU on the main thread
+ * hashing (whole-file SHA-256 + MD5 + SHA-1, the per-chunk SHA-256 of the
+ * convergent key) and AES-GCM, so the event loop that also runs ssh2 was the
+ * bottleneck. Each ChunkedFileWriter that cuts a full chunk opens a session
+ * on one worker; its chunks go to that worker in order (message order is
+ * preserved), which keeps the stateful whole-file hashes correct.
+ *
+ * The worker computes exactly what the inline path does (format.ts
+ * deriveChunkKey, aead.ts sealConvergent): key = HMAC-SHA256(convergence,
+ * netstring(TAG.chunkKey) ‖ netstring(sha256(plaintext))), sealed =
+ * AES-256-GCM(key, zero nonce, plaintext) ‖ tag. The tag string comes from
+ * tags.ts through workerData, so it is defined in one place;
+ * test/tree/seal-pool.test.ts and the frozen vectors hold the two paths equal.
+ *
+ * The worker code is a plain JS string run with `eval: true` and needs only
+ * node built-ins, so it loads the same under vitest (TS sources) and from dist.
+ *
+ * Bounds: size max(1, availableParallelism() − 1) workers, created on first
+ * use. The queue per session is bounded by its writer (at most `concurrency`
+ * chunks in flight), so the pool holds no queue of its own. A worker is ref'd
+ * only while it has requests outstanding: an idle pool never keeps the
+ * process alive, a busy one does not let it exit mid-upload.
+ */
+
+const WORKER_CODE = `
+'use strict';
+const { parentPort, workerData } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const ZERO_NONCE = Buffer.alloc(12);
+const netstring = (b) => Buffer.concat([Buffer.from(b.length + ':'), b, Buffer.from(',')]);
+const CHUNK_TAG = netstring(Buffer.from(workerData.chunkKeyTag, 'utf8'));
+const sessions = new Map();
+const subtle = crypto.webcrypto.subtle;
+const GCM = { name: 'AES-GCM', iv: ZERO_NONCE, tagLength: 128 };
+// WebCrypto returns ciphertext ‖ tag in one ArrayBuffer, freed by its owner
+// rather than left as a second 1 MiB of garbage per chunk for this isolate's GC.
+async function seal(m, key, plaintext) {
+  try {
+    const k = await subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt']);
+    const out = await subtle.encrypt(GCM, k, plaintext);
+    const keyOut = new Uint8Array(key).buffer;
+    // The plaintext buffer goes back too, for the writer to refill: no allocation per chunk.
+    parentPort.postMessage({ id: m.id, key: keyOut, sealed: out, length: out.byteLength, chunk: m.chunk }, [out, keyOut, m.chunk]);
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, error: String(err && err.message || err) });
+  }
+}
+parentPort.on('message', (m) => {
+  try {
+    if (m.op === 'open') {
+      sessions.set(m.session, {
+        convergence: Buffer.from(m.convergence),
+        sha256: crypto.createHash('sha256'), md5: crypto.createHash('md5'), sha1: crypto.createHash('sha1'),
+      });
+      return;
+    }
+    if (m.op === 'close') { sessions.delete(m.session); return; }
+    const s = sessions.get(m.session);
+    if (!s) throw new Error('unknown seal session');
+    if (m.op === 'seal') {
+      const plaintext = Buffer.from(m.chunk, 0, m.length);
+      s.sha256.update(plaintext); s.md5.update(plaintext); s.sha1.update(plaintext);
+      const digest = crypto.createHash('sha256').update(plaintext).digest();
+      const key = crypto.createHmac('sha256', s.convergence).update(CHUNK_TAG).update(netstring(digest)).digest();
+      void seal(m, key, plaintext);
+    } else if (m.op === 'finish') {
+      sessions.delete(m.session);
+      parentPort.postMessage({ id: m.id, sha256: s.sha256.digest(), md5: s.md5.digest(), sha1: s.sha1.digest() });
+    }
+  } catch (err) {
+    if (m.id !== undefined) parentPort.postMessage({ id: m.id, error: String(err && err.message || err) });
+  }
+});
+`;
+
+export interface SealedChunk {
+  key: Uint8Array;
+  sealed: Buffer;
+  /** The chunk's buffer, handed back whole (its full original length) for reuse. */
+  spare: Buffer;
+}
+
+interface Pending {
+  resolve(value: any): void;
+  reject(err: Error): void;
+}
+
+class PoolWorker {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 0;
+  sessions = 0;
+  dead = false;
+
+  constructor(onDeath: (w: PoolWorker) => void) {
+    this.#worker = new Worker(WORKER_CODE, { eval: true, workerData: { chunkKeyTag: TAG.chunkKey } });
+    this.#worker.unref();
+    this.#worker.on('message', (m: { id: number; error?: string }) => {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if (this.#pending.size === 0) this.#worker.unref();
+      if (m.error !== undefined) p.reject(new Error(`seal worker: ${m.error}`));
+      else p.resolve(m);
+    });
+    const die = (err: Error) => {
+      if (this.dead) return;
+      this.dead = true;
+      onDeath(this);
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+    };
+    this.#worker.on('error', die);
+    this.#worker.on('exit', (code) => die(new Error(`seal worker exited (code ${code})`)));
+  }
+
+  post(message: object, transfer: ArrayBuffer[] = []): void {
+    this.#worker.postMessage(message, transfer);
+  }
+
+  request<T>(message: object, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (this.dead) return Promise.reject(new Error('seal worker is gone'));
+    const id = this.#nextId++;
+    return new Promise<T>((resolve, reject) => {
+      if (this.#pending.size === 0) this.#worker.ref();
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+}
+
+const poolSize = Math.max(1, availableParallelism() - 1);
+const workers: PoolWorker[] = [];
+let nextSession = 0;
+
+function pickWorker(): PoolWorker {
+  if (workers.length < poolSize) {
+    const w = new PoolWorker((dead) => {
+      const i = workers.indexOf(dead);
+      if (i >= 0) workers.splice(i, 1);
+    });
+    workers.push(w);
+    return w;
+  }
+  return workers.reduce((a, b) => (b.sessions < a.sessions ? b : a));
+}
+
+/**
+ * One file's chunks on one worker, in order. seal() takes ownership of the
+ * chunk's ArrayBuffer (it is transferred: the caller MUST NOT touch the chunk
+ * afterwards, and the chunk MUST be the sole view of a non-pooled buffer,
+ * e.g. from Buffer.allocUnsafeSlow); the result hands the buffer back. finish() returns the whole-file digests
+ * of every chunk sealed, in order; close() drops the session (idempotent).
+ */
+export class SealSession {
+  readonly #worker: PoolWorker;
+  readonly #id = nextSession++;
+  #closed = false;
+
+  constructor(convergence: Uint8Array) {
+    this.#worker = pickWorker();
+    this.#worker.sessions++;
+    this.#worker.post({ op: 'open', session: this.#id, convergence: new Uint8Array(convergence) });
+  }
+
+  async seal(chunk: Buffer): Promise<SealedChunk> {
+    if (chunk.byteOffset !== 0) throw new RangeError('a sealed chunk must start its own ArrayBuffer');
+    const buffer = chunk.buffer as ArrayBuffer;
+    const r = await this.#worker.request<{ key: ArrayBuffer; sealed: ArrayBuffer; length: number; chunk: ArrayBuffer }>(
+      { op: 'seal', session: this.#id, chunk: buffer, length: chunk.length },
+      [buffer],
+    );
+    return { key: new Uint8Array(r.key), sealed: Buffer.from(r.sealed, 0, r.length), spare: Buffer.from(r.chunk) };
+  }
+
+  async finish(): Promise<Checksums> {
+    const r = await this.#worker.request<{ sha256: Uint8Array; md5: Uint8Array; sha1: Uint8Array }>({ op: 'finish', session: this.#id });
+    this.#release();
+    return { sha256: new Uint8Array(r.sha256), md5: new Uint8Array(r.md5), sha1: new Uint8Array(r.sha1) };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    if (!this.#worker.dead) this.#worker.post({ op: 'close', session: this.#id });
+    this.#release();
+  }
+
+  #release(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#worker.sessions--;
+  }
+}
