@@ -182,7 +182,10 @@ describe('password logins (ssh2 client)', () => {
         if (err) return reject(err);
         let stderr = '';
         stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        stream.on('exit', (code: number) => resolve({ code, stderr }));
+        // 'exit' can come before the stderr stream has emitted its data; 'close' comes after both.
+        let code = -1;
+        stream.on('exit', (c: number) => (code = c));
+        stream.on('close', () => resolve({ code, stderr }));
         stream.resume();
       });
     });
