@@ -46,7 +46,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   loginGraceMs: 120_000,
   maxHandles: 256,
   maxPendingRequests: 4096,
-  maxPendingBytes: 32 * 1024 * 1024,
+  maxPendingBytes: 8 * 1024 * 1024,
   maxOutputBacklog: 8 * 1024 * 1024,
   stallTimeoutMs: 120_000,
 };
