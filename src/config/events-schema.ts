@@ -1,5 +1,5 @@
 import type { ConfigKey } from './schema.js';
-import { intType, optionalUrlType, pathType, stringType, type ParseResult, type ValueType } from './types.js';
+import { intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ValueType } from './types.js';
 
 /**
  * The [events] section of capstan.cfg (docs/spec/events.md): the durable
@@ -11,22 +11,8 @@ function key<T>(type: ValueType<T>, def: string, description: string): ConfigKey
   return { type, default: def, description };
 }
 
-/** Empty (off) or an amqp:// or amqps:// URL. Not echoed: it may carry a password. */
-export const optionalAmqpUrlType: ValueType<string | undefined> = {
-  doc: 'empty (off) or amqp(s) URL',
-  parse: (raw): ParseResult<string | undefined> => {
-    if (raw === '') return { ok: true, value: undefined };
-    let url: URL | undefined;
-    try {
-      url = new URL(raw);
-    } catch {
-      url = undefined;
-    }
-    return url !== undefined && (url.protocol === 'amqp:' || url.protocol === 'amqps:')
-      ? { ok: true, value: raw }
-      : { ok: false, expected: 'empty or an amqp:// or amqps:// URL', echo: false };
-  },
-};
+/** Empty (off) or an amqp:// or amqps:// URL. */
+export const optionalAmqpUrlType = optionalUrlOf(['amqp', 'amqps'], 'empty (off) or amqp(s) URL', 'empty or an amqp:// or amqps:// URL');
 
 /** Empty (none) or a path. */
 export const optionalPathType: ValueType<string | undefined> = {

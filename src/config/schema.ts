@@ -3,7 +3,7 @@ import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../tree/inde
 import { EVENTS_KEYS } from './events-schema.js';
 import { DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';
 import {
-  boolType, enumType, formatSize, hostPortType, intType, optionalLoopbackHostPortType, optionalUrlType,
+  boolType, enumType, formatSize, hostPortType, intType, optionalLoopbackHostPortType, optionalUrlOf, optionalUrlType,
   pathListType, pathType, sizeType, stringType, type ValueType,
 } from './types.js';
 
@@ -29,22 +29,8 @@ function key<T>(type: ValueType<T>, def: string, description: string): ConfigKey
   return { type, default: def, description };
 }
 
-/** Empty (libpq's PG* environment variables decide) or a postgres:// URL. Not echoed: it may carry a password. */
-const optionalPostgresUrlType: ValueType<string | undefined> = {
-  doc: 'empty or postgres:// URL',
-  parse: (raw) => {
-    if (raw === '') return { ok: true, value: undefined };
-    let url: URL | undefined;
-    try {
-      url = new URL(raw);
-    } catch {
-      url = undefined;
-    }
-    return url !== undefined && (url.protocol === 'postgres:' || url.protocol === 'postgresql:')
-      ? { ok: true, value: raw }
-      : { ok: false, expected: 'empty or a postgres:// or postgresql:// URL', echo: false };
-  },
-};
+/** Empty (libpq's PG* environment variables decide) or a postgres:// URL. */
+const optionalPostgresUrlType = optionalUrlOf(['postgres', 'postgresql'], 'empty or postgres:// URL', 'empty or a postgres:// or postgresql:// URL');
 
 /** An SQL schema name capstan can use without quoting surprises. */
 const postgresSchemaType: ValueType<string> = {

@@ -145,17 +145,25 @@ export const pathListType: ValueType<string[]> = {
   },
 };
 
-/** Empty (off) or an http(s) URL. Not echoed: a URL may carry credentials. */
-export const optionalUrlType: ValueType<string | undefined> = {
-  doc: 'empty (off) or http(s) URL',
-  parse: (raw) => {
-    if (raw === '') return ok(undefined);
-    let url: URL;
-    try {
-      url = new URL(raw);
-    } catch {
-      return bad('empty or an http:// or https:// URL', false);
-    }
-    return url.protocol === 'http:' || url.protocol === 'https:' ? ok(raw) : bad('empty or an http:// or https:// URL', false);
-  },
-};
+/**
+ * Empty (off) or a URL with one of `schemes` (without the colon). Never
+ * echoed in errors: a URL may carry credentials.
+ */
+export function optionalUrlOf(schemes: readonly string[], doc: string, expected: string): ValueType<string | undefined> {
+  return {
+    doc,
+    parse: (raw) => {
+      if (raw === '') return ok(undefined);
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        return bad(expected, false);
+      }
+      return schemes.includes(url.protocol.slice(0, -1)) ? ok(raw) : bad(expected, false);
+    },
+  };
+}
+
+/** Empty (off) or an http(s) URL. */
+export const optionalUrlType = optionalUrlOf(['http', 'https'], 'empty (off) or http(s) URL', 'empty or an http:// or https:// URL');
