@@ -21,6 +21,7 @@ import { FileReadCap } from '../cap/index.js';
 import { randomBytes } from '../crypto/index.js';
 import type { AbortOptions } from '../errors.js';
 import type { ChunkAddress, ChunkStore } from '../store/chunk-store.js';
+import { ForwardingChunkStore } from '../store/forwarding-chunk-store.js';
 import { FsChunkStore } from '../store/fs-chunk-store.js';
 import { LevelSlotStore } from '../store/level-slot-store.js';
 import { MemoryChunkStore } from '../store/memory-chunk-store.js';
@@ -60,32 +61,13 @@ export interface DirGrowthResult {
 const WINDOW = 50;
 
 /** Counts what is put through it; wraps any ChunkStore. */
-class CountingChunkStore implements ChunkStore {
+export class CountingChunkStore extends ForwardingChunkStore {
   bytes = 0;
   puts = 0;
-  constructor(private readonly inner: ChunkStore) {}
-  get features() {
-    return this.inner.features;
-  }
-  put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
+  override put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
     this.bytes += bytes.length;
     this.puts += 1;
     return this.inner.put(bytes, options);
-  }
-  get(address: ChunkAddress, options?: AbortOptions) {
-    return this.inner.get(address, options);
-  }
-  has(address: ChunkAddress, options?: AbortOptions) {
-    return this.inner.has(address, options);
-  }
-  delete(address: ChunkAddress, options?: AbortOptions) {
-    return this.inner.delete(address, options);
-  }
-  list(options?: AbortOptions) {
-    return this.inner.list(options);
-  }
-  close() {
-    return this.inner.close();
   }
 }
 

@@ -1,5 +1,5 @@
 import type { AbortOptions } from '../errors.js';
-import type { ChunkAddress, ChunkStore, ChunkStoreFeatures } from '../store/index.js';
+import { ForwardingChunkStore, type ChunkAddress, type ChunkStore } from '../store/index.js';
 import { Histogram } from './metrics.js';
 
 export const MEASURED_OPERATIONS = ['put', 'get', 'has', 'delete'] as const;
@@ -12,44 +12,30 @@ export type MeasuredOperation = (typeof MEASURED_OPERATIONS)[number];
  * through unchanged. list and usage are walks, not operations worth a
  * latency figure, so they pass through untimed.
  */
-export class MeasuredChunkStore implements ChunkStore {
+export class MeasuredChunkStore extends ForwardingChunkStore {
   readonly latency: Record<MeasuredOperation, Histogram>;
   readonly errors: Record<MeasuredOperation, number>;
-  /** Present exactly when the inner store has it, as the interface's optional method. */
-  readonly usage?: (options?: AbortOptions) => Promise<{ chunks: number; bytes: number }>;
 
-  constructor(readonly inner: ChunkStore) {
-    if (inner.usage) this.usage = (options) => inner.usage!(options);
+  constructor(inner: ChunkStore) {
+    super(inner);
     this.latency = { put: new Histogram(), get: new Histogram(), has: new Histogram(), delete: new Histogram() };
     this.errors = { put: 0, get: 0, has: 0, delete: 0 };
   }
 
-  get features(): ChunkStoreFeatures {
-    return this.inner.features;
-  }
-
-  put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
+  override put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
     return this.time('put', () => this.inner.put(bytes, options));
   }
 
-  get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array> {
+  override get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array> {
     return this.time('get', () => this.inner.get(address, options));
   }
 
-  has(address: ChunkAddress, options?: AbortOptions): Promise<boolean> {
+  override has(address: ChunkAddress, options?: AbortOptions): Promise<boolean> {
     return this.time('has', () => this.inner.has(address, options));
   }
 
-  delete(address: ChunkAddress, options?: AbortOptions): Promise<void> {
+  override delete(address: ChunkAddress, options?: AbortOptions): Promise<void> {
     return this.time('delete', () => this.inner.delete(address, options));
-  }
-
-  list(options?: AbortOptions): AsyncIterable<ChunkAddress> {
-    return this.inner.list(options);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 
   private async time<T>(op: MeasuredOperation, call: () => Promise<T>): Promise<T> {

@@ -28,3 +28,4 @@ export {
   type ServeSlotStoreOptions,
   type SocketSlotStoreOptions,
 } from './slot-store-socket.js';
+export { ForwardingChunkStore } from './forwarding-chunk-store.js';

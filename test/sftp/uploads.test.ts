@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Client, SFTPWrapper } from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TransientError, type AbortOptions } from '../../src/errors.js';
-import type { ChunkAddress, ChunkStore } from '../../src/store/index.js';
+import { ForwardingChunkStore, type ChunkAddress } from '../../src/store/index.js';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
 
 /**
@@ -13,32 +13,13 @@ import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixtu
  * dropped connection leaves behind, and shutdown. The chunk store is wrapped
  * to inject failures and delays (the only fake here).
  */
-class FaultyChunkStore implements ChunkStore {
+class FaultyChunkStore extends ForwardingChunkStore {
   failPuts = false;
   putDelayMs = 0;
-  constructor(private readonly inner: ChunkStore) {}
-  get features() {
-    return this.inner.features;
-  }
-  async put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
+  override async put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
     if (this.putDelayMs > 0) await new Promise((r) => setTimeout(r, this.putDelayMs));
     if (this.failPuts) throw new TransientError('injected put failure');
     return this.inner.put(bytes, options);
-  }
-  get(address: ChunkAddress, options?: AbortOptions) {
-    return this.inner.get(address, options);
-  }
-  has(address: ChunkAddress, options?: AbortOptions) {
-    return this.inner.has(address, options);
-  }
-  delete(address: ChunkAddress, options?: AbortOptions) {
-    return this.inner.delete(address, options);
-  }
-  list(options?: AbortOptions) {
-    return this.inner.list(options);
-  }
-  close() {
-    return this.inner.close();
   }
 }
 

@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { FileReadCap, type DirectoryWriteCap } from '../../src/cap/index.js';
 import { randomBytes } from '../../src/crypto/index.js';
-import type { AbortOptions } from '../../src/errors.js';
-import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
+import type { ChunkStore } from '../../src/store/chunk-store.js';
 import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
 import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
 import { storageIndexHex } from '../../src/store/slot-limits.js';
@@ -14,39 +13,11 @@ import { DirectoryKeys } from '../../src/tree/dir/keys.js';
 import { openNode, type DirNode } from '../../src/tree/dir/node-format.js';
 import { verifySlotRecord } from '../../src/tree/dir/slot-record.js';
 import { createTreeWithInternals } from '../../src/tree/tree.js';
+// Counts bytes put; a wrapper, not a mock: the bytes really are stored.
+import { CountingChunkStore } from '../../src/bench/dir-growth.js';
 
 const meta: EntryMetadata = { size: 1, mtimeMs: 1_700_000_000_000, ctimeMs: 1_700_000_000_000 };
 const fileCap = (i: number): FileReadCap => new FileReadCap(randomBytes(32), randomBytes(32), 1000 + i);
-
-/** Counts bytes put; wraps any ChunkStore (a wrapper, not a mock: the bytes really are stored). */
-class CountingChunkStore implements ChunkStore {
-  bytes = 0;
-  puts = 0;
-  constructor(private readonly inner: ChunkStore) {}
-  get features() {
-    return this.inner.features;
-  }
-  put(bytes: Uint8Array, options?: AbortOptions) {
-    this.bytes += bytes.length;
-    this.puts += 1;
-    return this.inner.put(bytes, options);
-  }
-  get(a: ChunkAddress, o?: AbortOptions) {
-    return this.inner.get(a, o);
-  }
-  has(a: ChunkAddress, o?: AbortOptions) {
-    return this.inner.has(a, o);
-  }
-  delete(a: ChunkAddress, o?: AbortOptions) {
-    return this.inner.delete(a, o);
-  }
-  list(o?: AbortOptions) {
-    return this.inner.list(o);
-  }
-  close() {
-    return this.inner.close();
-  }
-}
 
 /** The HAMT's shape: buckets as their sorted names, branches as their fan-out and children. */
 type Shape = string[] | { bits: number; children: (Shape | null)[] };
