@@ -5,6 +5,7 @@ import type ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { connectSsh2, makeUserKey, sftpOf } from '../sftp/gateway-fixture.js';
+import { call } from '../helpers/callback.js';
 
 /**
  * Crash safety of the real gateway: `capstan run` is SIGKILLed in the middle
@@ -35,9 +36,6 @@ async function ok(args: string[], input?: string): Promise<string> {
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-function call<T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
-}
 
 async function exists(sftp: ssh2.SFTPWrapper, p: string): Promise<ssh2.Stats | undefined> {
   try {

@@ -10,6 +10,7 @@ import type { ChunkStore } from '../../src/store/index.js';
 import { hasBinary, ssh } from '../helpers/openssh.js';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from '../sftp/gateway-fixture.js';
 import { RawSftp, readString, status, str, u32, u64 } from '../sftp/raw-sftp.js';
+import { call } from '../helpers/callback.js';
 
 /**
  * Events and checksums through the real SFTP server (in this process): the
@@ -49,8 +50,6 @@ afterAll(async () => {
   await rm(outboxDir, { recursive: true, force: true });
 });
 
-const call = <T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> =>
-  new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
 
 async function drain(): Promise<CapstanEvent[]> {
   const stored = await outbox.read(outbox.cursor('test'), 1000);

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import type { Client, SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from '../sftp/gateway-fixture.js';
+import { call } from '../helpers/callback.js';
 
 /**
  * Random sequences of SFTP operations against capstan (in-process gateway,
@@ -39,9 +40,6 @@ let key: Buffer;
 let client: Client;
 let sftp: SFTPWrapper;
 
-function call<T>(fn: (cb: (err: Error | undefined | null, v?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
-}
 async function codeOf<T>(p: Promise<T>): Promise<{ code: number; value?: T }> {
   try {
     return { code: OK, value: await p };

@@ -5,6 +5,7 @@ import type { Client, SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from '../sftp/gateway-fixture.js';
 import { RawSftp, str, u32 } from '../sftp/raw-sftp.js';
+import { call } from '../helpers/callback.js';
 
 /**
  * Hostile bytes: malformed and truncated SFTP packets on a raw subsystem
@@ -33,9 +34,6 @@ let probeError: unknown;
 const KEEP = '/keep-7c1d2e9b';
 const CANARY = `${KEEP}/canary`;
 
-function call<T>(fn: (cb: (err: Error | undefined | null, v?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
-}
 
 beforeAll(async () => {
   gw = await startGateway({ chunkSize: 4096 });

@@ -5,6 +5,7 @@ import type ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { connectSsh2, makeUserKey, sftpOf } from '../sftp/gateway-fixture.js';
+import { call } from '../helpers/callback.js';
 
 /**
  * `capstan gc` beside a serving gateway, uploads running the whole time:
@@ -32,9 +33,6 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout;
 }
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-function call<T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
-}
 async function session(): Promise<ssh2.SFTPWrapper> {
   const client = await connectSsh2(port, 'alice', { privateKey: key });
   clients.push(client);

@@ -3,6 +3,7 @@ import type { Client, SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
 import { RawSftp, readString, status, str, u32 } from './raw-sftp.js';
+import { call, statusOf } from '../helpers/callback.js';
 
 /**
  * Path tricks: every one either names something inside the session's root
@@ -22,10 +23,6 @@ async function login(user = 'alice'): Promise<{ client: Client; sftp: SFTPWrappe
   return { client, sftp: await sftpOf(client) };
 }
 
-function call<T>(fn: (cb: (err: Error | undefined | null, v?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
-}
-const codeOf = (p: Promise<unknown>): Promise<number | undefined> => p.then(() => undefined, (err: { code?: number }) => err.code);
 const names = async (sftp: SFTPWrapper, p: string): Promise<string[]> =>
   (await call<{ filename: string }[]>((cb) => sftp.readdir(p, cb))).map((e) => e.filename).sort();
 const realpath = (sftp: SFTPWrapper, p: string): Promise<string> => call<string>((cb) => sftp.realpath(p, cb));
@@ -51,7 +48,7 @@ describe('path tricks', () => {
     // /uri/CAP/.. is the root's own `uri` entry (absent), never something above the cap.
     const cap = gw.root.toString();
     expect(await realpath(sftp, `/uri/${cap}/../..`)).toBe('/');
-    expect(await codeOf(call((cb) => sftp.stat(`/uri/${cap}/..`, cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => sftp.stat(`/uri/${cap}/..`, cb)))).toBe(STATUS.NO_SUCH_FILE);
     expect(await names(sftp, `/uri/${cap}/escape/../escape`)).toEqual(['inner']);
   });
 
@@ -60,13 +57,13 @@ describe('path tricks', () => {
     const max = 'n'.repeat(255);
     await call((cb) => sftp.mkdir(`/${max}`, cb));
     expect(await names(sftp, '/')).toContain(max);
-    expect(await codeOf(call((cb) => sftp.mkdir(`/${'n'.repeat(256)}`, cb)))).toBe(STATUS.BAD_MESSAGE);
+    expect(await statusOf(call((cb) => sftp.mkdir(`/${'n'.repeat(256)}`, cb)))).toBe(STATUS.BAD_MESSAGE);
     // Multi-byte: 128 two-byte characters are 256 bytes.
-    expect(await codeOf(call((cb) => sftp.mkdir(`/${'é'.repeat(128)}`, cb)))).toBe(STATUS.BAD_MESSAGE);
+    expect(await statusOf(call((cb) => sftp.mkdir(`/${'é'.repeat(128)}`, cb)))).toBe(STATUS.BAD_MESSAGE);
     const long = `/${max}/${Array.from({ length: 20 }, () => 'x'.repeat(250)).join('/')}`;
     expect(Buffer.byteLength(long)).toBeGreaterThan(4096);
-    expect(await codeOf(call((cb) => sftp.mkdir(long, cb)))).toBe(STATUS.NO_SUCH_FILE);
-    expect(await codeOf(call((cb) => sftp.stat(`/${'a/'.repeat(3000)}`, cb)))).toBeGreaterThan(0);
+    expect(await statusOf(call((cb) => sftp.mkdir(long, cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => sftp.stat(`/${'a/'.repeat(3000)}`, cb)))).toBeGreaterThan(0);
     // The session still works.
     expect(await realpath(sftp, '/')).toBe('/');
   });
@@ -77,7 +74,7 @@ describe('path tricks', () => {
     const composed = 'caf\u00e9';
     await call((cb) => sftp.mkdir(`/${decomposed}`, cb));
     expect((await call<{ isDirectory(): boolean }>((cb) => sftp.stat(`/${composed}`, cb))).isDirectory()).toBe(true);
-    expect(await codeOf(call((cb) => sftp.mkdir(`/${composed}`, cb)))).toBe(STATUS.FAILURE); // already exists
+    expect(await statusOf(call((cb) => sftp.mkdir(`/${composed}`, cb)))).toBe(STATUS.FAILURE); // already exists
     const listed = (await names(sftp, '/')).filter((n) => n.normalize('NFC') === composed);
     expect(listed).toEqual([composed]);
   });
@@ -108,16 +105,16 @@ describe('path tricks', () => {
 
   it('/uri/: a malformed or unknown cap names nothing; a read cap typed there is read-only; the reader cannot climb to a write cap', async () => {
     const { sftp } = await login();
-    expect(await codeOf(call((cb) => sftp.stat('/uri/CS1:DIR2:garbage', cb)))).toBe(STATUS.NO_SUCH_FILE);
-    expect(await codeOf(call((cb) => sftp.stat('/uri/CS1:FUTURE:abc', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => sftp.stat('/uri/CS1:DIR2:garbage', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => sftp.stat('/uri/CS1:FUTURE:abc', cb)))).toBe(STATUS.NO_SUCH_FILE);
     const readCap = gw.root.readonly().toString();
     expect(await names(sftp, `/uri/${readCap}`)).toEqual(await names(sftp, '/'));
-    expect(await codeOf(call((cb) => sftp.mkdir(`/uri/${readCap}/nope`, cb)))).toBe(STATUS.PERMISSION_DENIED);
+    expect(await statusOf(call((cb) => sftp.mkdir(`/uri/${readCap}/nope`, cb)))).toBe(STATUS.PERMISSION_DENIED);
 
     const reader = (await login('reader')).sftp;
-    expect(await codeOf(call((cb) => reader.mkdir('/../nope', cb)))).toBe(STATUS.PERMISSION_DENIED);
+    expect(await statusOf(call((cb) => reader.mkdir('/../nope', cb)))).toBe(STATUS.PERMISSION_DENIED);
     // `..` is textual: this is `/uri/nope` under the reader's own root (no `uri` entry there).
-    expect(await codeOf(call((cb) => reader.mkdir(`/uri/${readCap}/../nope`, cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => reader.mkdir(`/uri/${readCap}/../nope`, cb)))).toBe(STATUS.NO_SUCH_FILE);
     // Nothing the reader can list or resolve spells the write cap.
     const seen = [await realpath(reader, `/uri/${readCap}/escape/..`), ...(await names(reader, '/'))].join('\n');
     expect(seen).not.toContain(gw.root.toString());

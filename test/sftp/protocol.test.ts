@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXTENSIONS, LIMITS, SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
 import { RawSftp, status, str, u32, u64 } from './raw-sftp.js';
+import { call, statusOf } from '../helpers/callback.js';
 
 /**
  * The protocol as ssh2's client and raw packets see it: what the extensions
@@ -22,12 +23,7 @@ async function login(user = 'alice'): Promise<{ client: Client; sftp: SFTPWrappe
   return { client, sftp: await sftpOf(client) };
 }
 
-function call<T>(fn: (cb: (err: Error | undefined | null, v: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-}
 
-const codeOf = (p: Promise<unknown>): Promise<number | undefined> =>
-  p.then(() => undefined, (err: { code?: number }) => err.code);
 
 beforeAll(async () => {
   gw = await startGateway({ chunkSize: 4096 });
@@ -107,7 +103,7 @@ describe('malformed input', () => {
 
   it('an invalid handle is FAILURE, and `..` never climbs above /', async () => {
     const { sftp } = await login();
-    expect(await codeOf(call((cb) => sftp.fstat(Buffer.from([0, 0, 0, 99]), cb)))).toBe(STATUS.FAILURE);
+    expect(await statusOf(call((cb) => sftp.fstat(Buffer.from([0, 0, 0, 99]), cb)))).toBe(STATUS.FAILURE);
     expect(await call<string>((cb) => sftp.realpath('.', cb))).toBe('/');
     expect(await call<string>((cb) => sftp.realpath('/a/../../b/./c//d', cb))).toBe('/b/c/d');
     const rootAttrs = await call<{ mode: number }>((cb) => sftp.stat('/../../..', cb));
@@ -119,8 +115,8 @@ describe('open flags and handles', () => {
   it('EXCL fails on an existing file, no CREAT fails on a missing one, APPEND appends', async () => {
     const { sftp } = await login();
     await call((cb) => sftp.writeFile('/flags.txt', 'one', cb));
-    expect(await codeOf(call((cb) => sftp.open('/flags.txt', 'wx', cb)))).toBe(STATUS.FAILURE);
-    expect(await codeOf(call((cb) => sftp.open('/missing.txt', 'r+', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => sftp.open('/flags.txt', 'wx', cb)))).toBe(STATUS.FAILURE);
+    expect(await statusOf(call((cb) => sftp.open('/missing.txt', 'r+', cb)))).toBe(STATUS.NO_SUCH_FILE);
     await call((cb) => sftp.appendFile('/flags.txt', '-two', cb));
     expect((await call<Buffer>((cb) => sftp.readFile('/flags.txt', cb))).toString()).toBe('one-two');
   });
@@ -142,14 +138,14 @@ describe('open flags and handles', () => {
     await call((cb) => sftp.writeFile('/h.txt', 'h', cb));
     const handles: Buffer[] = [];
     for (let i = 0; i < LIMITS.maxOpenHandles; i++) handles.push(await call<Buffer>((cb) => sftp.open('/h.txt', 'r', cb)));
-    expect(await codeOf(call((cb) => sftp.open('/h.txt', 'r', cb)))).toBe(STATUS.FAILURE);
+    expect(await statusOf(call((cb) => sftp.open('/h.txt', 'r', cb)))).toBe(STATUS.FAILURE);
     for (const h of handles) await call((cb) => sftp.close(h, cb));
   });
 
   it('symlink and readlink are OP_UNSUPPORTED', async () => {
     const { sftp } = await login();
-    expect(await codeOf(call((cb) => sftp.symlink('/h.txt', '/link', cb)))).toBe(STATUS.OP_UNSUPPORTED);
-    expect(await codeOf(call((cb) => sftp.readlink('/h.txt', cb)))).toBe(STATUS.OP_UNSUPPORTED);
+    expect(await statusOf(call((cb) => sftp.symlink('/h.txt', '/link', cb)))).toBe(STATUS.OP_UNSUPPORTED);
+    expect(await statusOf(call((cb) => sftp.readlink('/h.txt', cb)))).toBe(STATUS.OP_UNSUPPORTED);
   });
 
   it('setstat with a size cuts or extends a committed file', async () => {
@@ -225,8 +221,8 @@ describe('read-only sessions', () => {
       const client = await connectSsh2(local.port, 'alice', { privateKey: await readFile(local.keyFile) });
       clients.push(client);
       const sftp = await sftpOf(client);
-      expect(await codeOf(call((cb) => sftp.writeFile('/x.txt', 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
-      expect(await codeOf(call((cb) => sftp.mkdir('/d', cb)))).toBe(STATUS.PERMISSION_DENIED);
+      expect(await statusOf(call((cb) => sftp.writeFile('/x.txt', 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
+      expect(await statusOf(call((cb) => sftp.mkdir('/d', cb)))).toBe(STATUS.PERMISSION_DENIED);
       expect((await call<{ mode: number }>((cb) => sftp.stat('/', cb))).mode & 0o222).toBe(0);
       client.end();
     } finally {
@@ -236,9 +232,9 @@ describe('read-only sessions', () => {
 
   it('a read-cap root is read-only everywhere, statvfs says so', async () => {
     const { client, sftp } = await login('reader');
-    expect(await codeOf(call((cb) => sftp.writeFile('/nope.txt', 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
-    expect(await codeOf(call((cb) => sftp.mkdir('/nope', cb)))).toBe(STATUS.PERMISSION_DENIED);
-    expect(await codeOf(call((cb) => sftp.writeFile(`/uri/${gw.root.toString()}/nope.txt`, 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
+    expect(await statusOf(call((cb) => sftp.writeFile('/nope.txt', 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
+    expect(await statusOf(call((cb) => sftp.mkdir('/nope', cb)))).toBe(STATUS.PERMISSION_DENIED);
+    expect(await statusOf(call((cb) => sftp.writeFile(`/uri/${gw.root.toString()}/nope.txt`, 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
     const raw = await RawSftp.open(client);
     await raw.init();
     raw.send(200, u32(1), str('statvfs@openssh.com'), str('/'));

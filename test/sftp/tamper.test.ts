@@ -9,6 +9,7 @@ import { openNode, type OpenNode } from '../../src/node/open.js';
 import { FsChunkStore, parseAddress, type ChunkAddress } from '../../src/store/index.js';
 import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { connectSsh2, makeUserKey, sftpOf } from './gateway-fixture.js';
+import { call, statusOf } from '../helpers/callback.js';
 
 /**
  * Tampered store content under a running gateway (`capstan run`, fs chunk
@@ -36,10 +37,6 @@ async function ok(args: string[], input?: string | Buffer): Promise<string> {
   return r.stdout;
 }
 
-function call<T>(fn: (cb: (err: Error | undefined | null, v?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
-}
-const codeOf = (p: Promise<unknown>): Promise<number | undefined> => p.then(() => undefined, (err: { code?: number }) => err.code);
 const readAll = (sftp: SFTPWrapper, p: string): Promise<Buffer> => call<Buffer>((cb) => sftp.readFile(p, cb));
 
 async function flipByte(address: ChunkAddress, at = 40): Promise<void> {
@@ -110,13 +107,13 @@ describe('tampered store content under a running gateway', () => {
     const chunkList = (await node.tree.fileChunks(await fileCap('chunk.bin')))!;
     expect(chunkList.chunks.length).toBe(5);
     await flipByte(chunkList.chunks[1]!);
-    expect(await codeOf(readAll(sftp, '/chunk.bin'))).toBe(FAILURE);
+    expect(await statusOf(readAll(sftp, '/chunk.bin'))).toBe(FAILURE);
     await expectOthersIntact(sftp, ['chunk.bin', 'sub']);
 
     // A manifest: opening or reading fails.
     const manifest = (await node.tree.fileChunks(await fileCap('manifest.bin')))!.manifest;
     await flipByte(manifest, 10);
-    expect(await codeOf(readAll(sftp, '/manifest.bin'))).toBe(FAILURE);
+    expect(await statusOf(readAll(sftp, '/manifest.bin'))).toBe(FAILURE);
     await expectOthersIntact(sftp, ['chunk.bin', 'manifest.bin', 'sub']);
 
     // A directory node (not yet read by the gateway, so not in its cache).
@@ -124,8 +121,8 @@ describe('tampered store content under a running gateway', () => {
     let subNode: string | undefined;
     for await (const n of node.tree.directory(sub).nodes()) subNode ??= n.address;
     await flipByte(parseAddress(subNode!));
-    expect(await codeOf(call((cb) => sftp.readdir('/sub', cb)))).toBe(FAILURE);
-    expect(await codeOf(readAll(sftp, '/sub/in-sub.txt'))).toBe(FAILURE);
+    expect(await statusOf(call((cb) => sftp.readdir('/sub', cb)))).toBe(FAILURE);
+    expect(await statusOf(readAll(sftp, '/sub/in-sub.txt'))).toBe(FAILURE);
     await expectOthersIntact(sftp, ['chunk.bin', 'manifest.bin', 'sub']);
 
     // A forged slot record: a valid next sequence number, one bit flipped in the signed bytes.
@@ -134,8 +131,8 @@ describe('tampered store content under a running gateway', () => {
     const forged = Uint8Array.from(entry.record);
     forged[forged.length - 5]! ^= 0x80;
     await node.slots.compareAndSwap(slotdir.storageIndex, entry.seq, { seq: entry.seq + 1n, record: forged });
-    expect(await codeOf(call((cb) => sftp.readdir('/slotdir', cb)))).toBe(FAILURE);
-    expect(await codeOf(readAll(sftp, '/slotdir/e.txt'))).toBe(FAILURE);
+    expect(await statusOf(call((cb) => sftp.readdir('/slotdir', cb)))).toBe(FAILURE);
+    expect(await statusOf(readAll(sftp, '/slotdir/e.txt'))).toBe(FAILURE);
     await expectOthersIntact(sftp, ['chunk.bin', 'manifest.bin', 'sub', 'slotdir']);
 
     // The root still lists and writes; a new session works; the gateway is alive.

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TransientError, type AbortOptions } from '../../src/errors.js';
 import { ForwardingChunkStore, type ChunkAddress } from '../../src/store/index.js';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+import { call, statusOf } from '../helpers/callback.js';
 
 /**
  * Close-on-write uploads through ssh2's client: what other sessions see while
@@ -37,10 +38,6 @@ async function login(user = 'alice'): Promise<{ client: Client; sftp: SFTPWrappe
   return { client, sftp: await sftpOf(client) };
 }
 
-function call<T>(fn: (cb: (err: Error | undefined | null, v: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-}
-const codeOf = (p: Promise<unknown>): Promise<number | undefined> => p.then(() => undefined, (err: { code?: number }) => err.code);
 const names = async (sftp: SFTPWrapper, dir: string): Promise<Map<string, number>> =>
   new Map((await call<{ filename: string; attrs: { size: number } }[]>((cb) => sftp.readdir(dir, cb))).map((e) => [e.filename, e.attrs.size]));
 const spoolFiles = async (): Promise<string[]> => readdir(join(gw.dir, 'spool'));
@@ -75,7 +72,7 @@ describe('while a file is being written', () => {
     await call((cb) => a.sftp.write(h, randomBytes(1000), 0, 1000, 0, cb));
     expect((await call<{ size: number }>((cb) => b.sftp.stat('/growing.bin', cb))).size).toBe(1000);
     expect((await names(b.sftp, '/')).get('growing.bin')).toBe(1000);
-    expect(await codeOf(call((cb) => reader.sftp.stat('/growing.bin', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => reader.sftp.stat('/growing.bin', cb)))).toBe(STATUS.NO_SUCH_FILE);
     expect((await names(reader.sftp, '/')).has('growing.bin')).toBe(false);
     await call((cb) => a.sftp.write(h, randomBytes(500), 0, 500, 1000, cb));
     expect((await call<{ size: number }>((cb) => a.sftp.fstat(h, cb))).size).toBe(1500);
@@ -102,12 +99,12 @@ describe('while a file is being written', () => {
     await call((cb) => sftp.ext_openssh_rename('/moving.txt', '/moved.txt', cb));
     await call((cb) => sftp.close(h, cb));
     expect((await call<Buffer>((cb) => sftp.readFile('/moved.txt', cb))).toString()).toBe('moved');
-    expect(await codeOf(call((cb) => sftp.stat('/moving.txt', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => sftp.stat('/moving.txt', cb)))).toBe(STATUS.NO_SUCH_FILE);
     const h2 = await call<Buffer>((cb) => sftp.open('/dropped.txt', 'w', cb));
     await call((cb) => sftp.write(h2, Buffer.from('gone'), 0, 4, 0, cb));
     await call((cb) => sftp.unlink('/dropped.txt', cb));
     await call((cb) => sftp.close(h2, cb));
-    expect(await codeOf(call((cb) => sftp.stat('/dropped.txt', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => sftp.stat('/dropped.txt', cb)))).toBe(STATUS.NO_SUCH_FILE);
   });
 });
 
@@ -130,7 +127,7 @@ describe('commits', () => {
     const h = await call<Buffer>((cb) => sftp.open('/precious.bin', 'w', cb));
     await call((cb) => sftp.write(h, randomBytes(CHUNK - 1), 0, CHUNK - 1, 0, cb));
     faults.failPuts = true;
-    const err = await codeOf(call((cb) => sftp.close(h, cb)));
+    const err = await statusOf(call((cb) => sftp.close(h, cb)));
     expect(err).toBe(STATUS.FAILURE);
     faults.failPuts = false;
     expect(gw.server.stats.uploadsFailed).toBe(failedBefore + 1);
@@ -146,7 +143,7 @@ describe('commits', () => {
     client.destroy();
     await eventually(async () => (await spoolFiles()).length === 0);
     const { sftp: again } = await login();
-    expect(await codeOf(call((cb) => again.stat('/abandoned.bin', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect(await statusOf(call((cb) => again.stat('/abandoned.bin', cb)))).toBe(STATUS.NO_SUCH_FILE);
   });
 });
 
