@@ -13,6 +13,7 @@ import { DEFAULT_LAYOUT, KeyedMutex, type DirectoryContext, type DirectoryLayout
 import { createDirectory } from './dir/create.js';
 import { DirectoryHandle } from './dir/directory.js';
 import { DEFAULT_NODE_CACHE_BYTES, NodeCache } from './dir/node-cache.js';
+import { VerifiedSlots } from './dir/verified-slots.js';
 import * as files from './file/index.js';
 
 export interface CreateTreeOptions extends TreeOptions {
@@ -64,6 +65,7 @@ class CapstanTree implements Tree {
       chunks,
       slots,
       cache: new NodeCache(options.nodeCacheBytes ?? DEFAULT_NODE_CACHE_BYTES),
+      verifiedSlots: new VerifiedSlots(),
       layout: internals.layout ?? DEFAULT_LAYOUT,
       randomBytes: internals.randomBytes ?? randomBytes,
       maxAttempts: internals.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
@@ -119,6 +121,7 @@ class CapstanTree implements Tree {
 
   async close(): Promise<void> {
     this.ctx.cache.clear();
+    this.ctx.verifiedSlots.clear();
   }
 }
 

@@ -69,6 +69,18 @@ describe('tampering with a directory is IntegrityError, never a crash or wrong d
     await tree.close();
   });
 
+  it('a Tree that verified the slot before verifies a changed record again (the verified-record cache)', async () => {
+    expect(await dir.count()).toBe(3);
+    const { entry } = await current();
+    const forged = new Uint8Array(entry.record);
+    forged[forged.length - 1]! ^= 0x01;
+    await replaceRecord(forged);
+    await expect(dir.count()).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: siHex });
+    // The genuine bytes under another seq: the record names its own seq.
+    await replaceRecord(entry.record);
+    await expect(dir.lookup('a')).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: siHex });
+  });
+
   it('a flipped byte in a stored node blob fails list and lookup', async () => {
     const { version } = await current();
     rawChunk(chunks, version.root)[40] ^= 0x01;

@@ -4,6 +4,7 @@ import type { ChunkAddress, ChunkStore } from '../../store/chunk-store.js';
 import type { SlotStore } from '../../store/slot-store.js';
 import type { DirectoryKeys } from './keys.js';
 import type { NodeCache } from './node-cache.js';
+import type { VerifiedSlots } from './verified-slots.js';
 import { nodeCount, openNode, type DirNode } from './node-format.js';
 
 /**
@@ -27,6 +28,8 @@ export interface DirectoryContext {
   readonly chunks: ChunkStore;
   readonly slots: SlotStore;
   readonly cache: NodeCache;
+  /** The last verified slot record per directory (an unchanged slot is not verified twice). */
+  readonly verifiedSlots: VerifiedSlots;
   readonly layout: DirectoryLayout;
   /** Source of write secrets and nonces (crypto randomness; tests inject a fixed one for vectors). */
   readonly randomBytes: (n: number) => Uint8Array;

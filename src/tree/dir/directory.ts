@@ -45,7 +45,12 @@ export class DirectoryHandle implements Directory {
     throwIfAborted(options.signal);
     const entry = await this.ctx.slots.get(this.keys.storageIndex, options);
     if (!entry) throw new NotFoundError(`directory ${this.keys.siHex} has no slot`);
-    return verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
+    const { verifiedSlots } = this.ctx;
+    const known = verifiedSlots.get(this.keys.siHex, entry);
+    if (known) return known;
+    const version = verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
+    verifiedSlots.set(this.keys.siHex, entry.record, version);
+    return version;
   }
 
   async *list(options: AbortOptions = {}): AsyncIterable<DirEntry> {
@@ -190,6 +195,7 @@ export class DirectoryHandle implements Directory {
         const record = encodeSlotRecord(writer.signingKey, storageIndex, { seq, root });
         try {
           await this.ctx.slots.compareAndSwap(storageIndex, version.seq, { seq, record }, options);
+          this.ctx.verifiedSlots.set(siHex, record, { seq, root });
           return result;
         } catch (err) {
           if (!(err instanceof ConflictError)) throw err;
