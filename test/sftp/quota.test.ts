@@ -59,7 +59,7 @@ const put = (sftp: ssh2.SFTPWrapper, path: string, size: number) =>
   new Promise<void>((resolve, reject) => sftp.writeFile(path, Buffer.alloc(size, 7), (err) => (err ? reject(err) : resolve())));
 const rm = (sftp: ssh2.SFTPWrapper, path: string) =>
   new Promise<void>((resolve, reject) => sftp.unlink(path, (err) => (err ? reject(err) : resolve())));
-const open = (sftp: ssh2.SFTPWrapper, path: string, flags: string) =>
+const open = (sftp: ssh2.SFTPWrapper, path: string, flags: ssh2.OpenMode) =>
   new Promise<Buffer>((resolve, reject) => sftp.open(path, flags, (err, h) => (err ? reject(err) : resolve(h))));
 const write = (sftp: ssh2.SFTPWrapper, h: Buffer, data: Buffer, pos: number) =>
   new Promise<void>((resolve, reject) => sftp.write(h, data, 0, data.length, pos, (err) => (err ? reject(err) : resolve())));

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { FileReadCap, type DirectoryWriteCap } from '../../src/cap/index.js';
 import { randomBytes } from '../../src/crypto/index.js';
-import type { ChunkStore } from '../../src/store/chunk-store.js';
+import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
 import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
 import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
 import { storageIndexHex } from '../../src/store/slot-limits.js';
