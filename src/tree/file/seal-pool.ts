@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { TAG } from '../../crypto/index.js';
+import { RequestWorker } from '../../threads/request-worker.js';
 import type { Checksums } from '../api.js';
 
 /**
@@ -20,14 +20,12 @@ import type { Checksums } from '../api.js';
  * tags.ts through workerData, so it is defined in one place;
  * test/tree/seal-pool.test.ts and the frozen vectors hold the two paths equal.
  *
- * The worker code is a plain JS string run with `eval: true` and needs only
- * node built-ins, so it loads the same under vitest (TS sources) and from dist.
+ * The worker runs on src/threads/request-worker.ts (a plain JS string, node
+ * built-ins only).
  *
  * Bounds: size max(1, availableParallelism() − 1) workers, created on first
  * use. The queue per session is bounded by its writer (at most `concurrency`
- * chunks in flight), so the pool holds no queue of its own. A worker is ref'd
- * only while it has requests outstanding: an idle pool never keeps the
- * process alive, a busy one does not let it exit mid-upload.
+ * chunks in flight), so the pool holds no queue of its own.
  */
 
 const WORKER_CODE = `
@@ -88,65 +86,24 @@ export interface SealedChunk {
   spare: Buffer;
 }
 
-interface Pending {
-  resolve(value: any): void;
-  reject(err: Error): void;
-}
-
-class PoolWorker {
-  readonly #worker: Worker;
-  readonly #pending = new Map<number, Pending>();
-  #nextId = 0;
-  sessions = 0;
-  dead = false;
-
-  constructor(onDeath: (w: PoolWorker) => void) {
-    this.#worker = new Worker(WORKER_CODE, { eval: true, workerData: { chunkKeyTag: TAG.chunkKey } });
-    this.#worker.unref();
-    this.#worker.on('message', (m: { id: number; error?: string }) => {
-      const p = this.#pending.get(m.id);
-      if (!p) return;
-      this.#pending.delete(m.id);
-      if (this.#pending.size === 0) this.#worker.unref();
-      if (m.error !== undefined) p.reject(new Error(`seal worker: ${m.error}`));
-      else p.resolve(m);
-    });
-    const die = (err: Error) => {
-      if (this.dead) return;
-      this.dead = true;
-      onDeath(this);
-      for (const p of this.#pending.values()) p.reject(err);
-      this.#pending.clear();
-    };
-    this.#worker.on('error', die);
-    this.#worker.on('exit', (code) => die(new Error(`seal worker exited (code ${code})`)));
-  }
-
-  post(message: object, transfer: ArrayBuffer[] = []): void {
-    this.#worker.postMessage(message, transfer);
-  }
-
-  request<T>(message: object, transfer: ArrayBuffer[] = []): Promise<T> {
-    if (this.dead) return Promise.reject(new Error('seal worker is gone'));
-    const id = this.#nextId++;
-    return new Promise<T>((resolve, reject) => {
-      if (this.#pending.size === 0) this.#worker.ref();
-      this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ ...message, id }, transfer);
-    });
-  }
-}
-
 const poolSize = Math.max(1, availableParallelism() - 1);
+/** A pool thread and the number of open sessions it carries. */
+interface PoolWorker {
+  thread: RequestWorker;
+  sessions: number;
+}
 const workers: PoolWorker[] = [];
 let nextSession = 0;
 
 function pickWorker(): PoolWorker {
   if (workers.length < poolSize) {
-    const w = new PoolWorker((dead) => {
-      const i = workers.indexOf(dead);
-      if (i >= 0) workers.splice(i, 1);
-    });
+    const w: PoolWorker = {
+      thread: new RequestWorker(WORKER_CODE, { chunkKeyTag: TAG.chunkKey }, 'seal worker', () => {
+        const i = workers.indexOf(w);
+        if (i >= 0) workers.splice(i, 1);
+      }),
+      sessions: 0,
+    };
     workers.push(w);
     return w;
   }
@@ -168,13 +125,13 @@ export class SealSession {
   constructor(convergence: Uint8Array) {
     this.#worker = pickWorker();
     this.#worker.sessions++;
-    this.#worker.post({ op: 'open', session: this.#id, convergence: new Uint8Array(convergence) });
+    this.#worker.thread.post({ op: 'open', session: this.#id, convergence: new Uint8Array(convergence) });
   }
 
   async seal(chunk: Buffer): Promise<SealedChunk> {
     if (chunk.byteOffset !== 0) throw new RangeError('a sealed chunk must start its own ArrayBuffer');
     const buffer = chunk.buffer as ArrayBuffer;
-    const r = await this.#worker.request<{ key: ArrayBuffer; sealed: ArrayBuffer; length: number; chunk: ArrayBuffer }>(
+    const r = await this.#worker.thread.request<{ key: ArrayBuffer; sealed: ArrayBuffer; length: number; chunk: ArrayBuffer }>(
       { op: 'seal', session: this.#id, chunk: buffer, length: chunk.length },
       [buffer],
     );
@@ -182,14 +139,14 @@ export class SealSession {
   }
 
   async finish(): Promise<Checksums> {
-    const r = await this.#worker.request<{ sha256: Uint8Array; md5: Uint8Array; sha1: Uint8Array }>({ op: 'finish', session: this.#id });
+    const r = await this.#worker.thread.request<{ sha256: Uint8Array; md5: Uint8Array; sha1: Uint8Array }>({ op: 'finish', session: this.#id });
     this.#release();
     return { sha256: new Uint8Array(r.sha256), md5: new Uint8Array(r.md5), sha1: new Uint8Array(r.sha1) };
   }
 
   close(): void {
     if (this.#closed) return;
-    if (!this.#worker.dead) this.#worker.post({ op: 'close', session: this.#id });
+    if (!this.#worker.thread.dead) this.#worker.thread.post({ op: 'close', session: this.#id });
     this.#release();
   }
 
