@@ -57,15 +57,59 @@ describe('FsChunkStore on disk', () => {
     return out;
   }
 
-  it('stores a chunk as exactly its bytes under chunks/<next-to-last 2>/<2 before>/<cid>, leaving tmp/ empty', async () => {
+  it('stores a chunk as exactly its bytes under chunks/<next-to-last 2>/<cid> (layout v2), leaving tmp/ empty', async () => {
     const data = bytes(1234, 9);
     const address = await store.put(data);
     const name = address.toString();
     expect(name).toMatch(/^bafkrei[a-z2-7]{52}$/);
-    const file = path.join(root, 'chunks', name.slice(-3, -1), name.slice(-5, -3), name);
+    const file = path.join(root, 'chunks', name.slice(-3, -1), name);
     expect(store.chunkPath(address)).toBe(file);
     expect(new Uint8Array(await fsp.readFile(file))).toEqual(data);
     expect(await fsp.readdir(path.join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('reads, lists, dedups, stats and deletes chunks a layout v1 store left one level deeper', async () => {
+    const data = bytes(2345, 4);
+    const address = await store.put(data);
+    const v1 = store.legacyChunkPath(address);
+    const name = address.toString();
+    expect(v1).toBe(path.join(root, 'chunks', name.slice(-3, -1), name.slice(-5, -3), name));
+    await fsp.mkdir(path.dirname(v1), { recursive: true });
+    await fsp.rename(store.chunkPath(address), v1);
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+    await fsp.utimes(v1, twoDaysAgo, twoDaysAgo);
+
+    expect(await store.get(address)).toEqual(data);
+    expect(await store.has(address)).toBe(true);
+    expect(await listed()).toEqual([name]);
+    expect(await store.usage()).toEqual({ chunks: 1, bytes: 2345 });
+    expect((await store.stat(address))?.bytes).toBe(2345);
+    // A put of the same bytes finds the v1 copy, refreshes it and writes nothing new.
+    await store.put(data);
+    expect((await store.stat(address))!.lastPutMs).toBeGreaterThan(twoDaysAgo.getTime());
+    await expect(fsp.stat(store.chunkPath(address))).rejects.toMatchObject({ code: 'ENOENT' });
+    // A copy in both layouts is listed once.
+    await fsp.copyFile(v1, store.chunkPath(address));
+    expect(await listed()).toEqual([name]);
+    await store.delete(address);
+    expect(await store.has(address)).toBe(false);
+    await expect(store.get(address)).rejects.toMatchObject({ name: 'NotFoundError' });
+  });
+
+  it('gc deletes an idle v1 chunk, and one it must put back lands in v2', async () => {
+    const idle = await store.put(bytes(100, 1));
+    const busy = await store.put(bytes(100, 2));
+    for (const address of [idle, busy]) {
+      const v1 = store.legacyChunkPath(address);
+      await fsp.mkdir(path.dirname(v1), { recursive: true });
+      await fsp.rename(store.chunkPath(address), v1);
+    }
+    const old = new Date(Date.now() - 86_400_000);
+    await fsp.utimes(store.legacyChunkPath(idle), old, old);
+    expect(await store.deleteIfIdleSince(idle, Date.now() - 3_600_000)).toBe(100);
+    expect(await store.has(idle)).toBe(false);
+    expect(await store.deleteIfIdleSince(busy, Date.now() - 3_600_000)).toBeUndefined();
+    expect(await store.get(busy)).toEqual(bytes(100, 2));
   });
 
   it('a file truncated to nothing is IntegrityError, and putting the bytes again repairs it', async () => {
