@@ -145,13 +145,9 @@ export class FsChunkStore implements ChunkStore {
     // refreshed so gc's grace period protects a deduplicated chunk exactly
     // like a freshly written one; if gc removed it between the stat and the
     // touch, the touch fails and the chunk is written again.
-    //
-    // The copy is the store's own (the contract: later changes to the
-    // caller's buffer change nothing), handed to the thread without a second one.
-    const copy = new Uint8Array(bytes);
     let digest: Uint8Array;
     try {
-      digest = await this.io.put(copy.buffer, this.fsync);
+      digest = await this.io.put(bytes, this.fsync);
     } catch (err) {
       throw classify(err);
     }

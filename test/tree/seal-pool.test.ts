@@ -4,15 +4,22 @@ import { sealConvergent, sha256 } from '../../src/crypto/index.js';
 import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
 import { deriveChunkKey } from '../../src/tree/file/format.js';
 import { createFileWriter, openFile } from '../../src/tree/file/index.js';
+import { giveSlot, takeSlot } from '../../src/tree/file/chunk-slots.js';
 import { SealSession } from '../../src/tree/file/seal-pool.js';
 
 const convergence = new Uint8Array(32).fill(7);
 const CHUNK = 4096;
 
-function fresh(bytes: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafeSlow(bytes.length);
-  b.set(bytes);
-  return b;
+/** Seals `plaintext` through `session` in fresh slots; answers the key and ciphertext ‖ tag. */
+async function seal(session: SealSession, plaintext: Uint8Array): Promise<{ key: Uint8Array; sealed: Buffer }> {
+  const input = takeSlot(CHUNK + 16);
+  const output = takeSlot(CHUNK + 16);
+  input.bytes.set(plaintext);
+  const key = await session.seal(input, plaintext.length, output);
+  const sealed = Buffer.from(output.bytes.subarray(0, plaintext.length + 16));
+  giveSlot(input);
+  giveSlot(output);
+  return { key, sealed };
 }
 
 describe('seal pool', () => {
@@ -20,7 +27,7 @@ describe('seal pool', () => {
     const session = new SealSession(convergence);
     const parts = [randomBytes(CHUNK), randomBytes(CHUNK), randomBytes(1234)];
     for (const part of parts) {
-      const { key, sealed } = await session.seal(fresh(part));
+      const { key, sealed } = await seal(session, part);
       const expectedKey = deriveChunkKey(convergence, sha256(part));
       expect(Buffer.from(key).equals(Buffer.from(expectedKey))).toBe(true);
       expect(sealed.equals(sealConvergent(expectedKey, part))).toBe(true);
@@ -56,9 +63,53 @@ describe('seal pool', () => {
     const b = new SealSession(convergence);
     const pa = randomBytes(CHUNK);
     const pb = randomBytes(CHUNK);
-    await Promise.all([a.seal(fresh(pa)), b.seal(fresh(pb))]);
+    await Promise.all([seal(a, pa), seal(b, pb)]);
     const [sa, sb] = await Promise.all([a.finish(), b.finish()]);
     expect(Buffer.from(sa.sha256).equals(createHash('sha256').update(pa).digest())).toBe(true);
     expect(Buffer.from(sb.sha256).equals(createHash('sha256').update(pb).digest())).toBe(true);
+  });
+});
+
+describe('chunk slots', () => {
+  it('are reused once given back, at most once each, and never shared by two holders', () => {
+    const size = 12_345;
+    const a = takeSlot(size);
+    const b = takeSlot(size);
+    expect(a.memory).not.toBe(b.memory);
+    expect(a.bytes.length).toBe(size);
+    giveSlot(a);
+    giveSlot(a);
+    const c = takeSlot(size);
+    const d = takeSlot(size);
+    expect(c).toBe(a);
+    expect(d).not.toBe(a);
+    for (const slot of [b, c, d]) giveSlot(slot);
+  });
+
+  it('a writer that fails or is aborted mid-upload gives its slots back, and the next upload is intact', async () => {
+    const failing = new MemoryChunkStore();
+    let puts = 0;
+    const put = failing.put.bind(failing);
+    failing.put = async (bytes, options) => {
+      if (++puts === 3) throw new Error('disk on fire');
+      return put(bytes, options);
+    };
+    const writer = createFileWriter(failing, convergence, { chunkSize: CHUNK, concurrency: 2 });
+    const data = randomBytes(10 * CHUNK);
+    await expect((async () => {
+      for (let i = 0; i < data.length; i += 3000) await writer.write(data.subarray(i, i + 3000));
+      await writer.finish();
+    })()).rejects.toThrow('disk on fire');
+    const aborted = createFileWriter(new MemoryChunkStore(), convergence, { chunkSize: CHUNK, concurrency: 2 });
+    await aborted.write(data.subarray(0, 3 * CHUNK + 5));
+    aborted.abort();
+
+    const store = new MemoryChunkStore();
+    const good = createFileWriter(store, convergence, { chunkSize: CHUNK, concurrency: 2 });
+    const other = randomBytes(7 * CHUNK + 3);
+    for (let i = 0; i < other.length; i += 2500) await good.write(other.subarray(i, i + 2500));
+    const result = await good.finish();
+    const reader = await openFile(store, result.cap);
+    expect(Buffer.from(await reader.read(0, other.length)).equals(other)).toBe(true);
   });
 });

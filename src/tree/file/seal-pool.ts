@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { TAG } from '../../crypto/index.js';
 import { RequestWorker } from '../../threads/request-worker.js';
 import type { Checksums } from '../api.js';
+import type { ChunkSlot } from './chunk-slots.js';
 
 /**
  * Worker threads that hash and seal upload chunks off the event loop.
@@ -36,21 +37,6 @@ const ZERO_NONCE = Buffer.alloc(12);
 const netstring = (b) => Buffer.concat([Buffer.from(b.length + ':'), b, Buffer.from(',')]);
 const CHUNK_TAG = netstring(Buffer.from(workerData.chunkKeyTag, 'utf8'));
 const sessions = new Map();
-const subtle = crypto.webcrypto.subtle;
-const GCM = { name: 'AES-GCM', iv: ZERO_NONCE, tagLength: 128 };
-// WebCrypto returns ciphertext ‖ tag in one ArrayBuffer, freed by its owner
-// rather than left as a second 1 MiB of garbage per chunk for this isolate's GC.
-async function seal(m, key, plaintext) {
-  try {
-    const k = await subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt']);
-    const out = await subtle.encrypt(GCM, k, plaintext);
-    const keyOut = new Uint8Array(key).buffer;
-    // The plaintext buffer goes back too, for the writer to refill: no allocation per chunk.
-    parentPort.postMessage({ id: m.id, key: keyOut, sealed: out, length: out.byteLength, chunk: m.chunk }, [out, keyOut, m.chunk]);
-  } catch (err) {
-    parentPort.postMessage({ id: m.id, error: String(err && err.message || err) });
-  }
-}
 parentPort.on('message', (m) => {
   try {
     if (m.op === 'open') {
@@ -64,11 +50,18 @@ parentPort.on('message', (m) => {
     const s = sessions.get(m.session);
     if (!s) throw new Error('unknown seal session');
     if (m.op === 'seal') {
-      const plaintext = Buffer.from(m.chunk, 0, m.length);
+      // Plaintext from one shared slot, ciphertext ‖ tag into another.
+      const plaintext = Buffer.from(m.input, 0, m.length);
       s.sha256.update(plaintext); s.md5.update(plaintext); s.sha1.update(plaintext);
       const digest = crypto.createHash('sha256').update(plaintext).digest();
       const key = crypto.createHmac('sha256', s.convergence).update(CHUNK_TAG).update(netstring(digest)).digest();
-      void seal(m, key, plaintext);
+      const cipher = crypto.createCipheriv('aes-256-gcm', key, ZERO_NONCE);
+      const out = Buffer.from(m.output, 0, m.length + 16);
+      out.set(cipher.update(plaintext), 0);
+      cipher.final();
+      out.set(cipher.getAuthTag(), m.length);
+      const keyOut = new Uint8Array(key).buffer;
+      parentPort.postMessage({ id: m.id, key: keyOut }, [keyOut]);
     } else if (m.op === 'finish') {
       sessions.delete(m.session);
       parentPort.postMessage({ id: m.id, sha256: s.sha256.digest(), md5: s.md5.digest(), sha1: s.sha1.digest() });
@@ -79,12 +72,6 @@ parentPort.on('message', (m) => {
 });
 `;
 
-export interface SealedChunk {
-  key: Uint8Array;
-  sealed: Buffer;
-  /** The chunk's buffer, handed back whole (its full original length) for reuse. */
-  spare: Buffer;
-}
 
 const poolSize = Math.max(1, availableParallelism() - 1);
 /** A pool thread and the number of open sessions it carries. */
@@ -111,11 +98,12 @@ function pickWorker(): PoolWorker {
 }
 
 /**
- * One file's chunks on one worker, in order. seal() takes ownership of the
- * chunk's ArrayBuffer (it is transferred: the caller MUST NOT touch the chunk
- * afterwards, and the chunk MUST be the sole view of a non-pooled buffer,
- * e.g. from Buffer.allocUnsafeSlow); the result hands the buffer back. finish() returns the whole-file digests
- * of every chunk sealed, in order; close() drops the session (idempotent).
+ * One file's chunks on one worker, in order. seal() reads `length` plaintext
+ * bytes from `input` and writes the `length + 16` bytes of ciphertext ‖ tag
+ * into `output` (both shared memory, chunk-slots.ts; the caller MUST NOT
+ * touch either until the promise settles) and answers the chunk key.
+ * finish() returns the whole-file digests of every chunk sealed, in order;
+ * close() drops the session (idempotent).
  */
 export class SealSession {
   readonly #worker: PoolWorker;
@@ -128,14 +116,12 @@ export class SealSession {
     this.#worker.thread.post({ op: 'open', session: this.#id, convergence: new Uint8Array(convergence) });
   }
 
-  async seal(chunk: Buffer): Promise<SealedChunk> {
-    if (chunk.byteOffset !== 0) throw new RangeError('a sealed chunk must start its own ArrayBuffer');
-    const buffer = chunk.buffer as ArrayBuffer;
-    const r = await this.#worker.thread.request<{ key: ArrayBuffer; sealed: ArrayBuffer; length: number; chunk: ArrayBuffer }>(
-      { op: 'seal', session: this.#id, chunk: buffer, length: chunk.length },
-      [buffer],
-    );
-    return { key: new Uint8Array(r.key), sealed: Buffer.from(r.sealed, 0, r.length), spare: Buffer.from(r.chunk) };
+  async seal(input: ChunkSlot, length: number, output: ChunkSlot): Promise<Uint8Array> {
+    if (length > input.bytes.length || length + 16 > output.bytes.length) throw new RangeError('chunk does not fit its slots');
+    const r = await this.#worker.thread.request<{ key: ArrayBuffer }>({
+      op: 'seal', session: this.#id, input: input.memory, output: output.memory, length,
+    });
+    return new Uint8Array(r.key);
   }
 
   async finish(): Promise<Checksums> {

@@ -12,6 +12,7 @@ import {
 } from './format.js';
 import { checksumsOf } from './checksums.js';
 import { encodeManifest } from './manifest.js';
+import { giveSlot, takeSlot, type ChunkSlot } from './chunk-slots.js';
 import { SealSession } from './seal-pool.js';
 
 export interface FileWriterOptions {
@@ -28,6 +29,8 @@ export interface FileWriterOptions {
 }
 
 export const DEFAULT_CONCURRENCY = 4;
+/** AES-GCM's tag, appended to every sealed chunk. */
+const GCM_TAG_BYTES = 16;
 /** Smallest first buffer of a file (see #roomFor). */
 const MIN_FIRST_BUFFER = 4096;
 const MAX_CONCURRENCY = 64;
@@ -37,21 +40,23 @@ type State = 'open' | 'finishing' | 'done' | 'aborted';
 /**
  * The streaming CHK writer (format: format.ts, manifest.ts, docs/spec/files.md).
  *
- * Memory bound: at most (concurrency + 2) chunk-sized buffers: the
- * plaintext buffer being filled, up to `concurrency` chunks in flight (a slot
- * is taken before sealing and held through the put), one of them briefly as
- * plaintext and ciphertext at once while it is sealed, and a spare buffer
- * kept only while that sum allows (#keepSpare); plus the manifest lists, 68
- * bytes per chunk (≤ 16 MiB, see MAX_CHUNK_COUNT). write() waits for a free
- * slot before cutting a chunk, which is the backpressure: a fast sender waits
- * for the store (or the seal workers) instead of growing memory.
+ * Memory bound: at most 2 × concurrency + 2 chunk-sized buffers: the
+ * plaintext buffer being filled, up to `concurrency` chunks in flight (a
+ * place among them is taken before sealing and held through the put), each
+ * as plaintext and ciphertext at once while it is sealed and as ciphertext
+ * through its put, and one spare plaintext buffer; plus the manifest lists,
+ * 68 bytes per chunk (≤ 16 MiB, see MAX_CHUNK_COUNT). The buffers of a file
+ * that outgrows one chunk are shared-memory slots (chunk-slots.ts), reused
+ * from file to file rather than allocated. write() waits for a free place
+ * before cutting a chunk, which is the backpressure: a fast sender waits for
+ * the store (or the seal workers) instead of growing memory.
  *
  * Where the CPU goes: a file that fits in one chunk is hashed and sealed
  * here, on the calling thread (no worker round trip for small files). Once
  * a first full chunk is cut, the file gets a session on the seal pool
- * (seal-pool.ts): every chunk's buffer is transferred, not copied, to one
- * worker thread, which updates the whole-file SHA-256/MD5/SHA-1, derives the
- * chunk key and seals it, and hands the buffer back for reuse. Same bytes
+ * (seal-pool.ts): one worker thread reads each chunk from its slot, updates
+ * the whole-file SHA-256/MD5/SHA-1, derives the chunk key and writes the
+ * sealed chunk into a second slot, which goes to the store. Same bytes
  * either way (options.offload = false forces the inline path).
  *
  * write() copies its bytes before it resolves, so the caller may reuse its
@@ -79,8 +84,12 @@ export class ChunkedFileWriter implements FileWriter {
   #queue: Promise<unknown> = Promise.resolve();
 
   #buffer: Buffer | undefined;
-  /** Chunk buffers the seal workers handed back, refilled instead of allocating (≤ 1 kept). */
-  #spare: Buffer | undefined;
+  /** The shared-memory slot #buffer lives in, once it is chunk-sized (chunk-slots.ts). */
+  #bufferSlot: ChunkSlot | undefined;
+  /** A plaintext slot the seal worker is done with, refilled next (≤ 1 kept). */
+  #spare: ChunkSlot | undefined;
+  /** Bytes per slot: a chunk sealed (its ciphertext ‖ 16-byte tag) fits. */
+  readonly #slotSize: number;
   #fill = 0;
   readonly #offload: boolean;
   /** Opened when the first full chunk is cut; hashes and seals every chunk of this file, in order. */
@@ -105,6 +114,7 @@ export class ChunkedFileWriter implements FileWriter {
     this.#store = store;
     this.#convergence = new Uint8Array(convergence);
     this.#chunkSize = chunkSize;
+    this.#slotSize = chunkSize + GCM_TAG_BYTES;
     this.#concurrency = concurrency;
     this.#maxSize = maxFileSize(chunkSize);
     this.#offload = options.offload ?? true;
@@ -224,12 +234,26 @@ export class ChunkedFileWriter implements FileWriter {
     const index = this.#chunkCount++;
     this.#addresses.reserve(index);
     this.#keys.reserve(index);
-    let sealing: Promise<{ key: Uint8Array; sealed: Uint8Array; spare?: Buffer }>;
+    let sealing: Promise<{ key: Uint8Array; sealed: Uint8Array; output?: ChunkSlot }>;
     if (this.#offload && (this.#session !== undefined || this.#fill === this.#chunkSize)) {
       this.#session ??= new SealSession(this.#convergence);
-      const chunk = this.#buffer!.subarray(0, this.#fill);
+      const length = this.#fill;
+      const input = this.#bufferSlot ?? this.#copyToSlot();
       this.#buffer = undefined;
-      sealing = this.#session.seal(chunk);
+      this.#bufferSlot = undefined;
+      const output = takeSlot(this.#slotSize);
+      // Each slot goes back only once the worker is done with it (the request settled).
+      sealing = this.#session.seal(input, length, output).then(
+        (key) => {
+          this.#keepSpare(input);
+          return { key, sealed: output.bytes.subarray(0, length + GCM_TAG_BYTES), output };
+        },
+        (err: unknown) => {
+          giveSlot(input);
+          giveSlot(output);
+          throw err;
+        },
+      );
     } else {
       const plaintext = this.#buffer!.subarray(0, this.#fill);
       const h = (this.#hashes ??= { sha256: createHash('sha256'), md5: createHash('md5'), sha1: createHash('sha1') });
@@ -241,11 +265,15 @@ export class ChunkedFileWriter implements FileWriter {
     }
     this.#fill = 0;
     const put = sealing
-      .then(({ key, sealed, spare }) => {
-        if (spare) this.#keepSpare(spare);
+      .then(({ key, sealed, output }) => {
         this.#keys.set(index, key);
-        if (this.#controller.signal.aborted) throw new AbortError('the file writer was aborted');
-        return this.#store.put(sealed, { signal: this.#controller.signal });
+        if (this.#controller.signal.aborted) {
+          if (output) giveSlot(output);
+          throw new AbortError('the file writer was aborted');
+        }
+        const putting = this.#store.put(sealed, { signal: this.#controller.signal });
+        // The store may read `sealed` until its put settles (an S3 body is streamed).
+        return output ? putting.finally(() => giveSlot(output)) : putting;
       })
       .then((address) => {
         if (!isChunkAddress(address)) throw new TypeError('chunk store returned a malformed address');
@@ -257,6 +285,13 @@ export class ChunkedFileWriter implements FileWriter {
     this.#inFlight.add(tracked);
   }
 
+  /** #buffer's bytes in a slot (a buffer filled before the file outgrew one chunk is not one). */
+  #copyToSlot(): ChunkSlot {
+    const slot = takeSlot(this.#slotSize);
+    slot.bytes.set(this.#buffer!.subarray(0, this.#fill));
+    return slot;
+  }
+
   /** Waits for any put in flight to settle (they never reject: failures are recorded). */
   async #waitForPut(signal: AbortSignal | undefined): Promise<void> {
     await abortable(Promise.race(this.#inFlight), anySignal(signal, this.#controller.signal));
@@ -264,13 +299,12 @@ export class ChunkedFileWriter implements FileWriter {
   }
 
   /**
-   * Keeps a handed-back chunk buffer only while the memory bound allows it:
-   * the buffer being filled, the spare and the chunks in flight (this one,
-   * now sealed, included) together stay ≤ concurrency + 1 (+ 1 being sealed).
+   * Keeps a plaintext slot the seal worker is done with for the next chunk,
+   * while the writer is open and holds no other; else it goes back to the pool.
    */
-  #keepSpare(spare: Buffer): void {
-    if (this.#spare || spare.length !== this.#chunkSize || this.#state !== 'open' || this.#failure !== undefined) return;
-    if (this.#buffer === undefined || this.#inFlight.size < this.#concurrency) this.#spare = spare;
+  #keepSpare(slot: ChunkSlot): void {
+    if (this.#spare || this.#state !== 'open' || this.#failure !== undefined) giveSlot(slot);
+    else this.#spare = slot;
   }
 
   /**
@@ -278,24 +312,32 @@ export class ChunkedFileWriter implements FileWriter {
    * buffer starts at the size of what arrived and doubles up to a chunk, so a
    * 16 KiB file allocates 16 KiB, not 1 MiB: V8 counts every external
    * allocation towards its GC trigger, and a whole chunk per small file made
-   * a quarter of the small-file workload's CPU garbage collection.
+   * a quarter of the small-file workload's CPU garbage collection. A
+   * chunk-sized buffer (and every buffer once the file has a seal session)
+   * is a reused shared-memory slot instead.
    */
   #roomFor(n: number): Buffer {
     const needed = this.#fill + n;
-    let buffer = this.#buffer ?? this.#takeSpare();
+    if (this.#buffer === undefined && this.#spare !== undefined) {
+      this.#bufferSlot = this.#spare;
+      this.#buffer = this.#spare.bytes.subarray(0, this.#chunkSize);
+      this.#spare = undefined;
+    }
+    let buffer = this.#buffer;
     if (buffer === undefined || buffer.length < needed) {
-      const grown = Buffer.allocUnsafeSlow(Math.min(this.#chunkSize, Math.max(needed, 2 * (buffer?.length ?? 0), MIN_FIRST_BUFFER)));
+      const size = Math.min(this.#chunkSize, Math.max(needed, 2 * (buffer?.length ?? 0), MIN_FIRST_BUFFER));
+      let grown: Buffer;
+      if (this.#offload && (size === this.#chunkSize || this.#session !== undefined)) {
+        this.#bufferSlot = takeSlot(this.#slotSize);
+        grown = this.#bufferSlot.bytes.subarray(0, this.#chunkSize);
+      } else {
+        grown = Buffer.allocUnsafeSlow(size);
+      }
       if (buffer !== undefined) grown.set(buffer.subarray(0, this.#fill));
       buffer = grown;
     }
     this.#buffer = buffer;
     return buffer;
-  }
-
-  #takeSpare(): Buffer | undefined {
-    const spare = this.#spare;
-    this.#spare = undefined;
-    return spare;
   }
 
   #throwIfFailed(): void {
@@ -324,6 +366,9 @@ export class ChunkedFileWriter implements FileWriter {
   #release(): void {
     this.#session?.close();
     this.#buffer = undefined;
+    if (this.#bufferSlot) giveSlot(this.#bufferSlot);
+    if (this.#spare) giveSlot(this.#spare);
+    this.#bufferSlot = undefined;
     this.#spare = undefined;
     this.#fill = 0;
     this.#addresses = new GrowableBytes(ADDRESS_BYTES);
