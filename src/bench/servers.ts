@@ -3,6 +3,7 @@ import { accessSync, constants, closeSync, openSync, readFileSync, statSync } fr
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stopChild, waitForStderr, type ProcessRegistry } from './procs.js';
+import { NODE_FLAGS } from '../cli/node-flags.js';
 
 /**
  * The two servers under test, both on loopback and both storing on the same
@@ -117,7 +118,8 @@ export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
   const logFd = openSync(path.join(o.workDir, 'capstan.log'), 'a');
   let child: ChildProcess;
   try {
-    child = o.registry.spawn(process.execPath, [...(o.nodeFlags ?? []), cli, 'run', '-d', nodeDir], {
+    // The flags `capstan run` gets from its shebang (src/cli/node-flags.ts), as an operator runs it.
+    child = o.registry.spawn(process.execPath, [...NODE_FLAGS, ...(o.nodeFlags ?? []), cli, 'run', '-d', nodeDir], {
       stdio: ['ignore', logFd, 'pipe'],
       env,
       cwd: o.workDir,
