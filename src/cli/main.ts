@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded-gc
+#!/usr/bin/env -S node --single-threaded-gc --expose-gc
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { accountCommand } from './commands/account.js';

@@ -171,7 +171,13 @@ function get(m) {
 function integrity() { return Object.assign(new Error('chunk failed its check'), { code: 'CAPSTAN_INTEGRITY' }); }
 parentPort.on('message', (m) => {
   try {
-    if (m.op === 'put') put(m);
+    if (m.op === 'put') {
+      put(m);
+      // A put that came as its own buffer (no staging slot was free) left it
+      // dead here; collect it now rather than after ~64 MiB of them (gc
+      // exists under --expose-gc, see src/cli/node-flags.ts).
+      if (m.slot === undefined && typeof gc === 'function') gc({ type: 'minor' });
+    }
     else if (m.op === 'get') get(m);
     else if (m.op === 'place') { place(m.temp, m.final, m.fsync); parentPort.postMessage({ id: m.id }); }
     else throw new Error('unknown request');
