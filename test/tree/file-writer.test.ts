@@ -132,6 +132,33 @@ describe('FileWriter backpressure', () => {
   });
 });
 
+describe('FileWriter write order', () => {
+  it('a one-chunk file puts its manifest alongside its chunk, and returns the cap only once both are stored', async () => {
+    const store = new InstrumentedStore();
+    store.hold = true;
+    const writer = createFileWriter(store, convergence, { chunkSize: CHUNK });
+    await writer.write(block(1, 1000));
+    let done = false;
+    const finishing = writer.finish().then((r) => ((done = true), r));
+    await settle();
+    expect(store.held).toHaveLength(2); // the chunk and the manifest, both in flight
+    store.releaseOne();
+    await settle();
+    expect(done).toBe(false);
+    store.releaseAll();
+    const { cap } = await finishing;
+    expect(Buffer.from(await (await openFile(store, cap)).read(0, 1000))).toEqual(Buffer.from(block(1, 1000)));
+  });
+
+  it('a one-chunk file whose chunk put fails rejects finish() even though its manifest was stored', async () => {
+    const store = new InstrumentedStore();
+    store.failPut = 1;
+    const writer = createFileWriter(store, convergence, { chunkSize: CHUNK });
+    await writer.write(block(2, 1000));
+    await expect(writer.finish()).rejects.toMatchObject({ name: 'TransientError' });
+  });
+});
+
 describe('FileWriter failure and abort', () => {
   it('rejects finish() with the error of a failed put, and refuses more writes', async () => {
     const store = new InstrumentedStore();

@@ -2,8 +2,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { LITERAL_MAX_BYTES, FileReadCap, LiteralCap } from '../../cap/index.js';
 import { sealConvergent, sha256 } from '../../crypto/index.js';
 import { AbortError, InvalidInputError, UnsupportedError, throwIfAborted, type AbortOptions } from '../../errors.js';
-import { isChunkAddress } from '../../store/address.js';
-import type { ChunkStore } from '../../store/chunk-store.js';
+import { addressOf, isChunkAddress } from '../../store/address.js';
+import type { ChunkAddress, ChunkStore } from '../../store/chunk-store.js';
 import type { Checksums, FileWriter, UploadResult } from '../api.js';
 import { abortable, anySignal } from './abortable.js';
 import {
@@ -65,9 +65,11 @@ type State = 'open' | 'finishing' | 'done' | 'aborted';
  * accepted) ends the writer, like a failed put. A write past
  * maxFileSize(chunkSize) is UnsupportedError and leaves the writer usable.
  *
- * Write order: chunks (in parallel), then the manifest once every chunk put
- * has resolved, then the cap is returned; a directory entry (the caller's
- * job) can only ever point at a complete file.
+ * Write order: chunks (in parallel) and the manifest, which starts once
+ * every chunk put has resolved, or, when the chunks' addresses are known
+ * before their puts resolve (sealed on this thread), alongside them; the cap
+ * is returned only once all have resolved, so a directory entry (the
+ * caller's job) can only ever point at a complete file.
  */
 export class ChunkedFileWriter implements FileWriter {
   readonly #store: ChunkStore;
@@ -200,8 +202,17 @@ export class ChunkedFileWriter implements FileWriter {
           sha1: new Uint8Array(h.sha1.digest()),
         };
       }
-      while (this.#inFlight.size > 0) await this.#waitForPut(signal);
-      this.#throwIfFailed();
+      // Chunks sealed here have their addresses already (#sealAndPut), so the
+      // manifest's put can overlap theirs: nothing references the manifest
+      // until our caller links the cap, after finish() has seen both land.
+      // A small file saves one store round trip. The seal pool's addresses
+      // come from the store, so those chunks must land first.
+      const addressesKnown = this.#session === undefined;
+      const allChunksStored = async (): Promise<void> => {
+        while (this.#inFlight.size > 0) await this.#waitForPut(signal);
+        this.#throwIfFailed();
+      };
+      if (!addressesKnown) await allChunksStored();
 
       const header = { chunkSize: this.#chunkSize, size: this.#size, chunkCount: this.#chunkCount };
       const manifestKey = deriveManifestKey(this.#convergence, this.#size, this.#chunkSize, checksums.sha256);
@@ -211,7 +222,8 @@ export class ChunkedFileWriter implements FileWriter {
         keys: this.#keys.bytes(this.#chunkCount),
         checksums,
       });
-      await abortable(this.#store.put(manifest, { signal: anySignal(signal, this.#controller.signal) }), this.#controller.signal);
+      const manifestStored = abortable(this.#store.put(manifest, { signal: anySignal(signal, this.#controller.signal) }), this.#controller.signal);
+      await Promise.all([manifestStored, addressesKnown ? allChunksStored() : undefined]);
       this.#throwIfFailed();
       const cap = new FileReadCap(manifestKey, sha256(manifest), this.#size);
       this.#done();
@@ -235,6 +247,7 @@ export class ChunkedFileWriter implements FileWriter {
     this.#addresses.reserve(index);
     this.#keys.reserve(index);
     let sealing: Promise<{ key: Uint8Array; sealed: Uint8Array; output?: ChunkSlot }>;
+    let expected: ChunkAddress | undefined;
     if (this.#offload && (this.#session !== undefined || this.#fill === this.#chunkSize)) {
       this.#session ??= new SealSession(this.#convergence);
       const length = this.#fill;
@@ -261,7 +274,12 @@ export class ChunkedFileWriter implements FileWriter {
       h.md5.update(plaintext);
       h.sha1.update(plaintext);
       const key = deriveChunkKey(this.#convergence, sha256(plaintext));
-      sealing = Promise.resolve({ key, sealed: sealConvergent(key, plaintext) });
+      const sealed = sealConvergent(key, plaintext);
+      // Known now, so that finish() can write the manifest while this put runs.
+      expected = addressOf(sealed);
+      this.#keys.set(index, key);
+      this.#addresses.set(index, expected.bytes);
+      sealing = Promise.resolve({ key, sealed });
     }
     this.#fill = 0;
     const put = sealing
@@ -277,7 +295,8 @@ export class ChunkedFileWriter implements FileWriter {
       })
       .then((address) => {
         if (!isChunkAddress(address)) throw new TypeError('chunk store returned a malformed address');
-        this.#addresses.set(index, address.bytes);
+        if (expected === undefined) this.#addresses.set(index, address.bytes);
+        else if (!expected.equals(address)) throw new TypeError('chunk store returned another address than its bytes hash to');
       });
     const tracked: Promise<void> = put
       .catch((err: unknown) => this.#failWith(err))
