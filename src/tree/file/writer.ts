@@ -12,7 +12,9 @@ import {
 } from './format.js';
 import { checksumsOf } from './checksums.js';
 import { encodeManifest } from './manifest.js';
+import { ChunkBuffer, GCM_TAG_BYTES } from './chunk-buffer.js';
 import { giveSlot, takeSlot, type ChunkSlot } from './chunk-slots.js';
+import { GrowableBytes } from './growable-bytes.js';
 import { SealSession } from './seal-pool.js';
 
 export interface FileWriterOptions {
@@ -29,10 +31,6 @@ export interface FileWriterOptions {
 }
 
 export const DEFAULT_CONCURRENCY = 4;
-/** AES-GCM's tag, appended to every sealed chunk. */
-const GCM_TAG_BYTES = 16;
-/** Smallest first buffer of a file (see #roomFor). */
-const MIN_FIRST_BUFFER = 4096;
 const MAX_CONCURRENCY = 64;
 
 type State = 'open' | 'finishing' | 'done' | 'aborted';
@@ -85,14 +83,8 @@ export class ChunkedFileWriter implements FileWriter {
   /** Serializes write() and finish(), so overlapping calls keep their order. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  #buffer: Buffer | undefined;
-  /** The shared-memory slot #buffer lives in, once it is chunk-sized (chunk-slots.ts). */
-  #bufferSlot: ChunkSlot | undefined;
-  /** A plaintext slot the seal worker is done with, refilled next (≤ 1 kept). */
-  #spare: ChunkSlot | undefined;
-  /** Bytes per slot: a chunk sealed (its ciphertext ‖ 16-byte tag) fits. */
-  readonly #slotSize: number;
-  #fill = 0;
+  /** The plaintext chunk being filled (chunk-buffer.ts). */
+  readonly #chunk: ChunkBuffer;
   readonly #offload: boolean;
   /** Opened when the first full chunk is cut; hashes and seals every chunk of this file, in order. */
   #session: SealSession | undefined;
@@ -116,10 +108,10 @@ export class ChunkedFileWriter implements FileWriter {
     this.#store = store;
     this.#convergence = new Uint8Array(convergence);
     this.#chunkSize = chunkSize;
-    this.#slotSize = chunkSize + GCM_TAG_BYTES;
     this.#concurrency = concurrency;
     this.#maxSize = maxFileSize(chunkSize);
     this.#offload = options.offload ?? true;
+    this.#chunk = new ChunkBuffer(chunkSize, this.#offload);
   }
 
   get size(): number {
@@ -165,12 +157,8 @@ export class ChunkedFileWriter implements FileWriter {
       this.#size += data.length;
       let offset = 0;
       while (offset < data.length) {
-        const n = Math.min(this.#chunkSize - this.#fill, data.length - offset);
-        const buffer = this.#roomFor(n);
-        buffer.set(data.subarray(offset, offset + n), this.#fill);
-        this.#fill += n;
-        offset += n;
-        if (this.#fill === this.#chunkSize) await this.#sealAndPut(signal);
+        offset += this.#chunk.append(data.subarray(offset), this.#session !== undefined);
+        if (this.#chunk.full) await this.#sealAndPut(signal);
       }
     } catch (err) {
       this.#failWith(err);
@@ -185,11 +173,11 @@ export class ChunkedFileWriter implements FileWriter {
     try {
       if (this.#size <= LITERAL_MAX_BYTES) {
         // No chunk was ever cut: the first chunk is cut at ≥ MIN_CHUNK_SIZE > 64 bytes.
-        const data = this.#buffer ? new Uint8Array(this.#buffer.subarray(0, this.#fill)) : new Uint8Array(0);
+        const data = new Uint8Array(this.#chunk.filled ?? []);
         this.#done();
         return { cap: new LiteralCap(data), size: data.length, checksums: checksumsOf(data) };
       }
-      if (this.#fill > 0) await this.#sealAndPut(signal);
+      if (this.#chunk.fill > 0) await this.#sealAndPut(signal);
       let checksums: Checksums;
       if (this.#session !== undefined) {
         // Queued behind every seal of this session on its worker, so it digests the whole file.
@@ -248,17 +236,14 @@ export class ChunkedFileWriter implements FileWriter {
     this.#keys.reserve(index);
     let sealing: Promise<{ key: Uint8Array; sealed: Uint8Array; output?: ChunkSlot }>;
     let expected: ChunkAddress | undefined;
-    if (this.#offload && (this.#session !== undefined || this.#fill === this.#chunkSize)) {
+    if (this.#offload && (this.#session !== undefined || this.#chunk.full)) {
       this.#session ??= new SealSession(this.#convergence);
-      const length = this.#fill;
-      const input = this.#bufferSlot ?? this.#copyToSlot();
-      this.#buffer = undefined;
-      this.#bufferSlot = undefined;
-      const output = takeSlot(this.#slotSize);
+      const { slot: input, length } = this.#chunk.takeForSealing();
+      const output = takeSlot(this.#chunk.slotSize);
       // Each slot goes back only once the worker is done with it (the request settled).
       sealing = this.#session.seal(input, length, output).then(
         (key) => {
-          this.#keepSpare(input);
+          this.#chunk.returnSlot(input, this.#state === 'open' && this.#failure === undefined);
           return { key, sealed: output.bytes.subarray(0, length + GCM_TAG_BYTES), output };
         },
         (err: unknown) => {
@@ -268,7 +253,7 @@ export class ChunkedFileWriter implements FileWriter {
         },
       );
     } else {
-      const plaintext = this.#buffer!.subarray(0, this.#fill);
+      const plaintext = this.#chunk.filled!;
       const h = (this.#hashes ??= { sha256: createHash('sha256'), md5: createHash('md5'), sha1: createHash('sha1') });
       h.sha256.update(plaintext);
       h.md5.update(plaintext);
@@ -280,8 +265,8 @@ export class ChunkedFileWriter implements FileWriter {
       this.#keys.set(index, key);
       this.#addresses.set(index, expected.bytes);
       sealing = Promise.resolve({ key, sealed });
+      this.#chunk.clear();
     }
-    this.#fill = 0;
     const put = sealing
       .then(({ key, sealed, output }) => {
         this.#keys.set(index, key);
@@ -304,59 +289,10 @@ export class ChunkedFileWriter implements FileWriter {
     this.#inFlight.add(tracked);
   }
 
-  /** #buffer's bytes in a slot (a buffer filled before the file outgrew one chunk is not one). */
-  #copyToSlot(): ChunkSlot {
-    const slot = takeSlot(this.#slotSize);
-    slot.bytes.set(this.#buffer!.subarray(0, this.#fill));
-    return slot;
-  }
-
   /** Waits for any put in flight to settle (they never reject: failures are recorded). */
   async #waitForPut(signal: AbortSignal | undefined): Promise<void> {
     await abortable(Promise.race(this.#inFlight), anySignal(signal, this.#controller.signal));
     this.#throwIfFailed();
-  }
-
-  /**
-   * Keeps a plaintext slot the seal worker is done with for the next chunk,
-   * while the writer is open and holds no other; else it goes back to the pool.
-   */
-  #keepSpare(slot: ChunkSlot): void {
-    if (this.#spare || this.#state !== 'open' || this.#failure !== undefined) giveSlot(slot);
-    else this.#spare = slot;
-  }
-
-  /**
-   * The buffer being filled, with room for `n` more bytes. A file's first
-   * buffer starts at the size of what arrived and doubles up to a chunk, so a
-   * 16 KiB file allocates 16 KiB, not 1 MiB: V8 counts every external
-   * allocation towards its GC trigger, and a whole chunk per small file made
-   * a quarter of the small-file workload's CPU garbage collection. A
-   * chunk-sized buffer (and every buffer once the file has a seal session)
-   * is a reused shared-memory slot instead.
-   */
-  #roomFor(n: number): Buffer {
-    const needed = this.#fill + n;
-    if (this.#buffer === undefined && this.#spare !== undefined) {
-      this.#bufferSlot = this.#spare;
-      this.#buffer = this.#spare.bytes.subarray(0, this.#chunkSize);
-      this.#spare = undefined;
-    }
-    let buffer = this.#buffer;
-    if (buffer === undefined || buffer.length < needed) {
-      const size = Math.min(this.#chunkSize, Math.max(needed, 2 * (buffer?.length ?? 0), MIN_FIRST_BUFFER));
-      let grown: Buffer;
-      if (this.#offload && (size === this.#chunkSize || this.#session !== undefined)) {
-        this.#bufferSlot = takeSlot(this.#slotSize);
-        grown = this.#bufferSlot.bytes.subarray(0, this.#chunkSize);
-      } else {
-        grown = Buffer.allocUnsafeSlow(size);
-      }
-      if (buffer !== undefined) grown.set(buffer.subarray(0, this.#fill));
-      buffer = grown;
-    }
-    this.#buffer = buffer;
-    return buffer;
   }
 
   #throwIfFailed(): void {
@@ -384,41 +320,8 @@ export class ChunkedFileWriter implements FileWriter {
 
   #release(): void {
     this.#session?.close();
-    this.#buffer = undefined;
-    if (this.#bufferSlot) giveSlot(this.#bufferSlot);
-    if (this.#spare) giveSlot(this.#spare);
-    this.#bufferSlot = undefined;
-    this.#spare = undefined;
-    this.#fill = 0;
+    this.#chunk.release();
     this.#addresses = new GrowableBytes(ADDRESS_BYTES);
     this.#keys = new GrowableBytes(CHUNK_KEY_BYTES);
-  }
-}
-
-/**
- * Fixed-width records in one buffer that doubles as it fills (the chunk
- * count is unknown until finish). Amortized O(1) per record, at most 2× the
- * final size, and no per-record object.
- */
-class GrowableBytes {
-  #buffer = new Uint8Array(0);
-  constructor(private readonly width: number) {}
-
-  reserve(index: number): void {
-    const needed = (index + 1) * this.width;
-    if (needed <= this.#buffer.length) return;
-    const grown = new Uint8Array(Math.max(needed, this.#buffer.length * 2, 64 * this.width));
-    grown.set(this.#buffer);
-    this.#buffer = grown;
-  }
-
-  set(index: number, record: Uint8Array): void {
-    if (record.length !== this.width) throw new RangeError('record of the wrong width');
-    this.reserve(index);
-    this.#buffer.set(record, index * this.width);
-  }
-
-  bytes(count: number): Uint8Array {
-    return this.#buffer.subarray(0, count * this.width);
   }
 }
