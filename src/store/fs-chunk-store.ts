@@ -1,20 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, type Dir } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { CID } from 'multiformats/cid';
+import * as raw from 'multiformats/codecs/raw';
+import { create as createDigest } from 'multiformats/hashes/digest';
 import {
   IntegrityError,
   InvalidInputError,
   NotFoundError,
-  TransientError,
   throwIfAborted,
   type AbortOptions,
 } from '../errors.js';
-import { CID } from 'multiformats/cid';
-import * as raw from 'multiformats/codecs/raw';
-import { create as createDigest } from 'multiformats/hashes/digest';
-import { assertChunkAddress, isChunkAddress, MAX_CHUNK_BYTES, parseAddress, SHA2_256_CODE } from './address.js';
+import { assertChunkAddress, MAX_CHUNK_BYTES, SHA2_256_CODE } from './address.js';
 import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures } from './chunk-store.js';
+import { classify, errno, openDirectory, statFile } from './fs-files.js';
 import { FsIo, INTEGRITY_CODE } from './fs-io.js';
+import { chunkPathIn, legacyChunkPathIn, tryParseAddress, walkChunks } from './fs-layout.js';
 
 export interface FsChunkStoreOptions {
   /**
@@ -33,9 +34,6 @@ export const DEFAULT_IO_THREADS = 2;
 
 /** Temp files older than this at open belong to puts that were interrupted. */
 const STALE_TEMP_MS = 60_000;
-const SHARD_NAME = /^[a-z2-7]{2}$/;
-/** errno codes that say "try again", as opposed to a broken disk or a bug. */
-const TRANSIENT_CODES = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY', 'EINTR', 'ETIMEDOUT']);
 
 /**
  * Chunks as files under a directory.
@@ -112,14 +110,12 @@ export class FsChunkStore implements ChunkStore {
 
   /** Where `address` lives (whether or not it is there); for tests and operators. */
   chunkPath(address: ChunkAddress): string {
-    const name = address.toString();
-    return path.join(this.chunksDir, name.slice(-3, -1), name);
+    return chunkPathIn(this.chunksDir, address);
   }
 
   /** Where layout v1 kept `address`: still read, never written. */
   legacyChunkPath(address: ChunkAddress): string {
-    const name = address.toString();
-    return path.join(this.chunksDir, name.slice(-3, -1), name.slice(-5, -3), name);
+    return legacyChunkPathIn(this.chunksDir, address);
   }
 
   /** The file holding `address` in either layout, v2 first, with its stat; undefined when neither has it. */
@@ -229,14 +225,14 @@ export class FsChunkStore implements ChunkStore {
   }
 
   async *list(options: AbortOptions = {}): AsyncIterable<ChunkAddress> {
-    for await (const { address } of this.walk(options)) yield address;
+    for await (const { address } of walkChunks(this.chunksDir, options.signal)) yield address;
   }
 
   /** Walks every chunk file and stats it: O(chunks), for `capstan status` and benchmarks, not hot paths. */
   async usage(options: AbortOptions = {}): Promise<{ chunks: number; bytes: number }> {
     let chunks = 0;
     let bytes = 0;
-    for await (const { file } of this.walk(options)) {
+    for await (const { file } of walkChunks(this.chunksDir, options.signal)) {
       const size = (await statFile(file))?.size;
       if (size === undefined) continue; // deleted while we walked
       chunks += 1;
@@ -252,41 +248,6 @@ export class FsChunkStore implements ChunkStore {
 
   private async renameIntoShard(temp: string, final: string): Promise<void> {
     await this.io.place(temp, final, this.fsync);
-  }
-
-  /**
-   * Every chunk file in its right place, v2 and v1, each address once (a v1
-   * file is skipped when a v2 copy exists); stray or misplaced files are
-   * ignored, never yielded.
-   */
-  private async *walk(options: AbortOptions): AsyncGenerator<{ address: ChunkAddress; file: string }> {
-    const { signal } = options;
-    throwIfAborted(signal);
-    for await (const shard of await openDirectory(this.chunksDir)) {
-      if (!shard.isDirectory() || !SHARD_NAME.test(shard.name)) continue;
-      const shardPath = path.join(this.chunksDir, shard.name);
-      for await (const entry of await openDirectory(shardPath)) {
-        throwIfAborted(signal);
-        const file = path.join(shardPath, entry.name);
-        if (entry.isFile()) {
-          const address = tryParseAddress(entry.name);
-          if (address !== undefined && this.chunkPath(address) === file) yield { address, file };
-        } else if (entry.isDirectory() && SHARD_NAME.test(entry.name)) {
-          yield* this.walkLegacy(file, signal);
-        }
-      }
-    }
-  }
-
-  private async *walkLegacy(lowerPath: string, signal: AbortSignal | undefined): AsyncGenerator<{ address: ChunkAddress; file: string }> {
-    for await (const entry of await openDirectory(lowerPath)) {
-      throwIfAborted(signal);
-      if (!entry.isFile()) continue;
-      const address = tryParseAddress(entry.name);
-      const file = path.join(lowerPath, entry.name);
-      if (address === undefined || this.legacyChunkPath(address) !== file) continue;
-      if ((await statFile(this.chunkPath(address))) === undefined) yield { address, file };
-    }
   }
 
   private async removeTempFilesOlderThan(cutoffMs: number): Promise<void> {
@@ -317,48 +278,3 @@ export class FsChunkStore implements ChunkStore {
 
 /** Name prefix, in tmp/, of chunks gc has moved aside before deleting them. */
 const GC_PREFIX = 'gc.';
-
-async function statFile(file: string): Promise<{ size: number; mtimeMs: number } | undefined> {
-  try {
-    const stat = await fsp.stat(file);
-    return stat.isFile() ? { size: stat.size, mtimeMs: stat.mtimeMs } : undefined;
-  } catch (err) {
-    const code = errno(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw classify(err);
-  }
-}
-
-function errno(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | null)?.code;
-}
-
-/** Typed errors pass through; errno codes that may clear up become TransientError; the rest stay as they are (a bug or a broken disk). */
-function classify(err: unknown): unknown {
-  const code = errno(err);
-  if (code !== undefined && TRANSIENT_CODES.has(code)) {
-    return new TransientError(`chunk store file operation failed (${code})`, { cause: err });
-  }
-  return err;
-}
-
-/** A Dir to iterate (which closes itself when the loop ends or breaks), or nothing if the directory vanished. */
-async function openDirectory(dir: string): Promise<Dir | []> {
-  try {
-    return await fsp.opendir(dir);
-  } catch (err) {
-    if (errno(err) === 'ENOENT') return [];
-    throw classify(err);
-  }
-}
-
-function tryParseAddress(name: string): ChunkAddress | undefined {
-  if (!name.startsWith('b')) return undefined;
-  try {
-    const address = parseAddress(name);
-    // Only the canonical spelling counts, so one chunk is never listed twice.
-    return isChunkAddress(address) && address.toString() === name ? address : undefined;
-  } catch {
-    return undefined;
-  }
-}
