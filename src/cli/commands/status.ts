@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { listAccounts } from '../../auth/index.js';
-import { formatHostPort } from '../../config/index.js';
+import { formatHostPort, type NodeConfig } from '../../config/index.js';
 import { readPublicKeyFile } from '../../node/secrets.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
 
@@ -20,6 +20,33 @@ export function formatBytes(n: number): string {
 function urlOrigin(url: string): string {
   try {
     return new URL(url).origin;
+  } catch {
+    return '(unparsable)';
+  }
+}
+
+/**
+ * Where the chunk and slot stores are, for the status lines: the fs paths,
+ * or the S3 endpoint, bucket and prefix (and the local read cache), or the
+ * PostgreSQL server and database. Never a credential: URLs lose their user
+ * and password.
+ */
+export function storeLocations(storage: NodeConfig['storage'], rel: (p: string) => string): { chunks: string; slots: string } {
+  const chunks =
+    storage.backend === 's3'
+      ? `s3 ${storage.s3.endpoint !== undefined ? urlOrigin(storage.s3.endpoint) : '(AWS default endpoint)'} bucket ${storage.s3.bucket}` +
+        `${storage.s3.prefix ? ` prefix ${storage.s3.prefix}` : ''}${storage.s3.cacheBytes > 0 ? `, cache ${rel(storage.s3.cacheDir)}` : ''}`
+      : `fs ${rel(storage.fsDir)}`;
+  const slots = storage.slots.backend === 'postgres' ? `postgres ${postgresWhere(storage.slots.url)}` : `leveldb ${rel(storage.slotsDir)}`;
+  return { chunks, slots };
+}
+
+/** host:port/database of a PostgreSQL URL (libpq's defaults when there is none). */
+function postgresWhere(url: string | undefined): string {
+  if (url === undefined) return '(libpq defaults: PGHOST, PGDATABASE, ...)';
+  try {
+    const u = new URL(url);
+    return `${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
   } catch {
     return '(unparsable)';
   }
@@ -54,11 +81,12 @@ export const statusCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       lines.push(`http             ${config.http.listen ? formatHostPort(config.http.listen) : 'off'}`);
       lines.push(`convergence      ${config.node.convergence}`);
       lines.push(`log level        ${config.node.logLevel}`);
+      const where = storeLocations(config.storage, rel);
       const usage = chunks.usage ? await chunks.usage() : undefined;
-      lines.push(`chunk store      ${config.storage.backend} ${rel(config.storage.fsDir)}: ${usage ? `${usage.chunks} chunks, ${formatBytes(usage.bytes)}` : 'usage unknown'}`);
+      lines.push(`chunk store      ${where.chunks}: ${usage ? `${usage.chunks} chunks, ${formatBytes(usage.bytes)}` : 'usage unknown'}`);
       let slotCount = 0;
       for await (const _ of slots.list()) slotCount++;
-      lines.push(`slot store       ${rel(config.storage.slotsDir)}: ${slotCount} directories`);
+      lines.push(`slot store       ${where.slots}: ${slotCount} directories`);
       lines.push(`chunk size       ${formatBytes(config.storage.chunkSize)}`);
       await out(lines.join('\n') + '\n');
     });
