@@ -15,14 +15,10 @@ import { toSftpStatus } from './status.js';
 import { mkdir, remove, rename, rmdir, setstat, setstatUpload, type AttrChange } from './tree-ops.js';
 import type { UserTree } from './user-tree.js';
 import type { WriteHandle } from './write-handle.js';
+import { MAX_OUTPUT_BACKLOG, OutputRoom } from './output-room.js';
 
 /** Names per READDIR reply, as OpenSSH's server sends. */
 const READDIR_BATCH = 100;
-/** Default output queued for the client's window above which requests wait (a client that does not read its replies). */
-const MAX_OUTPUT_BACKLOG = 8 * 1024 * 1024;
-const BACKLOG_POLL_MS = 10;
-/** Longest pause between two looks at a backlog that does not drain (each look walks ssh2's buffer list). */
-const BACKLOG_POLL_MAX_MS = 50;
 
 export interface SftpSessionOptions {
   view: UserTree;
@@ -55,10 +51,8 @@ export class SftpSession {
   readonly #stats: GatewayStats;
   readonly #handles: HandleTable;
   readonly #scheduler: RequestScheduler;
-  readonly #maxOutputBacklog: number;
+  readonly #output: OutputRoom;
   readonly #quota: SessionQuota | undefined;
-  /** One poll shared by every request waiting for output room (each look costs a walk of ssh2's buffer list). */
-  #room: Promise<void> | undefined;
   readonly #onActivity: () => void;
   #closed = false;
   #finished: Promise<void> | undefined;
@@ -70,7 +64,7 @@ export class SftpSession {
     this.#stats = opts.stats;
     this.#onActivity = opts.onActivity;
     this.#handles = new HandleTable(opts.limits?.maxHandles);
-    this.#maxOutputBacklog = opts.limits?.maxOutputBacklog ?? MAX_OUTPUT_BACKLOG;
+    this.#output = new OutputRoom(() => sftp._capstanBacklog(), opts.limits?.maxOutputBacklog ?? MAX_OUTPUT_BACKLOG, () => this.#closed);
     this.#quota = opts.quota !== undefined ? new SessionQuota(opts.quota, opts.view) : undefined;
     this.#scheduler = new RequestScheduler({
       ...(opts.limits !== undefined ? { highWaterBytes: opts.limits.maxPendingBytes, maxQueued: opts.limits.maxPendingRequests } : {}),
@@ -163,7 +157,7 @@ export class SftpSession {
           // Every reply waits for room, not only READ data: a client sending thousands of STATs
           // without reading the answers would otherwise grow the output without bound. Waiting
           // here keeps requests queued, and the queue's bound then stops reading the socket.
-          await this.#waitForOutputRoom();
+          await this.#output.wait();
           if (this.#closed) return;
           await run();
         } catch (err) {
@@ -254,25 +248,11 @@ export class SftpSession {
     }
   }
 
-  #waitForOutputRoom(): Promise<void> {
-    if (this.#room !== undefined) return this.#room;
-    if (this.#closed || this.#sftp._capstanBacklog() <= this.#maxOutputBacklog) return Promise.resolve();
-    this.#room = (async () => {
-      for (let delay = BACKLOG_POLL_MS; !this.#closed && this.#sftp._capstanBacklog() > this.#maxOutputBacklog;) {
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, BACKLOG_POLL_MAX_MS);
-      }
-    })().finally(() => {
-      this.#room = undefined;
-    });
-    return this.#room;
-  }
-
   async #read(id: number, wire: Buffer, offset: number, length: number): Promise<void> {
     const handle = this.#handles.get(wire);
     if (handle.kind === 'dir') throw new IsADirectoryError('is a directory');
     if (handle.kind === 'write' && !handle.readable) throw new PermissionError('handle not open for reading');
-    await this.#waitForOutputRoom();
+    await this.#output.wait();
     const len = Math.min(length, LIMITS.maxReadLength);
     const data = handle.kind === 'read' ? await handle.reader.read(offset, len) : await handle.read(offset, len);
     if (data.length === 0) {
