@@ -87,3 +87,18 @@ export function parseAddress(text: string): ChunkAddress {
   assertChunkAddress(cid);
   return cid;
 }
+
+/**
+ * The address a store file or object is named after, or undefined when the
+ * name is not one. Only the canonical spelling (base32, as toString() gives
+ * it) counts, so a listing never yields one chunk twice.
+ */
+export function addressFromName(name: string): ChunkAddress | undefined {
+  if (!name.startsWith('b')) return undefined;
+  try {
+    const address = parseAddress(name);
+    return address.toString() === name ? address : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -11,11 +11,11 @@ import {
   throwIfAborted,
   type AbortOptions,
 } from '../errors.js';
-import { assertChunkAddress, MAX_CHUNK_BYTES, SHA2_256_CODE } from './address.js';
+import { addressFromName, assertChunkAddress, MAX_CHUNK_BYTES, SHA2_256_CODE } from './address.js';
 import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures } from './chunk-store.js';
 import { classify, errno, openDirectory, statFile } from './fs-files.js';
 import { FsIo, INTEGRITY_CODE } from './fs-io.js';
-import { chunkPathIn, legacyChunkPathIn, tryParseAddress, walkChunks } from './fs-layout.js';
+import { chunkPathIn, legacyChunkPathIn, walkChunks } from './fs-layout.js';
 
 export interface FsChunkStoreOptions {
   /**
@@ -265,7 +265,7 @@ export class FsChunkStore implements ChunkStore {
 
   /** A chunk gc had moved aside when it crashed: put it back (gc will decide again). */
   private async restoreQuarantined(name: string, file: string): Promise<void> {
-    const address = tryParseAddress(name.slice(GC_PREFIX.length).split('.')[0] ?? '');
+    const address = addressFromName(name.slice(GC_PREFIX.length).split('.')[0] ?? '');
     if (address === undefined) {
       await fsp.rm(file, { force: true });
       return;

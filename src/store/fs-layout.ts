@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { throwIfAborted } from '../errors.js';
-import { isChunkAddress, parseAddress } from './address.js';
+import { addressFromName } from './address.js';
 import type { ChunkAddress } from './chunk-store.js';
 import { openDirectory, statFile } from './fs-files.js';
 
@@ -35,7 +35,7 @@ export async function* walkChunks(chunksDir: string, signal?: AbortSignal): Asyn
       throwIfAborted(signal);
       const file = path.join(shardPath, entry.name);
       if (entry.isFile()) {
-        const address = tryParseAddress(entry.name);
+        const address = addressFromName(entry.name);
         if (address !== undefined && chunkPathIn(chunksDir, address) === file) yield { address, file };
       } else if (entry.isDirectory() && SHARD_NAME.test(entry.name)) {
         yield* walkLegacy(chunksDir, file, signal);
@@ -48,20 +48,9 @@ async function* walkLegacy(chunksDir: string, lowerPath: string, signal: AbortSi
   for await (const entry of await openDirectory(lowerPath)) {
     throwIfAborted(signal);
     if (!entry.isFile()) continue;
-    const address = tryParseAddress(entry.name);
+    const address = addressFromName(entry.name);
     const file = path.join(lowerPath, entry.name);
     if (address === undefined || legacyChunkPathIn(chunksDir, address) !== file) continue;
     if ((await statFile(chunkPathIn(chunksDir, address))) === undefined) yield { address, file };
-  }
-}
-
-export function tryParseAddress(name: string): ChunkAddress | undefined {
-  if (!name.startsWith('b')) return undefined;
-  try {
-    const address = parseAddress(name);
-    // Only the canonical spelling counts, so one chunk is never listed twice.
-    return isChunkAddress(address) && address.toString() === name ? address : undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -1,5 +1,5 @@
 import { IntegrityError, InvalidInputError, NotFoundError, throwIfAborted, type AbortOptions } from '../../errors.js';
-import { addressOf, assertChunkAddress, isChunkAddress, MAX_CHUNK_BYTES, parseAddress, verifyChunk } from '../address.js';
+import { addressFromName, addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verifyChunk } from '../address.js';
 import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures } from '../chunk-store.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
 import { S3Client, type S3Addressing } from './s3-client.js';
@@ -199,7 +199,7 @@ export class S3ChunkStore implements ChunkStore {
       const page = parseListObjectsV2(Buffer.from(res.body).toString('utf8'));
       for (const { key, size } of page.objects) {
         throwIfAborted(options.signal);
-        const address = tryParseAddress(key.slice(key.lastIndexOf('/') + 1));
+        const address = addressFromName(key.slice(key.lastIndexOf('/') + 1));
         if (address !== undefined && this.keyOf(address) === key) yield { address, size };
       }
       token = page.nextContinuationToken;
@@ -209,14 +209,4 @@ export class S3ChunkStore implements ChunkStore {
 
 function signalOf(options: AbortOptions): { signal?: AbortSignal } {
   return options.signal ? { signal: options.signal } : {};
-}
-
-function tryParseAddress(name: string): ChunkAddress | undefined {
-  if (!name.startsWith('b')) return undefined;
-  try {
-    const address = parseAddress(name);
-    return isChunkAddress(address) && address.toString() === name ? address : undefined;
-  } catch {
-    return undefined;
-  }
 }
