@@ -23,7 +23,7 @@ import { RequestWorker } from '../threads/request-worker.js';
  * shared memory, made once, rather than into a fresh buffer transferred to
  * the thread. A fresh 1 MiB buffer per chunk died on the I/O thread, whose
  * tiny heap let V8 keep about 64 MiB of such garbage per thread before
- * collecting it (peak RSS of a 1 GiB put rose by 80 MiB), and on the main
+ * collecting it (peak RSS of a 1 GiB put rose by about 50 MiB), and on the main
  * thread every external allocation counts towards the next full GC. A put
  * that finds no free slot, or does not fit one, falls back to that copy.
  *
