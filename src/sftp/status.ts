@@ -66,6 +66,10 @@ const INTERNAL: MappedStatus = { code: STATUS.FAILURE, message: 'internal error'
 export function toSftpStatus(err: unknown, logger: Logger, op: string): MappedStatus {
   if (err instanceof SftpStatusError) return { code: err.status, message: err.message };
   const own = err instanceof Error ? BY_NAME.get(err.name) : undefined;
+  // The client shows only "Failure"; the operator needs to see that the
+  // storage (or a directory under heavy contention) is the cause. The
+  // message is ours (src/errors.ts: never a cap).
+  if (own !== undefined && err instanceof Error && err.name === 'TransientError') logger.warn({ op, err: err.message }, 'SFTP request failed: storage temporarily unavailable');
   if (own !== undefined) return own;
   for (let proto = err; proto !== null && typeof proto === 'object'; proto = Object.getPrototypeOf(proto)) {
     const name = (proto as { constructor?: { name?: string } }).constructor?.name;

@@ -97,7 +97,11 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
 
   async function sftpOk(g: RunningGateway, commands: string[], timeoutMs = 60_000): Promise<string> {
     const r = await sftpBatch(g.target, work, commands, [], timeoutMs);
-    if (r.code !== 0) throw new Error(`sftp via :${g.target.port} failed (${r.code}): ${r.stderr}`);
+    if (r.code !== 0) {
+      // The client only says "Failure"; the gateways' warnings and errors say why.
+      const why = gateways.flatMap((x) => x.proc.stdout.split('\n').filter((line) => /"level":(4|5)\d/.test(line)).slice(-5));
+      throw new Error(`sftp via :${g.target.port} failed (${r.code}): ${r.stderr}\ngateway log:\n${why.join('\n')}`);
+    }
     return r.stdout;
   }
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiteralCap, type DirectoryWriteCap, type FileCap } from '../../src/cap/index.js';
 import {
   AlreadyExistsError, CapstanError, IntegrityError, InvalidInputError, IsADirectoryError, NotADirectoryError,
-  NotEmptyError, NotFoundError, PermissionError, QuotaExceededError, UnsupportedError,
+  NotEmptyError, NotFoundError, PermissionError, QuotaExceededError, TransientError, UnsupportedError,
 } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
@@ -67,6 +67,15 @@ describe('status mapping', () => {
     const mapped = toSftpStatus(err, logger, 'test');
     expect(mapped.code).toBe(code);
     expect(mapped.message).not.toContain('secret');
+  });
+
+  it('logs a TransientError at warn (the client sees only "Failure"), with its message and the op', () => {
+    const before = lines.length;
+    const mapped = toSftpStatus(new TransientError('directory 00ff: gave up after 64 conflicting updates'), logger, 'close');
+    expect(mapped).toEqual({ code: STATUS.FAILURE, message: 'storage temporarily unavailable, try again' });
+    const logged = lines.slice(before);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ level: 40, op: 'close', err: 'directory 00ff: gave up after 64 conflicting updates' });
   });
 
   it('maps subclasses like their parent, anything else to FAILURE "internal error" (logged)', () => {
