@@ -223,10 +223,12 @@ export class ChunkedFileWriter implements FileWriter {
   }
 
   /**
-   * Once a slot is free, seals the buffered chunk and starts its put. A slot
-   * covers sealing and the put. On the worker pool (every chunk of a file
-   * that outgrew one chunk) the buffer is handed over (transferred) and the
-   * next chunk gets a fresh one; inline (a single-chunk file) it is sealed here.
+   * Once a place among the `concurrency` in flight is free, seals the
+   * buffered chunk and starts its put; the place covers sealing and the put.
+   * On the worker pool (every chunk of a file that outgrew one chunk) the
+   * chunk's slot goes to the worker, the ciphertext comes back in a second
+   * slot held until the put settles, and the next chunk is filled in the
+   * spare or a new slot; inline (a single-chunk file) it is sealed here.
    */
   async #sealAndPut(signal: AbortSignal | undefined): Promise<void> {
     while (this.#inFlight.size >= this.#concurrency) await this.#waitForPut(signal);
