@@ -41,7 +41,7 @@ export interface TreeInternals {
  * 200 ms) that is about a minute of losing every race. It was 64 (about ten
  * seconds) until one CI run failed a CLOSE in the test where 8 clients
  * upload into one directory through two gateways on a loaded 2-core
- * machine; it did not happen again in six reruns, and losing many races in
+ * machine; it did not happen again in eight reruns, and losing many races in
  * a row is the likeliest cause (a failing mutation is now logged at warn,
  * see src/sftp/status.ts). An SFTP client waits for its CLOSE without a
  * timeout, so waiting longer beats failing the upload.
