@@ -4,7 +4,7 @@ import path from 'node:path';
 import type ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
-import { connectSsh2, makeUserKey, sftpOf } from '../sftp/gateway-fixture.js';
+import { makeUserKey, Ssh2Sessions } from '../sftp/gateway-fixture.js';
 import { call } from '../helpers/callback.js';
 
 /**
@@ -25,7 +25,7 @@ let key: Buffer;
 let root: string;
 let gateway: CliProcess;
 let port: number;
-const clients: ssh2.Client[] = [];
+const sessions = new Ssh2Sessions();
 
 async function ok(args: string[]): Promise<string> {
   const r = await runCli(['-d', node, ...args], { timeoutMs: 120_000 });
@@ -34,9 +34,7 @@ async function ok(args: string[]): Promise<string> {
 }
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 async function session(): Promise<ssh2.SFTPWrapper> {
-  const client = await connectSsh2(port, 'alice', { privateKey: key });
-  clients.push(client);
-  return sftpOf(client);
+  return (await sessions.open(port, 'alice', { privateKey: key })).sftp;
 }
 
 /** Every chunk file, made to look `ms` old. */
@@ -72,7 +70,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  for (const c of clients) c.end();
+  sessions.endAll();
   await stopAllCli();
   await tmp.cleanup();
 });

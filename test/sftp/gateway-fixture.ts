@@ -124,3 +124,28 @@ export function connectSsh2(port: number, user: string, auth: { privateKey?: Buf
 export function sftpOf(client: ssh2.Client): Promise<ssh2.SFTPWrapper> {
   return new Promise((resolve, reject) => client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp))));
 }
+
+/**
+ * The ssh2 sessions a test file opens, so that its afterAll (or afterEach)
+ * ends them all with endAll(), however a test ended.
+ */
+export class Ssh2Sessions {
+  readonly #clients: ssh2.Client[] = [];
+
+  /** Logs in (connectSsh2) and keeps the client to end later. */
+  async connect(port: number, user: string, auth: { privateKey?: Buffer | string; password?: string }): Promise<ssh2.Client> {
+    const client = await connectSsh2(port, user, auth);
+    this.#clients.push(client);
+    return client;
+  }
+
+  /** connect(), then the sftp channel. */
+  async open(port: number, user: string, auth: { privateKey?: Buffer | string; password?: string }): Promise<{ client: ssh2.Client; sftp: ssh2.SFTPWrapper }> {
+    const client = await this.connect(port, user, auth);
+    return { client, sftp: await sftpOf(client) };
+  }
+
+  endAll(): void {
+    for (const c of this.#clients.splice(0)) c.end();
+  }
+}

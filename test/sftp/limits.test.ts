@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type ssh2 from 'ssh2';
-import { connectSsh2, sftpOf, startGateway, type Gateway, type GatewayOptions } from './gateway-fixture.js';
+import { connectSsh2, Ssh2Sessions, sftpOf, startGateway, type Gateway, type GatewayOptions } from './gateway-fixture.js';
 
 /**
  * [limits]: connection limits at accept (before any SSH byte), the login
@@ -11,12 +11,12 @@ import { connectSsh2, sftpOf, startGateway, type Gateway, type GatewayOptions } 
  */
 
 const gateways: Gateway[] = [];
-const clients: ssh2.Client[] = [];
+const sessions = new Ssh2Sessions();
 const sockets: Socket[] = [];
 
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
-  for (const c of clients.splice(0)) c.end();
+  sessions.endAll();
   for (const g of gateways.splice(0)) await g.close();
 });
 
@@ -42,9 +42,7 @@ function probe(port: number, localAddress?: string): Promise<{ banner: string; c
 }
 
 async function login(g: Gateway, user = 'alice'): Promise<ssh2.Client> {
-  const client = await connectSsh2(g.port, user, { privateKey: await readFile(g.keyFile) });
-  clients.push(client);
-  return client;
+  return sessions.connect(g.port, user, { privateKey: await readFile(g.keyFile) });
 }
 
 function waitFor(pred: () => boolean, ms = 10_000): Promise<void> {

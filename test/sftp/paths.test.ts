@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Client, SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+import { Ssh2Sessions, startGateway, type Gateway } from './gateway-fixture.js';
 import { RawSftp, readString, status, str, u32 } from './raw-sftp.js';
 import { call, statusOf } from '../helpers/callback.js';
 
@@ -15,13 +15,9 @@ const SSH_FXP = { OPENDIR: 11, REALPATH: 16, STAT: 17, MKDIR: 14, NAME: 104 };
 
 let gw: Gateway;
 let key: Buffer;
-const clients: Client[] = [];
+const sessions = new Ssh2Sessions();
 
-async function login(user = 'alice'): Promise<{ client: Client; sftp: SFTPWrapper }> {
-  const client = await connectSsh2(gw.port, user, { privateKey: key });
-  clients.push(client);
-  return { client, sftp: await sftpOf(client) };
-}
+const login = (user = 'alice'): Promise<{ client: Client; sftp: SFTPWrapper }> => sessions.open(gw.port, user, { privateKey: key });
 
 const names = async (sftp: SFTPWrapper, p: string): Promise<string[]> =>
   (await call<{ filename: string }[]>((cb) => sftp.readdir(p, cb))).map((e) => e.filename).sort();
@@ -32,7 +28,7 @@ beforeAll(async () => {
   key = await readFile(gw.keyFile);
 });
 afterAll(async () => {
-  for (const c of clients) c.end();
+  sessions.endAll();
   await gw?.close();
 });
 

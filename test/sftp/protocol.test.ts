@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Client, SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXTENSIONS, LIMITS, SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
-import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+import { connectSsh2, Ssh2Sessions, startGateway, type Gateway } from './gateway-fixture.js';
 import { RawSftp, status, str, u32, u64 } from './raw-sftp.js';
 import { call, statusOf } from '../helpers/callback.js';
 
@@ -15,13 +15,9 @@ const STATUS = { OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 
 
 let gw: Gateway;
 let key: Buffer;
-const clients: Client[] = [];
+const sessions = new Ssh2Sessions();
 
-async function login(user = 'alice'): Promise<{ client: Client; sftp: SFTPWrapper }> {
-  const client = await connectSsh2(gw.port, user, { privateKey: key });
-  clients.push(client);
-  return { client, sftp: await sftpOf(client) };
-}
+const login = (user = 'alice'): Promise<{ client: Client; sftp: SFTPWrapper }> => sessions.open(gw.port, user, { privateKey: key });
 
 
 
@@ -30,7 +26,7 @@ beforeAll(async () => {
   key = await readFile(gw.keyFile);
 });
 afterAll(async () => {
-  for (const c of clients) c.end();
+  sessions.endAll();
   await gw?.close();
 });
 
@@ -218,9 +214,7 @@ describe('read-only sessions', () => {
   it('a gateway started readOnly refuses writes even with a write-cap root', async () => {
     const local = await startGateway({ readOnly: true });
     try {
-      const client = await connectSsh2(local.port, 'alice', { privateKey: await readFile(local.keyFile) });
-      clients.push(client);
-      const sftp = await sftpOf(client);
+      const { client, sftp } = await sessions.open(local.port, 'alice', { privateKey: await readFile(local.keyFile) });
       expect(await statusOf(call((cb) => sftp.writeFile('/x.txt', 'x', cb)))).toBe(STATUS.PERMISSION_DENIED);
       expect(await statusOf(call((cb) => sftp.mkdir('/d', cb)))).toBe(STATUS.PERMISSION_DENIED);
       expect((await call<{ mode: number }>((cb) => sftp.stat('/', cb))).mode & 0o222).toBe(0);

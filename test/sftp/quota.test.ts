@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type ssh2 from 'ssh2';
 import { QuotaGuard, UsageBook } from '../../src/quota/index.js';
-import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+import { Ssh2Sessions, startGateway, type Gateway } from './gateway-fixture.js';
 
 /**
  * Quotas through a real SFTP client (ssh2's): refusals at OPEN, WRITE and
@@ -12,10 +12,10 @@ import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixtu
  */
 
 const gateways: Gateway[] = [];
-const clients: ssh2.Client[] = [];
+const sessions = new Ssh2Sessions();
 const guards: QuotaGuard[] = [];
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.end();
+  sessions.endAll();
   // Sessions first, then the last usage write, then the directory goes.
   for (const g of gateways) await g.server.close(2000);
   for (const q of guards.splice(0)) await q.close();
@@ -50,9 +50,7 @@ async function gateway(quotas: string): Promise<QuotaGateway> {
 }
 
 async function session(g: Gateway): Promise<ssh2.SFTPWrapper> {
-  const client = await connectSsh2(g.port, 'alice', { password: g.password });
-  clients.push(client);
-  return sftpOf(client);
+  return (await sessions.open(g.port, 'alice', { password: g.password })).sftp;
 }
 
 const put = (sftp: ssh2.SFTPWrapper, path: string, size: number) =>

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Client, SFTPWrapper } from 'ssh2';
+import type { SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCap, type DirectoryWriteCap, type FileReadCap } from '../../src/cap/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { openNode, type OpenNode } from '../../src/node/open.js';
 import { FsChunkStore, parseAddress, type ChunkAddress } from '../../src/store/index.js';
 import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
-import { connectSsh2, makeUserKey, sftpOf } from './gateway-fixture.js';
+import { makeUserKey, Ssh2Sessions } from './gateway-fixture.js';
 import { call, statusOf } from '../helpers/callback.js';
 
 /**
@@ -28,7 +28,7 @@ let node: OpenNode;
 let root: DirectoryWriteCap;
 let key: Buffer;
 let port: number;
-const clients: Client[] = [];
+const sessions = new Ssh2Sessions();
 const content = new Map<string, Buffer>();
 
 async function ok(args: string[], input?: string | Buffer): Promise<string> {
@@ -89,7 +89,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  for (const c of clients) c.end();
+  sessions.endAll();
   await node?.close();
   await stopAllCli();
   await tmp.cleanup();
@@ -97,9 +97,7 @@ afterAll(async () => {
 
 describe('tampered store content under a running gateway', () => {
   it('a chunk, a manifest, a directory node, a forged slot: FAILURE for that object only', async () => {
-    const client = await connectSsh2(port, 'alice', { privateKey: key });
-    clients.push(client);
-    const sftp = await sftpOf(client);
+    const { sftp } = await sessions.open(port, 'alice', { privateKey: key });
     // `sub` is not read before its node is damaged: the gateway caches verified nodes (immutable, keyed by address).
     await expectOthersIntact(sftp, ['sub']);
 
@@ -139,9 +137,8 @@ describe('tampered store content under a running gateway', () => {
     const listed = (await call<{ filename: string }[]>((cb) => sftp.readdir('/', cb))).map((e) => e.filename).sort();
     expect(listed).toEqual(['chunk.bin', 'good.bin', 'manifest.bin', 'slotdir', 'sub']);
     await call((cb) => sftp.writeFile('/after.txt', 'still serving', cb));
-    const fresh = await connectSsh2(port, 'alice', { privateKey: key });
-    clients.push(fresh);
-    expect((await readAll(await sftpOf(fresh), '/after.txt')).toString()).toBe('still serving');
+    const fresh = await sessions.open(port, 'alice', { privateKey: key });
+    expect((await readAll(fresh.sftp, '/after.txt')).toString()).toBe('still serving');
     expect(gateway.child.exitCode).toBeNull();
     // And check names exactly the damaged objects.
     const check = await runCli(['-d', nodeDir, 'check', '--verify', root.toString()]);

@@ -5,7 +5,7 @@ import type { Client, SFTPWrapper } from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TransientError, type AbortOptions } from '../../src/errors.js';
 import { ForwardingChunkStore, type ChunkAddress } from '../../src/store/index.js';
-import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+import { connectSsh2, Ssh2Sessions, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
 import { call, statusOf } from '../helpers/callback.js';
 
 /**
@@ -29,13 +29,12 @@ const CHUNK = 4096;
 let gw: Gateway;
 let faults: FaultyChunkStore;
 let key: Buffer;
-const clients: Client[] = [];
+const sessions = new Ssh2Sessions();
 
 async function login(user = 'alice'): Promise<{ client: Client; sftp: SFTPWrapper }> {
-  const client = await connectSsh2(gw.port, user, { privateKey: key });
-  client.on('error', () => {});
-  clients.push(client);
-  return { client, sftp: await sftpOf(client) };
+  const opened = await sessions.open(gw.port, user, { privateKey: key });
+  opened.client.on('error', () => {});
+  return opened;
 }
 
 const names = async (sftp: SFTPWrapper, dir: string): Promise<Map<string, number>> =>
@@ -59,7 +58,7 @@ afterEach(() => {
   faults.putDelayMs = 0;
 });
 afterAll(async () => {
-  for (const c of clients) c.end();
+  sessions.endAll();
   await gw?.close();
 });
 
