@@ -1,12 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileReadCap } from '../../src/cap/index.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { ConflictError, type AbortOptions } from '../../src/errors.js';
-import type { ChunkStore } from '../../src/store/chunk-store.js';
-import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
 import { LevelSlotStore } from '../../src/store/level-slot-store.js';
 import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
 import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
@@ -14,6 +9,7 @@ import type { SlotEntry, SlotStore } from '../../src/store/slot-store.js';
 import type { Directory, EntryMetadata } from '../../src/tree/api.js';
 import { createTree } from '../../src/tree/index.js';
 import { createTreeWithInternals } from '../../src/tree/tree.js';
+import { treeBackends, type TreeStores } from '../helpers/tree-stores.js';
 
 const meta: EntryMetadata = { size: 1, mtimeMs: 1, ctimeMs: 1 };
 const fileCap = (): FileReadCap => new FileReadCap(randomBytes(32), randomBytes(32), 1);
@@ -32,38 +28,11 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
   }));
 }
 
-interface Stores {
-  chunks: ChunkStore;
-  slots: SlotStore;
-  close(): Promise<void>;
-}
-
-const backends: { name: string; open(): Promise<Stores> }[] = [
-  {
-    name: 'memory',
-    open: async () => ({ chunks: new MemoryChunkStore(), slots: new MemorySlotStore(), close: async () => {} }),
-  },
-  {
-    name: 'fs + level',
-    open: async () => {
-      const dir = await mkdtemp(path.join(tmpdir(), 'capstan-dir-conc-'));
-      // No fsync for chunk files: this test is about the slot's compare-and-swap, which LevelSlotStore still syncs.
-      const chunks = await FsChunkStore.open(path.join(dir, 'chunks'), { fsync: false });
-      const slots = await LevelSlotStore.open(path.join(dir, 'slots'));
-      return {
-        chunks,
-        slots,
-        close: async () => {
-          await slots.close();
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  },
-];
+// No fsync for chunk files: these tests are about the slot's compare-and-swap, which LevelSlotStore still syncs.
+const backends = treeBackends({ fsync: false });
 
 describe.each(backends)('two writers on one directory ($name)', (backend) => {
-  let stores: Stores;
+  let stores: TreeStores;
   beforeEach(async () => {
     stores = await backend.open();
   });

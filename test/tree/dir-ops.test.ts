@@ -1,49 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   DirectoryReadCap, DirectoryWriteCap, FileReadCap, LiteralCap, UnknownCap, encodeBase32, type Cap,
 } from '../../src/cap/index.js';
 import { randomBytes } from '../../src/crypto/index.js';
-import type { ChunkStore } from '../../src/store/chunk-store.js';
-import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
-import { LevelSlotStore } from '../../src/store/level-slot-store.js';
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
-import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
-import type { SlotStore } from '../../src/store/slot-store.js';
 import type { DirEntry, Directory, EntryMetadata, Tree } from '../../src/tree/api.js';
 import { createTree } from '../../src/tree/index.js';
+import { treeBackends, type TreeStores } from '../helpers/tree-stores.js';
 
-interface Stores {
-  chunks: ChunkStore;
-  slots: SlotStore;
-  close(): Promise<void>;
-}
-
-const backends: { name: string; open(): Promise<Stores> }[] = [
-  {
-    name: 'MemoryChunkStore + MemorySlotStore',
-    open: async () => ({ chunks: new MemoryChunkStore(), slots: new MemorySlotStore(), close: async () => {} }),
-  },
-  {
-    name: 'FsChunkStore + LevelSlotStore',
-    open: async () => {
-      const dir = await mkdtemp(path.join(tmpdir(), 'capstan-dir-ops-'));
-      const chunks = await FsChunkStore.open(path.join(dir, 'chunks'));
-      const slots = await LevelSlotStore.open(path.join(dir, 'slots'));
-      return {
-        chunks,
-        slots,
-        close: async () => {
-          await slots.close();
-          await chunks.close();
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  },
-];
+const backends = treeBackends();
 
 const meta = (size = 0, extra: Partial<EntryMetadata> = {}): EntryMetadata => ({ size, mtimeMs: 1_700_000_000_000, ctimeMs: 1_700_000_000_500, ...extra });
 const fileCap = (size = 1234): FileReadCap => new FileReadCap(randomBytes(32), randomBytes(32), size);
@@ -59,7 +23,7 @@ async function names(dir: Directory): Promise<string[]> {
 const rejectsNamed = (p: Promise<unknown>, name: string) => expect(p).rejects.toMatchObject({ name });
 
 describe.each(backends)('directories on $name', (backend) => {
-  let stores: Stores;
+  let stores: TreeStores;
   let tree: Tree;
   let root: DirectoryWriteCap;
   let dir: Directory;
