@@ -39,7 +39,9 @@ const EDITS = [
     what: 'raw packet and backlog methods',
     anchor: '  handle(reqid, handle) {\n',
     replacement:
-      '  ' + MARKER + ': send a complete SFTP packet (uint32 length first) built by the caller.\n' +
+      '  ' +
+      MARKER +
+      ': send a complete SFTP packet (uint32 length first) built by the caller.\n' +
       '  _capstanSendRaw(packet) {\n' +
       '    return sendOrBuffer(this, packet);\n' +
       '  }\n' +

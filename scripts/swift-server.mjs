@@ -188,7 +188,19 @@ export async function startSwift({ timeoutMs = 30_000 } = {}) {
     });
     if (rings.status !== 0) throw new Error(`building rings failed: ${rings.stderr}`);
 
-    pids.push(spawnLogged(dir, 'memcached', MEMCACHED, [...(process.getuid?.() === 0 ? ['-u', 'root'] : []), '-l', '127.0.0.1', '-p', String(ports.memcached), '-U', '0', '-m', '16']));
+    pids.push(
+      spawnLogged(dir, 'memcached', MEMCACHED, [
+        ...(process.getuid?.() === 0 ? ['-u', 'root'] : []),
+        '-l',
+        '127.0.0.1',
+        '-p',
+        String(ports.memcached),
+        '-U',
+        '0',
+        '-m',
+        '16',
+      ]),
+    );
     for (const name of ['account', 'container', 'object', 'proxy']) {
       pids.push(spawnLogged(dir, name, PYTHON, ['-c', RUN_SCRIPT, dir, path.join(dir, `${name}-server.conf`), `${name}-server`]));
     }

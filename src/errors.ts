@@ -30,7 +30,10 @@ export class NotFoundError extends CapstanError {
 export class IntegrityError extends CapstanError {
   static readonly code = 'ERR_INTEGRITY';
   readonly code = IntegrityError.code;
-  constructor(readonly storageIndex: string, what = 'object') {
+  constructor(
+    readonly storageIndex: string,
+    what = 'object',
+  ) {
     super(`integrity check failed for ${what} ${storageIndex}`);
   }
 }
@@ -108,7 +111,7 @@ export function isCapstanError(err: unknown): err is CapstanError {
 
 /** Options every async store and tree method accepts. */
 export interface AbortOptions {
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 export function throwIfAborted(signal?: AbortSignal): void {

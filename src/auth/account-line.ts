@@ -94,7 +94,12 @@ function checkUserAndCap(user: string, rootCap: string, validateCap: CapValidato
  * [COMMENT...]`). authorized_keys options (`restrict,command=...`) are refused:
  * capstan would silently ignore them, which is worse than saying so.
  */
-export function formatKeyLine(user: string, authorizedKeysLine: string, rootCap: string, validateCap: CapValidator = defaultValidateCap): string {
+export function formatKeyLine(
+  user: string,
+  authorizedKeysLine: string,
+  rootCap: string,
+  validateCap: CapValidator = defaultValidateCap,
+): string {
   checkUserAndCap(user, rootCap, validateCap);
   const words = authorizedKeysLine.trim().split(/\s+/);
   if (words.length < 2 || words[0] === '') throw new InvalidInputError('expected an OpenSSH public key line: TYPE BASE64 [COMMENT]');

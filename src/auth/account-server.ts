@@ -19,7 +19,7 @@ import { defaultValidateCap, isValidUserName, type CapValidator } from './accoun
 export interface AccountServerOptions {
   url: string;
   logger: Logger;
-  validateCap?: CapValidator;
+  validateCap?: CapValidator | undefined;
   /** Whole-request deadline: connect, headers and body. */
   timeoutMs?: number;
   cacheTtlMs?: number;
@@ -174,7 +174,10 @@ export class AccountServerClient {
       return answer;
     } catch (err) {
       const e = err as { code?: string; name?: string };
-      this.logger.warn({ user, err: e.code ?? e.name ?? 'error', ms: Date.now() - started }, 'account server unreachable or too slow; login denied');
+      this.logger.warn(
+        { user, err: e.code ?? e.name ?? 'error', ms: Date.now() - started },
+        'account server unreachable or too slow; login denied',
+      );
       return null;
     }
   }

@@ -17,13 +17,14 @@ import { keyFingerprint } from './ssh-key.js';
  */
 
 export interface EditOptions {
-  validateCap?: CapValidator;
+  validateCap?: CapValidator | undefined;
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
     const text = await readFile(path, 'utf8');
-    if (Buffer.byteLength(text) > MAX_ACCOUNTS_FILE_BYTES) throw new InvalidInputError(`accounts file larger than ${MAX_ACCOUNTS_FILE_BYTES} bytes`);
+    if (Buffer.byteLength(text) > MAX_ACCOUNTS_FILE_BYTES)
+      throw new InvalidInputError(`accounts file larger than ${MAX_ACCOUNTS_FILE_BYTES} bytes`);
     return text;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -128,11 +129,13 @@ export async function listAccounts(path: string, opts: ListOptions = {}): Promis
   const parsed = parseAccountsFile(text, opts);
   const accounts = [...parsed.accounts.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([user, account]): AccountSummary => ({
-      user,
-      keys: account.keys.map((k) => ({ type: k.type, fingerprint: keyFingerprint(k) })),
-      hasPassword: account.passwordHash !== undefined,
-      ...(opts.includeCaps === true ? { rootCap: account.rootCap } : {}),
-    }));
+    .map(
+      ([user, account]): AccountSummary => ({
+        user,
+        keys: account.keys.map((k) => ({ type: k.type, fingerprint: keyFingerprint(k) })),
+        hasPassword: account.passwordHash !== undefined,
+        ...(opts.includeCaps === true ? { rootCap: account.rootCap } : {}),
+      }),
+    );
   return { accounts, errors: parsed.errors };
 }

@@ -67,7 +67,7 @@ export interface ParsedAccountsFile {
 }
 
 export interface ParseAccountsOptions {
-  validateCap?: CapValidator;
+  validateCap?: CapValidator | undefined;
 }
 
 export function parseAccountsFile(text: string, opts: ParseAccountsOptions = {}): ParsedAccountsFile {

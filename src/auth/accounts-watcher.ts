@@ -9,7 +9,7 @@ import { applyReload } from './reload-policy.js';
 
 export interface AccountsFileOptions {
   logger: Logger;
-  validateCap?: CapValidator;
+  validateCap?: CapValidator | undefined;
   /** Stat fallback period: fs.watch misses changes on some filesystems (NFS, some container mounts). */
   pollIntervalMs?: number;
   /** Quiet time after the last change event before re-reading, so an editor's several writes give one reload. */
@@ -142,7 +142,10 @@ export class AccountsFile {
         this.watcher = undefined;
       });
     } catch (err) {
-      this.logger.warn({ file: this.path, err: (err as NodeJS.ErrnoException).code }, 'cannot watch accounts directory; relying on periodic stat');
+      this.logger.warn(
+        { file: this.path, err: (err as NodeJS.ErrnoException).code },
+        'cannot watch accounts directory; relying on periodic stat',
+      );
     }
   }
 

@@ -2,10 +2,7 @@ import type { Logger } from '../log.js';
 import { isValidUserName } from './account-line.js';
 import type { Account } from './accounts-file.js';
 import { HashLimiter } from './hash-limiter.js';
-import {
-  DEFAULT_SCRYPT_PARAMS, dummyPasswordHash, parsePasswordHash, verifyPassword,
-  type ParsedPasswordHash,
-} from './password-hash.js';
+import { DEFAULT_SCRYPT_PARAMS, dummyPasswordHash, parsePasswordHash, verifyPassword, type ParsedPasswordHash } from './password-hash.js';
 import { keyFingerprint, keyMatches, verifySignature } from './ssh-key.js';
 
 export interface LoginResult {
@@ -138,7 +135,10 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   }
 
   function accepted(result: LoginResult, meta: AuthAttemptMeta): LoginResult {
-    logger.info({ user: result.user, method: result.method, keyFingerprint: result.keyFingerprint, remoteAddress: meta.remoteAddress }, 'password accepted');
+    logger.info(
+      { user: result.user, method: result.method, keyFingerprint: result.keyFingerprint, remoteAddress: meta.remoteAddress },
+      'password accepted',
+    );
     return result;
   }
 

@@ -52,7 +52,7 @@ export interface ParsedPasswordHash {
 
 /** Memory scrypt needs for these parameters (node's own formula: 128 * N * r, plus the p blocks). */
 function scryptMemory({ ln, r, p }: ScryptParams): number {
-  return 128 * r * (2 ** ln) + 128 * r * p;
+  return 128 * r * 2 ** ln + 128 * r * p;
 }
 
 function decodeUnpadded(text: string): Buffer | undefined {
@@ -77,7 +77,9 @@ export function parsePasswordHash(text: string): ParsedPasswordHash {
   if (m === null) throw new InvalidInputError('malformed $scrypt$ password hash');
   const params: ScryptParams = { ln: Number(m[1]), r: Number(m[2]), p: Number(m[3]) };
   if (!inRange(params.ln, LN_RANGE) || !inRange(params.r, R_RANGE) || !inRange(params.p, P_RANGE)) {
-    throw new InvalidInputError(`scrypt parameters out of range (ln ${LN_RANGE.join('..')}, r ${R_RANGE.join('..')}, p ${P_RANGE.join('..')})`);
+    throw new InvalidInputError(
+      `scrypt parameters out of range (ln ${LN_RANGE.join('..')}, r ${R_RANGE.join('..')}, p ${P_RANGE.join('..')})`,
+    );
   }
   if (scryptMemory(params) > MAX_SCRYPT_MEMORY) throw new InvalidInputError('scrypt parameters need too much memory');
   const salt = decodeUnpadded(m[4]!);
@@ -108,7 +110,8 @@ function derive(password: string | Buffer, salt: Buffer, keyLength: number, para
 /** Hashes a password for the accounts file. `params` exists for tests; operators get the defaults. */
 export async function hashPassword(password: string, params: ScryptParams = DEFAULT_SCRYPT_PARAMS): Promise<string> {
   if (typeof password !== 'string' || password.length === 0) throw new InvalidInputError('password must be a non-empty string');
-  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) throw new InvalidInputError(`password longer than ${MAX_PASSWORD_BYTES} bytes`);
+  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES)
+    throw new InvalidInputError(`password longer than ${MAX_PASSWORD_BYTES} bytes`);
   const salt = randomBytes(SALT_BYTES);
   const parsedParams = { ...params };
   // Round-trip through the parser so we never write a hash we would refuse to read.

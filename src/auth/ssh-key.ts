@@ -26,7 +26,8 @@ export const SUPPORTED_KEY_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /** Key types recognised as keys (so the line is not mistaken for a password) but refused. */
-const KNOWN_UNSUPPORTED_KEY_TYPE = /^(ssh-dss|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com|[a-z0-9-]+-cert-v0[01]@openssh\.com)$/;
+const KNOWN_UNSUPPORTED_KEY_TYPE =
+  /^(ssh-dss|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com|[a-z0-9-]+-cert-v0[01]@openssh\.com)$/;
 
 /** Minimum RSA modulus accepted, as OpenSSH 9 (RequiredRSASize). */
 const MIN_RSA_BITS = 2048;

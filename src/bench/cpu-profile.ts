@@ -76,7 +76,9 @@ function top(map: Map<string, number>, totalMs: number, n: number): SelfTime[] {
 export function summariseProfile(profile: CpuProfile, n = 25): ProfileSummary {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfUs = new Map<number, number>();
-  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  profile.samples.forEach((id, i) => {
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   const functions = new Map<string, number>();
   const files = new Map<string, number>();
   const packages = new Map<string, number>();
@@ -121,7 +123,9 @@ export function callersOf(profile: CpuProfile, pattern: RegExp, depth = 4, n = 1
   const parent = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
   const selfUs = new Map<number, number>();
-  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  profile.samples.forEach((id, i) => {
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   const paths = new Map<string, number>();
   let total = 0;
   for (const [id, us] of selfUs) {
@@ -146,13 +150,13 @@ export async function summariseProfileFile(file: string, n = 25): Promise<string
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const argv = process.argv.slice(2);
-  const valueOf = (flag: string): string | undefined => {
+  const optionValue = (flag: string): string | undefined => {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const values = new Set(['--top', '--callers', '--depth'].map((f) => argv.indexOf(f) + 1).filter((i) => i > 0));
   const file = argv.find((a, i) => !a.startsWith('--') && !values.has(i));
-  const callers = valueOf('--callers');
+  const callers = optionValue('--callers');
   if (!file) {
     process.stderr.write('usage: node dist/bench/cpu-profile.js FILE.cpuprofile [--top 25] [--callers REGEX [--depth 4]]\n');
     process.exitCode = 2;
@@ -160,9 +164,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     readFile(file, 'utf8')
       .then((text) => {
         const profile = JSON.parse(text) as CpuProfile;
-        const n = Number(valueOf('--top') ?? 25);
+        const n = Number(optionValue('--top') ?? 25);
         if (callers === undefined) return formatSummary(summariseProfile(profile, n));
-        const rows = callersOf(profile, new RegExp(callers), Number(valueOf('--depth') ?? 4), n);
+        const rows = callersOf(profile, new RegExp(callers), Number(optionValue('--depth') ?? 4), n);
         return rows.map((r) => `${r.ms.toFixed(0).padStart(8)} ms ${(r.share * 100).toFixed(1).padStart(5)} %  ${r.key}`).join('\n');
       })
       .then(

@@ -86,7 +86,7 @@ export async function treeBytes(dir: string): Promise<number> {
   const pending = [dir];
   while (pending.length > 0) {
     const current = pending.pop()!;
-    let entries;
+    let entries: import('node:fs').Dirent[];
     try {
       entries = await readdir(current, { withFileTypes: true });
     } catch (err) {
@@ -103,7 +103,10 @@ export async function treeBytes(dir: string): Promise<number> {
             return 0;
           }
           if (!e.isFile()) return 0;
-          return lstat(full).then((s) => s.size, () => 0);
+          return lstat(full).then(
+            (s) => s.size,
+            () => 0,
+          );
         }),
       );
       for (const s of sizes) total += s;

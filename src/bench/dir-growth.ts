@@ -31,14 +31,14 @@ import { DEFAULT_LAYOUT, type DirectoryLayout } from '../tree/dir/context.js';
 import { createTreeWithInternals } from '../tree/tree.js';
 
 export interface DirGrowthOptions {
-  entries?: number;
+  entries?: number | undefined;
   /** Chunk store on disk (default) or in memory. */
-  memory?: boolean;
+  memory?: boolean | undefined;
   /** fsync each node put (default true, as a gateway runs). */
-  fsync?: boolean;
-  layout?: DirectoryLayout;
+  fsync?: boolean | undefined;
+  layout?: DirectoryLayout | undefined;
   /** Checkpoints to report (entry counts). */
-  checkpoints?: number[];
+  checkpoints?: number[] | undefined;
 }
 
 export interface DirGrowthCheckpoint {
@@ -133,9 +133,13 @@ export async function runDirGrowth(options: DirGrowthOptions = {}): Promise<DirG
 function formatResult(r: DirGrowthResult): string {
   const lines = [`layout B=${r.layout.bucketMax} k=${r.layout.branchBits} (${1 << r.layout.branchBits}-way), store ${r.store}`];
   for (const c of r.checkpoints) {
-    lines.push(`  at ${String(c.entries).padStart(6)} entries: ${String(c.bytesPerAdd).padStart(6)} bytes/add, ${c.putsPerAdd.toFixed(2)} puts/add, ${c.msPerAdd.toFixed(2)} ms/add`);
+    lines.push(
+      `  at ${String(c.entries).padStart(6)} entries: ${String(c.bytesPerAdd).padStart(6)} bytes/add, ${c.putsPerAdd.toFixed(2)} puts/add, ${c.msPerAdd.toFixed(2)} ms/add`,
+    );
   }
-  lines.push(`  list() of ${r.listed}: ${r.listColdMs.toFixed(1)} ms cold, ${r.listWarmMs.toFixed(1)} ms warm; ${(r.totalBytes / 1048576).toFixed(1)} MiB written in all`);
+  lines.push(
+    `  list() of ${r.listed}: ${r.listColdMs.toFixed(1)} ms cold, ${r.listWarmMs.toFixed(1)} ms warm; ${(r.totalBytes / 1048576).toFixed(1)} MiB written in all`,
+  );
   return lines.join('\n');
 }
 
@@ -151,9 +155,10 @@ async function main(argv: string[]): Promise<void> {
     entries: Number(arg(argv, '--entries') ?? 10_000),
     memory: argv.includes('--memory'),
     fsync: !argv.includes('--no-fsync'),
-    layout: bucket || bits
-      ? { bucketMax: Number(bucket ?? DEFAULT_LAYOUT.bucketMax), branchBits: Number(bits ?? DEFAULT_LAYOUT.branchBits) }
-      : undefined,
+    layout:
+      bucket || bits
+        ? { bucketMax: Number(bucket ?? DEFAULT_LAYOUT.bucketMax), branchBits: Number(bits ?? DEFAULT_LAYOUT.branchBits) }
+        : undefined,
     checkpoints: arg(argv, '--checkpoints')?.split(',').map(Number),
   });
   console.log(argv.includes('--json') ? JSON.stringify(result) : formatResult(result));

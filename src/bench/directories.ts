@@ -104,7 +104,9 @@ export function directoryWorkload(ctx: BenchContext, results: BenchResults): Wor
           have = checkpoint;
           const cost = { bytesPerAdd: (after - before) / count, msPerAdd: (r.seconds * 1000) / count };
           points.get(checkpoint)!.perServer[server.name] = cost;
-          ctx.log(`  ${server.name}: one more entry at ${checkpoint}: ${cost.bytesPerAdd.toFixed(0)} bytes, ${cost.msPerAdd.toFixed(1)} ms`);
+          ctx.log(
+            `  ${server.name}: one more entry at ${checkpoint}: ${cost.bytesPerAdd.toFixed(0)} bytes, ${cost.msPerAdd.toFixed(1)} ms`,
+          );
         }
         results.setupSeconds[`populate ${have} entries (${server.name})`] = populateSeconds;
       }

@@ -148,7 +148,9 @@ interface ChildReport {
 }
 
 function runInChild(bytes: number, options: Required<FileRssOptions>): Promise<ChildReport> {
-  const child = fork(fileURLToPath(import.meta.url), ['--run-one', JSON.stringify({ bytes, options })], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), ['--run-one', JSON.stringify({ bytes, options })], {
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (text: string) => (output += text));
   return new Promise<ChildReport>((resolve, reject) => {
@@ -198,13 +200,17 @@ async function main(argv: string[]): Promise<void> {
     const value = arg(argv, name);
     return value === undefined ? undefined : Number(value);
   };
-  const result = await runFileRss({
-    gib: numeric('--gib'),
-    chunkSize: numeric('--chunk-size'),
-    concurrency: numeric('--concurrency'),
-    fsync: !argv.includes('--no-fsync'),
-    dir: arg(argv, '--dir'),
-  });
+  const given = (o: Record<string, unknown>): FileRssOptions =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as FileRssOptions;
+  const result = await runFileRss(
+    given({
+      gib: numeric('--gib'),
+      chunkSize: numeric('--chunk-size'),
+      concurrency: numeric('--concurrency'),
+      fsync: !argv.includes('--no-fsync'),
+      dir: arg(argv, '--dir'),
+    }),
+  );
   console.log(argv.includes('--json') ? JSON.stringify(result) : formatFileRss(result));
 }
 

@@ -89,7 +89,10 @@ export function waitForStderr(child: ChildProcess, pattern: RegExp, timeoutMs: n
     };
     const onExit = (code: number | null, signal: NodeJS.Signals | null): void =>
       finish(() => reject(new Error(`exited (${signal ?? code}) before printing ${pattern}: ${seen.trim().slice(-2000)}`)));
-    const timer = setTimeout(() => finish(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms: ${seen.trim().slice(-2000)}`))), timeoutMs);
+    const timer = setTimeout(
+      () => finish(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms: ${seen.trim().slice(-2000)}`))),
+      timeoutMs,
+    );
     const finish = (then: () => void): void => {
       clearTimeout(timer);
       child.stderr?.off('data', onData);

@@ -24,7 +24,7 @@ export interface RunMeta {
   quick: boolean;
   sizes: BenchSizes;
   /** Why OpenSSH did not run, if it did not. */
-  openSshSkipped?: string;
+  openSshSkipped?: string | undefined;
   fsync: boolean;
   elapsedSeconds: number;
   loadStart: number[];
@@ -60,7 +60,10 @@ function size(bytes: number): string {
 }
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
-const fixed = (digits: number) => (n: number): string => n.toFixed(digits);
+const fixed =
+  (digits: number) =>
+  (n: number): string =>
+    n.toFixed(digits);
 
 type Verdict = 'met' | 'not met' | 'not measured' | '';
 
@@ -86,7 +89,14 @@ function ratioRow(name: string, samples: Samples, fmt: (n: number) => string, mi
   const ratio = o !== undefined ? c / o : undefined;
   const target = minRatio !== undefined ? `≥ ${minRatio}× OpenSSH` : '';
   const verdict: Verdict = minRatio === undefined ? '' : ratio === undefined ? 'not measured' : ratio >= minRatio ? 'met' : 'not met';
-  return { name, capstan: fmt(c), openssh: o !== undefined ? fmt(o) : '—', ratio: ratio !== undefined ? `${ratio.toFixed(2)}×` : '—', target, verdict };
+  return {
+    name,
+    capstan: fmt(c),
+    openssh: o !== undefined ? fmt(o) : '—',
+    ratio: ratio !== undefined ? `${ratio.toFixed(2)}×` : '—',
+    target,
+    verdict,
+  };
 }
 
 /** A window's peak: the kernel's VmHWM when it could be reset for the window (it sees spikes between samples), else the sampled peak. */
@@ -120,14 +130,25 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
   if (r.rssBig.length > 0) {
     // The first run's put: the one made before any download or multi-client workload (see WORKLOADS in run.ts).
     const big = peakMiB(r.rssBig[0]!);
-    rows.push({ name: `capstan peak RSS during the first ${size(sizes.bigFile)} put, after only uploads (MiB)`, capstan: fixed(0)(big), openssh: '', ratio: '', target: `< ${RSS_LIMIT_MIB} MiB`, verdict: big < RSS_LIMIT_MIB ? 'met' : 'not met' });
+    rows.push({
+      name: `capstan peak RSS during the first ${size(sizes.bigFile)} put, after only uploads (MiB)`,
+      capstan: fixed(0)(big),
+      openssh: '',
+      ratio: '',
+      target: `< ${RSS_LIMIT_MIB} MiB`,
+      verdict: big < RSS_LIMIT_MIB ? 'met' : 'not met',
+    });
     if (r.rssHuge) {
       const huge = peakMiB(r.rssHuge);
       // Flat: the huge put (on a fresh gateway) against the first big put, which follows it.
       const ok = huge < RSS_LIMIT_MIB && isFlat(big, huge);
       rows.push({
         name: `capstan peak RSS during a ${size(sizes.hugeFile)} put (MiB; put ran at ${mbps(r.hugePutMBps ?? 0)} MB/s)`,
-        capstan: fixed(0)(huge), openssh: '', ratio: '', target: `< ${RSS_LIMIT_MIB} MiB and flat`, verdict: ok ? 'met' : 'not met',
+        capstan: fixed(0)(huge),
+        openssh: '',
+        ratio: '',
+        target: `< ${RSS_LIMIT_MIB} MiB and flat`,
+        verdict: ok ? 'met' : 'not met',
       });
     }
   }
@@ -135,15 +156,22 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
     const share = r.dedup.secondUploadBytes / r.dedup.fileBytes;
     rows.push({
       name: `store growth from a second upload of the same ${size(r.dedup.fileBytes)} (first upload: ${int(r.dedup.firstUploadBytes)} bytes)`,
-      capstan: `${int(r.dedup.secondUploadBytes)} bytes (${(share * 100).toFixed(3)} %)`, openssh: '', ratio: '',
-      target: '< 1 % of the file', verdict: share < 0.01 ? 'met' : 'not met',
+      capstan: `${int(r.dedup.secondUploadBytes)} bytes (${(share * 100).toFixed(3)} %)`,
+      openssh: '',
+      ratio: '',
+      target: '< 1 % of the file',
+      verdict: share < 0.01 ? 'met' : 'not met',
     });
   }
   const byWorkload = Object.entries(r.rssByWorkload);
   if (byWorkload.length > 0) {
     rows.push({
       name: 'capstan peak RSS while each workload ran, sampled (MiB)',
-      capstan: byWorkload.map(([w, m]) => `${w} ${m.toFixed(0)}`).join(', '), openssh: '', ratio: '', target: '', verdict: '',
+      capstan: byWorkload.map(([w, m]) => `${w} ${m.toFixed(0)}`).join(', '),
+      openssh: '',
+      ratio: '',
+      target: '',
+      verdict: '',
     });
   }
   for (const point of r.growth) {
@@ -151,10 +179,24 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
       const p = point.perServer[server];
       return p ? `${int(p.bytesPerAdd)} B, ${p.msPerAdd.toFixed(1)} ms` : '—';
     };
-    rows.push({ name: `one more entry in a directory of ${int(point.entries)} (bytes stored, time)`, capstan: cell(C), openssh: cell(O), ratio: '', target: '', verdict: '' });
+    rows.push({
+      name: `one more entry in a directory of ${int(point.entries)} (bytes stored, time)`,
+      capstan: cell(C),
+      openssh: cell(O),
+      ratio: '',
+      target: '',
+      verdict: '',
+    });
   }
   const conn = (s: string): string => (r.connectMs[s] !== undefined ? (r.connectMs[s]! / 1000).toFixed(3) : '—');
-  rows.push({ name: 'one whole sftp session doing only `pwd`, not part of the times above (s)', capstan: conn(C), openssh: conn(O), ratio: '', target: '', verdict: '' });
+  rows.push({
+    name: 'one whole sftp session doing only `pwd`, not part of the times above (s)',
+    capstan: conn(C),
+    openssh: conn(O),
+    ratio: '',
+    target: '',
+    verdict: '',
+  });
   return rows.filter((x): x is Row => x !== undefined);
 }
 
@@ -194,7 +236,7 @@ function runsText(meta: RunMeta): string {
 export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string {
   const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
   const lines: string[] = [
-    '# Benchmarks: capstan next to OpenSSH\'s sftp server',
+    "# Benchmarks: capstan next to OpenSSH's sftp server",
     '',
     `Generated by \`npm run bench${meta.quick ? ' -- --quick' : ''}\` on ${m.date}; bench/README.md explains each row.`,
     '',
@@ -228,10 +270,12 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
   ]) {
     if (l) lines.push(l);
   }
-  const rssText = (w: RssWindow): string => `sampled ${w.peakRssMiB.toFixed(0)}, VmHWM ${w.hwmMiB.toFixed(0)}${w.hwmReset ? '' : ' (lifetime: reset refused)'}`;
+  const rssText = (w: RssWindow): string =>
+    `sampled ${w.peakRssMiB.toFixed(0)}, VmHWM ${w.hwmMiB.toFixed(0)}${w.hwmReset ? '' : ' (lifetime: reset refused)'}`;
   if (r.rssBig.length > 0) lines.push(`- capstan RSS MiB during the ${size(meta.sizes.bigFile)} puts: ${r.rssBig.map(rssText).join('; ')}`);
   if (r.rssHuge) lines.push(`- capstan RSS MiB during the ${size(meta.sizes.hugeFile)} put: ${rssText(r.rssHuge)}`);
-  if (r.s3?.putMBps !== undefined) lines.push(`- capstan on S3 (local Swift), one run: put ${mbps(r.s3.putMBps)} MB/s, get ${mbps(r.s3.getMBps ?? 0)} MB/s`);
+  if (r.s3?.putMBps !== undefined)
+    lines.push(`- capstan on S3 (local Swift), one run: put ${mbps(r.s3.putMBps)} MB/s, get ${mbps(r.s3.getMBps ?? 0)} MB/s`);
   const setup = Object.entries(r.setupSeconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`);
   if (setup.length > 0) lines.push(`- untimed setup: ${setup.join('; ')}`);
   lines.push('');

@@ -67,19 +67,18 @@ const HELP = `npm run bench -- [options]     (or: node dist/bench/run.js [option
 export interface BenchOptions {
   quick: boolean;
   sizes: BenchSizes;
-  out?: string;
-  json?: string;
+  out?: string | undefined;
+  json?: string | undefined;
   only: WorkloadName[];
   budgetSeconds: number;
   capstanOnly: boolean;
   fsync: boolean;
-  cpuProfDir?: string;
+  cpuProfDir?: string | undefined;
   workParent: string;
   keep: boolean;
 }
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
 
 function defaultWorkParent(): string {
   return chrootProblem(REPO) === undefined ? path.join(REPO, '.bench-tmp') : FALLBACK_WORK_PARENT;
@@ -113,7 +112,10 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     sizes.runs = Number(values.runs);
     if (!Number.isInteger(sizes.runs) || sizes.runs < 1 || sizes.runs > 20) throw new Error('--runs: an integer from 1 to 20');
   }
-  for (const [flag, key] of [['big-mib', 'bigFile'], ['huge-mib', 'hugeFile']] as const) {
+  for (const [flag, key] of [
+    ['big-mib', 'bigFile'],
+    ['huge-mib', 'hugeFile'],
+  ] as const) {
     const value = values[flag];
     if (value === undefined) continue;
     const mib = Number(value);
@@ -122,8 +124,12 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   }
   const budgetSeconds = values.budget !== undefined ? Number(values.budget) : DEFAULT_BUDGET_SECONDS;
   if (!Number.isFinite(budgetSeconds) || budgetSeconds < 0) throw new Error('--budget: a number of seconds, 0 for no limit');
-  const only = (values.only ?? WORKLOADS.join(',')).split(',').map((w) => w.trim()).filter((w) => w !== '');
-  for (const w of only) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`--only: unknown workload "${w}" (known: ${WORKLOADS.join(', ')})`);
+  const only = (values.only ?? WORKLOADS.join(','))
+    .split(',')
+    .map((w) => w.trim())
+    .filter((w) => w !== '');
+  for (const w of only)
+    if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`--only: unknown workload "${w}" (known: ${WORKLOADS.join(', ')})`);
   const out = values.out ?? (quick ? undefined : path.join(REPO, 'docs/benchmarks.md'));
   return {
     quick,
@@ -162,7 +168,15 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
     log(`starting capstan${o.cpuProfDir ? ' (under --cpu-prof)' : ''} in ${workDir}`);
     const nodeFlags = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
     if (o.cpuProfDir) await mkdir(o.cpuProfDir, { recursive: true });
-    const capstan = await startCapstan({ registry, repo: REPO, workDir, publicKeyFile: `${keyFile}.pub`, port: await freePort(), nodeFlags, fsync: o.fsync });
+    const capstan = await startCapstan({
+      registry,
+      repo: REPO,
+      workDir,
+      publicKeyFile: `${keyFile}.pub`,
+      port: await freePort(),
+      nodeFlags,
+      fsync: o.fsync,
+    });
     servers.push(capstan);
     if (openSshSkipped) {
       log(`OpenSSH side skipped: ${openSshSkipped}`);
@@ -170,7 +184,8 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
       log('starting OpenSSH sshd');
       const openssh = await startOpenSsh({ registry, workDir, publicKeyFile: `${keyFile}.pub`, port: await freePort() });
       servers.push(openssh);
-      if (!sameFilesystem(capstan.storeDir, openssh.storeDir)) throw new Error('capstan store and OpenSSH chroot are on different filesystems');
+      if (!sameFilesystem(capstan.storeDir, openssh.storeDir))
+        throw new Error('capstan store and OpenSSH chroot are on different filesystems');
     }
 
     const client: SftpClient = { registry, keyFile, batchDir: workDir, cipher: '' };
@@ -193,10 +208,13 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
     const workloads = WORKLOADS.filter((w) => o.only.includes(w)).map((w) => all[w]());
     const tracker = new RssTracker(capstan.pid);
     tracker.start();
-    let schedule;
+    let schedule: Awaited<ReturnType<typeof runScheduled>>;
     try {
       schedule = await runScheduled(workloads, {
-        runs: o.sizes.runs, budgetSeconds: o.budgetSeconds, startedAt: t0, log,
+        runs: o.sizes.runs,
+        budgetSeconds: o.budgetSeconds,
+        startedAt: t0,
+        log,
         onWorkload: (name) => {
           tracker.sample();
           tracker.label = name;
@@ -257,7 +275,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const registry = new ProcessRegistry();
   const t0 = performance.now();
-  const log = (line: string): void => void process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
+  const log = (line: string): void =>
+    void process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
   // Ctrl-C or a kill: stop every child by pid; runBench's finally then cleans up as its awaits fail.
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {

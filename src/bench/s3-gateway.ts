@@ -2,7 +2,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 // The project's own Swift launcher, as test/helpers/swift.ts uses it, so the
 // benchmark starts Swift exactly as the tests do.
-// @ts-ignore -- plain ESM script without type declarations
+// @ts-expect-error -- plain ESM script without type declarations
 import { startSwift, stopSwift, swiftUnavailable } from '../../scripts/swift-server.mjs';
 import { S3ChunkStore } from '../store/s3/index.js';
 import { settle, type BenchContext, type BenchResults } from './context.js';
@@ -86,7 +86,12 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
         const workDir = path.join(o.workDir, 's3-gateway');
         await mkdir(workDir);
         gateway = await startCapstan({
-          registry: ctx.registry, repo: o.repo, workDir, publicKeyFile: `${ctx.client.keyFile}.pub`, port: await freePort(), s3,
+          registry: ctx.registry,
+          repo: o.repo,
+          workDir,
+          publicKeyFile: `${ctx.client.keyFile}.pub`,
+          port: await freePort(),
+          s3,
         });
         results.setupSeconds['start Swift and the S3 gateway'] = (performance.now() - started) / 1000;
 

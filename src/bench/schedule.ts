@@ -67,7 +67,9 @@ export async function runScheduled(workloads: Workload[], o: ScheduleOptions): P
         const need = firstRunSeconds.get(w.name)!;
         if (o.budgetSeconds > 0 && elapsed(o) + need > o.budgetSeconds) {
           runsSkipped[w.name] = (runsSkipped[w.name] ?? 0) + 1;
-          o.log(`${w.name}: run ${run + 1} skipped (needs ~${need.toFixed(0)} s, ${Math.max(o.budgetSeconds - elapsed(o), 0).toFixed(0)} s of budget left)`);
+          o.log(
+            `${w.name}: run ${run + 1} skipped (needs ~${need.toFixed(0)} s, ${Math.max(o.budgetSeconds - elapsed(o), 0).toFixed(0)} s of budget left)`,
+          );
           continue;
         }
         o.log(`${w.name}: run ${run + 1}`);

@@ -103,11 +103,22 @@ export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
   const cli = path.join(o.repo, 'dist/cli/main.js');
   const nodeDir = path.join(o.workDir, 'capstan-node');
   // AWS_* from the caller's shell would override s3.credentials (capstan prefers the environment).
-  const env = { ...process.env, CAPSTAN_NODE_DIR: undefined, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined };
+  const env = {
+    ...process.env,
+    CAPSTAN_NODE_DIR: undefined,
+    AWS_ACCESS_KEY_ID: undefined,
+    AWS_SECRET_ACCESS_KEY: undefined,
+    AWS_SESSION_TOKEN: undefined,
+  };
   await mustRun(o.registry, process.execPath, [cli, 'init', '-d', nodeDir, '--listen', `127.0.0.1:${o.port}`], 'capstan init');
   // Before `account add`, so that the account's root directory is made against the store the gateway will use.
   if (o.s3) await useS3(nodeDir, o.s3);
-  await mustRun(o.registry, process.execPath, [cli, 'account', 'add', CAPSTAN_USER, '--key', o.publicKeyFile, '-d', nodeDir], 'capstan account add');
+  await mustRun(
+    o.registry,
+    process.execPath,
+    [cli, 'account', 'add', CAPSTAN_USER, '--key', o.publicKeyFile, '-d', nodeDir],
+    'capstan account add',
+  );
   if (o.fsync === false) {
     const cfg = path.join(nodeDir, 'capstan.cfg');
     const text = await readFile(cfg, 'utf8');

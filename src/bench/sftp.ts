@@ -31,17 +31,28 @@ export function q(p: string): string {
 function sftpArgs(client: SftpClient, server: BenchServer, batchFile: string): string[] {
   return [
     '-q',
-    '-b', batchFile,
-    '-i', client.keyFile,
-    '-F', '/dev/null',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=no',
-    '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'LogLevel=ERROR',
-    '-o', `Ciphers=${client.cipher}`,
-    '-P', String(server.port),
+    '-b',
+    batchFile,
+    '-i',
+    client.keyFile,
+    '-F',
+    '/dev/null',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'LogLevel=ERROR',
+    '-o',
+    `Ciphers=${client.cipher}`,
+    '-P',
+    String(server.port),
     `${server.user}@127.0.0.1`,
   ];
 }
@@ -54,7 +65,9 @@ function sftpArgs(client: SftpClient, server: BenchServer, batchFile: string): s
 export async function sftpBatch(client: SftpClient, server: BenchServer, commands: string[], timeoutMs = 900_000): Promise<Finished> {
   const r = await startBatch(client, server, commands, timeoutMs);
   if (r.code !== 0) {
-    throw new Error(`sftp to ${server.name} failed (${r.signal ?? r.code}) in batch [${summarise(commands)}]: ${r.stderr.trim().slice(-2000)}`);
+    throw new Error(
+      `sftp to ${server.name} failed (${r.signal ?? r.code}) in batch [${summarise(commands)}]: ${r.stderr.trim().slice(-2000)}`,
+    );
   }
   return r;
 }
@@ -105,7 +118,6 @@ export function withMarks(r: Finished, server: BenchServer): Timed {
   const [startNs, endNs] = marks as [bigint, bigint];
   return { ...r, stdout: r.stdout.replace(MARK_LINE, ''), seconds: Number(endNs - startNs) / 1e9, startNs, endNs };
 }
-
 
 /** The first cipher of CIPHER_PREFERENCE that every server accepts; throws if none does. */
 export async function pickCipher(client: SftpClient, servers: BenchServer[]): Promise<string> {

@@ -84,7 +84,9 @@ async function dedupCheck(ctx: BenchContext, local: string, remote: string, stor
   await timedBatch(ctx.client, server, [], [`put ${q(local)} ${q(`copy-of-${remote}`)}`]);
   const afterCopy = await treeBytes(server.storeDir);
   const dedup = { fileBytes: ctx.sizes.bigFile, firstUploadBytes: beforeCopy - storeBefore, secondUploadBytes: afterCopy - beforeCopy };
-  ctx.log(`  dedup: the upload added ${dedup.firstUploadBytes} bytes to the store, a second upload of the same bytes ${dedup.secondUploadBytes}`);
+  ctx.log(
+    `  dedup: the upload added ${dedup.firstUploadBytes} bytes to the store, a second upload of the same bytes ${dedup.secondUploadBytes}`,
+  );
   return dedup;
 }
 
@@ -138,7 +140,9 @@ export function concurrentWorkload(ctx: BenchContext, results: BenchResults): Wo
       for (const server of orderFor(ctx.servers, run)) {
         for (const f of locals) await stampFile(f, clientFile);
         await settle(ctx);
-        const all = await Promise.all(locals.map((f, i) => timedBatch(ctx.client, server, [], [`put ${q(f)} ${q(`client-r${run}-${i}.bin`)}`])));
+        const all = await Promise.all(
+          locals.map((f, i) => timedBatch(ctx.client, server, [], [`put ${q(f)} ${q(`client-r${run}-${i}.bin`)}`])),
+        );
         // From the first session's start mark to the last one's end mark.
         const start = all.reduce((min, r) => (r.startNs < min ? r.startNs : min), all[0]!.startNs);
         const end = all.reduce((max, r) => (r.endNs > max ? r.endNs : max), all[0]!.endNs);

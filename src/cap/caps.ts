@@ -69,7 +69,10 @@ export class DirectoryReadCap implements CapBase {
   readonly isWritable = false;
   readonly isReadable = true;
 
-  constructor(readonly readKey: Uint8Array, readonly publicKey: Uint8Array) {
+  constructor(
+    readonly readKey: Uint8Array,
+    readonly publicKey: Uint8Array,
+  ) {
     if (readKey.length !== 32 || publicKey.length !== 32) throw new RangeError('directory read cap fields must be 32 bytes');
   }
   get storageIndex(): Uint8Array {
@@ -115,7 +118,11 @@ export class FileReadCap implements CapBase {
   readonly isReadable = true;
   #verifyKey?: Uint8Array;
 
-  constructor(readonly manifestKey: Uint8Array, readonly manifestHash: Uint8Array, readonly size: number) {
+  constructor(
+    readonly manifestKey: Uint8Array,
+    readonly manifestHash: Uint8Array,
+    readonly size: number,
+  ) {
     if (manifestKey.length !== 32 || manifestHash.length !== 32) throw new RangeError('file cap fields must be 32 bytes');
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError('file size out of range');
   }
@@ -140,7 +147,11 @@ export class FileVerifyCap implements CapBase {
   readonly isWritable = false;
   readonly isReadable = false;
 
-  constructor(readonly verifyKey: Uint8Array, readonly manifestHash: Uint8Array, readonly size: number) {
+  constructor(
+    readonly verifyKey: Uint8Array,
+    readonly manifestHash: Uint8Array,
+    readonly size: number,
+  ) {
     if (verifyKey.length !== 32 || manifestHash.length !== 32) throw new RangeError('file verify cap fields must be 32 bytes');
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError('file size out of range');
   }
@@ -195,14 +206,7 @@ export class UnknownCap implements CapBase {
 
 export type DirectoryCap = DirectoryWriteCap | DirectoryReadCap;
 export type FileCap = FileReadCap | LiteralCap;
-export type Cap =
-  | DirectoryWriteCap
-  | DirectoryReadCap
-  | DirectoryVerifyCap
-  | FileReadCap
-  | FileVerifyCap
-  | LiteralCap
-  | UnknownCap;
+export type Cap = DirectoryWriteCap | DirectoryReadCap | DirectoryVerifyCap | FileReadCap | FileVerifyCap | LiteralCap | UnknownCap;
 
 /**
  * Caps are parsed again for every directory entry and path walk, and turning

@@ -1,7 +1,18 @@
 export {
-  CAP_PREFIX, LITERAL_MAX_BYTES, DirectoryWriteCap, DirectoryReadCap, DirectoryVerifyCap,
-  FileReadCap, FileVerifyCap, LiteralCap, UnknownCap, storageIndexOf,
-  type Cap, type CapBase, type DirectoryCap, type FileCap,
+  CAP_PREFIX,
+  LITERAL_MAX_BYTES,
+  DirectoryWriteCap,
+  DirectoryReadCap,
+  DirectoryVerifyCap,
+  FileReadCap,
+  FileVerifyCap,
+  LiteralCap,
+  UnknownCap,
+  storageIndexOf,
+  type Cap,
+  type CapBase,
+  type DirectoryCap,
+  type FileCap,
 } from './caps.js';
 export { parseCap, parseDirectoryCap, CapParseError, MAX_CAP_LENGTH } from './parse.js';
 export { encodeBase32, decodeBase32 } from './base32.js';

@@ -1,8 +1,17 @@
 import { InvalidInputError } from '../errors.js';
 import { decodeBase32 } from './base32.js';
 import {
-  CAP_PREFIX, LITERAL_MAX_BYTES, DirectoryReadCap, DirectoryVerifyCap, DirectoryWriteCap,
-  FileReadCap, FileVerifyCap, LiteralCap, UnknownCap, type Cap, type DirectoryCap,
+  CAP_PREFIX,
+  LITERAL_MAX_BYTES,
+  DirectoryReadCap,
+  DirectoryVerifyCap,
+  DirectoryWriteCap,
+  FileReadCap,
+  FileVerifyCap,
+  LiteralCap,
+  UnknownCap,
+  type Cap,
+  type DirectoryCap,
 } from './caps.js';
 
 /** Longest cap string accepted at all; bounds work done on hostile input. */
@@ -54,7 +63,11 @@ export function parseCap(text: string): Cap {
       return new FileReadCap(field32('CHK', fields[0], 'key'), field32('CHK', fields[1], 'manifest hash'), size('CHK', fields[2]));
     case 'CHK-V':
       arity('CHK-V', fields, 3);
-      return new FileVerifyCap(field32('CHK-V', fields[0], 'verify key'), field32('CHK-V', fields[1], 'manifest hash'), size('CHK-V', fields[2]));
+      return new FileVerifyCap(
+        field32('CHK-V', fields[0], 'verify key'),
+        field32('CHK-V', fields[1], 'manifest hash'),
+        size('CHK-V', fields[2]),
+      );
     case 'LIT': {
       arity('LIT', fields, 1);
       const data = decodeBase32(fields[0]!);

@@ -1,6 +1,14 @@
 import {
-  DirectoryReadCap, DirectoryWriteCap, FileReadCap, FileVerifyCap, LiteralCap, UnknownCap, DirectoryVerifyCap, parseCap,
-  type Cap, type DirectoryCap,
+  DirectoryReadCap,
+  DirectoryWriteCap,
+  FileReadCap,
+  FileVerifyCap,
+  LiteralCap,
+  UnknownCap,
+  DirectoryVerifyCap,
+  parseCap,
+  type Cap,
+  type DirectoryCap,
 } from '../cap/index.js';
 import { InvalidInputError, NotADirectoryError, NotFoundError } from '../errors.js';
 import type { Directory, ResolvedNode, Tree } from '../tree/api.js';
@@ -46,7 +54,8 @@ export async function resolveCapPath(tree: Tree, target: CapPath): Promise<Resol
     } catch (err) {
       // The tree's messages are generic ("no such entry"); say which path.
       if (err instanceof NotFoundError) throw new NotFoundError(`${components.join('/')}: no such file or directory`, { cause: err });
-      if (err instanceof NotADirectoryError) throw new NotADirectoryError(`${components.join('/')}: a component of the path is not a directory`, { cause: err });
+      if (err instanceof NotADirectoryError)
+        throw new NotADirectoryError(`${components.join('/')}: a component of the path is not a directory`, { cause: err });
       throw err;
     }
   }

@@ -7,8 +7,8 @@ import { UsageError } from './errors.js';
 
 /** Options every command has (declared in main.ts). */
 export interface GlobalArgs {
-  nodeDir?: string;
-  debug?: boolean;
+  nodeDir?: string | undefined;
+  debug?: boolean | undefined;
 }
 
 export const NODE_DIR_ENV = 'CAPSTAN_NODE_DIR';

@@ -63,7 +63,9 @@ async function main(argv: string[]): Promise<number> {
     .alias('h', 'help')
     .version(CLI_VERSION)
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .epilogue('CAP/PATH arguments are a cap, then optionally /path/below/it. Caps are secrets: quote them, and keep them out of shell history where you can.')
+    .epilogue(
+      'CAP/PATH arguments are a cap, then optionally /path/below/it. Caps are secrets: quote them, and keep them out of shell history where you can.',
+    )
     .fail((message, err) => {
       // Handler errors come through here too: keep them as they are.
       if (err) throw err;

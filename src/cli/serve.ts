@@ -28,7 +28,10 @@ export function listeningLine(gateway: Gateway): string {
 
 export async function startLogged(config: NodeConfig): Promise<{ gateway: Gateway; log: Logger }> {
   const log = createLogger(config.node.logLevel);
-  log.info({ event: 'start', nodeDir: config.nodeDir, version: CLI_VERSION, pid: process.pid, nickname: config.node.nickname || undefined }, 'capstan starting');
+  log.info(
+    { event: 'start', nodeDir: config.nodeDir, version: CLI_VERSION, pid: process.pid, nickname: config.node.nickname || undefined },
+    'capstan starting',
+  );
   // Loaded here, not at the top: only run and demo need the SFTP stack, and
   // every other command starts faster (and works) without it.
   const { startGateway } = await import('../node/gateway.js');

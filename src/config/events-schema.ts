@@ -21,21 +21,45 @@ export const optionalPathType: ValueType<string | undefined> = {
 };
 
 export const EVENTS_KEYS = {
-  'outbox.dir': key(pathType, 'store/outbox', 'LevelDB directory of the event outbox (its own database, not the slot store\'s), relative to the node directory. Used only when a sink is configured.'),
+  'outbox.dir': key(
+    pathType,
+    'store/outbox',
+    "LevelDB directory of the event outbox (its own database, not the slot store's), relative to the node directory. Used only when a sink is configured.",
+  ),
   'outbox.max_events': key(
     intType(1, 100_000_000, 'events'),
     '1000000',
     'Most events the outbox holds for a sink that has not confirmed them. When it is full, uploads, renames, removes, mkdirs and rmdirs are refused (FAILURE) and logged as errors until the sinks catch up.',
   ),
   'webhook.url': key(optionalUrlType, '', 'POST every event as JSON to this URL (2xx confirms). Empty: no webhook.'),
-  'webhook.secret_file': key(optionalPathType, '', 'File holding the HMAC key for the X-Capstan-Signature header (sha256=HEX of the body), relative to the node directory. Empty: requests are not signed.'),
+  'webhook.secret_file': key(
+    optionalPathType,
+    '',
+    'File holding the HMAC key for the X-Capstan-Signature header (sha256=HEX of the body), relative to the node directory. Empty: requests are not signed.',
+  ),
   'webhook.timeout': key(intType(1, 300, 'seconds'), '10', 'Timeout of one webhook request.'),
-  'amqp.url': key(optionalAmqpUrlType, '', 'Publish every event to this AMQP 0-9-1 broker (RabbitMQ), e.g. amqp://capstan:secret@mq.example:5672/%2F. Empty: no AMQP.'),
-  'amqp.exchange': key(stringType, '', 'Exchange events are published to; it must exist (capstan does not declare it). Empty: the default exchange, where the routing key names the queue.'),
+  'amqp.url': key(
+    optionalAmqpUrlType,
+    '',
+    'Publish every event to this AMQP 0-9-1 broker (RabbitMQ), e.g. amqp://capstan:secret@mq.example:5672/%2F. Empty: no AMQP.',
+  ),
+  'amqp.exchange': key(
+    stringType,
+    '',
+    'Exchange events are published to; it must exist (capstan does not declare it). Empty: the default exchange, where the routing key names the queue.',
+  ),
   'amqp.routing_key': key(stringType, 'capstan.events', 'Routing key of every published event.'),
   'amqp.timeout': key(intType(1, 300, 'seconds'), '10', 'Timeout of connecting to the broker, and of its confirms of a published batch.'),
-  'retry.initial_delay': key(intType(1, 600_000, 'milliseconds'), '500', 'Wait before the first retry of a failed delivery; doubled for each further failure (with jitter).'),
-  'retry.max_delay': key(intType(1, 3_600_000, 'milliseconds'), '60000', 'Longest wait between two delivery attempts. Deliveries are retried for ever.'),
+  'retry.initial_delay': key(
+    intType(1, 600_000, 'milliseconds'),
+    '500',
+    'Wait before the first retry of a failed delivery; doubled for each further failure (with jitter).',
+  ),
+  'retry.max_delay': key(
+    intType(1, 3_600_000, 'milliseconds'),
+    '60000',
+    'Longest wait between two delivery attempts. Deliveries are retried for ever.',
+  ),
 } as const;
 
 /** [events] as the node uses it: paths absolute, each sink present only when its URL is set. */
@@ -60,7 +84,11 @@ export function resolveEvents(raw: EventsRaw, inNode: (p: string) => string): Ev
   const webhookUrl = raw['webhook.url'];
   if (webhookUrl !== undefined) {
     const secret = raw['webhook.secret_file'];
-    out.webhook = { url: webhookUrl, ...(secret !== undefined ? { secretFile: inNode(secret) } : {}), timeoutSeconds: raw['webhook.timeout'] };
+    out.webhook = {
+      url: webhookUrl,
+      ...(secret !== undefined ? { secretFile: inNode(secret) } : {}),
+      timeoutSeconds: raw['webhook.timeout'],
+    };
   }
   const amqpUrl = raw['amqp.url'];
   if (amqpUrl !== undefined) {

@@ -28,7 +28,15 @@ export interface NodeConfig {
     /** 0: sessions never time out. */
     idleTimeoutSeconds: number;
   };
-  storage: { backend: 'fs' | 's3'; fsDir: string; fsFsync: boolean; slotsDir: string; chunkSize: number; slots: SlotsConfig; s3: S3StorageConfig };
+  storage: {
+    backend: 'fs' | 's3';
+    fsDir: string;
+    fsFsync: boolean;
+    slotsDir: string;
+    chunkSize: number;
+    slots: SlotsConfig;
+    s3: S3StorageConfig;
+  };
   http: { listen?: HostPort };
   /** [events]: the outbox and the sinks (docs/spec/events.md). */
   events: EventsSettings;
@@ -74,7 +82,11 @@ export interface ConfigOverrides {
 export function validateConfig(doc: IniDocument, fileName = CONFIG_FILE): RawConfig {
   for (const section of doc.sections.values()) {
     if (!Object.hasOwn(SCHEMA, section.name)) {
-      throw new ConfigError(`${fileName} line ${section.line}: unknown section [${section.name}] (known: ${Object.keys(SCHEMA).map((s) => `[${s}]`).join(', ')})`);
+      throw new ConfigError(
+        `${fileName} line ${section.line}: unknown section [${section.name}] (known: ${Object.keys(SCHEMA)
+          .map((s) => `[${s}]`)
+          .join(', ')})`,
+      );
     }
     const known = SCHEMA[section.name as SectionName];
     for (const [name, { line }] of section.values) {

@@ -47,8 +47,9 @@ export function renderConfigTable(): string {
   const rows = [
     '| section | key | default | type | meaning |',
     '|---|---|---|---|---|',
-    ...schemaEntries().map(({ section, key, spec }) =>
-      `| \`[${section}]\` | \`${key}\` | ${spec.default === '' ? '(empty)' : `\`${spec.default}\``} | ${spec.type.doc} | ${cell(spec.description)} |`,
+    ...schemaEntries().map(
+      ({ section, key, spec }) =>
+        `| \`[${section}]\` | \`${key}\` | ${spec.default === '' ? '(empty)' : `\`${spec.default}\``} | ${spec.type.doc} | ${cell(spec.description)} |`,
     ),
   ];
   return rows.join('\n') + '\n';

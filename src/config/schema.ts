@@ -3,8 +3,19 @@ import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../tree/inde
 import { EVENTS_KEYS } from './events-schema.js';
 import { DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';
 import {
-  boolType, enumType, formatSize, hostPortType, intType, optionalLoopbackHostPortType, optionalUrlOf, optionalUrlType,
-  pathListType, pathType, sizeType, stringType, type ValueType,
+  boolType,
+  enumType,
+  formatSize,
+  hostPortType,
+  intType,
+  optionalLoopbackHostPortType,
+  optionalUrlOf,
+  optionalUrlType,
+  pathListType,
+  pathType,
+  sizeType,
+  stringType,
+  type ValueType,
 } from './types.js';
 
 /**
@@ -30,13 +41,19 @@ function key<T>(type: ValueType<T>, def: string, description: string): ConfigKey
 }
 
 /** Empty (libpq's PG* environment variables decide) or a postgres:// URL. */
-const optionalPostgresUrlType = optionalUrlOf(['postgres', 'postgresql'], 'empty or postgres:// URL', 'empty or a postgres:// or postgresql:// URL');
+const optionalPostgresUrlType = optionalUrlOf(
+  ['postgres', 'postgresql'],
+  'empty or postgres:// URL',
+  'empty or a postgres:// or postgresql:// URL',
+);
 
 /** An SQL schema name capstan can use without quoting surprises. */
 const postgresSchemaType: ValueType<string> = {
   doc: 'SQL identifier (a-z, 0-9, _)',
   parse: (raw) =>
-    SCHEMA_NAME_RE.test(raw) ? { ok: true, value: raw } : { ok: false, expected: '1 to 63 of a-z, 0-9 and _, not starting with a digit', echo: true },
+    SCHEMA_NAME_RE.test(raw)
+      ? { ok: true, value: raw }
+      : { ok: false, expected: '1 to 63 of a-z, 0-9 and _, not starting with a digit', echo: true },
 };
 
 export const SLOT_BACKENDS = ['level', 'postgres'] as const;
@@ -61,39 +78,87 @@ export const SCHEMA = {
   },
   sftpd: {
     enabled: key(boolType, 'true', 'Run the SFTP server. When false, `capstan run` serves only the slot socket and the HTTP listener.'),
-    listen: key(hostPortType, '127.0.0.1:8022', 'Address the SFTP server listens on. Use 0.0.0.0:PORT or [::]:PORT to accept remote clients.'),
+    listen: key(
+      hostPortType,
+      '127.0.0.1:8022',
+      'Address the SFTP server listens on. Use 0.0.0.0:PORT or [::]:PORT to accept remote clients.',
+    ),
     host_key_files: key(
       pathListType,
       'private/ssh_host_ed25519_key,private/ssh_host_rsa_key',
       'OpenSSH private host keys, relative to the node directory. Gateways behind one load balancer should share the same files.',
     ),
-    'accounts.file': key(pathType, 'private/accounts', 'The accounts file (users, their keys or password hashes, their root caps). Reloaded when it changes.'),
-    'accounts.url': key(optionalUrlType, '', 'Account server asked about password logins of users not in the accounts file (Tahoe-LAFS contract, see docs/operations.md). Empty: off.'),
+    'accounts.file': key(
+      pathType,
+      'private/accounts',
+      'The accounts file (users, their keys or password hashes, their root caps). Reloaded when it changes.',
+    ),
+    'accounts.url': key(
+      optionalUrlType,
+      '',
+      'Account server asked about password logins of users not in the accounts file (Tahoe-LAFS contract, see docs/operations.md). Empty: off.',
+    ),
     'accounts.url.cache_ttl': key(intType(0, 86_400, 'seconds'), '3600', 'How long an account server answer is cached.'),
     'accounts.url.timeout': key(intType(1, 300, 'seconds'), '10', 'Timeout of one account server request.'),
     idle_timeout: key(intType(0, 604_800, 'seconds'), '900', 'Close SFTP sessions idle this long. 0: never.'),
   },
   storage: {
-    backend: key(enumType(CHUNK_BACKENDS), 'fs', 'Where chunks live: fs (a local directory, fs.*) or s3 (an S3 bucket, s3.*; see docs/operations.md).'),
+    backend: key(
+      enumType(CHUNK_BACKENDS),
+      'fs',
+      'Where chunks live: fs (a local directory, fs.*) or s3 (an S3 bucket, s3.*; see docs/operations.md).',
+    ),
     'fs.dir': key(pathType, 'store/chunks', 'Directory of the fs chunk store, relative to the node directory.'),
-    'fs.fsync': key(boolType, 'true', 'fsync every chunk before an upload is acknowledged. Off is faster and can lose recent uploads in a power cut.'),
-    's3.endpoint': key(optionalUrlType, '', 'S3 service URL (backend = s3), e.g. https://s3.eu-west-1.amazonaws.com or http://minio.internal:9000. Required with backend = s3.'),
+    'fs.fsync': key(
+      boolType,
+      'true',
+      'fsync every chunk before an upload is acknowledged. Off is faster and can lose recent uploads in a power cut.',
+    ),
+    's3.endpoint': key(
+      optionalUrlType,
+      '',
+      'S3 service URL (backend = s3), e.g. https://s3.eu-west-1.amazonaws.com or http://minio.internal:9000. Required with backend = s3.',
+    ),
     's3.region': key(stringType, 'us-east-1', 'Region the S3 requests are signed for (SigV4).'),
     's3.bucket': key(stringType, '', 'Bucket holding the chunks (it must exist). Required with backend = s3.'),
-    's3.prefix': key(stringType, '', 'Prepended to every object key, e.g. capstan/ to share a bucket; objects are <prefix>chunks/<a>/<b>/<cid>.'),
-    's3.addressing': key(enumType(S3_ADDRESSING), 'path', 'path: ENDPOINT/BUCKET/KEY (MinIO, Ceph, Swift); virtual: BUCKET.ENDPOINT-HOST/KEY (AWS).'),
+    's3.prefix': key(
+      stringType,
+      '',
+      'Prepended to every object key, e.g. capstan/ to share a bucket; objects are <prefix>chunks/<a>/<b>/<cid>.',
+    ),
+    's3.addressing': key(
+      enumType(S3_ADDRESSING),
+      'path',
+      'path: ENDPOINT/BUCKET/KEY (MinIO, Ceph, Swift); virtual: BUCKET.ENDPOINT-HOST/KEY (AWS).',
+    ),
     's3.concurrency': key(intType(1, 256), '8', 'S3 requests in flight at once per process, and keep-alive connections kept for them.'),
     's3.timeout': key(intType(1, 600, 'seconds'), '30', 'Timeout of one S3 request attempt (connect, send, answer).'),
-    's3.retries': key(intType(0, 20), '4', 'Retries of an S3 request after a 5xx, 429, reset or timeout (exponential backoff, full jitter); other 4xx are never retried.'),
-    's3.credentials': key(pathType, 'private/s3-credentials', 'File with the access key id and secret (two lines, or INI like ~/.aws/credentials), used when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set.'),
+    's3.retries': key(
+      intType(0, 20),
+      '4',
+      'Retries of an S3 request after a 5xx, 429, reset or timeout (exponential backoff, full jitter); other 4xx are never retried.',
+    ),
+    's3.credentials': key(
+      pathType,
+      'private/s3-credentials',
+      'File with the access key id and secret (two lines, or INI like ~/.aws/credentials), used when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set.',
+    ),
     's3.cache.dir': key(pathType, 'store/s3-cache', 'Local read cache of chunks fetched from S3, relative to the node directory.'),
-    's3.cache.size': key(sizeType(0, MAX_S3_CACHE_BYTES), '1024MiB', 'Bound on the read cache; least recently used chunks are evicted past it. 0: no cache.'),
+    's3.cache.size': key(
+      sizeType(0, MAX_S3_CACHE_BYTES),
+      '1024MiB',
+      'Bound on the read cache; least recently used chunks are evicted past it. 0: no cache.',
+    ),
     'slots.backend': key(
       enumType(SLOT_BACKENDS),
       'level',
       'Where directory slots live: level (a LevelDB database in slots.dir, one gateway per node) or postgres (a PostgreSQL database several gateways can share, see docs/operations.md).',
     ),
-    'slots.dir': key(pathType, 'store/slots', 'LevelDB directory holding the directory slots, relative to the node directory (slots.backend = level).'),
+    'slots.dir': key(
+      pathType,
+      'store/slots',
+      'LevelDB directory holding the directory slots, relative to the node directory (slots.backend = level).',
+    ),
     'slots.postgres.url': key(
       optionalPostgresUrlType,
       '',
@@ -104,12 +169,20 @@ export const SCHEMA = {
       'private/postgres-password',
       'File holding the PostgreSQL password (first line), used when the URL has none and the file exists; else PGPASSWORD or ~/.pgpass. Relative to the node directory.',
     ),
-    'slots.postgres.schema': key(postgresSchemaType, 'public', 'SQL schema of capstan\'s tables; capstan creates and migrates it. Gateways sharing slots use the same database and schema.'),
-    'slots.postgres.pool_size': key(intType(1, 100), '10', 'Connections each process keeps to PostgreSQL at most (the bound on concurrent slot statements).'),
+    'slots.postgres.schema': key(
+      postgresSchemaType,
+      'public',
+      "SQL schema of capstan's tables; capstan creates and migrates it. Gateways sharing slots use the same database and schema.",
+    ),
+    'slots.postgres.pool_size': key(
+      intType(1, 100),
+      '10',
+      'Connections each process keeps to PostgreSQL at most (the bound on concurrent slot statements).',
+    ),
     chunk_size: key(
       sizeType(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
       formatSize(DEFAULT_CHUNK_SIZE),
-      'Plaintext bytes per chunk of an immutable file (the default is the tree layer\'s). Changing it affects only new uploads, which then no longer deduplicate with identical old ones.',
+      "Plaintext bytes per chunk of an immutable file (the default is the tree layer's). Changing it affects only new uploads, which then no longer deduplicate with identical old ones.",
     ),
   },
   http: {

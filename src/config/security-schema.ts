@@ -32,7 +32,9 @@ export const nameListType: ValueType<string[]> = {
   doc: 'comma-separated user names (empty: none)',
   parse: (raw) => {
     const items = raw === '' ? [] : raw.split(',').map((s) => s.trim());
-    return items.every((s) => /^[A-Za-z0-9._@+-]{1,64}$/.test(s)) ? ok(items) : { ok: false, expected: 'comma-separated user names', echo: true };
+    return items.every((s) => /^[A-Za-z0-9._@+-]{1,64}$/.test(s))
+      ? ok(items)
+      : { ok: false, expected: 'comma-separated user names', echo: true };
   },
 };
 
@@ -45,38 +47,102 @@ const L = DEFAULT_LIMITS;
 const seconds = (ms: number): number => Math.round(ms / 1000);
 
 export const DEFENDER_KEYS = {
-  enabled: key(boolType, 'true', 'Score failed logins per client address and ban addresses that fail too often (see docs/operations.md). The allow and deny lists apply even when off.'),
+  enabled: key(
+    boolType,
+    'true',
+    'Score failed logins per client address and ban addresses that fail too often (see docs/operations.md). The allow and deny lists apply even when off.',
+  ),
   threshold: key(intType(1, 100_000), D.threshold, 'Score within observation_time at which an address is banned.'),
   observation_time: key(intType(1, 604_800, 'seconds'), seconds(D.observationMs), 'How long a failure counts towards the threshold.'),
   ban_time: key(intType(1, 31_536_000, 'seconds'), seconds(D.banMs), 'Length of a first ban.'),
-  ban_growth: key(intType(1, 16), D.banGrowth, 'Each further ban of the same address lasts this many times longer than the previous one, up to max_ban_time.'),
-  max_ban_time: key(intType(1, 31_536_000, 'seconds'), seconds(D.maxBanMs), 'Longest ban; an address not banned for this long starts again from ban_time.'),
+  ban_growth: key(
+    intType(1, 16),
+    D.banGrowth,
+    'Each further ban of the same address lasts this many times longer than the previous one, up to max_ban_time.',
+  ),
+  max_ban_time: key(
+    intType(1, 31_536_000, 'seconds'),
+    seconds(D.maxBanMs),
+    'Longest ban; an address not banned for this long starts again from ban_time.',
+  ),
   'score.unknown_user': key(intType(0, 100_000), D.scores.unknown_user, 'Score of a login as a user that has no account.'),
-  'score.wrong_credential': key(intType(0, 100_000), D.scores.wrong_credential, 'Score of a wrong password or signature for an existing user.'),
+  'score.wrong_credential': key(
+    intType(0, 100_000),
+    D.scores.wrong_credential,
+    'Score of a wrong password or signature for an existing user.',
+  ),
   'score.refused_user': key(intType(0, 100_000), D.scores.refused_user, 'Score of a login as a name in refused_users.'),
-  failure_delay: key(intType(0, 10_000, 'milliseconds'), 1000, 'Pause before answering a refused password or signature (other clients are not held up).'),
-  max_entries: key(intType(100, 10_000_000), D.maxEntries, 'Most client addresses remembered; past it the least recently seen address that is not banned is forgotten.'),
-  ipv6_prefix: key(intType(32, 128, 'bits'), D.ipv6Prefix, 'IPv6 clients are scored and banned by network of this prefix length (a host usually has a whole /64).'),
+  failure_delay: key(
+    intType(0, 10_000, 'milliseconds'),
+    1000,
+    'Pause before answering a refused password or signature (other clients are not held up).',
+  ),
+  max_entries: key(
+    intType(100, 10_000_000),
+    D.maxEntries,
+    'Most client addresses remembered; past it the least recently seen address that is not banned is forgotten.',
+  ),
+  ipv6_prefix: key(
+    intType(32, 128, 'bits'),
+    D.ipv6Prefix,
+    'IPv6 clients are scored and banned by network of this prefix length (a host usually has a whole /64).',
+  ),
   allow: key(addressListType, '', 'Addresses and networks never scored or banned ([limits] still apply).'),
   deny: key(addressListType, '', 'Addresses and networks whose connections are always closed at once (allow wins over deny).'),
-  refused_users: key(nameListType, DEFAULT_REFUSED_USERS.join(','), 'User names refused at once for any password or key, without looking them up (they score score.refused_user). Case-insensitive.'),
+  refused_users: key(
+    nameListType,
+    DEFAULT_REFUSED_USERS.join(','),
+    'User names refused at once for any password or key, without looking them up (they score score.refused_user). Case-insensitive.',
+  ),
 } as const;
 
 export const LIMITS_KEYS = {
   max_connections: key(intType(1, 1_000_000), L.maxConnections, 'Connections open at once, logged in or not; more are closed at accept.'),
-  max_connections_per_address: key(intType(1, 1_000_000), L.maxConnectionsPerAddress, 'Connections open at once from one client address (IPv6: one /64).'),
-  max_sessions_per_account: key(intType(1, 1_000_000), L.maxSessionsPerAccount, 'Logged-in connections of one account at once; the login past it is refused.'),
+  max_connections_per_address: key(
+    intType(1, 1_000_000),
+    L.maxConnectionsPerAddress,
+    'Connections open at once from one client address (IPv6: one /64).',
+  ),
+  max_sessions_per_account: key(
+    intType(1, 1_000_000),
+    L.maxSessionsPerAccount,
+    'Logged-in connections of one account at once; the login past it is refused.',
+  ),
   login_grace_time: key(intType(1, 3600, 'seconds'), seconds(L.loginGraceMs), 'Time a client has to log in after connecting.'),
-  max_handles: key(intType(1, 65_536), L.maxHandles, 'Open files and directories per SFTP session (announced to clients by limits@openssh.com).'),
-  max_pending_requests: key(intType(16, 1_000_000), L.maxPendingRequests, 'Requests queued per SFTP session before the gateway stops reading that client until half are answered.'),
-  max_pending_bytes: key(sizeType(1024 * 1024, 1024 * 1024 * 1024), formatSize(L.maxPendingBytes), 'WRITE data queued per SFTP session before the gateway stops reading that client.'),
-  max_output_backlog: key(sizeType(256 * 1024, 1024 * 1024 * 1024), formatSize(L.maxOutputBacklog), 'Reply bytes a client has not read yet past which its session starts no further request.'),
-  stall_timeout: key(intType(1, 86_400, 'seconds'), seconds(L.stallTimeoutMs), 'A client held back by the two limits above whose requests make no progress for this long is disconnected.'),
+  max_handles: key(
+    intType(1, 65_536),
+    L.maxHandles,
+    'Open files and directories per SFTP session (announced to clients by limits@openssh.com).',
+  ),
+  max_pending_requests: key(
+    intType(16, 1_000_000),
+    L.maxPendingRequests,
+    'Requests queued per SFTP session before the gateway stops reading that client until half are answered.',
+  ),
+  max_pending_bytes: key(
+    sizeType(1024 * 1024, 1024 * 1024 * 1024),
+    formatSize(L.maxPendingBytes),
+    'WRITE data queued per SFTP session before the gateway stops reading that client.',
+  ),
+  max_output_backlog: key(
+    sizeType(256 * 1024, 1024 * 1024 * 1024),
+    formatSize(L.maxOutputBacklog),
+    'Reply bytes a client has not read yet past which its session starts no further request.',
+  ),
+  stall_timeout: key(
+    intType(1, 86_400, 'seconds'),
+    seconds(L.stallTimeoutMs),
+    'A client held back by the two limits above whose requests make no progress for this long is disconnected.',
+  ),
 } as const;
 
 export const QUOTA_KEYS = {
-  file: key(pathType, 'private/quotas', 'Per-account quotas, one line per account: USER bytes=SIZE files=N (see docs/operations.md). Absent: no quotas. Re-read when it changes.'),
-  usage_file: key(pathType, 'store/quota-usage.json', 'Where the gateway keeps each account\'s counted usage between runs.'),
+  file: key(
+    pathType,
+    'private/quotas',
+    'Per-account quotas, one line per account: USER bytes=SIZE files=N (see docs/operations.md). Absent: no quotas. Re-read when it changes.',
+  ),
+  usage_file: key(pathType, 'store/quota-usage.json', "Where the gateway keeps each account's counted usage between runs."),
 } as const;
 
 type ValueOf<K> = K extends ConfigKey<infer T> ? T : never;
@@ -92,7 +158,11 @@ export function resolveDefender(raw: Section<typeof DEFENDER_KEYS>): DefenderCon
     banMs: raw.ban_time * 1000,
     maxBanMs: Math.max(raw.max_ban_time, raw.ban_time) * 1000,
     banGrowth: raw.ban_growth,
-    scores: { unknown_user: raw['score.unknown_user'], wrong_credential: raw['score.wrong_credential'], refused_user: raw['score.refused_user'] },
+    scores: {
+      unknown_user: raw['score.unknown_user'],
+      wrong_credential: raw['score.wrong_credential'],
+      refused_user: raw['score.refused_user'],
+    },
     maxEntries: raw.max_entries,
     ipv6Prefix: raw.ipv6_prefix,
     allow: raw.allow,

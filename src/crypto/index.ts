@@ -1,8 +1,14 @@
 export { TAG, type Tag } from './tags.js';
 export { netstring, sha256, taggedHash, taggedHmac, u64be } from './kdf.js';
 export {
-  AeadError, sealConvergent, openConvergent, sealRandomized, openRandomized,
-  GCM_TAG_BYTES, XCHACHA_NONCE_BYTES, XCHACHA_TAG_BYTES,
+  AeadError,
+  sealConvergent,
+  openConvergent,
+  sealRandomized,
+  openRandomized,
+  GCM_TAG_BYTES,
+  XCHACHA_NONCE_BYTES,
+  XCHACHA_TAG_BYTES,
 } from './aead.js';
 export { signingKeyFromSeed, verifySignature, type SigningKey } from './ed25519.js';
 export { randomBytes } from './random.js';

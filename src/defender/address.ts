@@ -37,7 +37,7 @@ function expandIPv6(addr: string): string[] {
     const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
     text = text.slice(0, quad.index) + ((a << 8) | b).toString(16) + ':' + ((c << 8) | d).toString(16);
   }
-  const [head, tail] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
+  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
   const left = head === '' ? [] : head.split(':');
   const right = tail === undefined || tail === '' ? [] : tail.split(':');
   const fill = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
@@ -85,7 +85,8 @@ export class AddressList {
       const mappedBits = norm.family === 'ipv4' && addr!.includes(':') ? 96 : 0;
       const prefix = Number(bits) - mappedBits;
       const max = norm.family === 'ipv4' ? 32 : 128;
-      if (!/^\d{1,3}$/.test(bits) || prefix < 0 || prefix > max) throw new InvalidInputError(`bad prefix length in ${JSON.stringify(entry)}`);
+      if (!/^\d{1,3}$/.test(bits) || prefix < 0 || prefix > max)
+        throw new InvalidInputError(`bad prefix length in ${JSON.stringify(entry)}`);
       this.#list.addSubnet(norm.address, prefix, norm.family);
     }
     this.size = entries.length;

@@ -53,8 +53,20 @@ export interface DefenderOptions {
 }
 
 export const DEFAULT_REFUSED_USERS: readonly string[] = [
-  'root', 'admin', 'administrator', 'test', 'user', 'ubuntu', 'centos', 'ec2-user',
-  'oracle', 'postgres', 'mysql', 'ftp', 'guest', 'support',
+  'root',
+  'admin',
+  'administrator',
+  'test',
+  'user',
+  'ubuntu',
+  'centos',
+  'ec2-user',
+  'oracle',
+  'postgres',
+  'mysql',
+  'ftp',
+  'guest',
+  'support',
 ];
 
 export const DEFAULT_DEFENDER_OPTIONS = {

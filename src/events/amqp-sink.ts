@@ -52,7 +52,9 @@ export class AmqpSink implements EventSink {
         this.#channel = undefined;
       }
     };
-    connection.on('error', (err: Error) => this.#opts.logger.warn({ event: 'amqp_connection_error', err: err.message }, 'AMQP connection error'));
+    connection.on('error', (err: Error) =>
+      this.#opts.logger.warn({ event: 'amqp_connection_error', err: err.message }, 'AMQP connection error'),
+    );
     connection.on('close', forget);
     try {
       const channel = await connection.createConfirmChannel();
@@ -108,7 +110,9 @@ export class AmqpSink implements EventSink {
     }
     // basic.return arrives before the ack of the same message, so it is known by now.
     if (events.some(({ event }) => this.#returned.has(event.id))) {
-      throw new DeliveryError(`AMQP broker could not route events (no queue bound to exchange "${this.#opts.exchange}" with key "${this.#opts.routingKey}")`);
+      throw new DeliveryError(
+        `AMQP broker could not route events (no queue bound to exchange "${this.#opts.exchange}" with key "${this.#opts.routingKey}")`,
+      );
     }
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { EventSink } from './api.js';
+import type { EventSink, StoredEvent } from './api.js';
 import { backoffDelay, pause, type BackoffOptions } from './backoff.js';
 import type { Outbox } from './outbox.js';
 
@@ -40,7 +40,7 @@ export class Dispatcher {
     this.delivered.set(sink.name, 0);
     while (!signal.aborted) {
       const after = this.#outbox.cursor(sink.name);
-      let batch;
+      let batch: StoredEvent[];
       try {
         batch = await this.#outbox.read(after, sink.maxBatch);
       } catch (err) {
@@ -62,10 +62,17 @@ export class Dispatcher {
         this.failures.set(sink.name, attempt);
         // Loud: every failure is a warning, and an error once it has gone on for a while.
         const level = attempt >= 5 ? 'error' : 'warn';
-        this.#log[level]({
-          event: 'event_delivery_failed', sink: sink.name, attempt, retryInMs: delay, pending: this.#outbox.pending,
-          err: (err as Error).message,
-        }, 'event delivery failed; will retry');
+        this.#log[level](
+          {
+            event: 'event_delivery_failed',
+            sink: sink.name,
+            attempt,
+            retryInMs: delay,
+            pending: this.#outbox.pending,
+            err: (err as Error).message,
+          },
+          'event delivery failed; will retry',
+        );
         await pause(delay, signal);
         continue;
       }
@@ -77,7 +84,10 @@ export class Dispatcher {
         await this.#outbox.ack(sink.name, batch.at(-1)!.seq);
       } catch (err) {
         if (signal.aborted) return;
-        this.#log.error({ event: 'outbox_ack_failed', sink: sink.name, err: (err as Error).message }, 'cannot record delivery; events will be sent again');
+        this.#log.error(
+          { event: 'outbox_ack_failed', sink: sink.name, err: (err as Error).message },
+          'cannot record delivery; events will be sent again',
+        );
         await pause(backoffDelay(0, this.#backoff), signal);
       }
     }

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Checksums } from '../tree/api.js';
-import {
-  EVENT_FORMAT_VERSION, type CapstanEvent, type ChangeInput, type EventChecksum, type EventRecorder,
-} from './api.js';
+import { EVENT_FORMAT_VERSION, type CapstanEvent, type ChangeInput, type EventChecksum, type EventRecorder } from './api.js';
 import type { Outbox } from './outbox.js';
 
 function hex(bytes: Uint8Array): string {

@@ -12,7 +12,7 @@ export interface EventsConfig {
   outboxDir: string;
   maxPending: number;
   gateway: string;
-  webhook?: { url: string; secretFile?: string; timeoutMs: number };
+  webhook?: { url: string; secretFile?: string | undefined; timeoutMs: number };
   amqp?: { url: string; exchange: string; routingKey: string; timeoutMs: number };
   retryInitialMs: number;
   retryMaxMs: number;
@@ -29,9 +29,10 @@ export interface EventsService {
 export async function startEvents(config: EventsConfig, logger: Logger): Promise<EventsService | undefined> {
   const sinks: EventSink[] = [];
   if (config.webhook !== undefined) {
-    const secret = config.webhook.secretFile !== undefined
-      ? Buffer.from((await readFile(config.webhook.secretFile, 'utf8')).replace(/\r?\n$/, ''), 'utf8')
-      : undefined;
+    const secret =
+      config.webhook.secretFile !== undefined
+        ? Buffer.from((await readFile(config.webhook.secretFile, 'utf8')).replace(/\r?\n$/, ''), 'utf8')
+        : undefined;
     sinks.push(new WebhookSink({ url: config.webhook.url, ...(secret ? { secret } : {}), timeoutMs: config.webhook.timeoutMs }));
   }
   if (config.amqp !== undefined) {

@@ -68,7 +68,7 @@ export async function collectGarbage(node: OpenNode, options: GcOptions): Promis
   }
   const pins = await readPins(nodePath(node.config.nodeDir, PINS_FILE));
   for (const line of pins.badLines) problems.push({ path: `pins file line ${line}`, detail: 'not a cap this version understands' });
-  pins.caps.forEach((cap, i) => roots.push({ label: `pin ${i + 1}`, cap }));
+  for (const [i, cap] of pins.caps.entries()) roots.push({ label: `pin ${i + 1}`, cap });
 
   if (!canSweep(node.chunks)) {
     problems.push({ path: '(store)', detail: 'this chunk store cannot tell chunk ages; gc is not supported on it' });

@@ -1,5 +1,12 @@
 import {
-  DirectoryReadCap, DirectoryVerifyCap, DirectoryWriteCap, FileReadCap, FileVerifyCap, LiteralCap, type Cap, type DirectoryCap,
+  DirectoryReadCap,
+  DirectoryVerifyCap,
+  DirectoryWriteCap,
+  FileReadCap,
+  FileVerifyCap,
+  LiteralCap,
+  type Cap,
+  type DirectoryCap,
 } from '../cap/index.js';
 import { isCapstanError, throwIfAborted, type AbortOptions } from '../errors.js';
 import type { Tree } from '../tree/api.js';

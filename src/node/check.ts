@@ -1,6 +1,4 @@
-import {
-  DirectoryReadCap, DirectoryWriteCap, FileReadCap, FileVerifyCap, LiteralCap, type Cap, type DirectoryCap,
-} from '../cap/index.js';
+import { DirectoryReadCap, DirectoryWriteCap, FileReadCap, FileVerifyCap, LiteralCap, type Cap, type DirectoryCap } from '../cap/index.js';
 import { IntegrityError, NotFoundError, isCapstanError } from '../errors.js';
 import type { ChunkAddress, ChunkStore } from '../store/index.js';
 import type { Tree } from '../tree/api.js';
@@ -77,7 +75,7 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
 
   async function checkFile(path: string, cap: FileReadCap | FileVerifyCap): Promise<void> {
     report.files++;
-    let list;
+    let list: Awaited<ReturnType<typeof tree.fileChunks>>;
     try {
       list = await tree.fileChunks(cap);
     } catch (err) {

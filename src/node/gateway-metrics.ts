@@ -6,15 +6,27 @@ import { MetricsText } from './metrics.js';
 export function renderGatewayMetrics(stats: GatewayStats | undefined, chunks: MeasuredChunkStore, startedAtMs: number): string {
   const m = new MetricsText();
   m.family('capstan_up', 'gauge', 'Always 1 while the gateway serves metrics.').sample('capstan_up', 1);
-  m.family('capstan_start_time_seconds', 'gauge', 'Unix time the gateway started.').sample('capstan_start_time_seconds', Math.floor(startedAtMs / 1000));
+  m.family('capstan_start_time_seconds', 'gauge', 'Unix time the gateway started.').sample(
+    'capstan_start_time_seconds',
+    Math.floor(startedAtMs / 1000),
+  );
   if (stats !== undefined) {
-    m.family('capstan_sftp_sessions_active', 'gauge', 'SFTP sessions open now.').sample('capstan_sftp_sessions_active', stats.sessionsActive);
+    m.family('capstan_sftp_sessions_active', 'gauge', 'SFTP sessions open now.').sample(
+      'capstan_sftp_sessions_active',
+      stats.sessionsActive,
+    );
     m.family('capstan_sftp_sessions_total', 'counter', 'SFTP sessions opened.').sample('capstan_sftp_sessions_total', stats.sessionsTotal);
     m.family('capstan_logins_total', 'counter', 'Authentication decisions, by result.')
       .sample('capstan_logins_total', stats.loginsOk, { result: 'ok' })
       .sample('capstan_logins_total', stats.loginsFailed, { result: 'failed' });
-    m.family('capstan_sftp_bytes_received_total', 'counter', 'File content bytes written by clients.').sample('capstan_sftp_bytes_received_total', stats.bytesIn);
-    m.family('capstan_sftp_bytes_sent_total', 'counter', 'File content bytes read by clients.').sample('capstan_sftp_bytes_sent_total', stats.bytesOut);
+    m.family('capstan_sftp_bytes_received_total', 'counter', 'File content bytes written by clients.').sample(
+      'capstan_sftp_bytes_received_total',
+      stats.bytesIn,
+    );
+    m.family('capstan_sftp_bytes_sent_total', 'counter', 'File content bytes read by clients.').sample(
+      'capstan_sftp_bytes_sent_total',
+      stats.bytesOut,
+    );
     m.family('capstan_uploads_total', 'counter', 'File versions committed by CLOSE or fsync, by result.')
       .sample('capstan_uploads_total', stats.uploadsCommitted, { result: 'committed' })
       .sample('capstan_uploads_total', stats.uploadsFailed, { result: 'failed' });

@@ -11,9 +11,7 @@ import { startEvents, type EventsService } from '../events/index.js';
 import type { Logger } from '../log.js';
 import { startSftpServer } from '../sftp/index.js';
 import { GatewayStats } from '../sftp/stats.js';
-import {
-  LevelSlotStore, addressOf, isLevelLocked, serveSlotStore, type SlotStore, type SlotStoreServer,
-} from '../store/index.js';
+import { LevelSlotStore, addressOf, isLevelLocked, serveSlotStore, type SlotStore, type SlotStoreServer } from '../store/index.js';
 import { createTree, type Tree } from '../tree/index.js';
 import { renderGatewayMetrics } from './gateway-metrics.js';
 import { startHttpListener, type HttpListener } from './http.js';
@@ -61,8 +59,10 @@ async function openSlotDatabase(dir: string): Promise<LevelSlotStore> {
 function renderEventMetrics(events: EventsService | undefined): string {
   if (events === undefined) return '';
   const m = new MetricsText();
-  m.family('capstan_events_pending', 'gauge', 'Events in the outbox not yet confirmed by every sink.')
-    .sample('capstan_events_pending', events.outbox.pending);
+  m.family('capstan_events_pending', 'gauge', 'Events in the outbox not yet confirmed by every sink.').sample(
+    'capstan_events_pending',
+    events.outbox.pending,
+  );
   m.family('capstan_events_delivered_total', 'counter', 'Events confirmed by a sink since start, by sink.');
   for (const [sink, n] of events.dispatcher.delivered) m.sample('capstan_events_delivered_total', n, { sink });
   m.family('capstan_events_sink_failures', 'gauge', 'Consecutive failed delivery attempts of a sink (0: healthy).');
@@ -125,17 +125,26 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     closers.add('tree', () => tree.close());
 
     // Before the SFTP server, so it is closed after it: CLOSEs still running at shutdown can queue their events.
-    const events: EventsService | undefined = await startEvents({
-      outboxDir: config.events.outboxDir,
-      maxPending: config.events.maxEvents,
-      gateway: config.node.nickname,
-      ...(config.events.webhook
-        ? { webhook: { url: config.events.webhook.url, secretFile: config.events.webhook.secretFile, timeoutMs: config.events.webhook.timeoutSeconds * 1000 } }
-        : {}),
-      ...(config.events.amqp ? { amqp: { ...config.events.amqp, timeoutMs: config.events.amqp.timeoutSeconds * 1000 } } : {}),
-      retryInitialMs: config.events.retryInitialMs,
-      retryMaxMs: config.events.retryMaxMs,
-    }, log);
+    const events: EventsService | undefined = await startEvents(
+      {
+        outboxDir: config.events.outboxDir,
+        maxPending: config.events.maxEvents,
+        gateway: config.node.nickname,
+        ...(config.events.webhook
+          ? {
+              webhook: {
+                url: config.events.webhook.url,
+                secretFile: config.events.webhook.secretFile,
+                timeoutMs: config.events.webhook.timeoutSeconds * 1000,
+              },
+            }
+          : {}),
+        ...(config.events.amqp ? { amqp: { ...config.events.amqp, timeoutMs: config.events.amqp.timeoutSeconds * 1000 } } : {}),
+        retryInitialMs: config.events.retryInitialMs,
+        retryMaxMs: config.events.retryMaxMs,
+      },
+      log,
+    );
     if (events !== undefined) closers.add('events', () => events.close());
 
     const gateway: Gateway = { shutdownGraceMs: SHUTDOWN_GRACE_MS, stop: async () => undefined };
@@ -204,7 +213,9 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     log.info(
       {
         event: 'listening',
-        ...(gateway.sftp ? { sftp: formatHostPort(gateway.sftp.address), hostKeys: gateway.sftp.hostKeys.map((k) => `${k.type} ${k.fingerprint}`) } : {}),
+        ...(gateway.sftp
+          ? { sftp: formatHostPort(gateway.sftp.address), hostKeys: gateway.sftp.hostKeys.map((k) => `${k.type} ${k.fingerprint}`) }
+          : {}),
         ...(gateway.http ? { http: formatHostPort(gateway.http) } : {}),
       },
       'gateway listening',

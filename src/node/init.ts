@@ -5,11 +5,8 @@ import { generateSshKeyPair } from './ssh-keygen.js';
 import { AlreadyExistsError } from '../errors.js';
 import { CONFIG_FILE, formatHostPort, parseConfigText, renderConfigFile, type HostPort } from '../config/index.js';
 import { FsChunkStore, LevelSlotStore } from '../store/index.js';
-import {
-  CONVERGENCE_SECRET_FILE, HOST_KEY_FILES, PRIVATE_DIR, SPOOL_DIR, nodePath,
-} from './layout.js';
+import { CONVERGENCE_SECRET_FILE, HOST_KEY_FILES, PRIVATE_DIR, SPOOL_DIR, nodePath } from './layout.js';
 import { CONVERGENCE_SECRET_BYTES, formatConvergenceSecret, readHostKey } from './secrets.js';
-
 
 /**
  * The accounts file a new node starts with: no accounts, one commented

@@ -47,7 +47,10 @@ export async function readHostKey(file: string): Promise<HostKey> {
 /** Type and fingerprint of an OpenSSH public key file (`TYPE BASE64 [COMMENT]`), or undefined if it is not one. */
 export async function readPublicKeyFile(file: string): Promise<{ line: string; type: string; fingerprint: string } | undefined> {
   const text = await readSmallFile(file, 'public key');
-  const line = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+  const line = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .find((l) => l !== '' && !l.startsWith('#'));
   if (line === undefined) return undefined;
   const parsed = utils.parseKey(line);
   if (parsed instanceof Error || Array.isArray(parsed) || parsed.isPrivateKey()) return undefined;
@@ -60,7 +63,9 @@ async function readSmallFile(file: string, what: string): Promise<string> {
     data = await readFile(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new InvalidInputError(code === 'ENOENT' ? `${what} file ${file} does not exist` : `cannot read ${what} file ${file} (${code ?? 'error'})`);
+    throw new InvalidInputError(
+      code === 'ENOENT' ? `${what} file ${file} does not exist` : `cannot read ${what} file ${file} (${code ?? 'error'})`,
+    );
   }
   if (data.length > MAX_KEY_FILE_BYTES) throw new InvalidInputError(`${what} file ${file} is larger than ${MAX_KEY_FILE_BYTES} bytes`);
   return data.toString('utf8');

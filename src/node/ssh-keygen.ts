@@ -25,11 +25,14 @@ const MAX_ATTEMPTS = 16;
  * pair was never written anywhere.
  */
 export function generateSshKeyPair(type: SshKeyType, options: { bits?: number; comment?: string } = {}): SshKeyPair {
+  const comment = options.comment !== undefined ? { comment: options.comment } : {};
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const pair =
-      type === 'rsa' ? utils.generateKeyPairSync('rsa', { bits: options.bits ?? 3072, comment: options.comment })
-      : type === 'ecdsa' ? utils.generateKeyPairSync('ecdsa', { bits: (options.bits ?? 256) as 256 | 384 | 521, comment: options.comment })
-      : utils.generateKeyPairSync('ed25519', { comment: options.comment });
+      type === 'rsa'
+        ? utils.generateKeyPairSync('rsa', { bits: options.bits ?? 3072, ...comment })
+        : type === 'ecdsa'
+          ? utils.generateKeyPairSync('ecdsa', { bits: (options.bits ?? 256) as 256 | 384 | 521, ...comment })
+          : utils.generateKeyPairSync('ed25519', comment);
     if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) {
       return { private: pair.private, public: pair.public };
     }

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import type { Tree } from '../tree/index.js';
 import { countTree } from './count.js';
 import { readQuotas, type Quota } from './quotas-file.js';
-import { UsageBook, type Usage } from './usage.js';
+import type { UsageBook, Usage } from './usage.js';
 
 /**
  * Quota enforcement as the SFTP frontend asks for it. Semantics (exact):
@@ -84,7 +84,7 @@ export class QuotaGuard {
     if (counting === undefined) {
       counting = (async () => {
         const started = Date.now();
-        let counted;
+        let counted: Awaited<ReturnType<typeof countTree>>;
         try {
           counted = await countTree(this.#opts.tree, root);
         } catch (err) {
@@ -94,7 +94,10 @@ export class QuotaGuard {
         }
         const usage = { ...counted, countedAt: Date.now() };
         this.#opts.usage.set(user, usage);
-        this.#log.info({ event: 'quota_counted', user, bytes: usage.bytes, files: usage.files, ms: Date.now() - started }, 'account usage counted');
+        this.#log.info(
+          { event: 'quota_counted', user, bytes: usage.bytes, files: usage.files, ms: Date.now() - started },
+          'account usage counted',
+        );
         return usage;
       })().finally(() => this.#counting.delete(user));
       this.#counting.set(user, counting);
@@ -139,7 +142,10 @@ export class QuotaGuard {
     const now = Date.now();
     if (!force && now - this.#checkedAt < (this.#opts.reloadMs ?? 2000)) return;
     this.#checkedAt = now;
-    const mtime = await stat(this.#opts.quotasFile).then((s) => s.mtimeMs, () => 0);
+    const mtime = await stat(this.#opts.quotasFile).then(
+      (s) => s.mtimeMs,
+      () => 0,
+    );
     if (mtime !== this.#quotasMtime) {
       try {
         this.#quotas = await readQuotas(this.#opts.quotasFile);
@@ -153,7 +159,10 @@ export class QuotaGuard {
       }
     }
     if (this.#opts.usageFile !== undefined) {
-      const usageMtime = await stat(this.#opts.usageFile).then((s) => s.mtimeMs, () => 0);
+      const usageMtime = await stat(this.#opts.usageFile).then(
+        (s) => s.mtimeMs,
+        () => 0,
+      );
       if (usageMtime !== this.#usageMtime) {
         this.#usageMtime = usageMtime;
         await this.#opts.usage.refresh();

@@ -65,9 +65,13 @@ export function parseQuotas(text: string): Map<string, Quota> {
     for (const option of options) {
       const [name, value] = option.split('=', 2);
       try {
-        if (name === 'bytes' && value !== undefined) quota.bytes = parseSize(value) || undefined;
-        else if (name === 'files' && value !== undefined) quota.files = parseCount(value) || undefined;
-        else throw new InvalidInputError(`unknown option ${JSON.stringify(name)} (expected bytes=SIZE or files=N)`);
+        if (name === 'bytes' && value !== undefined) {
+          const bytes = parseSize(value);
+          if (bytes > 0) quota.bytes = bytes;
+        } else if (name === 'files' && value !== undefined) {
+          const files = parseCount(value);
+          if (files > 0) quota.files = files;
+        } else throw new InvalidInputError(`unknown option ${JSON.stringify(name)} (expected bytes=SIZE or files=N)`);
       } catch (err) {
         throw new InvalidInputError(`${where}: ${(err as Error).message}`);
       }
@@ -90,7 +94,8 @@ export function formatQuotaLine(user: string, quota: Quota): string {
 export async function readQuotasText(path: string): Promise<string | undefined> {
   try {
     const text = await readFile(path, 'utf8');
-    if (Buffer.byteLength(text) > MAX_QUOTAS_FILE_BYTES) throw new InvalidInputError(`quotas file larger than ${MAX_QUOTAS_FILE_BYTES} bytes`);
+    if (Buffer.byteLength(text) > MAX_QUOTAS_FILE_BYTES)
+      throw new InvalidInputError(`quotas file larger than ${MAX_QUOTAS_FILE_BYTES} bytes`);
     return text;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;

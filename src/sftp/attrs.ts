@@ -48,7 +48,10 @@ export function sizeOf(cap: Cap, metadata?: Partial<EntryMetadata>): number {
   return 0;
 }
 
-export function makeAttrs(kind: NodeKind, metadata: Partial<EntryMetadata> | undefined, size: number, writable: boolean): SftpAttrs {
+/** The times an attribute set is made from; a missing one defaults as makeAttrs says. */
+export type AttrTimes = { [K in 'mtimeMs' | 'atimeMs']?: EntryMetadata[K] | undefined };
+
+export function makeAttrs(kind: NodeKind, metadata: AttrTimes | undefined, size: number, writable: boolean): SftpAttrs {
   const nowMs = Date.now();
   const mtimeMs = metadata?.mtimeMs ?? nowMs;
   const atimeMs = metadata?.atimeMs ?? mtimeMs;

@@ -48,7 +48,10 @@ function parse(data: Buffer | undefined): CheckFileRequest {
     return out;
   };
   const target = Buffer.from(str());
-  const algorithms = str().toString('utf8').split(',').map((s) => s.trim());
+  const algorithms = str()
+    .toString('utf8')
+    .split(',')
+    .map((s) => s.trim());
   if (buf.length - p !== 20) bad();
   const start = buf.readBigUInt64BE(p);
   const length = buf.readBigUInt64BE(p + 8);

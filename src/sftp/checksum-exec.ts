@@ -32,7 +32,7 @@ const UNQUOTED_META = /[|&;<>()$`\\"'*?[\]#~{}!]/;
 /** The words of `command`, or undefined if it is not in the strict subset above. */
 export function splitCommand(command: string): string[] | undefined {
   if (Buffer.byteLength(command) > MAX_COMMAND_BYTES) return undefined;
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this refuses
   if (/[\x00-\x08\x0a-\x1f\x7f]/.test(command)) return undefined;
   const words: string[] = [];
   let i = 0;

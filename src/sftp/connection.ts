@@ -84,32 +84,37 @@ export class GatewayConnection {
     client.on('error', (err: Error & { level?: string }) => {
       this.#log.debug({ err: err.message, level: err.level }, 'connection error');
     });
-    client.on('authentication', createAuthHandler({
-      authenticator: deps.authenticator,
-      logger: this.#log,
-      stats: deps.stats,
-      remoteAddress: this.#remoteAddress,
-      remotePort: this.#remotePort,
-      onLogin: (login) => this.#onLogin(login),
-      onTooManyFailures: () => this.end('too many authentication failures'),
-      defender: deps.defender,
-      isKnownUser: deps.isKnownUser,
-      failureDelayMs: deps.authFailureDelayMs,
-      mayLogin: (user) => {
-        this.#releaseLogin?.(); // a login refused after this (no convergence secret) may be retried
-        this.#releaseLogin = deps.counter.login(user);
-        return this.#releaseLogin !== undefined;
-      },
-      onRefused: (reason) => this.end(reason),
-    }));
+    client.on(
+      'authentication',
+      createAuthHandler({
+        authenticator: deps.authenticator,
+        logger: this.#log,
+        stats: deps.stats,
+        remoteAddress: this.#remoteAddress,
+        remotePort: this.#remotePort,
+        onLogin: (login) => this.#onLogin(login),
+        onTooManyFailures: () => this.end('too many authentication failures'),
+        defender: deps.defender,
+        isKnownUser: deps.isKnownUser,
+        failureDelayMs: deps.authFailureDelayMs,
+        mayLogin: (user) => {
+          this.#releaseLogin?.(); // a login refused after this (no convergence secret) may be retried
+          this.#releaseLogin = deps.counter.login(user);
+          return this.#releaseLogin !== undefined;
+        },
+        onRefused: (reason) => this.end(reason),
+      }),
+    );
     client.on('ready', () => this.#touch());
-    client.on('session', (accept) => serveSessionChannel(accept, {
-      logger: this.#log,
-      mayStartSftp: () => this.#view !== undefined && this.#deps.accepting() && this.#sessions.size < MAX_SESSIONS_PER_CONNECTION,
-      startSftp: (sftp) => this.#startSftp(sftp),
-      // Only the checksum commands, and only once logged in (checksum-exec.ts parses strictly).
-      exec: (command) => (this.#view !== undefined ? runChecksumCommand(this.#view, command) : undefined),
-    }));
+    client.on('session', (accept) =>
+      serveSessionChannel(accept, {
+        logger: this.#log,
+        mayStartSftp: () => this.#view !== undefined && this.#deps.accepting() && this.#sessions.size < MAX_SESSIONS_PER_CONNECTION,
+        startSftp: (sftp) => this.#startSftp(sftp),
+        // Only the checksum commands, and only once logged in (checksum-exec.ts parses strictly).
+        exec: (command) => (this.#view !== undefined ? runChecksumCommand(this.#view, command) : undefined),
+      }),
+    );
   }
 
   get user(): string | undefined {
@@ -146,7 +151,9 @@ export class GatewayConnection {
       writable: !deps.readOnly,
       overlay: deps.overlay,
       writeDeps: {
-        tree: deps.tree, convergence: deps.convergenceFor(user), createSpool: deps.createSpool,
+        tree: deps.tree,
+        convergence: deps.convergenceFor(user),
+        createSpool: deps.createSpool,
         ...(deps.events !== undefined ? { events: deps.events, user } : {}),
       },
       ...(deps.events !== undefined ? { events: deps.events } : {}),
@@ -181,7 +188,8 @@ export class GatewayConnection {
     const before = this.#pressured.size;
     if (paused) this.#pressured.add(session);
     else this.#pressured.delete(session);
-    if (before === 0 && this.#pressured.size > 0) this.#log.debug({ event: 'throttled' }, 'too many requests pending; not reading the client for now');
+    if (before === 0 && this.#pressured.size > 0)
+      this.#log.debug({ event: 'throttled' }, 'too many requests pending; not reading the client for now');
     if (this.#pressured.size > 0) {
       this.#socket.pause();
       this.#watchStall();
@@ -196,9 +204,12 @@ export class GatewayConnection {
   #watchStall(): void {
     if (this.#stallTimer !== undefined) return;
     const limit = this.#deps.limits.stallTimeoutMs;
-    this.#stallTimer = setInterval(() => {
-      if (Date.now() - this.#lastActivity >= limit) this.end('stalled: the client does not read its replies');
-    }, Math.min(limit, 1000));
+    this.#stallTimer = setInterval(
+      () => {
+        if (Date.now() - this.#lastActivity >= limit) this.end('stalled: the client does not read its replies');
+      },
+      Math.min(limit, 1000),
+    );
     this.#stallTimer.unref();
   }
 
@@ -234,14 +245,17 @@ export class GatewayConnection {
     const sessions = [...this.#sessions];
     await Promise.all(sessions.map((s) => s.close()));
     for (const s of sessions) if (this.#sessions.delete(s)) this.#deps.stats.sessionsActive--;
-    this.#log.info({
-      event: 'disconnect',
-      remoteAddress: this.#remoteAddress,
-      remotePort: this.#remotePort,
-      user: this.user,
-      bytesIn: this.#socket.bytesRead,
-      bytesOut: this.#socket.bytesWritten,
-      durationMs: Date.now() - this.#startedAt,
-    }, 'disconnected');
+    this.#log.info(
+      {
+        event: 'disconnect',
+        remoteAddress: this.#remoteAddress,
+        remotePort: this.#remotePort,
+        user: this.user,
+        bytesIn: this.#socket.bytesRead,
+        bytesOut: this.#socket.bytesWritten,
+        durationMs: Date.now() - this.#startedAt,
+      },
+      'disconnected',
+    );
   }
 }

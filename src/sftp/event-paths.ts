@@ -28,7 +28,10 @@ export function admitChange(ctx: EventContext): void {
 
 /** Records a committed change; call only after its slot update succeeded. */
 export async function recordChange(
-  ctx: EventContext, operation: ChangeInput['operation'], path: ParsedPath, extra: { from?: ParsedPath } = {},
+  ctx: EventContext,
+  operation: ChangeInput['operation'],
+  path: ParsedPath,
+  extra: { from?: ParsedPath } = {},
 ): Promise<void> {
   if (ctx.events === undefined) return;
   const where = eventPathOf(path);

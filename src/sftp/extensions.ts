@@ -1,7 +1,14 @@
 import { PermissionError } from '../errors.js';
 import type { HandleTable } from './handles.js';
 import {
-  limitsReply, readStrings, STATUS, STATVFS_FLAG_NOSUID, STATVFS_FLAG_RDONLY, statvfsReply, type PatchedSftp, type StatVfs,
+  limitsReply,
+  readStrings,
+  STATUS,
+  STATVFS_FLAG_NOSUID,
+  STATVFS_FLAG_RDONLY,
+  statvfsReply,
+  type PatchedSftp,
+  type StatVfs,
 } from './protocol.js';
 import { checkFileRequest } from './check-file.js';
 import { SftpStatusError } from './status.js';

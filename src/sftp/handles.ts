@@ -10,7 +10,11 @@ import type { OverlayItem } from './overlay.js';
 export class ReadHandle {
   readonly kind = 'read' as const;
   /** `attrs`: what the file looked like at OPEN, for FSTAT (the name may since point elsewhere). */
-  constructor(readonly reader: FileReader, readonly path: ParsedPath, readonly attrs: SftpAttrs) {}
+  constructor(
+    readonly reader: FileReader,
+    readonly path: ParsedPath,
+    readonly attrs: SftpAttrs,
+  ) {}
 }
 
 /** One entry as READDIR sends it. */
@@ -23,7 +27,7 @@ export interface DirListing {
 /** What a listing line is made from: a dot entry, a stored entry, an upload, or both (upload wins). */
 export type ListedItem =
   | { name: '.' | '..' }
-  | { name: string; entry: DirEntry; upload?: OverlayItem }
+  | { name: string; entry: DirEntry; upload?: OverlayItem | undefined }
   | { name: string; entry?: undefined; upload: OverlayItem };
 
 /**

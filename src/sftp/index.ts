@@ -4,8 +4,12 @@
  * is its machinery. Needs ssh2 patched by scripts/patch-ssh2.mjs (postinstall).
  */
 export {
-  startSftpServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_IDLE_TIMEOUT_MS,
-  type SftpServer, type SftpServerOptions,
+  startSftpServer,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  type SftpServer,
+  type SftpServerOptions,
 } from './server.js';
 export { GatewayStats } from './stats.js';
 export { SFTP_ONLY_MESSAGE } from './ssh-session.js';

@@ -70,10 +70,13 @@ export class ConnectionCounter {
   }
 
   /** Takes a connection slot for `address`, or says which limit refuses it. */
-  openConnection(address: string): { ok: true; release: Release } | { ok: false; reason: 'max_connections' | 'max_connections_per_address' } {
+  openConnection(
+    address: string,
+  ): { ok: true; release: Release } | { ok: false; reason: 'max_connections' | 'max_connections_per_address' } {
     if (this.#total >= this.limits.maxConnections) return { ok: false, reason: 'max_connections' };
     const key = clientKey(address);
-    if ((this.#perAddress.get(key) ?? 0) >= this.limits.maxConnectionsPerAddress) return { ok: false, reason: 'max_connections_per_address' };
+    if ((this.#perAddress.get(key) ?? 0) >= this.limits.maxConnectionsPerAddress)
+      return { ok: false, reason: 'max_connections_per_address' };
     this.#total++;
     bump(this.#perAddress, key, 1);
     return {

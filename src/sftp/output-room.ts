@@ -27,7 +27,7 @@ export class OutputRoom {
     if (this.#room !== undefined) return this.#room;
     if (this.closed() || this.backlog() <= this.max) return Promise.resolve();
     this.#room = (async () => {
-      for (let delay = BACKLOG_POLL_MS; !this.closed() && this.backlog() > this.max;) {
+      for (let delay = BACKLOG_POLL_MS; !this.closed() && this.backlog() > this.max; ) {
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, BACKLOG_POLL_MAX_MS);
       }

@@ -23,7 +23,7 @@ import { normalizeName } from '../tree/index.js';
  */
 export interface ParsedPath {
   /** Set for `/uri/CAP/...` paths. */
-  readonly uriCap?: Cap;
+  readonly uriCap?: Cap | undefined;
   /** Names below the base (the root, or uriCap). */
   readonly components: readonly string[];
   /** The normalized absolute path, for realpath and for prefix checks. */

@@ -91,14 +91,21 @@ export function extendedReply(reqid: number, body: Buffer[]): Buffer {
 }
 
 export function limitsReply(reqid: number, maxOpenHandles: number = LIMITS.maxOpenHandles): Buffer {
-  return extendedReply(reqid, [
-    u64(LIMITS.maxPacketLength), u64(LIMITS.maxReadLength), u64(LIMITS.maxWriteLength), u64(maxOpenHandles),
-  ]);
+  return extendedReply(reqid, [u64(LIMITS.maxPacketLength), u64(LIMITS.maxReadLength), u64(LIMITS.maxWriteLength), u64(maxOpenHandles)]);
 }
 
 export interface StatVfs {
-  bsize: number; frsize: number; blocks: bigint; bfree: bigint; bavail: bigint;
-  files: bigint; ffree: bigint; favail: bigint; fsid: bigint; flag: number; namemax: number;
+  bsize: number;
+  frsize: number;
+  blocks: bigint;
+  bfree: bigint;
+  bavail: bigint;
+  files: bigint;
+  ffree: bigint;
+  favail: bigint;
+  fsid: bigint;
+  flag: number;
+  namemax: number;
 }
 
 export const STATVFS_FLAG_RDONLY = 0x1;
@@ -106,8 +113,17 @@ export const STATVFS_FLAG_NOSUID = 0x2;
 
 export function statvfsReply(reqid: number, s: StatVfs): Buffer {
   return extendedReply(reqid, [
-    u64(s.bsize), u64(s.frsize), u64(s.blocks), u64(s.bfree), u64(s.bavail),
-    u64(s.files), u64(s.ffree), u64(s.favail), u64(s.fsid), u64(s.flag), u64(s.namemax),
+    u64(s.bsize),
+    u64(s.frsize),
+    u64(s.blocks),
+    u64(s.bfree),
+    u64(s.bavail),
+    u64(s.files),
+    u64(s.ffree),
+    u64(s.favail),
+    u64(s.fsid),
+    u64(s.flag),
+    u64(s.namemax),
   ]);
 }
 

@@ -12,7 +12,10 @@ export class SessionQuota {
   /** Write handles opened under a quota → size of the file they replace (undefined: a new name). */
   readonly #tracked = new WeakMap<WriteHandle, { replaced: number | undefined }>();
 
-  constructor(private readonly guard: QuotaGuard, private readonly view: UserTree) {}
+  constructor(
+    private readonly guard: QuotaGuard,
+    private readonly view: UserTree,
+  ) {}
 
   /** The guard, if this account has a quota now. */
   async #inForce(): Promise<boolean> {

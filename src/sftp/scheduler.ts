@@ -119,13 +119,15 @@ export class RequestScheduler {
     } catch (err) {
       promise = Promise.reject(err);
     }
-    promise.catch((err: unknown) => this.#onTaskError(err)).finally(() => {
-      this.#running--;
-      if (task.exclusive) this.#exclusiveRunning = false;
-      this.#bytes -= task.bytes;
-      this.#updatePressure();
-      this.#pump();
-    });
+    promise
+      .catch((err: unknown) => this.#onTaskError(err))
+      .finally(() => {
+        this.#running--;
+        if (task.exclusive) this.#exclusiveRunning = false;
+        this.#bytes -= task.bytes;
+        this.#updatePressure();
+        this.#pump();
+      });
   }
 
   #updatePressure(): void {

@@ -21,25 +21,25 @@ export interface SftpServerOptions {
   /** Private host keys (OpenSSH or PEM), e.g. one ed25519 and one rsa; one per key type is used. */
   hostKeys: (string | Buffer)[];
   /** Default 127.0.0.1. */
-  host?: string;
+  host?: string | undefined;
   /** Default 8022; 0 picks a free port (see SftpServer.address). */
-  port?: number;
+  port?: number | undefined;
   /** The convergence secret for a user's uploads (same secret + same content = same file cap). */
   convergenceFor(user: string): Uint8Array;
   /** Where out-of-order uploads are spooled (encrypted); cleaned of leftovers at start. Must not be shared by two gateways. */
   spoolDir: string;
   logger: Logger;
-  stats?: GatewayStats;
+  stats?: GatewayStats | undefined;
   /** A connection with no request for this long is closed (default 15 min). */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /** Every session read-only, whatever its root cap. */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
   /** Committed uploads, renames, removes, mkdirs and rmdirs are reported here (docs/spec/events.md). */
-  events?: EventRecorder;
+  events?: EventRecorder | undefined;
   /** Connection, session and request limits; each missing one takes DEFAULT_LIMITS' value. */
-  limits?: Partial<Limits>;
+  limits?: Partial<Limits> | undefined;
   /** Brute-force defence: admits connections and scores failed logins. None: no bans, no refused names. */
-  defender?: Defender;
+  defender?: Defender | undefined;
   /**
    * Whether a user name has an account (cheap, no secret involved), asked only
    * after a refusal to score it: an unknown user scores more. Default: every
@@ -47,9 +47,9 @@ export interface SftpServerOptions {
    */
   isKnownUser?(user: string): boolean;
   /** Per-account quotas (src/quota); none: no quotas. */
-  quota?: QuotaGuard;
+  quota?: QuotaGuard | undefined;
   /** Pause before answering a refused password or signature (default 0; capstan run: [defender] failure_delay). */
-  authFailureDelayMs?: number;
+  authFailureDelayMs?: number | undefined;
 }
 
 export interface SftpServer {

@@ -64,7 +64,11 @@ export class SftpSession {
     this.#stats = opts.stats;
     this.#onActivity = opts.onActivity;
     this.#handles = new HandleTable(opts.limits?.maxHandles);
-    this.#output = new OutputRoom(() => sftp._capstanBacklog(), opts.limits?.maxOutputBacklog ?? MAX_OUTPUT_BACKLOG, () => this.#closed);
+    this.#output = new OutputRoom(
+      () => sftp._capstanBacklog(),
+      opts.limits?.maxOutputBacklog ?? MAX_OUTPUT_BACKLOG,
+      () => this.#closed,
+    );
     this.#quota = opts.quota !== undefined ? new SessionQuota(opts.quota, opts.view) : undefined;
     this.#scheduler = new RequestScheduler({
       ...(opts.limits !== undefined ? { highWaterBytes: opts.limits.maxPendingBytes, maxQueued: opts.limits.maxPendingRequests } : {}),
@@ -98,41 +102,53 @@ export class SftpSession {
     s.on('close', () => void this.close());
     // The client's EOF: it sends nothing more. Answer what it already sent, then close the channel (as
     // sftp-server exits on EOF and sshd closes the channel), or the client waits for that close forever.
-    s.on('end', () => void this.#scheduler.idle().then(() => {
-      try {
-        this.#sftp._capstanExit(0);
-        this.#sftp.end();
-      } catch {
-        // the connection went first; nothing left to close
-      }
-    }));
+    s.on(
+      'end',
+      () =>
+        void this.#scheduler.idle().then(() => {
+          try {
+            this.#sftp._capstanExit(0);
+            this.#sftp.end();
+          } catch {
+            // the connection went first; nothing left to close
+          }
+        }),
+    );
     s.on('OPEN', (id: number, path: string, flags: number) => this.#do(id, 'open', true, 0, () => this.#open(id, path, flags)));
     s.on('CLOSE', (id: number, h: Buffer) => this.#do(id, 'close', true, 0, () => this.#closeHandle(id, h)));
     s.on('READ', (id: number, h: Buffer, offset: number, len: number) =>
-      this.#do(id, 'read', !this.#isReadOnlyHandle(h), 0, () => this.#read(id, h, offset, len)));
+      this.#do(id, 'read', !this.#isReadOnlyHandle(h), 0, () => this.#read(id, h, offset, len)),
+    );
     s.on('WRITE', (id: number, h: Buffer, offset: number, data: Buffer) =>
-      this.#do(id, 'write', true, data.length, () => this.#write(id, h, offset, data)));
-    s.on('FSTAT', (id: number, h: Buffer) => this.#do(id, 'fstat', !this.#isReadOnlyHandle(h), 0, async () => {
-      this.#sftp.attrs(id, this.#fstat(h));
-    }));
+      this.#do(id, 'write', true, data.length, () => this.#write(id, h, offset, data)),
+    );
+    s.on('FSTAT', (id: number, h: Buffer) =>
+      this.#do(id, 'fstat', !this.#isReadOnlyHandle(h), 0, async () => {
+        this.#sftp.attrs(id, this.#fstat(h));
+      }),
+    );
     s.on('FSETSTAT', (id: number, h: Buffer, attrs: Attributes) => this.#do(id, 'fsetstat', true, 0, () => this.#fsetstat(id, h, attrs)));
     s.on('OPENDIR', (id: number, path: string) => this.#do(id, 'opendir', true, 0, () => this.#opendir(id, path)));
     s.on('READDIR', (id: number, h: Buffer) => this.#do(id, 'readdir', true, 0, () => this.#readdir(id, h)));
     s.on('STAT', (id: number, path: string) => this.#do(id, 'stat', false, 0, () => this.#stat(id, path)));
     s.on('LSTAT', (id: number, path: string) => this.#do(id, 'lstat', false, 0, () => this.#stat(id, path)));
     s.on('SETSTAT', (id: number, path: string, attrs: Attributes) =>
-      this.#do(id, 'setstat', true, 0, () => this.#ok(id, setstat(this.#view, path, attrChange(attrs)))));
+      this.#do(id, 'setstat', true, 0, () => this.#ok(id, setstat(this.#view, path, attrChange(attrs)))),
+    );
     s.on('REMOVE', (id: number, path: string) => this.#do(id, 'remove', true, 0, () => this.#ok(id, this.#remove(path))));
     s.on('MKDIR', (id: number, path: string, attrs: Attributes) =>
-      this.#do(id, 'mkdir', true, 0, () => this.#ok(id, mkdir(this.#view, path, attrChange(attrs)))));
-    s.on('RMDIR', (id: number, path: string) =>
-      this.#do(id, 'rmdir', true, 0, () => this.#ok(id, rmdir(this.#view, path))));
+      this.#do(id, 'mkdir', true, 0, () => this.#ok(id, mkdir(this.#view, path, attrChange(attrs)))),
+    );
+    s.on('RMDIR', (id: number, path: string) => this.#do(id, 'rmdir', true, 0, () => this.#ok(id, rmdir(this.#view, path))));
     s.on('RENAME', (id: number, from: string, to: string) =>
-      this.#do(id, 'rename', true, 0, () => this.#ok(id, rename(this.#view, from, to, false))));
-    s.on('REALPATH', (id: number, path: string) => this.#do(id, 'realpath', false, 0, async () => {
-      const canonical = parsePath(path).canonical;
-      this.#sftp.name(id, [{ filename: canonical, longname: canonical, attrs: {} as Attributes }]);
-    }));
+      this.#do(id, 'rename', true, 0, () => this.#ok(id, rename(this.#view, from, to, false))),
+    );
+    s.on('REALPATH', (id: number, path: string) =>
+      this.#do(id, 'realpath', false, 0, async () => {
+        const canonical = parsePath(path).canonical;
+        this.#sftp.name(id, [{ filename: canonical, longname: canonical, attrs: {} as Attributes }]);
+      }),
+    );
     // No symlinks in capstan: a name always holds a cap, never a path.
     const noLinks = (id: number) => async () => this.#sftp.status(id, STATUS.OP_UNSUPPORTED, 'symbolic links are not supported');
     s.on('READLINK', (id: number) => this.#do(id, 'readlink', false, 0, noLinks(id)));
@@ -190,9 +206,10 @@ export class SftpSession {
       if (node.kind === 'directory') throw new IsADirectoryError('is a directory');
       if (node.kind !== 'file') throw new PermissionError('this kind of object cannot be read');
       const reader = await this.#view.tree.openFile(node.cap as FileCap);
-      const attrs = node.loc.kind === 'base' || node.entry === undefined
-        ? this.#view.attrsOfCap(node.cap)
-        : this.#view.attrsOfEntry(node.entry, node.loc.dir);
+      const attrs =
+        node.loc.kind === 'base' || node.entry === undefined
+          ? this.#view.attrsOfCap(node.cap)
+          : this.#view.attrsOfEntry(node.entry, node.loc.dir);
       this.#sftp.handle(id, this.#handles.add(new ReadHandle(reader, node.loc.path, attrs)));
       return;
     }
@@ -298,9 +315,10 @@ export class SftpSession {
     const node = await this.#view.node(path);
     if (node.kind !== 'directory') throw new NotADirectoryError('not a directory');
     const dir = this.#view.tree.directory(node.cap as DirectoryCap);
-    const attrs = node.loc.kind === 'base' || node.entry === undefined
-      ? this.#view.attrsOfCap(node.cap)
-      : this.#view.attrsOfEntry(node.entry, node.loc.dir);
+    const attrs =
+      node.loc.kind === 'base' || node.entry === undefined
+        ? this.#view.attrsOfCap(node.cap)
+        : this.#view.attrsOfEntry(node.entry, node.loc.dir);
     const uploads = this.#view.overlay.names(this.#view.user, dir.cap);
     const entries = dir.list()[Symbol.asyncIterator]();
     const handle = new DirHandle(node.loc.path, attrs, entries, uploads, this.#view.describer(dir, attrs));
@@ -312,7 +330,11 @@ export class SftpSession {
     if (handle.kind !== 'dir') throw new NotADirectoryError('not a directory handle');
     const batch = await handle.next(READDIR_BATCH);
     if (batch.length === 0) this.#sftp.status(id, STATUS.EOF);
-    else this.#sftp.name(id, batch.map((l) => ({ filename: l.filename, longname: l.longname, attrs: l.attrs as Attributes })));
+    else
+      this.#sftp.name(
+        id,
+        batch.map((l) => ({ filename: l.filename, longname: l.longname, attrs: l.attrs as Attributes })),
+      );
   }
 
   #extensionContext() {
@@ -324,4 +346,3 @@ export class SftpSession {
     };
   }
 }
-

@@ -114,7 +114,10 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
       return;
     }
     if (opts.mayLogin !== undefined && !opts.mayLogin(result.user)) {
-      logger.warn({ event: 'limit_reached', limit: 'max_sessions_per_account', remoteAddress, user: result.user }, 'login refused: too many sessions for this account');
+      logger.warn(
+        { event: 'limit_reached', limit: 'max_sessions_per_account', remoteAddress, user: result.user },
+        'login refused: too many sessions for this account',
+      );
       decided = true;
       ctx.reject(ALLOWED_METHODS);
       opts.onRefused?.('too many sessions for this account');
@@ -123,7 +126,10 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
     opts.onLogin({ result, root }); // may throw (no convergence secret): then this is a refusal
     decided = true;
     stats.loginsOk++;
-    logger.info({ event: 'login', remoteAddress, user: result.user, method: result.method, keyFingerprint: result.keyFingerprint }, 'login');
+    logger.info(
+      { event: 'login', remoteAddress, user: result.user, method: result.method, keyFingerprint: result.keyFingerprint },
+      'login',
+    );
     ctx.accept();
   };
 
@@ -157,7 +163,8 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
             ctx.accept();
             return;
           }
-          if (!authenticator.verifyPublicKeySignature(ctx.key, ctx.blob, ctx.signature, ctx.hashAlgo)) return fail('wrong_credential', true);
+          if (!authenticator.verifyPublicKeySignature(ctx.key, ctx.blob, ctx.signature, ctx.hashAlgo))
+            return fail('wrong_credential', true);
           return accept(ctx, result);
         }
         case 'password': {

@@ -26,7 +26,10 @@ import { STATUS, type StatusCode } from './protocol.js';
 
 /** A failure whose status the frontend chose itself (bad handle, EOF, too many handles). */
 export class SftpStatusError extends Error {
-  constructor(readonly status: StatusCode, message: string) {
+  constructor(
+    readonly status: StatusCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'SftpStatusError';
   }
@@ -37,22 +40,24 @@ export interface MappedStatus {
   message: string;
 }
 
-const BY_NAME: ReadonlyMap<string, MappedStatus> = new Map(Object.entries({
-  NotFoundError: { code: STATUS.NO_SUCH_FILE, message: 'no such file or directory' },
-  NotADirectoryError: { code: STATUS.NO_SUCH_FILE, message: 'not a directory' },
-  PermissionError: { code: STATUS.PERMISSION_DENIED, message: 'permission denied' },
-  CapParseError: { code: STATUS.NO_SUCH_FILE, message: 'no such file or directory' },
-  AlreadyExistsError: { code: STATUS.FAILURE, message: 'already exists' },
-  NotEmptyError: { code: STATUS.FAILURE, message: 'directory not empty' },
-  IsADirectoryError: { code: STATUS.FAILURE, message: 'is a directory' },
-  IntegrityError: { code: STATUS.FAILURE, message: 'integrity check failed' },
-  QuotaExceededError: { code: STATUS.FAILURE, message: 'quota exceeded' },
-  InvalidInputError: { code: STATUS.BAD_MESSAGE, message: 'invalid argument' },
-  UnsupportedError: { code: STATUS.OP_UNSUPPORTED, message: 'operation not supported' },
-  ConflictError: { code: STATUS.FAILURE, message: 'concurrent update, try again' },
-  TransientError: { code: STATUS.FAILURE, message: 'storage temporarily unavailable, try again' },
-  AbortError: { code: STATUS.FAILURE, message: 'operation aborted' },
-} satisfies Record<string, MappedStatus>));
+const BY_NAME: ReadonlyMap<string, MappedStatus> = new Map(
+  Object.entries({
+    NotFoundError: { code: STATUS.NO_SUCH_FILE, message: 'no such file or directory' },
+    NotADirectoryError: { code: STATUS.NO_SUCH_FILE, message: 'not a directory' },
+    PermissionError: { code: STATUS.PERMISSION_DENIED, message: 'permission denied' },
+    CapParseError: { code: STATUS.NO_SUCH_FILE, message: 'no such file or directory' },
+    AlreadyExistsError: { code: STATUS.FAILURE, message: 'already exists' },
+    NotEmptyError: { code: STATUS.FAILURE, message: 'directory not empty' },
+    IsADirectoryError: { code: STATUS.FAILURE, message: 'is a directory' },
+    IntegrityError: { code: STATUS.FAILURE, message: 'integrity check failed' },
+    QuotaExceededError: { code: STATUS.FAILURE, message: 'quota exceeded' },
+    InvalidInputError: { code: STATUS.BAD_MESSAGE, message: 'invalid argument' },
+    UnsupportedError: { code: STATUS.OP_UNSUPPORTED, message: 'operation not supported' },
+    ConflictError: { code: STATUS.FAILURE, message: 'concurrent update, try again' },
+    TransientError: { code: STATUS.FAILURE, message: 'storage temporarily unavailable, try again' },
+    AbortError: { code: STATUS.FAILURE, message: 'operation aborted' },
+  } satisfies Record<string, MappedStatus>),
+);
 
 const INTERNAL: MappedStatus = { code: STATUS.FAILURE, message: 'internal error' };
 
@@ -69,7 +74,8 @@ export function toSftpStatus(err: unknown, logger: Logger, op: string): MappedSt
   // The client shows only "Failure"; the operator needs to see that the
   // storage (or a directory under heavy contention) is the cause. The
   // message is ours (src/errors.ts: never a cap).
-  if (own !== undefined && err instanceof Error && err.name === 'TransientError') logger.warn({ op, err: err.message }, 'SFTP request failed: storage temporarily unavailable');
+  if (own !== undefined && err instanceof Error && err.name === 'TransientError')
+    logger.warn({ op, err: err.message }, 'SFTP request failed: storage temporarily unavailable');
   if (own !== undefined) return own;
   for (let proto = err; proto !== null && typeof proto === 'object'; proto = Object.getPrototypeOf(proto)) {
     const name = (proto as { constructor?: { name?: string } }).constructor?.name;

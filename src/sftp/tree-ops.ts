@@ -1,5 +1,11 @@
 import {
-  AlreadyExistsError, InvalidInputError, IsADirectoryError, NotADirectoryError, NotEmptyError, NotFoundError, PermissionError,
+  AlreadyExistsError,
+  InvalidInputError,
+  IsADirectoryError,
+  NotADirectoryError,
+  NotEmptyError,
+  NotFoundError,
+  PermissionError,
 } from '../errors.js';
 import type { DirectoryCap, FileCap } from '../cap/index.js';
 import { moveEntry, type EntryMetadata } from '../tree/index.js';
@@ -18,10 +24,10 @@ import { WriteHandle } from './write-handle.js';
 
 /** Attribute changes as SETSTAT/FSETSTAT carry them (ssh2 decodes the ATTRS). */
 export interface AttrChange {
-  size?: number;
-  mode?: number;
-  atime?: number;
-  mtime?: number;
+  size?: number | undefined;
+  mode?: number | undefined;
+  atime?: number | undefined;
+  mtime?: number | undefined;
 }
 
 export function hasChange(attrs: AttrChange): boolean {
@@ -189,9 +195,16 @@ export async function setstat(view: UserTree, raw: string, attrs: AttrChange): P
 /** A committed file cut or extended to `size`: a new version, written through a spool. */
 async function rewriteWithSize(view: UserTree, loc: EntryLocation, base: FileCap, size: number): Promise<void> {
   if (kindOf(base) !== 'file') throw new PermissionError('cannot write this kind of object');
-  const handle = new WriteHandle(view.writeDeps, { dir: loc.dir, name: loc.name, where: eventPathOf(loc.path) }, {
-    base, baseSize: sizeOf(base), append: false, readable: false,
-  });
+  const handle = new WriteHandle(
+    view.writeDeps,
+    { dir: loc.dir, name: loc.name, where: eventPathOf(loc.path) },
+    {
+      base,
+      baseSize: sizeOf(base),
+      append: false,
+      readable: false,
+    },
+  );
   try {
     await handle.truncate(size);
     await handle.commit();

@@ -24,7 +24,7 @@ import { WriteHandle, type WriteHandleDeps } from './write-handle.js';
 /** Where a path points: a base cap itself (root, /uri/CAP), or a name in a directory. */
 export type Location =
   | { kind: 'base'; path: ParsedPath; cap: Cap }
-  | { kind: 'entry'; path: ParsedPath; dir: Directory; dirEntry?: DirEntry; name: string };
+  | { kind: 'entry'; path: ParsedPath; dir: Directory; dirEntry?: DirEntry | undefined; name: string };
 
 export type EntryLocation = Extract<Location, { kind: 'entry' }>;
 
@@ -117,7 +117,8 @@ export class UserTree {
   describer(dir: Directory, dirAttrs: SftpAttrs): (item: ListedItem) => DirListing {
     return (item) => {
       let attrs: SftpAttrs;
-      if (!('entry' in item) && !('upload' in item)) attrs = dirAttrs; // '.' and '..' (the parent's own attrs are not worth a lookup)
+      if (!('entry' in item) && !('upload' in item))
+        attrs = dirAttrs; // '.' and '..' (the parent's own attrs are not worth a lookup)
       else if (item.upload !== undefined) attrs = this.attrsOfUpload(item.upload as WriteHandle);
       else attrs = this.attrsOfEntry(item.entry!, dir);
       return { filename: item.name, longname: longname(item.name, attrs, this.user), attrs };
@@ -139,7 +140,10 @@ export class UserTree {
    * written by another handle of this user (each handle commits its own
    * version at CLOSE; the last CLOSE wins, as with two writers on one file).
    */
-  async openWrite(raw: string, flags: { create: boolean; exclusive: boolean; truncate: boolean; append: boolean; read: boolean }): Promise<WriteHandle> {
+  async openWrite(
+    raw: string,
+    flags: { create: boolean; exclusive: boolean; truncate: boolean; append: boolean; read: boolean },
+  ): Promise<WriteHandle> {
     const loc = await this.locate(raw);
     if (loc.kind === 'base') {
       if (kindOf(loc.cap) === 'directory') throw new IsADirectoryError('is a directory');
@@ -157,9 +161,16 @@ export class UserTree {
       if (kindOf(entry.cap) !== 'file') throw new PermissionError('cannot write this kind of object');
       base = entry.cap as FileCap;
     }
-    const handle = new WriteHandle(this.writeDeps, { dir: loc.dir, name: loc.name, where: eventPathOf(loc.path) }, {
-      base, baseSize: base !== undefined ? sizeOf(base) : undefined, append: flags.append, readable: flags.read,
-    });
+    const handle = new WriteHandle(
+      this.writeDeps,
+      { dir: loc.dir, name: loc.name, where: eventPathOf(loc.path) },
+      {
+        base,
+        baseSize: base !== undefined ? sizeOf(base) : undefined,
+        append: flags.append,
+        readable: flags.read,
+      },
+    );
     this.overlay.add(this.user, loc.dir.cap, loc.name, handle);
     return handle;
   }

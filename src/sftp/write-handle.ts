@@ -88,7 +88,7 @@ export class WriteHandle implements OverlayItem {
   constructor(
     private readonly deps: WriteHandleDeps,
     public target: WriteTarget,
-    init: { base?: FileCap; baseSize?: number; append: boolean; readable: boolean },
+    init: { base?: FileCap | undefined; baseSize?: number | undefined; append: boolean; readable: boolean },
   ) {
     this.append = init.append;
     this.readable = init.readable;
@@ -217,8 +217,13 @@ export class WriteHandle implements OverlayItem {
     const where = this.target.where;
     if (this.deps.events !== undefined && this.deps.user !== undefined && where !== undefined) {
       await this.deps.events.record({
-        user: this.deps.user, operation: 'upload', base: where.base, path: where.path,
-        size: result.size, mtimeMs: metadata.mtimeMs, checksums: result.checksums,
+        user: this.deps.user,
+        operation: 'upload',
+        base: where.base,
+        path: where.path,
+        size: result.size,
+        mtimeMs: metadata.mtimeMs,
+        checksums: result.checksums,
       });
     }
     return true;

@@ -59,8 +59,8 @@ export class CachingChunkStore implements ChunkStore {
     }
   }
 
-  readonly stat?: ChunkStore['stat'];
-  readonly deleteIfIdleSince?: ChunkStore['deleteIfIdleSince'];
+  readonly stat?: NonNullable<ChunkStore['stat']>;
+  readonly deleteIfIdleSince?: NonNullable<ChunkStore['deleteIfIdleSince']>;
 
   static async open(inner: ChunkStore, options: CachingChunkStoreOptions): Promise<CachingChunkStore> {
     const cache = new CachingChunkStore(inner, path.resolve(options.dir), options.maxBytes);

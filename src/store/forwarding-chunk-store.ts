@@ -15,7 +15,8 @@ export class ForwardingChunkStore implements ChunkStore {
 
   constructor(readonly inner: ChunkStore) {
     if (inner.stat) this.stat = (address, options) => inner.stat!(address, options);
-    if (inner.deleteIfIdleSince) this.deleteIfIdleSince = (address, cutoffMs, options) => inner.deleteIfIdleSince!(address, cutoffMs, options);
+    if (inner.deleteIfIdleSince)
+      this.deleteIfIdleSince = (address, cutoffMs, options) => inner.deleteIfIdleSince!(address, cutoffMs, options);
     if (inner.usage) this.usage = (options) => inner.usage!(options);
   }
 

@@ -4,13 +4,7 @@ import path from 'node:path';
 import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { create as createDigest } from 'multiformats/hashes/digest';
-import {
-  IntegrityError,
-  InvalidInputError,
-  NotFoundError,
-  throwIfAborted,
-  type AbortOptions,
-} from '../errors.js';
+import { IntegrityError, InvalidInputError, NotFoundError, throwIfAborted, type AbortOptions } from '../errors.js';
 import { addressFromName, assertChunkAddress, MAX_CHUNK_BYTES, SHA2_256_CODE } from './address.js';
 import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures } from './chunk-store.js';
 import { classify, errno, openDirectory, statFile } from './fs-files.js';
@@ -24,9 +18,9 @@ export interface FsChunkStoreOptions {
    * get then reports IntegrityError for it and the next put of the same
    * bytes rewrites it, but a manifest written after the put may point at it.
    */
-  fsync?: boolean;
+  fsync?: boolean | undefined;
   /** Threads doing the disk work of put and get, 1..64 (default DEFAULT_IO_THREADS); see fs-io.ts. */
-  ioThreads?: number;
+  ioThreads?: number | undefined;
 }
 
 /**

@@ -44,7 +44,11 @@ export async function* walkChunks(chunksDir: string, signal?: AbortSignal): Asyn
   }
 }
 
-async function* walkLegacy(chunksDir: string, lowerPath: string, signal: AbortSignal | undefined): AsyncGenerator<{ address: ChunkAddress; file: string }> {
+async function* walkLegacy(
+  chunksDir: string,
+  lowerPath: string,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<{ address: ChunkAddress; file: string }> {
   for await (const entry of await openDirectory(lowerPath)) {
     throwIfAborted(signal);
     if (!entry.isFile()) continue;

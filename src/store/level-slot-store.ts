@@ -67,12 +67,7 @@ export class LevelSlotStore implements SlotStore {
     return value === undefined ? undefined : decodeSlotValue(storageIndex, value);
   }
 
-  async compareAndSwap(
-    storageIndex: Uint8Array,
-    expectedSeq: bigint | null,
-    next: SlotEntry,
-    options: AbortOptions = {},
-  ): Promise<void> {
+  async compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options: AbortOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     checkSwap(storageIndex, expectedSeq, next);
     const key = storageIndexHex(storageIndex);

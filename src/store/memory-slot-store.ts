@@ -18,12 +18,7 @@ export class MemorySlotStore implements SlotStore {
     return entry && { seq: entry.seq, record: Uint8Array.from(entry.record) };
   }
 
-  async compareAndSwap(
-    storageIndex: Uint8Array,
-    expectedSeq: bigint | null,
-    next: SlotEntry,
-    options: AbortOptions = {},
-  ): Promise<void> {
+  async compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options: AbortOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     checkSwap(storageIndex, expectedSeq, next);
     const key = storageIndexHex(storageIndex);

@@ -51,11 +51,7 @@ export interface ServeSlotStoreOptions {
  * MAX_IN_FLIGHT requests (then its socket is paused, so TCP-style
  * backpressure reaches the client) and MAX_OPEN_LISTS cursors.
  */
-export async function serveSlotStore(
-  store: SlotStore,
-  socketPath: string,
-  options: ServeSlotStoreOptions = {},
-): Promise<SlotStoreServer> {
+export async function serveSlotStore(store: SlotStore, socketPath: string, options: ServeSlotStoreOptions = {}): Promise<SlotStoreServer> {
   await removeStaleSocket(socketPath);
   const connections = new Set<net.Socket>();
   const server = net.createServer((socket) => serveConnection(store, socket, connections, options.logger));
@@ -115,7 +111,10 @@ function serveConnection(store: SlotStore, socket: net.Socket, connections: Set<
   function pump(): void {
     while (!socket.destroyed && queue.length > 0 && inFlight < MAX_IN_FLIGHT) {
       const request = parseRequest(queue.shift()!);
-      if (request === undefined) return drop('malformed request');
+      if (request === undefined) {
+        drop('malformed request');
+        return;
+      }
       inFlight += 1;
       void answer(request).then((response) => {
         inFlight -= 1;
@@ -186,7 +185,7 @@ function serveConnection(store: SlotStore, socket: net.Socket, connections: Set<
 }
 
 async function removeStaleSocket(socketPath: string): Promise<void> {
-  let stat;
+  let stat: import('node:fs').Stats;
   try {
     stat = await fsp.lstat(socketPath);
   } catch (err) {
@@ -259,10 +258,9 @@ export async function openSharedSlotStore(
     try {
       return { store: await SocketSlotStore.connect(socketPath, options), shared: true };
     } catch (connectErr) {
-      throw new TransientError(
-        `the slot database is held by another process and no gateway answers on ${socketPath}`,
-        { cause: connectErr },
-      );
+      throw new TransientError(`the slot database is held by another process and no gateway answers on ${socketPath}`, {
+        cause: connectErr,
+      });
     }
   }
 }

@@ -36,12 +36,7 @@ export interface SlotEntry {
  */
 export interface SlotStore {
   get(storageIndex: Uint8Array, options?: AbortOptions): Promise<SlotEntry | undefined>;
-  compareAndSwap(
-    storageIndex: Uint8Array,
-    expectedSeq: bigint | null,
-    next: SlotEntry,
-    options?: AbortOptions,
-  ): Promise<void>;
+  compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options?: AbortOptions): Promise<void>;
   /** Every storage index with a slot, for gc and check. */
   list(options?: AbortOptions): AsyncIterable<Uint8Array>;
   close(): Promise<void>;

@@ -55,8 +55,7 @@ class Connection {
         socket.off('error', onError);
         resolve(new Connection(socket));
       });
-      const onError = (err: Error) =>
-        reject(new TransientError(`no slot store server answers on ${socketPath}`, { cause: err }));
+      const onError = (err: Error) => reject(new TransientError(`no slot store server answers on ${socketPath}`, { cause: err }));
       socket.once('error', onError);
     });
   }
@@ -86,14 +85,16 @@ class Connection {
     try {
       lines = this.lines.push(chunk);
     } catch {
-      return this.fail('the slot store server sent an over-long line');
+      this.fail('the slot store server sent an over-long line');
+      return;
     }
     for (const line of lines) {
       let response: Response;
       try {
         response = JSON.parse(line);
       } catch {
-        return this.fail('the slot store server sent a malformed line');
+        this.fail('the slot store server sent a malformed line');
+        return;
       }
       const waiting = this.pending.get(response?.id);
       if (waiting === undefined) continue;
@@ -145,12 +146,7 @@ export class SocketSlotStore implements SlotStore {
     return response.entry == null ? undefined : decodeEntry(response.entry);
   }
 
-  async compareAndSwap(
-    storageIndex: Uint8Array,
-    expectedSeq: bigint | null,
-    next: SlotEntry,
-    options: AbortOptions = {},
-  ): Promise<void> {
+  async compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options: AbortOptions = {}): Promise<void> {
     checkSwap(storageIndex, expectedSeq, next);
     await this.request(
       {
@@ -197,7 +193,7 @@ export class SocketSlotStore implements SlotStore {
     const dialing = Connection.open(this.socketPath);
     this.connection = dialing;
     dialing.catch(() => {
-      if (this.connection === dialing) this.connection = undefined;
+      if (this.connection === dialing) delete this.connection;
     });
     return dialing;
   }

@@ -135,7 +135,7 @@ export interface FileChunkList {
 
 export interface TreeOptions {
   /** Immutable-file chunk size in bytes (default in docs/spec/files.md). */
-  chunkSize?: number;
+  chunkSize?: number | undefined;
 }
 
 /** The facade: one per gateway (or CLI invocation), shared by all sessions. */

@@ -4,17 +4,38 @@
  * facade. The SFTP layer and the CLI import from here only.
  */
 export type {
-  Checksums, DirEntry, Directory, DirectoryNodeView, EntryMetadata, FileChunkList, FileReader, FileWriter,
-  LinkOptions, ResolvedNode, Tree, TreeOptions, UploadResult,
+  Checksums,
+  DirEntry,
+  Directory,
+  DirectoryNodeView,
+  EntryMetadata,
+  FileChunkList,
+  FileReader,
+  FileWriter,
+  LinkOptions,
+  ResolvedNode,
+  Tree,
+  TreeOptions,
+  UploadResult,
 } from './api.js';
 export { createTree, DEFAULT_MAX_ATTEMPTS, MAX_RESOLVE_DEPTH, type CreateTreeOptions } from './tree.js';
 export { normalizeName, MAX_NAME_BYTES } from './names.js';
 export {
-  moveEntry, DEFAULT_LAYOUT, DEFAULT_NODE_CACHE_BYTES, NODE_FORMAT_VERSION, SLOT_FORMAT_VERSION,
+  moveEntry,
+  DEFAULT_LAYOUT,
+  DEFAULT_NODE_CACHE_BYTES,
+  NODE_FORMAT_VERSION,
+  SLOT_FORMAT_VERSION,
   type DirectoryLayout,
 } from './dir/index.js';
 export {
-  createFileWriter, openFile, fileChunks, uploadBytes, DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE,
+  createFileWriter,
+  openFile,
+  fileChunks,
+  uploadBytes,
+  DEFAULT_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
+  MAX_CHUNK_SIZE,
   type FileWriterOptions,
 } from './file/index.js';
 export { EncryptedSpool, cleanSpoolDir } from './spool.js';

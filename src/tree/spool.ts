@@ -183,7 +183,13 @@ const ZEROS = Buffer.alloc(IO_PIECE);
 const liveSpools = new Set<string>();
 
 function checkRange(offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || !Number.isSafeInteger(offset + length)) {
+  if (
+    !Number.isSafeInteger(offset) ||
+    !Number.isSafeInteger(length) ||
+    offset < 0 ||
+    length < 0 ||
+    !Number.isSafeInteger(offset + length)
+  ) {
     throw new InvalidInputError('spool offset and length must be non-negative integers');
   }
 }

@@ -1,11 +1,15 @@
 import {
-  DirectoryReadCap, DirectoryVerifyCap, DirectoryWriteCap, FileReadCap, LiteralCap,
-  type DirectoryCap, type FileCap, type FileVerifyCap,
+  DirectoryReadCap,
+  DirectoryVerifyCap,
+  DirectoryWriteCap,
+  FileReadCap,
+  LiteralCap,
+  type DirectoryCap,
+  type FileCap,
+  type FileVerifyCap,
 } from '../cap/index.js';
 import { randomBytes } from '../crypto/index.js';
-import {
-  InvalidInputError, NotADirectoryError, NotFoundError, PermissionError, type AbortOptions,
-} from '../errors.js';
+import { InvalidInputError, NotADirectoryError, NotFoundError, PermissionError, type AbortOptions } from '../errors.js';
 import type { ChunkStore } from '../store/chunk-store.js';
 import type { SlotStore } from '../store/slot-store.js';
 import type { DirEntry, Directory, FileChunkList, FileReader, FileWriter, ResolvedNode, Tree, TreeOptions } from './api.js';
@@ -66,7 +70,7 @@ export function createTreeWithInternals(options: CreateTreeOptions, internals: T
 
 class CapstanTree implements Tree {
   private readonly ctx: DirectoryContext;
-  private readonly chunkSize?: number;
+  private readonly chunkSize: number | undefined;
 
   constructor(options: CreateTreeOptions, internals: TreeInternals) {
     const { chunks, slots } = options;

@@ -46,7 +46,15 @@ const servers: Server[] = [];
 const clients: AccountServerClient[] = [];
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(servers.splice(0).map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
+  await Promise.all(
+    servers.splice(0).map(
+      (s) =>
+        new Promise((r) => {
+          s.closeAllConnections();
+          s.close(r);
+        }),
+    ),
+  );
 });
 
 function client(url: string, extra: Partial<AccountServerOptions> = {}) {
@@ -85,9 +93,13 @@ describe('AccountServerClient', () => {
   it('a 5xx, a 4xx, a non-cap body and an oversized body deny and log a warning', async () => {
     let mode = 0;
     const srv = await startServer((_f, res) => {
-      if (mode === 0) { res.statusCode = 500; res.end(CAP_A); }
-      else if (mode === 1) { res.statusCode = 403; res.end(CAP_A); }
-      else if (mode === 2) res.end('<html>URI:DIR2:secretsecret</html>');
+      if (mode === 0) {
+        res.statusCode = 500;
+        res.end(CAP_A);
+      } else if (mode === 1) {
+        res.statusCode = 403;
+        res.end(CAP_A);
+      } else if (mode === 2) res.end('<html>URI:DIR2:secretsecret</html>');
       else res.end(`CS1:DIR:${'A'.repeat(10_000)}`);
     });
     const { c, log } = client(srv.url);
@@ -99,7 +111,9 @@ describe('AccountServerClient', () => {
   });
 
   it('a server that does not answer in time denies after the timeout', async () => {
-    const srv = await startServer(() => { /* never answers */ });
+    const srv = await startServer(() => {
+      /* never answers */
+    });
     const { c, log } = client(srv.url, { timeoutMs: 300 });
     const t0 = Date.now();
     expect(await c.authenticate('alice', 'pw')).toBeNull();
@@ -172,7 +186,11 @@ describe('AccountServerClient', () => {
   });
 
   it('refuses a URL that is not http(s)', () => {
-    expect(() => new AccountServerClient({ url: 'ftp://x/', logger: captureLogger().logger })).toThrow(expect.objectContaining({ name: 'InvalidInputError' }));
-    expect(() => new AccountServerClient({ url: 'not a url', logger: captureLogger().logger })).toThrow(expect.objectContaining({ name: 'InvalidInputError' }));
+    expect(() => new AccountServerClient({ url: 'ftp://x/', logger: captureLogger().logger })).toThrow(
+      expect.objectContaining({ name: 'InvalidInputError' }),
+    );
+    expect(() => new AccountServerClient({ url: 'not a url', logger: captureLogger().logger })).toThrow(
+      expect.objectContaining({ name: 'InvalidInputError' }),
+    );
   });
 });

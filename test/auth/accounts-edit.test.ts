@@ -39,25 +39,30 @@ describe('accounts file editing', () => {
     const before = await readFile(path, 'utf8');
     await expect(addAccountLine(path, formatKeyLine('alice', rsa.publicLine, CAP_C))).rejects.toMatchObject({ name: 'InvalidInputError' });
     await expect(addAccountLine(path, `carol hunter2 ${CAP_A}`)).rejects.toThrow(/plaintext password/);
-    await expect(addAccountLine(path, `carol ${hash} ${CAP_A}\ndave ${hash} ${CAP_A}`)).rejects.toMatchObject({ name: 'InvalidInputError' });
+    await expect(addAccountLine(path, `carol ${hash} ${CAP_A}\ndave ${hash} ${CAP_A}`)).rejects.toMatchObject({
+      name: 'InvalidInputError',
+    });
     await expect(addAccountLine(path, '# just a comment')).rejects.toMatchObject({ name: 'InvalidInputError' });
     expect(await readFile(path, 'utf8')).toBe(before);
   });
 
-  it('removeUser removes all of a user\'s lines, keeps everything else byte for byte', async () => {
-    const original = [
-      '# header',
-      `alice ${ed.type} ${ed.base64} ${CAP_A}`,
-      `bob ${hash} ${CAP_B}\r`,
-      '',
-      `alice ${rsa.type} ${rsa.base64} ${CAP_A}`,
-      '  # alice is our admin',
-      'alice broken line',
-      `alicex ${hash} ${CAP_C}`,
-    ].join('\n') + '\n';
+  it("removeUser removes all of a user's lines, keeps everything else byte for byte", async () => {
+    const original =
+      [
+        '# header',
+        `alice ${ed.type} ${ed.base64} ${CAP_A}`,
+        `bob ${hash} ${CAP_B}\r`,
+        '',
+        `alice ${rsa.type} ${rsa.base64} ${CAP_A}`,
+        '  # alice is our admin',
+        'alice broken line',
+        `alicex ${hash} ${CAP_C}`,
+      ].join('\n') + '\n';
     await writeFile(path, original);
     expect(await removeUser(path, 'alice')).toBe(3);
-    expect(await readFile(path, 'utf8')).toBe(['# header', `bob ${hash} ${CAP_B}\r`, '', '  # alice is our admin', `alicex ${hash} ${CAP_C}`].join('\n') + '\n');
+    expect(await readFile(path, 'utf8')).toBe(
+      ['# header', `bob ${hash} ${CAP_B}\r`, '', '  # alice is our admin', `alicex ${hash} ${CAP_C}`].join('\n') + '\n',
+    );
     expect(await removeUser(path, 'nobody')).toBe(0);
     await expect(removeUser(join(dir, 'missing'), 'alice')).rejects.toMatchObject({ name: 'NotFoundError' });
   });
@@ -72,10 +77,20 @@ describe('accounts file editing', () => {
   });
 
   it('listAccounts shows users and fingerprints, caps only on request', async () => {
-    await writeFile(path, [`bob ${hash} ${CAP_B}`, `alice ${ed.type} ${ed.base64} ${CAP_A}`, `alice ${rsa.type} ${rsa.base64} ${CAP_A}`, 'junk'].join('\n'));
+    await writeFile(
+      path,
+      [`bob ${hash} ${CAP_B}`, `alice ${ed.type} ${ed.base64} ${CAP_A}`, `alice ${rsa.type} ${rsa.base64} ${CAP_A}`, 'junk'].join('\n'),
+    );
     const plain = await listAccounts(path);
     expect(plain.accounts).toEqual([
-      { user: 'alice', hasPassword: false, keys: [{ type: 'ssh-ed25519', fingerprint: keyFingerprint(ed.public) }, { type: 'ssh-rsa', fingerprint: keyFingerprint(rsa.public) }] },
+      {
+        user: 'alice',
+        hasPassword: false,
+        keys: [
+          { type: 'ssh-ed25519', fingerprint: keyFingerprint(ed.public) },
+          { type: 'ssh-rsa', fingerprint: keyFingerprint(rsa.public) },
+        ],
+      },
       { user: 'bob', hasPassword: true, keys: [] },
     ]);
     expect(JSON.stringify(plain)).not.toContain('CS1:');

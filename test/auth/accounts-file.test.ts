@@ -10,7 +10,14 @@ let ed: TestKey, rsa: TestKey, ec256: TestKey, ec384: TestKey, ec521: TestKey, e
 let hash: string;
 
 beforeAll(async () => {
-  [ed, rsa, ec256, ec384, ec521, ed2] = [makeKey('ed25519'), makeKey('rsa'), makeKey('ecdsa256'), makeKey('ecdsa384'), makeKey('ecdsa521'), makeKey('ed25519')];
+  [ed, rsa, ec256, ec384, ec521, ed2] = [
+    makeKey('ed25519'),
+    makeKey('rsa'),
+    makeKey('ecdsa256'),
+    makeKey('ecdsa384'),
+    makeKey('ecdsa521'),
+    makeKey('ed25519'),
+  ];
   hash = await hashPassword('pw', { ln: 10, r: 8, p: 1 });
 });
 
@@ -146,7 +153,10 @@ describe('private.example/accounts', () => {
     const asShipped = parseAccountsFile(text);
     expect(asShipped.accounts.size).toBe(0);
     expect(asShipped.errors).toEqual([]);
-    const uncommented = text.split('\n').map((l) => (l.startsWith('# ') ? l.slice(2) : l)).join('\n');
+    const uncommented = text
+      .split('\n')
+      .map((l) => (l.startsWith('# ') ? l.slice(2) : l))
+      .join('\n');
     const { accounts, errors } = parseAccountsFile(uncommented);
     expect(errors).toEqual([]);
     expect([...accounts.keys()]).toEqual(['alice', 'bob@example.com']);

@@ -46,7 +46,9 @@ describe('AccountsFile', () => {
     expect([...file.accounts.keys()]).toEqual(['alice', 'bob']);
     expect(file.get('alice')!.rootCap).toBe(CAP_A);
     expect(file.generation).toBe(1);
-    await expect(AccountsFile.open(join(dir, 'nope'), { logger: captureLogger().logger })).rejects.toMatchObject({ name: 'InvalidInputError' });
+    await expect(AccountsFile.open(join(dir, 'nope'), { logger: captureLogger().logger })).rejects.toMatchObject({
+      name: 'InvalidInputError',
+    });
   });
 
   it('sees a rename-into-place edit within a few seconds', async () => {
@@ -88,15 +90,17 @@ describe('AccountsFile', () => {
     expect(file.get('alice')).toBeDefined();
   });
 
-  it('a refused line keeps its user\'s previous account; other users take the new text', async () => {
+  it("a refused line keeps its user's previous account; other users take the new text", async () => {
     const { file, log } = await start(`${aliceLine()}\n${bobLine()}\n`);
-    await replaceByRename([
-      `alice ${rsa.type} ${rsa.base64} ${CAP_A}`, // alice swaps her key ...
-      `alice ssh-ed25519 AAAAtypo ${CAP_A}`, // ... but mistypes a line: keeps her old account whole
-      `bob ${hash} ${CAP_C}`, // bob's root changes
-      `carol ${rsa.type} ${rsa.base64} ${CAP_C}`, // new user, with one good and one bad line
-      `carol plaintext ${CAP_C}`,
-    ].join('\n'));
+    await replaceByRename(
+      [
+        `alice ${rsa.type} ${rsa.base64} ${CAP_A}`, // alice swaps her key ...
+        `alice ssh-ed25519 AAAAtypo ${CAP_A}`, // ... but mistypes a line: keeps her old account whole
+        `bob ${hash} ${CAP_C}`, // bob's root changes
+        `carol ${rsa.type} ${rsa.base64} ${CAP_C}`, // new user, with one good and one bad line
+        `carol plaintext ${CAP_C}`,
+      ].join('\n'),
+    );
     await eventually(() => file.get('carol') !== undefined);
     expect(file.get('alice')!.keys.map((k) => k.type)).toEqual(['ssh-ed25519']);
     expect(file.get('bob')!.rootCap).toBe(CAP_C);

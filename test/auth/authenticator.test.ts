@@ -1,7 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Account } from '../../src/auth/accounts-file.js';
 import { parseAccountsFile } from '../../src/auth/accounts-file.js';
-import { createAuthenticator, type AccountSource, type AuthenticatorOptions, type PasswordAuthority } from '../../src/auth/authenticator.js';
+import {
+  createAuthenticator,
+  type AccountSource,
+  type AuthenticatorOptions,
+  type PasswordAuthority,
+} from '../../src/auth/authenticator.js';
 import { hashPassword, verifyPassword, type ParsedPasswordHash } from '../../src/auth/password-hash.js';
 import { keyFingerprint } from '../../src/auth/ssh-key.js';
 import { CAP_A, CAP_B, CAP_C, captureLogger, makeKey, type TestKey } from './helpers.js';
@@ -17,7 +22,9 @@ function memorySource(text: string): AccountSource & { closed: boolean } {
     closed: false,
     accounts: accounts as ReadonlyMap<string, Account>,
     get: (user) => accounts.get(user),
-    async close() { this.closed = true; },
+    async close() {
+      this.closed = true;
+    },
   };
 }
 
@@ -29,7 +36,9 @@ function fakeServer(answers: Record<string, string>): PasswordAuthority & { aske
       this.asked.push(user);
       return answers[`${user}:${password}`] ?? null;
     },
-    async close() { this.closed = true; },
+    async close() {
+      this.closed = true;
+    },
   };
 }
 
@@ -48,13 +57,14 @@ beforeAll(async () => {
   bobHash = await hashPassword('bob secret');
 });
 
-const text = () => [
-  `alice ${ed.type} ${ed.base64} ${CAP_A}`,
-  `alice ${rsa.type} ${rsa.base64} ${CAP_A}`,
-  `alice ${ec.type} ${ec.base64} ${CAP_A}`,
-  `bob ${bobHash} ${CAP_B}`,
-  `bob ${ed.type} ${ed.base64} ${CAP_B}`,
-].join('\n');
+const text = () =>
+  [
+    `alice ${ed.type} ${ed.base64} ${CAP_A}`,
+    `alice ${rsa.type} ${rsa.base64} ${CAP_A}`,
+    `alice ${ec.type} ${ec.base64} ${CAP_A}`,
+    `bob ${bobHash} ${CAP_B}`,
+    `bob ${ed.type} ${ed.base64} ${CAP_B}`,
+  ].join('\n');
 
 function make(extra: Partial<AuthenticatorOptions> = {}) {
   source = memorySource(text());
@@ -70,13 +80,16 @@ describe('authenticator: public keys', () => {
     const { auth } = make();
     for (const k of [ed, rsa, ec]) {
       expect(await auth.acceptsPublicKey('alice', offered(k))).toEqual({
-        user: 'alice', rootCap: CAP_A, method: 'publickey', keyFingerprint: keyFingerprint(k.public),
+        user: 'alice',
+        rootCap: CAP_A,
+        method: 'publickey',
+        keyFingerprint: keyFingerprint(k.public),
       });
     }
     expect(await auth.acceptsPublicKey('bob', offered(ed))).toMatchObject({ user: 'bob', rootCap: CAP_B });
   });
 
-  it('refuses an unlisted key, another user\'s key, an unknown user and a mismatched algorithm', async () => {
+  it("refuses an unlisted key, another user's key, an unknown user and a mismatched algorithm", async () => {
     const { auth } = make();
     expect(await auth.acceptsPublicKey('alice', offered(stranger))).toBeNull();
     expect(await auth.acceptsPublicKey('bob', offered(rsa))).toBeNull();
@@ -110,13 +123,17 @@ describe('authenticator: public keys', () => {
 describe('authenticator: passwords', () => {
   it('accepts the right password and refuses a wrong one, logging neither password nor cap', async () => {
     const { auth, log } = make();
-    expect(await auth.checkPassword('bob', 'bob secret', { remoteAddress: '192.0.2.7' })).toEqual({ user: 'bob', rootCap: CAP_B, method: 'password' });
+    expect(await auth.checkPassword('bob', 'bob secret', { remoteAddress: '192.0.2.7' })).toEqual({
+      user: 'bob',
+      rootCap: CAP_B,
+      method: 'password',
+    });
     expect(await auth.checkPassword('bob', 'bob secreT')).toBeNull();
     expect(log.lines.some((l) => l.user === 'bob' && l.remoteAddress === '192.0.2.7')).toBe(true);
     expect(log.text()).not.toMatch(/bob secre|CS1:|\$scrypt\$ln/);
   });
 
-  it('an unknown user, a key-only user and a wrong password each cost exactly one scrypt, with the file\'s parameters', async () => {
+  it("an unknown user, a key-only user and a wrong password each cost exactly one scrypt, with the file's parameters", async () => {
     const { calls, verify } = countingVerify();
     const { auth } = make({ verifyPassword: verify });
     expect(await auth.checkPassword('nobody', 'x')).toBeNull();
@@ -134,7 +151,11 @@ describe('authenticator: passwords', () => {
   it('the dummy follows the parameters of the hashes in the file', async () => {
     const fastHash = await hashPassword('pw', { ln: 11, r: 4, p: 2 });
     const { calls, verify } = countingVerify();
-    const auth = createAuthenticator({ accountsFile: memorySource(`carol ${fastHash} ${CAP_C}`), logger: captureLogger().logger, verifyPassword: verify });
+    const auth = createAuthenticator({
+      accountsFile: memorySource(`carol ${fastHash} ${CAP_C}`),
+      logger: captureLogger().logger,
+      verifyPassword: verify,
+    });
     expect(await auth.checkPassword('nobody', 'pw')).toBeNull();
     expect(calls[0]!.params).toEqual({ ln: 11, r: 4, p: 2 });
   });
@@ -143,7 +164,11 @@ describe('authenticator: passwords', () => {
     const server = fakeServer({ 'dora@example.com:dora pw': CAP_C, 'bob:bob secret': CAP_A });
     const { calls, verify } = countingVerify();
     const { auth } = make({ accountServer: server, verifyPassword: verify });
-    expect(await auth.checkPassword('dora@example.com', 'dora pw')).toEqual({ user: 'dora@example.com', rootCap: CAP_C, method: 'password' });
+    expect(await auth.checkPassword('dora@example.com', 'dora pw')).toEqual({
+      user: 'dora@example.com',
+      rootCap: CAP_C,
+      method: 'password',
+    });
     expect(await auth.checkPassword('dora@example.com', 'wrong')).toBeNull();
     expect(await auth.checkPassword('bob', 'wrong')).toBeNull(); // file user: file decides
     expect(await auth.checkPassword('alice', 'x')).toBeNull(); // key-only file user: not shadowed by the server
@@ -161,8 +186,17 @@ describe('authenticator: passwords', () => {
 
   it('sheds load beyond the hash queue bound instead of queueing without limit', async () => {
     let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => { release = r; });
-    const { auth, log } = make({ hashConcurrency: 1, maxQueuedHashes: 0, verifyPassword: async () => { await gate; return false; } });
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const { auth, log } = make({
+      hashConcurrency: 1,
+      maxQueuedHashes: 0,
+      verifyPassword: async () => {
+        await gate;
+        return false;
+      },
+    });
     const first = auth.checkPassword('bob', 'a');
     expect(await auth.checkPassword('bob', 'b')).toBeNull();
     expect(log.lines.some((l) => String(l.msg).includes('too many password checks'))).toBe(true);
@@ -184,4 +218,3 @@ describe('authenticator: passwords', () => {
     expect(server.closed).toBe(true);
   });
 });
-

@@ -25,9 +25,11 @@ export interface TestKey {
 
 export function makeKey(kind: 'ed25519' | 'rsa' | 'ecdsa256' | 'ecdsa384' | 'ecdsa521', comment = 'test@host'): TestKey {
   const pair =
-    kind === 'ed25519' ? generateSshKeyPair('ed25519', { comment })
-    : kind === 'rsa' ? generateSshKeyPair('rsa', { bits: 2048, comment })
-    : generateSshKeyPair('ecdsa', { bits: Number(kind.slice(5)), comment });
+    kind === 'ed25519'
+      ? generateSshKeyPair('ed25519', { comment })
+      : kind === 'rsa'
+        ? generateSshKeyPair('rsa', { bits: 2048, comment })
+        : generateSshKeyPair('ecdsa', { bits: Number(kind.slice(5)), comment });
   const priv = utils.parseKey(pair.private);
   const pub = utils.parseKey(pair.public);
   if (priv instanceof Error || pub instanceof Error) throw new Error('test key generation failed');

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
-  DEFAULT_SCRYPT_PARAMS, dummyPasswordHash, formatPasswordHash, hashPassword, parsePasswordHash, verifyPassword,
+  DEFAULT_SCRYPT_PARAMS,
+  dummyPasswordHash,
+  formatPasswordHash,
+  hashPassword,
+  parsePasswordHash,
+  verifyPassword,
 } from '../../src/auth/password-hash.js';
 
 const FAST = { ln: 10, r: 8, p: 1 };

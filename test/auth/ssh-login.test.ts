@@ -55,10 +55,7 @@ beforeAll(async () => {
   stranger = makeKey('ed25519');
   ({ dir, cleanup } = await tempDir());
   const hash = await hashPassword('bob pw');
-  const text = [
-    ...Object.values(keys).map((k) => `alice ${k.type} ${k.base64} ${CAP_A}`),
-    `bob ${hash} ${CAP_B}`,
-  ].join('\n');
+  const text = [...Object.values(keys).map((k) => `alice ${k.type} ${k.base64} ${CAP_A}`), `bob ${hash} ${CAP_B}`].join('\n');
   const { accounts } = parseAccountsFile(text);
   auth = createAuthenticator({
     accountsFile: { get: (u) => accounts.get(u), accounts: accounts as ReadonlyMap<string, Account>, close: async () => undefined },
@@ -82,7 +79,10 @@ afterAll(async () => {
 function ssh2Login(cfg: Partial<ssh2.ConnectConfig>): Promise<boolean> {
   return new Promise((resolve) => {
     const c = new Client();
-    c.on('ready', () => { c.end(); resolve(true); });
+    c.on('ready', () => {
+      c.end();
+      resolve(true);
+    });
     c.on('error', () => resolve(false));
     c.connect({ host: '127.0.0.1', port, readyTimeout: 20_000, ...cfg });
   });
@@ -109,11 +109,33 @@ describe('real SSH logins', () => {
     const keyPath = join(dir, `id_${kind}`);
     await writeFile(keyPath, keys[kind].privateText, { mode: 0o600 });
     await new Promise<void>((resolve) => {
-      execFile(SSH, [
-        '-F', '/dev/null', '-i', keyPath, '-p', String(port), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes',
-        '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'PreferredAuthentications=publickey',
-        '-o', 'ConnectTimeout=20', 'alice@127.0.0.1', 'true',
-      ], { timeout: 30_000 }, () => resolve()); // the server ends the connection after auth, so ssh's exit status says nothing
+      execFile(
+        SSH,
+        [
+          '-F',
+          '/dev/null',
+          '-i',
+          keyPath,
+          '-p',
+          String(port),
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'IdentitiesOnly=yes',
+          '-o',
+          'StrictHostKeyChecking=no',
+          '-o',
+          'UserKnownHostsFile=/dev/null',
+          '-o',
+          'PreferredAuthentications=publickey',
+          '-o',
+          'ConnectTimeout=20',
+          'alice@127.0.0.1',
+          'true',
+        ],
+        { timeout: 30_000 },
+        () => resolve(),
+      ); // the server ends the connection after auth, so ssh's exit status says nothing
     });
     expect(logins).toEqual([{ user: 'alice', rootCap: CAP_A, method: 'publickey', keyFingerprint: keyFingerprint(keys[kind].public) }]);
   });
@@ -123,7 +145,8 @@ describe('real SSH logins', () => {
       const pubPath = join(dir, 'fp.pub');
       await writeFile(pubPath, k.publicLine + '\n');
       const out = await new Promise<string>((resolve, reject) =>
-        execFile(SSH_KEYGEN, ['-l', '-E', 'sha256', '-f', pubPath], (err, stdout) => (err ? reject(err) : resolve(stdout))));
+        execFile(SSH_KEYGEN, ['-l', '-E', 'sha256', '-f', pubPath], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      );
       expect(out.split(' ')[1]).toBe(keyFingerprint(k.public));
     }
   });

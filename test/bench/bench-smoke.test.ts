@@ -56,46 +56,50 @@ function runHarness(args: string[], timeoutMs: number): Promise<{ code: number |
 }
 
 describe('npm run bench -- --quick', () => {
-  it.skipIf(skip !== undefined)(`produces the table for capstan and OpenSSH${skip ? ` (skipped: ${skip})` : ''}`, async () => {
-    expect(existsSync(RUN), 'dist/bench/run.js is missing: build first (npm test builds)').toBe(true);
-    scratch = await mkdtemp(path.join(tmpdir(), 'capstan-bench-smoke-'));
-    const out = path.join(scratch, 'benchmarks.md');
-    const json = path.join(scratch, 'bench.json');
-    // Swift (the s3 row) alone takes 5-20 s to come up on a loaded 2-core machine.
-    const r = await runHarness(['--quick', '--out', out, '--json', json], 110_000);
-    expect(r.code, r.stderr).toBe(0);
+  it.skipIf(skip !== undefined)(
+    `produces the table for capstan and OpenSSH${skip ? ` (skipped: ${skip})` : ''}`,
+    async () => {
+      expect(existsSync(RUN), 'dist/bench/run.js is missing: build first (npm test builds)').toBe(true);
+      scratch = await mkdtemp(path.join(tmpdir(), 'capstan-bench-smoke-'));
+      const out = path.join(scratch, 'benchmarks.md');
+      const json = path.join(scratch, 'bench.json');
+      // Swift (the s3 row) alone takes 5-20 s to come up on a loaded 2-core machine.
+      const r = await runHarness(['--quick', '--out', out, '--json', json], 110_000);
+      expect(r.code, r.stderr).toBe(0);
 
-    const markdown = await readFile(out, 'utf8');
-    expect(r.stdout).toBe(markdown);
-    expect(markdown).not.toMatch(/OpenSSH side skipped/);
-    expect(markdown).toMatch(/^\| workload \| capstan \| OpenSSH \| capstan \/ OpenSSH \| target \| met\? \|$/m);
-    expect(markdown).toMatch(/cipher (aes128-gcm@openssh\.com|chacha20-poly1305@openssh\.com)/);
-    expect(markdown).toMatch(/Machine: \d+ cores .*Node v\d+.*OpenSSH_/);
-    for (const row of [
-      /^\| put one 8 MiB file \(MB\/s\) \| [\d.]+ \| [\d.]+ \| [\d.]+× \| ≥ 0\.8× OpenSSH \| (met|not met) \|$/m,
-      /^\| get one 8 MiB file /m,
-      /^\| put 40 files of 16 KiB \(files\/s\) /m,
-      /^\| 8 clients each putting 1 MiB /m,
-      /^\| `ls -l` of 100 entries \(s\) .* \| < 1 s \| (met|not met) \|$/m,
-      /^\| capstan peak RSS during the first 8 MiB put, after only uploads \(MiB\) \| \d+ \|/m,
-      /^\| capstan peak RSS while each workload ran, sampled \(MiB\) \| startup \d+, huge \d+, transfer \d+, small \d+, concurrent \d+, dirs \d+, s3 \d+ \|/m,
-      /^\| capstan peak RSS during a 32 MiB put /m,
-      /^\| store growth from a second upload of the same 8 MiB /m,
-      /^\| one more entry in a directory of 10 \(bytes stored, time\) \| [\d,]+ B, [\d.]+ ms \| [\d,]+ B, [\d.]+ ms \|/m,
-      /^\| one more entry in a directory of 100 /m,
-      // Measured when python3-swift is installed, else skipped with the reason; never missing.
-      /^\| put \/ get 8 MiB, chunks in S3 \(local Swift\) \(MB\/s\) \| ([\d.]+ \/ [\d.]+ \|  \| [\d.]+× \/ [\d.]+×|skipped: [^|]+\|  \| —) \|/m,
-    ]) {
-      expect(markdown).toMatch(row);
-    }
+      const markdown = await readFile(out, 'utf8');
+      expect(r.stdout).toBe(markdown);
+      expect(markdown).not.toMatch(/OpenSSH side skipped/);
+      expect(markdown).toMatch(/^\| workload \| capstan \| OpenSSH \| capstan \/ OpenSSH \| target \| met\? \|$/m);
+      expect(markdown).toMatch(/cipher (aes128-gcm@openssh\.com|chacha20-poly1305@openssh\.com)/);
+      expect(markdown).toMatch(/Machine: \d+ cores .*Node v\d+.*OpenSSH_/);
+      for (const row of [
+        /^\| put one 8 MiB file \(MB\/s\) \| [\d.]+ \| [\d.]+ \| [\d.]+× \| ≥ 0\.8× OpenSSH \| (met|not met) \|$/m,
+        /^\| get one 8 MiB file /m,
+        /^\| put 40 files of 16 KiB \(files\/s\) /m,
+        /^\| 8 clients each putting 1 MiB /m,
+        /^\| `ls -l` of 100 entries \(s\) .* \| < 1 s \| (met|not met) \|$/m,
+        /^\| capstan peak RSS during the first 8 MiB put, after only uploads \(MiB\) \| \d+ \|/m,
+        /^\| capstan peak RSS while each workload ran, sampled \(MiB\) \| startup \d+, huge \d+, transfer \d+, small \d+, concurrent \d+, dirs \d+, s3 \d+ \|/m,
+        /^\| capstan peak RSS during a 32 MiB put /m,
+        /^\| store growth from a second upload of the same 8 MiB /m,
+        /^\| one more entry in a directory of 10 \(bytes stored, time\) \| [\d,]+ B, [\d.]+ ms \| [\d,]+ B, [\d.]+ ms \|/m,
+        /^\| one more entry in a directory of 100 /m,
+        // Measured when python3-swift is installed, else skipped with the reason; never missing.
+        /^\| put \/ get 8 MiB, chunks in S3 \(local Swift\) \(MB\/s\) \| ([\d.]+ \/ [\d.]+ \| {2}\| [\d.]+× \/ [\d.]+×|skipped: [^|]+\| {2}\| —) \|/m,
+      ]) {
+        expect(markdown).toMatch(row);
+      }
 
-    const results = JSON.parse(await readFile(json, 'utf8')) as { results: { putMBps: Record<string, number[]>; lsEntries: number } };
-    expect(Object.keys(results.results.putMBps).sort()).toEqual(['OpenSSH', 'capstan']);
-    expect(results.results.lsEntries).toBe(100);
+      const results = JSON.parse(await readFile(json, 'utf8')) as { results: { putMBps: Record<string, number[]>; lsEntries: number } };
+      expect(Object.keys(results.results.putMBps).sort()).toEqual(['OpenSSH', 'capstan']);
+      expect(results.results.lsEntries).toBe(100);
 
-    // The harness removed its scratch folder (and so stopped what ran in it).
-    const workDir = r.stderr.match(/starting capstan in (\S+)/)?.[1];
-    expect(workDir).toBeDefined();
-    expect(existsSync(workDir!)).toBe(false);
-  }, 120_000);
+      // The harness removed its scratch folder (and so stopped what ran in it).
+      const workDir = r.stderr.match(/starting capstan in (\S+)/)?.[1];
+      expect(workDir).toBeDefined();
+      expect(existsSync(workDir!)).toBe(false);
+    },
+    120_000,
+  );
 });

@@ -11,8 +11,9 @@ const server = { name: 'capstan' } as BenchServer;
 const finished = (stdout: string) => ({ code: 0, signal: null, stdout, stderr: '', ms: 1 });
 
 describe('timing marks', () => {
-  it('finds the two marks and removes them, even spliced into a line by sftp\'s buffering', () => {
-    const stdout = 'sftp> !date +BENCH-MARK%s%N\nBENCH-MARK1000000000\nsftp> ls -l grow\n-rw-r--r-- 1 a b 0 Jan 1 e0BENCH-MARK3500000000\n0001\n-rw-r--r-- 1 a b 0 Jan 1 e00002\n';
+  it("finds the two marks and removes them, even spliced into a line by sftp's buffering", () => {
+    const stdout =
+      'sftp> !date +BENCH-MARK%s%N\nBENCH-MARK1000000000\nsftp> ls -l grow\n-rw-r--r-- 1 a b 0 Jan 1 e0BENCH-MARK3500000000\n0001\n-rw-r--r-- 1 a b 0 Jan 1 e00002\n';
     const t = withMarks(finished(stdout), server);
     expect(t.seconds).toBe(2.5);
     expect(t.stdout).not.toMatch(/BENCH-MARK\d/);
@@ -53,8 +54,17 @@ describe('report', () => {
     r.dedup = { fileBytes: 1000, firstUploadBytes: 1100, secondUploadBytes: 20 };
     const machine: Machine = { cores: 2, cpuModel: 'x', memoryGiB: 4, node: 'v20', openssh: 'OpenSSH_9', kernel: 'Linux', date: 'now' };
     const meta: RunMeta = {
-      quick: false, sizes: QUICK_SIZES, fsync: true, elapsedSeconds: 60, loadStart: [1, 1, 1], loadEnd: [1, 1, 1],
-      workDir: '/x', skippedWorkloads: [], budgetSeconds: 510, runsDone: { transfer: 3 }, runsSkipped: {},
+      quick: false,
+      sizes: QUICK_SIZES,
+      fsync: true,
+      elapsedSeconds: 60,
+      loadStart: [1, 1, 1],
+      loadEnd: [1, 1, 1],
+      workDir: '/x',
+      skippedWorkloads: [],
+      budgetSeconds: 510,
+      runsDone: { transfer: 3 },
+      runsSkipped: {},
     };
     const md = renderReport(r, machine, meta);
     expect(md).toMatch(/^\| put one 8 MiB file \(MB\/s\) \| 85\.0 \| 100\.0 \| 0\.85× \| ≥ 0\.8× OpenSSH \| met \|$/m);
@@ -69,17 +79,28 @@ describe('report', () => {
 describe('the S3 row', () => {
   const machine: Machine = { cores: 2, cpuModel: 'x', memoryGiB: 4, node: 'v20', openssh: 'OpenSSH_9', kernel: 'Linux', date: 'now' };
   const meta: RunMeta = {
-    quick: true, sizes: QUICK_SIZES, fsync: true, elapsedSeconds: 60, loadStart: [1, 1, 1], loadEnd: [1, 1, 1],
-    workDir: '/x', skippedWorkloads: [], budgetSeconds: 510, runsDone: { transfer: 1, s3: 1 }, runsSkipped: {},
+    quick: true,
+    sizes: QUICK_SIZES,
+    fsync: true,
+    elapsedSeconds: 60,
+    loadStart: [1, 1, 1],
+    loadEnd: [1, 1, 1],
+    workDir: '/x',
+    skippedWorkloads: [],
+    budgetSeconds: 510,
+    runsDone: { transfer: 1, s3: 1 },
+    runsSkipped: {},
   };
 
-  it('compares with OpenSSH\'s put and get of the same run when there are some', () => {
+  it("compares with OpenSSH's put and get of the same run when there are some", () => {
     const r = emptyResults('aes128-gcm@openssh.com', new Map());
     r.putMBps = { capstan: [80], OpenSSH: [100] };
     r.getMBps = { capstan: [90], OpenSSH: [200] };
     r.s3 = { fileBytes: 1024 ** 3, putMBps: 40, getMBps: 50 };
     const md = renderReport(r, machine, meta);
-    expect(md).toMatch(/^\| put \/ get 1 GiB, chunks in S3 \(local Swift\) \(MB\/s\) \| 40\.0 \/ 50\.0 \|  \| 0\.40× \/ 0\.25× \|  \|  \|$/m);
+    expect(md).toMatch(
+      /^\| put \/ get 1 GiB, chunks in S3 \(local Swift\) \(MB\/s\) \| 40\.0 \/ 50\.0 \| {2}\| 0\.40× \/ 0\.25× \| {2}\| {2}\|$/m,
+    );
     // Right after the plain put/get rows and their CPU, before the small files.
     expect(md.indexOf('chunks in S3')).toBeGreaterThan(md.indexOf('server CPU per GiB got'));
     expect(md).toMatch(/^- capstan on S3 \(local Swift\), one run: put 40\.0 MB\/s, get 50\.0 MB\/s$/m);
@@ -88,10 +109,14 @@ describe('the S3 row', () => {
   it('says — without OpenSSH numbers, and skipped with the reason when Swift is missing', () => {
     const r = emptyResults('aes128-gcm@openssh.com', new Map());
     r.s3 = { fileBytes: 8 * 1024 ** 2, putMBps: 12.34, getMBps: 5 };
-    expect(renderReport(r, machine, meta)).toMatch(/^\| put \/ get 8 MiB, chunks in S3 \(local Swift\) \(MB\/s\) \| 12\.3 \/ 5\.0 \|  \| — \|/m);
+    expect(renderReport(r, machine, meta)).toMatch(
+      /^\| put \/ get 8 MiB, chunks in S3 \(local Swift\) \(MB\/s\) \| 12\.3 \/ 5\.0 \| {2}\| — \|/m,
+    );
     r.s3 = { fileBytes: 8 * 1024 ** 2, skipped: 'not installed: python3-swift (with s3api)' };
     const md = renderReport(r, machine, meta);
-    expect(md).toMatch(/^\| put \/ get 8 MiB, chunks in S3 \(local Swift\) \(MB\/s\) \| skipped: not installed: python3-swift \(with s3api\) \|  \| — \|  \|  \|$/m);
+    expect(md).toMatch(
+      /^\| put \/ get 8 MiB, chunks in S3 \(local Swift\) \(MB\/s\) \| skipped: not installed: python3-swift \(with s3api\) \| {2}\| — \| {2}\| {2}\|$/m,
+    );
     expect(md).not.toMatch(/capstan on S3/);
     r.s3 = { fileBytes: 8 * 1024 ** 2, skipped: 'Swift did not start: a|b\nc' };
     expect(renderReport(r, machine, meta)).toContain('| skipped: Swift did not start: a\\|b c |');

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DirectoryWriteCap, parseCap } from '../../src/cap/index.js';
+import { type DirectoryWriteCap, parseCap } from '../../src/cap/index.js';
 import { LevelSlotStore } from '../../src/store/index.js';
 import { makeTempDir, runCli, stopAllCli } from '../helpers/cli.js';
 

@@ -27,9 +27,13 @@ describe('the node flags capstan runs with', () => {
   });
 
   it('are accepted by this node, through env -S as the shebang runs them', () => {
-    const run = spawnSync('/usr/bin/env', ['-S', `${process.execPath} ${NODE_FLAGS.join(' ')}`, path.join(repo, 'dist/cli/main.js'), '--version'], {
-      encoding: 'utf8',
-    });
+    const run = spawnSync(
+      '/usr/bin/env',
+      ['-S', `${process.execPath} ${NODE_FLAGS.join(' ')}`, path.join(repo, 'dist/cli/main.js'), '--version'],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);

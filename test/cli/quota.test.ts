@@ -60,7 +60,9 @@ describe('capstan account quotas', () => {
     await ok(['put', local, `${root}/a`]);
     await ok(['put', local, `${root}/sub/b`]);
     expect(await ok(['account', 'set', 'alice', '--recount'])).toBe('alice: 6000 bytes in 2 files\n');
-    const usage = JSON.parse(await readFile(path.join(node, 'store/quota-usage.json'), 'utf8')) as { users: Record<string, { bytes: number; files: number }> };
+    const usage = JSON.parse(await readFile(path.join(node, 'store/quota-usage.json'), 'utf8')) as {
+      users: Record<string, { bytes: number; files: number }>;
+    };
     expect(usage.users.alice).toMatchObject({ bytes: 6000, files: 2 });
     const r = await runCli(['-d', node, 'account', 'set', 'nobody', '--recount']);
     expect(r.code).toBe(1);

@@ -202,12 +202,30 @@ describe('capstan demo', () => {
     await writeFile(path.join(tmp.dir, 'up.txt'), 'uploaded with OpenSSH sftp\n');
     // The printed command, plus what a script needs: no host key prompt, batch mode that still allows a password.
     const [cmd, ...args] = printed;
-    const r = spawnSync('sshpass', ['-e', cmd!, '-o', 'BatchMode=no', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-F', '/dev/null', '-b', '-', ...args], {
-      input: `put ${path.join(tmp.dir, 'up.txt')} /up.txt\nls\n`,
-      env: { ...process.env, SSHPASS: pw, HOME: home },
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const r = spawnSync(
+      'sshpass',
+      [
+        '-e',
+        cmd!,
+        '-o',
+        'BatchMode=no',
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        'UserKnownHostsFile=/dev/null',
+        '-F',
+        '/dev/null',
+        '-b',
+        '-',
+        ...args,
+      ],
+      {
+        input: `put ${path.join(tmp.dir, 'up.txt')} /up.txt\nls\n`,
+        env: { ...process.env, SSHPASS: pw, HOME: home },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('up.txt');
     // What SFTP wrote, the CLI reads, while the gateway runs.

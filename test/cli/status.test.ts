@@ -11,15 +11,18 @@ describe('capstan status: where the stores are', () => {
   });
 
   it('names the S3 endpoint, bucket, prefix and cache, and the PostgreSQL server, never a password', () => {
-    const { storage } = parseConfigText('/node', [
-      '[storage]',
-      'backend = s3',
-      's3.endpoint = http://key:secret@127.0.0.1:9000/ignored?x=1',
-      's3.bucket = capstan',
-      's3.prefix = gw/',
-      'slots.backend = postgres',
-      'slots.postgres.url = postgres://capstan:hunter2@db.internal:5433/capstan?sslmode=require',
-    ].join('\n'));
+    const { storage } = parseConfigText(
+      '/node',
+      [
+        '[storage]',
+        'backend = s3',
+        's3.endpoint = http://key:secret@127.0.0.1:9000/ignored?x=1',
+        's3.bucket = capstan',
+        's3.prefix = gw/',
+        'slots.backend = postgres',
+        'slots.postgres.url = postgres://capstan:hunter2@db.internal:5433/capstan?sslmode=require',
+      ].join('\n'),
+    );
     const where = storeLocations(storage, rel);
     expect(where.chunks).toMatch(/^s3 http:\/\/127\.0\.0\.1:9000 bucket capstan prefix gw\//);
     expect(where.slots).toBe('postgres db.internal:5433/capstan');

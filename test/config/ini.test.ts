@@ -3,7 +3,19 @@ import { ConfigError, parseIni } from '../../src/config/index.js';
 
 describe('parseIni', () => {
   it('reads sections, dotted keys, comments and empty values', () => {
-    const doc = parseIni(['# comment', '; also', '', '[node]', 'nickname = my node # not a comment', '', '[sftpd]', '  accounts.url =', 'accounts.url.timeout=5'].join('\n'));
+    const doc = parseIni(
+      [
+        '# comment',
+        '; also',
+        '',
+        '[node]',
+        'nickname = my node # not a comment',
+        '',
+        '[sftpd]',
+        '  accounts.url =',
+        'accounts.url.timeout=5',
+      ].join('\n'),
+    );
     expect([...doc.sections.keys()]).toEqual(['node', 'sftpd']);
     expect(doc.sections.get('node')!.values.get('nickname')).toEqual({ value: 'my node # not a comment', line: 5 });
     expect(doc.sections.get('sftpd')!.values.get('accounts.url')).toEqual({ value: '', line: 8 });

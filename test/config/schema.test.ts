@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  parseConfigText, parseHostPort, renderConfigFile, schemaEntries, formatHostPort,
-} from '../../src/config/index.js';
+import { parseConfigText, parseHostPort, renderConfigFile, schemaEntries, formatHostPort } from '../../src/config/index.js';
 import { DEFAULT_CHUNK_SIZE } from '../../src/tree/index.js';
 
 const NODE = '/srv/node';
@@ -38,17 +36,33 @@ describe('config schema', () => {
       idleTimeoutSeconds: 900,
     });
     expect(c.storage).toEqual({
-      backend: 'fs', fsDir: '/srv/node/store/chunks', fsFsync: true, slotsDir: '/srv/node/store/slots', chunkSize: DEFAULT_CHUNK_SIZE, slots: { backend: 'level' },
+      backend: 'fs',
+      fsDir: '/srv/node/store/chunks',
+      fsFsync: true,
+      slotsDir: '/srv/node/store/slots',
+      chunkSize: DEFAULT_CHUNK_SIZE,
+      slots: { backend: 'level' },
       s3: {
-        region: 'us-east-1', bucket: '', prefix: '', addressing: 'path', concurrency: 8, timeoutSeconds: 30, retries: 4,
-        credentialsFile: '/srv/node/private/s3-credentials', cacheDir: '/srv/node/store/s3-cache', cacheBytes: 1024 * 1024 * 1024,
+        region: 'us-east-1',
+        bucket: '',
+        prefix: '',
+        addressing: 'path',
+        concurrency: 8,
+        timeoutSeconds: 30,
+        retries: 4,
+        credentialsFile: '/srv/node/private/s3-credentials',
+        cacheDir: '/srv/node/store/s3-cache',
+        cacheBytes: 1024 * 1024 * 1024,
       },
     });
     expect(c.http).toEqual({});
   });
 
   it('slots.backend = postgres takes the postgres keys; a bad URL is never echoed', () => {
-    const c = parseConfigText(NODE, '[storage]\nslots.backend = postgres\nslots.postgres.url = postgres://u:pw@db:5432/x\nslots.postgres.schema = gw_1\n');
+    const c = parseConfigText(
+      NODE,
+      '[storage]\nslots.backend = postgres\nslots.postgres.url = postgres://u:pw@db:5432/x\nslots.postgres.schema = gw_1\n',
+    );
     expect(c.storage.slots).toEqual({
       backend: 'postgres',
       url: 'postgres://u:pw@db:5432/x',
@@ -56,7 +70,9 @@ describe('config schema', () => {
       schema: 'gw_1',
       poolSize: 10,
     });
-    expect(() => parseConfigText(NODE, '[storage]\nslots.postgres.url = http://u:secretpw@db/\n')).toThrow(/slots\.postgres\.url: expected empty or a postgres/);
+    expect(() => parseConfigText(NODE, '[storage]\nslots.postgres.url = http://u:secretpw@db/\n')).toThrow(
+      /slots\.postgres\.url: expected empty or a postgres/,
+    );
     expect(() => parseConfigText(NODE, '[storage]\nslots.postgres.url = http://u:secretpw@db/\n')).not.toThrow(/secretpw/);
     expect(() => parseConfigText(NODE, '[storage]\nslots.postgres.schema = Bad-Name\n')).toThrow(/slots\.postgres\.schema/);
   });
@@ -68,13 +84,28 @@ describe('config schema', () => {
   });
 
   it('reads every kind of value', () => {
-    const c = parseConfigText(NODE, [
-      '[node]', 'nickname = edge-1', 'log_level = debug', 'convergence = per-gateway',
-      '[sftpd]', 'enabled = no', 'listen = [::]:22', 'host_key_files = /etc/capstan/key1, keys/key2',
-      'accounts.url = https://accounts.example/api', 'accounts.url.cache_ttl = 0', 'idle_timeout = 0',
-      '[storage]', 'fs.fsync = false', 'chunk_size = 256KiB', 'fs.dir = /data/chunks',
-      '[http]', 'listen = 127.0.0.1:9100',
-    ].join('\n'));
+    const c = parseConfigText(
+      NODE,
+      [
+        '[node]',
+        'nickname = edge-1',
+        'log_level = debug',
+        'convergence = per-gateway',
+        '[sftpd]',
+        'enabled = no',
+        'listen = [::]:22',
+        'host_key_files = /etc/capstan/key1, keys/key2',
+        'accounts.url = https://accounts.example/api',
+        'accounts.url.cache_ttl = 0',
+        'idle_timeout = 0',
+        '[storage]',
+        'fs.fsync = false',
+        'chunk_size = 256KiB',
+        'fs.dir = /data/chunks',
+        '[http]',
+        'listen = 127.0.0.1:9100',
+      ].join('\n'),
+    );
     expect(c.node).toEqual({ nickname: 'edge-1', logLevel: 'debug', convergence: 'per-gateway' });
     expect(c.sftpd.enabled).toBe(false);
     expect(c.sftpd.listen).toEqual({ host: '::', port: 22 });
@@ -97,9 +128,13 @@ describe('config schema', () => {
   });
 
   it('names the line, section and key of a bad value', () => {
-    expect(configError('[node]\nnickname = x\n\n\n\n[sftpd]\nlisten = abc')).toBe('capstan.cfg line 7: [sftpd] listen: expected HOST:PORT, got "abc"');
+    expect(configError('[node]\nnickname = x\n\n\n\n[sftpd]\nlisten = abc')).toBe(
+      'capstan.cfg line 7: [sftpd] listen: expected HOST:PORT, got "abc"',
+    );
     expect(configError('[sftpd]\nlisten = 1.2.3.4:70000')).toMatch(/^capstan\.cfg line 2: \[sftpd\] listen: expected HOST:PORT/);
-    expect(configError('[node]\nlog_level = loud')).toBe('capstan.cfg line 2: [node] log_level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"');
+    expect(configError('[node]\nlog_level = loud')).toBe(
+      'capstan.cfg line 2: [node] log_level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+    );
     expect(configError('[storage]\nfs.fsync = maybe')).toMatch(/line 2: \[storage\] fs\.fsync: expected true or false/);
     expect(configError('[sftpd]\nidle_timeout = -1')).toMatch(/line 2: \[sftpd\] idle_timeout: expected an integer from 0 to/);
     expect(configError('[storage]\nchunk_size = 1GiB')).toMatch(/line 2: \[storage\] chunk_size: expected a size from 4KiB/);

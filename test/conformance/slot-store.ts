@@ -201,9 +201,7 @@ export function slotStoreConformance(name: string, options: SlotStoreConformance
         await other.compareAndSwap(si, 1n, second);
         expect(await store.get(si)).toEqual(second);
         const contenders = Array.from({ length: 20 }, () => entry(3n));
-        const won = await exactlyOneWins(
-          contenders.map((next, i) => (i % 2 ? other : store).compareAndSwap(si, 2n, next)),
-        );
+        const won = await exactlyOneWins(contenders.map((next, i) => (i % 2 ? other : store).compareAndSwap(si, 2n, next)));
         expect(await other.get(si)).toEqual(contenders[won]);
         expect((await collect(other.list())).map(hex)).toEqual([hex(si)]);
       } finally {

@@ -36,7 +36,6 @@ async function ok(args: string[], input?: string): Promise<string> {
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-
 async function exists(sftp: ssh2.SFTPWrapper, p: string): Promise<ssh2.Stats | undefined> {
   try {
     return await call<ssh2.Stats>((cb) => sftp.stat(p, cb));
@@ -81,93 +80,97 @@ afterAll(async () => {
 });
 
 describe('SIGKILL during uploads, renames and mkdirs', () => {
-  it(`loses nothing acknowledged over ${ROUNDS} kills, and the store checks clean`, async () => {
-    const files = new Map<string, string>(); // acknowledged path → sha256
-    const dirs = new Set<string>();
-    const key = await readFile(keyFile);
+  it(
+    `loses nothing acknowledged over ${ROUNDS} kills, and the store checks clean`,
+    async () => {
+      const files = new Map<string, string>(); // acknowledged path → sha256
+      const dirs = new Set<string>();
+      const key = await readFile(keyFile);
 
-    let cutOff: Pending[] = [];
-    const fresh = new Set<string>(); // files acknowledged or settled since the last verify
-    // The last round only restarts and verifies.
-    for (let round = 0; round <= ROUNDS; round++) {
-      const { proc, port } = await startGateway();
-      if (process.env.CAPSTAN_CRASH_DEBUG) console.error(`round ${round}: started`);
-      try {
-        expect(await readdir(path.join(node, 'spool'))).toEqual([]);
-        const client = await connectSsh2(port, 'alice', { privateKey: key });
+      let cutOff: Pending[] = [];
+      const fresh = new Set<string>(); // files acknowledged or settled since the last verify
+      // The last round only restarts and verifies.
+      for (let round = 0; round <= ROUNDS; round++) {
+        const { proc, port } = await startGateway();
+        if (process.env.CAPSTAN_CRASH_DEBUG) console.error(`round ${round}: started`);
         try {
-          const sftp = await sftpOf(client);
-          // Operations the last kill cut off: settle what the restart shows, then hold it to that.
-          for (const p of cutOff) await settle(sftp, p, files, dirs);
-          for (const p of cutOff) if (p.kind === 'rename') fresh.add(p.to);
-          cutOff = [];
-          // Contents: the last round's files every time, everything every 10th round and at the end
-          // (re-reading all of them each time would make a 100-round soak quadratic).
-          await verify(sftp, files, dirs, round % 10 === 0 || round === ROUNDS ? undefined : fresh);
-          fresh.clear();
-          if (round === ROUNDS) break;
+          expect(await readdir(path.join(node, 'spool'))).toEqual([]);
+          const client = await connectSsh2(port, 'alice', { privateKey: key });
+          try {
+            const sftp = await sftpOf(client);
+            // Operations the last kill cut off: settle what the restart shows, then hold it to that.
+            for (const p of cutOff) await settle(sftp, p, files, dirs);
+            for (const p of cutOff) if (p.kind === 'rename') fresh.add(p.to);
+            cutOff = [];
+            // Contents: the last round's files every time, everything every 10th round and at the end
+            // (re-reading all of them each time would make a 100-round soak quadratic).
+            await verify(sftp, files, dirs, round % 10 === 0 || round === ROUNDS ? undefined : fresh);
+            fresh.clear();
+            if (round === ROUNDS) break;
 
-          const pending: (Pending | undefined)[] = new Array(WORKERS);
-          let stop = false;
-          const worker = async (w: number): Promise<void> => {
-            for (let i = 0; !stop; i++) {
-              const base = `/r${round}w${w}i${i}`;
-              const data = randomBytes(Math.floor(Math.random() * MAX_FILE));
-              const hash = sha(data);
-              pending[w] = { kind: 'upload', path: `${base}.tmp`, hash };
-              await call((cb) => sftp.writeFile(`${base}.tmp`, data, cb));
-              files.set(`${base}.tmp`, hash);
-              fresh.add(`${base}.tmp`);
-              pending[w] = { kind: 'rename', from: `${base}.tmp`, to: `${base}.dat`, hash };
-              await call((cb) => sftp.rename(`${base}.tmp`, `${base}.dat`, cb));
-              files.delete(`${base}.tmp`);
-              files.set(`${base}.dat`, hash);
-              fresh.add(`${base}.dat`);
-              if (i % 3 === 0) {
-                pending[w] = { kind: 'mkdir', path: `${base}.d` };
-                await call((cb) => sftp.mkdir(`${base}.d`, cb));
-                dirs.add(`${base}.d`);
+            const pending: (Pending | undefined)[] = new Array(WORKERS);
+            let stop = false;
+            const worker = async (w: number): Promise<void> => {
+              for (let i = 0; !stop; i++) {
+                const base = `/r${round}w${w}i${i}`;
+                const data = randomBytes(Math.floor(Math.random() * MAX_FILE));
+                const hash = sha(data);
+                pending[w] = { kind: 'upload', path: `${base}.tmp`, hash };
+                await call((cb) => sftp.writeFile(`${base}.tmp`, data, cb));
+                files.set(`${base}.tmp`, hash);
+                fresh.add(`${base}.tmp`);
+                pending[w] = { kind: 'rename', from: `${base}.tmp`, to: `${base}.dat`, hash };
+                await call((cb) => sftp.rename(`${base}.tmp`, `${base}.dat`, cb));
+                files.delete(`${base}.tmp`);
+                files.set(`${base}.dat`, hash);
+                fresh.add(`${base}.dat`);
+                if (i % 3 === 0) {
+                  pending[w] = { kind: 'mkdir', path: `${base}.d` };
+                  await call((cb) => sftp.mkdir(`${base}.d`, cb));
+                  dirs.add(`${base}.d`);
+                }
+                pending[w] = undefined;
               }
-              pending[w] = undefined;
-            }
-          };
-          // One upload held open across the kill, written out of order so it is
-          // spooled (in order it would stream into the store): its spool file
-          // MUST be gone after the restart, and the file MUST NOT appear.
-          const held = `/r${round}-held.tmp`;
-          const handle = await call<Buffer>((cb) => sftp.open(held, 'w', cb));
-          await call((cb) => sftp.write(handle, randomBytes(100_000), 0, 100_000, 50_000, cb));
-          const running = Array.from({ length: WORKERS }, (_, w) => worker(w).catch(() => undefined));
-          await new Promise((r) => setTimeout(r, 100 + Math.random() * 1400));
-          expect((await readdir(path.join(node, 'spool'))).length).toBeGreaterThan(0);
-          stop = true;
-          await kill(proc);
-          client.end();
-          // ssh2's client leaves some requests unanswered when the connection drops: bound the wait.
-          await Promise.race([Promise.all(running), new Promise((r) => setTimeout(r, 1_000))]);
-          if (process.env.CAPSTAN_CRASH_DEBUG) console.error(`round ${round}: killed; pending`, pending);
+            };
+            // One upload held open across the kill, written out of order so it is
+            // spooled (in order it would stream into the store): its spool file
+            // MUST be gone after the restart, and the file MUST NOT appear.
+            const held = `/r${round}-held.tmp`;
+            const handle = await call<Buffer>((cb) => sftp.open(held, 'w', cb));
+            await call((cb) => sftp.write(handle, randomBytes(100_000), 0, 100_000, 50_000, cb));
+            const running = Array.from({ length: WORKERS }, (_, w) => worker(w).catch(() => undefined));
+            await new Promise((r) => setTimeout(r, 100 + Math.random() * 1400));
+            expect((await readdir(path.join(node, 'spool'))).length).toBeGreaterThan(0);
+            stop = true;
+            await kill(proc);
+            client.end();
+            // ssh2's client leaves some requests unanswered when the connection drops: bound the wait.
+            await Promise.race([Promise.all(running), new Promise((r) => setTimeout(r, 1_000))]);
+            if (process.env.CAPSTAN_CRASH_DEBUG) console.error(`round ${round}: killed; pending`, pending);
 
-          cutOff = [...pending.filter((p): p is Pending => p !== undefined), { kind: 'held', path: held }];
+            cutOff = [...pending.filter((p): p is Pending => p !== undefined), { kind: 'held', path: held }];
+          } finally {
+            client.end();
+          }
         } finally {
-          client.end();
+          await kill(proc);
         }
-      } finally {
-        await kill(proc);
       }
-    }
-    expect(files.size).toBeGreaterThan(0);
+      expect(files.size).toBeGreaterThan(0);
 
-    const check = await runCli(['-d', node, 'check', '--verify', root], { timeoutMs: 120_000 });
-    expect(check.stderr).toBe('');
-    expect(check.code).toBe(0);
-    // gc after all those crashes (gateway stopped: grace 0 is safe) frees the debris and nothing else.
-    const gc = await ok(['gc', '--grace', '0']);
-    expect(gc).toMatch(/freed \d+ chunks/);
-    const after = await runCli(['-d', node, 'check', '--verify', root], { timeoutMs: 120_000 });
-    expect(after.stderr).toBe('');
-    expect(after.code).toBe(0);
-    expect(after.stdout).toBe(check.stdout);
-  }, 60_000 + ROUNDS * 20_000);
+      const check = await runCli(['-d', node, 'check', '--verify', root], { timeoutMs: 120_000 });
+      expect(check.stderr).toBe('');
+      expect(check.code).toBe(0);
+      // gc after all those crashes (gateway stopped: grace 0 is safe) frees the debris and nothing else.
+      const gc = await ok(['gc', '--grace', '0']);
+      expect(gc).toMatch(/freed \d+ chunks/);
+      const after = await runCli(['-d', node, 'check', '--verify', root], { timeoutMs: 120_000 });
+      expect(after.stderr).toBe('');
+      expect(after.code).toBe(0);
+      expect(after.stdout).toBe(check.stdout);
+    },
+    60_000 + ROUNDS * 20_000,
+  );
 });
 
 async function readAll(sftp: ssh2.SFTPWrapper, p: string): Promise<Buffer> {

@@ -60,37 +60,41 @@ async function runAndKill(delayMs: number): Promise<{ chunks: Map<string, string
 }
 
 describe('stores killed mid-write', () => {
-  it(`${ROUNDS} kills: acknowledged chunks intact, slot at the acknowledged sequence or one past`, async () => {
-    const acknowledged = new Map<string, string>();
-    let seqFloor = 0n;
-    for (let round = 0; round < ROUNDS; round++) {
-      const { chunks, lastSeq } = await runAndKill(20 + Math.random() * 400);
-      for (const [k, v] of chunks) acknowledged.set(k, v);
-      const store = await FsChunkStore.open(path.join(dir, 'chunks'));
-      for (const [address, hash] of acknowledged) {
-        const bytes = await store.get(parseAddress(address));
-        expect(createHash('sha256').update(bytes).digest('hex')).toBe(hash);
-      }
-      // Everything listed is whole (get re-hashes it): nothing half-written is a chunk.
-      for await (const address of store.list()) await store.get(address);
-      const slots = await LevelSlotStore.open(path.join(dir, 'slots'));
-      try {
-        const entry = await slots.get(new Uint8Array(32).fill(9));
-        const acked = lastSeq > seqFloor ? lastSeq : seqFloor;
-        if (acked > 0n) {
-          expect(entry).toBeDefined();
-          expect(entry!.seq === acked || entry!.seq === acked + 1n).toBe(true);
+  it(
+    `${ROUNDS} kills: acknowledged chunks intact, slot at the acknowledged sequence or one past`,
+    async () => {
+      const acknowledged = new Map<string, string>();
+      let seqFloor = 0n;
+      for (let round = 0; round < ROUNDS; round++) {
+        const { chunks, lastSeq } = await runAndKill(20 + Math.random() * 400);
+        for (const [k, v] of chunks) acknowledged.set(k, v);
+        const store = await FsChunkStore.open(path.join(dir, 'chunks'));
+        for (const [address, hash] of acknowledged) {
+          const bytes = await store.get(parseAddress(address));
+          expect(createHash('sha256').update(bytes).digest('hex')).toBe(hash);
         }
-        if (entry) {
-          expect(Buffer.from(entry.record).equals(recordFor(entry.seq))).toBe(true);
-          seqFloor = entry.seq;
+        // Everything listed is whole (get re-hashes it): nothing half-written is a chunk.
+        for await (const address of store.list()) await store.get(address);
+        const slots = await LevelSlotStore.open(path.join(dir, 'slots'));
+        try {
+          const entry = await slots.get(new Uint8Array(32).fill(9));
+          const acked = lastSeq > seqFloor ? lastSeq : seqFloor;
+          if (acked > 0n) {
+            expect(entry).toBeDefined();
+            expect(entry!.seq === acked || entry!.seq === acked + 1n).toBe(true);
+          }
+          if (entry) {
+            expect(Buffer.from(entry.record).equals(recordFor(entry.seq))).toBe(true);
+            seqFloor = entry.seq;
+          }
+        } finally {
+          await slots.close();
         }
-      } finally {
-        await slots.close();
       }
-    }
-    expect(acknowledged.size).toBeGreaterThan(ROUNDS);
-    // Interrupted puts leave only young temp files, which open() keeps (another process may own them).
-    expect((await readdir(path.join(dir, 'chunks/tmp'))).every((n) => !n.startsWith('gc.'))).toBe(true);
-  }, 30_000 + ROUNDS * 5_000);
+      expect(acknowledged.size).toBeGreaterThan(ROUNDS);
+      // Interrupted puts leave only young temp files, which open() keeps (another process may own them).
+      expect((await readdir(path.join(dir, 'chunks/tmp'))).every((n) => !n.startsWith('gc.'))).toBe(true);
+    },
+    30_000 + ROUNDS * 5_000,
+  );
 });

@@ -18,9 +18,15 @@ afterEach(async () => {
   for (const g of gateways.splice(0)) await g.close();
 });
 
-const hasIPv6Loopback = Object.values(networkInterfaces()).flat().some((i) => i?.address === '::1');
+const hasIPv6Loopback = Object.values(networkInterfaces())
+  .flat()
+  .some((i) => i?.address === '::1');
 
-async function gateway(over: Partial<DefenderOptions>, delayMs = 0, host?: string): Promise<{ g: Gateway; defender: Defender; events: Record<string, unknown>[] }> {
+async function gateway(
+  over: Partial<DefenderOptions>,
+  delayMs = 0,
+  host?: string,
+): Promise<{ g: Gateway; defender: Defender; events: Record<string, unknown>[] }> {
   const events: Record<string, unknown>[] = [];
   const logger = createLogger('debug', { write: (s: string) => void events.push(JSON.parse(s) as Record<string, unknown>) });
   const defender = new Defender({ ...DEFAULT_DEFENDER_OPTIONS, logger, ...over });
@@ -62,7 +68,9 @@ describe('defender in the gateway', () => {
     expect(await attempt(g.port, 'alice', 'wrong-2')).toBe('refused');
     expect(await bannerSent(g.port)).toBe(true);
     expect(await attempt(g.port, 'alice', 'wrong-3')).toBe('refused');
-    expect(events.some((l) => l.event === 'ban' && l.remoteAddress === '127.0.0.1' && l.level === 40 && l.component === 'defender')).toBe(true);
+    expect(events.some((l) => l.event === 'ban' && l.remoteAddress === '127.0.0.1' && l.level === 40 && l.component === 'defender')).toBe(
+      true,
+    );
     expect(await bannerSent(g.port)).toBe(false);
     // Even the right password gets nowhere now.
     expect(await attempt(g.port, 'alice', g.password)).toBe('closed');
@@ -114,7 +122,10 @@ describe('defender in the gateway', () => {
       client.on('close', () => resolve('close'));
       client.on('ready', () => resolve('ready'));
       client.connect({
-        host: '127.0.0.1', port: g.port, username: 'alice', readyTimeout: 10_000,
+        host: '127.0.0.1',
+        port: g.port,
+        username: 'alice',
+        readyTimeout: 10_000,
         // Two password tries in one connection; the ban lands between them.
         authHandler: (() => {
           let n = 0;

@@ -131,7 +131,11 @@ describe.skipIf(missing !== undefined)('AMQP events through a real gateway and R
         { type: 'sha1', value: hex('sha1', data) },
       ]);
       expect(m.properties).toMatchObject({
-        deliveryMode: 2, contentType: 'application/json', messageId: ev.id, correlationId: ev.id, type: 'capstan.upload',
+        deliveryMode: 2,
+        contentType: 'application/json',
+        messageId: ev.id,
+        correlationId: ev.id,
+        type: 'capstan.upload',
       });
       expect(m.fields.routingKey).toBe('uploads.test');
       expect(m.fields.exchange).toBe(EXCHANGE);
@@ -156,7 +160,11 @@ describe.skipIf(missing !== undefined)('AMQP events through a real gateway and R
     await brokerClient();
     const msgs = await take(5, 40_000);
     const paths = new Set(msgs.map((m) => body(m).path));
-    expect([...paths].sort()).toEqual(Object.keys(files).map((f) => f.slice(1)).sort());
+    expect([...paths].sort()).toEqual(
+      Object.keys(files)
+        .map((f) => f.slice(1))
+        .sort(),
+    );
     expect(gateway!.stdout).toMatch(/"event":"event_delivery_failed"/);
   }, 120_000);
 

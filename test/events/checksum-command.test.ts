@@ -4,16 +4,36 @@ import { parseChecksumCommand, splitCommand } from '../../src/sftp/checksum-exec
 describe('checksum command parsing (no shell)', () => {
   it('accepts plain words, simple quotes, concatenations and --', () => {
     expect(parseChecksumCommand('sha256sum a.txt  dir/b.bin')).toEqual({ name: 'sha256sum', paths: ['a.txt', 'dir/b.bin'] });
-    expect(parseChecksumCommand(`md5sum "with space" 'single $x' "a"'b'c`)).toEqual({ name: 'md5sum', paths: ['with space', 'single $x', 'abc'] });
+    expect(parseChecksumCommand(`md5sum "with space" 'single $x' "a"'b'c`)).toEqual({
+      name: 'md5sum',
+      paths: ['with space', 'single $x', 'abc'],
+    });
     expect(parseChecksumCommand('sha1sum -- -dash.txt')).toEqual({ name: 'sha1sum', paths: ['-dash.txt'] });
     expect(parseChecksumCommand('sha256sum\t/uri/x')).toEqual({ name: 'sha256sum', paths: ['/uri/x'] });
   });
 
   it('refuses metacharacters, unbalanced quotes, expansions in double quotes, control characters, options and other commands', () => {
     for (const cmd of [
-      'sha256sum', 'sha256sum --', 'sha256sum a && ls', 'sha256sum a > b', 'sha256sum *', 'sha256sum ~/x', 'sha256sum "a',
-      "sha256sum 'a", 'sha256sum "$HOME"', 'sha256sum "a\\b"', 'sha256sum a\nls', 'sha256sum -b a', 'sha256sum --tag a',
-      'sha256sum ""', 'cat a', 'SHA256SUM a', '/usr/bin/sha256sum a', 'sha256sum a\\ b', 'sha256sum {a,b}', 'sha256sum a#b',
+      'sha256sum',
+      'sha256sum --',
+      'sha256sum a && ls',
+      'sha256sum a > b',
+      'sha256sum *',
+      'sha256sum ~/x',
+      'sha256sum "a',
+      "sha256sum 'a",
+      'sha256sum "$HOME"',
+      'sha256sum "a\\b"',
+      'sha256sum a\nls',
+      'sha256sum -b a',
+      'sha256sum --tag a',
+      'sha256sum ""',
+      'cat a',
+      'SHA256SUM a',
+      '/usr/bin/sha256sum a',
+      'sha256sum a\\ b',
+      'sha256sum {a,b}',
+      'sha256sum a#b',
     ]) {
       expect(parseChecksumCommand(cmd), JSON.stringify(cmd)).toBeUndefined();
     }

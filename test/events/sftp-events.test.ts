@@ -28,13 +28,14 @@ const CHUNK = 64 * 1024;
 beforeAll(async () => {
   outboxDir = await mkdtemp(path.join(tmpdir(), 'capstan-sftp-events-'));
   outbox = await Outbox.open(outboxDir, { maxEvents: 1000, sinks: ['test'] });
-  const countGets = (store: ChunkStore): ChunkStore => new Proxy(store, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (prop === 'get') return (...args: unknown[]) => (chunkGets++, (value as (...a: unknown[]) => unknown).apply(target, args));
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  const countGets = (store: ChunkStore): ChunkStore =>
+    new Proxy(store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (prop === 'get') return (...args: unknown[]) => (chunkGets++, (value as (...a: unknown[]) => unknown).apply(target, args));
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
   gw = await startGateway({
     chunkSize: CHUNK,
     wrapChunks: countGets,
@@ -49,7 +50,6 @@ afterAll(async () => {
   await outbox?.close();
   await rm(outboxDir, { recursive: true, force: true });
 });
-
 
 async function drain(): Promise<CapstanEvent[]> {
   const stored = await outbox.read(outbox.cursor('test'), 1000);
@@ -79,7 +79,8 @@ function exec(command: string): Promise<{ code: number | null; stdout: string; s
  */
 async function expectMatchesSchema(events: CapstanEvent[]): Promise<void> {
   const schema = JSON.parse(await readFile(new URL('../../docs/spec/event.schema.json', import.meta.url), 'utf8')) as {
-    required: string[]; properties: Record<string, { pattern?: string; enum?: string[] }>;
+    required: string[];
+    properties: Record<string, { pattern?: string; enum?: string[] }>;
   };
   const idPattern = new RegExp(schema.properties.id!.pattern!);
   for (const e of events) {
@@ -163,7 +164,8 @@ describe('checksums over exec', () => {
     chunkGets = 0;
     const r = await exec(`sha256sum 'sum me.bin' /small.txt`);
     expect(r).toEqual({
-      code: 0, stderr: '',
+      code: 0,
+      stderr: '',
       stdout: `${digest('sha256', big)}  sum me.bin\n${digest('sha256', small)}  /small.txt\n`,
     });
     expect(chunkGets).toBeLessThanOrEqual(2); // a manifest each at most, never the 6 data chunks
@@ -179,14 +181,24 @@ describe('checksums over exec', () => {
   });
 
   it('anything else is still refused: other commands, shell syntax, options, no paths', async () => {
-    for (const cmd of ['ls', 'sha256sum', 'sha256sum a; ls', 'sha256sum $(id)', 'sha256sum a|cat', 'sha256sum -c x', 'sha512sum x', 'sha256sum "a`id`"', 'sha256sum `id`']) {
+    for (const cmd of [
+      'ls',
+      'sha256sum',
+      'sha256sum a; ls',
+      'sha256sum $(id)',
+      'sha256sum a|cat',
+      'sha256sum -c x',
+      'sha512sum x',
+      'sha256sum "a`id`"',
+      'sha256sum `id`',
+    ]) {
       const r = await exec(cmd);
       expect([cmd, r.code, r.stderr]).toEqual([cmd, 1, 'This service allows sftp connections only.\n']);
       expect(r.stdout).toBe('');
     }
   });
 
-  it.skipIf(!hasBinary('ssh'))('works from OpenSSH\'s ssh client', async () => {
+  it.skipIf(!hasBinary('ssh'))("works from OpenSSH's ssh client", async () => {
     const r = await ssh(gw.alice, ['sha256sum', '/small.txt']);
     expect(r.stdout).toBe(`${digest('sha256', small)}  /small.txt\n`);
     expect(r.code).toBe(0);
@@ -226,11 +238,11 @@ describe('check-file-name and check-file-handle', () => {
     p = await ask(4, str('check-file-handle'), str(handle), str('sha1'), u64(0), u64(0), u32(0));
     expect(hashReply(p)).toEqual(['sha1', digest('sha1', big)]);
 
-    expect(status((await ask(5, str('check-file-handle'), str(handle), str('sha256'), u64(10), u64(0), u32(0)))).code).toBe(8);
-    expect(status((await ask(6, str('check-file-name'), str('/small.txt'), str('sha256'), u64(0), u64(0), u32(256)))).code).toBe(8);
-    expect(status((await ask(7, str('check-file-name'), str('/small.txt'), str('crc32'), u64(0), u64(0), u32(0)))).code).toBe(8);
-    expect(status((await ask(8, str('check-file-name'), str('/nope'), str('md5'), u64(0), u64(0), u32(0)))).code).toBe(2);
-    expect(status((await ask(9, str('check-file-name'), str('/small.txt')))).code).toBe(5);
+    expect(status(await ask(5, str('check-file-handle'), str(handle), str('sha256'), u64(10), u64(0), u32(0))).code).toBe(8);
+    expect(status(await ask(6, str('check-file-name'), str('/small.txt'), str('sha256'), u64(0), u64(0), u32(256))).code).toBe(8);
+    expect(status(await ask(7, str('check-file-name'), str('/small.txt'), str('crc32'), u64(0), u64(0), u32(0))).code).toBe(8);
+    expect(status(await ask(8, str('check-file-name'), str('/nope'), str('md5'), u64(0), u64(0), u32(0))).code).toBe(2);
+    expect(status(await ask(9, str('check-file-name'), str('/small.txt'))).code).toBe(5);
     raw.channel.close();
   });
 });

@@ -42,15 +42,26 @@ describe('webhook sink', () => {
   it('POSTs signed JSON, retries a 500 with the same body, and survives a restart with events pending', async () => {
     await writeFile(path.join(dir, 'secret'), 'hook-secret\n');
     const config = {
-      outboxDir: path.join(dir, 'outbox'), maxPending: 100, gateway: 'gw1',
+      outboxDir: path.join(dir, 'outbox'),
+      maxPending: 100,
+      gateway: 'gw1',
       webhook: { url, secretFile: path.join(dir, 'secret'), timeoutMs: 2000 },
-      retryInitialMs: 20, retryMaxMs: 100,
+      retryInitialMs: 20,
+      retryMaxMs: 100,
     };
     answers.push(500);
     let events: EventsService = (await startEvents(config, silentLogger()))!;
     const sums = { sha256: new Uint8Array(32).fill(1), md5: new Uint8Array(16).fill(2), sha1: new Uint8Array(20).fill(3) };
     events.recorder.admit();
-    await events.recorder.record({ user: 'alice', operation: 'upload', base: 'root', path: 'in/a.txt', size: 5, mtimeMs: 0, checksums: sums });
+    await events.recorder.record({
+      user: 'alice',
+      operation: 'upload',
+      base: 'root',
+      path: 'in/a.txt',
+      size: 5,
+      mtimeMs: 0,
+      checksums: sums,
+    });
     for (let i = 0; i < 200 && events.outbox.pending > 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(events.outbox.pending).toBe(0);
     expect(received.length).toBe(2);
@@ -58,10 +69,18 @@ describe('webhook sink', () => {
     expect(second.body).toBe(first.body);
     const body = JSON.parse(second.body) as Record<string, unknown>;
     expect(body).toMatchObject({
-      version: 1, gateway: 'gw1', user: 'alice', operation: 'upload', base: 'root', path: 'in/a.txt', size: 5,
+      version: 1,
+      gateway: 'gw1',
+      user: 'alice',
+      operation: 'upload',
+      base: 'root',
+      path: 'in/a.txt',
+      size: 5,
       mtime: '1970-01-01T00:00:00.000Z',
       checksums: [
-        { type: 'sha256', value: '01'.repeat(32) }, { type: 'md5', value: '02'.repeat(16) }, { type: 'sha1', value: '03'.repeat(20) },
+        { type: 'sha256', value: '01'.repeat(32) },
+        { type: 'md5', value: '02'.repeat(16) },
+        { type: 'sha1', value: '03'.repeat(20) },
       ],
     });
     expect(body.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);

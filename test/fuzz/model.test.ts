@@ -57,7 +57,10 @@ class Model {
     return p.slice(0, p.lastIndexOf('/'));
   }
   children(p: string): string[] {
-    return [...this.nodes.keys()].filter((k) => k !== '' && this.parent(k) === p).map((k) => k.slice(p.length + 1)).sort();
+    return [...this.nodes.keys()]
+      .filter((k) => k !== '' && this.parent(k) === p)
+      .map((k) => k.slice(p.length + 1))
+      .sort();
   }
   /** The expected code, changing the model when the operation succeeds. */
   apply(o: Op): number {
@@ -175,34 +178,39 @@ afterAll(async () => {
 });
 
 describe('random operation sequences agree with an in-memory model', () => {
-  it(`${RUNS} sequences`, async () => {
-    let run = 0;
-    await fc.assert(
-      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), async (ops) => {
-        const base = `/run${run++}`;
-        await call((cb) => sftp.mkdir(base, cb));
-        const model = new Model();
-        for (const o of ops) {
-          const before = new Map(model.nodes);
-          const expected = model.apply(o);
-          const got = await perform(base, o);
-          if (expected === ANY_ERROR) {
-            expect(got.code, JSON.stringify(o)).not.toBe(OK);
-            expect(model.nodes).toEqual(before);
-          } else {
-            expect(got.code, JSON.stringify({ ...o, data: undefined })).toBe(expected);
+  it(
+    `${RUNS} sequences`,
+    async () => {
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), async (ops) => {
+          const base = `/run${run++}`;
+          await call((cb) => sftp.mkdir(base, cb));
+          const model = new Model();
+          for (const o of ops) {
+            const before = new Map(model.nodes);
+            const expected = model.apply(o);
+            const got = await perform(base, o);
+            if (expected === ANY_ERROR) {
+              expect(got.code, JSON.stringify(o)).not.toBe(OK);
+              expect(model.nodes).toEqual(before);
+            } else {
+              expect(got.code, JSON.stringify({ ...o, data: undefined })).toBe(expected);
+            }
+            if (got.code !== OK) continue;
+            if (o.op === 'stat') expect((got.value as { isDirectory(): boolean }).isDirectory()).toBe(model.nodes.get(o.p)!.type === 'dir');
+            if (o.op === 'readdir')
+              expect((got.value as { filename: string }[]).map((e) => e.filename).sort()).toEqual(model.children(o.p));
+            if (o.op === 'read') expect((got.value as Buffer).equals((model.nodes.get(o.p) as { data: Buffer }).data)).toBe(true);
           }
-          if (got.code !== OK) continue;
-          if (o.op === 'stat') expect((got.value as { isDirectory(): boolean }).isDirectory()).toBe(model.nodes.get(o.p)!.type === 'dir');
-          if (o.op === 'readdir') expect((got.value as { filename: string }[]).map((e) => e.filename).sort()).toEqual(model.children(o.p));
-          if (o.op === 'read') expect((got.value as Buffer).equals((model.nodes.get(o.p) as { data: Buffer }).data)).toBe(true);
-        }
-        const expectedTree = new Map(
-          [...model.nodes].filter(([k]) => k !== '').map(([k, v]) => [k, v.type === 'dir' ? 'dir' : v.data.toString('hex')]),
-        );
-        expect(await snapshot(base)).toEqual(expectedTree);
-      }),
-      { numRuns: RUNS },
-    );
-  }, 30_000 + RUNS * 2_000);
+          const expectedTree = new Map(
+            [...model.nodes].filter(([k]) => k !== '').map(([k, v]) => [k, v.type === 'dir' ? 'dir' : v.data.toString('hex')]),
+          );
+          expect(await snapshot(base)).toEqual(expectedTree);
+        }),
+        { numRuns: RUNS },
+      );
+    },
+    30_000 + RUNS * 2_000,
+  );
 });

@@ -34,7 +34,6 @@ let probeError: unknown;
 const KEEP = '/keep-7c1d2e9b';
 const CANARY = `${KEEP}/canary`;
 
-
 beforeAll(async () => {
   gw = await startGateway({ chunkSize: 4096 });
   key = await readFile(gw.keyFile);
@@ -64,7 +63,11 @@ afterAll(async () => {
 });
 
 /** Packet types a client may send (SFTP v3 + extended), plus server-only and unknown ones. */
-const packetType = fc.oneof(fc.integer({ min: 1, max: 20 }), fc.constantFrom(200, 101, 102, 103, 104, 105, 201), fc.integer({ min: 0, max: 255 }));
+const packetType = fc.oneof(
+  fc.integer({ min: 1, max: 20 }),
+  fc.constantFrom(200, 101, 102, 103, 104, 105, 201),
+  fc.integer({ min: 0, max: 255 }),
+);
 const packet = fc.record({
   type: packetType,
   id: fc.integer({ min: 0, max: 0xffffffff }),
@@ -83,72 +86,80 @@ const packet = fc.record({
 });
 
 describe('malformed SFTP packets', () => {
-  it(`${RUNS} sessions of random packets: a reply or a closed session, never a crash or a stall`, async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(packet, { minLength: 1, maxLength: 6 }), async (packets) => {
-        const client = await connectSsh2(gw.port, 'alice', { privateKey: key });
-        client.on('error', () => undefined);
-        try {
-          const raw = await RawSftp.open(client);
-          await raw.init();
-          for (const p of packets) {
-            const body = Buffer.concat([Buffer.from([p.type]), u32(p.id), p.body]);
-            const declared = Math.max(0, body.length + p.lie);
-            raw.sendBytes(Buffer.concat([u32(declared), body]));
-            if (p.lie > 0) {
-              // Declared longer than sent: the server waits for the rest; the client gives up on the session.
-              break;
+  it(
+    `${RUNS} sessions of random packets: a reply or a closed session, never a crash or a stall`,
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(packet, { minLength: 1, maxLength: 6 }), async (packets) => {
+          const client = await connectSsh2(gw.port, 'alice', { privateKey: key });
+          client.on('error', () => undefined);
+          try {
+            const raw = await RawSftp.open(client);
+            await raw.init();
+            for (const p of packets) {
+              const body = Buffer.concat([Buffer.from([p.type]), u32(p.id), p.body]);
+              const declared = Math.max(0, body.length + p.lie);
+              raw.sendBytes(Buffer.concat([u32(declared), body]));
+              if (p.lie > 0) {
+                // Declared longer than sent: the server waits for the rest; the client gives up on the session.
+                break;
+              }
+              const outcome = await Promise.race([
+                raw.closed.then(() => 'closed'),
+                raw.next(REPLY_TIMEOUT_MS).then((r) => (r ? 'reply' : 'closed')),
+              ]);
+              expect(['reply', 'closed']).toContain(outcome);
+              if (outcome === 'closed') break;
             }
-            const outcome = await Promise.race([
-              raw.closed.then(() => 'closed'),
-              raw.next(REPLY_TIMEOUT_MS).then((r) => (r ? 'reply' : 'closed')),
-            ]);
-            expect(['reply', 'closed']).toContain(outcome);
-            if (outcome === 'closed') break;
+          } finally {
+            client.end();
           }
-        } finally {
-          client.end();
-        }
-      }),
-      { numRuns: RUNS },
-    );
-    expect(probeError).toBeUndefined();
-    expect(probes).toBeGreaterThan(0);
-    expect(worstProbeMs).toBeLessThan(HEALTHY_MAX_MS);
-  }, 60_000 + RUNS * 1_000);
+        }),
+        { numRuns: RUNS },
+      );
+      expect(probeError).toBeUndefined();
+      expect(probes).toBeGreaterThan(0);
+      expect(worstProbeMs).toBeLessThan(HEALTHY_MAX_MS);
+    },
+    60_000 + RUNS * 1_000,
+  );
 });
 
 describe('garbage on the SSH port', () => {
-  it(`${RUNS} connections of random bytes, with and without an identification line`, async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.boolean(), fc.uint8Array({ minLength: 1, maxLength: 2000 }), async (ident, bytes) => {
-        await new Promise<void>((resolve, reject) => {
-          const socket = connect(gw.port, '127.0.0.1');
-          const timer = setTimeout(() => socket.destroy(), 300); // a server waiting for more is fine
-          socket.on('error', () => undefined);
-          socket.on('data', () => undefined);
-          socket.on('close', () => {
-            clearTimeout(timer);
-            resolve();
+  it(
+    `${RUNS} connections of random bytes, with and without an identification line`,
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.boolean(), fc.uint8Array({ minLength: 1, maxLength: 2000 }), async (ident, bytes) => {
+          await new Promise<void>((resolve, reject) => {
+            const socket = connect(gw.port, '127.0.0.1');
+            const timer = setTimeout(() => socket.destroy(), 300); // a server waiting for more is fine
+            socket.on('error', () => undefined);
+            socket.on('data', () => undefined);
+            socket.on('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            socket.on('connect', () => {
+              if (ident) socket.write('SSH-2.0-fuzz\r\n');
+              socket.write(Buffer.from(bytes));
+            });
+            socket.setTimeout(5_000, () => reject(new Error('socket hung')));
           });
-          socket.on('connect', () => {
-            if (ident) socket.write('SSH-2.0-fuzz\r\n');
-            socket.write(Buffer.from(bytes));
-          });
-          socket.setTimeout(5_000, () => reject(new Error('socket hung')));
-        });
-      }),
-      { numRuns: RUNS },
-    );
-    // A fresh login works and the long-lived session never stalled.
-    const client = await connectSsh2(gw.port, 'alice', { privateKey: key });
-    try {
-      expect((await call<Buffer>((cb) => healthy.readFile(CANARY, cb))).toString()).toBe('alive');
-      await sftpOf(client);
-    } finally {
-      client.end();
-    }
-    expect(probeError).toBeUndefined();
-    expect(worstProbeMs).toBeLessThan(HEALTHY_MAX_MS);
-  }, 60_000 + RUNS * 2_000);
+        }),
+        { numRuns: RUNS },
+      );
+      // A fresh login works and the long-lived session never stalled.
+      const client = await connectSsh2(gw.port, 'alice', { privateKey: key });
+      try {
+        expect((await call<Buffer>((cb) => healthy.readFile(CANARY, cb))).toString()).toBe('alive');
+        await sftpOf(client);
+      } finally {
+        client.end();
+      }
+      expect(probeError).toBeUndefined();
+      expect(worstProbeMs).toBeLessThan(HEALTHY_MAX_MS);
+    },
+    60_000 + RUNS * 2_000,
+  );
 });

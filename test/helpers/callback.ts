@@ -10,5 +10,8 @@ export function call<T>(fn: (cb: (err: Error | null | undefined, v?: T) => void)
 }
 
 export function statusOf(p: Promise<unknown>): Promise<number | undefined> {
-  return p.then(() => undefined, (err: { code?: number }) => err.code);
+  return p.then(
+    () => undefined,
+    (err: { code?: number }) => err.code,
+  );
 }

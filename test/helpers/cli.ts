@@ -91,10 +91,12 @@ export class CliProcess {
   constructor(readonly child: ChildProcess) {
     child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString('utf8')));
     child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString('utf8')));
-    this.exited = new Promise((resolve) => child.on('close', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    }));
+    this.exited = new Promise((resolve) =>
+      child.on('close', (code, signal) => {
+        running.delete(child);
+        resolve({ code, signal });
+      }),
+    );
   }
 
   get pid(): number {

@@ -52,12 +52,18 @@ export interface RunResult {
 }
 
 const SSH_OPTIONS = [
-  '-o', 'StrictHostKeyChecking=no',
-  '-o', 'UserKnownHostsFile=/dev/null',
-  '-o', 'GlobalKnownHostsFile=/dev/null',
-  '-o', 'LogLevel=ERROR',
-  '-o', 'ConnectTimeout=20',
-  '-F', '/dev/null',
+  '-o',
+  'StrictHostKeyChecking=no',
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-o',
+  'GlobalKnownHostsFile=/dev/null',
+  '-o',
+  'LogLevel=ERROR',
+  '-o',
+  'ConnectTimeout=20',
+  '-F',
+  '/dev/null',
 ];
 
 function authOptions(t: Target): string[] {
@@ -68,7 +74,11 @@ function authOptions(t: Target): string[] {
 }
 
 /** Runs a command to completion (killed after timeoutMs), collecting output. */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs?: number | undefined; cwd?: string | undefined; env?: NodeJS.ProcessEnv | undefined; input?: string | undefined } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(cmd, args, {
       cwd: opts.cwd,
@@ -102,14 +112,28 @@ function withPassword(t: Target, cmd: string, args: string[]): [string, string[]
 }
 
 /** `sftp -b batch` against the gateway; commands as sftp's batch syntax (a leading '-' ignores a failure). */
-export async function sftpBatch(t: Target, workDir: string, commands: string[], extraArgs: string[] = [], timeoutMs?: number): Promise<RunResult> {
+export async function sftpBatch(
+  t: Target,
+  workDir: string,
+  commands: string[],
+  extraArgs: string[] = [],
+  timeoutMs?: number,
+): Promise<RunResult> {
   const batch = join(workDir, `batch-${process.hrtime.bigint()}.txt`);
   await writeFile(batch, commands.join('\n') + '\n');
   // sftp -b adds "-oBatchMode=yes" for ssh, which forbids password prompts; ssh takes the first value
   // of an option, so a password login states BatchMode=no before -b.
   const batchMode = t.keyFile === undefined ? ['-o', 'BatchMode=no'] : [];
   const [cmd, args, env] = withPassword(t, 'sftp', [
-    ...batchMode, '-b', batch, ...SSH_OPTIONS, ...authOptions(t), ...extraArgs, '-P', String(t.port), `${t.user}@127.0.0.1`,
+    ...batchMode,
+    '-b',
+    batch,
+    ...SSH_OPTIONS,
+    ...authOptions(t),
+    ...extraArgs,
+    '-P',
+    String(t.port),
+    `${t.user}@127.0.0.1`,
   ]);
   return run(cmd, args, { cwd: workDir, env, timeoutMs });
 }
@@ -127,7 +151,13 @@ export function remote(t: Target, path: string): string {
 /** `ssh user@host command...` */
 export function ssh(t: Target, command: string[], extraArgs: string[] = []): Promise<RunResult> {
   const [cmd, args, env] = withPassword(t, 'ssh', [
-    ...SSH_OPTIONS, ...authOptions(t), ...extraArgs, '-p', String(t.port), `${t.user}@127.0.0.1`, ...command,
+    ...SSH_OPTIONS,
+    ...authOptions(t),
+    ...extraArgs,
+    '-p',
+    String(t.port),
+    `${t.user}@127.0.0.1`,
+    ...command,
   ]);
   return run(cmd, args, { env, timeoutMs: 30_000 });
 }
@@ -141,7 +171,9 @@ export interface SshfsMount {
 
 function isMounted(mountpoint: string): boolean {
   try {
-    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => line.split(' ')[4] === mountpoint);
+    return readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((line) => line.split(' ')[4] === mountpoint);
   } catch {
     return false;
   }
@@ -155,8 +187,14 @@ function isMounted(mountpoint: string): boolean {
 export async function mountSshfs(t: Target, mountpoint: string, extraOptions: string[] = []): Promise<SshfsMount> {
   if (t.keyFile === undefined) throw new Error('sshfs helper needs a key');
   const options = [
-    `IdentityFile=${t.keyFile}`, 'IdentitiesOnly=yes', 'StrictHostKeyChecking=no', 'UserKnownHostsFile=/dev/null',
-    'BatchMode=yes', 'LogLevel=ERROR', `port=${t.port}`, ...extraOptions,
+    `IdentityFile=${t.keyFile}`,
+    'IdentitiesOnly=yes',
+    'StrictHostKeyChecking=no',
+    'UserKnownHostsFile=/dev/null',
+    'BatchMode=yes',
+    'LogLevel=ERROR',
+    `port=${t.port}`,
+    ...extraOptions,
   ];
   const child = spawn('sshfs', ['-f', '-o', options.join(','), `${t.user}@127.0.0.1:/`, mountpoint], {
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 // The start/stop logic lives in the project's script, so operators and the
 // benchmark start Swift exactly as the tests do.
-// @ts-ignore -- plain ESM script without type declarations
+// @ts-expect-error -- plain ESM script without type declarations
 import { startSwift, stopSwift, swiftUnavailable } from '../../scripts/swift-server.mjs';
 import { S3ChunkStore, type S3ChunkStoreOptions } from '../../src/store/s3/index.js';
 import { skipNotice } from './openssh.js';

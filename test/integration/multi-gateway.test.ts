@@ -99,7 +99,12 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     const r = await sftpBatch(g.target, work, commands, [], timeoutMs);
     if (r.code !== 0) {
       // The client only says "Failure"; the gateways' warnings and errors say why.
-      const why = gateways.flatMap((x) => x.proc.stdout.split('\n').filter((line) => /"level":(4|5)\d/.test(line)).slice(-5));
+      const why = gateways.flatMap((x) =>
+        x.proc.stdout
+          .split('\n')
+          .filter((line) => /"level":(4|5)\d/.test(line))
+          .slice(-5),
+      );
       throw new Error(`sftp via :${g.target.port} failed (${r.code}): ${r.stderr}\ngateway log:\n${why.join('\n')}`);
     }
     return r.stdout;
@@ -196,7 +201,11 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     const results = await Promise.all(
       gateways.flatMap((g, gi) =>
         Array.from({ length: 4 }, (_, ci) =>
-          sftpOk(g, Array.from({ length: 50 }, (_, i) => `put small.txt /race/g${gi}-c${ci}-${String(i).padStart(2, '0')}.txt`), 80_000),
+          sftpOk(
+            g,
+            Array.from({ length: 50 }, (_, i) => `put small.txt /race/g${gi}-c${ci}-${String(i).padStart(2, '0')}.txt`),
+            80_000,
+          ),
         ),
       ),
     );

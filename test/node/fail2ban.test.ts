@@ -18,7 +18,12 @@ function logLines(write: (log: Logger) => void): string[] {
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
       done();
     },
   });
@@ -32,7 +37,8 @@ const authFailed = (user: string, remoteAddress = '203.0.113.7', event = 'auth_f
 
 describe('the fail2ban filter in docs/operations.md', () => {
   it('matches the sample auth_failed line and extracts the address', () => {
-    const sample = '{"level":40,"time":"2025-01-01T12:00:00.000Z","service":"capstan","event":"auth_failed","remoteAddress":"203.0.113.7","remotePort":51234,"user":"root","method":"password","msg":"authentication failed"}';
+    const sample =
+      '{"level":40,"time":"2025-01-01T12:00:00.000Z","service":"capstan","event":"auth_failed","remoteAddress":"203.0.113.7","remotePort":51234,"user":"root","method":"password","msg":"authentication failed"}';
     expect(matchLine(filter, sample)).toBe('203.0.113.7');
   });
 

@@ -15,8 +15,7 @@ import path from 'node:path';
 const IP_4_RE = String.raw`(?:\d{1,3}\.){3}\d{1,3}`;
 const IP_6_RE = String.raw`(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)`;
 /** fail2ban's `<HOST>` with the default usedns (ipv4, ipv6 or a DNS name). */
-export const HOST_RE =
-  String.raw`(?:\[?(?:(?:::f{4,6}:)?(?<ip4>${IP_4_RE})|(?<ip6>${IP_6_RE}))\]?|(?<dns>[\w\-.^_]*\w))`;
+export const HOST_RE = String.raw`(?:\[?(?:(?:::f{4,6}:)?(?<ip4>${IP_4_RE})|(?<ip6>${IP_6_RE}))\]?|(?<dns>[\w\-.^_]*\w))`;
 
 const TIME_RE: Record<string, string> = {
   Y: String.raw`(?<Y>\d\d\d\d)`,

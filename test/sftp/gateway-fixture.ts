@@ -40,14 +40,17 @@ export interface Gateway {
 }
 
 export interface GatewayOptions {
-  chunkSize?: number;
-  readOnly?: boolean;
-  fsChunks?: boolean;
-  idleTimeoutMs?: number;
+  chunkSize?: number | undefined;
+  readOnly?: boolean | undefined;
+  fsChunks?: boolean | undefined;
+  idleTimeoutMs?: number | undefined;
   /** Wraps the chunk store (fault injection: failing or slow puts). */
-  wrapChunks?: (store: ChunkStore) => ChunkStore;
+  wrapChunks?: ((store: ChunkStore) => ChunkStore) | undefined;
   /** More server options (limits, defender, quota), or a function of the tree that makes them. */
-  server?: Partial<SftpServerOptions> | ((tree: Tree, dir: string) => Partial<SftpServerOptions> | Promise<Partial<SftpServerOptions>>);
+  server?:
+    | Partial<SftpServerOptions>
+    | ((tree: Tree, dir: string) => Partial<SftpServerOptions> | Promise<Partial<SftpServerOptions>>)
+    | undefined;
 }
 
 const { utils } = ssh2;
@@ -78,17 +81,24 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const password = 'correct horse battery staple';
   const hash = await hashPassword(password, { ln: 10, r: 8, p: 1 });
   const accountsPath = join(dir, 'accounts');
-  await writeFile(accountsPath, [
-    formatKeyLine('alice', publicLine, root.toString()),
-    formatPasswordLine('alice', hash, root.toString()),
-    formatKeyLine('reader', publicLine, root.readonly().toString()),
-  ].join('\n') + '\n', { mode: 0o600 });
+  await writeFile(
+    accountsPath,
+    [
+      formatKeyLine('alice', publicLine, root.toString()),
+      formatPasswordLine('alice', hash, root.toString()),
+      formatKeyLine('reader', publicLine, root.readonly().toString()),
+    ].join('\n') + '\n',
+    { mode: 0o600 },
+  );
   const accountsFile = await AccountsFile.open(accountsPath, { logger });
   const authenticator = createAuthenticator({ accountsFile, logger });
   const hostKey = generateSshKeyPair('ed25519').private;
   const convergence = new Uint8Array(32).fill(7);
   const server = await startSftpServer({
-    tree, authenticator, hostKeys: [hostKey], port: 0,
+    tree,
+    authenticator,
+    hostKeys: [hostKey],
+    port: 0,
     convergenceFor: () => convergence,
     spoolDir: join(dir, 'spool'),
     logger,
@@ -98,7 +108,16 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   });
   const port = server.address.port;
   return {
-    server, port, tree, root, dir, keyFile, publicKeyLine: publicLine, password, logs, authenticator,
+    server,
+    port,
+    tree,
+    root,
+    dir,
+    keyFile,
+    publicKeyLine: publicLine,
+    password,
+    logs,
+    authenticator,
     alice: { port, user: 'alice', keyFile },
     alicePassword: { port, user: 'alice', password },
     reader: { port, user: 'reader', keyFile },
@@ -140,7 +159,11 @@ export class Ssh2Sessions {
   }
 
   /** connect(), then the sftp channel. */
-  async open(port: number, user: string, auth: { privateKey?: Buffer | string; password?: string }): Promise<{ client: ssh2.Client; sftp: ssh2.SFTPWrapper }> {
+  async open(
+    port: number,
+    user: string,
+    auth: { privateKey?: Buffer | string; password?: string },
+  ): Promise<{ client: ssh2.Client; sftp: ssh2.SFTPWrapper }> {
     const client = await this.connect(port, user, auth);
     return { client, sftp: await sftpOf(client) };
   }

@@ -89,7 +89,9 @@ describe('[limits]', () => {
     talking.socket.write('SSH-2.0-slowpoke\r\n');
     const closed = new Promise<void>((resolve) => talking.socket.once('close', () => resolve()));
     await closed;
-    await new Promise<void>((resolve) => (silent.then(({ socket }) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())))));
+    await new Promise<void>((resolve) =>
+      silent.then(({ socket }) => (socket.destroyed ? resolve() : socket.once('close', () => resolve()))),
+    );
     expect(Date.now() - started).toBeLessThan(5000);
     expect(g.logs.some((l) => l.event === 'disconnecting' && l.reason === 'login grace time over')).toBe(true);
   });
@@ -120,7 +122,8 @@ describe('[limits]', () => {
     const g = await gateway({ limits: { maxPendingRequests: 64, maxOutputBacklog: 256 * 1024, stallTimeoutMs: 1500 } });
     const flooder = await login(g);
     const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
-      flooder.subsys('sftp', (err, ch) => (err ? reject(err) : resolve(ch))));
+      flooder.subsys('sftp', (err, ch) => (err ? reject(err) : resolve(ch))),
+    );
     // INIT, then a million STAT "/" in 64 KiB writes; the replies are never read (no 'data' listener,
     // so the client stops widening the server's window once its buffer is full).
     channel.write(Buffer.from([0, 0, 0, 5, 1, 0, 0, 0, 3]));

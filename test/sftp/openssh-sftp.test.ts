@@ -14,7 +14,10 @@ import { startGateway, type Gateway } from './gateway-fixture.js';
 const CHUNK = 4096;
 const noSftp = skipNotice(missing('sftp', 'ssh', 'ssh-keygen'), 'OpenSSH sftp/ssh tests');
 const noScp = skipNotice(missing('scp', 'ssh-keygen'), 'OpenSSH scp tests');
-const noSshpass = skipNotice(missing('sftp', 'sshpass'), 'OpenSSH password tests (the ssh2-client password tests in protocol.test.ts still run)');
+const noSshpass = skipNotice(
+  missing('sftp', 'sshpass'),
+  'OpenSSH password tests (the ssh2-client password tests in protocol.test.ts still run)',
+);
 
 let gw: Gateway;
 let work: string;
@@ -121,7 +124,12 @@ describe.skipIf(noSftp)('OpenSSH sftp', () => {
     const sizes = [0, 1, 63, 64, 65, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK];
     const contents = new Map(sizes.map((n) => [n, randomBytes(n)]));
     for (const [n, c] of contents) await local(`s${n}`, c);
-    const out = await ok(['mkdir sizes', ...sizes.map((n) => `put s${n} sizes/s${n}`), 'ls -l sizes', ...sizes.map((n) => `get sizes/s${n} s${n}.back`)]);
+    const out = await ok([
+      'mkdir sizes',
+      ...sizes.map((n) => `put s${n} sizes/s${n}`),
+      'ls -l sizes',
+      ...sizes.map((n) => `get sizes/s${n} s${n}.back`),
+    ]);
     for (const [n, c] of contents) {
       expect(out).toMatch(new RegExp(` ${n} \\w{3} .* s${n}$`, 'm'));
       expect(sha(await readFile(join(work, `s${n}.back`)))).toBe(sha(c));
@@ -132,7 +140,13 @@ describe.skipIf(noSftp)('OpenSSH sftp', () => {
     const nfd = 'cafe\u0301.txt';
     await local('plain.txt', 'ünïcödé');
     await local(nfd, 'decomposed');
-    const out = await ok(['put plain.txt "日本語 ファイル ✓.txt"', `put "${nfd}"`, 'ls -1', 'get "日本語 ファイル ✓.txt" u.back', 'get "caf\u00e9.txt" nfc.back']);
+    const out = await ok([
+      'put plain.txt "日本語 ファイル ✓.txt"',
+      `put "${nfd}"`,
+      'ls -1',
+      'get "日本語 ファイル ✓.txt" u.back',
+      'get "caf\u00e9.txt" nfc.back',
+    ]);
     expect(out).toContain('日本語 ファイル ✓.txt');
     expect(out).toContain('caf\u00e9.txt');
     expect(await readFile(join(work, 'u.back'), 'utf8')).toBe('ünïcödé');
@@ -154,8 +168,16 @@ describe.skipIf(noSftp)('OpenSSH sftp', () => {
   it('a read-cap root refuses every write with permission denied', async () => {
     await local('w.txt', 'w');
     await ok(['put w.txt existing.txt', 'mkdir existing-dir']);
-    const attempts = ['put w.txt new.txt', 'put w.txt existing.txt', 'mkdir nd', 'rmdir existing-dir', 'rm existing.txt',
-      'rename existing.txt moved.txt', 'chmod 444 existing.txt', 'ln existing.txt l.txt'];
+    const attempts = [
+      'put w.txt new.txt',
+      'put w.txt existing.txt',
+      'mkdir nd',
+      'rmdir existing-dir',
+      'rm existing.txt',
+      'rename existing.txt moved.txt',
+      'chmod 444 existing.txt',
+      'ln existing.txt l.txt',
+    ];
     for (const cmd of attempts) {
       const r = await sftpBatch(gw.reader, work, [cmd]);
       expect(r.code, cmd).not.toBe(0);
@@ -223,8 +245,14 @@ describe.skipIf(noSshpass)('OpenSSH sftp with a password (sshpass)', () => {
     const failures = gw.logs.filter((l) => l.event === 'auth_failed').slice(before);
     expect(failures.map((l) => l.user)).toEqual(expect.arrayContaining(['alice', 'mallory']));
     for (const l of failures) {
-      expect(Object.keys(l).filter((k) => !['level', 'time', 'service', 'component', 'conn'].includes(k)))
-        .toEqual(['event', 'remoteAddress', 'remotePort', 'user', 'method', 'msg']);
+      expect(Object.keys(l).filter((k) => !['level', 'time', 'service', 'component', 'conn'].includes(k))).toEqual([
+        'event',
+        'remoteAddress',
+        'remotePort',
+        'user',
+        'method',
+        'msg',
+      ]);
       expect(l.method).toBe('password');
       expect(l.msg).toBe('authentication failed');
     }

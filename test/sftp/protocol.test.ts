@@ -19,8 +19,6 @@ const sessions = new Ssh2Sessions();
 
 const login = (user = 'alice'): Promise<{ client: Client; sftp: SFTPWrapper }> => sessions.open(gw.port, user, { privateKey: key });
 
-
-
 beforeAll(async () => {
   gw = await startGateway({ chunkSize: 4096 });
   key = await readFile(gw.keyFile);
@@ -158,8 +156,14 @@ describe('password logins (ssh2 client)', () => {
   it('accepts the right password, refuses a wrong one and an unknown user with the same error', async () => {
     const good = await connectSsh2(gw.port, 'alice', { password: gw.password });
     good.end();
-    const wrong = await connectSsh2(gw.port, 'alice', { password: 'nope' }).then(() => 'in', (e: Error) => e.message);
-    const unknown = await connectSsh2(gw.port, 'nobody', { password: 'nope' }).then(() => 'in', (e: Error) => e.message);
+    const wrong = await connectSsh2(gw.port, 'alice', { password: 'nope' }).then(
+      () => 'in',
+      (e: Error) => e.message,
+    );
+    const unknown = await connectSsh2(gw.port, 'nobody', { password: 'nope' }).then(
+      () => 'in',
+      (e: Error) => e.message,
+    );
     expect(wrong).toMatch(/authentication methods failed/);
     expect(unknown).toBe(wrong);
     const logins = gw.logs.filter((l) => l.event === 'login' && l.method === 'password');
@@ -192,7 +196,9 @@ describe('what is not served', () => {
     expect(out).toBeInstanceOf(Error);
     const inbound = await new Promise<Error | undefined>((resolve) => client.forwardIn('127.0.0.1', 0, (err) => resolve(err)));
     expect(inbound).toBeInstanceOf(Error);
-    const local = await new Promise<Error | undefined>((resolve) => client.openssh_forwardOutStreamLocal('/tmp/x.sock', (err) => resolve(err)));
+    const local = await new Promise<Error | undefined>((resolve) =>
+      client.openssh_forwardOutStreamLocal('/tmp/x.sock', (err) => resolve(err)),
+    );
     expect(local).toBeInstanceOf(Error);
     const { sftp } = await login();
     expect(await call<string>((cb) => sftp.realpath('.', cb))).toBe('/');
@@ -236,5 +242,3 @@ describe('read-only sessions', () => {
     expect(Number(vfs.payload.readBigUInt64BE(4 + 9 * 8)) & 1).toBe(1);
   });
 });
-
-

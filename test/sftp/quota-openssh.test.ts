@@ -20,7 +20,10 @@ beforeAll(async () => {
     server: async (tree, dir) => {
       await writeFile(join(dir, 'quotas'), 'alice bytes=64K files=10\n');
       guard = await QuotaGuard.open({
-        quotasFile: join(dir, 'quotas'), usage: await UsageBook.open(join(dir, 'usage.json')), tree, logger: silentLogger(),
+        quotasFile: join(dir, 'quotas'),
+        usage: await UsageBook.open(join(dir, 'usage.json')),
+        tree,
+        logger: silentLogger(),
       });
       return { quota: guard };
     },

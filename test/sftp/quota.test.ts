@@ -39,7 +39,12 @@ async function gateway(quotas: string): Promise<QuotaGateway> {
       usageFile = join(dir, 'usage.json');
       if (quotas !== '') await writeFile(quotasFile, quotas);
       guard = await QuotaGuard.open({
-        quotasFile, usageFile, usage: await UsageBook.open(usageFile, { flushMs: 10 }), tree, logger: (await import('../../src/log.js')).silentLogger(), reloadMs: 0,
+        quotasFile,
+        usageFile,
+        usage: await UsageBook.open(usageFile, { flushMs: 10 }),
+        tree,
+        logger: (await import('../../src/log.js')).silentLogger(),
+        reloadMs: 0,
       });
       return { quota: guard };
     },
@@ -63,8 +68,7 @@ const write = (sftp: ssh2.SFTPWrapper, h: Buffer, data: Buffer, pos: number) =>
   new Promise<void>((resolve, reject) => sftp.write(h, data, 0, data.length, pos, (err) => (err ? reject(err) : resolve())));
 const close = (sftp: ssh2.SFTPWrapper, h: Buffer) =>
   new Promise<void>((resolve, reject) => sftp.close(h, (err) => (err ? reject(err) : resolve())));
-const exists = (sftp: ssh2.SFTPWrapper, path: string) =>
-  new Promise<boolean>((resolve) => sftp.stat(path, (err) => resolve(!err)));
+const exists = (sftp: ssh2.SFTPWrapper, path: string) => new Promise<boolean>((resolve) => sftp.stat(path, (err) => resolve(!err)));
 
 const QUOTA_EXCEEDED = { code: 4, message: 'quota exceeded' };
 

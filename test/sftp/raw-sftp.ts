@@ -29,11 +29,13 @@ export class RawSftp {
         else this.#packets.push(packet);
       }
     });
-    this.closed = new Promise((resolve) => channel.once('close', () => {
-      this.#ended = true;
-      for (const w of this.#waiters.splice(0)) w(undefined);
-      resolve();
-    }));
+    this.closed = new Promise((resolve) =>
+      channel.once('close', () => {
+        this.#ended = true;
+        for (const w of this.#waiters.splice(0)) w(undefined);
+        resolve();
+      }),
+    );
   }
 
   static open(client: Client): Promise<RawSftp> {

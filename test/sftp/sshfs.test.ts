@@ -108,8 +108,8 @@ describe.skipIf(skip)('sshfs on the gateway', () => {
     const client = await connectSsh2(gw.port, 'alice', { privateKey: await readFile(gw.keyFile) });
     try {
       const sftp = await sftpOf(client);
-      const mtime = (path: string): Promise<number> => new Promise((resolve, reject) =>
-        sftp.stat(path, (err, a) => (err ? reject(err) : resolve(a.mtime))));
+      const mtime = (path: string): Promise<number> =>
+        new Promise((resolve, reject) => sftp.stat(path, (err, a) => (err ? reject(err) : resolve(a.mtime))));
       // rsync -a kept the source's modification time; cp -r did not.
       expect(await mtime('/fs/rsynced/sub/f4095.bin')).toBe(OLD.getTime() / 1000);
       expect(await mtime('/fs/copied/sub/f4095.bin')).not.toBe(OLD.getTime() / 1000);

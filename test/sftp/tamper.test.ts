@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCap, type DirectoryWriteCap, type FileReadCap } from '../../src/cap/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { openNode, type OpenNode } from '../../src/node/open.js';
-import { FsChunkStore, parseAddress, type ChunkAddress } from '../../src/store/index.js';
+import { type FsChunkStore, parseAddress, type ChunkAddress } from '../../src/store/index.js';
 import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { makeUserKey, Ssh2Sessions } from './gateway-fixture.js';
 import { call, statusOf } from '../helpers/callback.js';
@@ -72,7 +72,13 @@ beforeAll(async () => {
   const rootText = (await ok(['mkdir'])).trim();
   root = parseCap(rootText) as DirectoryWriteCap;
   for (const d of ['sub', 'slotdir']) await ok(['mkdir', `${rootText}/${d}`]);
-  for (const [p, size] of [['chunk.bin', 300_000], ['manifest.bin', 100_000], ['good.bin', 200_000], ['sub/in-sub.txt', 100], ['slotdir/e.txt', 120]] as const) {
+  for (const [p, size] of [
+    ['chunk.bin', 300_000],
+    ['manifest.bin', 100_000],
+    ['good.bin', 200_000],
+    ['sub/in-sub.txt', 100],
+    ['slotdir/e.txt', 120],
+  ] as const) {
     const bytes = randomBytes(size);
     const local = path.join(tmp.dir, 'upload');
     await writeFile(local, bytes);

@@ -5,8 +5,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiteralCap, type DirectoryWriteCap, type FileCap } from '../../src/cap/index.js';
 import {
-  AlreadyExistsError, CapstanError, IntegrityError, InvalidInputError, IsADirectoryError, NotADirectoryError,
-  NotEmptyError, NotFoundError, PermissionError, QuotaExceededError, TransientError, UnsupportedError,
+  AlreadyExistsError,
+  type CapstanError,
+  IntegrityError,
+  InvalidInputError,
+  IsADirectoryError,
+  NotADirectoryError,
+  NotEmptyError,
+  NotFoundError,
+  PermissionError,
+  QuotaExceededError,
+  TransientError,
+  UnsupportedError,
 } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
@@ -91,13 +101,13 @@ describe('status mapping', () => {
 describe('attributes and ls -l lines', () => {
   it('drops w bits for read-only entries, uses OpenSSH ls_file layout', () => {
     const t = Date.UTC(2001, 1, 3, 12, 0, 0);
-    const file = makeAttrs('file', { size: 1234, mtimeMs: t, ctimeMs: t }, 1234, true);
+    const file = makeAttrs('file', { mtimeMs: t }, 1234, true);
     expect(file.mode).toBe(0o100644);
-    expect(makeAttrs('file', { size: 1, mtimeMs: t, ctimeMs: t }, 1, false).mode).toBe(0o100444);
+    expect(makeAttrs('file', { mtimeMs: t }, 1, false).mode).toBe(0o100444);
     expect(makeAttrs('directory', undefined, 0, true).mode).toBe(0o40755);
     expect(makeAttrs('directory', undefined, 0, false).mode).toBe(0o40555);
     expect(longname('name', file, 'bob')).toMatch(/^-rw-r--r-- {4}1 bob {6}bob {10}1234 Feb {2}3 {2}2001 name$/);
-    const recent = makeAttrs('directory', { size: 0, mtimeMs: Date.now(), ctimeMs: 0 }, 0, true);
+    const recent = makeAttrs('directory', { mtimeMs: Date.now() }, 0, true);
     expect(longname('d', recent, 'someone-long')).toMatch(/^drwxr-xr-x {4}1 someone-long someone-long {8}0 \w{3} [ \d]\d \d\d:\d\d d$/);
   });
 });
@@ -127,7 +137,13 @@ describe('request scheduler', () => {
     const log: string[] = [];
     const s = new RequestScheduler({ maxShared: 4 });
     const task = (name: string, exclusive: boolean, ms: number) => ({
-      exclusive, bytes: 0, run: async () => { log.push(`+${name}`); await tick(ms); log.push(`-${name}`); },
+      exclusive,
+      bytes: 0,
+      run: async () => {
+        log.push(`+${name}`);
+        await tick(ms);
+        log.push(`-${name}`);
+      },
     });
     s.push(task('w1', true, 20));
     s.push(task('r1', false, 10));
@@ -153,7 +169,14 @@ describe('request scheduler', () => {
   it('close() drops what has not started and waits for what has', async () => {
     const ran: string[] = [];
     const s = new RequestScheduler();
-    s.push({ exclusive: true, bytes: 0, run: async () => { await tick(20); ran.push('a'); } });
+    s.push({
+      exclusive: true,
+      bytes: 0,
+      run: async () => {
+        await tick(20);
+        ran.push('a');
+      },
+    });
     s.push({ exclusive: true, bytes: 10, run: async () => void ran.push('b') });
     await s.close();
     expect(ran).toEqual(['a']);

@@ -38,7 +38,9 @@ async function login(user = 'alice'): Promise<{ client: Client; sftp: SFTPWrappe
 }
 
 const names = async (sftp: SFTPWrapper, dir: string): Promise<Map<string, number>> =>
-  new Map((await call<{ filename: string; attrs: { size: number } }[]>((cb) => sftp.readdir(dir, cb))).map((e) => [e.filename, e.attrs.size]));
+  new Map(
+    (await call<{ filename: string; attrs: { size: number } }[]>((cb) => sftp.readdir(dir, cb))).map((e) => [e.filename, e.attrs.size]),
+  );
 const spoolFiles = async (): Promise<string[]> => readdir(join(gw.dir, 'spool'));
 
 async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {

@@ -7,8 +7,7 @@ import type { ChunkStore } from '../../src/store/chunk-store.js';
 import { chunkStoreConformance } from '../conformance/chunk-store.js';
 
 const roots = new WeakMap<ChunkStore, string>();
-const fileOf = (store: ChunkStore, address: Parameters<FsChunkStore['chunkPath']>[0]) =>
-  (store as FsChunkStore).chunkPath(address);
+const fileOf = (store: ChunkStore, address: Parameters<FsChunkStore['chunkPath']>[0]) => (store as FsChunkStore).chunkPath(address);
 
 chunkStoreConformance('FsChunkStore', {
   setup: async () => {
@@ -159,9 +158,7 @@ describe('FsChunkStore on disk', () => {
   it('works with fsync off, and two stores on one root (two processes) can put the same bytes at once', async () => {
     const unsynced = await FsChunkStore.open(root, { fsync: false });
     const data = bytes(300_000, 8);
-    const addresses = await Promise.all(
-      Array.from({ length: 16 }, (_, i) => (i % 2 ? unsynced : store).put(data)),
-    );
+    const addresses = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? unsynced : store).put(data)));
     expect(new Set(addresses.map(String)).size).toBe(1);
     expect(Buffer.from(await store.get(addresses[0]!)).equals(data)).toBe(true);
     expect(await listed()).toHaveLength(1);

@@ -89,7 +89,10 @@ describe.skipIf(SWIFT_SKIP)('S3ChunkStore against a local Swift (s3api)', () => 
     const node = await fsp.mkdtemp(path.join(os.tmpdir(), 'capstan-s3-node-'));
     try {
       await fsp.mkdir(path.join(node, 'private'));
-      await fsp.writeFile(path.join(node, 'private/s3-credentials'), `[default]\naws_access_key_id = ${server!.accessKeyId}\naws_secret_access_key = ${server!.secretAccessKey}\n`);
+      await fsp.writeFile(
+        path.join(node, 'private/s3-credentials'),
+        `[default]\naws_access_key_id = ${server!.accessKeyId}\naws_secret_access_key = ${server!.secretAccessKey}\n`,
+      );
       const config = parseConfigText(
         node,
         `[storage]\nbackend = s3\ns3.endpoint = ${server!.endpoint}\ns3.bucket = ${BUCKET}\ns3.prefix = wired/\ns3.cache.size = 1MiB\n`,
@@ -97,7 +100,7 @@ describe.skipIf(SWIFT_SKIP)('S3ChunkStore against a local Swift (s3api)', () => 
       const saved = { id: process.env['AWS_ACCESS_KEY_ID'], secret: process.env['AWS_SECRET_ACCESS_KEY'] };
       delete process.env['AWS_ACCESS_KEY_ID'];
       delete process.env['AWS_SECRET_ACCESS_KEY'];
-      let store;
+      let store: Awaited<ReturnType<typeof openChunkStore>>;
       try {
         store = await openChunkStore(config);
       } finally {

@@ -5,8 +5,14 @@ import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
 import { createTree } from '../../src/tree/index.js';
 import type { FileCap } from '../../src/cap/index.js';
 import {
-  createBucket, startFaultProxy, startSwiftServer, stopSwiftServer, storeOptions, SWIFT_SKIP,
-  type FaultProxy, type SwiftServer,
+  createBucket,
+  startFaultProxy,
+  startSwiftServer,
+  stopSwiftServer,
+  storeOptions,
+  SWIFT_SKIP,
+  type FaultProxy,
+  type SwiftServer,
 } from '../helpers/swift.js';
 
 const BUCKET = 'capstan-faults';

@@ -31,10 +31,22 @@ describe('withRetry', () => {
 
   it('does not retry other errors, and succeeds after transient ones', async () => {
     let calls = 0;
-    await expect(withRetry(async () => { calls++; throw new Error('bug'); }, { retries: 5, baseDelayMs: 1, maxDelayMs: 1 })).rejects.toThrow('bug');
+    await expect(
+      withRetry(
+        async () => {
+          calls++;
+          throw new Error('bug');
+        },
+        { retries: 5, baseDelayMs: 1, maxDelayMs: 1 },
+      ),
+    ).rejects.toThrow('bug');
     expect(calls).toBe(1);
     calls = 0;
-    const value = await withRetry(async () => (++calls < 3 ? Promise.reject(new TransientError('x')) : 'ok'), { retries: 5, baseDelayMs: 1, maxDelayMs: 1 });
+    const value = await withRetry(async () => (++calls < 3 ? Promise.reject(new TransientError('x')) : 'ok'), {
+      retries: 5,
+      baseDelayMs: 1,
+      maxDelayMs: 1,
+    });
     expect(value).toBe('ok');
   });
 
@@ -42,7 +54,14 @@ describe('withRetry', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 20);
     await expect(
-      withRetry(async () => { throw new TransientError('x'); }, { retries: 5, baseDelayMs: 10_000, maxDelayMs: 10_000 }, controller.signal, () => 1),
+      withRetry(
+        async () => {
+          throw new TransientError('x');
+        },
+        { retries: 5, baseDelayMs: 10_000, maxDelayMs: 10_000 },
+        controller.signal,
+        () => 1,
+      ),
     ).rejects.toMatchObject({ name: 'AbortError' });
   });
 });
@@ -78,7 +97,10 @@ describe('S3 XML', () => {
 <Contents><Key>p/a&lt;1&#62;</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified><ETag>&quot;x&quot;</ETag><Size>10</Size></Contents>
 <Contents><Key>p/b</Key><Size>0</Size></Contents></ListBucketResult>`;
     expect(parseListObjectsV2(xml)).toEqual({
-      objects: [{ key: 'p/a<1>', size: 10 }, { key: 'p/b', size: 0 }],
+      objects: [
+        { key: 'p/a<1>', size: 10 },
+        { key: 'p/b', size: 0 },
+      ],
       nextContinuationToken: 'a&b=',
     });
   });
@@ -100,7 +122,9 @@ describe('S3 XML', () => {
 describe('S3 credentials', () => {
   it('reads the two-line and the INI form', () => {
     expect(parseS3Credentials('AKID\nSECRET\n')).toEqual({ accessKeyId: 'AKID', secretAccessKey: 'SECRET' });
-    expect(parseS3Credentials('[other]\naws_access_key_id = X\n[default]\naws_access_key_id = AKID\naws_secret_access_key = S/E=CRET\n')).toEqual({
+    expect(
+      parseS3Credentials('[other]\naws_access_key_id = X\n[default]\naws_access_key_id = AKID\naws_secret_access_key = S/E=CRET\n'),
+    ).toEqual({
       accessKeyId: 'AKID',
       secretAccessKey: 'S/E=CRET',
     });
@@ -130,8 +154,12 @@ describe('S3 credentials', () => {
 
 describe('S3Client addressing', () => {
   const base = {
-    region: 'us-east-1', bucket: 'chunks', credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
-    concurrency: 1, timeoutMs: 1000, retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 1 },
+    region: 'us-east-1',
+    bucket: 'chunks',
+    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    concurrency: 1,
+    timeoutMs: 1000,
+    retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 1 },
   };
   it('path style puts the bucket in the path, virtual style in the host', async () => {
     const path = new S3Client({ ...base, endpoint: 'http://127.0.0.1:9000', addressing: 'path' });

@@ -73,7 +73,16 @@ describe('SigV4 against the AWS documented examples', () => {
 
   it('GET Bucket, list objects (query parameters sorted)', () => {
     const signed = signRequest(
-      { method: 'GET', host, path: '/', query: [['prefix', 'J'], ['max-keys', '2']], payloadHash: EMPTY_SHA256 },
+      {
+        method: 'GET',
+        host,
+        path: '/',
+        query: [
+          ['prefix', 'J'],
+          ['max-keys', '2'],
+        ],
+        payloadHash: EMPTY_SHA256,
+      },
       credentials,
       'us-east-1',
       date,
@@ -85,6 +94,11 @@ describe('SigV4 against the AWS documented examples', () => {
   it('encodes per RFC 3986 with upper-case hex, keeping / only in paths', () => {
     expect(uriEncode('a b/c~d_e.f-g*h+é', true)).toBe('a%20b/c~d_e.f-g%2Ah%2B%C3%A9');
     expect(uriEncode('a/b', false)).toBe('a%2Fb');
-    expect(canonicalQuery([['list-type', '2'], ['continuation-token', 'x/y=']])).toBe('continuation-token=x%2Fy%3D&list-type=2');
+    expect(
+      canonicalQuery([
+        ['list-type', '2'],
+        ['continuation-token', 'x/y='],
+      ]),
+    ).toBe('continuation-token=x%2Fy%3D&list-type=2');
   });
 });

@@ -175,6 +175,6 @@ describe('slot store socket server and client', () => {
     const indexes = Array.from({ length: 300 }, (_, i) => new Uint8Array(32).fill(i % 256).map((b, j) => (j === 0 ? i >> 8 : b)));
     await Promise.all(indexes.map((index, i) => c.compareAndSwap(index, null, { seq: BigInt(i), record: Uint8Array.of(i & 255) })));
     const back = await Promise.all(indexes.map((index) => c.get(index)));
-    back.forEach((entry, i) => expect(entry).toEqual({ seq: BigInt(i), record: Uint8Array.of(i & 255) }));
+    for (const [i, entry] of back.entries()) expect(entry).toEqual({ seq: BigInt(i), record: Uint8Array.of(i & 255) });
   });
 });

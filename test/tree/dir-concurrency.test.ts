@@ -23,9 +23,11 @@ async function names(dir: Directory): Promise<string[]> {
 /** Runs `fn` over `items` with `limit` in flight. */
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 // No fsync for chunk files: these tests are about the slot's compare-and-swap, which LevelSlotStore still syncs.
@@ -64,7 +66,17 @@ describe.each(backends)('two writers on one directory ($name)', (backend) => {
     const cap = await one.createDirectory();
     const contested = Array.from({ length: 20 }, (_, i) => `same-${i}`);
     const outcomes = await Promise.all(
-      contested.flatMap((n) => [one, two].map((t) => t.directory(cap).link(n, fileCap(), meta).then(() => 'ok', (e: Error) => e.name))),
+      contested.flatMap((n) =>
+        [one, two].map((t) =>
+          t
+            .directory(cap)
+            .link(n, fileCap(), meta)
+            .then(
+              () => 'ok',
+              (e: Error) => e.name,
+            ),
+        ),
+      ),
     );
     for (let i = 0; i < contested.length; i++) {
       expect([outcomes[2 * i], outcomes[2 * i + 1]].sort()).toEqual(['AlreadyExistsError', 'ok']);

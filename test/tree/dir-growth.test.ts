@@ -39,7 +39,13 @@ function seededRandom(seed: string): (n: number) => Uint8Array {
   return (n) => {
     const out = new Uint8Array(n);
     for (let off = 0; off < n; off += 32) {
-      out.set(createHash('sha256').update(`${seed}/${counter++}`).digest().subarray(0, Math.min(32, n - off)), off);
+      out.set(
+        createHash('sha256')
+          .update(`${seed}/${counter++}`)
+          .digest()
+          .subarray(0, Math.min(32, n - off)),
+        off,
+      );
     }
     return out;
   };
@@ -116,7 +122,14 @@ describe('directory growth', () => {
     let counter = 0;
     const seeded = (n: number): Uint8Array => {
       const out = new Uint8Array(n);
-      for (let off = 0; off < n; off += 32) out.set(createHash('sha256').update(`seed ${counter++}`).digest().subarray(0, n - off), off);
+      for (let off = 0; off < n; off += 32)
+        out.set(
+          createHash('sha256')
+            .update(`seed ${counter++}`)
+            .digest()
+            .subarray(0, n - off),
+          off,
+        );
       return out;
     };
     const tree = createTreeWithInternals({ chunks, slots: new MemorySlotStore() }, { randomBytes: seeded });

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MAX_NAME_BYTES, normalizeName } from '../../src/tree/index.js';
 
-const rejects = (name: unknown) => expect(() => normalizeName(name as string)).toThrow(expect.objectContaining({ name: 'InvalidInputError' }));
+const rejects = (name: unknown) =>
+  expect(() => normalizeName(name as string)).toThrow(expect.objectContaining({ name: 'InvalidInputError' }));
 
 describe('normalizeName', () => {
   it('returns NFC', () => {
@@ -14,7 +15,8 @@ describe('normalizeName', () => {
   });
 
   it("rejects '', '.', '..', '/', NUL, U+FFFD, lone surrogates and non-strings", () => {
-    for (const bad of ['', '.', '..', '/', 'a/b', '/a', 'a/', 'a\0', '\0', '\uFFFD', 'x\uFFFDy', '\uD800', 'a\uDC00b', undefined, null, 42]) rejects(bad);
+    for (const bad of ['', '.', '..', '/', 'a/b', '/a', 'a/', 'a\0', '\0', '\uFFFD', 'x\uFFFDy', '\uD800', 'a\uDC00b', undefined, null, 42])
+      rejects(bad);
   });
 
   it('accepts names that merely look special', () => {

@@ -1,7 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  DirectoryReadCap, DirectoryWriteCap, FileReadCap, LiteralCap, UnknownCap, encodeBase32, type Cap,
-} from '../../src/cap/index.js';
+import { DirectoryReadCap, DirectoryWriteCap, FileReadCap, LiteralCap, UnknownCap, encodeBase32, type Cap } from '../../src/cap/index.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import type { DirEntry, Directory, EntryMetadata, Tree } from '../../src/tree/api.js';
 import { createTree } from '../../src/tree/index.js';
@@ -9,7 +7,12 @@ import { treeBackends, type TreeStores } from '../helpers/tree-stores.js';
 
 const backends = treeBackends();
 
-const meta = (size = 0, extra: Partial<EntryMetadata> = {}): EntryMetadata => ({ size, mtimeMs: 1_700_000_000_000, ctimeMs: 1_700_000_000_500, ...extra });
+const meta = (size = 0, extra: Partial<EntryMetadata> = {}): EntryMetadata => ({
+  size,
+  mtimeMs: 1_700_000_000_000,
+  ctimeMs: 1_700_000_000_500,
+  ...extra,
+});
 const fileCap = (size = 1234): FileReadCap => new FileReadCap(randomBytes(32), randomBytes(32), size);
 
 async function entries(dir: Directory): Promise<DirEntry[]> {

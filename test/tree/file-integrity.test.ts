@@ -8,9 +8,7 @@ import { IntegrityError } from '../../src/errors.js';
 import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
 import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
 import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
-import {
-  HEADER_BYTES, MANIFEST_MAGIC, MAX_CHUNK_COUNT, encodeHeader, manifestAddressOf,
-} from '../../src/tree/file/format.js';
+import { HEADER_BYTES, MANIFEST_MAGIC, MAX_CHUNK_COUNT, encodeHeader, manifestAddressOf } from '../../src/tree/file/format.js';
 import { fileChunks, openFile, uploadBytes } from '../../src/tree/file/index.js';
 
 const CHUNK = 4096;
@@ -133,13 +131,40 @@ describe('the file layer checks what a store hands back', () => {
   };
 
   it('checks the manifest hash against the cap', async () => {
-    await expectIntegrityError(openFile(new LyingStore(inner, flip(() => manifest, 60)), cap), manifest);
-    await expectIntegrityError(fileChunks(new LyingStore(inner, flip(() => manifest, 60)), cap.verifier()), manifest);
+    await expectIntegrityError(
+      openFile(
+        new LyingStore(
+          inner,
+          flip(() => manifest, 60),
+        ),
+        cap,
+      ),
+      manifest,
+    );
+    await expectIntegrityError(
+      fileChunks(
+        new LyingStore(
+          inner,
+          flip(() => manifest, 60),
+        ),
+        cap.verifier(),
+      ),
+      manifest,
+    );
   });
 
   it('authenticates every chunk', async () => {
     for (const at of [0, 100, CHUNK + 15]) {
-      await expectIntegrityError(readEverything(new LyingStore(inner, flip(() => chunks[2]!, at)), cap), chunks[2]!);
+      await expectIntegrityError(
+        readEverything(
+          new LyingStore(
+            inner,
+            flip(() => chunks[2]!, at),
+          ),
+          cap,
+        ),
+        chunks[2]!,
+      );
     }
   });
 
@@ -194,8 +219,24 @@ describe('hostile manifests (a cap made for them, so the hash matches)', () => {
       { name: 'size differs from the cap', header: encodeHeader(good), size: good.size + 1 },
       { name: 'chunk size below the floor', header: encodeHeader({ chunkSize: 1024, size: 2000, chunkCount: 2 }), size: 2000 },
       { name: 'a literal-sized file', header: encodeHeader({ chunkSize: 4096, size: 64, chunkCount: 1 }), size: 64 },
-      { name: 'version 2', header: (() => { const h = encodeHeader(good); h[4] = 2; return h; })(), size: good.size },
-      { name: 'wrong magic', header: (() => { const h = encodeHeader(good); h[0] = 0; return h; })(), size: good.size },
+      {
+        name: 'version 2',
+        header: (() => {
+          const h = encodeHeader(good);
+          h[4] = 2;
+          return h;
+        })(),
+        size: good.size,
+      },
+      {
+        name: 'wrong magic',
+        header: (() => {
+          const h = encodeHeader(good);
+          h[0] = 0;
+          return h;
+        })(),
+        size: good.size,
+      },
     ];
     expect(MANIFEST_MAGIC).toHaveLength(4);
     for (const { name, header, size } of cases) {

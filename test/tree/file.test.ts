@@ -11,9 +11,7 @@ import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
 import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
 import type { FileReader } from '../../src/tree/api.js';
 import { manifestAddressOf } from '../../src/tree/file/format.js';
-import {
-  DEFAULT_CHUNK_SIZE, createFileWriter, fileChunks, openFile, uploadBytes,
-} from '../../src/tree/file/index.js';
+import { DEFAULT_CHUNK_SIZE, createFileWriter, fileChunks, openFile, uploadBytes } from '../../src/tree/file/index.js';
 
 const CHUNK = 4096;
 const convergence = new Uint8Array(32).fill(0x42);
@@ -21,7 +19,7 @@ const convergence = new Uint8Array(32).fill(0x42);
 /** Deterministic, non-repeating content (so chunks do not dedupe by accident). */
 function pattern(length: number, seed = 1): Uint8Array {
   const out = new Uint8Array(length);
-  let x = seed * 2654435761 >>> 0;
+  let x = (seed * 2654435761) >>> 0;
   for (let i = 0; i < length; i++) {
     x = (x * 1103515245 + 12345) >>> 0;
     out[i] = x >>> 24;
@@ -122,7 +120,7 @@ describe.each(backends)('immutable files on $name', ({ open }) => {
     const reader = await openFile(store, cap);
     const reads = Array.from({ length: 64 }, (_, i) => (i * 997) % size);
     const results = await Promise.all(reads.map((offset) => reader.read(offset, 1500)));
-    results.forEach((bytes, i) => expect(Buffer.from(bytes).equals(data.subarray(reads[i], reads[i]! + 1500))).toBe(true));
+    for (const [i, bytes] of results.entries()) expect(Buffer.from(bytes).equals(data.subarray(reads[i], reads[i]! + 1500))).toBe(true);
   });
 
   it('deduplicates identical files in one convergence domain, and only there', async () => {

@@ -96,10 +96,12 @@ describe('chunk slots', () => {
     };
     const writer = createFileWriter(failing, convergence, { chunkSize: CHUNK, concurrency: 2 });
     const data = randomBytes(10 * CHUNK);
-    await expect((async () => {
-      for (let i = 0; i < data.length; i += 3000) await writer.write(data.subarray(i, i + 3000));
-      await writer.finish();
-    })()).rejects.toThrow('disk on fire');
+    await expect(
+      (async () => {
+        for (let i = 0; i < data.length; i += 3000) await writer.write(data.subarray(i, i + 3000));
+        await writer.finish();
+      })(),
+    ).rejects.toThrow('disk on fire');
     const aborted = createFileWriter(new MemoryChunkStore(), convergence, { chunkSize: CHUNK, concurrency: 2 });
     await aborted.write(data.subarray(0, 3 * CHUNK + 5));
     aborted.abort();

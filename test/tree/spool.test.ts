@@ -38,7 +38,8 @@ class Model {
     this.bytes.set(data, offset);
   }
   truncate(size: number): void {
-    this.bytes = size <= this.bytes.length ? this.bytes.subarray(0, size) : Buffer.concat([this.bytes, Buffer.alloc(size - this.bytes.length)]);
+    this.bytes =
+      size <= this.bytes.length ? this.bytes.subarray(0, size) : Buffer.concat([this.bytes, Buffer.alloc(size - this.bytes.length)]);
   }
   read(offset: number, length: number): Buffer {
     return this.bytes.subarray(Math.min(offset, this.bytes.length), Math.min(offset + length, this.bytes.length));
@@ -51,7 +52,14 @@ type Op =
   | { kind: 'read'; offset: number; length: number };
 
 const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('write' as const), offset: fc.nat(70_000), data: fc.uint8Array({ minLength: 1, maxLength: 5000 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('write' as const),
+      offset: fc.nat(70_000),
+      data: fc.uint8Array({ minLength: 1, maxLength: 5000 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), size: fc.nat(80_000) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('read' as const), offset: fc.nat(80_000), length: fc.nat(10_000) }) },
 );
@@ -101,7 +109,13 @@ describe('EncryptedSpool', () => {
   it('handles writes and reads at unaligned offsets across cipher blocks', async () => {
     const spool = await createSpool();
     const model = new Model();
-    for (const [offset, length] of [[0, 33], [15, 2], [17, 100], [31, 1], [1, 64]] as const) {
+    for (const [offset, length] of [
+      [0, 33],
+      [15, 2],
+      [17, 100],
+      [31, 1],
+      [1, 64],
+    ] as const) {
       const data = Buffer.alloc(length, offset + 1);
       await spool.write(offset, data);
       model.write(offset, data);

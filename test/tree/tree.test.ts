@@ -3,9 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  DirectoryReadCap, DirectoryWriteCap, FileReadCap, LiteralCap, UnknownCap,
-} from '../../src/cap/index.js';
+import { DirectoryReadCap, DirectoryWriteCap, FileReadCap, LiteralCap, UnknownCap } from '../../src/cap/index.js';
 import { convergenceSecret, randomBytes } from '../../src/crypto/index.js';
 import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
 import { LevelSlotStore } from '../../src/store/level-slot-store.js';
@@ -48,7 +46,9 @@ describe('Tree facade', () => {
 
   it('directory() refuses caps that cannot read a directory', () => {
     expect(() => tree.directory(root.verifier() as never)).toThrow(expect.objectContaining({ name: 'InvalidInputError' }));
-    expect(() => tree.directory(new LiteralCap(new Uint8Array(1)) as never)).toThrow(expect.objectContaining({ name: 'InvalidInputError' }));
+    expect(() => tree.directory(new LiteralCap(new Uint8Array(1)) as never)).toThrow(
+      expect.objectContaining({ name: 'InvalidInputError' }),
+    );
   });
 
   it('resolve walks components to directories, files and unknown caps', async () => {
@@ -103,7 +103,10 @@ describe('Tree facade', () => {
     const node = await tree.resolve(root.readonly(), ['a', 'b']);
     expect(node.cap).toBeInstanceOf(DirectoryReadCap);
     expect(node.cap.isWritable).toBe(false);
-    await rejectsNamed(tree.directory(node.cap as DirectoryReadCap).link('x', new LiteralCap(new Uint8Array(0)), meta()), 'PermissionError');
+    await rejectsNamed(
+      tree.directory(node.cap as DirectoryReadCap).link('x', new LiteralCap(new Uint8Array(0)), meta()),
+      'PermissionError',
+    );
     // From the write cap, the same path gives write caps.
     expect((await tree.resolve(root, ['a', 'b'])).cap).toBeInstanceOf(DirectoryWriteCap);
   });

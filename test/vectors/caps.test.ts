@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  DirectoryReadCap, DirectoryVerifyCap, DirectoryWriteCap, FileReadCap, FileVerifyCap, LiteralCap, UnknownCap, parseCap,
+  DirectoryReadCap,
+  DirectoryVerifyCap,
+  DirectoryWriteCap,
+  FileReadCap,
+  FileVerifyCap,
+  LiteralCap,
+  UnknownCap,
+  parseCap,
 } from '../../src/cap/index.js';
 
 /**
@@ -13,10 +20,24 @@ import {
  */
 interface Vectors {
   directories: {
-    label: string; writeSecretHex: string; readKeyHex: string; publicKeyHex: string; storageIndexHex: string;
-    dirWrite: string; dirRead: string; dirVerify: string;
+    label: string;
+    writeSecretHex: string;
+    readKeyHex: string;
+    publicKeyHex: string;
+    storageIndexHex: string;
+    dirWrite: string;
+    dirRead: string;
+    dirVerify: string;
   }[];
-  files: { label: string; manifestKeyHex: string; manifestHashHex: string; size: number; verifyKeyHex: string; fileRead: string; fileVerify: string }[];
+  files: {
+    label: string;
+    manifestKeyHex: string;
+    manifestHashHex: string;
+    size: number;
+    verifyKeyHex: string;
+    fileRead: string;
+    fileVerify: string;
+  }[];
   literals: { dataHex: string; literal: string }[];
   malformed: { label: string; text: string }[];
   unknown: string[];

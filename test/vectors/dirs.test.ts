@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  DirectoryReadCap, DirectoryWriteCap, FileReadCap, LiteralCap, UnknownCap, parseCap, parseDirectoryCap,
+  type DirectoryReadCap,
+  type DirectoryWriteCap,
+  FileReadCap,
+  LiteralCap,
+  UnknownCap,
+  parseCap,
+  parseDirectoryCap,
 } from '../../src/cap/index.js';
 import { openRandomized } from '../../src/crypto/index.js';
 import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
@@ -44,7 +50,12 @@ function vectorRandom(): (n: number) => Uint8Array {
   let call = 0;
   return (n) => {
     if (n > 32) throw new Error('vector random source serves at most 32 bytes a call');
-    return new Uint8Array(createHash('sha256').update(SEED + call++).digest().subarray(0, n));
+    return new Uint8Array(
+      createHash('sha256')
+        .update(SEED + call++)
+        .digest()
+        .subarray(0, n),
+    );
   };
 }
 
@@ -82,7 +93,12 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
   const dir = tree.directory(root);
   const fileCap = new FileReadCap(new Uint8Array(32).fill(0x11), new Uint8Array(32).fill(0x22), 1_048_577);
   await dir.link('readme.txt', fileCap, { size: 1_048_577, mtimeMs: T0, ctimeMs: T0 + 123.5, atimeMs: T0 + 1000 });
-  await dir.link('hello', new LiteralCap(new TextEncoder().encode('hello, world\n')), { size: 13, mtimeMs: T0, ctimeMs: T0, noWrite: true });
+  await dir.link('hello', new LiteralCap(new TextEncoder().encode('hello, world\n')), {
+    size: 13,
+    mtimeMs: T0,
+    ctimeMs: T0,
+    noWrite: true,
+  });
   await dir.link('empty', new LiteralCap(new Uint8Array(0)), { size: 0, mtimeMs: -1000, ctimeMs: 0 });
   const sub = await dir.mkdir('sub', { mtimeMs: T0 + 2000, ctimeMs: T0 + 2000 });
   await dir.link('Cafe\u0301', new UnknownCap('URI:CHK:abc:def:3:10:1234'), { size: 0, mtimeMs: T0, ctimeMs: T0 });
@@ -93,7 +109,9 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
   const big = await tree.createDirectory();
   const n = DEFAULT_LAYOUT.bucketMax + 8;
   for (let i = 0; i < n; i++) {
-    await tree.directory(big).link(`entry-${String(i).padStart(3, '0')}`, new LiteralCap(Uint8Array.of(i)), { size: 1, mtimeMs: T0 + i, ctimeMs: T0 });
+    await tree
+      .directory(big)
+      .link(`entry-${String(i).padStart(3, '0')}`, new LiteralCap(Uint8Array.of(i)), { size: 1, mtimeMs: T0 + i, ctimeMs: T0 });
   }
   await tree.directory(big).unlink('entry-000');
   return [

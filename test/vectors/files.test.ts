@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { FileReadCap, parseCap, type FileCap } from '../../src/cap/index.js';
+import { type FileReadCap, parseCap, type FileCap } from '../../src/cap/index.js';
 import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
 import { fileChunks, openFile, uploadBytes } from '../../src/tree/file/index.js';
 
@@ -30,8 +30,7 @@ const vectors = JSON.parse(readFileSync(new URL('./files.json', import.meta.url)
   cases: VectorCase[];
 };
 const convergence = Buffer.from(vectors.convergence, 'hex');
-const pattern = (n: number): Uint8Array =>
-  Uint8Array.from({ length: n }, (_, i) => (i * 31 + (i >>> 8) * 7 + (i >>> 16) * 13) & 0xff);
+const pattern = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + (i >>> 8) * 7 + (i >>> 16) * 13) & 0xff);
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 describe('immutable-file vectors (format v1)', () => {

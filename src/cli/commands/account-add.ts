@@ -2,7 +2,13 @@ import { readFile } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { parseDirectoryCap } from '../../cap/index.js';
 import {
-  addAccountLine, formatKeyLine, formatPasswordLine, hashPassword, isValidUserName, listAccounts, MAX_PASSWORD_BYTES,
+  addAccountLine,
+  formatKeyLine,
+  formatPasswordLine,
+  hashPassword,
+  isValidUserName,
+  listAccounts,
+  MAX_PASSWORD_BYTES,
 } from '../../auth/index.js';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import { loadNodeConfig, out, readStdinText, withNode, type GlobalArgs } from '../context.js';
@@ -21,7 +27,10 @@ interface AccountAddArgs extends GlobalArgs {
 /** The first key line of an OpenSSH .pub or authorized_keys file. */
 async function readKeyLine(file: string): Promise<string> {
   const text = (await readFile(file, 'utf8')).slice(0, 64 * 1024);
-  const line = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+  const line = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .find((l) => l !== '' && !l.startsWith('#'));
   if (line === undefined) throw new InvalidInputError(`${file} holds no public key line`);
   return line;
 }
@@ -62,7 +71,10 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
         return true;
       })
       .example('$0 account add alice --key ~/.ssh/id_ed25519.pub', 'key login, new root directory')
-      .example('printf %s "$PW" | $0 account add bob --password-stdin --root "$ROOT"', 'password login to an existing directory') as unknown as Argv<AccountAddArgs>,
+      .example(
+        'printf %s "$PW" | $0 account add bob --password-stdin --root "$ROOT"',
+        'password login to an existing directory',
+      ) as unknown as Argv<AccountAddArgs>,
   handler: async (args) => {
     if (!isValidUserName(args.user)) throw new UsageError('invalid user name (allowed: A-Z a-z 0-9 . _ @ + -, 1 to 64 characters)');
     const config = await loadNodeConfig(args);

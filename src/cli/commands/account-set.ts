@@ -2,9 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { isValidUserName } from '../../auth/index.js';
 import { parseDirectoryCap } from '../../cap/index.js';
 import { InvalidInputError } from '../../errors.js';
-import {
-  countTree, formatQuotaLine, parseSize, readQuotas, setQuotaLine, UsageBook, type Quota,
-} from '../../quota/index.js';
+import { countTree, formatQuotaLine, parseSize, readQuotas, setQuotaLine, UsageBook, type Quota } from '../../quota/index.js';
 import { loadNodeConfig, out, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
 import { existingRoot } from './account-add.js';
@@ -39,7 +37,9 @@ export function quotaChange(args: { quota?: string | undefined; maxFiles?: strin
 }
 
 /** Writes USER's quota line (after merging the change) to the node's quotas file; returns the line. */
-export async function applyQuota(args: GlobalArgs & { user: string; quota?: string | undefined; maxFiles?: string | undefined }): Promise<string> {
+export async function applyQuota(
+  args: GlobalArgs & { user: string; quota?: string | undefined; maxFiles?: string | undefined },
+): Promise<string> {
   const config = await loadNodeConfig(args);
   const current = (await readQuotas(config.quota.file)).get(args.user);
   const next = quotaChange(args, current);
@@ -57,7 +57,8 @@ export const accountSetCommand: CommandModule<GlobalArgs, AccountSetArgs> = {
       .option('max-files', { type: 'string', describe: 'most files; none removes the limit' })
       .option('recount', { type: 'boolean', describe: "count USER's usage now by walking their tree (accounts-file users only)" })
       .check((a) => {
-        if (a.quota === undefined && a['max-files'] === undefined && a.recount !== true) throw new UsageError('give --quota, --max-files or --recount');
+        if (a.quota === undefined && a['max-files'] === undefined && a.recount !== true)
+          throw new UsageError('give --quota, --max-files or --recount');
         return true;
       })
       .example('$0 account set alice --quota 10G --max-files 100000', 'set both limits')

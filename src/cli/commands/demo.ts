@@ -69,7 +69,10 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
     // -d wins; otherwise ./capstan-node in the current directory, so a demo never touches ~/.capstan.
     const nodeDir = path.resolve(args.nodeDir ?? 'capstan-node');
     const overrides = listen ? { sftpListen: listen } : {};
-    const isNode = await access(path.join(nodeDir, CONFIG_FILE)).then(() => true, () => false);
+    const isNode = await access(path.join(nodeDir, CONFIG_FILE)).then(
+      () => true,
+      () => false,
+    );
     if (!isNode) {
       await initNode(nodeDir);
       say(`created a capstan node in ${nodeDir}`);

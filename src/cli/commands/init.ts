@@ -12,7 +12,11 @@ export const initCommand: CommandModule<GlobalArgs, InitArgs> = {
   describe: 'Create a node directory: configuration, host keys, secrets, an empty accounts file and the store',
   builder: (y: Argv<GlobalArgs>) =>
     y
-      .option('listen', { type: 'string', describe: 'SFTP address written to capstan.cfg ([sftpd] listen)', defaultDescription: '127.0.0.1:8022' })
+      .option('listen', {
+        type: 'string',
+        describe: 'SFTP address written to capstan.cfg ([sftpd] listen)',
+        defaultDescription: '127.0.0.1:8022',
+      })
       .example('$0 init', 'create ~/.capstan (or $CAPSTAN_NODE_DIR)')
       .example('$0 init -d /srv/capstan --listen 0.0.0.0:22', 'a node that accepts remote clients') as unknown as Argv<InitArgs>,
   handler: async (args) => {

@@ -15,7 +15,12 @@ export const mkdirCommand: CommandModule<GlobalArgs, MkdirArgs> = {
   builder: (y: Argv<GlobalArgs>) =>
     y
       .positional('target', { type: 'string', describe: 'CAP/PATH of the directory to create' })
-      .option('parents', { alias: 'p', type: 'boolean', default: false, describe: 'create missing parents; an existing directory is not an error' })
+      .option('parents', {
+        alias: 'p',
+        type: 'boolean',
+        default: false,
+        describe: 'create missing parents; an existing directory is not an error',
+      })
       .example('$0 mkdir', 'a new empty directory; prints its write cap')
       .example('$0 mkdir "$ROOT/photos/2024" -p', 'create photos/2024 below the directory $ROOT') as unknown as Argv<MkdirArgs>,
   handler: async (args) => {
@@ -40,7 +45,8 @@ export const mkdirCommand: CommandModule<GlobalArgs, MkdirArgs> = {
           current = entry.cap;
           continue;
         }
-        if (entry === undefined && !last && !args.parents) throw new NotFoundError(`${walked.join('/')}: no such directory (use -p to create parents)`);
+        if (entry === undefined && !last && !args.parents)
+          throw new NotFoundError(`${walked.join('/')}: no such directory (use -p to create parents)`);
         if (!dir.writable) throw new PermissionError(`${walked.slice(0, -1).join('/') || 'the directory'} is read-only`);
         const now = Date.now();
         current = await dir.mkdir(name, { mtimeMs: now, ctimeMs: now });

@@ -41,9 +41,11 @@ export const putCommand: CommandModule<GlobalArgs, PutArgs> = {
       }
       if (existing?.metadata.noWrite === true) throw new PermissionError(`${target.components.join('/')} is read-only`);
 
-      const input: AsyncIterable<Uint8Array> = isStdio(args.local) ? process.stdin : createReadStream(args.local, { highWaterMark: READ_CHUNK });
+      const input: AsyncIterable<Uint8Array> = isStdio(args.local)
+        ? process.stdin
+        : createReadStream(args.local, { highWaterMark: READ_CHUNK });
       const writer: FileWriter = node.tree.createFileWriter(node.convergence());
-      let result;
+      let result: Awaited<ReturnType<FileWriter['finish']>>;
       try {
         for await (const chunk of input) await writer.write(chunk);
         result = await writer.finish();

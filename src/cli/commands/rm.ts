@@ -16,7 +16,12 @@ export const rmCommand: CommandModule<GlobalArgs, RmArgs> = {
   builder: (y: Argv<GlobalArgs>) =>
     y
       .positional('target', { type: 'string', demandOption: true, describe: 'CAP/PATH to remove' })
-      .option('recursive', { alias: 'r', type: 'boolean', default: false, describe: 'allow removing a directory (with everything below it)' })
+      .option('recursive', {
+        alias: 'r',
+        type: 'boolean',
+        default: false,
+        describe: 'allow removing a directory (with everything below it)',
+      })
       .example('$0 rm "$ROOT/old.txt"', 'remove a file')
       .example('$0 rm -r "$ROOT/old-photos"', 'remove a directory') as unknown as Argv<RmArgs>,
   handler: async (args) => {

@@ -73,7 +73,9 @@ export const statusCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       }
       try {
         const { accounts, errors } = await listAccounts(config.sftpd.accountsFile);
-        lines.push(`accounts         ${accounts.length} in ${rel(config.sftpd.accountsFile)}${errors.length > 0 ? ` (${errors.length} refused lines: see capstan account list)` : ''}`);
+        lines.push(
+          `accounts         ${accounts.length} in ${rel(config.sftpd.accountsFile)}${errors.length > 0 ? ` (${errors.length} refused lines: see capstan account list)` : ''}`,
+        );
       } catch (err) {
         lines.push(`accounts         ${rel(config.sftpd.accountsFile)}: unreadable (${(err as Error).name})`);
       }

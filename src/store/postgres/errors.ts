@@ -51,9 +51,12 @@ export function classifyPostgresError(err: unknown, what: string): unknown {
   }
   if (err instanceof Error && err.message.startsWith('SASL:')) {
     // pg's own check before SCRAM: no password was found anywhere.
-    return new InvalidInputError(`postgres slot store: ${what} refused (no usable password: set it in the URL, the password file or PGPASSWORD)`, {
-      cause: err,
-    });
+    return new InvalidInputError(
+      `postgres slot store: ${what} refused (no usable password: set it in the URL, the password file or PGPASSWORD)`,
+      {
+        cause: err,
+      },
+    );
   }
   if (err instanceof Error) {
     const reason = typeof code === 'string' ? code : 'connection failed';

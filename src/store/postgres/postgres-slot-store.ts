@@ -168,12 +168,7 @@ export class PostgresSlotStore implements SlotStore {
     return { seq: parseSeq(storageIndex, row.seq), record: new Uint8Array(row.record) };
   }
 
-  async compareAndSwap(
-    storageIndex: Uint8Array,
-    expectedSeq: bigint | null,
-    next: SlotEntry,
-    options: AbortOptions = {},
-  ): Promise<void> {
+  async compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options: AbortOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     checkSwap(storageIndex, expectedSeq, next);
     // Copied now: the caller may reuse its buffer while the statement is queued for a connection.
@@ -187,11 +182,12 @@ export class PostgresSlotStore implements SlotStore {
             `INSERT INTO ${this.table} (storage_index, seq, record) VALUES ($1, $2, $3) ON CONFLICT (storage_index) DO NOTHING`,
             [si, next.seq.toString(), record],
           )
-        : await this.query(
-            'compareAndSwap',
-            `UPDATE ${this.table} SET seq = $3, record = $4 WHERE storage_index = $1 AND seq = $2`,
-            [si, expectedSeq.toString(), next.seq.toString(), record],
-          );
+        : await this.query('compareAndSwap', `UPDATE ${this.table} SET seq = $3, record = $4 WHERE storage_index = $1 AND seq = $2`, [
+            si,
+            expectedSeq.toString(),
+            next.seq.toString(),
+            record,
+          ]);
     if (result.rowCount !== 1) {
       throw new ConflictError(`slot ${storageIndexHex(storageIndex)} is not at the expected seq`);
     }

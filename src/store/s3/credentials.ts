@@ -42,7 +42,10 @@ export async function loadS3Credentials(file: string, env: NodeJS.ProcessEnv = p
 
 /** Parses the credentials file's text (two-line or INI form). */
 export function parseS3Credentials(text: string, file = 's3-credentials'): S3Credentials {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#') && !l.startsWith(';'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#') && !l.startsWith(';'));
   if (lines.some((l) => l.startsWith('['))) {
     const sections = new Map<string, Map<string, string>>();
     let current: Map<string, string> | undefined;
@@ -63,6 +66,7 @@ export function parseS3Credentials(text: string, file = 's3-credentials'): S3Cre
     const token = section?.get('aws_session_token');
     return { accessKeyId: id, secretAccessKey: secret, ...(token ? { sessionToken: token } : {}) };
   }
-  if (lines.length !== 2) throw new InvalidInputError(`${file}: want two lines (access key id, secret access key) or an INI [default] section`);
+  if (lines.length !== 2)
+    throw new InvalidInputError(`${file}: want two lines (access key id, secret access key) or an INI [default] section`);
   return { accessKeyId: lines[0]!, secretAccessKey: lines[1]! };
 }

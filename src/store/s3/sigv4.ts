@@ -56,7 +56,10 @@ export function canonicalQuery(query: ReadonlyArray<readonly [string, string]> =
 
 /** 20130524T000000Z */
 export function amzDate(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 
 export function sha256Hex(data: Uint8Array | string): string {

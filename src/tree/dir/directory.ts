@@ -1,8 +1,14 @@
 import type { Cap, DirectoryCap, DirectoryWriteCap } from '../../cap/index.js';
 import { XCHACHA_NONCE_BYTES } from '../../crypto/index.js';
 import {
-  AbortError, AlreadyExistsError, ConflictError, NotFoundError, PermissionError, TransientError,
-  throwIfAborted, type AbortOptions,
+  AbortError,
+  AlreadyExistsError,
+  ConflictError,
+  NotFoundError,
+  PermissionError,
+  TransientError,
+  throwIfAborted,
+  type AbortOptions,
 } from '../../errors.js';
 import type { DirEntry, Directory, DirectoryNodeView, EntryMetadata, LinkOptions } from '../api.js';
 import { nameBytes, normalizeName } from '../names.js';

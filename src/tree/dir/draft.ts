@@ -3,8 +3,14 @@ import type { ChunkAddress } from '../../store/chunk-store.js';
 import { NODE_IO_CONCURRENCY, loadNode, mapLimit, type DirectoryContext } from './context.js';
 import { NAME_HASH_BITS, hashBits, type DirectoryKeys } from './keys.js';
 import {
-  compareNames, encodeNode, nodeCount, sealNode,
-  type BucketNode, type ChildRef, type DirNode, type StoredEntry,
+  compareNames,
+  encodeNode,
+  nodeCount,
+  sealNode,
+  type BucketNode,
+  type ChildRef,
+  type DirNode,
+  type StoredEntry,
 } from './node-format.js';
 import { XCHACHA_NONCE_BYTES } from '../../crypto/index.js';
 

@@ -1,6 +1,4 @@
-import {
-  DirectoryReadCap, DirectoryWriteCap, MAX_CAP_LENGTH, parseCap, type Cap,
-} from '../../cap/index.js';
+import { DirectoryReadCap, DirectoryWriteCap, MAX_CAP_LENGTH, parseCap, type Cap } from '../../cap/index.js';
 import { AeadError, openRandomized, sealRandomized } from '../../crypto/index.js';
 import { IntegrityError, InvalidInputError } from '../../errors.js';
 import type { DirEntry, EntryMetadata } from '../api.js';

@@ -59,7 +59,7 @@ export interface StoredEntry {
 
 /** Pointer to a subtree. `address` is absent for an empty subtree (count 0). */
 export interface ChildRef {
-  readonly address?: ChunkAddress;
+  readonly address?: ChunkAddress | undefined;
   readonly count: number;
 }
 

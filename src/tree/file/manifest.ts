@@ -3,8 +3,18 @@ import { IntegrityError, type AbortOptions } from '../../errors.js';
 import type { ChunkAddress, ChunkStore } from '../../store/chunk-store.js';
 import type { Checksums } from '../api.js';
 import {
-  ADDRESS_BYTES, CHECKSUM_BYTES, CHUNK_KEY_BYTES, HEADER_BYTES, addressSectionLength, decodeAddressEntry, decodeHeader,
-  encodeHeader, isAddressEntry, manifestAddressOf, manifestLength, type ManifestHeader,
+  ADDRESS_BYTES,
+  CHECKSUM_BYTES,
+  CHUNK_KEY_BYTES,
+  HEADER_BYTES,
+  addressSectionLength,
+  decodeAddressEntry,
+  decodeHeader,
+  encodeHeader,
+  isAddressEntry,
+  manifestAddressOf,
+  manifestLength,
+  type ManifestHeader,
 } from './format.js';
 
 /**

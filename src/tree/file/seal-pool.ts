@@ -77,7 +77,6 @@ parentPort.on('message', (m) => {
 });
 `;
 
-
 const poolSize = Math.max(1, availableParallelism() - 1);
 /** A pool thread and the number of open sessions it carries. */
 interface PoolWorker {
@@ -124,13 +123,20 @@ export class SealSession {
   async seal(input: ChunkSlot, length: number, output: ChunkSlot): Promise<Uint8Array> {
     if (length > input.bytes.length || length + 16 > output.bytes.length) throw new RangeError('chunk does not fit its slots');
     const r = await this.#worker.thread.request<{ key: ArrayBuffer }>({
-      op: 'seal', session: this.#id, input: input.memory, output: output.memory, length,
+      op: 'seal',
+      session: this.#id,
+      input: input.memory,
+      output: output.memory,
+      length,
     });
     return new Uint8Array(r.key);
   }
 
   async finish(): Promise<Checksums> {
-    const r = await this.#worker.thread.request<{ sha256: Uint8Array; md5: Uint8Array; sha1: Uint8Array }>({ op: 'finish', session: this.#id });
+    const r = await this.#worker.thread.request<{ sha256: Uint8Array; md5: Uint8Array; sha1: Uint8Array }>({
+      op: 'finish',
+      session: this.#id,
+    });
     this.#release();
     return { sha256: new Uint8Array(r.sha256), md5: new Uint8Array(r.md5), sha1: new Uint8Array(r.sha1) };
   }

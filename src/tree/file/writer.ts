@@ -7,8 +7,16 @@ import type { ChunkAddress, ChunkStore } from '../../store/chunk-store.js';
 import type { Checksums, FileWriter, UploadResult } from '../api.js';
 import { abortable, anySignal } from './abortable.js';
 import {
-  ADDRESS_BYTES, CHUNK_KEY_BYTES, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, deriveChunkKey,
-  deriveManifestKey, deriveVerifyKey, isValidChunkSize, maxFileSize,
+  ADDRESS_BYTES,
+  CHUNK_KEY_BYTES,
+  DEFAULT_CHUNK_SIZE,
+  MAX_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
+  deriveChunkKey,
+  deriveManifestKey,
+  deriveVerifyKey,
+  isValidChunkSize,
+  maxFileSize,
 } from './format.js';
 import { checksumsOf } from './checksums.js';
 import { encodeManifest } from './manifest.js';
@@ -19,15 +27,15 @@ import { SealSession } from './seal-pool.js';
 
 export interface FileWriterOptions {
   /** Plaintext bytes per chunk, in [MIN_CHUNK_SIZE, MAX_CHUNK_SIZE]; default DEFAULT_CHUNK_SIZE. */
-  chunkSize?: number;
+  chunkSize?: number | undefined;
   /** Chunk puts in flight at once, 1..64; default 4. */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /**
    * Hash and seal chunks on the worker pool (seal-pool.ts) once the file
    * outgrows one chunk; default true. False keeps all work on the calling
    * thread (same bytes either way).
    */
-  offload?: boolean;
+  offload?: boolean | undefined;
 }
 
 export const DEFAULT_CONCURRENCY = 4;
@@ -210,7 +218,10 @@ export class ChunkedFileWriter implements FileWriter {
         keys: this.#keys.bytes(this.#chunkCount),
         checksums,
       });
-      const manifestStored = abortable(this.#store.put(manifest, { signal: anySignal(signal, this.#controller.signal) }), this.#controller.signal);
+      const manifestStored = abortable(
+        this.#store.put(manifest, { signal: anySignal(signal, this.#controller.signal) }),
+        this.#controller.signal,
+      );
       await Promise.all([manifestStored, addressesKnown ? allChunksStored() : undefined]);
       this.#throwIfFailed();
       const cap = new FileReadCap(manifestKey, sha256(manifest), this.#size);
@@ -285,9 +296,7 @@ export class ChunkedFileWriter implements FileWriter {
         if (expected === undefined) this.#addresses.set(index, address.bytes);
         else if (!expected.equals(address)) throw new TypeError('chunk store returned another address than its bytes hash to');
       });
-    const tracked: Promise<void> = put
-      .catch((err: unknown) => this.#failWith(err))
-      .finally(() => this.#inFlight.delete(tracked));
+    const tracked: Promise<void> = put.catch((err: unknown) => this.#failWith(err)).finally(() => this.#inFlight.delete(tracked));
     this.#inFlight.add(tracked);
   }
 
