@@ -104,7 +104,7 @@ describe.skipIf(skip)('the README quick start, from a fresh checkout, as root wi
   it('npm install && npm start; then sftp, sshfs, rsync, scp and the CLI, as the start lines say', async () => {
     // The user's npm cache, so the install does not fetch what this machine already has.
     const cache = execFileSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8' }).trim();
-    const env = { ...process.env, HOME: home, USER: 'root', npm_config_cache: cache, CAPSTAN_NODE_DIR: '' };
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, USER: 'root', npm_config_cache: cache };
     delete env.CAPSTAN_NODE_DIR;
     const install = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], {
       cwd: checkout,
