@@ -16,6 +16,8 @@ export const TAG = {
   dirNameHashKey: 'capstan-v1:dir:name-hash-key',
   dirChildWriteCapKey: 'capstan-v1:dir:child-writecap-key',
   slotSignature: 'capstan-v1:slot:signature',
+  /** Slot record v2 (sealed versions); see docs/spec/slots.md. */
+  slotSignatureV2: 'capstan-v2:slot:signature',
 
   // Immutable files (convergent). See docs/spec/files.md.
   chunkKey: 'capstan-v1:chk:chunk-key',

@@ -8,7 +8,7 @@ import {
   type Cap,
   type DirectoryCap,
 } from '../cap/index.js';
-import { isCapstanError, throwIfAborted, type AbortOptions } from '../errors.js';
+import { DirectoryRemovedError, isCapstanError, throwIfAborted, type AbortOptions } from '../errors.js';
 import type { Tree } from '../tree/api.js';
 
 /**
@@ -103,7 +103,9 @@ export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: 
           for (const entry of node.entries) await visit(`${path}/${entry.name}`, entry.cap);
         }
       } catch (err) {
-        problem(path, err, 'directory unreadable');
+        // A directory sealed by an rmdir that did not get to unlink its name holds nothing (it was
+        // empty when sealed, and nothing reads its nodes again): not a reason to stop collecting.
+        if (!(err instanceof DirectoryRemovedError)) problem(path, err, 'directory unreadable');
       }
     }
   }

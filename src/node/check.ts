@@ -1,5 +1,5 @@
 import { DirectoryReadCap, DirectoryWriteCap, FileReadCap, FileVerifyCap, LiteralCap, type Cap, type DirectoryCap } from '../cap/index.js';
-import { IntegrityError, NotFoundError, isCapstanError } from '../errors.js';
+import { DirectoryRemovedError, IntegrityError, NotFoundError, isCapstanError } from '../errors.js';
 import type { ChunkAddress, ChunkStore } from '../store/index.js';
 import type { Tree } from '../tree/api.js';
 
@@ -21,7 +21,8 @@ import type { Tree } from '../tree/api.js';
  * in flight.
  */
 
-export type ProblemKind = 'missing' | 'corrupt' | 'unreadable';
+/** `removed`: a directory sealed by an rmdir that did not get to unlink its name (rmdir the name to finish). */
+export type ProblemKind = 'missing' | 'corrupt' | 'unreadable' | 'removed';
 
 export interface CheckProblem {
   /** Slash-separated path from the checked cap ('' for the cap itself). */
@@ -49,6 +50,7 @@ export interface CheckOptions {
 const CHUNK_CONCURRENCY = 8;
 
 function classify(err: unknown): ProblemKind {
+  if (err instanceof DirectoryRemovedError) return 'removed';
   if (err instanceof NotFoundError) return 'missing';
   if (err instanceof IntegrityError) return 'corrupt';
   return 'unreadable';
@@ -128,7 +130,8 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
       for await (const entry of tree.directory(cap).list()) await visit(join(path, entry.name), entry.cap);
     } catch (err) {
       if (!isCapstanError(err)) throw err;
-      problem(path, classify(err), 'directory');
+      const kind = classify(err);
+      problem(path, kind, kind === 'removed' ? 'directory sealed by an rmdir that did not finish: rmdir it again to remove the name' : 'directory');
     }
   }
   return report;
