@@ -131,7 +131,11 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
     } catch (err) {
       if (!isCapstanError(err)) throw err;
       const kind = classify(err);
-      problem(path, kind, kind === 'removed' ? 'directory sealed by an rmdir that did not finish: rmdir it again to remove the name' : 'directory');
+      problem(
+        path,
+        kind,
+        kind === 'removed' ? 'directory sealed by an rmdir that did not finish: rmdir it again to remove the name' : 'directory',
+      );
     }
   }
   return report;

@@ -126,7 +126,12 @@ export interface Directory {
    * changes and false is returned. For the two-step operations that must
    * not undo someone else's change (moves, rmdir).
    */
-  swapEntry(name: string, expected: Cap | null, next: { cap: Cap; metadata: EntryMetadata } | null, options?: AbortOptions): Promise<boolean>;
+  swapEntry(
+    name: string,
+    expected: Cap | null,
+    next: { cap: Cap; metadata: EntryMetadata } | null,
+    options?: AbortOptions,
+  ): Promise<boolean>;
   /**
    * Makes this directory's version final (docs/spec/slots.md, Removing a
    * directory): NotEmptyError unless it has no entry; sealing a sealed one

@@ -110,11 +110,17 @@ export class DirectoryHandle implements Directory {
     return replaced;
   }
 
-  async swapEntry(name: string, expected: Cap | null, next: { cap: Cap; metadata: EntryMetadata } | null, options: AbortOptions = {}): Promise<boolean> {
+  async swapEntry(
+    name: string,
+    expected: Cap | null,
+    next: { cap: Cap; metadata: EntryMetadata } | null,
+    options: AbortOptions = {},
+  ): Promise<boolean> {
     const utf8 = nameBytes(checkName(name));
     this.requireWriter();
     const want = expected?.toString();
-    const replacement = next === null ? undefined : makeEntry(checkName(name), storeCap(this.keys, next.cap, this.nonce), checkMetadata(next.metadata));
+    const replacement =
+      next === null ? undefined : makeEntry(checkName(name), storeCap(this.keys, next.cap, this.nonce), checkMetadata(next.metadata));
     return this.mutate(options, async (draft) => {
       const entry = await draft.get(utf8);
       const holds = entry === undefined ? undefined : viewEntry(this.keys, entry, this.keys.siHex).cap.toString();

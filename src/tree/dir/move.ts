@@ -21,7 +21,13 @@ import { checkName } from '../names.js';
  * No cycle check: moving a directory under itself makes an unreachable loop,
  * which the caller (the SFTP layer knows paths) must refuse beforehand.
  */
-export async function moveEntry(src: Directory, srcName: string, dst: Directory, dstName: string, options: LinkOptions = {}): Promise<void> {
+export async function moveEntry(
+  src: Directory,
+  srcName: string,
+  dst: Directory,
+  dstName: string,
+  options: LinkOptions = {},
+): Promise<void> {
   if (sameDirectory(src, dst)) return src.rename(srcName, dstName, options);
   // Refuse up front what the second step would refuse, so a doomed move does not leave a copy in dst.
   if (!src.writable || !dst.writable) throw new PermissionError('directory is read-only');
