@@ -38,6 +38,12 @@ async function main(argv: string[]): Promise<number> {
       defaultDescription: '$CAPSTAN_NODE_DIR, else ~/.capstan',
     })
     .option('debug', { type: 'boolean', global: true, describe: 'print stack traces of errors' })
+    .option('progress', {
+      type: 'boolean',
+      global: true,
+      describe: 'progress line (bytes, rate, ETA) on stderr for put, get, check and gc; only when stderr is a terminal',
+      defaultDescription: 'on',
+    })
     .command(initCommand)
     .command(runCommand)
     .command(demoCommand)

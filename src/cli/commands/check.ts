@@ -4,6 +4,7 @@ import { checkCap } from '../../node/check.js';
 import { parseCapPath, resolveCapPath } from '../cap-path.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
 import { ReportedFailure, UsageError } from '../errors.js';
+import { startProgress } from '../progress.js';
 
 interface CheckArgs extends GlobalArgs {
   target: string;
@@ -26,10 +27,22 @@ export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
     }
     const problems = await withNode(args, async ({ tree, chunks }) => {
       const node = await resolveCapPath(tree, target);
-      const report = await checkCap(tree, chunks, node.cap, {
-        verify: args.verify,
-        onProblem: (p) => process.stderr.write(`capstan: ${p.kind}: ${p.path === '' ? '(root)' : p.path}: ${p.detail}\n`),
-      });
+      // With --verify the line counts bytes read back (of the file's size when a file is checked); else chunks.
+      const total = args.verify && 'size' in node.cap && typeof node.cap.size === 'number' ? node.cap.size : undefined;
+      const progress = startProgress(args.verify ? 'verify' : 'check', args.verify ? 'bytes' : 'chunks', total, args);
+      let report: Awaited<ReturnType<typeof checkCap>>;
+      try {
+        report = await checkCap(tree, chunks, node.cap, {
+          verify: args.verify,
+          onProblem: (p) => progress.log(`capstan: ${p.kind}: ${p.path === '' ? '(root)' : p.path}: ${p.detail}`),
+          onProgress: (r) => {
+            progress.done = args.verify ? r.bytes : r.chunks;
+            progress.detail = `${r.directories} directories, ${r.files} files${args.verify ? `, ${r.chunks} chunks` : ''}`;
+          },
+        });
+      } finally {
+        progress.finish();
+      }
       const verb = args.verify ? 'verified' : 'checked';
       await out(
         `${verb} ${report.directories} directories, ${report.files} files, ${report.chunks} chunks` +

@@ -4,17 +4,7 @@ import { listAccounts } from '../../auth/index.js';
 import { formatHostPort, type NodeConfig } from '../../config/index.js';
 import { readPublicKeyFile } from '../../node/secrets.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
+import { formatBytes } from '../format.js';
 
 /** An account server URL without credentials, path or query: enough to recognise it, nothing secret. */
 function urlOrigin(url: string): string {
