@@ -3,12 +3,14 @@ import { DirectoryVerifyCap, UnknownCap } from '../../cap/index.js';
 import { checkCap } from '../../node/check.js';
 import { parseCapPath, resolveCapPath } from '../cap-path.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
+import { jsonOption, outJson } from '../json.js';
 import { ReportedFailure, UsageError } from '../errors.js';
 import { startProgress } from '../progress.js';
 
 interface CheckArgs extends GlobalArgs {
   target: string;
   verify: boolean;
+  json: boolean;
 }
 
 export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
@@ -18,6 +20,7 @@ export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
     y
       .positional('target', { type: 'string', demandOption: true, describe: 'CAP or CAP/PATH (directory or file)' })
       .option('verify', { type: 'boolean', default: false, describe: 'read and re-hash every chunk instead of only checking it is there' })
+      .option('json', jsonOption('one document with the counts and every problem, at the end (docs/cli-json.md)'))
       .example('$0 check "$ROOT"', 'is every chunk of every file present?')
       .example('$0 check --verify "$ROOT"', 'read everything back and verify it') as unknown as Argv<CheckArgs>,
   handler: async (args) => {
@@ -34,7 +37,10 @@ export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
       try {
         report = await checkCap(tree, chunks, node.cap, {
           verify: args.verify,
-          onProblem: (p) => progress.log(`capstan: ${p.kind}: ${p.path === '' ? '(root)' : p.path}: ${p.detail}`),
+          // With --json the problems are in the document, not on stderr.
+          onProblem: (p) => {
+            if (!args.json) progress.log(`capstan: ${p.kind}: ${p.path === '' ? '(root)' : p.path}: ${p.detail}`);
+          },
           onProgress: (r) => {
             progress.done = args.verify ? r.bytes : r.chunks;
             progress.detail = `${r.directories} directories, ${r.files} files${args.verify ? `, ${r.chunks} chunks` : ''}`;
@@ -42,6 +48,11 @@ export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
         });
       } finally {
         progress.finish();
+      }
+      if (args.json) {
+        const { problems, ...counts } = report;
+        await outJson({ ok: problems.length === 0, verified: args.verify, ...counts, problems });
+        return problems.length;
       }
       const verb = args.verify ? 'verified' : 'checked';
       await out(
