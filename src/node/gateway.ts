@@ -107,7 +107,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     await mkdir(spoolDir, { recursive: true, mode: 0o700 });
 
     // fs directory, or S3 behind the bounded local read cache ([storage] backend).
-    const chunks = new MeasuredChunkStore(await openChunkStore(config));
+    const chunks = new MeasuredChunkStore(await openChunkStore(config, { logger: log }));
     closers.add('chunk store', () => chunks.close());
     let slots: SlotStore;
     if (config.storage.slots.backend === 'postgres') {
