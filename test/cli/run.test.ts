@@ -130,7 +130,8 @@ describe('capstan run', () => {
     // Back to direct access once it is gone.
     expect(await ok(node, ['status'])).toMatch(/^gateway\s+not running$/m);
     expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
-  });
+    // A dozen commands and a gateway; under load each process start takes seconds.
+  }, 180_000);
 
   it('stops cleanly on SIGINT too, and refuses a second gateway on the same node', async () => {
     const node = path.join(tmp.dir, 'twice');
