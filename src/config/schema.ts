@@ -147,7 +147,7 @@ export const SCHEMA = {
     's3.credentials': key(
       pathType,
       'private/s3-credentials',
-      'File with the access key id and secret (two lines, or INI like ~/.aws/credentials), used when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set.',
+      'File with a static access key id and secret (two lines, or INI like ~/.aws/credentials). When it exists it is used and nothing else; when it does not, the standard AWS credential chain: environment, ~/.aws files with AWS_PROFILE, web identity token, container and instance metadata (docs/operations.md).',
     ),
     's3.cache.dir': key(pathType, 'store/s3-cache', 'Local read cache of chunks fetched from S3, relative to the node directory.'),
     's3.cache.size': key(

@@ -4,12 +4,12 @@ import { parseAccountsFile } from '../auth/index.js';
 import type { AbortOptions } from '../errors.js';
 import type { OpenNode } from '../node/open.js';
 import { nodePath } from '../node/layout.js';
-import { markLive, type MarkProblem, type MarkRoot } from './mark.js';
+import { markLive, type MarkProblem, type MarkResult, type MarkRoot } from './mark.js';
 import { PINS_FILE, readPins } from './pins.js';
 import { canSweep, sweep, type SweepResult } from './sweep.js';
 
 export { PINS_FILE, addPin, removePin, readPins } from './pins.js';
-export { markLive, type MarkProblem, type MarkResult, type MarkRoot } from './mark.js';
+export { markLive, type MarkOptions, type MarkProblem, type MarkResult, type MarkRoot } from './mark.js';
 export { canSweep, sweep, type SweepOptions, type SweepResult } from './sweep.js';
 
 /** Default grace period: a day, far beyond any one file's chunk-and-link time. */
@@ -25,7 +25,12 @@ export interface GcOptions extends AbortOptions {
    * it gc refuses to sweep on a node that has an account server.
    */
   accountServerRootsPinned?: boolean;
+  /** Progress of the two phases, for a progress line; called often, must be cheap. */
+  onProgress?: (progress: GcProgress) => void;
 }
+
+/** Where gc is: marking (walking from the roots) or sweeping (listing the store). */
+export type GcProgress = { phase: 'mark'; mark: Readonly<MarkResult> } | { phase: 'sweep'; sweep: Readonly<SweepResult> };
 
 export interface GcReport {
   roots: number;
@@ -73,11 +78,18 @@ export async function collectGarbage(node: OpenNode, options: GcOptions): Promis
   if (!canSweep(node.chunks)) {
     problems.push({ path: '(store)', detail: 'this chunk store cannot tell chunk ages; gc is not supported on it' });
   }
-  const mark = await markLive(node.tree, roots, options);
+  const { onProgress, ...walkOptions } = options;
+  const mark = await markLive(node.tree, roots, {
+    ...walkOptions,
+    onProgress: (m: Readonly<MarkResult>) => onProgress?.({ phase: 'mark', mark: m }),
+  });
   problems.push(...mark.problems);
   const report: GcReport = { roots: roots.length, directories: mark.directories, files: mark.files, problems };
   if (problems.length === 0) {
-    report.sweep = await sweep(node.chunks, mark.live, options);
+    report.sweep = await sweep(node.chunks, mark.live, {
+      ...walkOptions,
+      onProgress: (r: Readonly<SweepResult>) => onProgress?.({ phase: 'sweep', sweep: r }),
+    });
   }
   return report;
 }

@@ -53,7 +53,12 @@ export interface MarkRoot {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
-export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: AbortOptions = {}): Promise<MarkResult> {
+export interface MarkOptions extends AbortOptions {
+  /** Called with the result so far after each file and directory (a progress line); must be cheap. */
+  onProgress?: (result: Readonly<MarkResult>) => void;
+}
+
+export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: MarkOptions = {}): Promise<MarkResult> {
   const result: MarkResult = { live: new Set(), directories: 0, files: 0, problems: [] };
   const seenDirs = new Set<string>();
   const seenFiles = new Set<string>();
@@ -83,6 +88,7 @@ export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: 
       } catch (err) {
         problem(path, err, 'file manifest unreadable');
       }
+      options.onProgress?.(result);
     } else if (cap instanceof LiteralCap) {
       result.files++; // held in the cap: nothing stored
     } else if (cap instanceof DirectoryVerifyCap) {
@@ -107,6 +113,7 @@ export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: 
         // empty when sealed, and nothing reads its nodes again): not a reason to stop collecting.
         if (!(err instanceof DirectoryRemovedError)) problem(path, err, 'directory unreadable');
       }
+      options.onProgress?.(result);
     }
   }
   return result;

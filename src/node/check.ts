@@ -38,6 +38,8 @@ export interface CheckReport {
   chunks: number;
   /** Entries whose caps this version does not understand; passed over, not an error. */
   unknown: number;
+  /** Bytes of chunks read back and re-hashed (verify only; 0 otherwise). */
+  bytes: number;
   problems: CheckProblem[];
 }
 
@@ -45,6 +47,8 @@ export interface CheckOptions {
   verify?: boolean;
   /** Called for each problem as it is found, so a long check reports progressively. */
   onProblem?: (problem: CheckProblem) => void;
+  /** Called with the report so far after each chunk, file and directory (a progress line); must be cheap. */
+  onProgress?: (report: Readonly<CheckReport>) => void;
 }
 
 const CHUNK_CONCURRENCY = 8;
@@ -59,7 +63,8 @@ function classify(err: unknown): ProblemKind {
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, options: CheckOptions = {}): Promise<CheckReport> {
-  const report: CheckReport = { directories: 0, files: 0, chunks: 0, unknown: 0, problems: [] };
+  const report: CheckReport = { directories: 0, files: 0, chunks: 0, unknown: 0, bytes: 0, problems: [] };
+  const progress = (): void => options.onProgress?.(report);
   const problem = (path: string, kind: ProblemKind, detail: string): void => {
     const p = { path, kind, detail };
     report.problems.push(p);
@@ -69,7 +74,9 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
 
   async function checkChunk(address: ChunkAddress): Promise<void> {
     if (options.verify) {
-      await chunks.get(address);
+      // Not `report.bytes += await …`: that reads the total before the await and loses concurrent additions.
+      const bytes = await chunks.get(address);
+      report.bytes += bytes.length;
     } else if (!(await chunks.has(address))) {
       throw new NotFoundError('chunk missing');
     }
@@ -98,6 +105,7 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
           if (!isCapstanError(err)) throw err;
           problem(path, classify(err), `chunk ${i + 1} of ${addresses.length} (${addresses[i]!.toString()})`);
         }
+        progress();
       }
     };
     await Promise.all(Array.from({ length: Math.min(CHUNK_CONCURRENCY, addresses.length) }, worker));
@@ -120,6 +128,7 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
     } else {
       report.unknown++;
     }
+    progress();
   }
 
   await visit('', root);
@@ -137,6 +146,7 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
         kind === 'removed' ? 'directory sealed by an rmdir that did not finish: rmdir it again to remove the name' : 'directory',
       );
     }
+    progress();
   }
   return report;
 }

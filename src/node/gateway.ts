@@ -18,6 +18,7 @@ import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from './measured-chunk-store.js';
 import { MetricsText } from './metrics.js';
+import { ProcessMetrics } from './process-metrics.js';
 import { openChunkStore, openPostgresSlots } from './open.js';
 import { readConvergenceSecret, readHostKey } from './secrets.js';
 
@@ -106,7 +107,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     await mkdir(spoolDir, { recursive: true, mode: 0o700 });
 
     // fs directory, or S3 behind the bounded local read cache ([storage] backend).
-    const chunks = new MeasuredChunkStore(await openChunkStore(config));
+    const chunks = new MeasuredChunkStore(await openChunkStore(config, { logger: log }));
     closers.add('chunk store', () => chunks.close());
     let slots: SlotStore;
     if (config.storage.slots.backend === 'postgres') {
@@ -195,6 +196,8 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     }
 
     if (config.http.listen !== undefined) {
+      const processMetrics = new ProcessMetrics();
+      closers.add('process metrics', async () => processMetrics.close());
       const listener: HttpListener = await startHttpListener({
         listen: config.http.listen,
         logger: log,
@@ -202,7 +205,10 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
           { name: 'chunk store', run: (signal) => chunks.inner.has(PROBE_ADDRESS, { signal }) },
           { name: 'slot store', run: (signal) => slots.get(PROBE_STORAGE_INDEX, { signal }) },
         ],
-        metrics: () => renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt) + renderEventMetrics(events),
+        metrics: () =>
+          renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt) +
+          renderEventMetrics(events) +
+          processMetrics.render(),
       });
       closers.add('http listener', () => listener.close());
       gateway.http = listener.address;

@@ -109,6 +109,13 @@ describe('capstan run', () => {
     expect(metrics).toMatch(/^capstan_logins_total\{result="ok"\} [1-9]\d*$/m);
     expect(metrics).toMatch(/^capstan_logins_total\{result="failed"\} [1-9]\d*$/m);
     expect(metrics).toMatch(/^capstan_chunk_store_operation_seconds_count\{op="get"\} \d+$/m);
+    // The process's own figures (test/node/process-metrics.test.ts checks their values), each family declared once.
+    expect(metrics).toMatch(/^process_resident_memory_bytes [1-9]\d*$/m);
+    expect(metrics).toMatch(/^nodejs_heap_size_used_bytes [1-9]\d*$/m);
+    expect(metrics).toMatch(/^nodejs_eventloop_lag_p99_seconds [\d.e-]+$/m);
+    expect(metrics).toMatch(/^nodejs_gc_duration_seconds_count\{kind="minor"\} \d+$/m);
+    const families = metrics.split('\n').filter((l) => l.startsWith('# TYPE '));
+    expect(new Set(families).size).toBe(families.length);
 
     // Every stdout line is JSON.
     for (const line of proc.stdout.trim().split('\n')) expect(() => JSON.parse(line), line).not.toThrow();
@@ -123,7 +130,8 @@ describe('capstan run', () => {
     // Back to direct access once it is gone.
     expect(await ok(node, ['status'])).toMatch(/^gateway\s+not running$/m);
     expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
-  });
+    // A dozen commands and a gateway; under load each process start takes seconds.
+  }, 180_000);
 
   it('stops cleanly on SIGINT too, and refuses a second gateway on the same node', async () => {
     const node = path.join(tmp.dir, 'twice');

@@ -10,8 +10,10 @@ import { createHash, createHmac } from 'node:crypto';
 export interface S3Credentials {
   accessKeyId: string;
   secretAccessKey: string;
-  /** STS session token, sent as x-amz-security-token when present. */
+  /** STS session token, sent (and signed) as x-amz-security-token when present. */
   sessionToken?: string;
+  /** When temporary credentials stop working; absent for long-lived keys. */
+  expiration?: Date;
 }
 
 export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
