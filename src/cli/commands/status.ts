@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { listAccounts } from '../../auth/index.js';
 import { formatHostPort, type NodeConfig } from '../../config/index.js';
-import { readPublicKeyFile } from '../../node/secrets.js';
+import { HomeStore } from '../../homes/index.js';
+import { readHomesSecret, readPublicKeyFile } from '../../node/secrets.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
 
 export function formatBytes(n: number): string {
@@ -80,15 +82,34 @@ export const statusCommand: CommandModule<GlobalArgs, GlobalArgs> = {
         lines.push(`accounts         ${rel(config.sftpd.accountsFile)}: unreadable (${(err as Error).name})`);
       }
       lines.push(`account server   ${config.sftpd.accountsUrl !== undefined ? urlOrigin(config.sftpd.accountsUrl) : 'off'}`);
+      lines.push(
+        `user directory   ${config.sftpd.users !== undefined ? `${config.sftpd.users.format} ${urlOrigin(config.sftpd.users.url)}` : 'off'}`,
+      );
       lines.push(`http             ${config.http.listen ? formatHostPort(config.http.listen) : 'off'}`);
       lines.push(`convergence      ${config.node.convergence}`);
       lines.push(`log level        ${config.node.logLevel}`);
       const where = storeLocations(config.storage, rel);
       const usage = chunks.usage ? await chunks.usage() : undefined;
       lines.push(`chunk store      ${where.chunks}: ${usage ? `${usage.chunks} chunks, ${formatBytes(usage.bytes)}` : 'usage unknown'}`);
-      let slotCount = 0;
-      for await (const _ of slots.list()) slotCount++;
-      lines.push(`slot store       ${where.slots}: ${slotCount} directories`);
+      // Homes of user-directory users and the homes check record share the slot store with directories;
+      // the homes secret tells them apart by storage index, without reading a record.
+      const homes = existsSync(config.sftpd.homesSecretFile)
+        ? new HomeStore({
+            slots,
+            secret: await readHomesSecret(config.sftpd.homesSecretFile),
+            createRoot: () => Promise.reject(new Error('status creates nothing')),
+          })
+        : undefined;
+      const check = Buffer.from(HomeStore.checkStorageIndex());
+      let directories = 0;
+      let homeSlots = 0;
+      for await (const si of slots.list()) {
+        if (homes?.isHomeSlot(si) === true) homeSlots++;
+        else if (!check.equals(si)) directories++;
+      }
+      lines.push(
+        `slot store       ${where.slots}: ${directories} directories${homes !== undefined ? `, ${homeSlots} homes` : ' (homes not counted: no homes secret)'}`,
+      );
       lines.push(`chunk size       ${formatBytes(config.storage.chunkSize)}`);
       await out(lines.join('\n') + '\n');
     });
