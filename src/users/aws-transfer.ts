@@ -16,8 +16,10 @@ import { parseDirectoryKeys } from './keys.js';
  *   SigV4 signature (service execute-api) from the caller: `users.auth =
  *   aws-sigv4`. A password that is not plain ASCII goes as its UTF-8 bytes.
  * - 200 with a JSON object; the user is authenticated if and only if `Role`
- *   is a non-blank string (the Lambda answers `{}` to refuse), as are any 4xx
- *   answers. Fields:
+ *   is a non-blank string (the Lambda answers `{}` to refuse). A 4xx refuses
+ *   too, except 401 and 403, which API Gateway answers when its IAM
+ *   authorization refuses the caller: those are logged as the provider
+ *   refusing capstan's credentials (unavailable), as are 408, 429 and 5xx. Fields:
  *   - `PublicKeys`: array of authorized_keys lines, answered to key lookups
  *     (an empty list is "not a valid login"); not answered to password ones.
  *   - `HomeDirectoryType`: `PATH` (the default) or `LOGICAL`.
@@ -78,6 +80,10 @@ export class AwsTransferDirectory implements UserDirectory {
     const answer = await this.#client.get(this.urlFor(request.user, request.remoteAddress), headers, request.signal);
     if (answer.kind === 'failed') return { kind: 'unavailable', reason: answer.reason };
     if (answer.kind === 'status') {
+      // 401/403 are what API Gateway answers a caller its IAM authorization refuses: capstan's credentials, not the user.
+      if (answer.status === 401 || answer.status === 403) {
+        return { kind: 'unavailable', reason: `HTTP ${answer.status}: the identity provider refused capstan's credentials` };
+      }
       if (answer.status >= 400 && answer.status < 500 && answer.status !== 408 && answer.status !== 429) return { kind: 'absent' };
       return { kind: 'unavailable', reason: `HTTP ${answer.status}` };
     }
