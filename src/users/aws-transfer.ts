@@ -72,9 +72,10 @@ export class AwsTransferDirectory implements UserDirectory {
   async lookup(request: LookupRequest): Promise<Lookup> {
     const headers: Record<string, string> = {};
     if (request.password !== undefined) {
-      // HTTP header values are bytes; undici writes a string as latin1, so spell the UTF-8 bytes that way.
+      // HTTP header values are bytes; undici writes a string as latin1, so spell the UTF-8 bytes that way. A
+      // password with a control character cannot travel in a header at all (nor could it through Transfer Family).
       const value = Buffer.from(request.password, 'utf8').toString('latin1');
-      if (/[\0\r\n]/.test(value)) return { kind: 'absent' };
+      if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) return { kind: 'absent' };
       headers['Password'] = value;
     }
     const answer = await this.#client.get(this.urlFor(request.user, request.remoteAddress), headers, request.signal);
