@@ -2,6 +2,7 @@ import { SCHEMA_NAME_RE } from '../store/postgres/migrations.js';
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../tree/index.js';
 import { EVENTS_KEYS } from './events-schema.js';
 import { DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';
+import { USERS_KEYS } from './users-schema.js';
 import {
   boolType,
   enumType,
@@ -106,6 +107,8 @@ export const SCHEMA = {
     ),
     'accounts.url.cache_ttl': key(intType(0, 86_400, 'seconds'), '3600', 'How long an account server answer is cached.'),
     'accounts.url.timeout': key(intType(1, 300, 'seconds'), '10', 'Timeout of one account server request.'),
+    /** A central user directory: src/config/users-schema.ts. */
+    ...USERS_KEYS,
     idle_timeout: key(intType(0, 604_800, 'seconds'), '900', 'Close SFTP sessions idle this long. 0: never.'),
   },
   storage: {

@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseCap, UnknownCap } from '../cap/index.js';
 import { parseAccountsFile } from '../auth/index.js';
 import type { AbortOptions } from '../errors.js';
 import type { OpenNode } from '../node/open.js';
+import { HomeStore } from '../homes/index.js';
 import { nodePath } from '../node/layout.js';
+import { readHomesSecret } from '../node/secrets.js';
 import { markLive, type MarkProblem, type MarkResult, type MarkRoot } from './mark.js';
 import { PINS_FILE, readPins } from './pins.js';
 import { canSweep, sweep, type SweepResult } from './sweep.js';
@@ -43,9 +46,11 @@ export interface GcReport {
 
 /**
  * `capstan gc`: roots are every account's root cap (private/accounts, or the
- * configured accounts file) and every pinned cap (private/pins). A refused
- * line in either file might name a root, so it is a problem that stops the
- * sweep, like any gap in the mark (see mark.ts).
+ * configured accounts file), every live home of a user-directory user
+ * (src/homes: found in the slot store with the homes secret) and every
+ * pinned cap (private/pins). A refused line in either file might name a
+ * root, and so might a home slot that does not open, so each is a problem
+ * that stops the sweep, like any gap in the mark (see mark.ts).
  */
 export async function collectGarbage(node: OpenNode, options: GcOptions): Promise<GcReport> {
   const roots: MarkRoot[] = [];
@@ -70,6 +75,32 @@ export async function collectGarbage(node: OpenNode, options: GcOptions): Promis
       path: '[sftpd] accounts.url',
       detail: 'the account server hands out roots gc cannot list; pin them, then pass --account-server-roots-pinned',
     });
+  }
+  if (node.config.sftpd.users?.format === 'aws-transfer' && !options.accountServerRootsPinned) {
+    problems.push({
+      path: '[sftpd] users.url',
+      detail:
+        'an identity provider may name caps as HomeDirectory, which gc cannot list; pin them, then pass --account-server-roots-pinned',
+    });
+  }
+  if (existsSync(node.config.sftpd.homesSecretFile)) {
+    const homes = new HomeStore({
+      slots: node.slots,
+      secret: await readHomesSecret(node.config.sftpd.homesSecretFile),
+      createRoot: () => Promise.reject(new Error('gc creates nothing')),
+    });
+    const onUnreadable = (si: string): void => {
+      problems.push({ path: `home slot ${si}`, detail: 'does not open with this homes secret (might name a root)' });
+    };
+    for await (const home of homes.list({ ...options, onUnreadable })) {
+      if (home.state.kind !== 'live' || rootCaps.has(home.state.cap)) continue;
+      rootCaps.add(home.state.cap);
+      const cap = parseCap(home.state.cap);
+      if (cap instanceof UnknownCap) problems.push({ path: `home ${home.name}`, detail: 'root cap of unknown kind' });
+      else roots.push({ label: `home ${home.name}`, cap });
+    }
+  } else if (node.config.sftpd.users !== undefined) {
+    problems.push({ path: '[sftpd] users.homes_secret', detail: 'the homes secret is missing, so the homes cannot be listed' });
   }
   const pins = await readPins(nodePath(node.config.nodeDir, PINS_FILE));
   for (const line of pins.badLines) problems.push({ path: `pins file line ${line}`, detail: 'not a cap this version understands' });

@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AccountServerClient, AccountsFile, createAuthenticator, type Authenticator } from '../auth/index.js';
 import { convergenceSecret } from '../crypto/convergence.js';
 import { Defender } from '../defender/index.js';
+import { HomeStore } from '../homes/index.js';
+import { openUserDirectory } from '../users/index.js';
 import { QuotaGuard, UsageBook } from '../quota/index.js';
 import { formatHostPort, type HostPort, type NodeConfig } from '../config/index.js';
 import { InvalidInputError } from '../errors.js';
@@ -20,7 +22,7 @@ import { MeasuredChunkStore } from './measured-chunk-store.js';
 import { MetricsText } from './metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
 import { openChunkStore, openPostgresSlots } from './open.js';
-import { readConvergenceSecret, readHostKey } from './secrets.js';
+import { readConvergenceSecret, readHomesSecret, readHostKey } from './secrets.js';
 
 /** How long shutdown lets uploads being closed finish before dropping connections. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -161,7 +163,25 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
               cacheTtlMs: config.sftpd.accountsUrlCacheTtlSeconds * 1000,
             })
           : undefined;
-      const authenticator: Authenticator = createAuthenticator({ accountsFile, ...(accountServer ? { accountServer } : {}), logger: log });
+      let directory: Awaited<ReturnType<typeof openUserDirectory>> | undefined;
+      let homes: HomeStore | undefined;
+      if (config.sftpd.users !== undefined) {
+        // Before any login: a gateway whose homes secret differs from its peers' refuses to start rather than give everyone a second home.
+        homes = new HomeStore({
+          slots,
+          secret: await readHomesSecret(config.sftpd.homesSecretFile),
+          createRoot: async (options) => (await tree.createDirectory(options)).toString(),
+        });
+        await homes.checkSecret();
+        directory = await openUserDirectory(config.sftpd.users, log);
+      }
+      const authenticator: Authenticator = createAuthenticator({
+        accountsFile,
+        ...(accountServer ? { accountServer } : {}),
+        ...(directory ? { userDirectory: directory } : {}),
+        ...(homes ? { homes } : {}),
+        logger: log,
+      });
       closers.add('accounts', () => authenticator.close());
       await mkdir(dirname(config.quota.usageFile), { recursive: true, mode: 0o700 });
       const quota = await QuotaGuard.open({
@@ -187,8 +207,8 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         quota,
         defender: new Defender({ ...config.defender, logger: log }),
         authFailureDelayMs: config.defender.failureDelayMs,
-        // Only the accounts file is asked (a map lookup): account-server users score as unknown ones.
-        isKnownUser: (user: string) => accountsFile.get(user) !== undefined,
+        // The accounts file and what the user directory's cache holds (nothing remote): account-server users score as unknown ones.
+        isKnownUser: (user: string) => authenticator.knowsUser(user),
         ...(events !== undefined ? { events: events.recorder } : {}),
       });
       closers.add('sftp server', () => server.close(SHUTDOWN_GRACE_MS));

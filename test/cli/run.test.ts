@@ -81,7 +81,7 @@ describe('capstan run', () => {
     expect(await ok(node, ['check', '--verify', root])).toMatch(/all well/);
     const status = await ok(node, ['status']);
     expect(status).toMatch(/^gateway\s+running/m);
-    expect(status).toMatch(/^slot store\s+leveldb store\/slots: 1 directories$/m);
+    expect(status).toMatch(/^slot store\s+leveldb store\/slots: 1 directories, 0 homes$/m);
     expect(status).not.toMatch(CAP_IN_TEXT);
 
     // An account added while running is picked up without a restart.

@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { listAccounts } from '../../auth/index.js';
 import { formatHostPort, type NodeConfig } from '../../config/index.js';
-import { readPublicKeyFile } from '../../node/secrets.js';
+import { HomeStore } from '../../homes/index.js';
+import { readHomesSecret, readPublicKeyFile } from '../../node/secrets.js';
 import type { OpenNode } from '../../node/open.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
 import { jsonOption, outJson } from '../json.js';
@@ -82,12 +84,15 @@ export interface StatusReport {
   hostKeys: { file: string; type: string | null; fingerprint: string | null }[];
   accounts: { file: string; count: number | null; refusedLines: number | null; error: string | null };
   accountServer: string | null;
+  /** `users.format` and the origin of `users.url`, or null when no user directory is configured. */
+  userDirectory: string | null;
   http: string | null;
   convergence: string;
   logLevel: string;
   logFormat: string;
   chunkStore: ChunkStoreWhere & { chunks: number | null; bytes: number | null };
-  slotStore: SlotStoreWhere & { directories: number };
+  /** `homes` is null when there is no homes secret to tell home slots from directories. */
+  slotStore: SlotStoreWhere & { directories: number; homes: number | null };
   chunkSize: number;
 }
 
@@ -106,8 +111,22 @@ async function collectStatus({ config, chunks, slots, shared }: OpenNode): Promi
   }
   const where = describeStores(config.storage);
   const usage = chunks.usage ? await chunks.usage() : undefined;
+  // Homes of user-directory users and the homes check record share the slot store with directories;
+  // the homes secret tells them apart by storage index, without reading a record.
+  const homes = existsSync(config.sftpd.homesSecretFile)
+    ? new HomeStore({
+        slots,
+        secret: await readHomesSecret(config.sftpd.homesSecretFile),
+        createRoot: () => Promise.reject(new Error('status creates nothing')),
+      })
+    : undefined;
+  const check = Buffer.from(HomeStore.checkStorageIndex());
   let directories = 0;
-  for await (const _ of slots.list()) directories++;
+  let homeSlots = 0;
+  for await (const si of slots.list()) {
+    if (homes?.isHomeSlot(si) === true) homeSlots++;
+    else if (!check.equals(si)) directories++;
+  }
   return {
     nodeDir: config.nodeDir,
     nickname: config.node.nickname,
@@ -116,12 +135,13 @@ async function collectStatus({ config, chunks, slots, shared }: OpenNode): Promi
     hostKeys,
     accounts,
     accountServer: config.sftpd.accountsUrl !== undefined ? urlOrigin(config.sftpd.accountsUrl) : null,
+    userDirectory: config.sftpd.users !== undefined ? `${config.sftpd.users.format} ${urlOrigin(config.sftpd.users.url)}` : null,
     http: config.http.listen ? formatHostPort(config.http.listen) : null,
     convergence: config.node.convergence,
     logLevel: config.node.logLevel,
     logFormat: config.node.logFormat,
     chunkStore: { ...where.chunks, chunks: usage?.chunks ?? null, bytes: usage?.bytes ?? null },
-    slotStore: { ...where.slots, directories },
+    slotStore: { ...where.slots, directories, homes: homes !== undefined ? homeSlots : null },
     chunkSize: config.storage.chunkSize,
   };
 }
@@ -148,6 +168,7 @@ function statusLines(report: StatusReport, storage: NodeConfig['storage']): stri
       : `accounts         ${rel(a.file)}: unreadable (${a.error})`,
   );
   lines.push(`account server   ${report.accountServer ?? 'off'}`);
+  lines.push(`user directory   ${report.userDirectory ?? 'off'}`);
   lines.push(`http             ${report.http ?? 'off'}`);
   lines.push(`convergence      ${report.convergence}`);
   lines.push(`log level        ${report.logLevel} (${report.logFormat})`);
@@ -156,7 +177,10 @@ function statusLines(report: StatusReport, storage: NodeConfig['storage']): stri
   lines.push(
     `chunk store      ${where.chunks}: ${c.chunks !== null && c.bytes !== null ? `${c.chunks} chunks, ${formatBytes(c.bytes)}` : 'usage unknown'}`,
   );
-  lines.push(`slot store       ${where.slots}: ${report.slotStore.directories} directories`);
+  const { directories, homes: homeCount } = report.slotStore;
+  lines.push(
+    `slot store       ${where.slots}: ${directories} directories${homeCount !== null ? `, ${homeCount} homes` : ' (homes not counted: no homes secret)'}`,
+  );
   lines.push(`chunk size       ${formatBytes(report.chunkSize)}`);
   return lines;
 }
