@@ -1,5 +1,6 @@
 import { Agent, request } from 'undici';
-import { signRequest, sha256Hex, type S3Credentials } from '../store/s3/sigv4.js';
+import type { S3CredentialSource } from '../store/s3/credentials.js';
+import { signRequest, sha256Hex } from '../store/s3/sigv4.js';
 
 /**
  * One bounded GET of a JSON document from a user directory: a whole-request
@@ -14,7 +15,8 @@ export type DirectoryAuth =
   | { kind: 'none' }
   | { kind: 'basic'; user: string; password: string }
   | { kind: 'bearer'; token: string }
-  | { kind: 'aws-sigv4'; credentials: S3Credentials; region: string };
+  /** Asked before every request, so temporary credentials from the AWS chain are used as they refresh. */
+  | { kind: 'aws-sigv4'; credentials: S3CredentialSource; region: string };
 
 export type JsonAnswer =
   | { kind: 'json'; status: number; body: unknown }
@@ -52,7 +54,7 @@ export class JsonClient {
   /** GET `url` with `headers` (plus auth and accept). */
   async get(url: URL, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<JsonAnswer> {
     const deadline = AbortSignal.timeout(this.#timeoutMs);
-    const all: Record<string, string> = { accept: 'application/json', ...headers, ...this.#authHeaders(url) };
+    const all: Record<string, string> = { accept: 'application/json', ...headers, ...(await this.#authHeaders(url)) };
     try {
       const { statusCode, body } = await request(url, {
         method: 'GET',
@@ -93,7 +95,7 @@ export class JsonClient {
     await this.#agent.close().catch(() => undefined);
   }
 
-  #authHeaders(url: URL): Record<string, string> {
+  async #authHeaders(url: URL): Promise<Record<string, string>> {
     const auth = this.#auth;
     switch (auth.kind) {
       case 'none':
@@ -113,7 +115,7 @@ export class JsonClient {
             query: [...url.searchParams.entries()],
             payloadHash: sha256Hex(''),
           },
-          auth.credentials,
+          await auth.credentials(),
           auth.region,
           new Date(),
           'execute-api',

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidInputError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { loadS3Credentials } from '../store/s3/credentials.js';
+import { openS3Credentials } from '../store/s3/credentials.js';
 import { AwsTransferDirectory } from './aws-transfer.js';
 import { CachedUserDirectory } from './cached.js';
 import { JsonClient, type DirectoryAuth } from './http-json.js';
@@ -58,7 +58,7 @@ export async function loadDirectoryAuth(
     case 'bearer':
       return { kind: 'bearer', token: await firstLine(settings.credentialsFile, 'a token') };
     case 'aws-sigv4':
-      return { kind: 'aws-sigv4', credentials: await loadS3Credentials(settings.credentialsFile), region: settings.awsRegion };
+      return { kind: 'aws-sigv4', credentials: (await openS3Credentials(settings.credentialsFile)).source, region: settings.awsRegion };
   }
 }
 
