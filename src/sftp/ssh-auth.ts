@@ -111,7 +111,14 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
   const known = (user: string): boolean | undefined => (opts.isKnownUser === undefined ? true : opts.isKnownUser(user));
 
   /** Why a credential was refused, as logged (never the credential itself). */
-  type Reason = 'refused name' | 'unknown user' | 'wrong password' | 'wrong key' | 'bad root cap' | 'internal error' | 'user directory unavailable';
+  type Reason =
+    | 'refused name'
+    | 'unknown user'
+    | 'wrong password'
+    | 'wrong key'
+    | 'bad root cap'
+    | 'internal error'
+    | 'user directory unavailable';
 
   const refuse = (ctx: AuthContext, reason: Reason | undefined, unavailable = false): void => {
     if (reason !== undefined) {
@@ -120,7 +127,10 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
       // As sent (sshd logs invalid names too), but bounded: a name is not a place to store megabytes.
       const user = ctx.username.length > MAX_LOGGED_USER ? ctx.username.slice(0, MAX_LOGGED_USER) + '…' : ctx.username;
       if (unavailable) {
-        logger.warn({ event: 'auth_unavailable', remoteAddress, remotePort, user, method: ctx.method, reason }, 'authentication not possible now');
+        logger.warn(
+          { event: 'auth_unavailable', remoteAddress, remotePort, user, method: ctx.method, reason },
+          'authentication not possible now',
+        );
       } else {
         logger.warn({ event: 'auth_failed', remoteAddress, remotePort, user, method: ctx.method, reason }, 'authentication failed');
       }

@@ -116,7 +116,10 @@ describe('AwsTransferDirectory', () => {
     dir = new AwsTransferDirectory({
       url: idp.invokeUrl,
       serverId: idp.serverId,
-      client: new JsonClient({ auth: { kind: 'aws-sigv4', credentials: async () => idp.credentials, region: 'us-east-1' }, timeoutMs: 2000 }),
+      client: new JsonClient({
+        auth: { kind: 'aws-sigv4', credentials: async () => idp.credentials, region: 'us-east-1' },
+        timeoutMs: 2000,
+      }),
       logger: log.logger,
     });
   });
