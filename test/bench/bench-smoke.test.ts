@@ -7,13 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 /**
- * Runs the real harness (`node dist/bench/run.js --quick`) against a real
+ * Runs the real harness (`node dist-bench/bench/run.js --quick`) against a real
  * capstan gateway and a real sshd, and checks that the table comes out with
  * every row. It asserts no speed: --quick sizes prove nothing about speed.
  */
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const RUN = path.join(REPO, 'dist/bench/run.js');
+const RUN = path.join(REPO, 'dist-bench/bench/run.js');
 
 function skipReason(): string | undefined {
   if (!existsSync('/usr/sbin/sshd')) return '/usr/sbin/sshd is not installed';
@@ -59,7 +59,7 @@ describe('npm run bench -- --quick', () => {
   it.skipIf(skip !== undefined)(
     `produces the table for capstan and OpenSSH${skip ? ` (skipped: ${skip})` : ''}`,
     async () => {
-      expect(existsSync(RUN), 'dist/bench/run.js is missing: build first (npm test builds)').toBe(true);
+      expect(existsSync(RUN), 'dist-bench/bench/run.js is missing: build first (npm test builds it: npm run build:bench)').toBe(true);
       scratch = await mkdtemp(path.join(tmpdir(), 'capstan-bench-smoke-'));
       const out = path.join(scratch, 'benchmarks.md');
       const json = path.join(scratch, 'bench.json');

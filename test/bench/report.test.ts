@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { emptyResults, median, QUICK_SIZES } from '../../src/bench/context.js';
-import { callersOf, formatSummary, summariseProfile } from '../../src/bench/cpu-profile.js';
-import { isFlat, peakMiB, renderReport, type Machine, type RunMeta } from '../../src/bench/report.js';
-import type { BenchServer } from '../../src/bench/servers.js';
-import { outputLines, withMarks } from '../../src/bench/sftp.js';
+import { emptyResults, median, QUICK_SIZES } from '../../bench/context.js';
+import { callersOf, formatSummary, summariseProfile } from '../../bench/cpu-profile.js';
+import { isFlat, peakMiB, renderReport, type Machine, type RunMeta } from '../../bench/report.js';
+import type { BenchServer } from '../../bench/servers.js';
+import { outputLines, withMarks } from '../../bench/sftp.js';
 
 /** The harness's pure parts; bench-smoke.test.ts runs the whole thing against real servers. */
 

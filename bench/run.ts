@@ -8,13 +8,14 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { emptyResults, FULL_SIZES, measureConnect, QUICK_SIZES, type BenchContext, type BenchSizes } from './context.js';
 import { summariseProfileFile } from './cpu-profile.js';
 import { MiB } from './data.js';
 import { directoryWorkload, smallFilesWorkload } from './directories.js';
 import { ProcessRegistry, freePort } from './procs.js';
+import { REPO } from './repo.js';
 import { machineInfo, renderReport, type RunMeta } from './report.js';
 import { ProcRssSampler, RssTracker } from './rss.js';
 import { chrootProblem, openSshUnavailable, sameFilesystem, startCapstan, startOpenSsh, type BenchServer } from './servers.js';
@@ -45,7 +46,7 @@ const DEFAULT_BUDGET_SECONDS = 510;
  */
 const FALLBACK_WORK_PARENT = '/var/lib/capstan-bench';
 
-const HELP = `npm run bench -- [options]     (or: node dist/bench/run.js [options])
+const HELP = `npm run bench -- [options]     (or: node dist-bench/bench/run.js [options])
 
   --quick            one run, tiny sizes (a smoke test; numbers mean nothing)
   --runs N           runs per server per workload (default 3; --quick: 1); runs after the
@@ -77,8 +78,6 @@ export interface BenchOptions {
   workParent: string;
   keep: boolean;
 }
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 function defaultWorkParent(): string {
   return chrootProblem(REPO) === undefined ? path.join(REPO, '.bench-tmp') : FALLBACK_WORK_PARENT;

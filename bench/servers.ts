@@ -3,7 +3,7 @@ import { accessSync, constants, closeSync, openSync, readFileSync, statSync } fr
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stopChild, waitForStderr, type ProcessRegistry } from './procs.js';
-import { NODE_FLAGS } from '../cli/node-flags.js';
+import { NODE_FLAGS } from '../src/cli/node-flags.js';
 
 /**
  * The two servers under test, both on loopback and both storing on the same

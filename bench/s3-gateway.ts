@@ -1,13 +1,10 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-// The project's own Swift launcher, as test/helpers/swift.ts uses it, so the
-// benchmark starts Swift exactly as the tests do.
-// @ts-expect-error -- plain ESM script without type declarations
-import { startSwift, stopSwift, swiftUnavailable } from '../../scripts/swift-server.mjs';
-import { S3ChunkStore } from '../store/s3/index.js';
+import { S3ChunkStore } from '../src/store/s3/index.js';
 import { settle, type BenchContext, type BenchResults } from './context.js';
 import { stampFile, writeRandomFile } from './data.js';
 import { freePort } from './procs.js';
+import { loadSwiftLauncher, type SwiftHandle } from './repo.js';
 import type { Workload } from './schedule.js';
 import { startCapstan, type BenchServer, type CapstanS3 } from './servers.js';
 import { q, timedBatch } from './sftp.js';
@@ -20,15 +17,6 @@ import { q, timedBatch } from './sftp.js';
  * failure. Without python3-swift (or memcached), or when Swift does not
  * come up, the row says skipped and why.
  */
-
-interface SwiftHandle {
-  endpoint: string;
-  dir: string;
-  pids: number[];
-  accessKeyId: string;
-  secretAccessKey: string;
-  region: string;
-}
 
 const BUCKET = 'capstan-bench';
 
@@ -49,7 +37,8 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
     what: `put and get of one ${bigFile / 2 ** 20} MiB file through a gateway whose chunks are in S3 (local Swift)`,
     repeatable: false,
     async run() {
-      const unavailable = swiftUnavailable() as string | undefined;
+      const { swiftUnavailable, startSwift, stopSwift } = await loadSwiftLauncher();
+      const unavailable = swiftUnavailable();
       if (unavailable) {
         results.s3 = { fileBytes: bigFile, skipped: unavailable };
         ctx.log(`  skipped: ${unavailable}`);
@@ -66,7 +55,7 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
       let gateway: BenchServer | undefined;
       try {
         try {
-          swift = (await startSwift()) as SwiftHandle;
+          swift = await startSwift();
         } catch (err) {
           // startSwift stops what it started before throwing.
           const reason = `Swift did not start: ${String((err as Error).message).split('\n')[0]}`;
