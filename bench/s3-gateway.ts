@@ -2,23 +2,34 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { S3ChunkStore } from '../src/store/s3/index.js';
 import { settle, type BenchContext, type BenchResults } from './context.js';
-import { stampFile, writeRandomFile } from './data.js';
+import { CountingProxy, countsBetween, perFile } from './counting-proxy.js';
+import { stampFile, writeRandomFile, writeSmallFiles } from './data.js';
 import { freePort } from './procs.js';
 import { loadSwiftLauncher, type SwiftHandle } from './repo.js';
 import type { Workload } from './schedule.js';
 import { startCapstan, type BenchServer, type CapstanS3 } from './servers.js';
-import { q, timedBatch } from './sftp.js';
+import { q, sftpBatch, timedBatch } from './sftp.js';
 
 /**
- * Workload `s3`: the big file put and got through a second capstan gateway
- * whose chunks live in S3, a real OpenStack Swift with s3api on loopback
- * (scripts/swift-server.mjs). capstan only, one run: Swift and that gateway
- * exist only while it runs and are stopped by pid at its end, also on
- * failure. Without python3-swift (or memcached), or when Swift does not
- * come up, the row says skipped and why.
+ * Workload `s3`: a second capstan gateway whose chunks live in S3, a real
+ * OpenStack Swift with s3api on loopback (scripts/swift-server.mjs), reached
+ * through a counting proxy (counting-proxy.ts). capstan only, one run:
+ *
+ * 1. the big file put and got (MB/s);
+ * 2. `s3SmallFiles` small files put in one session, and the S3 requests that
+ *    cost, by method, counted exactly by the proxy: from the session's first
+ *    put to its end, and then until the gateway has exited (it is stopped
+ *    right after, so work it defers, such as an index it writes later, is
+ *    counted too and shown apart). Its slots stay in LevelDB, so every
+ *    request is chunk-store traffic.
+ *
+ * Swift, the proxy and that gateway exist only while it runs and are stopped
+ * by pid at its end, also on failure. Without python3-swift (or memcached),
+ * or when Swift does not come up, the row says skipped and why.
  */
 
 const BUCKET = 'capstan-bench';
+const SMALL_DIR = 'small-s3';
 
 export interface S3WorkloadOptions {
   /** Repository root (dist/cli/main.js). */
@@ -28,13 +39,14 @@ export interface S3WorkloadOptions {
 }
 
 export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3WorkloadOptions): Workload {
-  const { bigFile } = ctx.sizes;
+  const { bigFile, s3SmallFiles, smallFileSize } = ctx.sizes;
   // The transfer workload's file when it ran (it is removed only at the very end), else made here.
   const local = path.join(ctx.dataDir, 'big.bin');
+  const smallDir = path.join(ctx.dataDir, 'small-s3');
   let generated = false;
   return {
     name: 's3',
-    what: `put and get of one ${bigFile / 2 ** 20} MiB file through a gateway whose chunks are in S3 (local Swift)`,
+    what: `put and get of one ${bigFile / 2 ** 20} MiB file, and S3 requests per small file, through a gateway whose chunks are in S3 (local Swift)`,
     repeatable: false,
     async run() {
       const { swiftUnavailable, startSwift, stopSwift } = await loadSwiftLauncher();
@@ -50,8 +62,10 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
         generated = true;
         results.setupSeconds['generate big file (s3)'] = (performance.now() - started) / 1000;
       }
+      await writeSmallFiles(smallDir, s3SmallFiles, smallFileSize);
       const started = performance.now();
       let swift: SwiftHandle | undefined;
+      let proxy: CountingProxy | undefined;
       let gateway: BenchServer | undefined;
       try {
         try {
@@ -63,8 +77,9 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
           ctx.log(`  skipped: ${reason}`);
           return;
         }
+        proxy = await CountingProxy.start(swift.endpoint);
         const s3: CapstanS3 = {
-          endpoint: swift.endpoint,
+          endpoint: proxy.endpoint,
           region: swift.region,
           bucket: BUCKET,
           prefix: 'bench/',
@@ -92,12 +107,34 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
         const get = await timedBatch(ctx.client, gateway, [], ['get big-s3.bin /dev/null']);
         results.s3 = { fileBytes: bigFile, putMBps: bigFile / 1e6 / put.seconds, getMBps: bigFile / 1e6 / get.seconds };
         ctx.log(`  capstan on S3: put ${results.s3.putMBps!.toFixed(1)} MB/s, get ${results.s3.getMBps!.toFixed(1)} MB/s`);
+
+        // The folder first, in its own session, so that its requests are not counted.
+        await sftpBatch(ctx.client, gateway, [`mkdir ${SMALL_DIR}`]);
+        await settle(ctx);
+        const before = proxy.counts();
+        const small = await timedBatch(ctx.client, gateway, [`cd ${SMALL_DIR}`], [`put ${q(smallDir)}/*`]);
+        const afterSession = proxy.counts();
+        await gateway.stop();
+        const afterExit = proxy.counts();
+        const smallFiles = {
+          files: s3SmallFiles,
+          fileBytes: smallFileSize,
+          filesPerSec: s3SmallFiles / small.seconds,
+          duringSession: countsBetween(before, afterSession),
+          untilExit: countsBetween(afterSession, afterExit),
+        };
+        results.s3.smallFiles = smallFiles;
+        ctx.log(
+          `  capstan on S3: ${smallFiles.filesPerSec.toFixed(0)} small files/s; S3 requests per file: ${perFile(smallFiles.duringSession, s3SmallFiles)} (session), ${perFile(smallFiles.untilExit, s3SmallFiles)} (until exit)`,
+        );
       } finally {
         await gateway?.stop();
+        await proxy?.close();
         if (swift) await stopSwift(swift);
       }
     },
     async cleanup() {
+      await rm(smallDir, { recursive: true, force: true });
       if (generated) await rm(local, { force: true });
     },
   };

@@ -1,12 +1,14 @@
-import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants, closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { stopChild, waitForStderr, type ProcessRegistry } from './procs.js';
+import { setTimeout as delay } from 'node:timers/promises';
 import { NODE_FLAGS } from '../src/cli/node-flags.js';
+import { stopChild, waitForStderr, type ProcessRegistry } from './procs.js';
 
 /**
- * The two servers under test, both on loopback and both storing on the same
+ * The servers under test, all on loopback and all storing on the same
  * filesystem (under the harness's work folder):
  *
  * - capstan: a fresh node directory (`init`, `account add` with the
@@ -14,11 +16,16 @@ import { NODE_FLAGS } from '../src/cli/node-flags.js';
  * - OpenSSH: `sshd -D -e` with its own config and host key, internal-sftp
  *   chrooted to a folder whose upload/ subfolder belongs to the unprivileged
  *   user `nobody`, so the sftp server runs as an ordinary user, as it would
- *   for a real account.
+ *   for a real account;
+ * - rclone: `rclone serve sftp` over a `crypt` remote whose ciphertext is a
+ *   local folder, VFS cache mode `writes` (the gateway an operator would
+ *   compare capstan with: it also encrypts every byte and name).
  */
 
+export type ServerName = 'capstan' | 'OpenSSH' | 'rclone';
+
 export interface BenchServer {
-  readonly name: 'capstan' | 'OpenSSH';
+  readonly name: ServerName;
   readonly port: number;
   readonly user: string;
   /** Remote folder the benchmark works in; batches `cd` there first. */
@@ -26,6 +33,12 @@ export interface BenchServer {
   /** Local folder whose recursive size is what the server stored. */
   readonly storeDir: string;
   readonly pid: number;
+  /**
+   * Called before a timed read of `remote` (a path relative to home): returns
+   * once a read of it will come from what the server stored, not from a copy
+   * the upload left behind. Only rclone has such a copy (its VFS write cache).
+   */
+  beforeRead?(remote: string): Promise<void>;
   /** Stops the server by pid (SIGTERM, SIGKILL after a grace period); safe to call twice. */
   stop(): Promise<void>;
 }
@@ -240,6 +253,142 @@ export async function startOpenSsh(o: OpenSshOptions): Promise<BenchServer> {
     home: '/upload',
     storeDir: upload,
     pid: child.pid!,
+    stop: () => stopChild(child, 10_000),
+  };
+}
+
+export const RCLONE = 'rclone';
+const RCLONE_USER = 'bench';
+/** The crypt remote's name in the generated rclone.conf; the VFS cache keeps its files under cache/vfs/<name>/. */
+const RCLONE_REMOTE = 'secret';
+/** How long a get waits for rclone's VFS cache to drop the file just put (the cleaner runs every second). */
+const RCLONE_EVICT_TIMEOUT_MS = 60_000;
+
+/** `rclone version`'s first line, or undefined if rclone is not installed. */
+export function rcloneVersion(): string | undefined {
+  const r = spawnSync(RCLONE, ['version'], { encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 ? (r.stdout.split('\n')[0]?.trim() ?? '') : undefined;
+}
+
+/** Why the rclone side cannot run here, or undefined if it can. */
+export function rcloneUnavailable(): string | undefined {
+  return rcloneVersion() === undefined ? 'rclone is not installed (Debian package rclone)' : undefined;
+}
+
+export interface RcloneOptions {
+  registry: ProcessRegistry;
+  workDir: string;
+  publicKeyFile: string;
+  port: number;
+}
+
+/**
+ * `rclone serve sftp` over a crypt remote, configured so that it does what
+ * capstan does before it answers, and nothing on the network:
+ *
+ * - the crypt remote (names and contents encrypted, rclone's defaults) wraps
+ *   a local folder, rclone/remote/, the store whose size is measured; its two
+ *   passwords are random per run, passed to `rclone obscure` on stdin and
+ *   kept in a 0600 rclone.conf given with --config (no RCLONE_* variable of
+ *   the caller's shell is passed on);
+ * - `--vfs-cache-mode writes`: an upload is written to a plain file in the
+ *   VFS cache, then copied through crypt into the remote. With
+ *   `--vfs-write-back 0s` that copy happens inside the SFTP close (rclone
+ *   uploads synchronously when the write-back delay is zero), so a put has
+ *   returned only once its bytes are encrypted in the remote, as capstan's
+ *   and OpenSSH's have; with the default 5 s it would return with the
+ *   encryption still to do, and do it during the next measurement;
+ * - `--vfs-cache-max-age 1s --vfs-cache-poll-interval 1s`: the plain copy is
+ *   dropped about a second after the upload, and beforeRead waits for that,
+ *   so a get decrypts from the remote (a read of a file still in the cache
+ *   is served from the plain copy, which no server of the others has);
+ * - login with the benchmark's key (--authorized-keys), a host key made for
+ *   the run (--key), bound to 127.0.0.1 on a free port. rclone serve makes
+ *   no update check or other outside connection; the local and crypt
+ *   backends touch only the disk.
+ */
+export async function startRclone(o: RcloneOptions): Promise<BenchServer> {
+  const dir = path.join(o.workDir, 'rclone');
+  const remote = path.join(dir, 'remote');
+  const cache = path.join(dir, 'cache');
+  await mkdir(remote, { recursive: true });
+  await mkdir(cache);
+  const hostKey = path.join(dir, 'ssh_host_ed25519_key');
+  await mustRun(o.registry, 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey], 'ssh-keygen (rclone host key)');
+  const obscure = async (): Promise<string> => {
+    const r = await o.registry.run(RCLONE, ['obscure', '-'], { input: randomBytes(24).toString('base64url'), timeoutMs: 60_000 });
+    // stderr only: rclone echoes nothing of the password there.
+    if (r.code !== 0) throw new Error(`rclone obscure failed (${r.signal ?? r.code}): ${r.stderr.trim()}`);
+    return r.stdout.trim();
+  };
+  const config = path.join(dir, 'rclone.conf');
+  await writeFile(
+    config,
+    [
+      `[${RCLONE_REMOTE}]`,
+      'type = crypt',
+      `remote = ${remote}`,
+      'filename_encryption = standard',
+      'directory_name_encryption = true',
+      `password = ${await obscure()}`,
+      `password2 = ${await obscure()}`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RCLONE_')));
+  const child = o.registry.spawn(
+    RCLONE,
+    [
+      'serve',
+      'sftp',
+      `${RCLONE_REMOTE}:`,
+      '--config',
+      config,
+      '--addr',
+      `127.0.0.1:${o.port}`,
+      '--key',
+      hostKey,
+      '--authorized-keys',
+      o.publicKeyFile,
+      '--user',
+      RCLONE_USER,
+      '--vfs-cache-mode',
+      'writes',
+      '--vfs-write-back',
+      '0s',
+      '--vfs-cache-max-age',
+      '1s',
+      '--vfs-cache-poll-interval',
+      '1s',
+      '--cache-dir',
+      cache,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env, cwd: dir },
+  );
+  const tail = stderrTail(child);
+  try {
+    await waitForStderr(child, /SFTP server listening on/, 30_000);
+  } catch (err) {
+    await stopChild(child);
+    throw new Error(`rclone serve sftp did not start: ${(err as Error).message} ${tail()}`);
+  }
+  const cached = (remotePath: string): string => path.join(cache, 'vfs', RCLONE_REMOTE, remotePath);
+  return {
+    name: 'rclone',
+    port: o.port,
+    user: RCLONE_USER,
+    home: '/',
+    storeDir: remote,
+    pid: child.pid!,
+    async beforeRead(remotePath) {
+      // Bounded polling of a condition only rclone's cleaner can make true; it has no event to wait for.
+      const deadline = Date.now() + RCLONE_EVICT_TIMEOUT_MS;
+      while (existsSync(cached(remotePath))) {
+        if (Date.now() > deadline) throw new Error(`rclone kept ${remotePath} in its VFS cache for over ${RCLONE_EVICT_TIMEOUT_MS} ms`);
+        await delay(100);
+      }
+    },
     stop: () => stopChild(child, 10_000),
   };
 }
