@@ -101,11 +101,19 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
 
         await stampFile(local, bigFile);
         await settle(ctx);
+        // The proxy runs in this process: its CPU during the transfers is (nearly all) this process's.
+        const cpuBefore = process.cpuUsage();
         const put = await timedBatch(ctx.client, gateway, [], [`put ${q(local)} big-s3.bin`]);
         // The gateway's read cache fills only on get, so this get fetches every chunk from Swift.
         await settle(ctx);
         const get = await timedBatch(ctx.client, gateway, [], ['get big-s3.bin /dev/null']);
-        results.s3 = { fileBytes: bigFile, putMBps: bigFile / 1e6 / put.seconds, getMBps: bigFile / 1e6 / get.seconds };
+        const cpu = process.cpuUsage(cpuBefore);
+        results.s3 = {
+          fileBytes: bigFile,
+          putMBps: bigFile / 1e6 / put.seconds,
+          getMBps: bigFile / 1e6 / get.seconds,
+          proxyCpuSeconds: (cpu.user + cpu.system) / 1e6,
+        };
         ctx.log(`  capstan on S3: put ${results.s3.putMBps!.toFixed(1)} MB/s, get ${results.s3.getMBps!.toFixed(1)} MB/s`);
 
         // The folder first, in its own session, so that its requests are not counted.

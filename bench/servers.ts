@@ -296,8 +296,9 @@ export interface RcloneOptions {
  *   `--vfs-write-back 0s` that copy happens inside the SFTP close (rclone
  *   uploads synchronously when the write-back delay is zero), so a put has
  *   returned only once its bytes are encrypted in the remote, as capstan's
- *   and OpenSSH's have; with the default 5 s it would return with the
- *   encryption still to do, and do it during the next measurement;
+ *   has once they are sealed in its store; with the default 5 s it would
+ *   return with the encryption still to do, and do it during the next
+ *   measurement;
  * - `--vfs-cache-max-age 1s --vfs-cache-poll-interval 1s`: the plain copy is
  *   dropped about a second after the upload, and beforeRead waits for that,
  *   so a get decrypts from the remote (a read of a file still in the cache
