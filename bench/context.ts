@@ -81,8 +81,6 @@ export interface S3Results {
   fileBytes: number;
   putMBps?: number;
   getMBps?: number;
-  /** CPU-seconds the harness process (the counting proxy, mostly) used during that put and get. */
-  proxyCpuSeconds?: number;
   /** Small files put through the S3 gateway in one session, and the S3 requests that cost. */
   smallFiles?: {
     files: number;

@@ -407,13 +407,8 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
     `sampled ${w.peakRssMiB.toFixed(0)}, VmHWM ${w.hwmMiB.toFixed(0)}${w.hwmReset ? '' : ' (lifetime: reset refused)'}`;
   if (r.rssBig.length > 0) lines.push(`- capstan RSS MiB during the ${size(meta.sizes.bigFile)} puts: ${r.rssBig.map(rssText).join('; ')}`);
   if (r.rssHuge) lines.push(`- capstan RSS MiB during the ${size(meta.sizes.hugeFile)} put: ${rssText(r.rssHuge)}`);
-  if (r.s3?.putMBps !== undefined) {
-    const proxy =
-      r.s3.proxyCpuSeconds !== undefined
-        ? ` (the counting proxy in front of Swift used ${r.s3.proxyCpuSeconds.toFixed(1)} CPU-s of the harness for both)`
-        : '';
-    lines.push(`- capstan on S3 (local Swift), one run: put ${mbps(r.s3.putMBps)} MB/s, get ${mbps(r.s3.getMBps ?? 0)} MB/s${proxy}`);
-  }
+  if (r.s3?.putMBps !== undefined)
+    lines.push(`- capstan on S3 (local Swift), one run: put ${mbps(r.s3.putMBps)} MB/s, get ${mbps(r.s3.getMBps ?? 0)} MB/s`);
   const small = r.s3?.smallFiles;
   if (small) {
     lines.push(

@@ -112,17 +112,15 @@ function stderrTail(child: ChildProcess): () => string {
   return () => tail.trim();
 }
 
-export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
+/** A capstan gateway, with the node directory it runs on (to change its configuration and run it again). */
+export interface CapstanServer extends BenchServer {
+  readonly nodeDir: string;
+}
+
+/** `capstan init` and `account add` in a fresh node directory, then the gateway on it (runCapstan). */
+export async function startCapstan(o: CapstanOptions): Promise<CapstanServer> {
   const cli = path.join(o.repo, 'dist/cli/main.js');
   const nodeDir = path.join(o.workDir, 'capstan-node');
-  // AWS_* from the caller's shell would override s3.credentials (capstan prefers the environment).
-  const env = {
-    ...process.env,
-    CAPSTAN_NODE_DIR: undefined,
-    AWS_ACCESS_KEY_ID: undefined,
-    AWS_SECRET_ACCESS_KEY: undefined,
-    AWS_SESSION_TOKEN: undefined,
-  };
   await mustRun(o.registry, process.execPath, [cli, 'init', '-d', nodeDir, '--listen', `127.0.0.1:${o.port}`], 'capstan init');
   // Before `account add`, so that the account's root directory is made against the store the gateway will use.
   if (o.s3) await useS3(nodeDir, o.s3);
@@ -132,12 +130,21 @@ export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
     [cli, 'account', 'add', CAPSTAN_USER, '--key', o.publicKeyFile, '-d', nodeDir],
     'capstan account add',
   );
-  if (o.fsync === false) {
-    const cfg = path.join(nodeDir, 'capstan.cfg');
-    const text = await readFile(cfg, 'utf8');
-    if (!/^fs\.fsync = true$/m.test(text)) throw new Error('capstan.cfg has no "fs.fsync = true" line to turn off');
-    await writeFile(cfg, text.replace(/^fs\.fsync = true$/m, 'fs.fsync = false'));
-  }
+  if (o.fsync === false) await setCapstanConfig(nodeDir, { 'fs.fsync': 'false' });
+  return runCapstan(o, nodeDir);
+}
+
+/** `capstan run` on an existing node directory (made by startCapstan); resolves once it listens. */
+export async function runCapstan(o: CapstanOptions, nodeDir: string): Promise<CapstanServer> {
+  const cli = path.join(o.repo, 'dist/cli/main.js');
+  // AWS_* from the caller's shell would override s3.credentials (capstan prefers the environment).
+  const env = {
+    ...process.env,
+    CAPSTAN_NODE_DIR: undefined,
+    AWS_ACCESS_KEY_ID: undefined,
+    AWS_SECRET_ACCESS_KEY: undefined,
+    AWS_SESSION_TOKEN: undefined,
+  };
   // stdout is the JSON log: to a file, so a chatty log can never block the gateway on a full pipe.
   const logFd = openSync(path.join(o.workDir, 'capstan.log'), 'a');
   let child: ChildProcess;
@@ -164,17 +171,18 @@ export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
     user: CAPSTAN_USER,
     home: '/',
     storeDir: path.join(nodeDir, 'store'),
+    nodeDir,
     pid: child.pid!,
     // A --cpu-prof profile is written while the process exits: give it time.
     stop: () => stopChild(child, 30_000),
   };
 }
 
-/** Points the node's [storage] at S3: init wrote every key with its default, one per line; each is replaced in place. */
+/** Points the node's [storage] at S3 (before `account add`, so the account's root directory is made in S3). */
 async function useS3(nodeDir: string, s3: CapstanS3): Promise<void> {
   const credentials = path.join(nodeDir, 'private', 's3-credentials');
   await writeFile(credentials, `${s3.accessKeyId}\n${s3.secretAccessKey}\n`, { mode: 0o600 });
-  const settings: Record<string, string> = {
+  await setCapstanConfig(nodeDir, {
     backend: 's3',
     's3.endpoint': s3.endpoint,
     's3.region': s3.region,
@@ -182,7 +190,16 @@ async function useS3(nodeDir: string, s3: CapstanS3): Promise<void> {
     's3.prefix': s3.prefix,
     's3.addressing': 'path',
     's3.credentials': credentials,
-  };
+  });
+}
+
+/**
+ * Sets keys of the node's capstan.cfg: init writes every key with its
+ * default, one per line, so each is replaced in place (a key init did not
+ * write is an error: the harness and the config schema disagree). Takes
+ * effect at the gateway's next start.
+ */
+export async function setCapstanConfig(nodeDir: string, settings: Record<string, string>): Promise<void> {
   const cfg = path.join(nodeDir, 'capstan.cfg');
   let text = await readFile(cfg, 'utf8');
   for (const [key, value] of Object.entries(settings)) {
