@@ -67,8 +67,9 @@ describe('npm run bench -- --quick', () => {
       scratch = await mkdtemp(path.join(tmpdir(), 'capstan-bench-smoke-'));
       const out = path.join(scratch, 'benchmarks.md');
       const json = path.join(scratch, 'bench.json');
-      // Swift (the s3 workload) alone takes 5-20 s to come up, and the whole run 1.5 min, on a loaded 2-core machine.
-      const r = await runHarness(['--quick', '--out', out, '--json', json], 300_000);
+      // The run takes 1.5 min on a quiet 2-core machine; measured 4 min inside a full `npm test` at load average 17
+      // (Swift alone took up to 27 s to come up). The limit is twice that: it only stops a hung harness.
+      const r = await runHarness(['--quick', '--out', out, '--json', json], 480_000);
       expect(r.code, r.stderr).toBe(0);
 
       const markdown = await readFile(out, 'utf8');
@@ -139,6 +140,6 @@ describe('npm run bench -- --quick', () => {
       expect(workDir).toBeDefined();
       expect(existsSync(workDir!)).toBe(false);
     },
-    330_000,
+    510_000,
   );
 });
