@@ -128,6 +128,8 @@ export function directoryWorkload(ctx: BenchContext, results: BenchResults): Wor
         results.lsEntries = listed;
         push(results.lsSeconds, server.name, r.seconds);
         const added = names(`m${run}-`, 0, adds);
+        // As before the adds measured while populating: no writeback of earlier work in this timing.
+        await settle(ctx);
         const grow = await timedBatch(
           ctx.client,
           server,
