@@ -21,7 +21,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { FsChunkStore } from '../src/store/fs-chunk-store.js';
+import { FsChunkStore } from '../src/store/chunks/fs/fs-chunk-store.js';
 import { createFileWriter, DEFAULT_CHUNK_SIZE, openFile } from '../src/tree/file/index.js';
 
 export interface FileRssOptions {

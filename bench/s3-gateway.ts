@@ -1,6 +1,6 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { S3ChunkStore } from '../src/store/s3/index.js';
+import { S3ChunkStore } from '../src/store/chunks/s3/index.js';
 import { settle, type BenchContext, type BenchResults } from './context.js';
 import { CountingProxy, countsBetween, perFile } from './counting-proxy.js';
 import { stampFile, writeRandomFile, writeSmallFiles } from './data.js';

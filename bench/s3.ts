@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { S3ChunkStore } from '../src/store/s3/index.js';
+import { S3ChunkStore } from '../src/store/chunks/s3/index.js';
 import type { ChunkAddress } from '../src/store/index.js';
 
 /**

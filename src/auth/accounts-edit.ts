@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, realpath, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { InvalidInputError, NotFoundError } from '../errors.js';
 import { accountLineWords, parseAccountLine, type CapValidator } from './account-line.js';
 import { MAX_ACCOUNTS_FILE_BYTES, parseAccountsFile, type LineError } from './accounts-file.js';
 import { keyFingerprint } from './ssh-key.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 
 /**
  * Edits of the accounts file for the CLI. Every edit keeps comments, blank
@@ -29,43 +28,6 @@ async function readIfExists(path: string): Promise<string | undefined> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
-  }
-}
-
-/** Edits go to the file a symlink points at, so a symlinked accounts file stays a symlink. */
-async function writeTarget(path: string): Promise<string> {
-  try {
-    return await realpath(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path;
-    throw err;
-  }
-}
-
-/** Replaces `path` with `text`: temp file, fsync, rename, fsync of the directory. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const target = await writeTarget(path);
-  const dir = dirname(target);
-  const tmp = join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    try {
-      await fh.chmod(0o600); // open's mode is filtered by the umask
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, target);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  // Make the rename itself durable; not every platform lets a directory be fsynced.
-  const dh = await open(dir, 'r').catch(() => undefined);
-  if (dh !== undefined) {
-    await dh.sync().catch(() => undefined);
-    await dh.close();
   }
 }
 

@@ -1,5 +1,5 @@
-import { packageEntryUrl } from '../threads/package-entry.js';
-import { RequestWorker } from '../threads/request-worker.js';
+import { packageEntryUrl } from '../util/package-entry.js';
+import { RequestWorker } from '../util/request-worker.js';
 
 /**
  * One worker thread that checks crypt(3) passwords with the libraries made

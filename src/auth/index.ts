@@ -22,7 +22,6 @@ export {
   addAccountLine,
   removeUser,
   listAccounts,
-  writeFileAtomic,
   type AccountSummary,
   type EditOptions,
   type ListOptions,

@@ -22,7 +22,7 @@ export class CapParseError extends InvalidInputError {}
 
 function field32(kind: string, text: string | undefined, what: string): Uint8Array {
   const bytes = text === undefined ? undefined : decodeBase32(text);
-  if (!bytes || bytes.length !== 32) throw new CapParseError(`malformed ${kind} cap: bad ${what}`);
+  if (bytes?.length !== 32) throw new CapParseError(`malformed ${kind} cap: bad ${what}`);
   return bytes;
 }
 

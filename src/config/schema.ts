@@ -1,4 +1,4 @@
-import { SCHEMA_NAME_RE } from '../store/postgres/migrations.js';
+import { SCHEMA_NAME_RE } from '../store/slots/postgres/migrations.js';
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../tree/index.js';
 import { EVENTS_KEYS } from './events-schema.js';
 import { DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { EventSink, StoredEvent } from './api.js';
-import { backoffDelay, pause, type BackoffOptions } from './backoff.js';
+import { backoffDelay, pause, type BackoffPolicy } from '../util/backoff.js';
 import type { Outbox } from './outbox.js';
 
 /**
@@ -13,7 +13,7 @@ import type { Outbox } from './outbox.js';
 export class Dispatcher {
   readonly #outbox: Outbox;
   readonly #sinks: readonly EventSink[];
-  readonly #backoff: BackoffOptions;
+  readonly #backoff: BackoffPolicy;
   readonly #log: Logger;
   readonly #stop = new AbortController();
   readonly #loops: Promise<void>[] = [];
@@ -22,7 +22,7 @@ export class Dispatcher {
   /** Per sink: events confirmed since start (redeliveries counted again). */
   readonly delivered = new Map<string, number>();
 
-  constructor(outbox: Outbox, sinks: readonly EventSink[], backoff: BackoffOptions, logger: Logger) {
+  constructor(outbox: Outbox, sinks: readonly EventSink[], backoff: BackoffPolicy, logger: Logger) {
     this.#outbox = outbox;
     this.#sinks = sinks;
     this.#backoff = backoff;

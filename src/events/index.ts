@@ -1,7 +1,6 @@
 export * from './api.js';
 export { Outbox, type OutboxOptions } from './outbox.js';
 export { Dispatcher } from './dispatcher.js';
-export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { WebhookSink, signatureOf, SIGNATURE_HEADER, type WebhookSinkOptions } from './webhook-sink.js';
 export { AmqpSink, type AmqpSinkOptions } from './amqp-sink.js';
 export { OutboxRecorder, buildEvent, eventChecksums } from './recorder.js';

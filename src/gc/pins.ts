@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseCap, UnknownCap, type Cap } from '../cap/index.js';
-import { writeFileAtomic } from '../auth/index.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { InvalidInputError } from '../errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import { InvalidInputError, throwIfAborted, type AbortOptions } from '../errors.js';
-import type { ChunkStore } from '../store/chunk-store.js';
+import type { ChunkStore } from '../store/chunks/chunk-store.js';
 
 /**
  * gc's sweep phase: every stored chunk that is not live and was last put
@@ -42,7 +42,11 @@ export function canSweep(store: ChunkStore): boolean {
 }
 
 export async function sweep(store: ChunkStore, live: ReadonlySet<string>, options: SweepOptions): Promise<SweepResult> {
-  if (!canSweep(store)) throw new InvalidInputError('this chunk store cannot tell chunk ages; gc is not supported on it');
+  const stat = store.stat?.bind(store);
+  const deleteIfIdleSince = store.deleteIfIdleSince?.bind(store);
+  if (!canSweep(store) || stat === undefined || deleteIfIdleSince === undefined) {
+    throw new InvalidInputError('this chunk store cannot tell chunk ages; gc is not supported on it');
+  }
   if (!(options.graceMs >= 0)) throw new InvalidInputError('grace must be a non-negative number');
   const cutoff = (options.now ?? Date.now()) - options.graceMs;
   const result: SweepResult = { stored: 0, live: 0, young: 0, freed: 0, freedBytes: 0 };
@@ -55,16 +59,16 @@ export async function sweep(store: ChunkStore, live: ReadonlySet<string>, option
       continue;
     }
     if (options.dryRun) {
-      const stat = await store.stat!(address, options);
-      if (stat === undefined) continue;
-      if (stat.lastPutMs >= cutoff) result.young++;
+      const found = await stat(address, options);
+      if (found === undefined) continue;
+      if (found.lastPutMs >= cutoff) result.young++;
       else {
         result.freed++;
-        result.freedBytes += stat.bytes;
+        result.freedBytes += found.bytes;
       }
       continue;
     }
-    const freed = await store.deleteIfIdleSince!(address, cutoff, options);
+    const freed = await deleteIfIdleSince(address, cutoff, options);
     if (freed === undefined) result.young++;
     else {
       result.freed++;

@@ -11,7 +11,7 @@ import {
 } from '../crypto/index.js';
 import { randomBytes } from '../crypto/random.js';
 import { InvalidInputError, IntegrityError } from '../errors.js';
-import { STORAGE_INDEX_BYTES } from '../store/slot-limits.js';
+import { STORAGE_INDEX_BYTES } from '../store/slots/slot-limits.js';
 
 /**
  * A home's slot: where, and in what bytes, the home of a user of a central

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { TAG, taggedHash, taggedHmac } from '../crypto/index.js';
 import { ConflictError, InvalidInputError, IntegrityError, type AbortOptions } from '../errors.js';
-import type { SlotStore } from '../store/slot-store.js';
+import type { SlotStore } from '../store/slots/slot-store.js';
 import {
   deriveHomeKeys,
   homeStorageIndex,

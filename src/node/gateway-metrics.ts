@@ -1,5 +1,5 @@
 import type { GatewayStats } from '../sftp/stats.js';
-import { MEASURED_OPERATIONS, type MeasuredChunkStore } from './measured-chunk-store.js';
+import { MEASURED_OPERATIONS, type MeasuredChunkStore } from '../store/chunks/measured.js';
 import { MetricsText } from './metrics.js';
 
 /** Metric names are part of the operator interface (docs/operations.md lists them): rename only with a note. */

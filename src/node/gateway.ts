@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { AccountServerClient, AccountsFile, createAuthenticator, type Authenticator } from '../auth/index.js';
 import { convergenceSecret } from '../crypto/convergence.js';
 import { Defender } from '../defender/index.js';
@@ -8,26 +7,23 @@ import { HomeStore } from '../homes/index.js';
 import { openUserDirectory } from '../users/index.js';
 import { QuotaGuard, UsageBook } from '../quota/index.js';
 import { formatHostPort, type HostPort, type NodeConfig } from '../config/index.js';
-import { InvalidInputError } from '../errors.js';
 import { startEvents, type EventsService } from '../events/index.js';
 import type { Logger } from '../log.js';
 import { startSftpServer } from '../sftp/index.js';
 import { GatewayStats } from '../sftp/stats.js';
-import { LevelSlotStore, addressOf, isLevelLocked, serveSlotStore, type SlotStore, type SlotStoreServer } from '../store/index.js';
+import { addressOf, serveNodeStores, type NodeSocketServer } from '../store/index.js';
 import { createTree, type Tree } from '../tree/index.js';
 import { renderGatewayMetrics } from './gateway-metrics.js';
 import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SPOOL_DIR, nodePath } from './layout.js';
-import { MeasuredChunkStore } from './measured-chunk-store.js';
+import { MeasuredChunkStore } from '../store/chunks/measured.js';
 import { MetricsText } from './metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
-import { openChunkStore, openPostgresSlots } from './open.js';
+import { openGatewayStores } from './stores.js';
 import { readConvergenceSecret, readHomesSecret, readHostKey } from './secrets.js';
 
 /** How long shutdown lets uploads being closed finish before dropping connections. */
 export const SHUTDOWN_GRACE_MS = 10_000;
-/** How long start waits for a CLI command to release the slot database. */
-const LOCK_WAIT_MS = 5_000;
 
 /** Fixed probe targets for /healthz: cheap lookups whose answer does not matter, only that one comes. */
 const PROBE_ADDRESS = addressOf(new TextEncoder().encode('capstan health probe'));
@@ -41,21 +37,6 @@ export interface Gateway {
   shutdownGraceMs: number;
   /** Stops accepting, lets closes in flight finish within SHUTDOWN_GRACE_MS, closes the stores. Idempotent. */
   stop(): Promise<void>;
-}
-
-async function openSlotDatabase(dir: string): Promise<LevelSlotStore> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
-    try {
-      return await LevelSlotStore.open(dir);
-    } catch (err) {
-      if (!isLevelLocked(err)) throw err;
-      if (Date.now() + delay > deadline) {
-        throw new InvalidInputError(`the slot database ${dir} is held by another process (is "capstan run" already running on this node?)`);
-      }
-      await sleep(delay);
-    }
-  }
 }
 
 /** The [events] outbox and sinks, for /metrics (nothing when no sink is configured). */
@@ -108,21 +89,14 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     const spoolDir = nodePath(config.nodeDir, SPOOL_DIR);
     await mkdir(spoolDir, { recursive: true, mode: 0o700 });
 
-    // fs directory, or S3 behind the bounded local read cache ([storage] backend).
-    const chunks = new MeasuredChunkStore(await openChunkStore(config, { logger: log }));
-    closers.add('chunk store', () => chunks.close());
-    let slots: SlotStore;
-    if (config.storage.slots.backend === 'postgres') {
-      // Shared by every gateway and command: no socket, each is a client of the database.
-      const shared = await openPostgresSlots(config.storage.slots, log);
-      slots = shared;
-      closers.add('slot store', () => shared.close());
-    } else {
-      const level = await openSlotDatabase(config.storage.slotsDir);
-      slots = level;
-      closers.add('slot store', () => level.close());
-      const slotServer: SlotStoreServer = await serveSlotStore(level, nodePath(config.nodeDir, SLOT_SOCKET_FILE), { logger: log });
-      closers.add('slot socket', () => slotServer.close());
+    // The embedded engine (packs and journal), or S3 and/or PostgreSQL: src/node/stores.ts.
+    const stores = await openGatewayStores(config, log);
+    closers.add('stores', () => stores.close());
+    const chunks = new MeasuredChunkStore(stores.chunks);
+    const slots = stores.slots;
+    if (stores.serve !== undefined) {
+      const socket: NodeSocketServer = await serveNodeStores(stores.serve, nodePath(config.nodeDir, SLOT_SOCKET_FILE), { logger: log });
+      closers.add('node socket', () => socket.close());
     }
     const tree: Tree = createTree({ chunks, slots, chunkSize: config.storage.chunkSize });
     closers.add('tree', () => tree.close());

@@ -12,12 +12,13 @@ import path from 'node:path';
  *         convergence.secret           32 random bytes as 64 hex digits, 0600
  *         homes.secret                 the same form: names and seals homes of user-directory users (src/homes)
  *         accounts                     who may log in (src/auth/accounts-file.ts), 0600
- *         slots.sock                   while `capstan run` runs: the slot store socket, 0600
+ *         slots.sock                   while `capstan run` runs: the node socket (slots and chunks), 0600
  *         pins                         caps gc keeps alive besides the account roots (src/gc/pins.ts)
  *         quotas                       per-account quotas (src/quota/quotas-file.ts)
  *         s3-credentials, postgres-password   only for those backends
- *       store/chunks/                  the fs chunk store (ciphertext, immutable files)
- *       store/slots/                   the LevelDB slot store
+ *       store/chunks/packs/            the embedded default's pack files (storage engine v3, docs/spec/packs.md)
+ *       store/chunks/chunks/           loose chunk files of layouts v1/v2 (read; and the fs store with S3-less shared setups)
+ *       store/slots/                   the LevelDB: slots, and the object index of the packs
  *       store/outbox/                  the durable event outbox (src/events/outbox.ts)
  *       store/quota-usage.json         per-account usage counters
  *       store/s3-cache/                the bounded read cache with backend = s3

@@ -1,25 +1,25 @@
 import { readFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { InvalidInputError, TransientError } from '../errors.js';
+import { InvalidInputError } from '../errors.js';
 import { convergenceSecret } from '../crypto/convergence.js';
 import type { NodeConfig } from '../config/index.js';
 import type { SlotsConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
-import { PostgresSlotStore } from '../store/postgres/index.js';
-import { FsChunkStore, openSharedSlotStore, type ChunkStore, type SlotStore } from '../store/index.js';
-import { CachingChunkStore } from '../store/caching-chunk-store.js';
-import { openS3Credentials, S3ChunkStore } from '../store/s3/index.js';
+import { PostgresSlotStore } from '../store/slots/postgres/index.js';
+import { FsChunkStore, type ChunkStore, type SlotStore } from '../store/index.js';
+import { CachingChunkStore } from '../store/chunks/caching.js';
+import { openS3Credentials, S3ChunkStore } from '../store/chunks/s3/index.js';
 import { createTree } from '../tree/index.js';
 import type { Tree } from '../tree/api.js';
-import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, nodePath } from './layout.js';
+import { CONVERGENCE_SECRET_FILE, nodePath } from './layout.js';
 import { readConvergenceSecret } from './secrets.js';
+import { openCommandStores } from './stores.js';
 
 /** A node's stores and tree, opened by a CLI command. */
 export interface OpenNode {
   config: NodeConfig;
   chunks: ChunkStore;
   slots: SlotStore;
-  /** true when the slots are reached through a running gateway's socket. */
+  /** true when the stores are a running gateway's, reached through its socket. */
   shared: boolean;
   tree: Tree;
   /**
@@ -31,44 +31,14 @@ export interface OpenNode {
   close(): Promise<void>;
 }
 
-/** How long a command waits for the slot database while another short-lived command holds it. */
-const LOCK_WAIT_MS = 5_000;
-
 /**
- * Opens the node's chunk store and slot store for a command. The chunk store
- * is a directory of immutable files, safe to open alongside a running
- * gateway; the slot database is opened directly when no gateway holds it,
- * else reached through the gateway's socket (openSharedSlotStore). Another
- * command holding it briefly is waited for, up to LOCK_WAIT_MS.
+ * Opens the node's stores for a command (src/node/stores.ts: its own, or a
+ * running gateway's through the node socket) and a tree over them.
  */
 export async function openNode(config: NodeConfig): Promise<OpenNode> {
   const secret = await readConvergenceSecret(nodePath(config.nodeDir, CONVERGENCE_SECRET_FILE));
-  // No read cache for a command: it is short-lived, and sharing the cache
-  // directory with a running gateway would let each evict the other's files.
-  const chunks = await openChunkStore(config, { cache: false });
-  let opened: { store: SlotStore; shared: boolean } | undefined;
-  if (config.storage.slots.backend === 'postgres') {
-    // Every process, gateway or command, is a client of the database itself.
-    try {
-      opened = { store: await openPostgresSlots(config.storage.slots), shared: false };
-    } catch (err) {
-      await chunks.close();
-      throw err;
-    }
-  }
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (let delay = 50; opened === undefined; delay = Math.min(delay * 2, 500)) {
-    try {
-      opened = await openSharedSlotStore(config.storage.slotsDir, nodePath(config.nodeDir, SLOT_SOCKET_FILE));
-    } catch (err) {
-      if (!(err instanceof TransientError) || Date.now() + delay > deadline) {
-        await chunks.close();
-        throw err;
-      }
-      await sleep(delay);
-    }
-  }
-  const { store: slots, shared } = opened;
+  const stores = await openCommandStores(config);
+  const { chunks, slots, shared } = stores;
   const tree = createTree({ chunks, slots, chunkSize: config.storage.chunkSize });
   let closing: Promise<void> | undefined;
   return {
@@ -81,8 +51,7 @@ export async function openNode(config: NodeConfig): Promise<OpenNode> {
     close: () =>
       (closing ??= (async () => {
         await tree.close();
-        await slots.close();
-        await chunks.close();
+        await stores.close();
       })()),
   };
 }
@@ -147,7 +116,7 @@ export async function openChunkStore(config: NodeConfig, options: { cache?: bool
     credentials: source,
     concurrency: s3.concurrency,
     timeoutMs: s3.timeoutSeconds * 1000,
-    retry: { retries: s3.retries, baseDelayMs: 100, maxDelayMs: 5_000 },
+    retry: { retries: s3.retries, initialMs: 100, maxMs: 5_000 },
   });
   if (options.cache === false || s3.cacheBytes === 0) return store;
   try {

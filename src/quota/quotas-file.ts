@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../auth/accounts-edit.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { isValidUserName } from '../auth/account-line.js';
 import { InvalidInputError } from '../errors.js';
 

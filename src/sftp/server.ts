@@ -7,7 +7,7 @@ import type { Defender } from '../defender/index.js';
 import type { QuotaGuard } from '../quota/index.js';
 import type { Logger } from '../log.js';
 import type { Tree } from '../tree/index.js';
-import { cleanSpoolDir, EncryptedSpool } from '../tree/spool.js';
+import { cleanSpoolDir, EncryptedSpool } from './spool.js';
 import { GatewayConnection } from './connection.js';
 import { ConnectionCounter, DEFAULT_LIMITS, type Limits } from './limits.js';
 import { UploadOverlay } from './overlay.js';

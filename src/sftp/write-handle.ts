@@ -34,7 +34,7 @@ import { SftpStatusError } from './status.js';
  * answered until its bytes were accepted.
  */
 
-/** The spool as this handle uses it (src/tree/spool.ts EncryptedSpool). */
+/** The spool as this handle uses it (src/sftp/spool.ts EncryptedSpool). */
 export interface Spool {
   readonly size: number;
   write(offset: number, data: Uint8Array): Promise<void>;

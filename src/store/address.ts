@@ -3,7 +3,7 @@ import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { create as createDigest, equals as digestEquals } from 'multiformats/hashes/digest';
 import { IntegrityError, InvalidInputError } from '../errors.js';
-import type { ChunkAddress } from './chunk-store.js';
+import type { ChunkAddress } from './chunks/chunk-store.js';
 
 /** Multihash code of sha2-256; the only hash a chunk address may use. */
 export const SHA2_256_CODE = 0x12;

@@ -1,6 +1,6 @@
 import type { AbortOptions } from '../errors.js';
 import type { Cap, DirectoryCap, DirectoryWriteCap, FileCap, FileVerifyCap } from '../cap/index.js';
-import type { ChunkAddress } from '../store/chunk-store.js';
+import type { ChunkAddress } from '../store/chunks/chunk-store.js';
 
 /**
  * The tree layer's public surface: immutable files and mutable directories,

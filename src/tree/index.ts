@@ -39,4 +39,4 @@ export {
   MAX_CHUNK_SIZE,
   type FileWriterOptions,
 } from './file/index.js';
-export { EncryptedSpool, cleanSpoolDir } from './spool.js';
+export { EncryptedSpool, cleanSpoolDir } from '../sftp/spool.js';

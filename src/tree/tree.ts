@@ -10,8 +10,8 @@ import {
 } from '../cap/index.js';
 import { randomBytes } from '../crypto/index.js';
 import { InvalidInputError, NotADirectoryError, NotFoundError, PermissionError, type AbortOptions } from '../errors.js';
-import type { ChunkStore } from '../store/chunk-store.js';
-import type { SlotStore } from '../store/slot-store.js';
+import type { ChunkStore } from '../store/chunks/chunk-store.js';
+import type { SlotStore } from '../store/slots/slot-store.js';
 import type { DirEntry, Directory, FileChunkList, FileReader, FileWriter, ResolvedNode, Tree, TreeOptions } from './api.js';
 import { DEFAULT_LAYOUT, KeyedMutex, type DirectoryContext, type DirectoryLayout } from './dir/context.js';
 import { createDirectory } from './dir/create.js';

@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici';
-import type { S3CredentialSource } from '../store/s3/credentials.js';
-import { signRequest, sha256Hex } from '../store/s3/sigv4.js';
+import type { S3CredentialSource } from '../store/chunks/s3/credentials.js';
+import { signRequest, sha256Hex } from '../store/chunks/s3/sigv4.js';
 
 /**
  * One bounded GET of a JSON document from a user directory: a whole-request

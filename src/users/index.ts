@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidInputError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { openS3Credentials } from '../store/s3/credentials.js';
+import { openS3Credentials } from '../store/chunks/s3/credentials.js';
 import { AwsTransferDirectory } from './aws-transfer.js';
 import { CachedUserDirectory } from './cached.js';
 import { JsonClient, type DirectoryAuth } from './http-json.js';

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DirectoryWriteCap, parseCap } from '../../src/cap/index.js';
 import { LevelSlotStore } from '../../src/store/index.js';
 import { makeTempDir, runCli, stopAllCli } from '../helpers/cli.js';
+import { flipObjectByte, loseObject, packedObjects } from '../helpers/packs.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let node: string;
@@ -13,20 +14,6 @@ async function ok(args: string[], input?: string): Promise<string> {
   const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
   if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
-}
-
-/** Every chunk file of the fs store, largest first (data chunks before manifests and directory nodes). */
-async function chunkFiles(): Promise<{ file: string; size: number }[]> {
-  const out: { file: string; size: number }[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name);
-      if (entry.isDirectory()) await walk(p);
-      else out.push({ file: p, size: (await stat(p)).size });
-    }
-  };
-  await walk(path.join(node, 'store/chunks/chunks'));
-  return out.sort((a, b) => b.size - a.size);
 }
 
 beforeAll(async () => {
@@ -59,16 +46,11 @@ describe('capstan check', () => {
     expect(verified.code).toBe(0);
     expect(verified.stdout).toMatch(/^verified 3 directories, 2 files, 5 chunks: all well\n$/);
 
-    // Flip one byte of a full-size data chunk: same size, so only --verify notices.
-    const files = await chunkFiles();
-    const [first, second] = files;
-    expect(first!.size).toBe(second!.size); // two full 64 KiB chunks (plus the GCM tag)
-    const handle = await open(first!.file, 'r+');
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, 1000);
-    byte[0] = byte[0]! ^ 0xff;
-    await handle.write(byte, 0, 1, 1000);
-    await handle.close();
+    // Flip one byte of a full-size data chunk in its pack: same size, so only --verify notices.
+    const objects = await packedObjects(node);
+    const [first, second] = objects;
+    expect(first!.location.length).toBe(second!.location.length); // two full 64 KiB chunks (plus the GCM tag)
+    await flipObjectByte(first!, 1000);
     const shallow = await runCli(['-d', node, 'check', root]);
     expect(shallow.code).toBe(0);
     const deep = await runCli(['-d', node, 'check', '--verify', root]);
@@ -76,8 +58,8 @@ describe('capstan check', () => {
     expect(deep.stderr).toMatch(/^capstan: corrupt: a\/b\/data\.bin: chunk \d of 5 \(b[a-z2-7]+\)$/m);
     expect(deep.stdout).toMatch(/: 1 problem\n$/);
 
-    // Delete another chunk: a plain check reports it missing.
-    await unlink(second!.file);
+    // Lose another chunk: a plain check reports it missing.
+    await loseObject(node, second!);
     const missing = await runCli(['-d', node, 'check', root]);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/^capstan: missing: a\/b\/data\.bin: chunk \d of 5 /m);

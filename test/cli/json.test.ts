@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { utils } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyFingerprint } from '../../src/auth/ssh-key.js';
 import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 import { CAP_IN_TEXT, makeTempDir, REPO, runCli, stopAllCli } from '../helpers/cli.js';
+import { loseObject, packedObjects } from '../helpers/packs.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let node: string;
@@ -156,17 +157,8 @@ describe('--json', () => {
     expect(good['bytes']).toBeGreaterThan(200_000);
     expect(jsonDocument(await ok(['check', '--json', root]))).toMatchObject({ ok: true, verified: false, bytes: 0 });
 
-    // Take away the largest chunk file: a data chunk of b.bin.
-    const files: { file: string; size: number }[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      for (const entry of await readdir(dir, { withFileTypes: true })) {
-        const p = path.join(dir, entry.name);
-        if (entry.isDirectory()) await walk(p);
-        else files.push({ file: p, size: (await stat(p)).size });
-      }
-    };
-    await walk(path.join(node, 'store/chunks/chunks'));
-    await unlink(files.sort((a, b) => b.size - a.size)[0]!.file);
+    // Lose the largest object: a data chunk of b.bin.
+    await loseObject(node, (await packedObjects(node))[0]!);
 
     const bad = await runCli(['-d', node, 'check', '--json', root]);
     expect(bad.code).toBe(1);

@@ -5,10 +5,10 @@ import { sha256 } from 'multiformats/hashes/sha2';
 import { identity } from 'multiformats/hashes/identity';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addressOf, MAX_CHUNK_BYTES } from '../../src/store/address.js';
-import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
+import type { ChunkAddress, ChunkStore } from '../../src/store/chunks/chunk-store.js';
 
 /**
- * The ChunkStore contract (src/store/chunk-store.ts) as tests. Every backend
+ * The ChunkStore contract (src/store/chunks/chunk-store.ts) as tests. Every backend
  * runs it from a short test file; a test is skipped only when the store's
  * `features` (or a missing optional method or hook) says it does not apply.
  */

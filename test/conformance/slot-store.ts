@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAX_SLOT_RECORD_BYTES, MAX_SLOT_SEQ } from '../../src/store/slot-limits.js';
-import type { SlotEntry, SlotStore } from '../../src/store/slot-store.js';
+import { MAX_SLOT_RECORD_BYTES, MAX_SLOT_SEQ } from '../../src/store/slots/slot-limits.js';
+import type { SlotEntry, SlotStore } from '../../src/store/slots/slot-store.js';
 
 /**
- * The SlotStore contract (src/store/slot-store.ts) as tests, for every
+ * The SlotStore contract (src/store/slots/slot-store.ts) as tests, for every
  * backend's short test file. Optional hooks turn on the tests that need to
  * reach behind the store.
  */

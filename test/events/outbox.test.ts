@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildEvent, Dispatcher, Outbox, type EventSink, type StoredEvent } from '../../src/events/index.js';
 import { silentLogger } from '../../src/log.js';
-import { backoffDelay } from '../../src/events/backoff.js';
+import { backoffDelay } from '../../src/util/backoff.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -121,7 +121,8 @@ describe('malformed SFTP packets', () => {
       expect(probes).toBeGreaterThan(0);
       expect(worstProbeMs).toBeLessThan(HEALTHY_MAX_MS);
     },
-    60_000 + RUNS * 1_000,
+    // Per session: an SSH handshake, then at worst one reply timeout (a loaded machine takes seconds for either).
+    60_000 + RUNS * (REPLY_TIMEOUT_MS + 1_000),
   );
 });
 

@@ -3,6 +3,7 @@ import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agePackedObjects } from '../helpers/packs.js';
 import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { makeUserKey, Ssh2Sessions } from '../sftp/gateway-fixture.js';
 import { call } from '../helpers/callback.js';
@@ -41,22 +42,22 @@ async function session(): Promise<ssh2.SFTPWrapper> {
   return (await sessions.open(port, 'alice', { privateKey: key })).sftp;
 }
 
-/** Every chunk file, made to look `ms` old. */
+/**
+ * Every stored object, made to look `ms` old: the gateway stops (its
+ * LevelDB holds the object index), the index entries are aged, and a new
+ * gateway starts on the same node.
+ */
 async function ageChunks(ms: number): Promise<number> {
-  const when = new Date(Date.now() - ms);
-  let n = 0;
-  const walk = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else {
-        await utimes(p, when, when);
-        n++;
-      }
-    }
-  };
-  await walk(path.join(node, 'store/chunks/chunks'));
+  sessions.endAll();
+  await gateway.stop();
+  const n = await agePackedObjects(node, ms);
+  await startGateway();
   return n;
+}
+
+async function startGateway(): Promise<void> {
+  gateway = startCli(['run', '-d', node, '--listen', '127.0.0.1:0']);
+  port = Number((await gateway.waitFor(/^capstan listening on 127\.0\.0\.1:(\d+) /m, 'stderr', 60_000))[1]);
 }
 
 beforeAll(async () => {
@@ -69,8 +70,7 @@ beforeAll(async () => {
   key = await readFile(keyFile);
   root = (await ok(['mkdir'])).trim();
   await ok(['account', 'add', 'alice', '--key', `${keyFile}.pub`, '--root', root]);
-  gateway = startCli(['run', '-d', node, '--listen', '127.0.0.1:0']);
-  port = Number((await gateway.waitFor(/^capstan listening on 127\.0\.0\.1:(\d+) /m, 'stderr', 60_000))[1]);
+  await startGateway();
 }, 90_000);
 
 afterAll(async () => {
@@ -81,7 +81,7 @@ afterAll(async () => {
 
 describe('gc while the gateway serves uploads', () => {
   it('frees old garbage, keeps every acknowledged file and every deduplicated chunk', async () => {
-    const sftp = await session();
+    let sftp = await session();
     const files = new Map<string, string>();
     // Old state: kept files, and garbage (files overwritten and removed; old directory versions).
     const revived = randomBytes(200_000);
@@ -94,6 +94,7 @@ describe('gc while the gateway serves uploads', () => {
       files.set(`/old${i}`, sha(data));
     }
     expect(await ageChunks(2 * HOUR_MS)).toBeGreaterThan(20);
+    sftp = await session();
     const dry = await ok(['gc', '--dry-run', '--grace', GRACE_HOURS]);
     const wouldFree = Number(/would free (\d+) chunks/.exec(dry)![1]);
     expect(wouldFree).toBeGreaterThan(6);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirectoryVerifyCap, type DirectoryWriteCap, type FileCap } from '../../src/cap/index.js';
-import { markLive, sweep } from '../../src/gc/index.js';
+import { markLive, sweep } from '../../src/node/gc.js';
 import { checkCap } from '../../src/node/check.js';
 import { FsChunkStore, MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
 import { createTree, type Tree } from '../../src/tree/index.js';

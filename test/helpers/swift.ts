@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 // benchmark start Swift exactly as the tests do.
 // @ts-expect-error -- plain ESM script without type declarations
 import { startSwift, stopSwift, swiftUnavailable } from '../../scripts/swift-server.mjs';
-import { S3ChunkStore, type S3ChunkStoreOptions } from '../../src/store/s3/index.js';
+import { S3ChunkStore, type S3ChunkStoreOptions } from '../../src/store/chunks/s3/index.js';
 import { skipNotice } from './openssh.js';
 
 /**

@@ -1,12 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { ChunkStore } from '../../src/store/chunk-store.js';
-import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
-import { LevelSlotStore } from '../../src/store/level-slot-store.js';
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
-import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
-import type { SlotStore } from '../../src/store/slot-store.js';
+import type { ChunkStore } from '../../src/store/chunks/chunk-store.js';
+import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
+import { LevelSlotStore } from '../../src/store/slots/level.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
+import { MemorySlotStore } from '../../src/store/slots/memory.js';
+import type { SlotStore } from '../../src/store/slots/slot-store.js';
 
 /** A chunk store and a slot store for tree tests; close() also removes what they wrote. */
 export interface TreeStores {

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { verify as bcryptVerify } from '@node-rs/bcrypt';
 import { verify as shaCryptVerify } from 'unixcrypt';
-import { signRequest, sha256Hex, type S3Credentials } from '../../src/store/s3/sigv4.js';
+import { signRequest, sha256Hex, type S3Credentials } from '../../src/store/chunks/s3/sigv4.js';
 
 /**
  * The two user directories capstan talks to, as small HTTP servers on

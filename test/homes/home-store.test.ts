@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { HomeStore, homeStorageIndex, deriveHomeKeys, openHomeRecord } from '../../src/homes/index.js';
-import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
+import { MemorySlotStore } from '../../src/store/slots/memory.js';
 
 function homes(slots = new MemorySlotStore(), secret = randomBytes(32)) {
   let made = 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MeasuredChunkStore } from '../../src/node/measured-chunk-store.js';
+import { MeasuredChunkStore } from '../../src/store/chunks/measured.js';
 import { Histogram, MetricsText } from '../../src/node/metrics.js';
 import { renderGatewayMetrics } from '../../src/node/gateway-metrics.js';
 import { GatewayStats } from '../../src/sftp/stats.js';

@@ -27,7 +27,7 @@ import { RequestScheduler } from '../../src/sftp/scheduler.js';
 import { toSftpStatus } from '../../src/sftp/status.js';
 import { WriteHandle } from '../../src/sftp/write-handle.js';
 import { createTree, type Tree } from '../../src/tree/index.js';
-import { EncryptedSpool } from '../../src/tree/spool.js';
+import { EncryptedSpool } from '../../src/sftp/spool.js';
 
 describe('paths', () => {
   it('resolves ., .., // and relative paths from /, never above it', () => {

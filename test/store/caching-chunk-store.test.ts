@@ -3,9 +3,9 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CachingChunkStore } from '../../src/store/caching-chunk-store.js';
-import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
+import { CachingChunkStore } from '../../src/store/chunks/caching.js';
+import type { ChunkAddress, ChunkStore } from '../../src/store/chunks/chunk-store.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
 import { chunkStoreConformance } from '../conformance/chunk-store.js';
 
 const heldBytes = (store: ChunkStore) => (store as unknown as { chunks: Map<string, Uint8Array> }).chunks;

@@ -2,8 +2,8 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
-import type { ChunkStore } from '../../src/store/chunk-store.js';
+import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
+import type { ChunkStore } from '../../src/store/chunks/chunk-store.js';
 import { chunkStoreConformance } from '../conformance/chunk-store.js';
 
 const roots = new WeakMap<ChunkStore, string>();

@@ -4,9 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Level } from 'level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LevelSlotStore, isLevelLocked } from '../../src/store/level-slot-store.js';
-import { openSharedSlotStore, serveSlotStore } from '../../src/store/slot-store-socket.js';
-import type { SlotStore } from '../../src/store/slot-store.js';
+import { LevelSlotStore, isLevelLocked } from '../../src/store/slots/level.js';
+import type { SlotStore } from '../../src/store/slots/slot-store.js';
 import { slotStoreConformance } from '../conformance/slot-store.js';
 
 const dirs = new WeakMap<SlotStore, string>();
@@ -77,33 +76,7 @@ describe('LevelSlotStore on disk', () => {
     }
   });
 
-  it('openSharedSlotStore opens the database itself when nobody holds it', async () => {
-    const { store, shared } = await openSharedSlotStore(dir, path.join(dir, 'slots.sock'));
-    expect(shared).toBe(false);
-    expect(store).toBeInstanceOf(LevelSlotStore);
-    await store.close();
-  });
-
-  it('openSharedSlotStore reaches the holder’s store through its socket', async () => {
-    const db = path.join(dir, 'db');
-    const socketPath = path.join(dir, 'slots.sock');
-    const gateway = await LevelSlotStore.open(db);
-    const server = await serveSlotStore(gateway, socketPath);
-    try {
-      await gateway.compareAndSwap(si, null, { seq: 1n, record: Uint8Array.of(1) });
-      const { store, shared } = await openSharedSlotStore(db, socketPath);
-      expect(shared).toBe(true);
-      expect(await store.get(si)).toEqual({ seq: 1n, record: Uint8Array.of(1) });
-      await store.compareAndSwap(si, 1n, { seq: 2n, record: Uint8Array.of(2) });
-      expect(await gateway.get(si)).toEqual({ seq: 2n, record: Uint8Array.of(2) });
-      await store.close();
-    } finally {
-      await server.close();
-      await gateway.close();
-    }
-  });
-
-  it('held by another process: the lock error is recognised, and with no server it is TransientError', async () => {
+  it('held by another process: the lock error is recognised', async () => {
     const db = path.join(dir, 'db');
     // A real second process holding the LevelDB lock, the way a running gateway does.
     const holder = spawn(
@@ -128,9 +101,6 @@ describe('LevelSlotStore on disk', () => {
       });
       const err = await LevelSlotStore.open(db).catch((e: unknown) => e);
       expect(isLevelLocked(err)).toBe(true);
-      await expect(openSharedSlotStore(db, path.join(dir, 'none.sock'))).rejects.toMatchObject({
-        name: 'TransientError',
-      });
     } finally {
       holder.stdin!.end();
       await new Promise((resolve) => holder.once('exit', resolve));

@@ -1,4 +1,4 @@
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
 import { chunkStoreConformance } from '../conformance/chunk-store.js';
 
 /** Reaches into the private map: the only way to rot bytes held in memory. */

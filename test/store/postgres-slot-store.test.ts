@@ -1,8 +1,8 @@
 import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresSlotStore, SCHEMA_VERSION } from '../../src/store/postgres/index.js';
-import type { SlotStore } from '../../src/store/slot-store.js';
+import { PostgresSlotStore, SCHEMA_VERSION } from '../../src/store/slots/postgres/index.js';
+import type { SlotStore } from '../../src/store/slots/slot-store.js';
 import { slotStoreConformance } from '../conformance/slot-store.js';
 import { skipNotice } from '../helpers/openssh.js';
 import { dropSchema, freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';

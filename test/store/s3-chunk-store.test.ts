@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseConfigText } from '../../src/config/index.js';
 import { openChunkStore } from '../../src/node/open.js';
-import { CachingChunkStore } from '../../src/store/caching-chunk-store.js';
-import { S3ChunkStore } from '../../src/store/s3/index.js';
-import type { ChunkStore } from '../../src/store/chunk-store.js';
+import { CachingChunkStore } from '../../src/store/chunks/caching.js';
+import { S3ChunkStore } from '../../src/store/chunks/s3/index.js';
+import type { ChunkStore } from '../../src/store/chunks/chunk-store.js';
 import { chunkStoreConformance } from '../conformance/chunk-store.js';
 import { createBucket, startSwiftServer, stopSwiftServer, storeOptions, SWIFT_SKIP, type SwiftServer } from '../helpers/swift.js';
 

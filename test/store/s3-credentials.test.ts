@@ -4,8 +4,8 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { openS3Credentials, type S3CredentialSource } from '../../src/store/s3/credentials.js';
-import { S3ChunkStore } from '../../src/store/s3/index.js';
+import { openS3Credentials, type S3CredentialSource } from '../../src/store/chunks/s3/credentials.js';
+import { S3ChunkStore } from '../../src/store/chunks/s3/index.js';
 import { type CredentialEndpoints, type IssuedCredentials, startCredentialEndpoints } from '../helpers/aws-credential-endpoints.js';
 import { makeTempDir, oneErrorLine, runCli, stopAllCli } from '../helpers/cli.js';
 import {
@@ -305,7 +305,7 @@ describe('S3 credentials: an expired token answer', () => {
       region: 'us-east-1',
       bucket: 'b',
       credentials: source,
-      retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      retry: { retries: 2, initialMs: 1, maxMs: 5 },
     });
     try {
       await store.put(randomBytes(100));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { S3ChunkStore, type S3ChunkStoreOptions } from '../../src/store/s3/index.js';
-import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
+import { S3ChunkStore, type S3ChunkStoreOptions } from '../../src/store/chunks/s3/index.js';
+import { MemorySlotStore } from '../../src/store/slots/memory.js';
 import { createTree } from '../../src/tree/index.js';
 import type { FileCap } from '../../src/cap/index.js';
 import {
@@ -18,7 +18,7 @@ import {
 const BUCKET = 'capstan-faults';
 // Many retries: with requests in parallel, one request's attempts can keep
 // landing on the proxy's failing counts; ten in a row at 1 in 3 is ~1e-5.
-const FAST_RETRY = { retries: 10, baseDelayMs: 5, maxDelayMs: 50 };
+const FAST_RETRY = { retries: 10, initialMs: 5, maxMs: 50 };
 let server: SwiftServer | undefined;
 let proxy: FaultProxy | undefined;
 
@@ -80,7 +80,7 @@ describe.skipIf(SWIFT_SKIP)('S3ChunkStore under injected faults (proxy in front 
   it('a backend that keeps failing is TransientError after the last retry, promptly', async () => {
     proxy!.reset({ failEvery: 1, status: 503 });
     const started = Date.now();
-    await withStore({ retry: { retries: 3, baseDelayMs: 10, maxDelayMs: 100 } }, async (store) => {
+    await withStore({ retry: { retries: 3, initialMs: 10, maxMs: 100 } }, async (store) => {
       await expect(store.put(new Uint8Array(10))).rejects.toMatchObject({ name: 'TransientError' });
       await expect(store.get((await import('../../src/store/address.js')).addressOf(new Uint8Array(1)))).rejects.toMatchObject({
         name: 'TransientError',
@@ -93,7 +93,7 @@ describe.skipIf(SWIFT_SKIP)('S3ChunkStore under injected faults (proxy in front 
   it('an endpoint that never answers times out into TransientError; nothing hangs', async () => {
     proxy!.reset({ delayMs: Infinity });
     const started = Date.now();
-    await withStore({ timeoutMs: 300, retry: { retries: 2, baseDelayMs: 10, maxDelayMs: 20 } }, async (store) => {
+    await withStore({ timeoutMs: 300, retry: { retries: 2, initialMs: 10, maxMs: 20 } }, async (store) => {
       await expect(store.put(new Uint8Array(randomBytes(1000)))).rejects.toMatchObject({ name: 'TransientError' });
     });
     expect(proxy!.stats.requests).toBe(3);
@@ -130,7 +130,7 @@ describe.skipIf(SWIFT_SKIP)('S3ChunkStore under injected faults (proxy in front 
 
   it('an upload onto an S3 store that starts failing for good rejects, and the old directory entry stays intact', async () => {
     const chunkSize = 64 * 1024;
-    await withStore({ retry: { retries: 2, baseDelayMs: 5, maxDelayMs: 20 }, timeoutMs: 2_000 }, async (store) => {
+    await withStore({ retry: { retries: 2, initialMs: 5, maxMs: 20 }, timeoutMs: 2_000 }, async (store) => {
       const tree = createTree({ chunks: store, slots: new MemorySlotStore(), chunkSize });
       try {
         const root = tree.createDirectory();

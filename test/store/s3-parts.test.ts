@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { TransientError } from '../../src/errors.js';
-import { parseS3Credentials } from '../../src/store/s3/credentials.js';
-import { withRetry } from '../../src/store/s3/retry.js';
-import { S3Client } from '../../src/store/s3/s3-client.js';
-import { Semaphore } from '../../src/store/s3/semaphore.js';
-import { decodeXmlText, errorCode, parseListObjectsV2 } from '../../src/store/s3/xml.js';
+import { parseS3Credentials } from '../../src/store/chunks/s3/credentials.js';
+import { withRetry } from '../../src/util/backoff.js';
+import { S3Client } from '../../src/store/chunks/s3/s3-client.js';
+import { Semaphore } from '../../src/util/semaphore.js';
+import { decodeXmlText, errorCode, parseListObjectsV2 } from '../../src/store/chunks/s3/xml.js';
 
 describe('withRetry', () => {
-  it('retries TransientError with full-jitter exponential backoff, then throws the last one', async () => {
+  it('retries TransientError with jittered exponential backoff, then throws the last one', async () => {
     const delays: number[] = [];
     let calls = 0;
     const started = Date.now();
@@ -16,7 +16,7 @@ describe('withRetry', () => {
         calls++;
         throw new TransientError('down');
       },
-      { retries: 3, baseDelayMs: 10, maxDelayMs: 25 },
+      { retries: 3, initialMs: 10, maxMs: 25 },
       undefined,
       () => {
         delays.push(delays.length);
@@ -25,7 +25,7 @@ describe('withRetry', () => {
     ).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'TransientError' });
     expect(calls).toBe(4);
-    // Caps 10, 20, 25 (capped), each slept at ~0.999 of the cap.
+    // Caps 10, 20, 25 (capped); equal jitter sleeps at cap/2 + 0.999 × cap/2.
     expect(Date.now() - started).toBeGreaterThanOrEqual(50);
   });
 
@@ -37,15 +37,15 @@ describe('withRetry', () => {
           calls++;
           throw new Error('bug');
         },
-        { retries: 5, baseDelayMs: 1, maxDelayMs: 1 },
+        { retries: 5, initialMs: 1, maxMs: 1 },
       ),
     ).rejects.toThrow('bug');
     expect(calls).toBe(1);
     calls = 0;
     const value = await withRetry(async () => (++calls < 3 ? Promise.reject(new TransientError('x')) : 'ok'), {
       retries: 5,
-      baseDelayMs: 1,
-      maxDelayMs: 1,
+      initialMs: 1,
+      maxMs: 1,
     });
     expect(value).toBe('ok');
   });
@@ -58,7 +58,7 @@ describe('withRetry', () => {
         async () => {
           throw new TransientError('x');
         },
-        { retries: 5, baseDelayMs: 10_000, maxDelayMs: 10_000 },
+        { retries: 5, initialMs: 10_000, maxMs: 10_000 },
         controller.signal,
         () => 1,
       ),
@@ -154,7 +154,7 @@ describe('S3Client addressing', () => {
     credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
     concurrency: 1,
     timeoutMs: 1000,
-    retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 1 },
+    retry: { retries: 0, initialMs: 1, maxMs: 1 },
   };
   it('path style puts the bucket in the path, virtual style in the host', async () => {
     const path = new S3Client({ ...base, endpoint: 'http://127.0.0.1:9000', addressing: 'path' });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalQuery, EMPTY_SHA256, sha256Hex, signRequest, uriEncode } from '../../src/store/s3/sigv4.js';
+import { canonicalQuery, EMPTY_SHA256, sha256Hex, signRequest, uriEncode } from '../../src/store/chunks/s3/sigv4.js';
 
 /**
  * The examples of AWS's "Signature Calculations for the Authorization Header:

@@ -4,16 +4,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../src/errors.js';
-import { LevelSlotStore } from '../../src/store/level-slot-store.js';
-import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
-import { SocketSlotStore, serveSlotStore, type SlotStoreServer } from '../../src/store/slot-store-socket.js';
-import type { SlotStore } from '../../src/store/slot-store.js';
+import { LevelSlotStore } from '../../src/store/slots/level.js';
+import { MemorySlotStore } from '../../src/store/slots/memory.js';
+import { SocketSlotStore } from '../../src/store/socket/client.js';
+import { serveNodeStores, type NodeSocketServer } from '../../src/store/socket/server.js';
+import { MAX_LINE } from '../../src/store/socket/protocol.js';
+import type { SlotStore } from '../../src/store/slots/slot-store.js';
 import { slotStoreConformance } from '../conformance/slot-store.js';
 
 interface Served {
   dir: string;
   level: LevelSlotStore;
-  server: SlotStoreServer;
+  server: NodeSocketServer;
 }
 const served = new WeakMap<SlotStore, Served>();
 const socketOf = (s: Served) => path.join(s.dir, 'slots.sock');
@@ -22,7 +24,7 @@ slotStoreConformance('SocketSlotStore (served LevelSlotStore)', {
   setup: async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'capstan-socket-slots-'));
     const level = await LevelSlotStore.open(path.join(dir, 'db'));
-    const server = await serveSlotStore(level, path.join(dir, 'slots.sock'));
+    const server = await serveNodeStores({ slots: level }, path.join(dir, 'slots.sock'));
     const client = await SocketSlotStore.connect(path.join(dir, 'slots.sock'));
     served.set(client, { dir, level, server });
     return client;
@@ -57,7 +59,7 @@ describe('slot store socket server and client', () => {
   });
 
   async function serve(store: SlotStore = new MemorySlotStore()) {
-    const server = await serveSlotStore(store, socketPath);
+    const server = await serveNodeStores({ slots: store }, socketPath);
     cleanups.push(() => server.close());
     return server;
   }
@@ -95,7 +97,7 @@ describe('slot store socket server and client', () => {
       '{"id":"x","op":"get","si":"00"}\n',
       `{"id":2,"op":"get","si":"${'zz'.repeat(32)}"}\n`,
       `{"id":3,"op":"cas","si":"${'00'.repeat(32)}","expected":"-1","seq":"1","record":""}\n`,
-      'x'.repeat(300 * 1024),
+      'x'.repeat(MAX_LINE + 1024), // longer than any line may be, without its end
       Buffer.from([0xff, 0xfe, 0x00, 0x0a]),
     ];
     for (const data of junk) expect(await sendRaw(data)).toBe('');
@@ -104,26 +106,26 @@ describe('slot store socket server and client', () => {
   });
 
   it('removes a stale socket file, but never a live socket or a file that is not a socket', async () => {
-    const first = await serveSlotStore(new MemorySlotStore(), socketPath);
-    await expect(serveSlotStore(new MemorySlotStore(), socketPath)).rejects.toMatchObject({ name: 'AlreadyExistsError' });
+    const first = await serveNodeStores({ slots: new MemorySlotStore() }, socketPath);
+    await expect(serveNodeStores({ slots: new MemorySlotStore() }, socketPath)).rejects.toMatchObject({ name: 'AlreadyExistsError' });
     // A hard link outlives the listener: the leftover of a gateway that was killed.
     const stale = path.join(dir, 'stale.sock');
     await fsp.link(socketPath, stale);
     await first.close();
-    const second = await serveSlotStore(new MemorySlotStore(), stale);
+    const second = await serveNodeStores({ slots: new MemorySlotStore() }, stale);
     cleanups.push(() => second.close());
     await expect((await SocketSlotStore.connect(stale)).get(si)).resolves.toBeUndefined();
 
     const regular = path.join(dir, 'regular');
     await fsp.writeFile(regular, 'keep me');
-    await expect(serveSlotStore(new MemorySlotStore(), regular)).rejects.toMatchObject({ name: 'InvalidInputError' });
+    await expect(serveNodeStores({ slots: new MemorySlotStore() }, regular)).rejects.toMatchObject({ name: 'InvalidInputError' });
     expect(await fsp.readFile(regular, 'utf8')).toBe('keep me');
   });
 
   it('no server is TransientError; a lost server fails calls with TransientError and the client redials', async () => {
     await expect(SocketSlotStore.connect(socketPath)).rejects.toMatchObject({ name: 'TransientError' });
     const store = new MemorySlotStore();
-    const server = await serveSlotStore(store, socketPath);
+    const server = await serveNodeStores({ slots: store }, socketPath);
     const c = await client();
     await c.compareAndSwap(si, null, { seq: 1n, record: Uint8Array.of(1) });
     await server.close();

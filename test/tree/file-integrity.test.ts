@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileReadCap } from '../../src/cap/index.js';
 import { TAG, randomBytes, sealConvergent, sha256, taggedHash } from '../../src/crypto/index.js';
 import { IntegrityError } from '../../src/errors.js';
-import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
-import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
+import type { ChunkAddress, ChunkStore } from '../../src/store/chunks/chunk-store.js';
+import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
 import { HEADER_BYTES, MANIFEST_MAGIC, MAX_CHUNK_COUNT, encodeHeader, manifestAddressOf } from '../../src/tree/file/format.js';
 import { fileChunks, openFile, uploadBytes } from '../../src/tree/file/index.js';
 

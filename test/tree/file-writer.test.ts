@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { GCM_TAG_BYTES } from '../../src/crypto/index.js';
 import { TransientError, type AbortOptions } from '../../src/errors.js';
-import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
+import type { ChunkAddress, ChunkStore } from '../../src/store/chunks/chunk-store.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
 import { createFileWriter, openFile } from '../../src/tree/file/index.js';
 
 const CHUNK = 4096;

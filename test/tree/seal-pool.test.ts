@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { sealConvergent, sha256 } from '../../src/crypto/index.js';
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
 import { deriveChunkKey } from '../../src/tree/file/format.js';
 import { createFileWriter, openFile } from '../../src/tree/file/index.js';
 import { giveSlot, takeSlot } from '../../src/tree/file/chunk-slots.js';

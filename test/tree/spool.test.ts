@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EncryptedSpool, cleanSpoolDir } from '../../src/tree/spool.js';
+import { EncryptedSpool, cleanSpoolDir } from '../../src/sftp/spool.js';
 
 let dir: string;
 const open: EncryptedSpool[] = [];

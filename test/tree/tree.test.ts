@@ -5,10 +5,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirectoryReadCap, DirectoryWriteCap, FileReadCap, LiteralCap, UnknownCap } from '../../src/cap/index.js';
 import { convergenceSecret, randomBytes } from '../../src/crypto/index.js';
-import { FsChunkStore } from '../../src/store/fs-chunk-store.js';
-import { LevelSlotStore } from '../../src/store/level-slot-store.js';
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
-import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
+import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
+import { LevelSlotStore } from '../../src/store/slots/level.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
+import { MemorySlotStore } from '../../src/store/slots/memory.js';
 import type { EntryMetadata, Tree } from '../../src/tree/api.js';
 import { createTree, MIN_CHUNK_SIZE, moveEntry } from '../../src/tree/index.js';
 

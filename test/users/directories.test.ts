@@ -3,7 +3,7 @@ import { hash as bcryptHash } from '@node-rs/bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../../src/auth/authenticator.js';
 import { HomeStore } from '../../src/homes/index.js';
-import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
+import { MemorySlotStore } from '../../src/store/slots/memory.js';
 import {
   AwsTransferDirectory,
   CachedUserDirectory,

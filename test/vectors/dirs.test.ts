@@ -11,12 +11,12 @@ import {
   parseDirectoryCap,
 } from '../../src/cap/index.js';
 import { openRandomized } from '../../src/crypto/index.js';
-import type { ChunkAddress, ChunkStore } from '../../src/store/chunk-store.js';
+import type { ChunkAddress, ChunkStore } from '../../src/store/chunks/chunk-store.js';
 import { parseAddress } from '../../src/store/address.js';
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
-import { MemorySlotStore } from '../../src/store/memory-slot-store.js';
-import { storageIndexHex } from '../../src/store/slot-limits.js';
-import type { SlotStore } from '../../src/store/slot-store.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
+import { MemorySlotStore } from '../../src/store/slots/memory.js';
+import { storageIndexHex } from '../../src/store/slots/slot-limits.js';
+import type { SlotStore } from '../../src/store/slots/slot-store.js';
 import type { DirEntry, EntryMetadata, Tree } from '../../src/tree/api.js';
 import { DEFAULT_LAYOUT } from '../../src/tree/dir/context.js';
 import { DirectoryKeys } from '../../src/tree/dir/keys.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type FileReadCap, parseCap, type FileCap } from '../../src/cap/index.js';
-import { MemoryChunkStore } from '../../src/store/memory-chunk-store.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
 import { fileChunks, openFile, uploadBytes } from '../../src/tree/file/index.js';
 
 /**

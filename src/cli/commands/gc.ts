@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { DEFAULT_GRACE_HOURS, collectGarbage } from '../../gc/index.js';
+import { DEFAULT_GRACE_HOURS, collectGarbage } from '../../node/gc.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
 import { ReportedFailure, UsageError } from '../errors.js';
 import { formatBytes } from '../format.js';
@@ -67,6 +67,13 @@ export const gcCommand: CommandModule<GlobalArgs, GcArgs> = {
         `${walked}; ${s.stored} chunks stored, ${s.live} live, ${s.young} unreachable but younger than ${args.grace} h; ` +
           `${args.dryRun ? 'would free' : 'freed'} ${s.freed} chunks, ${s.freedBytes} bytes\n`,
       );
+      const c = report.compact;
+      if (c !== undefined && c.rewritten + c.removed > 0) {
+        await out(
+          `packs: ${args.dryRun ? 'would rewrite' : 'rewrote'} ${c.rewritten} (copying ${c.copiedBytes} live bytes) and ` +
+            `${args.dryRun ? 'would delete' : 'deleted'} ${c.removed}, giving back ${c.freedBytes} bytes\n`,
+        );
+      }
       return false;
     });
     if (failed) throw new ReportedFailure();

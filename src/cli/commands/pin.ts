@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { PINS_FILE, addPin, removePin } from '../../gc/index.js';
+import { PINS_FILE, addPin, removePin } from '../../node/gc.js';
 import { nodePath } from '../../node/layout.js';
 import { out, nodeDirOf, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';

@@ -1,7 +1,7 @@
 import type { DirectoryWriteCap } from '../../cap/index.js';
 import { IntegrityError, type AbortOptions } from '../../errors.js';
-import type { ChunkAddress, ChunkStore } from '../../store/chunk-store.js';
-import type { SlotStore } from '../../store/slot-store.js';
+import type { ChunkAddress, ChunkStore } from '../../store/chunks/chunk-store.js';
+import type { SlotStore } from '../../store/slots/slot-store.js';
 import type { DirectoryKeys } from './keys.js';
 import type { NodeCache } from './node-cache.js';
 import type { VerifiedSlots } from './verified-slots.js';

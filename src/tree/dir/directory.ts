@@ -1,8 +1,8 @@
 import type { Cap, DirectoryCap, DirectoryWriteCap } from '../../cap/index.js';
-import type { ChunkAddress } from '../../store/chunk-store.js';
+import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
+import { backoffDelay, sleep } from '../../util/backoff.js';
 import { XCHACHA_NONCE_BYTES } from '../../crypto/index.js';
 import {
-  AbortError,
   AlreadyExistsError,
   ConflictError,
   DirectoryRemovedError,
@@ -23,8 +23,8 @@ import { nodeCount, type StoredEntry } from './node-format.js';
 import { encodeSlotRecord, verifySlotRecord, type SlotVersion } from './slot-record.js';
 import { walkAllNodes, walkBuckets } from './walk.js';
 
-/** Longest pause between compare-and-swap attempts; the pause is random below a doubling cap. */
-const MAX_BACKOFF_MS = 200;
+/** Pauses between compare-and-swap attempts: from about 1 ms, doubling, never over 200 ms (src/util/backoff.ts). */
+const SWAP_BACKOFF = { initialMs: 1, maxMs: 200 };
 
 /**
  * A directory seen through one cap. Holds no state about the directory's
@@ -266,7 +266,7 @@ export class DirectoryHandle implements Directory {
           if (!(err instanceof ConflictError)) throw err;
         }
         // The nodes just written are unreferenced now: garbage for gc, harmless meanwhile.
-        await pause(Math.random() * Math.min(MAX_BACKOFF_MS, 2 ** attempt), options.signal);
+        await sleep(backoffDelay(attempt, SWAP_BACKOFF), options.signal);
       }
       throw new TransientError(`directory ${siHex}: gave up after ${this.ctx.maxAttempts} conflicting updates`);
     });
@@ -279,19 +279,4 @@ function sameMetadata(a: EntryMetadata, b: EntryMetadata): boolean {
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortError());
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(new AbortError());
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -1,5 +1,5 @@
 import { throwIfAborted, type AbortOptions } from '../../errors.js';
-import type { ChunkAddress } from '../../store/chunk-store.js';
+import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
 import { NODE_IO_CONCURRENCY, loadNode, mapLimit, type DirectoryContext } from './context.js';
 import { NAME_HASH_BITS, hashBits, type DirectoryKeys } from './keys.js';
 import {

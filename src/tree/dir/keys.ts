@@ -1,6 +1,6 @@
 import { DirectoryWriteCap, type DirectoryCap } from '../../cap/index.js';
 import { TAG, taggedHash, taggedHmac, type SigningKey } from '../../crypto/index.js';
-import { storageIndexHex } from '../../store/slot-limits.js';
+import { storageIndexHex } from '../../store/slots/slot-limits.js';
 
 /**
  * Every key a directory view needs, derived once from its cap.

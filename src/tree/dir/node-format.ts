@@ -3,7 +3,7 @@ import { MAX_CAP_LENGTH } from '../../cap/index.js';
 import { AeadError, openRandomized, sealRandomized, XCHACHA_NONCE_BYTES } from '../../crypto/index.js';
 import { IntegrityError } from '../../errors.js';
 import { isChunkAddress } from '../../store/address.js';
-import type { ChunkAddress } from '../../store/chunk-store.js';
+import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
 import type { EntryMetadata } from '../api.js';
 import { MAX_NAME_BYTES } from '../names.js';
 import { ByteReader, ByteWriter, FormatError } from './bytes.js';

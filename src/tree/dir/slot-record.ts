@@ -1,8 +1,8 @@
 import { TAG, netstring, verifySignature, type SigningKey } from '../../crypto/index.js';
 import { IntegrityError } from '../../errors.js';
 import { storageIndexOf } from '../../cap/index.js';
-import type { ChunkAddress } from '../../store/chunk-store.js';
-import type { SlotEntry } from '../../store/slot-store.js';
+import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
+import type { SlotEntry } from '../../store/slots/slot-store.js';
 import { ByteReader, ByteWriter, FormatError } from './bytes.js';
 import { decodeAddress } from './node-format.js';
 

@@ -1,4 +1,4 @@
-import type { SlotEntry } from '../../store/slot-store.js';
+import type { SlotEntry } from '../../store/slots/slot-store.js';
 import type { SlotVersion } from './slot-record.js';
 
 /** Default bound of a Tree's verified-record cache, in directories. */

@@ -4,7 +4,7 @@ import { create as createDigest } from 'multiformats/hashes/digest';
 import { GCM_TAG_BYTES, TAG, taggedHash, taggedHmac, u64be } from '../../crypto/index.js';
 import { LITERAL_MAX_BYTES } from '../../cap/index.js';
 import { MAX_CHUNK_BYTES, SHA2_256_CODE } from '../../store/address.js';
-import type { ChunkAddress } from '../../store/chunk-store.js';
+import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
 
 /**
  * Immutable-file format v1: constants, key derivations and the manifest

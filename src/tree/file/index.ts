@@ -1,6 +1,6 @@
 import { FileReadCap, FileVerifyCap, LiteralCap } from '../../cap/index.js';
 import { InvalidInputError, throwIfAborted, type AbortOptions } from '../../errors.js';
-import type { ChunkStore } from '../../store/chunk-store.js';
+import type { ChunkStore } from '../../store/chunks/chunk-store.js';
 import type { FileChunkList, FileWriter, UploadResult } from '../api.js';
 import { ADDRESS_BYTES } from './format.js';
 import { addressAt, fetchManifest, openAddressSection } from './manifest.js';

@@ -1,6 +1,6 @@
 import { AeadError, openConvergent, sealConvergent, sha256 } from '../../crypto/index.js';
 import { IntegrityError, type AbortOptions } from '../../errors.js';
-import type { ChunkAddress, ChunkStore } from '../../store/chunk-store.js';
+import type { ChunkAddress, ChunkStore } from '../../store/chunks/chunk-store.js';
 import type { Checksums } from '../api.js';
 import {
   ADDRESS_BYTES,

@@ -1,7 +1,7 @@
 import { AeadError, GCM_TAG_BYTES, openConvergent } from '../../crypto/index.js';
 import { FileReadCap, LiteralCap, type FileCap } from '../../cap/index.js';
 import { IntegrityError, InvalidInputError, throwIfAborted, type AbortOptions } from '../../errors.js';
-import type { ChunkStore } from '../../store/chunk-store.js';
+import type { ChunkStore } from '../../store/chunks/chunk-store.js';
 import type { Checksums, FileReader } from '../api.js';
 import { abortable, ignoreRejection } from './abortable.js';
 import { CHUNK_KEY_BYTES, chunkLength, type ManifestHeader } from './format.js';

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { TAG } from '../../crypto/index.js';
-import { RequestWorker } from '../../threads/request-worker.js';
+import { RequestWorker } from '../../util/request-worker.js';
 import type { Checksums } from '../api.js';
 import type { ChunkSlot } from './chunk-slots.js';
 
@@ -21,7 +21,7 @@ import type { ChunkSlot } from './chunk-slots.js';
  * tags.ts through workerData, so it is defined in one place;
  * test/tree/seal-pool.test.ts and the frozen vectors hold the two paths equal.
  *
- * The worker runs on src/threads/request-worker.ts (a plain JS string, node
+ * The worker runs on src/util/request-worker.ts (a plain JS string, node
  * built-ins only).
  *
  * Bounds: size max(1, availableParallelism() − 1) workers, created on first

@@ -3,7 +3,7 @@ import { LITERAL_MAX_BYTES, FileReadCap, LiteralCap } from '../../cap/index.js';
 import { sealConvergent, sha256 } from '../../crypto/index.js';
 import { AbortError, InvalidInputError, UnsupportedError, throwIfAborted, type AbortOptions } from '../../errors.js';
 import { addressOf, isChunkAddress } from '../../store/address.js';
-import type { ChunkAddress, ChunkStore } from '../../store/chunk-store.js';
+import type { ChunkAddress, ChunkStore } from '../../store/chunks/chunk-store.js';
 import type { Checksums, FileWriter, UploadResult } from '../api.js';
 import { abortable, anySignal } from './abortable.js';
 import {

@@ -1,0 +1,165 @@
+import path from 'node:path';
+import type { NodeConfig } from '../config/index.js';
+import { InvalidInputError, TransientError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ChunkStore } from '../store/chunks/chunk-store.js';
+import { FsChunkStore } from '../store/chunks/fs/fs-chunk-store.js';
+import { LocalEngine } from '../store/packs/local-engine.js';
+import { SocketChunkStore, SocketClient, SocketSlotStore } from '../store/socket/client.js';
+import type { NodeStores } from '../store/socket/server.js';
+import { isLevelLocked, LevelSlotStore } from '../store/slots/level.js';
+import type { SlotStore } from '../store/slots/slot-store.js';
+import { LOCK_WAIT_MS, whileBusy } from '../util/lock-wait.js';
+import { SLOT_SOCKET_FILE, nodePath } from './layout.js';
+import { openChunkStore, openPostgresSlots } from './open.js';
+
+/**
+ * Where a node's stores come from, for the gateway and for CLI commands:
+ * the one place that knows which combination of backends a configuration
+ * means (docs/configuration.md, [storage]).
+ *
+ * - fs chunks, LevelDB slots (the embedded default): a LocalEngine (storage
+ *   engine v3, docs/spec/packs.md) owns the node's LevelDB and journal; the
+ *   loose chunks of earlier versions are read through it. The process that
+ *   opens it serves it on the node socket; another process (a CLI command
+ *   while the gateway runs) reaches both stores through that socket.
+ * - S3 chunks, LevelDB slots: the S3 store and LevelDB slots, the latter
+ *   shared through the socket likewise.
+ * - PostgreSQL slots: every process is a client of the database and of the
+ *   shared chunk store itself.
+ */
+export interface OpenedStores {
+  chunks: ChunkStore;
+  slots: SlotStore;
+  /** What this process serves on the node socket, when it owns the node's LevelDB. */
+  serve?: NodeStores | undefined;
+  /** True when the stores are a running gateway's, reached through its socket. */
+  shared: boolean;
+  close(): Promise<void>;
+}
+
+function embedded(config: NodeConfig): boolean {
+  return config.storage.backend !== 's3' && config.storage.slots.backend !== 'postgres';
+}
+
+/** Opens the embedded default's engine, waiting briefly for a command that holds the LevelDB. */
+async function openEngine(config: NodeConfig, logger: Logger | undefined, waitMs: number): Promise<LocalEngine> {
+  const { storage } = config;
+  return whileBusy(
+    async () => {
+      const legacy = await FsChunkStore.open(storage.fsDir, { fsync: storage.fsFsync });
+      try {
+        return await LocalEngine.open({
+          slotsDir: storage.slotsDir,
+          packsDir: path.join(storage.fsDir, 'packs'),
+          legacy,
+          fsync: storage.fsFsync,
+          logger,
+        });
+      } catch (err) {
+        await legacy.close();
+        throw err;
+      }
+    },
+    isLevelLocked,
+    waitMs,
+  );
+}
+
+/** The stores of `capstan run`: it owns them, and serves the LevelDB ones on the node socket. */
+export async function openGatewayStores(config: NodeConfig, logger: Logger): Promise<OpenedStores> {
+  if (embedded(config)) {
+    const engine = await openEngine(config, logger, LOCK_WAIT_MS).catch((err: unknown) => {
+      throw heldElsewhere(err, config.storage.slotsDir);
+    });
+    return {
+      chunks: engine.chunks,
+      slots: engine.slots,
+      serve: { chunks: engine.chunks, slots: engine.slots },
+      shared: false,
+      close: () => engine.close(),
+    };
+  }
+  const chunks = await openChunkStore(config, { logger });
+  try {
+    if (config.storage.slots.backend === 'postgres') {
+      const slots = await openPostgresSlots(config.storage.slots, logger);
+      return { chunks, slots, shared: false, close: async () => void (await Promise.all([slots.close(), chunks.close()])) };
+    }
+    const slots = await whileBusy(() => LevelSlotStore.open(config.storage.slotsDir), isLevelLocked, LOCK_WAIT_MS).catch((err: unknown) => {
+      throw heldElsewhere(err, config.storage.slotsDir);
+    });
+    return { chunks, slots, serve: { slots }, shared: false, close: async () => void (await Promise.all([slots.close(), chunks.close()])) };
+  } catch (err) {
+    await chunks.close();
+    throw err;
+  }
+}
+
+/**
+ * The stores for a CLI command: the node's own when no gateway holds them,
+ * else the gateway's through its socket. Another command holding the
+ * LevelDB for a moment is waited for, up to LOCK_WAIT_MS.
+ */
+export async function openCommandStores(config: NodeConfig): Promise<OpenedStores> {
+  const socketPath = nodePath(config.nodeDir, SLOT_SOCKET_FILE);
+  if (embedded(config)) {
+    return whileBusy(
+      async () => {
+        try {
+          const engine = await openEngine(config, undefined, 0);
+          return { chunks: engine.chunks, slots: engine.slots, shared: false, close: () => engine.close() };
+        } catch (err) {
+          if (!isLevelLocked(err)) throw err;
+          const client = await connectOrBusy(socketPath);
+          return {
+            chunks: new SocketChunkStore(client),
+            slots: new SocketSlotStore(client),
+            shared: true,
+            close: () => client.close(),
+          };
+        }
+      },
+      (err) => err instanceof TransientError,
+    );
+  }
+  // No read cache for a command: it is short-lived, and sharing the cache
+  // directory with a running gateway would let each evict the other's files.
+  const chunks = await openChunkStore(config, { cache: false });
+  try {
+    if (config.storage.slots.backend === 'postgres') {
+      const slots = await openPostgresSlots(config.storage.slots);
+      return { chunks, slots, shared: false, close: async () => void (await Promise.all([slots.close(), chunks.close()])) };
+    }
+    const { slots, shared } = await whileBusy(
+      async () => {
+        try {
+          return { slots: (await LevelSlotStore.open(config.storage.slotsDir)) as SlotStore, shared: false };
+        } catch (err) {
+          if (!isLevelLocked(err)) throw err;
+          return { slots: new SocketSlotStore(await connectOrBusy(socketPath)) as SlotStore, shared: true };
+        }
+      },
+      (err) => err instanceof TransientError,
+    );
+    return { chunks, slots, shared, close: async () => void (await Promise.all([slots.close(), chunks.close()])) };
+  } catch (err) {
+    await chunks.close();
+    throw err;
+  }
+}
+
+/** A LevelDB lock still held after the wait means another gateway: say so in the one line the operator sees. */
+function heldElsewhere(err: unknown, dir: string): unknown {
+  if (!isLevelLocked(err)) return err;
+  return new InvalidInputError(`the node's database ${dir} is held by another process (is "capstan run" already running on this node?)`);
+}
+
+/** The socket client, or TransientError: the LevelDB is held and nobody answers (another command, a gateway starting). */
+async function connectOrBusy(socketPath: string): Promise<SocketClient> {
+  try {
+    return await SocketClient.connect(socketPath);
+  } catch (err) {
+    throw new TransientError(`the node's database is held by another process and no gateway answers on ${socketPath}`, { cause: err });
+  }
+}

@@ -1,0 +1,107 @@
+import type { CID } from 'multiformats/cid';
+import type { AbortOptions } from '../../errors.js';
+
+/**
+ * A chunk's address: CIDv1, raw codec (0x55), sha2-256 multihash of the
+ * ciphertext bytes. Stores only ever see ciphertext.
+ */
+export type ChunkAddress = CID;
+
+/** What a backend can do, so the conformance suite skips only what is declared unsupported. */
+export interface ChunkStoreFeatures {
+  /** delete() removes chunks (false for append-only/WORM backends). */
+  delete: boolean;
+  /** list() enumerates every stored chunk. */
+  list: boolean;
+}
+
+/** What compact() did (or, dry, would do). */
+export interface CompactResult {
+  /** Packs whose live objects were copied into new packs, then deleted. */
+  rewritten: number;
+  /** Packs deleted outright: nothing in them was live. */
+  removed: number;
+  /** Live bytes copied. */
+  copiedBytes: number;
+  /** File bytes given back. */
+  freedBytes: number;
+}
+
+export interface CompactOptions extends AbortOptions {
+  dryRun?: boolean | undefined;
+  /** Rewrite a pack when less than this share of its bytes is live (0..1; default 0.5). */
+  threshold?: number | undefined;
+}
+
+/** What stat() tells about one stored chunk. */
+export interface ChunkStat {
+  bytes: number;
+  /** Milliseconds since the epoch of the last put of these bytes. */
+  lastPutMs: number;
+}
+
+/**
+ * The one interface between capstan and wherever chunk bytes live.
+ *
+ * Contract (every implementation MUST, and test/conformance/chunk-store.ts checks):
+ * - put MUST compute the address itself from the bytes, store them, and return
+ *   it; it MUST be idempotent (putting the same bytes twice is a no-op that
+ *   returns the same address) and atomic (a reader never sees a partial chunk,
+ *   even after a crash mid-put). It MUST be durable when it resolves, unless
+ *   the store has flush(): then once a later flush() resolves.
+ * - get MUST throw NotFoundError for a missing address, and MUST re-hash what
+ *   it read and throw IntegrityError (naming the address) when the bytes do
+ *   not match; a short read MUST be an IntegrityError too, never a short result.
+ * - has MUST NOT throw for a missing address; it answers false.
+ * - delete MUST be idempotent (deleting a missing chunk is not an error).
+ * - list yields every stored address once, in no particular order.
+ * - put MUST reject bytes longer than MAX_CHUNK_BYTES (src/store/address.ts)
+ *   with InvalidInputError; get, has and delete MUST reject an address that is
+ *   not CIDv1/raw/sha2-256 with InvalidInputError (see assertChunkAddress).
+ * - the store MUST own its bytes: changing the buffer passed to put, or the
+ *   one get returned, MUST NOT change what a later get returns.
+ * - every method honours `signal` and throws AbortError once it is aborted.
+ * - transient backend failures surface as TransientError; everything else that
+ *   is not one of the typed errors is a bug.
+ */
+export interface ChunkStore {
+  readonly features: ChunkStoreFeatures;
+  put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress>;
+  get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array>;
+  has(address: ChunkAddress, options?: AbortOptions): Promise<boolean>;
+  delete(address: ChunkAddress, options?: AbortOptions): Promise<void>;
+  list(options?: AbortOptions): AsyncIterable<ChunkAddress>;
+  /**
+   * Optional, for gc (src/gc): a stored chunk's size and when it was last
+   * put, or undefined when it is absent. A backend that offers it MUST
+   * refresh `lastPutMs` on every put, including a put of bytes already
+   * stored (dedup), so that a chunk an upload in flight relies on is never
+   * older than the gc grace period.
+   */
+  stat?(address: ChunkAddress, options?: AbortOptions): Promise<ChunkStat | undefined>;
+  /**
+   * Optional, for gc: deletes the chunk only if no put touched it at or after
+   * `cutoffMs`, atomically with respect to a concurrent put of the same bytes
+   * (after a put has resolved, the chunk MUST be there). Answers the bytes
+   * freed, or undefined when the chunk was kept or absent.
+   */
+  deleteIfIdleSince?(address: ChunkAddress, cutoffMs: number, options?: AbortOptions): Promise<number | undefined>;
+  /**
+   * For stores whose puts are not durable one by one (packs, docs/spec/packs.md):
+   * resolves once every put that resolved before the call is durable. A
+   * store without it makes each put durable before put resolves. Callers
+   * that make objects reachable (a slot swap) MUST flush first, or use a
+   * slot store that orders itself after the puts (the journal).
+   */
+  flush?(options?: AbortOptions): Promise<void>;
+  /**
+   * Optional, for gc of stores that keep objects together (packs): gives
+   * back the space of objects deleted before it, by rewriting containers
+   * that are mostly garbage. Every object stored before the call stays
+   * readable throughout and after.
+   */
+  compact?(options?: CompactOptions): Promise<CompactResult>;
+  /** Bytes stored (ciphertext), if the backend can tell cheaply; used by `capstan status` and benchmarks. */
+  usage?(options?: AbortOptions): Promise<{ chunks: number; bytes: number }>;
+  close(): Promise<void>;
+}

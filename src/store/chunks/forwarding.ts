@@ -1,0 +1,48 @@
+import type { AbortOptions } from '../../errors.js';
+import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures, CompactOptions, CompactResult } from './chunk-store.js';
+
+/**
+ * A ChunkStore that passes every call to the store it wraps: the base for
+ * wrappers that change one or two operations (measure, count, inject faults)
+ * and must leave the rest, and the inner store's contract, untouched.
+ * The optional methods are present exactly when the inner store has them,
+ * so a caller's feature checks (`if (store.stat)`) see through the wrapper.
+ */
+export class ForwardingChunkStore implements ChunkStore {
+  readonly stat?: (address: ChunkAddress, options?: AbortOptions) => Promise<ChunkStat | undefined>;
+  readonly deleteIfIdleSince?: (address: ChunkAddress, cutoffMs: number, options?: AbortOptions) => Promise<number | undefined>;
+  readonly usage?: (options?: AbortOptions) => Promise<{ chunks: number; bytes: number }>;
+  readonly flush?: (options?: AbortOptions) => Promise<void>;
+  readonly compact?: (options?: CompactOptions) => Promise<CompactResult>;
+
+  constructor(readonly inner: ChunkStore) {
+    // Optional methods exist here exactly when the wrapped store has them.
+    if (inner.flush) this.flush = inner.flush.bind(inner);
+    if (inner.stat) this.stat = inner.stat.bind(inner);
+    if (inner.deleteIfIdleSince) this.deleteIfIdleSince = inner.deleteIfIdleSince.bind(inner);
+    if (inner.compact) this.compact = inner.compact.bind(inner);
+    if (inner.usage) this.usage = inner.usage.bind(inner);
+  }
+
+  get features(): ChunkStoreFeatures {
+    return this.inner.features;
+  }
+  put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
+    return this.inner.put(bytes, options);
+  }
+  get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array> {
+    return this.inner.get(address, options);
+  }
+  has(address: ChunkAddress, options?: AbortOptions): Promise<boolean> {
+    return this.inner.has(address, options);
+  }
+  delete(address: ChunkAddress, options?: AbortOptions): Promise<void> {
+    return this.inner.delete(address, options);
+  }
+  list(options?: AbortOptions): AsyncIterable<ChunkAddress> {
+    return this.inner.list(options);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

@@ -1,0 +1,87 @@
+import type { Level } from 'level';
+import { type AbortOptions, ConflictError, throwIfAborted } from '../../errors.js';
+import { decodeSlotValue, encodeSlotValue } from '../slots/level.js';
+import { checkStorageIndex, checkSwap, STORAGE_INDEX_BYTES, storageIndexHex } from '../slots/slot-limits.js';
+import type { SlotEntry, SlotStore } from '../slots/slot-store.js';
+import { slotRecord } from './format.js';
+import type { PackChunkStore } from './pack-store.js';
+
+/**
+ * The embedded default's slot store: swaps go into the same journal as the
+ * objects they make reachable (docs/spec/packs.md, Write order and
+ * durability), so one fdatasync makes a whole commit durable.
+ *
+ * compareAndSwap, under a per-slot lock: compare with the slot's current
+ * seq, append a `slot` record to the journal (after every object put
+ * before), wait for the pack store's flush (a sync covering the record, then
+ * the index entries and this swap applied to LevelDB, unsynced), resolve. A
+ * reader sees the new entry only once it is durable. The LevelDB copy of a
+ * slot may lag the journal after a crash; the engine's recovery replays it
+ * (local-engine.ts).
+ *
+ * LevelDB keys are the raw 32-byte storage indexes, as LevelSlotStore's
+ * (values: seq ‖ record), so a node written by an earlier version keeps its
+ * slots where they are.
+ */
+export class JournalSlotStore implements SlotStore {
+  readonly #locks = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly db: Level<Uint8Array, Uint8Array>,
+    private readonly packs: PackChunkStore,
+  ) {}
+
+  async get(storageIndex: Uint8Array, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
+    throwIfAborted(options.signal);
+    checkStorageIndex(storageIndex);
+    const value = (await this.db.get(storageIndex)) as Uint8Array | undefined;
+    throwIfAborted(options.signal);
+    return value === undefined ? undefined : decodeSlotValue(storageIndex, value);
+  }
+
+  async compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options: AbortOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    checkSwap(storageIndex, expectedSeq, next);
+    const key = storageIndexHex(storageIndex);
+    const si = new Uint8Array(storageIndex);
+    const value = encodeSlotValue(next);
+    await this.#withLock(key, async () => {
+      throwIfAborted(options.signal);
+      const current = await this.get(si);
+      if ((current?.seq ?? null) !== expectedSeq) throw new ConflictError(`slot ${key} is not at the expected seq`);
+      // Past this point the swap goes through even if aborted: a half-known outcome is worse than a late one.
+      const appended = this.packs.sink.append(slotRecord(si, next.seq, next.record));
+      this.packs.afterSync(appended.seq, async () => {
+        await this.db.put(si, value);
+      });
+      await this.packs.flush();
+    });
+  }
+
+  async *list(options: AbortOptions = {}): AsyncIterable<Uint8Array> {
+    throwIfAborted(options.signal);
+    // Slot keys are the 32-byte storage indexes; the object index and the engine's marks share the database.
+    for await (const key of this.db.keys()) {
+      throwIfAborted(options.signal);
+      if (key.length === STORAGE_INDEX_BYTES) yield new Uint8Array(key);
+    }
+  }
+
+  /** The engine owns the database and the journal; it closes them. */
+  async close(): Promise<void> {}
+
+  async #withLock(key: string, critical: () => Promise<void>): Promise<void> {
+    const previous = this.#locks.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => mine);
+    this.#locks.set(key, tail);
+    try {
+      await previous;
+      await critical();
+    } finally {
+      release();
+      if (this.#locks.get(key) === tail) this.#locks.delete(key);
+    }
+  }
+}

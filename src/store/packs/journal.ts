@@ -1,0 +1,450 @@
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidInputError, NotFoundError, TransientError } from '../../errors.js';
+import type { ChunkAddress } from '../chunks/chunk-store.js';
+import {
+  decodeHeader,
+  type EncodedRecord,
+  encodeHeader,
+  HEADER_BYTES,
+  type Location,
+  PACK_ID_BYTES,
+  packIdHex,
+  type TrailerEntry,
+  trailerAndFooter,
+} from './format.js';
+import type { Appended, PackSink } from './sink.js';
+
+export interface JournalOptions {
+  /** The packs directory. */
+  dir: string;
+  /** Rotate the active pack once it holds this many bytes (an object larger than that gets a pack of its own). */
+  packBytes: number;
+  /** Rotate after this many objects too, bounding the trailer kept in memory. */
+  maxObjectsPerPack: number;
+  /** fdatasync on sync (default true). False: ordering kept, nothing made durable (tests, benchmarks). */
+  fsync?: boolean | undefined;
+  /** Called (and awaited) before a new pack file is created, with its id: the owner records it. */
+  onNewPack?: ((pack: string) => Promise<void>) | undefined;
+  /** Called after a pack was sealed (trailer written and synced, file closed), with the seq of its last record. */
+  onSealed?: ((pack: string, lastSeq: number) => Promise<void>) | undefined;
+}
+
+type Item =
+  | { kind: 'record'; seq: number; pack: string; offset: number; record: EncodedRecord }
+  | { kind: 'rotate'; from: string; entries: TrailerEntry[]; end: number };
+
+/** File name of a pack. */
+export function packFile(dir: string, pack: string): string {
+  return path.join(dir, `${pack}.pack`);
+}
+
+/** The pack id of a file name, or undefined for anything else. */
+export function packOfFile(name: string): string | undefined {
+  const m = /^([0-9a-f]{16})\.pack$/.exec(name);
+  return m?.[1];
+}
+
+/**
+ * The journal of one process (docs/spec/packs.md, Write order and
+ * durability): one active pack file that records are appended to, in order,
+ * and made durable by one fdatasync per batch.
+ *
+ * append() is synchronous: it decides where a record goes (rotating to a new
+ * pack when the active one is full) and queues it. One writer loop writes
+ * queued records with positional writev and runs fdatasync when a sync is
+ * wanted; everything appended before a sync() call is durable when it
+ * resolves, and syncs asked for while one runs share the next one (group
+ * commit). A record is readable (read()) from the moment it is appended:
+ * from memory until it is written, then from the file.
+ *
+ * Rotation seals the active pack (trailer, footer, fdatasync, close) before
+ * the first record of the next one is written, so records in an older pack
+ * are durable before any record in a newer one is (the journal's order
+ * holds across packs).
+ *
+ * Failure: a write or sync that fails (a full disk, EIO) breaks the journal
+ * for good: whatever was not yet durable may be lost (after a failed fsync
+ * the page cache cannot be trusted), so every later call rejects with
+ * TransientError and the owner reports itself unhealthy.
+ *
+ * Bounds: queued records hold their caller's buffers (callers wait for
+ * written() before reusing them); the trailer of the active pack is kept in
+ * memory (≤ maxObjectsPerPack entries); open read handles are capped.
+ */
+export class FsJournal implements PackSink {
+  readonly #opts: Required<Omit<JournalOptions, 'onNewPack' | 'onSealed'>> & Pick<JournalOptions, 'onNewPack' | 'onSealed'>;
+  #active: string;
+  #activeEnd = HEADER_BYTES;
+  #activeEntries: TrailerEntry[] = [];
+  #activeCreated = false;
+  #queue: Item[] = [];
+  /** Records appended but not yet written, by `pack:offset` of their payload, for reads. */
+  readonly #unwritten = new Map<string, Uint8Array>();
+  #nextSeq = 1;
+  #writtenSeq = 0;
+  #syncedSeq = 0;
+  #wantSync = 0;
+  #running: Promise<void> | undefined;
+  #writtenWaiters: { seq: number; resolve(): void; reject(err: Error): void }[] = [];
+  #syncWaiters: { seq: number; resolve(): void; reject(err: Error): void }[] = [];
+  #broken: Error | undefined;
+  #closed = false;
+  #fd: FileHandle | undefined;
+  readonly #readers: ReadHandles;
+  /** Packs this journal created, and those of them it sealed. */
+  readonly #begun = new Set<string>();
+  readonly #sealed = new Set<string>();
+
+  private constructor(opts: JournalOptions) {
+    this.#opts = { ...opts, fsync: opts.fsync ?? true };
+    this.#active = newPackId();
+    this.#readers = new ReadHandles(opts.dir);
+  }
+
+  /** A journal starting a fresh pack in `dir` (recovery of older packs is the owner's job, before this). */
+  static create(opts: JournalOptions): FsJournal {
+    return new FsJournal(opts);
+  }
+
+  get activePack(): string {
+    return this.#active;
+  }
+
+  /** The highest seq that is durable. */
+  get syncedSeq(): number {
+    return this.#syncedSeq;
+  }
+
+  /**
+   * Queues a record and says where it goes. `address` marks an object
+   * record, listed in its pack's trailer.
+   */
+  append(record: EncodedRecord, address?: ChunkAddress): Appended {
+    this.#usable();
+    const full = this.#activeEnd > HEADER_BYTES && this.#activeEnd + record.bytes > this.#opts.packBytes;
+    if (full || this.#activeEntries.length >= this.#opts.maxObjectsPerPack) this.#rotate();
+    const seq = this.#nextSeq++;
+    const offset = this.#activeEnd;
+    const payload = offset + record.payloadOffset;
+    this.#activeEnd += record.bytes;
+    if (address !== undefined) {
+      const length = record.bytes - record.payloadOffset - 4;
+      this.#activeEntries.push({ address, offset: payload, length });
+      const part = record.parts[1];
+      if (part !== undefined) this.#unwritten.set(`${this.#active}:${payload}`, part);
+    }
+    this.#queue.push({ kind: 'record', seq, pack: this.#active, offset, record });
+    this.#kick();
+    return { seq, pack: this.#active, payload };
+  }
+
+  /** Resolves once every record up to `seq` is written to its file (not necessarily durable). */
+  written(seq: number): Promise<void> {
+    if (this.#broken) return Promise.reject(this.#broken);
+    if (seq <= this.#writtenSeq) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#writtenWaiters.push({ seq, resolve, reject }));
+  }
+
+  /** Resolves once everything appended so far is durable; returns the seq it covers. */
+  async sync(): Promise<number> {
+    this.#usable();
+    const seq = this.#nextSeq - 1;
+    if (seq <= this.#syncedSeq) return this.#syncedSeq;
+    this.#wantSync = Math.max(this.#wantSync, seq);
+    await new Promise<void>((resolve, reject) => {
+      this.#syncWaiters.push({ seq, resolve, reject });
+      this.#kick();
+    });
+    return seq;
+  }
+
+  /** An object's bytes, from memory while unwritten, else from its pack file. */
+  async read(location: Location): Promise<Uint8Array> {
+    const pending = this.#unwritten.get(`${location.pack}:${location.offset}`);
+    if (pending !== undefined && pending.length === location.length) return new Uint8Array(pending);
+    return this.#readers.read(location);
+  }
+
+  async sealedPacks(): Promise<{ pack: string; bytes: number }[]> {
+    const out: { pack: string; bytes: number }[] = [];
+    for (const name of await readdir(this.#opts.dir)) {
+      const pack = packOfFile(name);
+      // Packs of earlier runs were all sealed by recovery; of this run's, only those #seal finished.
+      if (pack === undefined || (this.#begun.has(pack) && !this.#sealed.has(pack))) continue;
+      try {
+        out.push({ pack, bytes: (await stat(packFile(this.#opts.dir, pack))).size });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return out;
+  }
+
+  async removePack(pack: string): Promise<void> {
+    if (pack === this.#active) throw new InvalidInputError(`pack ${pack} is being appended to`);
+    this.#readers.drop(pack);
+    await rm(packFile(this.#opts.dir, pack), { force: true });
+    if (this.#opts.fsync) await syncDirectory(this.#opts.dir);
+  }
+
+  /** Seals the active pack (if it holds anything) and closes every file. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#broken && this.#activeEnd > HEADER_BYTES) {
+      this.#rotate();
+      this.#kick();
+      await this.sync().catch(() => undefined);
+    }
+    await this.#running;
+    this.#closed = true;
+    await this.#fd?.close().catch(() => undefined);
+    this.#fd = undefined;
+    await this.#readers.closeAll();
+  }
+
+  #usable(): void {
+    if (this.#broken) throw this.#broken;
+    if (this.#closed) throw new TransientError('the journal is closed');
+  }
+
+  #rotate(): void {
+    this.#queue.push({ kind: 'rotate', from: this.#active, entries: this.#activeEntries, end: this.#activeEnd });
+    this.#active = newPackId();
+    this.#activeEnd = HEADER_BYTES;
+    this.#activeEntries = [];
+  }
+
+  #kick(): void {
+    this.#running ??= this.#run().finally(() => {
+      this.#running = undefined;
+      if (!this.#broken && (this.#queue.length > 0 || this.#wantSync > this.#syncedSeq)) this.#kick();
+    });
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 || this.#wantSync > this.#syncedSeq) {
+        const batch = this.#queue;
+        this.#queue = [];
+        let run: Extract<Item, { kind: 'record' }>[] = [];
+        for (const item of batch) {
+          if (item.kind === 'record') {
+            run.push(item);
+            continue;
+          }
+          await this.#writeRun(run);
+          run = [];
+          await this.#seal(item.from, item.entries, item.end);
+          this.#activeCreated = false;
+          this.#fd = undefined;
+        }
+        await this.#writeRun(run);
+        // Everything queued when this batch was taken is written now; one sync covers it all.
+        if (this.#wantSync > this.#syncedSeq) {
+          const written = this.#writtenSeq;
+          if (this.#opts.fsync && this.#fd !== undefined) await this.#fd.datasync();
+          this.#syncedSeq = written;
+          this.#settle(this.#syncWaiters, written);
+        }
+      }
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  /** Writes contiguous records of one pack, creating the pack's file first if needed. */
+  async #writeRun(run: Extract<Item, { kind: 'record' }>[]): Promise<void> {
+    const first = run[0];
+    const last = run.at(-1);
+    if (first === undefined || last === undefined) return;
+    const fd = await this.#activeFile(first.pack);
+    const buffers = run.flatMap((item) => item.record.parts);
+    let position = first.offset;
+    let total = 0;
+    for (const b of buffers) total += b.length;
+    // writev may write less than asked (a full disk says so by failing); go on from where it stopped.
+    let done = 0;
+    while (done < total) {
+      const { bytesWritten } = await fd.writev(remaining(buffers, done), position);
+      if (bytesWritten <= 0) throw new TransientError('the pack file took no bytes');
+      done += bytesWritten;
+      position += bytesWritten;
+    }
+    for (const item of run) {
+      const payload = item.offset + item.record.payloadOffset;
+      this.#unwritten.delete(`${item.pack}:${payload}`);
+    }
+    this.#writtenSeq = last.seq;
+    this.#settle(this.#writtenWaiters, last.seq);
+  }
+
+  async #activeFile(pack: string): Promise<FileHandle> {
+    if (this.#fd !== undefined && this.#activeCreated) return this.#fd;
+    this.#begun.add(pack);
+    await this.#opts.onNewPack?.(pack);
+    const file = packFile(this.#opts.dir, pack);
+    // Written under a temporary name and renamed, so a pack file never lacks its header.
+    const temp = `${file}.new`;
+    const fd = await open(temp, 'wx');
+    try {
+      await fd.write(encodeHeader(Buffer.from(pack, 'hex')), 0, HEADER_BYTES, 0);
+      if (this.#opts.fsync) await fd.datasync();
+      await rename(temp, file);
+      if (this.#opts.fsync) await syncDirectory(this.#opts.dir);
+    } catch (err) {
+      await fd.close().catch(() => undefined);
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw err;
+    }
+    this.#fd = fd;
+    this.#activeCreated = true;
+    return fd;
+  }
+
+  /** Seals the current file: trailer and footer after its last record, fdatasync, close. */
+  async #seal(pack: string, entries: TrailerEntry[], end: number): Promise<void> {
+    const fd = this.#fd;
+    if (fd === undefined || !this.#activeCreated) return; // nothing was ever written to it
+    const parts = trailerAndFooter(entries, end);
+    let position = end;
+    for (const p of parts) {
+      await fd.write(p, 0, p.length, position);
+      position += p.length;
+    }
+    if (this.#opts.fsync) await fd.datasync();
+    await fd.close();
+    this.#syncedSeq = this.#writtenSeq;
+    this.#settle(this.#syncWaiters, this.#writtenSeq);
+    this.#sealed.add(pack);
+    await this.#opts.onSealed?.(pack, this.#writtenSeq);
+  }
+
+  #settle(waiters: { seq: number; resolve(): void }[], upTo: number): void {
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const w = waiters[i];
+      if (w !== undefined && w.seq <= upTo) {
+        waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  #fail(err: unknown): void {
+    const cause = err instanceof Error ? err : new Error(String(err));
+    this.#broken = new TransientError(`the journal failed: ${(cause as NodeJS.ErrnoException).code ?? cause.message}`, { cause });
+    for (const w of [...this.#writtenWaiters, ...this.#syncWaiters]) w.reject(this.#broken);
+    this.#writtenWaiters = [];
+    this.#syncWaiters = [];
+    this.#queue = [];
+  }
+}
+
+function newPackId(): string {
+  return packIdHex(randomBytes(PACK_ID_BYTES));
+}
+
+/** The buffers of `buffers` from byte `skip` on. */
+function remaining(buffers: Buffer[], skip: number): Buffer[] {
+  if (skip === 0) return buffers;
+  const out: Buffer[] = [];
+  let left = skip;
+  for (const b of buffers) {
+    if (left >= b.length) {
+      left -= b.length;
+      continue;
+    }
+    out.push(left > 0 ? b.subarray(left) : b);
+    left = 0;
+  }
+  return out;
+}
+
+export async function syncDirectory(dir: string): Promise<void> {
+  const fd = await open(dir, 'r');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+}
+
+/**
+ * Read handles of pack files, at most MAX_OPEN (least recently used closed
+ * first). A pack that is gone is NotFoundError (gc removed it: the caller
+ * asks the index again).
+ */
+const MAX_OPEN = 64;
+
+class ReadHandles {
+  readonly #open = new Map<string, Promise<FileHandle>>();
+
+  constructor(private readonly dir: string) {}
+
+  async read(location: Location): Promise<Uint8Array> {
+    try {
+      return await this.#read(location);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw err;
+      throw new TransientError(`reading pack ${location.pack}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async #read(location: Location): Promise<Uint8Array> {
+    const fd = await this.#handle(location.pack);
+    const out = Buffer.allocUnsafe(location.length);
+    let done = 0;
+    while (done < location.length) {
+      const { bytesRead } = await fd.read(out, done, location.length - done, location.offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    // A plain Uint8Array, as every store returns (a short read is the caller's IntegrityError).
+    return new Uint8Array(out.buffer, out.byteOffset, done);
+  }
+
+  async #handle(pack: string): Promise<FileHandle> {
+    const existing = this.#open.get(pack);
+    if (existing !== undefined) {
+      this.#open.delete(pack);
+      this.#open.set(pack, existing);
+      return existing;
+    }
+    const opening = open(packFile(this.dir, pack), 'r').then(
+      async (fd) => {
+        const header = Buffer.alloc(HEADER_BYTES);
+        await fd.read(header, 0, HEADER_BYTES, 0);
+        if (decodeHeader(header) !== pack) throw new NotFoundError(`pack ${pack} holds another pack`);
+        return fd;
+      },
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') throw new NotFoundError(`no pack ${pack}`);
+        throw err;
+      },
+    );
+    this.#open.set(pack, opening);
+    opening.catch(() => this.#open.delete(pack));
+    while (this.#open.size > MAX_OPEN) {
+      const [oldest, fd] = this.#open.entries().next().value as [string, Promise<FileHandle>];
+      this.#open.delete(oldest);
+      void fd.then((h) => h.close()).catch(() => undefined);
+    }
+    return opening;
+  }
+
+  /** Forgets a pack's handle (it was deleted). */
+  drop(pack: string): void {
+    const fd = this.#open.get(pack);
+    this.#open.delete(pack);
+    void fd?.then((h) => h.close()).catch(() => undefined);
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.#open.values()];
+    this.#open.clear();
+    await Promise.all(all.map((p) => p.then((h) => h.close()).catch(() => undefined)));
+  }
+}

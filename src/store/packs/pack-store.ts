@@ -1,0 +1,378 @@
+import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, throwIfAborted } from '../../errors.js';
+import { addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verifyChunk } from '../address.js';
+import { KeyedMutex } from '../../util/keyed-mutex.js';
+import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures, CompactOptions, CompactResult } from '../chunks/chunk-store.js';
+import { objectRecord } from './format.js';
+import { type IndexEntry, type ObjectIndex, sameLocation } from './index-store.js';
+import type { PackSink } from './sink.js';
+
+export interface PackChunkStoreOptions {
+  sink: PackSink;
+  index: ObjectIndex;
+  /**
+   * Where objects of an older layout live (loose files of layouts v1/v2, S3
+   * chunks/ objects): read when the index has no entry, never written.
+   */
+  legacy?: ChunkStore | undefined;
+  /**
+   * A put deduplicates against a stored copy only when that copy's last put
+   * is at most this old (docs/spec/packs.md, Deduplication): half the gc
+   * grace period. Default 12 h.
+   */
+  dedupMaxAgeSeconds?: number | undefined;
+  /** The clock, in milliseconds (tests). */
+  now?: (() => number) | undefined;
+  /** What close() does instead of closing the sink, index and legacy store itself (an engine that owns them). */
+  closer?: (() => Promise<void>) | undefined;
+  /**
+   * Whether compaction may delete a sealed pack once nothing live is left
+   * in it (the engine says no until everything the pack held is applied
+   * durably elsewhere). Default: always.
+   */
+  removable?: ((pack: string) => Promise<boolean>) | undefined;
+  /**
+   * Runs after compaction re-pointed the index away from a pack and before
+   * the pack is deleted: the engine makes the index writes durable there.
+   */
+  retire?: ((pack: string) => Promise<void>) | undefined;
+}
+
+export const DEFAULT_DEDUP_MAX_AGE_SECONDS = 12 * 3600;
+
+interface Pending {
+  entry: IndexEntry;
+  seq: number;
+}
+
+/**
+ * Objects in packs (docs/spec/packs.md): the ChunkStore every v3 node uses,
+ * over a sink (the fs journal, or packs on S3) and an object index (LevelDB
+ * or PostgreSQL).
+ *
+ * put appends the object to the sink and resolves once its bytes are out of
+ * the caller's buffer; it is durable after the next flush() (or, on the
+ * embedded default, the next slot swap, which syncs the same journal).
+ * Until then its index entry is held here, not in the index: the index is
+ * never ahead of what is durable, so a deduplicating put after a crash can
+ * never trust an entry whose bytes were lost.
+ *
+ * Bounds: the pending entries are the objects put since the last flush
+ * (a commit's worth; a large upload flushes at its CLOSE, so up to one
+ * entry per chunk of it, 100 bytes each).
+ */
+export class PackChunkStore implements ChunkStore {
+  readonly features: ChunkStoreFeatures = { delete: true, list: true };
+  readonly #sink: PackSink;
+  readonly #index: ObjectIndex;
+  readonly #legacy: ChunkStore | undefined;
+  readonly #maxAge: number;
+  readonly #now: () => number;
+  readonly #closer: (() => Promise<void>) | undefined;
+  readonly #removable: (pack: string) => Promise<boolean>;
+  readonly #retire: (pack: string) => Promise<void>;
+  /**
+   * Serializes, per address, what reads an index entry and acts on it: a
+   * put deciding to deduplicate (and refreshing the entry's age), gc
+   * deleting the entry, compaction moving it. So gc never deletes what a
+   * put just relied on, and compaction never resurrects what gc deleted.
+   */
+  readonly #keys = new KeyedMutex();
+  /** Appended, not yet known durable: by address string. */
+  readonly #pending = new Map<string, Pending>();
+  /** What the owner of other records in the sink does once they are durable (the journal slot store's swaps), by seq. */
+  #effects: { seq: number; apply(): Promise<void> }[] = [];
+  #committed = 0;
+  #committing: Promise<void> = Promise.resolve();
+
+  constructor(options: PackChunkStoreOptions) {
+    this.#sink = options.sink;
+    this.#index = options.index;
+    this.#legacy = options.legacy;
+    this.#maxAge = options.dedupMaxAgeSeconds ?? DEFAULT_DEDUP_MAX_AGE_SECONDS;
+    this.#now = options.now ?? Date.now;
+    this.#closer = options.closer;
+    this.#removable = options.removable ?? (async () => true);
+    this.#retire = options.retire ?? (async () => undefined);
+  }
+
+  get index(): ObjectIndex {
+    return this.#index;
+  }
+
+  get sink(): PackSink {
+    return this.#sink;
+  }
+
+  async put(bytes: Uint8Array, options: AbortOptions = {}): Promise<ChunkAddress> {
+    throwIfAborted(options.signal);
+    if (bytes.length > MAX_CHUNK_BYTES) throw new InvalidInputError(`chunk of ${bytes.length} bytes exceeds ${MAX_CHUNK_BYTES}`);
+    const address = addressOf(bytes);
+    const key = address.toString();
+    const pending = this.#pending.get(key);
+    if (pending !== undefined) {
+      await this.#sink.written(pending.seq);
+      return address;
+    }
+    if (await this.#keys.run(key, () => this.#reuseFreshCopy(address, options))) return address;
+    const appended = this.#sink.append(objectRecord(address, bytes), address);
+    const entry: IndexEntry = {
+      address,
+      location: { pack: appended.pack, offset: appended.payload, length: bytes.length },
+      lastPutSec: this.#nowSec(),
+    };
+    this.#pending.set(key, { entry, seq: appended.seq });
+    await this.#sink.written(appended.seq);
+    return address;
+  }
+
+  /** The highest seq whose index entries and effects are applied: everything up to it is durable and visible. */
+  get committedSeq(): number {
+    return this.#committed;
+  }
+
+  /**
+   * Runs `apply` once the sink record `seq` (appended by the caller) is
+   * durable, in seq order with the index entries of objects: the journal slot
+   * store applies a swap only after the sync covering it (and everything
+   * before it) completed.
+   */
+  afterSync(seq: number, apply: () => Promise<void>): void {
+    this.#effects.push({ seq, apply });
+  }
+
+  /** Makes every put that resolved before this call durable, and indexes it. */
+  async flush(options: AbortOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const covered = await this.#sink.sync();
+    await this.#commitUpTo(covered, options);
+  }
+
+  async get(address: ChunkAddress, options: AbortOptions = {}): Promise<Uint8Array> {
+    throwIfAborted(options.signal);
+    assertChunkAddress(address);
+    const pending = this.#pending.get(address.toString());
+    if (pending !== undefined) return this.#readVerified(address, pending.entry);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const entry = await this.#index.get(address, options);
+      if (entry === undefined) break;
+      try {
+        return await this.#readVerified(address, entry);
+      } catch (err) {
+        // The pack is gone (gc moved the object meanwhile): ask the index again, once.
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    if (this.#legacy !== undefined) return this.#legacy.get(address, options);
+    throw new NotFoundError(`no chunk ${address.toString()}`);
+  }
+
+  async has(address: ChunkAddress, options: AbortOptions = {}): Promise<boolean> {
+    throwIfAborted(options.signal);
+    assertChunkAddress(address);
+    if (this.#pending.has(address.toString())) return true;
+    if ((await this.#index.get(address, options)) !== undefined) return true;
+    return this.#legacy !== undefined && (await this.#legacy.has(address, options));
+  }
+
+  /** Forgets the object: its index entry goes now, its bytes at the next compact(). */
+  async delete(address: ChunkAddress, options: AbortOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    assertChunkAddress(address);
+    await this.#keys.run(address.toString(), async () => {
+      this.#pending.delete(address.toString());
+      const entry = await this.#index.get(address, options);
+      if (entry !== undefined) await this.#index.removeIf(address, entry.location, options);
+    });
+    await this.#legacy?.delete(address, options);
+  }
+
+  async deleteIfIdleSince(address: ChunkAddress, cutoffMs: number, options: AbortOptions = {}): Promise<number | undefined> {
+    throwIfAborted(options.signal);
+    assertChunkAddress(address);
+    const key = address.toString();
+    const packed = await this.#keys.run(key, async () => {
+      if (this.#pending.has(key)) return { kept: true };
+      const entry = await this.#index.get(address, options);
+      if (entry === undefined) return undefined;
+      if (entry.lastPutSec * 1000 >= cutoffMs) return { kept: true };
+      return (await this.#index.removeIf(address, entry.location, options)) ? { freed: entry.location.length } : { kept: true };
+    });
+    if (packed !== undefined) return 'freed' in packed ? packed.freed : undefined;
+    return this.#legacy?.deleteIfIdleSince?.(address, cutoffMs, options);
+  }
+
+  /**
+   * Gives back the space of deleted objects: a sealed pack with no live
+   * object is deleted; one with less than `threshold` of its bytes live has
+   * them copied into the journal first, synced, re-indexed, then deleted.
+   * A reader that found the old location meanwhile gets NotFoundError from
+   * the sink and asks the index again (get).
+   */
+  async compact(options: CompactOptions = {}): Promise<CompactResult> {
+    const threshold = options.threshold ?? 0.5;
+    const result: CompactResult = { rewritten: 0, removed: 0, copiedBytes: 0, freedBytes: 0 };
+    const packs = await this.#sink.sealedPacks();
+    const live = new Map<string, number>(packs.map((p) => [p.pack, 0]));
+    for await (const entry of this.#index.list(options)) {
+      const bytes = live.get(entry.location.pack);
+      if (bytes !== undefined) live.set(entry.location.pack, bytes + entry.location.length);
+    }
+    for (const { pack, bytes } of packs) {
+      throwIfAborted(options.signal);
+      const liveBytes = live.get(pack) ?? 0;
+      if (liveBytes >= bytes * threshold || !(await this.#removable(pack))) continue;
+      if (options.dryRun) {
+        if (liveBytes === 0) result.removed++;
+        else result.rewritten++;
+        result.copiedBytes += liveBytes;
+        result.freedBytes += bytes;
+        continue;
+      }
+      const copied = liveBytes === 0 ? 0 : await this.#moveOut(pack, options);
+      await this.#retire(pack);
+      await this.#sink.removePack(pack);
+      if (liveBytes === 0) result.removed++;
+      else result.rewritten++;
+      result.copiedBytes += copied;
+      result.freedBytes += bytes;
+    }
+    return result;
+  }
+
+  async stat(address: ChunkAddress, options: AbortOptions = {}): Promise<ChunkStat | undefined> {
+    throwIfAborted(options.signal);
+    assertChunkAddress(address);
+    const pending = this.#pending.get(address.toString());
+    const entry = pending?.entry ?? (await this.#index.get(address, options));
+    if (entry !== undefined) return { bytes: entry.location.length, lastPutMs: entry.lastPutSec * 1000 };
+    return this.#legacy?.stat?.(address, options);
+  }
+
+  async *list(options: AbortOptions = {}): AsyncIterable<ChunkAddress> {
+    const seen = new Set<string>();
+    for await (const entry of this.#index.list(options)) {
+      seen.add(entry.address.toString());
+      yield entry.address;
+    }
+    for (const [key, p] of [...this.#pending]) {
+      if (!seen.has(key)) yield p.entry.address;
+    }
+    if (this.#legacy === undefined) return;
+    for await (const address of this.#legacy.list(options)) {
+      if (!seen.has(address.toString()) && !this.#pending.has(address.toString())) yield address;
+    }
+  }
+
+  async usage(options: AbortOptions = {}): Promise<{ chunks: number; bytes: number }> {
+    let chunks = 0;
+    let bytes = 0;
+    for await (const entry of this.#index.list(options)) {
+      if (this.#pending.has(entry.address.toString())) continue;
+      chunks++;
+      bytes += entry.location.length;
+    }
+    for (const p of this.#pending.values()) {
+      chunks++;
+      bytes += p.entry.location.length;
+    }
+    const legacy = await this.#legacy?.usage?.(options);
+    return { chunks: chunks + (legacy?.chunks ?? 0), bytes: bytes + (legacy?.bytes ?? 0) };
+  }
+
+  /** Applies the index entries and effects of everything the sink already made durable (no new sync). */
+  async applyDurable(): Promise<void> {
+    await this.#commitUpTo(this.#sink.syncedSeq, {});
+  }
+
+  async close(): Promise<void> {
+    if (this.#closer !== undefined) return this.#closer();
+    await this.flush().catch(() => undefined);
+    await this.#sink.close();
+    await this.#index.close();
+    await this.#legacy?.close();
+  }
+
+  /**
+   * Whether a copy young enough to deduplicate against is stored; if so,
+   * its age is refreshed (the ChunkStore stat contract: gc's grace counts
+   * from the last put, deduplicated or not). Runs under the address's lock.
+   */
+  async #reuseFreshCopy(address: ChunkAddress, options: AbortOptions): Promise<boolean> {
+    const entry = await this.#index.get(address, options);
+    const now = this.#nowSec();
+    if (entry !== undefined) {
+      if (now - entry.lastPutSec > this.#maxAge) return false;
+      // Not durable by itself, and need not be: an upload in flight does not survive a crash either.
+      if (entry.lastPutSec !== now) await this.#index.putMany([{ ...entry, lastPutSec: now }], options);
+      return true;
+    }
+    if (this.#legacy?.stat === undefined) return false;
+    const stat = await this.#legacy.stat(address, options);
+    if (stat === undefined || this.#now() - stat.lastPutMs > this.#maxAge * 1000) return false;
+    // A loose chunk's age is refreshed by putting it again there (its store's dedup touches it).
+    await this.#legacy.put(await this.#legacy.get(address, options), options);
+    return true;
+  }
+
+  /** Copies every object the index still places in `pack` into the journal, syncs, and re-points the index. */
+  async #moveOut(pack: string, options: AbortOptions): Promise<number> {
+    const moving: IndexEntry[] = [];
+    for await (const entry of this.#index.list(options)) if (entry.location.pack === pack) moving.push(entry);
+    let copied = 0;
+    const moved: { from: IndexEntry; to: IndexEntry }[] = [];
+    for (const from of moving) {
+      const bytes = await this.#readVerified(from.address, from);
+      const appended = this.#sink.append(objectRecord(from.address, bytes), from.address);
+      moved.push({ from, to: { ...from, location: { pack: appended.pack, offset: appended.payload, length: from.location.length } } });
+      copied += bytes.length;
+    }
+    await this.#sink.sync();
+    for (const { from, to } of moved) {
+      await this.#keys.run(from.address.toString(), async () => {
+        const now = await this.#index.get(from.address, options);
+        // Deleted meanwhile (gc) or put anew elsewhere: leave it; the copy is garbage for the next run.
+        if (now === undefined || !sameLocation(now.location, from.location)) return;
+        await this.#index.putMany([{ ...to, lastPutSec: now.lastPutSec }], options);
+      });
+    }
+    return copied;
+  }
+
+  async #readVerified(address: ChunkAddress, entry: IndexEntry): Promise<Uint8Array> {
+    const bytes = await this.#sink.read(entry.location);
+    if (bytes.length !== entry.location.length) throw new IntegrityError(address.toString(), 'chunk');
+    verifyChunk(address, bytes);
+    return bytes;
+  }
+
+  /** Moves pending entries covered by a sync into the index, once, in order. */
+  #commitUpTo(covered: number, options: AbortOptions): Promise<void> {
+    const run = this.#committing.then(async () => {
+      // Effects registered after their record was already covered (a seal's mark) are still due.
+      if (covered <= this.#committed && !this.#effects.some((e) => e.seq <= covered)) return;
+      const entries: IndexEntry[] = [];
+      const done: string[] = [];
+      for (const [key, p] of this.#pending) {
+        if (p.seq <= covered) {
+          entries.push(p.entry);
+          done.push(key);
+        }
+      }
+      if (entries.length > 0) await this.#index.putMany(entries, options);
+      for (const key of done) {
+        const p = this.#pending.get(key);
+        if (p !== undefined && p.seq <= covered) this.#pending.delete(key);
+      }
+      const due = this.#effects.filter((e) => e.seq <= covered).sort((a, b) => a.seq - b.seq);
+      this.#effects = this.#effects.filter((e) => e.seq > covered);
+      for (const effect of due) await effect.apply();
+      this.#committed = Math.max(this.#committed, covered);
+    });
+    this.#committing = run.catch(() => undefined);
+    return run;
+  }
+
+  #nowSec(): number {
+    return Math.floor(this.#now() / 1000);
+  }
+}

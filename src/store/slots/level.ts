@@ -1,0 +1,120 @@
+import { Level } from 'level';
+import { ConflictError, IntegrityError, throwIfAborted, type AbortOptions } from '../../errors.js';
+import { checkStorageIndex, checkSwap, storageIndexHex } from './slot-limits.js';
+import type { SlotEntry, SlotStore } from './slot-store.js';
+
+/** Bytes of the sequence-number prefix in a stored value. */
+const SEQ_BYTES = 8;
+
+/**
+ * Slot value layout in LevelDB (format v1):
+ *
+ *     key   = the 32-byte storage index, raw
+ *     value = seq as 8 bytes unsigned big-endian || record bytes (0..64 KiB)
+ *
+ * The store's seq sits outside the record so compareAndSwap can compare
+ * without parsing a record, which belongs to src/tree. A value shorter than
+ * 8 bytes cannot have been written by this code: IntegrityError.
+ */
+export function encodeSlotValue(entry: SlotEntry): Uint8Array {
+  const value = new Uint8Array(SEQ_BYTES + entry.record.length);
+  new DataView(value.buffer).setBigUint64(0, entry.seq, false);
+  value.set(entry.record, SEQ_BYTES);
+  return value;
+}
+
+export function decodeSlotValue(storageIndex: Uint8Array, value: Uint8Array): SlotEntry {
+  if (value.length < SEQ_BYTES) throw new IntegrityError(storageIndexHex(storageIndex), 'slot');
+  const seq = new DataView(value.buffer, value.byteOffset, value.byteLength).getBigUint64(0, false);
+  // A copy, as a plain Uint8Array: callers own what they get.
+  return { seq, record: new Uint8Array(value.subarray(SEQ_BYTES)) };
+}
+
+/**
+ * Slots in a LevelDB database (classic-level, through `level`).
+ *
+ * LevelDB has no compare-and-swap, so compareAndSwap holds an in-process lock
+ * per storage index across read, compare and write. That is only sound because
+ * LevelDB's LOCK file keeps any other process from opening the database: the
+ * one process that has it open is the only writer, and other processes reach
+ * it through slot-store-socket.ts. Writes use `sync: true`, so a swap is on
+ * disk when it resolves.
+ *
+ * Bound on the lock: one map entry per storage index with a swap in flight,
+ * removed when the last one finishes; waiters are the callers themselves.
+ */
+export class LevelSlotStore implements SlotStore {
+  private readonly locks = new Map<string, Promise<void>>();
+
+  private constructor(private readonly db: Level<Uint8Array, Uint8Array>) {}
+
+  /**
+   * Opens (creating if missing) the database in `dir`. If another process
+   * holds it, this rejects with level's error: code 'LEVEL_DATABASE_NOT_OPEN',
+   * cause.code 'LEVEL_LOCKED' (see isLevelLocked and src/node/stores.ts).
+   */
+  static async open(dir: string): Promise<LevelSlotStore> {
+    const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+    await db.open();
+    return new LevelSlotStore(db);
+  }
+
+  async get(storageIndex: Uint8Array, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
+    throwIfAborted(options.signal);
+    checkStorageIndex(storageIndex);
+    const value = (await this.db.get(storageIndex)) as Uint8Array | undefined;
+    throwIfAborted(options.signal);
+    return value === undefined ? undefined : decodeSlotValue(storageIndex, value);
+  }
+
+  async compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options: AbortOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    checkSwap(storageIndex, expectedSeq, next);
+    const key = storageIndexHex(storageIndex);
+    const value = encodeSlotValue(next);
+    await this.withLock(key, async () => {
+      // Checked under the lock: an abort while queued changes nothing.
+      throwIfAborted(options.signal);
+      const stored = (await this.db.get(storageIndex)) as Uint8Array | undefined;
+      const currentSeq = stored === undefined ? null : decodeSlotValue(storageIndex, stored).seq;
+      if (currentSeq !== expectedSeq) throw new ConflictError(`slot ${key} is not at the expected seq`);
+      // Past this point the swap goes through even if aborted: a half-known
+      // outcome is worse than a late one.
+      await this.db.put(storageIndex, value, { sync: true });
+    });
+  }
+
+  async *list(options: AbortOptions = {}): AsyncIterable<Uint8Array> {
+    throwIfAborted(options.signal);
+    // The iterator reads from a snapshot and is closed by for-await on break.
+    for await (const key of this.db.keys()) {
+      throwIfAborted(options.signal);
+      yield new Uint8Array(key);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  private async withLock(key: string, critical: () => Promise<void>): Promise<void> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => mine);
+    this.locks.set(key, tail);
+    try {
+      await previous;
+      await critical();
+    } finally {
+      release();
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    }
+  }
+}
+
+/** True for the error level throws when another process (or handle) holds the database's LOCK. */
+export function isLevelLocked(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
+  return e?.code === 'LEVEL_DATABASE_NOT_OPEN' && e.cause?.code === 'LEVEL_LOCKED';
+}

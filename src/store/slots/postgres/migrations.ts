@@ -1,0 +1,77 @@
+import type { PoolClient } from 'pg';
+import { InvalidInputError } from '../../../errors.js';
+import { MAX_SLOT_RECORD_BYTES, MAX_SLOT_SEQ, STORAGE_INDEX_BYTES } from '../slot-limits.js';
+
+/**
+ * The PostgreSQL schema of the slot store, created and migrated by capstan
+ * itself. MIGRATIONS is append-only: entry i takes the schema from version i
+ * to version i + 1, and a released entry is never edited (a database at
+ * version 3 has run entries 0..2 exactly as they were). Table names are
+ * qualified by the configured schema, substituted for `{schema}`.
+ *
+ * Format v1:
+ *
+ *     capstan_schema_version(version integer)          one row: migrations applied
+ *     capstan_slots(storage_index bytea primary key,   32 bytes
+ *                   seq numeric(20, 0),                u64, 0..2^64-1
+ *                   record bytea)                      0..64 KiB, opaque, signed
+ *
+ * seq is NUMERIC(20,0), not BIGINT: BIGINT is signed and tops out at 2^63-1,
+ * while the slot contract allows the full u64 range. The CHECK constraints
+ * repeat slot-limits.ts so a bug in any client cannot store what this code
+ * would refuse to read.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE {schema}.capstan_slots (
+     storage_index bytea PRIMARY KEY CHECK (octet_length(storage_index) = ${STORAGE_INDEX_BYTES}),
+     seq numeric(20, 0) NOT NULL CHECK (seq >= 0 AND seq <= ${MAX_SLOT_SEQ}),
+     record bytea NOT NULL CHECK (octet_length(record) <= ${MAX_SLOT_RECORD_BYTES})
+   )`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** A schema name capstan accepts: a plain lower-case SQL identifier, so it needs no quoting rules beyond double quotes. */
+export const SCHEMA_NAME_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function quoteSchema(schema: string): string {
+  if (!SCHEMA_NAME_RE.test(schema)) {
+    throw new InvalidInputError('a postgres schema name is 1 to 63 of a-z, 0-9 and _, not starting with a digit');
+  }
+  return `"${schema}"`;
+}
+
+/**
+ * Brings the schema up to SCHEMA_VERSION, in one transaction, under a
+ * transaction-scoped advisory lock keyed by the schema name: two gateways
+ * starting at once serialize here, and the second finds the work done. A
+ * database already at a newer version than this code knows is refused (an
+ * older capstan must not write to a format it does not understand).
+ * Returns the version found before migrating.
+ */
+export async function migrate(client: PoolClient, schema: string): Promise<number> {
+  const q = quoteSchema(schema);
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`capstan slot store ${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${q}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${q}.capstan_schema_version (version integer NOT NULL)`);
+    const rows = (await client.query<{ version: number }>(`SELECT version FROM ${q}.capstan_schema_version`)).rows;
+    const found = rows.length === 0 ? 0 : Math.max(...rows.map((r) => r.version));
+    if (found > SCHEMA_VERSION) {
+      throw new InvalidInputError(
+        `the postgres slot store schema ${schema} is at version ${found}, newer than this capstan's ${SCHEMA_VERSION}: upgrade capstan`,
+      );
+    }
+    for (let v = found; v < SCHEMA_VERSION; v++) await client.query(MIGRATIONS[v]!.replaceAll('{schema}', q));
+    if (found < SCHEMA_VERSION) {
+      await client.query(`DELETE FROM ${q}.capstan_schema_version`);
+      await client.query(`INSERT INTO ${q}.capstan_schema_version (version) VALUES ($1)`, [SCHEMA_VERSION]);
+    }
+    await client.query('COMMIT');
+    return found;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,252 @@
+import pg from 'pg';
+import { AbortError, ConflictError, IntegrityError, TransientError, throwIfAborted, type AbortOptions } from '../../../errors.js';
+import type { Logger } from '../../../log.js';
+import { MAX_SLOT_SEQ, checkStorageIndex, checkSwap, storageIndexHex } from '../slot-limits.js';
+import type { SlotEntry, SlotStore } from '../slot-store.js';
+import { classifyPostgresError } from './errors.js';
+import { migrate, quoteSchema } from './migrations.js';
+
+export interface PostgresSlotStoreOptions {
+  /**
+   * A libpq-style URL (postgres://user:password@host:port/database?...).
+   * Fields it leaves out come from the PG* environment variables, as with
+   * psql (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD).
+   */
+  url?: string;
+  /** Used when the URL carries none (it wins over PGPASSWORD). */
+  password?: string;
+  /** SQL schema holding the tables; several stores can share one database under different schemas. Default "public". */
+  schema?: string;
+  /** Connections in the pool, the bound on concurrent statements. Default 10. */
+  poolSize?: number;
+  /** How long to wait for a connection (new or from the pool) before TransientError. Default 5000. */
+  connectTimeoutMs?: number;
+  /** Client-side bound on one statement. Default 15000. */
+  statementTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export const DEFAULT_POOL_SIZE = 10;
+/** Storage indexes fetched per statement by list(): what the iterator holds in memory at once. */
+const LIST_PAGE = 256;
+/**
+ * Statements admitted at once (running or waiting for a pooled connection).
+ * pg's own wait queue is unbounded; past this, callers get TransientError at
+ * once instead of queueing behind a database that is not keeping up.
+ */
+export const MAX_PENDING_STATEMENTS = 1024;
+
+/** Resolves as `work` does, or rejects with AbortError once `signal` aborts (the statement itself runs on, harmlessly: only reads use this). */
+function unlessAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new AbortError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** pg returns NUMERIC as a string; anything but a u64 in decimal cannot have come through the table's CHECK. */
+function parseSeq(storageIndex: Uint8Array, text: unknown): bigint {
+  if (typeof text !== 'string' || !/^[0-9]{1,20}$/.test(text)) throw new IntegrityError(storageIndexHex(storageIndex), 'slot');
+  const seq = BigInt(text);
+  if (seq > MAX_SLOT_SEQ) throw new IntegrityError(storageIndexHex(storageIndex), 'slot');
+  return seq;
+}
+
+/** `url` with `password` in it, unless it has one already (the URL wins). */
+function withPassword(url: string, password: string | undefined): string {
+  if (password === undefined) return url;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url; // not a URL pg would read as one either; pg reports it
+  }
+  if (parsed.password !== '') return url;
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
+}
+
+/**
+ * Slots in a PostgreSQL table, shared by any number of gateways.
+ *
+ * compareAndSwap is one statement, so the database's row lock is the only
+ * lock: from null it is `INSERT … ON CONFLICT DO NOTHING`, otherwise
+ * `UPDATE … WHERE storage_index = $1 AND seq = $2`; either way a rowCount of
+ * 0 means another writer got there first (under READ COMMITTED a blocked
+ * UPDATE re-checks its WHERE against the winner's row, so of N racing swaps
+ * exactly one matches). A statement resolves after COMMIT, which with the
+ * server's default synchronous_commit = on means after the WAL is flushed.
+ *
+ * The database is trusted no more than a chunk store: it may withhold or roll
+ * back a slot, but the tree layer verifies the signature inside every record
+ * it reads, so it cannot forge one.
+ *
+ * Connection failures and server restarts are TransientError (errors.ts);
+ * the pool drops broken connections and reconnects on the next use. A
+ * TransientError from compareAndSwap leaves its outcome unknown (the
+ * connection may have dropped after COMMIT): callers re-read the slot, as
+ * after a ConflictError.
+ */
+export class PostgresSlotStore implements SlotStore {
+  private closing: Promise<void> | undefined;
+  private pending = 0;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly table: string,
+  ) {}
+
+  /** Connects, creates or migrates the schema (migrations.ts), and returns the store. */
+  static async open(options: PostgresSlotStoreOptions = {}): Promise<PostgresSlotStore> {
+    const schema = options.schema ?? 'public';
+    const table = `${quoteSchema(schema)}.capstan_slots`;
+    const config: pg.PoolConfig = {
+      max: options.poolSize ?? DEFAULT_POOL_SIZE,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+      // Both sides: the server cancels a statement that runs too long, the
+      // client gives up on one whose answer does not come (a dead network).
+      query_timeout: options.statementTimeoutMs ?? 15_000,
+      statement_timeout: options.statementTimeoutMs ?? 15_000,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+      application_name: 'capstan',
+    };
+    // pg lets what the URL says (even a missing password) override the
+    // separate fields, so a password from elsewhere goes into the URL.
+    if (options.url !== undefined) config.connectionString = withPassword(options.url, options.password);
+    else if (options.password !== undefined) config.password = options.password;
+    const pool = new pg.Pool(config);
+    // An idle connection that dies (server restart, network cut) is reported
+    // here; without a listener it would crash the process. The pool has
+    // already dropped it, and the next query opens a new one.
+    const log = options.logger?.child({ component: 'postgres' });
+    pool.on('error', (err: Error & { code?: string }) => {
+      log?.warn({ event: 'postgres_connection_lost', code: err.code }, 'an idle postgres connection failed');
+    });
+    try {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        await migrate(client, schema);
+      } catch (err) {
+        broken = true;
+        throw err;
+      } finally {
+        client.release(broken); // true: destroy it rather than pool a connection in an unknown state
+      }
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw classifyPostgresError(err, 'opening the schema');
+    }
+    return new PostgresSlotStore(pool, table);
+  }
+
+  async get(storageIndex: Uint8Array, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
+    throwIfAborted(options.signal);
+    checkStorageIndex(storageIndex);
+    const result = await unlessAborted(
+      this.query<{ seq: string; record: Buffer }>('get', `SELECT seq, record FROM ${this.table} WHERE storage_index = $1`, [
+        Buffer.from(storageIndex),
+      ]),
+      options.signal,
+    );
+    throwIfAborted(options.signal);
+    const row = result.rows[0];
+    if (row === undefined) return undefined;
+    // pg hands out a fresh Buffer per row; copy into a plain Uint8Array anyway, as the contract promises callers their own bytes.
+    return { seq: parseSeq(storageIndex, row.seq), record: new Uint8Array(row.record) };
+  }
+
+  async compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options: AbortOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    checkSwap(storageIndex, expectedSeq, next);
+    // Copied now: the caller may reuse its buffer while the statement is queued for a connection.
+    const si = Buffer.from(storageIndex);
+    const record = Buffer.from(next.record);
+    // Past this point the swap goes through even if aborted: a half-known outcome is worse than a late one.
+    const result =
+      expectedSeq === null
+        ? await this.query(
+            'compareAndSwap',
+            `INSERT INTO ${this.table} (storage_index, seq, record) VALUES ($1, $2, $3) ON CONFLICT (storage_index) DO NOTHING`,
+            [si, next.seq.toString(), record],
+          )
+        : await this.query('compareAndSwap', `UPDATE ${this.table} SET seq = $3, record = $4 WHERE storage_index = $1 AND seq = $2`, [
+            si,
+            expectedSeq.toString(),
+            next.seq.toString(),
+            record,
+          ]);
+    if (result.rowCount !== 1) {
+      throw new ConflictError(`slot ${storageIndexHex(storageIndex)} is not at the expected seq`);
+    }
+  }
+
+  /**
+   * Keyset pagination, LIST_PAGE indexes per statement: no cursor or
+   * connection is held between pages, so abandoning the iteration costs
+   * nothing, and slots created during it may or may not be listed.
+   */
+  async *list(options: AbortOptions = {}): AsyncIterable<Uint8Array> {
+    throwIfAborted(options.signal);
+    let after: Buffer | undefined;
+    for (;;) {
+      const result = await unlessAborted(
+        this.query<{ storage_index: Buffer }>(
+          'list',
+          after === undefined
+            ? `SELECT storage_index FROM ${this.table} ORDER BY storage_index LIMIT ${LIST_PAGE}`
+            : `SELECT storage_index FROM ${this.table} WHERE storage_index > $1 ORDER BY storage_index LIMIT ${LIST_PAGE}`,
+          after === undefined ? [] : [after],
+        ),
+        options.signal,
+      );
+      for (const row of result.rows) {
+        throwIfAborted(options.signal);
+        yield new Uint8Array(row.storage_index);
+      }
+      if (result.rows.length < LIST_PAGE) return;
+      after = result.rows[result.rows.length - 1]!.storage_index;
+    }
+  }
+
+  /** A cheap round trip for health checks: resolves when the database answers. */
+  async ping(options: AbortOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    await unlessAborted(this.query('ping', 'SELECT 1', []), options.signal);
+  }
+
+  /** Waits for statements in flight, then closes every connection. Idempotent. */
+  close(): Promise<void> {
+    return (this.closing ??= this.pool.end());
+  }
+
+  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    what: string,
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    if (this.pending >= MAX_PENDING_STATEMENTS) {
+      throw new TransientError(`postgres slot store: ${what} refused, ${MAX_PENDING_STATEMENTS} statements already waiting`);
+    }
+    this.pending++;
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (err) {
+      throw classifyPostgresError(err, what);
+    } finally {
+      this.pending--;
+    }
+  }
+}

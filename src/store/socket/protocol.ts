@@ -1,0 +1,226 @@
+import type { CompactResult } from '../chunks/chunk-store.js';
+import {
+  AbortError,
+  ConflictError,
+  IntegrityError,
+  InvalidInputError,
+  NotFoundError,
+  PermissionError,
+  TransientError,
+  isCapstanError,
+} from '../../errors.js';
+import { MAX_CHUNK_BYTES } from '../address.js';
+import { MAX_SLOT_RECORD_BYTES, STORAGE_INDEX_BYTES } from '../slots/slot-limits.js';
+import type { SlotEntry } from '../slots/slot-store.js';
+
+/**
+ * The node socket protocol, version 2 ("capstan-node/2"): how CLI commands
+ * reach the stores of a running gateway, which holds the node's LevelDB and
+ * journal (docs/spec/packs.md). Local only (a unix-domain socket, mode
+ * 0600), so it carries no authentication of its own: whoever can open the
+ * socket is the node's owner. Version 1 served slots only; a gateway and
+ * the CLI always come from the same install.
+ *
+ * Framing: UTF-8 JSON, one object per line ('\n'), at most MAX_LINE
+ * characters a line, either direction. Byte strings are lower-case hex
+ * (storage indexes) or base64 (records, chunk bytes); addresses are CID
+ * strings; seqs are decimal strings (bigint). Requests carry a
+ * client-chosen `id` (a safe integer) echoed by the response; a connection
+ * may have several requests in flight and responses may come in any order.
+ *
+ *   {"id":1,"op":"get","si":HEX}                        → {"id":1,"ok":true,"entry":null | {"seq":DEC,"record":B64}}
+ *   {"id":2,"op":"cas","si":HEX,"expected":DEC|null,
+ *          "seq":DEC,"record":B64}                      → {"id":2,"ok":true}
+ *   {"id":3,"op":"list"}                                → {"id":3,"ok":true,"keys":[HEX…],"cursor":N}   (cursor absent: done)
+ *   {"id":4,"op":"list","cursor":N}                     → the next page, same shape
+ *   {"id":5,"op":"list-close","cursor":N}               → {"id":5,"ok":true}
+ *   {"id":6,"op":"chunk-put","bytes":B64}               → {"id":6,"ok":true,"address":CID}
+ *   {"id":7,"op":"chunk-get","address":CID}             → {"id":7,"ok":true,"bytes":B64}
+ *   {"id":8,"op":"chunk-has","address":CID}             → {"id":8,"ok":true,"has":BOOL}
+ *   {"id":9,"op":"chunk-stat","address":CID}            → {"id":9,"ok":true,"stat":null | {"bytes":N,"lastPutMs":N}}
+ *   {"id":10,"op":"chunk-flush"}                        → {"id":10,"ok":true}
+ *   {"id":11,"op":"chunk-list"}                         → {"id":11,"ok":true,"keys":[CID…],"cursor":N}   (as list)
+ *   {"id":12,"op":"chunk-usage"}                        → {"id":12,"ok":true,"usage":{"chunks":N,"bytes":N}}
+ *   {"id":13,"op":"chunk-delete","address":CID}         → {"id":13,"ok":true}
+ *   {"id":14,"op":"chunk-delete-idle","address":CID,
+ *          "cutoffMs":N}                                → {"id":14,"ok":true,"freed":null | N}
+ *   {"id":15,"op":"chunk-compact","dryRun":BOOL,
+ *          "threshold"?:X}                             → {"id":15,"ok":true,"compact":{"rewritten":N,"removed":N,
+ *                                                           "copiedBytes":N,"freedBytes":N}}
+ *   any failure                                         → {"id":…,"ok":false,"error":{"name":…,"message":…,"storageIndex"?,"what"?}}
+ *
+ * A line that is not JSON, too long, or not one of these shapes is a protocol
+ * violation: the server closes that connection and nothing else.
+ */
+/** Base64 of the largest chunk (16 MiB), with room for the JSON around it. */
+export const MAX_LINE = 24 * 1024 * 1024;
+/** Keys per list page: 256 × 66 characters ≈ 17 KiB a line. */
+export const LIST_PAGE = 256;
+
+export type Request =
+  | { id: number; op: 'get'; si: string }
+  | { id: number; op: 'cas'; si: string; expected: string | null; seq: string; record: string }
+  | { id: number; op: 'list' | 'chunk-list'; cursor?: number }
+  | { id: number; op: 'list-close'; cursor: number }
+  | { id: number; op: 'chunk-put'; bytes: string }
+  | { id: number; op: 'chunk-get' | 'chunk-has' | 'chunk-stat' | 'chunk-delete'; address: string }
+  | { id: number; op: 'chunk-delete-idle'; address: string; cutoffMs: number }
+  | { id: number; op: 'chunk-compact'; dryRun: boolean; threshold?: number }
+  | { id: number; op: 'chunk-flush' | 'chunk-usage' };
+
+export interface WireError {
+  name: string;
+  message: string;
+  storageIndex?: string;
+  what?: string;
+}
+
+export type Response =
+  | {
+      id: number;
+      ok: true;
+      entry?: WireEntry | null;
+      keys?: string[];
+      cursor?: number;
+      address?: string;
+      bytes?: string;
+      has?: boolean;
+      stat?: { bytes: number; lastPutMs: number } | null;
+      usage?: { chunks: number; bytes: number };
+      freed?: number | null;
+      compact?: CompactResult;
+    }
+  | { id: number; ok: false; error: WireError };
+
+export interface WireEntry {
+  seq: string;
+  record: string;
+}
+
+/** Splits a character stream into lines, refusing any line longer than the bound. */
+export class LineSplitter {
+  private pending = '';
+  constructor(private readonly maxLine = MAX_LINE) {}
+
+  /** The complete lines in `chunk` (plus what came before); throws InvalidInputError when a line is too long. */
+  push(chunk: string): string[] {
+    this.pending += chunk;
+    const lines: string[] = [];
+    let start = 0;
+    for (let nl = this.pending.indexOf('\n'); nl !== -1; nl = this.pending.indexOf('\n', start)) {
+      if (nl - start > this.maxLine) throw new InvalidInputError('protocol line too long');
+      lines.push(this.pending.slice(start, nl));
+      start = nl + 1;
+    }
+    this.pending = this.pending.slice(start);
+    if (this.pending.length > this.maxLine) throw new InvalidInputError('protocol line too long');
+    return lines;
+  }
+}
+
+const HEX_INDEX = new RegExp(`^[0-9a-f]{${STORAGE_INDEX_BYTES * 2}}$`);
+export const isHexIndex = (v: unknown): v is string => typeof v === 'string' && HEX_INDEX.test(v);
+const DECIMAL = /^(0|[1-9][0-9]{0,19})$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** base64 of one byte more than the chunk bound (the store refuses the extra byte itself). */
+const MAX_CHUNK_BASE64 = Math.ceil((MAX_CHUNK_BYTES + 1) / 3) * 4;
+/** base64 of one byte more than the record bound: longer is malformed, shorter reaches the store's own check. */
+const MAX_RECORD_BASE64 = Math.ceil((MAX_SLOT_RECORD_BYTES + 1) / 3) * 4;
+
+const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isCursor = isId;
+
+/** Parses one request line; undefined means a protocol violation. */
+export function parseRequest(line: string): Request | undefined {
+  let msg: Record<string, unknown>;
+  try {
+    msg = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof msg !== 'object' || msg === null || !isId(msg.id)) return undefined;
+  const hexIndex = isHexIndex(msg.si);
+  switch (msg.op) {
+    case 'get':
+      return hexIndex ? (msg as Request) : undefined;
+    case 'cas': {
+      const ok =
+        hexIndex &&
+        (msg.expected === null || (typeof msg.expected === 'string' && DECIMAL.test(msg.expected))) &&
+        typeof msg.seq === 'string' &&
+        DECIMAL.test(msg.seq) &&
+        typeof msg.record === 'string' &&
+        msg.record.length <= MAX_RECORD_BASE64 &&
+        BASE64.test(msg.record);
+      return ok ? (msg as Request) : undefined;
+    }
+    case 'list':
+    case 'chunk-list':
+      return msg.cursor === undefined || isCursor(msg.cursor) ? (msg as Request) : undefined;
+    case 'list-close':
+      return isCursor(msg.cursor) ? (msg as Request) : undefined;
+    case 'chunk-put':
+      return typeof msg.bytes === 'string' && msg.bytes.length <= MAX_CHUNK_BASE64 && BASE64.test(msg.bytes) ? (msg as Request) : undefined;
+    case 'chunk-get':
+    case 'chunk-has':
+    case 'chunk-stat':
+    case 'chunk-delete':
+      return typeof msg.address === 'string' && msg.address.length <= 128 ? (msg as Request) : undefined;
+    case 'chunk-delete-idle':
+      return typeof msg.address === 'string' && msg.address.length <= 128 && Number.isSafeInteger(msg.cutoffMs)
+        ? (msg as Request)
+        : undefined;
+    case 'chunk-compact':
+      return typeof msg.dryRun === 'boolean' &&
+        (msg.threshold === undefined || (typeof msg.threshold === 'number' && msg.threshold >= 0 && msg.threshold <= 1))
+        ? (msg as Request)
+        : undefined;
+    case 'chunk-flush':
+    case 'chunk-usage':
+      return msg as Request;
+    default:
+      return undefined;
+  }
+}
+
+export const toHex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+export const fromHex = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'));
+export const toBase64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+export const fromBase64 = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64'));
+
+export function encodeEntry(entry: SlotEntry): WireEntry {
+  return { seq: entry.seq.toString(), record: toBase64(entry.record) };
+}
+
+/** Decodes an entry from the server; the client trusts the server's shapes no more than a store's bytes. */
+export function decodeEntry(wire: unknown): SlotEntry {
+  const w = wire as WireEntry | null;
+  if (typeof w?.seq !== 'string' || !DECIMAL.test(w.seq) || typeof w.record !== 'string' || !BASE64.test(w.record)) {
+    throw new TransientError('malformed response from the slot store server');
+  }
+  return { seq: BigInt(w.seq), record: fromBase64(w.record) };
+}
+
+/** The error as it crosses the socket. Only capstan's typed errors keep their identity; anything else is a server bug. */
+export function encodeError(err: unknown): WireError {
+  if (err instanceof IntegrityError) return { name: err.name, message: err.message, storageIndex: err.storageIndex };
+  if (isCapstanError(err)) return { name: err.name, message: err.message };
+  return { name: 'Error', message: 'node store server failed' };
+}
+
+const REVIVE: Record<string, new (message: string) => Error> = {
+  NotFoundError,
+  ConflictError,
+  TransientError,
+  InvalidInputError,
+  PermissionError,
+  AbortError,
+};
+
+/** The typed error the server sent, as the same class on this side. */
+export function decodeError(wire: WireError | undefined): Error {
+  const name = String(wire?.name);
+  const message = String(wire?.message ?? 'node store server error');
+  if (name === 'IntegrityError') return new IntegrityError(String(wire?.storageIndex), String(wire?.what ?? 'object'));
+  return Object.hasOwn(REVIVE, name) ? new REVIVE[name]!(message) : new Error(message);
+}

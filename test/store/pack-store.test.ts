@@ -1,0 +1,245 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addressOf } from '../../src/store/address.js';
+import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
+import { encodeHeader, objectRecord, slotRecord } from '../../src/store/packs/format.js';
+import { packFile } from '../../src/store/packs/journal.js';
+import { LocalEngine } from '../../src/store/packs/local-engine.js';
+import type { PackChunkStore } from '../../src/store/packs/pack-store.js';
+import { chunkStoreConformance } from '../conformance/chunk-store.js';
+import { slotStoreConformance } from '../conformance/slot-store.js';
+
+/**
+ * The embedded default's v3 storage (docs/spec/packs.md): the pack chunk
+ * store and the journal slot store of one LocalEngine, through both
+ * conformance suites, then what only packs do: rotation, recovery of a torn
+ * tail, group commit, deduplication against old copies.
+ */
+
+interface Opened {
+  engine: LocalEngine;
+  dir: string;
+}
+const opened = new WeakMap<object, Opened>();
+
+async function openEngine(dir: string, extra: Partial<Parameters<typeof LocalEngine.open>[0]> = {}): Promise<LocalEngine> {
+  return LocalEngine.open({
+    slotsDir: path.join(dir, 'slots'),
+    packsDir: path.join(dir, 'packs'),
+    legacy: await FsChunkStore.open(path.join(dir, 'chunks'), { fsync: false }),
+    fsync: false,
+    ...extra,
+  });
+}
+
+async function freshEngine(): Promise<Opened> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'capstan-packs-'));
+  return { engine: await openEngine(dir), dir };
+}
+
+chunkStoreConformance('PackChunkStore (LocalEngine)', {
+  setup: async () => {
+    const o = await freshEngine();
+    opened.set(o.engine.chunks, o);
+    return o.engine.chunks;
+  },
+  teardown: async (store) => {
+    const o = opened.get(store)!;
+    await o.engine.close();
+    await fsp.rm(o.dir, { recursive: true, force: true });
+  },
+  corrupt: async (store, address) => {
+    await (store as PackChunkStore).flush();
+    const o = opened.get(store)!;
+    const entry = (await (store as PackChunkStore).index.get(address))!;
+    const fd = await fsp.open(packFile(path.join(o.dir, 'packs'), entry.location.pack), 'r+');
+    const b = Buffer.alloc(1);
+    await fd.read(b, 0, 1, entry.location.offset);
+    b[0] = (b[0] ?? 0) ^ 0x01;
+    await fd.write(b, 0, 1, entry.location.offset);
+    await fd.close();
+  },
+  truncate: async (store, address) => {
+    // The conformance suite's chunk is the last object put, so cutting the pack file cuts that object short.
+    await (store as PackChunkStore).flush();
+    const o = opened.get(store)!;
+    const entry = (await (store as PackChunkStore).index.get(address))!;
+    await fsp.truncate(packFile(path.join(o.dir, 'packs'), entry.location.pack), entry.location.offset + entry.location.length - 1);
+  },
+  reopen: async (store) => {
+    const o = opened.get(store)!;
+    await o.engine.close();
+    const engine = await openEngine(o.dir);
+    opened.set(engine.chunks, { engine, dir: o.dir });
+    return engine.chunks;
+  },
+});
+
+slotStoreConformance('JournalSlotStore (LocalEngine)', {
+  setup: async () => {
+    const o = await freshEngine();
+    opened.set(o.engine.slots, o);
+    return o.engine.slots;
+  },
+  teardown: async (store) => {
+    const o = opened.get(store)!;
+    await o.engine.close();
+    await fsp.rm(o.dir, { recursive: true, force: true });
+  },
+  reopen: async (store) => {
+    const o = opened.get(store)!;
+    await o.engine.close();
+    const engine = await openEngine(o.dir);
+    opened.set(engine.slots, { engine, dir: o.dir });
+    return engine.slots;
+  },
+});
+
+describe('LocalEngine', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'capstan-engine-'));
+  });
+  afterEach(async () => {
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  const si = (n: number): Uint8Array => new Uint8Array(32).fill(n);
+  const packsIn = async (): Promise<string[]> => (await fsp.readdir(path.join(dir, 'packs'))).filter((f) => f.endsWith('.pack'));
+
+  it('rotates packs by size; every object stays readable, before and after a reopen', async () => {
+    let engine = await openEngine(dir, { packBytes: 64 * 1024 });
+    const objects = Array.from({ length: 40 }, (_, i) => new Uint8Array(10_000).fill(i));
+    const addresses = await Promise.all(objects.map((o) => engine.chunks.put(o)));
+    await engine.chunks.flush();
+    expect((await packsIn()).length).toBeGreaterThan(4);
+    for (const [i, a] of addresses.entries()) expect(Buffer.from(await engine.chunks.get(a)).equals(Buffer.from(objects[i]!))).toBe(true);
+    await engine.close();
+    engine = await openEngine(dir, { packBytes: 64 * 1024 });
+    for (const [i, a] of addresses.entries()) expect(Buffer.from(await engine.chunks.get(a)).equals(Buffer.from(objects[i]!))).toBe(true);
+    await engine.close();
+  });
+
+  it('recovers a pack a crash left open: whole records applied, the torn tail cut, the pack sealed', async () => {
+    // What a crash leaves: a pack with a header, an object, a slot swap, and half a record; an empty LevelDB.
+    await fsp.mkdir(path.join(dir, 'packs'), { recursive: true });
+    const pack = '0123456789abcdef';
+    const object = new Uint8Array(5000).fill(7);
+    const address = addressOf(object);
+    const records = [objectRecord(address, object), slotRecord(si(1), 3n, Uint8Array.of(1, 2, 3))];
+    const torn = objectRecord(addressOf(Uint8Array.of(9)), Uint8Array.of(9));
+    const body = Buffer.concat([encodeHeader(Buffer.from(pack, 'hex')), ...records.flatMap((r) => r.parts)]);
+    const tornBytes = Buffer.concat(torn.parts).subarray(0, 7);
+    await fsp.writeFile(packFile(path.join(dir, 'packs'), pack), Buffer.concat([body, tornBytes]));
+
+    const engine = await openEngine(dir);
+    expect(Buffer.from(await engine.chunks.get(address)).equals(Buffer.from(object))).toBe(true);
+    expect(await engine.slots.get(si(1))).toEqual({ seq: 3n, record: Uint8Array.of(1, 2, 3) });
+    // The torn record is gone and the pack now ends with a trailer and footer.
+    const sealed = await fsp.readFile(packFile(path.join(dir, 'packs'), pack));
+    expect(sealed.subarray(0, body.length).equals(body)).toBe(true);
+    expect(sealed.subarray(-4).toString('latin1')).toBe('CSPT');
+    await engine.close();
+  });
+
+  it('a newer slot swap in the journal wins over an older one in LevelDB; an older one does not', async () => {
+    let engine = await openEngine(dir);
+    await engine.slots.compareAndSwap(si(2), null, { seq: 1n, record: Uint8Array.of(1) });
+    await engine.slots.compareAndSwap(si(2), 1n, { seq: 2n, record: Uint8Array.of(2) });
+    await engine.close();
+    engine = await openEngine(dir);
+    expect(await engine.slots.get(si(2))).toEqual({ seq: 2n, record: Uint8Array.of(2) });
+    await engine.close();
+  });
+
+  it('concurrent swaps and flushes share fdatasyncs (group commit)', async () => {
+    const engine = await openEngine(dir, { fsync: true });
+    const proto = Object.getPrototypeOf(await fsp.open(path.join(dir, 'x'), 'w')) as { datasync(): Promise<void> };
+    let syncs = 0;
+    const original = proto.datasync;
+    proto.datasync = function (this: unknown) {
+      syncs++;
+      return original.call(this);
+    };
+    try {
+      const before = syncs;
+      await Promise.all(
+        Array.from({ length: 50 }, async (_, i) => {
+          await engine.chunks.put(new Uint8Array(1000).fill(i));
+          await engine.slots.compareAndSwap(si(10 + i), null, { seq: 1n, record: Uint8Array.of(i) });
+        }),
+      );
+      // 50 commits; with one sync each there would be 50 (plus the pack's creation).
+      expect(syncs - before).toBeLessThan(25);
+    } finally {
+      proto.datasync = original;
+      await engine.close();
+    }
+  });
+
+  it('deduplicates against a fresh copy, stores an old one again (so gc never frees what a put relied on)', async () => {
+    let clock = Date.UTC(2026, 0, 1);
+    const engine = await openEngine(dir, { now: () => clock });
+    const store = engine.chunks;
+    const data = new Uint8Array(3000).fill(5);
+    const address = await store.put(data);
+    await store.flush();
+    const first = (await store.index.get(address))!.location;
+    await store.put(data);
+    await store.flush();
+    expect((await store.index.get(address))!.location).toEqual(first);
+    clock += 13 * 3600 * 1000; // more than half the default 24 h grace later
+    await store.put(data);
+    await store.flush();
+    expect((await store.index.get(address))!.location).not.toEqual(first);
+    await engine.close();
+  });
+
+  it('a clean stop marks every pack applied: the next open replays none', async () => {
+    let engine = await openEngine(dir, { packBytes: 64 * 1024 });
+    for (let i = 0; i < 10; i++) await engine.chunks.put(new Uint8Array(20_000).fill(i));
+    await engine.slots.compareAndSwap(si(3), null, { seq: 1n, record: Uint8Array.of(1) });
+    await engine.close();
+    const events: string[] = [];
+    const logger = pino({ level: 'trace' }, { write: (line: string) => events.push(JSON.parse(line).event) });
+    engine = await openEngine(dir, { logger });
+    expect(events).not.toContain('pack_recovered');
+    expect(await engine.slots.get(si(3))).toEqual({ seq: 1n, record: Uint8Array.of(1) });
+    await engine.close();
+  });
+
+  it("dedup refreshes an object's age; gc deletes only idle objects; compaction frees their packs and keeps the live", async () => {
+    let clock = Date.UTC(2026, 0, 1);
+    let engine = await openEngine(dir, { now: () => clock, packBytes: 64 * 1024 });
+    const store = engine.chunks;
+    const objects = Array.from({ length: 12 }, (_, i) => new Uint8Array(20_000).fill(i + 1));
+    const addresses = [];
+    for (const o of objects) addresses.push(await store.put(o));
+    await store.flush();
+    clock += 2 * 3600 * 1000;
+    await store.put(objects[0]!); // deduplicated: its age starts again
+    const cutoff = clock - 3600 * 1000;
+    expect(await store.deleteIfIdleSince(addresses[0]!, cutoff)).toBeUndefined();
+    // Every other object but the last two goes.
+    for (const a of addresses.slice(1, 10)) expect(await store.deleteIfIdleSince(a, cutoff)).toBe(20_000);
+    expect(await store.deleteIfIdleSince(addresses[1]!, cutoff)).toBeUndefined();
+    expect(await store.has(addresses[1]!)).toBe(false);
+    const packsBefore = (await fsp.readdir(path.join(dir, 'packs'))).length;
+    const dry = await store.compact({ dryRun: true });
+    expect(dry.removed + dry.rewritten).toBeGreaterThan(0);
+    expect((await fsp.readdir(path.join(dir, 'packs'))).length).toBe(packsBefore);
+    const done = await store.compact();
+    expect(done).toEqual(dry);
+    expect((await fsp.readdir(path.join(dir, 'packs'))).length).toBeLessThan(packsBefore);
+    for (const i of [0, 10, 11]) expect(Buffer.from(await store.get(addresses[i]!)).equals(Buffer.from(objects[i]!))).toBe(true);
+    await engine.close();
+    // And after a reopen (the moves were made durable before the old packs went).
+    engine = await openEngine(dir);
+    for (const i of [0, 10, 11]) expect(Buffer.from(await engine.chunks.get(addresses[i]!)).equals(Buffer.from(objects[i]!))).toBe(true);
+    expect(await engine.chunks.has(addresses[5]!)).toBe(false);
+    await engine.close();
+  });
+});
