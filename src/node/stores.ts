@@ -47,7 +47,7 @@ async function openEngine(config: NodeConfig, logger: Logger | undefined, waitMs
   const { storage } = config;
   return whileBusy(
     async () => {
-      const legacy = await FsChunkStore.open(storage.fsDir, { fsync: storage.fsFsync });
+      const legacy = await looseChunks(storage.fsDir, storage.fsFsync);
       try {
         return await LocalEngine.open({
           slotsDir: storage.slotsDir,
@@ -57,13 +57,26 @@ async function openEngine(config: NodeConfig, logger: Logger | undefined, waitMs
           logger,
         });
       } catch (err) {
-        await legacy.close();
+        await legacy?.close();
         throw err;
       }
     },
     isLevelLocked,
     waitMs,
   );
+}
+
+/**
+ * The loose chunk files of layouts v1/v2 under the fs store's root, when
+ * there are any. Nothing writes loose files on the embedded default any
+ * more, so a node without them never needs to look there: not on every
+ * put's deduplication check (a failed stat per new object) nor on a miss.
+ */
+async function looseChunks(dir: string, fsync: boolean): Promise<FsChunkStore | undefined> {
+  const store = await FsChunkStore.open(dir, { fsync });
+  for await (const _ of store.list()) return store;
+  await store.close();
+  return undefined;
 }
 
 /** The stores of `capstan run`: it owns them, and serves the LevelDB ones on the node socket. */

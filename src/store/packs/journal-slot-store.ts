@@ -3,6 +3,7 @@ import { type AbortOptions, ConflictError, throwIfAborted } from '../../errors.j
 import { decodeSlotValue, encodeSlotValue } from '../slots/level.js';
 import { checkStorageIndex, checkSwap, STORAGE_INDEX_BYTES, storageIndexHex } from '../slots/slot-limits.js';
 import type { SlotEntry, SlotStore } from '../slots/slot-store.js';
+import { KeyedMutex } from '../../util/keyed-mutex.js';
 import { slotRecord } from './format.js';
 import type { PackChunkStore } from './pack-store.js';
 
@@ -23,8 +24,18 @@ import type { PackChunkStore } from './pack-store.js';
  * (values: seq ‖ record), so a node written by an earlier version keeps its
  * slots where they are.
  */
+/** Slots whose entry is kept in memory, most recently used: a directory is read far more often than written. */
+const CACHED_SLOTS = 4096;
+
 export class JournalSlotStore implements SlotStore {
-  readonly #locks = new Map<string, Promise<void>>();
+  readonly #locks = new KeyedMutex();
+  /**
+   * Recently read or swapped entries, by storage index hex. Coherent because
+   * this store is the only writer of its LevelDB while open (the engine
+   * owns it; other processes come through the node socket). A slot that is
+   * absent is not cached.
+   */
+  readonly #cache = new Map<string, SlotEntry>();
 
   constructor(
     private readonly db: Level<Uint8Array, Uint8Array>,
@@ -34,9 +45,18 @@ export class JournalSlotStore implements SlotStore {
   async get(storageIndex: Uint8Array, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
     throwIfAborted(options.signal);
     checkStorageIndex(storageIndex);
+    const key = storageIndexHex(storageIndex);
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) {
+      this.#remember(key, cached);
+      return { seq: cached.seq, record: new Uint8Array(cached.record) };
+    }
     const value = (await this.db.get(storageIndex)) as Uint8Array | undefined;
     throwIfAborted(options.signal);
-    return value === undefined ? undefined : decodeSlotValue(storageIndex, value);
+    if (value === undefined) return undefined;
+    const entry = decodeSlotValue(storageIndex, value);
+    this.#remember(key, { seq: entry.seq, record: new Uint8Array(entry.record) });
+    return entry;
   }
 
   async compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options: AbortOptions = {}): Promise<void> {
@@ -45,14 +65,16 @@ export class JournalSlotStore implements SlotStore {
     const key = storageIndexHex(storageIndex);
     const si = new Uint8Array(storageIndex);
     const value = encodeSlotValue(next);
-    await this.#withLock(key, async () => {
+    await this.#locks.run(key, async () => {
       throwIfAborted(options.signal);
       const current = await this.get(si);
       if ((current?.seq ?? null) !== expectedSeq) throw new ConflictError(`slot ${key} is not at the expected seq`);
       // Past this point the swap goes through even if aborted: a half-known outcome is worse than a late one.
       const appended = this.packs.sink.append(slotRecord(si, next.seq, next.record));
+      const record = new Uint8Array(next.record);
       this.packs.afterSync(appended.seq, async () => {
         await this.db.put(si, value);
+        this.#remember(key, { seq: next.seq, record });
       });
       await this.packs.flush();
     });
@@ -70,18 +92,12 @@ export class JournalSlotStore implements SlotStore {
   /** The engine owns the database and the journal; it closes them. */
   async close(): Promise<void> {}
 
-  async #withLock(key: string, critical: () => Promise<void>): Promise<void> {
-    const previous = this.#locks.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous.then(() => mine);
-    this.#locks.set(key, tail);
-    try {
-      await previous;
-      await critical();
-    } finally {
-      release();
-      if (this.#locks.get(key) === tail) this.#locks.delete(key);
+  #remember(key: string, entry: SlotEntry): void {
+    this.#cache.delete(key);
+    this.#cache.set(key, entry);
+    if (this.#cache.size > CACHED_SLOTS) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
     }
   }
 }
