@@ -171,6 +171,9 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         logger: log,
       });
       closers.add('quota usage', () => quota.close());
+      const defender = new Defender({ ...config.defender, logger: log });
+      await defender.start();
+      closers.add('defender', () => defender.close());
       const server = await startSftpServer({
         tree,
         authenticator,
@@ -184,7 +187,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         ...(config.sftpd.idleTimeoutSeconds > 0 ? { idleTimeoutMs: config.sftpd.idleTimeoutSeconds * 1000 } : {}),
         limits: config.limits,
         quota,
-        defender: new Defender({ ...config.defender, logger: log }),
+        defender,
         authFailureDelayMs: config.defender.failureDelayMs,
         // Only the accounts file is asked (a map lookup): account-server users score as unknown ones.
         isKnownUser: (user: string) => accountsFile.get(user) !== undefined,

@@ -99,9 +99,8 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
   let nextId = 1;
   const limits: Limits = { ...DEFAULT_LIMITS, ...definedOnly(opts.limits ?? {}) };
   const counter = new ConnectionCounter(limits);
+  // Its owner starts it (ban list refresh, sweeps) and closes it after us.
   const defender = opts.defender;
-  // Expired bans are logged and forgotten addresses dropped even when no one knocks.
-  const sweeper = defender !== undefined ? setInterval(() => defender.sweep(), 60_000).unref() : undefined;
 
   const deps = {
     tree: opts.tree,
@@ -206,7 +205,6 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     close(graceMs = DEFAULT_GRACE_MS) {
       closing ??= (async () => {
         accepting = false;
-        clearInterval(sweeper);
         const listenerClosed = new Promise<void>((resolve) => net.close(() => resolve()));
         let timer: NodeJS.Timeout | undefined;
         const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));

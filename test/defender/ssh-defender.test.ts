@@ -84,7 +84,7 @@ describe('defender in the gateway', () => {
     expect(await attempt(g.port, 'alice', 'nope')).toBe('refused');
     expect(await attempt(g.port, 'alice', 'nope')).toBe('refused');
     expect(defender.bans()).toHaveLength(0);
-    defender.unban('127.0.0.1');
+    await defender.unban('127.0.0.1');
     expect(await attempt(g.port, 'mallory', 'nope')).toBe('refused');
     expect(await attempt(g.port, 'mallory', 'nope')).toBe('refused');
     expect(defender.bans()).toHaveLength(1);
@@ -133,8 +133,9 @@ describe('defender in the gateway', () => {
             n++;
             if (n === 1) next({ type: 'password', username: 'alice', password: 'wrong' });
             else {
-              for (let i = 0; i < 50; i++) defender.recordFailure('127.0.0.1', 'wrong_credential');
-              next({ type: 'password', username: 'alice', password: g.password });
+              void Promise.all(Array.from({ length: 50 }, () => defender.recordFailure('127.0.0.1', 'wrong_credential'))).then(() =>
+                next({ type: 'password', username: 'alice', password: g.password }),
+              );
             }
           };
         })() as never,
@@ -164,8 +165,8 @@ describe('defender in the gateway', () => {
     const dual = await gateway({ deny: ['127.0.0.1'] }, 0, '::');
     expect(await bannerSent(dual.g.port, '127.0.0.1')).toBe(false);
     expect(await bannerSent(dual.g.port, '::1')).toBe(true);
-    dual.defender.recordFailure('::1', 'refused_user');
-    for (let i = 0; i < 5; i++) dual.defender.recordFailure('0:0:0:0:0:0:0:1', 'refused_user');
+    await dual.defender.recordFailure('::1', 'refused_user');
+    for (let i = 0; i < 5; i++) await dual.defender.recordFailure('0:0:0:0:0:0:0:1', 'refused_user');
     expect(await bannerSent(dual.g.port, '::1')).toBe(false);
   });
 });
