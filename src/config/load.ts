@@ -144,7 +144,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
           : { backend: 'level' },
     },
     http: http.listen !== undefined ? { listen: http.listen } : {},
-    defender: resolveDefender(raw.defender),
+    defender: resolveDefender(raw.defender, inNode),
     limits: resolveLimits(raw.limits),
     quota: { file: inNode(raw.quota.file), usageFile: inNode(raw.quota.usage_file) },
     events: resolveEvents(raw.events, inNode),

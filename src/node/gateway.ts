@@ -18,7 +18,7 @@ import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from './measured-chunk-store.js';
 import { MetricsText } from './metrics.js';
-import { openChunkStore, openPostgresSlots } from './open.js';
+import { openChunkStore, openDefenderStore, openPostgresSlots } from './open.js';
 import { readConvergenceSecret, readHostKey } from './secrets.js';
 
 /** How long shutdown lets uploads being closed finish before dropping connections. */
@@ -171,7 +171,10 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         logger: log,
       });
       closers.add('quota usage', () => quota.close());
-      const defender = new Defender({ ...config.defender, logger: log });
+      // Scores and bans outlive the process: in the node directory, or shared in PostgreSQL.
+      const defenderStore = await openDefenderStore(config, log);
+      closers.add('defender store', () => defenderStore.close());
+      const defender = new Defender({ ...config.defender, logger: log }, defenderStore);
       await defender.start();
       closers.add('defender', () => defender.close());
       const server = await startSftpServer({

@@ -4,6 +4,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, startCli, stopAllCli, REPO, type CliProcess } from '../helpers/cli.js';
+import { bannerSent } from '../helpers/ssh-banner.js';
 import { filterFromDocs, matchLine } from '../node/fail2ban.js';
 import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 
@@ -35,7 +36,7 @@ function hasBinaries(...names: string[]): boolean {
 }
 
 /** A real SSH client: does a password login succeed? */
-function tryPasswordLogin(port: number, username: string, password: string): Promise<boolean> {
+function tryPasswordLogin(port: number, username: string, password: string, localAddress?: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
     const timer = setTimeout(() => {
@@ -53,7 +54,16 @@ function tryPasswordLogin(port: number, username: string, password: string): Pro
         if (err.level === 'client-authentication') resolve(false);
         else reject(err);
       })
-      .connect({ host: '127.0.0.1', port, username, password, tryKeyboard: false, hostVerifier: () => true, readyTimeout: 15_000 });
+      .connect({
+        host: '127.0.0.1',
+        port,
+        username,
+        password,
+        tryKeyboard: false,
+        hostVerifier: () => true,
+        readyTimeout: 15_000,
+        ...(localAddress !== undefined ? { localAddress } : {}),
+      });
   });
 }
 
@@ -124,6 +134,27 @@ describe('capstan run', () => {
     expect(await ok(node, ['status'])).toMatch(/^gateway\s+not running$/m);
     expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
   });
+
+  it('a ban survives a restart: scores and bans are kept in store/defender', async () => {
+    const node = path.join(tmp.dir, 'node-bans');
+    await ok(node, ['init']);
+    await setConfig(node, (t) => t.replace(/^threshold = 15$/m, 'threshold = 2').replace(/^failure_delay = 1000$/m, 'failure_delay = 0'));
+    await ok(node, ['account', 'add', 'dave', '--password-stdin'], 'right-pw\n');
+    const first = await startRun(node);
+    // One wrong password from 127.0.0.5, then a restart: the score is kept too.
+    expect(await tryPasswordLogin(first.port, 'dave', 'wrong', '127.0.0.5')).toBe(false);
+    expect(await first.proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    const second = await startRun(node);
+    expect(await tryPasswordLogin(second.port, 'dave', 'wrong', '127.0.0.5')).toBe(false);
+    expect(second.proc.stdout).toMatch(/"event":"ban","remoteAddress":"127\.0\.0\.5"/);
+    expect(await bannerSent(second.port, '127.0.0.1', '127.0.0.5')).toBe(false);
+    expect(await second.proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    // Restarted again: still refused before the banner, while other clients are served.
+    const third = await startRun(node);
+    expect(await bannerSent(third.port, '127.0.0.1', '127.0.0.5')).toBe(false);
+    expect(await tryPasswordLogin(third.port, 'dave', 'right-pw')).toBe(true);
+    expect((await stat(path.join(node, 'store/defender'))).isDirectory()).toBe(true);
+  }, 60_000);
 
   it('stops cleanly on SIGINT too, and refuses a second gateway on the same node', async () => {
     const node = path.join(tmp.dir, 'twice');

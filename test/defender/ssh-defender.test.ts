@@ -1,10 +1,10 @@
-import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
 import { Defender, DEFAULT_DEFENDER_OPTIONS, type DefenderOptions } from '../../src/defender/index.js';
 import { createLogger } from '../../src/log.js';
+import { bannerSent } from '../helpers/ssh-banner.js';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from '../sftp/gateway-fixture.js';
 
 /**
@@ -46,19 +46,6 @@ async function attempt(port: number, user: string, password: string): Promise<'o
   } catch (err) {
     return (err as { level?: string }).level === 'client-authentication' ? 'refused' : 'closed';
   }
-}
-
-/** Whether the server sends its SSH banner to a new TCP connection, or closes it first. */
-function bannerSent(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.on('error', () => {});
-    socket.once('data', (d) => {
-      socket.destroy();
-      resolve(d.toString('latin1').startsWith('SSH-2.0-'));
-    });
-    socket.once('close', () => resolve(false));
-  });
 }
 
 describe('defender in the gateway', () => {
