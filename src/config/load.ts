@@ -27,6 +27,8 @@ export interface NodeConfig {
     accountsUrlTimeoutSeconds: number;
     /** 0: sessions never time out. */
     idleTimeoutSeconds: number;
+    /** Load balancers whose connections carry a PROXY protocol header (empty: none). */
+    proxyProtocolFrom: string[];
   };
   storage: {
     backend: 'fs' | 's3';
@@ -124,6 +126,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
       accountsUrlCacheTtlSeconds: sftpd['accounts.url.cache_ttl'],
       accountsUrlTimeoutSeconds: sftpd['accounts.url.timeout'],
       idleTimeoutSeconds: sftpd.idle_timeout,
+      proxyProtocolFrom: sftpd.proxy_protocol,
     },
     storage: {
       backend: storage.backend,

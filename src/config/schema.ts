@@ -1,7 +1,7 @@
 import { SCHEMA_NAME_RE } from '../store/postgres/migrations.js';
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../tree/index.js';
 import { EVENTS_KEYS } from './events-schema.js';
-import { DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';
+import { addressListType, DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';
 import {
   boolType,
   enumType,
@@ -101,6 +101,11 @@ export const SCHEMA = {
     'accounts.url.cache_ttl': key(intType(0, 86_400, 'seconds'), '3600', 'How long an account server answer is cached.'),
     'accounts.url.timeout': key(intType(1, 300, 'seconds'), '10', 'Timeout of one account server request.'),
     idle_timeout: key(intType(0, 604_800, 'seconds'), '900', 'Close SFTP sessions idle this long. 0: never.'),
+    proxy_protocol: key(
+      addressListType,
+      '',
+      'Load balancers (addresses or CIDRs) whose connections start with a PROXY protocol header, v1 or v2 (HAProxy send-proxy, send-proxy-v2): the client address in it is what bans, limits and logs see. A connection from these addresses without a valid header is closed. Empty: off.',
+    ),
   },
   storage: {
     backend: key(

@@ -34,6 +34,7 @@ describe('config schema', () => {
       accountsUrlCacheTtlSeconds: 3600,
       accountsUrlTimeoutSeconds: 10,
       idleTimeoutSeconds: 900,
+      proxyProtocolFrom: [],
     });
     expect(c.storage).toEqual({
       backend: 'fs',
