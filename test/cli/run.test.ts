@@ -154,7 +154,17 @@ describe('capstan run', () => {
     expect(await bannerSent(third.port, '127.0.0.1', '127.0.0.5')).toBe(false);
     expect(await tryPasswordLogin(third.port, 'dave', 'right-pw')).toBe(true);
     expect((await stat(path.join(node, 'store/defender'))).isDirectory()).toBe(true);
-  }, 60_000);
+    // The operator lifts it: not while the gateway holds the database, then with the CLI.
+    const held = await runCli(['-d', node, 'ban', 'list']);
+    expect(held.code).not.toBe(0);
+    expect(oneErrorLine(held)).toMatch(/held by the running gateway: stop it first/);
+    expect(await third.proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(await ok(node, ['ban', 'list'])).toMatch(/^127\.0\.0\.5\t\d{4}-\d\d-\d\dT[\d:.]+Z\t1\n$/);
+    expect(await ok(node, ['ban', 'remove', '127.0.0.5'])).toBe('unbanned 127.0.0.5\n');
+    expect(await ok(node, ['ban', 'list'])).toBe('');
+    const fourth = await startRun(node);
+    expect(await bannerSent(fourth.port, '127.0.0.1', '127.0.0.5')).toBe(true);
+  }, 90_000);
 
   it('stops cleanly on SIGINT too, and refuses a second gateway on the same node', async () => {
     const node = path.join(tmp.dir, 'twice');

@@ -218,6 +218,18 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
     // Everyone else is served, through HAProxy and directly.
     expect(await listNames(front, '/')).toEqual([]);
     for (const g of gateways) expect(await bannerSent(g.sftpPort)).toBe(true);
+
+    // The operator lifts the ban from any node's CLI while the gateways run; they all let the client in again.
+    const listed = (await cli(gateways[2]!.node, ['ban', 'list'])).trim().split('\n');
+    expect(listed.map((l) => l.split('\t')[0])).toEqual([ATTACKER]);
+    expect(await cli(gateways[2]!.node, ['ban', 'remove', ATTACKER])).toBe(`unbanned ${ATTACKER}\n`);
+    await vi.waitFor(
+      async () => {
+        for (const g of gateways) expect(await bannerSent(g.sftpPort, '127.0.0.1', ATTACKER), g.name).toBe(true);
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    expect(await bannerSent(front.port, '127.0.0.1', ATTACKER)).toBe(true);
   }, 120_000);
 
   it('uploads through HAProxy while a gateway is SIGKILLed and PostgreSQL restarts: nothing acknowledged is lost, every gateway lists the same', async () => {
