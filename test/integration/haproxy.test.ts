@@ -274,12 +274,17 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
       await ackedAtLeast(killedAt + 8, 90_000);
 
       await pg.pause();
-      // While the database is away /healthz is 503 everywhere and HAProxy has no server left.
-      if (pg.owned)
+      if (pg.owned) {
+        // While the database is away /healthz is 503 everywhere and HAProxy has no server left.
         await vi.waitFor(async () => expect(Object.values(await states()).every((s) => s.startsWith('DOWN'))).toBe(true), {
           timeout: 30_000,
           interval: 200,
         });
+        // The defender fails open: a wrong password is still just refused (scored in gw1's local view), nothing crashes.
+        expect(await guess(gateways[0]!.sftpPort)).toBe('refused');
+        expect(logLines(gateways[0]!).some((l) => l.event === 'defender_store_failed')).toBe(true);
+        expect(await bannerSent(gateways[2]!.sftpPort)).toBe(true);
+      }
       await pg.resume();
       await vi.waitFor(async () => expect(await states()).toMatchObject({ gw1: 'UP', gw3: 'UP' }), { timeout: 60_000, interval: 200 });
       const resumedAt = acked.length;
@@ -289,6 +294,11 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
       await Promise.all(clients);
     }
     console.info(`haproxy: ${acked.length} uploads acknowledged by ${CLIENTS} clients, ${failedBatches} batches failed and were retried`);
+    if (pg.owned) {
+      await vi.waitFor(() => expect(logLines(gateways[0]!).some((l) => l.event === 'defender_store_recovered')).toBe(true), {
+        timeout: 10_000,
+      });
+    }
 
     // The killed gateway comes back (as a supervisor would restart it); HAProxy takes it in again.
     gateways[1] = await start(gateways[1]!);
