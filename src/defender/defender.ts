@@ -1,10 +1,10 @@
-import { ConflictError, InvalidInputError } from '../errors.js';
+import { ConflictError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { abortable } from '../tree/file/abortable.js';
 import { AddressList, clientKey } from './address.js';
 import { MemoryDefenderStore } from './memory-store.js';
 import { isBanned, scoreFailure, type BanPolicy, type FailureOutcome } from './policy.js';
-import type { DefenderStore } from './store.js';
+import { MAX_CLIENT_KEY_LENGTH, type DefenderStore } from './store.js';
 
 /**
  * The brute-force defender: scores failed logins per client address and bans
@@ -218,6 +218,8 @@ export class Defender {
     if (!this.#opts.enabled || this.#allow.has(address)) return false;
     const now = this.#now();
     const key = clientKey(address, this.#opts.ipv6Prefix);
+    // Not an IP address (nothing a TCP listener reports): no store keeps it.
+    if (key === '' || key.length > MAX_CLIENT_KEY_LENGTH) return false;
     if (this.#cachedBan(key, now) !== undefined) return true; // already out: a banned address is not scored further
     const points = this.#opts.scores[kind];
     // The deadline runs from now, queueing included: a hung store cannot hold a growing queue of logins.
@@ -227,14 +229,9 @@ export class Defender {
       outcome = await this.#oneAtATime(key, () => this.#score(this.#store, key, points, now, signal));
       this.#storeAnswered();
     } catch (err) {
-      if (err instanceof InvalidInputError) return false; // not a key any store keeps (not an IP address)
       this.#storeFailed(err);
-      try {
-        outcome = await this.#score(this.#local, key, points, now);
-      } catch {
-        return false;
-      }
-      if (outcome.banned) this.#localBans.set(key, { until: outcome.record.bannedUntil, offences: outcome.record.offences });
+      outcome = await this.#score(this.#local, key, points, now); // a MemoryDefenderStore: cannot fail
+      if (isBanned(outcome.record, now)) this.#localBans.set(key, { until: outcome.record.bannedUntil, offences: outcome.record.offences });
       return this.#afterScore(key, outcome, true);
     }
     this.#local.replace(key, outcome.record);
@@ -245,6 +242,7 @@ export class Defender {
   /** Lifts a ban and forgets the address's score (an operator's decision), in the store and here. */
   async unban(address: string): Promise<boolean> {
     const key = clientKey(address, this.#opts.ipv6Prefix);
+    if (key === '' || key.length > MAX_CLIENT_KEY_LENGTH) return false;
     const now = this.#now();
     const wasBanned = this.#cachedBan(key, now) !== undefined;
     let stored: boolean;
