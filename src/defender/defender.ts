@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import { abortable } from '../tree/file/abortable.js';
 import { AddressList, clientKey } from './address.js';
 import { MemoryDefenderStore } from './memory-store.js';
-import { isBanned, scoreFailure, type BanPolicy, type FailureOutcome } from './policy.js';
+import { isBanned, scoreFailures, type BanPolicy, type FailureOutcome, type ScoreEvent } from './policy.js';
 import { MAX_CLIENT_KEY_LENGTH, type DefenderStore } from './store.js';
 
 /**
@@ -108,13 +108,20 @@ export const DEFAULT_REFRESH_MS = 1_000;
 export const DEFAULT_SWEEP_MS = 60_000;
 export const DEFAULT_STORE_TIMEOUT_MS = 2_000;
 /**
- * Lost compare-and-swaps on one record before a failure is scored in the
- * local view instead. Failures of one address are scored one at a time per
- * gateway, so only other gateways can win a race: a few retries suffice.
+ * Lost compare-and-swaps on one record before its failures are scored in
+ * the local view instead. A gateway has one write per address in flight, so
+ * only other gateways can win a race: a few retries suffice.
  */
 const MAX_CAS_RETRIES = 16;
 
 export type Admission = { ok: true } | { ok: false; reason: 'denied' | 'banned' };
+
+interface PendingFailure extends ScoreEvent {
+  resolve(banned: boolean): void;
+}
+
+/** Failures of one key scored in one write at most (a burst beyond it takes several). */
+const MAX_BATCH = 256;
 
 interface CachedBan {
   until: number;
@@ -158,8 +165,12 @@ export class Defender {
   #refreshing: Promise<void> | undefined;
   #sweeping: Promise<void> | undefined;
   #timers: NodeJS.Timeout[] = [];
-  /** The scoring in progress per key: failures of one address are scored one after another here. */
-  readonly #scoring = new Map<string, Promise<unknown>>();
+  /**
+   * Failures waiting per key while that key's previous write is in flight:
+   * they go into the next write together, so a burst from one address costs
+   * a few statements, not one queue of compare-and-swaps per failure.
+   */
+  readonly #waiting = new Map<string, PendingFailure[]>();
 
   /** `store` defaults to a private MemoryDefenderStore (nothing shared, nothing kept across restarts). */
   constructor(opts: DefenderOptions, store?: DefenderStore) {
@@ -221,22 +232,17 @@ export class Defender {
     // Not an IP address (nothing a TCP listener reports): no store keeps it.
     if (key === '' || key.length > MAX_CLIENT_KEY_LENGTH) return false;
     if (this.#cachedBan(key, now) !== undefined) return true; // already out: a banned address is not scored further
-    const points = this.#opts.scores[kind];
-    // The deadline runs from now, queueing included: a hung store cannot hold a growing queue of logins.
-    const signal = AbortSignal.timeout(this.#opts.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS);
-    let outcome: FailureOutcome;
-    try {
-      outcome = await this.#oneAtATime(key, () => this.#score(this.#store, key, points, now, signal));
-      this.#storeAnswered();
-    } catch (err) {
-      this.#storeFailed(err);
-      outcome = await this.#score(this.#local, key, points, now); // a MemoryDefenderStore: cannot fail
-      if (isBanned(outcome.record, now)) this.#localBans.set(key, { until: outcome.record.bannedUntil, offences: outcome.record.offences });
-      return this.#afterScore(key, outcome, true);
-    }
-    this.#local.replace(key, outcome.record);
-    if (isBanned(outcome.record, now)) this.#sharedBans.set(key, { until: outcome.record.bannedUntil, offences: outcome.record.offences });
-    return this.#afterScore(key, outcome, false);
+    return new Promise<boolean>((resolve) => {
+      const failure = { at: now, points: this.#opts.scores[kind], resolve };
+      const waiting = this.#waiting.get(key);
+      if (waiting !== undefined) {
+        waiting.push(failure);
+        return;
+      }
+      const queue = [failure];
+      this.#waiting.set(key, queue);
+      void this.#drain(key, queue);
+    });
   }
 
   /** Lifts a ban and forgets the address's score (an operator's decision), in the store and here. */
@@ -335,30 +341,43 @@ export class Defender {
     return this.#sweeping;
   }
 
-  /** Runs `work` after every earlier scoring of `key` by this gateway has settled. */
-  async #oneAtATime<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const before = this.#scoring.get(key);
-    const mine = (async () => {
-      if (before !== undefined) await before.catch(() => undefined);
-      return work();
-    })();
-    this.#scoring.set(key, mine);
-    try {
-      return await mine;
-    } finally {
-      if (this.#scoring.get(key) === mine) this.#scoring.delete(key);
+  /** Scores `key`'s waiting failures, a batch per write, until none are left. Never rejects. */
+  async #drain(key: string, queue: PendingFailure[]): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.splice(0, MAX_BATCH);
+      const banned = await this.#scoreBatch(key, batch);
+      for (const f of batch) f.resolve(banned);
     }
+    this.#waiting.delete(key);
+  }
+
+  /** One write of `batch`; whether the key is banned after it. */
+  async #scoreBatch(key: string, batch: readonly ScoreEvent[]): Promise<boolean> {
+    const now = batch.at(-1)?.at ?? this.#now();
+    let outcome: FailureOutcome;
+    try {
+      outcome = await this.#score(this.#store, key, batch, AbortSignal.timeout(this.#opts.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS));
+      this.#storeAnswered();
+    } catch (err) {
+      this.#storeFailed(err);
+      outcome = await this.#score(this.#local, key, batch); // a MemoryDefenderStore: cannot fail
+      if (isBanned(outcome.record, now)) this.#localBans.set(key, { until: outcome.record.bannedUntil, offences: outcome.record.offences });
+      return this.#afterScore(key, outcome, true);
+    }
+    this.#local.replace(key, outcome.record);
+    if (isBanned(outcome.record, now)) this.#sharedBans.set(key, { until: outcome.record.bannedUntil, offences: outcome.record.offences });
+    return this.#afterScore(key, outcome, false);
   }
 
   /**
-   * One failure against `store`: read, apply the rules, compare-and-swap;
-   * retried when another writer got there first. Each store call races
+   * Failures against `store`: read, apply the rules, compare-and-swap;
+   * retried when another gateway got there first. Each store call races
    * `signal`, so a store that ignores it still loses.
    */
-  async #score(store: DefenderStore, key: string, points: number, now: number, signal?: AbortSignal): Promise<FailureOutcome> {
+  async #score(store: DefenderStore, key: string, batch: readonly ScoreEvent[], signal?: AbortSignal): Promise<FailureOutcome> {
     for (let attempt = 0; ; attempt++) {
       const current = await abortable(store.get(key, { signal }), signal);
-      const outcome = scoreFailure(current?.record, points, now, this.#opts);
+      const outcome = scoreFailures(current?.record, batch, this.#opts);
       if (outcome.alreadyBanned) return outcome;
       try {
         await abortable(store.put(key, current?.version, outcome.record, { signal }), signal);

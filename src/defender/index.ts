@@ -10,5 +10,5 @@ export {
   type FailureKind,
 } from './defender.js';
 export { MemoryDefenderStore } from './memory-store.js';
-export { scoreFailure, forgetAt, isBanned, type BanPolicy, type ClientRecord, type ScoreEvent } from './policy.js';
+export { scoreFailure, scoreFailures, forgetAt, isBanned, type BanPolicy, type ClientRecord, type ScoreEvent } from './policy.js';
 export { MAX_CLIENT_KEY_LENGTH, type BanEntry, type DefenderStore, type VersionedRecord } from './store.js';

@@ -95,3 +95,20 @@ export function scoreFailure(previous: ClientRecord | undefined, points: number,
   const partial = { events, bannedUntil, offences, lastSeen: now };
   return { record: { ...partial, forgetAt: forgetAt(partial, policy) }, banned: banMs > 0, banMs, alreadyBanned: false };
 }
+
+/**
+ * Several failures of one client applied in order, as if one after another
+ * (a gateway scores the failures that arrived while it was writing the
+ * previous ones in one write). Once one of them bans, the rest are not
+ * scored. `alreadyBanned`: the client was banned before the first.
+ */
+export function scoreFailures(previous: ClientRecord | undefined, failures: readonly ScoreEvent[], policy: BanPolicy): FailureOutcome {
+  let outcome: FailureOutcome | undefined;
+  for (const failure of failures) {
+    const next = scoreFailure(outcome?.record ?? previous, failure.points, failure.at, policy);
+    if (next.alreadyBanned) return outcome ?? next;
+    outcome = next;
+  }
+  if (outcome === undefined) throw new RangeError('scoreFailures needs at least one failure');
+  return outcome;
+}

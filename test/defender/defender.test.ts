@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AddressList, clientKey, normalizeAddress } from '../../src/defender/address.js';
 import { Defender, DEFAULT_DEFENDER_OPTIONS, MemoryDefenderStore, type DefenderOptions } from '../../src/defender/index.js';
-import type { ClientRecord, DefenderStore } from '../../src/defender/index.js';
+import { scoreFailure, scoreFailures, type ClientRecord, type DefenderStore } from '../../src/defender/index.js';
 import { TransientError, type AbortOptions } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 
@@ -42,6 +42,22 @@ describe('addresses', () => {
     expect(new AddressList(['::ffff:10.0.0.0/104']).has('11.0.0.1')).toBe(false);
     expect(() => new AddressList(['10.0.0.0/33'])).toThrow(expect.objectContaining({ name: 'InvalidInputError' }));
     expect(() => new AddressList(['example.com'])).toThrow(expect.objectContaining({ name: 'InvalidInputError' }));
+  });
+});
+
+describe('scoreFailures', () => {
+  const policy = { threshold: 3, observationMs: 1000, banMs: 60_000, maxBanMs: 120_000, banGrowth: 2 };
+  it('scores a batch as one failure after another, and stops at the ban', () => {
+    const batch = [1, 2, 3, 4].map((i) => ({ at: 10_000 + i, points: 1 }));
+    const one = batch.reduce<ClientRecord | undefined>((r, f) => {
+      const out = scoreFailure(r, f.points, f.at, policy);
+      return out.alreadyBanned ? r : out.record;
+    }, undefined);
+    const all = scoreFailures(undefined, batch, policy);
+    expect(all).toMatchObject({ banned: true, banMs: 60_000, alreadyBanned: false });
+    expect(all.record).toEqual(one);
+    expect(all.record.bannedUntil).toBe(10_003 + 60_000);
+    expect(scoreFailures(all.record, batch, policy)).toMatchObject({ alreadyBanned: true, banned: false, record: all.record });
   });
 });
 
@@ -217,12 +233,21 @@ describe('Defender on a shared store', () => {
     expect(b.admit('10.0.0.2')).toEqual({ ok: true });
   });
 
-  it('racing failures at several gateways are each counted once', async () => {
+  it('racing failures at several gateways are each counted once, a burst in a few writes', async () => {
     const { a, b, c, store } = gatewayPair({ threshold: 1000 });
-    await Promise.all(Array.from({ length: 30 }, (_, i) => [a, b, c][i % 3]!.recordFailure('10.0.0.9', 'wrong_credential')));
+    await Promise.all(Array.from({ length: 150 }, (_, i) => [a, b, c][i % 3]!.recordFailure('10.0.0.9', 'wrong_credential')));
     const stored = await store.get('10.0.0.9');
-    expect(stored?.record.events).toHaveLength(30);
-    expect(stored?.version).toBe(30);
+    expect(stored?.record.events).toHaveLength(150);
+    // Each gateway writes its first failure alone and the other 49 together.
+    expect(stored?.version).toBe(6);
+    expect(a.degraded || b.degraded || c.degraded).toBe(false);
+  });
+
+  it('a burst that crosses the threshold bans once, and every failure in it hears of the ban', async () => {
+    const { a, logs } = gatewayPair({ threshold: 10 });
+    const results = await Promise.all(Array.from({ length: 25 }, () => a.recordFailure('10.0.0.10', 'wrong_credential')));
+    expect(results.filter((r) => r)).toHaveLength(24); // the first was scored alone, below the threshold
+    expect(logs.filter((l) => l.event === 'ban')).toHaveLength(1);
   });
 
   it('a gateway that learns of a ban while scoring reports it at once', async () => {
