@@ -7,8 +7,9 @@ import { CLI_VERSION } from './version.js';
  * What `run` and `demo` share: start the gateway, say where it listens, and
  * stop cleanly on SIGTERM or SIGINT.
  *
- * Human-readable lines go to stderr; stdout carries only the JSON log, so it
- * can be piped to a log shipper (or jq) untouched.
+ * Human-readable lines go to stderr; stdout carries only the log (JSON when
+ * it is not a terminal, see [node] log_format), so it can be piped to a log
+ * shipper (or jq) untouched.
  */
 
 export function say(line: string): void {
@@ -27,7 +28,7 @@ export function listeningLine(gateway: Gateway): string {
 }
 
 export async function startLogged(config: NodeConfig): Promise<{ gateway: Gateway; log: Logger }> {
-  const log = createLogger(config.node.logLevel);
+  const log = createLogger(config.node.logLevel, undefined, config.node.logFormat);
   log.info(
     { event: 'start', nodeDir: config.nodeDir, version: CLI_VERSION, pid: process.pid, nickname: config.node.nickname || undefined },
     'capstan starting',

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ConvergenceMode } from '../crypto/convergence.js';
-import type { LogLevel } from '../log.js';
+import type { LogFormat, LogLevel } from '../log.js';
 import { ConfigError, parseIni, type IniDocument } from './ini.js';
 import { SCHEMA, schemaEntries, type RawConfig, type SectionName } from './schema.js';
 import { resolveDefender, resolveLimits, type DefenderConfig } from './security-schema.js';
@@ -15,7 +15,7 @@ export const CONFIG_FILE = 'capstan.cfg';
 /** capstan.cfg, validated, with paths made absolute against the node directory. */
 export interface NodeConfig {
   nodeDir: string;
-  node: { nickname: string; logLevel: LogLevel; convergence: ConvergenceMode };
+  node: { nickname: string; logLevel: LogLevel; logFormat: LogFormat; convergence: ConvergenceMode };
   sftpd: {
     enabled: boolean;
     listen: HostPort;
@@ -116,7 +116,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
   const { node, sftpd, storage, http } = raw;
   return {
     nodeDir,
-    node: { nickname: node.nickname, logLevel: node.log_level, convergence: node.convergence },
+    node: { nickname: node.nickname, logLevel: node.log_level, logFormat: node.log_format, convergence: node.convergence },
     sftpd: {
       enabled: sftpd.enabled,
       listen: overrides.sftpListen ?? sftpd.listen,

@@ -64,12 +64,18 @@ export const S3_ADDRESSING = ['path', 'virtual'] as const;
 const MAX_S3_CACHE_BYTES = 1024 * 1024 * 1024 * 1024;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_FORMATS = ['auto', 'json', 'text'] as const;
 export const CONVERGENCE_MODES = ['per-account', 'per-gateway'] as const;
 
 export const SCHEMA = {
   node: {
     nickname: key(stringType, '', 'A name for this node, shown by `capstan status` and in logs.'),
-    log_level: key(enumType(LOG_LEVELS), 'info', 'Least severe level of the JSON log lines written to stdout.'),
+    log_level: key(enumType(LOG_LEVELS), 'info', 'Least severe level of the log lines written to stdout.'),
+    log_format: key(
+      enumType(LOG_FORMATS),
+      'auto',
+      'How log lines are written to stdout: json (one JSON object a line, for log shippers, jq and fail2ban), text (short human-readable lines), or auto: text when stdout is a terminal, json otherwise.',
+    ),
     convergence: key(
       enumType(CONVERGENCE_MODES),
       'per-account',

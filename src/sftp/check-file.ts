@@ -1,7 +1,9 @@
 import type { Checksums } from '../tree/index.js';
 import { checksumsAt } from './checksum-exec.js';
-import type { ExtensionContext } from './extensions.js';
-import { extendedReply, STATUS } from './protocol.js';
+import type { SessionContext } from './dispatch.js';
+import { STATUS } from './protocol/constants.js';
+import { extendedReply } from './protocol/replies.js';
+import { MalformedPacketError, WireReader } from './protocol/wire.js';
 import { SftpStatusError } from './status.js';
 
 /**
@@ -27,41 +29,32 @@ type Algorithm = (typeof CHECK_FILE_ALGORITHMS)[number];
 interface CheckFileRequest {
   target: Buffer;
   algorithms: string[];
-  start: bigint;
-  length: bigint;
+  start: number;
+  length: number;
   blockSize: number;
 }
 
-function parse(data: Buffer | undefined): CheckFileRequest {
-  const buf = data ?? Buffer.alloc(0);
-  let p = 0;
-  const bad = (): never => {
-    throw new SftpStatusError(STATUS.BAD_MESSAGE, 'malformed check-file request');
-  };
-  const str = (): Buffer => {
-    if (buf.length - p < 4) bad();
-    const len = buf.readUInt32BE(p);
-    p += 4;
-    if (buf.length - p < len) bad();
-    const out = buf.subarray(p, p + len);
-    p += len;
-    return out;
-  };
-  const target = Buffer.from(str());
-  const algorithms = str()
-    .toString('utf8')
-    .split(',')
-    .map((s) => s.trim());
-  if (buf.length - p !== 20) bad();
-  const start = buf.readBigUInt64BE(p);
-  const length = buf.readBigUInt64BE(p + 8);
-  const blockSize = buf.readUInt32BE(p + 16);
-  return { target, algorithms, start, length, blockSize };
+function parse(data: Buffer): CheckFileRequest {
+  try {
+    const r = new WireReader(data);
+    const target = Buffer.from(r.bytes());
+    const algorithms = r
+      .bytes()
+      .toString('utf8')
+      .split(',')
+      .map((s) => s.trim());
+    const request = { target, algorithms, start: r.u64(), length: r.u64(), blockSize: r.u32() };
+    r.end();
+    return request;
+  } catch (err) {
+    if (err instanceof MalformedPacketError) throw new SftpStatusError(STATUS.BAD_MESSAGE, 'malformed check-file request');
+    throw err;
+  }
 }
 
-export async function checkFileRequest(ctx: ExtensionContext, id: number, name: string, data: Buffer | undefined): Promise<void> {
+export async function checkFileRequest(ctx: SessionContext, id: number, name: string, data: Buffer): Promise<Buffer> {
   const req = parse(data);
-  if (req.start !== 0n || req.length !== 0n || req.blockSize !== 0) {
+  if (req.start !== 0 || req.length !== 0 || req.blockSize !== 0) {
     throw new SftpStatusError(STATUS.OP_UNSUPPORTED, 'only whole-file hashes (offset 0, length 0, block size 0)');
   }
   const algorithm = req.algorithms.find((a): a is Algorithm => (CHECK_FILE_ALGORITHMS as readonly string[]).includes(a));
@@ -77,8 +70,6 @@ export async function checkFileRequest(ctx: ExtensionContext, id: number, name: 
     }
     sums = await handle.reader.checksums();
   }
-  const algo = Buffer.from(algorithm, 'utf8');
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(algo.length);
-  ctx.sftp._capstanSendRaw(extendedReply(id, [len, algo, Buffer.from(sums[algorithm])]));
+  const digest = sums[algorithm];
+  return extendedReply(id, (b) => b.string(algorithm).raw(digest));
 }

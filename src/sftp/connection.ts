@@ -8,6 +8,7 @@ import type { Tree } from '../tree/index.js';
 import type { Logger } from '../log.js';
 import type { ConnectionCounter, Limits, Release } from './limits.js';
 import type { UploadOverlay } from './overlay.js';
+import type { SftpByteStream } from './protocol/transport.js';
 import { SftpSession } from './sftp-session.js';
 import { createAuthHandler, type Login } from './ssh-auth.js';
 import { serveSessionChannel } from './ssh-session.js';
@@ -163,9 +164,9 @@ export class GatewayConnection {
     this.#arm(deps.idleTimeoutMs); // replaces the login grace timer
   }
 
-  #startSftp(sftp: import('./protocol.js').PatchedSftp): void {
+  #startSftp(channel: SftpByteStream): void {
     const stats = this.#deps.stats;
-    const session: SftpSession = new SftpSession(sftp, {
+    const session: SftpSession = new SftpSession(channel, {
       view: this.#view!,
       logger: this.#log.child({ user: this.user }),
       stats,
@@ -177,7 +178,7 @@ export class GatewayConnection {
     this.#sessions.add(session);
     stats.sessionsTotal++;
     stats.sessionsActive++;
-    sftp.once('close', () => {
+    channel.on('close', () => {
       void session.close().finally(() => {
         if (this.#sessions.delete(session)) stats.sessionsActive--;
         this.#pressure(session, false);
@@ -191,13 +192,13 @@ export class GatewayConnection {
     else this.#pressured.delete(session);
     if (before === 0 && this.#pressured.size > 0)
       this.#log.debug({ event: 'throttled' }, 'too many requests pending; not reading the client for now');
+    // The session itself stopped reading its channel, which closes the client's SSH window for that
+    // channel only; the connection keeps being read (other sessions, keepalives, the client's close).
     if (this.#pressured.size > 0) {
-      this.#socket.pause();
       this.#watchStall();
     } else {
       clearInterval(this.#stallTimer);
       this.#stallTimer = undefined;
-      if (!this.#ended) this.#socket.resume();
     }
   }
 

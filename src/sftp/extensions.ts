@@ -1,32 +1,24 @@
 import { PermissionError } from '../errors.js';
-import type { HandleTable } from './handles.js';
-import {
-  limitsReply,
-  readStrings,
-  STATUS,
-  STATVFS_FLAG_NOSUID,
-  STATVFS_FLAG_RDONLY,
-  statvfsReply,
-  type PatchedSftp,
-  type StatVfs,
-} from './protocol.js';
 import { checkFileRequest } from './check-file.js';
+import type { SessionContext } from './dispatch.js';
+import { STATUS } from './protocol/constants.js';
+import { limitsReply, STATVFS_FLAG_NOSUID, STATVFS_FLAG_RDONLY, type StatVfs, statusPacket, statvfsReply } from './protocol/replies.js';
+import { MalformedPacketError, WireReader } from './protocol/wire.js';
 import { SftpStatusError } from './status.js';
 import { hardlink, rename } from './tree-ops.js';
 import type { UserTree } from './user-tree.js';
-import type { WriteHandle } from './write-handle.js';
 
 /**
  * The OpenSSH extended requests capstan implements (advertised in VERSION,
- * see protocol.ts EXTENSIONS). Anything else is OP_UNSUPPORTED; a payload
- * that does not parse is BAD_MESSAGE.
+ * see protocol/constants.ts EXTENSIONS). Anything else is OP_UNSUPPORTED; a
+ * payload that does not parse is BAD_MESSAGE.
  */
-export interface ExtensionContext {
-  sftp: PatchedSftp;
-  view: UserTree;
-  handles: HandleTable;
-  /** Commits a write handle now, keeping it open (fsync). */
-  commit(handle: WriteHandle): Promise<void>;
+
+/** Extensions that change something (refused in a read-only session, run alone); the rest only read. */
+const WRITING_EXTENSIONS: ReadonlySet<string> = new Set(['posix-rename@openssh.com', 'hardlink@openssh.com', 'fsync@openssh.com']);
+
+export function extensionWrites(name: string): boolean {
+  return WRITING_EXTENSIONS.has(name);
 }
 
 const BLOCK = 4096;
@@ -59,56 +51,65 @@ export function statvfsFor(view: UserTree): StatVfs {
   };
 }
 
-function fields(data: Buffer | undefined, kinds: readonly ('utf8' | 'raw')[]): (string | Buffer)[] {
-  const out = readStrings(data, kinds);
-  if (out === undefined) throw new SftpStatusError(STATUS.BAD_MESSAGE, 'malformed extended request');
-  return out;
+/** Reads an extended request's own fields: each a string, exactly those, nothing after. */
+function fields<K extends readonly ('text' | 'bytes')[]>(
+  data: Buffer,
+  kinds: K,
+): { [I in keyof K]: K[I] extends 'text' ? string : Buffer } {
+  try {
+    const r = new WireReader(data);
+    const out = kinds.map((kind) => {
+      if (kind === 'bytes') return r.bytes();
+      const text = r.text();
+      // A path that is not UTF-8 names nothing, as in the core requests.
+      if (text === null) throw new SftpStatusError(STATUS.NO_SUCH_FILE, 'no such file');
+      return text;
+    });
+    r.end();
+    return out as { [I in keyof K]: K[I] extends 'text' ? string : Buffer };
+  } catch (err) {
+    if (err instanceof MalformedPacketError) throw new SftpStatusError(STATUS.BAD_MESSAGE, 'malformed extended request');
+    throw err;
+  }
 }
 
-export async function extendedRequest(ctx: ExtensionContext, id: number, name: string, data: Buffer | undefined): Promise<void> {
-  const { sftp, view } = ctx;
+export async function extendedRequest(ctx: SessionContext, id: number, name: string, data: Buffer): Promise<Buffer> {
+  const { view } = ctx;
   switch (name) {
     case 'posix-rename@openssh.com': {
-      const [from, to] = fields(data, ['utf8', 'utf8']) as [string, string];
+      const [from, to] = fields(data, ['text', 'text'] as const);
       await rename(view, from, to, true);
-      sftp.status(id, STATUS.OK);
-      return;
+      return statusPacket(id, STATUS.OK);
     }
     case 'hardlink@openssh.com': {
-      const [from, to] = fields(data, ['utf8', 'utf8']) as [string, string];
+      const [from, to] = fields(data, ['text', 'text'] as const);
       await hardlink(view, from, to);
-      sftp.status(id, STATUS.OK);
-      return;
+      return statusPacket(id, STATUS.OK);
     }
     case 'statvfs@openssh.com': {
-      const [path] = fields(data, ['utf8']) as [string];
+      const [path] = fields(data, ['text'] as const);
       await view.stat(path); // statvfs(2) of a missing path is ENOENT
-      sftp._capstanSendRaw(statvfsReply(id, statvfsFor(view)));
-      return;
+      return statvfsReply(id, statvfsFor(view));
     }
     case 'fstatvfs@openssh.com': {
-      const [wire] = fields(data, ['raw']) as [Buffer];
+      const [wire] = fields(data, ['bytes'] as const);
       ctx.handles.get(wire);
-      sftp._capstanSendRaw(statvfsReply(id, statvfsFor(view)));
-      return;
+      return statvfsReply(id, statvfsFor(view));
     }
     case 'fsync@openssh.com': {
-      const [wire] = fields(data, ['raw']) as [Buffer];
+      const [wire] = fields(data, ['bytes'] as const);
       const handle = ctx.handles.get(wire);
-      if (handle.kind === 'write') await ctx.commit(handle);
+      if (handle.kind === 'write') await ctx.commit(handle, false);
       else if (handle.kind === 'dir') throw new PermissionError('not a file');
-      sftp.status(id, STATUS.OK);
-      return;
+      return statusPacket(id, STATUS.OK);
     }
     case 'limits@openssh.com':
-      fields(data, []);
-      sftp._capstanSendRaw(limitsReply(id, ctx.handles.max));
-      return;
+      fields(data, [] as const);
+      return limitsReply(id, ctx.handles.max);
     case 'check-file-name':
     case 'check-file-handle':
-      await checkFileRequest(ctx, id, name, data);
-      return;
+      return checkFileRequest(ctx, id, name, data);
     default:
-      sftp.status(id, STATUS.OP_UNSUPPORTED, 'extension not supported');
+      return statusPacket(id, STATUS.OP_UNSUPPORTED, 'extension not supported');
   }
 }

@@ -1,5 +1,5 @@
 import type { DirEntry, FileReader } from '../tree/index.js';
-import { LIMITS, STATUS } from './protocol.js';
+import { LIMITS, STATUS } from './protocol/constants.js';
 import { SftpStatusError } from './status.js';
 import type { ParsedPath } from './paths.js';
 import type { WriteHandle } from './write-handle.js';

@@ -1,7 +1,9 @@
 /**
  * src/sftp: the SFTP frontend (ssh2's server), the only door into a
  * capstan tree for users. Start with startSftpServer; everything else here
- * is its machinery. Needs ssh2 patched by scripts/patch-ssh2.mjs (postinstall).
+ * is its machinery. ssh2 carries the SSH connection; the SFTP packets on the
+ * `sftp` subsystem channel are capstan's own (src/sftp/protocol), so ssh2 is
+ * used exactly as published.
  */
 export {
   startSftpServer,
@@ -13,4 +15,4 @@ export {
 } from './server.js';
 export { GatewayStats } from './stats.js';
 export { SFTP_ONLY_MESSAGE } from './ssh-session.js';
-export { LIMITS, EXTENSIONS } from './protocol.js';
+export { LIMITS, EXTENSIONS } from './protocol/constants.js';

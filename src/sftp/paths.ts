@@ -1,6 +1,6 @@
 import { NotFoundError } from '../errors.js';
 import { CAP_PREFIX, parseCap, UnknownCap, type Cap } from '../cap/index.js';
-import { normalizeName } from '../tree/index.js';
+import { checkName } from '../tree/index.js';
 
 /**
  * SFTP paths as a session sees them.
@@ -9,11 +9,12 @@ import { normalizeName } from '../tree/index.js';
  *   taken from `/`, and realpath of `.` is `/`.
  * - `.`, empty components (`//`) and `..` are resolved textually, before any
  *   lookup; `..` at `/` stays at `/` (there is nothing above a root cap).
- * - Every component is one name in its canonical spelling (normalizeName:
- *   NFC, at most 255 UTF-8 bytes); a bad name throws InvalidInputError.
- * - ssh2 decodes paths as UTF-8, so a name sent as invalid UTF-8 arrives with
- *   U+FFFD in it. No stored name can hold U+FFFD (normalizeName refuses it),
- *   so such a path names nothing: NotFoundError, before any other check.
+ * - Every component is one name, kept byte for byte (checkName: no
+ *   normalization, at most 255 UTF-8 bytes); a bad name throws
+ *   InvalidInputError.
+ * - A path whose bytes are not valid UTF-8 never gets here: the packet
+ *   layer decodes paths strictly and such a path names nothing (see
+ *   dispatch.ts pathOf), as no capstan name can hold those bytes.
  * - `/uri/CAP/rest` starts from CAP instead of the root when CAP parses as a
  *   capstan cap of a known kind (a cap is a bearer token: holding its text is
  *   holding it). A read cap gives a read-only subtree. Only a second
@@ -26,14 +27,13 @@ export interface ParsedPath {
   readonly uriCap?: Cap | undefined;
   /** Names below the base (the root, or uriCap). */
   readonly components: readonly string[];
-  /** The normalized absolute path, for realpath and for prefix checks. */
+  /** The absolute path with `.`, `..` and `//` resolved, for realpath and for prefix checks. */
   readonly canonical: string;
 }
 
 export const URI_PREFIX = 'uri';
 
 export function parsePath(raw: string): ParsedPath {
-  if (raw.includes('\uFFFD')) throw new NotFoundError('no such file');
   const parts: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;
@@ -54,7 +54,7 @@ export function parsePath(raw: string): ParsedPath {
     uriCap = cap;
     names = parts.slice(2);
   }
-  const components = names.map((name) => normalizeName(name));
+  const components = names.map((name) => checkName(name));
   const shown = uriCap !== undefined ? [URI_PREFIX, parts[1]!, ...components] : components;
   return { uriCap, components, canonical: '/' + shown.join('/') };
 }

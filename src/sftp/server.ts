@@ -11,7 +11,6 @@ import { cleanSpoolDir, EncryptedSpool } from '../tree/spool.js';
 import { GatewayConnection } from './connection.js';
 import { ConnectionCounter, DEFAULT_LIMITS, type Limits } from './limits.js';
 import { UploadOverlay } from './overlay.js';
-import { assertSsh2Patched } from './protocol.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import { GatewayStats } from './stats.js';
 import type { WriteHandle } from './write-handle.js';
@@ -93,7 +92,6 @@ function hostKeyFingerprints(keys: (string | Buffer)[]): string[] {
 }
 
 export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServer> {
-  await assertSsh2Patched();
   await cleanSpoolDir(opts.spoolDir);
   const logger = opts.logger.child({ component: 'sftp' });
   const stats = opts.stats ?? new GatewayStats();

@@ -20,9 +20,13 @@ import type { GatewayStats } from './stats.js';
  *
  * Logs: a refusal of a credential (a key not listed, a bad signature, a
  * wrong password or unknown user) logs exactly
- *   warn { event: 'auth_failed', remoteAddress, remotePort, user, method } 'authentication failed'
+ *   warn { event: 'auth_failed', remoteAddress, remotePort, user, method, reason } 'authentication failed'
  * (a stable line for fail2ban; the user name is the one the client sent and
- * is logged as is, like sshd's "Invalid user" line); a success logs
+ * is logged as is, like sshd's "Invalid user" line). `reason` says why, for
+ * the operator (the client is told nothing more than "denied"): `refused
+ * name` (on the defender's refused list), `unknown user`, `wrong password`,
+ * `wrong key` (a key not listed for that user, or a bad signature), `bad
+ * root cap`, `internal error`. A success logs
  *   info { event: 'login', remoteAddress, user, method, keyFingerprint? } 'login'.
  * Never a password, never a cap. `none` and keyboard-interactive refusals are
  * not failures (every client starts with `none`).
@@ -92,13 +96,16 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
   };
   const known = (user: string): boolean => opts.isKnownUser?.(user) ?? true;
 
-  const refuse = (ctx: AuthContext, counted: boolean): void => {
-    if (counted) {
+  /** Why a credential was refused, as logged (never the credential itself). */
+  type Reason = 'refused name' | 'unknown user' | 'wrong password' | 'wrong key' | 'bad root cap' | 'internal error';
+
+  const refuse = (ctx: AuthContext, reason: Reason | undefined): void => {
+    if (reason !== undefined) {
       failures++;
       stats.loginsFailed++;
       // As sent (sshd logs invalid names too), but bounded: a name is not a place to store megabytes.
       const user = ctx.username.length > MAX_LOGGED_USER ? ctx.username.slice(0, MAX_LOGGED_USER) + '…' : ctx.username;
-      logger.warn({ event: 'auth_failed', remoteAddress, remotePort, user, method: ctx.method }, 'authentication failed');
+      logger.warn({ event: 'auth_failed', remoteAddress, remotePort, user, method: ctx.method, reason }, 'authentication failed');
     }
     ctx.reject(ALLOWED_METHODS);
     if (failures >= MAX_AUTH_FAILURES) opts.onTooManyFailures();
@@ -110,7 +117,7 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
       root = parseDirectoryCap(result.rootCap);
     } catch {
       logger.error({ event: 'bad_root_cap', user: result.user }, "account's root cap is not a directory cap; login refused");
-      refuse(ctx, true);
+      refuse(ctx, 'bad root cap');
       return;
     }
     if (opts.mayLogin !== undefined && !opts.mayLogin(result.user)) {
@@ -137,9 +144,9 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
     if (decided) return ctx.reject(ALLOWED_METHODS);
     const meta = { remoteAddress };
     /** A counted refusal after scoring (and the delay); a ban it causes ends the connection. */
-    const fail = async (kind: FailureKind | undefined, delay: boolean): Promise<void> => {
+    const fail = async (kind: FailureKind | undefined, delay: boolean, reason: Reason): Promise<void> => {
       const banned = await penalize(kind, delay);
-      refuse(ctx, true);
+      refuse(ctx, reason);
       if (banned) opts.onRefused?.('address banned');
     };
     const decide = async (): Promise<void> => {
@@ -149,14 +156,15 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
         return;
       }
       const credential = ctx.method === 'publickey' || ctx.method === 'password';
-      if (credential && defender?.isRefusedUser(ctx.username) === true) return fail('refused_user', true);
+      if (credential && defender?.isRefusedUser(ctx.username) === true) return fail('refused_user', true, 'refused name');
       switch (ctx.method) {
         case 'publickey': {
           const result = await authenticator.acceptsPublicKey(ctx.username, ctx.key, meta);
           const query = ctx.signature === undefined || ctx.blob === undefined;
           if (result === null) {
-            const kind = known(ctx.username) ? (query ? undefined : 'wrong_credential') : 'unknown_user';
-            return fail(kind, !query);
+            const isKnown = known(ctx.username);
+            const kind = isKnown ? (query ? undefined : 'wrong_credential') : 'unknown_user';
+            return fail(kind, !query, isKnown ? 'wrong key' : 'unknown user');
           }
           if (ctx.signature === undefined || ctx.blob === undefined) {
             // A query: say yes (PK_OK); the client then signs and asks again.
@@ -164,21 +172,24 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
             return;
           }
           if (!authenticator.verifyPublicKeySignature(ctx.key, ctx.blob, ctx.signature, ctx.hashAlgo))
-            return fail('wrong_credential', true);
+            return fail('wrong_credential', true, 'wrong key');
           return accept(ctx, result);
         }
         case 'password': {
           const result = await authenticator.checkPassword(ctx.username, ctx.password, meta);
-          if (result === null) return fail(known(ctx.username) ? 'wrong_credential' : 'unknown_user', true);
+          if (result === null) {
+            const isKnown = known(ctx.username);
+            return fail(isKnown ? 'wrong_credential' : 'unknown_user', true, isKnown ? 'wrong password' : 'unknown user');
+          }
           return accept(ctx, result);
         }
         default:
-          return refuse(ctx, false);
+          return refuse(ctx, undefined);
       }
     };
     decide().catch((err: unknown) => {
       logger.error({ err: (err as Error)?.name }, 'authentication error');
-      refuse(ctx, true);
+      refuse(ctx, 'internal error');
     });
   };
 }

@@ -1,14 +1,14 @@
 import type { AcceptConnection, ServerChannel, Session } from 'ssh2';
 import type { Logger } from '../log.js';
-import type { PatchedSftp } from './protocol.js';
+import type { SftpByteStream } from './protocol/transport.js';
 
 /** What any non-SFTP use of the service gets on stderr, before exit status 1. */
 export const SFTP_ONLY_MESSAGE = 'This service allows sftp connections only.\n';
 
 export interface SessionChannelOptions {
   logger: Logger;
-  /** Starts serving an accepted SFTP channel. */
-  startSftp(sftp: PatchedSftp): void;
+  /** Starts serving an accepted `sftp` subsystem channel (raw bytes: src/sftp/protocol owns the packets). */
+  startSftp(channel: SftpByteStream): void;
   /** False refuses the channel (too many sessions, shutting down). */
   mayStartSftp(): boolean;
   /**
@@ -37,6 +37,9 @@ export interface ExecResult {
  *   exec that follows is what gets the message. Failing it instead would
  *   make `ssh -tt` die with "PTY allocation request failed" and never show
  *   why;
+ * - the `sftp` subsystem is accepted as a plain channel (no `sftp`
+ *   listener, so ssh2 does not put its own SFTP server on it): capstan
+ *   speaks the SFTP packets itself (src/sftp/protocol);
  * - other subsystems, x11, agent forwarding, env and signals have no
  *   listener here, so ssh2 refuses them; port forwarding (tcpip,
  *   streamlocal) is refused at the connection for the same reason.
@@ -64,13 +67,13 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
     opts.logger.info({ event: 'shell_refused' }, 'shell refused: sftp only');
     refuseWithMessage(acceptShell());
   });
-  session.on('sftp', (acceptSftp, rejectSftp) => {
-    if (!opts.mayStartSftp()) {
-      rejectSftp?.();
+  session.on('subsystem', (acceptSubsystem, rejectSubsystem, info) => {
+    if (info.name !== 'sftp' || !opts.mayStartSftp()) {
+      rejectSubsystem?.();
       return;
     }
-    const sftp = acceptSftp() as unknown as PatchedSftp | undefined;
-    if (sftp !== undefined) opts.startSftp(sftp);
+    const channel = acceptSubsystem?.();
+    if (channel !== undefined) opts.startSftp(channel);
   });
 }
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { STATUS, type StatusCode } from './protocol.js';
+import { STATUS, type StatusCode } from './protocol/constants.js';
 
 /**
  * The one place where an error becomes an SFTP status code and message.

@@ -4,7 +4,7 @@ import type { EventRecorder } from '../events/api.js';
 import type { Directory, EntryMetadata, FileReader, FileWriter, Tree, UploadResult } from '../tree/index.js';
 import type { EventPath } from './event-paths.js';
 import type { OverlayItem } from './overlay.js';
-import { STATUS } from './protocol.js';
+import { STATUS } from './protocol/constants.js';
 import { SftpStatusError } from './status.js';
 
 /**

@@ -93,7 +93,7 @@ export interface DirectoryNodeView {
  * ConflictError it re-reads, re-applies and retries (bounded), so concurrent
  * writers through any number of Directory objects or gateways never lose an
  * update. Mutations on a read-only cap throw PermissionError.
- * Names are NFC-normalized; '', '.', '..', names with '/' or NUL, and names
+ * Names are kept byte for byte (no Unicode normalization); '', '.', '..', names with '/' or NUL, and names
  * over 255 UTF-8 bytes throw InvalidInputError.
  */
 export interface Directory {

@@ -19,7 +19,7 @@ export type {
   UploadResult,
 } from './api.js';
 export { createTree, DEFAULT_MAX_ATTEMPTS, MAX_RESOLVE_DEPTH, type CreateTreeOptions } from './tree.js';
-export { normalizeName, MAX_NAME_BYTES } from './names.js';
+export { checkName, MAX_NAME_BYTES } from './names.js';
 export {
   moveEntry,
   DEFAULT_LAYOUT,

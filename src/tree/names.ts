@@ -9,27 +9,29 @@ const encoder = new TextEncoder();
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
- * The one spelling of a directory entry name: NFC-normalized, so a name typed
- * on macOS (NFD) and on Linux (usually NFC) is the same entry.
+ * Checks a directory entry name and returns it unchanged: a name is kept
+ * exactly as the client gave it, byte for byte, as on a POSIX file system.
+ * There is no Unicode normalization: `é` typed as NFD (`e` + U+0301, as
+ * macOS writes it) and as NFC (U+00E9) are two names and two entries, and
+ * each comes back in the spelling it was created with. (Format v1 stored
+ * names NFC-normalized; that made `rsync --delete` over sshfs delete the
+ * files it had just copied, see docs/spec/directories.md, Names.)
  *
  * Rejected with InvalidInputError: non-strings, '', '.', '..', names holding
- * '/' or NUL (path syntax, never part of a name), U+FFFD (what invalid UTF-8
- * from the wire becomes once decoded: storing it would make the original
- * bytes unrecoverable and two different bad names collide), lone surrogates,
- * and names over MAX_NAME_BYTES UTF-8 bytes after normalization.
+ * '/' or NUL (path syntax, never part of a name), lone surrogates (not
+ * representable in UTF-8), and names over MAX_NAME_BYTES UTF-8 bytes.
  * Messages never echo the name (names can be private).
  */
-export function normalizeName(name: string): string {
+export function checkName(name: string): string {
   if (typeof name !== 'string') throw new InvalidInputError('a name is a string');
-  const nfc = name.normalize('NFC');
-  if (nfc === '' || nfc === '.' || nfc === '..') throw new InvalidInputError('name is empty, "." or ".."');
-  if (nfc.includes('/') || nfc.includes('\0')) throw new InvalidInputError('name contains "/" or NUL');
-  if (nfc.includes('\uFFFD') || LONE_SURROGATE.test(nfc)) throw new InvalidInputError('name is not valid UTF-8');
-  if (longerThanInUtf8(nfc, MAX_NAME_BYTES)) throw new InvalidInputError(`name is longer than ${MAX_NAME_BYTES} UTF-8 bytes`);
-  return nfc;
+  if (name === '' || name === '.' || name === '..') throw new InvalidInputError('name is empty, "." or ".."');
+  if (name.includes('/') || name.includes('\0')) throw new InvalidInputError('name contains "/" or NUL');
+  if (LONE_SURROGATE.test(name)) throw new InvalidInputError('name is not valid UTF-8');
+  if (longerThanInUtf8(name, MAX_NAME_BYTES)) throw new InvalidInputError(`name is longer than ${MAX_NAME_BYTES} UTF-8 bytes`);
+  return name;
 }
 
-/** UTF-8 bytes of a normalized name. */
+/** UTF-8 bytes of a checked name. */
 export function nameBytes(name: string): Uint8Array {
   return encoder.encode(name);
 }

@@ -45,6 +45,19 @@ describe('direct file commands', () => {
     oneErrorLine(again);
   });
 
+  it('names are kept byte for byte: put, ls, mv and get with NFD and NFC spellings', async () => {
+    const nfd = 'cafe\u0301.txt';
+    const nfc = 'caf\u00e9.txt';
+    await ok(['mkdir', `${root}/names`]);
+    await ok(['put', '-', `${root}/names/${nfd}`], 'decomposed');
+    await ok(['put', '-', `${root}/names/${nfc}`], 'composed');
+    const listed = (await ok(['ls', `${root}/names`])).split('\n').filter((l) => l !== '');
+    expect(listed.map((n) => Buffer.from(n).toString('hex')).sort()).toEqual([nfc, nfd].map((n) => Buffer.from(n).toString('hex')).sort());
+    await ok(['mv', `${root}/names/${nfd}`, `${root}/names/${nfd}.moved`]);
+    expect(await ok(['get', `${root}/names/${nfd}.moved`, '-'])).toBe('decomposed');
+    expect(await ok(['get', `${root}/names/${nfc}`, '-'])).toBe('composed');
+  });
+
   it('put and get round-trip a file, and stdin/stdout with -', async () => {
     const local = path.join(tmp.dir, 'big.bin');
     const content = randomBytes(300_000);

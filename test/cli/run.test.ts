@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, startCli, stopAllCli, REPO, type CliProcess } from '../helpers/cli.js';
 import { bannerSent } from '../helpers/ssh-banner.js';
 import { filterFromDocs, matchLine } from '../node/fail2ban.js';
@@ -207,7 +207,7 @@ describe('capstan run', () => {
 });
 
 describe('capstan demo', () => {
-  it('creates ./capstan-node and a password account, prints the commands, and reuses both next time', async () => {
+  it('creates ~/.capstan and a password account, prints the commands, and reuses both next time', async () => {
     const cwd = path.join(tmp.dir, 'demo');
     const home = path.join(tmp.dir, 'home'); // no ~/.ssh keys: a password account
     await mkdir(cwd);
@@ -217,11 +217,17 @@ describe('capstan demo', () => {
     const first = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env });
     const pw = await first.waitFor(/^added account tester with password (\S+) \(shown once/m);
     const cmd = await first.waitFor(/^ {2}sftp -P (\d+) tester@127\.0\.0\.1$/m);
-    await first.waitFor(/^ {2}sshfs -p \d+ tester@127\.0\.0\.1:\/ ~\/capstan$/m);
-    expect(first.stderr).toMatch(/^created a capstan node in .*capstan-node$/m);
+    await first.waitFor(/^ {2}mkdir -p ~\/capstan && sshfs -p \d+ tester@127\.0\.0\.1:\/ ~\/capstan$/m);
+    // A password account is told how to give sshfs its password without a prompt.
+    await first.waitFor(/^ {2}\(sshfs asks for the password; in a script: echo '(\S+)' \| sshfs -o password_stdin -p \d+ tester@/m);
+    expect(first.stderr).toMatch(new RegExp(`^created a capstan node in ${home}/\\.capstan$`, 'm'));
     expect(await tryPasswordLogin(Number(cmd[1]), 'tester', pw[1]!)).toBe(true);
+    // The CLI finds the node with no -d (the same default), while the gateway runs.
+    const status = await runCli(['status'], { env: { HOME: home } });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`${home}/.capstan`);
     expect(await first.stop()).toEqual({ code: 0, signal: null });
-    expect(await readFile(path.join(cwd, 'capstan-node/private/accounts'), 'utf8')).not.toContain(pw[1]!);
+    expect(await readFile(path.join(home, '.capstan/private/accounts'), 'utf8')).not.toContain(pw[1]!);
 
     const second = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env });
     const cmd2 = await second.waitFor(/^ {2}sftp -P (\d+) tester@127\.0\.0\.1$/m);
@@ -270,11 +276,60 @@ describe('capstan demo', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('up.txt');
     // What SFTP wrote, the CLI reads, while the gateway runs.
-    const node = path.join(cwd, 'capstan-node');
+    const node = path.join(home, '.capstan');
     const rootLine = (await ok(node, ['account', 'list', '--show-caps'])).split('\n').find((l) => l.startsWith('sftpuser\troot\t'))!;
     const root = rootLine.split('\t')[2]!;
     expect(await ok(node, ['get', `${root}/up.txt`])).toBe('uploaded with OpenSSH sftp\n');
     expect(await proc.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('run as root, names the account `capstan` (root is refused by default), which logs in; the refusal of root is logged with its reason', async () => {
+    const cwd = path.join(tmp.dir, 'demo-root');
+    const home = path.join(tmp.dir, 'home-root');
+    await mkdir(cwd);
+    await mkdir(home);
+    const proc = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env: { HOME: home, USER: 'root' } });
+    const pw = (await proc.waitFor(/^added account capstan with password (\S+) /m))[1]!;
+    const port = Number((await proc.waitFor(/^ {2}sftp -P (\d+) capstan@127\.0\.0\.1$/m))[1]);
+    expect(await tryPasswordLogin(port, 'capstan', pw)).toBe(true);
+    expect(await tryPasswordLogin(port, 'root', pw)).toBe(false);
+    await proc.waitFor(/"event":"auth_failed".*"user":"root".*"reason":"refused name"/, 'stdout');
+    expect(await tryPasswordLogin(port, 'capstan', 'not the password')).toBe(false);
+    await proc.waitFor(/"event":"auth_failed".*"user":"capstan".*"reason":"wrong password"/, 'stdout');
+    expect(await tryPasswordLogin(port, 'nobody-here', pw)).toBe(false);
+    await proc.waitFor(/"event":"auth_failed".*"user":"nobody-here".*"reason":"unknown user"/, 'stdout');
+    expect(proc.stdout).not.toContain(pw);
+    expect(await proc.stop()).toEqual({ code: 0, signal: null });
+    // And `account add` of a refused name says why, in one line, and adds nothing.
+    const node = path.join(home, '.capstan');
+    const refused = await runCli(['-d', node, 'account', 'add', 'Root', '--password-stdin'], { input: 'x' });
+    expect(refused.code).not.toBe(0);
+    expect(oneErrorLine(refused)).toMatch(/^capstan: Root is in \[defender\] refused_users/);
+    expect(await readFile(path.join(node, 'private/accounts'), 'utf8')).not.toMatch(/^Root /m);
+  });
+
+  it.skipIf(!hasBinaries('script'))('on a terminal, logs short text lines, not JSON (under a real pty)', async () => {
+    const home = path.join(tmp.dir, 'home-tty');
+    await mkdir(home);
+    // `script` runs the CLI on a pseudo-terminal and copies what it prints to our pipe.
+    const cli = path.join(REPO, 'dist/cli/main.js');
+    const child = spawn('script', ['-qfec', `${process.execPath} ${cli} demo --listen 127.0.0.1:0`, '/dev/null'], {
+      env: { ...process.env, HOME: home, USER: 'ttyuser', CAPSTAN_NODE_DIR: '' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let seen = '';
+    child.stdout.on('data', (d: Buffer) => (seen += d.toString('utf8')));
+    try {
+      await vi.waitFor(() => expect(seen).toMatch(/\d\d:\d\d:\d\d INFO {2}SFTP gateway listening .*port=\d+/), {
+        timeout: 30_000,
+        interval: 100,
+      });
+      expect(seen).toMatch(/^ {2}sftp -P \d+ ttyuser@127\.0\.0\.1\r?$/m);
+      expect(seen).not.toContain('{"level"');
+    } finally {
+      if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+      await new Promise((resolve) => child.once('close', resolve));
+    }
   });
 
   it('uses ~/.ssh/id_ed25519.pub when there is one', async () => {

@@ -185,21 +185,25 @@ function isMounted(mountpoint: string): boolean {
  * makes sure that process is gone.
  */
 export async function mountSshfs(t: Target, mountpoint: string, extraOptions: string[] = []): Promise<SshfsMount> {
-  if (t.keyFile === undefined) throw new Error('sshfs helper needs a key');
+  if (t.keyFile === undefined && t.password === undefined) throw new Error('sshfs helper needs a key or a password');
+  // A password goes in on stdin (-o password_stdin), as the quick start tells users: sshpass cannot drive sshfs.
+  const auth =
+    t.keyFile !== undefined
+      ? [`IdentityFile=${t.keyFile}`, 'IdentitiesOnly=yes', 'BatchMode=yes']
+      : ['password_stdin', 'PreferredAuthentications=password', 'PubkeyAuthentication=no'];
   const options = [
-    `IdentityFile=${t.keyFile}`,
-    'IdentitiesOnly=yes',
+    ...auth,
     'StrictHostKeyChecking=no',
     'UserKnownHostsFile=/dev/null',
-    'BatchMode=yes',
     'LogLevel=ERROR',
     `port=${t.port}`,
     ...extraOptions,
   ];
   const child = spawn('sshfs', ['-f', '-o', options.join(','), `${t.user}@127.0.0.1:/`, mountpoint], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: [t.keyFile === undefined ? 'pipe' : 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, SSH_AUTH_SOCK: '' },
   });
+  if (t.keyFile === undefined) child.stdin!.end(`${t.password}\n`);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -136,21 +136,32 @@ describe.skipIf(noSftp)('OpenSSH sftp', () => {
     }
   });
 
-  it('keeps non-ASCII names, and NFD names land as NFC', async () => {
+  it('keeps non-ASCII names byte for byte: an NFD name comes back NFD, beside its NFC twin', async () => {
     const nfd = 'cafe\u0301.txt';
+    const nfc = 'caf\u00e9.txt';
     await local('plain.txt', 'ünïcödé');
     await local(nfd, 'decomposed');
+    await local(nfc, 'composed');
     const out = await ok([
       'put plain.txt "日本語 ファイル ✓.txt"',
       `put "${nfd}"`,
+      `put "${nfc}"`,
       'ls -1',
       'get "日本語 ファイル ✓.txt" u.back',
-      'get "caf\u00e9.txt" nfc.back',
+      `get "${nfd}" nfd.back`,
+      `get "${nfc}" nfc.back`,
     ]);
     expect(out).toContain('日本語 ファイル ✓.txt');
-    expect(out).toContain('caf\u00e9.txt');
+    const listed = out.split('\n').filter((line) => line.normalize('NFC').includes(nfc));
+    expect(
+      listed
+        .map((l) => l.trim())
+        .filter((l) => !l.startsWith('sftp>'))
+        .sort(),
+    ).toEqual([nfc, nfd].sort());
     expect(await readFile(join(work, 'u.back'), 'utf8')).toBe('ünïcödé');
-    expect(await readFile(join(work, 'nfc.back'), 'utf8')).toBe('decomposed');
+    expect(await readFile(join(work, 'nfd.back'), 'utf8')).toBe('decomposed');
+    expect(await readFile(join(work, 'nfc.back'), 'utf8')).toBe('composed');
   });
 
   it('opens any cap under /uri/CAP; a read cap there is read-only', async () => {

@@ -64,15 +64,16 @@ describe('path tricks', () => {
     expect(await realpath(sftp, '/')).toBe('/');
   });
 
-  it('names that NFC-normalize alike are one entry', async () => {
+  it('names come back byte for byte: NFD and NFC spellings are two entries, as on Linux', async () => {
     const { sftp } = await login();
     const decomposed = 'cafe\u0301';
     const composed = 'caf\u00e9';
     await call((cb) => sftp.mkdir(`/${decomposed}`, cb));
-    expect((await call<{ isDirectory(): boolean }>((cb) => sftp.stat(`/${composed}`, cb))).isDirectory()).toBe(true);
-    expect(await statusOf(call((cb) => sftp.mkdir(`/${composed}`, cb)))).toBe(STATUS.FAILURE); // already exists
+    expect(await statusOf(call((cb) => sftp.stat(`/${composed}`, cb)))).toBe(STATUS.NO_SUCH_FILE);
+    await call((cb) => sftp.mkdir(`/${composed}`, cb));
     const listed = (await names(sftp, '/')).filter((n) => n.normalize('NFC') === composed);
-    expect(listed).toEqual([composed]);
+    expect(listed.sort()).toEqual([composed, decomposed].sort());
+    expect((await call<{ isDirectory(): boolean }>((cb) => sftp.stat(`/${decomposed}`, cb))).isDirectory()).toBe(true);
   });
 
   it('NUL and invalid UTF-8 in raw path bytes: clear status, same session keeps working', async () => {
@@ -109,8 +110,10 @@ describe('path tricks', () => {
 
     const reader = (await login('reader')).sftp;
     expect(await statusOf(call((cb) => reader.mkdir('/../nope', cb)))).toBe(STATUS.PERMISSION_DENIED);
-    // `..` is textual: this is `/uri/nope` under the reader's own root (no `uri` entry there).
-    expect(await statusOf(call((cb) => reader.mkdir(`/uri/${readCap}/../nope`, cb)))).toBe(STATUS.NO_SUCH_FILE);
+    // A read-only session refuses every write before any lookup (as sftp-server -R does)...
+    expect(await statusOf(call((cb) => reader.mkdir(`/uri/${readCap}/../nope`, cb)))).toBe(STATUS.PERMISSION_DENIED);
+    // ...and `..` is textual: this is `/uri/nope` under the reader's own root (no `uri` entry there).
+    expect(await statusOf(call((cb) => reader.stat(`/uri/${readCap}/../nope`, cb)))).toBe(STATUS.NO_SUCH_FILE);
     // Nothing the reader can list or resolve spells the write cap.
     const seen = [await realpath(reader, `/uri/${readCap}/escape/..`), ...(await names(reader, '/'))].join('\n');
     expect(seen).not.toContain(gw.root.toString());

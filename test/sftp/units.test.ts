@@ -22,7 +22,7 @@ import { createLogger } from '../../src/log.js';
 import { MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
 import { longname, makeAttrs } from '../../src/sftp/attrs.js';
 import { parsePath } from '../../src/sftp/paths.js';
-import { assertSsh2Patched, EXTENSIONS, readStrings, STATUS, VERSION_PACKET } from '../../src/sftp/protocol.js';
+import { STATUS } from '../../src/sftp/protocol/constants.js';
 import { RequestScheduler } from '../../src/sftp/scheduler.js';
 import { toSftpStatus } from '../../src/sftp/status.js';
 import { WriteHandle } from '../../src/sftp/write-handle.js';
@@ -37,13 +37,14 @@ describe('paths', () => {
     expect(parsePath('/../../x').components).toEqual(['x']);
   });
 
-  it('normalizes names to NFC and refuses bad ones', () => {
-    expect(parsePath('/cafe\u0301').components).toEqual(['caf\u00e9']);
+  it('keeps names byte for byte and refuses bad ones', () => {
+    expect(parsePath('/cafe\u0301').components).toEqual(['cafe\u0301']);
+    expect(parsePath('/caf\u00e9').components).toEqual(['caf\u00e9']);
     expect(() => parsePath('/' + 'a'.repeat(256))).toThrow(InvalidInputError);
   });
 
-  it('a name that arrived as invalid UTF-8 (U+FFFD) names nothing', () => {
-    expect(() => parsePath('/a\uFFFDb')).toThrow(NotFoundError);
+  it('a real U+FFFD is an ordinary character (invalid UTF-8 is refused by the packet layer, before paths)', () => {
+    expect(parsePath('/a\uFFFDb').components).toEqual(['a\uFFFDb']);
   });
 
   it('/uri/CAP starts at the cap; malformed caps name nothing; other names under uri are ordinary', () => {
@@ -109,24 +110,6 @@ describe('attributes and ls -l lines', () => {
     expect(longname('name', file, 'bob')).toMatch(/^-rw-r--r-- {4}1 bob {6}bob {10}1234 Feb {2}3 {2}2001 name$/);
     const recent = makeAttrs('directory', { mtimeMs: Date.now() }, 0, true);
     expect(longname('d', recent, 'someone-long')).toMatch(/^drwxr-xr-x {4}1 someone-long someone-long {8}0 \w{3} [ \d]\d \d\d:\d\d d$/);
-  });
-});
-
-describe('protocol', () => {
-  it('ssh2 carries the patch', async () => {
-    await expect(assertSsh2Patched()).resolves.toBeUndefined();
-  });
-
-  it('VERSION is 3 with every extension, and extension payloads must parse exactly', () => {
-    expect(VERSION_PACKET.readUInt32BE(0)).toBe(VERSION_PACKET.length - 4);
-    expect(VERSION_PACKET[4]).toBe(2);
-    expect(VERSION_PACKET.readUInt32BE(5)).toBe(3);
-    const text = VERSION_PACKET.subarray(9).toString('latin1');
-    for (const [name, version] of EXTENSIONS) expect(text).toContain(`${name}\0\0\0\x01${version}`);
-    const two = Buffer.from([0, 0, 0, 1, 0x61, 0, 0, 0, 1, 0x62]);
-    expect(readStrings(two, ['utf8', 'utf8'])).toEqual(['a', 'b']);
-    expect(readStrings(two, ['utf8'])).toBeUndefined();
-    expect(readStrings(two.subarray(0, 8), ['utf8', 'utf8'])).toBeUndefined();
   });
 });
 

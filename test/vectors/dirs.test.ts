@@ -101,7 +101,9 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
   });
   await dir.link('empty', new LiteralCap(new Uint8Array(0)), { size: 0, mtimeMs: -1000, ctimeMs: 0 });
   const sub = await dir.mkdir('sub', { mtimeMs: T0 + 2000, ctimeMs: T0 + 2000 });
-  await dir.link('Cafe\u0301', new UnknownCap('URI:CHK:abc:def:3:10:1234'), { size: 0, mtimeMs: T0, ctimeMs: T0 });
+  // Written NFD and stored NFC by the first writers, which normalized names; spelled NFC here so the
+  // replay writes the same frozen bytes now that names are kept as given (the last directory below).
+  await dir.link('Caf\u00e9', new UnknownCap('URI:CHK:abc:def:3:10:1234'), { size: 0, mtimeMs: T0, ctimeMs: T0 });
   await dir.link('sub-ro', sub.readonly(), { size: 0, mtimeMs: T0, ctimeMs: T0 });
   await dir.setMetadata('readme.txt', { mtimeMs: T0 + 5 });
   await tree.directory(sub).link('inside', new LiteralCap(Uint8Array.of(1, 2, 3)), { size: 3, mtimeMs: T0, ctimeMs: T0 });
@@ -114,10 +116,19 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
       .link(`entry-${String(i).padStart(3, '0')}`, new LiteralCap(Uint8Array.of(i)), { size: 1, mtimeMs: T0 + i, ctimeMs: T0 });
   }
   await tree.directory(big).unlink('entry-000');
+
+  // Names are kept byte for byte: the NFD and NFC spellings of one word are two entries, each with
+  // its own name hash, and a name with a real U+FFFD is an ordinary name.
+  const names = await tree.createDirectory();
+  const meta = { size: 1, mtimeMs: T0, ctimeMs: T0 };
+  await tree.directory(names).link('cafe\u0301', new LiteralCap(Uint8Array.of(1)), meta);
+  await tree.directory(names).link('caf\u00e9', new LiteralCap(Uint8Array.of(2)), meta);
+  await tree.directory(names).link('A\u030a-\uFFFD', new LiteralCap(Uint8Array.of(3)), meta);
   return [
     { label: 'root: every kind of entry', cap: root },
     { label: 'child directory made by mkdir', cap: sub },
     { label: 'large enough to be a branch', cap: big },
+    { label: 'names kept byte for byte: NFD and NFC spellings are two entries', cap: names },
   ];
 }
 

@@ -10,6 +10,7 @@ import {
   listAccounts,
   MAX_PASSWORD_BYTES,
 } from '../../auth/index.js';
+import type { NodeConfig } from '../../config/index.js';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import { loadNodeConfig, out, readStdinText, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
@@ -41,6 +42,16 @@ export async function readPasswordFromStdin(): Promise<string> {
   const password = text.replace(/\r?\n$/, '');
   if (password === '') throw new UsageError('--password-stdin: stdin is empty');
   return password;
+}
+
+/**
+ * Whether the gateway refuses every login as `user`: a name on [defender]
+ * refused_users (root, admin, …; case-insensitive, as the defender compares).
+ * Such an account could never log in, and each try would score towards a ban.
+ */
+export function isRefusedName(config: NodeConfig, user: string): boolean {
+  const lower = user.toLowerCase();
+  return config.defender.refusedUsers.some((name) => name.toLowerCase() === lower);
 }
 
 /** The root cap `user` already has in the accounts file, if any. */
@@ -78,6 +89,11 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
   handler: async (args) => {
     if (!isValidUserName(args.user)) throw new UsageError('invalid user name (allowed: A-Z a-z 0-9 . _ @ + -, 1 to 64 characters)');
     const config = await loadNodeConfig(args);
+    if (isRefusedName(config, args.user)) {
+      throw new UsageError(
+        `${args.user} is in [defender] refused_users, so the gateway refuses every login as ${args.user}: pick another name (or take it off that list in capstan.cfg)`,
+      );
+    }
     const accountsFile = config.sftpd.accountsFile;
 
     // Read and check everything before creating a directory for the account.

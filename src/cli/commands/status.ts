@@ -82,7 +82,7 @@ export const statusCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       lines.push(`account server   ${config.sftpd.accountsUrl !== undefined ? urlOrigin(config.sftpd.accountsUrl) : 'off'}`);
       lines.push(`http             ${config.http.listen ? formatHostPort(config.http.listen) : 'off'}`);
       lines.push(`convergence      ${config.node.convergence}`);
-      lines.push(`log level        ${config.node.logLevel}`);
+      lines.push(`log level        ${config.node.logLevel} (${config.node.logFormat})`);
       const where = storeLocations(config.storage, rel);
       const usage = chunks.usage ? await chunks.usage() : undefined;
       lines.push(`chunk store      ${where.chunks}: ${usage ? `${usage.chunks} chunks, ${formatBytes(usage.bytes)}` : 'usage unknown'}`);

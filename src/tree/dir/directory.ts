@@ -11,7 +11,7 @@ import {
   type AbortOptions,
 } from '../../errors.js';
 import type { DirEntry, Directory, DirectoryNodeView, EntryMetadata, LinkOptions } from '../api.js';
-import { nameBytes, normalizeName } from '../names.js';
+import { nameBytes, checkName } from '../names.js';
 import { loadNode, type DirectoryContext } from './context.js';
 import { Draft } from './draft.js';
 import { checkMetadata, makeEntry, patchMetadata, storeCap, viewEntry } from './entries.js';
@@ -74,7 +74,7 @@ export class DirectoryHandle implements Directory {
   }
 
   async lookup(name: string, options: AbortOptions = {}): Promise<DirEntry | undefined> {
-    const utf8 = nameBytes(normalizeName(name));
+    const utf8 = nameBytes(checkName(name));
     const version = await this.readVersion(options);
     const found = await new Draft(this.ctx, this.keys, version.root, options).get(utf8);
     return found && viewEntry(this.keys, found, version.root.toString());
@@ -86,10 +86,10 @@ export class DirectoryHandle implements Directory {
   }
 
   async link(name: string, cap: Cap, metadata: EntryMetadata, options: LinkOptions = {}): Promise<void> {
-    const normalized = normalizeName(name);
+    const checked = checkName(name);
     const meta = checkMetadata(metadata);
     this.requireWriter();
-    const entry = makeEntry(normalized, storeCap(this.keys, cap, this.nonce), meta);
+    const entry = makeEntry(checked, storeCap(this.keys, cap, this.nonce), meta);
     await this.mutate(options, async (draft) => {
       const existing = await draft.get(entry.nameUtf8);
       if (existing) refuseReplace(existing, options.overwrite);
@@ -98,7 +98,7 @@ export class DirectoryHandle implements Directory {
   }
 
   async unlink(name: string, options: AbortOptions = {}): Promise<DirEntry> {
-    const utf8 = nameBytes(normalizeName(name));
+    const utf8 = nameBytes(checkName(name));
     this.requireWriter();
     const removed = await this.mutate(options, async (draft) => {
       const entry = await draft.delete(utf8);
@@ -115,7 +115,7 @@ export class DirectoryHandle implements Directory {
    * replaced in between.
    */
   async unlinkIfCap(name: string, expected: Cap, options: AbortOptions = {}): Promise<boolean> {
-    const utf8 = nameBytes(normalizeName(name));
+    const utf8 = nameBytes(checkName(name));
     this.requireWriter();
     const want = expected.toString();
     return this.mutate(options, async (draft) => {
@@ -127,7 +127,7 @@ export class DirectoryHandle implements Directory {
   }
 
   async setMetadata(name: string, patch: Partial<EntryMetadata>, options: AbortOptions = {}): Promise<DirEntry> {
-    const utf8 = nameBytes(normalizeName(name));
+    const utf8 = nameBytes(checkName(name));
     this.requireWriter();
     const updated = await this.mutate(options, async (draft) => {
       const entry = await draft.get(utf8);
@@ -143,8 +143,8 @@ export class DirectoryHandle implements Directory {
   }
 
   async rename(from: string, to: string, options: LinkOptions = {}): Promise<void> {
-    const fromName = normalizeName(from);
-    const toName = normalizeName(to);
+    const fromName = checkName(from);
+    const toName = checkName(to);
     this.requireWriter();
     const fromUtf8 = nameBytes(fromName);
     const toUtf8 = nameBytes(toName);
@@ -160,16 +160,16 @@ export class DirectoryHandle implements Directory {
   }
 
   async mkdir(name: string, metadata: Partial<EntryMetadata> = {}, options: AbortOptions = {}): Promise<DirectoryWriteCap> {
-    const normalized = normalizeName(name);
+    const checked = checkName(name);
     this.requireWriter();
     const now = Date.now();
     const meta = checkMetadata({ size: 0, mtimeMs: now, ctimeMs: now, ...definedOnly(metadata) });
     // Checked first only to avoid making an orphan in the common case; the
     // link below is what decides (a racing writer may take the name in
     // between, and then the new child is an unreachable, harmless orphan).
-    if (await this.lookup(normalized, options)) throw new AlreadyExistsError('entry exists');
+    if (await this.lookup(checked, options)) throw new AlreadyExistsError('entry exists');
     const child = await this.ctx.createDirectory(options);
-    await this.link(normalized, child, meta, { ...options, overwrite: false });
+    await this.link(checked, child, meta, { ...options, overwrite: false });
     return child;
   }
 

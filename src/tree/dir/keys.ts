@@ -44,8 +44,8 @@ export class DirectoryKeys {
   }
 
   /**
-   * Where a name lives in the HAMT: HMAC-SHA256 keyed by Kh over the NFC
-   * name's UTF-8 bytes. Keyed, so the tree's shape says nothing about names to
+   * Where a name lives in the HAMT: HMAC-SHA256 keyed by Kh over the name's
+   * UTF-8 bytes, exactly as stored (no normalization). Keyed, so the tree's shape says nothing about names to
    * anyone without R; the HMAC tag is the key's own tag (taggedHmac needs one,
    * and the key already separates this use from every other).
    */

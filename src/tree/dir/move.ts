@@ -1,6 +1,6 @@
 import { NotFoundError, PermissionError } from '../../errors.js';
 import type { Directory, LinkOptions } from '../api.js';
-import { normalizeName } from '../names.js';
+import { checkName } from '../names.js';
 import { DirectoryHandle } from './directory.js';
 
 /**
@@ -26,7 +26,7 @@ export async function moveEntry(
   if (sameDirectory(src, dst)) return src.rename(srcName, dstName, options);
   // Refuse up front what the second step would refuse, so a doomed move does not leave a copy in dst.
   if (!src.writable || !dst.writable) throw new PermissionError('directory is read-only');
-  const name = normalizeName(srcName);
+  const name = checkName(srcName);
   const entry = await src.lookup(name, options);
   if (!entry) throw new NotFoundError('no such entry');
   await dst.link(dstName, entry.cap, entry.metadata, options);

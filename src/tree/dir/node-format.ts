@@ -24,7 +24,7 @@ import type { DirectoryKeys } from './keys.js';
  *     branch: 0x02 ‖ u8 bits ‖ 2^bits × child    (child i holds names whose hash has the value i
  *                                                  in the `bits` bits after the parent's)
  *     child:  u8 len ‖ CID bytes (len = 0: empty) ‖ varint count (entries in that subtree; 0 iff empty)
- *     entry:  u8 nameLen ‖ NFC name (UTF-8) ‖ cap ‖ metadata
+ *     entry:  u8 nameLen ‖ name (UTF-8, as the client gave it) ‖ cap ‖ metadata
  *     cap:    0x00 ‖ u16 len ‖ cap string (UTF-8, ≤ MAX_CAP_LENGTH)
  *           | 0x01 ‖ child R (32) ‖ child P (32) ‖ sealed child W (72)   a child directory write cap
  *     metadata: u8 flags (bit 0 atime present, bit 1 noWrite; others 0)

@@ -1,0 +1,229 @@
+import { PACKET, STATUS } from './constants.js';
+import { PacketFramer } from './framer.js';
+import { statusPacket, versionPacket } from './replies.js';
+import { decodeRequest, MalformedRequestError, type Request } from './requests.js';
+import { MalformedPacketError } from './wire.js';
+
+/**
+ * The byte stream an SFTP session runs on: ssh2's ServerChannel for the
+ * `sftp` subsystem satisfies it (a Duplex whose write side honours the
+ * client's SSH window, whose `exit` sends exit-status). Kept structural so
+ * tests can run a session on a pair of in-memory streams.
+ */
+export interface SftpByteStream {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  /** `done` runs once the connection took the bytes (ssh2: once the client's window had room for them). */
+  write(chunk: Buffer, done: (err?: Error | null) => void): boolean;
+  pause(): unknown;
+  resume(): unknown;
+  end(): unknown;
+  exit?(code: number): unknown;
+}
+
+/** One request's place in the reply order; answered exactly once (a second answer is ignored). */
+export interface ReplyTicket {
+  send(packet: Buffer): void;
+}
+
+export interface TransportHandlers {
+  /** A decoded request, with the ticket its answer goes through. Called in arrival order. */
+  request(request: Request, reply: ReplyTicket): void;
+  /** The client sent EOF: nothing more will arrive (what did arrive still wants answers). */
+  end(): void;
+  /** The stream is gone, or the session must end (a protocol violation): stop everything. */
+  closed(reason: string | undefined): void;
+}
+
+/**
+ * The SFTP packet layer of one session, owned by capstan rather than ssh2
+ * (whose SFTP server cannot send extended replies or exit-status, and
+ * answers in completion order).
+ *
+ * **Replies leave in request order**, whatever order the work finishes in,
+ * as OpenSSH's sftp-server (which handles one request at a time) answers.
+ * Clients rely on it: OpenSSH 9.0–9.3's scp writes READ replies to disk in
+ * the order they arrive as if they were the order asked, and truncates the
+ * file silently when they are not. The work itself may still run
+ * concurrently (a download's pipelined READs do): a reply that is ready
+ * early waits in memory for the ones before it, and the session bounds how
+ * many requests run at once, so at most that many replies wait.
+ *
+ * Protocol rules, as OpenSSH's server applies them: the first packet must
+ * be INIT (answered with VERSION 3 and our extensions); a second INIT, a
+ * packet longer than 256 KiB or too short to hold a request id ends the
+ * session; a request whose fields do not parse is answered BAD_MESSAGE and
+ * the session goes on; an unknown type is OP_UNSUPPORTED.
+ */
+export class SftpTransport {
+  readonly #stream: SftpByteStream;
+  readonly #handlers: TransportHandlers;
+  readonly #framer = new PacketFramer();
+  /** Replies by arrival number; `null` while that request is still running. */
+  readonly #waiting = new Map<number, Buffer | null>();
+  #nextArrival = 0;
+  #nextToSend = 0;
+  #initialized = false;
+  #closed = false;
+  /** Bytes written to the stream that the connection has not taken yet (the client's window is full). */
+  #unsent = 0;
+  readonly #roomWaiters: { max: number; resolve: () => void }[] = [];
+
+  constructor(stream: SftpByteStream, handlers: TransportHandlers) {
+    this.#stream = stream;
+    this.#handlers = handlers;
+    stream.on('data', (chunk) => this.#receive(chunk));
+    stream.on('end', () => {
+      if (!this.#closed) handlers.end();
+    });
+    stream.on('close', () => this.#close(undefined));
+    stream.on('error', (err) => this.#close(`stream error: ${err.message}`));
+  }
+
+  /** Bytes of replies not yet taken by the connection: sent and waiting for the window, or waiting for their turn. */
+  get backlog(): number {
+    let waiting = 0;
+    for (const reply of this.#waiting.values()) if (reply !== null) waiting += reply.length;
+    return this.#unsent + waiting;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stop (true) or resume (false) reading requests; unread bytes then hold back the client's SSH window. */
+  setPaused(paused: boolean): void {
+    if (this.#closed) return;
+    if (paused) this.#stream.pause();
+    else this.#stream.resume();
+  }
+
+  /**
+   * Resolves once the replies written but not taken by the client are at
+   * most `max` bytes (at once if they are), or the session closed.
+   */
+  roomFor(max: number): Promise<void> {
+    if (this.#closed || this.#unsent <= max) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#roomWaiters.push({ max, resolve }));
+  }
+
+  /** Ends the session from our side (the session closed): waiters go, nothing more is read or sent. */
+  close(): void {
+    this.#close(undefined);
+    try {
+      this.#stream.end();
+    } catch {
+      // already gone
+    }
+  }
+
+  #write(packet: Buffer): void {
+    this.#unsent += packet.length;
+    this.#stream.write(packet, () => {
+      this.#unsent -= packet.length;
+      this.#wakeRoomWaiters();
+    });
+  }
+
+  #wakeRoomWaiters(): void {
+    for (let i = this.#roomWaiters.length - 1; i >= 0; i--) {
+      const waiter = this.#roomWaiters[i];
+      if (waiter !== undefined && (this.#closed || this.#unsent <= waiter.max)) {
+        this.#roomWaiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  /** Ends the session as sftp-server's exit does: exit-status, then EOF and close of the channel. */
+  finish(exitCode: number): void {
+    if (this.#closed) return;
+    try {
+      this.#stream.exit?.(exitCode);
+      this.#stream.end();
+    } catch {
+      // the connection went first; nothing left to close
+    }
+  }
+
+  #receive(chunk: Buffer): void {
+    if (this.#closed) return;
+    let frames: ReturnType<PacketFramer['push']>;
+    try {
+      frames = this.#framer.push(chunk);
+    } catch (err) {
+      this.#violation(err);
+      return;
+    }
+    for (const frame of frames) {
+      if (this.#closed) return;
+      if (!this.#initialized) {
+        if (frame.type !== PACKET.INIT || frame.payload.length < 4) {
+          this.#violation(new MalformedPacketError('expected INIT'));
+          return;
+        }
+        this.#initialized = true;
+        // The client's version does not matter: like OpenSSH's server we speak 3 and say so.
+        this.#write(versionPacket());
+        continue;
+      }
+      if (frame.type === PACKET.INIT) {
+        this.#violation(new MalformedPacketError('a second INIT'));
+        return;
+      }
+      let request: Request;
+      try {
+        request = decodeRequest(frame.type, frame.payload);
+      } catch (err) {
+        if (err instanceof MalformedRequestError) {
+          this.#ticket().send(statusPacket(err.id, STATUS.BAD_MESSAGE, 'malformed request'));
+          continue;
+        }
+        this.#violation(err);
+        return;
+      }
+      this.#handlers.request(request, this.#ticket());
+    }
+  }
+
+  #ticket(): ReplyTicket {
+    const n = this.#nextArrival++;
+    this.#waiting.set(n, null);
+    let answered = false;
+    return {
+      send: (packet) => {
+        if (answered || this.#closed) return;
+        answered = true;
+        this.#waiting.set(n, packet);
+        this.#flush();
+      },
+    };
+  }
+
+  #flush(): void {
+    for (let reply = this.#waiting.get(this.#nextToSend); reply != null; reply = this.#waiting.get(this.#nextToSend)) {
+      this.#waiting.delete(this.#nextToSend);
+      this.#nextToSend++;
+      this.#write(reply);
+    }
+  }
+
+  #violation(err: unknown): void {
+    const reason = err instanceof MalformedPacketError ? err.message : 'internal error decoding a packet';
+    this.#close(reason);
+    try {
+      this.#stream.end();
+    } catch {
+      // already gone
+    }
+  }
+
+  #close(reason: string | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#waiting.clear();
+    this.#wakeRoomWaiters();
+    this.#handlers.closed(reason);
+  }
+}

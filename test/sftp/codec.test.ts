@@ -1,0 +1,236 @@
+import { EventEmitter } from 'node:events';
+import fc from 'fast-check';
+import { describe, expect, it, vi } from 'vitest';
+import { EXTENSIONS, LIMITS, PACKET, STATUS } from '../../src/sftp/protocol/constants.js';
+import { PacketFramer } from '../../src/sftp/protocol/framer.js';
+import { dataPacket, namePacket, statusPacket, versionPacket } from '../../src/sftp/protocol/replies.js';
+import { decodeRequest, MalformedRequestError, type Request } from '../../src/sftp/protocol/requests.js';
+import { type ReplyTicket, type SftpByteStream, SftpTransport } from '../../src/sftp/protocol/transport.js';
+import { MalformedPacketError, WireReader } from '../../src/sftp/protocol/wire.js';
+import { str, u32, u64 } from './raw-sftp.js';
+
+function packet(type: number, ...fields: Buffer[]): Buffer {
+  const body = Buffer.concat([Buffer.from([type]), ...fields]);
+  return Buffer.concat([u32(body.length), body]);
+}
+
+describe('PacketFramer', () => {
+  it('gives the same packets however the bytes are cut', () => {
+    const packets = [
+      packet(17, u32(1), str('/a')),
+      packet(6, u32(2), str('h'), u64(0), str(Buffer.alloc(70_000, 7))),
+      packet(4, u32(3), str('h')),
+    ];
+    const stream = Buffer.concat(packets);
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 1, max: stream.length - 1 }), { maxLength: 20 }), (cuts) => {
+        const framer = new PacketFramer();
+        const got: Buffer[] = [];
+        let at = 0;
+        for (const cut of [...cuts.sort((a, b) => a - b), stream.length]) {
+          for (const f of framer.push(stream.subarray(at, cut))) got.push(Buffer.concat([Buffer.from([f.type]), f.payload]));
+          at = cut;
+        }
+        expect(got.map((b) => b.toString('hex'))).toEqual(packets.map((p) => p.subarray(4).toString('hex')));
+        expect(framer.buffered).toBe(0);
+      }),
+    );
+  });
+
+  it('refuses an empty packet and one longer than 256 KiB as soon as its length is in', () => {
+    expect(() => new PacketFramer().push(u32(0))).toThrow(MalformedPacketError);
+    expect(() => new PacketFramer().push(u32(LIMITS.maxPacketLength + 1))).toThrow(MalformedPacketError);
+    expect(new PacketFramer().push(u32(LIMITS.maxPacketLength))).toEqual([]);
+  });
+});
+
+describe('decodeRequest', () => {
+  const decode = (p: Buffer): Request => decodeRequest(p.readUInt8(4), p.subarray(5));
+
+  it('decodes each request type, paths as strict UTF-8 (null when invalid)', () => {
+    expect(decode(packet(PACKET.OPEN, u32(1), str('/f'), u32(0x1a), u32(0x4), u32(0o644)))).toEqual({
+      type: 'open',
+      id: 1,
+      path: '/f',
+      pflags: 0x1a,
+      attrs: { mode: 0o644 },
+    });
+    expect(decode(packet(PACKET.READ, u32(2), str('hh'), u64(2 ** 40), u32(32768)))).toMatchObject({
+      type: 'read',
+      offset: 2 ** 40,
+      length: 32768,
+    });
+    expect(decode(packet(PACKET.WRITE, u32(3), str('hh'), u64(5), str('data')))).toMatchObject({ type: 'write', offset: 5 });
+    expect(decode(packet(PACKET.STAT, u32(4), str(Buffer.from([0x2f, 0xff]))))).toEqual({ type: 'stat', id: 4, path: null });
+    expect(decode(packet(PACKET.STAT, u32(4), str('/cafe\u0301')))).toEqual({ type: 'stat', id: 4, path: '/cafe\u0301' });
+    expect(decode(packet(PACKET.RENAME, u32(5), str('/a'), str('/b')))).toEqual({ type: 'rename', id: 5, from: '/a', to: '/b' });
+    // OpenSSH's order: the target first, then the link's own path.
+    expect(decode(packet(PACKET.SYMLINK, u32(6), str('target'), str('/link')))).toMatchObject({ type: 'symlink', link: '/link' });
+    expect(decode(packet(PACKET.SETSTAT, u32(7), str('/f'), u32(0x8), u32(10), u32(20)))).toMatchObject({
+      attrs: { atime: 10, mtime: 20 },
+    });
+    expect(decode(packet(PACKET.EXTENDED, u32(8), str('limits@openssh.com')))).toMatchObject({
+      type: 'extended',
+      name: 'limits@openssh.com',
+    });
+    expect(decode(packet(99, u32(9), Buffer.from('junk')))).toEqual({ type: 'unknown', id: 9, packetType: 99 });
+    // A uint64 beyond 2^53 - 1 is clamped, never a wrong small number.
+    expect(decode(packet(PACKET.READ, u32(2), str('h'), Buffer.alloc(8, 0xff), u32(1)))).toMatchObject({ offset: Number.MAX_SAFE_INTEGER });
+  });
+
+  it('a request that does not parse after its id is MalformedRequestError with that id; without an id, MalformedPacketError', () => {
+    const bad = [
+      packet(PACKET.READ, u32(11), u32(200)),
+      packet(PACKET.WRITE, u32(11), str('h'), u64(0)),
+      packet(PACKET.STAT, u32(11), str('/'), u32(0)),
+      packet(PACKET.SETSTAT, u32(11), str('/'), u32(0x80000000), u32(2), str('a')),
+    ];
+    for (const p of bad) expect(() => decode(p)).toThrow(expect.objectContaining({ name: 'MalformedRequestError', id: 11 }));
+    expect(() => decode(packet(PACKET.CLOSE, Buffer.from([0, 0])))).toThrow(MalformedPacketError);
+  });
+
+  it('random payloads decode or throw one of the two malformed errors, nothing else (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 200 }), (type, bytes) => {
+        try {
+          decodeRequest(type, Buffer.from(bytes));
+        } catch (err) {
+          expect(err).toBeInstanceOf(MalformedPacketError);
+          if (bytes.length >= 4) expect(err).toBeInstanceOf(MalformedRequestError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('replies', () => {
+  it('VERSION is 3 with every extension', () => {
+    const v = versionPacket();
+    const r = new WireReader(v);
+    expect(r.u32()).toBe(v.length - 4);
+    expect(r.u8()).toBe(PACKET.VERSION);
+    expect(r.u32()).toBe(3);
+    const seen: [string, string][] = [];
+    while (r.remaining > 0) seen.push([r.bytes().toString(), r.bytes().toString()]);
+    expect(seen).toEqual(EXTENSIONS.map(([n, ver]) => [n, ver]));
+  });
+
+  it('STATUS, DATA and NAME round-trip through the reader', () => {
+    const s = new WireReader(statusPacket(3, STATUS.EOF, 'end'), 5);
+    expect([s.u32(), s.u32(), s.bytes().toString(), s.bytes().toString()]).toEqual([3, STATUS.EOF, 'end', '']);
+    const d = new WireReader(dataPacket(4, Buffer.from('xyz')), 5);
+    expect([d.u32(), d.bytes().toString()]).toEqual([4, 'xyz']);
+    const n = new WireReader(
+      namePacket(5, [{ filename: 'é', longname: 'l', attrs: { size: 1, uid: 0, gid: 0, mode: 0o644, atime: 1, mtime: 2 } }]),
+      5,
+    );
+    expect([n.u32(), n.u32(), n.bytes().toString(), n.bytes().toString()]).toEqual([5, 1, 'é', 'l']);
+    expect(n.attrs()).toEqual({ size: 1, uid: 0, gid: 0, mode: 0o644, atime: 1, mtime: 2 });
+    n.end();
+  });
+});
+
+/** An in-memory SFTP stream: what the transport writes is collected; `window` bytes may be taken before writes wait. */
+class MemoryStream extends EventEmitter implements SftpByteStream {
+  readonly sent: Buffer[] = [];
+  readonly held: [Buffer, () => void][] = [];
+  paused = false;
+  ended = false;
+  constructor(public window = Number.POSITIVE_INFINITY) {
+    super();
+  }
+  write(chunk: Buffer, done: () => void): boolean {
+    if (this.window >= chunk.length) {
+      this.window -= chunk.length;
+      this.sent.push(chunk);
+      queueMicrotask(done);
+    } else {
+      this.held.push([chunk, done]);
+    }
+    return true;
+  }
+  /** The client reads: opens the window by `n` and lets held writes through. */
+  open(n: number): void {
+    this.window += n;
+    while (this.held.length > 0 && (this.held[0]?.[0].length ?? 0) <= this.window) {
+      const [chunk, done] = this.held.shift()!;
+      this.window -= chunk.length;
+      this.sent.push(chunk);
+      done();
+    }
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  ids(): number[] {
+    return this.sent.slice(1).map((p) => p.readUInt32BE(5));
+  }
+}
+
+describe('SftpTransport', () => {
+  it('answers 64 pipelined READs in the order they came, whatever order the work finishes in', async () => {
+    const stream = new MemoryStream();
+    const tickets: [Request, ReplyTicket][] = [];
+    new SftpTransport(stream, { request: (r, t) => tickets.push([r, t]), end: () => {}, closed: () => {} });
+    const reads = Array.from({ length: 64 }, (_, i) => packet(PACKET.READ, u32(1000 + i), str('h'), u64(i * 32768), u32(32768)));
+    stream.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), ...reads]));
+    expect(tickets).toHaveLength(64);
+    // Finish the work in a shuffled order; every reply leaves only when all before it have.
+    const order = fc.sample(fc.shuffledSubarray([...tickets.keys()], { minLength: 64, maxLength: 64 }), 1)[0]!;
+    for (const i of order) {
+      const [request, ticket] = tickets[i]!;
+      ticket.send(dataPacket(request.id, Buffer.alloc(10)));
+      const ids = stream.ids();
+      expect(ids).toEqual(ids.map((_, k) => 1000 + k));
+    }
+    expect(stream.ids()).toEqual(tickets.map(([r]) => r.id));
+  });
+
+  it('a malformed request is answered BAD_MESSAGE in its place in the order; a second INIT ends the session', async () => {
+    const stream = new MemoryStream();
+    const tickets: ReplyTicket[] = [];
+    let closedFor: string | undefined;
+    new SftpTransport(stream, { request: (_r, t) => tickets.push(t), end: () => {}, closed: (reason) => (closedFor = reason) });
+    stream.emit(
+      'data',
+      Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.STAT, u32(1), str('/')), packet(PACKET.READ, u32(2), u32(9))]),
+    );
+    expect(stream.ids()).toEqual([]); // 2's BAD_MESSAGE waits for 1
+    tickets[0]?.send(statusPacket(1, STATUS.OK));
+    expect(stream.ids()).toEqual([1, 2]);
+    expect(stream.sent[2]?.readUInt32BE(9)).toBe(STATUS.BAD_MESSAGE);
+    stream.emit('data', packet(PACKET.INIT, u32(3)));
+    expect(closedFor).toMatch(/second INIT/);
+    expect(stream.ended).toBe(true);
+  });
+
+  it('roomFor waits while more than `max` bytes are written but not taken, and lets go when the client reads', async () => {
+    const stream = new MemoryStream(100);
+    const tickets: ReplyTicket[] = [];
+    const transport = new SftpTransport(stream, { request: (_r, t) => tickets.push(t), end: () => {}, closed: () => {} });
+    stream.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(1), str('h'), u64(0), u32(1))]));
+    tickets[0]?.send(dataPacket(1, Buffer.alloc(5000)));
+    expect(transport.backlog).toBe(versionPacket().length + 5013);
+    let released = false;
+    void transport.roomFor(1000).then(() => (released = true));
+    await new Promise((r) => setImmediate(r));
+    expect(released).toBe(false);
+    stream.open(10_000);
+    await vi.waitFor(() => expect(released).toBe(true));
+    expect(transport.backlog).toBe(0);
+    // Closing lets any waiter go too.
+    tickets.length = 0;
+    stream.emit('data', packet(PACKET.READ, u32(2), str('h'), u64(0), u32(1)));
+    tickets[0]?.send(dataPacket(2, Buffer.alloc(50_000)));
+    const waiting = transport.roomFor(1000);
+    transport.close();
+    await waiting;
+  });
+});
