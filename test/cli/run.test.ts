@@ -133,7 +133,7 @@ describe('capstan run', () => {
     // Back to direct access once it is gone.
     expect(await ok(node, ['status'])).toMatch(/^gateway\s+not running$/m);
     expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
-  });
+  }, 120_000); // a dozen CLI processes one after another: about 36 s alone on a 2-core machine, more under load
 
   it('a ban survives a restart: scores and bans are kept in store/defender', async () => {
     const node = path.join(tmp.dir, 'node-bans');

@@ -25,7 +25,7 @@ describe('config schema', () => {
 
   it('an empty file gives the defaults, with paths resolved against the node directory', () => {
     const c = parseConfigText(NODE, '');
-    expect(c.node).toEqual({ nickname: '', logLevel: 'info', convergence: 'per-account' });
+    expect(c.node).toEqual({ nickname: '', logLevel: 'info', logFormat: 'auto', convergence: 'per-account' });
     expect(c.sftpd).toEqual({
       enabled: true,
       listen: { host: '127.0.0.1', port: 8022 },
@@ -107,7 +107,7 @@ describe('config schema', () => {
         'listen = 127.0.0.1:9100',
       ].join('\n'),
     );
-    expect(c.node).toEqual({ nickname: 'edge-1', logLevel: 'debug', convergence: 'per-gateway' });
+    expect(c.node).toEqual({ nickname: 'edge-1', logLevel: 'debug', logFormat: 'auto', convergence: 'per-gateway' });
     expect(c.sftpd.enabled).toBe(false);
     expect(c.sftpd.listen).toEqual({ host: '::', port: 22 });
     expect(c.sftpd.hostKeyFiles).toEqual(['/etc/capstan/key1', '/srv/node/keys/key2']);
