@@ -58,7 +58,8 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
   let front: Target;
 
   async function cli(node: string, args: string[], input?: string): Promise<string> {
-    const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
+    // Generous: init makes an RSA key, slow on a loaded 2-core machine.
+    const r = await runCli(['-d', node, ...args], { timeoutMs: 120_000, ...(input !== undefined ? { input } : {}) });
     if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
     return r.stdout;
   }
