@@ -99,7 +99,7 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
     await mkdir(work);
     const shared = path.join(tmp.dir, 'shared');
     await mkdir(shared);
-    [swift, pg] = await Promise.all([startSwiftServer(), startPostgres()]);
+    [swift, pg] = await Promise.all([startSwiftServer({ timeoutMs: 120_000 }), startPostgres()]);
     await createBucket(swift, 'capstan-lb');
     ports = Object.fromEntries(await Promise.all(DOC_PORTS.map(async (p) => [p, await freePort()] as const)));
 
