@@ -146,7 +146,7 @@ describe('capstan run', () => {
     expect(await first.proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     const second = await startRun(node);
     expect(await tryPasswordLogin(second.port, 'dave', 'wrong', '127.0.0.5')).toBe(false);
-    expect(second.proc.stdout).toMatch(/"event":"ban","remoteAddress":"127\.0\.0\.5"/);
+    await second.proc.waitFor(/"event":"ban","remoteAddress":"127\.0\.0\.5"/, 'stdout'); // the log line comes through a pipe
     expect(await bannerSent(second.port, '127.0.0.1', '127.0.0.5')).toBe(false);
     expect(await second.proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     // Restarted again: still refused before the banner, while other clients are served.
