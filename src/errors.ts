@@ -38,6 +38,13 @@ export class IntegrityError extends CapstanError {
   }
 }
 
+/**
+ * A directory removed by rmdir: its slot holds a sealed version
+ * (docs/spec/slots.md). For every caller it is "not found"; the subclass
+ * lets `capstan check` tell an interrupted rmdir from a missing slot.
+ */
+export class DirectoryRemovedError extends NotFoundError {}
+
 /** The capability held does not allow this: a read cap asked to write, a no-write entry. */
 export class PermissionError extends CapstanError {
   static readonly code = 'ERR_PERMISSION';

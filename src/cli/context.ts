@@ -9,6 +9,8 @@ import { UsageError } from './errors.js';
 export interface GlobalArgs {
   nodeDir?: string | undefined;
   debug?: boolean | undefined;
+  /** false with --no-progress; see progress.ts. */
+  progress?: boolean | undefined;
 }
 
 export const NODE_DIR_ENV = 'CAPSTAN_NODE_DIR';

@@ -39,6 +39,12 @@ async function main(argv: string[]): Promise<number> {
       defaultDescription: '$CAPSTAN_NODE_DIR, else ~/.capstan',
     })
     .option('debug', { type: 'boolean', global: true, describe: 'print stack traces of errors' })
+    .option('progress', {
+      type: 'boolean',
+      global: true,
+      describe: 'progress line (bytes, rate, ETA) on stderr for put, get, check and gc when stderr is a terminal; --no-progress: never',
+      defaultDescription: 'on',
+    })
     .command(initCommand)
     .command(runCommand)
     .command(demoCommand)
@@ -58,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
     .example('$0 init && $0 account add alice --key ~/.ssh/id_ed25519.pub', 'a node with one account')
     .example('$0 run', 'serve it over SFTP')
     .example('$0 put notes.txt "$ROOT/notes.txt"', 'upload to the directory whose cap is in $ROOT')
+    .example('$0 check --verify "$ROOT"', 'read everything back; a progress line on a terminal')
+    .example('$0 ls --json "$ROOT" | jq -r .name', 'JSON for scripts (ls, status, account list, check)')
     .demandCommand(1, 'name a command (capstan --help lists them)')
     .recommendCommands()
     .strict()

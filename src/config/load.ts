@@ -25,6 +25,10 @@ export interface NodeConfig {
     accountsUrl?: string;
     accountsUrlCacheTtlSeconds: number;
     accountsUrlTimeoutSeconds: number;
+    /** [sftpd] users.*: a central user directory; undefined when users.url is empty. */
+    users?: UsersConfig;
+    /** The homes secret (users.homes_secret), absolute; read only when homes are used. */
+    homesSecretFile: string;
     /** 0: sessions never time out. */
     idleTimeoutSeconds: number;
     /** Load balancers whose connections carry a PROXY protocol header (empty: none). */
@@ -63,6 +67,20 @@ export interface S3StorageConfig {
   credentialsFile: string;
   cacheDir: string;
   cacheBytes: number;
+}
+
+/** [sftpd] users.*, resolved: times in ms, paths absolute. */
+export interface UsersConfig {
+  url: string;
+  format: 'localega' | 'aws-transfer';
+  auth: 'none' | 'basic' | 'bearer' | 'aws-sigv4';
+  credentialsFile: string;
+  awsServerId: string;
+  awsRegion: string;
+  timeoutMs: number;
+  cacheTtlMs: number;
+  negativeTtlMs: number;
+  maxLookups: number;
 }
 
 /** Where the directory slots live ([storage] slots.*). */
@@ -125,6 +143,8 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
       ...(sftpd['accounts.url'] !== undefined ? { accountsUrl: sftpd['accounts.url'] } : {}),
       accountsUrlCacheTtlSeconds: sftpd['accounts.url.cache_ttl'],
       accountsUrlTimeoutSeconds: sftpd['accounts.url.timeout'],
+      ...resolveUsers(sftpd, inNode),
+      homesSecretFile: inNode(sftpd['users.homes_secret']),
       idleTimeoutSeconds: sftpd.idle_timeout,
       proxyProtocolFrom: sftpd.proxy_protocol,
     },
@@ -151,6 +171,35 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
     limits: resolveLimits(raw.limits),
     quota: { file: inNode(raw.quota.file), usageFile: inNode(raw.quota.usage_file) },
     events: resolveEvents(raw.events, inNode),
+  };
+}
+
+function resolveUsers(sftpd: RawConfig['sftpd'], inNode: (p: string) => string): { users?: UsersConfig } {
+  const url = sftpd['users.url'];
+  if (url === undefined) return {};
+  if (sftpd['accounts.url'] !== undefined) {
+    throw new ConfigError(
+      `${CONFIG_FILE}: [sftpd] users.url and accounts.url are two ways of asking about users not in the accounts file: set one`,
+    );
+  }
+  if (sftpd['users.format'] === 'aws-transfer' && sftpd['users.aws.server_id'] === '') {
+    throw new ConfigError(
+      `${CONFIG_FILE}: [sftpd] users.format = aws-transfer needs users.aws.server_id (the {serverId} the identity provider expects)`,
+    );
+  }
+  return {
+    users: {
+      url,
+      format: sftpd['users.format'],
+      auth: sftpd['users.auth'],
+      credentialsFile: inNode(sftpd['users.credentials']),
+      awsServerId: sftpd['users.aws.server_id'],
+      awsRegion: sftpd['users.aws.region'],
+      timeoutMs: sftpd['users.timeout'] * 1000,
+      cacheTtlMs: sftpd['users.cache_ttl'] * 1000,
+      negativeTtlMs: sftpd['users.negative_ttl'] * 1000,
+      maxLookups: sftpd['users.max_lookups'],
+    },
   };
 }
 

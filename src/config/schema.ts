@@ -2,6 +2,7 @@ import { SCHEMA_NAME_RE } from '../store/postgres/migrations.js';
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../tree/index.js';
 import { EVENTS_KEYS } from './events-schema.js';
 import { addressListType, DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';
+import { USERS_KEYS } from './users-schema.js';
 import {
   boolType,
   enumType,
@@ -106,6 +107,8 @@ export const SCHEMA = {
     ),
     'accounts.url.cache_ttl': key(intType(0, 86_400, 'seconds'), '3600', 'How long an account server answer is cached.'),
     'accounts.url.timeout': key(intType(1, 300, 'seconds'), '10', 'Timeout of one account server request.'),
+    /** A central user directory: src/config/users-schema.ts. */
+    ...USERS_KEYS,
     idle_timeout: key(intType(0, 604_800, 'seconds'), '900', 'Close SFTP sessions idle this long. 0: never.'),
     proxy_protocol: key(
       addressListType,
@@ -152,7 +155,7 @@ export const SCHEMA = {
     's3.credentials': key(
       pathType,
       'private/s3-credentials',
-      'File with the access key id and secret (two lines, or INI like ~/.aws/credentials), used when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set.',
+      'File with a static access key id and secret (two lines, or INI like ~/.aws/credentials). When it exists it is used and nothing else; when it does not, the standard AWS credential chain: environment, ~/.aws files with AWS_PROFILE, web identity token, container and instance metadata (docs/operations.md).',
     ),
     's3.cache.dir': key(pathType, 'store/s3-cache', 'Local read cache of chunks fetched from S3, relative to the node directory.'),
     's3.cache.size': key(

@@ -16,6 +16,8 @@ export const TAG = {
   dirNameHashKey: 'capstan-v1:dir:name-hash-key',
   dirChildWriteCapKey: 'capstan-v1:dir:child-writecap-key',
   slotSignature: 'capstan-v1:slot:signature',
+  /** Slot record v2 (sealed versions); see docs/spec/slots.md. */
+  slotSignatureV2: 'capstan-v2:slot:signature',
 
   // Immutable files (convergent). See docs/spec/files.md.
   chunkKey: 'capstan-v1:chk:chunk-key',
@@ -25,6 +27,14 @@ export const TAG = {
   // Convergence domains. See docs/spec/threat-model.md.
   convergenceAccount: 'capstan-v1:convergence:account',
   convergenceGateway: 'capstan-v1:convergence:gateway',
+
+  // Homes created on first login, kept in the slot store. See docs/spec/homes.md.
+  homeIndexKey: 'capstan-v1:home:index-key',
+  homeSealKey: 'capstan-v1:home:seal-key',
+  homeSlotPrefix: 'capstan-v1:home:slot-prefix',
+  homeSlot: 'capstan-v1:home:slot',
+  homeRecord: 'capstan-v1:home:record',
+  homeCheck: 'capstan-v1:home:check',
 } as const;
 
 export type Tag = (typeof TAG)[keyof typeof TAG];

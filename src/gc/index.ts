@@ -1,15 +1,18 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseCap, UnknownCap } from '../cap/index.js';
 import { parseAccountsFile } from '../auth/index.js';
 import type { AbortOptions } from '../errors.js';
 import type { OpenNode } from '../node/open.js';
+import { HomeStore } from '../homes/index.js';
 import { nodePath } from '../node/layout.js';
-import { markLive, type MarkProblem, type MarkRoot } from './mark.js';
+import { readHomesSecret } from '../node/secrets.js';
+import { markLive, type MarkProblem, type MarkResult, type MarkRoot } from './mark.js';
 import { PINS_FILE, readPins } from './pins.js';
 import { canSweep, sweep, type SweepResult } from './sweep.js';
 
 export { PINS_FILE, addPin, removePin, readPins } from './pins.js';
-export { markLive, type MarkProblem, type MarkResult, type MarkRoot } from './mark.js';
+export { markLive, type MarkOptions, type MarkProblem, type MarkResult, type MarkRoot } from './mark.js';
 export { canSweep, sweep, type SweepOptions, type SweepResult } from './sweep.js';
 
 /** Default grace period: a day, far beyond any one file's chunk-and-link time. */
@@ -25,7 +28,12 @@ export interface GcOptions extends AbortOptions {
    * it gc refuses to sweep on a node that has an account server.
    */
   accountServerRootsPinned?: boolean;
+  /** Progress of the two phases, for a progress line; called often, must be cheap. */
+  onProgress?: (progress: GcProgress) => void;
 }
+
+/** Where gc is: marking (walking from the roots) or sweeping (listing the store). */
+export type GcProgress = { phase: 'mark'; mark: Readonly<MarkResult> } | { phase: 'sweep'; sweep: Readonly<SweepResult> };
 
 export interface GcReport {
   roots: number;
@@ -38,9 +46,11 @@ export interface GcReport {
 
 /**
  * `capstan gc`: roots are every account's root cap (private/accounts, or the
- * configured accounts file) and every pinned cap (private/pins). A refused
- * line in either file might name a root, so it is a problem that stops the
- * sweep, like any gap in the mark (see mark.ts).
+ * configured accounts file), every live home of a user-directory user
+ * (src/homes: found in the slot store with the homes secret) and every
+ * pinned cap (private/pins). A refused line in either file might name a
+ * root, and so might a home slot that does not open, so each is a problem
+ * that stops the sweep, like any gap in the mark (see mark.ts).
  */
 export async function collectGarbage(node: OpenNode, options: GcOptions): Promise<GcReport> {
   const roots: MarkRoot[] = [];
@@ -66,6 +76,32 @@ export async function collectGarbage(node: OpenNode, options: GcOptions): Promis
       detail: 'the account server hands out roots gc cannot list; pin them, then pass --account-server-roots-pinned',
     });
   }
+  if (node.config.sftpd.users?.format === 'aws-transfer' && !options.accountServerRootsPinned) {
+    problems.push({
+      path: '[sftpd] users.url',
+      detail:
+        'an identity provider may name caps as HomeDirectory, which gc cannot list; pin them, then pass --account-server-roots-pinned',
+    });
+  }
+  if (existsSync(node.config.sftpd.homesSecretFile)) {
+    const homes = new HomeStore({
+      slots: node.slots,
+      secret: await readHomesSecret(node.config.sftpd.homesSecretFile),
+      createRoot: () => Promise.reject(new Error('gc creates nothing')),
+    });
+    const onUnreadable = (si: string): void => {
+      problems.push({ path: `home slot ${si}`, detail: 'does not open with this homes secret (might name a root)' });
+    };
+    for await (const home of homes.list({ ...options, onUnreadable })) {
+      if (home.state.kind !== 'live' || rootCaps.has(home.state.cap)) continue;
+      rootCaps.add(home.state.cap);
+      const cap = parseCap(home.state.cap);
+      if (cap instanceof UnknownCap) problems.push({ path: `home ${home.name}`, detail: 'root cap of unknown kind' });
+      else roots.push({ label: `home ${home.name}`, cap });
+    }
+  } else if (node.config.sftpd.users !== undefined) {
+    problems.push({ path: '[sftpd] users.homes_secret', detail: 'the homes secret is missing, so the homes cannot be listed' });
+  }
   const pins = await readPins(nodePath(node.config.nodeDir, PINS_FILE));
   for (const line of pins.badLines) problems.push({ path: `pins file line ${line}`, detail: 'not a cap this version understands' });
   for (const [i, cap] of pins.caps.entries()) roots.push({ label: `pin ${i + 1}`, cap });
@@ -73,11 +109,18 @@ export async function collectGarbage(node: OpenNode, options: GcOptions): Promis
   if (!canSweep(node.chunks)) {
     problems.push({ path: '(store)', detail: 'this chunk store cannot tell chunk ages; gc is not supported on it' });
   }
-  const mark = await markLive(node.tree, roots, options);
+  const { onProgress, ...walkOptions } = options;
+  const mark = await markLive(node.tree, roots, {
+    ...walkOptions,
+    onProgress: (m: Readonly<MarkResult>) => onProgress?.({ phase: 'mark', mark: m }),
+  });
   problems.push(...mark.problems);
   const report: GcReport = { roots: roots.length, directories: mark.directories, files: mark.files, problems };
   if (problems.length === 0) {
-    report.sweep = await sweep(node.chunks, mark.live, options);
+    report.sweep = await sweep(node.chunks, mark.live, {
+      ...walkOptions,
+      onProgress: (r: Readonly<SweepResult>) => onProgress?.({ phase: 'sweep', sweep: r }),
+    });
   }
   return report;
 }

@@ -8,7 +8,7 @@ import {
   type Cap,
   type DirectoryCap,
 } from '../cap/index.js';
-import { isCapstanError, throwIfAborted, type AbortOptions } from '../errors.js';
+import { DirectoryRemovedError, isCapstanError, throwIfAborted, type AbortOptions } from '../errors.js';
 import type { Tree } from '../tree/api.js';
 
 /**
@@ -53,7 +53,12 @@ export interface MarkRoot {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
-export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: AbortOptions = {}): Promise<MarkResult> {
+export interface MarkOptions extends AbortOptions {
+  /** Called with the result so far after each file and directory (a progress line); must be cheap. */
+  onProgress?: (result: Readonly<MarkResult>) => void;
+}
+
+export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: MarkOptions = {}): Promise<MarkResult> {
   const result: MarkResult = { live: new Set(), directories: 0, files: 0, problems: [] };
   const seenDirs = new Set<string>();
   const seenFiles = new Set<string>();
@@ -83,6 +88,7 @@ export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: 
       } catch (err) {
         problem(path, err, 'file manifest unreadable');
       }
+      options.onProgress?.(result);
     } else if (cap instanceof LiteralCap) {
       result.files++; // held in the cap: nothing stored
     } else if (cap instanceof DirectoryVerifyCap) {
@@ -103,8 +109,11 @@ export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: 
           for (const entry of node.entries) await visit(`${path}/${entry.name}`, entry.cap);
         }
       } catch (err) {
-        problem(path, err, 'directory unreadable');
+        // A directory sealed by an rmdir that did not get to unlink its name holds nothing (it was
+        // empty when sealed, and nothing reads its nodes again): not a reason to stop collecting.
+        if (!(err instanceof DirectoryRemovedError)) problem(path, err, 'directory unreadable');
       }
+      options.onProgress?.(result);
     }
   }
   return result;

@@ -22,6 +22,8 @@ export interface SweepOptions extends AbortOptions {
   dryRun: boolean;
   /** The clock, for tests. */
   now?: number;
+  /** Called with the result so far after each listed chunk (a progress line); must be cheap. */
+  onProgress?: (result: Readonly<SweepResult>) => void;
 }
 
 export interface SweepResult {
@@ -47,6 +49,7 @@ export async function sweep(store: ChunkStore, live: ReadonlySet<string>, option
   for await (const address of store.list(options)) {
     throwIfAborted(options.signal);
     result.stored++;
+    options.onProgress?.(result);
     if (live.has(address.toString())) {
       result.live++;
       continue;

@@ -1,5 +1,5 @@
 import { DirectoryReadCap, DirectoryWriteCap, FileReadCap, FileVerifyCap, LiteralCap, type Cap, type DirectoryCap } from '../cap/index.js';
-import { IntegrityError, NotFoundError, isCapstanError } from '../errors.js';
+import { DirectoryRemovedError, IntegrityError, NotFoundError, isCapstanError } from '../errors.js';
 import type { ChunkAddress, ChunkStore } from '../store/index.js';
 import type { Tree } from '../tree/api.js';
 
@@ -21,7 +21,8 @@ import type { Tree } from '../tree/api.js';
  * in flight.
  */
 
-export type ProblemKind = 'missing' | 'corrupt' | 'unreadable';
+/** `removed`: a directory sealed by an rmdir that did not get to unlink its name (rmdir the name to finish). */
+export type ProblemKind = 'missing' | 'corrupt' | 'unreadable' | 'removed';
 
 export interface CheckProblem {
   /** Slash-separated path from the checked cap ('' for the cap itself). */
@@ -37,6 +38,8 @@ export interface CheckReport {
   chunks: number;
   /** Entries whose caps this version does not understand; passed over, not an error. */
   unknown: number;
+  /** Bytes of chunks read back and re-hashed (verify only; 0 otherwise). */
+  bytes: number;
   problems: CheckProblem[];
 }
 
@@ -44,11 +47,14 @@ export interface CheckOptions {
   verify?: boolean;
   /** Called for each problem as it is found, so a long check reports progressively. */
   onProblem?: (problem: CheckProblem) => void;
+  /** Called with the report so far after each chunk, file and directory (a progress line); must be cheap. */
+  onProgress?: (report: Readonly<CheckReport>) => void;
 }
 
 const CHUNK_CONCURRENCY = 8;
 
 function classify(err: unknown): ProblemKind {
+  if (err instanceof DirectoryRemovedError) return 'removed';
   if (err instanceof NotFoundError) return 'missing';
   if (err instanceof IntegrityError) return 'corrupt';
   return 'unreadable';
@@ -57,7 +63,8 @@ function classify(err: unknown): ProblemKind {
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, options: CheckOptions = {}): Promise<CheckReport> {
-  const report: CheckReport = { directories: 0, files: 0, chunks: 0, unknown: 0, problems: [] };
+  const report: CheckReport = { directories: 0, files: 0, chunks: 0, unknown: 0, bytes: 0, problems: [] };
+  const progress = (): void => options.onProgress?.(report);
   const problem = (path: string, kind: ProblemKind, detail: string): void => {
     const p = { path, kind, detail };
     report.problems.push(p);
@@ -67,7 +74,9 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
 
   async function checkChunk(address: ChunkAddress): Promise<void> {
     if (options.verify) {
-      await chunks.get(address);
+      // Not `report.bytes += await …`: that reads the total before the await and loses concurrent additions.
+      const bytes = await chunks.get(address);
+      report.bytes += bytes.length;
     } else if (!(await chunks.has(address))) {
       throw new NotFoundError('chunk missing');
     }
@@ -96,6 +105,7 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
           if (!isCapstanError(err)) throw err;
           problem(path, classify(err), `chunk ${i + 1} of ${addresses.length} (${addresses[i]!.toString()})`);
         }
+        progress();
       }
     };
     await Promise.all(Array.from({ length: Math.min(CHUNK_CONCURRENCY, addresses.length) }, worker));
@@ -118,6 +128,7 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
     } else {
       report.unknown++;
     }
+    progress();
   }
 
   await visit('', root);
@@ -128,8 +139,14 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
       for await (const entry of tree.directory(cap).list()) await visit(join(path, entry.name), entry.cap);
     } catch (err) {
       if (!isCapstanError(err)) throw err;
-      problem(path, classify(err), 'directory');
+      const kind = classify(err);
+      problem(
+        path,
+        kind,
+        kind === 'removed' ? 'directory sealed by an rmdir that did not finish: rmdir it again to remove the name' : 'directory',
+      );
     }
+    progress();
   }
   return report;
 }

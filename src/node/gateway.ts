@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AccountServerClient, AccountsFile, createAuthenticator, type Authenticator } from '../auth/index.js';
 import { convergenceSecret } from '../crypto/convergence.js';
 import { Defender } from '../defender/index.js';
+import { HomeStore } from '../homes/index.js';
+import { openUserDirectory } from '../users/index.js';
 import { QuotaGuard, UsageBook } from '../quota/index.js';
 import { formatHostPort, type HostPort, type NodeConfig } from '../config/index.js';
 import { InvalidInputError } from '../errors.js';
@@ -18,8 +20,9 @@ import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from './measured-chunk-store.js';
 import { MetricsText } from './metrics.js';
+import { ProcessMetrics } from './process-metrics.js';
 import { openChunkStore, openDefenderStore, openPostgresSlots } from './open.js';
-import { readConvergenceSecret, readHostKey } from './secrets.js';
+import { readConvergenceSecret, readHomesSecret, readHostKey } from './secrets.js';
 
 /** How long shutdown lets uploads being closed finish before dropping connections. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -106,7 +109,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     await mkdir(spoolDir, { recursive: true, mode: 0o700 });
 
     // fs directory, or S3 behind the bounded local read cache ([storage] backend).
-    const chunks = new MeasuredChunkStore(await openChunkStore(config));
+    const chunks = new MeasuredChunkStore(await openChunkStore(config, { logger: log }));
     closers.add('chunk store', () => chunks.close());
     let slots: SlotStore;
     if (config.storage.slots.backend === 'postgres') {
@@ -160,7 +163,25 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
               cacheTtlMs: config.sftpd.accountsUrlCacheTtlSeconds * 1000,
             })
           : undefined;
-      const authenticator: Authenticator = createAuthenticator({ accountsFile, ...(accountServer ? { accountServer } : {}), logger: log });
+      let directory: Awaited<ReturnType<typeof openUserDirectory>> | undefined;
+      let homes: HomeStore | undefined;
+      if (config.sftpd.users !== undefined) {
+        // Before any login: a gateway whose homes secret differs from its peers' refuses to start rather than give everyone a second home.
+        homes = new HomeStore({
+          slots,
+          secret: await readHomesSecret(config.sftpd.homesSecretFile),
+          createRoot: async (options) => (await tree.createDirectory(options)).toString(),
+        });
+        await homes.checkSecret();
+        directory = await openUserDirectory(config.sftpd.users, log);
+      }
+      const authenticator: Authenticator = createAuthenticator({
+        accountsFile,
+        ...(accountServer ? { accountServer } : {}),
+        ...(directory ? { userDirectory: directory } : {}),
+        ...(homes ? { homes } : {}),
+        logger: log,
+      });
       closers.add('accounts', () => authenticator.close());
       await mkdir(dirname(config.quota.usageFile), { recursive: true, mode: 0o700 });
       const quota = await QuotaGuard.open({
@@ -193,8 +214,8 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         quota,
         defender,
         authFailureDelayMs: config.defender.failureDelayMs,
-        // Only the accounts file is asked (a map lookup): account-server users score as unknown ones.
-        isKnownUser: (user: string) => accountsFile.get(user) !== undefined,
+        // The accounts file and what the user directory's cache holds (nothing remote): account-server users score as unknown ones.
+        isKnownUser: (user: string) => authenticator.knowsUser(user),
         ...(events !== undefined ? { events: events.recorder } : {}),
       });
       closers.add('sftp server', () => server.close(SHUTDOWN_GRACE_MS));
@@ -202,6 +223,8 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     }
 
     if (config.http.listen !== undefined) {
+      const processMetrics = new ProcessMetrics();
+      closers.add('process metrics', async () => processMetrics.close());
       const listener: HttpListener = await startHttpListener({
         listen: config.http.listen,
         logger: log,
@@ -209,7 +232,10 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
           { name: 'chunk store', run: (signal) => chunks.inner.has(PROBE_ADDRESS, { signal }) },
           { name: 'slot store', run: (signal) => slots.get(PROBE_STORAGE_INDEX, { signal }) },
         ],
-        metrics: () => renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt) + renderEventMetrics(events),
+        metrics: () =>
+          renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt) +
+          renderEventMetrics(events) +
+          processMetrics.render(),
       });
       closers.add('http listener', () => listener.close());
       gateway.http = listener.address;

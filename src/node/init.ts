@@ -6,7 +6,7 @@ import { AlreadyExistsError } from '../errors.js';
 import { CONFIG_FILE, formatHostPort, parseConfigText, renderConfigFile, type HostPort } from '../config/index.js';
 import { FsChunkStore, LevelSlotStore } from '../store/index.js';
 import { CONVERGENCE_SECRET_FILE, HOST_KEY_FILES, PRIVATE_DIR, SPOOL_DIR, nodePath } from './layout.js';
-import { CONVERGENCE_SECRET_BYTES, formatConvergenceSecret, readHostKey } from './secrets.js';
+import { CONVERGENCE_SECRET_BYTES, HOMES_SECRET_BYTES, formatConvergenceSecret, readHostKey } from './secrets.js';
 
 /**
  * The accounts file a new node starts with: no accounts, one commented
@@ -82,6 +82,8 @@ export async function initNode(nodeDir: string, options: InitOptions = {}): Prom
     hostKeys.push({ type: key.type, fingerprint: key.fingerprint });
   }
   await writePrivate(nodePath(dir, CONVERGENCE_SECRET_FILE), formatConvergenceSecret(randomBytes(CONVERGENCE_SECRET_BYTES)));
+  // Used only with a user directory ([sftpd] users.url); made now so a node never has to invent one while several gateways run.
+  await writePrivate(config.sftpd.homesSecretFile, formatConvergenceSecret(randomBytes(HOMES_SECRET_BYTES)));
   await writePrivate(config.sftpd.accountsFile, ACCOUNTS_TEMPLATE);
 
   const chunks = await FsChunkStore.open(config.storage.fsDir, { fsync: config.storage.fsFsync });

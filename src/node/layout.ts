@@ -10,6 +10,7 @@ import path from 'node:path';
  *         ssh_host_ed25519_key[.pub]   host keys, 0600 (OpenSSH format)
  *         ssh_host_rsa_key[.pub]
  *         convergence.secret           32 random bytes as 64 hex digits, 0600
+ *         homes.secret                 the same form: names and seals homes of user-directory users (src/homes)
  *         accounts                     who may log in (src/auth/accounts-file.ts), 0600
  *         slots.sock                   while `capstan run` runs: the slot store socket, 0600
  *         pins                         caps gc keeps alive besides the account roots (src/gc/pins.ts)
@@ -28,6 +29,7 @@ import path from 'node:path';
  */
 export const PRIVATE_DIR = 'private';
 export const CONVERGENCE_SECRET_FILE = 'private/convergence.secret';
+export const HOMES_SECRET_FILE = 'private/homes.secret';
 export const SLOT_SOCKET_FILE = 'private/slots.sock';
 export const SPOOL_DIR = 'spool';
 export const HOST_KEY_FILES = { ed25519: 'private/ssh_host_ed25519_key', rsa: 'private/ssh_host_rsa_key' } as const;

@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import { PostgresSlotStore } from '../store/postgres/index.js';
 import { FsChunkStore, openSharedSlotStore, type ChunkStore, type SlotStore } from '../store/index.js';
 import { CachingChunkStore } from '../store/caching-chunk-store.js';
-import { loadS3Credentials, S3ChunkStore } from '../store/s3/index.js';
+import { openS3Credentials, S3ChunkStore } from '../store/s3/index.js';
 import { createTree } from '../tree/index.js';
 import type { Tree } from '../tree/api.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, nodePath } from './layout.js';
@@ -138,21 +138,33 @@ export async function openDefenderStore(config: NodeConfig, logger?: Logger): Pr
 
 /**
  * Opens the chunk store `[storage] backend` names: the fs directory, or the
- * S3 bucket (credentials from the environment or `s3.credentials`) behind a
+ * S3 bucket (credentials from `s3.credentials`, else the AWS chain: see
+ * openS3Credentials) behind a
  * bounded local read cache (`s3.cache.*`, unless `cache` is false or the
  * size is 0).
  */
-export async function openChunkStore(config: NodeConfig, options: { cache?: boolean } = {}): Promise<ChunkStore> {
+export async function openChunkStore(config: NodeConfig, options: { cache?: boolean; logger?: Logger } = {}): Promise<ChunkStore> {
   const { storage } = config;
   if (storage.backend !== 's3') return FsChunkStore.open(storage.fsDir, { fsync: storage.fsFsync });
   const s3 = storage.s3;
+  const { logger } = options;
+  const { source, origin } = await openS3Credentials(s3.credentialsFile, {
+    // The gateway logs them; a command has no log, and says them on stderr.
+    warn: logger
+      ? (message) => logger.warn({ event: 's3_credentials_warning' }, message)
+      : (message) => process.stderr.write(`capstan: s3 credentials: ${message}\n`),
+  });
+  logger?.info(
+    { event: 's3_credentials', origin },
+    `S3 credentials from ${origin === 'file' ? 'the s3.credentials file' : 'the AWS credential chain'}`,
+  );
   const store = new S3ChunkStore({
     endpoint: s3.endpoint!, // resolveConfig refuses backend = s3 without one
     region: s3.region,
     bucket: s3.bucket,
     prefix: s3.prefix,
     addressing: s3.addressing,
-    credentials: await loadS3Credentials(s3.credentialsFile),
+    credentials: source,
     concurrency: s3.concurrency,
     timeoutMs: s3.timeoutSeconds * 1000,
     retry: { retries: s3.retries, baseDelayMs: 100, maxDelayMs: 5_000 },

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import ssh2 from 'ssh2';
 import { InvalidInputError } from '../errors.js';
 import { keyFingerprint } from '../auth/index.js';
@@ -17,7 +17,30 @@ export function formatConvergenceSecret(secret: Uint8Array): string {
 
 /** Reads private/convergence.secret; the error names the file, never its content. */
 export async function readConvergenceSecret(file: string): Promise<Uint8Array> {
-  const text = await readSmallFile(file, 'convergence secret');
+  return readHexSecret(file, 'convergence secret');
+}
+
+/** Bytes of the homes secret (private/homes.secret, docs/spec/homes.md): the same size and form as the convergence secret. */
+export const HOMES_SECRET_BYTES = 32;
+
+/**
+ * Reads the homes secret. A missing file says how to make one, and that every
+ * gateway of one system must have the same: a second secret would quietly
+ * give every user a second, empty home.
+ */
+export async function readHomesSecret(file: string): Promise<Uint8Array> {
+  try {
+    await stat(file);
+  } catch {
+    throw new InvalidInputError(
+      `homes secret file ${file} does not exist: create it once with "openssl rand -hex 32 > ${file}" (mode 0600) and give every gateway of this system the same file`,
+    );
+  }
+  return readHexSecret(file, 'homes secret');
+}
+
+async function readHexSecret(file: string, what: string): Promise<Uint8Array> {
+  const text = await readSmallFile(file, what);
   const hex = text.trim();
   if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== CONVERGENCE_SECRET_BYTES * 2) {
     throw new InvalidInputError(`${file}: expected ${CONVERGENCE_SECRET_BYTES * 2} hex digits`);

@@ -38,7 +38,7 @@ export interface ConnectionDeps {
   limits: Limits;
   counter: ConnectionCounter;
   defender: Defender | undefined;
-  isKnownUser(user: string): boolean;
+  isKnownUser(user: string): boolean | undefined;
   authFailureDelayMs: number;
   quota?: import('../quota/index.js').QuotaGuard | undefined;
 }
@@ -67,6 +67,8 @@ export class GatewayConnection {
   #timer: NodeJS.Timeout | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
   #ended = false;
+  /** Aborted when the socket closes: user-directory lookups for this connection stop waiting. */
+  readonly #gone = new AbortController();
   readonly closed: Promise<void>;
 
   /** `peer`: the client a load balancer named in a PROXY header (default: the socket's own peer). */
@@ -81,6 +83,7 @@ export class GatewayConnection {
     this.#log.info({ event: 'connect', remoteAddress: this.#remoteAddress, remotePort: this.#remotePort }, 'connection');
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.once('close', () => void this.#onClose());
+    socket.once('close', () => this.#gone.abort());
     this.#arm(Math.min(deps.limits.loginGraceMs, deps.idleTimeoutMs));
 
     client.on('error', (err: Error & { level?: string }) => {
@@ -105,6 +108,7 @@ export class GatewayConnection {
           return this.#releaseLogin !== undefined;
         },
         onRefused: (reason) => this.end(reason),
+        signal: this.#gone.signal,
       }),
     );
     client.on('ready', () => this.#touch());

@@ -45,7 +45,7 @@ export interface SftpServerOptions {
    * after a refusal to score it: an unknown user scores more. Default: every
    * name counts as known (the lower score).
    */
-  isKnownUser?(user: string): boolean;
+  isKnownUser?(user: string): boolean | undefined;
   /** Per-account quotas (src/quota); none: no quotas. */
   quota?: QuotaGuard | undefined;
   /** Pause before answering a refused password or signature (default 0; capstan run: [defender] failure_delay). */

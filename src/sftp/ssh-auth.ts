@@ -50,6 +50,16 @@ import type { GatewayStats } from './stats.js';
  *   `failureDelayMs`, a timer, so other clients are not held up.
  * A login past the account's session limit (`mayLogin` false) is refused
  * without scoring and the connection closed (`onRefused`).
+ *
+ * Users of a central user directory (src/users): the lookup happens inside
+ * the Authenticator, after the ban and refused-name checks above, and is
+ * abandoned when the connection ends (`signal`). A refusal while the
+ * directory could not answer (`isKnownUser` undefined) is not a failed guess:
+ * it scores nothing and logs `auth_unavailable`, not `auth_failed`, so an
+ * outage does not get users banned by the defender or fail2ban. Their home
+ * is opened (or created, on first login) by Authenticator.openRoot only after
+ * the signature or password is proven; if that fails the login is refused
+ * unscored and the connection closed.
  */
 
 export const ALLOWED_METHODS: ('publickey' | 'password')[] = ['publickey', 'password'];
@@ -72,12 +82,15 @@ export interface AuthHandlerOptions {
   /** Called when the connection used up its attempts. */
   onTooManyFailures(): void;
   defender?: Defender | undefined;
-  isKnownUser?(user: string): boolean;
+  /** true/false: the user has an account or not; undefined: the user directory could not say (unscored refusal). */
+  isKnownUser?(user: string): boolean | undefined;
   failureDelayMs?: number;
   /** Takes a session slot for the user; false refuses the login (limit reached). */
   mayLogin?(user: string): boolean;
   /** Ends the connection (banned, or a limit reached). */
   onRefused?(reason: string): void;
+  /** Aborted when the connection ends: lookups made for it stop waiting. */
+  signal?: AbortSignal;
 }
 
 export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) => void {
@@ -94,27 +107,50 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
     if (delay && delayMs > 0 && !banned) await new Promise((resolve) => setTimeout(resolve, delayMs));
     return banned;
   };
-  const known = (user: string): boolean => opts.isKnownUser?.(user) ?? true;
+  /** true, false, or undefined when the user directory could not say. */
+  const known = (user: string): boolean | undefined => (opts.isKnownUser === undefined ? true : opts.isKnownUser(user));
 
   /** Why a credential was refused, as logged (never the credential itself). */
-  type Reason = 'refused name' | 'unknown user' | 'wrong password' | 'wrong key' | 'bad root cap' | 'internal error';
+  type Reason =
+    | 'refused name'
+    | 'unknown user'
+    | 'wrong password'
+    | 'wrong key'
+    | 'bad root cap'
+    | 'internal error'
+    | 'user directory unavailable';
 
-  const refuse = (ctx: AuthContext, reason: Reason | undefined): void => {
+  const refuse = (ctx: AuthContext, reason: Reason | undefined, unavailable = false): void => {
     if (reason !== undefined) {
       failures++;
       stats.loginsFailed++;
       // As sent (sshd logs invalid names too), but bounded: a name is not a place to store megabytes.
       const user = ctx.username.length > MAX_LOGGED_USER ? ctx.username.slice(0, MAX_LOGGED_USER) + '…' : ctx.username;
-      logger.warn({ event: 'auth_failed', remoteAddress, remotePort, user, method: ctx.method, reason }, 'authentication failed');
+      if (unavailable) {
+        logger.warn(
+          { event: 'auth_unavailable', remoteAddress, remotePort, user, method: ctx.method, reason },
+          'authentication not possible now',
+        );
+      } else {
+        logger.warn({ event: 'auth_failed', remoteAddress, remotePort, user, method: ctx.method, reason }, 'authentication failed');
+      }
     }
     ctx.reject(ALLOWED_METHODS);
     if (failures >= MAX_AUTH_FAILURES) opts.onTooManyFailures();
   };
 
-  const accept = (ctx: AuthContext, result: LoginResult): void => {
+  const accept = async (ctx: AuthContext, result: LoginResult): Promise<void> => {
+    const rootCap = await authenticator.openRoot(result, { remoteAddress, signal: opts.signal });
+    if (rootCap === null) {
+      // Logged by the authenticator (revoked home, slot store unreachable); not the client's fault, not scored.
+      decided = true;
+      ctx.reject(ALLOWED_METHODS);
+      opts.onRefused?.('no root for this login');
+      return;
+    }
     let root: DirectoryCap;
     try {
-      root = parseDirectoryCap(result.rootCap);
+      root = parseDirectoryCap(rootCap);
     } catch {
       logger.error({ event: 'bad_root_cap', user: result.user }, "account's root cap is not a directory cap; login refused");
       refuse(ctx, 'bad root cap');
@@ -142,12 +178,18 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
 
   return (ctx) => {
     if (decided) return ctx.reject(ALLOWED_METHODS);
-    const meta = { remoteAddress };
+    const meta = { remoteAddress, signal: opts.signal };
     /** A counted refusal after scoring (and the delay); a ban it causes ends the connection. */
-    const fail = async (kind: FailureKind | undefined, delay: boolean, reason: Reason): Promise<void> => {
+    const fail = async (kind: FailureKind | undefined, delay: boolean, reason: Reason, unavailable = false): Promise<void> => {
       const banned = await penalize(kind, delay);
-      refuse(ctx, reason);
+      refuse(ctx, reason, unavailable);
       if (banned) opts.onRefused?.('address banned');
+    };
+    /** The refusal of a credential: scored by whether the user exists, unscored when the user directory could not say. */
+    const refuseCredential = (user: string, whenKnown: FailureKind | undefined, delay: boolean, reasonWhenKnown: Reason): Promise<void> => {
+      const k = known(user);
+      if (k === undefined) return fail(undefined, delay, 'user directory unavailable', true);
+      return fail(k ? whenKnown : 'unknown_user', delay, k ? reasonWhenKnown : 'unknown user');
     };
     const decide = async (): Promise<void> => {
       if (defender?.isBanned(remoteAddress) === true) {
@@ -161,11 +203,7 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
         case 'publickey': {
           const result = await authenticator.acceptsPublicKey(ctx.username, ctx.key, meta);
           const query = ctx.signature === undefined || ctx.blob === undefined;
-          if (result === null) {
-            const isKnown = known(ctx.username);
-            const kind = isKnown ? (query ? undefined : 'wrong_credential') : 'unknown_user';
-            return fail(kind, !query, isKnown ? 'wrong key' : 'unknown user');
-          }
+          if (result === null) return refuseCredential(ctx.username, query ? undefined : 'wrong_credential', !query, 'wrong key');
           if (ctx.signature === undefined || ctx.blob === undefined) {
             // A query: say yes (PK_OK); the client then signs and asks again.
             ctx.accept();
@@ -177,10 +215,7 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
         }
         case 'password': {
           const result = await authenticator.checkPassword(ctx.username, ctx.password, meta);
-          if (result === null) {
-            const isKnown = known(ctx.username);
-            return fail(isKnown ? 'wrong_credential' : 'unknown_user', true, isKnown ? 'wrong password' : 'unknown user');
-          }
+          if (result === null) return refuseCredential(ctx.username, 'wrong_credential', true, 'wrong password');
           return accept(ctx, result);
         }
         default:

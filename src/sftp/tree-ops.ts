@@ -8,7 +8,7 @@ import {
   PermissionError,
 } from '../errors.js';
 import type { DirectoryCap, FileCap } from '../cap/index.js';
-import { moveEntry, type EntryMetadata } from '../tree/index.js';
+import { moveEntry, removeDirectory, type DirEntry, type EntryMetadata } from '../tree/index.js';
 import { kindOf, modeDeniesWrite, sizeOf } from './attrs.js';
 import { isWithin } from './paths.js';
 import { admitChange, eventPathOf, recordChange } from './event-paths.js';
@@ -48,22 +48,25 @@ export async function mkdir(view: UserTree, raw: string, attrs: AttrChange): Pro
 }
 
 /**
- * RMDIR: only an empty directory (one with uploads still open in it counts
- * as not empty). The emptiness check and the unlink are two steps: an entry
- * another gateway links in between is unlinked with the directory (it stays
- * reachable through any other link to it, else it is garbage).
+ * RMDIR: only an empty directory; one with uploads of this user still open
+ * in it counts as not empty (as on a disk, where the file exists from OPEN
+ * on). The directory is sealed before its name is unlinked (removeDirectory,
+ * docs/spec/slots.md), so an upload that another session, user or gateway
+ * closes into it at the same moment either lands first (and rmdir finds the
+ * directory not empty) or fails: never acknowledged into a directory that
+ * is gone.
  */
 export async function rmdir(view: UserTree, raw: string): Promise<void> {
   const loc = await view.locateEntry(raw);
   view.requireWritable(loc);
-  const entry = await loc.dir.lookup(loc.name);
-  if (entry === undefined) throw new NotFoundError('no such directory');
-  if (kindOf(entry.cap) !== 'directory') throw new NotADirectoryError('not a directory');
-  if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
-  const child = view.tree.directory(entry.cap as DirectoryCap);
-  if ((await child.count()) > 0 || view.overlay.hasAny(view.user, child.cap)) throw new NotEmptyError('directory not empty');
   admitChange(view);
-  await loc.dir.unlink(loc.name);
+  await removeDirectory(loc.dir, loc.name, (entry) => view.tree.directory(entry.cap as DirectoryCap), {
+    check: (entry) => {
+      if (kindOf(entry.cap) !== 'directory') throw new NotADirectoryError('not a directory');
+      if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
+      if (view.overlay.hasAny(view.user, entry.cap as DirectoryCap)) throw new NotEmptyError('directory not empty');
+    },
+  });
   await recordChange(view, 'rmdir', loc.path);
 }
 
@@ -90,9 +93,12 @@ export async function remove(view: UserTree, raw: string): Promise<void> {
  * does for SSH_FXP_RENAME) and posix-rename@openssh.com (`overwrite` true).
  * Within a directory the move is one atomic slot update; across directories
  * it is link-then-unlink (moveEntry: never lost, at worst briefly doubled).
- * A directory is never replaced, and never moved below itself. Uploads open
- * on the old name follow the file to its new name; uploads open on a
- * replaced target are orphaned (as writes to a replaced inode vanish).
+ * A directory replaces only an empty directory (posix-rename, as rename(2)
+ * allows: the target is sealed first, so nothing can land in it meanwhile,
+ * and unsealed if the rename fails); a file never replaces a directory, and
+ * nothing moves below itself. Uploads open on the old name follow the file
+ * to its new name; uploads open on a replaced target are orphaned (as
+ * writes to a replaced inode vanish).
  */
 export async function rename(view: UserTree, fromRaw: string, toRaw: string, overwrite: boolean): Promise<void> {
   const from = await view.locateEntry(fromRaw);
@@ -107,13 +113,31 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
   }
   const target = await to.dir.lookup(to.name);
   if ((target !== undefined || view.uploads(to).length > 0) && !overwrite) throw new AlreadyExistsError('exists');
+  const movingDirectory = entry !== undefined && kindOf(entry.cap) === 'directory';
   if (target !== undefined) {
-    if (kindOf(target.cap) === 'directory') throw new IsADirectoryError('is a directory');
+    if (kindOf(target.cap) === 'directory' && !movingDirectory) throw new IsADirectoryError('is a directory');
+    if (kindOf(target.cap) !== 'directory' && movingDirectory) throw new NotADirectoryError('not a directory');
     if (target.metadata.noWrite === true) throw new PermissionError('read-only');
   }
   if (entry !== undefined) {
     admitChange(view);
-    await moveEntry(from.dir, from.name, to.dir, to.name, { overwrite });
+    // What the move may replace, checked again inside the update that replaces it: the target
+    // looked at above, and never a directory other than the sealed one (a racing mkdir).
+    const expected = target?.cap.toString();
+    const replacing = (existing: DirEntry): void => {
+      if (existing.cap.toString() !== expected) throw new AlreadyExistsError('the target changed');
+    };
+    const sealed = target !== undefined && movingDirectory ? view.tree.directory(target.cap as DirectoryCap) : undefined;
+    if (sealed !== undefined) {
+      if (!target?.cap.isWritable) throw new PermissionError('a read-only directory cannot be replaced');
+      await sealed.seal();
+    }
+    try {
+      await moveEntry(from.dir, from.name, to.dir, to.name, { overwrite, replacing });
+    } catch (err) {
+      await sealed?.unseal();
+      throw err;
+    }
     view.orphanUploads(to);
     view.retarget(from, to);
     await recordChange(view, 'rename', to.path, { from: from.path });

@@ -195,8 +195,6 @@ export class WriteHandle implements OverlayItem {
       this.#patch = {};
       return false;
     }
-    // Overwriting links over whatever holds the name; never over a directory made there meanwhile.
-    if ((await dir.lookup(name))?.cap.isDirectory === true) throw new IsADirectoryError('is a directory');
     // A full event outbox refuses the upload before anything is linked (docs/spec/events.md).
     this.deps.events?.admit();
     const result = await this.#finishUpload();
@@ -208,7 +206,14 @@ export class WriteHandle implements OverlayItem {
       noWrite: this.#patch.noWrite ?? false,
     };
     if (this.#patch.atimeMs !== undefined) metadata.atimeMs = this.#patch.atimeMs;
-    await dir.link(name, result.cap, metadata, { overwrite: true });
+    // Overwriting links over whatever holds the name, never over a directory (one made there while
+    // this upload ran included): the check is inside the atomic update that links.
+    await dir.link(name, result.cap, metadata, {
+      overwrite: true,
+      replacing: (existing) => {
+        if (existing.cap.isDirectory) throw new IsADirectoryError('is a directory');
+      },
+    });
     await this.#release();
     this.#state = { kind: 'clean', base: result.cap };
     this.#dirty = false;

@@ -79,7 +79,14 @@ export interface DirEntry {
 
 export interface LinkOptions extends AbortOptions {
   /** Replace an existing entry of that name (default false: AlreadyExistsError). */
-  overwrite?: boolean;
+  overwrite?: boolean | undefined;
+  /**
+   * Called with the entry a link or rename is about to replace, inside the
+   * same atomic update (it may run once per attempt): throw to refuse, for
+   * example IsADirectoryError so that an upload never replaces a directory
+   * made under its name after it looked.
+   */
+  replacing?: ((existing: DirEntry) => void) | undefined;
 }
 
 /** One directory node as gc sees it: its chunk address (CID string) and the entries in it. */
@@ -110,7 +117,29 @@ export interface Directory {
   nodes(options?: AbortOptions): AsyncIterable<DirectoryNodeView>;
   /** Number of entries, from the root node (cheap). */
   count(options?: AbortOptions): Promise<number>;
-  link(name: string, cap: Cap, metadata: EntryMetadata, options?: LinkOptions): Promise<void>;
+  /** Links `cap` under `name`; returns the entry it replaced (with `overwrite`), if any. */
+  link(name: string, cap: Cap, metadata: EntryMetadata, options?: LinkOptions): Promise<DirEntry | undefined>;
+  /**
+   * Compare-and-set of one entry, atomically: if `name` holds `expected`
+   * (compared as the cap this view hands out; null: the name is free), it is
+   * set to `next` (null: removed) and true is returned; otherwise nothing
+   * changes and false is returned. For the two-step operations that must
+   * not undo someone else's change (moves, rmdir).
+   */
+  swapEntry(
+    name: string,
+    expected: Cap | null,
+    next: { cap: Cap; metadata: EntryMetadata } | null,
+    options?: AbortOptions,
+  ): Promise<boolean>;
+  /**
+   * Makes this directory's version final (docs/spec/slots.md, Removing a
+   * directory): NotEmptyError unless it has no entry; sealing a sealed one
+   * does nothing. Afterwards every operation on it is NotFoundError.
+   */
+  seal(options?: AbortOptions): Promise<void>;
+  /** Undoes seal (an rmdir that lost its unlink); does nothing to a directory that is not sealed. */
+  unseal(options?: AbortOptions): Promise<void>;
   /** Removes and returns the entry; NotFoundError if absent. */
   unlink(name: string, options?: AbortOptions): Promise<DirEntry>;
   /** Merges `patch` into an existing entry's metadata; NotFoundError if absent. */

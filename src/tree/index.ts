@@ -22,6 +22,7 @@ export { createTree, DEFAULT_MAX_ATTEMPTS, MAX_RESOLVE_DEPTH, type CreateTreeOpt
 export { checkName, MAX_NAME_BYTES } from './names.js';
 export {
   moveEntry,
+  removeDirectory,
   DEFAULT_LAYOUT,
   DEFAULT_NODE_CACHE_BYTES,
   NODE_FORMAT_VERSION,

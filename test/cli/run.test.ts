@@ -91,7 +91,7 @@ describe('capstan run', () => {
     expect(await ok(node, ['check', '--verify', root])).toMatch(/all well/);
     const status = await ok(node, ['status']);
     expect(status).toMatch(/^gateway\s+running/m);
-    expect(status).toMatch(/^slot store\s+leveldb store\/slots: 1 directories$/m);
+    expect(status).toMatch(/^slot store\s+leveldb store\/slots: 1 directories, 0 homes$/m);
     expect(status).not.toMatch(CAP_IN_TEXT);
 
     // An account added while running is picked up without a restart.
@@ -119,6 +119,13 @@ describe('capstan run', () => {
     expect(metrics).toMatch(/^capstan_logins_total\{result="ok"\} [1-9]\d*$/m);
     expect(metrics).toMatch(/^capstan_logins_total\{result="failed"\} [1-9]\d*$/m);
     expect(metrics).toMatch(/^capstan_chunk_store_operation_seconds_count\{op="get"\} \d+$/m);
+    // The process's own figures (test/node/process-metrics.test.ts checks their values), each family declared once.
+    expect(metrics).toMatch(/^process_resident_memory_bytes [1-9]\d*$/m);
+    expect(metrics).toMatch(/^nodejs_heap_size_used_bytes [1-9]\d*$/m);
+    expect(metrics).toMatch(/^nodejs_eventloop_lag_p99_seconds [\d.e-]+$/m);
+    expect(metrics).toMatch(/^nodejs_gc_duration_seconds_count\{kind="minor"\} \d+$/m);
+    const families = metrics.split('\n').filter((l) => l.startsWith('# TYPE '));
+    expect(new Set(families).size).toBe(families.length);
 
     // Every stdout line is JSON.
     for (const line of proc.stdout.trim().split('\n')) expect(() => JSON.parse(line), line).not.toThrow();
@@ -133,7 +140,8 @@ describe('capstan run', () => {
     // Back to direct access once it is gone.
     expect(await ok(node, ['status'])).toMatch(/^gateway\s+not running$/m);
     expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
-  }, 120_000); // a dozen CLI processes one after another: about 36 s alone on a 2-core machine, more under load
+    // A dozen commands and a gateway; under load each process start takes seconds.
+  }, 180_000);
 
   it('a ban survives a restart: scores and bans are kept in store/defender', async () => {
     const node = path.join(tmp.dir, 'node-bans');

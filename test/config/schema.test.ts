@@ -33,6 +33,7 @@ describe('config schema', () => {
       accountsFile: '/srv/node/private/accounts',
       accountsUrlCacheTtlSeconds: 3600,
       accountsUrlTimeoutSeconds: 10,
+      homesSecretFile: '/srv/node/private/homes.secret',
       idleTimeoutSeconds: 900,
       proxyProtocolFrom: [],
     });
@@ -157,6 +158,28 @@ describe('config schema', () => {
     }
     expect(configError('[http]\nlisten = 0.0.0.0:9100')).toMatch(/\[http\] listen: expected a loopback address/);
     expect(configError('[http]\nlisten = 192.168.1.5:9100')).toMatch(/\[http\] listen: expected a loopback address/);
+  });
+
+  it('takes a user directory, not together with an account server, and aws-transfer only with a server id', () => {
+    const c = parseConfigText(NODE, '[sftpd]\nusers.url = https://cega.example/username/%s\nusers.auth = basic\nusers.negative_ttl = 5\n');
+    expect(c.sftpd.users).toEqual({
+      url: 'https://cega.example/username/%s',
+      format: 'localega',
+      auth: 'basic',
+      credentialsFile: '/srv/node/private/users-credentials',
+      awsServerId: '',
+      awsRegion: 'us-east-1',
+      timeoutMs: 10_000,
+      cacheTtlMs: 3_600_000,
+      negativeTtlMs: 5_000,
+      maxLookups: 16,
+    });
+    expect(() => parseConfigText(NODE, '[sftpd]\nusers.url = https://a.example/\naccounts.url = https://b.example/\n')).toThrow(/set one/);
+    expect(() => parseConfigText(NODE, '[sftpd]\nusers.url = https://a.example/\nusers.format = aws-transfer\n')).toThrow(/server_id/);
+    expect(() => parseConfigText(NODE, '[sftpd]\nusers.url = https://u:secret@a.example/\nusers.format = ldap\n')).toThrow(/users.format/);
+    expect(() => parseConfigText(NODE, '[sftpd]\nusers.url = ftp://u:secret@a.example/\n')).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('secret') }),
+    );
   });
 
   it('does not echo an account server URL, which may hold credentials', () => {

@@ -74,6 +74,8 @@ export interface FaultProxy {
   plan: FaultPlan;
   /** Requests received, and the most that were in flight at once. */
   stats: { requests: number; failed: number; resets: number; maxInFlight: number };
+  /** Sees (and may change) each request's headers before it is forwarded: to record how requests were signed. */
+  onRequest?: (headers: import('node:http').IncomingHttpHeaders) => void;
   reset(plan?: Partial<FaultPlan>): void;
   close(): Promise<void>;
 }
@@ -126,6 +128,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       res.end('<?xml version="1.0"?><Error><Code>ServiceUnavailable</Code></Error>');
       return;
     }
+    proxy.onRequest?.(req.headers);
     const forward = () => {
       const out = http.request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },

@@ -104,6 +104,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     logger,
     readOnly: opts.readOnly,
     idleTimeoutMs: opts.idleTimeoutMs,
+    // As capstan run wires it: a name the accounts file lacks is an unknown user.
+    isKnownUser: (user) => accountsFile.get(user) !== undefined,
     ...(typeof opts.server === 'function' ? await opts.server(tree, dir) : opts.server),
   });
   const port = server.address.port;

@@ -262,9 +262,12 @@ describe.skipIf(noSshpass)('OpenSSH sftp with a password (sshpass)', () => {
         'remotePort',
         'user',
         'method',
+        'reason',
         'msg',
       ]);
       expect(l.method).toBe('password');
+      // The operator learns why; the client learned nothing more than "denied" either way.
+      expect(l.reason).toBe(l.user === 'alice' ? 'wrong password' : 'unknown user');
       expect(l.msg).toBe('authentication failed');
     }
     expect(JSON.stringify(gw.logs)).not.toContain('wrong"');

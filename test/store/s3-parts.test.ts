@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TransientError } from '../../src/errors.js';
-import { parseS3Credentials, loadS3Credentials } from '../../src/store/s3/credentials.js';
+import { parseS3Credentials } from '../../src/store/s3/credentials.js';
 import { withRetry } from '../../src/store/s3/retry.js';
 import { S3Client } from '../../src/store/s3/s3-client.js';
 import { Semaphore } from '../../src/store/s3/semaphore.js';
@@ -144,12 +144,7 @@ describe('S3 credentials', () => {
       expect(err!.message).not.toContain('secretish');
     }
   });
-
-  it('the environment wins over the file', async () => {
-    const env = { AWS_ACCESS_KEY_ID: 'E', AWS_SECRET_ACCESS_KEY: 'S', AWS_SESSION_TOKEN: 'T' };
-    expect(await loadS3Credentials('/nonexistent', env)).toEqual({ accessKeyId: 'E', secretAccessKey: 'S', sessionToken: 'T' });
-    await expect(loadS3Credentials('/nonexistent', {})).rejects.toMatchObject({ name: 'InvalidInputError' });
-  });
+  // Which source wins (the file, then the AWS chain): test/store/s3-credentials.test.ts.
 });
 
 describe('S3Client addressing', () => {

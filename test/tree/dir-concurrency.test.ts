@@ -21,7 +21,7 @@ async function names(dir: Directory): Promise<string[]> {
 }
 
 /** Runs `fn` over `items` with `limit` in flight. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: limit }, async () => {

@@ -22,7 +22,7 @@ import { DEFAULT_LAYOUT } from '../../src/tree/dir/context.js';
 import { DirectoryKeys } from '../../src/tree/dir/keys.js';
 import { openNode } from '../../src/tree/dir/node-format.js';
 import { verifySlotRecord } from '../../src/tree/dir/slot-record.js';
-import { createTree } from '../../src/tree/index.js';
+import { createTree, removeDirectory } from '../../src/tree/index.js';
 import { createTreeWithInternals } from '../../src/tree/tree.js';
 
 /**
@@ -78,6 +78,8 @@ interface DirectoryVector {
   entriesViaWriteCap: { name: string; cap: string; metadata: EntryMetadata }[];
   /** list() through the read cap, sorted by name. */
   entriesViaReadCap: { name: string; cap: string; metadata: EntryMetadata }[];
+  /** Removed by rmdir: the slot holds a sealed v2 record, and reading the directory is NotFoundError. */
+  sealed?: boolean;
 }
 
 interface DirVectors {
@@ -88,7 +90,7 @@ interface DirVectors {
 }
 
 /** The scenario: a small root with every kind of entry, a child directory, and a directory large enough to branch. */
-async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWriteCap }[]> {
+async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWriteCap; sealed?: boolean }[]> {
   const root = await tree.createDirectory();
   const dir = tree.directory(root);
   const fileCap = new FileReadCap(new Uint8Array(32).fill(0x11), new Uint8Array(32).fill(0x22), 1_048_577);
@@ -124,11 +126,20 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
   await tree.directory(names).link('cafe\u0301', new LiteralCap(Uint8Array.of(1)), meta);
   await tree.directory(names).link('caf\u00e9', new LiteralCap(Uint8Array.of(2)), meta);
   await tree.directory(names).link('A\u030a-\uFFFD', new LiteralCap(Uint8Array.of(3)), meta);
+
+  // Removed by rmdir: an entry came and went, then the version was sealed (a v2 slot record). Made in
+  // a parent of its own, so the frozen v1 directories above keep their bytes.
+  const parent = await tree.createDirectory();
+  const removed = await tree.directory(parent).mkdir('removed', { mtimeMs: T0, ctimeMs: T0 });
+  await tree.directory(removed).link('was-here', new LiteralCap(Uint8Array.of(4)), meta);
+  await tree.directory(removed).unlink('was-here');
+  await removeDirectory(tree.directory(parent), 'removed', (entry) => tree.directory(entry.cap as DirectoryWriteCap));
   return [
     { label: 'root: every kind of entry', cap: root },
     { label: 'child directory made by mkdir', cap: sub },
     { label: 'large enough to be a branch', cap: big },
     { label: 'names kept byte for byte: NFD and NFC spellings are two entries', cap: names },
+    { label: 'removed by rmdir: a sealed v2 slot record', cap: removed, sealed: true },
   ];
 }
 
@@ -158,12 +169,12 @@ async function build(): Promise<DirVectors> {
   const tree = createTreeWithInternals({ chunks, slots }, { randomBytes: vectorRandom() });
   const made = await scenario(tree);
   const directories: DirectoryVector[] = [];
-  for (const { label, cap } of made) {
+  for (const { label, cap, sealed } of made) {
     const keys = new DirectoryKeys(cap);
     const entry = (await slots.get(cap.storageIndex))!;
     const version = verifySlotRecord(cap.publicKey, keys.siHex, entry);
     const rootBlob = await chunks.get(version.root);
-    const names = (await listed(tree, cap)).map((e) => e.name);
+    const names = sealed ? [] : (await listed(tree, cap)).map((e) => e.name);
     directories.push({
       label,
       writeCap: cap.toString(),
@@ -174,8 +185,9 @@ async function build(): Promise<DirVectors> {
       rootPlaintextHex: hex(openRandomized(keys.nodeKey, rootBlob.subarray(1), keys.storageIndex)),
       nodes: await reachable(chunks, keys, version.root),
       nameHashes: names.slice(0, 3).map((name) => ({ name, hashHex: hex(keys.nameHash(Buffer.from(name))) })),
-      entriesViaWriteCap: await listed(tree, cap),
-      entriesViaReadCap: await listed(tree, cap.readonly()),
+      entriesViaWriteCap: sealed ? [] : await listed(tree, cap),
+      entriesViaReadCap: sealed ? [] : await listed(tree, cap.readonly()),
+      ...(sealed ? { sealed: true } : {}),
     });
   }
   return {
@@ -231,12 +243,18 @@ describe('directory vectors', () => {
       for (const v of vectors.directories) {
         const write = parseCap(v.writeCap) as DirectoryWriteCap;
         const read = parseCap(v.readCap) as DirectoryReadCap;
+        const version = verifySlotRecord(read.publicKey, v.storageIndexHex, { seq: BigInt(v.slot.seq), record: bytes(v.slot.recordHex) });
+        expect(version.sealed).toBe(v.sealed === true);
+        if (v.sealed === true) {
+          await expect(listed(tree, write)).rejects.toMatchObject({ name: 'DirectoryRemovedError' });
+          await expect(tree.directory(read).count()).rejects.toMatchObject({ name: 'DirectoryRemovedError' });
+          continue;
+        }
         expect(await listed(tree, write)).toEqual(v.entriesViaWriteCap);
         expect(await listed(tree, read)).toEqual(v.entriesViaReadCap);
         expect(await tree.directory(read).count()).toBe(v.entriesViaReadCap.length);
         const keys = new DirectoryKeys(read);
         for (const { name, hashHex } of v.nameHashes) expect(hex(keys.nameHash(Buffer.from(name)))).toBe(hashHex);
-        const version = verifySlotRecord(read.publicKey, v.storageIndexHex, { seq: BigInt(v.slot.seq), record: bytes(v.slot.recordHex) });
         expect(version.root.toString()).toBe(v.rootAddress);
         const rootBlob = bytes(v.nodes[v.rootAddress]!);
         expect(hex(openRandomized(keys.nodeKey, rootBlob.subarray(1), keys.storageIndex))).toBe(v.rootPlaintextHex);

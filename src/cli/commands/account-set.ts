@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { isValidUserName } from '../../auth/index.js';
 import { parseDirectoryCap } from '../../cap/index.js';
@@ -6,6 +7,7 @@ import { countTree, formatQuotaLine, parseSize, readQuotas, setQuotaLine, UsageB
 import { loadNodeConfig, out, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
 import { existingRoot } from './account-add.js';
+import { withHomes } from './account-homes.js';
 
 interface AccountSetArgs extends GlobalArgs {
   user: string;
@@ -55,7 +57,10 @@ export const accountSetCommand: CommandModule<GlobalArgs, AccountSetArgs> = {
       .positional('user', { type: 'string', demandOption: true, describe: 'user name (need not be in the accounts file)' })
       .option('quota', { type: 'string', describe: 'byte quota: bytes or K, M, G, T (powers of 1024); none removes it' })
       .option('max-files', { type: 'string', describe: 'most files; none removes the limit' })
-      .option('recount', { type: 'boolean', describe: "count USER's usage now by walking their tree (accounts-file users only)" })
+      .option('recount', {
+        type: 'boolean',
+        describe: "count USER's usage now by walking their tree (accounts file, or the home named USER)",
+      })
       .check((a) => {
         if (a.quota === undefined && a['max-files'] === undefined && a.recount !== true)
           throw new UsageError('give --quota, --max-files or --recount');
@@ -69,9 +74,15 @@ export const accountSetCommand: CommandModule<GlobalArgs, AccountSetArgs> = {
     if (args.quota !== undefined || args.maxFiles !== undefined) await out(`${await applyQuota(args)}\n`);
     if (args.recount === true) {
       const config = await loadNodeConfig(args);
-      const rootCap = await existingRoot(config.sftpd.accountsFile, args.user);
+      let rootCap = await existingRoot(config.sftpd.accountsFile, args.user);
+      if (rootCap === undefined && existsSync(config.sftpd.homesSecretFile)) {
+        const home = await withHomes(args, (homes) => homes.get(args.user));
+        if (home.kind === 'live') rootCap = home.cap;
+      }
       if (rootCap === undefined) {
-        throw new InvalidInputError(`${args.user} is not in the accounts file; the gateway counts other users at their next upload`);
+        throw new InvalidInputError(
+          `${args.user} is neither in the accounts file nor the name of a live home; the gateway counts other users at their next upload`,
+        );
       }
       const root = parseDirectoryCap(rootCap);
       const usage = await withNode(args, ({ tree }) => countTree(tree, root));

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../context.js';
 import { accountAddCommand } from './account-add.js';
+import { accountExportCommand, accountRevokeCommand, accountShowCommand } from './account-homes.js';
 import { accountHashPasswordCommand } from './account-hash-password.js';
 import { accountListCommand } from './account-list.js';
 import { accountRemoveCommand } from './account-remove.js';
@@ -9,7 +10,7 @@ import { accountSetCommand } from './account-set.js';
 export const accountCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'account <command>',
   aliases: ['accounts'],
-  describe: 'Manage the accounts file and quotas: add, list, remove, set, hash-password',
+  describe: 'Manage the accounts file, quotas and auto-created homes: add, list, remove, set, hash-password, show, export, revoke',
   builder: (y: Argv<GlobalArgs>) =>
     y
       .command(accountAddCommand)
@@ -17,6 +18,9 @@ export const accountCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(accountRemoveCommand)
       .command(accountSetCommand)
       .command(accountHashPasswordCommand)
-      .demandCommand(1, 'name an account command: add, list, remove, set or hash-password'),
+      .command(accountShowCommand)
+      .command(accountExportCommand)
+      .command(accountRevokeCommand)
+      .demandCommand(1, 'name an account command: add, list, remove, set, hash-password, show, export or revoke'),
   handler: () => undefined,
 };

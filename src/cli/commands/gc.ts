@@ -2,6 +2,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_GRACE_HOURS, collectGarbage } from '../../gc/index.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
 import { ReportedFailure, UsageError } from '../errors.js';
+import { formatBytes } from '../format.js';
+import { startProgress } from '../progress.js';
 
 interface GcArgs extends GlobalArgs {
   dryRun: boolean;
@@ -32,11 +34,28 @@ export const gcCommand: CommandModule<GlobalArgs, GcArgs> = {
   handler: async (args) => {
     if (!Number.isFinite(args.grace) || args.grace < 0) throw new UsageError('--grace: expected a number of hours >= 0');
     const failed = await withNode(args, async (node) => {
-      const report = await collectGarbage(node, {
-        graceMs: args.grace * HOUR_MS,
-        dryRun: args.dryRun,
-        accountServerRootsPinned: args.accountServerRootsPinned,
-      });
+      // Neither phase knows its total in advance (the walk finds the tree, the listing the store): counts and rates, no ETA.
+      const progress = startProgress('gc: mark', 'entries', undefined, args);
+      let report: Awaited<ReturnType<typeof collectGarbage>>;
+      try {
+        report = await collectGarbage(node, {
+          graceMs: args.grace * HOUR_MS,
+          dryRun: args.dryRun,
+          accountServerRootsPinned: args.accountServerRootsPinned,
+          onProgress: (p) => {
+            if (p.phase === 'mark') {
+              progress.done = p.mark.directories + p.mark.files;
+              progress.detail = `${p.mark.directories} directories, ${p.mark.files} files, ${p.mark.live.size} live chunks`;
+              return;
+            }
+            if (progress.unit !== 'chunks') progress.phase('gc: sweep', 'chunks');
+            progress.done = p.sweep.stored;
+            progress.detail = `${args.dryRun ? 'would free' : 'freed'} ${p.sweep.freed} (${formatBytes(p.sweep.freedBytes)})`;
+          },
+        });
+      } finally {
+        progress.finish();
+      }
       for (const p of report.problems) process.stderr.write(`capstan: gc: ${p.path}: ${p.detail}\n`);
       const walked = `walked ${report.roots} roots: ${report.directories} directories, ${report.files} files`;
       if (report.sweep === undefined) {

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, fstatSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { DirectoryReadCap, DirectoryWriteCap } from '../../cap/index.js';
@@ -7,6 +7,7 @@ import type { FileWriter } from '../../tree/api.js';
 import { parseCapPath, resolveParent } from '../cap-path.js';
 import { isStdio, out, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
+import { startProgress } from '../progress.js';
 
 interface PutArgs extends GlobalArgs {
   local: string;
@@ -15,6 +16,16 @@ interface PutArgs extends GlobalArgs {
 
 /** Read size per chunk of input; the writer applies backpressure, so memory stays a few of these. */
 const READ_CHUNK = 1024 * 1024;
+
+/** The size of stdin when it is a regular file (`put - < file`), for the progress line's total; else unknown. */
+function stdinFileSize(): number | undefined {
+  try {
+    const st = fstatSync(0);
+    return st.isFile() ? st.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export const putCommand: CommandModule<GlobalArgs, PutArgs> = {
   command: 'put <local> <target>',
@@ -28,9 +39,13 @@ export const putCommand: CommandModule<GlobalArgs, PutArgs> = {
   handler: async (args) => {
     const target = parseCapPath(args.target);
     if (target.components.length === 0) throw new UsageError('put needs CAP/PATH: a directory cap and the name to create');
+    let size: number | undefined;
     if (!isStdio(args.local)) {
       const st = await stat(args.local);
       if (!st.isFile()) throw new UsageError(`${args.local} is not a regular file`);
+      size = st.size;
+    } else {
+      size = stdinFileSize();
     }
     await withNode(args, async (node) => {
       const { dir, name } = await resolveParent(node.tree, target);
@@ -45,13 +60,19 @@ export const putCommand: CommandModule<GlobalArgs, PutArgs> = {
         ? process.stdin
         : createReadStream(args.local, { highWaterMark: READ_CHUNK });
       const writer: FileWriter = node.tree.createFileWriter(node.convergence());
+      const progress = startProgress('put', 'bytes', size, args);
       let result: Awaited<ReturnType<FileWriter['finish']>>;
       try {
-        for await (const chunk of input) await writer.write(chunk);
+        for await (const chunk of input) {
+          await writer.write(chunk);
+          progress.add(chunk.length);
+        }
         result = await writer.finish();
       } catch (err) {
         writer.abort();
         throw err;
+      } finally {
+        progress.finish();
       }
       const now = Date.now();
       await dir.link(name, result.cap, { size: result.size, mtimeMs: now, ctimeMs: now }, { overwrite: true });

@@ -3,6 +3,7 @@ import { addressFromName, addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verify
 import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures } from '../chunk-store.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
 import { S3Client, type S3Addressing } from './s3-client.js';
+import type { S3CredentialSource } from './credentials.js';
 import type { S3Credentials } from './sigv4.js';
 import { parseListObjectsV2 } from './xml.js';
 
@@ -13,7 +14,8 @@ export interface S3ChunkStoreOptions {
   /** Prepended to every key, e.g. `capstan/`; empty for the bucket's root. */
   prefix?: string;
   addressing?: S3Addressing;
-  credentials: S3Credentials;
+  /** Fixed keys, or a source of current ones (openS3Credentials). */
+  credentials: S3Credentials | S3CredentialSource;
   /** Requests in flight at once (default 8). */
   concurrency?: number;
   /** Timeout of each attempt, ms (default 30 s). */

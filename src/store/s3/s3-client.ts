@@ -2,6 +2,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { AbortError, TransientError } from '../../errors.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { Semaphore } from './semaphore.js';
+import type { S3CredentialSource } from './credentials.js';
 import { canonicalQuery, EMPTY_SHA256, sha256Hex, signRequest, type S3Credentials } from './sigv4.js';
 import { errorCode } from './xml.js';
 
@@ -14,7 +15,8 @@ export interface S3ClientOptions {
   bucket: string;
   /** path: endpoint/bucket/key (MinIO, Swift, Ceph); virtual: bucket.endpoint/key (AWS). */
   addressing: S3Addressing;
-  credentials: S3Credentials;
+  /** Fixed keys, or a source asked before each request is signed (temporary credentials that refresh). */
+  credentials: S3Credentials | S3CredentialSource;
   /** Requests in flight at once, and the connections kept alive for them. */
   concurrency: number;
   /** Whole-request timeout (connect, send, headers, body), ms. */
@@ -59,6 +61,13 @@ export class S3ResponseError extends Error {
     this.name = 'S3ResponseError';
   }
 }
+
+/**
+ * Error codes meaning the session token is no longer good: the source is asked
+ * for fresh credentials and the request retried (clock skew between the
+ * credential service and S3 can make a token expire before its stated time).
+ */
+const EXPIRED_TOKEN_CODES = new Set(['ExpiredToken', 'TokenRefreshRequired']);
 
 /** Error bodies are read only this far (they are small XML documents). */
 const MAX_ERROR_BODY = 16 * 1024;
@@ -139,6 +148,7 @@ export class S3Client {
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {
       const path = request.key === undefined ? `${this.basePath}/` : `${this.basePath}/${request.key}`;
+      const { credentials } = this.options;
       const signed = signRequest(
         {
           method: request.method,
@@ -148,7 +158,7 @@ export class S3Client {
           headers: request.headers ?? {},
           payloadHash: request.payloadHash ?? (request.body ? sha256Hex(request.body) : EMPTY_SHA256),
         },
-        this.options.credentials,
+        typeof credentials === 'function' ? await credentials() : credentials,
         this.options.region,
         new Date(),
       );
@@ -173,6 +183,13 @@ export class S3Client {
             : await readBody(res, request.maxBodyBytes, request.tooLarge);
       if (request.method === 'HEAD') await res.body.dump();
       if (failed) throw new TransientError(`S3 ${request.method} answered HTTP ${res.statusCode}`);
+      if ((res.statusCode === 400 || res.statusCode === 403) && typeof credentials === 'function') {
+        const code = errorCode(Buffer.from(body).toString('utf8'));
+        if (code !== undefined && EXPIRED_TOKEN_CODES.has(code)) {
+          await credentials({ forceRefresh: true });
+          throw new TransientError(`S3 ${request.method}: ${code}; credentials refreshed`);
+        }
+      }
       return { status: res.statusCode, headers: res.headers, body };
     } catch (err) {
       if (signal?.aborted) throw new AbortError();

@@ -10,8 +10,10 @@ import { createHash, createHmac } from 'node:crypto';
 export interface S3Credentials {
   accessKeyId: string;
   secretAccessKey: string;
-  /** STS session token, sent as x-amz-security-token when present. */
+  /** STS session token, sent (and signed) as x-amz-security-token when present. */
   sessionToken?: string;
+  /** When temporary credentials stop working; absent for long-lived keys. */
+  expiration?: Date;
 }
 
 export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
@@ -77,10 +79,12 @@ export interface SignedParts {
 }
 
 /**
- * Signs `request` for `region` and service s3 at `date`. Header values are
- * trimmed and inner runs of spaces collapsed, as the canonical form requires.
+ * Signs `request` for `region` and `service` (s3 unless told; the user
+ * directory signs for execute-api, API Gateway's IAM authorization) at
+ * `date`. Header values are trimmed and inner runs of spaces collapsed, as
+ * the canonical form requires.
  */
-export function signRequest(request: SignableRequest, credentials: S3Credentials, region: string, date: Date): SignedParts {
+export function signRequest(request: SignableRequest, credentials: S3Credentials, region: string, date: Date, service = 's3'): SignedParts {
   const stamp = amzDate(date);
   const day = stamp.slice(0, 8);
   const headers: Record<string, string> = {};
@@ -100,9 +104,9 @@ export function signRequest(request: SignableRequest, credentials: S3Credentials
     signedHeaders,
     request.payloadHash,
   ].join('\n');
-  const scope = `${day}/${region}/s3/aws4_request`;
+  const scope = `${day}/${region}/${service}/aws4_request`;
   const stringToSign = ['AWS4-HMAC-SHA256', stamp, scope, sha256Hex(canonicalRequest)].join('\n');
-  const signingKey = hmac(hmac(hmac(hmac(`AWS4${credentials.secretAccessKey}`, day), region), 's3'), 'aws4_request');
+  const signingKey = hmac(hmac(hmac(hmac(`AWS4${credentials.secretAccessKey}`, day), region), service), 'aws4_request');
   const signature = createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest('hex');
   headers['authorization'] =
     `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope},SignedHeaders=${signedHeaders},Signature=${signature}`;

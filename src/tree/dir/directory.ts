@@ -1,9 +1,12 @@
 import type { Cap, DirectoryCap, DirectoryWriteCap } from '../../cap/index.js';
+import type { ChunkAddress } from '../../store/chunk-store.js';
 import { XCHACHA_NONCE_BYTES } from '../../crypto/index.js';
 import {
   AbortError,
   AlreadyExistsError,
   ConflictError,
+  DirectoryRemovedError,
+  NotEmptyError,
   NotFoundError,
   PermissionError,
   TransientError,
@@ -47,7 +50,8 @@ export class DirectoryHandle implements Directory {
     return this.keys.siHex;
   }
 
-  private async readVersion(options: AbortOptions): Promise<SlotVersion> {
+  /** The current version, sealed or not (seal and unseal need to see a sealed one). */
+  private async readAnyVersion(options: AbortOptions): Promise<SlotVersion> {
     throwIfAborted(options.signal);
     const entry = await this.ctx.slots.get(this.keys.storageIndex, options);
     if (!entry) throw new NotFoundError(`directory ${this.keys.siHex} has no slot`);
@@ -56,6 +60,13 @@ export class DirectoryHandle implements Directory {
     if (known) return known;
     const version = verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
     verifiedSlots.set(this.keys.siHex, entry.record, version);
+    return version;
+  }
+
+  /** The current version of a directory that exists: a sealed one was removed by rmdir (NotFoundError). */
+  private async readVersion(options: AbortOptions): Promise<SlotVersion> {
+    const version = await this.readAnyVersion(options);
+    if (version.sealed) throw new DirectoryRemovedError(`directory ${this.keys.siHex} was removed`);
     return version;
   }
 
@@ -85,16 +96,55 @@ export class DirectoryHandle implements Directory {
     return nodeCount(await loadNode(this.ctx, this.keys, version.root, undefined, options));
   }
 
-  async link(name: string, cap: Cap, metadata: EntryMetadata, options: LinkOptions = {}): Promise<void> {
+  async link(name: string, cap: Cap, metadata: EntryMetadata, options: LinkOptions = {}): Promise<DirEntry | undefined> {
     const checked = checkName(name);
     const meta = checkMetadata(metadata);
     this.requireWriter();
     const entry = makeEntry(checked, storeCap(this.keys, cap, this.nonce), meta);
-    await this.mutate(options, async (draft) => {
+    const replaced = await this.mutate(options, async (draft) => {
       const existing = await draft.get(entry.nameUtf8);
-      if (existing) refuseReplace(existing, options.overwrite);
+      const view = existing && this.checkReplace(existing, options);
       await draft.set(entry);
+      return view;
     });
+    return replaced;
+  }
+
+  async swapEntry(
+    name: string,
+    expected: Cap | null,
+    next: { cap: Cap; metadata: EntryMetadata } | null,
+    options: AbortOptions = {},
+  ): Promise<boolean> {
+    const utf8 = nameBytes(checkName(name));
+    this.requireWriter();
+    const want = expected?.toString();
+    const replacement =
+      next === null ? undefined : makeEntry(checkName(name), storeCap(this.keys, next.cap, this.nonce), checkMetadata(next.metadata));
+    return this.mutate(options, async (draft) => {
+      const entry = await draft.get(utf8);
+      const holds = entry === undefined ? undefined : viewEntry(this.keys, entry, this.keys.siHex).cap.toString();
+      if (holds !== want) return false;
+      if (replacement !== undefined) await draft.set(replacement);
+      else if (entry !== undefined) await draft.delete(utf8);
+      return true;
+    });
+  }
+
+  async seal(options: AbortOptions = {}): Promise<void> {
+    await this.update(options, async (current) => {
+      if (current.sealed) return { result: undefined };
+      const root = await loadNode(this.ctx, this.keys, current.root, undefined, options);
+      if (nodeCount(root) > 0) throw new NotEmptyError('directory not empty');
+      return { next: { root: current.root, sealed: true }, result: undefined };
+    });
+  }
+
+  async unseal(options: AbortOptions = {}): Promise<void> {
+    await this.update(options, async (current) => ({
+      ...(current.sealed ? { next: { root: current.root, sealed: false } } : {}),
+      result: undefined,
+    }));
   }
 
   async unlink(name: string, options: AbortOptions = {}): Promise<DirEntry> {
@@ -106,24 +156,6 @@ export class DirectoryHandle implements Directory {
       return entry;
     });
     return viewEntry(this.keys, removed, this.keys.siHex);
-  }
-
-  /**
-   * Removes `name` only while it still holds the cap `expected` (compared by
-   * the string this view would hand out); answers whether it did. For
-   * moveEntry: the second half of a move must not remove an entry someone
-   * replaced in between.
-   */
-  async unlinkIfCap(name: string, expected: Cap, options: AbortOptions = {}): Promise<boolean> {
-    const utf8 = nameBytes(checkName(name));
-    this.requireWriter();
-    const want = expected.toString();
-    return this.mutate(options, async (draft) => {
-      const entry = await draft.get(utf8);
-      if (!entry || viewEntry(this.keys, entry, this.keys.siHex).cap.toString() !== want) return false;
-      await draft.delete(utf8);
-      return true;
-    });
   }
 
   async setMetadata(name: string, patch: Partial<EntryMetadata>, options: AbortOptions = {}): Promise<DirEntry> {
@@ -153,7 +185,7 @@ export class DirectoryHandle implements Directory {
       if (!entry) throw new NotFoundError('no such entry');
       if (fromName === toName) return;
       const target = await draft.get(toUtf8);
-      if (target) refuseReplace(target, options.overwrite);
+      if (target) this.checkReplace(target, options);
       await draft.delete(fromUtf8);
       await draft.set({ ...entry, name: toName, nameUtf8: toUtf8 });
     });
@@ -180,28 +212,55 @@ export class DirectoryHandle implements Directory {
     return this.keys.writer;
   }
 
+  /** Applies the refusals of a link over an existing entry; returns the entry as this view sees it. */
+  private checkReplace(existing: StoredEntry, options: LinkOptions): DirEntry {
+    if (!options.overwrite) throw new AlreadyExistsError('entry exists');
+    if (existing.metadata.noWrite) throw new PermissionError('entry is read-only');
+    const view = viewEntry(this.keys, existing, this.keys.siHex);
+    options.replacing?.(view);
+    return view;
+  }
+
   /**
    * Read the slot, edit, write the new nodes, compare-and-swap seq → seq+1;
    * on a lost swap start over from the new version. `edit` may run several
-   * times and must only touch the draft. Mutations of one directory through
-   * this Tree queue behind each other (they would only conflict); other
-   * Trees and gateways are kept honest by the swap alone.
+   * times and must only touch the draft. A sealed directory (removed by
+   * rmdir) takes no edit: NotFoundError, as for a directory that is gone.
    */
-  private async mutate<T>(options: AbortOptions, edit: (draft: Draft) => Promise<T>): Promise<T> {
+  private mutate<T>(options: AbortOptions, edit: (draft: Draft) => Promise<T>): Promise<T> {
+    return this.update(options, async (current) => {
+      if (current.sealed) throw new DirectoryRemovedError(`directory ${this.keys.siHex} was removed`);
+      const draft = new Draft(this.ctx, this.keys, current.root, options);
+      const result = await edit(draft);
+      if (!draft.changed) return { result };
+      return { next: { root: await draft.commit(), sealed: false }, result };
+    });
+  }
+
+  /**
+   * The update loop every change runs (docs/spec/slots.md): `step` looks at
+   * the current version and says what the next one is (or none: nothing to
+   * write), then the slot is swapped from the version `step` saw. Mutations
+   * of one directory through this Tree queue behind each other (they would
+   * only conflict); other Trees and gateways are kept honest by the swap
+   * alone. `step` may run several times.
+   */
+  private async update<T>(
+    options: AbortOptions,
+    step: (current: SlotVersion) => Promise<{ next?: { root: ChunkAddress; sealed: boolean }; result: T }>,
+  ): Promise<T> {
     const writer = this.requireWriter();
     const { storageIndex, siHex } = this.keys;
     return this.ctx.locks.run(siHex, async () => {
       for (let attempt = 0; attempt < this.ctx.maxAttempts; attempt++) {
-        const version = await this.readVersion(options);
-        const draft = new Draft(this.ctx, this.keys, version.root, options);
-        const result = await edit(draft);
-        if (!draft.changed) return result;
-        const root = await draft.commit();
-        const seq = version.seq + 1n;
-        const record = encodeSlotRecord(writer.signingKey, storageIndex, { seq, root });
+        const current = await this.readAnyVersion(options);
+        const { next, result } = await step(current);
+        if (next === undefined) return result;
+        const version: SlotVersion = { seq: current.seq + 1n, root: next.root, sealed: next.sealed };
+        const record = encodeSlotRecord(writer.signingKey, storageIndex, version);
         try {
-          await this.ctx.slots.compareAndSwap(storageIndex, version.seq, { seq, record }, options);
-          this.ctx.verifiedSlots.set(siHex, record, { seq, root });
+          await this.ctx.slots.compareAndSwap(storageIndex, current.seq, { seq: version.seq, record }, options);
+          this.ctx.verifiedSlots.set(siHex, record, version);
           return result;
         } catch (err) {
           if (!(err instanceof ConflictError)) throw err;
@@ -212,11 +271,6 @@ export class DirectoryHandle implements Directory {
       throw new TransientError(`directory ${siHex}: gave up after ${this.ctx.maxAttempts} conflicting updates`);
     });
   }
-}
-
-function refuseReplace(existing: StoredEntry, overwrite: boolean | undefined): void {
-  if (!overwrite) throw new AlreadyExistsError('entry exists');
-  if (existing.metadata.noWrite) throw new PermissionError('entry is read-only');
 }
 
 function sameMetadata(a: EntryMetadata, b: EntryMetadata): boolean {

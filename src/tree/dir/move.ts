@@ -1,18 +1,23 @@
-import { NotFoundError, PermissionError } from '../../errors.js';
-import type { Directory, LinkOptions } from '../api.js';
+import { DirectoryWriteCap } from '../../cap/index.js';
+import { type AbortOptions, NotEmptyError, NotFoundError, PermissionError } from '../../errors.js';
+import type { DirEntry, Directory, LinkOptions } from '../api.js';
 import { checkName } from '../names.js';
-import { DirectoryHandle } from './directory.js';
 
 /**
  * Moves an entry from one directory to another: link in `dst`, then unlink
- * in `src`. Two directories are two slots, and no store swaps two slots at
- * once, so the move is not atomic; the order is chosen so that a crash or a
- * failure in between leaves the entry under both names for a moment, never
- * under neither (nothing is ever lost, at worst a duplicate link remains).
+ * in `src` only if the source name still holds the moved cap. Two
+ * directories are two slots, and no store swaps two slots at once; the order
+ * is chosen so that a crash in between leaves the entry under both names for
+ * a moment, never under neither.
+ *
+ * If the source name no longer holds the moved cap when the second step runs
+ * (a remove, a rename or a replace of it won the race), the move fails with
+ * NotFoundError and undoes its first step: the destination name gets back
+ * what it held before (nothing, or the entry the link replaced), if it still
+ * holds the moved cap. So a racing remove and move never both succeed, as on
+ * one disk (docs/spec/slots.md, Moves across directories).
  *
  * Within one directory (same storage index) it is `src.rename`, which is atomic.
- * If `src`'s entry is replaced by someone else between the two steps, the
- * replacement is left in place (only the entry that was moved is unlinked).
  * No cycle check: moving a directory under itself makes an unreachable loop,
  * which the caller (the SFTP layer knows paths) must refuse beforehand.
  */
@@ -29,12 +34,41 @@ export async function moveEntry(
   const name = checkName(srcName);
   const entry = await src.lookup(name, options);
   if (!entry) throw new NotFoundError('no such entry');
-  await dst.link(dstName, entry.cap, entry.metadata, options);
-  if (src instanceof DirectoryHandle) {
-    await src.unlinkIfCap(name, entry.cap, options);
-  } else {
-    await src.unlink(name, options);
+  const replaced: DirEntry | undefined = await dst.link(dstName, entry.cap, entry.metadata, options);
+  if (await src.swapEntry(name, entry.cap, null, options)) return;
+  await dst.swapEntry(dstName, entry.cap, replaced === undefined ? null : { cap: replaced.cap, metadata: replaced.metadata }, options);
+  throw new NotFoundError('the entry was removed or replaced while it was being moved');
+}
+
+/**
+ * Removes the directory linked under `name` in `parent` (rmdir). A write-cap
+ * entry is sealed first, then unlinked only if the name still holds it; if
+ * it no longer does (renamed or replaced meanwhile) the seal is undone and
+ * the removal fails with NotFoundError. A read-cap entry (a read-only link:
+ * nothing can be written through it, and it cannot be sealed) is unlinked if
+ * the directory is empty. docs/spec/slots.md, Removing a directory, has the
+ * rule and the crash argument. `check` sees the entry first and may refuse
+ * (not a directory, read-only, uploads open in it). Returns the entry removed.
+ */
+export async function removeDirectory(
+  parent: Directory,
+  name: string,
+  open: (entry: DirEntry) => Directory,
+  options: AbortOptions & { check?: ((entry: DirEntry) => void) | undefined } = {},
+): Promise<DirEntry> {
+  const entry = await parent.lookup(name, options);
+  if (entry === undefined) throw new NotFoundError('no such directory');
+  options.check?.(entry);
+  const child = open(entry);
+  if (entry.cap instanceof DirectoryWriteCap) {
+    await child.seal(options);
+    if (await parent.swapEntry(name, entry.cap, null, options)) return entry;
+    await child.unseal(options);
+    throw new NotFoundError('the directory was moved or replaced while it was being removed');
   }
+  if ((await child.count(options)) > 0) throw new NotEmptyError('directory not empty');
+  if (await parent.swapEntry(name, entry.cap, null, options)) return entry;
+  throw new NotFoundError('the directory was moved or replaced while it was being removed');
 }
 
 function sameDirectory(a: Directory, b: Directory): boolean {
