@@ -30,7 +30,7 @@ export interface CreateTreeOptions extends TreeOptions {
 /**
  * Knobs for tests and benchmarks only, never for a gateway: a fixed random
  * source makes directory bytes reproducible (test/vectors/dirs.json), and a
- * different layout lets src/bench/dir-growth.ts measure the alternatives.
+ * different layout lets bench/dir-growth.ts measure the alternatives.
  * Not exported from src/tree/index.ts.
  */
 export interface TreeInternals {

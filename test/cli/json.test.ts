@@ -122,7 +122,7 @@ describe('--json', () => {
     // The human form says the same.
     const human = await ok(['status']);
     expect(human).toContain(`${chunkStore.chunks} chunks`);
-    expect(human).toMatch(/^slot store\s+leveldb store\/slots: 2 directories$/m);
+    expect(human).toMatch(/^slot store\s+leveldb store\/slots: 2 directories, 0 homes$/m);
     await expectDocumented('`capstan status --json', [status]);
   });
 

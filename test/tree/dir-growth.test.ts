@@ -14,7 +14,7 @@ import { openNode, type DirNode } from '../../src/tree/dir/node-format.js';
 import { verifySlotRecord } from '../../src/tree/dir/slot-record.js';
 import { createTreeWithInternals } from '../../src/tree/tree.js';
 // Counts bytes put; a wrapper, not a mock: the bytes really are stored.
-import { CountingChunkStore } from '../../src/bench/dir-growth.js';
+import { CountingChunkStore } from '../../bench/dir-growth.js';
 
 const meta: EntryMetadata = { size: 1, mtimeMs: 1_700_000_000_000, ctimeMs: 1_700_000_000_000 };
 const fileCap = (i: number): FileReadCap => new FileReadCap(randomBytes(32), randomBytes(32), 1000 + i);

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { S3ChunkStore } from '../store/s3/index.js';
-import type { ChunkAddress } from '../store/index.js';
+import { S3ChunkStore } from '../src/store/s3/index.js';
+import type { ChunkAddress } from '../src/store/index.js';
 
 /**
  * 1 MiB PUT/GET throughput of S3ChunkStore against an S3 endpoint, with
  * `concurrency` requests in flight. Against the test Swift:
  *
  *     node scripts/swift-server.mjs start     # prints the endpoint and dir
- *     npm run build && node dist/bench/s3.js http://127.0.0.1:PORT [chunks=256] [concurrency=8]
+ *     npm run build:bench && node dist-bench/bench/s3.js http://127.0.0.1:PORT [chunks=256] [concurrency=8]
  *     node scripts/swift-server.mjs stop DIR
  *
  * Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the test Swift's

@@ -28,6 +28,17 @@ function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
   }
 }
 
+/** A process's VmRSS now, MiB; undefined if it is gone (or there is no procfs). */
+export function rssMiB(pid: number): number | undefined {
+  const kib = statusKiB(pid, 'VmRSS');
+  return kib === undefined ? undefined : kib / 1024;
+}
+
+/** A window's peak: the kernel's VmHWM when it could be reset for the window (it sees spikes between samples), else the sampled peak. */
+export function peakMiB(w: RssWindow): number {
+  return w.hwmReset ? Math.max(w.hwmMiB, w.peakRssMiB) : w.peakRssMiB;
+}
+
 export class ProcRssSampler {
   readonly #pid: number;
   #timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,6 @@
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { cpuWindow, orderFor, push, settle, type BenchContext, type BenchResults, type GrowthPoint } from './context.js';
+import { cpuWindow, forEachServer, push, settle, type BenchContext, type BenchResults, type GrowthPoint } from './context.js';
 import type { Workload } from './schedule.js';
 import { stampFiles, treeBytes, writeSmallFiles } from './data.js';
 import { outputLines, sftpBatch, timedBatch, q } from './sftp.js';
@@ -9,7 +9,7 @@ import { outputLines, sftpBatch, timedBatch, q } from './sftp.js';
  * Many-entry workloads: many small files in one session (2), `ls -l` of a
  * big directory (3), and the cost of one more entry as a directory grows
  * (7). 3 and 7 share one directory per server, grown in stages, so the
- * 10,000 entries are populated once.
+ * 10,000 entries are populated once (and that population is timed).
  */
 
 /** Workload 2: `put dir/*` of `smallFiles` files into a fresh folder per run. */
@@ -27,7 +27,7 @@ export function smallFilesWorkload(ctx: BenchContext, results: BenchResults): Wo
       results.setupSeconds['generate small files'] = (performance.now() - started) / 1000;
     },
     async run(run) {
-      for (const server of orderFor(ctx.servers, run)) {
+      await forEachServer(ctx, results, 'small', run, async (server) => {
         await stampFiles(files, smallFileSize);
         await settle(ctx);
         const target = `small-r${run}`;
@@ -38,7 +38,7 @@ export function smallFilesWorkload(ctx: BenchContext, results: BenchResults): Wo
         const perSec = count / r.seconds;
         push(results.smallFilesPerSec, server.name, perSec);
         ctx.log(`  run ${run + 1} ${server.name}: ${perSec.toFixed(0)} files/s`);
-      }
+      });
     },
     async cleanup() {
       await rm(dir, { recursive: true, force: true });
@@ -47,7 +47,7 @@ export function smallFilesWorkload(ctx: BenchContext, results: BenchResults): Wo
 }
 
 const GROW_DIR = 'grow';
-/** Sessions filling the growth folder at once: population is untimed setup, and both servers accept concurrent writers. */
+/** Sessions filling the growth folder at once (every server accepts concurrent writers). */
 const FILL_SESSIONS = 4;
 
 /** Batch lines putting `local` as each of `names` (in the current remote folder). */
@@ -61,24 +61,29 @@ function names(prefix: string, from: number, to: number): string[] {
 
 /**
  * Workloads 7 and 3, sharing one folder per server. prepare: grow the
- * folder to each checkpoint with empty files (untimed), adding the last
- * `addsPerCheckpoint` entries (1-byte files) in a timed session of their
- * own while measuring the store. run: time `ls -l` of the grown folder.
+ * folder to each checkpoint with empty files (untimed, but the wall time of
+ * all the sessions that put the entries is reported as the time to populate
+ * it), adding the last `addsPerCheckpoint` entries (1-byte files) in a timed
+ * session of their own while measuring the store. run: time `ls -l` of the
+ * full folder, then time `addsPerCheckpoint` more entries in it (a sample of
+ * "one more entry" per run) and remove them again, untimed, so that every
+ * run lists and grows the same folder.
  */
 export function directoryWorkload(ctx: BenchContext, results: BenchResults): Workload {
   const { dirCheckpoints, addsPerCheckpoint: adds } = ctx.sizes;
   const expected = dirCheckpoints.at(-1) ?? 0;
+  const oneByte = path.join(ctx.dataDir, 'one-byte');
   return {
     name: 'dirs',
     what: `one more entry at ${dirCheckpoints.join(', ')} entries, then ls -l of ${expected}`,
     repeatable: true,
     async prepare() {
       const empty = path.join(ctx.dataDir, 'empty');
-      const oneByte = path.join(ctx.dataDir, 'one-byte');
       await writeFile(empty, '');
       await writeFile(oneByte, 'x');
       const points = new Map<number, GrowthPoint>(dirCheckpoints.map((n) => [n, { entries: n, perServer: {} }]));
-      for (const server of ctx.servers) {
+      // Population is the same for every run: no alternation needed, any order.
+      await forEachServer(ctx, results, 'dirs', 0, async (server) => {
         await sftpBatch(ctx.client, server, [`mkdir ${GROW_DIR}`]);
         let have = 0;
         let populateSeconds = 0;
@@ -99,7 +104,9 @@ export function directoryWorkload(ctx: BenchContext, results: BenchResults): Wor
           const count = checkpoint - have;
           await settle(ctx);
           const before = await treeBytes(server.storeDir);
+          const started = performance.now();
           const r = await timedBatch(ctx.client, server, [`cd ${GROW_DIR}`], putLines(oneByte, names(`a${checkpoint}-`, 0, count)));
+          populateSeconds += (performance.now() - started) / 1000;
           const after = await treeBytes(server.storeDir);
           have = checkpoint;
           const cost = { bytesPerAdd: (after - before) / count, msPerAdd: (r.seconds * 1000) / count };
@@ -108,19 +115,34 @@ export function directoryWorkload(ctx: BenchContext, results: BenchResults): Wor
             `  ${server.name}: one more entry at ${checkpoint}: ${cost.bytesPerAdd.toFixed(0)} bytes, ${cost.msPerAdd.toFixed(1)} ms`,
           );
         }
-        results.setupSeconds[`populate ${have} entries (${server.name})`] = populateSeconds;
-      }
+        results.populateSeconds[server.name] = populateSeconds;
+        ctx.log(`  ${server.name}: populated ${have} entries in ${populateSeconds.toFixed(1)} s`);
+      });
       results.growth = [...points.values()];
     },
     async run(run) {
-      for (const server of orderFor(ctx.servers, run)) {
+      await forEachServer(ctx, results, 'dirs', run, async (server) => {
         const r = await timedBatch(ctx.client, server, [], [`ls -l ${GROW_DIR}`]);
         const listed = outputLines(r.stdout).length;
         if (listed !== expected) throw new Error(`ls -l on ${server.name} listed ${listed} entries, expected ${expected}`);
         results.lsEntries = listed;
         push(results.lsSeconds, server.name, r.seconds);
-        ctx.log(`  run ${run + 1} ${server.name}: ls -l of ${expected} entries ${r.seconds.toFixed(3)} s`);
-      }
+        const added = names(`m${run}-`, 0, adds);
+        // As before the adds measured while populating: no writeback of earlier work in this timing.
+        await settle(ctx);
+        const grow = await timedBatch(
+          ctx.client,
+          server,
+          [`cd ${GROW_DIR}`],
+          putLines(oneByte, added),
+          added.map((n) => `rm ${n}`),
+        );
+        const ms = (grow.seconds * 1000) / adds;
+        push(results.oneMoreMs, server.name, ms);
+        ctx.log(
+          `  run ${run + 1} ${server.name}: ls -l of ${expected} entries ${r.seconds.toFixed(3)} s, one more entry ${ms.toFixed(1)} ms`,
+        );
+      });
     },
   };
 }

@@ -1,7 +1,8 @@
 import { TreeCpuWindow, treeCpuAvailable } from './cpu.js';
 import type { ProcessRegistry } from './procs.js';
 import type { ProcRssSampler, RssWindow } from './rss.js';
-import type { BenchServer } from './servers.js';
+import type { RequestCounts } from './counting-proxy.js';
+import type { BenchServer, ServerName } from './servers.js';
 import { sftpBatch, type SftpClient } from './sftp.js';
 import { GiB, KiB, MiB } from './data.js';
 
@@ -9,7 +10,7 @@ import { GiB, KiB, MiB } from './data.js';
 export interface BenchContext {
   registry: ProcessRegistry;
   client: SftpClient;
-  /** capstan first; OpenSSH second when it runs. */
+  /** capstan first, then OpenSSH and rclone, each when it runs. */
   servers: BenchServer[];
   capstan: BenchServer;
   capstanRss: ProcRssSampler;
@@ -27,11 +28,13 @@ export interface BenchSizes {
   hugeFile: number;
   smallFiles: number;
   smallFileSize: number;
+  /** Small files put through the S3 gateway, to count its requests per file. */
+  s3SmallFiles: number;
   clients: number;
   clientFile: number;
   /** Directory sizes at which one more entry is measured; the last is also the `ls -l` directory. */
   dirCheckpoints: number[];
-  /** Adds measured (and averaged) at each checkpoint. */
+  /** Adds measured (and averaged) at each checkpoint, and in every run at the last one. */
   addsPerCheckpoint: number;
   connectSamples: number;
 }
@@ -42,6 +45,7 @@ export const FULL_SIZES: BenchSizes = {
   hugeFile: 4 * GiB,
   smallFiles: 2000,
   smallFileSize: 16 * KiB,
+  s3SmallFiles: 200,
   clients: 8,
   clientFile: 128 * MiB,
   dirCheckpoints: [100, 1000, 10_000],
@@ -56,6 +60,7 @@ export const QUICK_SIZES: BenchSizes = {
   hugeFile: 32 * MiB,
   smallFiles: 40,
   smallFileSize: 16 * KiB,
+  s3SmallFiles: 10,
   clients: 8,
   clientFile: 1 * MiB,
   dirCheckpoints: [10, 50, 100],
@@ -72,6 +77,24 @@ export interface GrowthPoint {
   perServer: Record<string, { bytesPerAdd: number; msPerAdd: number }>;
 }
 
+export interface S3Results {
+  fileBytes: number;
+  putMBps?: number;
+  getMBps?: number;
+  /** Small files put through the S3 gateway in one session, and the S3 requests that cost. */
+  smallFiles?: {
+    files: number;
+    fileBytes: number;
+    filesPerSec: number;
+    /** Requests from the session's first put to its end. */
+    duringSession: RequestCounts;
+    /** Requests after the session until the gateway had exited (work it deferred, flushed at shutdown). */
+    untilExit: RequestCounts;
+  };
+  /** Why the workload (or part of it) did not run. */
+  skipped?: string;
+}
+
 export interface BenchResults {
   cipher: string;
   connectMs: Record<string, number>;
@@ -84,8 +107,16 @@ export interface BenchResults {
   /** Server CPU milliseconds per small file (whole session). */
   smallFilesCpuMs: Samples;
   concurrentMBps: Samples;
+  /** Peak RSS (MiB) of the server process during each 8-client run: capstan, and rclone for comparison. */
+  concurrentPeakMiB: Samples;
+  /** RSS (MiB) of the server process right after each 8-client run (clients gone, `sync` done). */
+  concurrentAfterMiB: Samples;
   lsSeconds: Samples;
   lsEntries?: number;
+  /** Wall time of the sessions that filled the growth folder to its last checkpoint, per server, seconds. */
+  populateSeconds: Record<string, number>;
+  /** ms per entry added to the full growth folder, one sample per run. */
+  oneMoreMs: Samples;
   /** capstan's memory during each big-file put, and during the one huge put. */
   rssBig: RssWindow[];
   rssHuge?: RssWindow;
@@ -94,8 +125,10 @@ export interface BenchResults {
   hugePutMBps?: number;
   dedup?: { fileBytes: number; firstUploadBytes: number; secondUploadBytes: number };
   growth: GrowthPoint[];
-  /** The big file through a second gateway whose chunks are in S3 (local Swift): MB/s, or why it was skipped. */
-  s3?: { fileBytes: number; putMBps?: number; getMBps?: number; skipped?: string };
+  /** The big file and small files through a second gateway whose chunks are in S3 (local Swift). */
+  s3?: S3Results;
+  /** Workloads a server could not do, with the reason (reported as not applicable). */
+  notApplicable: Record<string, Partial<Record<ServerName, string>>>;
   /** Untimed setup the budget still pays for (data generation, directory population), seconds. */
   setupSeconds: Record<string, number>;
 }
@@ -111,10 +144,15 @@ export function emptyResults(cipher: string, connectMs: Map<string, number>): Be
     smallFilesPerSec: {},
     smallFilesCpuMs: {},
     concurrentMBps: {},
+    concurrentPeakMiB: {},
+    concurrentAfterMiB: {},
     lsSeconds: {},
+    populateSeconds: {},
+    oneMoreMs: {},
     rssBig: [],
     rssByWorkload: {},
     growth: [],
+    notApplicable: {},
     setupSeconds: {},
   };
 }
@@ -123,9 +161,38 @@ export function push(samples: Samples, server: string, value: number): void {
   (samples[server] ??= []).push(value);
 }
 
-/** The servers in the order of run `run`: alternated, so neither always goes first (cache warmth, writeback). */
+/** The servers in the order of run `run`: alternated, so none always goes first (cache warmth, writeback). */
 export function orderFor(servers: BenchServer[], run: number): BenchServer[] {
   return run % 2 === 0 ? servers : [...servers].reverse();
+}
+
+/**
+ * Runs `step` for each server in run `run`'s order. rclone is a third-party
+ * server: if a step fails on it, the workload is recorded as not applicable
+ * to rclone, with the error's first line as the reason, shown in the table,
+ * and rclone is left out of that workload's later runs. A failure on capstan
+ * or OpenSSH fails the benchmark, as before.
+ */
+export async function forEachServer(
+  ctx: BenchContext,
+  results: BenchResults,
+  workload: string,
+  run: number,
+  step: (server: BenchServer) => Promise<void>,
+): Promise<void> {
+  for (const server of orderFor(ctx.servers, run)) {
+    if (results.notApplicable[workload]?.[server.name] !== undefined) continue;
+    try {
+      await step(server);
+    } catch (err) {
+      if (server.name !== 'rclone') throw err;
+      const reason = String((err as Error).message ?? err)
+        .split('\n')[0]!
+        .slice(0, 300);
+      (results.notApplicable[workload] ??= {}).rclone = reason;
+      ctx.log(`  rclone: ${workload} not applicable: ${reason}`);
+    }
+  }
 }
 
 const canMeasureCpu = treeCpuAvailable();

@@ -3,8 +3,8 @@
  * function (name, file:line), the top N, plus self time per source file and
  * per package, which is usually the quicker read ("40 % in ssh2's cipher").
  *
- *     node dist/bench/cpu-profile.js FILE.cpuprofile [--top 25]
- *     node dist/bench/cpu-profile.js FILE.cpuprofile --callers REGEX [--depth 4]
+ *     node dist-bench/bench/cpu-profile.js FILE.cpuprofile [--top 25]
+ *     node dist-bench/bench/cpu-profile.js FILE.cpuprofile --callers REGEX [--depth 4]
  *
  * --callers lists, for the functions whose "name url" matches REGEX, their
  * self time split by call path (DEPTH frames up): who pays for a hot spot.
@@ -158,7 +158,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const file = argv.find((a, i) => !a.startsWith('--') && !values.has(i));
   const callers = optionValue('--callers');
   if (!file) {
-    process.stderr.write('usage: node dist/bench/cpu-profile.js FILE.cpuprofile [--top 25] [--callers REGEX [--depth 4]]\n');
+    process.stderr.write('usage: node dist-bench/bench/cpu-profile.js FILE.cpuprofile [--top 25] [--callers REGEX [--depth 4]]\n');
     process.exitCode = 2;
   } else {
     readFile(file, 'utf8')

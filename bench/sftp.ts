@@ -4,14 +4,14 @@ import type { Finished, ProcessRegistry } from './procs.js';
 import type { BenchServer } from './servers.js';
 
 /**
- * The one client both servers are measured with: OpenSSH's `sftp -b`, the
- * same options and cipher for both, so the client's cost is the same on
+ * The one client every server is measured with: OpenSSH's `sftp -b`, the
+ * same options and cipher for all, so the client's cost is the same on
  * each side and the difference is the server's.
  */
 
 export interface SftpClient {
   readonly registry: ProcessRegistry;
-  /** Private key (its .pub is authorized on both servers). */
+  /** Private key (its .pub is authorized on every server). */
   readonly keyFile: string;
   /** Where batch files are written. */
   readonly batchDir: string;
@@ -106,9 +106,15 @@ export interface Timed extends Finished {
   endNs: bigint;
 }
 
-/** Runs `setup` untimed, then `timed` between two marks, in one session; throws on failure. */
-export async function timedBatch(client: SftpClient, server: BenchServer, setup: string[], timed: string[]): Promise<Timed> {
-  const r = await sftpBatch(client, server, [...setup, MARK, ...timed, MARK]);
+/** Runs `setup` untimed, then `timed` between two marks, then `after` untimed, in one session; throws on failure. */
+export async function timedBatch(
+  client: SftpClient,
+  server: BenchServer,
+  setup: string[],
+  timed: string[],
+  after: string[] = [],
+): Promise<Timed> {
+  const r = await sftpBatch(client, server, [...setup, MARK, ...timed, MARK, ...after]);
   return withMarks(r, server);
 }
 

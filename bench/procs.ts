@@ -2,7 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { createServer } from 'node:net';
 
 /**
- * Every process the benchmark starts (the two servers, every sftp client)
+ * Every process the benchmark starts (the servers, every sftp client)
  * goes through one ProcessRegistry, so that a failure, a timeout or a
  * Ctrl-C stops all of them by pid and nothing outlives the harness.
  */
@@ -31,12 +31,17 @@ export class ProcessRegistry {
     return child;
   }
 
-  /** Runs a command to completion, collecting (bounded) output; SIGKILLed after timeoutMs. */
-  run(cmd: string, args: string[], options: SpawnOptions & { timeoutMs?: number } = {}): Promise<Finished> {
-    const { timeoutMs = 600_000, ...spawnOptions } = options;
+  /**
+   * Runs a command to completion, collecting (bounded) output; SIGKILLed
+   * after timeoutMs. `input` is written to its stdin (for secrets, which
+   * must not be in its arguments: those are visible in ps).
+   */
+  run(cmd: string, args: string[], options: SpawnOptions & { timeoutMs?: number; input?: string } = {}): Promise<Finished> {
+    const { timeoutMs = 600_000, input, ...spawnOptions } = options;
     return new Promise((resolve, reject) => {
       const started = performance.now();
-      const child = this.spawn(cmd, args, spawnOptions);
+      const child = this.spawn(cmd, args, input === undefined ? spawnOptions : { ...spawnOptions, stdio: ['pipe', 'pipe', 'pipe'] });
+      child.stdin?.end(input);
       const out: string[] = [];
       const err: string[] = [];
       let outBytes = 0;

@@ -1,12 +1,14 @@
-import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants, closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { NODE_FLAGS } from '../src/cli/node-flags.js';
 import { stopChild, waitForStderr, type ProcessRegistry } from './procs.js';
-import { NODE_FLAGS } from '../cli/node-flags.js';
 
 /**
- * The two servers under test, both on loopback and both storing on the same
+ * The servers under test, all on loopback and all storing on the same
  * filesystem (under the harness's work folder):
  *
  * - capstan: a fresh node directory (`init`, `account add` with the
@@ -14,11 +16,16 @@ import { NODE_FLAGS } from '../cli/node-flags.js';
  * - OpenSSH: `sshd -D -e` with its own config and host key, internal-sftp
  *   chrooted to a folder whose upload/ subfolder belongs to the unprivileged
  *   user `nobody`, so the sftp server runs as an ordinary user, as it would
- *   for a real account.
+ *   for a real account;
+ * - rclone: `rclone serve sftp` over a `crypt` remote whose ciphertext is a
+ *   local folder, VFS cache mode `writes` (the gateway an operator would
+ *   compare capstan with: it also encrypts every byte and name).
  */
 
+export type ServerName = 'capstan' | 'OpenSSH' | 'rclone';
+
 export interface BenchServer {
-  readonly name: 'capstan' | 'OpenSSH';
+  readonly name: ServerName;
   readonly port: number;
   readonly user: string;
   /** Remote folder the benchmark works in; batches `cd` there first. */
@@ -26,6 +33,12 @@ export interface BenchServer {
   /** Local folder whose recursive size is what the server stored. */
   readonly storeDir: string;
   readonly pid: number;
+  /**
+   * Called before a timed read of `remote` (a path relative to home): returns
+   * once a read of it will come from what the server stored, not from a copy
+   * the upload left behind. Only rclone has such a copy (its VFS write cache).
+   */
+  beforeRead?(remote: string): Promise<void>;
   /** Stops the server by pid (SIGTERM, SIGKILL after a grace period); safe to call twice. */
   stop(): Promise<void>;
 }
@@ -99,17 +112,15 @@ function stderrTail(child: ChildProcess): () => string {
   return () => tail.trim();
 }
 
-export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
+/** A capstan gateway, with the node directory it runs on (to change its configuration and run it again). */
+export interface CapstanServer extends BenchServer {
+  readonly nodeDir: string;
+}
+
+/** `capstan init` and `account add` in a fresh node directory, then the gateway on it (runCapstan). */
+export async function startCapstan(o: CapstanOptions): Promise<CapstanServer> {
   const cli = path.join(o.repo, 'dist/cli/main.js');
   const nodeDir = path.join(o.workDir, 'capstan-node');
-  // AWS_* from the caller's shell would override s3.credentials (capstan prefers the environment).
-  const env = {
-    ...process.env,
-    CAPSTAN_NODE_DIR: undefined,
-    AWS_ACCESS_KEY_ID: undefined,
-    AWS_SECRET_ACCESS_KEY: undefined,
-    AWS_SESSION_TOKEN: undefined,
-  };
   await mustRun(o.registry, process.execPath, [cli, 'init', '-d', nodeDir, '--listen', `127.0.0.1:${o.port}`], 'capstan init');
   // Before `account add`, so that the account's root directory is made against the store the gateway will use.
   if (o.s3) await useS3(nodeDir, o.s3);
@@ -119,12 +130,21 @@ export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
     [cli, 'account', 'add', CAPSTAN_USER, '--key', o.publicKeyFile, '-d', nodeDir],
     'capstan account add',
   );
-  if (o.fsync === false) {
-    const cfg = path.join(nodeDir, 'capstan.cfg');
-    const text = await readFile(cfg, 'utf8');
-    if (!/^fs\.fsync = true$/m.test(text)) throw new Error('capstan.cfg has no "fs.fsync = true" line to turn off');
-    await writeFile(cfg, text.replace(/^fs\.fsync = true$/m, 'fs.fsync = false'));
-  }
+  if (o.fsync === false) await setCapstanConfig(nodeDir, { 'fs.fsync': 'false' });
+  return runCapstan(o, nodeDir);
+}
+
+/** `capstan run` on an existing node directory (made by startCapstan); resolves once it listens. */
+export async function runCapstan(o: CapstanOptions, nodeDir: string): Promise<CapstanServer> {
+  const cli = path.join(o.repo, 'dist/cli/main.js');
+  // AWS_* from the caller's shell would override s3.credentials (capstan prefers the environment).
+  const env = {
+    ...process.env,
+    CAPSTAN_NODE_DIR: undefined,
+    AWS_ACCESS_KEY_ID: undefined,
+    AWS_SECRET_ACCESS_KEY: undefined,
+    AWS_SESSION_TOKEN: undefined,
+  };
   // stdout is the JSON log: to a file, so a chatty log can never block the gateway on a full pipe.
   const logFd = openSync(path.join(o.workDir, 'capstan.log'), 'a');
   let child: ChildProcess;
@@ -151,17 +171,18 @@ export async function startCapstan(o: CapstanOptions): Promise<BenchServer> {
     user: CAPSTAN_USER,
     home: '/',
     storeDir: path.join(nodeDir, 'store'),
+    nodeDir,
     pid: child.pid!,
     // A --cpu-prof profile is written while the process exits: give it time.
     stop: () => stopChild(child, 30_000),
   };
 }
 
-/** Points the node's [storage] at S3: init wrote every key with its default, one per line; each is replaced in place. */
+/** Points the node's [storage] at S3 (before `account add`, so the account's root directory is made in S3). */
 async function useS3(nodeDir: string, s3: CapstanS3): Promise<void> {
   const credentials = path.join(nodeDir, 'private', 's3-credentials');
   await writeFile(credentials, `${s3.accessKeyId}\n${s3.secretAccessKey}\n`, { mode: 0o600 });
-  const settings: Record<string, string> = {
+  await setCapstanConfig(nodeDir, {
     backend: 's3',
     's3.endpoint': s3.endpoint,
     's3.region': s3.region,
@@ -169,7 +190,16 @@ async function useS3(nodeDir: string, s3: CapstanS3): Promise<void> {
     's3.prefix': s3.prefix,
     's3.addressing': 'path',
     's3.credentials': credentials,
-  };
+  });
+}
+
+/**
+ * Sets keys of the node's capstan.cfg: init writes every key with its
+ * default, one per line, so each is replaced in place (a key init did not
+ * write is an error: the harness and the config schema disagree). Takes
+ * effect at the gateway's next start.
+ */
+export async function setCapstanConfig(nodeDir: string, settings: Record<string, string>): Promise<void> {
   const cfg = path.join(nodeDir, 'capstan.cfg');
   let text = await readFile(cfg, 'utf8');
   for (const [key, value] of Object.entries(settings)) {
@@ -240,6 +270,143 @@ export async function startOpenSsh(o: OpenSshOptions): Promise<BenchServer> {
     home: '/upload',
     storeDir: upload,
     pid: child.pid!,
+    stop: () => stopChild(child, 10_000),
+  };
+}
+
+export const RCLONE = 'rclone';
+const RCLONE_USER = 'bench';
+/** The crypt remote's name in the generated rclone.conf; the VFS cache keeps its files under cache/vfs/<name>/. */
+const RCLONE_REMOTE = 'secret';
+/** How long a get waits for rclone's VFS cache to drop the file just put (the cleaner runs every second). */
+const RCLONE_EVICT_TIMEOUT_MS = 60_000;
+
+/** `rclone version`'s first line, or undefined if rclone is not installed. */
+export function rcloneVersion(): string | undefined {
+  const r = spawnSync(RCLONE, ['version'], { encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 ? (r.stdout.split('\n')[0]?.trim() ?? '') : undefined;
+}
+
+/** Why the rclone side cannot run here, or undefined if it can. */
+export function rcloneUnavailable(): string | undefined {
+  return rcloneVersion() === undefined ? 'rclone is not installed (Debian package rclone)' : undefined;
+}
+
+export interface RcloneOptions {
+  registry: ProcessRegistry;
+  workDir: string;
+  publicKeyFile: string;
+  port: number;
+}
+
+/**
+ * `rclone serve sftp` over a crypt remote, configured so that it does what
+ * capstan does before it answers, and nothing on the network:
+ *
+ * - the crypt remote (names and contents encrypted, rclone's defaults) wraps
+ *   a local folder, rclone/remote/, the store whose size is measured; its two
+ *   passwords are random per run, passed to `rclone obscure` on stdin and
+ *   kept in a 0600 rclone.conf given with --config (no RCLONE_* variable of
+ *   the caller's shell is passed on);
+ * - `--vfs-cache-mode writes`: an upload is written to a plain file in the
+ *   VFS cache, then copied through crypt into the remote. With
+ *   `--vfs-write-back 0s` that copy happens inside the SFTP close (rclone
+ *   uploads synchronously when the write-back delay is zero), so a put has
+ *   returned only once its bytes are encrypted in the remote, as capstan's
+ *   has once they are sealed in its store; with the default 5 s it would
+ *   return with the encryption still to do, and do it during the next
+ *   measurement;
+ * - `--vfs-cache-max-age 1s --vfs-cache-poll-interval 1s`: the plain copy is
+ *   dropped about a second after the upload, and beforeRead waits for that,
+ *   so a get decrypts from the remote (a read of a file still in the cache
+ *   is served from the plain copy, which no server of the others has);
+ * - login with the benchmark's key (--authorized-keys), a host key made for
+ *   the run (--key), bound to 127.0.0.1 on a free port. rclone serve makes
+ *   no update check or other outside connection; the local and crypt
+ *   backends touch only the disk.
+ */
+export async function startRclone(o: RcloneOptions): Promise<BenchServer> {
+  const dir = path.join(o.workDir, 'rclone');
+  const remote = path.join(dir, 'remote');
+  const cache = path.join(dir, 'cache');
+  await mkdir(remote, { recursive: true });
+  await mkdir(cache);
+  const hostKey = path.join(dir, 'ssh_host_ed25519_key');
+  await mustRun(o.registry, 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey], 'ssh-keygen (rclone host key)');
+  const obscure = async (): Promise<string> => {
+    const r = await o.registry.run(RCLONE, ['obscure', '-'], { input: randomBytes(24).toString('base64url'), timeoutMs: 60_000 });
+    // stderr only: rclone echoes nothing of the password there.
+    if (r.code !== 0) throw new Error(`rclone obscure failed (${r.signal ?? r.code}): ${r.stderr.trim()}`);
+    return r.stdout.trim();
+  };
+  const config = path.join(dir, 'rclone.conf');
+  await writeFile(
+    config,
+    [
+      `[${RCLONE_REMOTE}]`,
+      'type = crypt',
+      `remote = ${remote}`,
+      'filename_encryption = standard',
+      'directory_name_encryption = true',
+      `password = ${await obscure()}`,
+      `password2 = ${await obscure()}`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RCLONE_')));
+  const child = o.registry.spawn(
+    RCLONE,
+    [
+      'serve',
+      'sftp',
+      `${RCLONE_REMOTE}:`,
+      '--config',
+      config,
+      '--addr',
+      `127.0.0.1:${o.port}`,
+      '--key',
+      hostKey,
+      '--authorized-keys',
+      o.publicKeyFile,
+      '--user',
+      RCLONE_USER,
+      '--vfs-cache-mode',
+      'writes',
+      '--vfs-write-back',
+      '0s',
+      '--vfs-cache-max-age',
+      '1s',
+      '--vfs-cache-poll-interval',
+      '1s',
+      '--cache-dir',
+      cache,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env, cwd: dir },
+  );
+  const tail = stderrTail(child);
+  try {
+    await waitForStderr(child, /SFTP server listening on/, 30_000);
+  } catch (err) {
+    await stopChild(child);
+    throw new Error(`rclone serve sftp did not start: ${(err as Error).message} ${tail()}`);
+  }
+  const cached = (remotePath: string): string => path.join(cache, 'vfs', RCLONE_REMOTE, remotePath);
+  return {
+    name: 'rclone',
+    port: o.port,
+    user: RCLONE_USER,
+    home: '/',
+    storeDir: remote,
+    pid: child.pid!,
+    async beforeRead(remotePath) {
+      // Bounded polling of a condition only rclone's cleaner can make true; it has no event to wait for.
+      const deadline = Date.now() + RCLONE_EVICT_TIMEOUT_MS;
+      while (existsSync(cached(remotePath))) {
+        if (Date.now() > deadline) throw new Error(`rclone kept ${remotePath} in its VFS cache for over ${RCLONE_EVICT_TIMEOUT_MS} ms`);
+        await delay(100);
+      }
+    },
     stop: () => stopChild(child, 10_000),
   };
 }

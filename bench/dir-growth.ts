@@ -5,7 +5,7 @@
  * 10,000 entries, and the time to list() the result (cold cache: a fresh Tree,
  * as a second gateway would see it; and warm).
  *
- *     node dist/bench/dir-growth.js [--entries 10000] [--no-fsync] [--memory]
+ *     node dist-bench/bench/dir-growth.js [--entries 10000] [--no-fsync] [--memory]
  *                                   [--bucket 32 --bits 4] [--json]
  *
  * "Bytes per add at N" is the mean over the 50 adds that end at N entries
@@ -17,18 +17,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FileReadCap } from '../cap/index.js';
-import { randomBytes } from '../crypto/index.js';
-import type { AbortOptions } from '../errors.js';
-import type { ChunkAddress, ChunkStore } from '../store/chunk-store.js';
-import { ForwardingChunkStore } from '../store/forwarding-chunk-store.js';
-import { FsChunkStore } from '../store/fs-chunk-store.js';
-import { LevelSlotStore } from '../store/level-slot-store.js';
-import { MemoryChunkStore } from '../store/memory-chunk-store.js';
-import { MemorySlotStore } from '../store/memory-slot-store.js';
-import type { SlotStore } from '../store/slot-store.js';
-import { DEFAULT_LAYOUT, type DirectoryLayout } from '../tree/dir/context.js';
-import { createTreeWithInternals } from '../tree/tree.js';
+import { FileReadCap } from '../src/cap/index.js';
+import { randomBytes } from '../src/crypto/index.js';
+import type { AbortOptions } from '../src/errors.js';
+import type { ChunkAddress, ChunkStore } from '../src/store/chunk-store.js';
+import { ForwardingChunkStore } from '../src/store/forwarding-chunk-store.js';
+import { FsChunkStore } from '../src/store/fs-chunk-store.js';
+import { LevelSlotStore } from '../src/store/level-slot-store.js';
+import { MemoryChunkStore } from '../src/store/memory-chunk-store.js';
+import { MemorySlotStore } from '../src/store/memory-slot-store.js';
+import type { SlotStore } from '../src/store/slot-store.js';
+import { DEFAULT_LAYOUT, type DirectoryLayout } from '../src/tree/dir/context.js';
+import { createTreeWithInternals } from '../src/tree/tree.js';
 
 export interface DirGrowthOptions {
   entries?: number | undefined;

@@ -1,7 +1,8 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cpuWindow, orderFor, push, settle, type BenchContext, type BenchResults, type Samples } from './context.js';
+import { cpuWindow, forEachServer, push, settle, type BenchContext, type BenchResults, type Samples } from './context.js';
 import { GiB, stampFile, treeBytes, writeRandomFile } from './data.js';
+import { peakMiB, ProcRssSampler, rssMiB } from './rss.js';
 import type { BenchServer } from './servers.js';
 import type { Workload } from './schedule.js';
 import { timedBatch, q } from './sftp.js';
@@ -35,7 +36,7 @@ export function bigFileWorkload(ctx: BenchContext, results: BenchResults, withDe
       results.setupSeconds['generate big file'] = (performance.now() - started) / 1000;
     },
     async run(run) {
-      for (const server of orderFor(ctx.servers, run)) {
+      await forEachServer(ctx, results, 'transfer', run, async (server) => {
         const remote = `big-r${run}.bin`;
         await stampFile(local, bigFile);
         await settle(ctx);
@@ -51,6 +52,7 @@ export function bigFileWorkload(ctx: BenchContext, results: BenchResults, withDe
         push(results.putMBps, server.name, putMBps);
 
         // Read to /dev/null: the client's disk is not part of the measurement.
+        await server.beforeRead?.(remote);
         await settle(ctx);
         cpu = cpuWindow(server);
         const get = await timedBatch(ctx.client, server, [], [`get ${q(remote)} /dev/null`]);
@@ -65,7 +67,7 @@ export function bigFileWorkload(ctx: BenchContext, results: BenchResults, withDe
           results.dedup = await dedupCheck(ctx, local, remote, storeBefore);
           results.setupSeconds['dedup check'] = (performance.now() - started) / 1000;
         }
-      }
+      });
     },
     async cleanup() {
       await rm(local, { force: true });
@@ -123,7 +125,13 @@ export function hugeFileWorkload(ctx: BenchContext, results: BenchResults): Work
   };
 }
 
-/** Workload 4: `clients` sftp sessions at once, each putting its own file; aggregate MB/s over the span of their puts. */
+/**
+ * Workload 4: `clients` sftp sessions at once, each putting its own file;
+ * aggregate MB/s over the span of their puts. The server's memory is taken
+ * for capstan (the gateway's bound is a target) and rclone (for comparison):
+ * the peak during the run, and the RSS once the clients are gone and `sync`
+ * has returned (memory kept after a burst is memory a gateway holds).
+ */
 export function concurrentWorkload(ctx: BenchContext, results: BenchResults): Workload {
   const { clients, clientFile } = ctx.sizes;
   const locals = Array.from({ length: clients }, (_, i) => path.join(ctx.dataDir, `client-${i}.bin`));
@@ -137,19 +145,33 @@ export function concurrentWorkload(ctx: BenchContext, results: BenchResults): Wo
       results.setupSeconds['generate client files'] = (performance.now() - started) / 1000;
     },
     async run(run) {
-      for (const server of orderFor(ctx.servers, run)) {
+      await forEachServer(ctx, results, 'concurrent', run, async (server) => {
         for (const f of locals) await stampFile(f, clientFile);
         await settle(ctx);
-        const all = await Promise.all(
-          locals.map((f, i) => timedBatch(ctx.client, server, [], [`put ${q(f)} ${q(`client-r${run}-${i}.bin`)}`])),
-        );
+        const memory = server.name === 'OpenSSH' ? undefined : new ProcRssSampler(server.pid);
+        memory?.start();
+        let all: Awaited<ReturnType<typeof timedBatch>>[];
+        try {
+          all = await Promise.all(
+            locals.map((f, i) => timedBatch(ctx.client, server, [], [`put ${q(f)} ${q(`client-r${run}-${i}.bin`)}`])),
+          );
+        } finally {
+          memory?.stopTimer();
+        }
+        if (memory) push(results.concurrentPeakMiB, server.name, peakMiB(memory.stop()));
+        await settle(ctx);
+        const after = rssMiB(server.pid);
+        if (memory && after !== undefined) push(results.concurrentAfterMiB, server.name, after);
         // From the first session's start mark to the last one's end mark.
         const start = all.reduce((min, r) => (r.startNs < min ? r.startNs : min), all[0]!.startNs);
         const end = all.reduce((max, r) => (r.endNs > max ? r.endNs : max), all[0]!.endNs);
         const value = mbps(clients * clientFile, Number(end - start) / 1e9);
         push(results.concurrentMBps, server.name, value);
-        ctx.log(`  run ${run + 1} ${server.name}: ${value.toFixed(1)} MB/s aggregate`);
-      }
+        const rss = memory
+          ? `, RSS peak ${results.concurrentPeakMiB[server.name]!.at(-1)!.toFixed(0)} MiB, after ${after?.toFixed(0)} MiB`
+          : '';
+        ctx.log(`  run ${run + 1} ${server.name}: ${value.toFixed(1)} MB/s aggregate${rss}`);
+      });
     },
     async cleanup() {
       for (const f of locals) await rm(f, { force: true });
