@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { accountCommand } from './commands/account.js';
+import { banCommand } from './commands/ban.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
 import { gcCommand } from './commands/gc.js';
@@ -48,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
     .command(runCommand)
     .command(demoCommand)
     .command(accountCommand)
+    .command(banCommand)
     .command(mkdirCommand)
     .command(lsCommand)
     .command(putCommand)

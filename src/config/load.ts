@@ -31,6 +31,8 @@ export interface NodeConfig {
     homesSecretFile: string;
     /** 0: sessions never time out. */
     idleTimeoutSeconds: number;
+    /** Load balancers whose connections carry a PROXY protocol header (empty: none). */
+    proxyProtocolFrom: string[];
   };
   storage: {
     backend: 'fs' | 's3';
@@ -144,6 +146,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
       ...resolveUsers(sftpd, inNode),
       homesSecretFile: inNode(sftpd['users.homes_secret']),
       idleTimeoutSeconds: sftpd.idle_timeout,
+      proxyProtocolFrom: sftpd.proxy_protocol,
     },
     storage: {
       backend: storage.backend,
@@ -164,7 +167,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
           : { backend: 'level' },
     },
     http: http.listen !== undefined ? { listen: http.listen } : {},
-    defender: resolveDefender(raw.defender),
+    defender: resolveDefender(raw.defender, inNode),
     limits: resolveLimits(raw.limits),
     quota: { file: inNode(raw.quota.file), usageFile: inNode(raw.quota.usage_file) },
     events: resolveEvents(raw.events, inNode),

@@ -1,7 +1,7 @@
 import { SCHEMA_NAME_RE } from '../store/slots/postgres/migrations.js';
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../tree/index.js';
 import { EVENTS_KEYS } from './events-schema.js';
-import { DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';
+import { addressListType, DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';
 import { USERS_KEYS } from './users-schema.js';
 import {
   boolType,
@@ -110,6 +110,11 @@ export const SCHEMA = {
     /** A central user directory: src/config/users-schema.ts. */
     ...USERS_KEYS,
     idle_timeout: key(intType(0, 604_800, 'seconds'), '900', 'Close SFTP sessions idle this long. 0: never.'),
+    proxy_protocol: key(
+      addressListType,
+      '',
+      'Load balancers (addresses or CIDRs) whose connections start with a PROXY protocol header, v1 or v2 (HAProxy send-proxy, send-proxy-v2): the client address in it is what bans, limits and logs see. A connection from these addresses without a valid header is closed. Empty: off.',
+    ),
   },
   storage: {
     backend: key(

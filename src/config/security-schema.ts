@@ -89,6 +89,11 @@ export const DEFENDER_KEYS = {
   ),
   allow: key(addressListType, '', 'Addresses and networks never scored or banned ([limits] still apply).'),
   deny: key(addressListType, '', 'Addresses and networks whose connections are always closed at once (allow wins over deny).'),
+  state_dir: key(
+    pathType,
+    'store/defender',
+    'LevelDB directory keeping scores and bans across restarts, relative to the node directory (slots.backend = level; with postgres they live in the slot database, shared by every gateway).',
+  ),
   refused_users: key(
     nameListType,
     DEFAULT_REFUSED_USERS.join(','),
@@ -148,9 +153,9 @@ export const QUOTA_KEYS = {
 type ValueOf<K> = K extends ConfigKey<infer T> ? T : never;
 type Section<S> = { [K in keyof S]: ValueOf<S[K]> };
 
-export type DefenderConfig = Omit<DefenderOptions, 'logger' | 'now'> & { failureDelayMs: number };
+export type DefenderConfig = Omit<DefenderOptions, 'logger' | 'now'> & { failureDelayMs: number; stateDir: string };
 
-export function resolveDefender(raw: Section<typeof DEFENDER_KEYS>): DefenderConfig {
+export function resolveDefender(raw: Section<typeof DEFENDER_KEYS>, inNode: (p: string) => string): DefenderConfig {
   return {
     enabled: raw.enabled,
     threshold: raw.threshold,
@@ -169,6 +174,7 @@ export function resolveDefender(raw: Section<typeof DEFENDER_KEYS>): DefenderCon
     deny: raw.deny,
     refusedUsers: raw.refused_users,
     failureDelayMs: raw.failure_delay,
+    stateDir: inNode(raw.state_dir),
   };
 }
 

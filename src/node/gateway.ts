@@ -20,6 +20,7 @@ import { MeasuredChunkStore } from '../store/chunks/measured.js';
 import { MetricsText } from './metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
 import { openGatewayStores } from './stores.js';
+import { openDefenderStore } from './open.js';
 import { readConvergenceSecret, readHomesSecret, readHostKey } from './secrets.js';
 
 /** How long shutdown lets uploads being closed finish before dropping connections. */
@@ -166,6 +167,12 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         logger: log,
       });
       closers.add('quota usage', () => quota.close());
+      // Scores and bans outlive the process: in the node directory, or shared in PostgreSQL.
+      const defenderStore = await openDefenderStore(config, log);
+      closers.add('defender store', () => defenderStore.close());
+      const defender = new Defender({ ...config.defender, logger: log }, defenderStore);
+      await defender.start();
+      closers.add('defender', () => defender.close());
       const server = await startSftpServer({
         tree,
         authenticator,
@@ -178,8 +185,9 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         stats,
         ...(config.sftpd.idleTimeoutSeconds > 0 ? { idleTimeoutMs: config.sftpd.idleTimeoutSeconds * 1000 } : {}),
         limits: config.limits,
+        proxyProtocolFrom: config.sftpd.proxyProtocolFrom,
         quota,
-        defender: new Defender({ ...config.defender, logger: log }),
+        defender,
         authFailureDelayMs: config.defender.failureDelayMs,
         // The accounts file and what the user directory's cache holds (nothing remote): account-server users score as unknown ones.
         isKnownUser: (user: string) => authenticator.knowsUser(user),

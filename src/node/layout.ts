@@ -21,6 +21,7 @@ import path from 'node:path';
  *       store/slots/                   the LevelDB: slots, and the object index of the packs
  *       store/outbox/                  the durable event outbox (src/events/outbox.ts)
  *       store/quota-usage.json         per-account usage counters
+ *       store/defender/                the defender's scores and bans (src/defender/level-store.ts; slots.backend = level)
  *       store/s3-cache/                the bounded read cache with backend = s3
  *       spool/                         0700: uploads in progress; emptied at every start
  *

@@ -2,6 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { InvalidInputError } from '../errors.js';
 import { convergenceSecret } from '../crypto/convergence.js';
 import type { NodeConfig } from '../config/index.js';
+import { LevelDefenderStore } from '../defender/level-store.js';
+import { PostgresDefenderStore } from '../defender/postgres-store.js';
+import type { DefenderStore } from '../defender/store.js';
 import type { SlotsConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { PostgresSlotStore } from '../store/slots/postgres/index.js';
@@ -81,6 +84,23 @@ export async function openPostgresSlots(slots: Extract<SlotsConfig, { backend: '
     ...(password !== undefined ? { password } : {}),
     schema: slots.schema,
     poolSize: slots.poolSize,
+    ...(logger ? { logger } : {}),
+  });
+}
+
+/**
+ * The defender's store for `capstan run`: with postgres slots, tables beside
+ * the slots in the same database and schema (shared by every gateway, its
+ * own small pool); otherwise a LevelDB in `[defender] state_dir`.
+ */
+export async function openDefenderStore(config: NodeConfig, logger?: Logger): Promise<DefenderStore> {
+  const slots = config.storage.slots;
+  if (slots.backend !== 'postgres') return LevelDefenderStore.open(config.defender.stateDir, { maxEntries: config.defender.maxEntries });
+  const password = await readPostgresPassword(slots.passwordFile);
+  return PostgresDefenderStore.open({
+    ...(slots.url !== undefined ? { url: slots.url } : {}),
+    ...(password !== undefined ? { password } : {}),
+    schema: slots.schema,
     ...(logger ? { logger } : {}),
   });
 }

@@ -71,12 +71,13 @@ export class GatewayConnection {
   readonly #gone = new AbortController();
   readonly closed: Promise<void>;
 
-  constructor(id: number, socket: Socket, client: SshConnection, deps: ConnectionDeps) {
+  /** `peer`: the client a load balancer named in a PROXY header (default: the socket's own peer). */
+  constructor(id: number, socket: Socket, client: SshConnection, deps: ConnectionDeps, peer?: { address: string; port: number }) {
     this.#socket = socket;
     this.#client = client;
     this.#deps = deps;
-    this.#remoteAddress = socket.remoteAddress ?? 'unknown';
-    this.#remotePort = socket.remotePort ?? 0;
+    this.#remoteAddress = peer?.address ?? socket.remoteAddress ?? 'unknown';
+    this.#remotePort = peer?.port ?? socket.remotePort ?? 0;
     // Bound to a connection number only: the events below name the address themselves, once.
     this.#log = deps.logger.child({ conn: id });
     this.#log.info({ event: 'connect', remoteAddress: this.#remoteAddress, remotePort: this.#remotePort }, 'connection');

@@ -3,7 +3,7 @@ import { createServer, type Socket } from 'node:net';
 import ssh2, { type Connection as SshConnection } from 'ssh2';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { EventRecorder } from '../events/api.js';
-import type { Defender } from '../defender/index.js';
+import { AddressList, type Defender } from '../defender/index.js';
 import type { QuotaGuard } from '../quota/index.js';
 import type { Logger } from '../log.js';
 import type { Tree } from '../tree/index.js';
@@ -11,6 +11,7 @@ import { cleanSpoolDir, EncryptedSpool } from './spool.js';
 import { GatewayConnection } from './connection.js';
 import { ConnectionCounter, DEFAULT_LIMITS, type Limits } from './limits.js';
 import { UploadOverlay } from './overlay.js';
+import { readProxyHeader } from './proxy-protocol.js';
 import { GatewayStats } from './stats.js';
 import type { WriteHandle } from './write-handle.js';
 
@@ -49,6 +50,12 @@ export interface SftpServerOptions {
   quota?: QuotaGuard | undefined;
   /** Pause before answering a refused password or signature (default 0; capstan run: [defender] failure_delay). */
   authFailureDelayMs?: number | undefined;
+  /**
+   * Load balancers (addresses, CIDRs) whose connections start with a PROXY
+   * protocol header naming the real client (proxy-protocol.ts); required from
+   * them, never read from anyone else. Default none.
+   */
+  proxyProtocolFrom?: readonly string[] | undefined;
 }
 
 export interface SftpServer {
@@ -97,9 +104,8 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
   let nextId = 1;
   const limits: Limits = { ...DEFAULT_LIMITS, ...definedOnly(opts.limits ?? {}) };
   const counter = new ConnectionCounter(limits);
+  // Its owner starts it (ban list refresh, sweeps) and closes it after us.
   const defender = opts.defender;
-  // Expired bans are logged and forgotten addresses dropped even when no one knocks.
-  const sweeper = defender !== undefined ? setInterval(() => defender.sweep(), 60_000).unref() : undefined;
 
   const deps = {
     tree: opts.tree,
@@ -136,7 +142,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
       return;
     }
     socket.removeListener('data', markParsing);
-    const connection = new GatewayConnection(nextId++, socket, client, deps);
+    const connection = new GatewayConnection(nextId++, socket, client, deps, peers.get(socket));
     connections.add(connection);
     void connection.closed.then(() => connections.delete(connection));
   });
@@ -144,14 +150,51 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     parsing = this;
   }
 
+  /** The client a load balancer named in its PROXY header, per socket (absent: the socket's own peer). */
+  const peers = new WeakMap<Socket, { address: string; port: number }>();
+  const balancers = new AddressList(opts.proxyProtocolFrom ?? []);
+  /** Connections from a balancer whose PROXY header has not arrived yet (closed at shutdown). */
+  const awaitingHeader = new Set<Socket>();
+
   const net = createServer((socket) => {
     if (!accepting) {
       socket.destroy();
       return;
     }
+    socket.on('error', () => {}); // ssh2 reports socket errors on the client; never crash on one
+    const direct = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    if (!balancers.has(direct.address)) {
+      admit(socket, direct);
+      return;
+    }
+    // From a load balancer: the client is whoever its PROXY header names; no header, no connection.
+    awaitingHeader.add(socket);
+    void readProxyHeader(socket, limits.loginGraceMs).then((peer) => {
+      awaitingHeader.delete(socket);
+      if (peer.kind === 'refused') {
+        logger.info(
+          { event: 'connection_refused', remoteAddress: direct.address, reason: 'proxy_protocol', detail: peer.reason },
+          'connection refused',
+        );
+        socket.destroy();
+        return;
+      }
+      if (!accepting || socket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      const client = peer.kind === 'client' ? { address: peer.address, port: peer.port } : direct;
+      peers.set(socket, client);
+      admit(socket, client);
+      socket.resume();
+    });
+  });
+
+  /** The defender and the connection limits decide on the client's address; then the socket is handed to ssh2. */
+  function admit(socket: Socket, client: { address: string; port: number }): void {
     // Before a single byte of SSH: a banned or deny-listed client and one past a connection limit cost
     // us an accept and a close, nothing more (no key exchange, no log line per attempt above debug).
-    const remoteAddress = socket.remoteAddress ?? '';
+    const remoteAddress = client.address;
     const admission = defender?.admit(remoteAddress);
     if (admission !== undefined && !admission.ok) {
       logger.debug({ event: 'connection_refused', remoteAddress, reason: admission.reason }, 'connection refused');
@@ -180,9 +223,8 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('data', markParsing);
-    socket.on('error', () => {}); // ssh2 reports socket errors on the client; never crash on one
     ssh.injectSocket(socket);
-  });
+  }
   const host = opts.host ?? DEFAULT_HOST;
   await new Promise<void>((resolve, reject) => {
     net.once('error', reject);
@@ -204,7 +246,6 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     close(graceMs = DEFAULT_GRACE_MS) {
       closing ??= (async () => {
         accepting = false;
-        clearInterval(sweeper);
         const listenerClosed = new Promise<void>((resolve) => net.close(() => resolve()));
         let timer: NodeJS.Timeout | undefined;
         const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
@@ -213,6 +254,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
         for (const c of connections) c.end('server shutting down');
         // Sockets still before their SSH header (they keep our listener until then) have nothing to save.
         for (const socket of sockets) if (socket.listeners('data').includes(markParsing)) socket.destroy();
+        for (const socket of awaitingHeader) socket.destroy();
         await Promise.all([...connections].map((c) => c.closed));
         await listenerClosed;
         logger.info({ event: 'stopped' }, 'SFTP gateway stopped');

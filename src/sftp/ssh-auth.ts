@@ -103,7 +103,7 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
 
   /** Scores a failure and waits out the failure delay; true if the address is now banned. */
   const penalize = async (kind: FailureKind | undefined, delay: boolean): Promise<boolean> => {
-    const banned = kind !== undefined && defender !== undefined && defender.recordFailure(remoteAddress, kind);
+    const banned = kind !== undefined && defender !== undefined && (await defender.recordFailure(remoteAddress, kind));
     if (delay && delayMs > 0 && !banned) await new Promise((resolve) => setTimeout(resolve, delayMs));
     return banned;
   };

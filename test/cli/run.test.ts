@@ -4,6 +4,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, startCli, stopAllCli, REPO, type CliProcess } from '../helpers/cli.js';
+import { bannerSent } from '../helpers/ssh-banner.js';
 import { filterFromDocs, matchLine } from '../node/fail2ban.js';
 import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 
@@ -35,7 +36,7 @@ function hasBinaries(...names: string[]): boolean {
 }
 
 /** A real SSH client: does a password login succeed? */
-function tryPasswordLogin(port: number, username: string, password: string): Promise<boolean> {
+function tryPasswordLogin(port: number, username: string, password: string, localAddress?: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
     const timer = setTimeout(() => {
@@ -53,7 +54,16 @@ function tryPasswordLogin(port: number, username: string, password: string): Pro
         if (err.level === 'client-authentication') resolve(false);
         else reject(err);
       })
-      .connect({ host: '127.0.0.1', port, username, password, tryKeyboard: false, hostVerifier: () => true, readyTimeout: 15_000 });
+      .connect({
+        host: '127.0.0.1',
+        port,
+        username,
+        password,
+        tryKeyboard: false,
+        hostVerifier: () => true,
+        readyTimeout: 15_000,
+        ...(localAddress !== undefined ? { localAddress } : {}),
+      });
   });
 }
 
@@ -132,6 +142,37 @@ describe('capstan run', () => {
     expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
     // A dozen commands and a gateway; under load each process start takes seconds.
   }, 180_000);
+
+  it('a ban survives a restart: scores and bans are kept in store/defender', async () => {
+    const node = path.join(tmp.dir, 'node-bans');
+    await ok(node, ['init']);
+    await setConfig(node, (t) => t.replace(/^threshold = 15$/m, 'threshold = 2').replace(/^failure_delay = 1000$/m, 'failure_delay = 0'));
+    await ok(node, ['account', 'add', 'dave', '--password-stdin'], 'right-pw\n');
+    const first = await startRun(node);
+    // One wrong password from 127.0.0.5, then a restart: the score is kept too.
+    expect(await tryPasswordLogin(first.port, 'dave', 'wrong', '127.0.0.5')).toBe(false);
+    expect(await first.proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    const second = await startRun(node);
+    expect(await tryPasswordLogin(second.port, 'dave', 'wrong', '127.0.0.5')).toBe(false);
+    await second.proc.waitFor(/"event":"ban","remoteAddress":"127\.0\.0\.5"/, 'stdout'); // the log line comes through a pipe
+    expect(await bannerSent(second.port, '127.0.0.1', '127.0.0.5')).toBe(false);
+    expect(await second.proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    // Restarted again: still refused before the banner, while other clients are served.
+    const third = await startRun(node);
+    expect(await bannerSent(third.port, '127.0.0.1', '127.0.0.5')).toBe(false);
+    expect(await tryPasswordLogin(third.port, 'dave', 'right-pw')).toBe(true);
+    expect((await stat(path.join(node, 'store/defender'))).isDirectory()).toBe(true);
+    // The operator lifts it: not while the gateway holds the database, then with the CLI.
+    const held = await runCli(['-d', node, 'ban', 'list']);
+    expect(held.code).not.toBe(0);
+    expect(oneErrorLine(held)).toMatch(/held by the running gateway: stop it first/);
+    expect(await third.proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(await ok(node, ['ban', 'list'])).toMatch(/^127\.0\.0\.5\t\d{4}-\d\d-\d\dT[\d:.]+Z\t1\n$/);
+    expect(await ok(node, ['ban', 'remove', '127.0.0.5'])).toBe('unbanned 127.0.0.5\n');
+    expect(await ok(node, ['ban', 'list'])).toBe('');
+    const fourth = await startRun(node);
+    expect(await bannerSent(fourth.port, '127.0.0.1', '127.0.0.5')).toBe(true);
+  }, 90_000);
 
   it('stops cleanly on SIGINT too, and refuses a second gateway on the same node', async () => {
     const node = path.join(tmp.dir, 'twice');

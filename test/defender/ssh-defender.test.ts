@@ -1,10 +1,10 @@
-import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
 import { Defender, DEFAULT_DEFENDER_OPTIONS, type DefenderOptions } from '../../src/defender/index.js';
 import { createLogger } from '../../src/log.js';
+import { bannerSent } from '../helpers/ssh-banner.js';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from '../sftp/gateway-fixture.js';
 
 /**
@@ -48,19 +48,6 @@ async function attempt(port: number, user: string, password: string): Promise<'o
   }
 }
 
-/** Whether the server sends its SSH banner to a new TCP connection, or closes it first. */
-function bannerSent(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.on('error', () => {});
-    socket.once('data', (d) => {
-      socket.destroy();
-      resolve(d.toString('latin1').startsWith('SSH-2.0-'));
-    });
-    socket.once('close', () => resolve(false));
-  });
-}
-
 describe('defender in the gateway', () => {
   it('bans after the threshold and then closes connections before the SSH banner', async () => {
     const { g, events } = await gateway({ threshold: 3 });
@@ -84,7 +71,7 @@ describe('defender in the gateway', () => {
     expect(await attempt(g.port, 'alice', 'nope')).toBe('refused');
     expect(await attempt(g.port, 'alice', 'nope')).toBe('refused');
     expect(defender.bans()).toHaveLength(0);
-    defender.unban('127.0.0.1');
+    await defender.unban('127.0.0.1');
     expect(await attempt(g.port, 'mallory', 'nope')).toBe('refused');
     expect(await attempt(g.port, 'mallory', 'nope')).toBe('refused');
     expect(defender.bans()).toHaveLength(1);
@@ -133,8 +120,9 @@ describe('defender in the gateway', () => {
             n++;
             if (n === 1) next({ type: 'password', username: 'alice', password: 'wrong' });
             else {
-              for (let i = 0; i < 50; i++) defender.recordFailure('127.0.0.1', 'wrong_credential');
-              next({ type: 'password', username: 'alice', password: g.password });
+              void Promise.all(Array.from({ length: 50 }, () => defender.recordFailure('127.0.0.1', 'wrong_credential'))).then(() =>
+                next({ type: 'password', username: 'alice', password: g.password }),
+              );
             }
           };
         })() as never,
@@ -164,8 +152,8 @@ describe('defender in the gateway', () => {
     const dual = await gateway({ deny: ['127.0.0.1'] }, 0, '::');
     expect(await bannerSent(dual.g.port, '127.0.0.1')).toBe(false);
     expect(await bannerSent(dual.g.port, '::1')).toBe(true);
-    dual.defender.recordFailure('::1', 'refused_user');
-    for (let i = 0; i < 5; i++) dual.defender.recordFailure('0:0:0:0:0:0:0:1', 'refused_user');
+    await dual.defender.recordFailure('::1', 'refused_user');
+    for (let i = 0; i < 5; i++) await dual.defender.recordFailure('0:0:0:0:0:0:0:1', 'refused_user');
     expect(await bannerSent(dual.g.port, '::1')).toBe(false);
   });
 });

@@ -24,8 +24,9 @@ export interface SwiftServer {
 
 export const SWIFT_SKIP: string | undefined = skipNotice(swiftUnavailable() as string | undefined, 'S3 tests against Swift');
 
-export async function startSwiftServer(): Promise<SwiftServer> {
-  return (await startSwift()) as SwiftServer;
+/** `timeoutMs`: how long Swift may take to answer (default 30 s; a loaded machine needs more). */
+export async function startSwiftServer(options: { timeoutMs?: number } = {}): Promise<SwiftServer> {
+  return (await startSwift(options)) as SwiftServer;
 }
 
 export async function stopSwiftServer(server: SwiftServer | undefined): Promise<void> {

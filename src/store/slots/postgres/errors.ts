@@ -34,16 +34,16 @@ function isSqlState(code: unknown): code is string {
  * (they never carry the password), but a code is all an operator needs and
  * all a test should match.
  */
-export function classifyPostgresError(err: unknown, what: string): unknown {
+export function classifyPostgresError(err: unknown, what: string, component = 'postgres slot store'): unknown {
   if (isCapstanError(err)) return err;
   const code = (err as { code?: unknown } | null)?.code;
   if (isSqlState(code)) {
     if (TRANSIENT_SQLSTATE_CLASSES.includes(code.slice(0, 2)) || TRANSIENT_SQLSTATES.has(code)) {
-      return new TransientError(`postgres slot store: ${what} failed (SQLSTATE ${code})`, { cause: err });
+      return new TransientError(`${component}: ${what} failed (SQLSTATE ${code})`, { cause: err });
     }
     if (CONFIG_SQLSTATE_CLASSES.includes(code.slice(0, 2)) || CONFIG_SQLSTATES.has(code)) {
       return new InvalidInputError(
-        `postgres slot store: ${what} refused (SQLSTATE ${code}: check [storage] slots.postgres.url, the password and the role's rights)`,
+        `${component}: ${what} refused (SQLSTATE ${code}: check [storage] slots.postgres.url, the password and the role's rights)`,
         { cause: err },
       );
     }
@@ -51,16 +51,13 @@ export function classifyPostgresError(err: unknown, what: string): unknown {
   }
   if (err instanceof Error && err.message.startsWith('SASL:')) {
     // pg's own check before SCRAM: no password was found anywhere.
-    return new InvalidInputError(
-      `postgres slot store: ${what} refused (no usable password: set it in the URL, the password file or PGPASSWORD)`,
-      {
-        cause: err,
-      },
-    );
+    return new InvalidInputError(`${component}: ${what} refused (no usable password: set it in the URL, the password file or PGPASSWORD)`, {
+      cause: err,
+    });
   }
   if (err instanceof Error) {
     const reason = typeof code === 'string' ? code : 'connection failed';
-    return new TransientError(`postgres slot store: ${what} failed (${reason})`, { cause: err });
+    return new TransientError(`${component}: ${what} failed (${reason})`, { cause: err });
   }
   return err;
 }

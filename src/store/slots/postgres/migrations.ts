@@ -42,6 +42,22 @@ export function quoteSchema(schema: string): string {
 }
 
 /**
+ * One set of tables in the schema with its own version table and
+ * append-only migrations: the slot store's (below), the defender's
+ * (src/defender/postgres-store.ts). Each moves on its own.
+ */
+export interface SchemaComponent {
+  /** For messages: "slot store". */
+  name: string;
+  /** Table (in the schema) holding the component's version. */
+  versionTable: string;
+  /** Entry i takes the component from version i to i + 1; never edited once released. `{schema}` is the quoted schema. */
+  migrations: readonly string[];
+}
+
+export const SLOT_STORE_SCHEMA: SchemaComponent = { name: 'slot store', versionTable: 'capstan_schema_version', migrations: MIGRATIONS };
+
+/**
  * Brings the schema up to SCHEMA_VERSION, in one transaction, under a
  * transaction-scoped advisory lock keyed by the schema name: two gateways
  * starting at once serialize here, and the second finds the work done. A
@@ -49,24 +65,35 @@ export function quoteSchema(schema: string): string {
  * older capstan must not write to a format it does not understand).
  * Returns the version found before migrating.
  */
-export async function migrate(client: PoolClient, schema: string): Promise<number> {
+export function migrate(client: PoolClient, schema: string): Promise<number> {
+  return migrateComponent(client, schema, SLOT_STORE_SCHEMA);
+}
+
+/**
+ * Brings one component's tables up to its latest version, as migrate()
+ * describes. Every component takes the same advisory lock (the schema's), so
+ * two gateways creating the schema for different components never race.
+ */
+export async function migrateComponent(client: PoolClient, schema: string, component: SchemaComponent): Promise<number> {
   const q = quoteSchema(schema);
+  const latest = component.migrations.length;
+  const versions = `${q}.${component.versionTable}`;
   await client.query('BEGIN');
   try {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`capstan slot store ${schema}`]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${q}`);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${q}.capstan_schema_version (version integer NOT NULL)`);
-    const rows = (await client.query<{ version: number }>(`SELECT version FROM ${q}.capstan_schema_version`)).rows;
+    await client.query(`CREATE TABLE IF NOT EXISTS ${versions} (version integer NOT NULL)`);
+    const rows = (await client.query<{ version: number }>(`SELECT version FROM ${versions}`)).rows;
     const found = rows.length === 0 ? 0 : Math.max(...rows.map((r) => r.version));
-    if (found > SCHEMA_VERSION) {
+    if (found > latest) {
       throw new InvalidInputError(
-        `the postgres slot store schema ${schema} is at version ${found}, newer than this capstan's ${SCHEMA_VERSION}: upgrade capstan`,
+        `the postgres ${component.name} schema ${schema} is at version ${found}, newer than this capstan's ${latest}: upgrade capstan`,
       );
     }
-    for (let v = found; v < SCHEMA_VERSION; v++) await client.query(MIGRATIONS[v]!.replaceAll('{schema}', q));
-    if (found < SCHEMA_VERSION) {
-      await client.query(`DELETE FROM ${q}.capstan_schema_version`);
-      await client.query(`INSERT INTO ${q}.capstan_schema_version (version) VALUES ($1)`, [SCHEMA_VERSION]);
+    for (let v = found; v < latest; v++) await client.query(component.migrations[v]!.replaceAll('{schema}', q));
+    if (found < latest) {
+      await client.query(`DELETE FROM ${versions}`);
+      await client.query(`INSERT INTO ${versions} (version) VALUES ($1)`, [latest]);
     }
     await client.query('COMMIT');
     return found;

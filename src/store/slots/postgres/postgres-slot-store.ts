@@ -1,10 +1,11 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { AbortError, ConflictError, IntegrityError, TransientError, throwIfAborted, type AbortOptions } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { MAX_SLOT_SEQ, checkStorageIndex, checkSwap, storageIndexHex } from '../slot-limits.js';
 import type { SlotEntry, SlotStore } from '../slot-store.js';
 import { classifyPostgresError } from './errors.js';
 import { migrate, quoteSchema } from './migrations.js';
+import { createPool } from './pool.js';
 
 export interface PostgresSlotStoreOptions {
   /**
@@ -63,20 +64,6 @@ function parseSeq(storageIndex: Uint8Array, text: unknown): bigint {
   return seq;
 }
 
-/** `url` with `password` in it, unless it has one already (the URL wins). */
-function withPassword(url: string, password: string | undefined): string {
-  if (password === undefined) return url;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return url; // not a URL pg would read as one either; pg reports it
-  }
-  if (parsed.password !== '') return url;
-  parsed.password = encodeURIComponent(password);
-  return parsed.toString();
-}
-
 /**
  * Slots in a PostgreSQL table, shared by any number of gateways.
  *
@@ -111,28 +98,13 @@ export class PostgresSlotStore implements SlotStore {
   static async open(options: PostgresSlotStoreOptions = {}): Promise<PostgresSlotStore> {
     const schema = options.schema ?? 'public';
     const table = `${quoteSchema(schema)}.capstan_slots`;
-    const config: pg.PoolConfig = {
-      max: options.poolSize ?? DEFAULT_POOL_SIZE,
-      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
-      // Both sides: the server cancels a statement that runs too long, the
-      // client gives up on one whose answer does not come (a dead network).
-      query_timeout: options.statementTimeoutMs ?? 15_000,
-      statement_timeout: options.statementTimeoutMs ?? 15_000,
-      idleTimeoutMillis: 30_000,
-      keepAlive: true,
-      application_name: 'capstan',
-    };
-    // pg lets what the URL says (even a missing password) override the
-    // separate fields, so a password from elsewhere goes into the URL.
-    if (options.url !== undefined) config.connectionString = withPassword(options.url, options.password);
-    else if (options.password !== undefined) config.password = options.password;
-    const pool = new pg.Pool(config);
-    // An idle connection that dies (server restart, network cut) is reported
-    // here; without a listener it would crash the process. The pool has
-    // already dropped it, and the next query opens a new one.
-    const log = options.logger?.child({ component: 'postgres' });
-    pool.on('error', (err: Error & { code?: string }) => {
-      log?.warn({ event: 'postgres_connection_lost', code: err.code }, 'an idle postgres connection failed');
+    const pool = createPool({
+      ...(options.url !== undefined ? { url: options.url } : {}),
+      ...(options.password !== undefined ? { password: options.password } : {}),
+      poolSize: options.poolSize ?? DEFAULT_POOL_SIZE,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      statementTimeoutMs: options.statementTimeoutMs ?? 15_000,
+      logger: options.logger,
     });
     try {
       const client = await pool.connect();
