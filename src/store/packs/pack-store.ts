@@ -211,7 +211,10 @@ export class PackChunkStore implements ChunkStore {
   async compact(options: CompactOptions = {}): Promise<CompactResult> {
     const threshold = options.threshold ?? 0.5;
     const result: CompactResult = { rewritten: 0, removed: 0, copiedBytes: 0, freedBytes: 0 };
-    const packs = await this.#sink.sealedPacks();
+    // Removable first, then the index: a pack is marked only after every object in it was indexed, so
+    // counting after the check never misses an object that was still pending when the pack was listed.
+    const packs: { pack: string; bytes: number }[] = [];
+    for (const p of await this.#sink.sealedPacks()) if (await this.#removable(p.pack)) packs.push(p);
     const live = new Map<string, number>(packs.map((p) => [p.pack, 0]));
     for await (const entry of this.#index.list(options)) {
       const bytes = live.get(entry.location.pack);
@@ -220,7 +223,7 @@ export class PackChunkStore implements ChunkStore {
     for (const { pack, bytes } of packs) {
       throwIfAborted(options.signal);
       const liveBytes = live.get(pack) ?? 0;
-      if (liveBytes >= bytes * threshold || !(await this.#removable(pack))) continue;
+      if (liveBytes >= bytes * threshold) continue;
       if (options.dryRun) {
         if (liveBytes === 0) result.removed++;
         else result.rewritten++;
