@@ -122,11 +122,15 @@ export const SCHEMA = {
       'fs',
       'Where chunks live: fs (a local directory, fs.*) or s3 (an S3 bucket, s3.*; see docs/operations.md).',
     ),
-    'fs.dir': key(pathType, 'store/chunks', 'Directory of the fs chunk store, relative to the node directory.'),
+    'fs.dir': key(
+      pathType,
+      'store/chunks',
+      'Directory of the fs chunk store, relative to the node directory; with LevelDB slots (the embedded default) its packs/ holds every new object (docs/spec/packs.md).',
+    ),
     'fs.fsync': key(
       boolType,
       'true',
-      'fsync every chunk before an upload is acknowledged. Off is faster and can lose recent uploads in a power cut.',
+      'Make every commit durable before it is acknowledged (the embedded default: one fdatasync of the journal per batch of commits; otherwise each chunk file). Off is faster and can lose recent uploads in a power cut.',
     ),
     's3.endpoint': key(
       optionalUrlType,
