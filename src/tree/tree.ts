@@ -13,7 +13,8 @@ import { InvalidInputError, NotADirectoryError, NotFoundError, PermissionError, 
 import type { ChunkStore } from '../store/chunks/chunk-store.js';
 import type { SlotStore } from '../store/slots/slot-store.js';
 import type { DirEntry, Directory, FileChunkList, FileReader, FileWriter, ResolvedNode, Tree, TreeOptions } from './api.js';
-import { DEFAULT_LAYOUT, KeyedMutex, type DirectoryContext, type DirectoryLayout } from './dir/context.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import { DEFAULT_LAYOUT, type DirectoryContext, type DirectoryLayout } from './dir/context.js';
 import { createDirectory } from './dir/create.js';
 import { DirectoryHandle } from './dir/directory.js';
 import { DEFAULT_NODE_CACHE_BYTES, NodeCache } from './dir/node-cache.js';

@@ -1,24 +1,23 @@
 /**
- * One holder per key at a time; holders of different keys run freely. The
- * map holds only keys someone holds or waits for, so it is bounded by the
+ * A chain of promises per key: run(key, fn) starts fn after every earlier
+ * fn for that key settled; different keys run freely. The map holds one
+ * entry per busy key (the last waiter removes it), so it is bounded by the
  * callers in flight.
  */
 export class KeyedMutex {
-  readonly #tails = new Map<string, Promise<void>>();
+  readonly #tails = new Map<string, Promise<unknown>>();
 
-  async run<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const before = this.#tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const tail = before.then(() => mine);
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    const result = previous.then(fn, fn);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
     this.#tails.set(key, tail);
-    await before;
     try {
-      return await work();
+      return await result;
     } finally {
-      release();
       if (this.#tails.get(key) === tail) this.#tails.delete(key);
     }
   }

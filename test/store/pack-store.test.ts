@@ -242,4 +242,21 @@ describe('LocalEngine', () => {
     expect(await engine.chunks.has(addresses[5]!)).toBe(false);
     await engine.close();
   });
+
+  it('a put of bytes a loose chunk of an older layout holds reuses it and refreshes its age; no packed copy', async () => {
+    const data = new Uint8Array(4000).fill(9);
+    const loose = await FsChunkStore.open(path.join(dir, 'chunks'), { fsync: false });
+    const address = await loose.put(data);
+    const old = new Date(Date.now() - 3600_000);
+    await fsp.utimes(loose.chunkPath(address), old, old);
+    await loose.close();
+    const engine = await openEngine(dir);
+    expect(await engine.chunks.put(data)).toEqual(address);
+    await engine.chunks.flush();
+    expect(await engine.chunks.index.get(address)).toBeUndefined();
+    const stat = await engine.chunks.stat(address);
+    expect(stat!.lastPutMs).toBeGreaterThan(Date.now() - 60_000);
+    expect(Buffer.from(await engine.chunks.get(address)).equals(Buffer.from(data))).toBe(true);
+    await engine.close();
+  });
 });

@@ -113,7 +113,7 @@ export class PackChunkStore implements ChunkStore {
       await this.#sink.written(pending.seq);
       return address;
     }
-    if (await this.#keys.run(key, () => this.#reuseFreshCopy(address, options))) return address;
+    if (await this.#keys.run(key, () => this.#reuseFreshCopy(address, bytes, options))) return address;
     const appended = this.#sink.append(objectRecord(address, bytes), address);
     const entry: IndexEntry = {
       address,
@@ -220,24 +220,28 @@ export class PackChunkStore implements ChunkStore {
       const bytes = live.get(entry.location.pack);
       if (bytes !== undefined) live.set(entry.location.pack, bytes + entry.location.length);
     }
-    for (const { pack, bytes } of packs) {
+    const chosen = packs.filter(({ pack, bytes }) => (live.get(pack) ?? 0) < bytes * threshold);
+    // One more pass over the index for the objects to move, not one per pack rewritten.
+    const moving = new Map<string, IndexEntry[]>();
+    if (!options.dryRun) {
+      for (const { pack } of chosen) if ((live.get(pack) ?? 0) > 0) moving.set(pack, []);
+      if (moving.size > 0) {
+        for await (const entry of this.#index.list(options)) moving.get(entry.location.pack)?.push(entry);
+      }
+    }
+    for (const { pack, bytes } of chosen) {
       throwIfAborted(options.signal);
       const liveBytes = live.get(pack) ?? 0;
-      if (liveBytes >= bytes * threshold) continue;
-      if (options.dryRun) {
-        if (liveBytes === 0) result.removed++;
-        else result.rewritten++;
-        result.copiedBytes += liveBytes;
-        result.freedBytes += bytes;
-        continue;
-      }
-      const copied = liveBytes === 0 ? 0 : await this.#moveOut(pack, options);
-      await this.#retire(pack);
-      await this.#sink.removePack(pack);
       if (liveBytes === 0) result.removed++;
       else result.rewritten++;
-      result.copiedBytes += copied;
       result.freedBytes += bytes;
+      if (options.dryRun) {
+        result.copiedBytes += liveBytes;
+        continue;
+      }
+      result.copiedBytes += await this.#moveOut(moving.get(pack) ?? [], options);
+      await this.#retire(pack);
+      await this.#sink.removePack(pack);
     }
     return result;
   }
@@ -300,7 +304,7 @@ export class PackChunkStore implements ChunkStore {
    * its age is refreshed (the ChunkStore stat contract: gc's grace counts
    * from the last put, deduplicated or not). Runs under the address's lock.
    */
-  async #reuseFreshCopy(address: ChunkAddress, options: AbortOptions): Promise<boolean> {
+  async #reuseFreshCopy(address: ChunkAddress, bytes: Uint8Array, options: AbortOptions): Promise<boolean> {
     const entry = await this.#index.get(address, options);
     const now = this.#nowSec();
     if (entry !== undefined) {
@@ -312,15 +316,13 @@ export class PackChunkStore implements ChunkStore {
     if (this.#legacy?.stat === undefined) return false;
     const stat = await this.#legacy.stat(address, options);
     if (stat === undefined || this.#now() - stat.lastPutMs > this.#maxAge * 1000) return false;
-    // A loose chunk's age is refreshed by putting it again there (its store's dedup touches it).
-    await this.#legacy.put(await this.#legacy.get(address, options), options);
+    // A loose chunk's age is refreshed by putting the same bytes there again (its store's dedup touches it).
+    await this.#legacy.put(bytes, options);
     return true;
   }
 
-  /** Copies every object the index still places in `pack` into the journal, syncs, and re-points the index. */
-  async #moveOut(pack: string, options: AbortOptions): Promise<number> {
-    const moving: IndexEntry[] = [];
-    for await (const entry of this.#index.list(options)) if (entry.location.pack === pack) moving.push(entry);
+  /** Copies `moving` (what the index placed in one pack) into the journal, syncs, and re-points the index. */
+  async #moveOut(moving: readonly IndexEntry[], options: AbortOptions): Promise<number> {
     let copied = 0;
     const moved: { from: IndexEntry; to: IndexEntry }[] = [];
     for (const from of moving) {

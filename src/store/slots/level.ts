@@ -1,6 +1,7 @@
+import { KeyedMutex } from '../../util/keyed-mutex.js';
 import { Level } from 'level';
 import { ConflictError, IntegrityError, throwIfAborted, type AbortOptions } from '../../errors.js';
-import { checkStorageIndex, checkSwap, storageIndexHex } from './slot-limits.js';
+import { checkStorageIndex, checkSwap, STORAGE_INDEX_BYTES, storageIndexHex } from './slot-limits.js';
 import type { SlotEntry, SlotStore } from './slot-store.js';
 
 /** Bytes of the sequence-number prefix in a stored value. */
@@ -44,7 +45,7 @@ export function decodeSlotValue(storageIndex: Uint8Array, value: Uint8Array): Sl
  * removed when the last one finishes; waiters are the callers themselves.
  */
 export class LevelSlotStore implements SlotStore {
-  private readonly locks = new Map<string, Promise<void>>();
+  private readonly locks = new KeyedMutex();
 
   private constructor(private readonly db: Level<Uint8Array, Uint8Array>) {}
 
@@ -72,7 +73,7 @@ export class LevelSlotStore implements SlotStore {
     checkSwap(storageIndex, expectedSeq, next);
     const key = storageIndexHex(storageIndex);
     const value = encodeSlotValue(next);
-    await this.withLock(key, async () => {
+    await this.locks.run(key, async () => {
       // Checked under the lock: an abort while queued changes nothing.
       throwIfAborted(options.signal);
       const stored = (await this.db.get(storageIndex)) as Uint8Array | undefined;
@@ -86,30 +87,16 @@ export class LevelSlotStore implements SlotStore {
 
   async *list(options: AbortOptions = {}): AsyncIterable<Uint8Array> {
     throwIfAborted(options.signal);
-    // The iterator reads from a snapshot and is closed by for-await on break.
+    // The iterator reads from a snapshot and is closed by for-await on break. Slot keys are the 32-byte
+    // storage indexes; a node of storage engine v3 keeps its object index and marks in the same database.
     for await (const key of this.db.keys()) {
       throwIfAborted(options.signal);
-      yield new Uint8Array(key);
+      if (key.length === STORAGE_INDEX_BYTES) yield new Uint8Array(key);
     }
   }
 
   async close(): Promise<void> {
     await this.db.close();
-  }
-
-  private async withLock(key: string, critical: () => Promise<void>): Promise<void> {
-    const previous = this.locks.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous.then(() => mine);
-    this.locks.set(key, tail);
-    try {
-      await previous;
-      await critical();
-    } finally {
-      release();
-      if (this.locks.get(key) === tail) this.locks.delete(key);
-    }
   }
 }
 

@@ -1,3 +1,4 @@
+import type { KeyedMutex } from '../../util/keyed-mutex.js';
 import type { DirectoryWriteCap } from '../../cap/index.js';
 import { IntegrityError, type AbortOptions } from '../../errors.js';
 import type { ChunkAddress, ChunkStore } from '../../store/chunks/chunk-store.js';
@@ -67,27 +68,6 @@ export async function loadNode(
     throw new IntegrityError(id, 'directory node');
   }
   return node;
-}
-
-/** A chain of promises per key: run(key, fn) starts fn after every earlier fn for that key settled. */
-export class KeyedMutex {
-  private readonly tails = new Map<string, Promise<unknown>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    const result = previous.then(fn, fn);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.tails.set(key, tail);
-    try {
-      return await result;
-    } finally {
-      // Only the last waiter removes the key, so the map holds one entry per busy directory.
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
 }
 
 /** Maps with at most `limit` calls in flight, keeping order. */
