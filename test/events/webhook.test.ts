@@ -8,6 +8,7 @@ import { startEvents, type EventsService } from '../../src/events/index.js';
 import { silentLogger } from '../../src/log.js';
 
 interface Received {
+  url: string | undefined;
   headers: IncomingMessage['headers'];
   body: string;
 }
@@ -25,7 +26,7 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      received.push({ url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
       res.statusCode = answers.shift() ?? 200;
       res.end();
     });
@@ -95,12 +96,14 @@ describe('webhook sink', () => {
     await events.close();
     expect(received.length).toBeGreaterThan(2);
     answers.length = 0;
-    received.length = 0;
-    events = (await startEvents(config, silentLogger()))!;
+    // A POST the stopped service had in flight may still land; the restarted one posts to its own URL.
+    const restarted = { ...config, webhook: { ...config.webhook, url: `${url}?after-restart` } };
+    events = (await startEvents(restarted, silentLogger()))!;
     expect(events.outbox.pending).toBe(1);
     for (let i = 0; i < 200 && events.outbox.pending > 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(events.outbox.pending).toBe(0);
-    expect(received.map((r) => (JSON.parse(r.body) as { path: string }).path)).toEqual(['later']);
+    const afterRestart = received.filter((r) => r.url === '/hook?after-restart');
+    expect(afterRestart.map((r) => (JSON.parse(r.body) as { path: string }).path)).toEqual(['later']);
     await events.close();
   });
 });
