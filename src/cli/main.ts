@@ -14,6 +14,7 @@ import { mvCommand } from './commands/mv.js';
 import { pinCommand } from './commands/pin.js';
 import { putCommand } from './commands/put.js';
 import { readonlyCommand } from './commands/readonly.js';
+import { repackCommand } from './commands/repack.js';
 import { rmCommand } from './commands/rm.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
@@ -59,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
     .command(readonlyCommand)
     .command(checkCommand)
     .command(gcCommand)
+    .command(repackCommand)
     .command(pinCommand)
     .command(statusCommand)
     .example('$0 init && $0 account add alice --key ~/.ssh/id_ed25519.pub', 'a node with one account')

@@ -33,6 +33,30 @@ export interface CompactOptions extends AbortOptions {
   threshold?: number | undefined;
 }
 
+/** What repack() did (or, dry, would do). */
+export interface RepackResult {
+  /** Objects of the older layout copied into the current one, then removed there. */
+  moved: number;
+  movedBytes: number;
+  /** Copies in the older layout of objects the current one already held: removed, nothing copied. */
+  dropped: number;
+  /** Objects left where they are: a put of the same bytes was in flight, or they failed their check. */
+  skipped: number;
+  /** Of the skipped: objects whose bytes failed their address check (bit rot; `capstan check` names the files). */
+  damaged: number;
+}
+
+export interface RepackOptions extends AbortOptions {
+  /** Count what would move (sizes from stat, no bytes read or checked). */
+  dryRun?: boolean | undefined;
+  /**
+   * Stop once about this many objects were moved or dropped: a long repack
+   * taken in steps (the node socket bounds each request's time). A step that
+   * moves and drops nothing has walked everything left.
+   */
+  limit?: number | undefined;
+}
+
 /** What stat() tells about one stored chunk. */
 export interface ChunkStat {
   bytes: number;
@@ -101,6 +125,13 @@ export interface ChunkStore {
    * readable throughout and after.
    */
   compact?(options?: CompactOptions): Promise<CompactResult>;
+  /**
+   * Optional, for stores that read an older layout through (loose files
+   * under packs): moves those objects into the current layout, online.
+   * Every object stays readable throughout, and an object's old copy is
+   * removed only once its new one is durable and indexed durably.
+   */
+  repack?(options?: RepackOptions): Promise<RepackResult>;
   /** Bytes stored (ciphertext), if the backend can tell cheaply; used by `capstan status` and benchmarks. */
   usage?(options?: AbortOptions): Promise<{ chunks: number; bytes: number }>;
   close(): Promise<void>;

@@ -1,5 +1,14 @@
 import type { AbortOptions } from '../../errors.js';
-import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures, CompactOptions, CompactResult } from './chunk-store.js';
+import type {
+  ChunkAddress,
+  ChunkStat,
+  ChunkStore,
+  ChunkStoreFeatures,
+  CompactOptions,
+  CompactResult,
+  RepackOptions,
+  RepackResult,
+} from './chunk-store.js';
 
 /**
  * A ChunkStore that passes every call to the store it wraps: the base for
@@ -14,6 +23,7 @@ export class ForwardingChunkStore implements ChunkStore {
   readonly usage?: (options?: AbortOptions) => Promise<{ chunks: number; bytes: number }>;
   readonly flush?: (options?: AbortOptions) => Promise<void>;
   readonly compact?: (options?: CompactOptions) => Promise<CompactResult>;
+  readonly repack?: (options?: RepackOptions) => Promise<RepackResult>;
 
   constructor(readonly inner: ChunkStore) {
     // Optional methods exist here exactly when the wrapped store has them.
@@ -21,6 +31,7 @@ export class ForwardingChunkStore implements ChunkStore {
     if (inner.stat) this.stat = inner.stat.bind(inner);
     if (inner.deleteIfIdleSince) this.deleteIfIdleSince = inner.deleteIfIdleSince.bind(inner);
     if (inner.compact) this.compact = inner.compact.bind(inner);
+    if (inner.repack) this.repack = inner.repack.bind(inner);
     if (inner.usage) this.usage = inner.usage.bind(inner);
   }
 

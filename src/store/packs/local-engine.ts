@@ -48,6 +48,8 @@ export const DEFAULT_MAX_OBJECTS_PER_PACK = 200_000;
 /** Marks in the LevelDB: 0x70 ("p") ‖ pack id → 0x01 once the pack is sealed and everything in it applied. */
 const MARK_PREFIX = 0x70;
 const APPLIED = Uint8Array.of(1);
+/** Never holds a value (slot keys are 32 bytes, index and mark keys longer than 1): a synced delete of it syncs the log. */
+const SYNC_KEY = Uint8Array.of(0x73);
 
 function markKey(pack: string): Uint8Array {
   const key = new Uint8Array(1 + PACK_ID_BYTES);
@@ -115,6 +117,8 @@ export class LocalEngine {
         removable: async (pack) => (await db.get(markKey(pack))) !== undefined,
         // A synced write makes the index's moves durable before the old copies go.
         retire: (pack) => db.del(markKey(pack), { sync: true }),
+        // LevelDB syncs its log up to a synced write: a delete of a key nothing holds is the cheapest one.
+        persistIndex: () => db.del(SYNC_KEY, { sync: true }),
       });
       engine = new LocalEngine(db, journal, chunks, options.legacy);
       return engine;

@@ -1,7 +1,16 @@
 import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, throwIfAborted } from '../../errors.js';
 import { addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verifyChunk } from '../address.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
-import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures, CompactOptions, CompactResult } from '../chunks/chunk-store.js';
+import type {
+  ChunkAddress,
+  ChunkStat,
+  ChunkStore,
+  ChunkStoreFeatures,
+  CompactOptions,
+  CompactResult,
+  RepackOptions,
+  RepackResult,
+} from '../chunks/chunk-store.js';
 import { objectRecord } from './format.js';
 import { type IndexEntry, type ObjectIndex, sameLocation } from './index-store.js';
 import type { PackSink } from './sink.js';
@@ -35,7 +44,17 @@ export interface PackChunkStoreOptions {
    * the pack is deleted: the engine makes the index writes durable there.
    */
   retire?: ((pack: string) => Promise<void>) | undefined;
+  /**
+   * Makes every index write made so far durable (the engine: a synced
+   * LevelDB write). repack() runs it before it removes loose copies.
+   * Default: nothing (an index that is durable on write, or a test's).
+   */
+  persistIndex?: (() => Promise<void>) | undefined;
 }
+
+/** Objects per repack batch, and bytes: one journal sync and one synced index write each. */
+export const REPACK_BATCH_OBJECTS = 1024;
+export const REPACK_BATCH_BYTES = 32 * 1024 * 1024;
 
 export const DEFAULT_DEDUP_MAX_AGE_SECONDS = 12 * 3600;
 
@@ -70,6 +89,7 @@ export class PackChunkStore implements ChunkStore {
   readonly #closer: (() => Promise<void>) | undefined;
   readonly #removable: (pack: string) => Promise<boolean>;
   readonly #retire: (pack: string) => Promise<void>;
+  readonly #persistIndex: () => Promise<void>;
   /**
    * Serializes, per address, what reads an index entry and acts on it: a
    * put deciding to deduplicate (and refreshing the entry's age), gc
@@ -93,6 +113,7 @@ export class PackChunkStore implements ChunkStore {
     this.#closer = options.closer;
     this.#removable = options.removable ?? (async () => true);
     this.#retire = options.retire ?? (async () => undefined);
+    this.#persistIndex = options.persistIndex ?? (async () => undefined);
   }
 
   get index(): ObjectIndex {
@@ -243,6 +264,91 @@ export class PackChunkStore implements ChunkStore {
       await this.#retire(pack);
       await this.#sink.removePack(pack);
     }
+    return result;
+  }
+
+  /**
+   * Moves the loose objects of the older layout into packs (docs/spec/packs.md,
+   * Legacy stores and migration), a batch at a time: each object is read
+   * (and its address checked) and appended to the journal; the journal is
+   * synced; then, under each object's lock, it is indexed, unless a put
+   * indexed a copy of its own meanwhile (then ours is garbage) or gc removed
+   * the loose file (then so is ours); one synced index write; only then are
+   * the loose files removed. A crash at any point leaves every object
+   * readable from at least one of the two places. Bounds: one batch
+   * (REPACK_BATCH_OBJECTS objects or REPACK_BATCH_BYTES bytes) in flight.
+   */
+  async repack(options: RepackOptions = {}): Promise<RepackResult> {
+    const result: RepackResult = { moved: 0, movedBytes: 0, dropped: 0, skipped: 0, damaged: 0 };
+    const legacy = this.#legacy;
+    if (legacy === undefined) return result;
+    let batch: { address: ChunkAddress; location: IndexEntry['location'] }[] = [];
+    let batchBytes = 0;
+    const redundant: ChunkAddress[] = [];
+    const commit = async (): Promise<void> => {
+      if (batch.length > 0) await this.#sink.sync();
+      const indexed: ChunkAddress[] = [];
+      for (const moved of batch) {
+        const key = moved.address.toString();
+        await this.#keys.run(key, async () => {
+          if (this.#pending.has(key) || (await this.#index.get(moved.address, options)) !== undefined) return;
+          // The loose file's age, read now: a deduplicating put may have refreshed it since we copied it.
+          const stat = await legacy.stat?.(moved.address, options);
+          if (stat === undefined) return; // gc removed it as garbage meanwhile: so is the copy
+          await this.#index.putMany([{ ...moved, lastPutSec: Math.floor(stat.lastPutMs / 1000) }], options);
+          indexed.push(moved.address);
+          result.movedBytes += moved.location.length;
+        });
+      }
+      await this.#persistIndex();
+      for (const address of [...indexed, ...redundant]) {
+        // Under the lock: a put deciding to refresh the loose copy must see the index entry instead.
+        await this.#keys.run(address.toString(), () => legacy.delete(address, options));
+      }
+      result.moved += indexed.length;
+      result.dropped += redundant.length;
+      batch = [];
+      batchBytes = 0;
+      redundant.length = 0;
+    };
+    for await (const address of legacy.list(options)) {
+      throwIfAborted(options.signal);
+      if (options.limit !== undefined && result.moved + result.dropped + batch.length + redundant.length >= options.limit) break;
+      const key = address.toString();
+      // A put of these bytes in flight: its own copy is on its way into a pack; leave the loose one for next time.
+      if (this.#pending.has(key)) {
+        result.skipped++;
+        continue;
+      }
+      if ((await this.#index.get(address, options)) !== undefined) {
+        if (options.dryRun) result.dropped++;
+        else redundant.push(address);
+        continue;
+      }
+      if (options.dryRun) {
+        const stat = await legacy.stat?.(address, options);
+        if (stat === undefined) continue;
+        result.moved++;
+        result.movedBytes += stat.bytes;
+        continue;
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = await legacy.get(address, options);
+      } catch (err) {
+        if (err instanceof NotFoundError) continue; // gc removed it while we listed
+        if (!(err instanceof IntegrityError)) throw err;
+        result.skipped++;
+        result.damaged++;
+        continue;
+      }
+      const appended = this.#sink.append(objectRecord(address, bytes), address);
+      await this.#sink.written(appended.seq);
+      batch.push({ address, location: { pack: appended.pack, offset: appended.payload, length: bytes.length } });
+      batchBytes += bytes.length;
+      if (batch.length + redundant.length >= REPACK_BATCH_OBJECTS || batchBytes >= REPACK_BATCH_BYTES) await commit();
+    }
+    if (!options.dryRun) await commit();
     return result;
   }
 

@@ -15,7 +15,16 @@ import {
 } from './protocol.js';
 import type { SlotEntry, SlotStore } from '../slots/slot-store.js';
 import { addressOf, assertChunkAddress, MAX_CHUNK_BYTES, parseAddress, verifyChunk } from '../address.js';
-import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures, CompactOptions, CompactResult } from '../chunks/chunk-store.js';
+import type {
+  ChunkAddress,
+  ChunkStat,
+  ChunkStore,
+  ChunkStoreFeatures,
+  CompactOptions,
+  CompactResult,
+  RepackOptions,
+  RepackResult,
+} from '../chunks/chunk-store.js';
 
 export interface SocketSlotStoreOptions {
   /**
@@ -264,6 +273,9 @@ export class SocketSlotStore implements SlotStore {
  * Bytes come back re-hashed here as well: the socket is trusted no more
  * than any store.
  */
+/** Objects per repack request: one batch of the pack store's, a few seconds of work. */
+const REPACK_STEP = 1024;
+
 export class SocketChunkStore implements ChunkStore {
   readonly features: ChunkStoreFeatures = { delete: true, list: true };
 
@@ -316,6 +328,26 @@ export class SocketChunkStore implements ChunkStore {
     const compact = (await this.client.request(request, options.signal)).compact;
     if (compact === undefined) throw new TransientError('malformed response from the node store server');
     return compact;
+  }
+
+  /**
+   * Through the socket a repack goes in steps of REPACK_STEP objects, each
+   * one request well inside the request timeout, until a step moves nothing.
+   * The last step walked everything left, so its skipped count is the total.
+   */
+  async repack(options: RepackOptions = {}): Promise<RepackResult> {
+    const total: RepackResult = { moved: 0, movedBytes: 0, dropped: 0, skipped: 0, damaged: 0 };
+    for (;;) {
+      const request = { op: 'chunk-repack' as const, dryRun: options.dryRun === true, ...(options.dryRun ? {} : { limit: REPACK_STEP }) };
+      const step = (await this.client.request(request, options.signal)).repack;
+      if (step === undefined) throw new TransientError('malformed response from the node store server');
+      total.moved += step.moved;
+      total.movedBytes += step.movedBytes;
+      total.dropped += step.dropped;
+      total.skipped = step.skipped;
+      total.damaged = step.damaged;
+      if (options.dryRun || step.moved + step.dropped === 0) return total;
+    }
   }
 
   async stat(address: ChunkAddress, options: AbortOptions = {}): Promise<ChunkStat | undefined> {

@@ -1,4 +1,4 @@
-import type { CompactResult } from '../chunks/chunk-store.js';
+import type { CompactResult, RepackResult } from '../chunks/chunk-store.js';
 import {
   AbortError,
   ConflictError,
@@ -47,6 +47,9 @@ import type { SlotEntry } from '../slots/slot-store.js';
  *   {"id":15,"op":"chunk-compact","dryRun":BOOL,
  *          "threshold"?:X}                             → {"id":15,"ok":true,"compact":{"rewritten":N,"removed":N,
  *                                                           "copiedBytes":N,"freedBytes":N}}
+ *   {"id":16,"op":"chunk-repack","dryRun":BOOL,
+ *          "limit"?:N}                                 → {"id":16,"ok":true,"repack":{"moved":N,"movedBytes":N,
+ *                                                           "dropped":N,"skipped":N,"damaged":N}}
  *   any failure                                         → {"id":…,"ok":false,"error":{"name":…,"message":…,"storageIndex"?,"what"?}}
  *
  * A line that is not JSON, too long, or not one of these shapes is a protocol
@@ -66,6 +69,7 @@ export type Request =
   | { id: number; op: 'chunk-get' | 'chunk-has' | 'chunk-stat' | 'chunk-delete'; address: string }
   | { id: number; op: 'chunk-delete-idle'; address: string; cutoffMs: number }
   | { id: number; op: 'chunk-compact'; dryRun: boolean; threshold?: number }
+  | { id: number; op: 'chunk-repack'; dryRun: boolean; limit?: number }
   | { id: number; op: 'chunk-flush' | 'chunk-usage' };
 
 export interface WireError {
@@ -89,6 +93,7 @@ export type Response =
       usage?: { chunks: number; bytes: number };
       freed?: number | null;
       compact?: CompactResult;
+      repack?: RepackResult;
     }
   | { id: number; ok: false; error: WireError };
 
@@ -173,6 +178,10 @@ export function parseRequest(line: string): Request | undefined {
     case 'chunk-compact':
       return typeof msg.dryRun === 'boolean' &&
         (msg.threshold === undefined || (typeof msg.threshold === 'number' && msg.threshold >= 0 && msg.threshold <= 1))
+        ? (msg as Request)
+        : undefined;
+    case 'chunk-repack':
+      return typeof msg.dryRun === 'boolean' && (msg.limit === undefined || (Number.isSafeInteger(msg.limit) && Number(msg.limit) > 0))
         ? (msg as Request)
         : undefined;
     case 'chunk-flush':

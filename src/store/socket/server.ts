@@ -204,6 +204,16 @@ function serveConnection(stores: NodeStores, socket: net.Socket, connections: Se
         };
         return { compact };
       }
+      case 'chunk-repack': {
+        const repack = (await chunks().repack?.({ signal, dryRun: request.dryRun, limit: request.limit })) ?? {
+          moved: 0,
+          movedBytes: 0,
+          dropped: 0,
+          skipped: 0,
+          damaged: 0,
+        };
+        return { repack };
+      }
       case 'chunk-usage': {
         const usage = await chunks().usage?.({ signal });
         if (usage === undefined) throw new InvalidInputError('this chunk store cannot tell its usage');
