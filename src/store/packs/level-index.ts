@@ -3,6 +3,7 @@ import { CID } from 'multiformats/cid';
 import { type AbortOptions, IntegrityError, throwIfAborted } from '../../errors.js';
 import { isChunkAddress } from '../address.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
+import { AddressFilter } from './address-filter.js';
 import { type Location, PACK_ID_BYTES } from './format.js';
 import { type IndexEntry, type ObjectIndex, sameLocation } from './index-store.js';
 
@@ -19,6 +20,10 @@ import { type IndexEntry, type ObjectIndex, sameLocation } from './index-store.j
  */
 export const INDEX_PREFIX = 0x6f;
 const VALUE_BYTES = PACK_ID_BYTES + 8 + 4 + 4;
+/** Where an address's SHA-256 digest starts in its binary CID (version, codec, hash code, length). */
+const DIGEST_IN_CID = 4;
+/** The first filter's size: a million objects (1.25 MiB); it grows fourfold when outgrown. */
+const FIRST_FILTER_CAPACITY = 1 << 20;
 
 export function indexKey(address: ChunkAddress): Uint8Array {
   const cid = address.bytes;
@@ -51,13 +56,76 @@ function decodeValue(address: ChunkAddress, value: Uint8Array): IndexEntry {
   };
 }
 
+/**
+ * Misses are answered by an AddressFilter once one is built (startFilter,
+ * after the engine's recovery), never before. Why it lacks no entry: a
+ * put adds its addresses to the filter being built *after* its LevelDB
+ * write, and the filter is installed as the one being built before the
+ * scan's snapshot is taken; so a write the snapshot missed came after
+ * both and added itself. Puts also add *before* their write, to the filter
+ * in use, so no get finds an entry in LevelDB that the filter denies.
+ * Outgrown, a four times larger one is built the same way while the old
+ * one keeps answering. Bounds: the filters' bytes (10 bits per object; two
+ * of them while one grows).
+ */
 export class LevelObjectIndex implements ObjectIndex {
   #lock: Promise<unknown> = Promise.resolve();
+  /** Answers lookups: complete for every entry ever put while it existed, and every one before its scan. */
+  #filter: AddressFilter | undefined;
+  /** Being filled by a scan; receives every put meanwhile. */
+  #building: AddressFilter | undefined;
+  #scan: Promise<void> | undefined;
+  #closed = false;
 
   constructor(private readonly db: Level<Uint8Array, Uint8Array>) {}
 
+  /** Builds the miss filter in the background (a scan of the index's keys); lookups use LevelDB until it is done. */
+  startFilter(capacity = FIRST_FILTER_CAPACITY): void {
+    if (this.#scan !== undefined || this.#closed) return;
+    // A scan that fails (the database closed under it) leaves lookups exact, as before it began.
+    this.#scan = this.#build(capacity)
+      .catch(() => undefined)
+      .finally(() => {
+        this.#scan = undefined;
+      });
+  }
+
+  /** The filter in use (tests, status), or undefined while none is complete. */
+  get filter(): AddressFilter | undefined {
+    return this.#filter;
+  }
+
+  async #build(capacity: number): Promise<void> {
+    const range = { gte: Uint8Array.of(INDEX_PREFIX), lt: Uint8Array.of(INDEX_PREFIX + 1) };
+    for (;;) {
+      // Set before the scan's snapshot is taken: a put that lands after it adds itself here (putMany).
+      const filter = new AddressFilter(capacity);
+      this.#building = filter;
+      let outgrown = false;
+      try {
+        for await (const key of this.db.keys(range)) {
+          if (this.#closed) return;
+          if (key.length < 1 + DIGEST_IN_CID + 8) continue;
+          filter.add(key, 1 + DIGEST_IN_CID);
+          if (filter.added > filter.capacity) {
+            outgrown = true;
+            break;
+          }
+        }
+      } finally {
+        if (this.#building === filter) this.#building = undefined;
+      }
+      if (!outgrown) {
+        this.#filter = filter;
+        return;
+      }
+      capacity *= 4;
+    }
+  }
+
   async get(address: ChunkAddress, options: AbortOptions = {}): Promise<IndexEntry | undefined> {
     throwIfAborted(options.signal);
+    if (this.#filter?.mayHold(address.multihash.digest) === false) return undefined;
     const value = (await this.db.get(indexKey(address))) as Uint8Array | undefined;
     return value === undefined ? undefined : decodeValue(address, value);
   }
@@ -66,7 +134,15 @@ export class LevelObjectIndex implements ObjectIndex {
     throwIfAborted(options.signal);
     return this.#exclusive(async () => {
       if (entries.length === 0) return;
+      // Into the filters before the write, so no get finds the entry in LevelDB but not in the filter;
+      // and into a filter being built after it too, so a scan whose snapshot missed the write has it.
+      for (const e of entries) {
+        this.#filter?.add(e.address.multihash.digest);
+        this.#building?.add(e.address.multihash.digest);
+      }
+      if (this.#filter !== undefined && this.#filter.added > this.#filter.capacity) this.startFilter(this.#filter.capacity * 4);
       await this.db.batch(entries.map((e) => ({ type: 'put' as const, key: indexKey(e.address), value: encodeValue(e) })));
+      for (const e of entries) this.#building?.add(e.address.multihash.digest, 0, false);
     });
   }
 
@@ -94,8 +170,11 @@ export class LevelObjectIndex implements ObjectIndex {
     }
   }
 
-  /** The database belongs to the engine, which closes it. */
-  async close(): Promise<void> {}
+  /** The database belongs to the engine, which closes it; a scan still running stops. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#scan?.catch(() => undefined);
+  }
 
   #exclusive<T>(work: () => Promise<T>): Promise<T> {
     const run = this.#lock.then(work, work);

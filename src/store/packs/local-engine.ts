@@ -96,6 +96,7 @@ export class LocalEngine {
       await mkdir(options.packsDir, { recursive: true });
       const index = new LevelObjectIndex(db);
       await recover(db, index, options);
+      index.startFilter();
       let engine!: LocalEngine;
       const journal = FsJournal.create({
         dir: options.packsDir,
@@ -136,6 +137,7 @@ export class LocalEngine {
       // The seal registered its mark as an effect of its last record: apply what is durable now.
       await this.chunks.applyDurable().catch(() => undefined);
       await this.#legacy?.close();
+      await this.chunks.index.close();
       await this.#db.close();
     })();
     return this.#closing;
