@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { hchacha } from '@noble/ciphers/chacha.js';
 
 /**
  * The two AEADs capstan uses.
@@ -8,10 +8,15 @@ import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
  *   manifests. Their keys are convergent, derived from the plaintext itself,
  *   so one key only ever encrypts one plaintext and a fixed all-zero nonce is
  *   safe (same key ⇒ same plaintext ⇒ same ciphertext, which is the point).
- * - XChaCha20-Poly1305 (@noble/ciphers; node has no XChaCha) for mutable
- *   objects: directory nodes and sealed child write caps. One key encrypts
- *   many versions, so each gets a random 24-byte nonce, which is safe for
- *   XChaCha's nonce size and not for GCM's 12 bytes.
+ * - XChaCha20-Poly1305 for mutable objects: directory nodes and sealed
+ *   child write caps. One key encrypts many versions, so each gets a random
+ *   24-byte nonce, which is safe for XChaCha's nonce size and not for GCM's
+ *   12 bytes. Node has no XChaCha, but XChaCha is HChaCha20 (a subkey from
+ *   the key and the nonce's first 16 bytes; @noble/ciphers) followed by the
+ *   RFC 8439 ChaCha20-Poly1305 that node:crypto has, under that subkey and
+ *   the nonce 0⁴ ‖ its last 8 bytes (draft-irtf-cfrg-xchacha §2.3). That is
+ *   2 to 3 times faster than @noble's pure-JS AEAD on directory nodes;
+ *   test/crypto/aead.test.ts holds the two equal.
  *
  * Open functions throw AeadError on any authentication failure; callers turn
  * it into an IntegrityError naming the object, never leaking which check failed.
@@ -66,21 +71,54 @@ export function openConvergent(key: Uint8Array, sealed: Uint8Array, aad?: Uint8A
   return body;
 }
 
+/** The ChaCha constants, "expand 32-byte k", as little-endian words. */
+const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
+
+/** XChaCha20's subkey and ChaCha20-Poly1305 nonce for a 32-byte key and a 24-byte nonce. */
+function xchachaParameters(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; iv: Buffer } {
+  if (key.length !== 32 || nonce.length !== XCHACHA_NONCE_BYTES) throw new RangeError('XChaCha20 needs a 32-byte key and a 24-byte nonce');
+  // hchacha reads words as they lie in memory (it swaps on big-endian hosts itself): fill them bytewise.
+  const k = new Uint32Array(8);
+  const n = new Uint32Array(4);
+  const out = new Uint32Array(8);
+  new Uint8Array(k.buffer).set(key);
+  new Uint8Array(n.buffer).set(nonce.subarray(0, 16));
+  hchacha(SIGMA, k, n, out);
+  k.fill(0);
+  const iv = Buffer.alloc(12);
+  iv.set(nonce.subarray(16, 24), 4);
+  return { subkey: new Uint8Array(out.buffer), iv };
+}
+
 /** XChaCha20-Poly1305 with the given (normally random) nonce; output = nonce ‖ ciphertext ‖ tag. */
 export function sealRandomized(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Uint8Array {
-  const ct = xchacha20poly1305(key, nonce, aad).encrypt(plaintext);
-  const out = new Uint8Array(nonce.length + ct.length);
+  const { subkey, iv } = xchachaParameters(key, nonce);
+  const c = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
+  subkey.fill(0);
+  if (aad) c.setAAD(aad, { plaintextLength: plaintext.length });
+  // A plain Uint8Array of its own (not a view into Buffer's shared pool): callers keep and pass it on.
+  const out = new Uint8Array(XCHACHA_NONCE_BYTES + plaintext.length + XCHACHA_TAG_BYTES);
   out.set(nonce, 0);
-  out.set(ct, nonce.length);
+  const written = c.update(plaintext).copy(out, XCHACHA_NONCE_BYTES) + c.final().copy(out, XCHACHA_NONCE_BYTES + plaintext.length);
+  // ChaCha20 is a stream cipher: update() returns exactly its input's length, final() nothing.
+  if (written !== plaintext.length) throw new Error('ChaCha20-Poly1305 produced an unexpected length');
+  c.getAuthTag().copy(out, XCHACHA_NONCE_BYTES + plaintext.length);
   return out;
 }
 
 export function openRandomized(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
   if (sealed.length < XCHACHA_NONCE_BYTES + XCHACHA_TAG_BYTES) throw new AeadError();
-  const nonce = sealed.subarray(0, XCHACHA_NONCE_BYTES);
+  const { subkey, iv } = xchachaParameters(key, sealed.subarray(0, XCHACHA_NONCE_BYTES));
+  const d = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
+  subkey.fill(0);
+  const body = sealed.subarray(XCHACHA_NONCE_BYTES, sealed.length - XCHACHA_TAG_BYTES);
+  if (aad) d.setAAD(aad, { plaintextLength: body.length });
+  d.setAuthTag(sealed.subarray(sealed.length - XCHACHA_TAG_BYTES));
+  const plaintext = d.update(body);
   try {
-    return xchacha20poly1305(key, nonce, aad).decrypt(sealed.subarray(XCHACHA_NONCE_BYTES));
+    d.final();
   } catch {
     throw new AeadError();
   }
+  return new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.length);
 }
