@@ -46,7 +46,7 @@ async function repackUntilKilled(delayMs: number): Promise<boolean> {
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   try {
     for (let t = 0; !out.includes('ready\n'); t++) {
-      if (child.exitCode !== null || t > 400) throw new Error(`repacker did not start: ${err}`);
+      if (child.exitCode !== null || t > 2400) throw new Error(`repacker did not start: ${err}`);
       await new Promise((r) => setTimeout(r, 25));
     }
     let timer: NodeJS.Timeout | undefined;

@@ -41,8 +41,13 @@ async function runAndKill(delayMs: number): Promise<{ chunks: Map<string, string
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   try {
     for (let t = 0; !out.includes('ready\n'); t++) {
-      if (child.exitCode !== null || t > 400) throw new Error(`writer did not start: ${err}`);
+      if (child.exitCode !== null || t > 2400) throw new Error(`writer did not start: ${err}`);
       await new Promise((r) => setTimeout(r, 25));
+    }
+    // Kill only after a first acknowledged write, so a slow start on a loaded machine still tests something.
+    for (let t = 0; !out.includes('\nslot '); t++) {
+      if (child.exitCode !== null || t > 2400) throw new Error(`writer acknowledged nothing: ${err}`);
+      await new Promise((r) => setTimeout(r, 5));
     }
     await new Promise((r) => setTimeout(r, delayMs));
   } finally {
@@ -91,7 +96,7 @@ describe('stores killed mid-write', () => {
           await slots.close();
         }
       }
-      expect(acknowledged.size).toBeGreaterThan(ROUNDS);
+      expect(acknowledged.size).toBeGreaterThanOrEqual(ROUNDS);
       // Interrupted puts leave only young temp files, which open() keeps (another process may own them).
       expect((await readdir(path.join(dir, 'chunks/tmp'))).every((n) => !n.startsWith('gc.'))).toBe(true);
     },
