@@ -13,9 +13,10 @@ import { startSftpServer } from '../sftp/index.js';
 import { GatewayStats } from '../sftp/stats.js';
 import { addressOf, serveNodeStores, type NodeSocketServer } from '../store/index.js';
 import { createTree, type Tree } from '../tree/index.js';
+import { FileSlotWatermarks } from './slot-watermarks.js';
 import { renderGatewayMetrics } from './gateway-metrics.js';
 import { startHttpListener, type HttpListener } from './http.js';
-import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SPOOL_DIR, nodePath } from './layout.js';
+import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SLOT_WATERMARKS_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from '../store/chunks/measured.js';
 import { MetricsText } from './metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
@@ -99,7 +100,19 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
       const socket: NodeSocketServer = await serveNodeStores(stores.serve, nodePath(config.nodeDir, SLOT_SOCKET_FILE), { logger: log });
       closers.add('node socket', () => socket.close());
     }
-    const tree: Tree = createTree({ chunks, slots, chunkSize: config.storage.chunkSize });
+    const watermarks = await FileSlotWatermarks.open(nodePath(config.nodeDir, SLOT_WATERMARKS_FILE), log);
+    closers.add('slot watermarks', () => watermarks.close());
+    const tree: Tree = createTree({
+      chunks,
+      slots,
+      chunkSize: config.storage.chunkSize,
+      watermarks,
+      onRollback: (r) =>
+        log.error(
+          { event: 'slot_rollback', storageIndex: r.storageIndex, seen: r.seen.toString(), got: r.got?.toString() ?? null },
+          'the slot store answered an older version of a directory than one already seen (or none): refused',
+        ),
+    });
     closers.add('tree', () => tree.close());
 
     // Before the SFTP server, so it is closed after it: CLOSEs still running at shutdown can queue their events.

@@ -21,6 +21,7 @@ import path from 'node:path';
  *       store/slots/                   the LevelDB: slots, and the object index of the packs
  *       store/outbox/                  the durable event outbox (src/events/outbox.ts)
  *       store/quota-usage.json         per-account usage counters
+ *       store/slot-watermarks          the highest version seen of each directory: rollbacks are refused (src/node/slot-watermarks.ts)
  *       store/defender/                the defender's scores and bans (src/defender/level-store.ts; slots.backend = level)
  *       store/s3-cache/                the bounded read cache with backend = s3
  *       spool/                         0700: uploads in progress; emptied at every start
@@ -33,6 +34,7 @@ export const CONVERGENCE_SECRET_FILE = 'private/convergence.secret';
 export const HOMES_SECRET_FILE = 'private/homes.secret';
 export const SLOT_SOCKET_FILE = 'private/slots.sock';
 export const SPOOL_DIR = 'spool';
+export const SLOT_WATERMARKS_FILE = 'store/slot-watermarks';
 export const HOST_KEY_FILES = { ed25519: 'private/ssh_host_ed25519_key', rsa: 'private/ssh_host_rsa_key' } as const;
 
 export function nodePath(nodeDir: string, relative: string): string {

@@ -13,7 +13,8 @@ import { CachingChunkStore } from '../store/chunks/caching.js';
 import { openS3Credentials, S3ChunkStore } from '../store/chunks/s3/index.js';
 import { createTree } from '../tree/index.js';
 import type { Tree } from '../tree/api.js';
-import { CONVERGENCE_SECRET_FILE, nodePath } from './layout.js';
+import { CONVERGENCE_SECRET_FILE, nodePath, SLOT_WATERMARKS_FILE } from './layout.js';
+import { FileSlotWatermarks } from './slot-watermarks.js';
 import { readConvergenceSecret } from './secrets.js';
 import { openCommandStores } from './stores.js';
 
@@ -42,7 +43,11 @@ export async function openNode(config: NodeConfig): Promise<OpenNode> {
   const secret = await readConvergenceSecret(nodePath(config.nodeDir, CONVERGENCE_SECRET_FILE));
   const stores = await openCommandStores(config);
   const { chunks, slots, shared } = stores;
-  const tree = createTree({ chunks, slots, chunkSize: config.storage.chunkSize });
+  const watermarks = await FileSlotWatermarks.open(nodePath(config.nodeDir, SLOT_WATERMARKS_FILE)).catch(async (err: unknown) => {
+    await stores.close();
+    throw err;
+  });
+  const tree = createTree({ chunks, slots, chunkSize: config.storage.chunkSize, watermarks });
   let closing: Promise<void> | undefined;
   return {
     config,
@@ -54,6 +59,7 @@ export async function openNode(config: NodeConfig): Promise<OpenNode> {
     close: () =>
       (closing ??= (async () => {
         await tree.close();
+        await watermarks.close();
         await stores.close();
       })()),
   };

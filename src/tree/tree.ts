@@ -14,11 +14,12 @@ import type { ChunkStore } from '../store/chunks/chunk-store.js';
 import type { SlotStore } from '../store/slots/slot-store.js';
 import type { DirEntry, Directory, FileChunkList, FileReader, FileWriter, ResolvedNode, Tree, TreeOptions } from './api.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
-import { DEFAULT_LAYOUT, type DirectoryContext, type DirectoryLayout } from './dir/context.js';
+import { DEFAULT_LAYOUT, type DirectoryContext, type DirectoryLayout, type SlotRollback } from './dir/context.js';
 import { createDirectory } from './dir/create.js';
 import { DirectoryHandle } from './dir/directory.js';
 import { DEFAULT_NODE_CACHE_BYTES, NodeCache } from './dir/node-cache.js';
 import { VerifiedSlots } from './dir/verified-slots.js';
+import { MemorySlotWatermarks, type SlotWatermarks } from './dir/watermarks.js';
 import * as files from './file/index.js';
 
 export interface CreateTreeOptions extends TreeOptions {
@@ -26,6 +27,14 @@ export interface CreateTreeOptions extends TreeOptions {
   slots: SlotStore;
   /** Bound, in bytes, of the decoded directory-node cache shared by every directory (default 16 MiB). */
   nodeCacheBytes?: number;
+  /**
+   * The highest seq seen per directory, to refuse rollbacks (docs/spec/slots.md).
+   * Default: in memory, for this Tree's lifetime; a node passes its durable one
+   * (src/node/slot-watermarks.ts). The caller closes it.
+   */
+  watermarks?: SlotWatermarks;
+  /** Told of each rollback refused. */
+  onRollback?: (rollback: SlotRollback) => void;
 }
 
 /**
@@ -81,6 +90,8 @@ class CapstanTree implements Tree {
       slots,
       cache: new NodeCache(options.nodeCacheBytes ?? DEFAULT_NODE_CACHE_BYTES),
       verifiedSlots: new VerifiedSlots(),
+      watermarks: options.watermarks ?? new MemorySlotWatermarks(),
+      onRollback: options.onRollback,
       layout: internals.layout ?? DEFAULT_LAYOUT,
       randomBytes: internals.randomBytes ?? randomBytes,
       maxAttempts: internals.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,

@@ -6,6 +6,7 @@ import type { SlotStore } from '../../store/slots/slot-store.js';
 import type { DirectoryKeys } from './keys.js';
 import type { NodeCache } from './node-cache.js';
 import type { VerifiedSlots } from './verified-slots.js';
+import type { SlotWatermarks } from './watermarks.js';
 import { nodeCount, openNode, type DirNode } from './node-format.js';
 
 /**
@@ -24,6 +25,14 @@ export interface DirectoryLayout {
 
 export const DEFAULT_LAYOUT: DirectoryLayout = { bucketMax: 32, branchBits: 3 };
 
+/** A store answered an older version of a directory than one already seen, or none at all. */
+export interface SlotRollback {
+  storageIndex: string;
+  seen: bigint;
+  /** undefined: the slot was missing. */
+  got: bigint | undefined;
+}
+
 /** Everything the directories of one Tree share. */
 export interface DirectoryContext {
   readonly chunks: ChunkStore;
@@ -31,6 +40,10 @@ export interface DirectoryContext {
   readonly cache: NodeCache;
   /** The last verified slot record per directory (an unchanged slot is not verified twice). */
   readonly verifiedSlots: VerifiedSlots;
+  /** The highest seq seen per directory: an older one is a rollback (docs/spec/slots.md). */
+  readonly watermarks: SlotWatermarks;
+  /** Told of each rollback refused (the gateway logs it at error). */
+  readonly onRollback: ((rollback: SlotRollback) => void) | undefined;
   readonly layout: DirectoryLayout;
   /** Source of write secrets and nonces (crypto randomness; tests inject a fixed one for vectors). */
   readonly randomBytes: (n: number) => Uint8Array;

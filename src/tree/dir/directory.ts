@@ -12,6 +12,7 @@ import {
   TransientError,
   throwIfAborted,
   type AbortOptions,
+  IntegrityError,
 } from '../../errors.js';
 import type { DirEntry, Directory, DirectoryNodeView, EntryMetadata, LinkOptions } from '../api.js';
 import { nameBytes, checkName } from '../names.js';
@@ -54,13 +55,24 @@ export class DirectoryHandle implements Directory {
   private async readAnyVersion(options: AbortOptions): Promise<SlotVersion> {
     throwIfAborted(options.signal);
     const entry = await this.ctx.slots.get(this.keys.storageIndex, options);
-    if (!entry) throw new NotFoundError(`directory ${this.keys.siHex} has no slot`);
+    const seen = this.ctx.watermarks.highest(this.keys.storageIndex);
+    if (!entry) {
+      // Slots are never deleted: one seen before and missing now is withheld.
+      if (seen !== undefined) throw this.rolledBack(seen, undefined);
+      throw new NotFoundError(`directory ${this.keys.siHex} has no slot`);
+    }
     const { verifiedSlots } = this.ctx;
-    const known = verifiedSlots.get(this.keys.siHex, entry);
-    if (known) return known;
-    const version = verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
+    const version = verifiedSlots.get(this.keys.siHex, entry) ?? verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
+    if (seen !== undefined && version.seq < seen) throw this.rolledBack(seen, version.seq);
     verifiedSlots.set(this.keys.siHex, entry.record, version);
+    this.ctx.watermarks.saw(this.keys.storageIndex, version.seq);
     return version;
+  }
+
+  /** A rollback: told to the Tree's owner (the gateway logs it), and an IntegrityError for the caller. */
+  private rolledBack(seen: bigint, got: bigint | undefined): IntegrityError {
+    this.ctx.onRollback?.({ storageIndex: this.keys.siHex, seen, got });
+    return new IntegrityError(this.keys.siHex, `directory version (older than one already seen)`);
   }
 
   /** The current version of a directory that exists: a sealed one was removed by rmdir (NotFoundError). */
@@ -261,6 +273,7 @@ export class DirectoryHandle implements Directory {
         try {
           await this.ctx.slots.compareAndSwap(storageIndex, current.seq, { seq: version.seq, record }, options);
           this.ctx.verifiedSlots.set(siHex, record, version);
+          this.ctx.watermarks.saw(storageIndex, version.seq);
           return result;
         } catch (err) {
           if (!(err instanceof ConflictError)) throw err;
