@@ -136,8 +136,18 @@ export interface Directory {
    * Makes this directory's version final (docs/spec/slots.md, Removing a
    * directory): NotEmptyError unless it has no entry; sealing a sealed one
    * does nothing. Afterwards every operation on it is NotFoundError.
+   * Resolves true when the directory is sealed; false when it is shared
+   * (see share): then it was found empty and nothing was written.
    */
-  seal(options?: AbortOptions): Promise<void>;
+  seal(options?: AbortOptions): Promise<boolean>;
+  /**
+   * Marks this directory shared (docs/spec/slots.md, Shared directories): it
+   * may have several names, so seal will never seal it again; the mark is
+   * kept by every later version and cannot be cleared. Needs the write cap;
+   * NotFoundError (DirectoryRemovedError) for a sealed directory; marking a
+   * shared one does nothing.
+   */
+  share(options?: AbortOptions): Promise<void>;
   /** Undoes seal (an rmdir that lost its unlink); does nothing to a directory that is not sealed. */
   unseal(options?: AbortOptions): Promise<void>;
   /** Removes and returns the entry; NotFoundError if absent. */

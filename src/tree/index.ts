@@ -21,6 +21,7 @@ export type {
 export { createTree, DEFAULT_MAX_ATTEMPTS, MAX_RESOLVE_DEPTH, type CreateTreeOptions } from './tree.js';
 export { checkName, MAX_NAME_BYTES } from './names.js';
 export {
+  linkShared,
   moveEntry,
   removeDirectory,
   DEFAULT_LAYOUT,

@@ -1,6 +1,6 @@
-import { DirectoryWriteCap } from '../../cap/index.js';
+import { type Cap, DirectoryWriteCap } from '../../cap/index.js';
 import { type AbortOptions, NotEmptyError, NotFoundError, PermissionError } from '../../errors.js';
-import type { DirEntry, Directory, LinkOptions } from '../api.js';
+import type { DirEntry, Directory, EntryMetadata, LinkOptions } from '../api.js';
 import { checkName } from '../names.js';
 
 /**
@@ -44,7 +44,9 @@ export async function moveEntry(
  * Removes the directory linked under `name` in `parent` (rmdir). A write-cap
  * entry is sealed first, then unlinked only if the name still holds it; if
  * it no longer does (renamed or replaced meanwhile) the seal is undone and
- * the removal fails with NotFoundError. A read-cap entry (a read-only link:
+ * the removal fails with NotFoundError. A shared directory (linked by
+ * `capstan ln`, see linkShared) is checked empty instead of sealed, and only
+ * this name goes: its other names keep working. A read-cap entry (a read-only link:
  * nothing can be written through it, and it cannot be sealed) is unlinked if
  * the directory is empty. docs/spec/slots.md, Removing a directory, has the
  * rule and the crash argument. `check` sees the entry first and may refuse
@@ -61,14 +63,38 @@ export async function removeDirectory(
   options.check?.(entry);
   const child = open(entry);
   if (entry.cap instanceof DirectoryWriteCap) {
-    await child.seal(options);
+    // false: a shared directory, found empty and left unsealed (its other names live on).
+    const sealed = await child.seal(options);
     if (await parent.swapEntry(name, entry.cap, null, options)) return entry;
-    await child.unseal(options);
+    if (sealed) await child.unseal(options);
     throw new NotFoundError('the directory was moved or replaced while it was being removed');
   }
   if ((await child.count(options)) > 0) throw new NotEmptyError('directory not empty');
   if (await parent.swapEntry(name, entry.cap, null, options)) return entry;
   throw new NotFoundError('the directory was moved or replaced while it was being removed');
+}
+
+/**
+ * Links an existing cap under `name` in `dir` (`capstan ln`). A directory
+ * write cap is marked shared first (Directory.share), whether the link is
+ * the write cap or, with `readonly`, its read cap: the directory now has a
+ * name its other holders do not know of, and an rmdir of any one name must
+ * not seal it under the others. Sharing first means a directory that rmdir
+ * sealed meanwhile is refused (NotFoundError) instead of linked dead.
+ * Linking never strengthens: the entry holds `cap` or something weaker.
+ * Returns the entry replaced (with `overwrite`), if any.
+ */
+export async function linkShared(
+  dir: Directory,
+  name: string,
+  cap: Cap,
+  metadata: EntryMetadata,
+  open: (cap: DirectoryWriteCap) => Directory,
+  options: LinkOptions & { readonly?: boolean | undefined } = {},
+): Promise<DirEntry | undefined> {
+  if (cap instanceof DirectoryWriteCap) await open(cap).share(options);
+  const linked = options.readonly === true ? cap.readonly() : cap;
+  return dir.link(name, linked, metadata, options);
 }
 
 function sameDirectory(a: Directory, b: Directory): boolean {
