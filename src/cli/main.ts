@@ -8,6 +8,7 @@ import { demoCommand } from './commands/demo.js';
 import { gcCommand } from './commands/gc.js';
 import { getCommand } from './commands/get.js';
 import { initCommand } from './commands/init.js';
+import { lnCommand } from './commands/ln.js';
 import { lsCommand } from './commands/ls.js';
 import { mkdirCommand } from './commands/mkdir.js';
 import { mvCommand } from './commands/mv.js';
@@ -56,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
     .command(getCommand)
     .command(rmCommand)
     .command(mvCommand)
+    .command(lnCommand)
     .command(readonlyCommand)
     .command(checkCommand)
     .command(gcCommand)
