@@ -5,6 +5,7 @@ import { accountCommand } from './commands/account.js';
 import { banCommand } from './commands/ban.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
+import { exchangeCommand } from './commands/exchange.js';
 import { gcCommand } from './commands/gc.js';
 import { getCommand } from './commands/get.js';
 import { initCommand } from './commands/init.js';
@@ -58,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
     .command(rmCommand)
     .command(mvCommand)
     .command(lnCommand)
+    .command(exchangeCommand)
     .command(readonlyCommand)
     .command(checkCommand)
     .command(gcCommand)
