@@ -50,22 +50,27 @@ describe.each(backends)('file exchange through OpenSSH sftp ($name)', (backend) 
   let work: string;
   const roots: Record<string, string> = {};
   const sessions = new Ssh2Sessions();
-  const as = (user: string): Target => ({ port: cluster.gateways[0]!.port, user, keyFile: cluster.keyFile });
+  /** `user` through gateway `g` (there are two with PostgreSQL slots, one on the embedded default). */
+  const as = (user: string, g = 0): Target => ({
+    port: cluster.gateways[g % cluster.gateways.length]!.port,
+    user,
+    keyFile: cluster.keyFile,
+  });
 
   async function cli(args: string[]): Promise<string> {
     const r = await runCli(['-d', node, ...args]);
     if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
     return r.stdout;
   }
-  async function sftp(user: string, commands: string[]): Promise<RunResult> {
-    return sftpBatch(as(user), work, commands);
+  async function sftp(user: string, commands: string[], g = 0): Promise<RunResult> {
+    return sftpBatch(as(user, g), work, commands);
   }
-  async function ok(user: string, commands: string[]): Promise<string> {
-    const r = await sftp(user, commands);
+  async function ok(user: string, commands: string[], g = 0): Promise<string> {
+    const r = await sftp(user, commands, g);
     if (r.code !== 0) throw new Error(`sftp as ${user} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     return r.stdout;
   }
-  const ls = async (user: string, dir: string): Promise<string[]> => listed(await ok(user, [`ls -1 ${dir}`]));
+  const ls = async (user: string, dir: string, g = 0): Promise<string[]> => listed(await ok(user, [`ls -1 ${dir}`], g));
   async function local(name: string, content: Buffer | string): Promise<string> {
     await writeFile(path.join(work, name), content);
     return name;
@@ -75,12 +80,14 @@ describe.each(backends)('file exchange through OpenSSH sftp ($name)', (backend) 
     tmp = await makeTempDir('capstan-exchange-');
     work = tmp.dir;
     if (backend.postgres) pg = await startPostgres();
-    cluster = await startCluster(tmp.dir, { gateways: 1, postgres: pg, users: ['proc'] });
+    cluster = await startCluster(tmp.dir, { gateways: backend.postgres ? 2 : 1, postgres: pg, users: ['proc'] });
     node = cluster.gateways[0]!.node;
     roots.proc = cluster.root;
     // The senders are added while the gateway runs; it reloads the accounts file by itself.
     for (const user of ['alice', 'bob']) roots[user] = (await cli(['account', 'add', user, '--key', `${cluster.keyFile}.pub`])).trim();
-    await vi.waitFor(async () => expect((await sftp('bob', ['ls'])).code).toBe(0), { timeout: 20_000, interval: 200 });
+    for (let g = 0; g < cluster.gateways.length; g++) {
+      await vi.waitFor(async () => expect((await sftp('bob', ['ls'], g)).code).toBe(0), { timeout: 20_000, interval: 200 });
+    }
     const made = (await cli(['exchange', '--json', 'proc', 'alice', 'bob']))
       .trim()
       .split('\n')
@@ -140,7 +147,8 @@ describe.each(backends)('file exchange through OpenSSH sftp ($name)', (backend) 
       await ok('alice', [`put ${await local(`job-${i}`, content)} input/job-${i}`]);
       // Even rounds: both claim the same name in processing/; odd rounds: each into its own worker directory.
       const to = i % 2 === 0 ? [`processing/job-${i}`, `processing/job-${i}`] : [`processing/w1/job-${i}`, `processing/w2/job-${i}`];
-      const results = await Promise.all(to.map((dst) => sftp('proc', [`rename inboxes/alice/job-${i} ${dst}`])));
+      // Two processors, each on a gateway of its own when there are two.
+      const results = await Promise.all(to.map((dst, g) => sftp('proc', [`rename inboxes/alice/job-${i} ${dst}`], g)));
       expect(results.filter((r) => r.code === 0)).toHaveLength(1);
       expect(await ls('alice', 'input')).not.toContain(`job-${i}`);
       const places = [
@@ -183,13 +191,25 @@ describe.each(backends)('file exchange through OpenSSH sftp ($name)', (backend) 
     expect(await ls('proc', 'inboxes/bob')).toEqual(['bob.txt']);
   });
 
+  it('capstan ln while the gateway runs: a file linked into an outbox is read by its sender, byte for byte', async () => {
+    const claimed = (await ls('proc', 'processing')).find((n) => n.startsWith('job-'))!;
+    await cli(['ln', `${roots.proc}/processing/${claimed}`, `${roots.proc}/outboxes/bob/${claimed}`]);
+    const refused = await runCli(['-d', node, 'ln', `${roots.proc}/processing/${claimed}`, `${roots.proc}/outboxes/bob/${claimed}`]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).not.toMatch(/CS1:/);
+    await ok('proc', [`get processing/${claimed} linked.want`]);
+    await ok('bob', [`get output/${claimed} linked.got`], 1);
+    expect((await readFile(path.join(work, 'linked.got'))).equals(await readFile(path.join(work, 'linked.want')))).toBe(true);
+  });
+
   it("rmdir of the sender's name for its input leaves the processor's link fully working", async () => {
     await ok('alice', ['rmdir input']);
     expect(await ls('alice', '.')).toEqual(['output']);
-    expect(await ls('proc', 'inboxes/alice')).toEqual([]);
+    // The processor looks through the other gateway, when there is one.
+    expect(await ls('proc', 'inboxes/alice', 1)).toEqual([]);
     const late = randomBytes(20_000);
-    await ok('proc', [`put ${await local('late.bin', late)} inboxes/alice/late.bin`, 'mkdir inboxes/alice/sub']);
-    expect(await ls('proc', 'inboxes/alice')).toEqual(['late.bin', 'sub']);
+    await ok('proc', [`put ${await local('late.bin', late)} inboxes/alice/late.bin`, 'mkdir inboxes/alice/sub'], 1);
+    expect(await ls('proc', 'inboxes/alice', 1)).toEqual(['late.bin', 'sub']);
     await ok('proc', ['get inboxes/alice/late.bin late.back']);
     expect((await readFile(path.join(work, 'late.back'))).equals(late)).toBe(true);
     // The same holds the other way round: the processor's rmdir of its outbox name leaves alice's read-only output.
@@ -212,8 +232,10 @@ describe.each(backends)('file exchange through OpenSSH sftp ($name)', (backend) 
     expect(await ls('proc', 'inboxes')).toEqual(['alice', 'bob', 'carol']);
 
     await cli(['rm', '-r', `${roots.proc}/inboxes/bob`]);
-    expect((await sftp('proc', ['ls inboxes/bob'])).code).not.toBe(0);
-    expect(await ls('proc', 'inboxes')).toEqual(['alice', 'carol']);
+    for (let g = 0; g < cluster.gateways.length; g++) {
+      expect((await sftp('proc', ['ls inboxes/bob'], g)).code).not.toBe(0);
+      expect(listed((await sftp('proc', ['ls -1 inboxes'], g)).stdout)).toEqual(['alice', 'carol']);
+    }
     expect(await ls('bob', 'input')).toEqual(['bob.txt']);
   });
 });

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirectoryReadCap, type DirectoryWriteCap, FileReadCap } from '../../src/cap/index.js';
-import { randomBytes } from '../../src/crypto/index.js';
+import { TAG, netstring, randomBytes } from '../../src/crypto/index.js';
 import type { DirEntry, Directory, EntryMetadata, Tree } from '../../src/tree/api.js';
-import { SLOT_FORMAT_V2, verifySlotRecord, type SlotVersion } from '../../src/tree/dir/slot-record.js';
+import { SLOT_FORMAT_V2, encodeSlotRecord, verifySlotRecord, type SlotVersion } from '../../src/tree/dir/slot-record.js';
 import { createTree, linkShared, removeDirectory } from '../../src/tree/index.js';
 import { treeBackends, type TreeStores } from '../helpers/tree-stores.js';
 
@@ -68,6 +68,20 @@ describe.each(treeBackends({ fsync: false }))('shared directories ($name)', (bac
     const seq = (await version(d)).seq;
     await linkShared(one.directory(bob), 'again', d, meta, open(one));
     expect((await version(d)).seq).toBe(seq); // marking a shared directory writes nothing
+  });
+
+  it('a signed v2 record with a flag bit this version does not know is refused, like any bad record', async () => {
+    const d = await one.directory(alice).mkdir('flags');
+    const { seq, root } = await version(d);
+    const si = Buffer.from(d.storageIndex).toString('hex');
+    const record = encodeSlotRecord(d.signingKey, d.storageIndex, { seq, root, sealed: false, shared: true });
+    expect(record[41]).toBe(0x02);
+    const forged = new Uint8Array(record);
+    forged[41] = 0x06;
+    const body = forged.subarray(0, forged.length - 64);
+    forged.set(d.signingKey.sign(Buffer.concat([netstring(Buffer.from(TAG.slotSignatureV2)), body])), body.length);
+    expect(() => verifySlotRecord(d.publicKey, si, { seq, record })).not.toThrow();
+    expect(() => verifySlotRecord(d.publicKey, si, { seq, record: forged })).toThrow(expect.objectContaining({ name: 'IntegrityError' }));
   });
 
   it('rmdir of one name of a shared directory leaves the other name working', async () => {
