@@ -117,6 +117,11 @@ describe.each(backends)('file exchange through OpenSSH sftp ($name)', (backend) 
     expect(again.map((l: { created: string[] }) => l.created)).toEqual([[], [], []]);
     const text = await cli(['exchange', 'proc', 'bob']);
     expect(text).not.toMatch(/CS1:/);
+    // An account given another's root would see that account's folders: refused, nothing made.
+    await cli(['account', 'add', 'mallory', '--key', `${cluster.keyFile}.pub`, '--root', roots.alice!]);
+    const shared = await runCli(['-d', node, 'exchange', 'proc', 'mallory']);
+    expect(shared.code).toBe(1);
+    expect(shared.stderr).toBe('capstan: mallory and alice have the same root directory; each needs one of its own\n');
   });
 
   it('a file appears in the inbox only once its close is acknowledged, complete', async () => {

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { listAccounts } from '../../auth/index.js';
 import { parseCap } from '../../cap/index.js';
-import { NotFoundError } from '../../errors.js';
+import { InvalidInputError, NotFoundError } from '../../errors.js';
 import { loadNodeConfig, out, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
 import { buildExchange, writableRoot, type ExchangeAccount } from '../exchange-layout.js';
@@ -43,6 +43,13 @@ export const exchangeCommand: CommandModule<GlobalArgs, ExchangeArgs> = {
     };
     const processor = account(args.processor);
     const senderAccounts = senders.map(account);
+    // An account whose root another account also has (account add --root) would share its input/ and output/,
+    // or the processor's inboxes, with that account: refused before anything is made.
+    for (const { user, root } of [processor, ...senderAccounts]) {
+      const other = accounts.find((a) => a.user !== user && a.rootCap === root.toString());
+      if (other !== undefined)
+        throw new InvalidInputError(`${user} and ${other.user} have the same root directory; each needs one of its own`);
+    }
     await withNode(args, async ({ tree }) => {
       const made = await buildExchange(tree, processor, senderAccounts);
       if (args.json) {
