@@ -243,4 +243,19 @@ describe.each(backends)('file exchange through OpenSSH sftp ($name)', (backend) 
     }
     expect(await ls('bob', 'input')).toEqual(['bob.txt']);
   });
+
+  it("a directory renamed over the processor's (empty) link to a sender's input replaces that name only: the input is not sealed", async () => {
+    // OpenSSH's rename is posix-rename@openssh.com, which may replace an empty directory (as rename(2)).
+    for (let g = 0; g < cluster.gateways.length; g++) {
+      await vi.waitFor(async () => expect((await sftp('carol', ['ls'], g)).code).toBe(0), { timeout: 20_000, interval: 200 });
+    }
+    await ok('proc', ['mkdir spare', 'rename spare inboxes/carol']);
+    expect(await ls('proc', 'inboxes/carol')).toEqual([]);
+    const data = randomBytes(10_000);
+    await ok('carol', [`put ${await local('carol.bin', data)} input/carol.bin`], 1);
+    expect(await ls('carol', 'input')).toEqual(['carol.bin']);
+    expect(await ls('proc', 'inboxes/carol')).toEqual([]);
+    await ok('carol', ['get input/carol.bin carol.back']);
+    expect((await readFile(path.join(work, 'carol.back'))).equals(data)).toBe(true);
+  });
 });
