@@ -35,9 +35,10 @@ const siHex = (cap: DirectoryWriteCap | DirectoryReadCap): string => Buffer.from
 
 /**
  * Walks TARGET's path down to the parent of its last name, remembering each
- * directory passed, so that linking a directory inside itself (a loop every
- * tree walker would follow forever) is refused when the loop is visible from
- * the target's own path. A loop through some other tree cannot be seen here.
+ * directory passed, so that linking a directory inside itself (a loop that
+ * clients walking the tree, find or rsync over sshfs, would follow for ever;
+ * check and gc visit each directory once) is refused when the loop is visible
+ * from the target's own path. A loop through some other tree cannot be seen here.
  */
 async function targetParent(tree: Tree, target: CapPath, sourceName: string | undefined): Promise<TargetParent> {
   let cap = asDirectoryCap(target.cap);
