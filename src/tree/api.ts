@@ -124,13 +124,15 @@ export interface Directory {
    * (compared as the cap this view hands out; null: the name is free), it is
    * set to `next` (null: removed) and true is returned; otherwise nothing
    * changes and false is returned. For the two-step operations that must
-   * not undo someone else's change (moves, rmdir).
+   * not undo someone else's change (moves, rmdir). With `expectedMetadata`,
+   * the entry's metadata must be exactly that too (a move's undo: only the
+   * entry this move wrote, not the same cap linked there by another move).
    */
   swapEntry(
     name: string,
     expected: Cap | null,
     next: { cap: Cap; metadata: EntryMetadata } | null,
-    options?: AbortOptions,
+    options?: AbortOptions & { expectedMetadata?: EntryMetadata | undefined },
   ): Promise<boolean>;
   /**
    * Makes this directory's version final (docs/spec/slots.md, Removing a

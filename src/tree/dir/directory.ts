@@ -114,7 +114,7 @@ export class DirectoryHandle implements Directory {
     name: string,
     expected: Cap | null,
     next: { cap: Cap; metadata: EntryMetadata } | null,
-    options: AbortOptions = {},
+    options: AbortOptions & { expectedMetadata?: EntryMetadata | undefined } = {},
   ): Promise<boolean> {
     const utf8 = nameBytes(checkName(name));
     this.requireWriter();
@@ -125,6 +125,8 @@ export class DirectoryHandle implements Directory {
       const entry = await draft.get(utf8);
       const holds = entry === undefined ? undefined : viewEntry(this.keys, entry, this.keys.siHex).cap.toString();
       if (holds !== want) return false;
+      const { expectedMetadata } = options;
+      if (entry !== undefined && expectedMetadata !== undefined && !sameMetadata(entry.metadata, expectedMetadata)) return false;
       if (replacement !== undefined) await draft.set(replacement);
       else if (entry !== undefined) await draft.delete(utf8);
       return true;

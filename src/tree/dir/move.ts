@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { type Cap, DirectoryWriteCap } from '../../cap/index.js';
 import { type AbortOptions, NotEmptyError, NotFoundError, PermissionError } from '../../errors.js';
 import type { DirEntry, Directory, EntryMetadata, LinkOptions } from '../api.js';
@@ -34,10 +35,25 @@ export async function moveEntry(
   const name = checkName(srcName);
   const entry = await src.lookup(name, options);
   if (!entry) throw new NotFoundError('no such entry');
-  const replaced: DirEntry | undefined = await dst.link(dstName, entry.cap, entry.metadata, options);
+  // The moved entry gets a ctime of its own (a move changes the entry, as rename(2) changes an inode's ctime):
+  // two moves of one entry to one name then write two different entries, and the undo below takes back only
+  // its own. Without it, a move that lost the race would undo the winner's link of the same cap, and the
+  // entry would be in neither directory (two processors claiming one file: test/tree/dir-claim.test.ts).
+  const linked: EntryMetadata = { ...entry.metadata, ctimeMs: moveStamp() };
+  const replaced: DirEntry | undefined = await dst.link(dstName, entry.cap, linked, options);
   if (await src.swapEntry(name, entry.cap, null, options)) return;
-  await dst.swapEntry(dstName, entry.cap, replaced === undefined ? null : { cap: replaced.cap, metadata: replaced.metadata }, options);
+  const previous = replaced === undefined ? null : { cap: replaced.cap, metadata: replaced.metadata };
+  await dst.swapEntry(dstName, entry.cap, previous, { ...options, expectedMetadata: linked });
   throw new NotFoundError('the entry was removed or replaced while it was being moved');
+}
+
+/**
+ * Now, in Unix milliseconds, with a random fraction below a millisecond:
+ * at today's magnitudes an f64 keeps about 12 bits below the millisecond,
+ * so two moves stamped in the same millisecond differ but for 1 in 4096.
+ */
+function moveStamp(): number {
+  return Date.now() + randomInt(1, 1 << 20) / (1 << 20);
 }
 
 /**
