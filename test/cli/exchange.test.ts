@@ -193,6 +193,9 @@ describe.each(backends)('file exchange through OpenSSH sftp ($name)', (backend) 
     expect(await ls('bob', 'output')).toEqual([]);
     expect(await ls('alice', 'input')).toEqual([]);
     expect((await sftp('bob', ['ls /inboxes'])).code).not.toBe(0);
+    // /uri/ opens only a cap the client holds: bob holds none of alice's, and a made-up one names nothing.
+    expect((await sftp('bob', ['ls /uri'])).code).not.toBe(0);
+    expect((await sftp('bob', ['ls /uri/CS1:DIR:aaaaaaaaaaaaaaaa'])).code).not.toBe(0);
     expect(await ls('proc', 'inboxes/bob')).toEqual(['bob.txt']);
   });
 
