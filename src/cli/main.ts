@@ -5,9 +5,11 @@ import { accountCommand } from './commands/account.js';
 import { banCommand } from './commands/ban.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
+import { exchangeCommand } from './commands/exchange.js';
 import { gcCommand } from './commands/gc.js';
 import { getCommand } from './commands/get.js';
 import { initCommand } from './commands/init.js';
+import { lnCommand } from './commands/ln.js';
 import { lsCommand } from './commands/ls.js';
 import { mkdirCommand } from './commands/mkdir.js';
 import { mvCommand } from './commands/mv.js';
@@ -57,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
     .command(getCommand)
     .command(rmCommand)
     .command(mvCommand)
+    .command(lnCommand)
+    .command(exchangeCommand)
     .command(readonlyCommand)
     .command(checkCommand)
     .command(gcCommand)

@@ -124,20 +124,32 @@ export interface Directory {
    * (compared as the cap this view hands out; null: the name is free), it is
    * set to `next` (null: removed) and true is returned; otherwise nothing
    * changes and false is returned. For the two-step operations that must
-   * not undo someone else's change (moves, rmdir).
+   * not undo someone else's change (moves, rmdir). With `expectedMetadata`,
+   * the entry's metadata must be exactly that too (a move's undo: only the
+   * entry this move wrote, not the same cap linked there by another move).
    */
   swapEntry(
     name: string,
     expected: Cap | null,
     next: { cap: Cap; metadata: EntryMetadata } | null,
-    options?: AbortOptions,
+    options?: AbortOptions & { expectedMetadata?: EntryMetadata | undefined },
   ): Promise<boolean>;
   /**
    * Makes this directory's version final (docs/spec/slots.md, Removing a
    * directory): NotEmptyError unless it has no entry; sealing a sealed one
    * does nothing. Afterwards every operation on it is NotFoundError.
+   * Resolves true when the directory is sealed; false when it is shared
+   * (see share): then it was found empty and nothing was written.
    */
-  seal(options?: AbortOptions): Promise<void>;
+  seal(options?: AbortOptions): Promise<boolean>;
+  /**
+   * Marks this directory shared (docs/spec/slots.md, Shared directories): it
+   * may have several names, so seal will never seal it again; the mark is
+   * kept by every later version and cannot be cleared. Needs the write cap;
+   * NotFoundError (DirectoryRemovedError) for a sealed directory; marking a
+   * shared one does nothing.
+   */
+  share(options?: AbortOptions): Promise<void>;
   /** Undoes seal (an rmdir that lost its unlink); does nothing to a directory that is not sealed. */
   unseal(options?: AbortOptions): Promise<void>;
   /** Removes and returns the entry; NotFoundError if absent. */

@@ -23,6 +23,7 @@ export type { SlotRollback } from './dir/context.js';
 export { MemorySlotWatermarks, type SlotWatermarks } from './dir/watermarks.js';
 export { checkName, MAX_NAME_BYTES } from './names.js';
 export {
+  linkShared,
   moveEntry,
   removeDirectory,
   DEFAULT_LAYOUT,

@@ -40,7 +40,9 @@ function fieldPaths(value: unknown, prefix = ''): string[] {
   if (value === null || typeof value !== 'object') return prefix === '' ? [] : [prefix];
   return Object.entries(value).flatMap(([k, v]) => {
     const p = prefix === '' ? k : `${prefix}.${k}`;
-    return Array.isArray(v) && v.length === 0 ? [p] : v !== null && typeof v === 'object' ? fieldPaths(v, p) : [p];
+    // An empty list, or a list of strings or numbers, is one field (`created`), documented by its own row.
+    const scalarList = Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object');
+    return scalarList ? [p] : v !== null && typeof v === 'object' ? fieldPaths(v, p) : [p];
   });
 }
 
@@ -168,5 +170,22 @@ describe('--json', () => {
     expect(report).toMatchObject({ ok: false, problems: [{ path: 'b.bin', kind: 'missing' }] });
     expect((report['problems'] as { detail: string }[])[0]!.detail).toMatch(/^chunk 1 of 1 \(/);
     await expectDocumented('`capstan check --json', [good, report]);
+  });
+
+  it('ln prints one document and exchange one line per account, without caps', async () => {
+    const src = (await ok(['mkdir', `${root}/shared`])).trim();
+    const linked = jsonDocument(await ok(['ln', '--json', '--readonly', src, `${root}/shared-ro`]));
+    expect(linked).toEqual({ name: 'shared-ro', type: 'directory', access: 'read', replaced: false });
+    await expectDocumented('`capstan ln --json', [linked]);
+
+    const text = await ok(['exchange', '--json', 'alice', 'bob']);
+    expect(text).not.toMatch(CAP_IN_TEXT);
+    const lines = jsonLines(text);
+    expect(lines).toEqual([
+      { user: 'alice', role: 'processor', created: ['alice:/inboxes', 'alice:/outboxes', 'alice:/processing'] },
+      { user: 'bob', role: 'sender', created: ['bob:/input', 'alice:/outboxes/bob', 'alice:/inboxes/bob', 'bob:/output'] },
+    ]);
+    const again = jsonLines(await ok(['exchange', '--json', 'alice', 'bob']));
+    await expectDocumented('`capstan exchange --json', [...lines, ...again]);
   });
 });

@@ -102,7 +102,9 @@ describe('tampering with a directory is IntegrityError, never a crash or wrong d
     const blob = await chunks.get(version.root);
     flip(blob, blob.length - 1, 0x80);
     const forged = await chunks.put(blob);
-    await replaceRecord(encodeSlotRecord(cap.signingKey, si, { seq: (await current()).entry.seq + 1n, root: forged, sealed: false }));
+    await replaceRecord(
+      encodeSlotRecord(cap.signingKey, si, { seq: (await current()).entry.seq + 1n, root: forged, sealed: false, shared: false }),
+    );
     const fresh = createTree({ chunks, slots });
     await expect(fresh.directory(cap).lookup('a')).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: forged.toString() });
     await expect(drain(fresh.directory(cap.readonly()))).rejects.toMatchObject({ name: 'IntegrityError' });
@@ -114,7 +116,9 @@ describe('tampering with a directory is IntegrityError, never a crash or wrong d
     // Cache the other directory's root in this Tree.
     expect(await tree.directory(other).count()).toBe(1);
     const otherRoot = verifySlotRecord(other.publicKey, storageIndexHex(other.storageIndex), (await slots.get(other.storageIndex))!).root;
-    await replaceRecord(encodeSlotRecord(cap.signingKey, si, { seq: (await current()).entry.seq + 1n, root: otherRoot, sealed: false }));
+    await replaceRecord(
+      encodeSlotRecord(cap.signingKey, si, { seq: (await current()).entry.seq + 1n, root: otherRoot, sealed: false, shared: false }),
+    );
     await expect(dir.lookup('secret')).rejects.toMatchObject({ name: 'IntegrityError' });
     await expect(drain(dir)).rejects.toMatchObject({ name: 'IntegrityError' });
   });
@@ -173,7 +177,9 @@ describe('tampering with a directory is IntegrityError, never a crash or wrong d
     const { entry, version } = await current();
     const impostor = new DirectoryWriteCap(randomBytes(32));
     // Claims this directory's SI, signed by someone else.
-    await replaceRecord(encodeSlotRecord(impostor.signingKey, si, { seq: entry.seq + 1n, root: version.root, sealed: false }));
+    await replaceRecord(
+      encodeSlotRecord(impostor.signingKey, si, { seq: entry.seq + 1n, root: version.root, sealed: false, shared: false }),
+    );
     await expectSlotIntegrityError();
   });
 

@@ -22,7 +22,7 @@ import { DEFAULT_LAYOUT } from '../../src/tree/dir/context.js';
 import { DirectoryKeys } from '../../src/tree/dir/keys.js';
 import { openNode } from '../../src/tree/dir/node-format.js';
 import { verifySlotRecord } from '../../src/tree/dir/slot-record.js';
-import { createTree, removeDirectory } from '../../src/tree/index.js';
+import { createTree, linkShared, removeDirectory } from '../../src/tree/index.js';
 import { createTreeWithInternals } from '../../src/tree/tree.js';
 
 /**
@@ -80,6 +80,8 @@ interface DirectoryVector {
   entriesViaReadCap: { name: string; cap: string; metadata: EntryMetadata }[];
   /** Removed by rmdir: the slot holds a sealed v2 record, and reading the directory is NotFoundError. */
   sealed?: boolean;
+  /** Linked by `capstan ln`: the slot holds a v2 record with the shared flag, and reads as any directory. */
+  shared?: boolean;
 }
 
 interface DirVectors {
@@ -90,7 +92,7 @@ interface DirVectors {
 }
 
 /** The scenario: a small root with every kind of entry, a child directory, and a directory large enough to branch. */
-async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWriteCap; sealed?: boolean }[]> {
+async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWriteCap; sealed?: boolean; shared?: boolean }[]> {
   const root = await tree.createDirectory();
   const dir = tree.directory(root);
   const fileCap = new FileReadCap(new Uint8Array(32).fill(0x11), new Uint8Array(32).fill(0x22), 1_048_577);
@@ -134,12 +136,18 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
   await tree.directory(removed).link('was-here', new LiteralCap(Uint8Array.of(4)), meta);
   await tree.directory(removed).unlink('was-here');
   await removeDirectory(tree.directory(parent), 'removed', (entry) => tree.directory(entry.cap as DirectoryWriteCap));
+
+  // Linked under a second name by `capstan ln`: the shared flag (a v2 slot record), kept by the change after it.
+  const shared = await tree.directory(parent).mkdir('shared', { mtimeMs: T0, ctimeMs: T0 });
+  await linkShared(tree.directory(parent), 'shared-too', shared, meta, (cap) => tree.directory(cap));
+  await tree.directory(shared).link('kept', new LiteralCap(Uint8Array.of(5)), meta);
   return [
     { label: 'root: every kind of entry', cap: root },
     { label: 'child directory made by mkdir', cap: sub },
     { label: 'large enough to be a branch', cap: big },
     { label: 'names kept byte for byte: NFD and NFC spellings are two entries', cap: names },
     { label: 'removed by rmdir: a sealed v2 slot record', cap: removed, sealed: true },
+    { label: 'linked twice by ln: a shared v2 slot record', cap: shared, shared: true },
   ];
 }
 
@@ -169,7 +177,7 @@ async function build(): Promise<DirVectors> {
   const tree = createTreeWithInternals({ chunks, slots }, { randomBytes: vectorRandom() });
   const made = await scenario(tree);
   const directories: DirectoryVector[] = [];
-  for (const { label, cap, sealed } of made) {
+  for (const { label, cap, sealed, shared } of made) {
     const keys = new DirectoryKeys(cap);
     const entry = (await slots.get(cap.storageIndex))!;
     const version = verifySlotRecord(cap.publicKey, keys.siHex, entry);
@@ -188,11 +196,12 @@ async function build(): Promise<DirVectors> {
       entriesViaWriteCap: sealed ? [] : await listed(tree, cap),
       entriesViaReadCap: sealed ? [] : await listed(tree, cap.readonly()),
       ...(sealed ? { sealed: true } : {}),
+      ...(shared ? { shared: true } : {}),
     });
   }
   return {
     description:
-      'Frozen directory vectors, node format v1 and slot format v1 (docs/spec/directories.md, slots.md). ' +
+      'Frozen directory vectors, node format v1 and slot formats v1 and v2 (docs/spec/directories.md, slots.md). ' +
       'Produced by the scenario in dirs.test.ts with a fixed random source; do not edit by hand.',
     randomSource: `call n returns the first k bytes of sha256(utf8("${SEED}" + decimal n)), n from 0`,
     layout: { ...DEFAULT_LAYOUT },
@@ -245,6 +254,7 @@ describe('directory vectors', () => {
         const read = parseCap(v.readCap) as DirectoryReadCap;
         const version = verifySlotRecord(read.publicKey, v.storageIndexHex, { seq: BigInt(v.slot.seq), record: bytes(v.slot.recordHex) });
         expect(version.sealed).toBe(v.sealed === true);
+        expect(version.shared).toBe(v.shared === true);
         if (v.sealed === true) {
           await expect(listed(tree, write)).rejects.toMatchObject({ name: 'DirectoryRemovedError' });
           await expect(tree.directory(read).count()).rejects.toMatchObject({ name: 'DirectoryRemovedError' });

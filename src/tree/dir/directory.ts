@@ -126,7 +126,7 @@ export class DirectoryHandle implements Directory {
     name: string,
     expected: Cap | null,
     next: { cap: Cap; metadata: EntryMetadata } | null,
-    options: AbortOptions = {},
+    options: AbortOptions & { expectedMetadata?: EntryMetadata | undefined } = {},
   ): Promise<boolean> {
     const utf8 = nameBytes(checkName(name));
     this.requireWriter();
@@ -137,26 +137,37 @@ export class DirectoryHandle implements Directory {
       const entry = await draft.get(utf8);
       const holds = entry === undefined ? undefined : viewEntry(this.keys, entry, this.keys.siHex).cap.toString();
       if (holds !== want) return false;
+      const { expectedMetadata } = options;
+      if (entry !== undefined && expectedMetadata !== undefined && !sameMetadata(entry.metadata, expectedMetadata)) return false;
       if (replacement !== undefined) await draft.set(replacement);
       else if (entry !== undefined) await draft.delete(utf8);
       return true;
     });
   }
 
-  async seal(options: AbortOptions = {}): Promise<void> {
-    await this.update(options, async (current) => {
-      if (current.sealed) return { result: undefined };
+  async seal(options: AbortOptions = {}): Promise<boolean> {
+    return this.update(options, async (current) => {
+      if (current.sealed) return { result: true };
       const root = await loadNode(this.ctx, this.keys, current.root, undefined, options);
       if (nodeCount(root) > 0) throw new NotEmptyError('directory not empty');
-      return { next: { root: current.root, sealed: true }, result: undefined };
+      // A shared directory has other names that must keep working: checked empty, never sealed.
+      if (current.shared) return { result: false };
+      return { next: { root: current.root, sealed: true, shared: false }, result: true };
     });
   }
 
   async unseal(options: AbortOptions = {}): Promise<void> {
     await this.update(options, async (current) => ({
-      ...(current.sealed ? { next: { root: current.root, sealed: false } } : {}),
+      ...(current.sealed ? { next: { root: current.root, sealed: false, shared: current.shared } } : {}),
       result: undefined,
     }));
+  }
+
+  async share(options: AbortOptions = {}): Promise<void> {
+    await this.update(options, async (current) => {
+      if (current.sealed) throw new DirectoryRemovedError(`directory ${this.keys.siHex} was removed`);
+      return { ...(current.shared ? {} : { next: { root: current.root, sealed: false, shared: true } }), result: undefined };
+    });
   }
 
   async unlink(name: string, options: AbortOptions = {}): Promise<DirEntry> {
@@ -245,7 +256,8 @@ export class DirectoryHandle implements Directory {
       const draft = new Draft(this.ctx, this.keys, current.root, options);
       const result = await edit(draft);
       if (!draft.changed) return { result };
-      return { next: { root: await draft.commit(), sealed: false }, result };
+      // The shared flag outlives every change: any version may be the one a later rmdir reads.
+      return { next: { root: await draft.commit(), sealed: false, shared: current.shared }, result };
     });
   }
 
@@ -259,7 +271,7 @@ export class DirectoryHandle implements Directory {
    */
   private async update<T>(
     options: AbortOptions,
-    step: (current: SlotVersion) => Promise<{ next?: { root: ChunkAddress; sealed: boolean }; result: T }>,
+    step: (current: SlotVersion) => Promise<{ next?: { root: ChunkAddress; sealed: boolean; shared: boolean }; result: T }>,
   ): Promise<T> {
     const writer = this.requireWriter();
     const { storageIndex, siHex } = this.keys;
@@ -268,7 +280,7 @@ export class DirectoryHandle implements Directory {
         const current = await this.readAnyVersion(options);
         const { next, result } = await step(current);
         if (next === undefined) return result;
-        const version: SlotVersion = { seq: current.seq + 1n, root: next.root, sealed: next.sealed };
+        const version: SlotVersion = { seq: current.seq + 1n, ...next };
         const record = encodeSlotRecord(writer.signingKey, storageIndex, version);
         try {
           await this.ctx.slots.compareAndSwap(storageIndex, current.seq, { seq: version.seq, record }, options);

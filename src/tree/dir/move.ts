@@ -1,6 +1,7 @@
-import { DirectoryWriteCap } from '../../cap/index.js';
+import { randomInt } from 'node:crypto';
+import { type Cap, DirectoryWriteCap } from '../../cap/index.js';
 import { type AbortOptions, NotEmptyError, NotFoundError, PermissionError } from '../../errors.js';
-import type { DirEntry, Directory, LinkOptions } from '../api.js';
+import type { DirEntry, Directory, EntryMetadata, LinkOptions } from '../api.js';
 import { checkName } from '../names.js';
 
 /**
@@ -34,17 +35,34 @@ export async function moveEntry(
   const name = checkName(srcName);
   const entry = await src.lookup(name, options);
   if (!entry) throw new NotFoundError('no such entry');
-  const replaced: DirEntry | undefined = await dst.link(dstName, entry.cap, entry.metadata, options);
+  // The moved entry gets a ctime of its own (a move changes the entry, as rename(2) changes an inode's ctime):
+  // two moves of one entry to one name then write two different entries, and the undo below takes back only
+  // its own. Without it, a move that lost the race would undo the winner's link of the same cap, and the
+  // entry would be in neither directory (two processors claiming one file: test/tree/dir-claim.test.ts).
+  const linked: EntryMetadata = { ...entry.metadata, ctimeMs: moveStamp() };
+  const replaced: DirEntry | undefined = await dst.link(dstName, entry.cap, linked, options);
   if (await src.swapEntry(name, entry.cap, null, options)) return;
-  await dst.swapEntry(dstName, entry.cap, replaced === undefined ? null : { cap: replaced.cap, metadata: replaced.metadata }, options);
+  const previous = replaced === undefined ? null : { cap: replaced.cap, metadata: replaced.metadata };
+  await dst.swapEntry(dstName, entry.cap, previous, { ...options, expectedMetadata: linked });
   throw new NotFoundError('the entry was removed or replaced while it was being moved');
+}
+
+/**
+ * Now, in Unix milliseconds, with a random fraction below a millisecond:
+ * at today's magnitudes an f64 keeps about 12 bits below the millisecond,
+ * so two moves stamped in the same millisecond differ but for 1 in 4096.
+ */
+function moveStamp(): number {
+  return Date.now() + randomInt(1, 1 << 20) / (1 << 20);
 }
 
 /**
  * Removes the directory linked under `name` in `parent` (rmdir). A write-cap
  * entry is sealed first, then unlinked only if the name still holds it; if
  * it no longer does (renamed or replaced meanwhile) the seal is undone and
- * the removal fails with NotFoundError. A read-cap entry (a read-only link:
+ * the removal fails with NotFoundError. A shared directory (linked by
+ * `capstan ln`, see linkShared) is checked empty instead of sealed, and only
+ * this name goes: its other names keep working. A read-cap entry (a read-only link:
  * nothing can be written through it, and it cannot be sealed) is unlinked if
  * the directory is empty. docs/spec/slots.md, Removing a directory, has the
  * rule and the crash argument. `check` sees the entry first and may refuse
@@ -61,14 +79,38 @@ export async function removeDirectory(
   options.check?.(entry);
   const child = open(entry);
   if (entry.cap instanceof DirectoryWriteCap) {
-    await child.seal(options);
+    // false: a shared directory, found empty and left unsealed (its other names live on).
+    const sealed = await child.seal(options);
     if (await parent.swapEntry(name, entry.cap, null, options)) return entry;
-    await child.unseal(options);
+    if (sealed) await child.unseal(options);
     throw new NotFoundError('the directory was moved or replaced while it was being removed');
   }
   if ((await child.count(options)) > 0) throw new NotEmptyError('directory not empty');
   if (await parent.swapEntry(name, entry.cap, null, options)) return entry;
   throw new NotFoundError('the directory was moved or replaced while it was being removed');
+}
+
+/**
+ * Links an existing cap under `name` in `dir` (`capstan ln`). A directory
+ * write cap is marked shared first (Directory.share), whether the link is
+ * the write cap or, with `readonly`, its read cap: the directory now has a
+ * name its other holders do not know of, and an rmdir of any one name must
+ * not seal it under the others. Sharing first means a directory that rmdir
+ * sealed meanwhile is refused (NotFoundError) instead of linked dead.
+ * Linking never strengthens: the entry holds `cap` or something weaker.
+ * Returns the entry replaced (with `overwrite`), if any.
+ */
+export async function linkShared(
+  dir: Directory,
+  name: string,
+  cap: Cap,
+  metadata: EntryMetadata,
+  open: (cap: DirectoryWriteCap) => Directory,
+  options: LinkOptions & { readonly?: boolean | undefined } = {},
+): Promise<DirEntry | undefined> {
+  if (cap instanceof DirectoryWriteCap) await open(cap).share(options);
+  const linked = options.readonly === true ? cap.readonly() : cap;
+  return dir.link(name, linked, metadata, options);
 }
 
 function sameDirectory(a: Directory, b: Directory): boolean {

@@ -15,9 +15,12 @@ import { decodeAddress } from './node-format.js';
  *     signature = Ed25519(directory signing key, signed)
  *
  * v2 exists for its flags: bit 0 marks a sealed version (the directory was
- * removed by rmdir and takes no further changes). Writers write v1 for every
- * version that is not sealed, so directories never removed are byte for
- * byte what the first writers made.
+ * removed by rmdir and takes no further changes); bit 1 marks a shared
+ * directory (a write link to it was made by `capstan ln`, so it may have
+ * several names, and rmdir of one name must not seal it; every later version
+ * keeps the bit). Writers write v1 for every version with no flag set, so
+ * directories never removed or shared are byte for byte what the first
+ * writers made.
  *
  * The slot store keeps the record opaque; everything here is checked by the
  * reader, so the store can withhold or roll back a directory but never make a
@@ -26,6 +29,8 @@ import { decodeAddress } from './node-format.js';
 export const SLOT_FORMAT_VERSION = 1;
 export const SLOT_FORMAT_V2 = 2;
 const FLAG_SEALED = 0x01;
+const FLAG_SHARED = 0x02;
+const KNOWN_FLAGS = FLAG_SEALED | FLAG_SHARED;
 const SIGNATURE_BYTES = 64;
 const encoder = new TextEncoder();
 const SIGNATURE_PREFIX = netstring(encoder.encode(TAG.slotSignature));
@@ -36,6 +41,8 @@ export interface SlotVersion {
   root: ChunkAddress;
   /** The directory was removed (a v2 record with the sealed flag): no version may follow. */
   sealed: boolean;
+  /** Linked under other names by `capstan ln` (a v2 record with the shared flag): rmdir of a name never seals it. */
+  shared: boolean;
 }
 
 function signedMessage(prefix: Uint8Array, body: Uint8Array): Uint8Array {
@@ -48,10 +55,11 @@ function signedMessage(prefix: Uint8Array, body: Uint8Array): Uint8Array {
 export function encodeSlotRecord(signingKey: SigningKey, storageIndex: Uint8Array, version: SlotVersion): Uint8Array {
   const cid = version.root.bytes;
   const writer = new ByteWriter(2 + 32 + 8 + 1 + cid.length + SIGNATURE_BYTES);
-  if (version.sealed) writer.u8(SLOT_FORMAT_V2).bytes(storageIndex).u64(version.seq).u8(FLAG_SEALED);
+  const flags = (version.sealed ? FLAG_SEALED : 0) | (version.shared ? FLAG_SHARED : 0);
+  if (flags !== 0) writer.u8(SLOT_FORMAT_V2).bytes(storageIndex).u64(version.seq).u8(flags);
   else writer.u8(SLOT_FORMAT_VERSION).bytes(storageIndex).u64(version.seq);
   const body = writer.u8(cid.length).bytes(cid).finish();
-  const signature = signingKey.sign(signedMessage(version.sealed ? SIGNATURE_PREFIX_V2 : SIGNATURE_PREFIX, body));
+  const signature = signingKey.sign(signedMessage(flags !== 0 ? SIGNATURE_PREFIX_V2 : SIGNATURE_PREFIX, body));
   const record = new Uint8Array(body.length + SIGNATURE_BYTES);
   record.set(body, 0);
   record.set(signature, body.length);
@@ -83,15 +91,14 @@ export function verifySlotRecord(publicKey: Uint8Array, siHex: string, entry: Sl
     const si = r.bytes(32);
     if (Buffer.compare(si, storageIndexOf(publicKey)) !== 0) return fail();
     const seq = r.u64();
-    let sealed = false;
+    let flags = 0;
     if (format === SLOT_FORMAT_V2) {
-      const flags = r.u8();
-      if ((flags & ~FLAG_SEALED) !== 0) return fail();
-      sealed = (flags & FLAG_SEALED) !== 0;
+      flags = r.u8();
+      if ((flags & ~KNOWN_FLAGS) !== 0) return fail();
     }
     const root = decodeAddress(r.bytes(r.u8()));
     r.end();
-    version = { seq, root, sealed };
+    version = { seq, root, sealed: (flags & FLAG_SEALED) !== 0, shared: (flags & FLAG_SHARED) !== 0 };
     prefix = format === SLOT_FORMAT_V2 ? SIGNATURE_PREFIX_V2 : SIGNATURE_PREFIX;
   } catch (err) {
     if (err instanceof FormatError) return fail();
