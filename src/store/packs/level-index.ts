@@ -5,7 +5,7 @@ import { isChunkAddress } from '../address.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
 import { AddressFilter } from './address-filter.js';
 import { type Location, PACK_ID_BYTES } from './format.js';
-import { type IndexEntry, type ObjectIndex, sameLocation } from './index-store.js';
+import { type IndexEntry, type ObjectIndex, type RemoveIfOptions, sameLocation } from './index-store.js';
 
 /**
  * The object index in the node's LevelDB (the one that holds the slots),
@@ -16,7 +16,9 @@ import { type IndexEntry, type ObjectIndex, sameLocation } from './index-store.j
  *
  * Writes are not synced: the journal is the durable copy, and the engine's
  * synced marks (local-engine.ts) make them durable in batches. removeIf and
- * putMany run one at a time (a mutex), so a removal never undoes a newer put.
+ * putMany, refreshIf, removeIf and moveIf run one at a time (a mutex): each
+ * conditional change is atomic against every other change through this
+ * index, which is the only writer of its keys (the engine owns the LevelDB).
  */
 export const INDEX_PREFIX = 0x6f;
 const VALUE_BYTES = PACK_ID_BYTES + 8 + 4 + 4;
@@ -130,7 +132,7 @@ export class LevelObjectIndex implements ObjectIndex {
     return value === undefined ? undefined : decodeValue(address, value);
   }
 
-  putMany(entries: readonly IndexEntry[], options: AbortOptions = {}): Promise<void> {
+  async putMany(entries: readonly IndexEntry[], options: AbortOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     return this.#exclusive(async () => {
       if (entries.length === 0) return;
@@ -146,12 +148,33 @@ export class LevelObjectIndex implements ObjectIndex {
     });
   }
 
-  removeIf(address: ChunkAddress, location: Location, options: AbortOptions = {}): Promise<boolean> {
+  async refreshIf(address: ChunkAddress, location: Location, lastPutSec: number, options: AbortOptions = {}): Promise<boolean> {
     throwIfAborted(options.signal);
     return this.#exclusive(async () => {
       const current = await this.get(address);
       if (current === undefined || !sameLocation(current.location, location)) return false;
+      await this.db.put(indexKey(address), encodeValue({ ...current, lastPutSec }));
+      return true;
+    });
+  }
+
+  async removeIf(address: ChunkAddress, location: Location, options: RemoveIfOptions = {}): Promise<boolean> {
+    throwIfAborted(options.signal);
+    return this.#exclusive(async () => {
+      const current = await this.get(address);
+      if (current === undefined || !sameLocation(current.location, location)) return false;
+      if (options.idleBeforeSec !== undefined && current.lastPutSec >= options.idleBeforeSec) return false;
       await this.db.del(indexKey(address));
+      return true;
+    });
+  }
+
+  async moveIf(address: ChunkAddress, from: Location, to: Location, options: AbortOptions = {}): Promise<boolean> {
+    throwIfAborted(options.signal);
+    return this.#exclusive(async () => {
+      const current = await this.get(address);
+      if (current === undefined || !sameLocation(current.location, from)) return false;
+      await this.db.put(indexKey(address), encodeValue({ ...current, location: to }));
       return true;
     });
   }

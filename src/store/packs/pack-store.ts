@@ -215,8 +215,10 @@ export class PackChunkStore implements ChunkStore {
       if (this.#pending.has(key)) return { kept: true };
       const entry = await this.#index.get(address, options);
       if (entry === undefined) return undefined;
-      if (entry.lastPutSec * 1000 >= cutoffMs) return { kept: true };
-      return (await this.#index.removeIf(address, entry.location, options)) ? { freed: entry.location.length } : { kept: true };
+      const idleBeforeSec = Math.ceil(cutoffMs / 1000);
+      // Conditional in the index itself: a put on another gateway refreshing the entry meanwhile wins.
+      const removed = await this.#index.removeIf(address, entry.location, { ...options, idleBeforeSec });
+      return removed ? { freed: entry.location.length } : { kept: true };
     });
     if (packed !== undefined) return 'freed' in packed ? packed.freed : undefined;
     return this.#legacy?.deleteIfIdleSince?.(address, cutoffMs, options);
@@ -416,8 +418,9 @@ export class PackChunkStore implements ChunkStore {
     if (entry !== undefined) {
       if (now - entry.lastPutSec > this.#maxAge) return false;
       // Not durable by itself, and need not be: an upload in flight does not survive a crash either.
-      if (entry.lastPutSec !== now) await this.#index.putMany([{ ...entry, lastPutSec: now }], options);
-      return true;
+      // Conditional: gc (on any gateway) may have removed the entry since the get; then store a copy.
+      if (entry.lastPutSec === now) return true;
+      return this.#index.refreshIf(address, entry.location, now, options);
     }
     if (this.#legacy?.stat === undefined) return false;
     const stat = await this.#legacy.stat(address, options);
@@ -439,12 +442,8 @@ export class PackChunkStore implements ChunkStore {
     }
     await this.#sink.sync();
     for (const { from, to } of moved) {
-      await this.#keys.run(from.address.toString(), async () => {
-        const now = await this.#index.get(from.address, options);
-        // Deleted meanwhile (gc) or put anew elsewhere: leave it; the copy is garbage for the next run.
-        if (now === undefined || !sameLocation(now.location, from.location)) return;
-        await this.#index.putMany([{ ...to, lastPutSec: now.lastPutSec }], options);
-      });
+      // Deleted meanwhile (gc) or put anew elsewhere: the move loses and the copy is garbage for the next run.
+      await this.#keys.run(from.address.toString(), () => this.#index.moveIf(from.address, from.location, to.location, options));
     }
     return copied;
   }
