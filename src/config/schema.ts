@@ -142,7 +142,7 @@ export const SCHEMA = {
     's3.prefix': key(
       stringType,
       '',
-      'Prepended to every object key, e.g. capstan/ to share a bucket; objects are <prefix>chunks/<a>/<b>/<cid>.',
+      'Prepended to every object key, e.g. capstan/ to share a bucket; objects are <prefix>packs/<id>.pack (before storage engine v3: <prefix>chunks/<a>/<b>/<cid>).',
     ),
     's3.addressing': key(
       enumType(S3_ADDRESSING),

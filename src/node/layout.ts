@@ -19,6 +19,7 @@ import path from 'node:path';
  *       store/chunks/packs/            the embedded default's pack files (storage engine v3, docs/spec/packs.md)
  *       store/chunks/chunks/           loose chunk files of layouts v1/v2 (read; and the fs store with S3-less shared setups)
  *       store/slots/                   the LevelDB: slots, and the object index of the packs
+ *       store/objects/                 with backend = s3 and LevelDB slots: the object index of the packs in the bucket
  *       store/outbox/                  the durable event outbox (src/events/outbox.ts)
  *       store/quota-usage.json         per-account usage counters
  *       store/slot-watermarks          the highest version seen of each directory: rollbacks are refused (src/node/slot-watermarks.ts)

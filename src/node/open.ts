@@ -8,6 +8,7 @@ import type { DefenderStore } from '../defender/store.js';
 import type { SlotsConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { PostgresSlotStore } from '../store/slots/postgres/index.js';
+import { PostgresObjectIndex } from '../store/packs/postgres-index.js';
 import { FsChunkStore, type ChunkStore, type SlotStore } from '../store/index.js';
 import { CachingChunkStore } from '../store/chunks/caching.js';
 import { openS3Credentials, S3ChunkStore } from '../store/chunks/s3/index.js';
@@ -94,6 +95,20 @@ export async function openPostgresSlots(slots: Extract<SlotsConfig, { backend: '
   });
 }
 
+/** The object index several gateways share: tables beside the slots, in the same database and schema. */
+export async function openPostgresObjectIndex(
+  slots: Extract<SlotsConfig, { backend: 'postgres' }>,
+  logger?: Logger,
+): Promise<PostgresObjectIndex> {
+  const password = await readPostgresPassword(slots.passwordFile);
+  return PostgresObjectIndex.open({
+    ...(slots.url !== undefined ? { url: slots.url } : {}),
+    ...(password !== undefined ? { password } : {}),
+    schema: slots.schema,
+    ...(logger ? { logger } : {}),
+  });
+}
+
 /**
  * The defender's store for `capstan run`: with postgres slots, tables beside
  * the slots in the same database and schema (shared by every gateway, its
@@ -113,16 +128,30 @@ export async function openDefenderStore(config: NodeConfig, logger?: Logger): Pr
 
 /**
  * Opens the chunk store `[storage] backend` names: the fs directory, or the
- * S3 bucket (credentials from `s3.credentials`, else the AWS chain: see
- * openS3Credentials) behind a
- * bounded local read cache (`s3.cache.*`, unless `cache` is false or the
- * size is 0).
+ * S3 bucket (see openS3ChunkStore) behind a bounded local read cache
+ * (`s3.cache.*`, unless `cache` is false or the size is 0).
  */
 export async function openChunkStore(config: NodeConfig, options: { cache?: boolean; logger?: Logger } = {}): Promise<ChunkStore> {
   const { storage } = config;
   if (storage.backend !== 's3') return FsChunkStore.open(storage.fsDir, { fsync: storage.fsFsync });
-  const s3 = storage.s3;
-  const { logger } = options;
+  return withReadCache(config, await openS3ChunkStore(config, options.logger), options.cache);
+}
+
+/** `store` behind the node's S3 read cache, unless `cache` is false or `s3.cache.size` is 0. */
+export async function withReadCache(config: NodeConfig, store: ChunkStore, cache = true): Promise<ChunkStore> {
+  const { s3 } = config.storage;
+  if (!cache || s3.cacheBytes === 0) return store;
+  try {
+    return await CachingChunkStore.open(store, { dir: s3.cacheDir, maxBytes: s3.cacheBytes });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** The bucket of `[storage] s3.*` (credentials from `s3.credentials`, else the AWS chain: see openS3Credentials). */
+export async function openS3ChunkStore(config: NodeConfig, logger?: Logger): Promise<S3ChunkStore> {
+  const s3 = config.storage.s3;
   const { source, origin } = await openS3Credentials(s3.credentialsFile, {
     // The gateway logs them; a command has no log, and says them on stderr.
     warn: logger
@@ -133,7 +162,7 @@ export async function openChunkStore(config: NodeConfig, options: { cache?: bool
     { event: 's3_credentials', origin },
     `S3 credentials from ${origin === 'file' ? 'the s3.credentials file' : 'the AWS credential chain'}`,
   );
-  const store = new S3ChunkStore({
+  return new S3ChunkStore({
     endpoint: s3.endpoint!, // resolveConfig refuses backend = s3 without one
     region: s3.region,
     bucket: s3.bucket,
@@ -144,11 +173,4 @@ export async function openChunkStore(config: NodeConfig, options: { cache?: bool
     timeoutMs: s3.timeoutSeconds * 1000,
     retry: { retries: s3.retries, initialMs: 100, maxMs: 5_000 },
   });
-  if (options.cache === false || s3.cacheBytes === 0) return store;
-  try {
-    return await CachingChunkStore.open(store, { dir: s3.cacheDir, maxBytes: s3.cacheBytes });
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
 }

@@ -11,7 +11,12 @@ import { isLevelLocked, LevelSlotStore } from '../store/slots/level.js';
 import type { SlotStore } from '../store/slots/slot-store.js';
 import { LOCK_WAIT_MS, whileBusy } from '../util/lock-wait.js';
 import { SLOT_SOCKET_FILE, nodePath } from './layout.js';
-import { openChunkStore, openPostgresSlots } from './open.js';
+import { openChunkStore, openPostgresObjectIndex, openPostgresSlots, openS3ChunkStore, withReadCache } from './open.js';
+import { FlushingSlotStore } from '../store/packs/flushing-slot-store.js';
+import type { ObjectIndex } from '../store/packs/index-store.js';
+import { LevelObjectIndex } from '../store/packs/level-index.js';
+import { PackChunkStore } from '../store/packs/pack-store.js';
+import { S3PackSink } from '../store/packs/s3-sink.js';
 
 /**
  * Where a node's stores come from, for the gateway and for CLI commands:
@@ -23,10 +28,14 @@ import { openChunkStore, openPostgresSlots } from './open.js';
  *   loose chunks of earlier versions are read through it. The process that
  *   opens it serves it on the node socket; another process (a CLI command
  *   while the gateway runs) reaches both stores through that socket.
- * - S3 chunks, LevelDB slots: the S3 store and LevelDB slots, the latter
- *   shared through the socket likewise.
- * - PostgreSQL slots: every process is a client of the database and of the
- *   shared chunk store itself.
+ * - S3 chunks (storage engine v3 on S3, docs/spec/packs.md): objects go into
+ *   packs uploaded to the bucket, one PUT per commit; the object index is in
+ *   PostgreSQL beside the slots (several gateways), or in a LevelDB of the
+ *   node (`store/objects`) with LevelDB slots, which the gateway then serves
+ *   on the socket with its pack store. Objects stored before v3 (one S3
+ *   object each) are read through. Every slot swap flushes the packs first.
+ * - fs chunks with PostgreSQL slots (a shared fs): every process is a
+ *   client of the database and of the shared chunk directory itself.
  */
 export interface OpenedStores {
   chunks: ChunkStore;
@@ -79,8 +88,76 @@ async function looseChunks(dir: string, fsync: boolean): Promise<FsChunkStore | 
   return undefined;
 }
 
+/** `store/objects`: the object index of packs on S3 when the slots are in LevelDB (beside `store/slots`). */
+function objectsDir(config: NodeConfig): string {
+  return path.join(path.dirname(config.storage.slotsDir), 'objects');
+}
+
+/**
+ * Packs on S3 over `index`, reading objects stored before v3 through the
+ * plain S3 store; its close() closes the index and the bucket's client.
+ */
+async function openS3Packs(config: NodeConfig, index: ObjectIndex, logger: Logger | undefined): Promise<PackChunkStore> {
+  let s3: Awaited<ReturnType<typeof openS3ChunkStore>>;
+  try {
+    s3 = await openS3ChunkStore(config, logger);
+  } catch (err) {
+    await index.close();
+    throw err;
+  }
+  const sink = new S3PackSink({ client: s3.client, prefix: s3.prefix });
+  return new PackChunkStore({ sink, index, legacy: s3, dedupAgainstLegacy: false });
+}
+
+/** The stores of a node on S3 (see OpenedStores); `gateway`: serve the LevelDB ones on the socket, or reach a gateway's. */
+async function openS3Stores(config: NodeConfig, logger: Logger | undefined, gateway: boolean): Promise<OpenedStores> {
+  const { slots: slotsConfig } = config.storage;
+  if (slotsConfig.backend === 'postgres') {
+    const packs = await openS3Packs(config, await openPostgresObjectIndex(slotsConfig, logger), logger);
+    const chunks = await withReadCache(config, packs, gateway);
+    try {
+      const slots = new FlushingSlotStore(await openPostgresSlots(slotsConfig, logger), packs);
+      return { chunks, slots, shared: false, close: async () => void (await Promise.all([slots.close(), chunks.close()])) };
+    } catch (err) {
+      await chunks.close();
+      throw err;
+    }
+  }
+  const socketPath = nodePath(config.nodeDir, SLOT_SOCKET_FILE);
+  const opened = whileBusy(
+    async (): Promise<OpenedStores> => {
+      let level: LevelSlotStore;
+      try {
+        level = await LevelSlotStore.open(config.storage.slotsDir);
+      } catch (err) {
+        if (!isLevelLocked(err) || gateway) throw err;
+        // A gateway holds them: its pack store and its slots, through the socket.
+        const client = await connectOrBusy(socketPath);
+        return { chunks: new SocketChunkStore(client), slots: new SocketSlotStore(client), shared: true, close: () => client.close() };
+      }
+      try {
+        const packs = await openS3Packs(config, await LevelObjectIndex.openOwned(objectsDir(config)), logger);
+        const chunks = await withReadCache(config, packs, gateway);
+        const slots = new FlushingSlotStore(level, packs);
+        const close = async (): Promise<void> => void (await Promise.all([slots.close(), chunks.close()]));
+        return { chunks, slots, ...(gateway ? { serve: { chunks: packs, slots } } : {}), shared: false, close };
+      } catch (err) {
+        await level.close();
+        throw err;
+      }
+    },
+    (err) => err instanceof TransientError || isLevelLocked(err),
+  );
+  return gateway
+    ? opened.catch((err: unknown) => {
+        throw heldElsewhere(err, config.storage.slotsDir);
+      })
+    : opened;
+}
+
 /** The stores of `capstan run`: it owns them, and serves the LevelDB ones on the node socket. */
 export async function openGatewayStores(config: NodeConfig, logger: Logger): Promise<OpenedStores> {
+  if (config.storage.backend === 's3') return openS3Stores(config, logger, true);
   if (embedded(config)) {
     const engine = await openEngine(config, logger, LOCK_WAIT_MS).catch((err: unknown) => {
       throw heldElsewhere(err, config.storage.slotsDir);
@@ -115,6 +192,7 @@ export async function openGatewayStores(config: NodeConfig, logger: Logger): Pro
  * LevelDB for a moment is waited for, up to LOCK_WAIT_MS.
  */
 export async function openCommandStores(config: NodeConfig): Promise<OpenedStores> {
+  if (config.storage.backend === 's3') return openS3Stores(config, undefined, false);
   const socketPath = nodePath(config.nodeDir, SLOT_SOCKET_FILE);
   if (embedded(config)) {
     return whileBusy(

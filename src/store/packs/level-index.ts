@@ -1,4 +1,4 @@
-import type { Level } from 'level';
+import { Level } from 'level';
 import { CID } from 'multiformats/cid';
 import { type AbortOptions, IntegrityError, throwIfAborted } from '../../errors.js';
 import { isChunkAddress } from '../address.js';
@@ -79,7 +79,26 @@ export class LevelObjectIndex implements ObjectIndex {
   #scan: Promise<void> | undefined;
   #closed = false;
 
-  constructor(private readonly db: Level<Uint8Array, Uint8Array>) {}
+  /**
+   * `syncWrites`: every write is a synced LevelDB write. Needed where the
+   * index is the only record of where objects are (packs on S3 with the
+   * index in LevelDB: no journal replays it after a crash); the embedded
+   * default's index is rebuilt from its journal and writes unsynced.
+   * `ownsDb`: close() closes the database too.
+   */
+  constructor(
+    private readonly db: Level<Uint8Array, Uint8Array>,
+    private readonly options: { syncWrites?: boolean; ownsDb?: boolean } = {},
+  ) {}
+
+  /** An index in a LevelDB of its own (packs on S3 with LevelDB slots: `store/objects`), synced writes, filter started. */
+  static async openOwned(dir: string): Promise<LevelObjectIndex> {
+    const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+    await db.open();
+    const index = new LevelObjectIndex(db, { syncWrites: true, ownsDb: true });
+    index.startFilter();
+    return index;
+  }
 
   /** Builds the miss filter in the background (a scan of the index's keys); lookups use LevelDB until it is done. */
   startFilter(capacity = FIRST_FILTER_CAPACITY): void {
@@ -143,7 +162,10 @@ export class LevelObjectIndex implements ObjectIndex {
         this.#building?.add(e.address.multihash.digest);
       }
       if (this.#filter !== undefined && this.#filter.added > this.#filter.capacity) this.startFilter(this.#filter.capacity * 4);
-      await this.db.batch(entries.map((e) => ({ type: 'put' as const, key: indexKey(e.address), value: encodeValue(e) })));
+      await this.db.batch(
+        entries.map((e) => ({ type: 'put' as const, key: indexKey(e.address), value: encodeValue(e) })),
+        this.#writeOptions,
+      );
       for (const e of entries) this.#building?.add(e.address.multihash.digest, 0, false);
     });
   }
@@ -153,7 +175,7 @@ export class LevelObjectIndex implements ObjectIndex {
     return this.#exclusive(async () => {
       const current = await this.get(address);
       if (current === undefined || !sameLocation(current.location, location)) return false;
-      await this.db.put(indexKey(address), encodeValue({ ...current, lastPutSec }));
+      await this.db.put(indexKey(address), encodeValue({ ...current, lastPutSec }), this.#writeOptions);
       return true;
     });
   }
@@ -164,7 +186,7 @@ export class LevelObjectIndex implements ObjectIndex {
       const current = await this.get(address);
       if (current === undefined || !sameLocation(current.location, location)) return false;
       if (options.idleBeforeSec !== undefined && current.lastPutSec >= options.idleBeforeSec) return false;
-      await this.db.del(indexKey(address));
+      await this.db.del(indexKey(address), this.#writeOptions);
       return true;
     });
   }
@@ -174,7 +196,7 @@ export class LevelObjectIndex implements ObjectIndex {
     return this.#exclusive(async () => {
       const current = await this.get(address);
       if (current === undefined || !sameLocation(current.location, from)) return false;
-      await this.db.put(indexKey(address), encodeValue({ ...current, location: to }));
+      await this.db.put(indexKey(address), encodeValue({ ...current, location: to }), this.#writeOptions);
       return true;
     });
   }
@@ -193,10 +215,15 @@ export class LevelObjectIndex implements ObjectIndex {
     }
   }
 
-  /** The database belongs to the engine, which closes it; a scan still running stops. */
+  /** A scan still running stops; the database is closed only when this index owns it (else the engine closes it). */
   async close(): Promise<void> {
     this.#closed = true;
     await this.#scan?.catch(() => undefined);
+    if (this.options.ownsDb) await this.db.close();
+  }
+
+  get #writeOptions(): { sync: boolean } {
+    return { sync: this.options.syncWrites === true };
   }
 
   #exclusive<T>(work: () => Promise<T>): Promise<T> {

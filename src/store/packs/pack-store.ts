@@ -24,6 +24,14 @@ export interface PackChunkStoreOptions {
    */
   legacy?: ChunkStore | undefined;
   /**
+   * Whether a put of bytes the index does not hold asks the legacy store
+   * first (and refreshes a young copy there instead of packing it). Default
+   * true. False on S3, where that question is a HEAD request per new object
+   * whose answer is nearly always no: a packed copy costs space, not
+   * correctness, and reads still fall back to the legacy store.
+   */
+  dedupAgainstLegacy?: boolean | undefined;
+  /**
    * A put deduplicates against a stored copy only when that copy's last put
    * is at most this old (docs/spec/packs.md, Deduplication): half the gc
    * grace period. Default 12 h.
@@ -84,6 +92,7 @@ export class PackChunkStore implements ChunkStore {
   readonly #sink: PackSink;
   readonly #index: ObjectIndex;
   readonly #legacy: ChunkStore | undefined;
+  readonly #dedupLegacy: boolean;
   readonly #maxAge: number;
   readonly #now: () => number;
   readonly #closer: (() => Promise<void>) | undefined;
@@ -108,6 +117,7 @@ export class PackChunkStore implements ChunkStore {
     this.#sink = options.sink;
     this.#index = options.index;
     this.#legacy = options.legacy;
+    this.#dedupLegacy = options.dedupAgainstLegacy ?? true;
     this.#maxAge = options.dedupMaxAgeSeconds ?? DEFAULT_DEDUP_MAX_AGE_SECONDS;
     this.#now = options.now ?? Date.now;
     this.#closer = options.closer;
@@ -422,7 +432,7 @@ export class PackChunkStore implements ChunkStore {
       if (entry.lastPutSec === now) return true;
       return this.#index.refreshIf(address, entry.location, now, options);
     }
-    if (this.#legacy?.stat === undefined) return false;
+    if (!this.#dedupLegacy || this.#legacy?.stat === undefined) return false;
     const stat = await this.#legacy.stat(address, options);
     if (stat === undefined || this.#now() - stat.lastPutMs > this.#maxAge * 1000) return false;
     // A loose chunk's age is refreshed by putting the same bytes there again (its store's dedup touches it).

@@ -38,7 +38,8 @@ export function elementBlocks(xml: string, name: string): string[] {
 }
 
 export interface ListPage {
-  objects: { key: string; size: number }[];
+  /** `modifiedMs`: the object's LastModified, when the listing gave a date that parses. */
+  objects: { key: string; size: number; modifiedMs?: number }[];
   /** Set when the listing is truncated: pass it back as continuation-token. */
   nextContinuationToken?: string;
 }
@@ -50,7 +51,8 @@ export function parseListObjectsV2(xml: string): ListPage {
     const key = elementTexts(block, 'Key')[0];
     const size = Number(elementTexts(block, 'Size')[0]);
     if (key === undefined || !Number.isSafeInteger(size) || size < 0) throw new Error('malformed <Contents>');
-    return { key, size };
+    const modifiedMs = Date.parse(elementTexts(block, 'LastModified')[0] ?? '');
+    return Number.isNaN(modifiedMs) ? { key, size } : { key, size, modifiedMs };
   });
   const truncated = elementTexts(xml, 'IsTruncated')[0] === 'true';
   if (!truncated) return { objects };

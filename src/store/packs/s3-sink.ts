@@ -1,0 +1,250 @@
+import { randomBytes } from 'node:crypto';
+import { NotFoundError } from '../../errors.js';
+import type { ChunkAddress } from '../chunks/chunk-store.js';
+import type { S3Client } from '../chunks/s3/s3-client.js';
+import { parseListObjectsV2 } from '../chunks/s3/xml.js';
+import {
+  type EncodedRecord,
+  encodeHeader,
+  HEADER_BYTES,
+  type Location,
+  PACK_ID_BYTES,
+  packIdHex,
+  type TrailerEntry,
+  trailerAndFooter,
+} from './format.js';
+import type { Appended, PackSink } from './sink.js';
+
+export interface S3PackSinkOptions {
+  client: S3Client;
+  /** The store's key prefix (`[storage] s3.prefix`); packs go under `<prefix>packs/`. */
+  prefix: string;
+  /** A pack being built is uploaded once it would exceed this (default 16 MiB); a larger object gets a pack of its own. */
+  packBytes?: number | undefined;
+  /** Packs being uploaded at once before append's caller waits (default 2). */
+  maxUploads?: number | undefined;
+  /**
+   * Compaction only sees packs at least this old (default 1 h): a pack
+   * another gateway uploaded a moment ago may not be indexed yet, and
+   * would look empty.
+   */
+  minSealedAgeMs?: number | undefined;
+  /** The clock, in milliseconds (tests). */
+  now?: (() => number) | undefined;
+}
+
+const DEFAULT_PACK_BYTES = 16 * 1024 * 1024;
+const MAX_LIST_BODY = 4 * 1024 * 1024;
+
+/** A pack being built in memory, then uploaded. */
+interface Building {
+  pack: string;
+  /** Header, then one buffer per record (copies: the caller's buffers are theirs again once appended). */
+  parts: Buffer[];
+  /** Where each part starts in the pack. */
+  starts: number[];
+  size: number;
+  entries: TrailerEntry[];
+  lastSeq: number;
+  /** Once sealed: the whole pack object. */
+  bytes?: Buffer;
+  upload?: Promise<void> | undefined;
+  uploaded: boolean;
+}
+
+/**
+ * Packs as S3 objects (docs/spec/packs.md, Several gateways): what a pack
+ * store appends is built into a pack in memory; sync() seals it (trailer
+ * and footer, the same format as a file pack) and PUTs it as one object,
+ * `<prefix>packs/<16 hex>.pack`. So a commit of a small file, whatever
+ * number of objects it writes, is one PUT, and concurrent commits share it.
+ * A read is one ranged GET of exactly the object's bytes (or memory, for a
+ * pack not uploaded yet).
+ *
+ * Order: packs may upload concurrently, but `syncedSeq` only passes a pack
+ * once every earlier one is uploaded, and a failed upload is retried by the
+ * next sync() (its bytes stay in memory), so a record is never durable
+ * while an earlier one is not.
+ *
+ * Bounds: one pack being built (at most packBytes, or one object) plus
+ * maxUploads sealed packs uploading; written() makes appenders wait for
+ * room, so a large upload streams through at most about
+ * (maxUploads + 1) × packBytes of memory.
+ */
+export class S3PackSink implements PackSink {
+  readonly #client: S3Client;
+  readonly #prefix: string;
+  readonly #packBytes: number;
+  readonly #maxUploads: number;
+  readonly #minAgeMs: number;
+  readonly #now: () => number;
+  #seq = 0;
+  #building: Building | undefined;
+  /** Sealed, not yet known uploaded, oldest first (readable from memory). */
+  readonly #sealed: Building[] = [];
+  #syncedSeq = 0;
+  readonly #roomWaiters: (() => void)[] = [];
+
+  constructor(options: S3PackSinkOptions) {
+    this.#client = options.client;
+    this.#prefix = options.prefix;
+    this.#packBytes = options.packBytes ?? DEFAULT_PACK_BYTES;
+    this.#maxUploads = options.maxUploads ?? 2;
+    this.#minAgeMs = options.minSealedAgeMs ?? 3_600_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get syncedSeq(): number {
+    return this.#syncedSeq;
+  }
+
+  append(record: EncodedRecord, address?: ChunkAddress): Appended {
+    let b = this.#building;
+    if (b !== undefined && b.size + record.bytes > this.#packBytes && b.lastSeq > 0) {
+      this.#seal(b);
+      b = undefined;
+    }
+    b ??= this.#building = this.#newPack();
+    const start = b.size;
+    b.parts.push(Buffer.concat(record.parts, record.bytes));
+    b.starts.push(start);
+    b.size += record.bytes;
+    const payload = start + record.payloadOffset;
+    if (address !== undefined) b.entries.push({ address, offset: payload, length: record.bytes - record.payloadOffset - 4 });
+    b.lastSeq = ++this.#seq;
+    return { seq: b.lastSeq, pack: b.pack, payload };
+  }
+
+  /** The record is copied already; this waits only for upload room (the memory bound). */
+  async written(_seq: number): Promise<void> {
+    while (this.#sealed.length >= this.#maxUploads) await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+  }
+
+  async sync(): Promise<number> {
+    const target = this.#seq;
+    if (this.#building !== undefined && this.#building.lastSeq > 0) this.#seal(this.#building);
+    for (const b of [...this.#sealed]) {
+      if (b.lastSeq > target) break;
+      // A failed upload is tried again here: its records are still only in memory.
+      b.upload ??= this.#upload(b);
+      await b.upload;
+    }
+    return Math.max(this.#syncedSeq, target);
+  }
+
+  async read(location: Location): Promise<Uint8Array> {
+    const b = this.#building?.pack === location.pack ? this.#building : this.#sealed.find((s) => s.pack === location.pack);
+    if (b !== undefined) return sliceOf(b, location);
+    const res = await this.#client.send({
+      method: 'GET',
+      key: this.#key(location.pack),
+      headers: { range: `bytes=${location.offset}-${location.offset + location.length - 1}` },
+      maxBodyBytes: location.length,
+    });
+    if (res.status === 404) throw new NotFoundError(`no pack ${location.pack}`);
+    // A short answer (a truncated pack) goes back as it is: the pack store calls that an IntegrityError of the object.
+    if (res.status === 206) return res.body;
+    // A server that ignores Range answers the whole object (only a pack no larger than asked fits maxBodyBytes).
+    if (res.status === 200) return res.body.slice(location.offset, location.offset + location.length);
+    // Nothing at that range: the pack is shorter than the index says.
+    if (res.status === 416) return new Uint8Array(0);
+    this.#client.fail(res, 'GET (pack range)');
+  }
+
+  /** Packs in the bucket old enough that their writers have indexed them (see minSealedAgeMs). */
+  async sealedPacks(): Promise<{ pack: string; bytes: number }[]> {
+    const out: { pack: string; bytes: number }[] = [];
+    const prefix = `${this.#prefix}packs/`;
+    const oldest = this.#now() - this.#minAgeMs;
+    let token: string | undefined;
+    do {
+      const query: [string, string][] = [
+        ['list-type', '2'],
+        ['prefix', prefix],
+      ];
+      if (token !== undefined) query.push(['continuation-token', token]);
+      const res = await this.#client.send({ method: 'GET', query, maxBodyBytes: MAX_LIST_BODY });
+      if (res.status !== 200) this.#client.fail(res, 'list packs');
+      const page = parseListObjectsV2(Buffer.from(res.body).toString('utf8'));
+      for (const { key, size, modifiedMs } of page.objects) {
+        const m = /^([0-9a-f]{16})\.pack$/.exec(key.slice(prefix.length));
+        if (m === null || modifiedMs === undefined || modifiedMs > oldest) continue;
+        out.push({ pack: m[1]!, bytes: size });
+      }
+      token = page.nextContinuationToken;
+    } while (token !== undefined);
+    return out;
+  }
+
+  async removePack(pack: string): Promise<void> {
+    const res = await this.#client.send({ method: 'DELETE', key: this.#key(pack), maxBodyBytes: 64 * 1024 });
+    if (res.status !== 204 && res.status !== 200 && res.status !== 404) this.#client.fail(res, 'DELETE (pack)');
+  }
+
+  /** Uploads what is pending; the client belongs to the chunk store that made it. */
+  async close(): Promise<void> {
+    await this.sync();
+  }
+
+  #newPack(): Building {
+    const id = randomBytes(PACK_ID_BYTES);
+    const header = encodeHeader(id);
+    return { pack: packIdHex(id), parts: [header], starts: [0], size: HEADER_BYTES, entries: [], lastSeq: 0, uploaded: false };
+  }
+
+  #seal(b: Building): void {
+    const tail = trailerAndFooter(b.entries, b.size);
+    b.bytes = Buffer.concat([...b.parts, ...tail]);
+    b.parts = [];
+    b.starts = [];
+    if (this.#building === b) this.#building = undefined;
+    this.#sealed.push(b);
+    b.upload = this.#upload(b);
+    // Nobody may be waiting on it yet: a failure is reported by the sync() that awaits it, not as an unhandled rejection.
+    b.upload.catch(() => undefined);
+  }
+
+  async #upload(b: Building): Promise<void> {
+    try {
+      const res = await this.#client.send({
+        method: 'PUT',
+        key: this.#key(b.pack),
+        body: b.bytes!,
+        headers: { 'content-type': 'application/octet-stream' },
+        maxBodyBytes: 64 * 1024,
+      });
+      if (res.status !== 200) this.#client.fail(res, 'PUT (pack)');
+    } catch (err) {
+      b.upload = undefined; // the next sync() tries again
+      throw err;
+    }
+    b.uploaded = true;
+    // Durable up to the last record of the oldest packs that are all uploaded.
+    while (this.#sealed[0]?.uploaded === true) {
+      const done = this.#sealed.shift()!;
+      this.#syncedSeq = Math.max(this.#syncedSeq, done.lastSeq);
+    }
+    for (const wake of this.#roomWaiters.splice(0)) wake();
+  }
+
+  #key(pack: string): string {
+    return `${this.#prefix}packs/${pack}.pack`;
+  }
+}
+
+/** An object's bytes from a pack still in memory (a copy: the caller owns what it gets). */
+function sliceOf(b: Building, location: Location): Uint8Array {
+  if (b.bytes !== undefined) return new Uint8Array(b.bytes.subarray(location.offset, location.offset + location.length));
+  // Not sealed: find the record that holds the object (parts are in offset order).
+  let lo = 0;
+  let hi = b.starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (b.starts[mid]! <= location.offset) lo = mid;
+    else hi = mid - 1;
+  }
+  const part = b.parts[lo]!;
+  const from = location.offset - b.starts[lo]!;
+  if (from + location.length > part.length) throw new NotFoundError(`no object at ${location.pack}:${location.offset}`);
+  return new Uint8Array(part.subarray(from, from + location.length));
+}
