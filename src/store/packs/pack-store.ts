@@ -193,7 +193,17 @@ export class PackChunkStore implements ChunkStore {
         if (!(err instanceof NotFoundError)) throw err;
       }
     }
-    if (this.#legacy !== undefined) return this.#legacy.get(address, options);
+    if (this.#legacy !== undefined) {
+      try {
+        return await this.#legacy.get(address, options);
+      } catch (err) {
+        // Moved into a pack between our index lookup and this one (repack): the index has it now.
+        if (!(err instanceof NotFoundError)) throw err;
+        const entry = await this.#index.get(address, options);
+        if (entry === undefined) throw err;
+        return this.#readVerified(address, entry);
+      }
+    }
     throw new NotFoundError(`no chunk ${address.toString()}`);
   }
 
@@ -202,7 +212,9 @@ export class PackChunkStore implements ChunkStore {
     assertChunkAddress(address);
     if (this.#pending.has(address.toString())) return true;
     if ((await this.#index.get(address, options)) !== undefined) return true;
-    return this.#legacy !== undefined && (await this.#legacy.has(address, options));
+    if (this.#legacy === undefined) return false;
+    // Asked again after the legacy store: repack may have moved it between the two lookups.
+    return (await this.#legacy.has(address, options)) || (await this.#index.get(address, options)) !== undefined;
   }
 
   /** Forgets the object: its index entry goes now, its bytes at the next compact(). */
@@ -370,7 +382,11 @@ export class PackChunkStore implements ChunkStore {
     const pending = this.#pending.get(address.toString());
     const entry = pending?.entry ?? (await this.#index.get(address, options));
     if (entry !== undefined) return { bytes: entry.location.length, lastPutMs: entry.lastPutSec * 1000 };
-    return this.#legacy?.stat?.(address, options);
+    const loose = await this.#legacy?.stat?.(address, options);
+    if (loose !== undefined || this.#legacy === undefined) return loose;
+    // Repack may have moved it between the two lookups.
+    const moved = await this.#index.get(address, options);
+    return moved && { bytes: moved.location.length, lastPutMs: moved.lastPutSec * 1000 };
   }
 
   async *list(options: AbortOptions = {}): AsyncIterable<ChunkAddress> {
