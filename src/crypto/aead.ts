@@ -33,14 +33,24 @@ const SEAL_PIECE_BYTES = 64 * 1024;
 
 /**
  * Deterministic AES-256-GCM with a zero nonce: only for keys that encrypt exactly one plaintext.
- * Output = ciphertext ‖ tag, written into one buffer: update() always allocates,
- * so a 1 MiB chunk is fed in 64 KiB pieces instead of allocating a whole second
- * copy to concatenate.
+ * Output = ciphertext ‖ tag, in one new buffer.
  */
 export function sealConvergent(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(plaintext.length + GCM_TAG_BYTES);
+  sealConvergentInto(key, plaintext, out, aad);
+  return out;
+}
+
+/**
+ * sealConvergent, writing ciphertext ‖ tag into the first plaintext.length + 16
+ * bytes of `out` (the seal worker's shared-memory slot) instead of a new buffer.
+ * update() always allocates, so a 1 MiB chunk is fed in 64 KiB pieces: the
+ * scratch beside `out` is one piece, not a whole second copy of the chunk.
+ */
+export function sealConvergentInto(key: Uint8Array, plaintext: Uint8Array, out: Uint8Array, aad?: Uint8Array): void {
+  if (out.length < plaintext.length + GCM_TAG_BYTES) throw new RangeError('AES-GCM output does not fit');
   const c = createCipheriv('aes-256-gcm', key, ZERO_NONCE);
   if (aad) c.setAAD(aad);
-  const out = Buffer.allocUnsafe(plaintext.length + GCM_TAG_BYTES);
   let written = 0;
   for (let i = 0; i < plaintext.length; i += SEAL_PIECE_BYTES) {
     written += c.update(plaintext.subarray(i, i + SEAL_PIECE_BYTES)).copy(out, written);
@@ -49,7 +59,6 @@ export function sealConvergent(key: Uint8Array, plaintext: Uint8Array, aad?: Uin
   // GCM is a stream mode: update() returns exactly its input's length, final() nothing.
   if (written !== plaintext.length) throw new Error('AES-GCM produced an unexpected length');
   c.getAuthTag().copy(out, written);
-  return out;
 }
 
 export function openConvergent(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buffer {
