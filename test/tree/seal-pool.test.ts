@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sealConvergent, sha256 } from '../../src/crypto/index.js';
 import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
+import { ChunkSealer } from '../../src/tree/file/chunk-sealer.js';
 import { deriveChunkKey } from '../../src/tree/file/format.js';
 import { createFileWriter, openFile } from '../../src/tree/file/index.js';
 import { giveSlot, takeSlot } from '../../src/tree/file/chunk-slots.js';
@@ -38,6 +40,34 @@ describe('seal pool', () => {
       expect(Buffer.from(sums[algo]).toString('hex')).toBe(createHash(algo).update(whole).digest('hex'));
     }
     session.close();
+  });
+
+  it('answers exactly what a ChunkSealer on the main thread does, for random secrets and chunks', async () => {
+    // The worker runs the compiled ChunkSealer (dist/), this thread the
+    // source: equal outputs also mean the build the worker loaded is current.
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.array(fc.integer({ min: 1, max: CHUNK }), { minLength: 1, maxLength: 4 }),
+        async (secret, lengths) => {
+          const session = new SealSession(secret);
+          const inline = new ChunkSealer(secret);
+          try {
+            for (const length of lengths) {
+              const part = randomBytes(length);
+              const { key, sealed } = await seal(session, part);
+              const expected = inline.seal(part);
+              expect(Buffer.from(key).equals(Buffer.from(expected.key))).toBe(true);
+              expect(sealed.equals(Buffer.from(expected.sealed))).toBe(true);
+            }
+            expect(await session.finish()).toEqual(inline.finish());
+          } finally {
+            session.close();
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
   });
 
   it('gives the writer the same cap and checksums with and without offload', async () => {

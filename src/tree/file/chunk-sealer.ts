@@ -24,10 +24,9 @@ export function deriveChunkKey(convergence: Uint8Array, plaintextSha256: Uint8Ar
  * whole-file digests, and each is sealed under its convergent key,
  * AES-256-GCM(deriveChunkKey(convergence, sha256(P)), zero nonce, P) ‖ tag.
  *
- * Meant as the one implementation for both places this runs: inline in the
- * file writer (writer.ts, a single-chunk file or offload off) and on a seal
- * worker thread (seal-pool.ts, whose code string still repeats it until the
- * pool runs a typed module). The frozen vectors
+ * One implementation for both places it runs: inline in the file writer
+ * (writer.ts, a single-chunk file or offload off) and on a seal worker
+ * thread (seal.worker.ts, one sealer per file session). The frozen vectors
  * (test/vectors/files.json) and test/tree/seal-pool.test.ts hold the output.
  * The digests need every chunk exactly once and in order; the caller
  * guarantees that (the writer seals in order, a session stays on one thread).
