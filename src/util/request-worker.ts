@@ -11,8 +11,8 @@ import { type MessagePort, parentPort, Worker } from 'node:worker_threads';
  * and the write order each have one implementation under the type checker.
  * workerModuleUrl (worker-module.ts) finds that module's compiled file, also
  * when the caller runs from the TypeScript sources under the test runner.
- * The I/O threads and the crypt checker still pass a JS code string, run
- * with `eval: true`, until they are modules too.
+ * The crypt checker still passes a JS code string, run with `eval: true`,
+ * until it is a module too.
  *
  * Protocol: every request carries `id`; the answer carries the same `id` and
  * either the result fields or `error` (a message) plus optionally `code` (an

@@ -22,6 +22,13 @@ describe('worker threads run typed modules', () => {
       expect.arrayContaining(['../../crypto/aead.js', '../../crypto/kdf.js']),
     );
   });
+
+  it('the I/O threads import fs-sync.ts, which names chunks by address.ts and places them by fs-layout.ts', () => {
+    const io = importsOf(path.join(SRC, 'store/chunks/fs/fs-io.worker.ts'));
+    expect(io).toContain('./fs-sync.js');
+    expect(io.filter((m) => m.startsWith('node:') && m !== 'node:worker_threads')).toEqual([]);
+    expect(importsOf(path.join(SRC, 'store/chunks/fs/fs-sync.ts'))).toEqual(expect.arrayContaining(['./fs-layout.js', '../../address.js']));
+  });
 });
 
 describe('workerModuleUrl', () => {
