@@ -4,15 +4,13 @@ import { type MessagePort, parentPort, Worker } from 'node:worker_threads';
  * One worker thread answering requests by id: the plumbing shared by the
  * seal pool (src/tree/file/seal-pool.ts), the fs chunk store's I/O threads
  * (src/store/chunks/fs/fs-io.ts) and the crypt(3) checker
- * (src/auth/crypt-worker.ts).
+ * (src/auth/crypt-thread.ts).
  *
  * The thread runs a typed module (`*.worker.ts`) that imports the same
  * functions the main thread uses, so key derivation, sealing, chunk naming
  * and the write order each have one implementation under the type checker.
  * workerModuleUrl (worker-module.ts) finds that module's compiled file, also
  * when the caller runs from the TypeScript sources under the test runner.
- * The crypt checker still passes a JS code string, run with `eval: true`,
- * until it is a module too.
  *
  * Protocol: every request carries `id`; the answer carries the same `id` and
  * either the result fields or `error` (a message) plus optionally `code` (an
@@ -30,14 +28,14 @@ export class RequestWorker<Message extends object = object> {
   #nextId = 0;
   dead = false;
 
-  /** `module` is a workerModuleUrl (or a code string); `label` names the thread in errors ("seal worker: …"). */
+  /** `module` is a workerModuleUrl; `label` names the thread in errors ("seal worker: …"). */
   constructor(
-    module: URL | string,
+    module: URL,
     workerData: unknown,
     private readonly label: string,
     onDeath: (worker: RequestWorker<Message>) => void,
   ) {
-    this.#worker = typeof module === 'string' ? new Worker(module, { eval: true, workerData }) : new Worker(module, { workerData });
+    this.#worker = new Worker(module, { workerData });
     this.#worker.unref();
     this.#worker.on('message', (m: { id: number; error?: string; code?: string }) => {
       const p = this.#pending.get(m.id);

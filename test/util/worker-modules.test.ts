@@ -1,4 +1,4 @@
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -8,26 +8,54 @@ import { workerModuleUrl } from '../../src/util/worker-module.js';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(full);
+    return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [full] : [];
+  });
+}
+
 /** The module specifiers `file` imports, as the TypeScript parser reads them. */
 function importsOf(file: string): string[] {
   return ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles.map((f) => f.fileName);
 }
 
 describe('worker threads run typed modules', () => {
-  it('the seal worker imports the code the main thread runs instead of carrying its own', () => {
-    // ChunkSealer, which the writer's inline path uses; no crypto of its own.
+  const files = sourceFiles(SRC);
+  const workers = files.filter((f) => f.endsWith('.worker.ts'));
+
+  it('no thread runs a code string, and only RequestWorker starts one', () => {
+    expect(workers.map((f) => path.relative(SRC, f)).sort()).toEqual([
+      'auth/crypt.worker.ts',
+      'store/chunks/fs/fs-io.worker.ts',
+      'tree/file/seal.worker.ts',
+    ]);
+    for (const file of files) {
+      const text = readFileSync(file, 'utf8');
+      expect(text, file).not.toMatch(/\beval\s*:/);
+      if (path.relative(SRC, file) !== path.join('util', 'request-worker.ts')) expect(text, file).not.toMatch(/new Worker\(/);
+      // Each module a caller names exists beside it, as TypeScript.
+      for (const [, name] of text.matchAll(/workerModuleUrl\('\.\/([\w.-]+)\.js'/g)) {
+        expect(files, `${file} starts ${name}`).toContain(path.join(path.dirname(file), `${name}.ts`));
+      }
+    }
+  });
+
+  it('each worker imports the code the main thread runs instead of carrying its own', () => {
+    // The seal worker: ChunkSealer, which the writer's inline path uses; no crypto of its own.
     expect(importsOf(path.join(SRC, 'tree/file/seal.worker.ts'))).toContain('./chunk-sealer.js');
     expect(importsOf(path.join(SRC, 'tree/file/seal.worker.ts'))).not.toContain('node:crypto');
     expect(importsOf(path.join(SRC, 'tree/file/chunk-sealer.ts'))).toEqual(
       expect.arrayContaining(['../../crypto/aead.js', '../../crypto/kdf.js']),
     );
-  });
-
-  it('the I/O threads import fs-sync.ts, which names chunks by address.ts and places them by fs-layout.ts', () => {
+    // The I/O threads: fs-sync.ts, which names chunks by address.ts and places them by fs-layout.ts.
     const io = importsOf(path.join(SRC, 'store/chunks/fs/fs-io.worker.ts'));
     expect(io).toContain('./fs-sync.js');
     expect(io.filter((m) => m.startsWith('node:') && m !== 'node:worker_threads')).toEqual([]);
     expect(importsOf(path.join(SRC, 'store/chunks/fs/fs-sync.ts'))).toEqual(expect.arrayContaining(['./fs-layout.js', '../../address.js']));
+    // The crypt worker: the published libraries, by name.
+    expect(importsOf(path.join(SRC, 'auth/crypt.worker.ts'))).toEqual(expect.arrayContaining(['unixcrypt', 'apache-md5']));
   });
 });
 
