@@ -13,9 +13,9 @@ const convergence = new Uint8Array(32).fill(7);
 const CHUNK = 4096;
 
 /** Seals `plaintext` through `session` in fresh slots; answers the key and ciphertext ‖ tag. */
-async function seal(session: SealSession, plaintext: Uint8Array): Promise<{ key: Uint8Array; sealed: Buffer }> {
-  const input = takeSlot(CHUNK + 16);
-  const output = takeSlot(CHUNK + 16);
+async function seal(session: SealSession, plaintext: Uint8Array, slotSize = CHUNK + 16): Promise<{ key: Uint8Array; sealed: Buffer }> {
+  const input = takeSlot(slotSize);
+  const output = takeSlot(slotSize);
   input.bytes.set(plaintext);
   const key = await session.seal(input, plaintext.length, output);
   const sealed = Buffer.from(output.bytes.subarray(0, plaintext.length + 16));
@@ -68,6 +68,17 @@ describe('seal pool', () => {
       ),
       { numRuns: 25 },
     );
+  });
+
+  it('seals a chunk of many 64 KiB pieces in one update as the main thread does in pieces', async () => {
+    const session = new SealSession(convergence);
+    const part = randomBytes(1024 * 1024 + 17);
+    const { key, sealed } = await seal(session, part, part.length + 16);
+    const expected = new ChunkSealer(convergence).seal(part);
+    expect(Buffer.from(key).equals(Buffer.from(expected.key))).toBe(true);
+    expect(sealed.equals(Buffer.from(expected.sealed))).toBe(true);
+    expect(sealed.equals(sealConvergent(key, part))).toBe(true);
+    session.close();
   });
 
   it('gives the writer the same cap and checksums with and without offload', async () => {

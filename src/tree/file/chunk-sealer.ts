@@ -36,7 +36,15 @@ export class ChunkSealer {
   readonly #md5: Hash = createHash('md5');
   readonly #sha1: Hash = createHash('sha1');
 
-  constructor(private readonly convergence: Uint8Array) {}
+  /**
+   * `wholeChunk`: encrypt each chunk with one update() call, so its scratch
+   * is one chunk-sized buffer rather than sealConvergentInto's default 64 KiB
+   * pieces (seal.worker.ts says why the worker wants that).
+   */
+  constructor(
+    private readonly convergence: Uint8Array,
+    private readonly options: { wholeChunk?: boolean } = {},
+  ) {}
 
   /**
    * Hashes `plaintext` into the whole-file digests and seals it into the
@@ -49,7 +57,7 @@ export class ChunkSealer {
     this.#sha1.update(plaintext);
     const key = deriveChunkKey(this.convergence, sha256(plaintext));
     const sealed = (out ?? Buffer.allocUnsafe(plaintext.length + GCM_TAG_BYTES)).subarray(0, plaintext.length + GCM_TAG_BYTES);
-    sealConvergentInto(key, plaintext, sealed);
+    sealConvergentInto(key, plaintext, sealed, this.options.wholeChunk ? { pieceBytes: Math.max(1, plaintext.length) } : {});
     return { key, sealed };
   }
 
