@@ -53,7 +53,7 @@ export function sealConvergent(key: Uint8Array, plaintext: Uint8Array, aad?: Uin
  * update() always allocates, so by default a 1 MiB chunk is fed in 64 KiB
  * pieces: the scratch beside `out` is one piece, not a whole second copy of
  * the chunk. A caller that frees its scratch at once may measure otherwise
- * (the seal worker does, see chunk-sealer.ts).
+ * (the seal worker does: src/tree/file/seal.worker.ts has the figures).
  */
 export function sealConvergentInto(key: Uint8Array, plaintext: Uint8Array, out: Uint8Array, options: SealIntoOptions = {}): void {
   if (out.length < plaintext.length + GCM_TAG_BYTES) throw new RangeError('AES-GCM output does not fit');
