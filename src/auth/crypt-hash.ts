@@ -1,5 +1,5 @@
 import { verify as bcryptVerify } from '@node-rs/bcrypt';
-import { CryptWorker } from './crypt-worker.js';
+import { CryptThread } from './crypt-thread.js';
 
 /**
  * Password hashes as central user databases store them: bcrypt and the
@@ -14,7 +14,7 @@ import { CryptWorker } from './crypt-worker.js';
  * Each algorithm is computed by a library made for it, never by code here:
  * @node-rs/bcrypt (Rust's bcrypt crate on libuv's thread pool; its verify
  * compares in constant time) for bcrypt, unixcrypt for $5$ and $6$ and
- * apache-md5 for $1$, the last two on a worker thread (crypt-worker.ts) since
+ * apache-md5 for $1$, the last two on a worker thread (crypt-thread.ts) since
  * they are plain JavaScript: a default-cost sha512-crypt check takes ~26 ms
  * of CPU that must not block the event loop. The comparison of crypt(3)
  * outputs is constant-time.
@@ -87,13 +87,13 @@ export function parseCryptHash(text: unknown): CryptParseResult {
  * one worker thread, which queues them.
  */
 export class CryptVerifier {
-  #worker: CryptWorker | undefined;
+  #worker: CryptThread | undefined;
 
   async verify(password: string, hash: ParsedCryptHash): Promise<boolean> {
     if (typeof password !== 'string' || Buffer.byteLength(password, 'utf8') > MAX_CRYPT_PASSWORD_BYTES) return false;
     try {
       if (hash.format === 'bcrypt') return (await bcryptVerify(password, hash.text)) === true;
-      this.#worker ??= new CryptWorker();
+      this.#worker ??= new CryptThread();
       return await this.#worker.verify(hash.format === 'md5-crypt' ? 'md5' : 'sha', password, hash.text);
     } catch {
       return false;

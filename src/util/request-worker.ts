@@ -1,35 +1,41 @@
-import { Worker } from 'node:worker_threads';
+import { type MessagePort, parentPort, Worker } from 'node:worker_threads';
 
 /**
  * One worker thread answering requests by id: the plumbing shared by the
- * seal pool (src/tree/file/seal-pool.ts) and the fs chunk store's I/O
- * threads (src/store/chunks/fs/fs-io.ts).
+ * seal pool (src/tree/file/seal-pool.ts), the fs chunk store's I/O threads
+ * (src/store/chunks/fs/fs-io.ts) and the crypt(3) checker
+ * (src/auth/crypt-thread.ts).
  *
- * The worker's code is a plain JS string run with `eval: true` that needs
- * only node built-ins, so it loads the same under vitest (TS sources) and
- * from dist. Its protocol: every request carries `id`; the answer carries the
- * same `id` and either the result fields or `error` (a message) plus
- * optionally `code` (an errno string such as ENOENT).
+ * The thread runs a typed module (`*.worker.ts`) that imports the same
+ * functions the main thread uses, so key derivation, sealing, chunk naming
+ * and the write order each have one implementation under the type checker.
+ * workerModuleUrl (worker-module.ts) finds that module's compiled file, also
+ * when the caller runs from the TypeScript sources under the test runner.
+ *
+ * Protocol: every request carries `id`; the answer carries the same `id` and
+ * either the result fields or `error` (a message) plus optionally `code` (an
+ * errno string such as ENOENT); failureAnswer builds that on the thread.
+ * `Message` is the union of what the thread accepts, declared in its module.
  *
  * The worker is ref'd only while requests are outstanding: an idle worker
  * never keeps the process alive, a busy one does not let it exit mid-request.
  * If the thread dies, every outstanding request rejects and `dead` turns
  * true; the owner drops it and makes a new one.
  */
-export class RequestWorker {
+export class RequestWorker<Message extends object = object> {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve(value: any): void; reject(err: Error): void }>();
   #nextId = 0;
   dead = false;
 
-  /** `label` names the thread in errors ("seal worker: …"). */
+  /** `module` is a workerModuleUrl; `label` names the thread in errors ("seal worker: …"). */
   constructor(
-    code: string,
+    module: URL,
     workerData: unknown,
     private readonly label: string,
-    onDeath: (worker: RequestWorker) => void,
+    onDeath: (worker: RequestWorker<Message>) => void,
   ) {
-    this.#worker = new Worker(code, { eval: true, workerData });
+    this.#worker = new Worker(module, { workerData });
     this.#worker.unref();
     this.#worker.on('message', (m: { id: number; error?: string; code?: string }) => {
       const p = this.#pending.get(m.id);
@@ -56,11 +62,11 @@ export class RequestWorker {
   }
 
   /** A message with no answer (session bookkeeping). */
-  post(message: object, transfer: ArrayBuffer[] = []): void {
+  post(message: Message, transfer: ArrayBuffer[] = []): void {
     this.#worker.postMessage(message, transfer);
   }
 
-  request<T>(message: object, transfer: ArrayBuffer[] = []): Promise<T> {
+  request<T>(message: Message, transfer: ArrayBuffer[] = []): Promise<T> {
     if (this.dead) return Promise.reject(new Error(`${this.label} is gone`));
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -74,4 +80,17 @@ export class RequestWorker {
   async terminate(): Promise<void> {
     await this.#worker.terminate();
   }
+}
+
+/** The port a worker module answers on; only a worker thread has one. */
+export function requestPort(): MessagePort {
+  if (parentPort === null) throw new Error('a worker module must run on a worker thread');
+  return parentPort;
+}
+
+/** The answer to request `id` that failed with `err`: its message, and its errno code when it has one. */
+export function failureAnswer(id: number, err: unknown): { id: number; error: string; code?: string } {
+  const error = String((err as Error | null)?.message || err);
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? { id, error, code } : { id, error };
 }

@@ -1,8 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addressOf } from '../../src/store/address.js';
 import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
+import { chunkPathIn } from '../../src/store/chunks/fs/fs-layout.js';
 import type { ChunkStore } from '../../src/store/chunks/chunk-store.js';
 import { chunkStoreConformance } from '../conformance/chunk-store.js';
 
@@ -64,6 +67,20 @@ describe('FsChunkStore on disk', () => {
     const file = path.join(root, 'chunks', name.slice(-3, -1), name);
     expect(store.chunkPath(address)).toBe(file);
     expect(new Uint8Array(await fsp.readFile(file))).toEqual(data);
+    expect(await fsp.readdir(path.join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('its I/O threads name and place random chunks as the layout module on this thread does', async () => {
+    // The threads run the compiled fs-sync.ts and fs-layout.ts (dist/), this
+    // thread the sources: the same address and path for every input.
+    for (const size of [0, 1, 37, 4096, 65_537, 1024 * 1024 + 16]) {
+      const data = randomBytes(size);
+      const address = await store.put(data);
+      expect(address.toString()).toBe(addressOf(data).toString());
+      const file = chunkPathIn(path.join(root, 'chunks'), address);
+      expect((await fsp.readFile(file)).equals(data)).toBe(true);
+      expect(Buffer.from(await store.get(address)).equals(data)).toBe(true);
+    }
     expect(await fsp.readdir(path.join(root, 'tmp'))).toEqual([]);
   });
 

@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sealConvergent, sha256 } from '../../src/crypto/index.js';
 import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
+import { ChunkSealer } from '../../src/tree/file/chunk-sealer.js';
 import { deriveChunkKey } from '../../src/tree/file/format.js';
 import { createFileWriter, openFile } from '../../src/tree/file/index.js';
 import { giveSlot, takeSlot } from '../../src/tree/file/chunk-slots.js';
@@ -11,9 +13,9 @@ const convergence = new Uint8Array(32).fill(7);
 const CHUNK = 4096;
 
 /** Seals `plaintext` through `session` in fresh slots; answers the key and ciphertext ‖ tag. */
-async function seal(session: SealSession, plaintext: Uint8Array): Promise<{ key: Uint8Array; sealed: Buffer }> {
-  const input = takeSlot(CHUNK + 16);
-  const output = takeSlot(CHUNK + 16);
+async function seal(session: SealSession, plaintext: Uint8Array, slotSize = CHUNK + 16): Promise<{ key: Uint8Array; sealed: Buffer }> {
+  const input = takeSlot(slotSize);
+  const output = takeSlot(slotSize);
   input.bytes.set(plaintext);
   const key = await session.seal(input, plaintext.length, output);
   const sealed = Buffer.from(output.bytes.subarray(0, plaintext.length + 16));
@@ -37,6 +39,45 @@ describe('seal pool', () => {
     for (const algo of ['sha256', 'md5', 'sha1'] as const) {
       expect(Buffer.from(sums[algo]).toString('hex')).toBe(createHash(algo).update(whole).digest('hex'));
     }
+    session.close();
+  });
+
+  it('answers exactly what a ChunkSealer on the main thread does, for random secrets and chunks', async () => {
+    // The worker runs the compiled ChunkSealer (dist/), this thread the
+    // source: equal outputs also mean the build the worker loaded is current.
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.array(fc.integer({ min: 1, max: CHUNK }), { minLength: 1, maxLength: 4 }),
+        async (secret, lengths) => {
+          const session = new SealSession(secret);
+          const inline = new ChunkSealer(secret);
+          try {
+            for (const length of lengths) {
+              const part = randomBytes(length);
+              const { key, sealed } = await seal(session, part);
+              const expected = inline.seal(part);
+              expect(Buffer.from(key).equals(Buffer.from(expected.key))).toBe(true);
+              expect(sealed.equals(Buffer.from(expected.sealed))).toBe(true);
+            }
+            expect(await session.finish()).toEqual(inline.finish());
+          } finally {
+            session.close();
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('seals a chunk of many 64 KiB pieces in one update as the main thread does in pieces', async () => {
+    const session = new SealSession(convergence);
+    const part = randomBytes(1024 * 1024 + 17);
+    const { key, sealed } = await seal(session, part, part.length + 16);
+    const expected = new ChunkSealer(convergence).seal(part);
+    expect(Buffer.from(key).equals(Buffer.from(expected.key))).toBe(true);
+    expect(sealed.equals(Buffer.from(expected.sealed))).toBe(true);
+    expect(sealed.equals(sealConvergent(key, part))).toBe(true);
     session.close();
   });
 

@@ -9,7 +9,8 @@ import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
 /**
  * Immutable-file format v1: constants, key derivations and the manifest
  * header. docs/spec/files.md describes it in prose; this file (with
- * manifest.ts) is authoritative. Everything here is frozen by
+ * manifest.ts, and chunk-sealer.ts for the chunk key and sealing) is
+ * authoritative. Everything here is frozen by
  * test/vectors/files.json: changing a byte of the layout or a derivation is a
  * new format version, not an edit.
  */
@@ -140,15 +141,8 @@ export function u32be(n: number): Uint8Array {
   return b;
 }
 
-/**
- * k_i = HMAC(convergence, "capstan-v1:chk:chunk-key", sha256(P_i)).
- * Hashing P_i first costs the same one SHA-256 pass as an HMAC over P_i, and
- * taggedHmac over P_i itself would copy the chunk into a netstring (measured
- * ~40% slower); the 32-byte digest keeps the derivation copy-free.
- */
-export function deriveChunkKey(convergence: Uint8Array, plaintextSha256: Uint8Array): Uint8Array {
-  return taggedHmac(convergence, TAG.chunkKey, plaintextSha256);
-}
+// k_i, the chunk key: with the sealer that uses it, so the seal worker loads only that.
+export { deriveChunkKey } from './chunk-sealer.js';
 
 /** K = HMAC(convergence, "capstan-v1:chk:manifest-key", u64be(size), u32be(chunkSize), sha256(file)). */
 export function deriveManifestKey(convergence: Uint8Array, size: number, chunkSize: number, fileSha256: Uint8Array): Uint8Array {

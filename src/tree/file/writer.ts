@@ -1,6 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
 import { LITERAL_MAX_BYTES, FileReadCap, LiteralCap } from '../../cap/index.js';
-import { sealConvergent, sha256 } from '../../crypto/index.js';
+import { sha256 } from '../../crypto/index.js';
 import { AbortError, InvalidInputError, UnsupportedError, throwIfAborted, type AbortOptions } from '../../errors.js';
 import { addressOf, isChunkAddress } from '../../store/address.js';
 import type { ChunkAddress, ChunkStore } from '../../store/chunks/chunk-store.js';
@@ -12,13 +11,13 @@ import {
   DEFAULT_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
   MIN_CHUNK_SIZE,
-  deriveChunkKey,
   deriveManifestKey,
   deriveVerifyKey,
   isValidChunkSize,
   maxFileSize,
 } from './format.js';
 import { checksumsOf } from './checksums.js';
+import { ChunkSealer } from './chunk-sealer.js';
 import { encodeManifest } from './manifest.js';
 import { ChunkBuffer, GCM_TAG_BYTES } from './chunk-buffer.js';
 import { giveSlot, takeSlot, type ChunkSlot } from './chunk-slots.js';
@@ -96,8 +95,8 @@ export class ChunkedFileWriter implements FileWriter {
   readonly #offload: boolean;
   /** Opened when the first full chunk is cut; hashes and seals every chunk of this file, in order. */
   #session: SealSession | undefined;
-  /** Whole-file hashes of the chunks sealed inline (offload off, or a single-chunk file). */
-  #hashes: { sha256: Hash; md5: Hash; sha1: Hash } | undefined;
+  /** Hashes and seals the chunks sealed inline (offload off, or a single-chunk file). */
+  #sealer: ChunkSealer | undefined;
   #chunkCount = 0;
   #addresses = new GrowableBytes(ADDRESS_BYTES);
   #keys = new GrowableBytes(CHUNK_KEY_BYTES);
@@ -191,12 +190,7 @@ export class ChunkedFileWriter implements FileWriter {
         // Queued behind every seal of this session on its worker, so it digests the whole file.
         checksums = await abortable(this.#session.finish(), anySignal(signal, this.#controller.signal));
       } else {
-        const h = this.#hashes!;
-        checksums = {
-          sha256: new Uint8Array(h.sha256.digest()),
-          md5: new Uint8Array(h.md5.digest()),
-          sha1: new Uint8Array(h.sha1.digest()),
-        };
+        checksums = this.#sealer!.finish();
       }
       // Chunks sealed here have their addresses already (#sealAndPut), so the
       // manifest's put can overlap theirs: nothing references the manifest
@@ -267,12 +261,7 @@ export class ChunkedFileWriter implements FileWriter {
       );
     } else {
       const plaintext = this.#chunk.filled!;
-      const h = (this.#hashes ??= { sha256: createHash('sha256'), md5: createHash('md5'), sha1: createHash('sha1') });
-      h.sha256.update(plaintext);
-      h.md5.update(plaintext);
-      h.sha1.update(plaintext);
-      const key = deriveChunkKey(this.#convergence, sha256(plaintext));
-      const sealed = sealConvergent(key, plaintext);
+      const { key, sealed } = (this.#sealer ??= new ChunkSealer(this.#convergence)).seal(plaintext);
       // Known now, so that finish() can write the manifest while this put runs.
       expected = addressOf(sealed);
       this.#keys.set(index, key);

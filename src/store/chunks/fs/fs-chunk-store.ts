@@ -8,8 +8,9 @@ import { IntegrityError, InvalidInputError, NotFoundError, throwIfAborted, type 
 import { addressFromName, assertChunkAddress, MAX_CHUNK_BYTES, SHA2_256_CODE } from '../../address.js';
 import type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures } from '../chunk-store.js';
 import { classify, errno, openDirectory, statFile } from './fs-files.js';
-import { FsIo, INTEGRITY_CODE } from './fs-io.js';
+import { FsIo } from './fs-io.js';
 import { chunkPathIn, legacyChunkPathIn, walkChunks } from './fs-layout.js';
+import { INTEGRITY_CODE } from './fs-sync.js';
 
 export interface FsChunkStoreOptions {
   /**

@@ -6,8 +6,8 @@ import { openDirectory, statFile } from './fs-files.js';
 
 /**
  * Where FsChunkStore keeps a chunk: layout v2 (written) and v1 (still read).
- * fs-chunk-store.ts explains both; fs-io.ts has the same two rules in its
- * thread's code, and test/store/fs-chunk-store.test.ts holds them equal.
+ * fs-chunk-store.ts explains both. The one place these rules live: the I/O
+ * threads' put (fs-sync.ts) names and places chunks with these functions too.
  */
 const SHARD_NAME = /^[a-z2-7]{2}$/;
 
