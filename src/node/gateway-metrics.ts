@@ -1,9 +1,35 @@
 import type { GatewayStats } from '../sftp/stats.js';
 import { MEASURED_OPERATIONS, type MeasuredChunkStore } from '../store/chunks/measured.js';
-import { MetricsText } from './metrics.js';
+import type { DirectoryUpdate } from '../tree/index.js';
+import { Histogram, MetricsText } from './metrics.js';
+
+/** Compare-and-swaps per directory update: 1 is no conflict; the tree gives up at 256. */
+const ATTEMPT_BUCKETS = [1, 2, 3, 4, 6, 8, 16, 32, 64, 128, 256] as const;
+
+/**
+ * Contention on directory updates (issue: several gateways on one hot
+ * directory): how many compare-and-swaps each update took, the longest
+ * chain seen, and the updates that gave up. Fixed memory.
+ */
+export class DirectoryContention {
+  readonly attempts = new Histogram(ATTEMPT_BUCKETS);
+  longest = 0;
+  gaveUp = 0;
+
+  observe(update: DirectoryUpdate): void {
+    this.attempts.observe(update.attempts);
+    this.longest = Math.max(this.longest, update.attempts);
+    if (!update.committed) this.gaveUp++;
+  }
+}
 
 /** Metric names are part of the operator interface (docs/operations.md lists them): rename only with a note. */
-export function renderGatewayMetrics(stats: GatewayStats | undefined, chunks: MeasuredChunkStore, startedAtMs: number): string {
+export function renderGatewayMetrics(
+  stats: GatewayStats | undefined,
+  chunks: MeasuredChunkStore,
+  startedAtMs: number,
+  contention?: DirectoryContention,
+): string {
   const m = new MetricsText();
   m.family('capstan_up', 'gauge', 'Always 1 while the gateway serves metrics.').sample('capstan_up', 1);
   m.family('capstan_start_time_seconds', 'gauge', 'Unix time the gateway started.').sample(
@@ -35,5 +61,17 @@ export function renderGatewayMetrics(stats: GatewayStats | undefined, chunks: Me
   for (const op of MEASURED_OPERATIONS) m.histogram('capstan_chunk_store_operation_seconds', chunks.latency[op], { op });
   m.family('capstan_chunk_store_errors_total', 'counter', 'Chunk store operations that failed (not found included), by operation.');
   for (const op of MEASURED_OPERATIONS) m.sample('capstan_chunk_store_errors_total', chunks.errors[op], { op });
+  if (contention !== undefined) {
+    m.family('capstan_directory_update_attempts', 'histogram', 'Compare-and-swaps each directory update took (1: no conflict).');
+    m.histogram('capstan_directory_update_attempts', contention.attempts);
+    m.family('capstan_directory_update_attempts_max', 'gauge', 'The longest retry chain of a directory update since start.').sample(
+      'capstan_directory_update_attempts_max',
+      contention.longest,
+    );
+    m.family('capstan_directory_updates_gave_up_total', 'counter', 'Directory updates that gave up after 256 conflicts.').sample(
+      'capstan_directory_updates_gave_up_total',
+      contention.gaveUp,
+    );
+  }
   return m.toString();
 }

@@ -14,7 +14,7 @@ import { GatewayStats } from '../sftp/stats.js';
 import { addressOf, serveNodeStores, type NodeSocketServer } from '../store/index.js';
 import { createTree, type Tree } from '../tree/index.js';
 import { FileSlotWatermarks } from './slot-watermarks.js';
-import { renderGatewayMetrics } from './gateway-metrics.js';
+import { DirectoryContention, renderGatewayMetrics } from './gateway-metrics.js';
 import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SLOT_WATERMARKS_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from '../store/chunks/measured.js';
@@ -26,6 +26,8 @@ import { readConvergenceSecret, readHomesSecret, readHostKey } from './secrets.j
 
 /** How long shutdown lets uploads being closed finish before dropping connections. */
 export const SHUTDOWN_GRACE_MS = 10_000;
+/** A directory update that needed this many compare-and-swaps is logged (directory_contention). */
+const CONTENTION_LOG_ATTEMPTS = 16;
 
 /** Fixed probe targets for /healthz: cheap lookups whose answer does not matter, only that one comes. */
 const PROBE_ADDRESS = addressOf(new TextEncoder().encode('capstan health probe'));
@@ -100,6 +102,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
       const socket: NodeSocketServer = await serveNodeStores(stores.serve, nodePath(config.nodeDir, SLOT_SOCKET_FILE), { logger: log });
       closers.add('node socket', () => socket.close());
     }
+    const contention = new DirectoryContention();
     const watermarks = await FileSlotWatermarks.open(nodePath(config.nodeDir, SLOT_WATERMARKS_FILE), log);
     closers.add('slot watermarks', () => watermarks.close());
     const tree: Tree = createTree({
@@ -107,6 +110,20 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
       slots,
       chunkSize: config.storage.chunkSize,
       watermarks,
+      onDirectoryUpdate: (u) => {
+        contention.observe(u);
+        if (!u.committed) {
+          log.error(
+            { event: 'directory_update_gave_up', storageIndex: u.storageIndex, attempts: u.attempts },
+            'a directory update lost every compare-and-swap and gave up',
+          );
+        } else if (u.attempts >= CONTENTION_LOG_ATTEMPTS) {
+          log.warn(
+            { event: 'directory_contention', storageIndex: u.storageIndex, attempts: u.attempts },
+            'a directory update needed many retries',
+          );
+        }
+      },
       onRollback: (r) =>
         log.error(
           { event: 'slot_rollback', storageIndex: r.storageIndex, seen: r.seen.toString(), got: r.got?.toString() ?? null },
@@ -221,7 +238,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
           { name: 'slot store', run: (signal) => slots.get(PROBE_STORAGE_INDEX, { signal }) },
         ],
         metrics: () =>
-          renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt) +
+          renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt, contention) +
           renderEventMetrics(events) +
           processMetrics.render(),
       });

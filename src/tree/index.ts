@@ -19,7 +19,7 @@ export type {
   UploadResult,
 } from './api.js';
 export { createTree, DEFAULT_MAX_ATTEMPTS, MAX_RESOLVE_DEPTH, type CreateTreeOptions } from './tree.js';
-export type { SlotRollback } from './dir/context.js';
+export type { DirectoryUpdate, SlotRollback } from './dir/context.js';
 export { MemorySlotWatermarks, type SlotWatermarks } from './dir/watermarks.js';
 export { checkName, MAX_NAME_BYTES } from './names.js';
 export {

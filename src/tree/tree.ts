@@ -14,7 +14,7 @@ import type { ChunkStore } from '../store/chunks/chunk-store.js';
 import type { SlotStore } from '../store/slots/slot-store.js';
 import type { DirEntry, Directory, FileChunkList, FileReader, FileWriter, ResolvedNode, Tree, TreeOptions } from './api.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
-import { DEFAULT_LAYOUT, type DirectoryContext, type DirectoryLayout, type SlotRollback } from './dir/context.js';
+import { DEFAULT_LAYOUT, type DirectoryContext, type DirectoryLayout, type DirectoryUpdate, type SlotRollback } from './dir/context.js';
 import { createDirectory } from './dir/create.js';
 import { DirectoryHandle } from './dir/directory.js';
 import { DEFAULT_NODE_CACHE_BYTES, NodeCache } from './dir/node-cache.js';
@@ -35,6 +35,8 @@ export interface CreateTreeOptions extends TreeOptions {
   watermarks?: SlotWatermarks;
   /** Told of each rollback refused. */
   onRollback?: (rollback: SlotRollback) => void;
+  /** Told of each directory update that wrote a version or gave up: the compare-and-swaps it took. */
+  onDirectoryUpdate?: (update: DirectoryUpdate) => void;
 }
 
 /**
@@ -92,6 +94,7 @@ class CapstanTree implements Tree {
       verifiedSlots: new VerifiedSlots(),
       watermarks: options.watermarks ?? new MemorySlotWatermarks(),
       onRollback: options.onRollback,
+      onUpdate: options.onDirectoryUpdate,
       layout: internals.layout ?? DEFAULT_LAYOUT,
       randomBytes: internals.randomBytes ?? randomBytes,
       maxAttempts: internals.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,

@@ -22,11 +22,17 @@ import { createTree, MemorySlotWatermarks, type SlotRollback } from '../../src/t
 /** A slot store an attacker controls: it can answer a frozen old entry (or none) for one slot. */
 class RollingBackSlotStore implements SlotStore {
   frozen = new Map<string, SlotEntry | undefined>();
+  /** The next get reads now and answers this much later (a slow network), as an honest store may. */
+  delayNextGetMs = 0;
   constructor(readonly inner: SlotStore) {}
   async get(si: Uint8Array): Promise<SlotEntry | undefined> {
     const key = Buffer.from(si).toString('hex');
     if (this.frozen.has(key)) return this.frozen.get(key);
-    return this.inner.get(si);
+    const delay = this.delayNextGetMs;
+    this.delayNextGetMs = 0;
+    const entry = await this.inner.get(si);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    return entry;
   }
   compareAndSwap(si: Uint8Array, expected: bigint | null, next: SlotEntry): Promise<void> {
     return this.inner.compareAndSwap(si, expected, next);
@@ -87,6 +93,22 @@ describe('rollback detection', () => {
     expect(await fresh.directory(cap).lookup('b')).toBeUndefined();
     await tree.close();
     await fresh.close();
+  });
+
+  it('a read answered late, after a swap through the same Tree raised the watermark, is not a rollback', async () => {
+    const slots = new RollingBackSlotStore(new MemorySlotStore());
+    const rollbacks: SlotRollback[] = [];
+    const tree = createTree({ chunks: new MemoryChunkStore(), slots, onRollback: (r) => rollbacks.push(r) });
+    const cap = await tree.createDirectory();
+    const d = tree.directory(cap);
+    await d.mkdir('a');
+    slots.delayNextGetMs = 100;
+    const slowRead = d.lookup('a');
+    await new Promise((r) => setTimeout(r, 10));
+    await d.mkdir('b'); // swaps while the slow read's answer (the version before) is on its way
+    expect((await slowRead)?.name).toBe('a');
+    expect(rollbacks).toEqual([]);
+    await tree.close();
   });
 
   it("keeps the node's watermarks across processes: a reopened file still refuses the rollback", async () => {

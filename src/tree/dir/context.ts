@@ -33,6 +33,13 @@ export interface SlotRollback {
   got: bigint | undefined;
 }
 
+/** One directory update that wrote a version: how many compare-and-swaps it took (1: no conflict), and whether it gave up. */
+export interface DirectoryUpdate {
+  storageIndex: string;
+  attempts: number;
+  committed: boolean;
+}
+
 /** Everything the directories of one Tree share. */
 export interface DirectoryContext {
   readonly chunks: ChunkStore;
@@ -44,6 +51,8 @@ export interface DirectoryContext {
   readonly watermarks: SlotWatermarks;
   /** Told of each rollback refused (the gateway logs it at error). */
   readonly onRollback: ((rollback: SlotRollback) => void) | undefined;
+  /** Told of each update that wrote (or gave up writing) a version: contention, for metrics and logs. */
+  readonly onUpdate: ((update: DirectoryUpdate) => void) | undefined;
   readonly layout: DirectoryLayout;
   /** Source of write secrets and nonces (crypto randomness; tests inject a fixed one for vectors). */
   readonly randomBytes: (n: number) => Uint8Array;

@@ -54,8 +54,10 @@ export class DirectoryHandle implements Directory {
   /** The current version, sealed or not (seal and unseal need to see a sealed one). */
   private async readAnyVersion(options: AbortOptions): Promise<SlotVersion> {
     throwIfAborted(options.signal);
-    const entry = await this.ctx.slots.get(this.keys.storageIndex, options);
+    // The watermark as it was before asking: a swap landing while the get is in flight may raise it
+    // past what the store (correctly) answered at the moment it was asked.
     const seen = this.ctx.watermarks.highest(this.keys.storageIndex);
+    const entry = await this.ctx.slots.get(this.keys.storageIndex, options);
     if (!entry) {
       // Slots are never deleted: one seen before and missing now is withheld.
       if (seen !== undefined) throw this.rolledBack(seen, undefined);
@@ -286,6 +288,7 @@ export class DirectoryHandle implements Directory {
           await this.ctx.slots.compareAndSwap(storageIndex, current.seq, { seq: version.seq, record }, options);
           this.ctx.verifiedSlots.set(siHex, record, version);
           this.ctx.watermarks.saw(storageIndex, version.seq);
+          this.ctx.onUpdate?.({ storageIndex: siHex, attempts: attempt + 1, committed: true });
           return result;
         } catch (err) {
           if (!(err instanceof ConflictError)) throw err;
@@ -293,6 +296,7 @@ export class DirectoryHandle implements Directory {
         // The nodes just written are unreferenced now: garbage for gc, harmless meanwhile.
         await sleep(backoffDelay(attempt, SWAP_BACKOFF), options.signal);
       }
+      this.ctx.onUpdate?.({ storageIndex: siHex, attempts: this.ctx.maxAttempts, committed: false });
       throw new TransientError(`directory ${siHex}: gave up after ${this.ctx.maxAttempts} conflicting updates`);
     });
   }
