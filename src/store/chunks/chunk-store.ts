@@ -57,6 +57,15 @@ export interface RepackOptions extends AbortOptions {
   limit?: number | undefined;
 }
 
+export interface PutOptions extends AbortOptions {
+  /**
+   * A hint: these bytes cannot be stored already (a directory node sealed
+   * under a fresh random nonce), so a store that deduplicates may skip
+   * looking for a copy. Never changes the result, only the cost.
+   */
+  unique?: boolean | undefined;
+}
+
 /** What stat() tells about one stored chunk. */
 export interface ChunkStat {
   bytes: number;
@@ -90,7 +99,7 @@ export interface ChunkStat {
  */
 export interface ChunkStore {
   readonly features: ChunkStoreFeatures;
-  put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress>;
+  put(bytes: Uint8Array, options?: PutOptions): Promise<ChunkAddress>;
   get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array>;
   has(address: ChunkAddress, options?: AbortOptions): Promise<boolean>;
   delete(address: ChunkAddress, options?: AbortOptions): Promise<void>;

@@ -8,6 +8,7 @@ import type {
   ChunkStoreFeatures,
   CompactOptions,
   CompactResult,
+  PutOptions,
   RepackOptions,
   RepackResult,
 } from '../chunks/chunk-store.js';
@@ -134,7 +135,7 @@ export class PackChunkStore implements ChunkStore {
     return this.#sink;
   }
 
-  async put(bytes: Uint8Array, options: AbortOptions = {}): Promise<ChunkAddress> {
+  async put(bytes: Uint8Array, options: PutOptions = {}): Promise<ChunkAddress> {
     throwIfAborted(options.signal);
     if (bytes.length > MAX_CHUNK_BYTES) throw new InvalidInputError(`chunk of ${bytes.length} bytes exceeds ${MAX_CHUNK_BYTES}`);
     const address = addressOf(bytes);
@@ -144,7 +145,8 @@ export class PackChunkStore implements ChunkStore {
       await this.#sink.written(pending.seq);
       return address;
     }
-    if (await this.#keys.run(key, () => this.#reuseFreshCopy(address, bytes, options))) return address;
+    // A unique object (a directory node) cannot have a copy: no index lookup (a statement, on PostgreSQL).
+    if (options.unique !== true && (await this.#keys.run(key, () => this.#reuseFreshCopy(address, bytes, options)))) return address;
     const appended = this.#sink.append(objectRecord(address, bytes), address);
     const entry: IndexEntry = {
       address,

@@ -18,7 +18,7 @@ export async function createDirectory(ctx: DirectoryContext, options: AbortOptio
   const cap = new DirectoryWriteCap(ctx.randomBytes(32));
   const keys = new DirectoryKeys(cap);
   const plaintext = encodeNode({ kind: 'bucket', entries: [] });
-  const root = await ctx.chunks.put(sealNode(keys, plaintext, ctx.randomBytes(XCHACHA_NONCE_BYTES)), options);
+  const root = await ctx.chunks.put(sealNode(keys, plaintext, ctx.randomBytes(XCHACHA_NONCE_BYTES)), { ...options, unique: true });
   const record = encodeSlotRecord(keys.writer!.signingKey, keys.storageIndex, { seq: FIRST_SEQ, root, sealed: false, shared: false });
   // expectedSeq null: a slot that already exists (a repeated random secret,
   // which does not happen) is a ConflictError, never an overwrite.

@@ -173,7 +173,8 @@ export class Draft {
     throwIfAborted(this.options.signal);
     const plaintext = encodeNode(node);
     const blob = sealNode(this.keys, plaintext, this.ctx.randomBytes(XCHACHA_NONCE_BYTES));
-    const address = await this.ctx.chunks.put(blob, this.options);
+    // Sealed under a fresh random nonce: no copy can be stored already.
+    const address = await this.ctx.chunks.put(blob, { ...this.options, unique: true });
     // The next operation on this directory will very likely read it back.
     this.ctx.cache.set(this.keys.siHex, address.toString(), node, plaintext.length);
     return { address, count: ref.count };
