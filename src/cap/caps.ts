@@ -205,6 +205,11 @@ export class UnknownCap implements CapBase {
 }
 
 export type DirectoryCap = DirectoryWriteCap | DirectoryReadCap;
+
+/** A directory cap that can be listed (write or read; a verify cap cannot). The one place this test is written. */
+export function isDirectoryCap(cap: unknown): cap is DirectoryCap {
+  return cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap;
+}
 export type FileCap = FileReadCap | LiteralCap;
 export type Cap = DirectoryWriteCap | DirectoryReadCap | DirectoryVerifyCap | FileReadCap | FileVerifyCap | LiteralCap | UnknownCap;
 

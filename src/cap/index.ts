@@ -8,6 +8,7 @@ export {
   FileVerifyCap,
   LiteralCap,
   UnknownCap,
+  isDirectoryCap,
   storageIndexOf,
   type Cap,
   type CapBase,

@@ -12,6 +12,7 @@ import {
   UnknownCap,
   type Cap,
   type DirectoryCap,
+  isDirectoryCap,
 } from './caps.js';
 
 /** Longest cap string accepted at all; bounds work done on hostile input. */
@@ -82,6 +83,6 @@ export function parseCap(text: string): Cap {
 /** Parses a cap that must name a readable directory (write or read cap). */
 export function parseDirectoryCap(text: string): DirectoryCap {
   const cap = parseCap(text);
-  if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap) return cap;
+  if (isDirectoryCap(cap)) return cap;
   throw new CapParseError('not a directory cap');
 }

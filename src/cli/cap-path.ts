@@ -9,6 +9,7 @@ import {
   parseCap,
   type Cap,
   type DirectoryCap,
+  isDirectoryCap,
 } from '../cap/index.js';
 import { InvalidInputError, NotADirectoryError, NotFoundError } from '../errors.js';
 import type { Directory, ResolvedNode, Tree } from '../tree/api.js';
@@ -34,14 +35,14 @@ export function parseCapPath(text: string): CapPath {
   for (const c of components) {
     if (c === '.' || c === '..') throw new InvalidInputError('"." and ".." are not allowed in a CAP/PATH');
   }
-  if (components.length > 0 && !(cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap)) {
+  if (components.length > 0 && !isDirectoryCap(cap)) {
     throw new InvalidInputError('a path below a cap needs a directory read or write cap');
   }
   return { cap, components };
 }
 
 export function asDirectoryCap(cap: Cap): DirectoryCap {
-  if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap) return cap;
+  if (isDirectoryCap(cap)) return cap;
   throw new NotADirectoryError('not a directory');
 }
 
@@ -59,7 +60,7 @@ export async function resolveCapPath(tree: Tree, target: CapPath): Promise<Resol
       throw err;
     }
   }
-  if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap) return { type: 'directory', cap };
+  if (isDirectoryCap(cap)) return { type: 'directory', cap };
   if (cap instanceof FileReadCap || cap instanceof LiteralCap) return { type: 'file', cap };
   return { type: 'unknown', cap };
 }
@@ -76,7 +77,7 @@ export async function resolveParent(tree: Tree, target: CapPath): Promise<{ dir:
 
 /** A short word for a cap's kind, for listings. */
 export function kindOf(cap: Cap): string {
-  if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap || cap instanceof DirectoryVerifyCap) return 'dir';
+  if (isDirectoryCap(cap) || cap instanceof DirectoryVerifyCap) return 'dir';
   if (cap instanceof FileReadCap || cap instanceof LiteralCap || cap instanceof FileVerifyCap) return 'file';
   return 'unknown';
 }

@@ -7,6 +7,7 @@ import {
   LiteralCap,
   type Cap,
   type DirectoryCap,
+  isDirectoryCap,
 } from '../cap/index.js';
 import { DirectoryRemovedError, isCapstanError, throwIfAborted, type AbortOptions } from '../errors.js';
 import type { Tree } from '../tree/api.js';
@@ -70,7 +71,7 @@ export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: 
 
   async function visit(path: string, cap: Cap): Promise<void> {
     throwIfAborted(options.signal);
-    if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap) {
+    if (isDirectoryCap(cap)) {
       const key = hex(cap.storageIndex);
       if (seenDirs.has(key)) return;
       seenDirs.add(key);

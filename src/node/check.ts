@@ -1,4 +1,13 @@
-import { DirectoryReadCap, DirectoryWriteCap, FileReadCap, FileVerifyCap, LiteralCap, type Cap, type DirectoryCap } from '../cap/index.js';
+import {
+  DirectoryReadCap,
+  DirectoryWriteCap,
+  FileReadCap,
+  FileVerifyCap,
+  LiteralCap,
+  type Cap,
+  type DirectoryCap,
+  isDirectoryCap,
+} from '../cap/index.js';
 import { DirectoryRemovedError, IntegrityError, NotFoundError, isCapstanError } from '../errors.js';
 import type { ChunkAddress, ChunkStore } from '../store/index.js';
 import type { Tree } from '../tree/api.js';
@@ -115,7 +124,7 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
   const pending: { path: string; cap: DirectoryCap }[] = [];
 
   async function visit(path: string, cap: Cap): Promise<void> {
-    if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap) {
+    if (isDirectoryCap(cap)) {
       const key = hex(cap.storageIndex);
       if (!seen.has(key)) {
         seen.add(key);

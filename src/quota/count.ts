@@ -1,3 +1,4 @@
+import { isDirectoryCap } from '../cap/index.js';
 import type { Cap, DirectoryCap } from '../cap/index.js';
 import type { Tree } from '../tree/index.js';
 
@@ -6,10 +7,6 @@ export interface TreeUsage {
   bytes: number;
   /** Number of file entries (directories are not counted). */
   files: number;
-}
-
-function isDirectoryCap(cap: Cap): cap is DirectoryCap {
-  return cap.kind === 'dir-write' || cap.kind === 'dir-read'; // a verify cap cannot be listed
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   type DirectoryCap,
   type FileCap,
   type FileVerifyCap,
+  isDirectoryCap,
 } from '../cap/index.js';
 import { randomBytes } from '../crypto/index.js';
 import { InvalidInputError, NotADirectoryError, NotFoundError, PermissionError, type AbortOptions } from '../errors.js';
@@ -124,7 +125,7 @@ class CapstanTree implements Tree {
       if (!entry) throw new NotFoundError('no such entry');
       if (i === components.length - 1) return resolvedNode(entry);
       const cap = entry.cap;
-      if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap) {
+      if (isDirectoryCap(cap)) {
         // A read-only directory's lookup already returned a read cap, so
         // everything below it resolves read-only too.
         dir = this.directory(cap);
@@ -156,7 +157,7 @@ class CapstanTree implements Tree {
 
 function resolvedNode(entry: DirEntry): ResolvedNode {
   const cap = entry.cap;
-  if (cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap) return { type: 'directory', cap, entry };
+  if (isDirectoryCap(cap)) return { type: 'directory', cap, entry };
   if (cap instanceof FileReadCap || cap instanceof LiteralCap) return { type: 'file', cap, entry };
   return { type: 'unknown', cap, entry };
 }

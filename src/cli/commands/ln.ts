@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { DirectoryReadCap, DirectoryWriteCap, FileReadCap, LiteralCap, type Cap } from '../../cap/index.js';
+import { type DirectoryReadCap, DirectoryWriteCap, FileReadCap, LiteralCap, type Cap, isDirectoryCap } from '../../cap/index.js';
 import { AlreadyExistsError, InvalidInputError, NotADirectoryError, NotFoundError, PermissionError } from '../../errors.js';
 import type { Directory, EntryMetadata, Tree } from '../../tree/api.js';
 import { linkShared } from '../../tree/index.js';
@@ -50,7 +50,7 @@ async function targetParent(tree: Tree, target: CapPath, sourceName: string | un
     const entry = await tree.directory(cap).lookup(name);
     const where = path.slice(0, i + 1).join('/');
     if (entry === undefined) throw new NotFoundError(`${where}: no such directory`);
-    if (!(entry.cap instanceof DirectoryWriteCap || entry.cap instanceof DirectoryReadCap)) {
+    if (!isDirectoryCap(entry.cap)) {
       throw new NotADirectoryError(`${where} is not a directory`);
     }
     cap = entry.cap;

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { DirectoryReadCap, DirectoryWriteCap, type Cap } from '../../cap/index.js';
+import { DirectoryReadCap, DirectoryWriteCap, type Cap, isDirectoryCap } from '../../cap/index.js';
 import { NotADirectoryError, NotFoundError, PermissionError } from '../../errors.js';
 import { parseCapPath, asDirectoryCap } from '../cap-path.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
@@ -39,7 +39,7 @@ export const mkdirCommand: CommandModule<GlobalArgs, MkdirArgs> = {
         const entry = await dir.lookup(name);
         walked.push(name);
         if (entry !== undefined && (!last || args.parents)) {
-          if (!(entry.cap instanceof DirectoryWriteCap || entry.cap instanceof DirectoryReadCap)) {
+          if (!isDirectoryCap(entry.cap)) {
             throw new NotADirectoryError(`${walked.join('/')} exists and is not a directory`);
           }
           current = entry.cap;

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { DirectoryReadCap, DirectoryWriteCap } from '../../cap/index.js';
+import { DirectoryReadCap, DirectoryWriteCap, isDirectoryCap } from '../../cap/index.js';
 import { IsADirectoryError } from '../../errors.js';
 import { moveEntry } from '../../tree/index.js';
 import { asDirectoryCap, parseCapPath, resolveParent } from '../cap-path.js';
@@ -32,10 +32,10 @@ export const mvCommand: CommandModule<GlobalArgs, MvArgs> = {
       } else {
         dst = await resolveParent(tree, destination);
         const existing = await dst.dir.lookup(dst.name);
-        if (existing?.cap instanceof DirectoryWriteCap || existing?.cap instanceof DirectoryReadCap) {
+        if (isDirectoryCap(existing?.cap)) {
           dst = { dir: tree.directory(existing.cap), name: src.name };
           const inside = await dst.dir.lookup(dst.name);
-          if (inside?.cap instanceof DirectoryWriteCap || inside?.cap instanceof DirectoryReadCap) {
+          if (isDirectoryCap(inside?.cap)) {
             throw new IsADirectoryError(`${destination.components.join('/')}/${dst.name} is an existing directory`);
           }
         }

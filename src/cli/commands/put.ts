@@ -1,7 +1,7 @@
 import { createReadStream, fstatSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
-import { DirectoryReadCap, DirectoryWriteCap } from '../../cap/index.js';
+import { DirectoryReadCap, DirectoryWriteCap, isDirectoryCap } from '../../cap/index.js';
 import { IsADirectoryError, PermissionError } from '../../errors.js';
 import type { FileWriter } from '../../tree/api.js';
 import { parseCapPath, resolveParent } from '../cap-path.js';
@@ -51,7 +51,7 @@ export const putCommand: CommandModule<GlobalArgs, PutArgs> = {
       const { dir, name } = await resolveParent(node.tree, target);
       if (!dir.writable) throw new PermissionError('the target directory is read-only');
       const existing = await dir.lookup(name);
-      if (existing?.cap instanceof DirectoryWriteCap || existing?.cap instanceof DirectoryReadCap) {
+      if (isDirectoryCap(existing?.cap)) {
         throw new IsADirectoryError(`${target.components.join('/')} is a directory`);
       }
       if (existing?.metadata.noWrite === true) throw new PermissionError(`${target.components.join('/')} is read-only`);

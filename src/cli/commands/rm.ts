@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { DirectoryReadCap, DirectoryWriteCap } from '../../cap/index.js';
+import { DirectoryReadCap, DirectoryWriteCap, isDirectoryCap } from '../../cap/index.js';
 import { IsADirectoryError, NotFoundError } from '../../errors.js';
 import { parseCapPath, resolveParent } from '../cap-path.js';
 import { withNode, type GlobalArgs } from '../context.js';
@@ -31,7 +31,7 @@ export const rmCommand: CommandModule<GlobalArgs, RmArgs> = {
       const { dir, name } = await resolveParent(tree, target);
       const entry = await dir.lookup(name);
       if (entry === undefined) throw new NotFoundError(`${target.components.join('/')}: no such file or directory`);
-      if ((entry.cap instanceof DirectoryWriteCap || entry.cap instanceof DirectoryReadCap) && !args.recursive) {
+      if (isDirectoryCap(entry.cap) && !args.recursive) {
         // An empty directory goes without -r, like rmdir.
         if ((await tree.directory(entry.cap).count()) > 0) {
           throw new IsADirectoryError(`${target.components.join('/')} is a non-empty directory (use -r)`);
