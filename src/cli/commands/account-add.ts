@@ -14,7 +14,7 @@ import type { NodeConfig } from '../../config/index.js';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import { loadNodeConfig, out, readStdinText, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
-import { applyQuota, quotaChange } from './account-set.js';
+import { applyQuota, existingRoot, quotaChange } from '../accounts.js';
 
 interface AccountAddArgs extends GlobalArgs {
   user: string;
@@ -52,17 +52,6 @@ export async function readPasswordFromStdin(): Promise<string> {
 export function isRefusedName(config: NodeConfig, user: string): boolean {
   const lower = user.toLowerCase();
   return config.defender.refusedUsers.some((name) => name.toLowerCase() === lower);
-}
-
-/** The root cap `user` already has in the accounts file, if any. */
-export async function existingRoot(accountsFile: string, user: string): Promise<string | undefined> {
-  try {
-    const { accounts } = await listAccounts(accountsFile, { includeCaps: true });
-    return accounts.find((a) => a.user === user)?.rootCap;
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
 }
 
 export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {

@@ -6,7 +6,7 @@ import { InvalidInputError } from '../../errors.js';
 import { countTree, formatQuotaLine, parseSize, readQuotas, setQuotaLine, UsageBook, type Quota } from '../../quota/index.js';
 import { loadNodeConfig, out, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
-import { existingRoot } from './account-add.js';
+import { applyQuota, existingRoot } from '../accounts.js';
 import { withHomes } from './account-homes.js';
 
 interface AccountSetArgs extends GlobalArgs {
@@ -14,39 +14,6 @@ interface AccountSetArgs extends GlobalArgs {
   quota?: string;
   maxFiles?: string;
   recount?: boolean;
-}
-
-/** `--quota 10G` / `--max-files 1000`; `none` or 0 removes that limit. */
-export function quotaChange(args: { quota?: string | undefined; maxFiles?: string | undefined }, current: Quota = {}): Quota {
-  const next: Quota = { ...current };
-  const off = (v: string) => v === 'none' || v === '0';
-  if (args.quota !== undefined) {
-    if (off(args.quota)) delete next.bytes;
-    else {
-      try {
-        next.bytes = parseSize(args.quota);
-      } catch (err) {
-        throw new UsageError(`--quota: ${(err as Error).message}`);
-      }
-    }
-  }
-  if (args.maxFiles !== undefined) {
-    if (off(args.maxFiles)) delete next.files;
-    else if (/^[0-9]{1,15}$/.test(args.maxFiles)) next.files = Number(args.maxFiles);
-    else throw new UsageError(`--max-files: expected a number or none, got ${JSON.stringify(args.maxFiles)}`);
-  }
-  return next;
-}
-
-/** Writes USER's quota line (after merging the change) to the node's quotas file; returns the line. */
-export async function applyQuota(
-  args: GlobalArgs & { user: string; quota?: string | undefined; maxFiles?: string | undefined },
-): Promise<string> {
-  const config = await loadNodeConfig(args);
-  const current = (await readQuotas(config.quota.file)).get(args.user);
-  const next = quotaChange(args, current);
-  await setQuotaLine(config.quota.file, args.user, next);
-  return next.bytes === undefined && next.files === undefined ? `${args.user} (no quota)` : formatQuotaLine(args.user, next);
 }
 
 export const accountSetCommand: CommandModule<GlobalArgs, AccountSetArgs> = {

@@ -13,7 +13,8 @@ import { readPublicKeyFile } from '../../node/secrets.js';
 import { NODE_DIR_ENV, nodeDirOf, parseListenOption, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
 import { httpLine, listeningLine, say, startLogged, stopOnSignal } from '../serve.js';
-import { existingRoot, isRefusedName } from './account-add.js';
+import { existingRoot } from '../accounts.js';
+import { isRefusedName } from './account-add.js';
 
 interface DemoArgs extends GlobalArgs {
   listen?: string;
