@@ -90,7 +90,7 @@ describe('Semaphore', () => {
 });
 
 describe('S3 XML', () => {
-  it('parses a ListObjectsV2 page with entities and a continuation token', () => {
+  it('parses a ListObjectsV2 page with entities, LastModified when given, and a continuation token', () => {
     const xml = `<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/</Prefix><KeyCount>2</KeyCount>
 <MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>a&amp;b=</NextContinuationToken>
@@ -98,7 +98,7 @@ describe('S3 XML', () => {
 <Contents><Key>p/b</Key><Size>0</Size></Contents></ListBucketResult>`;
     expect(parseListObjectsV2(xml)).toEqual({
       objects: [
-        { key: 'p/a<1>', size: 10 },
+        { key: 'p/a<1>', size: 10, modifiedMs: Date.UTC(2024, 0, 1) },
         { key: 'p/b', size: 0 },
       ],
       nextContinuationToken: 'a&b=',
