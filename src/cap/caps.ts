@@ -1,5 +1,6 @@
 import { TAG, taggedHash, signingKeyFromSeed, type SigningKey } from '../crypto/index.js';
 import { encodeBase32 } from './base32.js';
+import type { SymlinkTarget } from './symlink.js';
 
 /**
  * Capability kinds. A cap is the only authority in capstan: holding one is
@@ -206,7 +207,16 @@ export class UnknownCap implements CapBase {
 
 export type DirectoryCap = DirectoryWriteCap | DirectoryReadCap;
 export type FileCap = FileReadCap | LiteralCap;
-export type Cap = DirectoryWriteCap | DirectoryReadCap | DirectoryVerifyCap | FileReadCap | FileVerifyCap | LiteralCap | UnknownCap;
+/** What a directory entry holds: a cap, or (not a cap, see symlink.ts) a symbolic link. */
+export type Cap =
+  | DirectoryWriteCap
+  | DirectoryReadCap
+  | DirectoryVerifyCap
+  | FileReadCap
+  | FileVerifyCap
+  | LiteralCap
+  | UnknownCap
+  | SymlinkTarget;
 
 /**
  * Caps are parsed again for every directory entry and path walk, and turning
