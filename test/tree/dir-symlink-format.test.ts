@@ -52,7 +52,7 @@ describe('symbolic link entries', () => {
     for (const view of [cap, cap.readonly()]) {
       const found = await tree.directory(view).lookup('l');
       expect(found?.cap).toBeInstanceOf(SymlinkTarget);
-      expect(Buffer.from((found?.cap as SymlinkTarget).target).toString()).toBe('f');
+      expect(Buffer.from((found!.cap as SymlinkTarget).target).toString()).toBe('f');
     }
     await tree.close();
   });
