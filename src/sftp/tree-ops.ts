@@ -18,8 +18,9 @@ import { WriteHandle } from './write-handle.js';
 /**
  * The SFTP operations that change the tree, on top of UserTree's lookups.
  * Semantics follow OpenSSH's sftp-server wherever capstan can (see the notes
- * per function); where an operation cannot exist (symlinks) it is refused in
- * the session, not here.
+ * per function). Symbolic links are in symlink-ops.ts; here a link is an
+ * entry like any other: removed and renamed itself, never followed (a
+ * last link is followed only by SETSTAT and OPEN).
  */
 
 /** Attribute changes as SETSTAT/FSETSTAT carry them (ssh2 decodes the ATTRS). */
@@ -181,7 +182,8 @@ export async function hardlink(view: UserTree, fromRaw: string, toRaw: string): 
  */
 export async function setstat(view: UserTree, raw: string, attrs: AttrChange): Promise<void> {
   if (!hasChange(attrs)) return;
-  const loc = await view.locate(raw);
+  // SETSTAT follows a link to its target, as chmod(2)/utimes(2) do; OpenSSH's server does the same.
+  const loc = await view.locate(raw, true);
   if (!view.writable) throw new PermissionError('read-only');
   if (loc.kind === 'base') {
     if (attrs.size !== undefined) throw new PermissionError('a root cannot be truncated');
