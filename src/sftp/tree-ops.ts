@@ -6,13 +6,14 @@ import {
   NotEmptyError,
   NotFoundError,
   PermissionError,
+  TooManyLinksError,
 } from '../errors.js';
 import type { DirectoryCap, FileCap } from '../cap/index.js';
 import { moveEntry, removeDirectory, type DirEntry, type EntryMetadata } from '../tree/index.js';
 import { kindOf, modeDeniesWrite, sizeOf } from './attrs.js';
 import { isWithin } from './paths.js';
 import { admitChange, eventPathOf, recordChange } from './event-paths.js';
-import type { EntryLocation, UserTree } from './user-tree.js';
+import type { EntryLocation, Location, UserTree } from './user-tree.js';
 import { WriteHandle } from './write-handle.js';
 
 /**
@@ -182,8 +183,7 @@ export async function hardlink(view: UserTree, fromRaw: string, toRaw: string): 
  */
 export async function setstat(view: UserTree, raw: string, attrs: AttrChange): Promise<void> {
   if (!hasChange(attrs)) return;
-  // SETSTAT follows a link to its target, as chmod(2)/utimes(2) do; OpenSSH's server does the same.
-  const loc = await view.locate(raw, true);
+  const loc = await setstatTarget(view, raw, attrs);
   if (!view.writable) throw new PermissionError('read-only');
   if (loc.kind === 'base') {
     if (attrs.size !== undefined) throw new PermissionError('a root cannot be truncated');
@@ -216,6 +216,26 @@ export async function setstat(view: UserTree, raw: string, attrs: AttrChange): P
     for (const upload of uploads) upload.setNoWrite(patch.noWrite);
   }
   if (entry !== undefined && Object.keys(patch).length > 0) await loc.dir.setMetadata(loc.name, patch);
+}
+
+/**
+ * SETSTAT follows a link to its target, as chmod(2) and utimes(2) do and as
+ * OpenSSH's server does. One exception: when the target does not exist (a
+ * dangling link, a loop, or one whose target is not there yet), times and mode go
+ * to the link itself instead of failing ENOENT. sshfs has no lsetstat and
+ * sends rsync's lutimes(2) of a freshly made link as SETSTAT; failing it
+ * made `rsync -a` exit 23 on every tree with a dangling link.
+ */
+async function setstatTarget(view: UserTree, raw: string, attrs: AttrChange): Promise<Location> {
+  try {
+    const followed = await view.locate(raw, true);
+    if (followed.kind === 'base' || attrs.size !== undefined) return followed;
+    if ((await followed.dir.lookup(followed.name)) !== undefined || view.uploads(followed).length > 0) return followed;
+  } catch (err) {
+    const unresolved = err instanceof NotFoundError || err instanceof TooManyLinksError || err instanceof NotADirectoryError;
+    if (!unresolved || attrs.size !== undefined) throw err;
+  }
+  return view.locate(raw, false);
 }
 
 /** A committed file cut or extended to `size`: a new version, written through a spool. */
