@@ -1,4 +1,13 @@
-import { DirectoryReadCap, DirectoryWriteCap, FileReadCap, FileVerifyCap, LiteralCap, type Cap, type DirectoryCap } from '../cap/index.js';
+import {
+  DirectoryReadCap,
+  DirectoryWriteCap,
+  FileReadCap,
+  FileVerifyCap,
+  LiteralCap,
+  SymlinkTarget,
+  type Cap,
+  type DirectoryCap,
+} from '../cap/index.js';
 import { DirectoryRemovedError, IntegrityError, NotFoundError, isCapstanError } from '../errors.js';
 import type { ChunkAddress, ChunkStore } from '../store/index.js';
 import type { Tree } from '../tree/api.js';
@@ -125,6 +134,8 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
       await checkFile(path, cap);
     } else if (cap instanceof LiteralCap) {
       report.files++; // held in the cap itself: nothing stored to check
+    } else if (cap instanceof SymlinkTarget) {
+      // A link holds no data (its target is text in the node just read), and is not followed.
     } else {
       report.unknown++;
     }
