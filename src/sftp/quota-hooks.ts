@@ -78,10 +78,10 @@ export class SessionQuota {
     return linked;
   }
 
-  /** Runs a SYMLINK under the quota: a link costs one entry and no bytes (it is refused as a new file would be). */
+  /** Runs a SYMLINK under the quota: a link costs one entry and no bytes (so only the file count can refuse it). */
   async symlink(path: string, create: () => Promise<void>): Promise<void> {
     if (!(await this.#inForce())) return create();
-    await this.guard.checkOpen(this.view.user, this.view.root, async () => false);
+    await this.guard.checkEntry(this.view.user, this.view.root);
     await create();
     this.guard.record(this.view.user, 0, 1);
   }
