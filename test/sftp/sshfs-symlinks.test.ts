@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fuseUnavailable, missing, mountSshfs, run, sftpBatch, skipNotice } from '../helpers/openssh.js';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
+import { expectLinks, makeLinkTree } from '../helpers/link-trees.js';
 
 /**
  * Real trees hold symbolic links. Copied into an sshfs mount with rsync -a,
@@ -17,35 +18,6 @@ const skip = skipNotice(fuseUnavailable() ?? missing('rsync', 'tar', 'cp'), 'sym
 
 let gw: Gateway;
 let work: string;
-
-/** The tree of issue 19: relative, absolute, dangling, escaping links, a directory link and a loop. */
-async function makeLinkTree(src: string, content: Buffer): Promise<Record<string, string>> {
-  await mkdir(join(src, 'd'), { recursive: true });
-  await writeFile(join(src, 'd', 'f'), content);
-  const links: Record<string, string> = {
-    link: 'd/f',
-    abs: '/d/f',
-    dangling: 'no/such/thing',
-    evil: '../../etc/passwd',
-    dirlink: 'd',
-    'd/up': '../d/f',
-    loop1: 'loop2',
-    loop2: 'loop1',
-  };
-  for (const [name, target] of Object.entries(links)) await symlink(target, join(src, name));
-  return links;
-}
-
-/**
- * Reads the links back through the mount. Targets starting with `/` or `..` are skipped there: on
- * this machine sshfs 3.7.3 (libfuse 3.14) answers EPERM to readlink of such links, against OpenSSH's
- * own sftp-server too, although the server returned the target. linkTargetsOverSftp checks them all.
- */
-async function expectLinks(root: string, links: Record<string, string>): Promise<void> {
-  for (const [name, target] of Object.entries(links)) {
-    if (!target.startsWith('/') && !target.startsWith('..')) expect(await readlink(join(root, name))).toBe(target);
-  }
-}
 
 /** READLINK over plain SFTP, byte for byte. */
 async function linkTargetsOverSftp(dir: string, links: Record<string, string>): Promise<void> {
