@@ -170,8 +170,9 @@ export class UserTree {
     raw: string,
     flags: { create: boolean; exclusive: boolean; truncate: boolean; append: boolean; read: boolean },
   ): Promise<WriteHandle> {
-    // open(2) follows a link, also to create its missing target (inside the base, as every walk).
-    const loc = await this.locate(raw, true);
+    // open(2) follows a link, also to create its missing target (inside the base, as every walk);
+    // with O_CREAT|O_EXCL it does not, and an existing link is EEXIST.
+    const loc = await this.locate(raw, !(flags.create && flags.exclusive));
     if (loc.kind === 'base') {
       if (kindOf(loc.cap) === 'directory') throw new IsADirectoryError('is a directory');
       throw new PermissionError('read-only');
