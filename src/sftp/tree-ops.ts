@@ -154,12 +154,14 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
 
 /**
  * hardlink@openssh.com: the same immutable file cap under a second name
- * (files only; the source may also be a /uri file cap). The new entry has
+ * (files, and symbolic links, which are copied as links; the source may
+ * also be a /uri file cap). The new entry has
  * the source's times and size; it is never noWrite.
  */
 export async function hardlink(view: UserTree, fromRaw: string, toRaw: string): Promise<void> {
-  const { cap, kind, entry } = await view.node(fromRaw);
-  if (kind !== 'file') throw new PermissionError('only files can be hard-linked');
+  // link(2) does not follow a last symbolic link: the new name is a second link with the same target.
+  const { cap, kind, entry } = await view.node(fromRaw, false);
+  if (kind !== 'file' && kind !== 'symlink') throw new PermissionError('only files and symbolic links can be hard-linked');
   const to = await view.locateEntry(toRaw);
   view.requireWritable(to);
   if (view.uploads(to).length > 0) throw new AlreadyExistsError('exists');

@@ -58,6 +58,9 @@ describe.skipIf(noSftp)('symbolic links with OpenSSH sftp', () => {
     // Renaming the link moves the link itself.
     const renamed = await ok(['rename abs abs2', 'ls -l']);
     expect(renamed).toMatch(/^l.* abs2 -> \/d\/f\.bin$/m);
+    // A hard link of a link is a second link, as link(2) does (it does not follow).
+    const hard = await ok(['ln abs2 hard', 'ls -l']);
+    expect(hard).toMatch(/^l.* hard -> \/d\/f\.bin$/m);
   });
 
   it('a link escaping with .. or an absolute path stays inside the root; /uri/CAP in a target is not followed', async () => {
