@@ -97,6 +97,12 @@ export class UnsupportedError extends CapstanError {
   readonly code = UnsupportedError.code;
 }
 
+/** A path went through more symbolic links than the bound allows (a loop, or a chain too long): ELOOP. */
+export class TooManyLinksError extends CapstanError {
+  static readonly code = 'ERR_TOO_MANY_LINKS';
+  readonly code = TooManyLinksError.code;
+}
+
 /** An account's quota would be exceeded. */
 export class QuotaExceededError extends CapstanError {
   static readonly code = 'ERR_QUOTA';

@@ -1,5 +1,6 @@
 import { TAG, taggedHash, signingKeyFromSeed, type SigningKey } from '../crypto/index.js';
 import { encodeBase32 } from './base32.js';
+import type { SymlinkTarget } from './symlink.js';
 
 /**
  * Capability kinds. A cap is the only authority in capstan: holding one is
@@ -211,7 +212,16 @@ export function isDirectoryCap(cap: unknown): cap is DirectoryCap {
   return cap instanceof DirectoryWriteCap || cap instanceof DirectoryReadCap;
 }
 export type FileCap = FileReadCap | LiteralCap;
-export type Cap = DirectoryWriteCap | DirectoryReadCap | DirectoryVerifyCap | FileReadCap | FileVerifyCap | LiteralCap | UnknownCap;
+/** What a directory entry holds: a cap, or (not a cap, see symlink.ts) a symbolic link. */
+export type Cap =
+  | DirectoryWriteCap
+  | DirectoryReadCap
+  | DirectoryVerifyCap
+  | FileReadCap
+  | FileVerifyCap
+  | LiteralCap
+  | UnknownCap
+  | SymlinkTarget;
 
 /**
  * Caps are parsed again for every directory entry and path walk, and turning

@@ -17,3 +17,4 @@ export {
 } from './caps.js';
 export { parseCap, parseDirectoryCap, CapParseError, MAX_CAP_LENGTH } from './parse.js';
 export { encodeBase32, decodeBase32 } from './base32.js';
+export { SymlinkTarget, MAX_SYMLINK_TARGET_BYTES, isValidSymlinkTarget } from './symlink.js';

@@ -4,6 +4,7 @@ import {
   FileReadCap,
   FileVerifyCap,
   LiteralCap,
+  SymlinkTarget,
   UnknownCap,
   DirectoryVerifyCap,
   parseCap,
@@ -12,7 +13,8 @@ import {
   isDirectoryCap,
 } from '../cap/index.js';
 import { InvalidInputError, NotADirectoryError, NotFoundError } from '../errors.js';
-import type { Directory, ResolvedNode, Tree } from '../tree/api.js';
+import type { DirEntry, Directory, ResolvedNode, Tree } from '../tree/api.js';
+import { resolvePath } from '../tree/symlinks.js';
 
 /**
  * `CAP/PATH` arguments: the cap is everything before the first `/`, the rest
@@ -46,12 +48,30 @@ export function asDirectoryCap(cap: Cap): DirectoryCap {
   throw new NotADirectoryError('not a directory');
 }
 
-/** What CAP/PATH names: the cap itself when there is no path. */
-export async function resolveCapPath(tree: Tree, target: CapPath): Promise<ResolvedNode> {
+function nodeOf(cap: Cap, entry?: DirEntry): ResolvedNode {
+  const withEntry = entry !== undefined ? { entry } : {};
+  if (isDirectoryCap(cap)) return { type: 'directory', cap, ...withEntry };
+  if (cap instanceof FileReadCap || cap instanceof LiteralCap) return { type: 'file', cap, ...withEntry };
+  return { type: 'unknown', cap, ...withEntry };
+}
+
+/**
+ * What CAP/PATH names: the cap itself when there is no path. Symbolic links
+ * on the way are followed inside CAP (chroot semantics, src/tree/symlinks.ts:
+ * an absolute target starts at CAP, `..` stops there); the last one too,
+ * unless `followLast` is false (then the link itself, for `ls -l` of a link).
+ */
+export async function resolveCapPath(tree: Tree, target: CapPath, followLast = true): Promise<ResolvedNode> {
   const { cap, components } = target;
   if (components.length > 0) {
     try {
-      return await tree.resolve(asDirectoryCap(cap), components);
+      const walk = await resolvePath(tree, asDirectoryCap(cap), components, followLast);
+      if (walk.name === undefined) {
+        const own = walk.frames.at(-1);
+        return own === undefined ? nodeOf(cap) : nodeOf(own.cap, own.entry);
+      }
+      if (walk.entry === undefined) throw new NotFoundError('no such entry');
+      return nodeOf(walk.entry.cap, walk.entry);
     } catch (err) {
       // The tree's messages are generic ("no such entry"); say which path.
       if (err instanceof NotFoundError) throw new NotFoundError(`${components.join('/')}: no such file or directory`, { cause: err });
@@ -60,9 +80,7 @@ export async function resolveCapPath(tree: Tree, target: CapPath): Promise<Resol
       throw err;
     }
   }
-  if (isDirectoryCap(cap)) return { type: 'directory', cap };
-  if (cap instanceof FileReadCap || cap instanceof LiteralCap) return { type: 'file', cap };
-  return { type: 'unknown', cap };
+  return nodeOf(cap);
 }
 
 /** The directory holding the last component of CAP/PATH, and that component's name. */
@@ -79,5 +97,6 @@ export async function resolveParent(tree: Tree, target: CapPath): Promise<{ dir:
 export function kindOf(cap: Cap): string {
   if (isDirectoryCap(cap) || cap instanceof DirectoryVerifyCap) return 'dir';
   if (cap instanceof FileReadCap || cap instanceof LiteralCap || cap instanceof FileVerifyCap) return 'file';
+  if (cap instanceof SymlinkTarget) return 'link';
   return 'unknown';
 }

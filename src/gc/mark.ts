@@ -5,6 +5,7 @@ import {
   FileReadCap,
   FileVerifyCap,
   LiteralCap,
+  SymlinkTarget,
   type Cap,
   type DirectoryCap,
   isDirectoryCap,
@@ -92,6 +93,8 @@ export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: 
       options.onProgress?.(result);
     } else if (cap instanceof LiteralCap) {
       result.files++; // held in the cap: nothing stored
+    } else if (cap instanceof SymlinkTarget) {
+      // A link is only its target's text, inside the directory node already marked: nothing to keep.
     } else if (cap instanceof DirectoryVerifyCap) {
       problem(path, undefined, 'directory held only by a verify cap cannot be walked');
     } else {

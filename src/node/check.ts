@@ -4,6 +4,7 @@ import {
   FileReadCap,
   FileVerifyCap,
   LiteralCap,
+  SymlinkTarget,
   type Cap,
   type DirectoryCap,
   isDirectoryCap,
@@ -134,6 +135,8 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
       await checkFile(path, cap);
     } else if (cap instanceof LiteralCap) {
       report.files++; // held in the cap itself: nothing stored to check
+    } else if (cap instanceof SymlinkTarget) {
+      // A link holds no data (its target is text in the node just read), and is not followed.
     } else {
       report.unknown++;
     }

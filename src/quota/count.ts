@@ -5,7 +5,7 @@ import type { Tree } from '../tree/index.js';
 export interface TreeUsage {
   /** Sum of the logical sizes of the files reachable from the root. */
   bytes: number;
-  /** Number of file entries (directories are not counted). */
+  /** Number of file and symbolic-link entries (directories are not counted). */
   files: number;
 }
 
@@ -33,7 +33,7 @@ export async function countTree(tree: Tree, root: DirectoryCap, signal?: AbortSi
       else if (cap.kind === 'file-read' || cap.kind === 'literal') {
         files++;
         bytes += entry.metadata?.size ?? (cap as Cap & { size: number }).size;
-      }
+      } else if (cap.kind === 'symlink') files++; // an entry that holds no bytes
     }
   }
   return { bytes, files };

@@ -10,14 +10,18 @@ import type { EntryMetadata } from '../tree/index.js';
  *   entry, or anything seen through a read-only cap or session) the w bits
  *   are dropped (0555, 0444); an entry whose cap this version cannot read
  *   (unknown kinds, verify caps) is a file with mode 0000;
+ * - a symbolic link is 0120777 (as Linux shows every link) with the
+ *   target's length as its size, whatever the tree's write permission: what
+ *   may be done to a link is decided by its directory;
  * - times are whole seconds (SFTP v3); an object without metadata (the
  *   root, a /uri cap) shows the current time.
  */
 
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
 
-export type NodeKind = 'directory' | 'file' | 'unknown';
+export type NodeKind = 'directory' | 'file' | 'symlink' | 'unknown';
 
 export interface SftpAttrs {
   mode: number;
@@ -36,6 +40,8 @@ export function kindOf(cap: Cap): NodeKind {
     case 'file-read':
     case 'literal':
       return 'file';
+    case 'symlink':
+      return 'symlink';
     default:
       return 'unknown';
   }
@@ -43,6 +49,7 @@ export function kindOf(cap: Cap): NodeKind {
 
 /** Size an entry should show: its metadata, or what the cap itself says. */
 export function sizeOf(cap: Cap, metadata?: Partial<EntryMetadata>): number {
+  if (cap.kind === 'symlink') return cap.target.length;
   if (metadata?.size !== undefined) return metadata.size;
   if (cap.kind === 'file-read' || cap.kind === 'literal') return cap.size;
   return 0;
@@ -58,6 +65,7 @@ export function makeAttrs(kind: NodeKind, metadata: AttrTimes | undefined, size:
   let mode: number;
   if (kind === 'directory') mode = S_IFDIR | (writable ? 0o755 : 0o555);
   else if (kind === 'file') mode = S_IFREG | (writable ? 0o644 : 0o444);
+  else if (kind === 'symlink') mode = S_IFLNK | 0o777;
   else mode = S_IFREG;
   return {
     mode,
@@ -78,7 +86,8 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 const SIX_MONTHS_S = (365 * 24 * 60 * 60) / 2;
 
 function modeString(mode: number): string {
-  const type = (mode & 0o170000) === S_IFDIR ? 'd' : '-';
+  const format = mode & 0o170000;
+  const type = format === S_IFDIR ? 'd' : format === S_IFLNK ? 'l' : '-';
   let bits = '';
   for (let shift = 6; shift >= 0; shift -= 3) {
     const b = (mode >> shift) & 7;
@@ -103,10 +112,12 @@ function timeString(mtime: number, nowS: number): string {
  * OpenSSH's own server (sftp-common.c ls_file):
  * `-rw-r--r--    1 alice    alice        1234 Nov 23 04:41 name`.
  */
-export function longname(name: string, attrs: SftpAttrs, owner: string): string {
+export function longname(name: string, attrs: SftpAttrs, owner: string, linkTarget?: string): string {
   const who = owner.padEnd(8, ' ');
   const size = String(attrs.size).padStart(8, ' ');
-  return `${modeString(attrs.mode)}    1 ${who} ${who} ${size} ${timeString(attrs.mtime, Math.floor(Date.now() / 1000))} ${name}`;
+  // OpenSSH's own ls_file never adds the target; `ls -l` elsewhere does, and sftp prints the line as is.
+  const shown = linkTarget !== undefined ? `${name} -> ${linkTarget}` : name;
+  return `${modeString(attrs.mode)}    1 ${who} ${who} ${size} ${timeString(attrs.mtime, Math.floor(Date.now() / 1000))} ${shown}`;
 }
 
 /** True when an SFTP permissions field grants no write bit: chmod a-w. */

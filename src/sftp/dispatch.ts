@@ -3,7 +3,6 @@ import { IsADirectoryError, NotADirectoryError, NotFoundError, PermissionError }
 import type { Logger } from '../log.js';
 import { extendedRequest, extensionWrites } from './extensions.js';
 import { DirHandle, type HandleTable, ReadHandle } from './handles.js';
-import { parsePath } from './paths.js';
 import { LIMITS, OPEN_FLAGS, STATUS } from './protocol/constants.js';
 import { attrsPacket, dataPacket, handlePacket, namePacket, statusPacket } from './protocol/replies.js';
 import type { Path, Request, RequestOf, RequestType } from './protocol/requests.js';
@@ -11,6 +10,7 @@ import type { WireAttrs } from './protocol/wire.js';
 import type { SessionQuota } from './quota-hooks.js';
 import type { GatewayStats } from './stats.js';
 import { mkdir, remove, rename, rmdir, setstat, setstatUpload, type AttrChange } from './tree-ops.js';
+import { readlink, realpath, symlink } from './symlink-ops.js';
 import type { UserTree } from './user-tree.js';
 import type { WriteHandle } from './write-handle.js';
 
@@ -90,8 +90,8 @@ export const HANDLERS: HandlerTable = {
     run: async (r, ctx) => attrsPacket(r.id, fstat(ctx, r.handle)),
   },
   fsetstat: { writes: always, shared: never, run: (r, ctx) => fsetstat(ctx, r.id, r.handle, r.attrs) },
-  lstat: { writes: never, shared: always, run: async (r, ctx) => attrsPacket(r.id, await ctx.view.stat(pathOf(r.path))) },
-  stat: { writes: never, shared: always, run: async (r, ctx) => attrsPacket(r.id, await ctx.view.stat(pathOf(r.path))) },
+  lstat: { writes: never, shared: always, run: async (r, ctx) => attrsPacket(r.id, await ctx.view.stat(pathOf(r.path), false)) },
+  stat: { writes: never, shared: always, run: async (r, ctx) => attrsPacket(r.id, await ctx.view.stat(pathOf(r.path), true)) },
   setstat: {
     writes: always,
     shared: never,
@@ -140,21 +140,29 @@ export const HANDLERS: HandlerTable = {
   realpath: {
     writes: never,
     shared: always,
-    run: async (r) => {
-      const canonical = parsePath(pathOf(r.path)).canonical;
+    run: async (r, ctx) => {
+      const canonical = await realpath(ctx.view, pathOf(r.path));
       return namePacket(r.id, [{ filename: canonical, longname: canonical, attrs: {} }]);
     },
   },
-  // No symlinks in capstan: a name always holds a cap, never a path.
   readlink: {
     writes: never,
     shared: always,
-    run: async (r) => statusPacket(r.id, STATUS.OP_UNSUPPORTED, 'symbolic links are not supported'),
+    run: async (r, ctx) => {
+      const target = await readlink(ctx.view, pathOf(r.path));
+      // As OpenSSH's server: the target as both names, no attributes.
+      return namePacket(r.id, [{ filename: target, longname: target, attrs: {} }]);
+    },
   },
   symlink: {
     writes: always,
     shared: never,
-    run: async (r) => statusPacket(r.id, STATUS.OP_UNSUPPORTED, 'symbolic links are not supported'),
+    run: async (r, ctx) => {
+      const path = pathOf(r.link);
+      const run = () => symlink(ctx.view, r.target, path);
+      await (ctx.quota !== undefined ? ctx.quota.symlink(path, run) : run());
+      return ok(r.id);
+    },
   },
   extended: {
     writes: (r) => extensionWrites(r.name),

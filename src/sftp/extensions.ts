@@ -88,7 +88,7 @@ export async function extendedRequest(ctx: SessionContext, id: number, name: str
     }
     case 'statvfs@openssh.com': {
       const [path] = fields(data, ['text'] as const);
-      await view.stat(path); // statvfs(2) of a missing path is ENOENT
+      await view.stat(path, true); // statvfs(2) of a missing path is ENOENT
       return statvfsReply(id, statvfsFor(view));
     }
     case 'fstatvfs@openssh.com': {

@@ -22,10 +22,14 @@ export class SessionQuota {
     return (await this.guard.quotaOf(this.view.user)) !== undefined;
   }
 
-  /** Size of the file a path names now; undefined if none (or not a file). */
-  async #fileSize(path: string): Promise<number | undefined> {
+  /**
+   * Size of the file a path names now; undefined if none (or not a file).
+   * Without `followLast` a link is the entry itself: counted, with no bytes.
+   */
+  async #fileSize(path: string, followLast = true): Promise<number | undefined> {
     try {
-      const node = await this.view.node(path);
+      const node = await this.view.node(path, followLast);
+      if (node.kind === 'symlink') return 0;
       return node.kind === 'file' ? sizeOf(node.cap, node.entry?.metadata) : undefined;
     } catch {
       return undefined;
@@ -74,9 +78,17 @@ export class SessionQuota {
     return linked;
   }
 
-  /** Runs a REMOVE and counts the file it took away. */
+  /** Runs a SYMLINK under the quota: a link costs one entry and no bytes (so only the file count can refuse it). */
+  async symlink(path: string, create: () => Promise<void>): Promise<void> {
+    if (!(await this.#inForce())) return create();
+    await this.guard.checkEntry(this.view.user, this.view.root);
+    await create();
+    this.guard.record(this.view.user, 0, 1);
+  }
+
+  /** Runs a REMOVE and counts the file (or link) it took away. */
   async remove(path: string, remove: () => Promise<void>): Promise<void> {
-    const size = (await this.#inForce()) ? await this.#fileSize(path) : undefined;
+    const size = (await this.#inForce()) ? await this.#fileSize(path, false) : undefined;
     await remove();
     if (size !== undefined) this.guard.record(this.view.user, -size, -1);
   }

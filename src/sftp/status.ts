@@ -20,6 +20,10 @@ import { STATUS, type StatusCode } from './protocol/constants.js';
  * - Malformed input (a name too long, a bad argument) is BAD_MESSAGE, as
  *   OpenSSH answers ENAMETOOLONG and EINVAL; a name that arrived as invalid
  *   UTF-8 is refused earlier as NO_SUCH_FILE (see paths.ts).
+ * - Too many symbolic links (a loop) is FAILURE: OpenSSH's server maps
+ *   ELOOP to FAILURE too. A target that is not UTF-8 names nothing
+ *   (NO_SUCH_FILE), like such a path; READLINK of a name that is not a link
+ *   is BAD_MESSAGE (EINVAL).
  * - OpenSSH's sftp shows only its own text for a code, not our message; the
  *   message is for other clients and logs.
  */
@@ -50,6 +54,7 @@ const BY_NAME: ReadonlyMap<string, MappedStatus> = new Map(
     NotEmptyError: { code: STATUS.FAILURE, message: 'directory not empty' },
     IsADirectoryError: { code: STATUS.FAILURE, message: 'is a directory' },
     IntegrityError: { code: STATUS.FAILURE, message: 'integrity check failed' },
+    TooManyLinksError: { code: STATUS.FAILURE, message: 'too many levels of symbolic links' },
     QuotaExceededError: { code: STATUS.FAILURE, message: 'quota exceeded' },
     InvalidInputError: { code: STATUS.BAD_MESSAGE, message: 'invalid argument' },
     UnsupportedError: { code: STATUS.OP_UNSUPPORTED, message: 'operation not supported' },

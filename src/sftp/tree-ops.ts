@@ -6,20 +6,22 @@ import {
   NotEmptyError,
   NotFoundError,
   PermissionError,
+  TooManyLinksError,
 } from '../errors.js';
 import type { DirectoryCap, FileCap } from '../cap/index.js';
 import { moveEntry, removeDirectory, type DirEntry, type EntryMetadata } from '../tree/index.js';
 import { kindOf, modeDeniesWrite, sizeOf } from './attrs.js';
 import { isWithin } from './paths.js';
 import { admitChange, eventPathOf, recordChange } from './event-paths.js';
-import type { EntryLocation, UserTree } from './user-tree.js';
+import type { EntryLocation, Location, UserTree } from './user-tree.js';
 import { WriteHandle } from './write-handle.js';
 
 /**
  * The SFTP operations that change the tree, on top of UserTree's lookups.
  * Semantics follow OpenSSH's sftp-server wherever capstan can (see the notes
- * per function); where an operation cannot exist (symlinks) it is refused in
- * the session, not here.
+ * per function). Symbolic links are in symlink-ops.ts; here a link is an
+ * entry like any other: removed and renamed itself, never followed (a
+ * last link is followed only by SETSTAT and OPEN).
  */
 
 /** Attribute changes as SETSTAT/FSETSTAT carry them (ssh2 decodes the ATTRS). */
@@ -152,12 +154,14 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
 
 /**
  * hardlink@openssh.com: the same immutable file cap under a second name
- * (files only; the source may also be a /uri file cap). The new entry has
+ * (files, and symbolic links, which are copied as links; the source may
+ * also be a /uri file cap). The new entry has
  * the source's times and size; it is never noWrite.
  */
 export async function hardlink(view: UserTree, fromRaw: string, toRaw: string): Promise<void> {
-  const { cap, kind, entry } = await view.node(fromRaw);
-  if (kind !== 'file') throw new PermissionError('only files can be hard-linked');
+  // link(2) does not follow a last symbolic link: the new name is a second link with the same target.
+  const { cap, kind, entry } = await view.node(fromRaw, false);
+  if (kind !== 'file' && kind !== 'symlink') throw new PermissionError('only files and symbolic links can be hard-linked');
   const to = await view.locateEntry(toRaw);
   view.requireWritable(to);
   if (view.uploads(to).length > 0) throw new AlreadyExistsError('exists');
@@ -181,7 +185,7 @@ export async function hardlink(view: UserTree, fromRaw: string, toRaw: string): 
  */
 export async function setstat(view: UserTree, raw: string, attrs: AttrChange): Promise<void> {
   if (!hasChange(attrs)) return;
-  const loc = await view.locate(raw);
+  const loc = await setstatTarget(view, raw, attrs);
   if (!view.writable) throw new PermissionError('read-only');
   if (loc.kind === 'base') {
     if (attrs.size !== undefined) throw new PermissionError('a root cannot be truncated');
@@ -214,6 +218,26 @@ export async function setstat(view: UserTree, raw: string, attrs: AttrChange): P
     for (const upload of uploads) upload.setNoWrite(patch.noWrite);
   }
   if (entry !== undefined && Object.keys(patch).length > 0) await loc.dir.setMetadata(loc.name, patch);
+}
+
+/**
+ * SETSTAT follows a link to its target, as chmod(2) and utimes(2) do and as
+ * OpenSSH's server does. One exception: when the target does not exist (a
+ * dangling link, a loop, or one whose target is not there yet), times and mode go
+ * to the link itself instead of failing ENOENT. sshfs has no lsetstat and
+ * sends rsync's lutimes(2) of a freshly made link as SETSTAT; failing it
+ * made `rsync -a` exit 23 on every tree with a dangling link.
+ */
+async function setstatTarget(view: UserTree, raw: string, attrs: AttrChange): Promise<Location> {
+  try {
+    const followed = await view.locate(raw, true);
+    if (followed.kind === 'base' || attrs.size !== undefined) return followed;
+    if ((await followed.dir.lookup(followed.name)) !== undefined || view.uploads(followed).length > 0) return followed;
+  } catch (err) {
+    const unresolved = err instanceof NotFoundError || err instanceof TooManyLinksError || err instanceof NotADirectoryError;
+    if (!unresolved || attrs.size !== undefined) throw err;
+  }
+  return view.locate(raw, false);
 }
 
 /** A committed file cut or extended to `size`: a new version, written through a spool. */

@@ -1,11 +1,11 @@
 import { AlreadyExistsError, IsADirectoryError, NotADirectoryError, NotFoundError, PermissionError } from '../errors.js';
-import type { Cap, DirectoryCap, FileCap } from '../cap/index.js';
-import type { DirEntry, Directory, Tree } from '../tree/index.js';
+import { SymlinkTarget, type Cap, type DirectoryCap, type FileCap } from '../cap/index.js';
+import { resolvePath, type DirEntry, type Directory, type Tree } from '../tree/index.js';
 import { kindOf, longname, makeAttrs, sizeOf, type NodeKind, type SftpAttrs } from './attrs.js';
 import type { EventRecorder } from '../events/api.js';
 import { eventPathOf } from './event-paths.js';
 import type { UploadOverlay } from './overlay.js';
-import { parsePath, type ParsedPath } from './paths.js';
+import { parsePath, URI_PREFIX, type ParsedPath } from './paths.js';
 import type { DirListing, ListedItem } from './handles.js';
 import { WriteHandle, type WriteHandleDeps } from './write-handle.js';
 
@@ -59,18 +59,42 @@ export class UserTree {
     if (opts.events !== undefined) this.events = opts.events;
   }
 
-  async locate(raw: string): Promise<Location> {
-    const path = parsePath(raw);
-    const base = path.uriCap ?? this.root;
-    if (path.components.length === 0) return { kind: 'base', path, cap: base };
+  /**
+   * Where `raw` leads. Symbolic links on the way are followed inside the
+   * path's base (src/tree/symlinks.ts: chroot semantics); the last one only
+   * with `followLast`. The location's `path` is where the walk ended (the
+   * link's target, once followed), which events and prefix checks use.
+   */
+  async locate(raw: string, followLast = false): Promise<Location> {
+    const requested = parsePath(raw);
+    const base = requested.uriCap ?? this.root;
+    if (requested.components.length === 0) return { kind: 'base', path: requested, cap: base };
     if (kindOf(base) !== 'directory') throw new NotADirectoryError('not a directory');
-    const parentNames = path.components.slice(0, -1);
-    const parent = await this.tree.resolve(base as DirectoryCap, parentNames);
-    if (parent.type !== 'directory') throw new NotADirectoryError('not a directory');
-    return { kind: 'entry', path, dir: this.tree.directory(parent.cap), dirEntry: parent.entry, name: path.components.at(-1)! };
+    const walk = await resolvePath(this.tree, base as DirectoryCap, requested.components, followLast);
+    const names = walk.frames.map((f) => f.name);
+    if (walk.name === undefined) {
+      const own = walk.frames.at(-1);
+      if (own === undefined) return { kind: 'base', path: pathAt(requested, []), cap: base };
+      const parent = walk.frames.at(-2);
+      return {
+        kind: 'entry',
+        path: pathAt(requested, names),
+        dir: this.tree.directory(parent?.cap ?? (base as DirectoryCap)),
+        dirEntry: parent?.entry,
+        name: own.name,
+      };
+    }
+    const parent = walk.frames.at(-1);
+    return {
+      kind: 'entry',
+      path: pathAt(requested, [...names, walk.name]),
+      dir: this.tree.directory(parent?.cap ?? (base as DirectoryCap)),
+      dirEntry: parent?.entry,
+      name: walk.name,
+    };
   }
 
-  /** A location that must be a name in a directory (not `/` or a /uri cap itself). */
+  /** A location that must be a name in a directory (not `/` or a /uri cap itself); a last link is not followed. */
   async locateEntry(raw: string): Promise<EntryLocation> {
     const loc = await this.locate(raw);
     if (loc.kind === 'base') throw new PermissionError('a root cannot be changed this way');
@@ -88,8 +112,9 @@ export class UserTree {
     return this.overlay.handles(this.user, loc.dir.cap, loc.name);
   }
 
-  async stat(raw: string): Promise<SftpAttrs> {
-    const loc = await this.locate(raw);
+  /** STAT (`followLast`) or LSTAT (the link itself). */
+  async stat(raw: string, followLast: boolean): Promise<SftpAttrs> {
+    const loc = await this.locate(raw, followLast);
     if (loc.kind === 'base') return this.attrsOfCap(loc.cap);
     const upload = this.overlay.lookup(this.user, loc.dir.cap, loc.name);
     if (upload !== undefined) return this.attrsOfUpload(upload);
@@ -121,13 +146,14 @@ export class UserTree {
         attrs = dirAttrs; // '.' and '..' (the parent's own attrs are not worth a lookup)
       else if (item.upload !== undefined) attrs = this.attrsOfUpload(item.upload as WriteHandle);
       else attrs = this.attrsOfEntry(item.entry!, dir);
-      return { filename: item.name, longname: longname(item.name, attrs, this.user), attrs };
+      const link = 'entry' in item && item.entry?.cap instanceof SymlinkTarget ? shownTarget(item.entry.cap) : undefined;
+      return { filename: item.name, longname: longname(item.name, attrs, this.user, link), attrs };
     };
   }
 
-  /** The node a path names, for open and opendir. */
-  async node(raw: string): Promise<{ loc: Location; kind: NodeKind; cap: Cap; entry?: DirEntry }> {
-    const loc = await this.locate(raw);
+  /** The node a path names, for open and opendir (links followed unless `followLast` is false). */
+  async node(raw: string, followLast = true): Promise<{ loc: Location; kind: NodeKind; cap: Cap; entry?: DirEntry }> {
+    const loc = await this.locate(raw, followLast);
     if (loc.kind === 'base') return { loc, kind: kindOf(loc.cap), cap: loc.cap };
     const entry = await loc.dir.lookup(loc.name);
     if (entry === undefined) throw new NotFoundError('no such file');
@@ -144,7 +170,9 @@ export class UserTree {
     raw: string,
     flags: { create: boolean; exclusive: boolean; truncate: boolean; append: boolean; read: boolean },
   ): Promise<WriteHandle> {
-    const loc = await this.locate(raw);
+    // open(2) follows a link, also to create its missing target (inside the base, as every walk);
+    // with O_CREAT|O_EXCL it does not, and an existing link is EEXIST.
+    const loc = await this.locate(raw, !(flags.create && flags.exclusive));
     if (loc.kind === 'base') {
       if (kindOf(loc.cap) === 'directory') throw new IsADirectoryError('is a directory');
       throw new PermissionError('read-only');
@@ -200,4 +228,15 @@ export class UserTree {
   sameEntry(a: EntryLocation, b: EntryLocation): boolean {
     return a.name === b.name && Buffer.compare(Buffer.from(a.dir.cap.storageIndex), Buffer.from(b.dir.cap.storageIndex)) === 0;
   }
+}
+
+/** The path a walk ended at, under the same base as the path that was asked for. */
+function pathAt(requested: ParsedPath, components: readonly string[]): ParsedPath {
+  const shown = requested.uriCap !== undefined ? [URI_PREFIX, requested.uriCap.toString(), ...components] : components;
+  return { uriCap: requested.uriCap, components, canonical: '/' + shown.join('/') };
+}
+
+/** A link target for display only (a long listing): bytes that are not UTF-8 show as U+FFFD. */
+export function shownTarget(link: SymlinkTarget): string {
+  return Buffer.from(link.target).toString('utf8');
 }

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DirectoryVerifyCap, type DirectoryWriteCap, type FileCap } from '../../src/cap/index.js';
+import { DirectoryVerifyCap, SymlinkTarget, type DirectoryWriteCap, type FileCap } from '../../src/cap/index.js';
 import { markLive, sweep } from '../../src/node/gc.js';
 import { checkCap } from '../../src/node/check.js';
 import { FsChunkStore, MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
@@ -163,6 +163,20 @@ describe('gc mark and sweep (fs store)', () => {
     // A fresh tree: the first one has the node in its cache.
     const gap = await markLive(createTree({ chunks, slots }), [{ label: 'root', cap: root }]);
     expect(gap.problems).toEqual([{ path: 'root/sub', detail: 'directory unreadable: NotFoundError' }]);
+  });
+
+  it('a symbolic link holds no data: no problem for mark or check, and nothing is followed through it', async () => {
+    const root = await tree.createDirectory();
+    const file = await upload(randomBytes(3000));
+    await tree.directory(root).link('f', file, meta);
+    await tree.directory(root).link('l', new SymlinkTarget(Buffer.from('f')), meta);
+    await tree.directory(root).link('loop', new SymlinkTarget(Buffer.from('loop')), meta);
+    const mark = await markLive(tree, [{ label: 'root', cap: root }]);
+    expect(mark.problems).toEqual([]);
+    const report = await checkCap(tree, chunks, root);
+    expect(report.problems).toEqual([]);
+    expect(report.unknown).toBe(0);
+    expect(report.files).toBe(1);
   });
 
   it('sweep refuses a store that cannot tell ages', async () => {

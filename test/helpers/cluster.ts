@@ -55,7 +55,13 @@ export async function startClusterGateway(node: string): Promise<ClusterGateway>
 
 export async function startCluster(
   dir: string,
-  options: { gateways: number; postgres?: TestPostgres | undefined; users: string[] },
+  options: {
+    gateways: number;
+    postgres?: TestPostgres | undefined;
+    users: string[];
+    /** With postgres: the chunk store's config keys instead of the shared fs directory (an S3 bucket, say). */
+    chunks?: ((shared: string) => Record<string, string>) | undefined;
+  },
 ): Promise<Cluster> {
   const keyFile = path.join(dir, 'id_ed25519');
   const keygen = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cluster@test', '-f', keyFile]);
@@ -75,7 +81,7 @@ export async function startCluster(
       await setConfig(node, {
         host_key_files: `${shared}/ssh_host_ed25519_key,${shared}/ssh_host_rsa_key`,
         'accounts.file': `${shared}/accounts`,
-        'fs.dir': `${shared}/chunks`,
+        ...(options.chunks?.(shared) ?? { 'fs.dir': `${shared}/chunks` }),
         'slots.backend': 'postgres',
         'slots.postgres.url': dbUrl.toString(),
         'slots.postgres.schema': schema,

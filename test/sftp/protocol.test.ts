@@ -145,10 +145,44 @@ describe('open flags and handles', () => {
     for (const h of handles) await call((cb) => sftp.close(h, cb));
   });
 
-  it('symlink and readlink are OP_UNSUPPORTED', async () => {
-    const { sftp } = await login();
-    expect(await statusOf(call((cb) => sftp.symlink('/h.txt', '/link', cb)))).toBe(STATUS.OP_UNSUPPORTED);
-    expect(await statusOf(call((cb) => sftp.readlink('/h.txt', cb)))).toBe(STATUS.OP_UNSUPPORTED);
+  it('SYMLINK takes the target first (OpenSSH order); bad targets and READLINK of a non-link are BAD_MESSAGE; the session goes on', async () => {
+    const { client, sftp } = await login();
+    await call((cb) => sftp.writeFile('/t.txt', 't', cb));
+    const raw = await RawSftp.open(client);
+    await raw.init();
+    const target = Buffer.from([0x74, 0x2e, 0x74, 0x78, 0x74, 0xff]); // bytes as given, not UTF-8
+    raw.send(20, u32(1), str(target), str('/bytes'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 1, code: STATUS.OK });
+    raw.send(19, u32(2), str('/bytes'));
+    const name = (await raw.next())!;
+    expect(name.type).toBe(104);
+    expect(name.payload.readUInt32BE(4)).toBe(1);
+    expect(name.payload.subarray(12, 12 + name.payload.readUInt32BE(8))).toEqual(target);
+    const cases: [Buffer, number][] = [
+      [Buffer.alloc(4096, 0x61), STATUS.BAD_MESSAGE], // over 4,095 bytes
+      [Buffer.from('a\0b'), STATUS.BAD_MESSAGE],
+      [Buffer.alloc(0), STATUS.BAD_MESSAGE],
+    ];
+    for (const [i, [bad, code]] of cases.entries()) {
+      raw.send(20, u32(10 + i), str(bad), str(`/bad${i}`));
+      expect(status((await raw.next())!)).toMatchObject({ id: 10 + i, code });
+    }
+    raw.send(19, u32(20), str('/t.txt'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 20, code: STATUS.BAD_MESSAGE });
+    raw.send(19, u32(21), str('/missing'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 21, code: STATUS.NO_SUCH_FILE });
+    raw.send(20, u32(22), str('t.txt'), str('/t.txt'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 22, code: STATUS.FAILURE }); // exists
+    // A loop is FAILURE on STAT and OPEN, LSTAT still describes the link, and the session goes on.
+    raw.send(20, u32(30), str('loop'), str('/loop'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 30, code: STATUS.OK });
+    raw.send(17, u32(31), str('/loop'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 31, code: STATUS.FAILURE });
+    raw.send(7, u32(32), str('/loop'));
+    const attrs = (await raw.next())!;
+    expect(attrs.type).toBe(105);
+    expect(attrs.payload.readUInt32BE(4 + 4 + 8 + 8) & 0o170000).toBe(0o120000);
+    expect(await call<Buffer>((cb) => sftp.readFile('/t.txt', cb))).toEqual(Buffer.from('t'));
   });
 
   it('setstat with a size cuts or extends a committed file', async () => {

@@ -70,6 +70,14 @@ const close = (sftp: ssh2.SFTPWrapper, h: Buffer) =>
   new Promise<void>((resolve, reject) => sftp.close(h, (err) => (err ? reject(err) : resolve())));
 const exists = (sftp: ssh2.SFTPWrapper, path: string) => new Promise<boolean>((resolve) => sftp.stat(path, (err) => resolve(!err)));
 
+/**
+ * A symbolic link `link` → `target`. ssh2 sends SYMLINK in the draft's order (link path first) to a
+ * server that does not call itself OpenSSH; capstan reads OpenSSH's order (target first), so the
+ * arguments go in swapped to land as meant.
+ */
+const ln = (sftp: ssh2.SFTPWrapper, link: string, target: string) =>
+  new Promise<void>((resolve, reject) => sftp.symlink(link, target, (err) => (err ? reject(err) : resolve())));
+
 const QUOTA_EXCEEDED = { code: 4, message: 'quota exceeded' };
 
 describe('quotas over SFTP', () => {
@@ -115,6 +123,17 @@ describe('quotas over SFTP', () => {
     await put(sftp, '/2', 20);
     await rm(sftp, '/1');
     await put(sftp, '/3', 10);
+  });
+
+  it('a symbolic link costs one entry and no bytes', async () => {
+    const { g } = await gateway('alice files=2 bytes=10\n');
+    const sftp = await session(g);
+    await put(sftp, '/1', 10);
+    await ln(sftp, '/l', '1'); // the byte quota is full: a link needs none
+    await expect(ln(sftp, '/l2', '1')).rejects.toMatchObject(QUOTA_EXCEEDED);
+    await rm(sftp, '/l');
+    expect(await exists(sftp, '/1')).toBe(true);
+    await ln(sftp, '/l3', '1');
   });
 
   it('counts an existing tree by a walk when a quota is set while running, and persists the counters', async () => {

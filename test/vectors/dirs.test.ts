@@ -6,6 +6,7 @@ import {
   type DirectoryWriteCap,
   FileReadCap,
   LiteralCap,
+  SymlinkTarget,
   UnknownCap,
   parseCap,
   parseDirectoryCap,
@@ -141,6 +142,21 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
   const shared = await tree.directory(parent).mkdir('shared', { mtimeMs: T0, ctimeMs: T0 });
   await linkShared(tree.directory(parent), 'shared-too', shared, meta, (cap) => tree.directory(cap));
   await tree.directory(shared).link('kept', new LiteralCap(Uint8Array.of(5)), meta);
+
+  // Symbolic links (cap kind 0x02): relative, absolute, dangling, escaping, a target that is not
+  // UTF-8 and one that spells a /uri cap (only text), beside an ordinary file. Made last so every
+  // directory above keeps its frozen bytes.
+  const links = await tree.createDirectory();
+  const link = (target: Uint8Array | string) => {
+    const t = typeof target === 'string' ? new TextEncoder().encode(target) : target;
+    return [new SymlinkTarget(t), { size: t.length, mtimeMs: T0, ctimeMs: T0 }] as const;
+  };
+  await tree.directory(links).link('file', new LiteralCap(Uint8Array.of(6)), meta);
+  await tree.directory(links).link('relative', ...link('file'));
+  await tree.directory(links).link('absolute', ...link('/d/f'));
+  await tree.directory(links).link('escaping', ...link('../../etc/passwd'));
+  await tree.directory(links).link('latin1', ...link(Uint8Array.of(0x63, 0x61, 0x66, 0xe9)));
+  await tree.directory(links).link('uri', ...link(`/uri/${sub.toString()}/inside`));
   return [
     { label: 'root: every kind of entry', cap: root },
     { label: 'child directory made by mkdir', cap: sub },
@@ -148,6 +164,7 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
     { label: 'names kept byte for byte: NFD and NFC spellings are two entries', cap: names },
     { label: 'removed by rmdir: a sealed v2 slot record', cap: removed, sealed: true },
     { label: 'linked twice by ln: a shared v2 slot record', cap: shared, shared: true },
+    { label: 'symbolic links: cap kind 0x02 holds the target bytes', cap: links },
   ];
 }
 
@@ -164,6 +181,7 @@ async function reachable(chunks: ChunkStore, keys: DirectoryKeys, root: ChunkAdd
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
+// A link's `cap` in the vectors is its toString (`symlink:` + the target's hex): it is never a cap string.
 const asVector = (e: DirEntry) => ({ name: e.name, cap: e.cap.toString(), metadata: e.metadata });
 async function listed(tree: Tree, cap: DirectoryWriteCap | DirectoryReadCap) {
   const out: DirEntry[] = [];
@@ -280,6 +298,13 @@ describe('directory vectors', () => {
       expect(root.entriesViaReadCap.find((e) => e.name === 'sub-ro')?.cap).toBe(sub.readCap);
       expect(root.entriesViaReadCap.map((e) => e.name)).toContain('Caf\u00e9');
       expect(JSON.stringify(root.rootPlaintextHex)).not.toContain(hex((parseCap(sub.writeCap) as DirectoryWriteCap).writeSecret));
+      // Links read back as the target's bytes, the same through either cap, and are never a parsed cap.
+      const links = vectors.directories.find((d) => d.label.startsWith('symbolic links'))!;
+      const viaRead = await tree.directory(parseCap(links.readCap) as DirectoryReadCap).lookup('latin1');
+      expect(viaRead?.cap).toBeInstanceOf(SymlinkTarget);
+      expect(hex((viaRead!.cap as SymlinkTarget).target)).toBe('636166e9');
+      expect(links.entriesViaReadCap).toEqual(links.entriesViaWriteCap);
+      expect(links.entriesViaReadCap.find((e) => e.name === 'uri')?.cap.startsWith('symlink:')).toBe(true);
       await tree.close();
     });
   });

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { SymlinkTarget, type Cap } from '../../cap/index.js';
 import type { DirEntry, EntryMetadata } from '../../tree/api.js';
 import { kindOf, parseCapPath, resolveCapPath } from '../cap-path.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
@@ -13,7 +14,9 @@ interface LsArgs extends GlobalArgs {
 /** One entry as `ls --json` prints it (a line of JSON Lines; docs/cli-json.md). No cap. */
 export interface LsJsonEntry {
   name: string;
-  type: 'directory' | 'file' | 'unknown';
+  type: 'directory' | 'file' | 'symlink' | 'unknown';
+  /** A symlink's target as stored (bytes that are not UTF-8 show as U+FFFD); absent for other types. */
+  target?: string;
   /** Bytes; null for a directory or when not recorded. */
   size: number | null;
   /** ISO 8601 UTC with milliseconds; null when not recorded. */
@@ -21,12 +24,21 @@ export interface LsJsonEntry {
   readonly: boolean;
 }
 
-function jsonEntry(kind: string, metadata: EntryMetadata | undefined, size: number | undefined, name: string): LsJsonEntry {
+const TYPES: Record<string, LsJsonEntry['type']> = { dir: 'directory', file: 'file', link: 'symlink' };
+
+function linkTarget(cap: Cap): string | undefined {
+  return cap instanceof SymlinkTarget ? Buffer.from(cap.target).toString('utf8') : undefined;
+}
+
+function jsonEntry(cap: Cap, metadata: EntryMetadata | undefined, size: number | undefined, name: string): LsJsonEntry {
+  const kind = kindOf(cap);
   const mtime = metadata?.mtimeMs;
+  const target = linkTarget(cap);
   return {
     name,
-    type: kind === 'dir' ? 'directory' : kind === 'file' ? 'file' : 'unknown',
-    size: kind === 'dir' ? null : (size ?? metadata?.size ?? null),
+    type: TYPES[kind] ?? 'unknown',
+    ...(target !== undefined ? { target } : {}),
+    size: kind === 'dir' ? null : cap instanceof SymlinkTarget ? cap.target.length : (size ?? metadata?.size ?? null),
     mtime: mtime !== undefined && Number.isFinite(mtime) ? new Date(mtime).toISOString() : null,
     readonly: metadata?.noWrite === true,
   };
@@ -37,10 +49,13 @@ function isoSeconds(ms: number | undefined): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-function longLine(kind: string, metadata: EntryMetadata | undefined, size: number | undefined, name: string): string {
+function longLine(cap: Cap, metadata: EntryMetadata | undefined, size: number | undefined, name: string): string {
+  const kind = kindOf(cap);
   const flag = metadata?.noWrite === true ? 'ro' : 'rw';
-  const shownSize = kind === 'dir' ? '-' : String(size ?? metadata?.size ?? '-');
-  return `${kind.padEnd(7)} ${flag} ${shownSize.padStart(14)} ${isoSeconds(metadata?.mtimeMs).padEnd(20)} ${name}\n`;
+  const target = linkTarget(cap);
+  const shownSize = kind === 'dir' ? '-' : String(target !== undefined ? Buffer.byteLength(target) : (size ?? metadata?.size ?? '-'));
+  const shownName = target !== undefined ? `${name} -> ${target}` : name;
+  return `${kind.padEnd(7)} ${flag} ${shownSize.padStart(14)} ${isoSeconds(metadata?.mtimeMs).padEnd(20)} ${shownName}\n`;
 }
 
 function shortName(entry: DirEntry): string {
@@ -61,12 +76,14 @@ export const lsCommand: CommandModule<GlobalArgs, LsArgs> = {
   handler: async (args) => {
     const target = parseCapPath(args.target);
     await withNode(args, async ({ tree }) => {
-      const node = await resolveCapPath(tree, target);
+      // `ls -l` and `--json` of a link describe the link; a plain `ls` of one lists what it leads to.
+      let node = await resolveCapPath(tree, target, false);
+      if (node.cap instanceof SymlinkTarget && !args.long && !args.json) node = await resolveCapPath(tree, target);
       if (node.type !== 'directory') {
         const name = target.components[target.components.length - 1] ?? '-';
         const size = 'size' in node.cap ? (node.cap.size as number) : undefined;
-        if (args.json) await outJson(jsonEntry(kindOf(node.cap), node.entry?.metadata, size, name));
-        else await out(args.long ? longLine(kindOf(node.cap), node.entry?.metadata, size, name) : `${name}\n`);
+        if (args.json) await outJson(jsonEntry(node.cap, node.entry?.metadata, size, name));
+        else await out(args.long ? longLine(node.cap, node.entry?.metadata, size, name) : `${name}\n`);
         return;
       }
       // Sorted for people and diffs, which needs the whole listing in memory:
@@ -75,8 +92,8 @@ export const lsCommand: CommandModule<GlobalArgs, LsArgs> = {
       for await (const entry of tree.directory(node.cap).list()) entries.push(entry);
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       for (const entry of entries) {
-        if (args.json) await outJson(jsonEntry(kindOf(entry.cap), entry.metadata, undefined, entry.name));
-        else await out(args.long ? longLine(kindOf(entry.cap), entry.metadata, undefined, shortName(entry)) : `${shortName(entry)}\n`);
+        if (args.json) await outJson(jsonEntry(entry.cap, entry.metadata, undefined, entry.name));
+        else await out(args.long ? longLine(entry.cap, entry.metadata, undefined, shortName(entry)) : `${shortName(entry)}\n`);
       }
     });
   },

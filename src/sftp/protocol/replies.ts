@@ -33,8 +33,9 @@ export function dataPacket(id: number, data: Uint8Array): Buffer {
 }
 
 export interface NameEntry {
-  filename: string;
-  longname: string;
+  /** Bytes for READLINK: a link target is returned exactly as it was stored. */
+  filename: string | Uint8Array;
+  longname: string | Uint8Array;
   attrs: WireAttrs;
 }
 

@@ -1,4 +1,4 @@
-import { DirectoryReadCap, DirectoryWriteCap, MAX_CAP_LENGTH, parseCap, type Cap } from '../../cap/index.js';
+import { DirectoryReadCap, DirectoryWriteCap, MAX_CAP_LENGTH, parseCap, SymlinkTarget, type Cap } from '../../cap/index.js';
 import { AeadError, openRandomized, sealRandomized } from '../../crypto/index.js';
 import { IntegrityError, InvalidInputError } from '../../errors.js';
 import type { DirEntry, EntryMetadata } from '../api.js';
@@ -34,6 +34,8 @@ export function storeCap(keys: DirectoryKeys, cap: Cap, nonce: () => Uint8Array)
       sealedWriteSecret: sealRandomized(writer.childCapKey, nonce(), cap.writeSecret, childCapAad(ro.readKey, ro.publicKey)),
     };
   }
+  // A link is its target's bytes, never a string that could parse as a cap.
+  if (cap instanceof SymlinkTarget) return { kind: 'symlink', target: cap.target };
   const text = cap?.toString?.();
   // Everything else goes by its string; re-parsing proves it prints and
   // parses back (an UnknownCap over the length bound or with a '/' would not).
@@ -51,6 +53,7 @@ export function storeCap(keys: DirectoryKeys, cap: Cap, nonce: () => Uint8Array)
 
 /** The cap a view may hand out for a stored cap: unsealed for a write view, a read cap otherwise. */
 export function viewCap(keys: DirectoryKeys, stored: StoredCap, nodeId: string): Cap {
+  if (stored.kind === 'symlink') return new SymlinkTarget(stored.target);
   if (stored.kind === 'dir-write') {
     if (!keys.writer) return new DirectoryReadCap(stored.readKey, stored.publicKey);
     try {

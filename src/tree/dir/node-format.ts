@@ -1,5 +1,5 @@
 import { CID } from 'multiformats/cid';
-import { MAX_CAP_LENGTH } from '../../cap/index.js';
+import { isValidSymlinkTarget, MAX_CAP_LENGTH } from '../../cap/index.js';
 import { AeadError, openRandomized, sealRandomized, XCHACHA_NONCE_BYTES } from '../../crypto/index.js';
 import { IntegrityError } from '../../errors.js';
 import { isChunkAddress } from '../../store/address.js';
@@ -27,6 +27,7 @@ import type { DirectoryKeys } from './keys.js';
  *     entry:  u8 nameLen ‖ name (UTF-8, as the client gave it) ‖ cap ‖ metadata
  *     cap:    0x00 ‖ u16 len ‖ cap string (UTF-8, ≤ MAX_CAP_LENGTH)
  *           | 0x01 ‖ child R (32) ‖ child P (32) ‖ sealed child W (72)   a child directory write cap
+ *           | 0x02 ‖ u16 len ‖ link target (1..4095 bytes, no NUL)      a symbolic link
  *     metadata: u8 flags (bit 0 atime present, bit 1 noWrite; others 0)
  *               ‖ varint size ‖ f64 mtimeMs ‖ f64 ctimeMs ‖ [f64 atimeMs]
  *
@@ -37,6 +38,7 @@ const KIND_BUCKET = 1;
 const KIND_BRANCH = 2;
 const CAP_TEXT = 0;
 const CAP_DIR_WRITE = 1;
+const CAP_SYMLINK = 2;
 const FLAG_ATIME = 1;
 const FLAG_NO_WRITE = 2;
 /** Branch fan-out bits a reader accepts (a writer's choice within these; v1 writers use DEFAULT_LAYOUT). */
@@ -47,7 +49,8 @@ export const SEALED_WRITE_SECRET_BYTES = XCHACHA_NONCE_BYTES + 32 + 16;
 
 export type StoredCap =
   | { kind: 'text'; text: string }
-  | { kind: 'dir-write'; readKey: Uint8Array; publicKey: Uint8Array; sealedWriteSecret: Uint8Array };
+  | { kind: 'dir-write'; readKey: Uint8Array; publicKey: Uint8Array; sealedWriteSecret: Uint8Array }
+  | { kind: 'symlink'; target: Uint8Array };
 
 /** An entry as a node holds it: caps still in their stored form. */
 export interface StoredEntry {
@@ -119,6 +122,8 @@ function writeEntry(w: ByteWriter, entry: StoredEntry): void {
   if (entry.cap.kind === 'text') {
     const text = encoder.encode(entry.cap.text);
     w.u8(CAP_TEXT).u16(text.length).bytes(text);
+  } else if (entry.cap.kind === 'symlink') {
+    w.u8(CAP_SYMLINK).u16(entry.cap.target.length).bytes(entry.cap.target);
   } else {
     w.u8(CAP_DIR_WRITE).bytes(entry.cap.readKey).bytes(entry.cap.publicKey).bytes(entry.cap.sealedWriteSecret);
   }
@@ -196,7 +201,12 @@ function readEntry(r: ByteReader): StoredEntry {
       publicKey: r.bytes(32).slice(),
       sealedWriteSecret: r.bytes(SEALED_WRITE_SECRET_BYTES).slice(),
     };
+  } else if (capKind === CAP_SYMLINK) {
+    const target = r.bytes(r.u16()).slice();
+    if (!isValidSymlinkTarget(target)) throw new FormatError('bad link target');
+    cap = { kind: 'symlink', target };
   } else {
+    // An older reader meets a newer kind here: the whole node is then an IntegrityError (the spec's rule).
     throw new FormatError('unknown cap kind');
   }
   const flags = r.u8();
