@@ -2,8 +2,7 @@ import type pg from 'pg';
 import { ConflictError, IntegrityError, TransientError, throwIfAborted, type AbortOptions } from '../errors.js';
 import type { Logger } from '../log.js';
 import { classifyPostgresError } from '../store/slots/postgres/errors.js';
-import { migrateComponent, quoteSchema, type SchemaComponent } from '../store/slots/postgres/migrations.js';
-import { createPool } from '../store/slots/postgres/pool.js';
+import { openMigratedPool, quoteSchema, type SchemaComponent } from '../store/slots/postgres/migrations.js';
 import { abortable } from '../tree/file/abortable.js';
 import { checkClientKey } from './memory-store.js';
 import type { ClientRecord } from './policy.js';
@@ -107,7 +106,7 @@ export class PostgresDefenderStore implements DefenderStore {
   static async open(options: PostgresDefenderStoreOptions = {}): Promise<PostgresDefenderStore> {
     const schema = options.schema ?? 'public';
     const q = quoteSchema(schema);
-    const pool = createPool({
+    const connection = {
       ...(options.url !== undefined ? { url: options.url } : {}),
       ...(options.password !== undefined ? { password: options.password } : {}),
       poolSize: options.poolSize ?? DEFENDER_POOL_SIZE,
@@ -115,22 +114,10 @@ export class PostgresDefenderStore implements DefenderStore {
       statementTimeoutMs: options.statementTimeoutMs ?? 2_000,
       applicationName: 'capstan defender',
       logger: options.logger,
-    });
-    try {
-      const client = await pool.connect();
-      let broken = false;
-      try {
-        await migrateComponent(client, schema, DEFENDER_SCHEMA);
-      } catch (err) {
-        broken = true;
-        throw err;
-      } finally {
-        client.release(broken);
-      }
-    } catch (err) {
-      await pool.end().catch(() => undefined);
+    };
+    const pool = await openMigratedPool(connection, schema, DEFENDER_SCHEMA).catch((err: unknown) => {
       throw classifyPostgresError(err, 'opening the schema', COMPONENT);
-    }
+    });
     return new PostgresDefenderStore(pool, `${q}.capstan_defender`, `${q}.capstan_defender_generation`);
   }
 

@@ -1,12 +1,4 @@
-import {
-  type Cap,
-  type DirectoryCap,
-  DirectoryReadCap,
-  DirectoryVerifyCap,
-  DirectoryWriteCap,
-  isDirectoryCap,
-  SymlinkTarget,
-} from '../cap/index.js';
+import { type DirectoryCap, DirectoryVerifyCap, isDirectoryCap, SymlinkTarget } from '../cap/index.js';
 import { type AbortOptions, InvalidInputError, NotADirectoryError, NotFoundError, PermissionError, TooManyLinksError } from '../errors.js';
 import type { DirEntry, Tree } from './api.js';
 import { checkName } from './names.js';

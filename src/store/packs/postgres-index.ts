@@ -5,8 +5,7 @@ import type { Logger } from '../../log.js';
 import { isChunkAddress } from '../address.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
 import { classifyPostgresError } from '../slots/postgres/errors.js';
-import { migrateComponent, quoteSchema, type SchemaComponent } from '../slots/postgres/migrations.js';
-import { createPool } from '../slots/postgres/pool.js';
+import { openMigratedPool, quoteSchema, type SchemaComponent } from '../slots/postgres/migrations.js';
 import { type Location, PACK_ID_BYTES } from './format.js';
 import type { IndexEntry, ObjectIndex, RemoveIfOptions } from './index-store.js';
 
@@ -75,7 +74,7 @@ export class PostgresObjectIndex implements ObjectIndex {
 
   static async open(options: PostgresObjectIndexOptions = {}): Promise<PostgresObjectIndex> {
     const schema = options.schema ?? 'public';
-    const pool = createPool({
+    const connection = {
       ...(options.url !== undefined ? { url: options.url } : {}),
       ...(options.password !== undefined ? { password: options.password } : {}),
       poolSize: options.poolSize ?? INDEX_POOL_SIZE,
@@ -83,22 +82,10 @@ export class PostgresObjectIndex implements ObjectIndex {
       statementTimeoutMs: options.statementTimeoutMs ?? 15_000,
       applicationName: 'capstan object index',
       logger: options.logger,
-    });
-    try {
-      const client = await pool.connect();
-      let broken = false;
-      try {
-        await migrateComponent(client, schema, OBJECT_INDEX_SCHEMA);
-      } catch (err) {
-        broken = true;
-        throw err;
-      } finally {
-        client.release(broken);
-      }
-    } catch (err) {
-      await pool.end().catch(() => undefined);
+    };
+    const pool = await openMigratedPool(connection, schema, OBJECT_INDEX_SCHEMA).catch((err: unknown) => {
       throw classifyPostgresError(err, 'opening the object index');
-    }
+    });
     return new PostgresObjectIndex(pool, `${quoteSchema(schema)}.capstan_objects`);
   }
 

@@ -1,5 +1,7 @@
+import type pg from 'pg';
 import type { PoolClient } from 'pg';
 import { InvalidInputError } from '../../../errors.js';
+import { createPool, type PostgresConnectionOptions } from './pool.js';
 import { MAX_SLOT_RECORD_BYTES, MAX_SLOT_SEQ, STORAGE_INDEX_BYTES } from '../slot-limits.js';
 
 /**
@@ -101,4 +103,29 @@ export async function migrateComponent(client: PoolClient, schema: string, compo
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * A pool for one component, its tables migrated (migrateComponent) on one
+ * of its connections first. If that fails the pool is ended and the error
+ * is thrown as pg threw it (callers classify it for their messages).
+ */
+export async function openMigratedPool(options: PostgresConnectionOptions, schema: string, component: SchemaComponent): Promise<pg.Pool> {
+  const pool = createPool(options);
+  try {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      await migrateComponent(client, schema, component);
+    } catch (err) {
+      broken = true;
+      throw err;
+    } finally {
+      client.release(broken); // true: destroy it rather than pool a connection in an unknown state
+    }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  return pool;
 }

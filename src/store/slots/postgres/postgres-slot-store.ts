@@ -4,8 +4,7 @@ import type { Logger } from '../../../log.js';
 import { MAX_SLOT_SEQ, checkStorageIndex, checkSwap, storageIndexHex } from '../slot-limits.js';
 import type { SlotEntry, SlotStore } from '../slot-store.js';
 import { classifyPostgresError } from './errors.js';
-import { migrate, quoteSchema } from './migrations.js';
-import { createPool } from './pool.js';
+import { openMigratedPool, quoteSchema, SLOT_STORE_SCHEMA } from './migrations.js';
 
 export interface PostgresSlotStoreOptions {
   /**
@@ -98,29 +97,17 @@ export class PostgresSlotStore implements SlotStore {
   static async open(options: PostgresSlotStoreOptions = {}): Promise<PostgresSlotStore> {
     const schema = options.schema ?? 'public';
     const table = `${quoteSchema(schema)}.capstan_slots`;
-    const pool = createPool({
+    const connection = {
       ...(options.url !== undefined ? { url: options.url } : {}),
       ...(options.password !== undefined ? { password: options.password } : {}),
       poolSize: options.poolSize ?? DEFAULT_POOL_SIZE,
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
       statementTimeoutMs: options.statementTimeoutMs ?? 15_000,
       logger: options.logger,
-    });
-    try {
-      const client = await pool.connect();
-      let broken = false;
-      try {
-        await migrate(client, schema);
-      } catch (err) {
-        broken = true;
-        throw err;
-      } finally {
-        client.release(broken); // true: destroy it rather than pool a connection in an unknown state
-      }
-    } catch (err) {
-      await pool.end().catch(() => undefined);
+    };
+    const pool = await openMigratedPool(connection, schema, SLOT_STORE_SCHEMA).catch((err: unknown) => {
       throw classifyPostgresError(err, 'opening the schema');
-    }
+    });
     return new PostgresSlotStore(pool, table);
   }
 
