@@ -120,6 +120,12 @@ describe.skipIf(skip !== undefined)('packs on S3', () => {
       return open(storeOptions(swift, BUCKET), 'unused', { index });
     },
     teardown: (store) => store.close(),
+    corrupt: (store, address) =>
+      rewriteInPack(store, address, (pack, offset) => {
+        pack[offset]! ^= 1;
+        return pack;
+      }),
+    truncate: (store, address) => rewriteInPack(store, address, (pack, offset, length) => pack.subarray(0, offset + length - 1)),
   });
 
   it('a flush of many objects is one PUT; a second gateway reads them by ranged GET; a failed upload is retried', async () => {
