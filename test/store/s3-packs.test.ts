@@ -62,7 +62,7 @@ describe.skipIf(skip !== undefined)('packs on S3', () => {
   async function open(
     s3: S3ChunkStoreOptions,
     schema: string,
-    extra: { minSealedAgeMs?: number; now?: () => number; index?: ObjectIndex } = {},
+    extra: { minSealedAgeMs?: number; now?: () => number; index?: ObjectIndex; packBytes?: number } = {},
   ): Promise<PackChunkStore> {
     const legacy = new S3ChunkStore(s3);
     const puts = { count: 0 };
@@ -72,7 +72,13 @@ describe.skipIf(skip !== undefined)('packs on S3', () => {
       return send(request);
     };
     const index = extra.index ?? (await PostgresObjectIndex.open({ url: postgres.url, schema }));
-    const sink = new S3PackSink({ client: legacy.client, prefix: legacy.prefix, minSealedAgeMs: extra.minSealedAgeMs, now: extra.now });
+    const sink = new S3PackSink({
+      client: legacy.client,
+      prefix: legacy.prefix,
+      minSealedAgeMs: extra.minSealedAgeMs,
+      now: extra.now,
+      packBytes: extra.packBytes,
+    });
     const store = new PackChunkStore({ sink, index, legacy, dedupAgainstLegacy: false });
     opened.set(store, { s3, schema, puts });
     return store;
@@ -168,6 +174,31 @@ describe.skipIf(skip !== undefined)('packs on S3', () => {
       await d.close();
     } finally {
       await c.close();
+    }
+
+    // A large upload while every PUT fails: once two packs wait, the next put retries them and fails
+    // (the writer hears of it) instead of waiting forever; once S3 is back a flush lands what was put.
+    const e = await open({ ...s3, endpoint: proxy.endpoint, retry: { retries: 1, initialMs: 5, maxMs: 10 } }, schema, {
+      packBytes: 64 * 1024,
+    });
+    try {
+      proxy.reset({ failEvery: 1, status: 503 });
+      const put: { address: Awaited<ReturnType<PackChunkStore['put']>>; bytes: Buffer }[] = [];
+      let failure: unknown;
+      for (let i = 0; i < 6 && failure === undefined; i++) {
+        const bytes = randomBytes(100_000);
+        try {
+          put.push({ address: await e.put(bytes), bytes });
+        } catch (err) {
+          failure = err;
+        }
+      }
+      expect(failure).toMatchObject({ name: 'TransientError' });
+      proxy.reset();
+      await e.flush();
+      for (const { address, bytes } of put) expect(Buffer.from(await e.get(address)).equals(bytes)).toBe(true);
+    } finally {
+      await e.close();
       await proxy.close();
       await dropSchema(postgres.url, schema);
     }

@@ -115,9 +115,22 @@ export class S3PackSink implements PackSink {
     return { seq: b.lastSeq, pack: b.pack, payload };
   }
 
-  /** The record is copied already; this waits only for upload room (the memory bound). */
+  /**
+   * The record is copied already; this waits only for upload room (the
+   * memory bound). A pack whose upload failed is tried again here, and if
+   * that fails too the error goes to the caller (a large upload's write
+   * fails, rather than waiting for a sync nobody may ask for).
+   */
   async written(_seq: number): Promise<void> {
-    while (this.#sealed.length >= this.#maxUploads) await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    while (this.#sealed.length >= this.#maxUploads) {
+      const failed = this.#sealed.find((b) => b.upload === undefined);
+      if (failed !== undefined) {
+        failed.upload = this.#upload(failed);
+        await failed.upload;
+        continue;
+      }
+      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    }
   }
 
   async sync(): Promise<number> {
@@ -215,7 +228,9 @@ export class S3PackSink implements PackSink {
       });
       if (res.status !== 200) this.#client.fail(res, 'PUT (pack)');
     } catch (err) {
-      b.upload = undefined; // the next sync() tries again
+      b.upload = undefined; // the next sync() or written() tries again
+      // Writers waiting for room must see it: they retry it or fail, never wait for nothing.
+      for (const wake of this.#roomWaiters.splice(0)) wake();
       throw err;
     }
     b.uploaded = true;
