@@ -147,6 +147,10 @@ describe.skipIf(skip !== undefined)('packs on S3', () => {
       await a.flush();
       expect(opened.get(a)!.puts.count - putsBefore).toBe(1);
       for (const [i, address] of addresses.entries()) expect(Buffer.from(await b.get(address)).equals(objects[i]!)).toBe(true);
+      // The empty object too, which has no byte range to ask for.
+      const empty = await a.put(new Uint8Array(0));
+      await a.flush();
+      expect((await b.get(empty)).length).toBe(0);
       // Deduplicated across gateways: b stores nothing for bytes a stored.
       const putsB = opened.get(b)!.puts.count;
       await b.put(objects[0]!);
