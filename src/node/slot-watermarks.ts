@@ -1,7 +1,8 @@
-import { type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { MemorySlotWatermarks } from '../tree/dir/watermarks.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 
 /** One record of the file: storage index (32) ‖ seq (u64 BE). */
 const RECORD_BYTES = 40;
@@ -92,32 +93,21 @@ export class FileSlotWatermarks extends MemorySlotWatermarks {
 
   /** Rewrites the file with one record per directory (another process appending meanwhile may lose a raise). */
   async #compact(): Promise<void> {
-    const temp = `${this.file}.compact`;
-    const fd = await open(temp, 'w', 0o600);
-    try {
-      const bytes = await readFile(this.file);
-      const seen = new Set<string>();
-      const out: Buffer[] = [];
-      for (let at = bytes.length - RECORD_BYTES - (bytes.length % RECORD_BYTES); at >= 0; at -= RECORD_BYTES) {
-        const si = bytes.subarray(at, at + 32);
-        const key = si.toString('hex');
-        if (seen.has(key)) continue;
-        seen.add(key);
-        const seq = this.highest(si);
-        if (seq === undefined) continue;
-        const record = Buffer.alloc(RECORD_BYTES);
-        si.copy(record, 0);
-        record.writeBigUInt64BE(seq, 32);
-        out.push(record);
-      }
-      await fd.write(Buffer.concat(out));
-      await fd.datasync();
-    } catch (err) {
-      await fd.close();
-      await rm(temp, { force: true });
-      throw err;
+    const bytes = await readFile(this.file);
+    const seen = new Set<string>();
+    const out: Buffer[] = [];
+    for (let at = bytes.length - RECORD_BYTES - (bytes.length % RECORD_BYTES); at >= 0; at -= RECORD_BYTES) {
+      const si = bytes.subarray(at, at + 32);
+      const key = si.toString('hex');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const seq = this.highest(si);
+      if (seq === undefined) continue;
+      const record = Buffer.alloc(RECORD_BYTES);
+      si.copy(record, 0);
+      record.writeBigUInt64BE(seq, 32);
+      out.push(record);
     }
-    await fd.close();
-    await rename(temp, this.file);
+    await writeFileAtomic(this.file, Buffer.concat(out));
   }
 }

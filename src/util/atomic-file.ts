@@ -13,13 +13,13 @@ async function writeTarget(path: string): Promise<string> {
 }
 
 /**
- * Replaces `path` with `text` so that a reader sees the old file or the new
+ * Replaces `path` with `text` (UTF-8, or bytes) so that a reader sees the old file or the new
  * one, never part of either, even across a crash: a temp file (mode 0600)
  * in the same directory, fsync, rename over the original, fsync of the
  * directory. Used for every small file capstan rewrites (accounts, quotas,
  * usage, pins). Two writers at once: the last rename wins.
  */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+export async function writeFileAtomic(path: string, text: string | Uint8Array): Promise<void> {
   const target = await writeTarget(path);
   const dir = dirname(target);
   const tmp = join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -27,7 +27,7 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
   try {
     try {
       await fh.chmod(0o600); // open's mode is filtered by the umask
-      await fh.writeFile(text, 'utf8');
+      await fh.writeFile(text);
       await fh.sync();
     } finally {
       await fh.close();

@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runCli, runCliBinary, startCli, stopAllCli } from '../helpers/cli.js';
+import { setConfig } from '../helpers/cluster.js';
 import { createBucket, startSwiftServer, stopSwiftServer, SWIFT_SKIP, type SwiftServer } from '../helpers/swift.js';
 
 /**
@@ -24,9 +25,7 @@ describe.skipIf(SWIFT_SKIP !== undefined)('a node on S3 with LevelDB slots', () 
     const init = await runCli(['-d', node, 'init']);
     expect(init.code).toBe(0);
     await writeFile(path.join(node, 'private/s3-credentials'), `${swift.accessKeyId}\n${swift.secretAccessKey}\n`, { mode: 0o600 });
-    const cfg = path.join(node, 'capstan.cfg');
-    let text = await readFile(cfg, 'utf8');
-    for (const [key, value] of Object.entries({
+    await setConfig(node, {
       backend: 's3',
       's3.endpoint': swift.endpoint,
       's3.region': swift.region,
@@ -34,12 +33,9 @@ describe.skipIf(SWIFT_SKIP !== undefined)('a node on S3 with LevelDB slots', () 
       's3.prefix': 'node/',
       's3.addressing': 'path',
       's3.credentials': path.join(node, 'private/s3-credentials'),
-    })) {
-      const line = new RegExp(`^${key.replace(/\./g, '\\.')} =.*$`, 'm');
-      expect(text).toMatch(line);
-      text = text.replace(line, `${key} = ${value}`);
-    }
-    await writeFile(cfg, text.replace(/^(\[http\][^[]*?)^listen =.*$/m, '$1listen = 127.0.0.1:0'));
+    });
+    const cfg = path.join(node, 'capstan.cfg');
+    await writeFile(cfg, (await readFile(cfg, 'utf8')).replace(/^(\[http\][^[]*?)^listen =.*$/m, '$1listen = 127.0.0.1:0'));
   }, 90_000);
   afterAll(async () => {
     await stopAllCli();
