@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_SLOT_RECORD_BYTES, MAX_SLOT_SEQ } from '../../src/store/slots/slot-limits.js';
-import type { SlotEntry, SlotStore } from '../../src/store/slots/slot-store.js';
+import type { SlotEntry, SlotHistory, SlotStore } from '../../src/store/slots/slot-store.js';
 
 /**
  * The SlotStore contract (src/store/slots/slot-store.ts) as tests, for every
@@ -15,6 +15,8 @@ export interface SlotStoreConformanceOptions {
   secondClient?(store: SlotStore): Promise<SlotStore>;
   /** Close `store` and open the same backing storage again. Enables the persistence test. */
   reopen?(store: SlotStore): Promise<SlotStore>;
+  /** The backend keeps history for snapshots: the history tests run, and fail if `store.history` is missing. */
+  history?: boolean;
 }
 
 const index = (): Uint8Array => new Uint8Array(randomBytes(32));
@@ -216,6 +218,135 @@ export function slotStoreConformance(name: string, options: SlotStoreConformance
       await store.compareAndSwap(si, null, first);
       store = await options.reopen!(store);
       expect(await store.get(si)).toEqual(first);
+    });
+
+    describe('history (docs/spec/snapshots.md)', () => {
+      const history = (s: SlotStore): SlotHistory => {
+        expect(s.history, 'this backend must keep slot history').toBeDefined();
+        return s.history!;
+      };
+      const pinsOf = async (s: SlotStore, root?: Uint8Array) => collect(history(s).pins(root));
+
+      it('a pin reads each slot as it was: kept versions, later slots absent, the current one unchanged', async (ctx) => {
+        if (!options.history) ctx.skip();
+        const h = history(store);
+        const [si, later, root] = [index(), index(), index()];
+        const v = [entry(1n), entry(2n), entry(3n), entry(4n)] as const;
+        await store.compareAndSwap(si, null, v[0]);
+        const a = await h.pin(root, 1_000);
+        await store.compareAndSwap(si, 1n, v[1]);
+        await store.compareAndSwap(si, 2n, v[2]);
+        const b = await h.pin(root, 2_000);
+        await store.compareAndSwap(si, 3n, v[3]);
+        await store.compareAndSwap(later, null, entry(1n));
+        expect(a.epoch).toBeGreaterThanOrEqual(1n);
+        expect(b.epoch).toBeGreaterThan(a.epoch);
+        expect(await h.getAt(si, a.epoch)).toEqual(v[0]);
+        expect(await h.getAt(si, b.epoch)).toEqual(v[2]);
+        expect(await h.getAt(later, a.epoch)).toBeUndefined();
+        expect(await store.get(si)).toEqual(v[3]);
+        expect(await pinsOf(store, root)).toEqual([
+          { root, epoch: a.epoch, createdMs: 1_000 },
+          { root, epoch: b.epoch, createdMs: 2_000 },
+        ]);
+        expect((await pinsOf(store)).filter((p) => hex(p.root) === hex(root))).toHaveLength(2);
+        expect(await pinsOf(store, index())).toEqual([]);
+      });
+
+      it('unpin removes the point and nothing another pin needs; an unknown point is NotFoundError', async (ctx) => {
+        if (!options.history) ctx.skip();
+        const h = history(store);
+        const [si, root] = [index(), index()];
+        const v1 = entry(1n);
+        const v2 = entry(2n);
+        await store.compareAndSwap(si, null, v1);
+        const a = await h.pin(root, 1);
+        const b = await h.pin(root, 2);
+        await store.compareAndSwap(si, 1n, v2);
+        await store.compareAndSwap(si, 2n, entry(3n));
+        expect(await h.unpin(root, a.epoch)).toBe(true);
+        expect(await h.unpin(root, a.epoch)).toBe(false);
+        expect(await h.unpin(index(), b.epoch)).toBe(false);
+        await rejectsNamed(h.getAt(si, a.epoch), 'NotFoundError');
+        expect(await h.getAt(si, b.epoch)).toEqual(v1);
+        await rejectsNamed(h.getAt(si, b.epoch + 1_000_000n), 'NotFoundError');
+        expect(await pinsOf(store, root)).toEqual([{ root, epoch: b.epoch, createdMs: 2 }]);
+      });
+
+      it('bad shapes are InvalidInputError', async (ctx) => {
+        if (!options.history) ctx.skip();
+        const h = history(store);
+        await rejectsNamed(h.pin(new Uint8Array(31), 1), 'InvalidInputError');
+        await rejectsNamed(h.pin(index(), -1), 'InvalidInputError');
+        await rejectsNamed(h.getAt(index(), 0n), 'InvalidInputError');
+        await rejectsNamed(h.getAt(index(), MAX_SLOT_SEQ + 1n), 'InvalidInputError');
+        await rejectsNamed(h.unpin(index(), 0n), 'InvalidInputError');
+      });
+
+      it('a pin taken while swaps run splits them in two, and what it reads never changes', async (ctx) => {
+        if (!options.history) ctx.skip();
+        const h = history(store);
+        const slots = Array.from({ length: 8 }, index);
+        await Promise.all(slots.map((si) => store.compareAndSwap(si, null, entry(1n))));
+        // Each slot: a chain of swaps; remember which seq had resolved before the pin was asked and
+        // which started after it resolved.
+        let pinAsked = false;
+        let pinDone = false;
+        const before = new Map<string, bigint>();
+        const afterStart = new Map<string, bigint>();
+        const chains = slots.map(async (si) => {
+          for (let seq = 2n; seq <= 12n; seq++) {
+            const startedAfter = pinDone;
+            await store.compareAndSwap(si, seq - 1n, entry(seq, 40));
+            if (!pinAsked) before.set(hex(si), seq);
+            if (startedAfter && !afterStart.has(hex(si))) afterStart.set(hex(si), seq);
+          }
+        });
+        await new Promise((resolve) => setImmediate(resolve));
+        pinAsked = true;
+        const pin = await h.pin(index(), 5);
+        pinDone = true;
+        await Promise.all(chains);
+        for (const si of slots) {
+          const seen = (await h.getAt(si, pin.epoch))!.seq;
+          expect(seen).toBeGreaterThanOrEqual(before.get(hex(si)) ?? 1n);
+          const firstAfter = afterStart.get(hex(si));
+          if (firstAfter !== undefined) expect(seen).toBeLessThan(firstAfter);
+          await store.compareAndSwap(si, 12n, entry(13n));
+          expect((await h.getAt(si, pin.epoch))!.seq).toBe(seen);
+        }
+      });
+
+      it('a second client sees the first one’s pins and reads at them', async (ctx) => {
+        if (!options.history || !options.secondClient) ctx.skip();
+        const other = await options.secondClient!(store);
+        try {
+          const [si, root] = [index(), index()];
+          const v1 = entry(1n);
+          await store.compareAndSwap(si, null, v1);
+          const pin = await history(other).pin(root, 9);
+          await other.compareAndSwap(si, 1n, entry(2n));
+          expect(await history(store).getAt(si, pin.epoch)).toEqual(v1);
+          expect(await pinsOf(store, root)).toEqual([{ root, epoch: pin.epoch, createdMs: 9 }]);
+        } finally {
+          await other.close();
+        }
+      });
+
+      it('pins and the versions they keep survive closing and reopening the store', async (ctx) => {
+        if (!options.history || !options.reopen) ctx.skip();
+        const [si, root] = [index(), index()];
+        const v1 = entry(1n);
+        await store.compareAndSwap(si, null, v1);
+        const pin = await history(store).pin(root, 3);
+        await store.compareAndSwap(si, 1n, entry(2n));
+        store = await options.reopen!(store);
+        expect(await history(store).getAt(si, pin.epoch)).toEqual(v1);
+        await store.compareAndSwap(si, 2n, entry(3n));
+        const next = await history(store).pin(root, 4);
+        expect(next.epoch).toBeGreaterThan(pin.epoch);
+        expect((await history(store).getAt(si, next.epoch))!.seq).toBe(3n);
+      });
     });
   });
 }

@@ -11,6 +11,7 @@ import { slotStoreConformance } from '../conformance/slot-store.js';
 const dirs = new WeakMap<SlotStore, string>();
 
 slotStoreConformance('LevelSlotStore', {
+  history: true,
   setup: async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'capstan-level-slots-'));
     const store = await LevelSlotStore.open(dir);

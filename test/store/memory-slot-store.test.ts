@@ -1,4 +1,4 @@
 import { MemorySlotStore } from '../../src/store/slots/memory.js';
 import { slotStoreConformance } from '../conformance/slot-store.js';
 
-slotStoreConformance('MemorySlotStore', { setup: async () => new MemorySlotStore(), teardown: (store) => store.close() });
+slotStoreConformance('MemorySlotStore', { setup: async () => new MemorySlotStore(), teardown: (store) => store.close(), history: true });

@@ -79,6 +79,7 @@ chunkStoreConformance('PackChunkStore (LocalEngine)', {
 });
 
 slotStoreConformance('JournalSlotStore (LocalEngine)', {
+  history: true,
   setup: async () => {
     const o = await freshEngine();
     opened.set(o.engine.slots, o);

@@ -21,6 +21,7 @@ describe.skipIf(unavailable !== undefined)('PostgresSlotStore', () => {
 
   // Each test gets a schema of its own, so list() starts empty.
   slotStoreConformance('PostgresSlotStore', {
+    history: true,
     setup: async () => {
       const schema = freshSchema();
       const store = await PostgresSlotStore.open({ url: server.url, schema, poolSize: 8 });

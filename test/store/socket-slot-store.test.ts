@@ -21,6 +21,7 @@ const served = new WeakMap<SlotStore, Served>();
 const socketOf = (s: Served) => path.join(s.dir, 'slots.sock');
 
 slotStoreConformance('SocketSlotStore (served LevelSlotStore)', {
+  history: true,
   setup: async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'capstan-socket-slots-'));
     const level = await LevelSlotStore.open(path.join(dir, 'db'));

@@ -1,6 +1,6 @@
 import type { AbortOptions } from '../../errors.js';
 import type { ChunkStore } from '../chunks/chunk-store.js';
-import type { SlotEntry, SlotStore } from '../slots/slot-store.js';
+import type { SlotEntry, SlotHistory, SlotStore } from '../slots/slot-store.js';
 
 /**
  * A slot store that makes the objects a swap may reference durable first
@@ -28,6 +28,11 @@ export class FlushingSlotStore implements SlotStore {
 
   list(options?: AbortOptions): AsyncIterable<Uint8Array> {
     return this.inner.list(options);
+  }
+
+  /** Pins need no flush: a pin's versions were written by swaps that flushed first. */
+  get history(): SlotHistory | undefined {
+    return this.inner.history;
   }
 
   close(): Promise<void> {

@@ -1,8 +1,9 @@
 import type { Level } from 'level';
 import { type AbortOptions, ConflictError, throwIfAborted } from '../../errors.js';
-import { decodeSlotValue, encodeSlotValue } from '../slots/level.js';
+import { decodeSlotValue } from '../slots/level-format.js';
+import type { LevelSlotHistory } from '../slots/level-history.js';
 import { checkStorageIndex, checkSwap, STORAGE_INDEX_BYTES, storageIndexHex } from '../slots/slot-limits.js';
-import type { SlotEntry, SlotStore } from '../slots/slot-store.js';
+import type { SlotEntry, SlotHistory, SlotStore } from '../slots/slot-store.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import { slotRecord } from './format.js';
 import type { PackChunkStore } from './pack-store.js';
@@ -40,7 +41,12 @@ export class JournalSlotStore implements SlotStore {
   constructor(
     private readonly db: Level<Uint8Array, Uint8Array>,
     private readonly packs: PackChunkStore,
+    private readonly kept: LevelSlotHistory,
   ) {}
+
+  get history(): SlotHistory {
+    return this.kept;
+  }
 
   async get(storageIndex: Uint8Array, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
     throwIfAborted(options.signal);
@@ -64,7 +70,6 @@ export class JournalSlotStore implements SlotStore {
     checkSwap(storageIndex, expectedSeq, next);
     const key = storageIndexHex(storageIndex);
     const si = new Uint8Array(storageIndex);
-    const value = encodeSlotValue(next);
     await this.#locks.run(key, async () => {
       throwIfAborted(options.signal);
       const current = await this.get(si);
@@ -73,7 +78,7 @@ export class JournalSlotStore implements SlotStore {
       const appended = this.packs.sink.append(slotRecord(si, next.seq, next.record));
       const record = new Uint8Array(next.record);
       this.packs.afterSync(appended.seq, async () => {
-        await this.db.put(si, value);
+        await this.kept.applySwap(si, { seq: next.seq, record }, false);
         this.#remember(key, { seq: next.seq, record });
       });
       await this.packs.flush();

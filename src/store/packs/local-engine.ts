@@ -5,7 +5,8 @@ import { TransientError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { MAX_CHUNK_BYTES } from '../address.js';
 import type { ChunkStore } from '../chunks/chunk-store.js';
-import { decodeSlotValue, encodeSlotValue } from '../slots/level.js';
+import { decodeSlotValue } from '../slots/level-format.js';
+import { LevelSlotHistory } from '../slots/level-history.js';
 import {
   decodeFooter,
   decodeHeader,
@@ -81,12 +82,18 @@ export class LocalEngine {
   readonly #legacy: ChunkStore | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(db: Level<Uint8Array, Uint8Array>, journal: FsJournal, chunks: PackChunkStore, legacy: ChunkStore | undefined) {
+  private constructor(
+    db: Level<Uint8Array, Uint8Array>,
+    journal: FsJournal,
+    chunks: PackChunkStore,
+    history: LevelSlotHistory,
+    legacy: ChunkStore | undefined,
+  ) {
     this.#db = db;
     this.#journal = journal;
     this.#legacy = legacy;
     this.chunks = chunks;
-    this.slots = new JournalSlotStore(db, chunks);
+    this.slots = new JournalSlotStore(db, chunks, history);
   }
 
   static async open(options: LocalEngineOptions): Promise<LocalEngine> {
@@ -95,7 +102,8 @@ export class LocalEngine {
     try {
       await mkdir(options.packsDir, { recursive: true });
       const index = new LevelObjectIndex(db);
-      await recover(db, index, options);
+      const history = await LevelSlotHistory.load(db);
+      await recover(db, index, history, options);
       index.startFilter();
       let engine!: LocalEngine;
       const journal = FsJournal.create({
@@ -121,7 +129,7 @@ export class LocalEngine {
         // LevelDB syncs its log up to a synced write: a delete of a key nothing holds is the cheapest one.
         persistIndex: () => db.del(SYNC_KEY, { sync: true }),
       });
-      engine = new LocalEngine(db, journal, chunks, options.legacy);
+      engine = new LocalEngine(db, journal, chunks, history, options.legacy);
       return engine;
     } catch (err) {
       await db.close().catch(() => undefined);
@@ -145,7 +153,12 @@ export class LocalEngine {
 }
 
 /** Replays every pack not marked applied (see LocalEngine). */
-async function recover(db: Level<Uint8Array, Uint8Array>, index: LevelObjectIndex, options: LocalEngineOptions): Promise<void> {
+async function recover(
+  db: Level<Uint8Array, Uint8Array>,
+  index: LevelObjectIndex,
+  history: LevelSlotHistory,
+  options: LocalEngineOptions,
+): Promise<void> {
   for (const name of await readdir(options.packsDir)) {
     // A pack file is created under .new and renamed once its header is synced: a leftover .new holds nothing.
     if (name.endsWith('.pack.new')) await rm(path.join(options.packsDir, name), { force: true });
@@ -153,7 +166,7 @@ async function recover(db: Level<Uint8Array, Uint8Array>, index: LevelObjectInde
   const packs = (await readdir(options.packsDir)).map(packOfFile).filter((p): p is string => p !== undefined);
   for (const pack of packs) {
     if ((await db.get(markKey(pack))) !== undefined) continue;
-    await recoverPack(db, index, options, pack);
+    await recoverPack(db, index, history, options, pack);
     await db.put(markKey(pack), APPLIED, { sync: true });
   }
 }
@@ -161,6 +174,7 @@ async function recover(db: Level<Uint8Array, Uint8Array>, index: LevelObjectInde
 async function recoverPack(
   db: Level<Uint8Array, Uint8Array>,
   index: LevelObjectIndex,
+  history: LevelSlotHistory,
   options: LocalEngineOptions,
   pack: string,
 ): Promise<void> {
@@ -194,7 +208,7 @@ async function recoverPack(
         batch.push({ address: record.address, location: { pack, offset: record.offset, length: record.length }, lastPutSec });
         await indexBatch(false);
       } else {
-        await applySlot(db, record);
+        await applySlot(db, history, record);
       }
       position = record.end;
     }
@@ -228,10 +242,15 @@ async function recoverPack(
   }
 }
 
-async function applySlot(db: Level<Uint8Array, Uint8Array>, record: Extract<ScannedRecord, { type: 'slot' }>): Promise<void> {
+/** A swap newer than LevelDB's goes through the history like any swap: a fresh epoch, above every pin (docs/spec/snapshots.md). */
+async function applySlot(
+  db: Level<Uint8Array, Uint8Array>,
+  history: LevelSlotHistory,
+  record: Extract<ScannedRecord, { type: 'slot' }>,
+): Promise<void> {
   const current = (await db.get(record.storageIndex)) as Uint8Array | undefined;
   const seq = current === undefined ? -1n : decodeSlotValue(record.storageIndex, current).seq;
-  if (record.seq > seq) await db.put(record.storageIndex, encodeSlotValue({ seq: record.seq, record: record.record }));
+  if (record.seq > seq) await history.applySwap(record.storageIndex, { seq: record.seq, record: record.record }, false);
 }
 
 /** A sealed pack's trailer (its entries and where it starts), or undefined for a pack without a valid one. */

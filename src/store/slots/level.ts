@@ -1,35 +1,12 @@
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import { Level } from 'level';
-import { ConflictError, IntegrityError, throwIfAborted, type AbortOptions } from '../../errors.js';
+import { ConflictError, throwIfAborted, type AbortOptions } from '../../errors.js';
+import { decodeSlotValue } from './level-format.js';
+import { LevelSlotHistory } from './level-history.js';
 import { checkStorageIndex, checkSwap, STORAGE_INDEX_BYTES, storageIndexHex } from './slot-limits.js';
-import type { SlotEntry, SlotStore } from './slot-store.js';
+import type { SlotEntry, SlotHistory, SlotStore } from './slot-store.js';
 
-/** Bytes of the sequence-number prefix in a stored value. */
-const SEQ_BYTES = 8;
-
-/**
- * Slot value layout in LevelDB (format v1):
- *
- *     key   = the 32-byte storage index, raw
- *     value = seq as 8 bytes unsigned big-endian || record bytes (0..64 KiB)
- *
- * The store's seq sits outside the record so compareAndSwap can compare
- * without parsing a record, which belongs to src/tree. A value shorter than
- * 8 bytes cannot have been written by this code: IntegrityError.
- */
-export function encodeSlotValue(entry: SlotEntry): Uint8Array {
-  const value = new Uint8Array(SEQ_BYTES + entry.record.length);
-  new DataView(value.buffer).setBigUint64(0, entry.seq, false);
-  value.set(entry.record, SEQ_BYTES);
-  return value;
-}
-
-export function decodeSlotValue(storageIndex: Uint8Array, value: Uint8Array): SlotEntry {
-  if (value.length < SEQ_BYTES) throw new IntegrityError(storageIndexHex(storageIndex), 'slot');
-  const seq = new DataView(value.buffer, value.byteOffset, value.byteLength).getBigUint64(0, false);
-  // A copy, as a plain Uint8Array: callers own what they get.
-  return { seq, record: new Uint8Array(value.subarray(SEQ_BYTES)) };
-}
+export { decodeSlotValue, encodeSlotValue } from './level-format.js';
 
 /**
  * Slots in a LevelDB database (classic-level, through `level`).
@@ -47,7 +24,14 @@ export function decodeSlotValue(storageIndex: Uint8Array, value: Uint8Array): Sl
 export class LevelSlotStore implements SlotStore {
   private readonly locks = new KeyedMutex();
 
-  private constructor(private readonly db: Level<Uint8Array, Uint8Array>) {}
+  private constructor(
+    private readonly db: Level<Uint8Array, Uint8Array>,
+    private readonly kept: LevelSlotHistory,
+  ) {}
+
+  get history(): SlotHistory {
+    return this.kept;
+  }
 
   /**
    * Opens (creating if missing) the database in `dir`. If another process
@@ -57,7 +41,12 @@ export class LevelSlotStore implements SlotStore {
   static async open(dir: string): Promise<LevelSlotStore> {
     const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
     await db.open();
-    return new LevelSlotStore(db);
+    try {
+      return new LevelSlotStore(db, await LevelSlotHistory.load(db));
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
   }
 
   async get(storageIndex: Uint8Array, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
@@ -72,7 +61,9 @@ export class LevelSlotStore implements SlotStore {
     throwIfAborted(options.signal);
     checkSwap(storageIndex, expectedSeq, next);
     const key = storageIndexHex(storageIndex);
-    const value = encodeSlotValue(next);
+    // Copied now: the caller may reuse its buffers while this waits for the lock.
+    const si = new Uint8Array(storageIndex);
+    const entry = { seq: next.seq, record: new Uint8Array(next.record) };
     await this.locks.run(key, async () => {
       // Checked under the lock: an abort while queued changes nothing.
       throwIfAborted(options.signal);
@@ -81,7 +72,7 @@ export class LevelSlotStore implements SlotStore {
       if (currentSeq !== expectedSeq) throw new ConflictError(`slot ${key} is not at the expected seq`);
       // Past this point the swap goes through even if aborted: a half-known
       // outcome is worse than a late one.
-      await this.db.put(storageIndex, value, { sync: true });
+      await this.kept.applySwap(si, entry, true);
     });
   }
 

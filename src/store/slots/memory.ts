@@ -1,21 +1,39 @@
-import { ConflictError, throwIfAborted, type AbortOptions } from '../../errors.js';
-import { checkStorageIndex, checkSwap, storageIndexHex } from './slot-limits.js';
-import type { SlotEntry, SlotStore } from './slot-store.js';
+import { ConflictError, NotFoundError, throwIfAborted, type AbortOptions } from '../../errors.js';
+import { checkCreatedMs, checkEpoch, checkStorageIndex, checkSwap, storageIndexHex } from './slot-limits.js';
+import type { SlotEntry, SlotHistory, SlotStore, SnapshotPin } from './slot-store.js';
+
+interface Version extends SlotEntry {
+  epoch: bigint;
+}
+
+interface Kept extends Version {
+  /** Epoch of the version that replaced this one. */
+  superseded: bigint;
+}
 
 /**
- * A real slot store in process memory. compareAndSwap reads, checks and
- * writes without an await in between, so it is atomic against every other
- * call in the process with no lock. Records are copied in and out.
+ * A real slot store in process memory, with history for snapshots. Every
+ * method reads, checks and writes without an await in between, so each is
+ * atomic against every other call in the process with no lock. Records are
+ * copied in and out.
  */
-export class MemorySlotStore implements SlotStore {
+export class MemorySlotStore implements SlotStore, SlotHistory {
   /** hex storage index → entry */
-  private readonly slots = new Map<string, SlotEntry>();
+  private readonly slots = new Map<string, Version>();
+  /** hex storage index → kept versions, oldest first */
+  private readonly kept = new Map<string, Kept[]>();
+  /** `${root hex}:${epoch}` → pin */
+  private readonly pinned = new Map<string, SnapshotPin>();
+  private epoch = 0n;
+
+  get history(): SlotHistory {
+    return this;
+  }
 
   async get(storageIndex: Uint8Array, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
     throwIfAborted(options.signal);
     checkStorageIndex(storageIndex);
-    const entry = this.slots.get(storageIndexHex(storageIndex));
-    return entry && { seq: entry.seq, record: Uint8Array.from(entry.record) };
+    return copy(this.slots.get(storageIndexHex(storageIndex)));
   }
 
   async compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options: AbortOptions = {}): Promise<void> {
@@ -26,7 +44,13 @@ export class MemorySlotStore implements SlotStore {
     if ((current?.seq ?? null) !== expectedSeq) {
       throw new ConflictError(`slot ${key} is not at the expected seq`);
     }
-    this.slots.set(key, { seq: next.seq, record: Uint8Array.from(next.record) });
+    const epoch = ++this.epoch;
+    if (current !== undefined && this.covered(current.epoch, epoch)) {
+      const kept = this.kept.get(key) ?? [];
+      kept.push({ ...current, superseded: epoch });
+      this.kept.set(key, kept);
+    }
+    this.slots.set(key, { seq: next.seq, record: Uint8Array.from(next.record), epoch });
   }
 
   async *list(options: AbortOptions = {}): AsyncIterable<Uint8Array> {
@@ -37,5 +61,59 @@ export class MemorySlotStore implements SlotStore {
     }
   }
 
+  async pin(root: Uint8Array, createdMs: number, options: AbortOptions = {}): Promise<SnapshotPin> {
+    throwIfAborted(options.signal);
+    checkStorageIndex(root);
+    checkCreatedMs(createdMs);
+    const pin = { root: new Uint8Array(root), epoch: ++this.epoch, createdMs };
+    this.pinned.set(`${storageIndexHex(root)}:${pin.epoch}`, pin);
+    return { ...pin, root: new Uint8Array(pin.root) };
+  }
+
+  async unpin(root: Uint8Array, epoch: bigint, options: AbortOptions = {}): Promise<boolean> {
+    throwIfAborted(options.signal);
+    checkStorageIndex(root);
+    checkEpoch(epoch);
+    if (!this.pinned.delete(`${storageIndexHex(root)}:${epoch}`)) return false;
+    for (const [key, kept] of this.kept) {
+      const still = kept.filter((v) => this.covered(v.epoch, v.superseded));
+      if (still.length === 0) this.kept.delete(key);
+      else this.kept.set(key, still);
+    }
+    return true;
+  }
+
+  async *pins(root: Uint8Array | undefined, options: AbortOptions = {}): AsyncIterable<SnapshotPin> {
+    throwIfAborted(options.signal);
+    if (root !== undefined) checkStorageIndex(root);
+    const prefix = root === undefined ? '' : `${storageIndexHex(root)}:`;
+    const found = [...this.pinned.entries()].filter(([key]) => key.startsWith(prefix)).map(([, pin]) => pin);
+    found.sort((a, b) => (a.epoch < b.epoch ? -1 : 1));
+    for (const pin of found) yield { ...pin, root: new Uint8Array(pin.root) };
+  }
+
+  async getAt(storageIndex: Uint8Array, epoch: bigint, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
+    throwIfAborted(options.signal);
+    checkStorageIndex(storageIndex);
+    checkEpoch(epoch);
+    if (![...this.pinned.values()].some((pin) => pin.epoch === epoch)) throw new NotFoundError('no snapshot at that point');
+    const key = storageIndexHex(storageIndex);
+    const current = this.slots.get(key);
+    if (current !== undefined && current.epoch <= epoch) return copy(current);
+    const kept = this.kept.get(key) ?? [];
+    for (let i = kept.length - 1; i >= 0; i--) if (kept[i]!.epoch <= epoch) return copy(kept[i]);
+    return undefined;
+  }
+
   async close(): Promise<void> {}
+
+  /** True if some pin needs a version that lived over epochs [from, until). */
+  private covered(from: bigint, until: bigint): boolean {
+    for (const pin of this.pinned.values()) if (pin.epoch >= from && pin.epoch < until) return true;
+    return false;
+  }
+}
+
+function copy(entry: SlotEntry | undefined): SlotEntry | undefined {
+  return entry && { seq: entry.seq, record: Uint8Array.from(entry.record) };
 }

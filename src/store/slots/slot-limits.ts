@@ -49,3 +49,16 @@ export function checkSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, 
     throw new ConflictError(`slot ${storageIndexHex(storageIndex)}: next seq must exceed the expected seq`);
   }
 }
+
+/** Epochs (docs/spec/snapshots.md) share the seq range; 0 marks versions written before history was kept, never a pin. */
+export function checkEpoch(epoch: unknown): asserts epoch is bigint {
+  if (typeof epoch !== 'bigint' || epoch < 1n || epoch > MAX_SLOT_SEQ) {
+    throw new InvalidInputError('a snapshot epoch is a bigint in [1, 2^64)');
+  }
+}
+
+export function checkCreatedMs(createdMs: unknown): asserts createdMs is number {
+  if (!Number.isSafeInteger(createdMs) || (createdMs as number) < 0) {
+    throw new InvalidInputError('a snapshot time is a non-negative integer of milliseconds');
+  }
+}

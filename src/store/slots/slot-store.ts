@@ -39,5 +39,37 @@ export interface SlotStore {
   compareAndSwap(storageIndex: Uint8Array, expectedSeq: bigint | null, next: SlotEntry, options?: AbortOptions): Promise<void>;
   /** Every storage index with a slot, for gc and check. */
   list(options?: AbortOptions): AsyncIterable<Uint8Array>;
+  /** Present when the store keeps the versions snapshots need (docs/spec/snapshots.md). */
+  readonly history?: SlotHistory | undefined;
   close(): Promise<void>;
+}
+
+/** A snapshot's point in a store's history (docs/spec/snapshots.md, Epochs). */
+export interface SnapshotPin {
+  /** Storage index of the directory the snapshot is of. */
+  root: Uint8Array;
+  /** From the store's epoch counter: 1 .. 2^64 - 1. */
+  epoch: bigint;
+  /** When it was taken, milliseconds since 1970, by the taker's clock. */
+  createdMs: number;
+}
+
+/**
+ * Slot history for snapshots. Contract (docs/spec/snapshots.md, Store rules;
+ * test/conformance/slot-store.ts checks):
+ * - pin MUST return an epoch above every swap that resolved before the call
+ *   and below every swap that resolves after it resolved, and MUST be
+ *   durable, together with every version a reader at it needs, when it
+ *   resolves.
+ * - a swap replacing a version of epoch e MUST keep it while a pin E ≥ e exists.
+ * - getAt MUST throw NotFoundError for an epoch no pin has, and otherwise
+ *   return the version with the largest epoch ≤ E (undefined: none).
+ * - pins lists one root's pins (or every pin), oldest first.
+ */
+export interface SlotHistory {
+  pin(root: Uint8Array, createdMs: number, options?: AbortOptions): Promise<SnapshotPin>;
+  /** Removes a pin and what only it kept; false if there was no such pin. */
+  unpin(root: Uint8Array, epoch: bigint, options?: AbortOptions): Promise<boolean>;
+  pins(root: Uint8Array | undefined, options?: AbortOptions): AsyncIterable<SnapshotPin>;
+  getAt(storageIndex: Uint8Array, epoch: bigint, options?: AbortOptions): Promise<SlotEntry | undefined>;
 }

@@ -1,9 +1,10 @@
 import net from 'node:net';
 import { AbortError, InvalidInputError, TransientError, throwIfAborted, type AbortOptions } from '../../errors.js';
-import { checkStorageIndex, checkSwap } from '../slots/slot-limits.js';
+import { checkCreatedMs, checkEpoch, checkStorageIndex, checkSwap } from '../slots/slot-limits.js';
 import {
   LineSplitter,
   decodeEntry,
+  decodePin,
   decodeError,
   fromBase64,
   fromHex,
@@ -13,7 +14,7 @@ import {
   type Request,
   type Response,
 } from './protocol.js';
-import type { SlotEntry, SlotStore } from '../slots/slot-store.js';
+import type { SlotEntry, SlotHistory, SlotStore, SnapshotPin } from '../slots/slot-store.js';
 import { addressOf, assertChunkAddress, MAX_CHUNK_BYTES, parseAddress, verifyChunk } from '../address.js';
 import type {
   ChunkAddress,
@@ -195,8 +196,8 @@ export class SocketClient {
   }
 
   /** Pages of a server-side list, one request a page; abandoned early, the server drops its cursor. */
-  async *pages(op: 'list' | 'chunk-list', signal?: AbortSignal): AsyncGenerator<string> {
-    let page = await this.request({ op }, signal);
+  async *pages(op: 'list' | 'chunk-list' | 'pins', signal?: AbortSignal, si?: string): AsyncGenerator<string> {
+    let page = await this.request(op === 'pins' && si !== undefined ? { op, si } : { op }, signal);
     let cursor = page.cursor;
     try {
       for (;;) {
@@ -259,6 +260,36 @@ export class SocketSlotStore implements SlotStore {
       if (!isHexIndex(hex)) throw new TransientError('malformed response from the node store server');
       yield fromHex(hex);
     }
+  }
+
+  /** History is served when the gateway's store keeps it; otherwise each call fails with the server's InvalidInputError. */
+  get history(): SlotHistory {
+    return this.#history;
+  }
+
+  readonly #history: SlotHistory = {
+    pin: async (root, createdMs, options = {}) => {
+      checkStorageIndex(root);
+      checkCreatedMs(createdMs);
+      return decodePin((await this.client.request({ op: 'pin', si: toHex(root), createdMs }, options.signal)).pin);
+    },
+    unpin: async (root, epoch, options = {}) => {
+      checkStorageIndex(root);
+      checkEpoch(epoch);
+      return (await this.client.request({ op: 'unpin', si: toHex(root), epoch: epoch.toString() }, options.signal)).removed === true;
+    },
+    pins: (root, options = {}) => this.#pins(root, options),
+    getAt: async (si, epoch, options = {}) => {
+      checkStorageIndex(si);
+      checkEpoch(epoch);
+      const response = await this.client.request({ op: 'get-at', si: toHex(si), epoch: epoch.toString() }, options.signal);
+      return response.entry == null ? undefined : decodeEntry(response.entry);
+    },
+  };
+
+  async *#pins(root: Uint8Array | undefined, options: AbortOptions): AsyncIterable<SnapshotPin> {
+    if (root !== undefined) checkStorageIndex(root);
+    for await (const text of this.client.pages('pins', options.signal, root === undefined ? undefined : toHex(root))) yield decodePin(text);
   }
 
   async close(): Promise<void> {

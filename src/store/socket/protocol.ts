@@ -11,7 +11,7 @@ import {
 } from '../../errors.js';
 import { MAX_CHUNK_BYTES } from '../address.js';
 import { MAX_SLOT_RECORD_BYTES, STORAGE_INDEX_BYTES } from '../slots/slot-limits.js';
-import type { SlotEntry } from '../slots/slot-store.js';
+import type { SlotEntry, SnapshotPin } from '../slots/slot-store.js';
 
 /**
  * The node socket protocol, version 2 ("capstan-node/2"): how CLI commands
@@ -47,6 +47,10 @@ import type { SlotEntry } from '../slots/slot-store.js';
  *   {"id":15,"op":"chunk-compact","dryRun":BOOL,
  *          "threshold"?:X}                             → {"id":15,"ok":true,"compact":{"rewritten":N,"removed":N,
  *                                                           "copiedBytes":N,"freedBytes":N}}
+ *   {"id":17,"op":"pin","si":HEX,"createdMs":N}        → {"id":17,"ok":true,"pin":"HEX:EPOCH:MS"}
+ *   {"id":18,"op":"unpin","si":HEX,"epoch":DEC}         → {"id":18,"ok":true,"removed":BOOL}
+ *   {"id":19,"op":"pins","si"?:HEX}                     → {"id":19,"ok":true,"keys":["HEX:EPOCH:MS"…],"cursor":N}   (as list)
+ *   {"id":20,"op":"get-at","si":HEX,"epoch":DEC}        → {"id":20,"ok":true,"entry":null | {"seq":DEC,"record":B64}}
  *   {"id":16,"op":"chunk-repack","dryRun":BOOL,
  *          "limit"?:N}                                 → {"id":16,"ok":true,"repack":{"moved":N,"movedBytes":N,
  *                                                           "dropped":N,"skipped":N,"damaged":N}}
@@ -64,6 +68,9 @@ export type Request =
   | { id: number; op: 'get'; si: string }
   | { id: number; op: 'cas'; si: string; expected: string | null; seq: string; record: string }
   | { id: number; op: 'list' | 'chunk-list'; cursor?: number }
+  | { id: number; op: 'pins'; si?: string; cursor?: number }
+  | { id: number; op: 'pin'; si: string; createdMs: number }
+  | { id: number; op: 'unpin' | 'get-at'; si: string; epoch: string }
   | { id: number; op: 'list-close'; cursor: number }
   | { id: number; op: 'chunk-put'; bytes: string }
   | { id: number; op: 'chunk-get' | 'chunk-has' | 'chunk-stat' | 'chunk-delete'; address: string }
@@ -94,6 +101,8 @@ export type Response =
       freed?: number | null;
       compact?: CompactResult;
       repack?: RepackResult;
+      pin?: string;
+      removed?: boolean;
     }
   | { id: number; ok: false; error: WireError };
 
@@ -164,6 +173,13 @@ export function parseRequest(line: string): Request | undefined {
       return msg.cursor === undefined || isCursor(msg.cursor) ? (msg as Request) : undefined;
     case 'list-close':
       return isCursor(msg.cursor) ? (msg as Request) : undefined;
+    case 'pins':
+      return (msg.si === undefined || hexIndex) && (msg.cursor === undefined || isCursor(msg.cursor)) ? (msg as Request) : undefined;
+    case 'pin':
+      return hexIndex && Number.isSafeInteger(msg.createdMs) ? (msg as Request) : undefined;
+    case 'unpin':
+    case 'get-at':
+      return hexIndex && typeof msg.epoch === 'string' && DECIMAL.test(msg.epoch) ? (msg as Request) : undefined;
     case 'chunk-put':
       return typeof msg.bytes === 'string' && msg.bytes.length <= MAX_CHUNK_BASE64 && BASE64.test(msg.bytes) ? (msg as Request) : undefined;
     case 'chunk-get':
@@ -196,6 +212,19 @@ export const toHex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, by
 export const fromHex = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'));
 export const toBase64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 export const fromBase64 = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64'));
+
+/** A pin on the wire: `HEX:EPOCH:MS`. */
+export function encodePin(pin: SnapshotPin): string {
+  return `${toHex(pin.root)}:${pin.epoch}:${pin.createdMs}`;
+}
+
+const PIN_TEXT = new RegExp(`^([0-9a-f]{${STORAGE_INDEX_BYTES * 2}}):(0|[1-9][0-9]{0,19}):(0|[1-9][0-9]{0,15})$`);
+
+export function decodePin(text: unknown): SnapshotPin {
+  const m = typeof text === 'string' ? PIN_TEXT.exec(text) : null;
+  if (m === null) throw new TransientError('malformed response from the node store server');
+  return { root: fromHex(m[1]!), epoch: BigInt(m[2]!), createdMs: Number(m[3]) };
+}
 
 export function encodeEntry(entry: SlotEntry): WireEntry {
   return { seq: entry.seq.toString(), record: toBase64(entry.record) };

@@ -6,6 +6,7 @@ import {
   LIST_PAGE,
   LineSplitter,
   encodeEntry,
+  encodePin,
   encodeError,
   fromBase64,
   fromHex,
@@ -15,7 +16,7 @@ import {
   type Request,
   type Response,
 } from './protocol.js';
-import type { SlotStore } from '../slots/slot-store.js';
+import type { SlotHistory, SlotStore } from '../slots/slot-store.js';
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { parseAddress } from '../address.js';
 
@@ -88,6 +89,10 @@ function serveConnection(stores: NodeStores, socket: net.Socket, connections: Se
   const chunks = (): ChunkStore => {
     if (stores.chunks === undefined) throw new InvalidInputError('this server serves no chunk store');
     return stores.chunks;
+  };
+  const history = (): SlotHistory => {
+    if (store.history === undefined) throw new InvalidInputError('this slot store keeps no history for snapshots');
+    return store.history;
   };
   connections.add(socket);
   // Aborts this connection's store calls (a swap queued on a lock, a list) once it is gone.
@@ -171,6 +176,18 @@ function serveConnection(stores: NodeStores, socket: net.Socket, connections: Se
       }
       case 'list':
         return listPage(request.cursor, () => iterate(store.list({ signal }), toHex));
+      case 'pins':
+        return listPage(request.cursor, () =>
+          iterate(history().pins(request.si === undefined ? undefined : fromHex(request.si), { signal }), encodePin),
+        );
+      case 'pin':
+        return { pin: encodePin(await history().pin(fromHex(request.si), request.createdMs, { signal })) };
+      case 'unpin':
+        return { removed: await history().unpin(fromHex(request.si), BigInt(request.epoch), { signal }) };
+      case 'get-at': {
+        const entry = await history().getAt(fromHex(request.si), BigInt(request.epoch), { signal });
+        return { entry: entry === undefined ? null : encodeEntry(entry) };
+      }
       case 'chunk-list':
         return listPage(request.cursor, () => iterate(chunks().list({ signal }), (a) => a.toString()));
       case 'chunk-put':

@@ -18,6 +18,10 @@ import { MAX_SLOT_RECORD_BYTES, MAX_SLOT_SEQ, STORAGE_INDEX_BYTES } from '../slo
  *                   seq numeric(20, 0),                u64, 0..2^64-1
  *                   record bytea)                      0..64 KiB, opaque, signed
  *
+ * Format v2 (migration 2) adds slot history for snapshots: an epoch per
+ * slot, the capstan_slot_history and capstan_snapshots tables, and the
+ * capstan_swap and capstan_pin functions (docs/spec/snapshots.md).
+ *
  * seq is NUMERIC(20,0), not BIGINT: BIGINT is signed and tops out at 2^63-1,
  * while the slot contract allows the full u64 range. The CHECK constraints
  * repeat slot-limits.ts so a bug in any client cannot store what this code
@@ -29,6 +33,55 @@ export const MIGRATIONS: readonly string[] = [
      seq numeric(20, 0) NOT NULL CHECK (seq >= 0 AND seq <= ${MAX_SLOT_SEQ}),
      record bytea NOT NULL CHECK (octet_length(record) <= ${MAX_SLOT_RECORD_BYTES})
    )`,
+  // 2: slot history for snapshots (docs/spec/snapshots.md, PostgreSQL layout).
+  `ALTER TABLE {schema}.capstan_slots ADD COLUMN epoch numeric(20, 0) NOT NULL DEFAULT 0;
+   CREATE SEQUENCE {schema}.capstan_slot_epoch AS bigint MINVALUE 1;
+   CREATE TABLE {schema}.capstan_slot_history (
+     storage_index bytea NOT NULL CHECK (octet_length(storage_index) = ${STORAGE_INDEX_BYTES}),
+     epoch numeric(20, 0) NOT NULL,
+     seq numeric(20, 0) NOT NULL,
+     superseded numeric(20, 0) NOT NULL,
+     record bytea NOT NULL,
+     PRIMARY KEY (storage_index, epoch)
+   );
+   CREATE TABLE {schema}.capstan_snapshots (
+     root bytea NOT NULL CHECK (octet_length(root) = ${STORAGE_INDEX_BYTES}),
+     epoch numeric(20, 0) NOT NULL UNIQUE,
+     created_ms bigint NOT NULL CHECK (created_ms >= 0),
+     PRIMARY KEY (root, epoch)
+   );
+   CREATE FUNCTION {schema}.capstan_swap(p_si bytea, p_expected numeric, p_seq numeric, p_record bytea) RETURNS boolean
+   LANGUAGE plpgsql AS $fn$
+   DECLARE
+     old_seq numeric; old_record bytea; old_epoch numeric; new_epoch numeric;
+   BEGIN
+     PERFORM pg_advisory_xact_lock_shared(hashtext('capstan snapshots {schema}'));
+     IF p_expected IS NULL THEN
+       INSERT INTO {schema}.capstan_slots (storage_index, seq, record, epoch)
+         VALUES (p_si, p_seq, p_record, nextval('{schema}.capstan_slot_epoch'))
+         ON CONFLICT (storage_index) DO NOTHING;
+       RETURN FOUND;
+     END IF;
+     SELECT seq, record, epoch INTO old_seq, old_record, old_epoch FROM {schema}.capstan_slots
+       WHERE storage_index = p_si AND seq = p_expected FOR UPDATE;
+     IF NOT FOUND THEN RETURN false; END IF;
+     new_epoch := nextval('{schema}.capstan_slot_epoch');
+     UPDATE {schema}.capstan_slots SET seq = p_seq, record = p_record, epoch = new_epoch WHERE storage_index = p_si;
+     IF EXISTS (SELECT 1 FROM {schema}.capstan_snapshots WHERE epoch >= old_epoch) THEN
+       INSERT INTO {schema}.capstan_slot_history (storage_index, epoch, seq, superseded, record)
+         VALUES (p_si, old_epoch, old_seq, new_epoch, old_record) ON CONFLICT DO NOTHING;
+     END IF;
+     RETURN true;
+   END $fn$;
+   CREATE FUNCTION {schema}.capstan_pin(p_root bytea, p_created bigint) RETURNS numeric
+   LANGUAGE plpgsql AS $fn$
+   DECLARE e numeric;
+   BEGIN
+     PERFORM pg_advisory_xact_lock(hashtext('capstan snapshots {schema}'));
+     e := nextval('{schema}.capstan_slot_epoch');
+     INSERT INTO {schema}.capstan_snapshots (root, epoch, created_ms) VALUES (p_root, e, p_created);
+     RETURN e;
+   END $fn$`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,8 +1,16 @@
 import type pg from 'pg';
-import { AbortError, ConflictError, IntegrityError, TransientError, throwIfAborted, type AbortOptions } from '../../../errors.js';
+import {
+  AbortError,
+  ConflictError,
+  IntegrityError,
+  NotFoundError,
+  TransientError,
+  throwIfAborted,
+  type AbortOptions,
+} from '../../../errors.js';
 import type { Logger } from '../../../log.js';
-import { MAX_SLOT_SEQ, checkStorageIndex, checkSwap, storageIndexHex } from '../slot-limits.js';
-import type { SlotEntry, SlotStore } from '../slot-store.js';
+import { MAX_SLOT_SEQ, checkCreatedMs, checkEpoch, checkStorageIndex, checkSwap, storageIndexHex } from '../slot-limits.js';
+import type { SlotEntry, SlotHistory, SlotStore, SnapshotPin } from '../slot-store.js';
 import { classifyPostgresError } from './errors.js';
 import { openMigratedPool, quoteSchema, SLOT_STORE_SCHEMA } from './migrations.js';
 
@@ -88,15 +96,23 @@ export class PostgresSlotStore implements SlotStore {
   private closing: Promise<void> | undefined;
   private pending = 0;
 
+  private readonly table: string;
+
   private constructor(
     private readonly pool: pg.Pool,
-    private readonly table: string,
-  ) {}
+    /** The quoted schema name. */
+    private readonly schema: string,
+  ) {
+    this.table = `${schema}.capstan_slots`;
+  }
+
+  get history(): SlotHistory {
+    return this.#history;
+  }
 
   /** Connects, creates or migrates the schema (migrations.ts), and returns the store. */
   static async open(options: PostgresSlotStoreOptions = {}): Promise<PostgresSlotStore> {
     const schema = options.schema ?? 'public';
-    const table = `${quoteSchema(schema)}.capstan_slots`;
     const connection = {
       ...(options.url !== undefined ? { url: options.url } : {}),
       ...(options.password !== undefined ? { password: options.password } : {}),
@@ -108,7 +124,7 @@ export class PostgresSlotStore implements SlotStore {
     const pool = await openMigratedPool(connection, schema, SLOT_STORE_SCHEMA).catch((err: unknown) => {
       throw classifyPostgresError(err, 'opening the schema');
     });
-    return new PostgresSlotStore(pool, table);
+    return new PostgresSlotStore(pool, quoteSchema(schema));
   }
 
   async get(storageIndex: Uint8Array, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
@@ -134,20 +150,14 @@ export class PostgresSlotStore implements SlotStore {
     const si = Buffer.from(storageIndex);
     const record = Buffer.from(next.record);
     // Past this point the swap goes through even if aborted: a half-known outcome is worse than a late one.
-    const result =
-      expectedSeq === null
-        ? await this.query(
-            'compareAndSwap',
-            `INSERT INTO ${this.table} (storage_index, seq, record) VALUES ($1, $2, $3) ON CONFLICT (storage_index) DO NOTHING`,
-            [si, next.seq.toString(), record],
-          )
-        : await this.query('compareAndSwap', `UPDATE ${this.table} SET seq = $3, record = $4 WHERE storage_index = $1 AND seq = $2`, [
-            si,
-            expectedSeq.toString(),
-            next.seq.toString(),
-            record,
-          ]);
-    if (result.rowCount !== 1) {
+    // One statement: capstan_swap (migrations.ts) compares, writes, gives the epoch and keeps what a pin needs.
+    const result = await this.query<{ ok: boolean }>('compareAndSwap', `SELECT ${this.schema}.capstan_swap($1, $2, $3, $4) AS ok`, [
+      si,
+      expectedSeq === null ? null : expectedSeq.toString(),
+      next.seq.toString(),
+      record,
+    ]);
+    if (result.rows[0]?.ok !== true) {
       throw new ConflictError(`slot ${storageIndexHex(storageIndex)} is not at the expected seq`);
     }
   }
@@ -177,6 +187,86 @@ export class PostgresSlotStore implements SlotStore {
       }
       if (result.rows.length < LIST_PAGE) return;
       after = result.rows[result.rows.length - 1]!.storage_index;
+    }
+  }
+
+  readonly #history: SlotHistory = {
+    pin: async (root, createdMs, options = {}) => {
+      throwIfAborted(options.signal);
+      checkStorageIndex(root);
+      checkCreatedMs(createdMs);
+      const result = await this.query<{ epoch: string }>('pin', `SELECT ${this.schema}.capstan_pin($1, $2)::text AS epoch`, [
+        Buffer.from(root),
+        createdMs,
+      ]);
+      return { root: new Uint8Array(root), epoch: parseSeq(root, result.rows[0]?.epoch), createdMs };
+    },
+    unpin: async (root, epoch, options = {}) => {
+      throwIfAborted(options.signal);
+      checkStorageIndex(root);
+      checkEpoch(epoch);
+      // Data-modifying CTEs share one snapshot: the prune still sees the pin being deleted, so it leaves it out by name.
+      const result = await this.query<{ removed: string }>(
+        'unpin',
+        `WITH gone AS (DELETE FROM ${this.schema}.capstan_snapshots WHERE root = $1 AND epoch = $2 RETURNING 1),
+         pruned AS (
+           DELETE FROM ${this.schema}.capstan_slot_history h WHERE EXISTS (SELECT 1 FROM gone) AND NOT EXISTS (
+             SELECT 1 FROM ${this.schema}.capstan_snapshots s
+             WHERE s.epoch >= h.epoch AND s.epoch < h.superseded AND NOT (s.root = $1 AND s.epoch = $2)))
+         SELECT count(*)::text AS removed FROM gone`,
+        [Buffer.from(root), epoch.toString()],
+      );
+      return result.rows[0]?.removed === '1';
+    },
+    pins: (root, options = {}) => this.#pins(root, options),
+    getAt: async (storageIndex, epoch, options = {}) => {
+      throwIfAborted(options.signal);
+      checkStorageIndex(storageIndex);
+      checkEpoch(epoch);
+      // One statement, so the current version and the kept ones are read from one snapshot.
+      const result = await unlessAborted(
+        this.query<{ pinned: boolean; seq: string | null; record: Buffer | null }>(
+          'getAt',
+          `SELECT EXISTS (SELECT 1 FROM ${this.schema}.capstan_snapshots WHERE epoch = $2) AS pinned, v.seq::text AS seq, v.record
+           FROM (SELECT 1) one LEFT JOIN LATERAL (
+             SELECT seq, record, epoch FROM ${this.table} WHERE storage_index = $1 AND epoch <= $2
+             UNION ALL
+             SELECT seq, record, epoch FROM ${this.schema}.capstan_slot_history WHERE storage_index = $1 AND epoch <= $2
+             ORDER BY epoch DESC LIMIT 1) v ON true`,
+          [Buffer.from(storageIndex), epoch.toString()],
+        ),
+        options.signal,
+      );
+      const row = result.rows[0];
+      if (row?.pinned !== true) throw new NotFoundError('no snapshot at that point');
+      if (row.seq === null || row.record === null) return undefined;
+      return { seq: parseSeq(storageIndex, row.seq), record: new Uint8Array(row.record) };
+    },
+  };
+
+  async *#pins(root: Uint8Array | undefined, options: AbortOptions): AsyncIterable<SnapshotPin> {
+    throwIfAborted(options.signal);
+    if (root !== undefined) checkStorageIndex(root);
+    let after = '0';
+    for (;;) {
+      const values: unknown[] = [after];
+      if (root !== undefined) values.push(Buffer.from(root));
+      const result = await unlessAborted(
+        this.query<{ root: Buffer; epoch: string; created_ms: string }>(
+          'pins',
+          `SELECT root, epoch::text AS epoch, created_ms::text AS created_ms FROM ${this.schema}.capstan_snapshots
+           WHERE epoch > $1 ${root === undefined ? '' : 'AND root = $2'} ORDER BY epoch LIMIT ${LIST_PAGE}`,
+          values,
+        ),
+        options.signal,
+      );
+      for (const row of result.rows) {
+        throwIfAborted(options.signal);
+        const pinRoot = new Uint8Array(row.root);
+        yield { root: pinRoot, epoch: parseSeq(pinRoot, row.epoch), createdMs: Number(row.created_ms) };
+      }
+      if (result.rows.length < LIST_PAGE) return;
+      after = result.rows[result.rows.length - 1]!.epoch;
     }
   }
 

@@ -1,0 +1,203 @@
+import type { Level } from 'level';
+import { IntegrityError, NotFoundError, throwIfAborted, type AbortOptions } from '../../errors.js';
+import { decodeSlotValue, encodeSlotValue } from './level-format.js';
+import { checkCreatedMs, checkEpoch, checkStorageIndex, STORAGE_INDEX_BYTES, storageIndexHex } from './slot-limits.js';
+import type { SlotEntry, SlotHistory, SnapshotPin } from './slot-store.js';
+
+type Db = Level<Uint8Array, Uint8Array>;
+type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
+
+/** Key prefixes and the counter key (docs/spec/snapshots.md, LevelDB layout). */
+const COUNTER_KEY = Uint8Array.of(0x63);
+const EPOCH_PREFIX = 0x65;
+const KEPT_PREFIX = 0x68;
+const PIN_PREFIX = 0x6e;
+
+const u64 = (n: bigint): Uint8Array => {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, n, false);
+  return out;
+};
+const readU64 = (bytes: Uint8Array, at = 0): bigint =>
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(at, false);
+
+function key(prefix: number, si: Uint8Array, epoch?: bigint): Uint8Array {
+  const out = new Uint8Array(1 + STORAGE_INDEX_BYTES + (epoch === undefined ? 0 : 8));
+  out[0] = prefix;
+  out.set(si, 1);
+  if (epoch !== undefined) out.set(u64(epoch), 1 + STORAGE_INDEX_BYTES);
+  return out;
+}
+
+const pinName = (root: Uint8Array, epoch: bigint): string => `${storageIndexHex(root)}:${epoch}`;
+
+/**
+ * Slot history in the node's LevelDB, for LevelSlotStore and the embedded
+ * default's JournalSlotStore (both write slots as 32-byte keys of the same
+ * database). Every swap goes through applySwap, which writes the new
+ * version, its epoch, the counter and (when a pin covers it) the replaced
+ * version in one batch.
+ *
+ * Pins live in memory too (loaded at open; one entry per snapshot), so a
+ * swap decides what to keep without reading them. Bound: the pins, plus one
+ * promise per swap being applied.
+ */
+export class LevelSlotHistory implements SlotHistory {
+  readonly #pins = new Map<string, SnapshotPin>();
+  /** Swaps being written, by epoch: a pin waits for those below its own. */
+  readonly #applying = new Map<bigint, Promise<unknown>>();
+  #epoch: bigint;
+
+  private constructor(
+    private readonly db: Db,
+    epoch: bigint,
+  ) {
+    this.#epoch = epoch;
+  }
+
+  static async load(db: Db): Promise<LevelSlotHistory> {
+    const counter = (await db.get(COUNTER_KEY)) as Uint8Array | undefined;
+    const history = new LevelSlotHistory(db, counter === undefined ? 0n : readCounter(counter));
+    for await (const [k, value] of db.iterator({ gte: Uint8Array.of(PIN_PREFIX), lt: Uint8Array.of(PIN_PREFIX + 1) })) {
+      const pin = decodePin(k, value);
+      history.#pins.set(pinName(pin.root, pin.epoch), pin);
+    }
+    return history;
+  }
+
+  /**
+   * Writes `next` as the slot's new version (the caller has checked the
+   * swap and holds the slot's lock). `sync` as LevelDB's: the journal store
+   * leaves it to its journal.
+   */
+  async applySwap(si: Uint8Array, next: SlotEntry, sync: boolean): Promise<void> {
+    const epoch = ++this.#epoch;
+    const work = this.#write(si, next, epoch, sync);
+    this.#applying.set(epoch, work);
+    try {
+      await work;
+    } finally {
+      this.#applying.delete(epoch);
+    }
+  }
+
+  async #write(si: Uint8Array, next: SlotEntry, epoch: bigint, sync: boolean): Promise<void> {
+    const epochKey = key(EPOCH_PREFIX, si);
+    const ops: BatchOp[] = [
+      { type: 'put', key: si, value: encodeSlotValue(next) },
+      { type: 'put', key: epochKey, value: u64(epoch) },
+      { type: 'put', key: COUNTER_KEY, value: u64(epoch) },
+    ];
+    if (this.#pins.size > 0) {
+      const [old, oldEpochBytes] = (await this.db.getMany([si, epochKey])) as (Uint8Array | undefined)[];
+      const oldEpoch = oldEpochBytes === undefined ? 0n : readU64(oldEpochBytes);
+      if (old !== undefined && this.#covered(oldEpoch, epoch)) {
+        const kept = decodeSlotValue(si, old);
+        ops.push({ type: 'put', key: key(KEPT_PREFIX, si, oldEpoch), value: encodeKept(kept, epoch) });
+      }
+    }
+    await this.db.batch(ops, { sync });
+  }
+
+  async pin(root: Uint8Array, createdMs: number, options: AbortOptions = {}): Promise<SnapshotPin> {
+    throwIfAborted(options.signal);
+    checkStorageIndex(root);
+    checkCreatedMs(createdMs);
+    const pin: SnapshotPin = { root: new Uint8Array(root), epoch: ++this.#epoch, createdMs };
+    // Known to swaps from now on (they keep what it covers); swaps given a lower epoch are written first.
+    this.#pins.set(pinName(root, pin.epoch), pin);
+    try {
+      await Promise.allSettled([...this.#applying.entries()].filter(([e]) => e < pin.epoch).map(([, work]) => work));
+      await this.db.batch(
+        [
+          { type: 'put', key: key(PIN_PREFIX, root, pin.epoch), value: u64(BigInt(createdMs)) },
+          { type: 'put', key: COUNTER_KEY, value: u64(pin.epoch) },
+        ],
+        { sync: true },
+      );
+    } catch (err) {
+      this.#pins.delete(pinName(root, pin.epoch));
+      throw err;
+    }
+    return { ...pin, root: new Uint8Array(root) };
+  }
+
+  async unpin(root: Uint8Array, epoch: bigint, options: AbortOptions = {}): Promise<boolean> {
+    throwIfAborted(options.signal);
+    checkStorageIndex(root);
+    checkEpoch(epoch);
+    const name = pinName(root, epoch);
+    if (!this.#pins.has(name)) return false;
+    this.#pins.delete(name);
+    const ops: BatchOp[] = [{ type: 'del', key: key(PIN_PREFIX, root, epoch) }];
+    for await (const [k, value] of this.db.iterator({ gte: Uint8Array.of(KEPT_PREFIX), lt: Uint8Array.of(KEPT_PREFIX + 1) })) {
+      if (!this.#covered(readU64(k, 1 + STORAGE_INDEX_BYTES), readU64(value, 8))) ops.push({ type: 'del', key: k });
+    }
+    await this.db.batch(ops, { sync: true });
+    return true;
+  }
+
+  async *pins(root: Uint8Array | undefined, options: AbortOptions = {}): AsyncIterable<SnapshotPin> {
+    throwIfAborted(options.signal);
+    if (root !== undefined) checkStorageIndex(root);
+    const prefix = root === undefined ? '' : `${storageIndexHex(root)}:`;
+    const found = [...this.#pins.entries()].filter(([name]) => name.startsWith(prefix)).map(([, pin]) => pin);
+    found.sort((a, b) => (a.epoch < b.epoch ? -1 : a.epoch > b.epoch ? 1 : 0));
+    for (const pin of found) yield { ...pin, root: new Uint8Array(pin.root) };
+  }
+
+  async getAt(si: Uint8Array, epoch: bigint, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
+    throwIfAborted(options.signal);
+    checkStorageIndex(si);
+    checkEpoch(epoch);
+    if (![...this.#pins.values()].some((pin) => pin.epoch === epoch)) throw new NotFoundError('no snapshot at that point');
+    // The current version first: a swap replacing it writes the kept copy in the same batch, so
+    // if this read sees the newer version, the range read below sees the kept one.
+    const [current, currentEpoch] = (await this.db.getMany([si, key(EPOCH_PREFIX, si)])) as (Uint8Array | undefined)[];
+    if (current === undefined) return undefined;
+    if ((currentEpoch === undefined ? 0n : readU64(currentEpoch)) <= epoch) return decodeSlotValue(si, current);
+    for await (const [, value] of this.db.iterator({
+      gte: key(KEPT_PREFIX, si, 0n),
+      lte: key(KEPT_PREFIX, si, epoch),
+      reverse: true,
+      limit: 1,
+    })) {
+      throwIfAborted(options.signal);
+      return decodeKept(si, value);
+    }
+    return undefined;
+  }
+
+  /** True if some pin needs a version that lived over epochs [from, until). */
+  #covered(from: bigint, until: bigint): boolean {
+    for (const pin of this.#pins.values()) if (pin.epoch >= from && pin.epoch < until) return true;
+    return false;
+  }
+}
+
+function readCounter(value: Uint8Array): bigint {
+  if (value.length !== 8) throw new IntegrityError('slot history counter', 'slot');
+  return readU64(value);
+}
+
+function encodeKept(entry: SlotEntry, superseded: bigint): Uint8Array {
+  const out = new Uint8Array(16 + entry.record.length);
+  out.set(u64(entry.seq), 0);
+  out.set(u64(superseded), 8);
+  out.set(entry.record, 16);
+  return out;
+}
+
+function decodeKept(si: Uint8Array, value: Uint8Array): SlotEntry {
+  if (value.length < 16) throw new IntegrityError(storageIndexHex(si), 'slot');
+  return { seq: readU64(value), record: new Uint8Array(value.subarray(16)) };
+}
+
+function decodePin(k: Uint8Array, value: Uint8Array): SnapshotPin {
+  if (k.length !== 1 + STORAGE_INDEX_BYTES + 8 || value.length !== 8) throw new IntegrityError('snapshot pin', 'slot');
+  return {
+    root: new Uint8Array(k.subarray(1, 1 + STORAGE_INDEX_BYTES)),
+    epoch: readU64(k, 1 + STORAGE_INDEX_BYTES),
+    createdMs: Number(readU64(value)),
+  };
+}
