@@ -15,6 +15,8 @@ import type { SymlinkTarget } from './symlink.js';
 export const CAP_PREFIX = 'CS1';
 /** Files up to this size are stored inside their cap (no chunk, no manifest). */
 export const LITERAL_MAX_BYTES = 64;
+/** Snapshot epochs are unsigned 64-bit, 0 excluded (docs/spec/snapshots.md). */
+export const MAX_EPOCH = 2n ** 64n - 1n;
 
 export interface CapBase {
   readonly kind: string;
@@ -64,6 +66,11 @@ export class DirectoryWriteCap implements CapBase {
   }
 }
 
+/**
+ * Reads a directory: as it is now, or (with `epoch`, a `DIR-SNAP` cap) as it
+ * was at a snapshot's point in the slot store's history, where every
+ * directory under it resolves at the same point (docs/spec/snapshots.md).
+ */
 export class DirectoryReadCap implements CapBase {
   readonly kind = 'dir-read';
   readonly isDirectory = true;
@@ -73,8 +80,14 @@ export class DirectoryReadCap implements CapBase {
   constructor(
     readonly readKey: Uint8Array,
     readonly publicKey: Uint8Array,
+    readonly epoch?: bigint,
   ) {
     if (readKey.length !== 32 || publicKey.length !== 32) throw new RangeError('directory read cap fields must be 32 bytes');
+    if (epoch !== undefined && (epoch < 1n || epoch > MAX_EPOCH)) throw new RangeError('a snapshot epoch is in [1, 2^64)');
+  }
+  /** The same directory read at a snapshot's epoch (undefined: now). */
+  at(epoch: bigint | undefined): DirectoryReadCap {
+    return epoch === this.epoch ? this : new DirectoryReadCap(this.readKey, this.publicKey, epoch);
   }
   get storageIndex(): Uint8Array {
     return storageIndexOf(this.publicKey);
@@ -86,6 +99,8 @@ export class DirectoryReadCap implements CapBase {
     return new DirectoryVerifyCap(this.publicKey);
   }
   toString(): string {
+    if (this.epoch !== undefined)
+      return `${CAP_PREFIX}:DIR-SNAP:${encodeBase32(this.readKey)}:${encodeBase32(this.publicKey)}:${this.epoch}`;
     return `${CAP_PREFIX}:DIR-RO:${encodeBase32(this.readKey)}:${encodeBase32(this.publicKey)}`;
   }
 }

@@ -3,6 +3,7 @@ import { decodeBase32 } from './base32.js';
 import {
   CAP_PREFIX,
   LITERAL_MAX_BYTES,
+  MAX_EPOCH,
   DirectoryReadCap,
   DirectoryVerifyCap,
   DirectoryWriteCap,
@@ -56,6 +57,17 @@ export function parseCap(text: string): Cap {
     case 'DIR-RO':
       arity('DIR-RO', fields, 2);
       return new DirectoryReadCap(field32('DIR-RO', fields[0], 'read key'), field32('DIR-RO', fields[1], 'public key'));
+    case 'DIR-SNAP': {
+      arity('DIR-SNAP', fields, 3);
+      const epochText = fields[2]!;
+      if (!/^[1-9][0-9]{0,19}$/.test(epochText) || BigInt(epochText) > MAX_EPOCH)
+        throw new CapParseError('malformed DIR-SNAP cap: bad epoch');
+      return new DirectoryReadCap(
+        field32('DIR-SNAP', fields[0], 'read key'),
+        field32('DIR-SNAP', fields[1], 'public key'),
+        BigInt(epochText),
+      );
+    }
     case 'DIR-V':
       arity('DIR-V', fields, 1);
       return new DirectoryVerifyCap(field32('DIR-V', fields[0], 'public key'));

@@ -14,6 +14,7 @@ import { lsCommand } from './commands/ls.js';
 import { mkdirCommand } from './commands/mkdir.js';
 import { mvCommand } from './commands/mv.js';
 import { pinCommand } from './commands/pin.js';
+import { snapshotCommand } from './commands/snapshot.js';
 import { putCommand } from './commands/put.js';
 import { readonlyCommand } from './commands/readonly.js';
 import { repackCommand } from './commands/repack.js';
@@ -66,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
     .command(gcCommand)
     .command(repackCommand)
     .command(pinCommand)
+    .command(snapshotCommand)
     .command(statusCommand)
     .example('$0 init && $0 account add alice --key ~/.ssh/id_ed25519.pub', 'a node with one account')
     .example('$0 run', 'serve it over SFTP')

@@ -1,5 +1,5 @@
 import type { AbortOptions } from '../errors.js';
-import type { Cap, DirectoryCap, DirectoryWriteCap, FileCap, FileVerifyCap } from '../cap/index.js';
+import type { Cap, DirectoryCap, DirectoryReadCap, DirectoryWriteCap, FileCap, FileVerifyCap } from '../cap/index.js';
 import type { ChunkAddress } from '../store/chunks/chunk-store.js';
 
 /**
@@ -179,6 +179,13 @@ export interface TreeOptions {
   chunkSize?: number | undefined;
 }
 
+/** A snapshot of a directory tree (docs/spec/snapshots.md): its `DIR-SNAP` cap, its point and when it was taken. */
+export interface Snapshot {
+  cap: DirectoryReadCap;
+  epoch: bigint;
+  createdMs: number;
+}
+
 /** The facade: one per gateway (or CLI invocation), shared by all sessions. */
 export interface Tree {
   createDirectory(options?: AbortOptions): Promise<DirectoryWriteCap>;
@@ -194,5 +201,11 @@ export interface Tree {
   openFile(cap: FileCap, options?: AbortOptions): Promise<FileReader>;
   /** For check/gc: the manifest and chunk addresses of a file, from its read or verify cap. */
   fileChunks(cap: FileCap | FileVerifyCap, options?: AbortOptions): Promise<FileChunkList | undefined>;
+  /** Takes a snapshot of the tree under a directory write cap, in O(1). */
+  createSnapshot(cap: DirectoryWriteCap, options?: AbortOptions): Promise<Snapshot>;
+  /** The snapshots of a directory, oldest first. */
+  listSnapshots(cap: DirectoryCap, options?: AbortOptions): Promise<Snapshot[]>;
+  /** Removes the snapshot a DIR-SNAP cap names (NotFoundError if it is gone). */
+  removeSnapshot(cap: DirectoryReadCap, options?: AbortOptions): Promise<void>;
   close(): Promise<void>;
 }

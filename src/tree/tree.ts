@@ -13,7 +13,8 @@ import { randomBytes } from '../crypto/index.js';
 import { InvalidInputError, NotADirectoryError, NotFoundError, PermissionError, type AbortOptions } from '../errors.js';
 import type { ChunkStore } from '../store/chunks/chunk-store.js';
 import type { SlotStore } from '../store/slots/slot-store.js';
-import type { DirEntry, Directory, FileChunkList, FileReader, FileWriter, ResolvedNode, Tree, TreeOptions } from './api.js';
+import type { DirEntry, Directory, FileChunkList, FileReader, FileWriter, ResolvedNode, Snapshot, Tree, TreeOptions } from './api.js';
+import { createSnapshot, listSnapshots, removeSnapshot } from './snapshots.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import { DEFAULT_LAYOUT, type DirectoryContext, type DirectoryLayout, type DirectoryUpdate, type SlotRollback } from './dir/context.js';
 import { createDirectory } from './dir/create.js';
@@ -147,6 +148,18 @@ class CapstanTree implements Tree {
 
   fileChunks(cap: FileCap | FileVerifyCap, options?: AbortOptions): Promise<FileChunkList | undefined> {
     return files.fileChunks(this.ctx.chunks, cap, options);
+  }
+
+  createSnapshot(cap: DirectoryWriteCap, options?: AbortOptions): Promise<Snapshot> {
+    return createSnapshot(this.ctx.slots, this.directory(cap), Date.now(), options);
+  }
+
+  listSnapshots(cap: DirectoryCap, options?: AbortOptions): Promise<Snapshot[]> {
+    return listSnapshots(this.ctx.slots, cap, options);
+  }
+
+  removeSnapshot(cap: DirectoryReadCap, options?: AbortOptions): Promise<void> {
+    return removeSnapshot(this.ctx.slots, cap, options);
   }
 
   async close(): Promise<void> {

@@ -42,6 +42,16 @@ interface Vectors {
   malformed: { label: string; text: string }[];
   unknown: string[];
   equivalentSpellings: { text: string; canonical: string }[];
+  snapshots: {
+    label: string;
+    readKeyHex: string;
+    publicKeyHex: string;
+    storageIndexHex: string;
+    epoch: string;
+    dirSnap: string;
+    dirRead: string;
+    dirVerify: string;
+  }[];
 }
 
 const vectors = JSON.parse(readFileSync(new URL('./caps.json', import.meta.url), 'utf8')) as Vectors;
@@ -89,6 +99,21 @@ describe('cap vectors', () => {
     const parsed = parseCap(v.literal) as LiteralCap;
     expect(parsed).toBeInstanceOf(LiteralCap);
     expect(hex(parsed.data)).toBe(v.dataHex);
+  });
+
+  it.each(vectors.snapshots)('snapshot: $label', (v) => {
+    const cap = parseCap(v.dirSnap) as DirectoryReadCap;
+    expect(cap).toBeInstanceOf(DirectoryReadCap);
+    expect(cap.epoch).toBe(BigInt(v.epoch));
+    expect(hex(cap.readKey)).toBe(v.readKeyHex);
+    expect(hex(cap.publicKey)).toBe(v.publicKeyHex);
+    expect(hex(cap.storageIndex)).toBe(v.storageIndexHex);
+    expect(cap.isWritable).toBe(false);
+    expect(cap.readonly()).toBe(cap);
+    expect(cap.verifier().toString()).toBe(v.dirVerify);
+    expect(cap.at(undefined).toString()).toBe(v.dirRead);
+    expect((parseCap(v.dirRead) as DirectoryReadCap).at(BigInt(v.epoch)).toString()).toBe(v.dirSnap);
+    expect(new DirectoryReadCap(bytes(v.readKeyHex), bytes(v.publicKeyHex), BigInt(v.epoch)).toString()).toBe(v.dirSnap);
   });
 
   it.each(vectors.malformed)('malformed: $label', (v) => {

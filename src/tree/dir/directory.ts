@@ -54,6 +54,7 @@ export class DirectoryHandle implements Directory {
   /** The current version, sealed or not (seal and unseal need to see a sealed one). */
   private async readAnyVersion(options: AbortOptions): Promise<SlotVersion> {
     throwIfAborted(options.signal);
+    if (this.keys.epoch !== undefined) return this.readVersionAt(this.keys.epoch, options);
     // The watermark as it was before asking: a swap landing while the get is in flight may raise it
     // past what the store (correctly) answered at the moment it was asked.
     const seen = this.ctx.watermarks.highest(this.keys.storageIndex);
@@ -68,6 +69,22 @@ export class DirectoryHandle implements Directory {
     if (seen !== undefined && version.seq < seen) throw this.rolledBack(seen, version.seq);
     verifiedSlots.set(this.keys.siHex, entry.record, version);
     this.ctx.watermarks.saw(this.keys.storageIndex, version.seq);
+    return version;
+  }
+
+  /**
+   * The version at a snapshot's epoch: verified like a current one (cached
+   * under its own key, never as the current one), and not held to the watermark (a snapshot is
+   * old by design; docs/spec/snapshots.md, Store rules).
+   */
+  private async readVersionAt(epoch: bigint, options: AbortOptions): Promise<SlotVersion> {
+    const history = this.ctx.slots.history;
+    if (history === undefined) throw new NotFoundError('this slot store keeps no snapshots');
+    const entry = await history.getAt(this.keys.storageIndex, epoch, options);
+    if (!entry) throw new NotFoundError(`directory ${this.keys.siHex} did not exist at that snapshot`);
+    const cacheKey = `${this.keys.siHex}@${epoch}`;
+    const version = this.ctx.verifiedSlots.get(cacheKey, entry) ?? verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
+    this.ctx.verifiedSlots.set(cacheKey, entry.record, version);
     return version;
   }
 

@@ -54,6 +54,7 @@ export function storeCap(keys: DirectoryKeys, cap: Cap, nonce: () => Uint8Array)
 /** The cap a view may hand out for a stored cap: unsealed for a write view, a read cap otherwise. */
 export function viewCap(keys: DirectoryKeys, stored: StoredCap, nodeId: string): Cap {
   if (stored.kind === 'symlink') return new SymlinkTarget(stored.target);
+  if (keys.epoch !== undefined) return snapshotView(keys.epoch, stored, nodeId);
   if (stored.kind === 'dir-write') {
     if (!keys.writer) return new DirectoryReadCap(stored.readKey, stored.publicKey);
     try {
@@ -74,6 +75,24 @@ export function viewCap(keys: DirectoryKeys, stored: StoredCap, nodeId: string):
   } catch {
     throw new IntegrityError(nodeId, 'directory node');
   }
+}
+
+/**
+ * In a snapshot view every directory comes out read-only at the view's
+ * epoch, whether stored sealed or linked as text; a snapshot cap linked as
+ * text keeps its own epoch (docs/spec/snapshots.md).
+ */
+function snapshotView(epoch: bigint, stored: Exclude<StoredCap, { kind: 'symlink' }>, nodeId: string): Cap {
+  if (stored.kind === 'dir-write') return new DirectoryReadCap(stored.readKey, stored.publicKey, epoch);
+  let cap: Cap;
+  try {
+    cap = parseCap(stored.text);
+  } catch {
+    throw new IntegrityError(nodeId, 'directory node');
+  }
+  if (cap instanceof DirectoryWriteCap) return cap.readonly().at(epoch);
+  if (cap instanceof DirectoryReadCap && cap.epoch === undefined) return cap.at(epoch);
+  return cap;
 }
 
 export function viewEntry(keys: DirectoryKeys, entry: StoredEntry, nodeId: string): DirEntry {

@@ -27,10 +27,13 @@ export class DirectoryKeys {
   private readonly nameHashKey: Uint8Array;
   /** Present only for a write cap. */
   readonly writer?: { signingKey: SigningKey; childCapKey: Uint8Array };
+  /** A snapshot view's point in the slot history (docs/spec/snapshots.md); undefined: the current version. */
+  readonly epoch: bigint | undefined;
 
   constructor(cap: DirectoryCap) {
     this.readKey = cap.readonly().readKey;
     this.publicKey = cap.readonly().publicKey;
+    this.epoch = cap.readonly().epoch;
     this.storageIndex = cap.storageIndex;
     this.siHex = storageIndexHex(this.storageIndex);
     this.nodeKey = taggedHash(TAG.dirNodeKey, this.readKey);
