@@ -52,6 +52,8 @@ export interface NodeConfig {
   limits: Limits;
   /** [quota], paths absolute. */
   quota: { file: string; usageFile: string };
+  /** [snapshots] (docs/spec/snapshots.md). */
+  snapshots: { browse: boolean };
 }
 
 /** [storage] s3.*: the S3 chunk backend (used when backend = s3; endpoint and bucket are then required). */
@@ -170,6 +172,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
     defender: resolveDefender(raw.defender, inNode),
     limits: resolveLimits(raw.limits),
     quota: { file: inNode(raw.quota.file), usageFile: inNode(raw.quota.usage_file) },
+    snapshots: { browse: raw.snapshots.browse },
     events: resolveEvents(raw.events, inNode),
   };
 }

@@ -217,6 +217,13 @@ export const SCHEMA = {
   /** Per-account quotas: src/config/security-schema.ts. */
   quota: QUOTA_KEYS,
   events: EVENTS_KEYS,
+  snapshots: {
+    browse: key(
+      boolType,
+      'true',
+      'Serve a read-only /.snapshots/ folder in every writable account root: the snapshots of the root, by UTC time (docs/operations.md, Snapshots). Hidden from the root listing.',
+    ),
+  },
 } as const;
 
 export type Schema = typeof SCHEMA;

@@ -31,6 +31,8 @@ export interface ConnectionDeps {
   stats: GatewayStats;
   idleTimeoutMs: number;
   readOnly: boolean;
+  /** Serve /.snapshots/ in writable roots. */
+  snapshots: boolean;
   /** False once the server is closing: no new sessions. */
   accepting(): boolean;
   /** Where committed changes are reported (none: events off). */
@@ -155,6 +157,7 @@ export class GatewayConnection {
       user,
       root: login.root,
       writable: !deps.readOnly,
+      snapshots: deps.snapshots,
       overlay: deps.overlay,
       writeDeps: {
         tree: deps.tree,

@@ -246,7 +246,7 @@ async function opendir(ctx: SessionContext, id: number, path: string): Promise<B
   handles.ensureRoom();
   const node = await view.node(path);
   if (node.kind !== 'directory') throw new NotADirectoryError('not a directory');
-  const dir = view.tree.directory(node.cap as DirectoryCap);
+  const dir = view.directory(node.cap as DirectoryCap);
   const attrs =
     node.loc.kind === 'base' || node.entry === undefined ? view.attrsOfCap(node.cap) : view.attrsOfEntry(node.entry, node.loc.dir);
   const uploads = view.overlay.names(view.user, dir.cap);

@@ -29,6 +29,8 @@ export interface ParsedPath {
   readonly components: readonly string[];
   /** The absolute path with `.`, `..` and `//` resolved, for realpath and for prefix checks. */
   readonly canonical: string;
+  /** How the base is shown in paths when it is not `/uri/CAP` (a snapshot: `.snapshots/NAME`). */
+  readonly shownBase?: readonly string[] | undefined;
 }
 
 export const URI_PREFIX = 'uri';

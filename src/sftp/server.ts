@@ -34,6 +34,8 @@ export interface SftpServerOptions {
   idleTimeoutMs?: number | undefined;
   /** Every session read-only, whatever its root cap. */
   readOnly?: boolean | undefined;
+  /** Serve /.snapshots/ in writable account roots (snapshots-folder.ts). Default true. */
+  snapshots?: boolean | undefined;
   /** Committed uploads, renames, removes, mkdirs and rmdirs are reported here (docs/spec/events.md). */
   events?: EventRecorder | undefined;
   /** Connection, session and request limits; each missing one takes DEFAULT_LIMITS' value. */
@@ -117,6 +119,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     stats,
     idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     readOnly: opts.readOnly === true,
+    snapshots: opts.snapshots !== false,
     accepting: () => accepting,
     ...(opts.events !== undefined ? { events: opts.events } : {}),
     limits,

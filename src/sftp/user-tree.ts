@@ -8,6 +8,7 @@ import type { UploadOverlay } from './overlay.js';
 import { parsePath, URI_PREFIX, type ParsedPath } from './paths.js';
 import type { DirListing, ListedItem } from './handles.js';
 import { WriteHandle, type WriteHandleDeps } from './write-handle.js';
+import { isSnapshotsFolder, SNAPSHOTS_DIR, SnapshotsFolder, snapshotPath } from './snapshots-folder.js';
 
 /**
  * The tree one logged-in user sees: `/` is their root cap, `/uri/CAP` any cap
@@ -37,6 +38,8 @@ export interface UserTreeOptions {
   writeDeps: WriteHandleDeps;
   /** Where committed changes are reported (none: events off). */
   events?: EventRecorder;
+  /** Show the root's snapshots under /.snapshots/ (a writable root only). */
+  snapshots?: boolean;
 }
 
 export class UserTree {
@@ -48,6 +51,8 @@ export class UserTree {
   readonly overlay: UploadOverlay<WriteHandle>;
   readonly writeDeps: WriteHandleDeps;
   readonly events?: EventRecorder;
+  /** /.snapshots/ is served (snapshots-folder.ts). */
+  readonly snapshots: boolean;
 
   constructor(opts: UserTreeOptions) {
     this.tree = opts.tree;
@@ -57,6 +62,12 @@ export class UserTree {
     this.overlay = opts.overlay;
     this.writeDeps = opts.writeDeps;
     if (opts.events !== undefined) this.events = opts.events;
+    this.snapshots = opts.snapshots === true && this.writable;
+  }
+
+  /** The Directory a directory cap opens: the snapshots folder for its own cap. */
+  directory(cap: DirectoryCap): Directory {
+    return isSnapshotsFolder(cap) ? new SnapshotsFolder(this.tree, this.root) : this.tree.directory(cap);
   }
 
   /**
@@ -66,9 +77,17 @@ export class UserTree {
    * link's target, once followed), which events and prefix checks use.
    */
   async locate(raw: string, followLast = false): Promise<Location> {
-    const requested = parsePath(raw);
+    let requested = parsePath(raw);
+    if (this.snapshots && requested.uriCap === undefined && requested.components[0] === SNAPSHOTS_DIR) {
+      requested = await snapshotPath(this.tree, this.root, requested);
+    }
     const base = requested.uriCap ?? this.root;
     if (requested.components.length === 0) return { kind: 'base', path: requested, cap: base };
+    if (isSnapshotsFolder(base)) {
+      // A name the folder does not hold: nothing below it, and nothing can be made there.
+      if (requested.components.length > 1) throw new NotFoundError('no such snapshot');
+      return { kind: 'entry', path: requested, dir: this.directory(base as DirectoryCap), name: requested.components[0]! };
+    }
     if (kindOf(base) !== 'directory') throw new NotADirectoryError('not a directory');
     const walk = await resolvePath(this.tree, base as DirectoryCap, requested.components, followLast);
     const names = walk.frames.map((f) => f.name);
@@ -79,7 +98,7 @@ export class UserTree {
       return {
         kind: 'entry',
         path: pathAt(requested, names),
-        dir: this.tree.directory(parent?.cap ?? (base as DirectoryCap)),
+        dir: this.directory(parent?.cap ?? (base as DirectoryCap)),
         dirEntry: parent?.entry,
         name: own.name,
       };
@@ -88,7 +107,7 @@ export class UserTree {
     return {
       kind: 'entry',
       path: pathAt(requested, [...names, walk.name]),
-      dir: this.tree.directory(parent?.cap ?? (base as DirectoryCap)),
+      dir: this.directory(parent?.cap ?? (base as DirectoryCap)),
       dirEntry: parent?.entry,
       name: walk.name,
     };
@@ -232,8 +251,9 @@ export class UserTree {
 
 /** The path a walk ended at, under the same base as the path that was asked for. */
 function pathAt(requested: ParsedPath, components: readonly string[]): ParsedPath {
-  const shown = requested.uriCap !== undefined ? [URI_PREFIX, requested.uriCap.toString(), ...components] : components;
-  return { uriCap: requested.uriCap, components, canonical: '/' + shown.join('/') };
+  const base = requested.shownBase ?? (requested.uriCap !== undefined ? [URI_PREFIX, requested.uriCap.toString()] : []);
+  const shown = [...base, ...components];
+  return { uriCap: requested.uriCap, components, canonical: '/' + shown.join('/'), shownBase: requested.shownBase };
 }
 
 /** A link target for display only (a long listing): bytes that are not UTF-8 show as U+FFFD. */
