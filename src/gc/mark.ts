@@ -17,8 +17,8 @@ import type { Tree } from '../tree/api.js';
  * gc's mark phase: the set of chunk addresses reachable from the roots.
  *
  * Live means: every node blob of the *current* version of every reachable
- * directory (older versions' nodes are garbage), and every file's manifest
- * and data chunks. Directory slots live in the slot store, not the chunk
+ * directory and of its version at each of its snapshots (other older
+ * versions' nodes are garbage), and every file's manifest and data chunks. Directory slots live in the slot store, not the chunk
  * store, and are never collected.
  *
  * Anything the walk cannot see through makes the mark incomplete, and an
@@ -58,12 +58,21 @@ const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 export interface MarkOptions extends AbortOptions {
   /** Called with the result so far after each file and directory (a progress line); must be cheap. */
   onProgress?: (result: Readonly<MarkResult>) => void;
+  /**
+   * Every snapshot in the slot store: storage index (hex) → epochs. A
+   * directory reached that has snapshots is walked at each of them too; a
+   * snapshot of a directory no root reaches is a problem (its cap is nowhere
+   * else to be found), so nothing is swept.
+   */
+  snapshots?: ReadonlyMap<string, readonly bigint[]>;
 }
 
 export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: MarkOptions = {}): Promise<MarkResult> {
   const result: MarkResult = { live: new Set(), directories: 0, files: 0, problems: [] };
   const seenDirs = new Set<string>();
   const seenFiles = new Set<string>();
+  /** Storage indexes whose snapshots are already being walked. */
+  const snapshotsReached = new Set<string>();
   const pending: { path: string; cap: DirectoryCap }[] = [];
   const problem = (path: string, err: unknown, what: string): void => {
     if (err !== undefined && !isCapstanError(err)) throw err;
@@ -73,10 +82,17 @@ export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: 
   async function visit(path: string, cap: Cap): Promise<void> {
     throwIfAborted(options.signal);
     if (isDirectoryCap(cap)) {
-      const key = hex(cap.storageIndex);
+      const si = hex(cap.storageIndex);
+      // A snapshot view is another tree than the live one: seen apart.
+      const key = cap.readonly().epoch === undefined ? si : `${si}@${cap.readonly().epoch}`;
       if (seenDirs.has(key)) return;
       seenDirs.add(key);
       pending.push({ path, cap });
+      const epochs = options.snapshots?.get(si);
+      if (epochs !== undefined && !snapshotsReached.has(si)) {
+        snapshotsReached.add(si);
+        for (const epoch of epochs) await visit(`${path} (snapshot ${epoch})`, cap.readonly().at(epoch));
+      }
     } else if (cap instanceof FileReadCap || cap instanceof FileVerifyCap) {
       const key = hex(cap.manifestHash);
       if (seenFiles.has(key)) return;
@@ -118,6 +134,11 @@ export async function markLive(tree: Tree, roots: readonly MarkRoot[], options: 
         if (!(err instanceof DirectoryRemovedError)) problem(path, err, 'directory unreadable');
       }
       options.onProgress?.(result);
+    }
+  }
+  for (const [si, epochs] of options.snapshots ?? []) {
+    if (!snapshotsReached.has(si)) {
+      result.problems.push({ path: `directory ${si}`, detail: `${epochs.length} snapshot(s) of a directory no root reaches` });
     }
   }
   return result;

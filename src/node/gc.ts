@@ -113,8 +113,14 @@ export async function collectGarbage(node: OpenNode, options: GcOptions): Promis
     problems.push({ path: '(store)', detail: 'this chunk store cannot tell chunk ages; gc is not supported on it' });
   }
   const { onProgress, ...walkOptions } = options;
+  const snapshots = new Map<string, bigint[]>();
+  for await (const pin of node.slots.history?.pins(undefined, walkOptions) ?? []) {
+    const si = Buffer.from(pin.root).toString('hex');
+    snapshots.set(si, [...(snapshots.get(si) ?? []), pin.epoch]);
+  }
   const mark = await markLive(node.tree, roots, {
     ...walkOptions,
+    snapshots,
     onProgress: (m: Readonly<MarkResult>) => onProgress?.({ phase: 'mark', mark: m }),
   });
   problems.push(...mark.problems);

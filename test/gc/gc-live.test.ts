@@ -4,7 +4,7 @@ import path from 'node:path';
 import type ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agePackedObjects } from '../helpers/packs.js';
-import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
+import { makeTempDir, runCli, runCliBinary, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { makeUserKey, Ssh2Sessions } from '../sftp/gateway-fixture.js';
 import { call } from '../helpers/callback.js';
 
@@ -158,6 +158,31 @@ describe('gc while the gateway serves uploads', () => {
     expect(Number(/freed (\d+) chunks/.exec(out)![1])).toBeGreaterThanOrEqual(4); // 3 data chunks, manifest, directory node
     expect((await runCli(['-d', node, 'get', `${dir}/pinned.bin`])).code).not.toBe(0);
     // Ten CLI commands: each starts a node process, seconds apiece on a loaded machine.
+  }, 180_000);
+
+  it('a snapshot keeps every chunk it reaches; once removed, they are collected', async () => {
+    const bytes = randomBytes(150_000);
+    const local = path.join(tmp.dir, 'snapped.bin');
+    await writeFile(local, bytes);
+    await ok(['put', local, `${root}/snapped.bin`]);
+    const snap = (await ok(['snapshot', 'create', root])).trim();
+    await ok(['rm', `${root}/snapped.bin`]);
+    // A snapshot of a directory no root reaches: its cap is nowhere gc can find, so nothing is swept.
+    const stray = (await ok(['mkdir'])).trim();
+    const straySnap = (await ok(['snapshot', 'create', stray])).trim();
+    const refused = await runCli(['-d', node, 'gc', '--grace', '1']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/snapshot\(s\) of a directory no root reaches/);
+    await ok(['snapshot', 'remove', straySnap]);
+
+    await ageChunks(2 * HOUR_MS);
+    await ok(['gc', '--grace', '1']);
+    const kept = await runCliBinary(['-d', node, 'get', `${snap}/snapped.bin`, '-']);
+    expect(kept.code).toBe(0);
+    expect(sha(kept.stdoutBytes)).toBe(sha(bytes));
+    await ok(['snapshot', 'remove', snap]);
+    const out = await ok(['gc', '--grace', '1']);
+    expect(Number(/freed (\d+) chunks/.exec(out)![1])).toBeGreaterThanOrEqual(4); // 3 data chunks, manifest, old directory node
   }, 180_000);
 });
 
