@@ -122,7 +122,13 @@ describe('copy-data', () => {
     expect(await s.copy(from, 9990, 0, app, 2 ** 63)).toBe(STATUS.OK);
     expect(await s.close(app)).toBe(STATUS.OK);
     expect(await content('/held.bin')).toEqual(Buffer.concat([Buffer.from('abc'), source, source.subarray(9990)]));
-    expect(await s.close(from)).toBe(STATUS.OK);
+    // From an upload open for reading and writing (not committed yet): copied out of what it holds now.
+    const rw = await s.open('/rw.bin', PFLAGS.READ | PFLAGS.WRITE | PFLAGS.CREAT | PFLAGS.TRUNC);
+    expect(await s.write(rw, 0, Buffer.from('0123456789'))).toBe(STATUS.OK);
+    const fromUpload = await s.open('/from-upload.bin', PFLAGS.WRITE | PFLAGS.CREAT | PFLAGS.TRUNC);
+    expect(await s.copy(rw, 2, 5, fromUpload, 0)).toBe(STATUS.OK);
+    for (const h of [rw, fromUpload, from]) expect(await s.close(h)).toBe(STATUS.OK);
+    expect((await content('/from-upload.bin')).toString()).toBe('23456');
     expect(await content('/src.bin')).toEqual(source);
   });
 
@@ -147,6 +153,14 @@ describe('copy-data', () => {
     expect(await s.close(again)).toBe(STATUS.OK);
     expect(await capOf('whole2.bin')).toBe(await capOf('src.bin'));
     expect(await content('/whole.bin')).toEqual(source);
+    // A file small enough to live in its cap (no chunk at all) relinks the same way.
+    await call((cb) => sftp.writeFile('/tiny.txt', 'tiny', cb));
+    const tiny = await s.open('/tiny.txt', PFLAGS.READ);
+    const tinyCopy = await s.open('/tiny-copy.txt', PFLAGS.WRITE | PFLAGS.CREAT | PFLAGS.TRUNC);
+    expect(await s.copy(tiny, 0, 0, tinyCopy, 0)).toBe(STATUS.OK);
+    for (const h of [tiny, tinyCopy]) expect(await s.close(h)).toBe(STATUS.OK);
+    expect(await capOf('tiny-copy.txt')).toBe(await capOf('tiny.txt'));
+    expect((await content('/tiny-copy.txt')).toString()).toBe('tiny');
     const attrs = await call<{ size: number }>((cb) => sftp.stat('/whole.bin', cb));
     expect(attrs.size).toBe(source.length);
   });
