@@ -88,6 +88,7 @@ describe('capstan cp', () => {
     expect(await fails(['cp', `${root}/f.txt`, `${root}/nope/x`])).toMatch(/nope: no such directory|no such file or directory/);
     const fileCap = (await ok(['readonly', `${root}/f.txt`])).trim();
     expect(await fails(['cp', fileCap, root])).toMatch(/DIRCAP\/NAME/);
+    expect(await fails(['cp', `${root}/f.txt`, root])).toMatch(/same file/);
     const readCap = (await ok(['readonly', root])).trim();
     expect(await fails(['cp', `${root}/f.txt`, `${readCap}/g.txt`])).toMatch(/read-only/);
     expect(await ok(['ls', root])).not.toMatch(/^(d2|x|g\.txt)$/m);

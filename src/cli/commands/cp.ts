@@ -70,6 +70,11 @@ export const cpCommand: CommandModule<GlobalArgs, CpArgs> = {
         }
       }
       if (!dir.writable) throw new PermissionError('the destination directory is read-only');
+      if (sourceName !== undefined) {
+        // As cp(1): relinking a name onto itself would only touch its time; say so instead.
+        const from = await resolveParent(tree, source);
+        if (from.name === name && sameDirectory(from.dir, dir)) throw new InvalidInputError('SOURCE and DESTINATION are the same file');
+      }
       const cap: FileCap = node.cap;
       const now = Date.now();
       const metadata: EntryMetadata = { size: cap.size, mtimeMs: now, ctimeMs: now };
@@ -88,3 +93,7 @@ export const cpCommand: CommandModule<GlobalArgs, CpArgs> = {
     });
   },
 };
+
+function sameDirectory(a: Directory, b: Directory): boolean {
+  return Buffer.compare(Buffer.from(a.cap.storageIndex), Buffer.from(b.cap.storageIndex)) === 0;
+}
