@@ -37,6 +37,9 @@ export interface BenchSizes {
   /** Adds measured (and averaged) at each checkpoint, and in every run at the last one. */
   addsPerCheckpoint: number;
   connectSamples: number;
+  /** `sftp cp` on the server of a small and a big file (capstan: the same time for both). */
+  copySmall: number;
+  copyBig: number;
 }
 
 export const FULL_SIZES: BenchSizes = {
@@ -51,6 +54,8 @@ export const FULL_SIZES: BenchSizes = {
   dirCheckpoints: [100, 1000, 10_000],
   addsPerCheckpoint: 20,
   connectSamples: 5,
+  copySmall: 1 * MiB,
+  copyBig: 1 * GiB,
 };
 
 /** --quick: a smoke run (CI); every workload runs, with sizes that prove nothing about speed. */
@@ -66,6 +71,8 @@ export const QUICK_SIZES: BenchSizes = {
   dirCheckpoints: [10, 50, 100],
   addsPerCheckpoint: 3,
   connectSamples: 2,
+  copySmall: 1 * MiB,
+  copyBig: 32 * MiB,
 };
 
 /** Per-server samples (one per run), keyed by server name. */
@@ -129,6 +136,9 @@ export interface BenchResults {
   s3?: S3Results;
   /** Workloads a server could not do, with the reason (reported as not applicable). */
   notApplicable: Record<string, Partial<Record<ServerName, string>>>;
+  /** ms of one `sftp cp` on the server of the small and of the big copy source, per server (copy workload). */
+  copySmallMs: Samples;
+  copyBigMs: Samples;
   /** Untimed setup the budget still pays for (data generation, directory population), seconds. */
   setupSeconds: Record<string, number>;
 }
@@ -153,6 +163,8 @@ export function emptyResults(cipher: string, connectMs: Map<string, number>): Be
     rssByWorkload: {},
     growth: [],
     notApplicable: {},
+    copySmallMs: {},
+    copyBigMs: {},
     setupSeconds: {},
   };
 }

@@ -158,6 +158,26 @@ export function isFlat(bigPeak: number, hugePeak: number): boolean {
   return hugePeak <= bigPeak + Math.max(0.1 * bigPeak, 20);
 }
 
+/** `sftp cp` of the small and the big file (ms), and capstan's big copy against its small one (a relink: about equal). */
+function copyRows(r: BenchResults, sizes: BenchSizes): (Row | undefined)[] {
+  const o: CompareOptions = { fmt: fixed(1), workload: 'copy', servers: [C, O] };
+  const rows = [
+    compareRow(r, `\`sftp cp\` of a ${size(sizes.copySmall)} file on the server (ms; less is better)`, r.copySmallMs, o),
+    compareRow(r, `\`sftp cp\` of a ${size(sizes.copyBig)} file on the server (ms; less is better)`, r.copyBigMs, o),
+  ];
+  const small = med(r.copySmallMs, C);
+  const big = med(r.copyBigMs, C);
+  if (small !== undefined && big !== undefined) {
+    const ratio = big / small;
+    rows.push(
+      capstanRow(`capstan's \`sftp cp\` of ${size(sizes.copyBig)} against ${size(sizes.copySmall)} (time ratio)`, `${ratio.toFixed(2)}×`, [
+        checkTarget('copyBigOverSmall', ratio),
+      ]),
+    );
+  }
+  return rows;
+}
+
 export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
   const rows: (Row | undefined)[] = [];
   const mbps = fixed(1);
@@ -248,6 +268,7 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
       ),
     );
   }
+  rows.push(...copyRows(r, sizes));
   const byWorkload = Object.entries(r.rssByWorkload);
   if (byWorkload.length > 0) {
     rows.push(
@@ -400,6 +421,8 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
     samplesLine('server RSS MiB after the concurrent runs', r.concurrentAfterMiB, fixed(0)),
     samplesLine('one more entry in the full directory, ms', r.oneMoreMs, fixed(2)),
     samplesLine('ls -l s', r.lsSeconds, fixed(3)),
+    samplesLine(`sftp cp of ${size(meta.sizes.copySmall)}, ms`, r.copySmallMs, fixed(1)),
+    samplesLine(`sftp cp of ${size(meta.sizes.copyBig)}, ms`, r.copyBigMs, fixed(1)),
   ]) {
     if (l) lines.push(l);
   }

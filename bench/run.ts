@@ -12,6 +12,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { emptyResults, FULL_SIZES, measureConnect, QUICK_SIZES, type BenchContext, type BenchSizes } from './context.js';
+import { copyWorkload } from './copy.js';
 import { summariseProfileFile } from './cpu-profile.js';
 import { MiB } from './data.js';
 import { directoryWorkload, smallFilesWorkload } from './directories.js';
@@ -42,7 +43,7 @@ import { bigFileWorkload, concurrentWorkload, hugeFileWorkload } from './transfe
  * later reading measures that burst, not the upload. Those are reported as
  * they are, per workload, in their own row.
  */
-export const WORKLOADS = ['huge', 'transfer', 'small', 'concurrent', 'dirs', 's3'] as const;
+export const WORKLOADS = ['huge', 'transfer', 'small', 'concurrent', 'dirs', 's3', 'copy'] as const;
 type WorkloadName = (typeof WORKLOADS)[number];
 
 /** Default time budget of a full run: extra runs stop being added after this (the goal is 10-12 min on 2 cores). */
@@ -67,6 +68,7 @@ const HELP = `npm run bench -- [options]     (or: node dist-bench/bench/run.js [
   --only LIST        comma-separated subset of: ${WORKLOADS.join(', ')}
   --big-mib N        size of the put/get file, also through S3 (default 1024; --quick: 8)
   --huge-mib N       size of the file of the memory check (default 4096; --quick: 32)
+  --copy-mib N       size of the big file of the copy workload (default 1024; --quick: 32)
   --capstan-only     start neither OpenSSH nor rclone (no ratios)
   --no-rclone        do not start rclone serve sftp (no capstan / rclone ratios)
   --no-fsync         run capstan with [storage] fs.fsync = false
@@ -104,6 +106,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       budget: { type: 'string' },
       'big-mib': { type: 'string' },
       'huge-mib': { type: 'string' },
+      'copy-mib': { type: 'string' },
       out: { type: 'string' },
       json: { type: 'string' },
       only: { type: 'string' },
@@ -127,6 +130,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   for (const [flag, key] of [
     ['big-mib', 'bigFile'],
     ['huge-mib', 'hugeFile'],
+    ['copy-mib', 'copyBig'],
   ] as const) {
     const value = values[flag];
     if (value === undefined) continue;
@@ -227,6 +231,7 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
       concurrent: () => concurrentWorkload(ctx, results),
       dirs: () => directoryWorkload(ctx, results),
       s3: () => s3Workload(ctx, results, { repo: REPO, workDir }),
+      copy: () => copyWorkload(ctx, results),
     };
     const workloads = WORKLOADS.filter((w) => o.only.includes(w)).map((w) => all[w]());
     const tracker = new RssTracker(capstan.pid);

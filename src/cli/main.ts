@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { accountCommand } from './commands/account.js';
 import { banCommand } from './commands/ban.js';
 import { checkCommand } from './commands/check.js';
+import { cpCommand } from './commands/cp.js';
 import { demoCommand } from './commands/demo.js';
 import { exchangeCommand } from './commands/exchange.js';
 import { gcCommand } from './commands/gc.js';
@@ -60,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
     .command(getCommand)
     .command(rmCommand)
     .command(mvCommand)
+    .command(cpCommand)
     .command(lnCommand)
     .command(exchangeCommand)
     .command(readonlyCommand)

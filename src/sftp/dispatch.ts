@@ -179,10 +179,12 @@ async function open(ctx: SessionContext, id: number, path: string, flags: number
     const node = await view.node(path);
     if (node.kind === 'directory') throw new IsADirectoryError('is a directory');
     if (node.kind !== 'file') throw new PermissionError('this kind of object cannot be read');
-    const reader = await view.tree.openFile(node.cap as FileCap);
+    const cap = node.cap as FileCap;
+    const reader = await view.tree.openFile(cap);
     const attrs =
       node.loc.kind === 'base' || node.entry === undefined ? view.attrsOfCap(node.cap) : view.attrsOfEntry(node.entry, node.loc.dir);
-    return handlePacket(id, handles.add(new ReadHandle(reader, node.loc.path, attrs)));
+    const place = node.loc.kind === 'entry' ? { dir: node.loc.dir.cap, name: node.loc.name } : undefined;
+    return handlePacket(id, handles.add(new ReadHandle(reader, node.loc.path, attrs, cap, place)));
   }
   const quota = await ctx.quota?.beforeOpen(path);
   const handle = await view.openWrite(path, {

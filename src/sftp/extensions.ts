@@ -1,5 +1,6 @@
 import { PermissionError } from '../errors.js';
 import { checkFileRequest } from './check-file.js';
+import { copyDataRequest } from './copy-data.js';
 import type { SessionContext } from './dispatch.js';
 import { STATUS } from './protocol/constants.js';
 import { limitsReply, STATVFS_FLAG_NOSUID, STATVFS_FLAG_RDONLY, type StatVfs, statusPacket, statvfsReply } from './protocol/replies.js';
@@ -15,7 +16,12 @@ import type { UserTree } from './user-tree.js';
  */
 
 /** Extensions that change something (refused in a read-only session, run alone); the rest only read. */
-const WRITING_EXTENSIONS: ReadonlySet<string> = new Set(['posix-rename@openssh.com', 'hardlink@openssh.com', 'fsync@openssh.com']);
+const WRITING_EXTENSIONS: ReadonlySet<string> = new Set([
+  'posix-rename@openssh.com',
+  'hardlink@openssh.com',
+  'fsync@openssh.com',
+  'copy-data',
+]);
 
 export function extensionWrites(name: string): boolean {
   return WRITING_EXTENSIONS.has(name);
@@ -106,6 +112,8 @@ export async function extendedRequest(ctx: SessionContext, id: number, name: str
     case 'limits@openssh.com':
       fields(data, [] as const);
       return limitsReply(id, ctx.handles.max);
+    case 'copy-data':
+      return copyDataRequest(ctx, id, data);
     case 'check-file-name':
     case 'check-file-handle':
       return checkFileRequest(ctx, id, name, data);

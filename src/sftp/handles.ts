@@ -1,3 +1,4 @@
+import type { DirectoryCap, FileCap } from '../cap/index.js';
 import type { DirEntry, FileReader } from '../tree/index.js';
 import { LIMITS, STATUS } from './protocol/constants.js';
 import { SftpStatusError } from './status.js';
@@ -6,14 +7,25 @@ import type { WriteHandle } from './write-handle.js';
 import type { SftpAttrs } from './attrs.js';
 import type { OverlayItem } from './overlay.js';
 
+/** Where a name lives: its directory and the name in it (absent for a /uri file cap opened directly). */
+export interface NamePlace {
+  dir: DirectoryCap;
+  name: string;
+}
+
 /** A file opened for reading only: an immutable file, so reads need no ordering. */
 export class ReadHandle {
   readonly kind = 'read' as const;
-  /** `attrs`: what the file looked like at OPEN, for FSTAT (the name may since point elsewhere). */
+  /**
+   * `attrs`: what the file looked like at OPEN, for FSTAT (the name may since point elsewhere);
+   * `cap`: the immutable file read (copy-data relinks it); `place`: the name it was opened by.
+   */
   constructor(
     readonly reader: FileReader,
     readonly path: ParsedPath,
     readonly attrs: SftpAttrs,
+    readonly cap: FileCap,
+    readonly place: NamePlace | undefined,
   ) {}
 }
 

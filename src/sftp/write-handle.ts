@@ -26,7 +26,9 @@ import { SftpStatusError } from './status.js';
  * new bytes follow); stream/clean/fresh→spool on anything out of order (a
  * partial stream is finished, then read back into the spool). Truncating to
  * 0 goes back to fresh. After a commit (CLOSE or fsync) the handle is clean
- * with the committed file as base.
+ * with the committed file as base. relink (copy-data of a whole file into a
+ * handle still empty) makes it clean with that file as base, but dirty: CLOSE
+ * then links the same cap, without reading or writing a byte.
  *
  * The caller (the session's scheduler) never runs two methods of one handle
  * at once, and every method finishes its I/O before resolving, so the
@@ -140,6 +142,27 @@ export class WriteHandle implements OverlayItem {
       await spool.write(offset, data);
       this.#size = Math.max(this.#size, offset + data.length);
     }
+    this.#touched();
+  }
+
+  /** Whether `relink` may replace the content: nothing is written yet and nothing old is kept. */
+  get canRelink(): boolean {
+    const kind = this.#state.kind;
+    return this.#size === 0 && (kind === 'fresh' || kind === 'clean');
+  }
+
+  /**
+   * Makes the content exactly the immutable file `cap` (copy-data of a whole
+   * file into an empty handle): no byte is read or written, so CLOSE links
+   * that same cap whatever its size. Later writes treat it as the base, as
+   * for a file opened without TRUNC.
+   */
+  async relink(cap: FileCap, size: number): Promise<void> {
+    this.#usable();
+    if (!this.canRelink) throw new SftpStatusError(STATUS.FAILURE, 'the handle already holds data');
+    await this.#release();
+    this.#state = { kind: 'clean', base: cap };
+    this.#size = size;
     this.#touched();
   }
 
@@ -306,6 +329,8 @@ export class WriteHandle implements OverlayItem {
 
   async #finishUpload(): Promise<UploadResult> {
     const s = this.#state;
+    // Dirty and clean: the content is a relinked file (see relink); its manifest already has the checksums.
+    if (s.kind === 'clean') return { cap: s.base, size: this.#size, checksums: await (await this.#baseReader(s)).checksums() };
     if (s.kind === 'stream') {
       this.#state = { kind: 'broken' };
       try {

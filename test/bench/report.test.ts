@@ -174,6 +174,21 @@ describe('report', () => {
     expect(md).toMatch(/^\| `putCpuSecondsPerGiB` ≤ 8 CPU-s \| .* \| 8\.00 \| met \|$/m);
   });
 
+  it("shows sftp cp for capstan and OpenSSH (rclone n/a) and checks capstan's big copy against its small one", () => {
+    const r = emptyResults('c', new Map());
+    r.copySmallMs = { capstan: [40, 60, 50], OpenSSH: [20] };
+    r.copyBigMs = { capstan: [55, 45, 50], OpenSSH: [900] };
+    r.notApplicable['copy'] = { rclone: 'no copy-data' };
+    const md = renderReport(r, machine, meta);
+    expect(row(md, '`sftp cp` of a 1 MiB file')).toBe(
+      '| `sftp cp` of a 1 MiB file on the server (ms; less is better) | 50.0 | 20.0 | 2.50× | n/a: no copy-data |  |  |  |',
+    );
+    expect(row(md, '`sftp cp` of a 32 MiB file')).toMatch(/\| 50\.0 \| 900\.0 \| 0\.06× \| n\/a: no copy-data \|/);
+    expect(row(md, "capstan's `sftp cp` of 32 MiB against 1 MiB")).toMatch(/\| 1\.00× \| .* \| ≤ 2 × the small copy \| met \|$/);
+    r.copyBigMs = { capstan: [500] };
+    expect(row(renderReport(r, machine, meta), "capstan's `sftp cp`")).toMatch(/\| 10\.00× \| .* \| not met \|$/);
+  });
+
   it('takes the highest run for memory peaks and shows only capstan and rclone there', () => {
     const r = emptyResults('c', new Map());
     r.concurrentMBps = { capstan: [100, 120, 110], OpenSSH: [200, 200, 200], rclone: [150] };

@@ -172,11 +172,15 @@ describe('--json', () => {
     await expectDocumented('`capstan check --json', [good, report]);
   });
 
-  it('ln prints one document and exchange one line per account, without caps', async () => {
+  it('ln and cp print one document and exchange one line per account, without caps', async () => {
     const src = (await ok(['mkdir', `${root}/shared`])).trim();
     const linked = jsonDocument(await ok(['ln', '--json', '--readonly', src, `${root}/shared-ro`]));
     expect(linked).toEqual({ name: 'shared-ro', type: 'directory', access: 'read', replaced: false });
     await expectDocumented('`capstan ln --json', [linked]);
+    await ok(['put', '-', `${root}/to-copy.txt`], 'copy me');
+    const copied = jsonDocument(await ok(['cp', '--json', `${root}/to-copy.txt`, `${root}/copied.txt`]));
+    expect(copied).toEqual({ name: 'copied.txt', size: 7, replaced: false });
+    await expectDocumented('`capstan cp --json', [copied]);
 
     const text = await ok(['exchange', '--json', 'alice', 'bob']);
     expect(text).not.toMatch(CAP_IN_TEXT);

@@ -157,6 +157,37 @@ describe('events from SFTP operations', () => {
     await expectMatchesSchema(events);
   });
 
+  it('copy-data records the upload a CLOSE of that content would: size and the manifest checksums', async () => {
+    await call((cb) => sftp.writeFile('/cp-src.bin', big, cb));
+    await drain();
+    const raw = await RawSftp.open(client);
+    await raw.init();
+    const handleOf = async (id: number, name: string, pflags: number): Promise<Buffer> => {
+      raw.send(3, u32(id), str(name), u32(pflags), u32(0));
+      return readString((await raw.next())!.payload, 4)[0];
+    };
+    const from = await handleOf(1, '/cp-src.bin', 1);
+    const to = await handleOf(2, '/cp-dst.bin', 0x02 | 0x08 | 0x10);
+    raw.send(200, u32(3), str('copy-data'), str(from), u64(0), u64(0), str(to), u64(0));
+    expect(status((await raw.next())!).code).toBe(0);
+    for (const [id, h] of [
+      [4, from],
+      [5, to],
+    ] as const) {
+      raw.send(4, u32(id), str(h));
+      expect(status((await raw.next())!).code).toBe(0);
+    }
+    const events = await drain();
+    expect(events.map((e) => [e.operation, e.path, e.size])).toEqual([['upload', 'cp-dst.bin', big.length]]);
+    expect(events[0]!.checksums).toEqual([
+      { type: 'sha256', value: digest('sha256', big) },
+      { type: 'md5', value: digest('md5', big) },
+      { type: 'sha1', value: digest('sha1', big) },
+    ]);
+    await expectMatchesSchema(events);
+    raw.channel.close();
+  });
+
   it('a full outbox refuses the upload before anything is linked', async () => {
     const tinyBox = await mkdtemp(path.join(tmpdir(), 'capstan-full-'));
     const full = await Outbox.open(tinyBox, { maxEvents: 1, sinks: ['never'] });

@@ -192,6 +192,17 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     expect((await readFile(path.join(work, 'hello-back.bin'))).equals(content)).toBe(true);
   }, 30_000);
 
+  it('sftp cp (copy-data) through one gateway of a file put through the other: byte-identical through both', async () => {
+    const [a, b] = gateways as [RunningGateway, RunningGateway];
+    const content = randomBytes(700_000);
+    await writeFile(path.join(work, 'to-copy.bin'), content);
+    await sftpOk(b, ['put to-copy.bin /to-copy.bin']);
+    await sftpOk(a, ['cp /to-copy.bin /copied.bin']);
+    await sftpOk(b, ['get /copied.bin copied-back.bin', 'get /to-copy.bin to-copy-back.bin']);
+    expect((await readFile(path.join(work, 'copied-back.bin'))).equals(content)).toBe(true);
+    expect((await readFile(path.join(work, 'to-copy-back.bin'))).equals(content)).toBe(true);
+  }, 30_000);
+
   it('8 clients on each gateway putting 25 files each into one directory at once: exactly 400 entries, none gave up', async () => {
     const [a] = gateways as [RunningGateway, RunningGateway];
     await sftpOk(a, ['mkdir /race']);

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, stat, truncate, utimes, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DirectoryCap } from '../../src/cap/index.js';
 import { SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
 import { missing, remote, scp, sftpBatch, skipNotice, ssh } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
@@ -117,6 +118,28 @@ describe.skipIf(noSftp)('OpenSSH sftp', () => {
     expect(sha(await readFile(join(work, 'linked.back')))).toBe(sha(content));
     await ok(['ln -s linked.bin sym.bin', 'get sym.bin sym.back', 'rm sym.bin']);
     expect(sha(await readFile(join(work, 'sym.back')))).toBe(sha(content));
+  });
+
+  it('cp copies on the server (copy-data): byte-identical, the source unchanged, the same immutable file', async () => {
+    const content = randomBytes(5 * CHUNK + 17);
+    await local('cp-src.bin', content);
+    await ok(['mkdir cpdir', 'put cp-src.bin', 'cp cp-src.bin cpdir/copy.bin', 'get cpdir/copy.bin cp.back', 'get cp-src.bin cp-src.back']);
+    expect(sha(await readFile(join(work, 'cp.back')))).toBe(sha(content));
+    expect(sha(await readFile(join(work, 'cp-src.back')))).toBe(sha(content));
+    const root = gw.tree.directory(gw.root);
+    const dir = gw.tree.directory((await gw.tree.resolve(gw.root, ['cpdir'])).cap as DirectoryCap);
+    expect((await dir.lookup('copy.bin'))?.cap.toString()).toBe((await root.lookup('cp-src.bin'))?.cap.toString());
+    // The same cap would come from a real copy too (convergent encryption): the gateway says which it was.
+    expect(gw.logs.filter((l) => l.event === 'copy-data').map((l) => [l.relinked, l.bytes])).toEqual([[true, content.length]]);
+    // Over an existing file, and of an empty file; a directory is refused by the client (not a regular file).
+    await local('cp-empty', '');
+    await ok(['put cp-empty', 'cp cp-empty cpdir/copy.bin', 'get cpdir/copy.bin cp-empty.back']);
+    expect((await readFile(join(work, 'cp-empty.back'))).length).toBe(0);
+    const r = await sftpBatch(gw.alice, work, ['cp cpdir cpdir2']);
+    expect(r.code).not.toBe(0);
+    const missingSource = await sftpBatch(gw.alice, work, ['cp nothing-here.bin x.bin']);
+    expect(missingSource.code).not.toBe(0);
+    expect(missingSource.stderr).toMatch(/No such file/);
   });
 
   it('round-trips sizes around the literal and chunk boundaries', async () => {

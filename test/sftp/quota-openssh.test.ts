@@ -49,4 +49,22 @@ describe.skipIf(noSftp !== undefined)('quotas with OpenSSH sftp', () => {
     const back = await sftpBatch(gw.alice, work, ['ls -l f']);
     expect(back.stdout).toMatch(/40960/);
   });
+
+  it('cp (copy-data, a relink) counts like an upload of that size, and is refused past the quota', async () => {
+    await writeFile(join(work, 'tiny'), Buffer.alloc(10 * 1024, 3));
+    const put = await sftpBatch(gw.alice, work, ['put tiny t1']);
+    expect(put.code, put.stderr).toBe(0);
+    const before = { ...(await guard.usageOf('alice', gw.root)) };
+    const copied = await sftpBatch(gw.alice, work, ['cp t1 t2']);
+    expect(copied.code, copied.stderr).toBe(0);
+    const after = { ...(await guard.usageOf('alice', gw.root)) };
+    expect([after.bytes - before.bytes, after.files - before.files]).toEqual([10 * 1024, 1]);
+    const refused = await sftpBatch(gw.alice, work, ['cp t1 t3']); // 70 KiB > 64 KiB
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/Failure|quota/i);
+    const listed = await sftpBatch(gw.alice, work, ['ls']);
+    expect(listed.stdout).toMatch(/t2/);
+    expect(listed.stdout).not.toMatch(/t3/);
+    expect((await guard.usageOf('alice', gw.root)).bytes).toBe(after.bytes);
+  });
 });

@@ -78,6 +78,8 @@ export const EXTENSIONS: ReadonlyArray<readonly [string, string]> = [
   ['hardlink@openssh.com', '1'],
   ['fsync@openssh.com', '1'],
   ['limits@openssh.com', '1'],
+  // OpenSSH PROTOCOL 4.10 (no @openssh.com: the draft's name), which `sftp cp` uses (copy-data.ts).
+  ['copy-data', '1'],
   // draft-ietf-secsh-filexfer-extensions-00 section 3: whole-file sha256, md5, sha1 from the manifest (check-file.ts).
   ['check-file-name', '1'],
   ['check-file-handle', '1'],

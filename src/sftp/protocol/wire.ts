@@ -74,6 +74,14 @@ export class WireReader {
     return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
   }
 
+  /** A uint64 exactly, for the few requests whose answer depends on values past 2^53 (copy-data). */
+  u64Exact(): bigint {
+    this.#need(8, 'uint64');
+    const v = this.buf.readBigUInt64BE(this.#at);
+    this.#at += 8;
+    return v;
+  }
+
   /** A string's bytes, as a view into the packet (no copy). */
   bytes(): Buffer {
     const len = this.u32();
