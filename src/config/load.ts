@@ -53,7 +53,7 @@ export interface NodeConfig {
   /** [quota], paths absolute. */
   quota: { file: string; usageFile: string };
   /** [snapshots] (docs/spec/snapshots.md). */
-  snapshots: { browse: boolean };
+  snapshots: { browse: boolean; schedule: 'off' | 'hourly' | 'daily'; keep: { hourly: number; daily: number; weekly: number } };
 }
 
 /** [storage] s3.*: the S3 chunk backend (used when backend = s3; endpoint and bucket are then required). */
@@ -172,7 +172,11 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
     defender: resolveDefender(raw.defender, inNode),
     limits: resolveLimits(raw.limits),
     quota: { file: inNode(raw.quota.file), usageFile: inNode(raw.quota.usage_file) },
-    snapshots: { browse: raw.snapshots.browse },
+    snapshots: {
+      browse: raw.snapshots.browse,
+      schedule: raw.snapshots.schedule,
+      keep: { hourly: raw.snapshots.keep_hourly, daily: raw.snapshots.keep_daily, weekly: raw.snapshots.keep_weekly },
+    },
     events: resolveEvents(raw.events, inNode),
   };
 }

@@ -223,6 +223,18 @@ export const SCHEMA = {
       'true',
       'Serve a read-only /.snapshots/ folder in every writable account root: the snapshots of the root, by UTC time (docs/operations.md, Snapshots). Hidden from the root listing.',
     ),
+    schedule: key(
+      enumType(['off', 'hourly', 'daily'] as const),
+      'off',
+      'Take a snapshot of every account root (accounts file, write caps) at the start of every hour or day, UTC. With several gateways on one slot store, one of them takes each period.',
+    ),
+    keep_hourly: key(intType(0, 100_000), '24', 'Scheduled snapshots kept: the newest of each of the last N hours.'),
+    keep_daily: key(intType(0, 100_000), '14', 'Scheduled snapshots kept: the newest of each of the last N UTC days.'),
+    keep_weekly: key(
+      intType(0, 100_000),
+      '8',
+      'Scheduled snapshots kept: the newest of each of the last N weeks (Monday to Sunday, UTC). A snapshot any rule keeps stays; manual ones are never removed by the schedule.',
+    ),
   },
 } as const;
 

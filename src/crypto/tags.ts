@@ -35,6 +35,8 @@ export const TAG = {
   homeSlot: 'capstan-v1:home:slot',
   homeRecord: 'capstan-v1:home:record',
   homeCheck: 'capstan-v1:home:check',
+  /** Storage index of the slot that says which period's scheduled snapshots were taken (docs/spec/snapshots.md). */
+  snapshotSchedule: 'capstan-v1:snapshots:schedule',
 } as const;
 
 export type Tag = (typeof TAG)[keyof typeof TAG];

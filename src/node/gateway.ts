@@ -10,6 +10,7 @@ import { formatHostPort, type HostPort, type NodeConfig } from '../config/index.
 import { startEvents, type EventsService } from '../events/index.js';
 import type { Logger } from '../log.js';
 import { startSftpServer } from '../sftp/index.js';
+import { accountRoots, SnapshotSchedule } from './snapshot-schedule.js';
 import { GatewayStats } from '../sftp/stats.js';
 import { addressOf, serveNodeStores, type NodeSocketServer } from '../store/index.js';
 import { createTree, type Tree } from '../tree/index.js';
@@ -188,6 +189,18 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         logger: log,
       });
       closers.add('accounts', () => authenticator.close());
+      if (config.snapshots.schedule !== 'off') {
+        const schedule = new SnapshotSchedule({
+          tree,
+          slots,
+          every: config.snapshots.schedule,
+          keep: config.snapshots.keep,
+          roots: () => accountRoots(accountsFile),
+          logger: log,
+        });
+        schedule.start();
+        closers.add('snapshot schedule', () => schedule.close());
+      }
       await mkdir(dirname(config.quota.usageFile), { recursive: true, mode: 0o700 });
       const quota = await QuotaGuard.open({
         quotasFile: config.quota.file,

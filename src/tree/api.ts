@@ -201,8 +201,8 @@ export interface Tree {
   openFile(cap: FileCap, options?: AbortOptions): Promise<FileReader>;
   /** For check/gc: the manifest and chunk addresses of a file, from its read or verify cap. */
   fileChunks(cap: FileCap | FileVerifyCap, options?: AbortOptions): Promise<FileChunkList | undefined>;
-  /** Takes a snapshot of the tree under a directory write cap, in O(1). */
-  createSnapshot(cap: DirectoryWriteCap, options?: AbortOptions): Promise<Snapshot>;
+  /** Takes a snapshot of the tree under a directory write cap, in O(1); `scheduledAt`: the schedule's period start. */
+  createSnapshot(cap: DirectoryWriteCap, options?: AbortOptions & { scheduledAt?: number | undefined }): Promise<Snapshot>;
   /** The snapshots of a directory, oldest first. */
   listSnapshots(cap: DirectoryCap, options?: AbortOptions): Promise<Snapshot[]>;
   /** Removes the snapshot a DIR-SNAP cap names (NotFoundError if it is gone). */

@@ -23,7 +23,7 @@ export { createTree, DEFAULT_MAX_ATTEMPTS, MAX_RESOLVE_DEPTH, type CreateTreeOpt
 export type { DirectoryUpdate, SlotRollback } from './dir/context.js';
 export { MemorySlotWatermarks, type SlotWatermarks } from './dir/watermarks.js';
 export { checkName, MAX_NAME_BYTES } from './names.js';
-export { snapshotNames } from './snapshots.js';
+export { HOUR_MS, isScheduledTime, snapshotNames } from './snapshots.js';
 export {
   linkShared,
   moveEntry,

@@ -14,8 +14,32 @@ function historyOf(slots: SlotStore): SlotHistory {
   return slots.history;
 }
 
+export const HOUR_MS = 3_600_000;
+
+/**
+ * Scheduled snapshots are taken at the start of an hour exactly, and only
+ * they are: a snapshot taken by hand at such a time is recorded 1 ms later,
+ * so retention (which removes scheduled snapshots only) can tell them apart
+ * (docs/spec/snapshots.md, Scheduled snapshots).
+ */
+export function isScheduledTime(ms: number): boolean {
+  return ms % HOUR_MS === 0;
+}
+
 /** Takes a snapshot of the directory `cap` (a write cap: only its writers may make the store keep its past). */
-export async function createSnapshot(slots: SlotStore, dir: Directory, createdMs: number, options: AbortOptions = {}): Promise<Snapshot> {
+export async function createSnapshot(
+  slots: SlotStore,
+  dir: Directory,
+  now: number,
+  options: AbortOptions & { scheduledAt?: number | undefined } = {},
+): Promise<Snapshot> {
+  let createdMs = now;
+  if (options.scheduledAt !== undefined) {
+    if (!isScheduledTime(options.scheduledAt)) throw new InvalidInputError('a scheduled snapshot is taken at the start of an hour');
+    createdMs = options.scheduledAt;
+  } else if (isScheduledTime(createdMs)) {
+    createdMs++;
+  }
   const cap = dir.cap;
   if (!(cap instanceof DirectoryWriteCap)) throw new InvalidInputError('a snapshot is taken with the directory’s write cap');
   // The directory must exist and not be removed: the count reads and verifies its current version.

@@ -150,7 +150,7 @@ class CapstanTree implements Tree {
     return files.fileChunks(this.ctx.chunks, cap, options);
   }
 
-  createSnapshot(cap: DirectoryWriteCap, options?: AbortOptions): Promise<Snapshot> {
+  createSnapshot(cap: DirectoryWriteCap, options?: AbortOptions & { scheduledAt?: number | undefined }): Promise<Snapshot> {
     return createSnapshot(this.ctx.slots, this.directory(cap), Date.now(), options);
   }
 
