@@ -161,8 +161,9 @@ describe('private.example/accounts', () => {
       .join('\n');
     const { accounts, errors } = parseAccountsFile(uncommented);
     expect(errors).toEqual([]);
-    expect([...accounts.keys()]).toEqual(['alice', 'bob@example.com']);
+    expect([...accounts.keys()]).toEqual(['alice', 'bob@example.com', 'backup']);
     expect(accounts.get('alice')!.keys).toHaveLength(2);
+    expect(accounts.get('backup')).toMatchObject({ rootCap: accounts.get('alice')!.rootCap, appendOnly: true });
     expect(accounts.get('bob@example.com')!.passwordHash).toMatch(/^\$scrypt\$/);
   });
 });
