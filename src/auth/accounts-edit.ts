@@ -82,7 +82,9 @@ export async function removeUser(path: string, user: string): Promise<number> {
 /**
  * Sets the options of every accepted line of `user` (an option is the
  * account's, so all its lines change together): each line's OPTIONS word is
- * replaced, added or dropped; the rest of the line is kept byte for byte.
+ * replaced, added or dropped, and its other words kept (a changed line is
+ * rewritten with single blanks between words); other lines are kept byte
+ * for byte.
  * Returns how many lines changed; writes only if some did. Throws
  * NotFoundError if `user` has no accepted line.
  */

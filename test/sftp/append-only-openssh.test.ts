@@ -144,6 +144,25 @@ describe.skipIf(skip)('append-only account, OpenSSH sftp', () => {
     expect(await content('kept/z')).toEqual(await readFile(join(work, c)));
   });
 
+  it('links: its own symbolic and hard links may be made and removed, but writing through a link to an old file is refused', async () => {
+    const other = await local('through-link', Buffer.from('written through a link\n'));
+    await ok(gw.backup, ['ln -s old.txt mylink', 'rm mylink', 'ln old.txt hard', 'rm hard', 'ln -s full/f keep-link']);
+    // A new link to an old file: the write follows it to the old file, which existed before.
+    await refused(`put ${other} keep-link`);
+    const r = await batch(gw.backup, ['ln -s old.txt link2', `-put ${other} link2`, 'rm link2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/Permission denied/);
+    expect(await content('old.txt')).toEqual(OLD);
+    expect(await content('full/f')).toEqual(OLD_IN_DIR);
+    expect(await content('hard')).toBeUndefined();
+    expect(await content('mylink')).toBeUndefined();
+    // The link made by an earlier session is protected like a file.
+    await refused('rm keep-link');
+    expect(await ok(gw.alice, ['ls -1'])).toMatch(/^keep-link$/m);
+    expect(gw.logs.some((l) => l['event'] === 'login' && l['user'] === 'backup' && l['appendOnly'] === true)).toBe(true);
+    expect(gw.logs.some((l) => l['event'] === 'append_only_refused' && l['op'] === 'open')).toBe(true);
+  });
+
   it('allows times and mode on what existed, refuses a size (truncate), as SETSTAT over ssh2', async () => {
     const { sftp } = await sessions.open(gw.port, 'backup', { privateKey: await readFile(gw.keyFile) });
     const setstat = (path: string, attrs: Record<string, number>) =>
