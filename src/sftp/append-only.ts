@@ -63,7 +63,7 @@ const denied = (what: string): SftpStatusError =>
   new SftpStatusError(STATUS.PERMISSION_DENIED, `append-only account: ${what} what existed before this session`);
 
 /** Bounded insertion-ordered set: adding past the bound forgets the oldest. */
-class RecentSet {
+export class RecentSet {
   readonly #items = new Set<string>();
   constructor(private readonly max: number) {}
 
