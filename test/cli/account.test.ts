@@ -123,6 +123,7 @@ describe('capstan account', () => {
     expect(await ok(['account', 'list'])).not.toContain('backup\toption');
     expect(await ok(['account', 'set', 'backup', '--append-only'])).toMatch(/^backup: append-only \(2 lines changed/);
     expect(parseAccountsFile(await readFile(accountsFile, 'utf8')).accounts.get('backup')).toMatchObject({ appendOnly: true });
+    expect(await ok(['account', 'show', 'backup'])).toMatch(/^accounts file 2 keys, append-only$/m);
     const unknown = await runCli(['-d', node, 'account', 'set', 'nobody', '--append-only']);
     expect(oneErrorLine(unknown)).toBe('capstan: no account named nobody');
   });
