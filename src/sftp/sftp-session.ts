@@ -5,6 +5,7 @@ import { AppendOnlyPolicy } from './append-only.js';
 import { HANDLERS, type Handler, type SessionContext } from './dispatch.js';
 import { type Handle, HandleTable } from './handles.js';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
+import { STATUS } from './protocol/constants.js';
 import { statusPacket } from './protocol/replies.js';
 import type { Request } from './protocol/requests.js';
 import { type ReplyTicket, type SftpByteStream, SftpTransport } from './protocol/transport.js';
@@ -125,12 +126,14 @@ export class SftpSession {
           // Checked here, as the request runs alone (writing requests are never shared), so no
           // other request of this session changes the tree between the check and the handler.
           const settle = await appendOnly?.admit(request, ctx).catch((err: unknown) => {
-            if (err instanceof SftpStatusError)
+            if (err instanceof SftpStatusError && err.status === STATUS.PERMISSION_DENIED)
               this.#log.info({ event: 'append_only_refused', op: requestName(request) }, 'append-only account: request refused');
             throw err;
           });
           packet = await handler.run(request, ctx);
-          await settle?.();
+          // The request succeeded: its reply stands even if recording fails (a name not recorded
+          // counts as existing before, which only refuses more).
+          await settle?.().catch((err: unknown) => this.#log.warn({ err }, 'append-only: a change was not recorded'));
         } catch (err) {
           const op = requestName(request);
           const { code, message } = toSftpStatus(err, this.#log, op);
