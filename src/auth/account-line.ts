@@ -23,9 +23,45 @@ export function isValidUserName(user: string): boolean {
   return USER_NAME_RE.test(user);
 }
 
+/**
+ * Options an account line may carry, in a word between USER and the key or
+ * hash (grammar in accounts-file.ts). Every field false is the meaning of a
+ * line without options.
+ */
+export interface AccountOptions {
+  /** Clients may add files and change what they added in the same session, never what was there before (src/sftp/append-only.ts). */
+  appendOnly: boolean;
+}
+
+/** The option names of the OPTIONS word, in the order formatOptions writes them. */
+export const ACCOUNT_OPTION_NAMES = ['append-only'] as const;
+
+export const NO_OPTIONS: Readonly<AccountOptions> = Object.freeze({ appendOnly: false });
+
+export function sameOptions(a: AccountOptions, b: AccountOptions): boolean {
+  return a.appendOnly === b.appendOnly;
+}
+
+/** The OPTIONS word for `options`, or undefined when every option is off (the line then has no OPTIONS word). */
+export function formatOptions(options: AccountOptions): string | undefined {
+  const names: string[] = [];
+  if (options.appendOnly) names.push('append-only');
+  return names.length > 0 ? names.join(',') : undefined;
+}
+
+/** Parses an OPTIONS word; undefined if any item is not a known option (the word is never echoed: it may be a secret). */
+function parseOptions(word: string): AccountOptions | undefined {
+  const options: AccountOptions = { ...NO_OPTIONS };
+  for (const item of word.split(',')) {
+    if (item === 'append-only') options.appendOnly = true;
+    else return undefined;
+  }
+  return options;
+}
+
 export type AccountLine =
-  | { kind: 'key'; user: string; rootCap: string; key: ParsedKey }
-  | { kind: 'password'; user: string; rootCap: string; passwordHash: string };
+  | { kind: 'key'; user: string; rootCap: string; key: ParsedKey; options: AccountOptions }
+  | { kind: 'password'; user: string; rootCap: string; passwordHash: string; options: AccountOptions };
 
 export type LineParseResult =
   | { kind: 'blank' }
@@ -40,6 +76,17 @@ export function accountLineWords(line: string): string[] | undefined {
   return trimmed.split(/\s+/);
 }
 
+/**
+ * Whether the second of a line's words is an OPTIONS word: USER OPTIONS
+ * KEY-OR-HASH ..., recognised by what follows it (a key type or a `$`
+ * hash), so that a line without one reads exactly as before options existed.
+ */
+export function hasOptionsWord(words: readonly string[]): boolean {
+  const [, second, third] = words;
+  if (second === undefined || third === undefined) return false;
+  return !isKeyTypeToken(second) && !second.startsWith('$') && (isKeyTypeToken(third) || third.startsWith('$'));
+}
+
 /** Parses one line of the accounts file. Never throws. */
 export function parseAccountLine(line: string, validateCap: CapValidator = defaultValidateCap): LineParseResult {
   if (line.length > MAX_LINE_LENGTH) return { kind: 'error', message: `line longer than ${MAX_LINE_LENGTH} characters` };
@@ -51,7 +98,16 @@ export function parseAccountLine(line: string, validateCap: CapValidator = defau
 
   if (!isValidUserName(user)) return error('invalid user name (allowed: A-Z a-z 0-9 . _ @ + -, 1 to 64 characters)');
   if (second === undefined || words.length < 3) return error('expected USER, then a public key or a $scrypt$ hash, then ROOTCAP');
+
+  if (hasOptionsWord(words)) {
+    const options = parseOptions(second);
+    if (options === undefined) return error(`unknown account option (known: ${ACCOUNT_OPTION_NAMES.join(', ')})`);
+    const rest = parseAccountLine([user, ...words.slice(2)].join(' '), validateCap);
+    if (rest.kind !== 'account') return rest;
+    return { kind: 'account', account: { ...rest.account, options } };
+  }
   const rootCap = words[words.length - 1]!;
+  const options = { ...NO_OPTIONS };
 
   if (second.startsWith('$scrypt$')) {
     if (words.length !== 3) return error('a password line is exactly: USER $scrypt$... ROOTCAP');
@@ -61,7 +117,7 @@ export function parseAccountLine(line: string, validateCap: CapValidator = defau
       return error((err as Error).message);
     }
     if (!validateCap(rootCap)) return error('invalid root capability');
-    return { kind: 'account', account: { kind: 'password', user, rootCap, passwordHash: second } };
+    return { kind: 'account', account: { kind: 'password', user, rootCap, passwordHash: second, options } };
   }
   if (second.startsWith('$')) return error('unsupported password hash scheme (only $scrypt$ is accepted)');
 
@@ -74,7 +130,7 @@ export function parseAccountLine(line: string, validateCap: CapValidator = defau
       return error((err as Error).message);
     }
     if (!validateCap(rootCap)) return error('invalid root capability');
-    return { kind: 'account', account: { kind: 'key', user, rootCap, key } };
+    return { kind: 'account', account: { kind: 'key', user, rootCap, key, options } };
   }
 
   // USER <word> ROOTCAP where <word> is neither a key type nor a hash: by far
@@ -119,4 +175,21 @@ export function formatPasswordLine(user: string, hash: string, rootCap: string, 
   checkUserAndCap(user, rootCap, validateCap);
   parsePasswordHash(hash);
   return `${user} ${hash} ${rootCap}`;
+}
+
+/**
+ * `line` (as made by formatKeyLine / formatPasswordLine, without options)
+ * with the OPTIONS word for `options` after its user; unchanged when every
+ * option is off.
+ */
+export function withOptions(line: string, options: AccountOptions): string {
+  const word = formatOptions(options);
+  if (word === undefined) return line;
+  const space = line.indexOf(' ');
+  const result = `${line.slice(0, space)} ${word}${line.slice(space)}`;
+  const reparsed = parseAccountLine(result, () => true);
+  if (reparsed.kind !== 'account' || !sameOptions(reparsed.account.options, options)) {
+    throw new InvalidInputError('the options would not read back as written');
+  }
+  return result;
 }

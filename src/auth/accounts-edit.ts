@@ -1,6 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidInputError, NotFoundError } from '../errors.js';
-import { accountLineWords, parseAccountLine, type CapValidator } from './account-line.js';
+import {
+  accountLineWords,
+  formatOptions,
+  hasOptionsWord,
+  parseAccountLine,
+  type AccountOptions,
+  type CapValidator,
+} from './account-line.js';
 import { MAX_ACCOUNTS_FILE_BYTES, parseAccountsFile, type LineError } from './accounts-file.js';
 import { keyFingerprint } from './ssh-key.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -72,10 +79,47 @@ export async function removeUser(path: string, user: string): Promise<number> {
   return removed;
 }
 
+/**
+ * Sets the options of every accepted line of `user` (an option is the
+ * account's, so all its lines change together): each line's OPTIONS word is
+ * replaced, added or dropped, and its other words kept (a changed line is
+ * rewritten with single blanks between words); other lines are kept byte
+ * for byte.
+ * Returns how many lines changed; writes only if some did. Throws
+ * NotFoundError if `user` has no accepted line.
+ */
+export async function setAccountOptions(path: string, user: string, options: AccountOptions, opts: EditOptions = {}): Promise<number> {
+  const before = await readIfExists(path);
+  if (before === undefined) throw new NotFoundError('accounts file not found');
+  const word = formatOptions(options);
+  const parts = before.split(/(\r?\n)/);
+  let named = 0;
+  let changed = 0;
+  for (let i = 0; i < parts.length; i += 2) {
+    const line = parts[i]!;
+    const parsed = parseAccountLine(line, opts.validateCap);
+    if (parsed.kind !== 'account' || parsed.account.user !== user) continue;
+    named++;
+    const words = accountLineWords(line)!;
+    const rest = words.slice(hasOptionsWord(words) ? 2 : 1);
+    const next = [user, ...(word !== undefined ? [word] : []), ...rest].join(' ');
+    if (next === line.trim()) continue;
+    parts[i] = next;
+    changed++;
+  }
+  if (named === 0) throw new NotFoundError(`no account named ${user}`);
+  const after = parts.join('');
+  const check = parseAccountsFile(after, opts);
+  if (check.faultyUsers.has(user)) throw new InvalidInputError('the edited lines of this user would be refused');
+  if (changed > 0) await writeFileAtomic(path, after);
+  return changed;
+}
+
 export interface AccountSummary {
   user: string;
   keys: { type: string; fingerprint: string }[];
   hasPassword: boolean;
+  appendOnly: boolean;
   /** Present only when asked for with includeCaps: it is a secret. */
   rootCap?: string;
 }
@@ -96,6 +140,7 @@ export async function listAccounts(path: string, opts: ListOptions = {}): Promis
         user,
         keys: account.keys.map((k) => ({ type: k.type, fingerprint: keyFingerprint(k) })),
         hasPassword: account.passwordHash !== undefined,
+        appendOnly: account.appendOnly,
         ...(opts.includeCaps === true ? { rootCap: account.rootCap } : {}),
       }),
     );

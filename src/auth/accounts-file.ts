@@ -7,11 +7,18 @@
  * character is `#` are ignored. Words are separated by runs of blanks. Every
  * other line is one account line, in one of two forms:
  *
- *     USER KEYTYPE BASE64 [COMMENT...] ROOTCAP        a public key
- *     USER $scrypt$ln=L,r=R,p=P$SALT$HASH ROOTCAP     a password hash
+ *     USER [OPTIONS] KEYTYPE BASE64 [COMMENT...] ROOTCAP        a public key
+ *     USER [OPTIONS] $scrypt$ln=L,r=R,p=P$SALT$HASH ROOTCAP     a password hash
  *
  * - USER matches `[A-Za-z0-9._@+-]{1,64}` (so e-mail addresses work); it is
  *   case-sensitive.
+ * - OPTIONS (optional) is one word: option names separated by commas, no
+ *   blanks. It is recognised by its place: the second word, when it is not a
+ *   key type and does not start with `$`, and the third word is a key type
+ *   or starts with `$`. The only option is `append-only` (account-line.ts
+ *   AccountOptions; what it means: src/sftp/append-only.ts). A name
+ *   repeated counts once. A line without OPTIONS has every option off, so a
+ *   file written before options existed reads exactly as it did.
  * - KEYTYPE BASE64 [COMMENT...] is an OpenSSH authorized_keys line without
  *   options; KEYTYPE is one of ssh-ed25519, ssh-rsa (>= 2048 bits),
  *   ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, ecdsa-sha2-nistp521 (see
@@ -22,20 +29,25 @@
  *   (by default `CS1:KIND:fields`).
  *
  * A user MAY have several key lines and at most one password line; all of a
- * user's lines MUST name the same ROOTCAP. The same key MAY appear for
- * several users (each login names its user).
+ * user's lines MUST name the same ROOTCAP and the same options (an option is
+ * the account's, not one key's). The same key MAY appear for several users
+ * (each login names its user), so one root may have an append-only user for
+ * the backup client and a full one for the operator who prunes.
  *
  * Errors: a line that breaks any rule is refused with an error naming its line
  * number (1-based) and the fault, never its content; the other lines still
- * load. In particular `USER WORD ROOTCAP` where WORD is neither a key type nor
- * a `$scrypt$` hash is refused as a plaintext password; a line naming a
- * different ROOTCAP than an earlier line of the same user is refused (the
- * earlier line wins); a second password line for a user is refused.
+ * load. In particular: an OPTIONS word naming an option this version does
+ * not know is refused (the message lists the known options, never the word);
+ * `USER WORD ROOTCAP` where WORD is neither a key type nor a `$scrypt$` hash
+ * is refused as a plaintext password; a line naming a different ROOTCAP or
+ * different options than an earlier line of the same user is refused (the
+ * earlier line wins; a key added with other options than the account's
+ * therefore cannot log in); a second password line for a user is refused.
  *
  * What a reload does with a file that has errors is decided in
  * reload-policy.ts.
  */
-import { parseAccountLine, defaultValidateCap, type CapValidator } from './account-line.js';
+import { parseAccountLine, defaultValidateCap, sameOptions, type CapValidator } from './account-line.js';
 import type { ParsedKey } from './ssh-key.js';
 
 /** Bound on the file read (and so on the accounts held): ~10^4 key lines. */
@@ -45,6 +57,8 @@ export interface Account {
   rootCap: string;
   keys: ParsedKey[];
   passwordHash?: string;
+  /** The `append-only` option: writes may not change or remove what existed before the session. */
+  appendOnly: boolean;
 }
 
 /** A refused line. `message` is safe to log; it never contains the line's text. */
@@ -96,12 +110,17 @@ export function parseAccountsFile(text: string, opts: ParseAccountsOptions = {})
       faultyUsers.add(line.user);
       continue;
     }
+    if (existing !== undefined && !sameOptions({ appendOnly: existing.appendOnly }, line.options)) {
+      errors.push({ line: lineNo, message: `names different options than line ${firstLine.get(line.user)} for the same user` });
+      faultyUsers.add(line.user);
+      continue;
+    }
     if (line.kind === 'password' && existing?.passwordHash !== undefined) {
       errors.push({ line: lineNo, message: `second password line for the same user (first on line ${firstLine.get(line.user)})` });
       faultyUsers.add(line.user);
       continue;
     }
-    const account = existing ?? { rootCap: line.rootCap, keys: [] };
+    const account: Account = existing ?? { rootCap: line.rootCap, keys: [], appendOnly: line.options.appendOnly };
     if (line.kind === 'password') account.passwordHash = line.passwordHash;
     else if (!account.keys.some((k) => k.equals(line.key))) account.keys.push(line.key);
     if (existing === undefined) {

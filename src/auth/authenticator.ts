@@ -12,6 +12,12 @@ interface LoginBase {
   user: string;
   method: 'publickey' | 'password';
   keyFingerprint?: string;
+  /**
+   * The session may add but not change what existed before it (src/sftp/append-only.ts).
+   * Only the accounts file can say so: the account server's answer is a cap
+   * and nothing else, and the user directories' records carry no such field.
+   */
+  appendOnly: boolean;
 }
 
 /**
@@ -181,7 +187,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     if (userDirectory!.passwordChecking) {
       const answer = await lookUp(user, password, meta);
       if (answer.kind === 'found' && answer.record.passwordAccepted === true) {
-        return accepted({ user, method: 'password', ...rootOf(answer.record.home) }, meta);
+        return accepted({ user, method: 'password', appendOnly: false, ...rootOf(answer.record.home) }, meta);
       }
       return refused(user, meta, answer.kind === 'unavailable' ? 'user directory unavailable' : 'unknown user or wrong password');
     }
@@ -196,7 +202,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       return null;
     }
     if (!matched) return refused(user, meta, 'wrong password');
-    return accepted({ user, method: 'password', ...rootOf(record.home) }, meta);
+    return accepted({ user, method: 'password', appendOnly: false, ...rootOf(record.home) }, meta);
   }
 
   async function checkPassword(user: string, password: string, meta: AuthAttemptMeta = {}): Promise<LoginResult | null> {
@@ -217,19 +223,26 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       return null;
     }
     if (account !== undefined) {
-      if (matched && hash !== undefined) return accepted({ user, rootCap: account.rootCap, method: 'password' }, meta);
+      if (matched && hash !== undefined)
+        return accepted({ user, rootCap: account.rootCap, method: 'password', appendOnly: account.appendOnly }, meta);
       return refused(user, meta, hash === undefined ? 'no password for this user' : 'wrong password');
     }
     if (validUser && accountServer !== undefined) {
       const rootCap = await accountServer.authenticate(user, password);
-      if (rootCap !== null) return accepted({ user, rootCap, method: 'password' }, meta);
+      if (rootCap !== null) return accepted({ user, rootCap, method: 'password', appendOnly: false }, meta);
     }
     return refused(user, meta, 'unknown user or wrong password');
   }
 
   function accepted(result: LoginResult, meta: AuthAttemptMeta): LoginResult {
     logger.info(
-      { user: result.user, method: result.method, keyFingerprint: result.keyFingerprint, remoteAddress: meta.remoteAddress },
+      {
+        user: result.user,
+        method: result.method,
+        keyFingerprint: result.keyFingerprint,
+        appendOnly: result.appendOnly,
+        remoteAddress: meta.remoteAddress,
+      },
       'password accepted',
     );
     return result;
@@ -255,14 +268,14 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
             );
             return null;
           }
-          return { user, method: 'publickey', keyFingerprint: fingerprint, ...rootOf(record.home) };
+          return { user, method: 'publickey', keyFingerprint: fingerprint, appendOnly: false, ...rootOf(record.home) };
         }
         const match = account?.keys.find((k) => keyMatches(k, key));
         if (account === undefined || match === undefined) {
           logger.debug({ ...who(user), keyFingerprint: fingerprint, remoteAddress: meta.remoteAddress }, 'public key not listed for user');
           return null;
         }
-        return { user, rootCap: account.rootCap, method: 'publickey', keyFingerprint: fingerprint };
+        return { user, rootCap: account.rootCap, method: 'publickey', keyFingerprint: fingerprint, appendOnly: account.appendOnly };
       } catch (err) {
         logger.error({ ...who(user), err: (err as Error).name }, 'public key lookup failed');
         return null;

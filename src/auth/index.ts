@@ -7,6 +7,11 @@ export {
   parseAccountLine,
   formatKeyLine,
   formatPasswordLine,
+  formatOptions,
+  withOptions,
+  NO_OPTIONS,
+  ACCOUNT_OPTION_NAMES,
+  type AccountOptions,
   type CapValidator,
   type AccountLine,
 } from './account-line.js';
@@ -21,6 +26,7 @@ export {
 export {
   addAccountLine,
   removeUser,
+  setAccountOptions,
   listAccounts,
   type AccountSummary,
   type EditOptions,

@@ -1,4 +1,4 @@
-import { listAccounts } from '../auth/index.js';
+import { listAccounts, type AccountSummary } from '../auth/index.js';
 import { NotFoundError } from '../errors.js';
 import { formatQuotaLine, parseSize, readQuotas, setQuotaLine, type Quota } from '../quota/index.js';
 import { loadNodeConfig, type GlobalArgs } from './context.js';
@@ -8,9 +8,14 @@ import { UsageError } from './errors.js';
 
 /** The root cap `user` already has in the accounts file, if any. */
 export async function existingRoot(accountsFile: string, user: string): Promise<string | undefined> {
+  return (await existingAccount(accountsFile, user))?.rootCap;
+}
+
+/** `user` as the accounts file defines it (root cap included), if it does. */
+export async function existingAccount(accountsFile: string, user: string): Promise<AccountSummary | undefined> {
   try {
     const { accounts } = await listAccounts(accountsFile, { includeCaps: true });
-    return accounts.find((a) => a.user === user)?.rootCap;
+    return accounts.find((a) => a.user === user);
   } catch (err) {
     if (err instanceof NotFoundError) return undefined;
     throw err;

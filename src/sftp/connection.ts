@@ -179,6 +179,8 @@ export class GatewayConnection {
       stats,
       limits: this.#deps.limits,
       quota: this.#deps.quota,
+      // Sessions start only after a login; were there none, the safer reading is append-only.
+      appendOnly: this.#login?.result.appendOnly ?? true,
       onActivity: () => this.#touch(),
       onPressure: (paused) => this.#pressure(session, paused),
     });

@@ -35,7 +35,9 @@ export interface SessionContext {
  * request type:
  * - `writes`: the request changes something. A read-only session (a read-cap
  *   root, or a gateway run read-only) refuses it here, in one place, with
- *   PERMISSION_DENIED before any lookup, as sftp-server -R does;
+ *   PERMISSION_DENIED before any lookup, as sftp-server -R does; in an
+ *   append-only session it is checked there too against what existed
+ *   before the session (append-only.ts);
  * - `shared`: it only reads, so it may run alongside other reads (see
  *   scheduler.ts); everything else runs alone, in arrival order;
  * - `run`: does the work and returns the one reply packet.

@@ -58,7 +58,7 @@ export function statvfsFor(view: UserTree): StatVfs {
 }
 
 /** Reads an extended request's own fields: each a string, exactly those, nothing after. */
-function fields<K extends readonly ('text' | 'bytes')[]>(
+export function extensionFields<K extends readonly ('text' | 'bytes')[]>(
   data: Buffer,
   kinds: K,
 ): { [I in keyof K]: K[I] extends 'text' ? string : Buffer } {
@@ -83,34 +83,34 @@ export async function extendedRequest(ctx: SessionContext, id: number, name: str
   const { view } = ctx;
   switch (name) {
     case 'posix-rename@openssh.com': {
-      const [from, to] = fields(data, ['text', 'text'] as const);
+      const [from, to] = extensionFields(data, ['text', 'text'] as const);
       await rename(view, from, to, true);
       return statusPacket(id, STATUS.OK);
     }
     case 'hardlink@openssh.com': {
-      const [from, to] = fields(data, ['text', 'text'] as const);
+      const [from, to] = extensionFields(data, ['text', 'text'] as const);
       await hardlink(view, from, to);
       return statusPacket(id, STATUS.OK);
     }
     case 'statvfs@openssh.com': {
-      const [path] = fields(data, ['text'] as const);
+      const [path] = extensionFields(data, ['text'] as const);
       await view.stat(path, true); // statvfs(2) of a missing path is ENOENT
       return statvfsReply(id, statvfsFor(view));
     }
     case 'fstatvfs@openssh.com': {
-      const [wire] = fields(data, ['bytes'] as const);
+      const [wire] = extensionFields(data, ['bytes'] as const);
       ctx.handles.get(wire);
       return statvfsReply(id, statvfsFor(view));
     }
     case 'fsync@openssh.com': {
-      const [wire] = fields(data, ['bytes'] as const);
+      const [wire] = extensionFields(data, ['bytes'] as const);
       const handle = ctx.handles.get(wire);
       if (handle.kind === 'write') await ctx.commit(handle, false);
       else if (handle.kind === 'dir') throw new PermissionError('not a file');
       return statusPacket(id, STATUS.OK);
     }
     case 'limits@openssh.com':
-      fields(data, [] as const);
+      extensionFields(data, [] as const);
       return limitsReply(id, ctx.handles.max);
     case 'copy-data':
       return copyDataRequest(ctx, id, data);

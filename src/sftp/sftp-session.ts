@@ -1,16 +1,18 @@
 import { PermissionError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { QuotaGuard } from '../quota/index.js';
+import { AppendOnlyPolicy } from './append-only.js';
 import { HANDLERS, type Handler, type SessionContext } from './dispatch.js';
 import { type Handle, HandleTable } from './handles.js';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
+import { STATUS } from './protocol/constants.js';
 import { statusPacket } from './protocol/replies.js';
 import type { Request } from './protocol/requests.js';
 import { type ReplyTicket, type SftpByteStream, SftpTransport } from './protocol/transport.js';
 import { SessionQuota } from './quota-hooks.js';
 import { RequestScheduler } from './scheduler.js';
 import type { GatewayStats } from './stats.js';
-import { toSftpStatus } from './status.js';
+import { SftpStatusError, toSftpStatus } from './status.js';
 import type { UserTree } from './user-tree.js';
 import type { WriteHandle } from './write-handle.js';
 
@@ -24,6 +26,8 @@ export interface SftpSessionOptions {
   onPressure(paused: boolean): void;
   /** Quota checks and usage deltas (src/quota/guard.ts states the exact semantics); none: no quotas. */
   quota?: QuotaGuard | undefined;
+  /** The account's `append-only` option: writes may not change what existed before this session (append-only.ts). */
+  appendOnly?: boolean | undefined;
   /** Per-session bounds (see limits.ts); defaults as there. */
   limits?: Pick<Limits, 'maxHandles' | 'maxPendingRequests' | 'maxPendingBytes' | 'maxOutputBacklog'> | undefined;
 }
@@ -42,12 +46,14 @@ export class SftpSession {
   readonly #maxOutput: number;
   readonly #onActivity: () => void;
   readonly #log: Logger;
+  readonly #appendOnly: AppendOnlyPolicy | undefined;
   #closed = false;
   #finished: Promise<void> | undefined;
 
   constructor(stream: SftpByteStream, opts: SftpSessionOptions) {
     this.#log = opts.logger;
     this.#onActivity = opts.onActivity;
+    this.#appendOnly = opts.appendOnly === true ? new AppendOnlyPolicy() : undefined;
     this.#maxOutput = opts.limits?.maxOutputBacklog ?? DEFAULT_LIMITS.maxOutputBacklog;
     const handles = new HandleTable(opts.limits?.maxHandles);
     this.#ctx = {
@@ -101,7 +107,9 @@ export class SftpSession {
     this.#onActivity();
     const handler = HANDLERS[request.type] as Handler<Request>;
     const ctx = this.#ctx;
-    const refused = handler.writes(request, ctx) && !ctx.view.writable;
+    const writes = handler.writes(request, ctx);
+    const refused = writes && !ctx.view.writable;
+    const appendOnly = writes ? this.#appendOnly : undefined;
     this.#scheduler.push({
       exclusive: refused ? false : !handler.shared(request, ctx),
       bytes: request.type === 'write' ? request.data.length : 0,
@@ -115,9 +123,19 @@ export class SftpSession {
           await this.#transport.roomFor(this.#maxOutput);
           if (this.#closed) return;
           if (refused) throw new PermissionError('read-only session');
+          // Checked here, as the request runs alone (writing requests are never shared), so no
+          // other request of this session changes the tree between the check and the handler.
+          const settle = await appendOnly?.admit(request, ctx).catch((err: unknown) => {
+            if (err instanceof SftpStatusError && err.status === STATUS.PERMISSION_DENIED)
+              this.#log.info({ event: 'append_only_refused', op: requestName(request) }, 'append-only account: request refused');
+            throw err;
+          });
           packet = await handler.run(request, ctx);
+          // The request succeeded: its reply stands even if recording fails (a name not recorded
+          // counts as existing before, which only refuses more).
+          await settle?.().catch((err: unknown) => this.#log.warn({ err }, 'append-only: a change was not recorded'));
         } catch (err) {
-          const op = request.type === 'extended' ? request.name || 'extended' : request.type;
+          const op = requestName(request);
           const { code, message } = toSftpStatus(err, this.#log, op);
           this.#log.debug({ op, status: code }, 'SFTP request failed');
           packet = statusPacket(request.id, code, message);
@@ -154,4 +172,9 @@ export class SftpSession {
       await handle.abandon();
     }
   }
+}
+
+/** A request's name for logs: its type, or an extension's name. */
+function requestName(request: Request): string {
+  return request.type === 'extended' ? request.name || 'extended' : request.type;
 }

@@ -170,7 +170,14 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
     decided = true;
     stats.loginsOk++;
     logger.info(
-      { event: 'login', remoteAddress, user: result.user, method: result.method, keyFingerprint: result.keyFingerprint },
+      {
+        event: 'login',
+        remoteAddress,
+        user: result.user,
+        method: result.method,
+        keyFingerprint: result.keyFingerprint,
+        appendOnly: result.appendOnly ? true : undefined, // only on append-only logins (undefined is left out)
+      },
       'login',
     );
     ctx.accept();

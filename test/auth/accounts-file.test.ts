@@ -83,7 +83,9 @@ describe('parseAccountsFile: refused lines', () => {
     ['FIDO key', () => `eve sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t ${CAP_A}`, /not supported/],
     ['certificate', () => `eve ssh-ed25519-cert-v01@openssh.com AAAA ${CAP_A}`, /not supported/],
     ['unknown key type', () => `eve ssh-foo ${ed.base64} x ${CAP_A}`, /unknown key type/],
-    ['authorized_keys options', () => `eve restrict ${ed.type} ${ed.base64} ${CAP_A}`, /unknown key type/],
+    // Where authorized_keys options would stand, capstan reads its own OPTIONS word.
+    ['authorized_keys options', () => `eve restrict ${ed.type} ${ed.base64} ${CAP_A}`, /unknown account option/],
+    ['unknown option hiding a secret', () => `eve ${secret} ${hash} ${CAP_A}`, /unknown account option \(known: append-only\)/],
     ['overlong line', () => `eve ${ed.type} ${ed.base64} ${'c'.repeat(17000)} ${CAP_A}`, /longer than/],
   ];
 
@@ -159,8 +161,9 @@ describe('private.example/accounts', () => {
       .join('\n');
     const { accounts, errors } = parseAccountsFile(uncommented);
     expect(errors).toEqual([]);
-    expect([...accounts.keys()]).toEqual(['alice', 'bob@example.com']);
+    expect([...accounts.keys()]).toEqual(['alice', 'bob@example.com', 'backup']);
     expect(accounts.get('alice')!.keys).toHaveLength(2);
+    expect(accounts.get('backup')).toMatchObject({ rootCap: accounts.get('alice')!.rootCap, appendOnly: true });
     expect(accounts.get('bob@example.com')!.passwordHash).toMatch(/^\$scrypt\$/);
   });
 });

@@ -84,6 +84,7 @@ describe('authenticator: public keys', () => {
         rootCap: CAP_A,
         method: 'publickey',
         keyFingerprint: keyFingerprint(k.public),
+        appendOnly: false,
       });
     }
     expect(await auth.acceptsPublicKey('bob', offered(ed))).toMatchObject({ user: 'bob', rootCap: CAP_B });
@@ -127,6 +128,7 @@ describe('authenticator: passwords', () => {
       user: 'bob',
       rootCap: CAP_B,
       method: 'password',
+      appendOnly: false,
     });
     expect(await auth.checkPassword('bob', 'bob secreT')).toBeNull();
     expect(log.lines.some((l) => l.user === 'bob' && l.remoteAddress === '192.0.2.7')).toBe(true);
@@ -168,6 +170,8 @@ describe('authenticator: passwords', () => {
       user: 'dora@example.com',
       rootCap: CAP_C,
       method: 'password',
+      // The account server's answer is a cap and nothing else: it cannot make an account append-only.
+      appendOnly: false,
     });
     expect(await auth.checkPassword('dora@example.com', 'wrong')).toBeNull();
     expect(await auth.checkPassword('bob', 'wrong')).toBeNull(); // file user: file decides

@@ -93,7 +93,9 @@ describe('real SSH logins', () => {
     logins.length = 0;
     const k = keys[kind];
     expect(await ssh2Login({ username: 'alice', privateKey: k.privateText })).toBe(true);
-    expect(logins).toEqual([{ user: 'alice', rootCap: CAP_A, method: 'publickey', keyFingerprint: keyFingerprint(k.public) }]);
+    expect(logins).toEqual([
+      { user: 'alice', rootCap: CAP_A, method: 'publickey', keyFingerprint: keyFingerprint(k.public), appendOnly: false },
+    ]);
   });
 
   it('ssh2 client: an unlisted key and a wrong password fail, the right password works', async () => {
@@ -101,7 +103,7 @@ describe('real SSH logins', () => {
     expect(await ssh2Login({ username: 'alice', privateKey: stranger.privateText })).toBe(false);
     expect(await ssh2Login({ username: 'bob', password: 'wrong' })).toBe(false);
     expect(await ssh2Login({ username: 'bob', password: 'bob pw' })).toBe(true);
-    expect(logins).toEqual([{ user: 'bob', rootCap: CAP_B, method: 'password' }]);
+    expect(logins).toEqual([{ user: 'bob', rootCap: CAP_B, method: 'password', appendOnly: false }]);
   });
 
   it.skipIf(!existsSync(SSH)).each(['ed25519', 'rsa', 'ecdsa256'] as const)('OpenSSH client, %s key', async (kind) => {
@@ -137,7 +139,9 @@ describe('real SSH logins', () => {
         () => resolve(),
       ); // the server ends the connection after auth, so ssh's exit status says nothing
     });
-    expect(logins).toEqual([{ user: 'alice', rootCap: CAP_A, method: 'publickey', keyFingerprint: keyFingerprint(keys[kind].public) }]);
+    expect(logins).toEqual([
+      { user: 'alice', rootCap: CAP_A, method: 'publickey', keyFingerprint: keyFingerprint(keys[kind].public), appendOnly: false },
+    ]);
   });
 
   it.skipIf(!existsSync(SSH_KEYGEN))('fingerprints are the ones ssh-keygen -l prints', async () => {

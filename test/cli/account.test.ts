@@ -99,6 +99,35 @@ describe('capstan account', () => {
     expect(oneErrorLine(again)).toBe('capstan: no account named alice');
   });
 
+  it("add --append-only writes the option; later lines take the account's; set --[no-]append-only rewrites every line", async () => {
+    const first = await writeKey('backup');
+    const root = (await ok(['account', 'add', 'backup', '--append-only', '--key', first.file])).trim();
+    const second = await writeKey('backup2');
+    // No flag: the new line takes the account's option, so the user stays one account.
+    expect((await ok(['account', 'add', 'backup', '--key', second.file])).trim()).toBe(root);
+    let parsed = parseAccountsFile(await readFile(accountsFile, 'utf8'));
+    expect(parsed.errors).toEqual([]);
+    expect(parsed.accounts.get('backup')).toMatchObject({ rootCap: root, appendOnly: true });
+    expect(parsed.accounts.get('backup')!.keys).toHaveLength(2);
+    expect(await ok(['account', 'list'])).toContain('backup\toption\tappend-only\n');
+
+    // A different option on one line would split the account: refused, pointing at account set.
+    const third = await writeKey('backup3');
+    const refused = await runCli(['-d', node, 'account', 'add', 'backup', '--no-append-only', '--key', third.file]);
+    expect(refused.code).not.toBe(0);
+    expect(oneErrorLine(refused)).toMatch(/backup is append-only; .*account set backup --no-append-only/);
+
+    expect(await ok(['account', 'set', 'backup', '--no-append-only'])).toMatch(/^backup: not append-only \(2 lines changed/);
+    parsed = parseAccountsFile(await readFile(accountsFile, 'utf8'));
+    expect(parsed.accounts.get('backup')).toMatchObject({ appendOnly: false });
+    expect(await ok(['account', 'list'])).not.toContain('backup\toption');
+    expect(await ok(['account', 'set', 'backup', '--append-only'])).toMatch(/^backup: append-only \(2 lines changed/);
+    expect(parseAccountsFile(await readFile(accountsFile, 'utf8')).accounts.get('backup')).toMatchObject({ appendOnly: true });
+    expect(await ok(['account', 'show', 'backup'])).toMatch(/^accounts file 2 keys, append-only$/m);
+    const unknown = await runCli(['-d', node, 'account', 'set', 'nobody', '--append-only']);
+    expect(oneErrorLine(unknown)).toBe('capstan: no account named nobody');
+  });
+
   it('refuses bad input with one line', async () => {
     const cases: [string[], RegExp, string?][] = [
       [['account', 'add', 'carol'], /give --key FILE or --password-stdin/],

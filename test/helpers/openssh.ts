@@ -27,6 +27,22 @@ export function skipNotice(reason: string | undefined, suite: string): string | 
   return reason;
 }
 
+/**
+ * Like skipNotice(missing(...names)), except under CI=true, where a missing
+ * peer is a failure, not a skip: the suite then runs, and requirePeers in
+ * its beforeAll fails it. Returns the skip reason for describe.skipIf.
+ */
+export function peersOrSkip(suite: string, ...names: string[]): string | undefined {
+  const reason = missing(...names);
+  return process.env['CI'] === 'true' ? undefined : skipNotice(reason, suite);
+}
+
+/** Throws unless every binary is on PATH (for a suite that peersOrSkip did not skip). */
+export function requirePeers(...names: string[]): void {
+  const reason = missing(...names);
+  if (reason !== undefined) throw new Error(`${reason} (CI=true: a missing peer fails the suite)`);
+}
+
 /** FUSE needs the device and a fusermount; containers often lack /dev/fuse. */
 export function fuseUnavailable(): string | undefined {
   const bins = missing('sshfs');

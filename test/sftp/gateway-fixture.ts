@@ -3,7 +3,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { AccountsFile, createAuthenticator, formatKeyLine, formatPasswordLine, hashPassword } from '../../src/auth/index.js';
+import { AccountsFile, createAuthenticator, formatKeyLine, formatPasswordLine, hashPassword, withOptions } from '../../src/auth/index.js';
 import type { Authenticator } from '../../src/auth/index.js';
 import type { DirectoryWriteCap } from '../../src/cap/index.js';
 import { createLogger } from '../../src/log.js';
@@ -19,7 +19,9 @@ import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
  * FsChunkStore in a temp dir for big files), with an accounts file holding:
  * - `alice`: an ed25519 key (made by ssh-keygen when present) and a
  *   password, root = a fresh writable directory;
- * - `reader`: the same key, root = the read cap of alice's root.
+ * - `reader`: the same key, root = the read cap of alice's root;
+ * - `backup`: the same key, root = alice's root, with the `append-only`
+ *   option (src/sftp/append-only.ts).
  * Logs are captured as parsed JSON lines.
  */
 export interface Gateway {
@@ -34,6 +36,7 @@ export interface Gateway {
   alice: Target;
   alicePassword: Target;
   reader: Target;
+  backup: Target;
   logs: Record<string, unknown>[];
   authenticator: Authenticator;
   close(): Promise<void>;
@@ -87,6 +90,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       formatKeyLine('alice', publicLine, root.toString()),
       formatPasswordLine('alice', hash, root.toString()),
       formatKeyLine('reader', publicLine, root.readonly().toString()),
+      withOptions(formatKeyLine('backup', publicLine, root.toString()), { appendOnly: true }),
     ].join('\n') + '\n',
     { mode: 0o600 },
   );
@@ -123,6 +127,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     alice: { port, user: 'alice', keyFile },
     alicePassword: { port, user: 'alice', password },
     reader: { port, user: 'reader', keyFile },
+    backup: { port, user: 'backup', keyFile },
     async close() {
       await server.close(2000);
       await authenticator.close();

@@ -104,6 +104,23 @@ describe('malformed input', () => {
     }
   });
 
+  it('WRITE takes its declared data and ignores bytes after it, as sftp-server does (the Go client of rclone and restic sends them)', async () => {
+    const { client, sftp } = await login();
+    const raw = await RawSftp.open(client);
+    await raw.init();
+    // OPEN /trailing.bin for WRITE|CREAT|TRUNC; the HANDLE reply carries the handle string.
+    raw.send(3, u32(1), str('/trailing.bin'), u32(0x1a), u32(0));
+    const opened = (await raw.next())!;
+    expect(opened.type).toBe(102);
+    const handle = opened.payload.subarray(8, 8 + opened.payload.readUInt32BE(4));
+    raw.send(6, u32(2), str(handle), u64(0), str('declared'), Buffer.from('the rest of a reused buffer'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 2, code: STATUS.OK });
+    raw.send(4, u32(3), str(handle));
+    expect(status((await raw.next())!)).toMatchObject({ id: 3, code: STATUS.OK });
+    const back = await call<Buffer>((cb) => sftp.readFile('/trailing.bin', cb));
+    expect(back.toString()).toBe('declared');
+  });
+
   it('an invalid handle is FAILURE, and `..` never climbs above /', async () => {
     const { sftp } = await login();
     expect(await statusOf(call((cb) => sftp.fstat(Buffer.from([0, 0, 0, 99]), cb)))).toBe(STATUS.FAILURE);

@@ -9,12 +9,13 @@ import {
   isValidUserName,
   listAccounts,
   MAX_PASSWORD_BYTES,
+  withOptions,
 } from '../../auth/index.js';
 import type { NodeConfig } from '../../config/index.js';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import { loadNodeConfig, out, readStdinText, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
-import { applyQuota, existingRoot, quotaChange } from '../accounts.js';
+import { applyQuota, existingAccount, quotaChange } from '../accounts.js';
 
 interface AccountAddArgs extends GlobalArgs {
   user: string;
@@ -23,6 +24,7 @@ interface AccountAddArgs extends GlobalArgs {
   root?: string;
   quota?: string;
   maxFiles?: string;
+  appendOnly?: boolean;
 }
 
 /** The first key line of an OpenSSH .pub or authorized_keys file. */
@@ -65,12 +67,18 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
       .option('root', { type: 'string', describe: 'root directory cap to give the user (default: a new directory)' })
       .option('quota', { type: 'string', describe: 'byte quota (K, M, G, T suffixes), written to the quotas file' })
       .option('max-files', { type: 'string', describe: 'file count quota, written to the quotas file' })
+      .option('append-only', {
+        type: 'boolean',
+        describe:
+          'clients may add files but not change or remove what existed before their session (backup targets); default: as USER already is',
+      })
       .conflicts('key', 'password-stdin')
       .check((a) => {
         if (a.key === undefined && a['password-stdin'] !== true) throw new UsageError('give --key FILE or --password-stdin');
         return true;
       })
       .example('$0 account add alice --key ~/.ssh/id_ed25519.pub', 'key login, new root directory')
+      .example('$0 account add backup --append-only --key restic.pub --root "$ROOT"', 'a backup client that cannot delete')
       .example(
         'printf %s "$PW" | $0 account add bob --password-stdin --root "$ROOT"',
         'password login to an existing directory',
@@ -91,7 +99,15 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
     const hash = args.passwordStdin === true ? await hashPassword(await readPasswordFromStdin()) : undefined;
     quotaChange(args); // a bad --quota fails before anything is written
 
-    const current = await existingRoot(accountsFile, args.user);
+    const existing = await existingAccount(accountsFile, args.user);
+    const current = existing?.rootCap;
+    // An option is the account's: a new line takes the account's, and a different one is a change of the account.
+    const appendOnly = args.appendOnly ?? existing?.appendOnly ?? false;
+    if (existing !== undefined && existing.appendOnly !== appendOnly) {
+      throw new InvalidInputError(
+        `${args.user} is ${existing.appendOnly ? '' : 'not '}append-only; change that for all its lines with capstan account set ${args.user} --${appendOnly ? '' : 'no-'}append-only`,
+      );
+    }
     let rootCap: string;
     if (args.root !== undefined) {
       rootCap = parseDirectoryCap(args.root).toString();
@@ -103,7 +119,8 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
     } else {
       rootCap = await withNode(args, async ({ tree }) => (await tree.createDirectory()).toString());
     }
-    const line = keyLine !== undefined ? formatKeyLine(args.user, keyLine, rootCap) : formatPasswordLine(args.user, hash!, rootCap);
+    const bare = keyLine !== undefined ? formatKeyLine(args.user, keyLine, rootCap) : formatPasswordLine(args.user, hash!, rootCap);
+    const line = withOptions(bare, { appendOnly });
     await addAccountLine(accountsFile, line);
     if (args.quota !== undefined || args.maxFiles !== undefined) await applyQuota(args);
     await out(`${rootCap}\n`);
