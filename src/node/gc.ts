@@ -113,6 +113,8 @@ export async function collectGarbage(node: OpenNode, options: GcOptions): Promis
     problems.push({ path: '(store)', detail: 'this chunk store cannot tell chunk ages; gc is not supported on it' });
   }
   const { onProgress, ...walkOptions } = options;
+  // Versions kept for snapshots since removed go first (nothing else reads them).
+  await node.slots.history?.prune(walkOptions);
   const snapshots = new Map<string, bigint[]>();
   for await (const pin of node.slots.history?.pins(undefined, walkOptions) ?? []) {
     const si = Buffer.from(pin.root).toString('hex');

@@ -103,6 +103,7 @@ export class SnapshotSchedule {
         this.#o.logger?.warn({ event: 'snapshot_failed', storageIndex: si, err }, 'a scheduled snapshot failed');
       }
     }
+    if (result.removed > 0) await this.#o.slots.history?.prune(options);
     const { taken, removed, failed } = result;
     this.#o.logger?.info(
       { event: 'snapshots_taken', period: new Date(period).toISOString(), taken, removed, failed },

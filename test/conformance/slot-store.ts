@@ -273,6 +273,27 @@ export function slotStoreConformance(name: string, options: SlotStoreConformance
         expect(await pinsOf(store, root)).toEqual([{ root, epoch: b.epoch, createdMs: 2 }]);
       });
 
+      it('prune drops exactly the kept versions no pin covers any more', async (ctx) => {
+        if (!options.history) ctx.skip();
+        const h = history(store);
+        const [si, root] = [index(), index()];
+        const v = [entry(1n), entry(2n), entry(3n)] as const;
+        await store.compareAndSwap(si, null, v[0]);
+        const a = await h.pin(root, 1); // keeps v1 once v2 replaces it
+        await store.compareAndSwap(si, 1n, v[1]);
+        const b = await h.pin(root, 2); // keeps v2
+        await store.compareAndSwap(si, 2n, v[2]);
+        await h.prune();
+        expect(await h.getAt(si, a.epoch)).toEqual(v[0]);
+        expect(await h.unpin(root, a.epoch)).toBe(true);
+        expect(await h.prune()).toBeGreaterThanOrEqual(1);
+        expect(await h.prune()).toBe(0);
+        expect(await h.getAt(si, b.epoch)).toEqual(v[1]);
+        expect(await h.unpin(root, b.epoch)).toBe(true);
+        expect(await h.prune()).toBeGreaterThanOrEqual(1);
+        expect(await store.get(si)).toEqual(v[2]);
+      });
+
       it('bad shapes are InvalidInputError', async (ctx) => {
         if (!options.history) ctx.skip();
         const h = history(store);

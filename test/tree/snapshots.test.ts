@@ -32,6 +32,7 @@ function counting(slots: SlotStore): { slots: SlotStore; calls: () => number } {
     history: {
       pin: (...a) => (calls++, history.pin(...a)),
       unpin: (...a) => history.unpin(...a),
+      prune: (...a) => history.prune(...a),
       pins: (...a) => history.pins(...a),
       getAt: (...a) => (calls++, history.getAt(...a)),
     },

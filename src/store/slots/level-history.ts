@@ -2,6 +2,7 @@ import type { Level } from 'level';
 import { IntegrityError, NotFoundError, throwIfAborted, type AbortOptions } from '../../errors.js';
 import { decodeSlotValue, encodeSlotValue } from './level-format.js';
 import { checkCreatedMs, checkEpoch, checkStorageIndex, STORAGE_INDEX_BYTES, storageIndexHex } from './slot-limits.js';
+import { PinSet } from './pin-set.js';
 import type { SlotEntry, SlotHistory, SnapshotPin } from './slot-store.js';
 
 type Db = Level<Uint8Array, Uint8Array>;
@@ -29,8 +30,6 @@ function key(prefix: number, si: Uint8Array, epoch?: bigint): Uint8Array {
   return out;
 }
 
-const pinName = (root: Uint8Array, epoch: bigint): string => `${storageIndexHex(root)}:${epoch}`;
-
 /**
  * Slot history in the node's LevelDB, for LevelSlotStore and the embedded
  * default's JournalSlotStore (both write slots as 32-byte keys of the same
@@ -43,7 +42,7 @@ const pinName = (root: Uint8Array, epoch: bigint): string => `${storageIndexHex(
  * promise per swap being applied.
  */
 export class LevelSlotHistory implements SlotHistory {
-  readonly #pins = new Map<string, SnapshotPin>();
+  readonly #pins = new PinSet();
   /** Swaps being written, by epoch: a pin waits for those below its own. */
   readonly #applying = new Map<bigint, Promise<unknown>>();
   #epoch: bigint;
@@ -59,8 +58,7 @@ export class LevelSlotHistory implements SlotHistory {
     const counter = (await db.get(COUNTER_KEY)) as Uint8Array | undefined;
     const history = new LevelSlotHistory(db, counter === undefined ? 0n : readCounter(counter));
     for await (const [k, value] of db.iterator({ gte: Uint8Array.of(PIN_PREFIX), lt: Uint8Array.of(PIN_PREFIX + 1) })) {
-      const pin = decodePin(k, value);
-      history.#pins.set(pinName(pin.root, pin.epoch), pin);
+      history.#pins.add(decodePin(k, value));
     }
     return history;
   }
@@ -91,7 +89,7 @@ export class LevelSlotHistory implements SlotHistory {
     if (this.#pins.size > 0) {
       const [old, oldEpochBytes] = (await this.db.getMany([si, epochKey])) as (Uint8Array | undefined)[];
       const oldEpoch = oldEpochBytes === undefined ? 0n : readU64(oldEpochBytes);
-      if (old !== undefined && this.#covered(oldEpoch, epoch)) {
+      if (old !== undefined && this.#pins.covers(oldEpoch, epoch)) {
         const kept = decodeSlotValue(si, old);
         ops.push({ type: 'put', key: key(KEPT_PREFIX, si, oldEpoch), value: encodeKept(kept, epoch) });
       }
@@ -105,7 +103,7 @@ export class LevelSlotHistory implements SlotHistory {
     checkCreatedMs(createdMs);
     const pin: SnapshotPin = { root: new Uint8Array(root), epoch: ++this.#epoch, createdMs };
     // Known to swaps from now on (they keep what it covers); swaps given a lower epoch are written first.
-    this.#pins.set(pinName(root, pin.epoch), pin);
+    this.#pins.add(pin);
     try {
       await Promise.allSettled([...this.#applying.entries()].filter(([e]) => e < pin.epoch).map(([, work]) => work));
       await this.db.batch(
@@ -116,7 +114,7 @@ export class LevelSlotHistory implements SlotHistory {
         { sync: true },
       );
     } catch (err) {
-      this.#pins.delete(pinName(root, pin.epoch));
+      this.#pins.delete(root, pin.epoch);
       throw err;
     }
     return { ...pin, root: new Uint8Array(root) };
@@ -126,31 +124,41 @@ export class LevelSlotHistory implements SlotHistory {
     throwIfAborted(options.signal);
     checkStorageIndex(root);
     checkEpoch(epoch);
-    const name = pinName(root, epoch);
-    if (!this.#pins.has(name)) return false;
-    this.#pins.delete(name);
-    const ops: BatchOp[] = [{ type: 'del', key: key(PIN_PREFIX, root, epoch) }];
+    if (!this.#pins.delete(root, epoch)) return false;
+    await this.db.del(key(PIN_PREFIX, root, epoch), { sync: true });
+    return true;
+  }
+
+  /** One pass over the kept versions; a version kept by a swap during it is covered by a pin, so never dropped. */
+  async prune(options: AbortOptions = {}): Promise<number> {
+    throwIfAborted(options.signal);
+    let ops: BatchOp[] = [];
+    let dropped = 0;
     for await (const [k, value] of this.db.iterator({ gte: Uint8Array.of(KEPT_PREFIX), lt: Uint8Array.of(KEPT_PREFIX + 1) })) {
-      if (!this.#covered(readU64(k, 1 + STORAGE_INDEX_BYTES), readU64(value, 8))) ops.push({ type: 'del', key: k });
+      throwIfAborted(options.signal);
+      if (this.#pins.covers(readU64(k, 1 + STORAGE_INDEX_BYTES), readU64(value, 8))) continue;
+      ops.push({ type: 'del', key: k });
+      dropped++;
+      if (ops.length >= 1000) {
+        await this.db.batch(ops);
+        ops = [];
+      }
     }
     await this.db.batch(ops, { sync: true });
-    return true;
+    return dropped;
   }
 
   async *pins(root: Uint8Array | undefined, options: AbortOptions = {}): AsyncIterable<SnapshotPin> {
     throwIfAborted(options.signal);
     if (root !== undefined) checkStorageIndex(root);
-    const prefix = root === undefined ? '' : `${storageIndexHex(root)}:`;
-    const found = [...this.#pins.entries()].filter(([name]) => name.startsWith(prefix)).map(([, pin]) => pin);
-    found.sort((a, b) => (a.epoch < b.epoch ? -1 : a.epoch > b.epoch ? 1 : 0));
-    for (const pin of found) yield { ...pin, root: new Uint8Array(pin.root) };
+    yield* this.#pins.list(root);
   }
 
   async getAt(si: Uint8Array, epoch: bigint, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
     throwIfAborted(options.signal);
     checkStorageIndex(si);
     checkEpoch(epoch);
-    if (![...this.#pins.values()].some((pin) => pin.epoch === epoch)) throw new NotFoundError('no snapshot at that point');
+    if (!this.#pins.has(epoch)) throw new NotFoundError('no snapshot at that point');
     // The current version first: a swap replacing it writes the kept copy in the same batch, so
     // if this read sees the newer version, the range read below sees the kept one.
     const [current, currentEpoch] = (await this.db.getMany([si, key(EPOCH_PREFIX, si)])) as (Uint8Array | undefined)[];
@@ -166,12 +174,6 @@ export class LevelSlotHistory implements SlotHistory {
       return decodeKept(si, value);
     }
     return undefined;
-  }
-
-  /** True if some pin needs a version that lived over epochs [from, until). */
-  #covered(from: bigint, until: bigint): boolean {
-    for (const pin of this.#pins.values()) if (pin.epoch >= from && pin.epoch < until) return true;
-    return false;
   }
 }
 

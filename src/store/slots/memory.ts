@@ -1,5 +1,6 @@
 import { ConflictError, NotFoundError, throwIfAborted, type AbortOptions } from '../../errors.js';
 import { checkCreatedMs, checkEpoch, checkStorageIndex, checkSwap, storageIndexHex } from './slot-limits.js';
+import { PinSet } from './pin-set.js';
 import type { SlotEntry, SlotHistory, SlotStore, SnapshotPin } from './slot-store.js';
 
 interface Version extends SlotEntry {
@@ -22,8 +23,7 @@ export class MemorySlotStore implements SlotStore, SlotHistory {
   private readonly slots = new Map<string, Version>();
   /** hex storage index → kept versions, oldest first */
   private readonly kept = new Map<string, Kept[]>();
-  /** `${root hex}:${epoch}` → pin */
-  private readonly pinned = new Map<string, SnapshotPin>();
+  private readonly pinned = new PinSet();
   private epoch = 0n;
 
   get history(): SlotHistory {
@@ -45,7 +45,7 @@ export class MemorySlotStore implements SlotStore, SlotHistory {
       throw new ConflictError(`slot ${key} is not at the expected seq`);
     }
     const epoch = ++this.epoch;
-    if (current !== undefined && this.covered(current.epoch, epoch)) {
+    if (current !== undefined && this.pinned.covers(current.epoch, epoch)) {
       const kept = this.kept.get(key) ?? [];
       kept.push({ ...current, superseded: epoch });
       this.kept.set(key, kept);
@@ -66,37 +66,40 @@ export class MemorySlotStore implements SlotStore, SlotHistory {
     checkStorageIndex(root);
     checkCreatedMs(createdMs);
     const pin = { root: new Uint8Array(root), epoch: ++this.epoch, createdMs };
-    this.pinned.set(`${storageIndexHex(root)}:${pin.epoch}`, pin);
-    return { ...pin, root: new Uint8Array(pin.root) };
+    this.pinned.add(pin);
+    return pin;
   }
 
   async unpin(root: Uint8Array, epoch: bigint, options: AbortOptions = {}): Promise<boolean> {
     throwIfAborted(options.signal);
     checkStorageIndex(root);
     checkEpoch(epoch);
-    if (!this.pinned.delete(`${storageIndexHex(root)}:${epoch}`)) return false;
+    return this.pinned.delete(root, epoch);
+  }
+
+  async prune(options: AbortOptions = {}): Promise<number> {
+    throwIfAborted(options.signal);
+    let dropped = 0;
     for (const [key, kept] of this.kept) {
-      const still = kept.filter((v) => this.covered(v.epoch, v.superseded));
+      const still = kept.filter((v) => this.pinned.covers(v.epoch, v.superseded));
+      dropped += kept.length - still.length;
       if (still.length === 0) this.kept.delete(key);
       else this.kept.set(key, still);
     }
-    return true;
+    return dropped;
   }
 
   async *pins(root: Uint8Array | undefined, options: AbortOptions = {}): AsyncIterable<SnapshotPin> {
     throwIfAborted(options.signal);
     if (root !== undefined) checkStorageIndex(root);
-    const prefix = root === undefined ? '' : `${storageIndexHex(root)}:`;
-    const found = [...this.pinned.entries()].filter(([key]) => key.startsWith(prefix)).map(([, pin]) => pin);
-    found.sort((a, b) => (a.epoch < b.epoch ? -1 : 1));
-    for (const pin of found) yield { ...pin, root: new Uint8Array(pin.root) };
+    yield* this.pinned.list(root);
   }
 
   async getAt(storageIndex: Uint8Array, epoch: bigint, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
     throwIfAborted(options.signal);
     checkStorageIndex(storageIndex);
     checkEpoch(epoch);
-    if (![...this.pinned.values()].some((pin) => pin.epoch === epoch)) throw new NotFoundError('no snapshot at that point');
+    if (!this.pinned.has(epoch)) throw new NotFoundError('no snapshot at that point');
     const key = storageIndexHex(storageIndex);
     const current = this.slots.get(key);
     if (current !== undefined && current.epoch <= epoch) return copy(current);
@@ -106,12 +109,6 @@ export class MemorySlotStore implements SlotStore, SlotHistory {
   }
 
   async close(): Promise<void> {}
-
-  /** True if some pin needs a version that lived over epochs [from, until). */
-  private covered(from: bigint, until: bigint): boolean {
-    for (const pin of this.pinned.values()) if (pin.epoch >= from && pin.epoch < until) return true;
-    return false;
-  }
 }
 
 function copy(entry: SlotEntry | undefined): SlotEntry | undefined {

@@ -61,15 +61,18 @@ export interface SnapshotPin {
  *   and below every swap that resolves after it resolved, and MUST be
  *   durable, together with every version a reader at it needs, when it
  *   resolves.
- * - a swap replacing a version of epoch e MUST keep it while a pin E ≥ e exists.
+ * - a swap replacing a version of epoch e MUST keep it while a pin E ≥ e exists;
+ *   prune MUST drop only versions no pin covers.
  * - getAt MUST throw NotFoundError for an epoch no pin has, and otherwise
  *   return the version with the largest epoch ≤ E (undefined: none).
  * - pins lists one root's pins (or every pin), oldest first.
  */
 export interface SlotHistory {
   pin(root: Uint8Array, createdMs: number, options?: AbortOptions): Promise<SnapshotPin>;
-  /** Removes a pin and what only it kept; false if there was no such pin. */
+  /** Removes a pin; false if there was no such pin. What only it kept goes at the next prune. */
   unpin(root: Uint8Array, epoch: bigint, options?: AbortOptions): Promise<boolean>;
+  /** Drops every kept version no pin covers any more; returns how many. */
+  prune(options?: AbortOptions): Promise<number>;
   pins(root: Uint8Array | undefined, options?: AbortOptions): AsyncIterable<SnapshotPin>;
   getAt(storageIndex: Uint8Array, epoch: bigint, options?: AbortOptions): Promise<SlotEntry | undefined>;
 }

@@ -278,6 +278,11 @@ export class SocketSlotStore implements SlotStore {
       checkEpoch(epoch);
       return (await this.client.request({ op: 'unpin', si: toHex(root), epoch: epoch.toString() }, options.signal)).removed === true;
     },
+    prune: async (options = {}) => {
+      const pruned = (await this.client.request({ op: 'history-prune' }, options.signal)).pruned;
+      if (typeof pruned !== 'number') throw new TransientError('malformed response from the node store server');
+      return pruned;
+    },
     pins: (root, options = {}) => this.#pins(root, options),
     getAt: async (si, epoch, options = {}) => {
       checkStorageIndex(si);

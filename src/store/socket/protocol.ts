@@ -51,6 +51,7 @@ import type { SlotEntry, SnapshotPin } from '../slots/slot-store.js';
  *   {"id":18,"op":"unpin","si":HEX,"epoch":DEC}         → {"id":18,"ok":true,"removed":BOOL}
  *   {"id":19,"op":"pins","si"?:HEX}                     → {"id":19,"ok":true,"keys":["HEX:EPOCH:MS"…],"cursor":N}   (as list)
  *   {"id":20,"op":"get-at","si":HEX,"epoch":DEC}        → {"id":20,"ok":true,"entry":null | {"seq":DEC,"record":B64}}
+ *   {"id":21,"op":"history-prune"}                      → {"id":21,"ok":true,"pruned":N}
  *   {"id":16,"op":"chunk-repack","dryRun":BOOL,
  *          "limit"?:N}                                 → {"id":16,"ok":true,"repack":{"moved":N,"movedBytes":N,
  *                                                           "dropped":N,"skipped":N,"damaged":N}}
@@ -77,7 +78,7 @@ export type Request =
   | { id: number; op: 'chunk-delete-idle'; address: string; cutoffMs: number }
   | { id: number; op: 'chunk-compact'; dryRun: boolean; threshold?: number }
   | { id: number; op: 'chunk-repack'; dryRun: boolean; limit?: number }
-  | { id: number; op: 'chunk-flush' | 'chunk-usage' };
+  | { id: number; op: 'chunk-flush' | 'chunk-usage' | 'history-prune' };
 
 export interface WireError {
   name: string;
@@ -103,6 +104,7 @@ export type Response =
       repack?: RepackResult;
       pin?: string;
       removed?: boolean;
+      pruned?: number;
     }
   | { id: number; ok: false; error: WireError };
 
@@ -111,23 +113,35 @@ export interface WireEntry {
   record: string;
 }
 
-/** Splits a character stream into lines, refusing any line longer than the bound. */
+/**
+ * Splits a character stream into lines, refusing any line longer than the
+ * bound. An unfinished line is kept as its pieces and joined once, when its
+ * end arrives: appending to one string and searching it would flatten the
+ * whole line again for every chunk, which made a 24 MiB line cost gigabytes
+ * of copying.
+ */
 export class LineSplitter {
-  private pending = '';
+  private parts: string[] = [];
+  private pendingLength = 0;
   constructor(private readonly maxLine = MAX_LINE) {}
 
   /** The complete lines in `chunk` (plus what came before); throws InvalidInputError when a line is too long. */
   push(chunk: string): string[] {
-    this.pending += chunk;
     const lines: string[] = [];
     let start = 0;
-    for (let nl = this.pending.indexOf('\n'); nl !== -1; nl = this.pending.indexOf('\n', start)) {
-      if (nl - start > this.maxLine) throw new InvalidInputError('protocol line too long');
-      lines.push(this.pending.slice(start, nl));
+    for (let nl = chunk.indexOf('\n'); nl !== -1; nl = chunk.indexOf('\n', start)) {
+      if (this.pendingLength + nl - start > this.maxLine) throw new InvalidInputError('protocol line too long');
+      const tail = chunk.slice(start, nl);
+      lines.push(this.parts.length === 0 ? tail : this.parts.join('') + tail);
+      this.parts = [];
+      this.pendingLength = 0;
       start = nl + 1;
     }
-    this.pending = this.pending.slice(start);
-    if (this.pending.length > this.maxLine) throw new InvalidInputError('protocol line too long');
+    if (start < chunk.length) {
+      this.parts.push(chunk.slice(start));
+      this.pendingLength += chunk.length - start;
+    }
+    if (this.pendingLength > this.maxLine) throw new InvalidInputError('protocol line too long');
     return lines;
   }
 }
@@ -202,6 +216,7 @@ export function parseRequest(line: string): Request | undefined {
         : undefined;
     case 'chunk-flush':
     case 'chunk-usage':
+    case 'history-prune':
       return msg as Request;
     default:
       return undefined;

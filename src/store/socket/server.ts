@@ -184,6 +184,8 @@ function serveConnection(stores: NodeStores, socket: net.Socket, connections: Se
         return { pin: encodePin(await history().pin(fromHex(request.si), request.createdMs, { signal })) };
       case 'unpin':
         return { removed: await history().unpin(fromHex(request.si), BigInt(request.epoch), { signal }) };
+      case 'history-prune':
+        return { pruned: await history().prune({ signal }) };
       case 'get-at': {
         const entry = await history().getAt(fromHex(request.si), BigInt(request.epoch), { signal });
         return { entry: entry === undefined ? null : encodeEntry(entry) };

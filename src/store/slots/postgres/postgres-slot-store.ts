@@ -205,18 +205,21 @@ export class PostgresSlotStore implements SlotStore {
       throwIfAborted(options.signal);
       checkStorageIndex(root);
       checkEpoch(epoch);
-      // Data-modifying CTEs share one snapshot: the prune still sees the pin being deleted, so it leaves it out by name.
-      const result = await this.query<{ removed: string }>(
-        'unpin',
-        `WITH gone AS (DELETE FROM ${this.schema}.capstan_snapshots WHERE root = $1 AND epoch = $2 RETURNING 1),
-         pruned AS (
-           DELETE FROM ${this.schema}.capstan_slot_history h WHERE EXISTS (SELECT 1 FROM gone) AND NOT EXISTS (
-             SELECT 1 FROM ${this.schema}.capstan_snapshots s
-             WHERE s.epoch >= h.epoch AND s.epoch < h.superseded AND NOT (s.root = $1 AND s.epoch = $2)))
-         SELECT count(*)::text AS removed FROM gone`,
-        [Buffer.from(root), epoch.toString()],
+      const result = await this.query('unpin', `DELETE FROM ${this.schema}.capstan_snapshots WHERE root = $1 AND epoch = $2`, [
+        Buffer.from(root),
+        epoch.toString(),
+      ]);
+      return result.rowCount === 1;
+    },
+    prune: async (options = {}) => {
+      throwIfAborted(options.signal);
+      const result = await this.query(
+        'prune',
+        `DELETE FROM ${this.schema}.capstan_slot_history h WHERE NOT EXISTS (
+           SELECT 1 FROM ${this.schema}.capstan_snapshots s WHERE s.epoch >= h.epoch AND s.epoch < h.superseded)`,
+        [],
       );
-      return result.rows[0]?.removed === '1';
+      return result.rowCount ?? 0;
     },
     pins: (root, options = {}) => this.#pins(root, options),
     getAt: async (storageIndex, epoch, options = {}) => {
