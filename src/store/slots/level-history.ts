@@ -12,6 +12,13 @@ const COUNTER_KEY = Uint8Array.of(0x63);
 const EPOCH_PREFIX = 0x65;
 const KEPT_PREFIX = 0x68;
 const PIN_PREFIX = 0x6e;
+/**
+ * Length of a pin or kept-version key (prefix ‖ SI ‖ epoch). The slots share
+ * the database as bare 32-byte storage indexes, so a prefix's range also
+ * holds every slot whose storage index starts with that byte: the length
+ * tells them apart, and a scan of a range skips the slots.
+ */
+const POINT_KEY_BYTES = 1 + STORAGE_INDEX_BYTES + 8;
 
 const u64 = (n: bigint): Uint8Array => {
   const out = new Uint8Array(8);
@@ -59,6 +66,7 @@ export class LevelSlotHistory implements SlotHistory {
     const counter = (await db.get(COUNTER_KEY)) as Uint8Array | undefined;
     const history = new LevelSlotHistory(db, counter === undefined ? 0n : readCounter(counter));
     for await (const [k, value] of db.iterator({ gte: Uint8Array.of(PIN_PREFIX), lt: Uint8Array.of(PIN_PREFIX + 1) })) {
+      if (k.length !== POINT_KEY_BYTES) continue;
       const pin = decodePin(k, value);
       history.#pins.set(pinName(pin.root, pin.epoch), pin);
     }
@@ -131,6 +139,7 @@ export class LevelSlotHistory implements SlotHistory {
     this.#pins.delete(name);
     const ops: BatchOp[] = [{ type: 'del', key: key(PIN_PREFIX, root, epoch) }];
     for await (const [k, value] of this.db.iterator({ gte: Uint8Array.of(KEPT_PREFIX), lt: Uint8Array.of(KEPT_PREFIX + 1) })) {
+      if (k.length !== POINT_KEY_BYTES) continue;
       if (!this.#covered(readU64(k, 1 + STORAGE_INDEX_BYTES), readU64(value, 8))) ops.push({ type: 'del', key: k });
     }
     await this.db.batch(ops, { sync: true });
@@ -194,7 +203,7 @@ function decodeKept(si: Uint8Array, value: Uint8Array): SlotEntry {
 }
 
 function decodePin(k: Uint8Array, value: Uint8Array): SnapshotPin {
-  if (k.length !== 1 + STORAGE_INDEX_BYTES + 8 || value.length !== 8) throw new IntegrityError('snapshot pin', 'slot');
+  if (k.length !== POINT_KEY_BYTES || value.length !== 8) throw new IntegrityError('snapshot pin', 'slot');
   return {
     root: new Uint8Array(k.subarray(1, 1 + STORAGE_INDEX_BYTES)),
     epoch: readU64(k, 1 + STORAGE_INDEX_BYTES),
