@@ -469,7 +469,7 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
   }
   for (const t of r.snapshot?.trees ?? []) {
     lines.push(
-      `- snapshot of ${int(t.files)} files (${t.directories} directories, built in ${t.buildSeconds.toFixed(1)} s): ms ${t.ms.map(fixed(2)).join(', ')}; CPU-ms ${t.cpuMs.map(fixed(2)).join(', ')}; \`capstan snapshot create\` ms ${t.cliMs.map(fixed(0)).join(', ')}`,
+      `- snapshot of ${int(t.files)} files (${t.directories} ${t.directories === 1 ? 'directory' : 'directories'}, built in ${t.buildSeconds.toFixed(1)} s): ms ${t.ms.map(fixed(2)).join(', ')}; CPU-ms ${t.cpuMs.map(fixed(2)).join(', ')}; \`capstan snapshot create\` ms ${t.cliMs.map(fixed(0)).join(', ')}`,
     );
   }
   const rssText = (w: RssWindow): string =>
