@@ -40,6 +40,8 @@ export interface BenchSizes {
   /** `sftp cp` on the server of a small and a big file (capstan: the same time for both). */
   copySmall: number;
   copyBig: number;
+  /** Files in the bigger tree of the snapshot workload; the other has a tenth of them. */
+  snapshotFiles: number;
 }
 
 export const FULL_SIZES: BenchSizes = {
@@ -56,6 +58,7 @@ export const FULL_SIZES: BenchSizes = {
   connectSamples: 5,
   copySmall: 1 * MiB,
   copyBig: 1 * GiB,
+  snapshotFiles: 100_000,
 };
 
 /** --quick: a smoke run (CI); every workload runs, with sizes that prove nothing about speed. */
@@ -73,6 +76,7 @@ export const QUICK_SIZES: BenchSizes = {
   connectSamples: 2,
   copySmall: 1 * MiB,
   copyBig: 32 * MiB,
+  snapshotFiles: 2_000,
 };
 
 /** Per-server samples (one per run), keyed by server name. */
@@ -100,6 +104,20 @@ export interface S3Results {
   };
   /** Why the workload (or part of it) did not run. */
   skipped?: string;
+}
+
+/** One tree of the snapshot workload (capstan only) and what snapshotting it took. */
+export interface SnapshotTreeResult {
+  files: number;
+  directories: number;
+  /** Untimed: linking its entries, with the engine's fsync off. */
+  buildSeconds: number;
+  /** Wall ms of each in-process Tree.createSnapshot of its root (fsync as configured: on). */
+  ms: number[];
+  /** This process's CPU-ms (user + system, every thread) during each of those. */
+  cpuMs: number[];
+  /** Wall ms of each whole `capstan snapshot create` command (node start, store open, snapshot, exit). */
+  cliMs: number[];
 }
 
 export interface BenchResults {
@@ -139,6 +157,8 @@ export interface BenchResults {
   /** ms of one `sftp cp` on the server of the small and of the big copy source, per server (copy workload). */
   copySmallMs: Samples;
   copyBigMs: Samples;
+  /** The snapshot workload: the smaller tree, then the bigger. */
+  snapshot?: { trees: SnapshotTreeResult[] };
   /** Untimed setup the budget still pays for (data generation, directory population), seconds. */
   setupSeconds: Record<string, number>;
 }

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
-import { median, type BenchResults, type BenchSizes, type Samples } from './context.js';
+import { median, type BenchResults, type BenchSizes, type Samples, type SnapshotTreeResult } from './context.js';
 import { GiB, KiB, MiB } from './data.js';
 import { peakMiB, type RssWindow } from './rss.js';
 import { perFile } from './counting-proxy.js';
@@ -178,6 +178,46 @@ function copyRows(r: BenchResults, sizes: BenchSizes): (Row | undefined)[] {
   return rows;
 }
 
+/**
+ * The snapshot workload (capstan only): the median time and CPU of one
+ * in-process snapshot of each tree, their ratio (checked: issue 14 wants
+ * them about equal), and the whole `capstan snapshot create` command.
+ */
+function snapshotRows(r: BenchResults): Row[] {
+  const trees = r.snapshot?.trees ?? [];
+  const [small, big] = trees;
+  if (small === undefined || big === undefined || small.ms.length === 0 || big.ms.length === 0) return [];
+  const files = `${int(small.files)} / ${int(big.files)} files`;
+  const both = (pick: (t: SnapshotTreeResult) => number[], fmt: (n: number) => string): string =>
+    `${fmt(median(pick(small)))} / ${fmt(median(pick(big)))}`;
+  const runs = `median of ${small.ms.length} each`;
+  const rows = [
+    capstanRow(
+      `snapshot of a tree of ${files}, in-process, fsync on (ms, ${runs}; less is better)`,
+      both((t) => t.ms, fixed(2)),
+    ),
+    capstanRow(
+      `CPU per snapshot of ${files} (CPU-ms of the whole process; less is better)`,
+      both((t) => t.cpuMs, fixed(2)),
+    ),
+  ];
+  const ratio = median(big.ms) / median(small.ms);
+  rows.push(
+    capstanRow(`snapshot of ${int(big.files)} files against ${int(small.files)} (time ratio)`, `${ratio.toFixed(2)}×`, [
+      checkTarget('snapshotBigOverSmall', ratio),
+    ]),
+  );
+  if (small.cliMs.length > 0 && big.cliMs.length > 0) {
+    rows.push(
+      capstanRow(
+        `\`capstan snapshot create\` of ${files}, the whole command (ms, median of ${small.cliMs.length} each; less is better)`,
+        both((t) => t.cliMs, fixed(0)),
+      ),
+    );
+  }
+  return rows;
+}
+
 export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
   const rows: (Row | undefined)[] = [];
   const mbps = fixed(1);
@@ -269,6 +309,7 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
     );
   }
   rows.push(...copyRows(r, sizes));
+  rows.push(...snapshotRows(r));
   const byWorkload = Object.entries(r.rssByWorkload);
   if (byWorkload.length > 0) {
     rows.push(
@@ -425,6 +466,11 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
     samplesLine(`sftp cp of ${size(meta.sizes.copyBig)}, ms`, r.copyBigMs, fixed(1)),
   ]) {
     if (l) lines.push(l);
+  }
+  for (const t of r.snapshot?.trees ?? []) {
+    lines.push(
+      `- snapshot of ${int(t.files)} files (${t.directories} ${t.directories === 1 ? 'directory' : 'directories'}, built in ${t.buildSeconds.toFixed(1)} s): ms ${t.ms.map(fixed(2)).join(', ')}; CPU-ms ${t.cpuMs.map(fixed(2)).join(', ')}; \`capstan snapshot create\` ms ${t.cliMs.map(fixed(0)).join(', ')}`,
+    );
   }
   const rssText = (w: RssWindow): string =>
     `sampled ${w.peakRssMiB.toFixed(0)}, VmHWM ${w.hwmMiB.toFixed(0)}${w.hwmReset ? '' : ' (lifetime: reset refused)'}`;

@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { emptyResults, FULL_SIZES, measureConnect, QUICK_SIZES, type BenchContext, type BenchSizes } from './context.js';
 import { copyWorkload } from './copy.js';
+import { snapshotWorkload } from './snapshot.js';
 import { summariseProfileFile } from './cpu-profile.js';
 import { MiB } from './data.js';
 import { directoryWorkload, smallFilesWorkload } from './directories.js';
@@ -43,7 +44,7 @@ import { bigFileWorkload, concurrentWorkload, hugeFileWorkload } from './transfe
  * later reading measures that burst, not the upload. Those are reported as
  * they are, per workload, in their own row.
  */
-export const WORKLOADS = ['huge', 'transfer', 'small', 'concurrent', 'dirs', 's3', 'copy'] as const;
+export const WORKLOADS = ['huge', 'transfer', 'small', 'concurrent', 'dirs', 's3', 'copy', 'snapshot'] as const;
 type WorkloadName = (typeof WORKLOADS)[number];
 
 /** Default time budget of a full run: extra runs stop being added after this (the goal is 10-12 min on 2 cores). */
@@ -69,6 +70,8 @@ const HELP = `npm run bench -- [options]     (or: node dist-bench/bench/run.js [
   --big-mib N        size of the put/get file, also through S3 (default 1024; --quick: 8)
   --huge-mib N       size of the file of the memory check (default 4096; --quick: 32)
   --copy-mib N       size of the big file of the copy workload (default 1024; --quick: 32)
+  --snapshot-files N files in the bigger tree of the snapshot workload, the other has a tenth
+                     (default 100000; --quick: 2000)
   --capstan-only     start neither OpenSSH nor rclone (no ratios)
   --no-rclone        do not start rclone serve sftp (no capstan / rclone ratios)
   --no-fsync         run capstan with [storage] fs.fsync = false
@@ -107,6 +110,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'big-mib': { type: 'string' },
       'huge-mib': { type: 'string' },
       'copy-mib': { type: 'string' },
+      'snapshot-files': { type: 'string' },
       out: { type: 'string' },
       json: { type: 'string' },
       only: { type: 'string' },
@@ -137,6 +141,11 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     const mib = Number(value);
     if (!Number.isInteger(mib) || mib < 1 || mib > 64 * 1024) throw new Error(`--${flag}: an integer from 1 to 65536`);
     sizes[key] = mib * MiB;
+  }
+  if (values['snapshot-files'] !== undefined) {
+    const files = Number(values['snapshot-files']);
+    if (!Number.isInteger(files) || files < 10 || files > 1_000_000) throw new Error('--snapshot-files: an integer from 10 to 1000000');
+    sizes.snapshotFiles = files;
   }
   const budgetSeconds = values.budget !== undefined ? Number(values.budget) : DEFAULT_BUDGET_SECONDS;
   if (!Number.isFinite(budgetSeconds) || budgetSeconds < 0) throw new Error('--budget: a number of seconds, 0 for no limit');
@@ -232,6 +241,7 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
       dirs: () => directoryWorkload(ctx, results),
       s3: () => s3Workload(ctx, results, { repo: REPO, workDir }),
       copy: () => copyWorkload(ctx, results),
+      snapshot: () => snapshotWorkload(ctx, results, { repo: REPO, workDir }),
     };
     const workloads = WORKLOADS.filter((w) => o.only.includes(w)).map((w) => all[w]());
     const tracker = new RssTracker(capstan.pid);

@@ -55,6 +55,7 @@ export const TARGETS = {
   hugePutRssMiB: { kind: 'limit', compare: '<', limit: 200, unit: 'MiB', source: 'flat memory', also: 'flat' },
   dedupPercent: { kind: 'limit', compare: '<', limit: 1, unit: '% of the file', source: 'dedup' },
   copyBigOverSmall: { kind: 'limit', compare: '≤', limit: 2, unit: '× the small copy', source: 'issue 14' },
+  snapshotBigOverSmall: { kind: 'limit', compare: '≤', limit: 1.5, unit: '× the small tree', source: 'issue 14' },
 } as const satisfies Record<string, Target>;
 
 export type TargetId = keyof typeof TARGETS;

@@ -109,7 +109,7 @@ describe('npm run bench -- --quick', () => {
         ),
         new RegExp(`^\\| \`ls -l\` of 100 entries \\(s\\) .* \\| ${rc} \\| ${rcRatio} \\| < 1 s \\| ${verdict} \\|$`, 'm'),
         /^\| capstan peak RSS during the first 8 MiB put, after only uploads \(MiB\) \| \d+ \|/m,
-        /^\| capstan peak RSS while each workload ran, sampled \(MiB\) \| startup \d+, huge \d+, transfer \d+, small \d+, concurrent \d+, dirs \d+, s3 \d+ \|/m,
+        /^\| capstan peak RSS while each workload ran, sampled \(MiB\) \| startup \d+, huge \d+, transfer \d+, small \d+, concurrent \d+, dirs \d+, s3 \d+, copy \d+, snapshot \d+ \|/m,
         /^\| capstan peak RSS during a 32 MiB put /m,
         /^\| store growth from a second upload of the same 8 MiB /m,
         new RegExp(
@@ -117,6 +117,10 @@ describe('npm run bench -- --quick', () => {
           'm',
         ),
         /^\| one more entry in a directory of 100 while growing it /m,
+        // capstan only, in-process on a node of its own (--quick: trees of 200 and 2,000 files).
+        /^\| snapshot of a tree of 200 \/ 2,000 files, in-process, fsync on \(ms, median of 15 each; less is better\) \| [\d.]+ \/ [\d.]+ \|/m,
+        /^\| snapshot of 2,000 files against 200 \(time ratio\) \| [\d.]+× \|.* \| ≤ 1\.5 × the small tree \| (met|not met) \|$/m,
+        /^\| `capstan snapshot create` of 200 \/ 2,000 files, the whole command .* \| \d+ \/ \d+ \|/m,
         // Measured when python3-swift is installed, else skipped with the reason; never missing.
         /^\| put \/ get 8 MiB, chunks in S3 \(local Swift\) \(MB\/s\) \| ([\d.]+ \/ [\d.]+ \| {2}\| [\d.]+× \/ [\d.]+×|skipped: [^|]+\| {2}\| ) \|/m,
         /^\| S3 PUT requests per small file.* \| ([\d.]+|skipped: [^|]+) \|.* \| ≤ 2 PUTs \| (met|not met|not measured) \|$/m,
@@ -124,7 +128,7 @@ describe('npm run bench -- --quick', () => {
         expect(markdown).toMatch(row);
       }
       // Every target of bench/targets.ts has a verdict.
-      expect(markdown).toMatch(/^\d+ of 17 met /m);
+      expect(markdown).toMatch(/^\d+ of 19 met /m);
 
       const results = JSON.parse(await readFile(json, 'utf8')) as {
         results: { putMBps: Record<string, number[]>; lsEntries: number };
@@ -132,7 +136,7 @@ describe('npm run bench -- --quick', () => {
       };
       expect(Object.keys(results.results.putMBps).sort()).toEqual(hasRclone ? ['OpenSSH', 'capstan', 'rclone'] : ['OpenSSH', 'capstan']);
       expect(results.results.lsEntries).toBe(100);
-      expect(results.targets).toHaveLength(17);
+      expect(results.targets).toHaveLength(19);
       for (const t of results.targets) expect(['met', 'not met', 'not measured']).toContain(t.verdict);
 
       // The harness removed its scratch folder (and so stopped what ran in it).

@@ -189,6 +189,34 @@ describe('report', () => {
     expect(row(renderReport(r, machine, meta), "capstan's `sftp cp`")).toMatch(/\| 10\.00× \| .* \| not met \|$/);
   });
 
+  it('shows the snapshot of both trees, checks their time ratio, and lists every sample', () => {
+    const r = emptyResults('c', new Map());
+    const tree = (files: number, ms: number[]) => ({
+      files,
+      directories: files / 1000,
+      buildSeconds: files / 1000,
+      ms,
+      cpuMs: ms.map((m) => m / 2),
+      cliMs: [900, 1100],
+    });
+    r.snapshot = { trees: [tree(10_000, [4, 2, 3]), tree(100_000, [3, 5, 4])] };
+    const md = renderReport(r, machine, meta);
+    expect(row(md, 'snapshot of a tree of')).toBe(
+      '| snapshot of a tree of 10,000 / 100,000 files, in-process, fsync on (ms, median of 3 each; less is better) | 3.00 / 4.00 |  |  |  |  |  |  |',
+    );
+    expect(row(md, 'CPU per snapshot of 10,000 / 100,000 files')).toMatch(/\| 1\.50 \/ 2\.00 \|/);
+    expect(row(md, 'snapshot of 100,000 files against 10,000 (time ratio)')).toMatch(
+      /\| 1\.33× \| .* \| ≤ 1\.5 × the small tree \| met \|$/,
+    );
+    expect(row(md, '`capstan snapshot create` of 10,000 / 100,000 files')).toMatch(/median of 2 each; less is better\) \| 1000 \/ 1000 \|/);
+    expect(md).toMatch(/^- snapshot of 100,000 files \(100 directories, built in 100\.0 s\): ms 3\.00, 5\.00, 4\.00; /m);
+    expect(md).toMatch(/^1 of 1 met /m);
+    r.snapshot.trees[1]!.ms = [9, 9, 9];
+    expect(row(renderReport(r, machine, meta), 'snapshot of 100,000 files against')).toMatch(/\| 3\.00× \| .* \| not met \|$/);
+    // Not run: no rows, no target.
+    expect(renderReport(emptyResults('c', new Map()), machine, meta)).not.toMatch(/snapshot/);
+  });
+
   it('takes the highest run for memory peaks and shows only capstan and rclone there', () => {
     const r = emptyResults('c', new Map());
     r.concurrentMBps = { capstan: [100, 120, 110], OpenSSH: [200, 200, 200], rclone: [150] };

@@ -368,6 +368,32 @@ export function slotStoreConformance(name: string, options: SlotStoreConformance
         expect(next.epoch).toBeGreaterThan(pin.epoch);
         expect((await history(store).getAt(si, next.epoch))!.seq).toBe(3n);
       });
+
+      // A backend that keeps history beside the slots (LevelDB: one-byte prefixes, docs/spec/snapshots.md) must
+      // not take a slot whose storage index starts with a prefix's byte for a pin or a kept version.
+      it('slots whose storage index starts with any byte leave pins, unpin and reopening intact', async (ctx) => {
+        if (!options.history) ctx.skip();
+        const slots = Array.from({ length: 256 }, (_, byte) => {
+          const si = index();
+          si[0] = byte;
+          return { si, v1: entry(1n, 16) };
+        });
+        for (const s of slots) await store.compareAndSwap(s.si, null, s.v1);
+        const root = index();
+        const pin = await history(store).pin(root, 5);
+        for (const s of slots) await store.compareAndSwap(s.si, 1n, entry(2n, 16));
+        const other = await history(store).pin(root, 6);
+        if (options.reopen) store = await options.reopen(store);
+        expect(await pinsOf(store, root)).toEqual([
+          { root, epoch: pin.epoch, createdMs: 5 },
+          { root, epoch: other.epoch, createdMs: 6 },
+        ]);
+        for (const s of slots) expect(await history(store).getAt(s.si, pin.epoch)).toEqual(s.v1);
+        expect(await history(store).unpin(root, other.epoch)).toBe(true);
+        expect(await history(store).unpin(root, pin.epoch)).toBe(true);
+        expect(await pinsOf(store, root)).toEqual([]);
+        for (const s of slots) expect((await store.get(s.si))!.seq).toBe(2n);
+      });
     });
   });
 }

@@ -13,6 +13,13 @@ const COUNTER_KEY = Uint8Array.of(0x63);
 const EPOCH_PREFIX = 0x65;
 const KEPT_PREFIX = 0x68;
 const PIN_PREFIX = 0x6e;
+/**
+ * Length of a pin or kept-version key (prefix ‖ SI ‖ epoch). The slots share
+ * the database as bare 32-byte storage indexes, so a prefix's range also
+ * holds every slot whose storage index starts with that byte: the length
+ * tells them apart, and a scan of a range skips the slots.
+ */
+const POINT_KEY_BYTES = 1 + STORAGE_INDEX_BYTES + 8;
 
 const u64 = (n: bigint): Uint8Array => {
   const out = new Uint8Array(8);
@@ -58,6 +65,7 @@ export class LevelSlotHistory implements SlotHistory {
     const counter = (await db.get(COUNTER_KEY)) as Uint8Array | undefined;
     const history = new LevelSlotHistory(db, counter === undefined ? 0n : readCounter(counter));
     for await (const [k, value] of db.iterator({ gte: Uint8Array.of(PIN_PREFIX), lt: Uint8Array.of(PIN_PREFIX + 1) })) {
+      if (k.length !== POINT_KEY_BYTES) continue;
       history.#pins.add(decodePin(k, value));
     }
     return history;
@@ -136,6 +144,7 @@ export class LevelSlotHistory implements SlotHistory {
     let dropped = 0;
     for await (const [k, value] of this.db.iterator({ gte: Uint8Array.of(KEPT_PREFIX), lt: Uint8Array.of(KEPT_PREFIX + 1) })) {
       throwIfAborted(options.signal);
+      if (k.length !== POINT_KEY_BYTES) continue;
       if (this.#pins.covers(readU64(k, 1 + STORAGE_INDEX_BYTES), readU64(value, 8))) continue;
       ops.push({ type: 'del', key: k });
       dropped++;
@@ -196,7 +205,7 @@ function decodeKept(si: Uint8Array, value: Uint8Array): SlotEntry {
 }
 
 function decodePin(k: Uint8Array, value: Uint8Array): SnapshotPin {
-  if (k.length !== 1 + STORAGE_INDEX_BYTES + 8 || value.length !== 8) throw new IntegrityError('snapshot pin', 'slot');
+  if (k.length !== POINT_KEY_BYTES || value.length !== 8) throw new IntegrityError('snapshot pin', 'slot');
   return {
     root: new Uint8Array(k.subarray(1, 1 + STORAGE_INDEX_BYTES)),
     epoch: readU64(k, 1 + STORAGE_INDEX_BYTES),
