@@ -1,3 +1,4 @@
+import type { EventsSettings } from '../events/service.js';
 import type { ConfigKey } from './schema.js';
 import { intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ValueType } from './types.js';
 
@@ -62,16 +63,6 @@ export const EVENTS_KEYS = {
   ),
 } as const;
 
-/** [events] as the node uses it: paths absolute, each sink present only when its URL is set. */
-export interface EventsSettings {
-  outboxDir: string;
-  maxEvents: number;
-  webhook?: { url: string; secretFile?: string; timeoutSeconds: number };
-  amqp?: { url: string; exchange: string; routingKey: string; timeoutSeconds: number };
-  retryInitialMs: number;
-  retryMaxMs: number;
-}
-
 type EventsRaw = { [K in keyof typeof EVENTS_KEYS]: (typeof EVENTS_KEYS)[K] extends ConfigKey<infer T> ? T : never };
 
 export function resolveEvents(raw: EventsRaw, inNode: (p: string) => string): EventsSettings {
@@ -87,12 +78,14 @@ export function resolveEvents(raw: EventsRaw, inNode: (p: string) => string): Ev
     out.webhook = {
       url: webhookUrl,
       ...(secret !== undefined ? { secretFile: inNode(secret) } : {}),
-      timeoutSeconds: raw['webhook.timeout'],
+      timeoutMs: raw['webhook.timeout'] * 1000,
     };
   }
   const amqpUrl = raw['amqp.url'];
   if (amqpUrl !== undefined) {
-    out.amqp = { url: amqpUrl, exchange: raw['amqp.exchange'], routingKey: raw['amqp.routing_key'], timeoutSeconds: raw['amqp.timeout'] };
+    out.amqp = { url: amqpUrl, exchange: raw['amqp.exchange'], routingKey: raw['amqp.routing_key'], timeoutMs: raw['amqp.timeout'] * 1000 };
   }
   return out;
 }
+
+export type { EventsSettings };
