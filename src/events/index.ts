@@ -5,4 +5,5 @@ export { WebhookSink, signatureOf, SIGNATURE_HEADER, type WebhookSinkOptions } f
 export { AmqpSink, type AmqpSinkOptions } from './amqp-sink.js';
 export { OutboxRecorder, buildEvent, eventChecksums, resolveIntents, type CommitResolver } from './recorder.js';
 export { entryDigest, holds, isCommitted, lacks } from './commit-check.js';
-export { startEvents, sinksOf, type EventsContext, type EventsService, type EventsSettings } from './service.js';
+export { commandRecorder, startEvents, sinksOf, type EventsContext, type EventsService, type EventsSettings } from './service.js';
+export { DropBoxRecorder, dropBoxDir, ingestDropBox } from './drop-box.js';

@@ -61,7 +61,7 @@ export function buildEvent(change: ChangeInput, gateway: string, now = new Date(
  * failing part way, an abort, an unknown error) may have come after the
  * update landed, so the check decides.
  */
-function provesNothingCommitted(err: unknown): boolean {
+export function provesNothingCommitted(err: unknown): boolean {
   return (
     err instanceof NotFoundError ||
     err instanceof AlreadyExistsError ||

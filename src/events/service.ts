@@ -7,6 +7,7 @@ import { AmqpSink } from './amqp-sink.js';
 import { isCommitted } from './commit-check.js';
 import { Dispatcher } from './dispatcher.js';
 import { Outbox } from './outbox.js';
+import { DropBoxRecorder, dropBoxDir, ingestDropBox } from './drop-box.js';
 import { OutboxRecorder, resolveIntents, type CommitResolver } from './recorder.js';
 import { WebhookSink } from './webhook-sink.js';
 
@@ -23,6 +24,9 @@ export interface EventsSettings {
   retryInitialMs: number;
   retryMaxMs: number;
 }
+
+/** How often the gateway looks for events CLI commands recorded (a readdir of a small folder). */
+const DROP_BOX_POLL_MS = 1000;
 
 /** What the events need from the process that records them. */
 export interface EventsContext {
@@ -78,6 +82,20 @@ export async function startEvents(settings: EventsSettings, context: EventsConte
     })();
   };
   if ((await resolveIntents(outbox, resolver, log)) > 0) retryUnresolved();
+  // Changes CLI commands made (drop-box.ts): taken in at start and then every DROP_BOX_POLL_MS.
+  const incoming = dropBoxDir(settings.outboxDir);
+  let ingesting: Promise<unknown> = ingestDropBox(incoming, outbox, resolver, log).catch((err: unknown) =>
+    log.error({ event: 'event_dropbox_failed', err: (err as Error).message }, 'cannot take in CLI events'),
+  );
+  await ingesting;
+  const poll = setInterval(() => {
+    ingesting = ingesting.then(() =>
+      ingestDropBox(incoming, outbox, resolver, log).catch((err: unknown) =>
+        log.error({ event: 'event_dropbox_failed', err: (err as Error).message }, 'cannot take in CLI events'),
+      ),
+    );
+  }, DROP_BOX_POLL_MS);
+  poll.unref();
   const dispatcher = new Dispatcher(outbox, sinks, backoff, logger);
   dispatcher.start();
   log.info({ event: 'events_started', sinks: sinks.map((s) => s.name), pending: outbox.pending }, 'event delivery started');
@@ -87,10 +105,22 @@ export async function startEvents(settings: EventsSettings, context: EventsConte
     outbox,
     dispatcher,
     async close() {
+      clearInterval(poll);
+      await ingesting;
       stop.abort();
       await retrying;
       await dispatcher.stop();
       await outbox.close();
     },
   };
+}
+
+/**
+ * The recorder of a CLI command (src/cli): undefined when no sink is
+ * configured, else one writing to the drop box the gateway takes in
+ * (drop-box.ts), whether a gateway runs or not.
+ */
+export function commandRecorder(settings: EventsSettings, context: EventsContext): EventRecorder | undefined {
+  if (settings.webhook === undefined && settings.amqp === undefined) return undefined;
+  return new DropBoxRecorder(dropBoxDir(settings.outboxDir), context.gateway, (check) => isCommitted(context.tree, check));
 }
