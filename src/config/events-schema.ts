@@ -1,6 +1,7 @@
 import type { EventsSettings } from '../events/service.js';
 import type { ConfigKey } from './schema.js';
-import { intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ValueType } from './types.js';
+import { EVENT_FORMATS } from '../events/localega.js';
+import { enumType, intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ValueType } from './types.js';
 
 /**
  * The [events] section of capstan.cfg (docs/spec/events.md): the durable
@@ -22,6 +23,11 @@ export const optionalPathType: ValueType<string | undefined> = {
 };
 
 export const EVENTS_KEYS = {
+  format: key(
+    enumType(EVENT_FORMATS),
+    'capstan',
+    "What the sinks send: capstan (capstan's event JSON, docs/spec/events.md) or localega (the LocalEGA inbox message: upload, rename and remove only, as CentralEGA's files.inbox expects it).",
+  ),
   'outbox.dir': key(
     pathType,
     'store/outbox',
@@ -68,6 +74,7 @@ type EventsRaw = { [K in keyof typeof EVENTS_KEYS]: (typeof EVENTS_KEYS)[K] exte
 export function resolveEvents(raw: EventsRaw, inNode: (p: string) => string): EventsSettings {
   const out: EventsSettings = {
     outboxDir: inNode(raw['outbox.dir']),
+    format: raw.format,
     maxEvents: raw['outbox.max_events'],
     retryInitialMs: raw['retry.initial_delay'],
     retryMaxMs: Math.max(raw['retry.max_delay'], raw['retry.initial_delay']),

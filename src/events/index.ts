@@ -7,3 +7,4 @@ export { OutboxRecorder, buildEvent, eventChecksums, resolveIntents, type Commit
 export { entryDigest, holds, isCommitted, lacks } from './commit-check.js';
 export { commandRecorder, startEvents, sinksOf, type EventsContext, type EventsService, type EventsSettings } from './service.js';
 export { DropBoxRecorder, dropBoxDir, ingestDropBox } from './drop-box.js';
+export { bodyOf, EVENT_FORMATS, localEgaMessage, type EventFormat, type LocalEgaMessage } from './localega.js';

@@ -5,6 +5,7 @@ import { backoffDelay, pause } from '../util/backoff.js';
 import type { EventRecorder, EventSink } from './api.js';
 import { AmqpSink } from './amqp-sink.js';
 import { isCommitted } from './commit-check.js';
+import type { EventFormat } from './localega.js';
 import { Dispatcher } from './dispatcher.js';
 import { Outbox } from './outbox.js';
 import { DropBoxRecorder, dropBoxDir, ingestDropBox } from './drop-box.js';
@@ -18,6 +19,8 @@ import { WebhookSink } from './webhook-sink.js';
  */
 export interface EventsSettings {
   outboxDir: string;
+  /** What sinks send: capstan's event JSON (the default) or the LocalEGA inbox message. */
+  format: EventFormat;
   maxEvents: number;
   webhook?: { url: string; secretFile?: string; timeoutMs: number };
   amqp?: { url: string; exchange: string; routingKey: string; timeoutMs: number };
@@ -49,10 +52,10 @@ export async function sinksOf(settings: EventsSettings, logger: Logger): Promise
   if (settings.webhook !== undefined) {
     const { url, secretFile, timeoutMs } = settings.webhook;
     const secret = secretFile !== undefined ? Buffer.from((await readFile(secretFile, 'utf8')).replace(/\r?\n$/, ''), 'utf8') : undefined;
-    sinks.push(new WebhookSink({ url, ...(secret ? { secret } : {}), timeoutMs }));
+    sinks.push(new WebhookSink({ url, ...(secret ? { secret } : {}), timeoutMs, format: settings.format }));
   }
   if (settings.amqp !== undefined) {
-    sinks.push(new AmqpSink({ ...settings.amqp, logger: logger.child({ component: 'events', sink: 'amqp' }) }));
+    sinks.push(new AmqpSink({ ...settings.amqp, format: settings.format, logger: logger.child({ component: 'events', sink: 'amqp' }) }));
   }
   return sinks;
 }

@@ -50,6 +50,7 @@ describe('webhook sink', () => {
     const config = {
       outboxDir: path.join(dir, 'outbox'),
       maxEvents: 100,
+      format: 'capstan' as const,
       webhook: { url, secretFile: path.join(dir, 'secret'), timeoutMs: 2000 },
       retryInitialMs: 20,
       retryMaxMs: 100,
