@@ -28,8 +28,10 @@ import {
   sameFilesystem,
   startCapstan,
   startOpenSsh,
+  startEventReceiver,
   startRclone,
   type BenchServer,
+  type EventReceiver,
 } from './servers.js';
 import { pickCipher, type SftpClient } from './sftp.js';
 import { s3Workload } from './s3-gateway.js';
@@ -75,6 +77,7 @@ const HELP = `npm run bench -- [options]     (or: node dist-bench/bench/run.js [
   --capstan-only     start neither OpenSSH nor rclone (no ratios)
   --no-rclone        do not start rclone serve sftp (no capstan / rclone ratios)
   --no-fsync         run capstan with [storage] fs.fsync = false
+  --events           run capstan with [events] on: a webhook to a receiver on loopback in this process (2xx)
   --cpu-prof DIR     run the gateway under node --cpu-prof, write the profile to DIR and summarise it
   --work-dir DIR     parent of the scratch folder (default <repo>/.bench-tmp, or ${FALLBACK_WORK_PARENT} when the
                      repository sits below a folder sshd's chroot refuses, such as /tmp; must be root-owned 0755 up to /)
@@ -91,6 +94,7 @@ export interface BenchOptions {
   capstanOnly: boolean;
   rclone: boolean;
   fsync: boolean;
+  events: boolean;
   cpuProfDir?: string | undefined;
   workParent: string;
   keep: boolean;
@@ -117,6 +121,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'capstan-only': { type: 'boolean' },
       'no-rclone': { type: 'boolean' },
       'no-fsync': { type: 'boolean' },
+      events: { type: 'boolean' },
       'cpu-prof': { type: 'string' },
       'work-dir': { type: 'string' },
       keep: { type: 'boolean' },
@@ -166,6 +171,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     capstanOnly: values['capstan-only'] === true,
     rclone: values['no-rclone'] !== true,
     fsync: values['no-fsync'] !== true,
+    events: values.events === true,
     cpuProfDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
     workParent: path.resolve(values['work-dir'] ?? defaultWorkParent()),
     keep: values.keep === true,
@@ -185,6 +191,7 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
   const dataDir = path.join(workDir, 'data');
   await mkdir(dataDir);
   const servers: BenchServer[] = [];
+  let receiver: EventReceiver | undefined;
   try {
     const openSshSkipped = o.capstanOnly ? '--capstan-only' : (openSshUnavailable() ?? chrootProblem(workDir));
     const keyFile = path.join(workDir, 'id_ed25519');
@@ -194,6 +201,10 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
     log(`starting capstan${o.cpuProfDir ? ' (under --cpu-prof)' : ''} in ${workDir}`);
     const nodeFlags = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
     if (o.cpuProfDir) await mkdir(o.cpuProfDir, { recursive: true });
+    if (o.events) {
+      receiver = await startEventReceiver();
+      log(`capstan events: webhook to ${receiver.url}`);
+    }
     const capstan = await startCapstan({
       registry,
       repo: REPO,
@@ -202,6 +213,7 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
       port: await freePort(),
       nodeFlags,
       fsync: o.fsync,
+      ...(receiver !== undefined ? { eventsWebhook: receiver.url } : {}),
     });
     servers.push(capstan);
     if (openSshSkipped) {
@@ -290,6 +302,7 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
     return markdown;
   } finally {
     await stopServers(servers);
+    await receiver?.close();
     await registry.stopAll();
     if (o.keep) log(`kept ${workDir}`);
     else await rm(workDir, { recursive: true, force: true });

@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { NODE_FLAGS } from '../src/cli/node-flags.js';
 import { stopChild, waitForStderr, type ProcessRegistry } from './procs.js';
@@ -57,6 +59,34 @@ export interface CapstanOptions {
   fsync?: boolean;
   /** Keep chunks in this S3 bucket ([storage] backend = s3) instead of the embedded fs store. */
   s3?: CapstanS3;
+  /** [events] webhook.url: every change is recorded (intent and event, both synced) and posted here. */
+  eventsWebhook?: string;
+}
+
+/** A webhook receiver on loopback that confirms every event (204): what --events posts to. */
+export interface EventReceiver {
+  url: string;
+  received(): number;
+  close(): Promise<void>;
+}
+
+export async function startEventReceiver(): Promise<EventReceiver> {
+  let count = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      count++;
+      res.statusCode = 204;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/events`,
+    received: () => count,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** The [storage] s3.* settings of a gateway whose chunks live in S3 (path-style addressing). */
@@ -131,6 +161,7 @@ export async function startCapstan(o: CapstanOptions): Promise<CapstanServer> {
     'capstan account add',
   );
   if (o.fsync === false) await setCapstanConfig(nodeDir, { 'fs.fsync': 'false' });
+  if (o.eventsWebhook !== undefined) await setCapstanConfig(nodeDir, { 'webhook.url': o.eventsWebhook });
   return runCapstan(o, nodeDir);
 }
 

@@ -1,5 +1,7 @@
+import type { EventsSettings } from '../events/service.js';
 import type { ConfigKey } from './schema.js';
-import { intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ValueType } from './types.js';
+import { EVENT_FORMATS } from '../events/localega.js';
+import { enumType, intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ValueType } from './types.js';
 
 /**
  * The [events] section of capstan.cfg (docs/spec/events.md): the durable
@@ -21,6 +23,11 @@ export const optionalPathType: ValueType<string | undefined> = {
 };
 
 export const EVENTS_KEYS = {
+  format: key(
+    enumType(EVENT_FORMATS),
+    'capstan',
+    "What the sinks send: capstan (capstan's event JSON, docs/spec/events.md) or localega (the LocalEGA inbox message: upload, rename and remove only, as CentralEGA's files.inbox expects it).",
+  ),
   'outbox.dir': key(
     pathType,
     'store/outbox',
@@ -62,21 +69,12 @@ export const EVENTS_KEYS = {
   ),
 } as const;
 
-/** [events] as the node uses it: paths absolute, each sink present only when its URL is set. */
-export interface EventsSettings {
-  outboxDir: string;
-  maxEvents: number;
-  webhook?: { url: string; secretFile?: string; timeoutSeconds: number };
-  amqp?: { url: string; exchange: string; routingKey: string; timeoutSeconds: number };
-  retryInitialMs: number;
-  retryMaxMs: number;
-}
-
 type EventsRaw = { [K in keyof typeof EVENTS_KEYS]: (typeof EVENTS_KEYS)[K] extends ConfigKey<infer T> ? T : never };
 
 export function resolveEvents(raw: EventsRaw, inNode: (p: string) => string): EventsSettings {
   const out: EventsSettings = {
     outboxDir: inNode(raw['outbox.dir']),
+    format: raw.format,
     maxEvents: raw['outbox.max_events'],
     retryInitialMs: raw['retry.initial_delay'],
     retryMaxMs: Math.max(raw['retry.max_delay'], raw['retry.initial_delay']),
@@ -87,12 +85,14 @@ export function resolveEvents(raw: EventsRaw, inNode: (p: string) => string): Ev
     out.webhook = {
       url: webhookUrl,
       ...(secret !== undefined ? { secretFile: inNode(secret) } : {}),
-      timeoutSeconds: raw['webhook.timeout'],
+      timeoutMs: raw['webhook.timeout'] * 1000,
     };
   }
   const amqpUrl = raw['amqp.url'];
   if (amqpUrl !== undefined) {
-    out.amqp = { url: amqpUrl, exchange: raw['amqp.exchange'], routingKey: raw['amqp.routing_key'], timeoutSeconds: raw['amqp.timeout'] };
+    out.amqp = { url: amqpUrl, exchange: raw['amqp.exchange'], routingKey: raw['amqp.routing_key'], timeoutMs: raw['amqp.timeout'] * 1000 };
   }
   return out;
 }
+
+export type { EventsSettings };

@@ -1,6 +1,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import type { Logger } from '../log.js';
 import { DeliveryError, type EventSink, type StoredEvent } from './api.js';
+import { bodyOf, type EventFormat } from './localega.js';
 
 /**
  * AMQP 0-9-1 (RabbitMQ) publisher. Every event is published persistent
@@ -23,6 +24,8 @@ export interface AmqpSinkOptions {
   logger: Logger;
   /** Connect timeout, and how long the broker may take to confirm a batch. */
   timeoutMs: number;
+  /** What is published: capstan's event JSON, or the LocalEGA inbox message (localega.ts). Default capstan. */
+  format?: EventFormat | undefined;
 }
 
 export class AmqpSink implements EventSink {
@@ -80,7 +83,10 @@ export class AmqpSink implements EventSink {
     const onAbort = (): void => void this.#drop();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      for (const { event, body } of events) {
+      for (const stored of events) {
+        const { event } = stored;
+        const body = bodyOf(stored, this.#opts.format ?? 'capstan');
+        if (body === undefined) continue;
         channel.publish(this.#opts.exchange, this.#opts.routingKey, Buffer.from(body, 'utf8'), {
           persistent: true,
           deliveryMode: 2,
@@ -88,7 +94,8 @@ export class AmqpSink implements EventSink {
           contentType: 'application/json',
           messageId: event.id,
           correlationId: event.id,
-          type: `capstan.${event.operation}`,
+          // LocalEGA consumers get the inbox message and the properties its inbox sets, nothing of capstan's own.
+          ...(this.#opts.format === 'localega' ? {} : { type: `capstan.${event.operation}` }),
           timestamp: Math.floor(Date.parse(event.time) / 1000),
         });
       }

@@ -59,18 +59,88 @@ export interface CapstanEvent {
 }
 
 /**
- * Where the SFTP layer reports committed changes.
+ * How a restart decides whether a change committed: one condition on one
+ * directory entry. A change's CommitCheck lists conditions that are all true
+ * once it committed and not all true before (docs/spec/events.md, Intents).
+ */
+export interface EntryCondition {
+  /**
+   * The directory's read cap, printed. A secret: it lives only in the
+   * outbox's intent record (node-local, like the accounts file), never in an
+   * event, a log or an error message.
+   */
+  dir: string;
+  name: string;
+  /** true: `name` holds the entry; false: it does not (removed, moved away). */
+  holds: boolean;
+  /** entryDigest of the entry's cap (hex SHA-256 of its read-only form): which entry, without the cap. */
+  entry: string;
+  /** `holds` only: the entry's ctime must be this too (an upload of bytes already there is a new entry). */
+  ctimeMs?: number;
+}
+
+export type CommitCheck = readonly EntryCondition[];
+
+/** A change whose intent is on disk; exactly one of its methods is called, once. */
+export interface PendingChange {
+  /**
+   * The change committed (its slot update succeeded): resolves once its
+   * event is durably queued. The caller acknowledges the client after.
+   */
+  committed(): Promise<void>;
+  /**
+   * The change failed with `err`. An error that proves nothing was committed
+   * drops the intent; any other (a store failing mid-update) is decided by
+   * the check now, or at the next start if the check cannot run. Never throws.
+   */
+  failed(err: unknown): Promise<void>;
+}
+
+/**
+ * Where the SFTP layer and the CLI report changes (docs/spec/events.md).
  *
  * - admit() MUST throw OutboxFullError, without side effects, when the
  *   outbox holds its configured maximum; the caller calls it before its
  *   commit, so a full outbox refuses the change instead of losing its event.
- * - record() MUST be called only after the change is committed (the slot
- *   CAS succeeded), and MUST resolve only once the event is durably queued
- *   (written to disk with sync). The caller acknowledges the client after.
+ * - begin() MUST be called before the change's slot update and MUST resolve
+ *   only once the intent (the event, with its id, and the check) is synced
+ *   to disk; if it throws, the caller MUST NOT make the change.
  */
 export interface EventRecorder {
   admit(): void;
-  record(change: ChangeInput): Promise<void>;
+  begin(change: ChangeInput, check: CommitCheck): Promise<PendingChange>;
+}
+
+/** Called by a change right before its slot update, with what decides later whether it committed. */
+export type BeginChange = (check: CommitCheck) => Promise<void>;
+
+/**
+ * Runs `change` between an intent and its event: the one way callers record
+ * a change. `change` MUST call `begin` once, after its last check that may
+ * refuse and before the slot update it makes (for mkdir and rmdir, from the
+ * tree's hook that runs there); it may throw before calling it. With no
+ * recorder, `begin` does nothing.
+ */
+export async function recordAround<T>(
+  recorder: EventRecorder | undefined,
+  input: ChangeInput,
+  change: (begin: BeginChange) => Promise<T>,
+): Promise<T> {
+  if (recorder === undefined) return change(async () => {});
+  let pending: PendingChange | undefined;
+  let result: T;
+  try {
+    result = await change(async (check) => {
+      if (pending !== undefined) throw new Error('recordAround: begin called twice');
+      pending = await recorder.begin(input, check);
+    });
+  } catch (err) {
+    await pending?.failed(err);
+    throw err;
+  }
+  // A change that turned out to have nothing to commit never began.
+  await pending?.committed();
+  return result;
 }
 
 /** The outbox is at its bound: the change is refused (the client may retry later). */

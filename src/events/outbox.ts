@@ -1,5 +1,5 @@
 import { Level } from 'level';
-import type { CapstanEvent, StoredEvent } from './api.js';
+import type { CapstanEvent, CommitCheck, StoredEvent } from './api.js';
 import { OutboxFullError } from './api.js';
 
 /**
@@ -10,12 +10,19 @@ import { OutboxFullError } from './api.js';
  * Keys: `e!` + the sequence number as 16 hex digits, so LevelDB's byte order
  * is sequence order; values: the event's JSON, exactly the bytes sinks send.
  * `c!` + sink name: that sink's cursor, the last sequence it confirmed.
+ * `i!` + event id: an intent (docs/spec/events.md, Intents): the event of a
+ * change about to be made and the check that tells whether it was; never
+ * read by a sink.
  *
  * - append() assigns sequences in call order and group-commits: every event
  *   queued while one batch is being written goes into the next batch, one
  *   `sync: true` LevelDB write each. It resolves only after its batch is on
  *   disk, so sequence numbers on disk have no gaps and a reader never sees
  *   sequence n+1 before n.
+ * - intend() writes an intent with the same group commit (synced);
+ *   commit() turns it into an event (the intent deleted and the event
+ *   appended in one synced batch); drop() deletes it. intents() lists the
+ *   ones left by a crash, for the caller to resolve at start.
  * - ack(sink, seq) moves the sink's cursor; events at or below every sink's
  *   cursor are deleted. Cursors are written without sync: losing a cursor
  *   move in a crash only redelivers (at-least-once), never loses.
@@ -39,11 +46,24 @@ function eventKey(seq: bigint): string {
   return EVENT_PREFIX + seq.toString(16).padStart(16, '0');
 }
 
-interface QueuedAppend {
+const INTENT_PREFIX = 'i!';
+/** Version of an intent record's JSON; an unknown one is left alone (and logged by the resolver). */
+export const INTENT_VERSION = 1;
+
+/** An intent as stored: the event to publish if the change committed, and how to tell. */
+export interface StoredIntent {
+  v: typeof INTENT_VERSION;
   event: CapstanEvent;
-  resolve: () => void;
-  reject: (err: unknown) => void;
+  check: CommitCheck;
 }
+
+/** One write waiting for the next group commit. */
+type Write =
+  | { kind: 'event'; event: CapstanEvent; fromIntent: boolean }
+  | { kind: 'intent'; intent: StoredIntent }
+  | { kind: 'drop'; id: string };
+type QueuedWrite = Write & { resolve: () => void; reject: (err: unknown) => void };
+type BatchOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
 export class Outbox {
   readonly #db: Level<string, string>;
@@ -53,7 +73,7 @@ export class Outbox {
   #last: bigint;
   /** Highest sequence assigned (on disk or in the batch being written). */
   #assigned: bigint;
-  #queue: QueuedAppend[] = [];
+  #queue: QueuedWrite[] = [];
   #writing = false;
   #waiters = new Set<() => void>();
   #closed = false;
@@ -115,9 +135,37 @@ export class Outbox {
 
   /** Queues `event` durably; resolves once it is synced to disk. */
   append(event: CapstanEvent): Promise<void> {
+    return this.#enqueue({ kind: 'event', event, fromIntent: false });
+  }
+
+  /** Writes an intent; resolves once it is synced to disk. */
+  intend(event: CapstanEvent, check: CommitCheck): Promise<void> {
+    return this.#enqueue({ kind: 'intent', intent: { v: INTENT_VERSION, event, check } });
+  }
+
+  /** The intent's change committed: its event is appended and the intent deleted, in one synced batch. */
+  commit(event: CapstanEvent): Promise<void> {
+    return this.#enqueue({ kind: 'event', event, fromIntent: true });
+  }
+
+  /** The intent's change did not commit: the intent is deleted. */
+  drop(id: string): Promise<void> {
+    return this.#enqueue({ kind: 'drop', id });
+  }
+
+  /** Intents on disk (left by a crash, or by a change whose outcome was unknown), at most `limit`. */
+  async intents(limit = MAX_GROUP): Promise<StoredIntent[]> {
+    const out: StoredIntent[] = [];
+    for await (const value of this.#db.values({ gte: INTENT_PREFIX, lt: INTENT_PREFIX + '~', limit })) {
+      out.push(JSON.parse(value) as StoredIntent);
+    }
+    return out;
+  }
+
+  #enqueue(write: Write): Promise<void> {
     if (this.#closed) return Promise.reject(new OutboxFullError('event outbox closed'));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ event, resolve, reject });
+      this.#queue.push({ ...write, resolve, reject });
       void this.#flush();
     });
   }
@@ -128,18 +176,30 @@ export class Outbox {
     try {
       while (this.#queue.length > 0) {
         const group = this.#queue.splice(0, MAX_GROUP);
-        const ops = group.map((item) => ({ type: 'put' as const, key: eventKey(++this.#assigned), value: JSON.stringify(item.event) }));
+        const ops: BatchOp[] = [];
+        let events = 0n;
+        for (const item of group) {
+          if (item.kind === 'event') {
+            events++;
+            ops.push({ type: 'put', key: eventKey(++this.#assigned), value: JSON.stringify(item.event) });
+            if (item.fromIntent) ops.push({ type: 'del', key: INTENT_PREFIX + item.event.id });
+          } else if (item.kind === 'intent') {
+            ops.push({ type: 'put', key: INTENT_PREFIX + item.intent.event.id, value: JSON.stringify(item.intent) });
+          } else {
+            ops.push({ type: 'del', key: INTENT_PREFIX + item.id });
+          }
+        }
         try {
           await this.#db.batch(ops, { sync: true });
         } catch (err) {
           // Nothing of this batch is on disk (LevelDB batches are atomic): reuse its sequence numbers.
-          this.#assigned -= BigInt(group.length);
+          this.#assigned -= events;
           for (const item of group) item.reject(err);
           continue;
         }
         this.#last = this.#assigned;
         for (const item of group) item.resolve();
-        for (const wake of [...this.#waiters]) wake();
+        if (events > 0n) for (const wake of [...this.#waiters]) wake();
       }
     } finally {
       this.#writing = false;

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { request } from 'undici';
 import { DeliveryError, type EventSink, type StoredEvent } from './api.js';
+import { bodyOf, type EventFormat } from './localega.js';
 
 /**
  * HTTP webhook: one POST per event, the event's JSON as the body, and
@@ -15,6 +16,8 @@ export interface WebhookSinkOptions {
   secret?: Buffer;
   /** Per request, headers and body together. */
   timeoutMs: number;
+  /** What is posted: capstan's event JSON, or the LocalEGA inbox message (localega.ts). Default capstan. */
+  format?: EventFormat | undefined;
 }
 
 export const SIGNATURE_HEADER = 'x-capstan-signature';
@@ -34,7 +37,10 @@ export class WebhookSink implements EventSink {
   }
 
   async deliver(events: readonly StoredEvent[], signal: AbortSignal): Promise<void> {
-    for (const { event, body } of events) {
+    for (const stored of events) {
+      const { event } = stored;
+      const body = bodyOf(stored, this.#opts.format ?? 'capstan');
+      if (body === undefined) continue;
       const headers: Record<string, string> = {
         'content-type': 'application/json',
         'x-capstan-event-id': event.id,

@@ -134,26 +134,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     closers.add('tree', () => tree.close());
 
     // Before the SFTP server, so it is closed after it: CLOSEs still running at shutdown can queue their events.
-    const events: EventsService | undefined = await startEvents(
-      {
-        outboxDir: config.events.outboxDir,
-        maxPending: config.events.maxEvents,
-        gateway: config.node.nickname,
-        ...(config.events.webhook
-          ? {
-              webhook: {
-                url: config.events.webhook.url,
-                secretFile: config.events.webhook.secretFile,
-                timeoutMs: config.events.webhook.timeoutSeconds * 1000,
-              },
-            }
-          : {}),
-        ...(config.events.amqp ? { amqp: { ...config.events.amqp, timeoutMs: config.events.amqp.timeoutSeconds * 1000 } } : {}),
-        retryInitialMs: config.events.retryInitialMs,
-        retryMaxMs: config.events.retryMaxMs,
-      },
-      log,
-    );
+    const events: EventsService | undefined = await startEvents(config.events, { gateway: config.node.nickname, tree }, log);
     if (events !== undefined) closers.add('events', () => events.close());
 
     const gateway: Gateway = { shutdownGraceMs: SHUTDOWN_GRACE_MS, stop: async () => undefined };

@@ -1,3 +1,4 @@
+import { commandRecorder, type EventRecorder } from '../events/index.js';
 import { readFile } from 'node:fs/promises';
 import { InvalidInputError } from '../errors.js';
 import { convergenceSecret } from '../crypto/convergence.js';
@@ -33,6 +34,8 @@ export interface OpenNode {
    * uploads then deduplicate with nobody's in per-account mode).
    */
   convergence(account?: string): Uint8Array;
+  /** Where the command's changes are recorded when [events] has a sink (the drop box the gateway takes in). */
+  events?: EventRecorder | undefined;
   close(): Promise<void>;
 }
 
@@ -57,6 +60,7 @@ export async function openNode(config: NodeConfig): Promise<OpenNode> {
     shared,
     tree,
     convergence: (account) => convergenceSecret(secret, config.node.convergence, account),
+    events: commandRecorder(config.events, { gateway: config.node.nickname, tree }),
     close: () =>
       (closing ??= (async () => {
         await tree.close();

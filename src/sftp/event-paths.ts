@@ -1,4 +1,4 @@
-import type { ChangeInput, EventRecorder } from '../events/api.js';
+import { recordAround, type BeginChange, type ChangeInput, type EventRecorder } from '../events/api.js';
 import type { ParsedPath } from './paths.js';
 
 /**
@@ -21,21 +21,24 @@ export interface EventContext {
   events?: EventRecorder;
 }
 
-/** Refuses the change up front when the outbox is full (no-op with events off). */
-export function admitChange(ctx: EventContext): void {
-  ctx.events?.admit();
-}
-
-/** Records a committed change; call only after its slot update succeeded. */
-export async function recordChange(
+/**
+ * Makes a change through `change` (which calls `begin` right before its slot
+ * update, see recordAround) and reports it: admitted first (a full outbox
+ * refuses it before anything is written), its intent on disk before the
+ * update, its event on disk before this resolves (docs/spec/events.md).
+ * With events off it only runs `change`.
+ */
+export async function recordChange<T>(
   ctx: EventContext,
   operation: ChangeInput['operation'],
   path: ParsedPath,
+  change: (begin: BeginChange) => Promise<T>,
   extra: { from?: ParsedPath } = {},
-): Promise<void> {
-  if (ctx.events === undefined) return;
+): Promise<T> {
+  if (ctx.events === undefined) return change(async () => {});
+  ctx.events.admit();
   const where = eventPathOf(path);
-  const change: ChangeInput = { user: ctx.user, operation, base: where.base, path: where.path };
-  if (extra.from !== undefined) change.fromPath = eventPathOf(extra.from).path;
-  await ctx.events.record(change);
+  const input: ChangeInput = { user: ctx.user, operation, base: where.base, path: where.path };
+  if (extra.from !== undefined) input.fromPath = eventPathOf(extra.from).path;
+  return recordAround(ctx.events, input, change);
 }

@@ -1,6 +1,7 @@
 import { AlreadyExistsError, InvalidInputError, NotFoundError, PermissionError } from '../errors.js';
 import { isValidSymlinkTarget, SymlinkTarget } from '../cap/index.js';
-import { admitChange, recordChange } from './event-paths.js';
+import { holds } from '../events/commit-check.js';
+import { recordChange } from './event-paths.js';
 import { parsePath } from './paths.js';
 import type { UserTree } from './user-tree.js';
 
@@ -23,9 +24,11 @@ export async function symlink(view: UserTree, target: Uint8Array, linkRaw: strin
   view.requireWritable(loc);
   if (view.uploads(loc).length > 0) throw new AlreadyExistsError('exists');
   const now = Date.now();
-  admitChange(view);
-  await loc.dir.link(loc.name, new SymlinkTarget(target), { size: target.length, mtimeMs: now, ctimeMs: now }, { overwrite: false });
-  await recordChange(view, 'symlink', loc.path);
+  const link = new SymlinkTarget(target);
+  await recordChange(view, 'symlink', loc.path, async (begin) => {
+    await begin([holds(loc.dir, loc.name, link, now)]);
+    await loc.dir.link(loc.name, link, { size: target.length, mtimeMs: now, ctimeMs: now }, { overwrite: false });
+  });
 }
 
 /** READLINK: the target's bytes; a name that is not a link is BAD_MESSAGE (EINVAL), as from OpenSSH. */

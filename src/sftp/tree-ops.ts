@@ -12,7 +12,8 @@ import type { DirectoryCap, FileCap } from '../cap/index.js';
 import { moveEntry, removeDirectory, type DirEntry, type EntryMetadata } from '../tree/index.js';
 import { kindOf, modeDeniesWrite, sizeOf } from './attrs.js';
 import { isWithin } from './paths.js';
-import { admitChange, eventPathOf, recordChange } from './event-paths.js';
+import { holds, lacks } from '../events/commit-check.js';
+import { eventPathOf, recordChange } from './event-paths.js';
 import type { EntryLocation, Location, UserTree } from './user-tree.js';
 import { WriteHandle } from './write-handle.js';
 
@@ -44,9 +45,9 @@ export async function mkdir(view: UserTree, raw: string, attrs: AttrChange): Pro
   if (view.uploads(loc).length > 0) throw new AlreadyExistsError('exists');
   const metadata: Partial<EntryMetadata> = {};
   if (attrs.mode !== undefined && modeDeniesWrite(attrs.mode)) metadata.noWrite = true;
-  admitChange(view);
-  await loc.dir.mkdir(loc.name, metadata);
-  await recordChange(view, 'mkdir', loc.path);
+  await recordChange(view, 'mkdir', loc.path, (begin) =>
+    loc.dir.mkdir(loc.name, metadata, { beforeLink: (child) => begin([holds(loc.dir, loc.name, child)]) }),
+  );
 }
 
 /**
@@ -61,15 +62,16 @@ export async function mkdir(view: UserTree, raw: string, attrs: AttrChange): Pro
 export async function rmdir(view: UserTree, raw: string): Promise<void> {
   const loc = await view.locateEntry(raw);
   view.requireWritable(loc);
-  admitChange(view);
-  await removeDirectory(loc.dir, loc.name, (entry) => view.tree.directory(entry.cap as DirectoryCap), {
-    check: (entry) => {
-      if (kindOf(entry.cap) !== 'directory') throw new NotADirectoryError('not a directory');
-      if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
-      if (view.overlay.hasAny(view.user, entry.cap as DirectoryCap)) throw new NotEmptyError('directory not empty');
-    },
-  });
-  await recordChange(view, 'rmdir', loc.path);
+  await recordChange(view, 'rmdir', loc.path, (begin) =>
+    removeDirectory(loc.dir, loc.name, (entry) => view.tree.directory(entry.cap as DirectoryCap), {
+      check: (entry) => {
+        if (kindOf(entry.cap) !== 'directory') throw new NotADirectoryError('not a directory');
+        if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
+        if (view.overlay.hasAny(view.user, entry.cap as DirectoryCap)) throw new NotEmptyError('directory not empty');
+      },
+      before: (entry) => begin([lacks(loc.dir, loc.name, entry.cap)]),
+    }),
+  );
 }
 
 /** REMOVE: a file (or an upload still open: it then commits nothing, like an unlinked open file). */
@@ -81,10 +83,11 @@ export async function remove(view: UserTree, raw: string): Promise<void> {
   if (entry !== undefined) {
     if (kindOf(entry.cap) === 'directory') throw new IsADirectoryError('is a directory');
     if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
-    admitChange(view);
-    await loc.dir.unlink(loc.name);
+    await recordChange(view, 'remove', loc.path, async (begin) => {
+      await begin([lacks(loc.dir, loc.name, entry.cap)]);
+      await loc.dir.unlink(loc.name);
+    });
     view.orphanUploads(loc);
-    await recordChange(view, 'remove', loc.path);
     return;
   }
   view.orphanUploads(loc);
@@ -122,7 +125,6 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
     if (target.metadata.noWrite === true) throw new PermissionError('read-only');
   }
   if (entry !== undefined) {
-    admitChange(view);
     // What the move may replace, checked again inside the update that replaces it: the target
     // looked at above, and never a directory other than the sealed one (a racing mkdir).
     const expected = target?.cap.toString();
@@ -130,19 +132,27 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
       if (existing.cap.toString() !== expected) throw new AlreadyExistsError('the target changed');
     };
     const sealed = target !== undefined && movingDirectory ? view.tree.directory(target.cap as DirectoryCap) : undefined;
-    if (sealed !== undefined) {
-      if (!target?.cap.isWritable) throw new PermissionError('a read-only directory cannot be replaced');
-      await sealed.seal();
-    }
-    try {
-      await moveEntry(from.dir, from.name, to.dir, to.name, { overwrite, replacing });
-    } catch (err) {
-      await sealed?.unseal();
-      throw err;
-    }
+    if (sealed !== undefined && !target?.cap.isWritable) throw new PermissionError('a read-only directory cannot be replaced');
+    await recordChange(
+      view,
+      'rename',
+      to.path,
+      async (begin) => {
+        // Committed once the new name holds the entry and the old one does not (a move across
+        // directories is two slot updates: a crash between them leaves both names, not committed).
+        await begin([holds(to.dir, to.name, entry.cap), lacks(from.dir, from.name, entry.cap)]);
+        await sealed?.seal();
+        try {
+          await moveEntry(from.dir, from.name, to.dir, to.name, { overwrite, replacing });
+        } catch (err) {
+          await sealed?.unseal();
+          throw err;
+        }
+      },
+      { from: from.path },
+    );
     view.orphanUploads(to);
     view.retarget(from, to);
-    await recordChange(view, 'rename', to.path, { from: from.path });
     return;
   } else if (target !== undefined) {
     // Only an upload moves: the name it lands on is replaced now, as rename(2) would.

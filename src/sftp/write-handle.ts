@@ -1,6 +1,7 @@
 import type { FileCap } from '../cap/index.js';
 import { IsADirectoryError } from '../errors.js';
-import type { EventRecorder } from '../events/api.js';
+import { recordAround, type ChangeInput, type EventRecorder } from '../events/api.js';
+import { holds } from '../events/commit-check.js';
 import type { Directory, EntryMetadata, FileReader, FileWriter, Tree, UploadResult } from '../tree/index.js';
 import type { EventPath } from './event-paths.js';
 import type { OverlayItem } from './overlay.js';
@@ -229,31 +230,36 @@ export class WriteHandle implements OverlayItem {
       noWrite: this.#patch.noWrite ?? false,
     };
     if (this.#patch.atimeMs !== undefined) metadata.atimeMs = this.#patch.atimeMs;
-    // Overwriting links over whatever holds the name, never over a directory (one made there while
-    // this upload ran included): the check is inside the atomic update that links.
-    await dir.link(name, result.cap, metadata, {
-      overwrite: true,
-      replacing: (existing) => {
-        if (existing.cap.isDirectory) throw new IsADirectoryError('is a directory');
-      },
-    });
-    await this.#release();
-    this.#state = { kind: 'clean', base: result.cap };
-    this.#dirty = false;
-    this.#patch = {};
-    // After the slot CAS, before CLOSE is answered: an acknowledged upload always has its event on disk.
+    // After the slot CAS, before CLOSE is answered: an acknowledged upload always has its event on disk,
+    // and an intent written before the CAS covers a crash in between (docs/spec/events.md).
     const where = this.target.where;
-    if (this.deps.events !== undefined && this.deps.user !== undefined && where !== undefined) {
-      await this.deps.events.record({
-        user: this.deps.user,
-        operation: 'upload',
-        base: where.base,
-        path: where.path,
-        size: result.size,
-        mtimeMs: metadata.mtimeMs,
-        checksums: result.checksums,
+    const recorder = this.deps.user !== undefined && where !== undefined ? this.deps.events : undefined;
+    const input: ChangeInput = {
+      user: this.deps.user ?? '',
+      operation: 'upload',
+      base: where?.base ?? 'root',
+      path: where?.path ?? '',
+      size: result.size,
+      mtimeMs: metadata.mtimeMs,
+      checksums: result.checksums,
+    };
+    const finished = this.#state;
+    await recordAround(recorder, input, async (begin) => {
+      await begin([holds(dir, name, result.cap, metadata.ctimeMs)]);
+      // Overwriting links over whatever holds the name, never over a directory (one made there while
+      // this upload ran included): the check is inside the atomic update that links.
+      await dir.link(name, result.cap, metadata, {
+        overwrite: true,
+        replacing: (existing) => {
+          if (existing.cap.isDirectory) throw new IsADirectoryError('is a directory');
+        },
       });
-    }
+      this.#state = { kind: 'clean', base: result.cap };
+      this.#dirty = false;
+      this.#patch = {};
+      // The content is committed: free what held it (a spool file; a finished writer needs nothing).
+      if (finished.kind === 'spool') await finished.spool.close();
+    });
     return true;
   }
 

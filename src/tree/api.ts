@@ -89,6 +89,16 @@ export interface LinkOptions extends AbortOptions {
   replacing?: ((existing: DirEntry) => void) | undefined;
 }
 
+export interface MkdirOptions extends AbortOptions {
+  /**
+   * Called with the new directory's cap after it is created and before it is
+   * linked (the link is the update that makes the mkdir): an event intent
+   * names the new entry here. Throwing refuses the mkdir (the new directory
+   * is then an unreachable orphan, as after a lost race).
+   */
+  beforeLink?: ((child: DirectoryWriteCap) => Promise<void>) | undefined;
+}
+
 /** One directory node as gc sees it: its chunk address (CID string) and the entries in it. */
 export interface DirectoryNodeView {
   address: string;
@@ -159,7 +169,7 @@ export interface Directory {
   /** Atomic rename within this directory (one slot update). */
   rename(from: string, to: string, options?: LinkOptions): Promise<void>;
   /** Creates a new empty directory and links it here; AlreadyExistsError if the name is taken. */
-  mkdir(name: string, metadata?: Partial<EntryMetadata>, options?: AbortOptions): Promise<DirectoryWriteCap>;
+  mkdir(name: string, metadata?: Partial<EntryMetadata>, options?: MkdirOptions): Promise<DirectoryWriteCap>;
 }
 
 /** What a path resolves to. */

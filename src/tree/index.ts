@@ -13,6 +13,7 @@ export type {
   FileReader,
   FileWriter,
   LinkOptions,
+  MkdirOptions,
   ResolvedNode,
   Snapshot,
   Tree,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Outbox, OutboxRecorder, type CapstanEvent } from '../../src/events/index.js';
+import { isCommitted, Outbox, OutboxRecorder, type CapstanEvent } from '../../src/events/index.js';
 import { silentLogger } from '../../src/log.js';
 import type { ChunkStore } from '../../src/store/index.js';
 import { hasBinary, ssh } from '../helpers/openssh.js';
@@ -39,7 +39,7 @@ beforeAll(async () => {
   gw = await startGateway({
     chunkSize: CHUNK,
     wrapChunks: countGets,
-    server: { events: new OutboxRecorder(outbox, 'gw-test', silentLogger()) },
+    server: (tree) => ({ events: new OutboxRecorder(outbox, 'gw-test', silentLogger(), (check) => isCommitted(tree, check)) }),
   });
   client = await connectSsh2(gw.port, 'alice', { password: gw.password });
   sftp = await sftpOf(client);
@@ -191,7 +191,9 @@ describe('events from SFTP operations', () => {
   it('a full outbox refuses the upload before anything is linked', async () => {
     const tinyBox = await mkdtemp(path.join(tmpdir(), 'capstan-full-'));
     const full = await Outbox.open(tinyBox, { maxEvents: 1, sinks: ['never'] });
-    const g = await startGateway({ server: { events: new OutboxRecorder(full, '', silentLogger()) } });
+    const g = await startGateway({
+      server: (tree) => ({ events: new OutboxRecorder(full, '', silentLogger(), (check) => isCommitted(tree, check)) }),
+    });
     const c = await connectSsh2(g.port, 'alice', { password: g.password });
     try {
       const s = await sftpOf(c);

@@ -6,6 +6,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEvents, type EventsService } from '../../src/events/index.js';
 import { silentLogger } from '../../src/log.js';
+import { MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
+import { createTree } from '../../src/tree/index.js';
+
+/** No intent is left here to resolve; the tree is only what startEvents looks intents up in. */
+const context = { gateway: 'gw1', tree: createTree({ chunks: new MemoryChunkStore(), slots: new MemorySlotStore() }) };
 
 interface Received {
   url: string | undefined;
@@ -44,25 +49,22 @@ describe('webhook sink', () => {
     await writeFile(path.join(dir, 'secret'), 'hook-secret\n');
     const config = {
       outboxDir: path.join(dir, 'outbox'),
-      maxPending: 100,
-      gateway: 'gw1',
+      maxEvents: 100,
+      format: 'capstan' as const,
       webhook: { url, secretFile: path.join(dir, 'secret'), timeoutMs: 2000 },
       retryInitialMs: 20,
       retryMaxMs: 100,
     };
     answers.push(500);
-    let events: EventsService = (await startEvents(config, silentLogger()))!;
+    let events: EventsService = (await startEvents(config, context, silentLogger()))!;
     const sums = { sha256: new Uint8Array(32).fill(1), md5: new Uint8Array(16).fill(2), sha1: new Uint8Array(20).fill(3) };
     events.recorder.admit();
-    await events.recorder.record({
-      user: 'alice',
-      operation: 'upload',
-      base: 'root',
-      path: 'in/a.txt',
-      size: 5,
-      mtimeMs: 0,
-      checksums: sums,
-    });
+    await (
+      await events.recorder.begin(
+        { user: 'alice', operation: 'upload', base: 'root', path: 'in/a.txt', size: 5, mtimeMs: 0, checksums: sums },
+        [],
+      )
+    ).committed();
     for (let i = 0; i < 200 && events.outbox.pending > 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(events.outbox.pending).toBe(0);
     expect(received.length).toBe(2);
@@ -91,14 +93,14 @@ describe('webhook sink', () => {
 
     // Receiver down (every answer 503), gateway stopped with the event queued, then restarted: delivered.
     answers.push(...Array(1000).fill(503));
-    await events.recorder.record({ user: 'alice', operation: 'mkdir', base: 'root', path: 'later' });
+    await (await events.recorder.begin({ user: 'alice', operation: 'mkdir', base: 'root', path: 'later' }, [])).committed();
     await new Promise((r) => setTimeout(r, 100));
     await events.close();
     expect(received.length).toBeGreaterThan(2);
     answers.length = 0;
     // A POST the stopped service had in flight may still land; the restarted one posts to its own URL.
     const restarted = { ...config, webhook: { ...config.webhook, url: `${url}?after-restart` } };
-    events = (await startEvents(restarted, silentLogger()))!;
+    events = (await startEvents(restarted, context, silentLogger()))!;
     expect(events.outbox.pending).toBe(1);
     for (let i = 0; i < 200 && events.outbox.pending > 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(events.outbox.pending).toBe(0);

@@ -1,7 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
 import { DirectoryReadCap, DirectoryWriteCap, type Cap, isDirectoryCap } from '../../cap/index.js';
 import { NotADirectoryError, NotFoundError, PermissionError } from '../../errors.js';
+import { holds } from '../../events/index.js';
 import { parseCapPath, asDirectoryCap } from '../cap-path.js';
+import { recordCliChange } from '../events.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
 
 interface MkdirArgs extends GlobalArgs {
@@ -25,7 +27,8 @@ export const mkdirCommand: CommandModule<GlobalArgs, MkdirArgs> = {
       .example('$0 mkdir "$ROOT/photos/2024" -p', 'create photos/2024 below the directory $ROOT') as unknown as Argv<MkdirArgs>,
   handler: async (args) => {
     const target = args.target === undefined ? undefined : parseCapPath(args.target);
-    await withNode(args, async ({ tree }) => {
+    await withNode(args, async (node) => {
+      const { tree } = node;
       if (target === undefined) {
         await out(`${(await tree.createDirectory()).toString()}\n`);
         return;
@@ -49,7 +52,9 @@ export const mkdirCommand: CommandModule<GlobalArgs, MkdirArgs> = {
           throw new NotFoundError(`${walked.join('/')}: no such directory (use -p to create parents)`);
         if (!dir.writable) throw new PermissionError(`${walked.slice(0, -1).join('/') || 'the directory'} is read-only`);
         const now = Date.now();
-        current = await dir.mkdir(name, { mtimeMs: now, ctimeMs: now });
+        current = await recordCliChange(node, 'mkdir', { cap: target.cap, components: [...walked] }, (begin) =>
+          dir.mkdir(name, { mtimeMs: now, ctimeMs: now }, { beforeLink: (child) => begin([holds(dir, name, child)]) }),
+        );
       }
       await out(`${current.toString()}\n`);
     });

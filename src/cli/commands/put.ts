@@ -4,7 +4,9 @@ import type { Argv, CommandModule } from 'yargs';
 import { DirectoryReadCap, DirectoryWriteCap, isDirectoryCap } from '../../cap/index.js';
 import { IsADirectoryError, PermissionError } from '../../errors.js';
 import type { FileWriter } from '../../tree/api.js';
+import { holds } from '../../events/index.js';
 import { parseCapPath, resolveParent } from '../cap-path.js';
+import { recordCliChange } from '../events.js';
 import { isStdio, out, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
 import { startProgress } from '../progress.js';
@@ -75,7 +77,17 @@ export const putCommand: CommandModule<GlobalArgs, PutArgs> = {
         progress.finish();
       }
       const now = Date.now();
-      await dir.link(name, result.cap, { size: result.size, mtimeMs: now, ctimeMs: now }, { overwrite: true });
+      const upload = { size: result.size, mtimeMs: now, checksums: result.checksums };
+      await recordCliChange(
+        node,
+        'upload',
+        target,
+        async (begin) => {
+          await begin([holds(dir, name, result.cap, now)]);
+          await dir.link(name, result.cap, { size: result.size, mtimeMs: now, ctimeMs: now }, { overwrite: true });
+        },
+        upload,
+      );
       await out(`${result.cap.toString()}\n`);
     });
   },

@@ -1,7 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
 import { DirectoryReadCap, DirectoryWriteCap, isDirectoryCap } from '../../cap/index.js';
 import { IsADirectoryError, NotFoundError } from '../../errors.js';
+import { lacks } from '../../events/index.js';
 import { parseCapPath, resolveParent } from '../cap-path.js';
+import { recordCliChange } from '../events.js';
 import { withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
 
@@ -27,7 +29,8 @@ export const rmCommand: CommandModule<GlobalArgs, RmArgs> = {
   handler: async (args) => {
     const target = parseCapPath(args.target);
     if (target.components.length === 0) throw new UsageError('rm needs CAP/PATH: a directory cap and the name to remove');
-    await withNode(args, async ({ tree }) => {
+    await withNode(args, async (node) => {
+      const { tree } = node;
       const { dir, name } = await resolveParent(tree, target);
       const entry = await dir.lookup(name);
       if (entry === undefined) throw new NotFoundError(`${target.components.join('/')}: no such file or directory`);
@@ -37,7 +40,10 @@ export const rmCommand: CommandModule<GlobalArgs, RmArgs> = {
           throw new IsADirectoryError(`${target.components.join('/')} is a non-empty directory (use -r)`);
         }
       }
-      await dir.unlink(name);
+      await recordCliChange(node, isDirectoryCap(entry.cap) ? 'rmdir' : 'remove', target, async (begin) => {
+        await begin([lacks(dir, name, entry.cap)]);
+        await dir.unlink(name);
+      });
     });
   },
 };

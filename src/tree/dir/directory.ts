@@ -14,7 +14,7 @@ import {
   type AbortOptions,
   IntegrityError,
 } from '../../errors.js';
-import type { DirEntry, Directory, DirectoryNodeView, EntryMetadata, LinkOptions } from '../api.js';
+import type { DirEntry, Directory, DirectoryNodeView, EntryMetadata, LinkOptions, MkdirOptions } from '../api.js';
 import { nameBytes, checkName } from '../names.js';
 import { loadNode, type DirectoryContext } from './context.js';
 import { Draft } from './draft.js';
@@ -233,7 +233,7 @@ export class DirectoryHandle implements Directory {
     });
   }
 
-  async mkdir(name: string, metadata: Partial<EntryMetadata> = {}, options: AbortOptions = {}): Promise<DirectoryWriteCap> {
+  async mkdir(name: string, metadata: Partial<EntryMetadata> = {}, options: MkdirOptions = {}): Promise<DirectoryWriteCap> {
     const checked = checkName(name);
     this.requireWriter();
     const now = Date.now();
@@ -243,7 +243,8 @@ export class DirectoryHandle implements Directory {
     // between, and then the new child is an unreachable, harmless orphan).
     if (await this.lookup(checked, options)) throw new AlreadyExistsError('entry exists');
     const child = await this.ctx.createDirectory(options);
-    await this.link(checked, child, meta, { ...options, overwrite: false });
+    await options.beforeLink?.(child);
+    await this.link(checked, child, meta, { ...(options.signal !== undefined ? { signal: options.signal } : {}), overwrite: false });
     return child;
   }
 

@@ -72,11 +72,16 @@ export async function removeDirectory(
   parent: Directory,
   name: string,
   open: (entry: DirEntry) => Directory,
-  options: AbortOptions & { check?: ((entry: DirEntry) => void) | undefined } = {},
+  options: AbortOptions & {
+    check?: ((entry: DirEntry) => void) | undefined;
+    /** After check, before the first update (an event intent names the entry here). */
+    before?: ((entry: DirEntry) => Promise<void>) | undefined;
+  } = {},
 ): Promise<DirEntry> {
   const entry = await parent.lookup(name, options);
   if (entry === undefined) throw new NotFoundError('no such directory');
   options.check?.(entry);
+  await options.before?.(entry);
   const child = open(entry);
   if (entry.cap instanceof DirectoryWriteCap) {
     // false: a shared directory, found empty and left unsealed (its other names live on).
