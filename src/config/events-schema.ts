@@ -1,5 +1,4 @@
-import type { ConfigKey } from './schema.js';
-import { intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ValueType } from './types.js';
+import { intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ConfigKey, type ValueType } from './types.js';
 
 /**
  * The [events] section of capstan.cfg (docs/spec/events.md): the durable
