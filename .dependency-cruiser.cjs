@@ -98,7 +98,7 @@ module.exports = {
       comment: 'No import cycles, type-only imports included (README "Architecture": arrows point one way)',
       severity: 'error',
       from: {},
-      // A cycle made only of the modules of one named exception is tolerated; one that reaches any other module is not.
+      // A cycle made only of modules named in CYCLE_EXCEPTIONS is tolerated; one that reaches any other module is not.
       to: { circular: true, via: { pathNot: CYCLE_EXCEPTIONS.flatMap((e) => e.modules).join('|') } },
     },
     {
