@@ -346,6 +346,8 @@ describe('capstan demo', () => {
     const proc = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env: { HOME: home, USER: 'keyuser' } });
     await proc.waitFor(/^added account keyuser, logging in with your key .*id_ed25519\.pub$/m);
     await proc.waitFor(/^ {2}sftp -P \d+ keyuser@127\.0\.0\.1$/m);
+    // The last start line: SIGTERM before it may find the demo still without its handler (see stopOnSignal).
+    await proc.waitFor(/^stop with Ctrl-C$/m);
     expect(proc.stderr).not.toMatch(/password/);
     expect(await proc.stop()).toEqual({ code: 0, signal: null });
   });
