@@ -1,7 +1,6 @@
 import type { EventsSettings } from '../events/service.js';
-import type { ConfigKey } from './schema.js';
 import { EVENT_FORMATS } from '../events/localega.js';
-import { enumType, intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ValueType } from './types.js';
+import { enumType, intType, optionalUrlOf, optionalUrlType, pathType, stringType, type ConfigKey, type ValueType } from './types.js';
 
 /**
  * The [events] section of capstan.cfg (docs/spec/events.md): the durable

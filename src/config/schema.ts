@@ -16,8 +16,11 @@ import {
   pathType,
   sizeType,
   stringType,
+  type ConfigKey,
   type ValueType,
 } from './types.js';
+
+export type { ConfigKey } from './types.js';
 
 /**
  * Every key capstan.cfg may hold: its type, default and meaning. This is the
@@ -29,13 +32,6 @@ import {
  * Defaults are written as they would appear in the file, and parsed by the
  * key's own type (a test checks that every default parses).
  */
-
-export interface ConfigKey<T> {
-  readonly type: ValueType<T>;
-  /** The default as written in capstan.cfg. */
-  readonly default: string;
-  readonly description: string;
-}
 
 function key<T>(type: ValueType<T>, def: string, description: string): ConfigKey<T> {
   return { type, default: def, description };

@@ -1,8 +1,7 @@
 import { AddressList } from '../defender/address.js';
 import { DEFAULT_DEFENDER_OPTIONS, DEFAULT_REFUSED_USERS, type DefenderOptions } from '../defender/defender.js';
 import { DEFAULT_LIMITS, type Limits } from '../sftp/limits.js';
-import type { ConfigKey } from './schema.js';
-import { boolType, formatSize, intType, pathType, sizeType, type ParseResult, type ValueType } from './types.js';
+import { boolType, formatSize, intType, pathType, sizeType, type ParseResult, type ConfigKey, type ValueType } from './types.js';
 
 /**
  * The [defender] and [limits] sections of capstan.cfg (kept here so the

@@ -25,6 +25,14 @@ export interface ValueType<T> {
 const ok = <T>(value: T): ParseResult<T> => ({ ok: true, value });
 const bad = (expected: string, echo = true): ParseResult<never> => ({ ok: false, expected, echo });
 
+/** One key of capstan.cfg: its type, default and meaning (the keys themselves are in schema.ts). */
+export interface ConfigKey<T> {
+  readonly type: ValueType<T>;
+  /** The default as written in capstan.cfg. */
+  readonly default: string;
+  readonly description: string;
+}
+
 export const stringType: ValueType<string> = {
   doc: 'text',
   parse: (raw) => ok(raw),

@@ -1,5 +1,4 @@
-import type { ConfigKey } from './schema.js';
-import { enumType, intType, optionalUrlType, pathType, stringType, type ValueType } from './types.js';
+import { enumType, intType, optionalUrlType, pathType, stringType, type ConfigKey, type ValueType } from './types.js';
 
 /**
  * The `users.*` keys of [sftpd]: a central user directory asked at login

@@ -1,7 +1,7 @@
 import type { GatewayStats } from '../sftp/stats.js';
 import { MEASURED_OPERATIONS, type MeasuredChunkStore } from '../store/chunks/measured.js';
 import type { DirectoryUpdate } from '../tree/index.js';
-import { Histogram, MetricsText } from './metrics.js';
+import { Histogram, MetricsText } from '../util/metrics.js';
 
 /** Compare-and-swaps per directory update: 1 is no conflict; the tree gives up at 256. */
 const ATTEMPT_BUCKETS = [1, 2, 3, 4, 6, 8, 16, 32, 64, 128, 256] as const;

@@ -19,7 +19,7 @@ import { DirectoryContention, renderGatewayMetrics } from './gateway-metrics.js'
 import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SLOT_WATERMARKS_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from '../store/chunks/measured.js';
-import { MetricsText } from './metrics.js';
+import { MetricsText } from '../util/metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
 import { openGatewayStores } from './stores.js';
 import { openDefenderStore } from './open.js';

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HostPort } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../util/metrics.js';
 
 /**
  * The optional loopback HTTP listener: GET /healthz and GET /metrics, nothing

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants, monitorEventLoopDelay, PerformanceObserver, performance, type IntervalHistogram } from 'node:perf_hooks';
-import { Histogram, MetricsText } from './metrics.js';
+import { Histogram, MetricsText } from '../util/metrics.js';
 
 /**
  * The process's own figures for /metrics: memory, CPU, event-loop delay,

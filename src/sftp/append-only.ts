@@ -1,6 +1,6 @@
 import { isDirectoryCap } from '../cap/index.js';
 import type { Directory } from '../tree/index.js';
-import type { SessionContext } from './dispatch.js';
+import type { SessionContext } from './session-context.js';
 import { pathOf } from './dispatch.js';
 import { extensionFields } from './extensions.js';
 import { OPEN_FLAGS, STATUS } from './protocol/constants.js';

@@ -1,6 +1,6 @@
 import type { Checksums } from '../tree/index.js';
 import { checksumsAt } from './checksum-exec.js';
-import type { SessionContext } from './dispatch.js';
+import type { SessionContext } from './session-context.js';
 import { STATUS } from './protocol/constants.js';
 import { extendedReply } from './protocol/replies.js';
 import { MalformedPacketError, WireReader } from './protocol/wire.js';

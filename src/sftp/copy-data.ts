@@ -1,4 +1,4 @@
-import type { SessionContext } from './dispatch.js';
+import type { SessionContext } from './session-context.js';
 import type { Handle, NamePlace, ReadHandle } from './handles.js';
 import { STATUS, type StatusCode } from './protocol/constants.js';
 import { statusPacket } from './protocol/replies.js';

@@ -13,22 +13,12 @@ import { mkdir, remove, rename, rmdir, setstat, setstatUpload, type AttrChange }
 import { readlink, realpath, symlink } from './symlink-ops.js';
 import type { UserTree } from './user-tree.js';
 import type { WriteHandle } from './write-handle.js';
+import type { SessionContext } from './session-context.js';
+
+export type { SessionContext } from './session-context.js';
 
 /** Names per READDIR reply, as OpenSSH's server sends. */
 const READDIR_BATCH = 100;
-
-/** What a request handler may use of its session. */
-export interface SessionContext {
-  readonly view: UserTree;
-  readonly handles: HandleTable;
-  readonly stats: GatewayStats;
-  readonly log: Logger;
-  readonly quota: SessionQuota | undefined;
-  /** CLOSE (final) or fsync: links the handle's content under its name. */
-  commit(handle: WriteHandle, final: boolean): Promise<void>;
-  /** Frees a handle's resources (spool, listing cursor); never throws. */
-  release(handle: DirHandle | ReadHandle | WriteHandle): Promise<void>;
-}
 
 /**
  * One row of the dispatch table, as OpenSSH's sftp-server has one per

@@ -1,7 +1,7 @@
 import { PermissionError } from '../errors.js';
 import { checkFileRequest } from './check-file.js';
 import { copyDataRequest } from './copy-data.js';
-import type { SessionContext } from './dispatch.js';
+import type { SessionContext } from './session-context.js';
 import { STATUS } from './protocol/constants.js';
 import { limitsReply, STATVFS_FLAG_NOSUID, STATVFS_FLAG_RDONLY, type StatVfs, statusPacket, statvfsReply } from './protocol/replies.js';
 import { MalformedPacketError, WireReader } from './protocol/wire.js';

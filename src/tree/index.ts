@@ -45,5 +45,4 @@ export {
   MAX_CHUNK_SIZE,
   type FileWriterOptions,
 } from './file/index.js';
-export { EncryptedSpool, cleanSpoolDir } from '../sftp/spool.js';
 export { MAX_SYMLINK_FOLLOWS, resolvePath, targetText, type PathFrame, type ResolvedPath } from './symlinks.js';

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AccountsFile, type AccountsFileOptions } from '../../src/auth/accounts-watcher.js';
 import { hashPassword } from '../../src/auth/password-hash.js';
-import { CAP_A, CAP_B, CAP_C, captureLogger, eventually, makeKey, tempDir, type TestKey } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
+import { CAP_A, CAP_B, CAP_C, captureLogger, makeKey, tempDir, type TestKey } from './helpers.js';
 
 let ed: TestKey, rsa: TestKey, hash: string;
 let dir: string, cleanup: () => Promise<void>, path: string;
@@ -54,27 +55,27 @@ describe('AccountsFile', () => {
   it('sees a rename-into-place edit within a few seconds', async () => {
     const { file } = await start(`${aliceLine()}\n`);
     await replaceByRename(`${aliceLine()}\n${bobLine()}\n`);
-    await eventually(() => file.get('bob') !== undefined);
+    await waitFor(() => file.get('bob') !== undefined);
     expect(file.get('bob')!.rootCap).toBe(CAP_B);
   });
 
   it('sees an in-place rewrite, and a removed user goes away', async () => {
     const { file } = await start(`${aliceLine()}\n${bobLine()}\n`);
     await writeFile(path, `${bobLine()}\n`);
-    await eventually(() => file.get('alice') === undefined);
+    await waitFor(() => file.get('alice') === undefined);
     expect(file.get('bob')).toBeDefined();
   });
 
   it('the periodic stat alone notices changes when fs.watch is off', async () => {
     const { file } = await start(`${aliceLine()}\n`, { useFsWatch: false });
     await replaceByRename(`${bobLine()}\n`);
-    await eventually(() => file.get('bob') !== undefined && file.get('alice') === undefined);
+    await waitFor(() => file.get('bob') !== undefined && file.get('alice') === undefined);
   });
 
   it('an edit with no valid line keeps the last good accounts and logs each line number', async () => {
     const { file, log } = await start(`${aliceLine()}\n${bobLine()}\n`);
     await replaceByRename(`# broken\nalice hunter2 ${CAP_A}\ngarbage\n`);
-    await eventually(() => log.lines.some((l) => String(l.msg).includes('no valid line')));
+    await waitFor(() => log.lines.some((l) => String(l.msg).includes('no valid line')));
     expect([...file.accounts.keys()]).toEqual(['alice', 'bob']);
     expect(file.generation).toBe(1);
     const refused = log.lines.filter((l) => String(l.msg).includes('refused')).map((l) => l.line);
@@ -86,7 +87,7 @@ describe('AccountsFile', () => {
   it('an emptied (truncated) file keeps the last good accounts', async () => {
     const { file, log } = await start(`${aliceLine()}\n`);
     await writeFile(path, '');
-    await eventually(() => log.lines.some((l) => String(l.msg).includes('no valid line')));
+    await waitFor(() => log.lines.some((l) => String(l.msg).includes('no valid line')));
     expect(file.get('alice')).toBeDefined();
   });
 
@@ -101,7 +102,7 @@ describe('AccountsFile', () => {
         `carol plaintext ${CAP_C}`,
       ].join('\n'),
     );
-    await eventually(() => file.get('carol') !== undefined);
+    await waitFor(() => file.get('carol') !== undefined);
     expect(file.get('alice')!.keys.map((k) => k.type)).toEqual(['ssh-ed25519']);
     expect(file.get('bob')!.rootCap).toBe(CAP_C);
     expect(file.get('carol')!.keys.map((k) => k.type)).toEqual(['ssh-rsa']);
@@ -112,10 +113,10 @@ describe('AccountsFile', () => {
   it('an unreadable or deleted file keeps everything, and its return is loaded', async () => {
     const { file, log } = await start(`${aliceLine()}\n`);
     await unlink(path);
-    await eventually(() => log.lines.some((l) => String(l.msg).includes('unreadable')));
+    await waitFor(() => log.lines.some((l) => String(l.msg).includes('unreadable')));
     expect(file.get('alice')).toBeDefined();
     await writeFile(path, `${bobLine()}\n`);
-    await eventually(() => file.get('bob') !== undefined);
+    await waitFor(() => file.get('bob') !== undefined);
     expect(file.get('alice')).toBeUndefined();
     if (process.getuid?.() !== 0) {
       // root reads anything, so the permission case only means something for other users
@@ -128,7 +129,7 @@ describe('AccountsFile', () => {
   it('a file over the size bound is refused, keeping the accounts', async () => {
     const { file, log } = await start(`${aliceLine()}\n`, { maxBytes: 4096 });
     await replaceByRename(`${aliceLine()}\n${'#'.repeat(5000)}\n${bobLine()}\n`);
-    await eventually(() => log.lines.some((l) => String(l.msg).includes('larger than')));
+    await waitFor(() => log.lines.some((l) => String(l.msg).includes('larger than')));
     expect(file.get('bob')).toBeUndefined();
   });
 
@@ -136,6 +137,8 @@ describe('AccountsFile', () => {
     const { file } = await start(`${aliceLine()}\n`);
     await file.close();
     await replaceByRename(`${bobLine()}\n`);
+    // Proving that nothing happens needs time to pass: 800 ms is two poll intervals (300 ms) and the
+    // debounce (50 ms) over, after which a file still watching would have reloaded.
     await new Promise((r) => setTimeout(r, 800));
     expect(file.get('bob')).toBeUndefined();
     expect(file.generation).toBe(1);

@@ -48,12 +48,3 @@ export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<v
   const dir = await mkdtemp(join(tmpdir(), 'capstan-auth-'));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
-
-/** Polls `check` until it returns true or `ms` pass. */
-export async function eventually(check: () => boolean, ms = 8000, stepMs = 50): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO } from '../helpers/cli.js';
+import { CliProcess, REPO } from '../helpers/cli.js';
 import { expectRsyncKeepsNames, makeNameTree } from '../helpers/name-trees.js';
 import { fuseUnavailable, missing, mountSshfs, remote, run, scp, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
 
@@ -32,8 +32,7 @@ const ROUNDS = 3;
 let tmp: string;
 let checkout: string;
 let home: string;
-let gateway: ChildProcess | undefined;
-let stderr = '';
+let gateway: CliProcess | undefined;
 
 /** Copies what a clone of the current tree would hold. */
 async function freshCheckout(into: string): Promise<void> {
@@ -47,17 +46,6 @@ async function freshCheckout(into: string): Promise<void> {
     await mkdir(path.dirname(path.join(into, file)), { recursive: true });
     await copyFile(from, path.join(into, file));
     await chmod(path.join(into, file), mode.mode & 0o777);
-  }
-}
-
-async function waitForStderr(pattern: RegExp, timeoutMs = 240_000): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = stderr.match(pattern);
-    if (m) return m;
-    if (gateway?.exitCode !== null || Date.now() > deadline)
-      throw new Error(`no ${pattern} from npm start; stderr:\n${stderr.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -90,11 +78,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // npm start runs node under npm under sh: the whole process group goes, by its id.
-  if (gateway?.pid !== undefined && gateway.exitCode === null) {
-    const closed = new Promise((resolve) => gateway?.once('close', resolve));
-    process.kill(-gateway.pid, 'SIGTERM');
-    const timer = setTimeout(() => gateway?.pid !== undefined && process.kill(-gateway.pid, 'SIGKILL'), 20_000);
-    await closed;
+  const child = gateway?.child;
+  if (child?.pid !== undefined && child.exitCode === null) {
+    process.kill(-child.pid, 'SIGTERM');
+    const timer = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 20_000);
+    await gateway?.exited;
     clearTimeout(timer);
   }
   if (tmp) await rm(tmp, { recursive: true, force: true });
@@ -113,17 +101,17 @@ describe.skipIf(skip)('the README quick start, from a fresh checkout, as root wi
     });
     expect(install.code, install.stderr.slice(-3000)).toBe(0);
 
-    gateway = spawn('npm', ['start', '--', '--listen', '127.0.0.1:0'], {
-      cwd: checkout,
-      env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    gateway.stdout?.resume();
-    gateway.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const password = (await waitForStderr(/^added account capstan with password (\S+) \(shown once/m))[1]!;
-    const port = Number((await waitForStderr(/^ {2}sftp -P (\d+) capstan@127\.0\.0\.1$/m))[1]);
-    await waitForStderr(/^stop with Ctrl-C$/m);
+    gateway = new CliProcess(
+      spawn('npm', ['start', '--', '--listen', '127.0.0.1:0'], {
+        cwd: checkout,
+        env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    const password = (await gateway.waitFor(/^added account capstan with password (\S+) \(shown once/m, 'stderr', 240_000))[1]!;
+    const port = Number((await gateway.waitFor(/^ {2}sftp -P (\d+) capstan@127\.0\.0\.1$/m, 'stderr', 240_000))[1]);
+    await gateway.waitFor(/^stop with Ctrl-C$/m, 'stderr', 240_000);
     const user: Target = { port, user: 'capstan', password };
     const work = path.join(tmp, 'work');
     await mkdir(work);
@@ -166,9 +154,9 @@ describe.skipIf(skip)('the README quick start, from a fresh checkout, as root wi
     }
 
     // The CLI finds the running node with no -d; the printed lines list what was uploaded.
-    const cliLines = stderr
+    const cliLines = gateway.stderr
       .split('\n')
-      .slice(stderr.split('\n').findIndex((l) => l.startsWith('from the command line')) + 1)
+      .slice(gateway.stderr.split('\n').findIndex((l) => l.startsWith('from the command line')) + 1)
       .filter((l) => l.startsWith('  '))
       .map((l) => l.trim());
     expect(cliLines.some((l) => l.startsWith('export '))).toBe(false); // the default node directory: nothing to export

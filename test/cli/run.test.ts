@@ -5,6 +5,7 @@ import ssh2 from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, startCli, stopAllCli, REPO, type CliProcess } from '../helpers/cli.js';
 import { bannerSent } from '../helpers/ssh-banner.js';
+import { waitFor } from '../helpers/wait.js';
 import { filterFromDocs, matchLine } from '../node/fail2ban.js';
 import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 
@@ -96,12 +97,7 @@ describe('capstan run', () => {
 
     // An account added while running is picked up without a restart.
     await ok(node, ['account', 'add', 'carol', '--password-stdin', '--root', root], 's3cret-pw');
-    let loggedIn = false;
-    for (let i = 0; i < 40 && !loggedIn; i++) {
-      loggedIn = await tryPasswordLogin(port, 'carol', 's3cret-pw');
-      if (!loggedIn) await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(loggedIn).toBe(true);
+    await waitFor(() => tryPasswordLogin(port, 'carol', 's3cret-pw'), { timeoutMs: 10_000, intervalMs: 250 });
     expect(await tryPasswordLogin(port, 'carol', 'wrong')).toBe(false);
 
     // The auth_failed line the gateway really wrote is what the documented fail2ban filter bans.
@@ -350,6 +346,8 @@ describe('capstan demo', () => {
     const proc = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env: { HOME: home, USER: 'keyuser' } });
     await proc.waitFor(/^added account keyuser, logging in with your key .*id_ed25519\.pub$/m);
     await proc.waitFor(/^ {2}sftp -P \d+ keyuser@127\.0\.0\.1$/m);
+    // The last start line: SIGTERM before it may find the demo still without its handler (see stopOnSignal).
+    await proc.waitFor(/^stop with Ctrl-C$/m);
     expect(proc.stderr).not.toMatch(/password/);
     expect(await proc.stop()).toEqual({ code: 0, signal: null });
   });

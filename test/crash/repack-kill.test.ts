@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChunkAddress } from '../../src/store/chunks/chunk-store.js';
 import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
 import { LocalEngine } from '../../src/store/packs/local-engine.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * `capstan repack` SIGKILLed at random points (test/crash/repack-writer.mjs)
@@ -45,10 +46,14 @@ async function repackUntilKilled(delayMs: number): Promise<boolean> {
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   try {
-    for (let t = 0; !out.includes('ready\n'); t++) {
-      if (child.exitCode !== null || t > 2400) throw new Error(`repacker did not start: ${err}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await waitFor(
+      () => {
+        if (out.includes('ready\n')) return true;
+        if (child.exitCode !== null) throw new Error(`repacker did not start: ${err}`);
+        return false;
+      },
+      { timeoutMs: 60_000, intervalMs: 25 },
+    );
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, delayMs)))]);
     clearTimeout(timer);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsChunkStore, LevelSlotStore, parseAddress } from '../../src/store/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The fs chunk store and the LevelDB slot store, SIGKILLed at random points
@@ -40,16 +41,15 @@ async function runAndKill(delayMs: number): Promise<{ chunks: Map<string, string
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   try {
-    for (let t = 0; !out.includes('ready\n'); t++) {
-      if (child.exitCode !== null || t > 2400) throw new Error(`writer did not start: ${err}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const printed = (text: string, what: string) => () => {
+      if (out.includes(text)) return true;
+      if (child.exitCode !== null) throw new Error(`writer ${what}: ${err}`);
+      return false;
+    };
+    await waitFor(printed('ready\n', 'did not start'), { timeoutMs: 60_000, intervalMs: 25 });
     // Kill only after a first acknowledged write, so a slow start on a loaded machine still tests something.
-    for (let t = 0; !out.includes('\nslot '); t++) {
-      if (child.exitCode !== null || t > 2400) throw new Error(`writer acknowledged nothing: ${err}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    await new Promise((r) => setTimeout(r, delayMs));
+    await waitFor(printed('\nslot ', 'acknowledged nothing'), { timeoutMs: 12_000, intervalMs: 5 });
+    await new Promise((r) => setTimeout(r, delayMs)); // the random moment of the kill
   } finally {
     if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
     await exited;

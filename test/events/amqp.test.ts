@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CapstanEvent } from '../../src/events/index.js';
 import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { RabbitMq, rabbitmqMissing } from '../helpers/rabbitmq.js';
+import { waitFor } from '../helpers/wait.js';
 import { connectSsh2, sftpOf } from '../sftp/gateway-fixture.js';
 
 /**
@@ -56,15 +57,20 @@ async function closeClient(): Promise<void> {
   conn = undefined;
 }
 
-/** Takes messages off the queue until `n` arrived (or the timeout). */
+/** Takes messages off the queue until `n` arrived (fails after the timeout). */
 async function take(n: number, timeoutMs = 30_000): Promise<GetMessage[]> {
   const out: GetMessage[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n && Date.now() < deadline) {
-    const msg = await ch.get(QUEUE, { noAck: true });
-    if (msg === false) await new Promise((r) => setTimeout(r, 50));
-    else out.push(msg);
-  }
+  await waitFor(
+    async () => {
+      while (out.length < n) {
+        const msg = await ch.get(QUEUE, { noAck: true });
+        if (msg === false) return false;
+        out.push(msg);
+      }
+      return true;
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
   return out;
 }
 
@@ -140,12 +146,13 @@ describe.skipIf(missing !== undefined)('AMQP events through a real gateway and R
       expect(m.fields.routingKey).toBe('uploads.test');
       expect(m.fields.exchange).toBe(EXCHANGE);
     }
-    let metrics = '';
-    for (let i = 0; i < 50 && !/^capstan_events_pending 0$/m.test(metrics); i++) {
-      metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(metrics).toMatch(/^capstan_events_pending 0$/m);
+    const metrics = await waitFor(
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+        return /^capstan_events_pending 0$/m.test(text) && text;
+      },
+      { intervalMs: 100 },
+    );
     expect(metrics).toMatch(/^capstan_events_delivered_total\{sink="amqp"\} [2-9]$/m);
     expect(metrics).toMatch(/^capstan_events_sink_failures\{sink="amqp"\} 0$/m);
   }, 60_000);

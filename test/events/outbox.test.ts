@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildEvent, Dispatcher, Outbox, type EventSink, type StoredEvent } from '../../src/events/index.js';
 import { silentLogger } from '../../src/log.js';
 import { backoffDelay } from '../../src/util/backoff.js';
+import { waitFor } from '../helpers/wait.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -78,7 +79,7 @@ describe('Outbox', () => {
     const dispatcher = new Dispatcher(box, [sink], { initialMs: 5, maxMs: 20 }, silentLogger());
     dispatcher.start();
     for (const p of ['a', 'b', 'c']) await box.append(ev(p));
-    for (let i = 0; i < 200 && box.pending > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => box.pending === 0);
     await dispatcher.stop();
     expect(box.pending).toBe(0);
     const ids = new Set(seen.map((s) => s.event.id));

@@ -103,18 +103,35 @@ export class CliProcess {
     return this.child.pid!;
   }
 
-  /** Waits until `pattern` appears on stderr (default) or stdout; fails early if the process exits. */
-  async waitFor(pattern: RegExp, stream: 'stdout' | 'stderr' = 'stderr', timeoutMs = 20_000): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    let exited = false;
-    void this.exited.then(() => (exited = true));
-    for (;;) {
-      const m = this[stream].match(pattern);
-      if (m) return m;
-      if (exited) throw new Error(`process exited before ${pattern} appeared; stderr: ${this.stderr.slice(-2000)}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; stderr: ${this.stderr.slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  /**
+   * Waits until `pattern` appears on stderr (default) or stdout: looked for as
+   * each piece of output arrives (after the constructor's listener has added
+   * it), not by polling; fails early if the process exits first.
+   */
+  waitFor(pattern: RegExp, stream: 'stdout' | 'stderr' = 'stderr', timeoutMs = 20_000): Promise<RegExpMatchArray> {
+    const source = this.child[stream]!;
+    return new Promise((resolve, reject) => {
+      const finish = (outcome: () => void): void => {
+        clearTimeout(timer);
+        source.off('data', look);
+        outcome();
+      };
+      const look = (): boolean => {
+        const m = this[stream].match(pattern);
+        if (m) finish(() => resolve(m));
+        return m !== null;
+      };
+      const timer = setTimeout(
+        () => finish(() => reject(new Error(`timed out waiting for ${pattern}; stderr: ${this.stderr.slice(-2000)}`))),
+        timeoutMs,
+      );
+      if (look()) return;
+      source.on('data', look);
+      // 'close' comes after the last output, so a line printed just before exiting is still seen.
+      void this.exited.then(() => {
+        if (!look()) finish(() => reject(new Error(`process exited before ${pattern} appeared; stderr: ${this.stderr.slice(-2000)}`)));
+      });
+    });
   }
 
   /** Sends `signal` (by pid) and waits for the exit; SIGKILLs after `timeoutMs`. */

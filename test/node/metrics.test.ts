@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MeasuredChunkStore } from '../../src/store/chunks/measured.js';
-import { Histogram, MetricsText } from '../../src/node/metrics.js';
+import { Histogram, MetricsText } from '../../src/util/metrics.js';
 import { renderGatewayMetrics } from '../../src/node/gateway-metrics.js';
 import { GatewayStats } from '../../src/sftp/stats.js';
 import { MemoryChunkStore, addressOf } from '../../src/store/index.js';

@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type ssh2 from 'ssh2';
+import { waitFor } from '../helpers/wait.js';
 import { connectSsh2, Ssh2Sessions, sftpOf, startGateway, type Gateway, type GatewayOptions } from './gateway-fixture.js';
 
 /**
@@ -43,14 +44,6 @@ function probe(port: number, localAddress?: string): Promise<{ banner: string; c
 
 async function login(g: Gateway, user = 'alice'): Promise<ssh2.Client> {
   return sessions.connect(g.port, user, { privateKey: await readFile(g.keyFile) });
-}
-
-function waitFor(pred: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => (pred() ? resolve() : Date.now() > until ? reject(new Error('condition not met in time')) : setTimeout(tick, 20));
-    tick();
-  });
 }
 
 describe('[limits]', () => {

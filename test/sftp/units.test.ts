@@ -114,6 +114,7 @@ describe('attributes and ls -l lines', () => {
 });
 
 describe('request scheduler', () => {
+  // Requests that take this long to run (work, not synchronisation): the scheduler's order is what is checked.
   const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
 
   it('runs exclusive requests one at a time in order; shared ones together between them', async () => {

@@ -7,6 +7,7 @@ import { TransientError, type AbortOptions } from '../../src/errors.js';
 import { ForwardingChunkStore, type ChunkAddress } from '../../src/store/index.js';
 import { connectSsh2, Ssh2Sessions, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
 import { call, statusOf } from '../helpers/callback.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Close-on-write uploads through ssh2's client: what other sessions see while
@@ -17,7 +18,9 @@ import { call, statusOf } from '../helpers/callback.js';
 class FaultyChunkStore extends ForwardingChunkStore {
   failPuts = false;
   putDelayMs = 0;
+  putsStarted = 0;
   override async put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
+    this.putsStarted++;
     if (this.putDelayMs > 0) await new Promise((r) => setTimeout(r, this.putDelayMs));
     if (this.failPuts) throw new TransientError('injected put failure');
     return this.inner.put(bytes, options);
@@ -42,14 +45,6 @@ const names = async (sftp: SFTPWrapper, dir: string): Promise<Map<string, number
     (await call<{ filename: string; attrs: { size: number } }[]>((cb) => sftp.readdir(dir, cb))).map((e) => [e.filename, e.attrs.size]),
   );
 const spoolFiles = async (): Promise<string[]> => readdir(join(gw.dir, 'spool'));
-
-async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 beforeAll(async () => {
   gw = await startGateway({ chunkSize: CHUNK, wrapChunks: (s) => (faults = new FaultyChunkStore(s)) });
@@ -142,7 +137,7 @@ describe('commits', () => {
     await call((cb) => sftp.write(h, randomBytes(100), 0, 100, 5000, cb)); // out of order: spooled
     expect(await spoolFiles()).toHaveLength(1);
     client.destroy();
-    await eventually(async () => (await spoolFiles()).length === 0);
+    await waitFor(async () => (await spoolFiles()).length === 0);
     const { sftp: again } = await login();
     expect(await statusOf(call((cb) => again.stat('/abandoned.bin', cb)))).toBe(STATUS.NO_SUCH_FILE);
   });
@@ -150,16 +145,23 @@ describe('commits', () => {
 
 describe('shutdown and timeouts', () => {
   it('close(grace) lets a CLOSE in flight commit, then ends the sessions', async () => {
-    const local = await startGateway({ chunkSize: CHUNK, wrapChunks: (s) => Object.assign(new FaultyChunkStore(s), { putDelayMs: 150 }) });
+    let slow!: FaultyChunkStore;
+    const local = await startGateway({
+      chunkSize: CHUNK,
+      wrapChunks: (s) => (slow = Object.assign(new FaultyChunkStore(s), { putDelayMs: 150 })),
+    });
     try {
       const client = await connectSsh2(local.port, 'alice', { privateKey: await readFile(local.keyFile) });
       client.on('error', () => {});
       const sftp = await sftpOf(client);
       const data = randomBytes(6 * CHUNK);
       const h = await call<Buffer>((cb) => sftp.open('/late.bin', 'w', cb));
+      const putsBefore = slow.putsStarted;
       await call((cb) => sftp.write(h, data, 0, data.length, 0, cb));
       const closed = call((cb) => sftp.close(h, cb));
-      await new Promise((r) => setTimeout(r, 20));
+      // Six chunks (some may still be on their way when WRITE is answered), then the manifest,
+      // whose put only CLOSE starts: once it has started, the commit is under way.
+      await waitFor(() => slow.putsStarted >= putsBefore + 7);
       await local.server.close(10_000);
       await closed;
       const node = await local.tree.resolve(local.root, ['late.bin']);

@@ -78,7 +78,7 @@ describe.each(treeBackends({ fsync: false }))('claiming by move ($name)', (backe
     for (let i = 0; i < ROUNDS; i++) {
       const file = new FileReadCap(randomBytes(32), randomBytes(32), 1);
       await one.directory(inbox).link(`x${i}`, file, meta);
-      const delay = Math.random() * 3;
+      const delay = Math.random() * 3; // a random schedule for the race, not synchronisation
       const settle = (p: Promise<void>) =>
         p.then(
           () => true,

@@ -10,6 +10,7 @@ import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
 import { MemorySlotStore } from '../../src/store/slots/memory.js';
 import type { SlotEntry, SlotStore } from '../../src/store/slots/slot-store.js';
 import { createTree, MemorySlotWatermarks, type SlotRollback } from '../../src/tree/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Rollback detection (docs/spec/slots.md, Rollback): a store that answers a
@@ -104,7 +105,7 @@ describe('rollback detection', () => {
     await d.mkdir('a');
     slots.delayNextGetMs = 100;
     const slowRead = d.lookup('a');
-    await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => slots.delayNextGetMs === 0); // the slow read has read the slot: its get took the delay
     await d.mkdir('b'); // swaps while the slow read's answer (the version before) is on its way
     expect((await slowRead)?.name).toBe('a');
     expect(rollbacks).toEqual([]);

@@ -136,7 +136,7 @@ describe.each(treeBackends({ fsync: false }))('shared directories ($name)', (bac
       const d = await one.directory(alice).mkdir(`d${i}`);
       await linkShared(one.directory(bob), `d${i}`, d, meta, open(one));
       const f = fileCap();
-      const delay = Math.random() * 3;
+      const delay = Math.random() * 3; // a random schedule for the race, not synchronisation
       const [linked, removed] = await Promise.all([
         outcome(new Promise((r) => setTimeout(r, Math.random() < 0.5 ? 0 : delay)).then(() => one.directory(d).link('f', f, meta))),
         outcome(new Promise((r) => setTimeout(r, Math.random() < 0.5 ? 0 : delay)).then(() => rmdir(two, two.directory(alice), `d${i}`))),

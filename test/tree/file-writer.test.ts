@@ -75,17 +75,20 @@ class InstrumentedStore implements ChunkStore {
   async close() {}
 }
 
-/** Lets queued callbacks and microtasks run. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
-
-async function state(promise: Promise<unknown>): Promise<'pending' | 'resolved' | 'rejected'> {
-  let result: 'pending' | 'resolved' | 'rejected' = 'pending';
+/**
+ * Whether `promise` is still unsettled after `ms`. Proving that something does
+ * not happen needs time to pass (the one sleep here): 20 ms is many event-loop
+ * turns and sealing-thread round trips, after which a write or finish that did
+ * not wait would have settled. Everything that does happen is awaited instead.
+ */
+async function pendingAfter(promise: Promise<unknown>, ms = 20): Promise<boolean> {
+  let settled = false;
   promise.then(
-    () => (result = 'resolved'),
-    () => (result = 'rejected'),
+    () => (settled = true),
+    () => (settled = true),
   );
-  await settle();
-  return result;
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return !settled;
 }
 
 describe('FileWriter backpressure', () => {
@@ -93,15 +96,14 @@ describe('FileWriter backpressure', () => {
     const store = new InstrumentedStore();
     store.hold = true;
     const writer = createFileWriter(store, convergence, { chunkSize: CHUNK, concurrency: 2 });
-    expect(await state(writer.write(block(1)))).toBe('resolved');
-    expect(await state(writer.write(block(2)))).toBe('resolved');
+    await writer.write(block(1));
+    await writer.write(block(2));
     const third = writer.write(block(3));
-    expect(await state(third)).toBe('pending');
     // Chunks are sealed on a worker thread (seal-pool.ts) before their put starts.
     await vi.waitFor(() => expect(store.puts).toBe(2));
-    expect(await state(third)).toBe('pending');
+    expect(await pendingAfter(third)).toBe(true);
     store.releaseOne();
-    expect(await state(third)).toBe('resolved');
+    await third;
     await vi.waitFor(() => expect(store.puts).toBe(3));
     store.releaseAll();
     const { cap } = await writer.finish();
@@ -138,13 +140,10 @@ describe('FileWriter write order', () => {
     store.hold = true;
     const writer = createFileWriter(store, convergence, { chunkSize: CHUNK });
     await writer.write(block(1, 1000));
-    let done = false;
-    const finishing = writer.finish().then((r) => ((done = true), r));
-    await settle();
-    expect(store.held).toHaveLength(2); // the chunk and the manifest, both in flight
+    const finishing = writer.finish();
+    await vi.waitFor(() => expect(store.held).toHaveLength(2)); // the chunk and the manifest, both in flight
     store.releaseOne();
-    await settle();
-    expect(done).toBe(false);
+    expect(await pendingAfter(finishing)).toBe(true);
     store.releaseAll();
     const { cap } = await finishing;
     expect(Buffer.from(await (await openFile(store, cap)).read(0, 1000))).toEqual(Buffer.from(block(1, 1000)));
@@ -191,14 +190,13 @@ describe('FileWriter failure and abort', () => {
     const writer = createFileWriter(store, convergence, { chunkSize: CHUNK, concurrency: 1 });
     await writer.write(block(1));
     const waiting = writer.write(block(2));
-    expect(await state(waiting)).toBe('pending');
+    expect(await pendingAfter(waiting)).toBe(true);
     writer.abort();
     await expect(waiting).rejects.toHaveProperty('name', 'AbortError');
     await expect(writer.write(block(3))).rejects.toHaveProperty('name', 'AbortError');
     await expect(writer.finish()).rejects.toHaveProperty('name', 'AbortError');
     store.releaseAll();
-    await settle();
-    expect(store.sawAbort).toBe(1); // the held put saw the writer's signal
+    await vi.waitFor(() => expect(store.sawAbort).toBe(1)); // the held put saw the writer's signal
     expect(store.puts).toBe(1);
     expect((await store.usage()).chunks).toBe(0);
   });
@@ -210,7 +208,7 @@ describe('FileWriter failure and abort', () => {
     await writer.write(block(1));
     const controller = new AbortController();
     const waiting = writer.write(block(2), { signal: controller.signal });
-    expect(await state(waiting)).toBe('pending'); // half accepted: the chunk is cut, its put is waiting for a slot
+    expect(await pendingAfter(waiting)).toBe(true); // half accepted: the chunk is cut, its put is waiting for a slot
     controller.abort();
     await expect(waiting).rejects.toHaveProperty('name', 'AbortError');
     await expect(writer.finish()).rejects.toHaveProperty('name', 'AbortError');

@@ -1,6 +1,6 @@
 import type { AbortOptions } from '../../errors.js';
 import { ForwardingChunkStore, type ChunkAddress, type ChunkStore } from '../index.js';
-import { Histogram } from '../../node/metrics.js';
+import { Histogram } from '../../util/metrics.js';
 
 export const MEASURED_OPERATIONS = ['put', 'get', 'has', 'delete'] as const;
 export type MeasuredOperation = (typeof MEASURED_OPERATIONS)[number];
