@@ -10,7 +10,7 @@ import type { Checksums } from '../tree/api.js';
 
 export const EVENT_FORMAT_VERSION = 1;
 
-export const EVENT_OPERATIONS = ['upload', 'rename', 'remove', 'mkdir', 'rmdir', 'symlink'] as const;
+export const EVENT_OPERATIONS = ['upload', 'rename', 'remove', 'mkdir', 'rmdir', 'symlink', 'snapshot-create', 'snapshot-remove'] as const;
 export type EventOperation = (typeof EVENT_OPERATIONS)[number];
 
 /** What the SFTP layer knows about one committed change. */

@@ -16,7 +16,7 @@ import type { CapstanEvent, StoredEvent } from './api.js';
  * (LocalEGA users upload Crypt4GH files, hence "encrypted"); the schema
  * admits only sha256 and md5 items, so capstan's sha1 is left out.
  * `file_last_modified` is the entry's mtime in whole UNIX seconds.
- * mkdir, rmdir and symlink have no LocalEGA message: they are confirmed
+ * mkdir, rmdir, symlink and snapshots have no LocalEGA message: they are confirmed
  * without sending anything.
  */
 

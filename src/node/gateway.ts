@@ -10,7 +10,7 @@ import { formatHostPort, type HostPort, type NodeConfig } from '../config/index.
 import { startEvents, type EventsService } from '../events/index.js';
 import type { Logger } from '../log.js';
 import { startSftpServer } from '../sftp/index.js';
-import { accountRoots, SnapshotSchedule } from './snapshot-schedule.js';
+import { accountRoots, SnapshotSchedule, snapshotEvents } from './snapshot-schedule.js';
 import { GatewayStats } from '../sftp/stats.js';
 import { addressOf, serveNodeStores, type NodeSocketServer } from '../store/index.js';
 import { createTree, type Tree } from '../tree/index.js';
@@ -178,6 +178,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
           keep: config.snapshots.keep,
           roots: () => accountRoots(accountsFile),
           logger: log,
+          ...(events !== undefined ? { onChange: snapshotEvents(events.recorder, accountsFile, log) } : {}),
         });
         schedule.start();
         closers.add('snapshot schedule', () => schedule.close());

@@ -1,10 +1,11 @@
 import { DirectoryWriteCap, parseCap } from '../cap/index.js';
 import type { AccountsFile } from '../auth/accounts-watcher.js';
+import { recordAround, type EventRecorder } from '../events/api.js';
 import { TAG, taggedHash } from '../crypto/index.js';
 import { ConflictError, isCapstanError, type AbortOptions } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SlotStore } from '../store/slots/slot-store.js';
-import { HOUR_MS, isScheduledTime, type Snapshot, type Tree } from '../tree/index.js';
+import { HOUR_MS, isScheduledTime, snapshotNames, type Snapshot, type Tree } from '../tree/index.js';
 
 /**
  * Scheduled snapshots with retention ([snapshots] schedule, keep_*;
@@ -38,6 +39,15 @@ export interface SnapshotScheduleOptions {
   roots(): Iterable<DirectoryWriteCap>;
   logger?: Logger | undefined;
   now?: (() => number) | undefined;
+  /** Told of each snapshot taken or removed, once it is durable (events). Must not throw. */
+  onChange?: ((change: SnapshotChange) => Promise<void>) | undefined;
+}
+
+export interface SnapshotChange {
+  operation: 'snapshot-create' | 'snapshot-remove';
+  root: DirectoryWriteCap;
+  /** The snapshot's name under /.snapshots/. */
+  name: string;
 }
 
 export interface PeriodResult {
@@ -91,11 +101,16 @@ export class SnapshotSchedule {
       if (seen.has(si)) continue;
       seen.add(si);
       try {
-        await this.#o.tree.createSnapshot(root, { ...options, scheduledAt: period });
+        const all = await this.#o.tree.listSnapshots(root, options);
+        const taken = await this.#o.tree.createSnapshot(root, { ...options, scheduledAt: period });
         result.taken++;
-        for (const old of expired(await this.#o.tree.listSnapshots(root, options), this.#o.keep)) {
+        all.push(taken);
+        const names = new Map(snapshotNames(all).map(({ name, snapshot }) => [snapshot.epoch, name]));
+        await this.#o.onChange?.({ operation: 'snapshot-create', root, name: names.get(taken.epoch) ?? '' });
+        for (const old of expired(all, this.#o.keep)) {
           await this.#o.tree.removeSnapshot(old.cap, options);
           result.removed++;
+          await this.#o.onChange?.({ operation: 'snapshot-remove', root, name: names.get(old.epoch) ?? '' });
         }
       } catch (err) {
         if (!isCapstanError(err)) throw err;
@@ -139,6 +154,26 @@ export function* accountRoots(accounts: AccountsFile): Iterable<DirectoryWriteCa
       // A refused cap is the accounts file's to report.
     }
   }
+}
+
+/**
+ * Events of scheduled snapshots: one per account whose root it is, recorded
+ * after the pin (docs/spec/events.md: snapshots have no intent). A full
+ * outbox or a failing write is logged; the schedule goes on.
+ */
+export function snapshotEvents(recorder: EventRecorder, accounts: AccountsFile, logger: Logger): (change: SnapshotChange) => Promise<void> {
+  return async ({ operation, root, name }) => {
+    const cap = root.toString();
+    for (const [user, account] of accounts.accounts) {
+      if (account.rootCap !== cap) continue;
+      try {
+        recorder.admit();
+        await recordAround(recorder, { user, operation, base: 'root', path: `.snapshots/${name}` }, (begin) => begin([]));
+      } catch (err) {
+        logger.error({ event: 'snapshot_event_lost', user, operation, err }, 'the event of a scheduled snapshot could not be recorded');
+      }
+    }
+  };
 }
 
 export function scheduleStorageIndex(): Uint8Array {

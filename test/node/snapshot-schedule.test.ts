@@ -34,9 +34,22 @@ describe('scheduled snapshots', () => {
     const root = await tree.createDirectory();
     const start = Date.UTC(2026, 9, 1);
     let now = start;
-    const schedule = new SnapshotSchedule({ tree, slots, every: 'hourly', keep, roots: () => [root], now: () => now });
+    const changes: string[] = [];
+    const schedule = new SnapshotSchedule({
+      tree,
+      slots,
+      every: 'hourly',
+      keep,
+      roots: () => [root],
+      now: () => now,
+      onChange: async (c) => void changes.push(`${c.operation} ${c.name}`),
+    });
     const manual = await tree.createSnapshot(root);
     for (let hour = 0; hour < 40 * 24; hour++, now += HOUR_MS) await schedule.runDue();
+    // One event per snapshot taken, one per snapshot removed, named as /.snapshots/ shows them.
+    expect(changes.filter((c) => c.startsWith('snapshot-create'))).toHaveLength(40 * 24);
+    expect(changes[0]).toBe('snapshot-create 2026-10-01T00:00:00Z');
+    expect(changes.filter((c) => c.startsWith('snapshot-remove'))).toHaveLength(40 * 24 - (24 + 13 + 4));
     const left = await tree.listSnapshots(root);
     expect(left.map((s) => s.epoch)).toContain(manual.epoch);
     const scheduled = left.filter((s) => isScheduledTime(s.createdMs)).map((s) => s.createdMs);

@@ -4,6 +4,7 @@ import { InvalidInputError } from '../../errors.js';
 import { snapshotNames } from '../../tree/index.js';
 import { asDirectoryCap, parseCapPath, resolveCapPath } from '../cap-path.js';
 import { out, withNode, type GlobalArgs } from '../context.js';
+import { recordCliChange } from '../events.js';
 import { jsonOption, outJson } from '../json.js';
 
 interface TargetArgs extends GlobalArgs {
@@ -31,11 +32,14 @@ const createCommand: CommandModule<GlobalArgs, TargetArgs> = {
       .option('json', jsonOption('{name, createdMs, cap}'))
       .example('$0 snapshot create "$ROOT"', 'prints CS1:DIR-SNAP:…, the tree as it is now, for ever') as unknown as Argv<TargetArgs>,
   handler: async (args) => {
-    await withNode(args, async ({ tree }) => {
+    await withNode(args, async (node) => {
+      const { tree } = node;
       const cap = asDirectoryCap((await resolveCapPath(tree, parseCapPath(args.target))).cap);
       if (!(cap instanceof DirectoryWriteCap)) throw new InvalidInputError('a snapshot is taken with the directory’s write cap');
       const snapshot = await tree.createSnapshot(cap);
-      const [named] = snapshotNames([snapshot]);
+      const named = snapshotNames(await tree.listSnapshots(cap)).find((n) => n.snapshot.epoch === snapshot.epoch);
+      // Recorded once the pin is durable: a snapshot has no intent (docs/spec/events.md).
+      await recordCliChange(node, 'snapshot-create', { cap, components: ['.snapshots', named!.name] }, (begin) => begin([]));
       if (args.json)
         await outJson({ name: named!.name, createdMs: snapshot.createdMs, cap: snapshot.cap.toString() } satisfies SnapshotJsonLine);
       else await out(`${snapshot.cap.toString()}\n`);
@@ -75,8 +79,15 @@ const removeCommand: CommandModule<GlobalArgs, TargetArgs> = {
     if (!(cap instanceof DirectoryReadCap) || cap.epoch === undefined || components.length > 0) {
       throw new InvalidInputError('snapshot remove takes a snapshot cap (CS1:DIR-SNAP:…)');
     }
-    await withNode(args, async ({ tree }) => {
+    await withNode(args, async (node) => {
+      const { tree } = node;
+      const named = snapshotNames(await tree.listSnapshots(cap)).find((n) => n.snapshot.epoch === cap.epoch);
       await tree.removeSnapshot(cap);
+      if (named !== undefined) {
+        await recordCliChange(node, 'snapshot-remove', { cap: cap.at(undefined), components: ['.snapshots', named.name] }, (begin) =>
+          begin([]),
+        );
+      }
       if (args.json) await outJson({ removed: true });
       else await out('removed\n');
     });
