@@ -18,6 +18,8 @@ interface LoginBase {
    * and nothing else, and the user directories' records carry no such field.
    */
   appendOnly: boolean;
+  /** No /.snapshots/ folder for this login (the accounts file's `no-snapshots` option; absent: false). */
+  noSnapshots?: boolean | undefined;
 }
 
 /**
@@ -224,7 +226,10 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     }
     if (account !== undefined) {
       if (matched && hash !== undefined)
-        return accepted({ user, rootCap: account.rootCap, method: 'password', appendOnly: account.appendOnly }, meta);
+        return accepted(
+          { user, rootCap: account.rootCap, method: 'password', appendOnly: account.appendOnly, noSnapshots: account.noSnapshots },
+          meta,
+        );
       return refused(user, meta, hash === undefined ? 'no password for this user' : 'wrong password');
     }
     if (validUser && accountServer !== undefined) {
@@ -275,7 +280,14 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
           logger.debug({ ...who(user), keyFingerprint: fingerprint, remoteAddress: meta.remoteAddress }, 'public key not listed for user');
           return null;
         }
-        return { user, rootCap: account.rootCap, method: 'publickey', keyFingerprint: fingerprint, appendOnly: account.appendOnly };
+        return {
+          user,
+          rootCap: account.rootCap,
+          method: 'publickey',
+          keyFingerprint: fingerprint,
+          appendOnly: account.appendOnly,
+          noSnapshots: account.noSnapshots,
+        };
       } catch (err) {
         logger.error({ ...who(user), err: (err as Error).name }, 'public key lookup failed');
         return null;
