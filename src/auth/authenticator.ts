@@ -22,6 +22,11 @@ interface LoginBase {
   noSnapshots?: boolean | undefined;
 }
 
+/** The login's `noSnapshots`, only for an account with the option (a result without it reads as false). */
+function noSnapshotsOf(account: Account): { noSnapshots?: true } {
+  return account.noSnapshots ? { noSnapshots: true } : {};
+}
+
 /**
  * Who logged in and where their root comes from: a cap (the accounts file,
  * the account server, or a directory cap a user directory named), or a home
@@ -227,7 +232,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     if (account !== undefined) {
       if (matched && hash !== undefined)
         return accepted(
-          { user, rootCap: account.rootCap, method: 'password', appendOnly: account.appendOnly, noSnapshots: account.noSnapshots },
+          { user, rootCap: account.rootCap, method: 'password', appendOnly: account.appendOnly, ...noSnapshotsOf(account) },
           meta,
         );
       return refused(user, meta, hash === undefined ? 'no password for this user' : 'wrong password');
@@ -286,7 +291,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
           method: 'publickey',
           keyFingerprint: fingerprint,
           appendOnly: account.appendOnly,
-          noSnapshots: account.noSnapshots,
+          ...noSnapshotsOf(account),
         };
       } catch (err) {
         logger.error({ ...who(user), err: (err as Error).name }, 'public key lookup failed');
