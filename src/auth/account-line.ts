@@ -31,21 +31,24 @@ export function isValidUserName(user: string): boolean {
 export interface AccountOptions {
   /** Clients may add files and change what they added in the same session, never what was there before (src/sftp/append-only.ts). */
   appendOnly: boolean;
+  /** No /.snapshots/ folder in the account's root (src/sftp/snapshots-folder.ts); a real entry of that name is then an ordinary one. */
+  noSnapshots: boolean;
 }
 
 /** The option names of the OPTIONS word, in the order formatOptions writes them. */
-export const ACCOUNT_OPTION_NAMES = ['append-only'] as const;
+export const ACCOUNT_OPTION_NAMES = ['append-only', 'no-snapshots'] as const;
 
-export const NO_OPTIONS: Readonly<AccountOptions> = Object.freeze({ appendOnly: false });
+export const NO_OPTIONS: Readonly<AccountOptions> = Object.freeze({ appendOnly: false, noSnapshots: false });
 
 export function sameOptions(a: AccountOptions, b: AccountOptions): boolean {
-  return a.appendOnly === b.appendOnly;
+  return a.appendOnly === b.appendOnly && a.noSnapshots === b.noSnapshots;
 }
 
 /** The OPTIONS word for `options`, or undefined when every option is off (the line then has no OPTIONS word). */
 export function formatOptions(options: AccountOptions): string | undefined {
   const names: string[] = [];
   if (options.appendOnly) names.push('append-only');
+  if (options.noSnapshots) names.push('no-snapshots');
   return names.length > 0 ? names.join(',') : undefined;
 }
 
@@ -54,6 +57,7 @@ function parseOptions(word: string): AccountOptions | undefined {
   const options: AccountOptions = { ...NO_OPTIONS };
   for (const item of word.split(',')) {
     if (item === 'append-only') options.appendOnly = true;
+    else if (item === 'no-snapshots') options.noSnapshots = true;
     else return undefined;
   }
   return options;

@@ -80,18 +80,23 @@ export async function removeUser(path: string, user: string): Promise<number> {
 }
 
 /**
- * Sets the options of every accepted line of `user` (an option is the
- * account's, so all its lines change together): each line's OPTIONS word is
+ * Sets the options named in `change` on every accepted line of `user` (an
+ * option is the account's, so all its lines change together; options not
+ * named keep their value): each line's OPTIONS word is
  * replaced, added or dropped, and its other words kept (a changed line is
  * rewritten with single blanks between words); other lines are kept byte
  * for byte.
  * Returns how many lines changed; writes only if some did. Throws
  * NotFoundError if `user` has no accepted line.
  */
-export async function setAccountOptions(path: string, user: string, options: AccountOptions, opts: EditOptions = {}): Promise<number> {
+export async function setAccountOptions(
+  path: string,
+  user: string,
+  change: Partial<AccountOptions>,
+  opts: EditOptions = {},
+): Promise<number> {
   const before = await readIfExists(path);
   if (before === undefined) throw new NotFoundError('accounts file not found');
-  const word = formatOptions(options);
   const parts = before.split(/(\r?\n)/);
   let named = 0;
   let changed = 0;
@@ -102,6 +107,7 @@ export async function setAccountOptions(path: string, user: string, options: Acc
     named++;
     const words = accountLineWords(line)!;
     const rest = words.slice(hasOptionsWord(words) ? 2 : 1);
+    const word = formatOptions({ ...parsed.account.options, ...change });
     const next = [user, ...(word !== undefined ? [word] : []), ...rest].join(' ');
     if (next === line.trim()) continue;
     parts[i] = next;
@@ -120,6 +126,7 @@ export interface AccountSummary {
   keys: { type: string; fingerprint: string }[];
   hasPassword: boolean;
   appendOnly: boolean;
+  noSnapshots: boolean;
   /** Present only when asked for with includeCaps: it is a secret. */
   rootCap?: string;
 }
@@ -141,6 +148,7 @@ export async function listAccounts(path: string, opts: ListOptions = {}): Promis
         keys: account.keys.map((k) => ({ type: k.type, fingerprint: keyFingerprint(k) })),
         hasPassword: account.passwordHash !== undefined,
         appendOnly: account.appendOnly,
+        noSnapshots: account.noSnapshots,
         ...(opts.includeCaps === true ? { rootCap: account.rootCap } : {}),
       }),
     );

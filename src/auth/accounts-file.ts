@@ -15,9 +15,11 @@
  * - OPTIONS (optional) is one word: option names separated by commas, no
  *   blanks. It is recognised by its place: the second word, when it is not a
  *   key type and does not start with `$`, and the third word is a key type
- *   or starts with `$`. The only option is `append-only` (account-line.ts
- *   AccountOptions; what it means: src/sftp/append-only.ts). A name
- *   repeated counts once. A line without OPTIONS has every option off, so a
+ *   or starts with `$`. The options are `append-only` (what it means:
+ *   src/sftp/append-only.ts) and `no-snapshots` (no /.snapshots/ folder in
+ *   the root: src/sftp/snapshots-folder.ts); account-line.ts
+ *   AccountOptions. Both in one word: `append-only,no-snapshots` (any
+ *   order; formatOptions writes this one). A name repeated counts once. A line without OPTIONS has every option off, so a
  *   file written before options existed reads exactly as it did.
  * - KEYTYPE BASE64 [COMMENT...] is an OpenSSH authorized_keys line without
  *   options; KEYTYPE is one of ssh-ed25519, ssh-rsa (>= 2048 bits),
@@ -47,7 +49,7 @@
  * What a reload does with a file that has errors is decided in
  * reload-policy.ts.
  */
-import { parseAccountLine, defaultValidateCap, sameOptions, type CapValidator } from './account-line.js';
+import { parseAccountLine, defaultValidateCap, sameOptions, type AccountOptions, type CapValidator } from './account-line.js';
 import type { ParsedKey } from './ssh-key.js';
 
 /** Bound on the file read (and so on the accounts held): ~10^4 key lines. */
@@ -59,6 +61,13 @@ export interface Account {
   passwordHash?: string;
   /** The `append-only` option: writes may not change or remove what existed before the session. */
   appendOnly: boolean;
+  /** The `no-snapshots` option: /.snapshots/ is not served in this account's root. */
+  noSnapshots: boolean;
+}
+
+/** The options an account was loaded with. */
+export function accountOptions(account: Account): AccountOptions {
+  return { appendOnly: account.appendOnly, noSnapshots: account.noSnapshots };
 }
 
 /** A refused line. `message` is safe to log; it never contains the line's text. */
@@ -110,7 +119,7 @@ export function parseAccountsFile(text: string, opts: ParseAccountsOptions = {})
       faultyUsers.add(line.user);
       continue;
     }
-    if (existing !== undefined && !sameOptions({ appendOnly: existing.appendOnly }, line.options)) {
+    if (existing !== undefined && !sameOptions(accountOptions(existing), line.options)) {
       errors.push({ line: lineNo, message: `names different options than line ${firstLine.get(line.user)} for the same user` });
       faultyUsers.add(line.user);
       continue;
@@ -120,7 +129,7 @@ export function parseAccountsFile(text: string, opts: ParseAccountsOptions = {})
       faultyUsers.add(line.user);
       continue;
     }
-    const account: Account = existing ?? { rootCap: line.rootCap, keys: [], appendOnly: line.options.appendOnly };
+    const account: Account = existing ?? { rootCap: line.rootCap, keys: [], ...line.options };
     if (line.kind === 'password') account.passwordHash = line.passwordHash;
     else if (!account.keys.some((k) => k.equals(line.key))) account.keys.push(line.key);
     if (existing === undefined) {

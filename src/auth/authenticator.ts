@@ -18,6 +18,13 @@ interface LoginBase {
    * and nothing else, and the user directories' records carry no such field.
    */
   appendOnly: boolean;
+  /** No /.snapshots/ folder for this login (the accounts file's `no-snapshots` option; absent: false). */
+  noSnapshots?: boolean | undefined;
+}
+
+/** The login's `noSnapshots`, only for an account with the option (a result without it reads as false). */
+function noSnapshotsOf(account: Account): { noSnapshots?: true } {
+  return account.noSnapshots ? { noSnapshots: true } : {};
 }
 
 /**
@@ -224,7 +231,10 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     }
     if (account !== undefined) {
       if (matched && hash !== undefined)
-        return accepted({ user, rootCap: account.rootCap, method: 'password', appendOnly: account.appendOnly }, meta);
+        return accepted(
+          { user, rootCap: account.rootCap, method: 'password', appendOnly: account.appendOnly, ...noSnapshotsOf(account) },
+          meta,
+        );
       return refused(user, meta, hash === undefined ? 'no password for this user' : 'wrong password');
     }
     if (validUser && accountServer !== undefined) {
@@ -275,7 +285,14 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
           logger.debug({ ...who(user), keyFingerprint: fingerprint, remoteAddress: meta.remoteAddress }, 'public key not listed for user');
           return null;
         }
-        return { user, rootCap: account.rootCap, method: 'publickey', keyFingerprint: fingerprint, appendOnly: account.appendOnly };
+        return {
+          user,
+          rootCap: account.rootCap,
+          method: 'publickey',
+          keyFingerprint: fingerprint,
+          appendOnly: account.appendOnly,
+          ...noSnapshotsOf(account),
+        };
       } catch (err) {
         logger.error({ ...who(user), err: (err as Error).name }, 'public key lookup failed');
         return null;

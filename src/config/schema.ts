@@ -217,7 +217,7 @@ export const SCHEMA = {
     browse: key(
       boolType,
       'true',
-      'Serve a read-only /.snapshots/ folder in every writable account root: the snapshots of the root, by UTC time (docs/operations.md, Snapshots). Hidden from the root listing.',
+      'Serve a read-only /.snapshots/ folder in every writable account root: the snapshots of the root, by UTC time (docs/operations.md, Snapshots). Hidden from the root listing. Not for an account with the no-snapshots option (accounts file).',
     ),
     schedule: key(
       enumType(['off', 'hourly', 'daily'] as const),

@@ -67,6 +67,8 @@ export class SnapshotSchedule {
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<unknown> | undefined;
+  /** The last period this gateway took or saw taken: "taken elsewhere" is logged once per period. */
+  #lastPeriod: number | undefined;
 
   constructor(options: SnapshotScheduleOptions) {
     this.#o = options;
@@ -93,7 +95,17 @@ export class SnapshotSchedule {
   async runDue(options: AbortOptions = {}): Promise<PeriodResult | undefined> {
     const size = this.#o.every === 'hourly' ? HOUR_MS : DAY_MS;
     const period = Math.floor(this.#now() / size) * size;
-    if (!(await this.#claim(period, options))) return undefined;
+    if (!(await this.#claim(period, options))) {
+      if (this.#lastPeriod !== period) {
+        this.#lastPeriod = period;
+        this.#o.logger?.info(
+          { event: 'snapshots_taken_elsewhere', period: new Date(period).toISOString() },
+          'scheduled snapshots: another gateway took this period',
+        );
+      }
+      return undefined;
+    }
+    this.#lastPeriod = period;
     const result: PeriodResult = { period, taken: 0, removed: 0, failed: 0 };
     const seen = new Set<string>();
     for (const root of this.#o.roots()) {

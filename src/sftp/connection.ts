@@ -157,7 +157,8 @@ export class GatewayConnection {
       user,
       root: login.root,
       writable: !deps.readOnly,
-      snapshots: deps.snapshots,
+      // The gateway's [snapshots] browse, unless the account's no-snapshots option turns it off.
+      snapshots: deps.snapshots && login.result.noSnapshots !== true,
       overlay: deps.overlay,
       writeDeps: {
         tree: deps.tree,

@@ -8,7 +8,7 @@ import { hashPassword } from '../../src/auth/password-hash.js';
 import { applyReload } from '../../src/auth/reload-policy.js';
 import { CAP_A, CAP_B, makeKey, tempDir, type TestKey } from './helpers.js';
 
-/** The OPTIONS word of an account line (`append-only`): grammar in src/auth/accounts-file.ts. */
+/** The OPTIONS word of an account line (`append-only`, `no-snapshots`): grammar in src/auth/accounts-file.ts. */
 
 let ed: TestKey, rsa: TestKey, hash: string;
 beforeAll(async () => {
@@ -25,9 +25,9 @@ describe('account options in the accounts file', () => {
     ].join('\n');
     const { accounts, errors } = parseAccountsFile(text);
     expect(errors).toEqual([]);
-    expect(accounts.get('alice')).toMatchObject({ rootCap: CAP_A, appendOnly: false, passwordHash: hash });
+    expect(accounts.get('alice')).toMatchObject({ rootCap: CAP_A, appendOnly: false, noSnapshots: false, passwordHash: hash });
     expect(accounts.get('alice')!.keys).toHaveLength(1);
-    expect(accounts.get('bob')).toMatchObject({ rootCap: CAP_B, appendOnly: false });
+    expect(accounts.get('bob')).toMatchObject({ rootCap: CAP_B, appendOnly: false, noSnapshots: false });
   });
 
   it('append-only on key and password lines, a repeated name counting once', () => {
@@ -44,6 +44,23 @@ describe('account options in the accounts file', () => {
     expect(accounts.get('admin')).toMatchObject({ rootCap: CAP_A, appendOnly: false });
   });
 
+  it('no-snapshots alone and with append-only in one comma-separated word, in either order', () => {
+    const text = [
+      `guest no-snapshots ${ed.type} ${ed.base64} ${CAP_A}`,
+      `backup append-only,no-snapshots ${ed.type} ${ed.base64} restic@host ${CAP_A}`,
+      `backup no-snapshots,append-only,no-snapshots ${hash} ${CAP_A}`,
+    ].join('\n');
+    const { accounts, errors } = parseAccountsFile(text);
+    expect(errors).toEqual([]);
+    expect(accounts.get('guest')).toMatchObject({ appendOnly: false, noSnapshots: true });
+    expect(accounts.get('backup')).toMatchObject({ appendOnly: true, noSnapshots: true, passwordHash: hash });
+    // A blank inside the word is two words: the second is no key type, so the line is refused.
+    expect(parseAccountLine(`guest append-only, no-snapshots ${ed.type} ${ed.base64} ${CAP_A}`).kind).toBe('error');
+    // An account's lines must agree on no-snapshots too.
+    const mixed = parseAccountsFile(`guest no-snapshots ${ed.type} ${ed.base64} ${CAP_A}\nguest ${hash} ${CAP_A}\n`);
+    expect(mixed.errors).toEqual([{ line: 2, message: 'names different options than line 1 for the same user' }]);
+  });
+
   it('an unknown option is refused by line number, naming the known options and never the word', () => {
     const secret = 'hunter2-Secret';
     const text = [
@@ -54,7 +71,7 @@ describe('account options in the accounts file', () => {
     const { accounts, errors, faultyUsers } = parseAccountsFile(text);
     expect(errors.map((e) => e.line)).toEqual([2, 3]);
     for (const e of errors) {
-      expect(e.message).toBe('unknown account option (known: append-only)');
+      expect(e.message).toBe('unknown account option (known: append-only, no-snapshots)');
       expect(e.message).not.toContain(secret);
     }
     expect([...accounts.keys()]).toEqual(['alice']);
@@ -81,13 +98,21 @@ describe('account options in the accounts file', () => {
 
   it('withOptions writes the word after the user, and a line without options unchanged', () => {
     const line = formatKeyLine('alice', ed.publicLine, CAP_A);
-    expect(withOptions(line, { appendOnly: false })).toBe(line);
-    const appendOnly = withOptions(line, { appendOnly: true });
+    expect(withOptions(line, { appendOnly: false, noSnapshots: false })).toBe(line);
+    const appendOnly = withOptions(line, { appendOnly: true, noSnapshots: false });
     expect(appendOnly).toBe(`alice append-only ${ed.type} ${ed.base64} test@host ${CAP_A}`);
-    expect(withOptions(formatPasswordLine('bob', hash, CAP_B), { appendOnly: true })).toBe(`bob append-only ${hash} ${CAP_B}`);
-    expect(formatOptions({ appendOnly: false })).toBeUndefined();
+    expect(withOptions(formatPasswordLine('bob', hash, CAP_B), { appendOnly: true, noSnapshots: false })).toBe(
+      `bob append-only ${hash} ${CAP_B}`,
+    );
+    expect(formatOptions({ appendOnly: false, noSnapshots: false })).toBeUndefined();
+    expect(formatOptions({ appendOnly: false, noSnapshots: true })).toBe('no-snapshots');
+    expect(formatOptions({ appendOnly: true, noSnapshots: true })).toBe('append-only,no-snapshots');
     const parsed = parseAccountLine(appendOnly);
-    expect(parsed.kind === 'account' && parsed.account.options).toEqual({ appendOnly: true });
+    expect(parsed.kind === 'account' && parsed.account.options).toEqual({ appendOnly: true, noSnapshots: false });
+    const both = withOptions(line, { appendOnly: true, noSnapshots: true });
+    expect(both).toBe(`alice append-only,no-snapshots ${ed.type} ${ed.base64} test@host ${CAP_A}`);
+    const reparsed = parseAccountLine(both);
+    expect(reparsed.kind === 'account' && reparsed.account.options).toEqual({ appendOnly: true, noSnapshots: true });
   });
 });
 
@@ -127,5 +152,20 @@ describe('setAccountOptions', () => {
     expect(await setAccountOptions(path, 'alice', { appendOnly: false })).toBe(2);
     expect(await readFile(path, 'utf8')).toBe(text);
     await expect(setAccountOptions(path, 'nobody', { appendOnly: true })).rejects.toMatchObject({ name: 'NotFoundError' });
+  });
+
+  it('changes only the options it names: no-snapshots and append-only set and cleared independently', async () => {
+    const text = `alice ${ed.type} ${ed.base64} laptop ${CAP_A}\nalice ${hash} ${CAP_A}\n`;
+    await writeFile(path, text);
+    expect(await setAccountOptions(path, 'alice', { noSnapshots: true })).toBe(2);
+    expect(await setAccountOptions(path, 'alice', { appendOnly: true })).toBe(2);
+    expect(await readFile(path, 'utf8')).toBe(
+      `alice append-only,no-snapshots ${ed.type} ${ed.base64} laptop ${CAP_A}\nalice append-only,no-snapshots ${hash} ${CAP_A}\n`,
+    );
+    expect((await listAccounts(path)).accounts.map((a) => [a.appendOnly, a.noSnapshots])).toEqual([[true, true]]);
+    expect(await setAccountOptions(path, 'alice', { appendOnly: false })).toBe(2);
+    expect((await listAccounts(path)).accounts.map((a) => [a.appendOnly, a.noSnapshots])).toEqual([[false, true]]);
+    expect(await setAccountOptions(path, 'alice', { noSnapshots: false })).toBe(2);
+    expect(await readFile(path, 'utf8')).toBe(text);
   });
 });

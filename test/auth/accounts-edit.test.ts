@@ -87,12 +87,13 @@ describe('accounts file editing', () => {
         user: 'alice',
         hasPassword: false,
         appendOnly: false,
+        noSnapshots: false,
         keys: [
           { type: 'ssh-ed25519', fingerprint: keyFingerprint(ed.public) },
           { type: 'ssh-rsa', fingerprint: keyFingerprint(rsa.public) },
         ],
       },
-      { user: 'bob', hasPassword: true, appendOnly: false, keys: [] },
+      { user: 'bob', hasPassword: true, appendOnly: false, noSnapshots: false, keys: [] },
     ]);
     expect(JSON.stringify(plain)).not.toContain('CS1:');
     expect(JSON.stringify(plain)).not.toContain(hash.slice(20));

@@ -85,7 +85,11 @@ describe('parseAccountsFile: refused lines', () => {
     ['unknown key type', () => `eve ssh-foo ${ed.base64} x ${CAP_A}`, /unknown key type/],
     // Where authorized_keys options would stand, capstan reads its own OPTIONS word.
     ['authorized_keys options', () => `eve restrict ${ed.type} ${ed.base64} ${CAP_A}`, /unknown account option/],
-    ['unknown option hiding a secret', () => `eve ${secret} ${hash} ${CAP_A}`, /unknown account option \(known: append-only\)/],
+    [
+      'unknown option hiding a secret',
+      () => `eve ${secret} ${hash} ${CAP_A}`,
+      /unknown account option \(known: append-only, no-snapshots\)/,
+    ],
     ['overlong line', () => `eve ${ed.type} ${ed.base64} ${'c'.repeat(17000)} ${CAP_A}`, /longer than/],
   ];
 
@@ -161,9 +165,10 @@ describe('private.example/accounts', () => {
       .join('\n');
     const { accounts, errors } = parseAccountsFile(uncommented);
     expect(errors).toEqual([]);
-    expect([...accounts.keys()]).toEqual(['alice', 'bob@example.com', 'backup']);
+    expect([...accounts.keys()]).toEqual(['alice', 'bob@example.com', 'backup', 'mirror']);
     expect(accounts.get('alice')!.keys).toHaveLength(2);
-    expect(accounts.get('backup')).toMatchObject({ rootCap: accounts.get('alice')!.rootCap, appendOnly: true });
+    expect(accounts.get('backup')).toMatchObject({ rootCap: accounts.get('alice')!.rootCap, appendOnly: true, noSnapshots: false });
+    expect(accounts.get('mirror')).toMatchObject({ rootCap: accounts.get('alice')!.rootCap, appendOnly: false, noSnapshots: true });
     expect(accounts.get('bob@example.com')!.passwordHash).toMatch(/^\$scrypt\$/);
   });
 });

@@ -128,6 +128,36 @@ describe('capstan account', () => {
     expect(oneErrorLine(unknown)).toBe('capstan: no account named nobody');
   });
 
+  it('add --no-snapshots writes the option beside append-only; set --[no-]snapshots changes only it; list and show name it', async () => {
+    const first = await writeKey('mirror');
+    const root = (await ok(['account', 'add', 'mirror', '--no-snapshots', '--append-only', '--key', first.file])).trim();
+    const second = await writeKey('mirror2');
+    expect((await ok(['account', 'add', 'mirror', '--key', second.file])).trim()).toBe(root);
+    let parsed = parseAccountsFile(await readFile(accountsFile, 'utf8'));
+    expect(parsed.errors).toEqual([]);
+    expect(parsed.accounts.get('mirror')).toMatchObject({ rootCap: root, appendOnly: true, noSnapshots: true });
+    expect(await readFile(accountsFile, 'utf8')).toMatch(/^mirror append-only,no-snapshots ssh-ed25519 /m);
+    const listed = await ok(['account', 'list']);
+    expect(listed).toContain('mirror\toption\tappend-only\n');
+    expect(listed).toContain('mirror\toption\tno-snapshots\n');
+    expect(await ok(['account', 'show', 'mirror'])).toMatch(/^accounts file 2 keys, append-only, no-snapshots$/m);
+
+    const third = await writeKey('mirror3');
+    const refused = await runCli(['-d', node, 'account', 'add', 'mirror', '--snapshots', '--key', third.file]);
+    expect(oneErrorLine(refused)).toMatch(/mirror has no \/\.snapshots\/; .*account set mirror --snapshots/);
+
+    expect(await ok(['account', 'set', 'mirror', '--snapshots'])).toMatch(/^mirror: \/\.snapshots\/ shown \(2 lines changed/);
+    parsed = parseAccountsFile(await readFile(accountsFile, 'utf8'));
+    expect(parsed.accounts.get('mirror')).toMatchObject({ appendOnly: true, noSnapshots: false });
+    expect(await ok(['account', 'list'])).not.toContain('mirror\toption\tno-snapshots');
+    expect(await ok(['account', 'set', 'mirror', '--no-snapshots', '--no-append-only'])).toMatch(
+      /^mirror: not append-only, no \/\.snapshots\/ \(2 lines changed/,
+    );
+    parsed = parseAccountsFile(await readFile(accountsFile, 'utf8'));
+    expect(parsed.accounts.get('mirror')).toMatchObject({ appendOnly: false, noSnapshots: true });
+    expect(await readFile(accountsFile, 'utf8')).toMatch(/^mirror no-snapshots ssh-ed25519 /m);
+  });
+
   it('refuses bad input with one line', async () => {
     const cases: [string[], RegExp, string?][] = [
       [['account', 'add', 'carol'], /give --key FILE or --password-stdin/],

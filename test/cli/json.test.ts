@@ -136,14 +136,20 @@ describe('--json', () => {
     const parsed = utils.parseKey(pair.public);
     if (parsed instanceof Error) throw parsed;
     const aliceRoot = (await ok(['account', 'add', 'alice', '--key', keyFile])).trim();
-    await ok(['account', 'add', 'bob', '--password-stdin', '--append-only'], 'correct horse\n');
+    await ok(['account', 'add', 'bob', '--password-stdin', '--append-only', '--no-snapshots'], 'correct horse\n');
 
     const text = await ok(['account', 'list', '--json']);
     expect(text).not.toMatch(CAP_IN_TEXT);
     const accounts = jsonLines(text);
     expect(accounts).toEqual([
-      { user: 'alice', keys: [{ type: 'ssh-ed25519', fingerprint: keyFingerprint(parsed) }], password: false, appendOnly: false },
-      { user: 'bob', keys: [], password: true, appendOnly: true },
+      {
+        user: 'alice',
+        keys: [{ type: 'ssh-ed25519', fingerprint: keyFingerprint(parsed) }],
+        password: false,
+        appendOnly: false,
+        noSnapshots: false,
+      },
+      { user: 'bob', keys: [], password: true, appendOnly: true, noSnapshots: true },
     ]);
     const withCaps = jsonLines(await ok(['account', 'list', '--json', '--show-caps']));
     expect(withCaps[0]).toMatchObject({ user: 'alice', rootCap: aliceRoot });

@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CLI, makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
-import { missing, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
+import { must, rcloneOverSftp, resticLocal, resticOverSftp } from '../helpers/backup-tools.js';
+import { missing, peersOrSkip, requirePeers, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
 import { freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { SWIFT_SKIP, createBucket, startSwiftServer, stopSwiftServer, type SwiftServer } from '../helpers/swift.js';
 
@@ -16,12 +17,19 @@ import { SWIFT_SKIP, createBucket, startSwiftServer, stopSwiftServer, type Swift
  *
  * The chunk store is either a shared fs directory or one bucket of a real
  * S3-compatible server (Swift with s3api) on loopback; each runs the same tests.
+ *
+ * Both gateways take scheduled snapshots (`[snapshots] schedule = hourly`):
+ * exactly one of them takes each period's. Snapshots taken with the CLI on
+ * one node are read through both gateways under /.snapshots/, also by
+ * restic and rclone (docs/spec/snapshots.md).
  */
 
 const unavailable = skipNotice(
   postgresUnavailable() ?? missing('sftp', 'ssh-keygen') ?? (existsSync(CLI) ? undefined : 'dist/cli/main.js not built (npx tsc)'),
   'multi-gateway',
 );
+const BACKUP_TOOLS = ['restic', 'rclone', 'ssh', 'scp'];
+const noBackupTools = peersOrSkip('multi-gateway snapshots with restic and rclone', ...BACKUP_TOOLS);
 
 /** How a pair of gateways shares one chunk store: capstan.cfg [storage] lines, given the shared directory. */
 interface ChunkBackend {
@@ -40,7 +48,7 @@ const chunkBackends: ChunkBackend[] = [
     name: 'one S3 bucket (a real Swift on loopback)',
     skip: SWIFT_SKIP,
     async start() {
-      swift = await startSwiftServer();
+      swift = await startSwiftServer({ timeoutMs: 180_000 });
       await createBucket(swift, 'capstan-multi');
     },
     async stop() {
@@ -80,6 +88,9 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
   let pg: TestPostgres;
   let work: string;
   let keyFile: string;
+  let nodes: string[];
+  /** alice's root write cap, and bob's (another root). */
+  const roots: string[] = [];
   const gateways: RunningGateway[] = [];
 
   async function cli(node: string, args: string[], input?: string): Promise<string> {
@@ -136,7 +147,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     if (keygen.status !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr}`);
 
     const schema = freshSchema('multi');
-    const nodes = [path.join(tmp.dir, 'gw-a'), path.join(tmp.dir, 'gw-b')];
+    nodes = [path.join(tmp.dir, 'gw-a'), path.join(tmp.dir, 'gw-b')];
     for (const node of nodes) await cli(node, ['init']);
     // One identity for the pair: gateway a's host keys, copied to the shared place both read.
     for (const k of ['ssh_host_ed25519_key', 'ssh_host_rsa_key']) {
@@ -151,6 +162,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
       'slots.backend': 'postgres',
       'slots.postgres.url': dbUrl.toString(),
       'slots.postgres.schema': schema,
+      schedule: 'hourly',
     };
     for (const node of nodes) {
       if (password !== '') await writeFile(path.join(node, 'private/postgres-password'), `${password}\n`, { mode: 0o600 });
@@ -166,14 +178,17 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
         text = text.replace(line, `${key} = ${value}`);
       }
       expect(text).toContain('slots.backend = postgres');
+      expect(text).toMatch(/^\[snapshots\][^[]*^schedule = hourly$/m);
       expect(text).toMatch(/^listen = 127\.0\.0\.1:0$/m);
       await writeFile(file, text);
     }
     // The account (and its root directory, a slot in PostgreSQL) is made once, through gateway a's node.
-    await cli(nodes[0]!, ['account', 'add', 'alice', '--key', `${keyFile}.pub`]);
+    roots.push((await cli(nodes[0]!, ['account', 'add', 'alice', '--key', `${keyFile}.pub`])).trim());
+    roots.push((await cli(nodes[0]!, ['account', 'add', 'bob', '--key', `${keyFile}.pub`])).trim());
+    await writeFile(path.join(work, 'rclone.conf'), '');
     gateways.push(...(await Promise.all(nodes.map(startGateway))));
     expect(gateways[0]!.proc.stderr.match(/SHA256:\S+/)?.[0]).toBe(gateways[1]!.proc.stderr.match(/SHA256:\S+/)?.[0]);
-  }, 90_000);
+  }, 300_000); // Swift alone may take minutes to come up on a loaded machine
 
   afterAll(async () => {
     await stopAllCli();
@@ -202,6 +217,135 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     expect((await readFile(path.join(work, 'copied-back.bin'))).equals(content)).toBe(true);
     expect((await readFile(path.join(work, 'to-copy-back.bin'))).equals(content)).toBe(true);
   }, 30_000);
+
+  /** A root's snapshots as `capstan snapshot list --json` prints them, asked through a node. */
+  async function snapshotsOf(node: string, root: string): Promise<{ name: string; createdMs: number; cap: string }[]> {
+    return (await cli(node, ['snapshot', 'list', '--json', root]))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+  }
+
+  /** Takes a snapshot of alice's root with the CLI on gateway a's node; its name under /.snapshots/. */
+  async function snapshotAlice(): Promise<string> {
+    const cap = (await cli(nodes[0]!, ['snapshot', 'create', roots[0]!])).trim();
+    const named = (await snapshotsOf(nodes[1]!, roots[0]!)).find((s) => s.cap === cap);
+    expect(named, 'the new snapshot, listed through the other node').toBeDefined();
+    return named!.name;
+  }
+
+  it('[snapshots] schedule = hourly on both gateways: exactly one scheduled snapshot per account root and period', async () => {
+    // Each gateway logs once per period whether it took the period's snapshots or saw them taken.
+    const periods = await vi.waitFor(
+      () => {
+        const seen = gateways.map((g) => [...g.proc.stdout.matchAll(/"event":"snapshots_taken(_elsewhere)?","period":"([^"]+)"/g)]);
+        for (const lines of seen) expect(lines.length).toBeGreaterThan(0);
+        return seen;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    const takers = periods.flat().filter((m) => m[1] === undefined);
+    const claimed = new Set(periods.flat().map((m) => Date.parse(m[2]!)));
+    // Both saw the same period (unless an hour began between their starts), and one gateway took each.
+    expect(takers.map((m) => Date.parse(m[2]!)).sort()).toEqual([...claimed].sort());
+    for (const root of roots) {
+      const scheduled = (await snapshotsOf(nodes[1]!, root)).filter((s) => s.createdMs % 3_600_000 === 0);
+      expect(scheduled.map((s) => s.createdMs).sort()).toEqual([...claimed].sort());
+      for (const s of scheduled) expect(s.name).toBe(`${new Date(s.createdMs).toISOString().slice(0, 19)}Z`);
+    }
+  }, 60_000);
+
+  it('a snapshot taken with the CLI keeps what clients of the other gateway change; /.snapshots/ reads it through both', async () => {
+    const [a, b] = gateways as [RunningGateway, RunningGateway];
+    const old = { kept: randomBytes(200_000), changed: randomBytes(150_000), removed: randomBytes(90_000), moved: randomBytes(60_000) };
+    for (const [name, data] of Object.entries(old)) await writeFile(path.join(work, `old-${name}`), data);
+    await sftpOk(a, [
+      'mkdir /snap',
+      'mkdir /snap/sub',
+      'put old-kept /snap/kept.bin',
+      'put old-changed /snap/changed.bin',
+      'put old-removed /snap/removed.bin',
+      'put old-moved /snap/sub/moved.bin',
+    ]);
+    const name = await snapshotAlice();
+    const changed = randomBytes(1_000);
+    await writeFile(path.join(work, 'new-changed'), changed);
+    await sftpOk(b, ['put new-changed /snap/changed.bin', 'rm /snap/removed.bin', 'rename /snap/sub/moved.bin /snap/moved-now.bin']);
+
+    for (const [i, g] of [a, b].entries()) {
+      await sftpOk(g, [
+        `get /.snapshots/${name}/snap/kept.bin ${i}-kept`,
+        `get /.snapshots/${name}/snap/changed.bin ${i}-changed`,
+        `get /.snapshots/${name}/snap/removed.bin ${i}-removed`,
+        `get /.snapshots/${name}/snap/sub/moved.bin ${i}-moved`,
+        `get /snap/changed.bin ${i}-live-changed`,
+        `get /snap/moved-now.bin ${i}-live-moved`,
+      ]);
+      for (const [key, data] of Object.entries(old))
+        expect((await readFile(path.join(work, `${i}-${key}`))).equals(data), `${i}: ${key}`).toBe(true);
+      expect((await readFile(path.join(work, `${i}-live-changed`))).equals(changed)).toBe(true);
+      expect((await readFile(path.join(work, `${i}-live-moved`))).equals(old.moved)).toBe(true);
+      expect((await listNames(g, '/snap')).sort()).toEqual(['changed.bin', 'kept.bin', 'moved-now.bin', 'sub']);
+      expect(await listNames(g, '/snap/sub')).toEqual([]);
+      expect((await listNames(g, `/.snapshots/${name}/snap`)).sort()).toEqual(['changed.bin', 'kept.bin', 'removed.bin', 'sub']);
+    }
+  }, 60_000);
+
+  describe.skipIf(noBackupTools)('with restic and rclone', () => {
+    const alice = (g: RunningGateway) => ({ port: g.target.port, user: 'alice', keyFile });
+
+    it('restic backs up through one gateway, forget --prune through the other; the snapshot copied out checks and restores byte-identical', async () => {
+      requirePeers(...BACKUP_TOOLS);
+      const [a, b] = gateways as [RunningGateway, RunningGateway];
+      const source = path.join(work, 'restic-source');
+      const files: Record<string, Buffer> = {
+        'a.bin': randomBytes(400_000),
+        'docs/b.txt': Buffer.from('the original\n'),
+        'docs/c.bin': randomBytes(30_000),
+      };
+      for (const [name, data] of Object.entries(files)) {
+        await mkdir(path.dirname(path.join(source, name)), { recursive: true });
+        await writeFile(path.join(source, name), data);
+      }
+      must(await resticOverSftp(alice(a), work, '/restic-repo', ['init']), 'restic init via a');
+      must(await resticOverSftp(alice(a), work, '/restic-repo', ['backup', '--host', 'test', source]), 'restic backup via a');
+      const name = await snapshotAlice();
+
+      // The client (through b) forgets its only snapshot and prunes its data: the live repository is empty of it.
+      const listed = JSON.parse(
+        must(await resticOverSftp(alice(b), work, '/restic-repo', ['snapshots', '--json']), 'restic snapshots').stdout,
+      );
+      expect(listed).toHaveLength(1);
+      must(await resticOverSftp(alice(b), work, '/restic-repo', ['forget', '--prune', listed[0].id]), 'restic forget --prune via b');
+      expect(
+        JSON.parse(must(await resticOverSftp(alice(b), work, '/restic-repo', ['snapshots', '--json']), 'restic snapshots').stdout),
+      ).toEqual([]);
+
+      // The operator copies the snapshot's repository out with OpenSSH sftp (through a) and restores from it.
+      await sftpOk(a, [`get -r /.snapshots/${name}/restic-repo restic-copy`], 180_000);
+      const copy = path.join(work, 'restic-copy');
+      must(await resticLocal(copy, work, ['check', '--read-data']), 'restic check --read-data of the copy');
+      const restored = path.join(work, 'restic-restored');
+      must(await resticLocal(copy, work, ['restore', 'latest', '--target', restored]), 'restic restore of the copy');
+      for (const [name, data] of Object.entries(files)) {
+        expect((await readFile(path.join(restored, source, name))).equals(data), name).toBe(true);
+      }
+    }, 600_000);
+
+    it('rclone copies a snapshot out through the other gateway: the old bytes', async () => {
+      requirePeers(...BACKUP_TOOLS);
+      const [a, b] = gateways as [RunningGateway, RunningGateway];
+      const old = { 'one.bin': randomBytes(120_000), 'sub/two.txt': Buffer.from('two\n') };
+      await writeFile(path.join(work, 'rc-one'), old['one.bin']);
+      await writeFile(path.join(work, 'rc-two'), old['sub/two.txt']);
+      await sftpOk(a, ['mkdir /rc', 'mkdir /rc/sub', 'put rc-one /rc/one.bin', 'put rc-two /rc/sub/two.txt']);
+      const name = await snapshotAlice();
+      await sftpOk(a, ['rm /rc/one.bin', 'put rc-one /rc/sub/two.txt']);
+      const out = path.join(work, 'rc-out');
+      must(await rcloneOverSftp(alice(b), work, ['copy', `:sftp:/.snapshots/${name}/rc`, out]), 'rclone copy');
+      for (const [file, data] of Object.entries(old)) expect((await readFile(path.join(out, file))).equals(data), file).toBe(true);
+    }, 300_000);
+  });
 
   it('8 clients on each gateway putting 25 files each into one directory at once: exactly 400 entries, none gave up', async () => {
     const [a] = gateways as [RunningGateway, RunningGateway];

@@ -21,7 +21,9 @@ import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
  *   password, root = a fresh writable directory;
  * - `reader`: the same key, root = the read cap of alice's root;
  * - `backup`: the same key, root = alice's root, with the `append-only`
- *   option (src/sftp/append-only.ts).
+ *   option (src/sftp/append-only.ts);
+ * - `nosnap`: the same key, root = alice's root, with the `no-snapshots`
+ *   option (no /.snapshots/ folder).
  * Logs are captured as parsed JSON lines.
  */
 export interface Gateway {
@@ -37,6 +39,7 @@ export interface Gateway {
   alicePassword: Target;
   reader: Target;
   backup: Target;
+  nosnap: Target;
   logs: Record<string, unknown>[];
   authenticator: Authenticator;
   close(): Promise<void>;
@@ -90,7 +93,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       formatKeyLine('alice', publicLine, root.toString()),
       formatPasswordLine('alice', hash, root.toString()),
       formatKeyLine('reader', publicLine, root.readonly().toString()),
-      withOptions(formatKeyLine('backup', publicLine, root.toString()), { appendOnly: true }),
+      withOptions(formatKeyLine('backup', publicLine, root.toString()), { appendOnly: true, noSnapshots: false }),
+      withOptions(formatKeyLine('nosnap', publicLine, root.toString()), { appendOnly: false, noSnapshots: true }),
     ].join('\n') + '\n',
     { mode: 0o600 },
   );
@@ -128,6 +132,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     alicePassword: { port, user: 'alice', password },
     reader: { port, user: 'reader', keyFile },
     backup: { port, user: 'backup', keyFile },
+    nosnap: { port, user: 'nosnap', keyFile },
     async close() {
       await server.close(2000);
       await authenticator.close();

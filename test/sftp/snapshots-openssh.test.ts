@@ -11,7 +11,8 @@ import { startGateway, type Gateway } from './gateway-fixture.js';
  * the account's root by UTC time, the whole tree as it was, read with
  * OpenSSH sftp and scp, sshfs and rsync; every write under it is permission
  * denied and the session goes on; it is hidden from the root's listing, so
- * rm -r and rsync --delete never touch it.
+ * rm -r and rsync --delete never touch it. An account with the
+ * `no-snapshots` option has none (a real `.snapshots` is then its own).
  */
 const noClients = skipNotice(missing('sftp', 'scp', 'ssh-keygen'), 'snapshots over OpenSSH');
 const noFuse = skipNotice(missing('sshfs', 'rsync') ?? fuseUnavailable(), 'snapshots over sshfs and rsync');
@@ -101,6 +102,34 @@ describe.skipIf(noClients)('/.snapshots/ with OpenSSH sftp and scp', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(sha(await readFile(join(out, 'top.bin')))).toBe(sha(original.top));
     expect(sha(await readFile(join(out, 'docs/sub/deep.bin')))).toBe(sha(original.deep));
+  });
+
+  it('an account with the no-snapshots option has no /.snapshots/; a real entry of that name is an ordinary one for it', async () => {
+    // Same root and key as alice: only the option differs.
+    const absent = await sftpBatch(gw.nosnap, work, ['ls /.snapshots']);
+    expect(absent.code).not.toBe(0);
+    expect(absent.stderr).toMatch(/not found/i);
+    const absentGet = await sftpBatch(gw.nosnap, work, [`get /.snapshots/${name}/top.bin nosnap-top`]);
+    expect(absentGet.code).not.toBe(0);
+    expect(absentGet.stderr).toMatch(/not found/i);
+
+    const mine = randomBytes(20_000);
+    await writeFile(join(work, 'mine.bin'), mine);
+    await ok(['mkdir /.snapshots', 'put mine.bin /.snapshots/mine.bin', 'get /.snapshots/mine.bin mine-back'], gw.nosnap);
+    expect(sha(await readFile(join(work, 'mine-back')))).toBe(sha(mine));
+    expect((await ok(['ls -1 /.snapshots'], gw.nosnap)).split('\n').map((l) => l.replace(/^.*\//, ''))).toContain('mine.bin');
+    expect(await ok(['ls -1a /'], gw.nosnap)).toContain('.snapshots');
+    expect(await ok(['ls -1 /.snapshots'], gw.nosnap)).not.toContain(name);
+
+    // alice, on the same root, still gets the folder of snapshots there (it shadows the real entry).
+    const alice = await ok(['ls -1 /.snapshots']);
+    expect(alice).toContain(name);
+    expect(alice).not.toContain('mine.bin');
+    await ok([`get /.snapshots/${name}/top.bin alice-top`]);
+    expect(sha(await readFile(join(work, 'alice-top')))).toBe(sha(original.top));
+
+    await ok(['rm /.snapshots/mine.bin', 'rmdir /.snapshots'], gw.nosnap);
+    expect(await ok(['ls -1a /'], gw.nosnap)).not.toContain('.snapshots');
   });
 
   it('a removed snapshot is gone from the folder', async () => {

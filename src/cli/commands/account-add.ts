@@ -25,6 +25,7 @@ interface AccountAddArgs extends GlobalArgs {
   quota?: string;
   maxFiles?: string;
   appendOnly?: boolean;
+  snapshots?: boolean;
 }
 
 /** The first key line of an OpenSSH .pub or authorized_keys file. */
@@ -72,6 +73,11 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
         describe:
           'clients may add files but not change or remove what existed before their session (backup targets); default: as USER already is',
       })
+      .option('snapshots', {
+        type: 'boolean',
+        describe:
+          'as --no-snapshots: no /.snapshots/ folder in the root for this account (the no-snapshots option); default: as USER already is',
+      })
       .conflicts('key', 'password-stdin')
       .check((a) => {
         if (a.key === undefined && a['password-stdin'] !== true) throw new UsageError('give --key FILE or --password-stdin');
@@ -79,6 +85,7 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
       })
       .example('$0 account add alice --key ~/.ssh/id_ed25519.pub', 'key login, new root directory')
       .example('$0 account add backup --append-only --key restic.pub --root "$ROOT"', 'a backup client that cannot delete')
+      .example('$0 account add mirror --no-snapshots --key rsync.pub --root "$ROOT"', 'a login that does not see /.snapshots/')
       .example(
         'printf %s "$PW" | $0 account add bob --password-stdin --root "$ROOT"',
         'password login to an existing directory',
@@ -108,6 +115,12 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
         `${args.user} is ${existing.appendOnly ? '' : 'not '}append-only; change that for all its lines with capstan account set ${args.user} --${appendOnly ? '' : 'no-'}append-only`,
       );
     }
+    const noSnapshots = args.snapshots !== undefined ? !args.snapshots : (existing?.noSnapshots ?? false);
+    if (existing !== undefined && existing.noSnapshots !== noSnapshots) {
+      throw new InvalidInputError(
+        `${args.user} has ${existing.noSnapshots ? 'no ' : ''}/.snapshots/; change that for all its lines with capstan account set ${args.user} --${noSnapshots ? 'no-' : ''}snapshots`,
+      );
+    }
     let rootCap: string;
     if (args.root !== undefined) {
       rootCap = parseDirectoryCap(args.root).toString();
@@ -120,7 +133,7 @@ export const accountAddCommand: CommandModule<GlobalArgs, AccountAddArgs> = {
       rootCap = await withNode(args, async ({ tree }) => (await tree.createDirectory()).toString());
     }
     const bare = keyLine !== undefined ? formatKeyLine(args.user, keyLine, rootCap) : formatPasswordLine(args.user, hash!, rootCap);
-    const line = withOptions(bare, { appendOnly });
+    const line = withOptions(bare, { appendOnly, noSnapshots });
     await addAccountLine(accountsFile, line);
     if (args.quota !== undefined || args.maxFiles !== undefined) await applyQuota(args);
     await out(`${rootCap}\n`);

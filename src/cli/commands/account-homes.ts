@@ -55,7 +55,7 @@ export const accountShowCommand: CommandModule<GlobalArgs, NameArgs> = {
       const { accounts } = await listAccounts(config.sftpd.accountsFile).catch(() => ({ accounts: [] }));
       const account = accounts.find((a) => a.user === name);
       lines.push(
-        `accounts file ${account === undefined ? 'not named' : `${account.keys.length} key${account.keys.length === 1 ? '' : 's'}${account.hasPassword ? ', password' : ''}${account.appendOnly ? ', append-only' : ''}`}`,
+        `accounts file ${account === undefined ? 'not named' : `${account.keys.length} key${account.keys.length === 1 ? '' : 's'}${account.hasPassword ? ', password' : ''}${account.appendOnly ? ', append-only' : ''}${account.noSnapshots ? ', no-snapshots' : ''}`}`,
       );
       if (existsSync(config.sftpd.homesSecretFile)) {
         const homes = new HomeStore({

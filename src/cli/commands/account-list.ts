@@ -15,7 +15,7 @@ export const accountListCommand: CommandModule<GlobalArgs, AccountListArgs> = {
     y
       .option('show-caps', { type: 'boolean', default: false, describe: 'also print each root cap (a secret: it is full access)' })
       .option('json', jsonOption('one line per account: user, keys, password, and rootCap with --show-caps (docs/cli-json.md)'))
-      .example('$0 account list', 'USER<TAB>key<TAB>TYPE<TAB>FINGERPRINT, USER<TAB>password, USER<TAB>option<TAB>append-only')
+      .example('$0 account list', 'USER<TAB>key<TAB>TYPE<TAB>FINGERPRINT, USER<TAB>password, USER<TAB>option<TAB>append-only|no-snapshots')
       .example('$0 account list --json | jq -r .user', 'just the user names') as unknown as Argv<AccountListArgs>,
   handler: async (args) => {
     const config = await loadNodeConfig(args);
@@ -28,6 +28,7 @@ export const accountListCommand: CommandModule<GlobalArgs, AccountListArgs> = {
           keys: account.keys.map((k) => ({ type: k.type, fingerprint: k.fingerprint })),
           password: account.hasPassword,
           appendOnly: account.appendOnly,
+          noSnapshots: account.noSnapshots,
           // Only with --show-caps, as in the tab-separated form; undefined otherwise, which JSON leaves out.
           rootCap: account.rootCap,
         });
@@ -36,6 +37,7 @@ export const accountListCommand: CommandModule<GlobalArgs, AccountListArgs> = {
       for (const key of account.keys) await out(`${account.user}\tkey\t${key.type}\t${key.fingerprint}\n`);
       if (account.hasPassword) await out(`${account.user}\tpassword\n`);
       if (account.appendOnly) await out(`${account.user}\toption\tappend-only\n`);
+      if (account.noSnapshots) await out(`${account.user}\toption\tno-snapshots\n`);
       if (account.rootCap !== undefined) await out(`${account.user}\troot\t${account.rootCap}\n`);
     }
   },

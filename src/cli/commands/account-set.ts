@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { isValidUserName, setAccountOptions } from '../../auth/index.js';
+import { isValidUserName, setAccountOptions, type AccountOptions } from '../../auth/index.js';
 import { parseDirectoryCap } from '../../cap/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { countTree, formatQuotaLine, parseSize, readQuotas, setQuotaLine, UsageBook, type Quota } from '../../quota/index.js';
@@ -15,11 +15,13 @@ interface AccountSetArgs extends GlobalArgs {
   maxFiles?: string;
   recount?: boolean;
   appendOnly?: boolean;
+  snapshots?: boolean;
 }
 
 export const accountSetCommand: CommandModule<GlobalArgs, AccountSetArgs> = {
   command: 'set <user>',
-  describe: "Set USER's quota (bytes and files) in the quotas file, make USER append-only or not, and/or recount USER's usage",
+  describe:
+    "Set USER's quota (bytes and files) in the quotas file, make USER append-only or not, give USER /.snapshots/ or not, and/or recount USER's usage",
   builder: (y: Argv<GlobalArgs>) =>
     y
       .positional('user', { type: 'string', demandOption: true, describe: 'user name (need not be in the accounts file)' })
@@ -33,23 +35,39 @@ export const accountSetCommand: CommandModule<GlobalArgs, AccountSetArgs> = {
         type: 'boolean',
         describe: "rewrite all of USER's accounts lines with (or, as --no-append-only, without) the append-only option",
       })
+      .option('snapshots', {
+        type: 'boolean',
+        describe: "rewrite all of USER's accounts lines without (or, as --no-snapshots, with) the no-snapshots option",
+      })
       .check((a) => {
-        if (a.quota === undefined && a['max-files'] === undefined && a.recount !== true && a['append-only'] === undefined)
-          throw new UsageError('give --quota, --max-files, --append-only, --no-append-only or --recount');
+        const options = a['append-only'] !== undefined || a.snapshots !== undefined;
+        if (a.quota === undefined && a['max-files'] === undefined && a.recount !== true && !options)
+          throw new UsageError('give --quota, --max-files, --[no-]append-only, --[no-]snapshots or --recount');
         return true;
       })
       .example('$0 account set alice --quota 10G --max-files 100000', 'set both limits')
       .example('$0 account set alice --quota none', 'remove the byte limit')
       .example('$0 account set backup --append-only', 'clients of backup can no longer change or remove existing files')
+      .example('$0 account set mirror --no-snapshots', 'logins of mirror no longer see /.snapshots/')
       .example('$0 account set alice --recount', 'recount after changes made around the gateway') as unknown as Argv<AccountSetArgs>,
   handler: async (args) => {
     if (!isValidUserName(args.user)) throw new UsageError('invalid user name (allowed: A-Z a-z 0-9 . _ @ + -, 1 to 64 characters)');
-    if (args.appendOnly !== undefined) {
+    if (args.appendOnly !== undefined || args.snapshots !== undefined) {
       const config = await loadNodeConfig(args);
-      const changed = await setAccountOptions(config.sftpd.accountsFile, args.user, { appendOnly: args.appendOnly });
-      // Sessions already open keep the option they logged in with (as they keep their root).
+      const change: Partial<AccountOptions> = {};
+      const said: string[] = [];
+      if (args.appendOnly !== undefined) {
+        change.appendOnly = args.appendOnly;
+        said.push(args.appendOnly ? 'append-only' : 'not append-only');
+      }
+      if (args.snapshots !== undefined) {
+        change.noSnapshots = !args.snapshots;
+        said.push(args.snapshots ? '/.snapshots/ shown' : 'no /.snapshots/');
+      }
+      const changed = await setAccountOptions(config.sftpd.accountsFile, args.user, change);
+      // Sessions already open keep the options they logged in with (as they keep their root).
       await out(
-        `${args.user}: ${args.appendOnly ? 'append-only' : 'not append-only'} (${changed} line${changed === 1 ? '' : 's'} changed; open sessions keep what they logged in with)\n`,
+        `${args.user}: ${said.join(', ')} (${changed} line${changed === 1 ? '' : 's'} changed; open sessions keep what they logged in with)\n`,
       );
     }
     if (args.quota !== undefined || args.maxFiles !== undefined) await out(`${await applyQuota(args)}\n`);
