@@ -55,11 +55,6 @@ const CYCLE_EXCEPTIONS = [
     reason: 'mutually recursive types, erased at run time: Cap includes SymlinkTarget, which implements CapBase whose readonly() returns a Cap',
     modules: ['^src/cap/caps\\.ts$', '^src/cap/symlink\\.ts$'],
   },
-  {
-    name: 'node-open-stores',
-    reason: 'a run-time cycle: openNode uses openCommandStores, which uses the backend openers left in open.ts; they belong in a module of their own',
-    modules: ['^src/node/open\\.ts$', '^src/node/stores\\.ts$'],
-  },
 ];
 
 /** A path pattern for a folder (or a single file at the top of src/). */

@@ -11,7 +11,7 @@ import { isLevelLocked, LevelSlotStore } from '../store/slots/level.js';
 import type { SlotStore } from '../store/slots/slot-store.js';
 import { LOCK_WAIT_MS, whileBusy } from '../util/lock-wait.js';
 import { SLOT_SOCKET_FILE, nodePath } from './layout.js';
-import { openChunkStore, openPostgresObjectIndex, openPostgresSlots, openS3ChunkStore, withReadCache } from './open.js';
+import { openChunkStore, openPostgresObjectIndex, openPostgresSlots, openS3ChunkStore, withReadCache } from './backends.js';
 import { FlushingSlotStore } from '../store/packs/flushing-slot-store.js';
 import type { ObjectIndex } from '../store/packs/index-store.js';
 import { LevelObjectIndex } from '../store/packs/level-index.js';
