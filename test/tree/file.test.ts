@@ -34,7 +34,7 @@ async function readAll(reader: FileReader, start?: number, end?: number): Promis
 }
 
 const digest = (algorithm: string, data: Uint8Array): string => createHash(algorithm).update(data).digest('hex');
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const hex = (bytes: Uint8Array | undefined): string => Buffer.from(bytes ?? []).toString('hex');
 
 const backends: { name: string; open: () => Promise<ChunkStore>; cleanup: () => Promise<void> }[] = [];
 let fsRoot: string;

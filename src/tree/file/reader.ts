@@ -1,12 +1,13 @@
+import { createHash } from 'node:crypto';
 import { AeadError, GCM_TAG_BYTES, openConvergent } from '../../crypto/index.js';
 import { FileReadCap, LiteralCap, type FileCap } from '../../cap/index.js';
 import { IntegrityError, InvalidInputError, throwIfAborted, type AbortOptions } from '../../errors.js';
 import type { ChunkStore } from '../../store/chunks/chunk-store.js';
-import type { Checksums, FileReader } from '../api.js';
+import type { ChecksumAlgorithm, Checksums, FileReader } from '../api.js';
 import { abortable, ignoreRejection } from './abortable.js';
 import { CHUNK_KEY_BYTES, chunkLength, type ManifestHeader } from './format.js';
 import { addressAt, fetchManifest, openAddressSection, openKeySection } from './manifest.js';
-import { checksumsOf, copyChecksums } from './checksums.js';
+import { checksumOrCompute, checksumsOf, copyChecksums } from './checksums.js';
 
 /** Decrypted chunks kept for random and sequential read() callers. */
 export const READ_CACHE_CHUNKS = 4;
@@ -61,6 +62,9 @@ export class LiteralFileReader implements FileReader {
   async checksums(): Promise<Checksums> {
     return checksumsOf(this.#data);
   }
+  async checksum(algorithm: ChecksumAlgorithm): Promise<Uint8Array> {
+    return new Uint8Array(createHash(algorithm).update(this.#data).digest());
+  }
   async read(offset: number, length: number): Promise<Uint8Array> {
     const range = readRange(this.size, offset, length);
     return range ? new Uint8Array(this.#data.subarray(range.start, range.end)) : new Uint8Array(0);
@@ -103,6 +107,10 @@ export class ChunkedFileReader implements FileReader {
 
   async checksums(): Promise<Checksums> {
     return copyChecksums(this.sums);
+  }
+
+  checksum(algorithm: ChecksumAlgorithm, options: AbortOptions = {}): Promise<Uint8Array> {
+    return checksumOrCompute(this, this.sums, algorithm, options);
   }
 
   async read(offset: number, length: number, options: AbortOptions = {}): Promise<Uint8Array> {
