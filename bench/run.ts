@@ -72,6 +72,7 @@ const HELP = `npm run bench -- [options]     (or: node dist-bench/bench/run.js [
   --capstan-only     start neither OpenSSH nor rclone (no ratios)
   --no-rclone        do not start rclone serve sftp (no capstan / rclone ratios)
   --no-fsync         run capstan with [storage] fs.fsync = false
+  --checksums LIST   run capstan with [storage] checksums = LIST (e.g. sha256,md5,sha1; default: the config default)
   --cpu-prof DIR     run the gateway under node --cpu-prof, write the profile to DIR and summarise it
   --work-dir DIR     parent of the scratch folder (default <repo>/.bench-tmp, or ${FALLBACK_WORK_PARENT} when the
                      repository sits below a folder sshd's chroot refuses, such as /tmp; must be root-owned 0755 up to /)
@@ -88,6 +89,8 @@ export interface BenchOptions {
   capstanOnly: boolean;
   rclone: boolean;
   fsync: boolean;
+  /** [storage] checksums for the capstan gateway; undefined: the config default. */
+  checksums?: string | undefined;
   cpuProfDir?: string | undefined;
   workParent: string;
   keep: boolean;
@@ -113,6 +116,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'capstan-only': { type: 'boolean' },
       'no-rclone': { type: 'boolean' },
       'no-fsync': { type: 'boolean' },
+      checksums: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'work-dir': { type: 'string' },
       keep: { type: 'boolean' },
@@ -157,6 +161,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     capstanOnly: values['capstan-only'] === true,
     rclone: values['no-rclone'] !== true,
     fsync: values['no-fsync'] !== true,
+    checksums: values.checksums,
     cpuProfDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
     workParent: path.resolve(values['work-dir'] ?? defaultWorkParent()),
     keep: values.keep === true,
@@ -193,6 +198,7 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
       port: await freePort(),
       nodeFlags,
       fsync: o.fsync,
+      checksums: o.checksums,
     });
     servers.push(capstan);
     if (openSshSkipped) {

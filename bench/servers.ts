@@ -55,6 +55,8 @@ export interface CapstanOptions {
   nodeFlags?: string[];
   /** [storage] fs.fsync; the default (true) is what capstan ships with. */
   fsync?: boolean;
+  /** [storage] checksums; undefined keeps the default init wrote. */
+  checksums?: string | undefined;
   /** Keep chunks in this S3 bucket ([storage] backend = s3) instead of the embedded fs store. */
   s3?: CapstanS3;
 }
@@ -131,6 +133,7 @@ export async function startCapstan(o: CapstanOptions): Promise<CapstanServer> {
     'capstan account add',
   );
   if (o.fsync === false) await setCapstanConfig(nodeDir, { 'fs.fsync': 'false' });
+  if (o.checksums !== undefined) await setCapstanConfig(nodeDir, { checksums: o.checksums });
   return runCapstan(o, nodeDir);
 }
 

@@ -67,6 +67,13 @@ export interface FileReader {
   checksum(algorithm: ChecksumAlgorithm, options?: AbortOptions): Promise<Uint8Array>;
   /** Up to `length` bytes at `offset`; shorter only at end of file, empty at or past it. */
   read(offset: number, length: number, options?: AbortOptions): Promise<Uint8Array>;
+  /**
+   * read() into the caller's buffer: up to `target.length` bytes at
+   * `offset` are copied into `target` from its start; answers how many
+   * (fewer only at end of file). For a caller that has its own buffer to
+   * fill (an SFTP DATA packet), which saves read()'s allocation and copy.
+   */
+  readInto(offset: number, target: Uint8Array, options?: AbortOptions): Promise<number>;
   /** The whole file (or a range), in order, bounded memory. */
   stream(start?: number, end?: number, options?: AbortOptions): AsyncIterable<Uint8Array>;
 }

@@ -95,8 +95,30 @@ describe.each(backends)('immutable files on $name', ({ open }) => {
         expect(hex(await reader.read(offset, length)), `read(${offset}, ${length})`).toBe(hex(expected));
         const end = offset + length;
         expect(hex(await readAll(reader, offset, end)), `stream(${offset}, ${end})`).toBe(hex(expected));
+        // readInto: the same bytes at the start of the caller's buffer, the rest untouched.
+        const target = Buffer.alloc(length + 3, 0xee);
+        const n = await reader.readInto(offset, target.subarray(0, length));
+        expect(n, `readInto(${offset}, ${length})`).toBe(expected.length);
+        expect(hex(target.subarray(0, n))).toBe(hex(expected));
+        expect(target.subarray(n).every((b) => b === 0xee)).toBe(true);
       }
     }
+  });
+
+  it('readInto of a literal file, and into a buffer the caller then reuses', async () => {
+    const small = Buffer.from('literal bytes');
+    const literal = await openFile(store, (await uploadBytes(store, convergence, small)).cap);
+    const target = Buffer.alloc(20);
+    expect(await literal.readInto(8, target)).toBe(5);
+    expect(target.subarray(0, 5).toString()).toBe('bytes');
+    expect(await literal.readInto(13, target)).toBe(0);
+    const data = Buffer.from(pattern(2 * CHUNK, 3));
+    const reader = await openFile(store, (await uploadBytes(store, convergence, data, { chunkSize: CHUNK })).cap);
+    const reused = Buffer.alloc(100);
+    await reader.readInto(10, reused);
+    reused.fill(0);
+    await reader.readInto(10, reused);
+    expect(hex(reused)).toBe(hex(data.subarray(10, 110)));
   });
 
   it('answers random ranges like a Buffer does', async () => {

@@ -69,6 +69,12 @@ export class LiteralFileReader implements FileReader {
     const range = readRange(this.size, offset, length);
     return range ? new Uint8Array(this.#data.subarray(range.start, range.end)) : new Uint8Array(0);
   }
+  async readInto(offset: number, target: Uint8Array): Promise<number> {
+    const range = readRange(this.size, offset, target.length);
+    if (!range) return 0;
+    target.set(this.#data.subarray(range.start, range.end));
+    return range.end - range.start;
+  }
   async *stream(start = 0, end = Number.MAX_SAFE_INTEGER): AsyncIterable<Uint8Array> {
     const range = clampRange(this.size, start, end);
     if (range) yield new Uint8Array(this.#data.subarray(range.start, range.end));
@@ -117,10 +123,24 @@ export class ChunkedFileReader implements FileReader {
     throwIfAborted(options.signal);
     const range = readRange(this.size, offset, length);
     if (!range) return new Uint8Array(0);
+    const out = new Uint8Array(range.end - range.start);
+    await this.#copyRange(range, out, options);
+    return out;
+  }
+
+  async readInto(offset: number, target: Uint8Array, options: AbortOptions = {}): Promise<number> {
+    throwIfAborted(options.signal);
+    const range = readRange(this.size, offset, target.length);
+    if (!range) return 0;
+    await this.#copyRange(range, target, options);
+    return range.end - range.start;
+  }
+
+  /** Copies `range` of the file into the start of `out`, through the chunk cache, then reads ahead if sequential. */
+  async #copyRange(range: { start: number; end: number }, out: Uint8Array, options: AbortOptions): Promise<void> {
     const { chunkSize } = this.header;
     const first = Math.floor(range.start / chunkSize);
     const last = Math.floor((range.end - 1) / chunkSize);
-    const out = new Uint8Array(range.end - range.start);
     for (let windowStart = first; windowStart <= last; windowStart += READ_CACHE_CHUNKS) {
       const windowEnd = Math.min(last, windowStart + READ_CACHE_CHUNKS - 1);
       const fetches: Promise<Uint8Array>[] = [];
@@ -142,7 +162,6 @@ export class ChunkedFileReader implements FileReader {
     if (sequential && last + 1 < this.header.chunkCount && !this.#cache.has(last + 1)) {
       ignoreRejection(this.#cached(last + 1));
     }
-    return out;
   }
 
   async *stream(start = 0, end = Number.MAX_SAFE_INTEGER, options: AbortOptions = {}): AsyncIterable<Uint8Array> {
