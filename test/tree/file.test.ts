@@ -105,6 +105,16 @@ describe.each(backends)('immutable files on $name', ({ open }) => {
     }
   });
 
+  it('a smaller checksum set: a literal upload reports only those digests too; every reader still answers all three', async () => {
+    for (const data of [Buffer.from('tiny'), Buffer.from(pattern(3 * CHUNK + 5, 4))]) {
+      const result = await uploadBytes(store, convergence, data, { chunkSize: CHUNK, checksums: ['sha1', 'sha256'] });
+      expect(Object.keys(result.checksums).sort()).toEqual(['sha1', 'sha256']);
+      const reader = await openFile(store, result.cap);
+      for (const algo of ['sha256', 'md5', 'sha1'] as const) expect(hex(await reader.checksum(algo))).toBe(digest(algo, data));
+    }
+    await expect(uploadBytes(store, convergence, Buffer.from('x'), { checksums: ['md5'] })).rejects.toThrow(RangeError);
+  });
+
   it('readInto of a literal file, and into a buffer the caller then reuses', async () => {
     const small = Buffer.from('literal bytes');
     const literal = await openFile(store, (await uploadBytes(store, convergence, small)).cap);

@@ -8,6 +8,8 @@ import { abortable, anySignal } from './abortable.js';
 import {
   ADDRESS_BYTES,
   ALL_CHECKSUMS,
+  CHECKSUM_MD5,
+  CHECKSUM_SHA1,
   CHUNK_KEY_BYTES,
   DEFAULT_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
@@ -45,6 +47,18 @@ export interface FileWriterOptions {
 }
 
 export const DEFAULT_CONCURRENCY = 4;
+
+/**
+ * A literal file's upload reports the same digests a stored one would
+ * record (its reader can still compute all three later): what an upload
+ * hands on, to events for one, follows [storage] checksums whatever the size.
+ */
+function onlyRecorded(sums: Checksums, m: number): Checksums {
+  const out: Checksums = { sha256: sums.sha256 };
+  if (m & CHECKSUM_MD5 && sums.md5 !== undefined) out.md5 = sums.md5;
+  if (m & CHECKSUM_SHA1 && sums.sha1 !== undefined) out.sha1 = sums.sha1;
+  return out;
+}
 const MAX_CONCURRENCY = 64;
 
 type State = 'open' | 'finishing' | 'done' | 'aborted';
@@ -192,7 +206,7 @@ export class ChunkedFileWriter implements FileWriter {
         // No chunk was ever cut: the first chunk is cut at ≥ MIN_CHUNK_SIZE > 64 bytes.
         const data = new Uint8Array(this.#chunk.filled ?? []);
         this.#done();
-        return { cap: new LiteralCap(data), size: data.length, checksums: checksumsOf(data) };
+        return { cap: new LiteralCap(data), size: data.length, checksums: onlyRecorded(checksumsOf(data), this.#checksums) };
       }
       if (this.#chunk.fill > 0) await this.#sealAndPut(signal);
       let checksums: Checksums;
