@@ -78,6 +78,7 @@ const HELP = `npm run bench -- [options]     (or: node dist-bench/bench/run.js [
   --no-rclone        do not start rclone serve sftp (no capstan / rclone ratios)
   --no-fsync         run capstan with [storage] fs.fsync = false
   --events           run capstan with [events] on: a webhook to a receiver on loopback in this process (2xx)
+  --checksums LIST   run capstan with [storage] checksums = LIST (e.g. sha256,md5,sha1; default: the config default)
   --cpu-prof DIR     run the gateway under node --cpu-prof, write the profile to DIR and summarise it
   --work-dir DIR     parent of the scratch folder (default <repo>/.bench-tmp, or ${FALLBACK_WORK_PARENT} when the
                      repository sits below a folder sshd's chroot refuses, such as /tmp; must be root-owned 0755 up to /)
@@ -95,6 +96,8 @@ export interface BenchOptions {
   rclone: boolean;
   fsync: boolean;
   events: boolean;
+  /** [storage] checksums for the capstan gateway; undefined: the config default. */
+  checksums?: string | undefined;
   cpuProfDir?: string | undefined;
   workParent: string;
   keep: boolean;
@@ -122,6 +125,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'no-rclone': { type: 'boolean' },
       'no-fsync': { type: 'boolean' },
       events: { type: 'boolean' },
+      checksums: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'work-dir': { type: 'string' },
       keep: { type: 'boolean' },
@@ -172,6 +176,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     rclone: values['no-rclone'] !== true,
     fsync: values['no-fsync'] !== true,
     events: values.events === true,
+    checksums: values.checksums,
     cpuProfDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
     workParent: path.resolve(values['work-dir'] ?? defaultWorkParent()),
     keep: values.keep === true,
@@ -214,6 +219,7 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
       nodeFlags,
       fsync: o.fsync,
       ...(receiver !== undefined ? { eventsWebhook: receiver.url } : {}),
+      checksums: o.checksums,
     });
     servers.push(capstan);
     if (openSshSkipped) {

@@ -57,6 +57,8 @@ export interface CapstanOptions {
   nodeFlags?: string[];
   /** [storage] fs.fsync; the default (true) is what capstan ships with. */
   fsync?: boolean;
+  /** [storage] checksums; undefined keeps the default init wrote. */
+  checksums?: string | undefined;
   /** Keep chunks in this S3 bucket ([storage] backend = s3) instead of the embedded fs store. */
   s3?: CapstanS3;
   /** [events] webhook.url: every change is recorded (intent and event, both synced) and posted here. */
@@ -162,6 +164,7 @@ export async function startCapstan(o: CapstanOptions): Promise<CapstanServer> {
   );
   if (o.fsync === false) await setCapstanConfig(nodeDir, { 'fs.fsync': 'false' });
   if (o.eventsWebhook !== undefined) await setCapstanConfig(nodeDir, { 'webhook.url': o.eventsWebhook });
+  if (o.checksums !== undefined) await setCapstanConfig(nodeDir, { checksums: o.checksums });
   return runCapstan(o, nodeDir);
 }
 

@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ConvergenceMode } from '../crypto/convergence.js';
 import type { LogFormat, LogLevel } from '../log.js';
+import type { ChecksumAlgorithm } from '../tree/index.js';
 import { ConfigError, parseIni, type IniDocument } from './ini.js';
 import { SCHEMA, schemaEntries, type RawConfig, type SectionName } from './schema.js';
 import { resolveDefender, resolveLimits, type DefenderConfig } from './security-schema.js';
@@ -40,6 +41,8 @@ export interface NodeConfig {
     fsFsync: boolean;
     slotsDir: string;
     chunkSize: number;
+    /** Digests new manifests record; sha256 always among them. */
+    checksums: ChecksumAlgorithm[];
     slots: SlotsConfig;
     s3: S3StorageConfig;
   };
@@ -156,6 +159,8 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
       fsFsync: storage['fs.fsync'],
       slotsDir: inNode(storage['slots.dir']),
       chunkSize: storage.chunk_size,
+      // The LocalEGA inbox message carries MD5 beside SHA-256 (docs/spec/events.md): a deployment that swaps its inbox for capstan gets both.
+      checksums: raw.events.format === 'localega' && !storage.checksums.includes('md5') ? [...storage.checksums, 'md5'] : storage.checksums,
       s3: resolveS3(storage, inNode),
       slots:
         storage['slots.backend'] === 'postgres'

@@ -1,5 +1,5 @@
 import { SCHEMA_NAME_RE } from '../store/slots/postgres/migrations.js';
-import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../tree/index.js';
+import { CHECKSUM_ALGORITHMS, type ChecksumAlgorithm, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../tree/index.js';
 import { EVENTS_KEYS } from './events-schema.js';
 import { addressListType, DEFENDER_KEYS, LIMITS_KEYS, QUOTA_KEYS } from './security-schema.js';
 import { USERS_KEYS } from './users-schema.js';
@@ -57,6 +57,19 @@ export const SLOT_BACKENDS = ['level', 'postgres'] as const;
 
 export const CHUNK_BACKENDS = ['fs', 's3'] as const;
 export const S3_ADDRESSING = ['path', 'virtual'] as const;
+/** [storage] checksums: comma-separated, each known once, sha256 among them. */
+const checksumListType: ValueType<ChecksumAlgorithm[]> = {
+  doc: 'comma-separated subset of sha256, md5, sha1 (sha256 required)',
+  parse: (raw) => {
+    const items = raw.split(',').map((s) => s.trim());
+    const known = items.every((s) => (CHECKSUM_ALGORITHMS as readonly string[]).includes(s));
+    if (!known || new Set(items).size !== items.length || !items.includes('sha256')) {
+      return { ok: false, expected: 'a comma-separated list of sha256, md5, sha1 that includes sha256', echo: true };
+    }
+    return { ok: true, value: items as ChecksumAlgorithm[] };
+  },
+};
+
 /** 1 TiB: sizeType counts bytes in a plain number. */
 const MAX_S3_CACHE_BYTES = 1024 * 1024 * 1024 * 1024;
 
@@ -197,6 +210,11 @@ export const SCHEMA = {
       sizeType(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
       formatSize(DEFAULT_CHUNK_SIZE),
       "Plaintext bytes per chunk of an immutable file (the default is the tree layer's). Changing it affects only new uploads, which then no longer deduplicate with identical old ones.",
+    ),
+    checksums: key(
+      checksumListType,
+      'sha256',
+      "Whole-file digests recorded in each new file's manifest while it is uploaded, and carried by upload events. SHA-256 always; MD5 and SHA-1 cost CPU on every upload (measured on a 2-core EPYC, node:crypto over 1 MiB pieces: SHA-256 0.67, SHA-1 0.66, MD5 1.62 CPU-seconds per GiB), so the default records SHA-256 only ([events] format = localega adds MD5, which the LocalEGA inbox message carries). An unrecorded digest is computed on demand by reading the file (`md5sum`/`sha1sum` over exec, check-file) and is absent from events. Changing it affects only new uploads: their manifests (and caps) differ from those of identical old files, their chunks are still shared.",
     ),
   },
   http: {

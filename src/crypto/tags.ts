@@ -23,6 +23,8 @@ export const TAG = {
   chunkKey: 'capstan-v1:chk:chunk-key',
   manifestKey: 'capstan-v1:chk:manifest-key',
   manifestVerifyKey: 'capstan-v1:chk:manifest-verify-key',
+  /** Manifest v2 (a smaller checksum set); see docs/spec/files.md. */
+  manifestKeyV2: 'capstan-v2:chk:manifest-key',
 
   // Convergence domains. See docs/spec/threat-model.md.
   convergenceAccount: 'capstan-v1:convergence:account',

@@ -27,13 +27,16 @@ function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
-/** The checksums of an upload as events carry them: sha256 first, then md5 and sha1. */
+/**
+ * The checksums of an upload as events carry them: sha256 first, then md5
+ * and sha1 when the manifest records them ([storage] checksums); an
+ * unrecorded one is omitted, never computed here.
+ */
 export function eventChecksums(sums: Checksums): EventChecksum[] {
-  return [
-    { type: 'sha256', value: hex(sums.sha256) },
-    { type: 'md5', value: hex(sums.md5) },
-    { type: 'sha1', value: hex(sums.sha1) },
-  ];
+  const out: EventChecksum[] = [{ type: 'sha256', value: hex(sums.sha256) }];
+  if (sums.md5 !== undefined) out.push({ type: 'md5', value: hex(sums.md5) });
+  if (sums.sha1 !== undefined) out.push({ type: 'sha1', value: hex(sums.sha1) });
+  return out;
 }
 
 export function buildEvent(change: ChangeInput, gateway: string, now = new Date()): CapstanEvent {

@@ -110,6 +110,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
       chunks,
       slots,
       chunkSize: config.storage.chunkSize,
+      checksums: config.storage.checksums,
       watermarks,
       onDirectoryUpdate: (u) => {
         contention.observe(u);

@@ -51,7 +51,7 @@ export async function openNode(config: NodeConfig): Promise<OpenNode> {
     await stores.close();
     throw err;
   });
-  const tree = createTree({ chunks, slots, chunkSize: config.storage.chunkSize, watermarks });
+  const tree = createTree({ chunks, slots, chunkSize: config.storage.chunkSize, checksums: config.storage.checksums, watermarks });
   let closing: Promise<void> | undefined;
   return {
     config,

@@ -1,5 +1,4 @@
-import type { Checksums } from '../tree/index.js';
-import { checksumsAt } from './checksum-exec.js';
+import { checksumAt } from './checksum-exec.js';
 import type { SessionContext } from './session-context.js';
 import { STATUS } from './protocol/constants.js';
 import { extendedReply } from './protocol/replies.js';
@@ -18,9 +17,11 @@ import { SftpStatusError } from './status.js';
  *
  * Reply: SSH_FXP_EXTENDED_REPLY, request-id, string hash-algorithm-used,
  * then the hash bytes. capstan answers only the whole file (offset 0,
- * length 0, block size 0) with sha256, md5 or sha1, straight from the
- * manifest: any other range or algorithm is OP_UNSUPPORTED, so a client
- * falls back to hashing the data itself.
+ * length 0, block size 0) with sha256, md5 or sha1 (the first of the
+ * client's list it knows), straight from the manifest when the manifest
+ * records it, else computed by streaming the file (FileReader.checksum):
+ * any other range or algorithm is OP_UNSUPPORTED, so a client falls back to
+ * hashing the data itself.
  */
 
 export const CHECK_FILE_ALGORITHMS = ['sha256', 'md5', 'sha1'] as const;
@@ -59,17 +60,16 @@ export async function checkFileRequest(ctx: SessionContext, id: number, name: st
   }
   const algorithm = req.algorithms.find((a): a is Algorithm => (CHECK_FILE_ALGORITHMS as readonly string[]).includes(a));
   if (algorithm === undefined) throw new SftpStatusError(STATUS.OP_UNSUPPORTED, 'supported: sha256, md5, sha1');
-  let sums: Checksums;
+  let digest: Uint8Array;
   if (name === 'check-file-name') {
-    sums = await checksumsAt(ctx.view, req.target.toString('utf8'));
+    digest = await checksumAt(ctx.view, req.target.toString('utf8'), algorithm);
   } else {
     const handle = ctx.handles.get(req.target);
     if (handle.kind !== 'read') {
       // A directory has no hash; an open upload has none until CLOSE commits it.
       throw new SftpStatusError(STATUS.OP_UNSUPPORTED, 'hashes are for files opened for reading only');
     }
-    sums = await handle.reader.checksums();
+    digest = await handle.reader.checksum(algorithm);
   }
-  const digest = sums[algorithm];
   return extendedReply(id, (b) => b.string(algorithm).raw(digest));
 }

@@ -1,14 +1,17 @@
 import type { FileCap } from '../cap/index.js';
-import { IsADirectoryError, NotFoundError } from '../errors.js';
-import type { Checksums } from '../tree/index.js';
+import { IsADirectoryError, NotFoundError, type AbortOptions } from '../errors.js';
+import type { ChecksumAlgorithm } from '../tree/index.js';
 import type { ExecResult } from './ssh-session.js';
 import type { UserTree } from './user-tree.js';
 
 /**
  * `sha256sum PATH…`, `md5sum PATH…` and `sha1sum PATH…` over SSH exec,
- * answered from the file's manifest, which records all three digests of the
- * plaintext (src/tree/file/checksums.ts): the file's chunks are never read.
- * A literal (small, inline) file's digests are computed from its bytes.
+ * answered from the file's manifest when it records the digest (SHA-256
+ * always; MD5 and SHA-1 as `[storage] checksums` was when the file was
+ * written): the file's chunks are then never read. A digest the manifest
+ * does not record is computed by streaming the file (FileReader.checksum,
+ * bounded memory, the CPU of one download). A literal (small, inline)
+ * file's digests are computed from its bytes.
  *
  * There is still no shell. The command is parsed strictly: words separated
  * by spaces or tabs; a word is plain characters, '…' (anything but ') or
@@ -78,13 +81,18 @@ export function parseChecksumCommand(command: string): { name: CommandName; path
   return { name: name as CommandName, paths };
 }
 
-/** A file's digests from its manifest (or, for a literal cap, its inline bytes). */
-export async function checksumsAt(view: UserTree, raw: string): Promise<Checksums> {
+/** A file's `algorithm` digest: recorded in its manifest, or computed by reading the file. */
+export async function checksumAt(
+  view: UserTree,
+  raw: string,
+  algorithm: ChecksumAlgorithm,
+  options: AbortOptions = {},
+): Promise<Uint8Array> {
   const { kind, cap } = await view.node(raw);
   if (kind === 'directory') throw new IsADirectoryError('is a directory');
   if (kind !== 'file') throw new NotFoundError('no such file');
-  const reader = await view.tree.openFile(cap as FileCap);
-  return reader.checksums();
+  const reader = await view.tree.openFile(cap as FileCap, options);
+  return reader.checksum(algorithm, options);
 }
 
 /** coreutils' strerror text for the errors a lookup can give; anything else is unexpected and rethrown. */
@@ -118,8 +126,8 @@ export function runChecksumCommand(view: UserTree, command: string): Promise<Exe
     let stderr = '';
     for (const path of parsed.paths) {
       try {
-        const sums = await checksumsAt(view, path);
-        stdout += `${Buffer.from(sums[algorithm]).toString('hex')}  ${path}\n`;
+        const digest = await checksumAt(view, path, algorithm);
+        stdout += `${Buffer.from(digest).toString('hex')}  ${path}\n`;
       } catch (err) {
         stderr += `${parsed.name}: ${path}: ${reason(err)}\n`;
       }

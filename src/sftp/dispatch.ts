@@ -4,7 +4,15 @@ import type { Logger } from '../log.js';
 import { extendedRequest, extensionWrites } from './extensions.js';
 import { DirHandle, type HandleTable, ReadHandle } from './handles.js';
 import { LIMITS, OPEN_FLAGS, STATUS } from './protocol/constants.js';
-import { attrsPacket, dataPacket, handlePacket, namePacket, statusPacket } from './protocol/replies.js';
+import {
+  attrsPacket,
+  DATA_HEADER_BYTES,
+  dataPacket,
+  finishDataPacket,
+  handlePacket,
+  namePacket,
+  statusPacket,
+} from './protocol/replies.js';
 import type { Path, Request, RequestOf, RequestType } from './protocol/requests.js';
 import type { WireAttrs } from './protocol/wire.js';
 import type { SessionQuota } from './quota-hooks.js';
@@ -203,7 +211,17 @@ async function read(ctx: SessionContext, id: number, wire: Buffer, offset: numbe
   if (handle.kind === 'dir') throw new IsADirectoryError('is a directory');
   if (handle.kind === 'write' && !handle.readable) throw new PermissionError('handle not open for reading');
   const len = Math.min(length, LIMITS.maxReadLength);
-  const data = handle.kind === 'read' ? await handle.reader.read(offset, len) : await handle.read(offset, len);
+  if (handle.kind === 'read') {
+    // The file's bytes go straight from the decrypted chunk into the packet:
+    // one copy per READ. Past the end nothing is allocated.
+    if (offset >= handle.reader.size || len === 0) return statusPacket(id, STATUS.EOF, 'end of file');
+    const packet = Buffer.allocUnsafe(DATA_HEADER_BYTES + Math.min(len, handle.reader.size - offset));
+    const n = await handle.reader.readInto(offset, packet.subarray(DATA_HEADER_BYTES));
+    if (n === 0) return statusPacket(id, STATUS.EOF, 'end of file');
+    ctx.stats.bytesOut += n;
+    return finishDataPacket(packet, id, n);
+  }
+  const data = await handle.read(offset, len);
   if (data.length === 0) return statusPacket(id, STATUS.EOF, 'end of file');
   ctx.stats.bytesOut += data.length;
   return dataPacket(id, data);

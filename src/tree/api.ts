@@ -8,11 +8,20 @@ import type { ChunkAddress } from '../store/chunks/chunk-store.js';
  * only this; they never see chunks, manifests or slots.
  */
 
-/** Plaintext checksums recorded in every manifest, so they cost nothing later. */
+/** The whole-file digests a manifest can record. */
+export type ChecksumAlgorithm = 'sha256' | 'md5' | 'sha1';
+export const CHECKSUM_ALGORITHMS: readonly ChecksumAlgorithm[] = ['sha256', 'md5', 'sha1'];
+
+/**
+ * Plaintext digests recorded in a file's manifest, so they cost nothing
+ * later. SHA-256 always; MD5 and SHA-1 only when the writer was asked to
+ * record them (TreeOptions.checksums, docs/spec/files.md "Manifest v2").
+ * A literal file has all three (computed from its inline bytes).
+ */
 export interface Checksums {
   sha256: Uint8Array;
-  md5: Uint8Array;
-  sha1: Uint8Array;
+  md5?: Uint8Array;
+  sha1?: Uint8Array;
 }
 
 export interface UploadResult {
@@ -49,9 +58,22 @@ export interface FileWriter {
  */
 export interface FileReader {
   readonly size: number;
+  /** The digests the manifest records (a literal: all three). */
   checksums(options?: AbortOptions): Promise<Checksums>;
+  /**
+   * One digest of the whole file: the manifest's when it records it,
+   * otherwise computed by streaming the file (bounded memory, as stream()).
+   */
+  checksum(algorithm: ChecksumAlgorithm, options?: AbortOptions): Promise<Uint8Array>;
   /** Up to `length` bytes at `offset`; shorter only at end of file, empty at or past it. */
   read(offset: number, length: number, options?: AbortOptions): Promise<Uint8Array>;
+  /**
+   * read() into the caller's buffer: up to `target.length` bytes at
+   * `offset` are copied into `target` from its start; answers how many
+   * (fewer only at end of file). For a caller that has its own buffer to
+   * fill (an SFTP DATA packet), which saves read()'s allocation and copy.
+   */
+  readInto(offset: number, target: Uint8Array, options?: AbortOptions): Promise<number>;
   /** The whole file (or a range), in order, bounded memory. */
   stream(start?: number, end?: number, options?: AbortOptions): AsyncIterable<Uint8Array>;
 }
@@ -187,6 +209,12 @@ export interface FileChunkList {
 export interface TreeOptions {
   /** Immutable-file chunk size in bytes (default in docs/spec/files.md). */
   chunkSize?: number | undefined;
+  /**
+   * Whole-file digests new manifests record; MUST include sha256 (default:
+   * all three, the v1 manifest). Without md5 or sha1 the manifest is v2
+   * (docs/spec/files.md); readers compute a missing digest on demand.
+   */
+  checksums?: readonly ChecksumAlgorithm[] | undefined;
 }
 
 /** A snapshot of a directory tree (docs/spec/snapshots.md): its `DIR-SNAP` cap, its point and when it was taken. */

@@ -3,7 +3,9 @@
  * directories (./dir, docs/spec/directories.md and slots.md) behind the Tree
  * facade. The SFTP layer and the CLI import from here only.
  */
+export { CHECKSUM_ALGORITHMS } from './api.js';
 export type {
+  ChecksumAlgorithm,
   Checksums,
   DirEntry,
   Directory,

@@ -13,7 +13,18 @@ import { randomBytes } from '../crypto/index.js';
 import { InvalidInputError, NotADirectoryError, NotFoundError, PermissionError, type AbortOptions } from '../errors.js';
 import type { ChunkStore } from '../store/chunks/chunk-store.js';
 import type { SlotStore } from '../store/slots/slot-store.js';
-import type { DirEntry, Directory, FileChunkList, FileReader, FileWriter, ResolvedNode, Snapshot, Tree, TreeOptions } from './api.js';
+import type {
+  ChecksumAlgorithm,
+  DirEntry,
+  Directory,
+  FileChunkList,
+  FileReader,
+  FileWriter,
+  ResolvedNode,
+  Snapshot,
+  Tree,
+  TreeOptions,
+} from './api.js';
 import { createSnapshot, listSnapshots, removeSnapshot } from './snapshots.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import { DEFAULT_LAYOUT, type DirectoryContext, type DirectoryLayout, type DirectoryUpdate, type SlotRollback } from './dir/context.js';
@@ -23,6 +34,7 @@ import { DEFAULT_NODE_CACHE_BYTES, NodeCache } from './dir/node-cache.js';
 import { VerifiedSlots } from './dir/verified-slots.js';
 import { MemorySlotWatermarks, type SlotWatermarks } from './dir/watermarks.js';
 import * as files from './file/index.js';
+import { checksumSetOf } from './file/format.js';
 
 export interface CreateTreeOptions extends TreeOptions {
   chunks: ChunkStore;
@@ -85,10 +97,14 @@ export function createTreeWithInternals(options: CreateTreeOptions, internals: T
 class CapstanTree implements Tree {
   private readonly ctx: DirectoryContext;
   private readonly chunkSize: number | undefined;
+  private readonly checksums: readonly ChecksumAlgorithm[] | undefined;
 
   constructor(options: CreateTreeOptions, internals: TreeInternals) {
     const { chunks, slots } = options;
     this.chunkSize = options.chunkSize;
+    // Refused here, at startup, rather than at the first upload.
+    if (options.checksums !== undefined) checksumSetOf(options.checksums);
+    this.checksums = options.checksums === undefined ? undefined : [...options.checksums];
     const ctx: DirectoryContext = {
       chunks,
       slots,
@@ -139,7 +155,7 @@ class CapstanTree implements Tree {
   }
 
   createFileWriter(convergence: Uint8Array): FileWriter {
-    return files.createFileWriter(this.ctx.chunks, convergence, { chunkSize: this.chunkSize });
+    return files.createFileWriter(this.ctx.chunks, convergence, { chunkSize: this.chunkSize, checksums: this.checksums });
   }
 
   openFile(cap: FileCap, options?: AbortOptions): Promise<FileReader> {

@@ -43,6 +43,7 @@ describe('config schema', () => {
       fsFsync: true,
       slotsDir: '/srv/node/store/slots',
       chunkSize: DEFAULT_CHUNK_SIZE,
+      checksums: ['sha256'],
       slots: { backend: 'level' },
       s3: {
         region: 'us-east-1',
@@ -140,6 +141,12 @@ describe('config schema', () => {
     expect(configError('[storage]\nfs.fsync = maybe')).toMatch(/line 2: \[storage\] fs\.fsync: expected true or false/);
     expect(configError('[sftpd]\nidle_timeout = -1')).toMatch(/line 2: \[sftpd\] idle_timeout: expected an integer from 0 to/);
     expect(configError('[storage]\nchunk_size = 1GiB')).toMatch(/line 2: \[storage\] chunk_size: expected a size from 4KiB/);
+    for (const bad of ['md5,sha1', 'sha256,crc32', 'sha256,md5,md5', '', 'SHA256']) {
+      expect(configError(`[storage]\nchecksums = ${bad}`)).toBe(
+        `capstan.cfg line 2: [storage] checksums: expected a comma-separated list of sha256, md5, sha1 that includes sha256, got "${bad}"`,
+      );
+    }
+    expect(parseConfigText('/n', '[storage]\nchecksums = sha256 , sha1').storage.checksums).toEqual(['sha256', 'sha1']);
     expect(configError('[storage]\nbackend = nfs')).toMatch(/line 2: \[storage\] backend: expected one of fs, s3/);
     expect(configError('[storage]\nbackend = s3')).toBe('capstan.cfg: [storage] backend = s3 needs s3.endpoint and s3.bucket');
     expect(configError('[sftpd]\nhost_key_files = a,,b')).toMatch(/line 2: \[sftpd\] host_key_files:/);

@@ -10,7 +10,7 @@ import { createLogger } from '../../src/log.js';
 import { FsChunkStore, MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
 import type { ChunkStore } from '../../src/store/index.js';
 import { startSftpServer, type SftpServer, type SftpServerOptions } from '../../src/sftp/index.js';
-import { createTree, type Tree } from '../../src/tree/index.js';
+import { type ChecksumAlgorithm, createTree, type Tree } from '../../src/tree/index.js';
 import { hasBinary, type Target } from '../helpers/openssh.js';
 import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 
@@ -47,6 +47,8 @@ export interface Gateway {
 
 export interface GatewayOptions {
   chunkSize?: number | undefined;
+  /** TreeOptions.checksums: the digests new manifests record. */
+  checksums?: readonly ChecksumAlgorithm[] | undefined;
   readOnly?: boolean | undefined;
   fsChunks?: boolean | undefined;
   idleTimeoutMs?: number | undefined;
@@ -81,7 +83,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const logger = createLogger('debug', { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
   const base: ChunkStore = opts.fsChunks ? await FsChunkStore.open(join(dir, 'store'), { fsync: false }) : new MemoryChunkStore();
   const chunks = opts.wrapChunks ? opts.wrapChunks(base) : base;
-  const tree = createTree({ chunks, slots: new MemorySlotStore(), chunkSize: opts.chunkSize });
+  const tree = createTree({ chunks, slots: new MemorySlotStore(), chunkSize: opts.chunkSize, checksums: opts.checksums });
   const root = await tree.createDirectory();
   const { keyFile, publicLine } = await makeUserKey(dir);
   const password = 'correct horse battery staple';

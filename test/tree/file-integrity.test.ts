@@ -247,6 +247,36 @@ describe('hostile manifests (a cap made for them, so the hash matches)', () => {
     }
   });
 
+  it('refuses a v2 header whose checksum set is all three (v1 encodes that) or has unknown bits, at the length it would imply', async () => {
+    const good = { chunkSize: 4096, size: 10_000, chunkCount: 3 };
+    for (const m of [3, 4, 0x80, 0xff]) {
+      const header = new Uint8Array([...encodeHeader(good), m]);
+      header[4] = 2;
+      const d = 32 + (m & 1 ? 16 : 0) + (m & 2 ? 20 : 0);
+      const cap = await capFor(new Uint8Array([...header, ...new Uint8Array(3 * 36 + 16 + 3 * 32 + d + 16)]), good.size);
+      await expectIntegrityError(openFile(store, cap), manifestAddressOf(cap.manifestHash));
+    }
+    // A v2 header cut before its checksum set byte.
+    const short = encodeHeader({ ...good, checksums: 0 }).subarray(0, HEADER_BYTES);
+    const cap = await capFor(short, good.size);
+    await expectIntegrityError(openFile(store, cap), manifestAddressOf(cap.manifestHash));
+  });
+
+  it('a v2 manifest with its checksum set byte changed fails, whatever the set', async () => {
+    const fresh = new MemoryChunkStore();
+    const { cap } = await uploadBytes(fresh, convergence, data, { chunkSize: CHUNK, checksums: ['sha256', 'md5'] });
+    const readCap = cap as FileReadCap;
+    for (const m of [0, 2]) {
+      const lying = new LyingStore(fresh, (address, bytes) => {
+        if (address.toString() === manifestAddressOf(readCap.manifestHash).toString()) bytes[HEADER_BYTES] = m;
+        return bytes;
+      });
+      await expectIntegrityError(openFile(lying, readCap), manifestAddressOf(readCap.manifestHash));
+    }
+    const reader = await openFile(fresh, readCap);
+    expect(Object.keys(await reader.checksums()).sort()).toEqual(['md5', 'sha256']);
+  });
+
   it('refuses sections that do not authenticate under the cap key, or hold malformed addresses', async () => {
     const header = encodeHeader({ chunkSize: 4096, size: 5000, chunkCount: 2 });
     const verifyKey = taggedHash(TAG.manifestVerifyKey, key);

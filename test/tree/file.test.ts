@@ -34,7 +34,7 @@ async function readAll(reader: FileReader, start?: number, end?: number): Promis
 }
 
 const digest = (algorithm: string, data: Uint8Array): string => createHash(algorithm).update(data).digest('hex');
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const hex = (bytes: Uint8Array | undefined): string => Buffer.from(bytes ?? []).toString('hex');
 
 const backends: { name: string; open: () => Promise<ChunkStore>; cleanup: () => Promise<void> }[] = [];
 let fsRoot: string;
@@ -95,8 +95,40 @@ describe.each(backends)('immutable files on $name', ({ open }) => {
         expect(hex(await reader.read(offset, length)), `read(${offset}, ${length})`).toBe(hex(expected));
         const end = offset + length;
         expect(hex(await readAll(reader, offset, end)), `stream(${offset}, ${end})`).toBe(hex(expected));
+        // readInto: the same bytes at the start of the caller's buffer, the rest untouched.
+        const target = Buffer.alloc(length + 3, 0xee);
+        const n = await reader.readInto(offset, target.subarray(0, length));
+        expect(n, `readInto(${offset}, ${length})`).toBe(expected.length);
+        expect(hex(target.subarray(0, n))).toBe(hex(expected));
+        expect(target.subarray(n).every((b) => b === 0xee)).toBe(true);
       }
     }
+  });
+
+  it('a smaller checksum set: a literal upload reports only those digests too; every reader still answers all three', async () => {
+    for (const data of [Buffer.from('tiny'), Buffer.from(pattern(3 * CHUNK + 5, 4))]) {
+      const result = await uploadBytes(store, convergence, data, { chunkSize: CHUNK, checksums: ['sha1', 'sha256'] });
+      expect(Object.keys(result.checksums).sort()).toEqual(['sha1', 'sha256']);
+      const reader = await openFile(store, result.cap);
+      for (const algo of ['sha256', 'md5', 'sha1'] as const) expect(hex(await reader.checksum(algo))).toBe(digest(algo, data));
+    }
+    await expect(uploadBytes(store, convergence, Buffer.from('x'), { checksums: ['md5'] })).rejects.toThrow(RangeError);
+  });
+
+  it('readInto of a literal file, and into a buffer the caller then reuses', async () => {
+    const small = Buffer.from('literal bytes');
+    const literal = await openFile(store, (await uploadBytes(store, convergence, small)).cap);
+    const target = Buffer.alloc(20);
+    expect(await literal.readInto(8, target)).toBe(5);
+    expect(target.subarray(0, 5).toString()).toBe('bytes');
+    expect(await literal.readInto(13, target)).toBe(0);
+    const data = Buffer.from(pattern(2 * CHUNK, 3));
+    const reader = await openFile(store, (await uploadBytes(store, convergence, data, { chunkSize: CHUNK })).cap);
+    const reused = Buffer.alloc(100);
+    await reader.readInto(10, reused);
+    reused.fill(0);
+    await reader.readInto(10, reused);
+    expect(hex(reused)).toBe(hex(data.subarray(10, 110)));
   });
 
   it('answers random ranges like a Buffer does', async () => {

@@ -23,13 +23,25 @@ export function handlePacket(id: number, handle: Uint8Array): Buffer {
 
 /** DATA: the one reply whose size follows the client's request; `data` is copied once, into the packet. */
 export function dataPacket(id: number, data: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(13 + data.length);
-  out.writeUInt32BE(9 + data.length, 0);
-  out.writeUInt8(PACKET.DATA, 4);
-  out.writeUInt32BE(id >>> 0, 5);
-  out.writeUInt32BE(data.length, 9);
-  out.set(data, 13);
-  return out;
+  const out = Buffer.allocUnsafe(DATA_HEADER_BYTES + data.length);
+  out.set(data, DATA_HEADER_BYTES);
+  return finishDataPacket(out, id, data.length);
+}
+
+/** uint32 length ‖ type ‖ uint32 id ‖ uint32 data length: what precedes a DATA packet's bytes. */
+export const DATA_HEADER_BYTES = 13;
+
+/**
+ * DATA whose bytes the caller already put at DATA_HEADER_BYTES of `packet`
+ * (read straight into it: no copy of its own); writes the header for
+ * `length` of them and answers the packet cut to that length.
+ */
+export function finishDataPacket(packet: Buffer, id: number, length: number): Buffer {
+  packet.writeUInt32BE(9 + length, 0);
+  packet.writeUInt8(PACKET.DATA, 4);
+  packet.writeUInt32BE(id >>> 0, 5);
+  packet.writeUInt32BE(length, 9);
+  return packet.subarray(0, DATA_HEADER_BYTES + length);
 }
 
 export interface NameEntry {

@@ -19,9 +19,14 @@ export function deriveChunkKey(convergence: Uint8Array, plaintextSha256: Uint8Ar
   return taggedHmac(convergence, TAG.chunkKey, plaintextSha256);
 }
 
+/** The checksum set's bits (format.ts has the same constants; this module must not import format.ts). */
+const MD5_BIT = 0x01;
+const SHA1_BIT = 0x02;
+
 /**
- * The per-chunk work of a file upload, in order: the chunks feed the three
- * whole-file digests, and each is sealed under its convergent key,
+ * The per-chunk work of a file upload, in order: the chunks feed the
+ * whole-file digests (SHA-256, and MD5 and SHA-1 when the checksum set asks
+ * for them), and each is sealed under its convergent key,
  * AES-256-GCM(deriveChunkKey(convergence, sha256(P)), zero nonce, P) ‖ tag.
  *
  * One implementation for both places it runs: inline in the file writer
@@ -33,18 +38,23 @@ export function deriveChunkKey(convergence: Uint8Array, plaintextSha256: Uint8Ar
  */
 export class ChunkSealer {
   readonly #sha256: Hash = createHash('sha256');
-  readonly #md5: Hash = createHash('md5');
-  readonly #sha1: Hash = createHash('sha1');
+  readonly #md5: Hash | undefined;
+  readonly #sha1: Hash | undefined;
 
   /**
    * `wholeChunk`: encrypt each chunk with one update() call, so its scratch
    * is one chunk-sized buffer rather than sealConvergentInto's default 64 KiB
    * pieces (seal.worker.ts says why the worker wants that).
+   * `checksums`: the checksum set m (format.ts), default all three.
    */
   constructor(
     private readonly convergence: Uint8Array,
-    private readonly options: { wholeChunk?: boolean } = {},
-  ) {}
+    private readonly options: { wholeChunk?: boolean; checksums?: number } = {},
+  ) {
+    const m = options.checksums ?? MD5_BIT | SHA1_BIT;
+    this.#md5 = m & MD5_BIT ? createHash('md5') : undefined;
+    this.#sha1 = m & SHA1_BIT ? createHash('sha1') : undefined;
+  }
 
   /**
    * Hashes `plaintext` into the whole-file digests and seals it into the
@@ -53,8 +63,8 @@ export class ChunkSealer {
    */
   seal(plaintext: Uint8Array, out?: Uint8Array): { key: Uint8Array; sealed: Uint8Array } {
     this.#sha256.update(plaintext);
-    this.#md5.update(plaintext);
-    this.#sha1.update(plaintext);
+    this.#md5?.update(plaintext);
+    this.#sha1?.update(plaintext);
     const key = deriveChunkKey(this.convergence, sha256(plaintext));
     const sealed = (out ?? Buffer.allocUnsafe(plaintext.length + GCM_TAG_BYTES)).subarray(0, plaintext.length + GCM_TAG_BYTES);
     sealConvergentInto(key, plaintext, sealed, this.options.wholeChunk ? { pieceBytes: Math.max(1, plaintext.length) } : {});
@@ -63,10 +73,9 @@ export class ChunkSealer {
 
   /** The whole-file digests of every chunk sealed; the sealer is spent afterwards. */
   finish(): Checksums {
-    return {
-      sha256: new Uint8Array(this.#sha256.digest()),
-      md5: new Uint8Array(this.#md5.digest()),
-      sha1: new Uint8Array(this.#sha1.digest()),
-    };
+    const sums: Checksums = { sha256: new Uint8Array(this.#sha256.digest()) };
+    if (this.#md5) sums.md5 = new Uint8Array(this.#md5.digest());
+    if (this.#sha1) sums.sha1 = new Uint8Array(this.#sha1.digest());
+    return sums;
   }
 }

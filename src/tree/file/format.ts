@@ -7,8 +7,8 @@ import { MAX_CHUNK_BYTES, SHA2_256_CODE } from '../../store/address.js';
 import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
 
 /**
- * Immutable-file format v1: constants, key derivations and the manifest
- * header. docs/spec/files.md describes it in prose; this file (with
+ * Immutable-file format v1 (manifest v1 and v2): constants, key derivations
+ * and the manifest header. docs/spec/files.md describes it in prose; this file (with
  * manifest.ts, and chunk-sealer.ts for the chunk key and sealing) is
  * authoritative. Everything here is frozen by
  * test/vectors/files.json: changing a byte of the layout or a derivation is a
@@ -17,15 +17,49 @@ import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
 
 /** "CSFM": capstan file manifest. */
 export const MANIFEST_MAGIC = Uint8Array.of(0x43, 0x53, 0x46, 0x4d);
+/** v1 records all three digests; v2 (docs/spec/files.md "Manifest v2") a smaller set. */
 export const MANIFEST_VERSION = 1;
-/** magic 4 ‖ version 1 ‖ chunkSize u32be ‖ size u64be ‖ chunkCount u32be. */
+export const MANIFEST_VERSION_V2 = 2;
+/** v1: magic 4 ‖ version 1 ‖ chunkSize u32be ‖ size u64be ‖ chunkCount u32be. */
 export const HEADER_BYTES = 4 + 1 + 4 + 8 + 4;
+/** v2: the v1 fields ‖ checksum set u8. */
+export const HEADER_BYTES_V2 = HEADER_BYTES + 1;
+
+/**
+ * The checksum set `m` of a manifest: which digests besides SHA-256 it
+ * records. Bit 0 MD5, bit 1 SHA-1. ALL_CHECKSUMS is what v1 records (and
+ * what a v2 header must never state: one encoding per file).
+ */
+export const CHECKSUM_MD5 = 0x01;
+export const CHECKSUM_SHA1 = 0x02;
+export const ALL_CHECKSUMS = CHECKSUM_MD5 | CHECKSUM_SHA1;
+
+/** d(m): bytes of the digests a manifest with checksum set `m` records. */
+export function checksumBytes(m: number): number {
+  return 32 + (m & CHECKSUM_MD5 ? 16 : 0) + (m & CHECKSUM_SHA1 ? 20 : 0);
+}
+
+/** The checksum set of a list of algorithms; RangeError unless it holds sha256 and nothing unknown. */
+export function checksumSetOf(algorithms: readonly string[]): number {
+  if (!algorithms.includes('sha256')) throw new RangeError('the recorded checksums must include sha256');
+  let m = 0;
+  for (const a of algorithms) {
+    if (a === 'md5') m |= CHECKSUM_MD5;
+    else if (a === 'sha1') m |= CHECKSUM_SHA1;
+    else if (a !== 'sha256') throw new RangeError(`unknown checksum ${JSON.stringify(a)}`);
+  }
+  return m;
+}
+
+export function headerLength(m: number): number {
+  return m === ALL_CHECKSUMS ? HEADER_BYTES : HEADER_BYTES_V2;
+}
 
 /** A chunk address in binary CID form: 0x01 0x55 0x12 0x20 ‖ sha256(ciphertext). */
 export const ADDRESS_BYTES = 36;
 const ADDRESS_PREFIX = Uint8Array.of(0x01, raw.code, SHA2_256_CODE, 0x20);
 export const CHUNK_KEY_BYTES = 32;
-/** sha256 32 ‖ md5 16 ‖ sha1 20, of the whole plaintext. */
+/** sha256 32 ‖ md5 16 ‖ sha1 20, of the whole plaintext: what a v1 manifest records. */
 export const CHECKSUM_BYTES = 32 + 16 + 20;
 
 /**
@@ -46,15 +80,15 @@ export const MAX_CHUNK_SIZE = MAX_CHUNK_BYTES - GCM_TAG_BYTES;
  */
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
-/** Bytes of a v1 manifest describing `chunkCount` chunks. */
-export function manifestLength(chunkCount: number): number {
-  return HEADER_BYTES + addressSectionLength(chunkCount) + keySectionLength(chunkCount);
+/** Bytes of a manifest describing `chunkCount` chunks with checksum set `m` (default: v1). */
+export function manifestLength(chunkCount: number, m = ALL_CHECKSUMS): number {
+  return headerLength(m) + addressSectionLength(chunkCount) + keySectionLength(chunkCount, m);
 }
 export function addressSectionLength(chunkCount: number): number {
   return chunkCount * ADDRESS_BYTES + GCM_TAG_BYTES;
 }
-export function keySectionLength(chunkCount: number): number {
-  return chunkCount * CHUNK_KEY_BYTES + CHECKSUM_BYTES + GCM_TAG_BYTES;
+export function keySectionLength(chunkCount: number, m = ALL_CHECKSUMS): number {
+  return chunkCount * CHUNK_KEY_BYTES + checksumBytes(m) + GCM_TAG_BYTES;
 }
 
 /**
@@ -74,6 +108,8 @@ export interface ManifestHeader {
   chunkSize: number;
   size: number;
   chunkCount: number;
+  /** The checksum set `m`; absent means ALL_CHECKSUMS, a v1 header. */
+  checksums?: number;
 }
 
 export function isValidChunkSize(chunkSize: number): boolean {
@@ -85,27 +121,40 @@ export function chunkLength(header: ManifestHeader, index: number): number {
   return index < header.chunkCount - 1 ? header.chunkSize : header.size - (header.chunkCount - 1) * header.chunkSize;
 }
 
+/** A v1 header when the set is ALL_CHECKSUMS (or absent), else a v2 header carrying it. */
 export function encodeHeader(header: ManifestHeader): Uint8Array {
-  const out = new Uint8Array(HEADER_BYTES);
+  const m = header.checksums ?? ALL_CHECKSUMS;
+  if (!Number.isInteger(m) || m < 0 || m > ALL_CHECKSUMS) throw new RangeError('invalid checksum set');
+  const out = new Uint8Array(headerLength(m));
   const view = new DataView(out.buffer);
   out.set(MANIFEST_MAGIC, 0);
-  out[4] = MANIFEST_VERSION;
+  out[4] = m === ALL_CHECKSUMS ? MANIFEST_VERSION : MANIFEST_VERSION_V2;
   view.setUint32(5, header.chunkSize);
   view.setBigUint64(9, BigInt(header.size));
   view.setUint32(17, header.chunkCount);
+  if (m !== ALL_CHECKSUMS) out[HEADER_BYTES] = m;
   return out;
 }
 
 /**
  * Parses and checks a header against the size the cap promises, using only
- * arithmetic on the fixed 21 bytes: nothing is allocated from a field before
- * every field is known consistent. Returns undefined on any inconsistency
- * (the caller reports IntegrityError for the object).
+ * arithmetic on the fixed 21 (v1) or 22 (v2) bytes: nothing is allocated
+ * from a field before every field is known consistent. Returns undefined on
+ * any inconsistency (the caller reports IntegrityError for the object). The
+ * result always carries the checksum set (ALL_CHECKSUMS for v1).
  */
-export function decodeHeader(bytes: Uint8Array, expectedSize: number): ManifestHeader | undefined {
+export function decodeHeader(bytes: Uint8Array, expectedSize: number): Required<ManifestHeader> | undefined {
   if (bytes.length < HEADER_BYTES) return undefined;
   for (let i = 0; i < MANIFEST_MAGIC.length; i++) if (bytes[i] !== MANIFEST_MAGIC[i]) return undefined;
-  if (bytes[4] !== MANIFEST_VERSION) return undefined;
+  let checksums = ALL_CHECKSUMS;
+  if (bytes[4] === MANIFEST_VERSION_V2) {
+    if (bytes.length < HEADER_BYTES_V2) return undefined;
+    checksums = bytes[HEADER_BYTES]!;
+    // ALL_CHECKSUMS is v1's encoding; anything above it has unknown bits.
+    if (checksums >= ALL_CHECKSUMS) return undefined;
+  } else if (bytes[4] !== MANIFEST_VERSION) {
+    return undefined;
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   const chunkSize = view.getUint32(5);
   const bigSize = view.getBigUint64(9);
@@ -116,7 +165,7 @@ export function decodeHeader(bytes: Uint8Array, expectedSize: number): ManifestH
   // ≤ 64 bytes is always a literal cap: one encoding per file, so one cap per file.
   if (size !== expectedSize || size <= LITERAL_MAX_BYTES) return undefined;
   if (chunkCount !== Math.ceil(size / chunkSize) || chunkCount > MAX_CHUNK_COUNT) return undefined;
-  return { chunkSize, size, chunkCount };
+  return { chunkSize, size, chunkCount, checksums };
 }
 
 /** True when `bytes` (36 long) is a CIDv1/raw/sha2-256 in binary form. */
@@ -144,9 +193,21 @@ export function u32be(n: number): Uint8Array {
 // k_i, the chunk key: with the sealer that uses it, so the seal worker loads only that.
 export { deriveChunkKey } from './chunk-sealer.js';
 
-/** K = HMAC(convergence, "capstan-v1:chk:manifest-key", u64be(size), u32be(chunkSize), sha256(file)). */
-export function deriveManifestKey(convergence: Uint8Array, size: number, chunkSize: number, fileSha256: Uint8Array): Uint8Array {
-  return taggedHmac(convergence, TAG.manifestKey, u64be(size), u32be(chunkSize), fileSha256);
+/**
+ * K = HMAC(convergence, "capstan-v1:chk:manifest-key", u64be(size), u32be(chunkSize), sha256(file))
+ * for a v1 manifest (checksum set ALL_CHECKSUMS); for v2,
+ * HMAC(convergence, "capstan-v2:chk:manifest-key", u64be(size), u32be(chunkSize), u8(m), sha256(file)),
+ * so a v1 and a v2 manifest of one file never share a key (both seal with the zero nonce).
+ */
+export function deriveManifestKey(
+  convergence: Uint8Array,
+  size: number,
+  chunkSize: number,
+  fileSha256: Uint8Array,
+  checksums = ALL_CHECKSUMS,
+): Uint8Array {
+  if (checksums === ALL_CHECKSUMS) return taggedHmac(convergence, TAG.manifestKey, u64be(size), u32be(chunkSize), fileSha256);
+  return taggedHmac(convergence, TAG.manifestKeyV2, u64be(size), u32be(chunkSize), Uint8Array.of(checksums), fileSha256);
 }
 
 /** V = H("capstan-v1:chk:manifest-verify-key", K); the same derivation as FileReadCap.verifyKey. */

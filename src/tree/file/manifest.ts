@@ -4,13 +4,15 @@ import type { ChunkAddress, ChunkStore } from '../../store/chunks/chunk-store.js
 import type { Checksums } from '../api.js';
 import {
   ADDRESS_BYTES,
-  CHECKSUM_BYTES,
+  CHECKSUM_MD5,
+  CHECKSUM_SHA1,
   CHUNK_KEY_BYTES,
-  HEADER_BYTES,
   addressSectionLength,
+  checksumBytes,
   decodeAddressEntry,
   decodeHeader,
   encodeHeader,
+  headerLength,
   isAddressEntry,
   manifestAddressOf,
   manifestLength,
@@ -18,11 +20,14 @@ import {
 } from './format.js';
 
 /**
- * Manifest v1 (authoritative; see docs/spec/files.md):
+ * Manifest v1 and v2 (authoritative; see docs/spec/files.md):
  *
- *     header     21 bytes, in the clear (format.ts)
+ *     header     21 bytes (v1) or 22 (v2: ‖ checksum set m), in the clear (format.ts)
  *     addresses  sealConvergent(V, n × 36-byte chunk CID, aad = header)
- *     keys       sealConvergent(K, n × 32-byte chunk key ‖ sha256 ‖ md5 ‖ sha1, aad = header)
+ *     keys       sealConvergent(K, n × 32-byte chunk key ‖ sha256 [‖ md5] [‖ sha1], aad = header)
+ *
+ * v1 records all three digests; v2 only those in m. The checksum set comes
+ * from the Checksums given (checksumsSet), so header and sections agree.
  *
  * Two sections under two keys so that a verify-cap holder (V only) can list
  * and check every chunk without being able to decrypt any of them. Both are
@@ -39,22 +44,33 @@ export interface ManifestContent {
   checksums: Checksums;
 }
 
+/** The checksum set m of the digests `sums` holds. */
+export function checksumsSet(sums: Checksums): number {
+  return (sums.md5 !== undefined ? CHECKSUM_MD5 : 0) | (sums.sha1 !== undefined ? CHECKSUM_SHA1 : 0);
+}
+
+/** The manifest bytes; `manifestKey` MUST be deriveManifestKey(…, checksumsSet(content.checksums)). */
 export function encodeManifest(manifestKey: Uint8Array, verifyKey: Uint8Array, content: ManifestContent): Uint8Array {
   const { header, addresses, keys, checksums } = content;
   const n = header.chunkCount;
   if (addresses.length !== n * ADDRESS_BYTES || keys.length !== n * CHUNK_KEY_BYTES) {
     throw new RangeError('manifest sections do not match the chunk count');
   }
-  const headerBytes = encodeHeader(header);
-  const keyPlain = new Uint8Array(n * CHUNK_KEY_BYTES + CHECKSUM_BYTES);
+  const m = checksumsSet(checksums);
+  const headerBytes = encodeHeader({ ...header, checksums: m });
+  const keyPlain = new Uint8Array(n * CHUNK_KEY_BYTES + checksumBytes(m));
   keyPlain.set(keys, 0);
-  keyPlain.set(checksums.sha256, n * CHUNK_KEY_BYTES);
-  keyPlain.set(checksums.md5, n * CHUNK_KEY_BYTES + 32);
-  keyPlain.set(checksums.sha1, n * CHUNK_KEY_BYTES + 48);
-  const out = new Uint8Array(manifestLength(n));
+  let at = n * CHUNK_KEY_BYTES;
+  for (const digest of [checksums.sha256, checksums.md5, checksums.sha1]) {
+    if (digest === undefined) continue;
+    keyPlain.set(digest, at);
+    at += digest.length;
+  }
+  if (at !== keyPlain.length) throw new RangeError('a checksum has the wrong length');
+  const out = new Uint8Array(manifestLength(n, m));
   out.set(headerBytes, 0);
-  out.set(sealConvergent(verifyKey, addresses, headerBytes), HEADER_BYTES);
-  out.set(sealConvergent(manifestKey, keyPlain, headerBytes), HEADER_BYTES + addressSectionLength(n));
+  out.set(sealConvergent(verifyKey, addresses, headerBytes), headerBytes.length);
+  out.set(sealConvergent(manifestKey, keyPlain, headerBytes), headerBytes.length + addressSectionLength(n));
   return out;
 }
 
@@ -63,7 +79,7 @@ export interface SealedManifest {
   address: ChunkAddress;
   /** The manifest's CID string, what IntegrityError names. */
   id: string;
-  header: ManifestHeader;
+  header: Required<ManifestHeader>;
   bytes: Uint8Array;
 }
 
@@ -86,7 +102,7 @@ export async function fetchManifest(
   const bytes = await store.get(address, options);
   if (!bytesEqual(sha256(bytes), manifestHash)) throw new IntegrityError(id, 'manifest');
   const header = decodeHeader(bytes, size);
-  if (header === undefined || bytes.length !== manifestLength(header.chunkCount)) {
+  if (header === undefined || bytes.length !== manifestLength(header.chunkCount, header.checksums)) {
     throw new IntegrityError(id, 'manifest');
   }
   return { address, id, header, bytes };
@@ -95,8 +111,9 @@ export async function fetchManifest(
 /** Decrypts the address section with V and checks every entry's shape; IntegrityError on any fault. */
 export function openAddressSection(manifest: SealedManifest, verifyKey: Uint8Array): Uint8Array {
   const { header, bytes, id } = manifest;
-  const sealed = bytes.subarray(HEADER_BYTES, HEADER_BYTES + addressSectionLength(header.chunkCount));
-  const addresses = open(verifyKey, sealed, bytes.subarray(0, HEADER_BYTES), id);
+  const headerBytes = headerLength(header.checksums);
+  const sealed = bytes.subarray(headerBytes, headerBytes + addressSectionLength(header.chunkCount));
+  const addresses = open(verifyKey, sealed, bytes.subarray(0, headerBytes), id);
   for (let i = 0; i < header.chunkCount; i++) {
     if (!isAddressEntry(addresses.subarray(i * ADDRESS_BYTES, (i + 1) * ADDRESS_BYTES))) {
       throw new IntegrityError(id, 'manifest');
@@ -105,20 +122,18 @@ export function openAddressSection(manifest: SealedManifest, verifyKey: Uint8Arr
   return addresses;
 }
 
-/** Decrypts the key section with K. */
+/** Decrypts the key section with K; the checksums are those the manifest records. */
 export function openKeySection(manifest: SealedManifest, manifestKey: Uint8Array): { keys: Uint8Array; checksums: Checksums } {
   const { header, bytes, id } = manifest;
-  const sealed = bytes.subarray(HEADER_BYTES + addressSectionLength(header.chunkCount));
-  const plain = open(manifestKey, sealed, bytes.subarray(0, HEADER_BYTES), id);
-  const n = header.chunkCount * CHUNK_KEY_BYTES;
-  return {
-    keys: plain.subarray(0, n),
-    checksums: {
-      sha256: plain.slice(n, n + 32),
-      md5: plain.slice(n + 32, n + 48),
-      sha1: plain.slice(n + 48, n + 68),
-    },
-  };
+  const headerBytes = headerLength(header.checksums);
+  const sealed = bytes.subarray(headerBytes + addressSectionLength(header.chunkCount));
+  const plain = open(manifestKey, sealed, bytes.subarray(0, headerBytes), id);
+  let at = header.chunkCount * CHUNK_KEY_BYTES;
+  const next = (length: number): Uint8Array => plain.slice(at, (at += length));
+  const checksums: Checksums = { sha256: next(32) };
+  if (header.checksums & CHECKSUM_MD5) checksums.md5 = next(16);
+  if (header.checksums & CHECKSUM_SHA1) checksums.sha1 = next(20);
+  return { keys: plain.subarray(0, header.chunkCount * CHUNK_KEY_BYTES), checksums };
 }
 
 export function addressAt(addresses: Uint8Array, index: number): ChunkAddress {

@@ -1,12 +1,13 @@
+import { createHash } from 'node:crypto';
 import { AeadError, GCM_TAG_BYTES, openConvergent } from '../../crypto/index.js';
 import { FileReadCap, LiteralCap, type FileCap } from '../../cap/index.js';
 import { IntegrityError, InvalidInputError, throwIfAborted, type AbortOptions } from '../../errors.js';
 import type { ChunkStore } from '../../store/chunks/chunk-store.js';
-import type { Checksums, FileReader } from '../api.js';
+import type { ChecksumAlgorithm, Checksums, FileReader } from '../api.js';
 import { abortable, ignoreRejection } from './abortable.js';
 import { CHUNK_KEY_BYTES, chunkLength, type ManifestHeader } from './format.js';
 import { addressAt, fetchManifest, openAddressSection, openKeySection } from './manifest.js';
-import { checksumsOf, copyChecksums } from './checksums.js';
+import { checksumOrCompute, checksumsOf, copyChecksums } from './checksums.js';
 
 /** Decrypted chunks kept for random and sequential read() callers. */
 export const READ_CACHE_CHUNKS = 4;
@@ -61,9 +62,18 @@ export class LiteralFileReader implements FileReader {
   async checksums(): Promise<Checksums> {
     return checksumsOf(this.#data);
   }
+  async checksum(algorithm: ChecksumAlgorithm): Promise<Uint8Array> {
+    return new Uint8Array(createHash(algorithm).update(this.#data).digest());
+  }
   async read(offset: number, length: number): Promise<Uint8Array> {
     const range = readRange(this.size, offset, length);
     return range ? new Uint8Array(this.#data.subarray(range.start, range.end)) : new Uint8Array(0);
+  }
+  async readInto(offset: number, target: Uint8Array): Promise<number> {
+    const range = readRange(this.size, offset, target.length);
+    if (!range) return 0;
+    target.set(this.#data.subarray(range.start, range.end));
+    return range.end - range.start;
   }
   async *stream(start = 0, end = Number.MAX_SAFE_INTEGER): AsyncIterable<Uint8Array> {
     const range = clampRange(this.size, start, end);
@@ -105,14 +115,32 @@ export class ChunkedFileReader implements FileReader {
     return copyChecksums(this.sums);
   }
 
+  checksum(algorithm: ChecksumAlgorithm, options: AbortOptions = {}): Promise<Uint8Array> {
+    return checksumOrCompute(this, this.sums, algorithm, options);
+  }
+
   async read(offset: number, length: number, options: AbortOptions = {}): Promise<Uint8Array> {
     throwIfAborted(options.signal);
     const range = readRange(this.size, offset, length);
     if (!range) return new Uint8Array(0);
+    const out = new Uint8Array(range.end - range.start);
+    await this.#copyRange(range, out, options);
+    return out;
+  }
+
+  async readInto(offset: number, target: Uint8Array, options: AbortOptions = {}): Promise<number> {
+    throwIfAborted(options.signal);
+    const range = readRange(this.size, offset, target.length);
+    if (!range) return 0;
+    await this.#copyRange(range, target, options);
+    return range.end - range.start;
+  }
+
+  /** Copies `range` of the file into the start of `out`, through the chunk cache, then reads ahead if sequential. */
+  async #copyRange(range: { start: number; end: number }, out: Uint8Array, options: AbortOptions): Promise<void> {
     const { chunkSize } = this.header;
     const first = Math.floor(range.start / chunkSize);
     const last = Math.floor((range.end - 1) / chunkSize);
-    const out = new Uint8Array(range.end - range.start);
     for (let windowStart = first; windowStart <= last; windowStart += READ_CACHE_CHUNKS) {
       const windowEnd = Math.min(last, windowStart + READ_CACHE_CHUNKS - 1);
       const fetches: Promise<Uint8Array>[] = [];
@@ -134,7 +162,6 @@ export class ChunkedFileReader implements FileReader {
     if (sequential && last + 1 < this.header.chunkCount && !this.#cache.has(last + 1)) {
       ignoreRejection(this.#cached(last + 1));
     }
-    return out;
   }
 
   async *stream(start = 0, end = Number.MAX_SAFE_INTEGER, options: AbortOptions = {}): AsyncIterable<Uint8Array> {

@@ -2,6 +2,8 @@ import { availableParallelism } from 'node:os';
 import { RequestWorker } from '../../util/request-worker.js';
 import { workerModuleUrl } from '../../util/worker-module.js';
 import type { Checksums } from '../api.js';
+import { copyChecksums } from './checksums.js';
+import { ALL_CHECKSUMS } from './format.js';
 import type { ChunkSlot } from './chunk-slots.js';
 import type { FinishAnswer, SealAnswer, SealMessage } from './seal.worker.js';
 
@@ -9,7 +11,7 @@ import type { FinishAnswer, SealAnswer, SealMessage } from './seal.worker.js';
  * Worker threads that hash and seal upload chunks off the event loop.
  *
  * Why: on a 1 GiB put the gateway spent most of its CPU on the main thread
- * hashing (whole-file SHA-256 + MD5 + SHA-1, the per-chunk SHA-256 of the
+ * hashing (whole-file SHA-256, MD5 and SHA-1 if recorded, the per-chunk SHA-256 of the
  * convergent key) and AES-GCM, so the event loop that also runs ssh2 was the
  * bottleneck. Each ChunkedFileWriter that cuts a full chunk opens a session
  * on one worker; its chunks go to that worker in order (message order is
@@ -62,10 +64,11 @@ export class SealSession {
   readonly #id = nextSession++;
   #closed = false;
 
-  constructor(convergence: Uint8Array) {
+  /** `checksums`: the checksum set m (format.ts) whose digests finish() answers; default all three. */
+  constructor(convergence: Uint8Array, checksums = ALL_CHECKSUMS) {
     this.#worker = pickWorker();
     this.#worker.sessions++;
-    this.#worker.thread.post({ op: 'open', session: this.#id, convergence: new Uint8Array(convergence) });
+    this.#worker.thread.post({ op: 'open', session: this.#id, convergence: new Uint8Array(convergence), checksums });
   }
 
   async seal(input: ChunkSlot, length: number, output: ChunkSlot): Promise<Uint8Array> {
@@ -86,7 +89,7 @@ export class SealSession {
       session: this.#id,
     });
     this.#release();
-    return { sha256: new Uint8Array(r.sha256), md5: new Uint8Array(r.md5), sha1: new Uint8Array(r.sha1) };
+    return copyChecksums(r);
   }
 
   close(): void {

@@ -8,7 +8,7 @@ import { ChunkSealer } from './chunk-sealer.js';
 
 /** What the pool sends; `seal` and `finish` also carry the request id. */
 export type SealMessage =
-  | { op: 'open'; session: number; convergence: Uint8Array }
+  | { op: 'open'; session: number; convergence: Uint8Array; checksums: number }
   | { op: 'close'; session: number }
   | { op: 'seal'; session: number; input: SharedArrayBuffer; output: SharedArrayBuffer; length: number }
   | { op: 'finish'; session: number };
@@ -18,11 +18,11 @@ export interface SealAnswer {
   key: ArrayBuffer;
 }
 
-/** The answer to `finish`: the whole-file digests. */
+/** The answer to `finish`: the whole-file digests of the session's checksum set. */
 export interface FinishAnswer {
   sha256: Uint8Array;
-  md5: Uint8Array;
-  sha1: Uint8Array;
+  md5?: Uint8Array;
+  sha1?: Uint8Array;
 }
 
 const port = requestPort();
@@ -35,7 +35,7 @@ port.on('message', (m: SealMessage & { id?: number }) => {
       // minor gc below, sixteen 64 KiB pieces per chunk cost far more CPU
       // here (4.2-5.0 instead of 2.6-2.9 CPU-s per 512 MiB sealed, a quarter
       // of it system time), though on the main thread the pieces are faster.
-      sessions.set(m.session, new ChunkSealer(new Uint8Array(m.convergence), { wholeChunk: true }));
+      sessions.set(m.session, new ChunkSealer(new Uint8Array(m.convergence), { wholeChunk: true, checksums: m.checksums }));
       return;
     }
     if (m.op === 'close') {

@@ -3,14 +3,18 @@ import { sha256 } from '../../crypto/index.js';
 import { AbortError, InvalidInputError, UnsupportedError, throwIfAborted, type AbortOptions } from '../../errors.js';
 import { addressOf, isChunkAddress } from '../../store/address.js';
 import type { ChunkAddress, ChunkStore } from '../../store/chunks/chunk-store.js';
-import type { Checksums, FileWriter, UploadResult } from '../api.js';
+import type { ChecksumAlgorithm, Checksums, FileWriter, UploadResult } from '../api.js';
 import { abortable, anySignal } from './abortable.js';
 import {
   ADDRESS_BYTES,
+  ALL_CHECKSUMS,
+  CHECKSUM_MD5,
+  CHECKSUM_SHA1,
   CHUNK_KEY_BYTES,
   DEFAULT_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
   MIN_CHUNK_SIZE,
+  checksumSetOf,
   deriveManifestKey,
   deriveVerifyKey,
   isValidChunkSize,
@@ -18,7 +22,7 @@ import {
 } from './format.js';
 import { checksumsOf } from './checksums.js';
 import { ChunkSealer } from './chunk-sealer.js';
-import { encodeManifest } from './manifest.js';
+import { checksumsSet, encodeManifest } from './manifest.js';
 import { ChunkBuffer, GCM_TAG_BYTES } from './chunk-buffer.js';
 import { giveSlot, takeSlot, type ChunkSlot } from './chunk-slots.js';
 import { GrowableBytes } from './growable-bytes.js';
@@ -35,9 +39,26 @@ export interface FileWriterOptions {
    * thread (same bytes either way).
    */
   offload?: boolean | undefined;
+  /**
+   * The whole-file digests the manifest records; MUST include sha256.
+   * Default all three (a v1 manifest); a smaller set writes manifest v2.
+   */
+  checksums?: readonly ChecksumAlgorithm[] | undefined;
 }
 
 export const DEFAULT_CONCURRENCY = 4;
+
+/**
+ * A literal file's upload reports the same digests a stored one would
+ * record (its reader can still compute all three later): what an upload
+ * hands on, to events for one, follows [storage] checksums whatever the size.
+ */
+function onlyRecorded(sums: Checksums, m: number): Checksums {
+  const out: Checksums = { sha256: sums.sha256 };
+  if (m & CHECKSUM_MD5 && sums.md5 !== undefined) out.md5 = sums.md5;
+  if (m & CHECKSUM_SHA1 && sums.sha1 !== undefined) out.sha1 = sums.sha1;
+  return out;
+}
 const MAX_CONCURRENCY = 64;
 
 type State = 'open' | 'finishing' | 'done' | 'aborted';
@@ -60,7 +81,7 @@ type State = 'open' | 'finishing' | 'done' | 'aborted';
  * here, on the calling thread (no worker round trip for small files). Once
  * a first full chunk is cut, the file gets a session on the seal pool
  * (seal-pool.ts): one worker thread reads each chunk from its slot, updates
- * the whole-file SHA-256/MD5/SHA-1, derives the chunk key and writes the
+ * the whole-file SHA-256 (and MD5, SHA-1 if recorded), derives the chunk key and writes the
  * sealed chunk into a second slot, which goes to the store. Same bytes
  * either way (options.offload = false forces the inline path).
  *
@@ -82,6 +103,8 @@ export class ChunkedFileWriter implements FileWriter {
   readonly #chunkSize: number;
   readonly #concurrency: number;
   readonly #maxSize: number;
+  /** The checksum set m (format.ts) this writer records. */
+  readonly #checksums: number;
   #size = 0;
   #state: State = 'open';
   #failure: unknown;
@@ -112,6 +135,7 @@ export class ChunkedFileWriter implements FileWriter {
     if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
       throw new RangeError(`concurrency must be an integer in [1, ${MAX_CONCURRENCY}]`);
     }
+    this.#checksums = options.checksums === undefined ? ALL_CHECKSUMS : checksumSetOf(options.checksums);
     this.#store = store;
     this.#convergence = new Uint8Array(convergence);
     this.#chunkSize = chunkSize;
@@ -182,7 +206,7 @@ export class ChunkedFileWriter implements FileWriter {
         // No chunk was ever cut: the first chunk is cut at ≥ MIN_CHUNK_SIZE > 64 bytes.
         const data = new Uint8Array(this.#chunk.filled ?? []);
         this.#done();
-        return { cap: new LiteralCap(data), size: data.length, checksums: checksumsOf(data) };
+        return { cap: new LiteralCap(data), size: data.length, checksums: onlyRecorded(checksumsOf(data), this.#checksums) };
       }
       if (this.#chunk.fill > 0) await this.#sealAndPut(signal);
       let checksums: Checksums;
@@ -205,7 +229,7 @@ export class ChunkedFileWriter implements FileWriter {
       if (!addressesKnown) await allChunksStored();
 
       const header = { chunkSize: this.#chunkSize, size: this.#size, chunkCount: this.#chunkCount };
-      const manifestKey = deriveManifestKey(this.#convergence, this.#size, this.#chunkSize, checksums.sha256);
+      const manifestKey = deriveManifestKey(this.#convergence, this.#size, this.#chunkSize, checksums.sha256, checksumsSet(checksums));
       const manifest = encodeManifest(manifestKey, deriveVerifyKey(manifestKey), {
         header,
         addresses: this.#addresses.bytes(this.#chunkCount),
@@ -244,7 +268,7 @@ export class ChunkedFileWriter implements FileWriter {
     let sealing: Promise<{ key: Uint8Array; sealed: Uint8Array; output?: ChunkSlot }>;
     let expected: ChunkAddress | undefined;
     if (this.#offload && (this.#session !== undefined || this.#chunk.full)) {
-      this.#session ??= new SealSession(this.#convergence);
+      this.#session ??= new SealSession(this.#convergence, this.#checksums);
       const { slot: input, length } = this.#chunk.takeForSealing();
       const output = takeSlot(this.#chunk.slotSize);
       // Each slot goes back only once the worker is done with it (the request settled).
@@ -261,7 +285,7 @@ export class ChunkedFileWriter implements FileWriter {
       );
     } else {
       const plaintext = this.#chunk.filled!;
-      const { key, sealed } = (this.#sealer ??= new ChunkSealer(this.#convergence)).seal(plaintext);
+      const { key, sealed } = (this.#sealer ??= new ChunkSealer(this.#convergence, { checksums: this.#checksums })).seal(plaintext);
       // Known now, so that finish() can write the manifest while this put runs.
       expected = addressOf(sealed);
       this.#keys.set(index, key);
