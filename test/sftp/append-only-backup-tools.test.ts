@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peersOrSkip, requirePeers, run, sftpBatch, type RunResult } from '../helpers/openssh.js';
+import { must, rcloneOverSftp, resticOverSftp } from '../helpers/backup-tools.js';
+import { peersOrSkip, requirePeers, sftpBatch, type RunResult } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
 
 /**
@@ -18,46 +19,14 @@ const skip = peersOrSkip('append-only accounts with restic and rclone', ...PEERS
 let gw: Gateway;
 let work: string;
 
-const SSH_OPTIONS = '-F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes';
-
-function must(r: RunResult, what: string): RunResult {
-  if (r.code !== 0) throw new Error(`${what} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
-
-/** restic on the `backup` account over capstan's SFTP, its cache in the test's directory. */
+/** restic on the account `user` (the append-only `backup` unless told), repository /repo. */
 function restic(args: string[], user = 'backup'): Promise<RunResult> {
-  const command = `ssh ${SSH_OPTIONS} -i ${gw.keyFile} -o IdentitiesOnly=yes -p ${gw.port} ${user}@127.0.0.1 -s sftp`;
-  return run('restic', ['-r', 'sftp:capstan:/repo', '-o', `sftp.command=${command}`, '--cache-dir', join(work, 'restic-cache'), ...args], {
-    env: { RESTIC_PASSWORD: 'correct horse battery staple', HOME: work },
-    timeoutMs: 180_000,
-  });
+  return resticOverSftp({ port: gw.port, user, keyFile: gw.keyFile }, work, '/repo', args);
 }
 
-/** rclone with an on-the-fly sftp remote for `backup` (no config file of the machine's user is read). */
+/** rclone with an on-the-fly sftp remote for `backup`. */
 function rclone(args: string[]): Promise<RunResult> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RCLONE_')));
-  return run(
-    'rclone',
-    [
-      '--config',
-      join(work, 'rclone.conf'),
-      '--sftp-host',
-      '127.0.0.1',
-      '--sftp-port',
-      String(gw.port),
-      '--sftp-user',
-      'backup',
-      '--sftp-key-file',
-      gw.keyFile,
-      '--retries',
-      '1',
-      '--low-level-retries',
-      '1',
-      ...args,
-    ],
-    { env: { ...env, HOME: work }, timeoutMs: 180_000 },
-  );
+  return rcloneOverSftp({ port: gw.port, user: 'backup', keyFile: gw.keyFile }, work, args);
 }
 
 /** A remote file's bytes, read as alice (full access to the same root); undefined if absent. */
