@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Defender, DEFAULT_DEFENDER_OPTIONS, type DefenderOptions, type DefenderStore } from '../../src/defender/index.js';
 import { PostgresDefenderStore } from '../../src/defender/postgres-store.js';
 import { createLogger } from '../../src/log.js';
-import { PostgresSlotStore } from '../../src/store/slots/postgres/index.js';
+import { PostgresSlotStore, SCHEMA_VERSION } from '../../src/store/slots/postgres/index.js';
 import { defenderStoreConformance } from '../conformance/defender-store.js';
 import { skipNotice } from '../helpers/openssh.js';
 import { dropSchema, freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -53,7 +53,7 @@ describe.skipIf(unavailable !== undefined)('PostgresDefenderStore', () => {
       const versions = await client.query(
         `SELECT (SELECT version FROM "${schema}".capstan_schema_version) AS slots, (SELECT version FROM "${schema}".capstan_defender_schema_version) AS defender`,
       );
-      expect(versions.rows).toEqual([{ slots: 1, defender: 1 }]);
+      expect(versions.rows).toEqual([{ slots: SCHEMA_VERSION, defender: 1 }]);
     } finally {
       await client.end();
       await dropSchema(server.url, schema);

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../../src/store/slots/postgres/migrations.js';
 import { PostgresSlotStore, SCHEMA_VERSION } from '../../src/store/slots/postgres/index.js';
 import type { SlotStore } from '../../src/store/slots/slot-store.js';
 import { slotStoreConformance } from '../conformance/slot-store.js';
@@ -69,6 +70,36 @@ describe.skipIf(unavailable !== undefined)('PostgresSlotStore', () => {
         await expect(PostgresSlotStore.open({ url: server.url, schema })).rejects.toMatchObject({ name: 'InvalidInputError' });
       } finally {
         await Promise.all(stores.map((s) => s.close()));
+        await dropSchema(server.url, schema);
+      }
+    });
+
+    it('a schema of version 1 (before slot history) migrates: its slots read as before, at epoch 0, and snapshots work', async () => {
+      const schema = freshSchema('v1');
+      const client = new pg.Client({ connectionString: server.url });
+      await client.connect();
+      const record = Uint8Array.of(1, 2, 3);
+      try {
+        await client.query(`CREATE SCHEMA "${schema}"`);
+        await client.query(MIGRATIONS[0]!.replaceAll('{schema}', `"${schema}"`));
+        await client.query(`CREATE TABLE "${schema}".capstan_schema_version (version integer NOT NULL)`);
+        await client.query(`INSERT INTO "${schema}".capstan_schema_version (version) VALUES (1)`);
+        await client.query(`INSERT INTO "${schema}".capstan_slots (storage_index, seq, record) VALUES ($1, 5, $2)`, [
+          Buffer.from(si),
+          Buffer.from(record),
+        ]);
+      } finally {
+        await client.end();
+      }
+      const store = await PostgresSlotStore.open({ url: server.url, schema, poolSize: 2 });
+      try {
+        expect(await store.get(si)).toEqual({ seq: 5n, record });
+        const pin = await store.history.pin(new Uint8Array(32).fill(1), 1);
+        await store.compareAndSwap(si, 5n, { seq: 6n, record: Uint8Array.of(9) });
+        expect(await store.history.getAt(si, pin.epoch)).toEqual({ seq: 5n, record });
+        expect(await store.get(si)).toEqual({ seq: 6n, record: Uint8Array.of(9) });
+      } finally {
+        await store.close();
         await dropSchema(server.url, schema);
       }
     });
