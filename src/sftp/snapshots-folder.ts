@@ -1,5 +1,5 @@
 import { DirectoryReadCap, type Cap, type DirectoryCap, type DirectoryWriteCap } from '../cap/index.js';
-import { NotFoundError, PermissionError } from '../errors.js';
+import { PermissionError } from '../errors.js';
 import { snapshotNames, type DirEntry, type Directory, type DirectoryNodeView, type Tree } from '../tree/index.js';
 import type { ParsedPath } from './paths.js';
 
@@ -62,7 +62,7 @@ export class SnapshotsFolder implements Directory {
     return undefined;
   }
 
-  // biome-ignore lint/correctness/useYield: the folder has no nodes of its own
+  /** The folder has no nodes of its own. */
   async *nodes(): AsyncIterable<DirectoryNodeView> {}
 
   async count(): Promise<number> {

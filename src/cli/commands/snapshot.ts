@@ -37,11 +37,12 @@ const createCommand: CommandModule<GlobalArgs, TargetArgs> = {
       const cap = asDirectoryCap((await resolveCapPath(tree, parseCapPath(args.target))).cap);
       if (!(cap instanceof DirectoryWriteCap)) throw new InvalidInputError('a snapshot is taken with the directory’s write cap');
       const snapshot = await tree.createSnapshot(cap);
+      // Its name as /.snapshots/ shows it: a second snapshot in the same second is NAME_2.
       const named = snapshotNames(await tree.listSnapshots(cap)).find((n) => n.snapshot.epoch === snapshot.epoch);
+      const name = named?.name ?? snapshotNames([snapshot])[0]!.name;
       // Recorded once the pin is durable: a snapshot has no intent (docs/spec/events.md).
-      await recordCliChange(node, 'snapshot-create', { cap, components: ['.snapshots', named!.name] }, (begin) => begin([]));
-      if (args.json)
-        await outJson({ name: named!.name, createdMs: snapshot.createdMs, cap: snapshot.cap.toString() } satisfies SnapshotJsonLine);
+      await recordCliChange(node, 'snapshot-create', { cap, components: ['.snapshots', name] }, (begin) => begin([]));
+      if (args.json) await outJson({ name, createdMs: snapshot.createdMs, cap: snapshot.cap.toString() } satisfies SnapshotJsonLine);
       else await out(`${snapshot.cap.toString()}\n`);
     });
   },
