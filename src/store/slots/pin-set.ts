@@ -21,10 +21,14 @@ export class PinSet {
   }
 
   add(pin: SnapshotPin): void {
-    this.#epochs.splice(this.#lowerBound(pin.epoch), 0, pin.epoch);
+    this.#epochs.splice(
+      lowerBound(this.#epochs, pin.epoch, (e) => e),
+      0,
+      pin.epoch,
+    );
     const key = storageIndexHex(pin.root);
     const list = this.#byRoot.get(key) ?? [];
-    list.splice(lowerBoundBy(list, pin.epoch), 0, { ...pin, root: new Uint8Array(pin.root) });
+    list.splice(lowerBound(list, pin.epoch, byEpoch), 0, { ...pin, root: new Uint8Array(pin.root) });
     this.#byRoot.set(key, list);
   }
 
@@ -32,21 +36,24 @@ export class PinSet {
   delete(root: Uint8Array, epoch: bigint): boolean {
     const key = storageIndexHex(root);
     const list = this.#byRoot.get(key);
-    const at = list === undefined ? -1 : lowerBoundBy(list, epoch);
+    const at = list === undefined ? -1 : lowerBound(list, epoch, byEpoch);
     if (list === undefined || list[at]?.epoch !== epoch) return false;
     list.splice(at, 1);
     if (list.length === 0) this.#byRoot.delete(key);
-    this.#epochs.splice(this.#lowerBound(epoch), 1);
+    this.#epochs.splice(
+      lowerBound(this.#epochs, epoch, (e) => e),
+      1,
+    );
     return true;
   }
 
   has(epoch: bigint): boolean {
-    return this.#epochs[this.#lowerBound(epoch)] === epoch;
+    return this.#epochs[lowerBound(this.#epochs, epoch, (e) => e)] === epoch;
   }
 
   /** True if some pin E has from ≤ E < until: it needs the version that lived then. */
   covers(from: bigint, until: bigint): boolean {
-    const first = this.#epochs[this.#lowerBound(from)];
+    const first = this.#epochs[lowerBound(this.#epochs, from, (e) => e)];
     return first !== undefined && first < until;
   }
 
@@ -57,25 +64,17 @@ export class PinSet {
     if (root === undefined) out.sort((a, b) => (a.epoch < b.epoch ? -1 : a.epoch > b.epoch ? 1 : 0));
     return out;
   }
-
-  #lowerBound(epoch: bigint): number {
-    let lo = 0;
-    let hi = this.#epochs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#epochs[mid]! < epoch) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
 }
 
-function lowerBoundBy(pins: readonly SnapshotPin[], epoch: bigint): number {
+const byEpoch = (pin: SnapshotPin): bigint => pin.epoch;
+
+/** The first position in `items` (ascending by `of`) whose epoch is not below `epoch`. */
+function lowerBound<T>(items: readonly T[], epoch: bigint, of: (item: T) => bigint): number {
   let lo = 0;
-  let hi = pins.length;
+  let hi = items.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (pins[mid]!.epoch < epoch) lo = mid + 1;
+    if (of(items[mid]!) < epoch) lo = mid + 1;
     else hi = mid;
   }
   return lo;
