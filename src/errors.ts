@@ -130,3 +130,24 @@ export interface AbortOptions {
 export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new AbortError();
 }
+
+/**
+ * Errors that prove a change made no slot update: refusals decided before
+ * or inside the update (the name exists, the directory is not empty, …) and
+ * a compare-and-swap that lost every attempt. Anything else (a store
+ * failing part way, an abort, an unknown error) may have come after the
+ * update landed, so the check decides.
+ */
+export function provesNothingCommitted(err: unknown): boolean {
+  return (
+    err instanceof NotFoundError ||
+    err instanceof AlreadyExistsError ||
+    err instanceof NotEmptyError ||
+    err instanceof NotADirectoryError ||
+    err instanceof IsADirectoryError ||
+    err instanceof PermissionError ||
+    err instanceof InvalidInputError ||
+    err instanceof ConflictError ||
+    err instanceof QuotaExceededError
+  );
+}

@@ -4,7 +4,8 @@ import type { Logger } from '../log.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { ChangeInput, CommitCheck, EventRecorder, PendingChange } from './api.js';
 import { INTENT_VERSION, type Outbox, type StoredIntent } from './outbox.js';
-import { buildEvent, provesNothingCommitted, type CommitResolver } from './recorder.js';
+import { provesNothingCommitted } from '../errors.js';
+import { buildEvent, type CommitResolver } from './recorder.js';
 
 /**
  * The drop box: how processes other than the gateway (CLI commands) record

@@ -1,17 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Checksums } from '../tree/api.js';
-import {
-  AlreadyExistsError,
-  ConflictError,
-  InvalidInputError,
-  IsADirectoryError,
-  NotADirectoryError,
-  NotEmptyError,
-  NotFoundError,
-  PermissionError,
-  QuotaExceededError,
-} from '../errors.js';
+import { provesNothingCommitted } from '../errors.js';
 import {
   EVENT_FORMAT_VERSION,
   type CapstanEvent,
@@ -55,27 +45,6 @@ export function buildEvent(change: ChangeInput, gateway: string, now = new Date(
   if (change.mtimeMs !== undefined) event.mtime = new Date(change.mtimeMs).toISOString();
   if (change.checksums !== undefined) event.checksums = eventChecksums(change.checksums);
   return event;
-}
-
-/**
- * Errors that prove a change made no slot update: refusals decided before
- * or inside the update (the name exists, the directory is not empty, …) and
- * a compare-and-swap that lost every attempt. Anything else (a store
- * failing part way, an abort, an unknown error) may have come after the
- * update landed, so the check decides.
- */
-export function provesNothingCommitted(err: unknown): boolean {
-  return (
-    err instanceof NotFoundError ||
-    err instanceof AlreadyExistsError ||
-    err instanceof NotEmptyError ||
-    err instanceof NotADirectoryError ||
-    err instanceof IsADirectoryError ||
-    err instanceof PermissionError ||
-    err instanceof InvalidInputError ||
-    err instanceof ConflictError ||
-    err instanceof QuotaExceededError
-  );
 }
 
 /** Decides whether an intent's change committed (CommitCheck against the tree; see commit-check.ts). */

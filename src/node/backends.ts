@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { NodeConfig } from '../config/index.js';
 import type { SlotsConfig } from '../config/load.js';
 import { LevelDefenderStore } from '../defender/level-store.js';
@@ -6,6 +7,7 @@ import { PostgresDefenderStore } from '../defender/postgres-store.js';
 import type { DefenderStore } from '../defender/store.js';
 import { InvalidInputError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { PostgresUsageLedger, UsageBook, type UsageLedger } from '../quota/index.js';
 import { CachingChunkStore } from '../store/chunks/caching.js';
 import { openS3Credentials, S3ChunkStore } from '../store/chunks/s3/index.js';
 import { FsChunkStore, type ChunkStore } from '../store/index.js';
@@ -76,6 +78,27 @@ export async function openDefenderStore(config: NodeConfig, logger?: Logger): Pr
     ...(password !== undefined ? { password } : {}),
     schema: slots.schema,
     ...(logger ? { logger } : {}),
+  });
+}
+
+/**
+ * The per-account usage counters (docs/spec/quotas.md): with postgres slots
+ * a table beside them, shared by every gateway (so quotas hold across
+ * gateways); otherwise the JSON file `[quota] usage_file`. `owner` is the
+ * gateway (see UsageBook); a CLI command is not.
+ */
+export async function openUsageLedger(config: NodeConfig, options: { owner?: boolean; logger?: Logger } = {}): Promise<UsageLedger> {
+  const slots = config.storage.slots;
+  if (slots.backend !== 'postgres') {
+    await mkdir(dirname(config.quota.usageFile), { recursive: true, mode: 0o700 });
+    return UsageBook.open(config.quota.usageFile, options);
+  }
+  const password = await readPostgresPassword(slots.passwordFile);
+  return PostgresUsageLedger.open({
+    ...(slots.url !== undefined ? { url: slots.url } : {}),
+    ...(password !== undefined ? { password } : {}),
+    schema: slots.schema,
+    ...(options.logger ? { logger: options.logger } : {}),
   });
 }
 

@@ -22,7 +22,7 @@ import { MeasuredChunkStore } from '../store/chunks/measured.js';
 import { MetricsText } from '../util/metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
 import { openGatewayStores } from './stores.js';
-import { openDefenderStore } from './open.js';
+import { openDefenderStore, openUsageLedger } from './open.js';
 import { readConvergenceSecret, readHomesSecret, readHostKey } from './secrets.js';
 
 /** How long shutdown lets uploads being closed finish before dropping connections. */
@@ -184,11 +184,11 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         schedule.start();
         closers.add('snapshot schedule', () => schedule.close());
       }
-      await mkdir(dirname(config.quota.usageFile), { recursive: true, mode: 0o700 });
+      const usage = await openUsageLedger(config, { owner: true, logger: log });
       const quota = await QuotaGuard.open({
         quotasFile: config.quota.file,
-        usageFile: config.quota.usageFile,
-        usage: await UsageBook.open(config.quota.usageFile, { logger: log }),
+        ...(usage instanceof UsageBook ? { usageFile: config.quota.usageFile } : {}),
+        usage,
         tree,
         logger: log,
       });

@@ -62,6 +62,7 @@ export async function openNode(config: NodeConfig): Promise<OpenNode> {
 export {
   openChunkStore,
   openDefenderStore,
+  openUsageLedger,
   openPostgresObjectIndex,
   openPostgresSlots,
   openS3ChunkStore,

@@ -1,12 +1,26 @@
 import { isDirectoryCap } from '../cap/index.js';
 import type { Cap, DirectoryCap } from '../cap/index.js';
-import type { Tree } from '../tree/index.js';
+import type { DirEntry, Tree } from '../tree/index.js';
 
 export interface TreeUsage {
   /** Sum of the logical sizes of the files reachable from the root. */
   bytes: number;
   /** Number of file and symbolic-link entries (directories are not counted). */
   files: number;
+}
+
+/**
+ * What one entry adds to an account's usage: a file its size and one file,
+ * a symbolic link one file and no bytes, a directory nothing (its entries
+ * count for themselves), nothing at all: nothing.
+ */
+export function entryUsage(entry: Pick<DirEntry, 'cap' | 'metadata'> | undefined): TreeUsage {
+  if (entry === undefined) return { bytes: 0, files: 0 };
+  const { cap } = entry;
+  if (cap.kind === 'file-read' || cap.kind === 'literal')
+    return { bytes: entry.metadata?.size ?? (cap as Cap & { size: number }).size, files: 1 };
+  if (cap.kind === 'symlink') return { bytes: 0, files: 1 };
+  return { bytes: 0, files: 0 };
 }
 
 /**
@@ -28,12 +42,10 @@ export async function countTree(tree: Tree, root: DirectoryCap, signal?: AbortSi
     if (seen.has(key)) continue;
     seen.add(key);
     for await (const entry of tree.directory(dir).list({ signal })) {
-      const cap = entry.cap;
-      if (isDirectoryCap(cap)) pending.push(cap);
-      else if (cap.kind === 'file-read' || cap.kind === 'literal') {
-        files++;
-        bytes += entry.metadata?.size ?? (cap as Cap & { size: number }).size;
-      } else if (cap.kind === 'symlink') files++; // an entry that holds no bytes
+      if (isDirectoryCap(entry.cap)) pending.push(entry.cap);
+      const counted = entryUsage(entry);
+      bytes += counted.bytes;
+      files += counted.files;
     }
   }
   return { bytes, files };

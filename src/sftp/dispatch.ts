@@ -96,7 +96,7 @@ export const HANDLERS: HandlerTable = {
     writes: always,
     shared: never,
     run: async (r, ctx) => {
-      await setstat(ctx.view, pathOf(r.path), attrChange(r.attrs));
+      await setstat(ctx.view, pathOf(r.path), attrChange(r.attrs), ctx.quota);
       return ok(r.id);
     },
   },
@@ -107,8 +107,7 @@ export const HANDLERS: HandlerTable = {
     shared: never,
     run: async (r, ctx) => {
       const path = pathOf(r.path);
-      const run = () => remove(ctx.view, path);
-      await (ctx.quota !== undefined ? ctx.quota.remove(path, run) : run());
+      await remove(ctx.view, path, ctx.quota);
       return ok(r.id);
     },
   },
@@ -133,7 +132,7 @@ export const HANDLERS: HandlerTable = {
     shared: never,
     run: async (r, ctx) => {
       // SSH_FXP_RENAME never replaces an existing name, as OpenSSH's server does; posix-rename does.
-      await rename(ctx.view, pathOf(r.from), pathOf(r.to), false);
+      await rename(ctx.view, pathOf(r.from), pathOf(r.to), false, ctx.quota);
       return ok(r.id);
     },
   },
@@ -158,9 +157,7 @@ export const HANDLERS: HandlerTable = {
     writes: always,
     shared: never,
     run: async (r, ctx) => {
-      const path = pathOf(r.link);
-      const run = () => symlink(ctx.view, r.target, path);
-      await (ctx.quota !== undefined ? ctx.quota.symlink(path, run) : run());
+      await symlink(ctx.view, r.target, pathOf(r.link), ctx.quota);
       return ok(r.id);
     },
   },
@@ -248,7 +245,7 @@ async function fsetstat(ctx: SessionContext, id: number, wire: Buffer, attrs: Wi
   if (handle.kind === 'write') await setstatUpload(handle, change);
   else {
     if (change.size !== undefined) throw new PermissionError('handle not open for writing');
-    await setstat(ctx.view, handle.path.canonical, change);
+    await setstat(ctx.view, handle.path.canonical, change, ctx.quota);
   }
   return ok(id);
 }

@@ -84,12 +84,12 @@ export async function extendedRequest(ctx: SessionContext, id: number, name: str
   switch (name) {
     case 'posix-rename@openssh.com': {
       const [from, to] = extensionFields(data, ['text', 'text'] as const);
-      await rename(view, from, to, true);
+      await rename(view, from, to, true, ctx.quota);
       return statusPacket(id, STATUS.OK);
     }
     case 'hardlink@openssh.com': {
       const [from, to] = extensionFields(data, ['text', 'text'] as const);
-      await hardlink(view, from, to);
+      await hardlink(view, from, to, ctx.quota);
       return statusPacket(id, STATUS.OK);
     }
     case 'statvfs@openssh.com': {

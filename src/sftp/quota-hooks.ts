@@ -1,12 +1,19 @@
-import type { QuotaGuard } from '../quota/index.js';
+import { provesNothingCommitted } from '../errors.js';
+import { entryUsage, type QuotaGuard, type TreeUsage } from '../quota/index.js';
+import type { DirEntry, LinkOptions } from '../tree/index.js';
 import { sizeOf } from './attrs.js';
 import type { UserTree } from './user-tree.js';
 import type { WriteHandle } from './write-handle.js';
 
+/** What a link under a quota calls inside its directory update (LinkOptions.beforeLink). */
+export type BeforeLink = NonNullable<LinkOptions['beforeLink']>;
+
 /**
- * Where one SFTP session meets the account's quota (src/quota/guard.ts states
- * the exact semantics): OPEN for writing, WRITE, commit (CLOSE, fsync) and
- * REMOVE. Accounts without a quota pay one map lookup per OPEN and REMOVE.
+ * Where one SFTP session meets the account's quota (src/quota/guard.ts and
+ * docs/spec/quotas.md state the rules): early checks at OPEN and WRITE, a
+ * reservation inside every link (upload commit, hardlink, symbolic link,
+ * SETSTAT size), and what a remove or a rename over a name took away.
+ * Accounts without a quota pay one map lookup per change.
  */
 export class SessionQuota {
   /** Write handles opened under a quota → size of the file they replace (undefined: a new name). */
@@ -22,13 +29,10 @@ export class SessionQuota {
     return (await this.guard.quotaOf(this.view.user)) !== undefined;
   }
 
-  /**
-   * Size of the file a path names now; undefined if none (or not a file).
-   * Without `followLast` a link is the entry itself: counted, with no bytes.
-   */
-  async #fileSize(path: string, followLast = true): Promise<number | undefined> {
+  /** Size of the file a path names now; undefined if none (or not a file). */
+  async #fileSize(path: string): Promise<number | undefined> {
     try {
-      const node = await this.view.node(path, followLast);
+      const node = await this.view.node(path, true);
       if (node.kind === 'symlink') return 0;
       return node.kind === 'file' ? sizeOf(node.cap, node.entry?.metadata) : undefined;
     } catch {
@@ -62,34 +66,44 @@ export class SessionQuota {
     }
   }
 
-  /** Runs a commit under the quota: checked against what the name holds now, then counted. */
-  async commit(handle: WriteHandle, commit: () => Promise<boolean>): Promise<boolean> {
-    const tracked = handle.needsCommit ? this.#tracked.get(handle) : undefined;
-    if (tracked === undefined) return commit();
-    // What the name holds now (another session may have changed it since OPEN).
-    const entry = await handle.target.dir.lookup(handle.target.name);
-    const replaced = entry === undefined ? undefined : sizeOf(entry.cap, entry.metadata);
-    await this.guard.checkSize(this.view.user, this.view.root, handle.size, replaced);
-    const linked = await commit();
-    if (linked) {
-      this.guard.record(this.view.user, handle.size - (replaced ?? 0), replaced === undefined ? 1 : 0);
-      tracked.replaced = handle.size; // a later fsync or CLOSE replaces this version
+  /**
+   * Runs a link that adds `adds` (less what it replaces) under the quota:
+   * `run` passes `beforeLink` to the link, which reserves inside the update;
+   * afterwards what was reserved and not added is given back. An error that
+   * may have come after the update landed keeps the reservation (the
+   * counters may then be high, never low).
+   */
+  async link<T>(
+    adds: TreeUsage,
+    run: (beforeLink: BeforeLink | undefined) => Promise<T>,
+    landed: (result: T) => boolean = () => true,
+  ): Promise<T> {
+    const reservation = await this.guard.reservation(this.view.user, this.view.root, adds);
+    if (reservation === undefined) return run(undefined);
+    let result: T;
+    try {
+      result = await run(reservation.beforeLink);
+    } catch (err) {
+      if (provesNothingCommitted(err)) await reservation.settle(false);
+      throw err;
     }
+    await reservation.settle(landed(result));
+    return result;
+  }
+
+  /** Runs an upload's commit (CLOSE, fsync, SETSTAT size) under the quota. */
+  async commit(handle: WriteHandle, commit: (beforeLink: BeforeLink | undefined) => Promise<boolean>): Promise<boolean> {
+    if (!handle.needsCommit) return commit(undefined);
+    const linked = await this.link({ bytes: handle.size, files: 1 }, commit, (l) => l);
+    const tracked = this.#tracked.get(handle);
+    if (linked && tracked !== undefined) tracked.replaced = handle.size; // a later fsync or CLOSE replaces this version
     return linked;
   }
 
-  /** Runs a SYMLINK under the quota: a link costs one entry and no bytes (so only the file count can refuse it). */
-  async symlink(path: string, create: () => Promise<void>): Promise<void> {
-    if (!(await this.#inForce())) return create();
-    await this.guard.checkEntry(this.view.user, this.view.root);
-    await create();
-    this.guard.record(this.view.user, 0, 1);
-  }
-
-  /** Runs a REMOVE and counts the file (or link) it took away. */
-  async remove(path: string, remove: () => Promise<void>): Promise<void> {
-    const size = (await this.#inForce()) ? await this.#fileSize(path, false) : undefined;
-    await remove();
-    if (size !== undefined) this.guard.record(this.view.user, -size, -1);
+  /** After a change took `entry` away (REMOVE, a rename over a name); nothing: nothing was taken. */
+  async removed(entry: DirEntry | undefined): Promise<void> {
+    if (entry === undefined || !(await this.#inForce())) return;
+    const gone = entryUsage(entry);
+    await this.guard.record(this.view.user, -gone.bytes, -gone.files);
   }
 }

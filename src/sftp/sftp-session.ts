@@ -9,7 +9,7 @@ import { STATUS } from './protocol/constants.js';
 import { statusPacket } from './protocol/replies.js';
 import type { Request } from './protocol/requests.js';
 import { type ReplyTicket, type SftpByteStream, SftpTransport } from './protocol/transport.js';
-import { SessionQuota } from './quota-hooks.js';
+import { SessionQuota, type BeforeLink } from './quota-hooks.js';
 import { RequestScheduler } from './scheduler.js';
 import type { GatewayStats } from './stats.js';
 import { SftpStatusError, toSftpStatus } from './status.js';
@@ -151,7 +151,7 @@ export class SftpSession {
     const mode = handle.mode;
     const started = performance.now();
     try {
-      const commit = () => handle.commit();
+      const commit = (beforeLink?: BeforeLink) => handle.commit(beforeLink);
       if (await (quota !== undefined ? quota.commit(handle, commit) : commit())) {
         stats.uploadsCommitted++;
         log.debug({ event: 'commit', mode, size: handle.size, ms: Math.round(performance.now() - started) }, 'upload committed');

@@ -90,7 +90,7 @@ export class SnapshotsFolder implements Directory {
   setMetadata(): Promise<DirEntry> {
     return refuse();
   }
-  rename(): Promise<void> {
+  rename(): Promise<DirEntry | undefined> {
     return refuse();
   }
   mkdir(): Promise<DirectoryWriteCap> {

@@ -3,6 +3,7 @@ import { isValidSymlinkTarget, SymlinkTarget } from '../cap/index.js';
 import { holds } from '../events/commit-check.js';
 import { recordChange } from './event-paths.js';
 import { parsePath } from './paths.js';
+import type { BeforeLink, SessionQuota } from './quota-hooks.js';
 import type { UserTree } from './user-tree.js';
 
 /**
@@ -18,7 +19,7 @@ import type { UserTree } from './user-tree.js';
  * resolved when used, and then inside the base. A name that exists is
  * FAILURE (EEXIST), as from OpenSSH's server.
  */
-export async function symlink(view: UserTree, target: Uint8Array, linkRaw: string): Promise<void> {
+export async function symlink(view: UserTree, target: Uint8Array, linkRaw: string, quota?: SessionQuota): Promise<void> {
   if (!isValidSymlinkTarget(target)) throw new InvalidInputError('bad symbolic link target');
   const loc = await view.locateEntry(linkRaw);
   view.requireWritable(loc);
@@ -27,7 +28,10 @@ export async function symlink(view: UserTree, target: Uint8Array, linkRaw: strin
   const link = new SymlinkTarget(target);
   await recordChange(view, 'symlink', loc.path, async (begin) => {
     await begin([holds(loc.dir, loc.name, link, now)]);
-    await loc.dir.link(loc.name, link, { size: target.length, mtimeMs: now, ctimeMs: now }, { overwrite: false });
+    const run = (beforeLink?: BeforeLink) =>
+      loc.dir.link(loc.name, link, { size: target.length, mtimeMs: now, ctimeMs: now }, { overwrite: false, beforeLink });
+    // A link is one more entry and no bytes: only the file quota can refuse it.
+    await (quota !== undefined ? quota.link({ bytes: 0, files: 1 }, run) : run());
   });
 }
 

@@ -9,11 +9,13 @@ import {
   TooManyLinksError,
 } from '../errors.js';
 import type { DirectoryCap, FileCap } from '../cap/index.js';
+import { entryUsage } from '../quota/index.js';
 import { moveEntry, removeDirectory, type DirEntry, type EntryMetadata } from '../tree/index.js';
 import { kindOf, modeDeniesWrite, sizeOf } from './attrs.js';
 import { isWithin } from './paths.js';
 import { holds, lacks } from '../events/commit-check.js';
 import { eventPathOf, recordChange } from './event-paths.js';
+import type { BeforeLink, SessionQuota } from './quota-hooks.js';
 import type { EntryLocation, Location, UserTree } from './user-tree.js';
 import { WriteHandle } from './write-handle.js';
 
@@ -75,7 +77,7 @@ export async function rmdir(view: UserTree, raw: string): Promise<void> {
 }
 
 /** REMOVE: a file (or an upload still open: it then commits nothing, like an unlinked open file). */
-export async function remove(view: UserTree, raw: string): Promise<void> {
+export async function remove(view: UserTree, raw: string, quota?: SessionQuota): Promise<void> {
   const loc = await view.locateEntry(raw);
   view.requireWritable(loc);
   const entry = await loc.dir.lookup(loc.name);
@@ -83,10 +85,12 @@ export async function remove(view: UserTree, raw: string): Promise<void> {
   if (entry !== undefined) {
     if (kindOf(entry.cap) === 'directory') throw new IsADirectoryError('is a directory');
     if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
+    let removed: DirEntry | undefined;
     await recordChange(view, 'remove', loc.path, async (begin) => {
       await begin([lacks(loc.dir, loc.name, entry.cap)]);
-      await loc.dir.unlink(loc.name);
+      removed = await loc.dir.unlink(loc.name);
     });
+    await quota?.removed(removed);
     view.orphanUploads(loc);
     return;
   }
@@ -105,7 +109,7 @@ export async function remove(view: UserTree, raw: string): Promise<void> {
  * to its new name; uploads open on a replaced target are orphaned (as
  * writes to a replaced inode vanish).
  */
-export async function rename(view: UserTree, fromRaw: string, toRaw: string, overwrite: boolean): Promise<void> {
+export async function rename(view: UserTree, fromRaw: string, toRaw: string, overwrite: boolean, quota?: SessionQuota): Promise<void> {
   const from = await view.locateEntry(fromRaw);
   const to = await view.locateEntry(toRaw);
   view.requireWritable(from);
@@ -133,6 +137,7 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
     };
     const sealed = target !== undefined && movingDirectory ? view.tree.directory(target.cap as DirectoryCap) : undefined;
     if (sealed !== undefined && !target?.cap.isWritable) throw new PermissionError('a read-only directory cannot be replaced');
+    let replaced: DirEntry | undefined;
     await recordChange(
       view,
       'rename',
@@ -143,7 +148,7 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
         await begin([holds(to.dir, to.name, entry.cap), lacks(from.dir, from.name, entry.cap)]);
         await sealed?.seal();
         try {
-          await moveEntry(from.dir, from.name, to.dir, to.name, { overwrite, replacing });
+          replaced = await moveEntry(from.dir, from.name, to.dir, to.name, { overwrite, replacing });
         } catch (err) {
           await sealed?.unseal();
           throw err;
@@ -151,12 +156,14 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
       },
       { from: from.path },
     );
+    // The moved entry stays in the account; what it replaced does not.
+    await quota?.removed(replaced);
     view.orphanUploads(to);
     view.retarget(from, to);
     return;
   } else if (target !== undefined) {
     // Only an upload moves: the name it lands on is replaced now, as rename(2) would.
-    await to.dir.unlink(to.name);
+    await quota?.removed(await to.dir.unlink(to.name));
   }
   view.orphanUploads(to);
   view.retarget(from, to);
@@ -168,7 +175,7 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
  * also be a /uri file cap). The new entry has
  * the source's times and size; it is never noWrite.
  */
-export async function hardlink(view: UserTree, fromRaw: string, toRaw: string): Promise<void> {
+export async function hardlink(view: UserTree, fromRaw: string, toRaw: string, quota?: SessionQuota): Promise<void> {
   // link(2) does not follow a last symbolic link: the new name is a second link with the same target.
   const { cap, kind, entry } = await view.node(fromRaw, false);
   if (kind !== 'file' && kind !== 'symlink') throw new PermissionError('only files and symbolic links can be hard-linked');
@@ -182,7 +189,9 @@ export async function hardlink(view: UserTree, fromRaw: string, toRaw: string): 
     ctimeMs: now,
   };
   if (entry?.metadata.atimeMs !== undefined) metadata.atimeMs = entry.metadata.atimeMs;
-  await to.dir.link(to.name, cap, metadata, { overwrite: false });
+  const link = (beforeLink?: BeforeLink) => to.dir.link(to.name, cap, metadata, { overwrite: false, beforeLink });
+  // A second name counts as a second file, as the walk counts it.
+  await (quota !== undefined ? quota.link(entryUsage({ cap, metadata }), link) : link());
 }
 
 /**
@@ -193,7 +202,7 @@ export async function hardlink(view: UserTree, fromRaw: string, toRaw: string): 
  * on a committed file it writes a new version of that size (a spool pass).
  * On `/` and /uri caps only no-op changes succeed.
  */
-export async function setstat(view: UserTree, raw: string, attrs: AttrChange): Promise<void> {
+export async function setstat(view: UserTree, raw: string, attrs: AttrChange, quota?: SessionQuota): Promise<void> {
   if (!hasChange(attrs)) return;
   const loc = await setstatTarget(view, raw, attrs);
   if (!view.writable) throw new PermissionError('read-only');
@@ -212,7 +221,7 @@ export async function setstat(view: UserTree, raw: string, attrs: AttrChange): P
       if (kindOf(entry.cap) === 'directory') throw new IsADirectoryError('is a directory');
       if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
       if (sizeOf(entry.cap, entry.metadata) !== attrs.size) {
-        await rewriteWithSize(view, loc, entry.cap as FileCap, attrs.size);
+        await rewriteWithSize(view, loc, entry.cap as FileCap, attrs.size, quota);
         entry = await loc.dir.lookup(loc.name);
       }
     }
@@ -251,7 +260,7 @@ async function setstatTarget(view: UserTree, raw: string, attrs: AttrChange): Pr
 }
 
 /** A committed file cut or extended to `size`: a new version, written through a spool. */
-async function rewriteWithSize(view: UserTree, loc: EntryLocation, base: FileCap, size: number): Promise<void> {
+async function rewriteWithSize(view: UserTree, loc: EntryLocation, base: FileCap, size: number, quota?: SessionQuota): Promise<void> {
   if (kindOf(base) !== 'file') throw new PermissionError('cannot write this kind of object');
   const handle = new WriteHandle(
     view.writeDeps,
@@ -265,7 +274,8 @@ async function rewriteWithSize(view: UserTree, loc: EntryLocation, base: FileCap
   );
   try {
     await handle.truncate(size);
-    await handle.commit();
+    const commit = (beforeLink?: BeforeLink) => handle.commit(beforeLink);
+    await (quota !== undefined ? quota.commit(handle, commit) : commit());
   } finally {
     await handle.abandon();
   }

@@ -2,7 +2,7 @@ import type { FileCap } from '../cap/index.js';
 import { IsADirectoryError } from '../errors.js';
 import { recordAround, type ChangeInput, type EventRecorder } from '../events/api.js';
 import { holds } from '../events/commit-check.js';
-import type { Directory, EntryMetadata, FileReader, FileWriter, Tree, UploadResult } from '../tree/index.js';
+import type { Directory, EntryMetadata, FileReader, FileWriter, LinkOptions, Tree, UploadResult } from '../tree/index.js';
 import type { EventPath } from './event-paths.js';
 import type { OverlayItem } from './overlay.js';
 import { STATUS } from './protocol/constants.js';
@@ -210,7 +210,7 @@ export class WriteHandle implements OverlayItem {
    * nothing is linked: the previous version stays exactly as it was.
    * Returns true if a new file version was linked.
    */
-  async commit(): Promise<boolean> {
+  async commit(beforeLink?: LinkOptions['beforeLink']): Promise<boolean> {
     if (!this.needsCommit) return false;
     this.#usable();
     const { dir, name } = this.target;
@@ -253,6 +253,7 @@ export class WriteHandle implements OverlayItem {
         replacing: (existing) => {
           if (existing.cap.isDirectory) throw new IsADirectoryError('is a directory');
         },
+        beforeLink,
       });
       this.#state = { kind: 'clean', base: result.cap };
       this.#dirty = false;

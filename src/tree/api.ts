@@ -109,6 +109,13 @@ export interface LinkOptions extends AbortOptions {
    * made under its name after it looked.
    */
   replacing?: ((existing: DirEntry) => void) | undefined;
+  /**
+   * Called by link inside the same atomic update, after `replacing`, with
+   * what the name holds at that attempt (undefined: nothing). It may run once
+   * per attempt; when link resolves, the last call saw exactly the entry that
+   * was replaced. Throw to refuse (a quota reservation that does not fit).
+   */
+  beforeLink?: ((existing: DirEntry | undefined) => Promise<void>) | undefined;
 }
 
 export interface MkdirOptions extends AbortOptions {
@@ -188,8 +195,8 @@ export interface Directory {
   unlink(name: string, options?: AbortOptions): Promise<DirEntry>;
   /** Merges `patch` into an existing entry's metadata; NotFoundError if absent. */
   setMetadata(name: string, patch: Partial<EntryMetadata>, options?: AbortOptions): Promise<DirEntry>;
-  /** Atomic rename within this directory (one slot update). */
-  rename(from: string, to: string, options?: LinkOptions): Promise<void>;
+  /** Atomic rename within this directory (one slot update); returns the entry it replaced under `to`, if any. */
+  rename(from: string, to: string, options?: LinkOptions): Promise<DirEntry | undefined>;
   /** Creates a new empty directory and links it here; AlreadyExistsError if the name is taken. */
   mkdir(name: string, metadata?: Partial<EntryMetadata>, options?: MkdirOptions): Promise<DirectoryWriteCap>;
 }

@@ -2,7 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatQuotaSize, parseQuotas, parseSize, setQuotaLine, UsageBook } from '../../src/quota/index.js';
+import { formatQuotaSize, parseQuotas, parseSize, setQuotaLine, UsageBook, type UsageLedger } from '../../src/quota/index.js';
+import { usageLedgerConformance } from '../conformance/usage-ledger.js';
 
 /** The quotas file grammar and edits, and the usage counters' file (src/quota). */
 
@@ -49,33 +50,59 @@ describe('quotas file', () => {
   });
 });
 
+const files = new WeakMap<UsageLedger, string>();
+const openBook = async (file: string): Promise<UsageLedger> => {
+  const book = await UsageBook.open(file, { owner: true, flushMs: 60_000 });
+  files.set(book, file);
+  return book;
+};
+usageLedgerConformance('UsageBook', {
+  setup: async () => openBook(join(await tempDir(), 'usage.json')),
+  teardown: (book) => book.close(),
+  reopen: async (book) => {
+    await book.close();
+    return openBook(files.get(book) ?? '');
+  },
+});
+
 describe('UsageBook', () => {
-  it('persists counters, never below zero, and adopts a newer recount written by someone else', async () => {
+  it('persists counters and adopts a newer recount written by someone else', async () => {
     const file = join(await tempDir(), 'usage.json');
     // Only explicit flushes: a timer flush racing the CLI's write below would make this flaky.
-    const book = await UsageBook.open(file, { flushMs: 60_000 });
-    book.add('ghost', 10, 1); // not counted yet: ignored
-    book.set('alice', { bytes: 100, files: 2, countedAt: 1000 });
-    book.add('alice', -500, -1);
-    expect(book.get('alice')).toEqual({ bytes: 0, files: 1, countedAt: 1000 });
+    const book = await UsageBook.open(file, { flushMs: 60_000, owner: true });
+    await book.set('alice', { bytes: 100, files: 2, countedAt: 1000 });
     await book.flush();
     // A CLI recount (newer countedAt) lands in the file; the gateway's next flush keeps it.
     const cli = await UsageBook.open(file);
-    cli.set('alice', { bytes: 42, files: 7, countedAt: 2000 });
+    await cli.set('alice', { bytes: 42, files: 7, countedAt: 2000 });
     await cli.close();
-    book.add('alice', 1, 0);
+    await book.add('alice', 1, 0);
     await book.flush();
-    expect(book.get('alice')).toEqual({ bytes: 42, files: 7, countedAt: 2000 });
+    expect(await book.get('alice')).toEqual({ bytes: 42, files: 7, countedAt: 2000 });
     await book.close();
-    const again = await UsageBook.open(file);
-    expect(again.get('alice')).toEqual({ bytes: 42, files: 7, countedAt: 2000 });
-    expect(again.get('ghost')).toBeUndefined();
+    const again = await UsageBook.open(file, { owner: true });
+    expect(await again.get('alice')).toEqual({ bytes: 42, files: 7, countedAt: 2000 });
+    await again.close();
+  });
+
+  it('a gateway that finds the counters left open (a crash) forgets them: every account is recounted', async () => {
+    const file = join(await tempDir(), 'usage.json');
+    const crashed = await UsageBook.open(file, { flushMs: 60_000, owner: true });
+    await crashed.set('alice', { bytes: 100, files: 2, countedAt: 1000 });
+    await crashed.flush(); // and then the process dies: no close
+    expect(JSON.parse(await readFile(file, 'utf8'))).toMatchObject({ open: true });
+    // A CLI's book does not judge: it keeps what it finds.
+    expect(await (await UsageBook.open(file)).get('alice')).toEqual({ bytes: 100, files: 2, countedAt: 1000 });
+    const next = await UsageBook.open(file, { owner: true });
+    expect(await next.get('alice')).toBeUndefined();
+    await next.close();
+    expect(JSON.parse(await readFile(file, 'utf8'))).toMatchObject({ open: false });
   });
 
   it('starts empty from a missing or damaged file', async () => {
     const file = join(await tempDir(), 'usage.json');
-    expect((await UsageBook.open(file)).get('alice')).toBeUndefined();
+    expect(await (await UsageBook.open(file)).get('alice')).toBeUndefined();
     await writeFile(file, '{not json');
-    expect((await UsageBook.open(file)).get('alice')).toBeUndefined();
+    expect(await (await UsageBook.open(file)).get('alice')).toBeUndefined();
   });
 });

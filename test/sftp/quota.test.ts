@@ -2,7 +2,7 @@ import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type ssh2 from 'ssh2';
-import { QuotaGuard, UsageBook } from '../../src/quota/index.js';
+import { countTree, QuotaGuard, UsageBook } from '../../src/quota/index.js';
 import { Ssh2Sessions, startGateway, type Gateway } from './gateway-fixture.js';
 
 /**
@@ -163,5 +163,82 @@ describe('quotas over SFTP', () => {
     // Proving that nothing happens needs time to pass: 50 ms is five flush periods of the usage book (flushMs 10).
     await new Promise((r) => setTimeout(r, 50));
     await expect(readFile(usageFile, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('counts every change from what its own update replaced: renames over names, hardlinks, links, truncation, moves', async () => {
+    const { g, guard } = await gateway('alice bytes=1G files=1000\n');
+    const sftp = await session(g);
+    const call = (f: (cb: (err?: Error | null) => void) => void) =>
+      new Promise<void>((resolve, reject) => f((err) => (err ? reject(err) : resolve())));
+    // After every step the counters equal a fresh walk of the tree: no drift, nothing to recount.
+    const agrees = async (step: string) => {
+      const counted = await countTree(g.tree, g.root);
+      expect({ step, ...(await guard.usageOf('alice', g.root)) }).toMatchObject({ step, ...counted });
+    };
+    await put(sftp, '/a', 10_000);
+    await put(sftp, '/b', 20_000);
+    await agrees('two uploads');
+    await call((cb) => sftp.ext_openssh_rename('/a', '/b', cb));
+    await agrees('posix-rename over a file');
+    await call((cb) => sftp.ext_openssh_hardlink('/b', '/c', cb));
+    await agrees('hardlink');
+    await ln(sftp, '/l', 'c');
+    await agrees('symbolic link');
+    await call((cb) => sftp.setstat('/c', { size: 3000 }, cb));
+    await agrees('SETSTAT size down');
+    await call((cb) => sftp.setstat('/b', { size: 50_000 }, cb));
+    await agrees('SETSTAT size up');
+    await call((cb) => sftp.mkdir('/d', cb));
+    await put(sftp, '/d/e', 5000);
+    await call((cb) => sftp.rename('/c', '/d/c', cb));
+    await agrees('move across directories');
+    await call((cb) => sftp.ext_openssh_rename('/b', '/d/e', cb));
+    await agrees('move across directories over a file');
+    await call((cb) => sftp.ext_openssh_rename('/l', '/d/c', cb));
+    await agrees('a link renamed over a file');
+    await call((cb) => sftp.rename('/d', '/d2', cb));
+    await put(sftp, '/d2/e', 1);
+    await agrees('directory renamed, then an overwrite in it');
+    await rm(sftp, '/d2/c');
+    await rm(sftp, '/d2/e');
+    await agrees('removes');
+    expect(await guard.usageOf('alice', g.root)).toMatchObject({ bytes: 0, files: 0 });
+  });
+
+  it('a hardlink or a truncation that would pass the quota is refused and changes nothing', async () => {
+    const { g, guard } = await gateway('alice bytes=100K files=10\n');
+    const sftp = await session(g);
+    const call = (f: (cb: (err?: Error | null) => void) => void) =>
+      new Promise<void>((resolve, reject) => f((err) => (err ? reject(err) : resolve())));
+    await put(sftp, '/a', 60 * 1024);
+    await expect(call((cb) => sftp.ext_openssh_hardlink('/a', '/b', cb))).rejects.toMatchObject(QUOTA_EXCEEDED);
+    expect(await exists(sftp, '/b')).toBe(false);
+    await expect(call((cb) => sftp.setstat('/a', { size: 101 * 1024 }, cb))).rejects.toMatchObject(QUOTA_EXCEEDED);
+    expect((await g.tree.directory(g.root).lookup('a'))?.metadata.size).toBe(60 * 1024);
+    await expect(guard.usageOf('alice', g.root)).resolves.toMatchObject({ bytes: 60 * 1024, files: 1 });
+  });
+
+  it('uploads closing at once in many sessions never pass the quota together', async () => {
+    const { g, guard } = await gateway('alice bytes=100K\n');
+    const clients = await Promise.all(Array.from({ length: 8 }, () => session(g)));
+    // Every upload opens and writes while nothing is committed, so each alone fits; only the CLOSEs race.
+    const handles = await Promise.all(clients.map((sftp, i) => open(sftp, `/f${i}`, 'w')));
+    await Promise.all(clients.map((sftp, i) => write(sftp, handles[i] as Buffer, Buffer.alloc(30 * 1024, i), 0)));
+    const closed = await Promise.allSettled(clients.map((sftp, i) => close(sftp, handles[i] as Buffer)));
+    const acknowledged = closed.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    expect(acknowledged).toHaveLength(3);
+    for (const r of closed) if (r.status === 'rejected') expect(r.reason).toMatchObject(QUOTA_EXCEEDED);
+    // Acknowledged ⇒ present, byte-identical; refused ⇒ absent.
+    for (let i = 0; i < clients.length; i++) {
+      const entry = await g.tree.directory(g.root).lookup(`f${i}`);
+      if (!acknowledged.includes(i)) expect(entry).toBeUndefined();
+      else {
+        const body = await new Promise<Buffer>((resolve, reject) =>
+          (clients[i] as ssh2.SFTPWrapper).readFile(`/f${i}`, (err, b) => (err ? reject(err) : resolve(b))),
+        );
+        expect(body.equals(Buffer.alloc(30 * 1024, i))).toBe(true);
+      }
+    }
+    expect(await guard.usageOf('alice', g.root)).toMatchObject(await countTree(g.tree, g.root));
   });
 });

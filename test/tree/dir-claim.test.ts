@@ -79,7 +79,7 @@ describe.each(treeBackends({ fsync: false }))('claiming by move ($name)', (backe
       const file = new FileReadCap(randomBytes(32), randomBytes(32), 1);
       await one.directory(inbox).link(`x${i}`, file, meta);
       const delay = Math.random() * 3; // a random schedule for the race, not synchronisation
-      const settle = (p: Promise<void>) =>
+      const settle = (p: Promise<unknown>) =>
         p.then(
           () => true,
           (err: Error) => err.name,

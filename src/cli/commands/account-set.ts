@@ -3,7 +3,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { isValidUserName, setAccountOptions, type AccountOptions } from '../../auth/index.js';
 import { parseDirectoryCap } from '../../cap/index.js';
 import { InvalidInputError } from '../../errors.js';
-import { countTree, formatQuotaLine, parseSize, readQuotas, setQuotaLine, UsageBook, type Quota } from '../../quota/index.js';
+import { openUsageLedger } from '../../node/open.js';
+import { countTree, formatQuotaLine, parseSize, readQuotas, setQuotaLine, type Quota } from '../../quota/index.js';
 import { loadNodeConfig, out, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
 import { applyQuota, existingRoot } from '../accounts.js';
@@ -86,9 +87,12 @@ export const accountSetCommand: CommandModule<GlobalArgs, AccountSetArgs> = {
       const root = parseDirectoryCap(rootCap);
       const usage = await withNode(args, ({ tree }) => countTree(tree, root));
       // A newer countedAt than the gateway's: a running gateway adopts this count at its next look.
-      const book = await UsageBook.open(config.quota.usageFile);
-      book.set(args.user, { ...usage, countedAt: Date.now() });
-      await book.close();
+      const ledger = await openUsageLedger(config);
+      try {
+        await ledger.set(args.user, { ...usage, countedAt: Date.now() });
+      } finally {
+        await ledger.close();
+      }
       await out(`${args.user}: ${usage.bytes} bytes in ${usage.files} files\n`);
     }
   },

@@ -135,6 +135,7 @@ export class DirectoryHandle implements Directory {
     const replaced = await this.mutate(options, async (draft) => {
       const existing = await draft.get(entry.nameUtf8);
       const view = existing && this.checkReplace(existing, options);
+      await options.beforeLink?.(view);
       await draft.set(entry);
       return view;
     });
@@ -216,20 +217,21 @@ export class DirectoryHandle implements Directory {
     return viewEntry(this.keys, updated, this.keys.siHex);
   }
 
-  async rename(from: string, to: string, options: LinkOptions = {}): Promise<void> {
+  async rename(from: string, to: string, options: LinkOptions = {}): Promise<DirEntry | undefined> {
     const fromName = checkName(from);
     const toName = checkName(to);
     this.requireWriter();
     const fromUtf8 = nameBytes(fromName);
     const toUtf8 = nameBytes(toName);
-    await this.mutate(options, async (draft) => {
+    return this.mutate(options, async (draft) => {
       const entry = await draft.get(fromUtf8);
       if (!entry) throw new NotFoundError('no such entry');
-      if (fromName === toName) return;
+      if (fromName === toName) return undefined;
       const target = await draft.get(toUtf8);
-      if (target) this.checkReplace(target, options);
+      const replaced = target && this.checkReplace(target, options);
       await draft.delete(fromUtf8);
       await draft.set({ ...entry, name: toName, nameUtf8: toUtf8 });
+      return replaced;
     });
   }
 

@@ -19,6 +19,7 @@ import { checkName } from '../names.js';
  * one disk (docs/spec/slots.md, Moves across directories).
  *
  * Within one directory (same storage index) it is `src.rename`, which is atomic.
+ * Returns the entry the move replaced under `dstName` (undefined: none).
  * No cycle check: moving a directory under itself makes an unreachable loop,
  * which the caller (the SFTP layer knows paths) must refuse beforehand.
  */
@@ -28,7 +29,7 @@ export async function moveEntry(
   dst: Directory,
   dstName: string,
   options: LinkOptions = {},
-): Promise<void> {
+): Promise<DirEntry | undefined> {
   if (sameDirectory(src, dst)) return src.rename(srcName, dstName, options);
   // Refuse up front what the second step would refuse, so a doomed move does not leave a copy in dst.
   if (!src.writable || !dst.writable) throw new PermissionError('directory is read-only');
@@ -41,7 +42,7 @@ export async function moveEntry(
   // entry would be in neither directory (two processors claiming one file: test/tree/dir-claim.test.ts).
   const linked: EntryMetadata = { ...entry.metadata, ctimeMs: moveStamp() };
   const replaced: DirEntry | undefined = await dst.link(dstName, entry.cap, linked, options);
-  if (await src.swapEntry(name, entry.cap, null, options)) return;
+  if (await src.swapEntry(name, entry.cap, null, options)) return replaced;
   const previous = replaced === undefined ? null : { cap: replaced.cap, metadata: replaced.metadata };
   await dst.swapEntry(dstName, entry.cap, previous, { ...options, expectedMetadata: linked });
   throw new NotFoundError('the entry was removed or replaced while it was being moved');
