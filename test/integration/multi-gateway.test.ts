@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CLI, makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { must, rcloneOverSftp, resticLocal, resticOverSftp } from '../helpers/backup-tools.js';
@@ -85,10 +86,11 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     return;
   }
   let tmp: { dir: string; cleanup: () => Promise<void> };
-  let pg: TestPostgres;
+  let pgServer: TestPostgres;
   let work: string;
   let keyFile: string;
   let nodes: string[];
+  let schema: string;
   /** alice's root write cap, and bob's (another root). */
   const roots: string[] = [];
   const gateways: RunningGateway[] = [];
@@ -138,7 +140,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     await backend.start?.();
     work = path.join(tmp.dir, 'work');
     await mkdir(work);
-    pg = await startPostgres();
+    pgServer = await startPostgres();
     const shared = path.join(tmp.dir, 'shared');
     await mkdir(path.join(shared, 'chunks'), { recursive: true });
 
@@ -146,7 +148,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     const keygen = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@multi', '-f', keyFile]);
     if (keygen.status !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr}`);
 
-    const schema = freshSchema('multi');
+    schema = freshSchema('multi');
     nodes = [path.join(tmp.dir, 'gw-a'), path.join(tmp.dir, 'gw-b')];
     for (const node of nodes) await cli(node, ['init']);
     // One identity for the pair: gateway a's host keys, copied to the shared place both read.
@@ -154,7 +156,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
       await copyFile(path.join(nodes[0]!, 'private', k), path.join(shared, k));
     }
     // The password goes into each node's private/postgres-password, the URL in capstan.cfg carries none.
-    const dbUrl = new URL(pg.url);
+    const dbUrl = new URL(pgServer.url);
     const password = decodeURIComponent(dbUrl.password);
     dbUrl.password = '';
     const storage: Record<string, string> = {
@@ -185,6 +187,9 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     // The account (and its root directory, a slot in PostgreSQL) is made once, through gateway a's node.
     roots.push((await cli(nodes[0]!, ['account', 'add', 'alice', '--key', `${keyFile}.pub`])).trim());
     roots.push((await cli(nodes[0]!, ['account', 'add', 'bob', '--key', `${keyFile}.pub`])).trim());
+    // carol has a byte quota, in each node's quotas file; her usage counters are shared in PostgreSQL.
+    await cli(nodes[0]!, ['account', 'add', 'carol', '--key', `${keyFile}.pub`]);
+    for (const node of nodes) await writeFile(path.join(node, 'private/quotas'), 'carol bytes=1M\n');
     await writeFile(path.join(work, 'rclone.conf'), '');
     gateways.push(...(await Promise.all(nodes.map(startGateway))));
     expect(gateways[0]!.proc.stderr.match(/SHA256:\S+/)?.[0]).toBe(gateways[1]!.proc.stderr.match(/SHA256:\S+/)?.[0]);
@@ -192,7 +197,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
 
   afterAll(async () => {
     await stopAllCli();
-    await pg?.stop();
+    await pgServer?.stop();
     await backend.stop?.();
     await tmp?.cleanup();
   });
@@ -383,6 +388,47 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     );
   }, 120_000);
 
+  it('a quota holds across gateways: of 6 uploads closing at once through both, exactly those that fit land, and the shared counters equal a recount', async () => {
+    const carol = (g: RunningGateway): RunningGateway => ({ ...g, target: { ...g.target, user: 'carol' } });
+    const bodies = Array.from({ length: 6 }, () => randomBytes(300 * 1024));
+    for (const [i, body] of bodies.entries()) await writeFile(path.join(work, `q${i}.bin`), body);
+    const runs = await Promise.all(
+      bodies.map((_, i) => sftpBatch(carol(gateways[i % 2] as RunningGateway).target, work, [`put q${i}.bin /q${i}.bin`], [], 60_000)),
+    );
+    const acknowledged = runs.flatMap((r, i) => (r.code === 0 ? [i] : []));
+    // 1 MiB holds three files of 300 KiB, not four, whichever gateway each went through.
+    expect(acknowledged).toHaveLength(3);
+    for (const [i, r] of runs.entries()) if (r.code !== 0) expect(r.stderr, `upload ${i}`).toMatch(/Failure|quota/);
+    for (const g of gateways) {
+      const got = path.join(work, `got-${g.target.port}`);
+      await mkdir(got, { recursive: true });
+      const listed = await listNames(carol(g), '/');
+      expect(listed.filter((n) => n.startsWith('q')).sort()).toEqual(acknowledged.map((i) => `q${i}.bin`));
+      await sftpOk(
+        carol(g),
+        acknowledged.map((i) => `get /q${i}.bin ${got}/q${i}.bin`),
+      );
+      for (const i of acknowledged) expect((await readFile(path.join(got, `q${i}.bin`))).equals(bodies[i]!)).toBe(true);
+    }
+    // A rename over a name through one gateway frees what it replaced for uploads through the other.
+    const [first, second] = acknowledged as [number, number];
+    await sftpOk(carol(gateways[0]!), [`rename /q${first}.bin /q${second}.bin`]);
+    await sftpOk(carol(gateways[1]!), [`put q0.bin /again.bin`]);
+    const counters = async () => {
+      const client = new pg.Client({ connectionString: pgServer.url });
+      await client.connect();
+      try {
+        const rows = await client.query(`SELECT bytes::int, files::int FROM "${schema}".capstan_quota_usage WHERE account = 'carol'`);
+        return rows.rows[0] as { bytes: number; files: number };
+      } finally {
+        await client.end();
+      }
+    };
+    expect(await counters()).toEqual({ bytes: 3 * 300 * 1024, files: 3 });
+    const recount = await cli(nodes[1]!, ['account', 'set', 'carol', '--recount']);
+    expect(recount).toContain(`${3 * 300 * 1024} bytes in 3 files`);
+  }, 120_000);
+
   it('a gateway killed with SIGKILL mid-upload loses nothing acknowledged; the other keeps serving', async () => {
     const [a, b] = gateways as [RunningGateway, RunningGateway];
     await sftpOk(b, ['mkdir /crash']);
@@ -420,13 +466,13 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
     async () => {
       const [a] = gateways as [RunningGateway, RunningGateway];
       expect(await healthStatus(a)).toBe(200);
-      await pg.pause();
+      await pgServer.pause();
       try {
         const res = await fetch(`${a.http}/healthz`);
         expect(res.status).toBe(503);
         expect(await res.text()).toMatch(/^unhealthy: slot store: /m);
       } finally {
-        await pg.resume();
+        await pgServer.resume();
       }
       expect(await healthStatus(a)).toBe(200);
       // And it serves again without a restart.
