@@ -146,7 +146,11 @@ export const QUOTA_KEYS = {
     'private/quotas',
     'Per-account quotas, one line per account: USER bytes=SIZE files=N (see docs/operations.md). Absent: no quotas. Re-read when it changes.',
   ),
-  usage_file: key(pathType, 'store/quota-usage.json', "Where the gateway keeps each account's counted usage between runs."),
+  usage_file: key(
+    pathType,
+    'store/quota-usage.json',
+    "Where the gateway keeps each account's counted usage between runs. Not used with slots.backend = postgres: the counters then live in a table beside the slots, shared by every gateway.",
+  ),
 } as const;
 
 type ValueOf<K> = K extends ConfigKey<infer T> ? T : never;

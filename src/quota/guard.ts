@@ -165,14 +165,6 @@ export class QuotaGuard {
     if (quota.files !== undefined && usage.files >= quota.files && !(await exists())) this.#refuse(user, 'files');
   }
 
-  /** Before a new entry that holds no bytes (a symbolic link): only the file count is checked. */
-  async checkEntry(user: string, root: DirectoryCap): Promise<void> {
-    const quota = await this.quotaOf(user);
-    if (quota === undefined) return;
-    const usage = await this.usageOf(user, root);
-    if (quota.files !== undefined && usage.files >= quota.files) this.#refuse(user, 'files');
-  }
-
   /** Would the account still fit if a file of `replacedSize` (0: none) became `newSize` bytes? */
   async checkSize(user: string, root: DirectoryCap, newSize: number, replaced: number | undefined): Promise<void> {
     const quota = await this.quotaOf(user);
