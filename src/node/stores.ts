@@ -16,7 +16,9 @@ import { FlushingSlotStore } from '../store/packs/flushing-slot-store.js';
 import type { ObjectIndex } from '../store/packs/index-store.js';
 import { LevelObjectIndex } from '../store/packs/level-index.js';
 import { PackChunkStore } from '../store/packs/pack-store.js';
-import { S3PackSink } from '../store/packs/s3-sink.js';
+import { FsPackObjects } from '../store/packs/fs-pack-objects.js';
+import { ObjectPackSink } from '../store/packs/object-sink.js';
+import { S3PackObjects } from '../store/packs/s3-pack-objects.js';
 
 /**
  * Where a node's stores come from, for the gateway and for CLI commands:
@@ -34,8 +36,10 @@ import { S3PackSink } from '../store/packs/s3-sink.js';
  *   node (`store/objects`) with LevelDB slots, which the gateway then serves
  *   on the socket with its pack store. Objects stored before v3 (one S3
  *   object each) are read through. Every slot swap flushes the packs first.
- * - fs chunks with PostgreSQL slots (a shared fs): every process is a
- *   client of the database and of the shared chunk directory itself.
+ * - fs chunks with PostgreSQL slots (a shared fs): storage engine v3 as on
+ *   S3, with packs written whole as files into `shared-packs/` and the
+ *   object index in PostgreSQL; every process is a client of the database
+ *   and of the shared directory itself.
  */
 export interface OpenedStores {
   chunks: ChunkStore;
@@ -105,8 +109,43 @@ async function openS3Packs(config: NodeConfig, index: ObjectIndex, logger: Logge
     await index.close();
     throw err;
   }
-  const sink = new S3PackSink({ client: s3.client, prefix: s3.prefix });
+  const sink = new ObjectPackSink({ objects: new S3PackObjects(s3.client, s3.prefix) });
   return new PackChunkStore({ sink, index, legacy: s3, dedupAgainstLegacy: false });
+}
+
+/** `<fs.dir>/shared-packs`: the packs of gateways sharing an fs chunk directory and PostgreSQL slots. */
+export function sharedPacksDir(config: NodeConfig): string {
+  return path.join(config.storage.fsDir, 'shared-packs');
+}
+
+/**
+ * The stores of a node on a shared fs with PostgreSQL slots (storage engine
+ * v3, docs/spec/packs.md): packs written whole into `shared-packs/`, the
+ * object index in PostgreSQL beside the slots, every slot swap after the
+ * flush. Loose chunk files written before (layout v2) are read through.
+ */
+async function openSharedFsStores(config: NodeConfig, logger: Logger | undefined): Promise<OpenedStores> {
+  const { storage } = config;
+  if (storage.slots.backend !== 'postgres') throw new InvalidInputError('a shared fs store needs postgres slots');
+  const index = await openPostgresObjectIndex(storage.slots, logger);
+  let packs: PackChunkStore;
+  try {
+    const objects = await FsPackObjects.open(sharedPacksDir(config), { fsync: storage.fsFsync });
+    const legacy = await FsChunkStore.open(storage.fsDir, { fsync: storage.fsFsync });
+    packs = new PackChunkStore({ sink: new ObjectPackSink({ objects }), index, legacy, dedupAgainstLegacy: false });
+  } catch (err) {
+    await index.close();
+    throw err;
+  }
+  // No read cache: the packs are on a local (or mounted) file system already.
+  const chunks: ChunkStore = packs;
+  try {
+    const slots = new FlushingSlotStore(await openPostgresSlots(storage.slots, logger), packs);
+    return { chunks, slots, shared: false, close: async () => void (await Promise.all([slots.close(), chunks.close()])) };
+  } catch (err) {
+    await chunks.close();
+    throw err;
+  }
 }
 
 /** The stores of a node on S3 (see OpenedStores); `gateway`: serve the LevelDB ones on the socket, or reach a gateway's. */
@@ -170,12 +209,9 @@ export async function openGatewayStores(config: NodeConfig, logger: Logger): Pro
       close: () => engine.close(),
     };
   }
+  if (config.storage.slots.backend === 'postgres') return openSharedFsStores(config, logger);
   const chunks = await openChunkStore(config, { logger });
   try {
-    if (config.storage.slots.backend === 'postgres') {
-      const slots = await openPostgresSlots(config.storage.slots, logger);
-      return { chunks, slots, shared: false, close: async () => void (await Promise.all([slots.close(), chunks.close()])) };
-    }
     const slots = await whileBusy(() => LevelSlotStore.open(config.storage.slotsDir), isLevelLocked, LOCK_WAIT_MS).catch((err: unknown) => {
       throw heldElsewhere(err, config.storage.slotsDir);
     });
@@ -216,12 +252,9 @@ export async function openCommandStores(config: NodeConfig): Promise<OpenedStore
   }
   // No read cache for a command: it is short-lived, and sharing the cache
   // directory with a running gateway would let each evict the other's files.
+  if (config.storage.slots.backend === 'postgres') return openSharedFsStores(config, undefined);
   const chunks = await openChunkStore(config, { cache: false });
   try {
-    if (config.storage.slots.backend === 'postgres') {
-      const slots = await openPostgresSlots(config.storage.slots);
-      return { chunks, slots, shared: false, close: async () => void (await Promise.all([slots.close(), chunks.close()])) };
-    }
     const { slots, shared } = await whileBusy(
       async () => {
         try {

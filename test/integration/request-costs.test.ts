@@ -5,7 +5,8 @@ import { FlushingSlotStore } from '../../src/store/packs/flushing-slot-store.js'
 import type { ObjectIndex } from '../../src/store/packs/index-store.js';
 import { PackChunkStore } from '../../src/store/packs/pack-store.js';
 import { PostgresObjectIndex } from '../../src/store/packs/postgres-index.js';
-import { S3PackSink } from '../../src/store/packs/s3-sink.js';
+import { ObjectPackSink } from '../../src/store/packs/object-sink.js';
+import { S3PackObjects } from '../../src/store/packs/s3-pack-objects.js';
 import { PostgresSlotStore } from '../../src/store/slots/postgres/index.js';
 import type { SlotStore } from '../../src/store/slots/slot-store.js';
 import { createTree } from '../../src/tree/index.js';
@@ -61,7 +62,7 @@ describe.skipIf(skip !== undefined)('request costs of a small upload (S3 packs +
     };
     const index: ObjectIndex = counting(await PostgresObjectIndex.open({ url: postgres.url, schema }), counts, 'index');
     const packs = new PackChunkStore({
-      sink: new S3PackSink({ client: legacy.client, prefix: legacy.prefix }),
+      sink: new ObjectPackSink({ objects: new S3PackObjects(legacy.client, legacy.prefix) }),
       index,
       legacy,
       dedupAgainstLegacy: false,

@@ -10,7 +10,8 @@ import type { ObjectIndex } from '../../src/store/packs/index-store.js';
 import { LevelObjectIndex } from '../../src/store/packs/level-index.js';
 import { PackChunkStore } from '../../src/store/packs/pack-store.js';
 import { PostgresObjectIndex } from '../../src/store/packs/postgres-index.js';
-import { S3PackSink } from '../../src/store/packs/s3-sink.js';
+import { ObjectPackSink } from '../../src/store/packs/object-sink.js';
+import { S3PackObjects } from '../../src/store/packs/s3-pack-objects.js';
 import { chunkStoreConformance } from '../conformance/chunk-store.js';
 import { skipNotice } from '../helpers/openssh.js';
 import { dropSchema, freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -72,9 +73,8 @@ describe.skipIf(skip !== undefined)('packs on S3', () => {
       return send(request);
     };
     const index = extra.index ?? (await PostgresObjectIndex.open({ url: postgres.url, schema }));
-    const sink = new S3PackSink({
-      client: legacy.client,
-      prefix: legacy.prefix,
+    const sink = new ObjectPackSink({
+      objects: new S3PackObjects(legacy.client, legacy.prefix),
       minSealedAgeMs: extra.minSealedAgeMs,
       now: extra.now,
       packBytes: extra.packBytes,

@@ -11,7 +11,8 @@ export interface Appended {
 
 /**
  * Where a pack store's records go: the fs journal (journal.ts) or packs
- * uploaded to S3 (s3-sink.ts). The pack store above it is the same for both.
+ * written whole to S3 or a shared directory (object-sink.ts). The pack store
+ * above it is the same for all.
  *
  * Contract:
  * - append MUST be synchronous and keep order: records are laid down in the

@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { NotFoundError } from '../../errors.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
-import type { S3Client } from '../chunks/s3/s3-client.js';
-import { parseListObjectsV2 } from '../chunks/s3/xml.js';
 import {
   type EncodedRecord,
   encodeHeader,
@@ -13,12 +11,12 @@ import {
   type TrailerEntry,
   trailerAndFooter,
 } from './format.js';
+import type { PackObjects } from './pack-objects.js';
 import type { Appended, PackSink } from './sink.js';
 
-export interface S3PackSinkOptions {
-  client: S3Client;
-  /** The store's key prefix (`[storage] s3.prefix`); packs go under `<prefix>packs/`. */
-  prefix: string;
+export interface ObjectPackSinkOptions {
+  /** Where whole packs go: an S3 bucket (s3-pack-objects.ts) or a shared directory (fs-pack-objects.ts). */
+  objects: PackObjects;
   /** A pack being built is uploaded once it would exceed this (default 16 MiB); a larger object gets a pack of its own. */
   packBytes?: number | undefined;
   /** Packs being uploaded at once before append's caller waits (default 2). */
@@ -34,7 +32,6 @@ export interface S3PackSinkOptions {
 }
 
 const DEFAULT_PACK_BYTES = 16 * 1024 * 1024;
-const MAX_LIST_BODY = 4 * 1024 * 1024;
 
 /** A pack being built in memory, then uploaded. */
 interface Building {
@@ -53,13 +50,14 @@ interface Building {
 }
 
 /**
- * Packs as S3 objects (docs/spec/packs.md, Several gateways): what a pack
+ * Packs written whole (docs/spec/packs.md, Several gateways): what a pack
  * store appends is built into a pack in memory; sync() seals it (trailer
- * and footer, the same format as a file pack) and PUTs it as one object,
- * `<prefix>packs/<16 hex>.pack`. So a commit of a small file, whatever
- * number of objects it writes, is one PUT, and concurrent commits share it.
- * A read is one ranged GET of exactly the object's bytes (or memory, for a
- * pack not uploaded yet).
+ * and footer, the same format as a file pack) and writes it as one object
+ * of `PackObjects`: one S3 PUT of `<prefix>packs/<16 hex>.pack`, or one
+ * file written, synced and renamed into a directory several gateways share.
+ * So a commit of a small file, whatever number of objects it writes, is one
+ * durable write, and concurrent commits share it. A read is one ranged read
+ * of exactly the object's bytes (or memory, for a pack not written yet).
  *
  * Order: packs may upload concurrently, but `syncedSeq` only passes a pack
  * once every earlier one is uploaded, and a failed upload is retried by the
@@ -71,9 +69,8 @@ interface Building {
  * room, so a large upload streams through at most about
  * (maxUploads + 1) × packBytes of memory.
  */
-export class S3PackSink implements PackSink {
-  readonly #client: S3Client;
-  readonly #prefix: string;
+export class ObjectPackSink implements PackSink {
+  readonly #objects: PackObjects;
   readonly #packBytes: number;
   readonly #maxUploads: number;
   readonly #minAgeMs: number;
@@ -85,9 +82,8 @@ export class S3PackSink implements PackSink {
   #syncedSeq = 0;
   readonly #roomWaiters: (() => void)[] = [];
 
-  constructor(options: S3PackSinkOptions) {
-    this.#client = options.client;
-    this.#prefix = options.prefix;
+  constructor(options: ObjectPackSinkOptions) {
+    this.#objects = options.objects;
     this.#packBytes = options.packBytes ?? DEFAULT_PACK_BYTES;
     this.#maxUploads = options.maxUploads ?? 2;
     this.#minAgeMs = options.minSealedAgeMs ?? 3_600_000;
@@ -148,55 +144,23 @@ export class S3PackSink implements PackSink {
   async read(location: Location): Promise<Uint8Array> {
     const b = this.#building?.pack === location.pack ? this.#building : this.#sealed.find((s) => s.pack === location.pack);
     if (b !== undefined) return sliceOf(b, location);
-    // No byte to fetch (an empty object), and `bytes=N-(N-1)` is no valid range: the address check decides.
+    // No byte to fetch (an empty object): the address check decides.
     if (location.length === 0) return new Uint8Array(0);
-    const res = await this.#client.send({
-      method: 'GET',
-      key: this.#key(location.pack),
-      headers: { range: `bytes=${location.offset}-${location.offset + location.length - 1}` },
-      maxBodyBytes: location.length,
-    });
-    if (res.status === 404) throw new NotFoundError(`no pack ${location.pack}`);
     // A short answer (a truncated pack) goes back as it is: the pack store calls that an IntegrityError of the object.
-    if (res.status === 206) return res.body;
-    // A server that ignores Range answers the whole object (only a pack no larger than asked fits maxBodyBytes).
-    if (res.status === 200) return res.body.slice(location.offset, location.offset + location.length);
-    // Nothing at that range: the pack is shorter than the index says.
-    if (res.status === 416) return new Uint8Array(0);
-    this.#client.fail(res, 'GET (pack range)');
+    return this.#objects.read(location.pack, location.offset, location.length);
   }
 
-  /** Packs in the bucket old enough that their writers have indexed them (see minSealedAgeMs). */
+  /** Packs old enough that their writers have indexed them (see minSealedAgeMs). */
   async sealedPacks(): Promise<{ pack: string; bytes: number }[]> {
-    const out: { pack: string; bytes: number }[] = [];
-    const prefix = `${this.#prefix}packs/`;
     const oldest = this.#now() - this.#minAgeMs;
-    let token: string | undefined;
-    do {
-      const query: [string, string][] = [
-        ['list-type', '2'],
-        ['prefix', prefix],
-      ];
-      if (token !== undefined) query.push(['continuation-token', token]);
-      const res = await this.#client.send({ method: 'GET', query, maxBodyBytes: MAX_LIST_BODY });
-      if (res.status !== 200) this.#client.fail(res, 'list packs');
-      const page = parseListObjectsV2(Buffer.from(res.body).toString('utf8'));
-      for (const { key, size, modifiedMs } of page.objects) {
-        const m = /^([0-9a-f]{16})\.pack$/.exec(key.slice(prefix.length));
-        if (m === null || modifiedMs === undefined || modifiedMs > oldest) continue;
-        out.push({ pack: m[1]!, bytes: size });
-      }
-      token = page.nextContinuationToken;
-    } while (token !== undefined);
-    return out;
+    return (await this.#objects.list()).filter((p) => p.modifiedMs <= oldest).map(({ pack, bytes }) => ({ pack, bytes }));
   }
 
-  async removePack(pack: string): Promise<void> {
-    const res = await this.#client.send({ method: 'DELETE', key: this.#key(pack), maxBodyBytes: 64 * 1024 });
-    if (res.status !== 204 && res.status !== 200 && res.status !== 404) this.#client.fail(res, 'DELETE (pack)');
+  removePack(pack: string): Promise<void> {
+    return this.#objects.remove(pack);
   }
 
-  /** Uploads what is pending; the client belongs to the chunk store that made it. */
+  /** Writes what is pending; the objects' client belongs to whoever made it. */
   async close(): Promise<void> {
     await this.sync();
   }
@@ -221,14 +185,7 @@ export class S3PackSink implements PackSink {
 
   async #upload(b: Building): Promise<void> {
     try {
-      const res = await this.#client.send({
-        method: 'PUT',
-        key: this.#key(b.pack),
-        body: b.bytes!,
-        headers: { 'content-type': 'application/octet-stream' },
-        maxBodyBytes: 64 * 1024,
-      });
-      if (res.status !== 200) this.#client.fail(res, 'PUT (pack)');
+      await this.#objects.put(b.pack, b.bytes!);
     } catch (err) {
       b.upload = undefined; // the next sync() or written() tries again
       // Writers waiting for room must see it: they retry it or fail, never wait for nothing.
@@ -242,10 +199,6 @@ export class S3PackSink implements PackSink {
       this.#syncedSeq = Math.max(this.#syncedSeq, done.lastSeq);
     }
     for (const wake of this.#roomWaiters.splice(0)) wake();
-  }
-
-  #key(pack: string): string {
-    return `${this.#prefix}packs/${pack}.pack`;
   }
 }
 
