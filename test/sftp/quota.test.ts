@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type ssh2 from 'ssh2';
 import { countTree, QuotaGuard, UsageBook } from '../../src/quota/index.js';
-import { Ssh2Sessions, startGateway, type Gateway } from './gateway-fixture.js';
+import type { AbortOptions } from '../../src/errors.js';
+import { type ChunkAddress, ForwardingChunkStore } from '../../src/store/index.js';
+import { Ssh2Sessions, startGateway, type Gateway, type GatewayOptions } from './gateway-fixture.js';
 
 /**
  * Quotas through a real SFTP client (ssh2's): refusals at OPEN, WRITE and
@@ -29,11 +31,20 @@ interface QuotaGateway {
   usageFile: string;
 }
 
-async function gateway(quotas: string): Promise<QuotaGateway> {
+/** Puts that take a while: uploads closing at once then all check their quota before any of them links. */
+class SlowPuts extends ForwardingChunkStore {
+  override async put(bytes: Uint8Array, options?: AbortOptions): Promise<ChunkAddress> {
+    await new Promise((r) => setTimeout(r, 40)); // fault injection (a slow store), not synchronisation
+    return super.put(bytes, options);
+  }
+}
+
+async function gateway(quotas: string, options: Partial<GatewayOptions> = {}): Promise<QuotaGateway> {
   let guard: QuotaGuard | undefined;
   let quotasFile = '';
   let usageFile = '';
   const g = await startGateway({
+    ...options,
     server: async (tree, dir) => {
       quotasFile = join(dir, 'quotas');
       usageFile = join(dir, 'usage.json');
@@ -219,7 +230,7 @@ describe('quotas over SFTP', () => {
   });
 
   it('uploads closing at once in many sessions never pass the quota together', async () => {
-    const { g, guard } = await gateway('alice bytes=100K\n');
+    const { g, guard } = await gateway('alice bytes=100K\n', { wrapChunks: (store) => new SlowPuts(store) });
     const clients = await Promise.all(Array.from({ length: 8 }, () => session(g)));
     // Every upload opens and writes while nothing is committed, so each alone fits; only the CLOSEs race.
     const handles = await Promise.all(clients.map((sftp, i) => open(sftp, `/f${i}`, 'w')));
