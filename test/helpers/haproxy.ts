@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO } from './cli.js';
 import { missing } from './openssh.js';
+import { registerServerStop } from './server-stops.js';
 
 /**
  * A real HAProxy (Debian package haproxy) on loopback for tests, run in the
@@ -47,6 +48,8 @@ function canConnect(port: number): Promise<boolean> {
 export class Haproxy {
   output = '';
   readonly #exited: Promise<void>;
+  /** #halt, registered with server-stops.ts as soon as the process is spawned (before it is waited for). */
+  readonly #stop = registerServerStop(() => this.#halt());
 
   private constructor(
     readonly child: ChildProcess,
@@ -67,7 +70,7 @@ export class Haproxy {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (proxy.child.exitCode !== null) {
-        await rm(dir, { recursive: true, force: true });
+        await proxy.stop();
         throw new Error(`haproxy exited (${proxy.child.exitCode}): ${proxy.output}`);
       }
       if (await canConnect(readyPort)) return proxy;
@@ -93,8 +96,12 @@ export class Haproxy {
     return states;
   }
 
-  /** SIGTERM by pid, SIGKILL after `timeoutMs`; removes the temp dir. Safe to call twice. */
-  async stop(timeoutMs = 10_000): Promise<void> {
+  /** SIGTERM by pid, SIGKILL after 10 s; removes the temp dir. Safe to call twice. */
+  stop(): Promise<void> {
+    return this.#stop();
+  }
+
+  async #halt(timeoutMs = 10_000): Promise<void> {
     const { child } = this;
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
       process.kill(child.pid, 'SIGTERM');
