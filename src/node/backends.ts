@@ -40,11 +40,11 @@ async function readPostgresPassword(file: string): Promise<string | undefined> {
 export async function openPostgresSlots(slots: Extract<SlotsConfig, { backend: 'postgres' }>, logger?: Logger): Promise<PostgresSlotStore> {
   const password = await readPostgresPassword(slots.passwordFile);
   return PostgresSlotStore.open({
-    ...(slots.url !== undefined ? { url: slots.url } : {}),
-    ...(password !== undefined ? { password } : {}),
+    url: slots.url,
+    password,
     schema: slots.schema,
     poolSize: slots.poolSize,
-    ...(logger ? { logger } : {}),
+    logger,
   });
 }
 
@@ -55,10 +55,10 @@ export async function openPostgresObjectIndex(
 ): Promise<PostgresObjectIndex> {
   const password = await readPostgresPassword(slots.passwordFile);
   return PostgresObjectIndex.open({
-    ...(slots.url !== undefined ? { url: slots.url } : {}),
-    ...(password !== undefined ? { password } : {}),
+    url: slots.url,
+    password,
     schema: slots.schema,
-    ...(logger ? { logger } : {}),
+    logger,
   });
 }
 
@@ -72,10 +72,10 @@ export async function openDefenderStore(config: NodeConfig, logger?: Logger): Pr
   if (slots.backend !== 'postgres') return LevelDefenderStore.open(config.defender.stateDir, { maxEntries: config.defender.maxEntries });
   const password = await readPostgresPassword(slots.passwordFile);
   return PostgresDefenderStore.open({
-    ...(slots.url !== undefined ? { url: slots.url } : {}),
-    ...(password !== undefined ? { password } : {}),
+    url: slots.url,
+    password,
     schema: slots.schema,
-    ...(logger ? { logger } : {}),
+    logger,
   });
 }
 

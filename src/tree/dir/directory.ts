@@ -244,7 +244,7 @@ export class DirectoryHandle implements Directory {
     if (await this.lookup(checked, options)) throw new AlreadyExistsError('entry exists');
     const child = await this.ctx.createDirectory(options);
     await options.beforeLink?.(child);
-    await this.link(checked, child, meta, { ...(options.signal !== undefined ? { signal: options.signal } : {}), overwrite: false });
+    await this.link(checked, child, meta, { signal: options.signal, overwrite: false });
     return child;
   }
 

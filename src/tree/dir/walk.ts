@@ -52,21 +52,23 @@ async function* walkNode(
     return;
   }
   if (everyNode) yield { entries: [], nodeId };
-  const children = node.children.filter((c) => c.address !== undefined);
+  const children = node.children.flatMap((c) => (c.address === undefined ? [] : [{ address: c.address, count: c.count }]));
   const pending: (Promise<DirNode> | undefined)[] = new Array(children.length);
-  const start = (i: number): void => {
-    if (i >= children.length || pending[i]) return;
-    const child = children[i]!;
-    const p = loadNode(ctx, keys, child.address!, child.count, options);
+  const load = (child: (typeof children)[number]): Promise<DirNode> => {
+    const p = loadNode(ctx, keys, child.address, child.count, options);
     // Awaited below in order; this only keeps a failure that arrives while
     // an earlier child is being consumed from counting as unhandled.
     p.catch(() => undefined);
-    pending[i] = p;
+    return p;
   };
-  for (let i = 0; i < children.length; i++) {
+  const start = (i: number): void => {
+    const child = children[i];
+    if (child !== undefined && !pending[i]) pending[i] = load(child);
+  };
+  for (const [i, ref] of children.entries()) {
     for (let j = i; j < i + NODE_IO_CONCURRENCY; j++) start(j);
-    const child = await pending[i]!;
+    const child = await (pending[i] ?? load(ref));
     pending[i] = undefined;
-    yield* walkNode(ctx, keys, child, children[i]!.address!.toString(), options, everyNode);
+    yield* walkNode(ctx, keys, child, ref.address.toString(), options, everyNode);
   }
 }
