@@ -37,29 +37,23 @@ async function readPostgresPassword(file: string): Promise<string | undefined> {
 }
 
 /** Opens ([storage] slots.backend = postgres) the shared slot store, creating or migrating its schema. */
-export async function openPostgresSlots(slots: Extract<SlotsConfig, { backend: 'postgres' }>, logger?: Logger): Promise<PostgresSlotStore> {
-  const password = await readPostgresPassword(slots.passwordFile);
-  return PostgresSlotStore.open({
-    url: slots.url,
-    password,
-    schema: slots.schema,
-    poolSize: slots.poolSize,
-    logger,
-  });
+export async function openPostgresSlots(slots: PostgresSlotsConfig, logger?: Logger): Promise<PostgresSlotStore> {
+  return PostgresSlotStore.open({ ...(await slotsDatabase(slots, logger)), poolSize: slots.poolSize });
+}
+
+type PostgresSlotsConfig = Extract<SlotsConfig, { backend: 'postgres' }>;
+
+/** The slots' database and schema (the password file read now): where the tables beside the slots live too. */
+async function slotsDatabase(
+  slots: PostgresSlotsConfig,
+  logger: Logger | undefined,
+): Promise<{ url: string | undefined; password: string | undefined; schema: string; logger: Logger | undefined }> {
+  return { url: slots.url, password: await readPostgresPassword(slots.passwordFile), schema: slots.schema, logger };
 }
 
 /** The object index several gateways share: tables beside the slots, in the same database and schema. */
-export async function openPostgresObjectIndex(
-  slots: Extract<SlotsConfig, { backend: 'postgres' }>,
-  logger?: Logger,
-): Promise<PostgresObjectIndex> {
-  const password = await readPostgresPassword(slots.passwordFile);
-  return PostgresObjectIndex.open({
-    url: slots.url,
-    password,
-    schema: slots.schema,
-    logger,
-  });
+export async function openPostgresObjectIndex(slots: PostgresSlotsConfig, logger?: Logger): Promise<PostgresObjectIndex> {
+  return PostgresObjectIndex.open(await slotsDatabase(slots, logger));
 }
 
 /**
@@ -70,13 +64,7 @@ export async function openPostgresObjectIndex(
 export async function openDefenderStore(config: NodeConfig, logger?: Logger): Promise<DefenderStore> {
   const slots = config.storage.slots;
   if (slots.backend !== 'postgres') return LevelDefenderStore.open(config.defender.stateDir, { maxEntries: config.defender.maxEntries });
-  const password = await readPostgresPassword(slots.passwordFile);
-  return PostgresDefenderStore.open({
-    url: slots.url,
-    password,
-    schema: slots.schema,
-    logger,
-  });
+  return PostgresDefenderStore.open(await slotsDatabase(slots, logger));
 }
 
 /**
