@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { canConnect } from './wait.js';
 import { REPO } from './cli.js';
 import { missing } from './openssh.js';
 import { registerServerStop } from './server-stops.js';
@@ -32,17 +33,6 @@ export async function haproxyConfigFromDocs(ports: Record<number, number>): Prom
     if (!new RegExp(`\\b${documented}\\b`).test(block)) throw new Error(`port ${documented} is not in the documented haproxy.cfg`);
   }
   return block.replace(/\b\d{4,5}\b/g, (port) => String(ports[Number(port)] ?? port));
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 export class Haproxy {
