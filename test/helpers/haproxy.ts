@@ -59,9 +59,9 @@ export class Haproxy {
     const proxy = new Haproxy(spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] }), dir);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (proxy.child.exitCode !== null) {
+      if (proxy.child.exitCode !== null || proxy.child.signalCode !== null) {
         await proxy.stop();
-        throw new Error(`haproxy exited (${proxy.child.exitCode}): ${proxy.output}`);
+        throw new Error(`haproxy exited (${proxy.child.exitCode ?? proxy.child.signalCode}): ${proxy.output}`);
       }
       if (await canConnect(readyPort)) return proxy;
       if (Date.now() > deadline) {

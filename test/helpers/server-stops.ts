@@ -28,6 +28,11 @@ export function registerServerStop(stop: () => Promise<void>): () => Promise<voi
   return once;
 }
 
+/** How many servers are registered and not stopped (for the fixtures' own test). */
+export function registeredServerCount(): number {
+  return pending.size;
+}
+
 /** Stops every server still registered (all at once); a failure is reported after all were tried. */
 export async function stopRegisteredServers(): Promise<void> {
   const stops = [...pending];
