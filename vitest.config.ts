@@ -9,5 +9,7 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     reporters: ['default'],
+    // Stops servers a fixture started but no afterAll stopped (a beforeAll that timed out mid-start).
+    setupFiles: ['test/setup/stop-servers.ts'],
   },
 });

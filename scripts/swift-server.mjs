@@ -171,12 +171,26 @@ async function healthy(port) {
  * Starts memcached and the four Swift servers; resolves once the proxy
  * answers and the storage servers accept connections (about 3 s). On failure
  * everything started is stopped again before the error is thrown.
+ *
+ * `registerStop`, if given, is called before anything is spawned with a
+ * function that stops (by pid) whatever has been started so far, and
+ * answers the stop to use from then on: a caller that gives up waiting (a
+ * test hook that timed out) can still stop the servers, and a start that
+ * finds itself stopped spawns nothing more.
  */
-export async function startSwift({ timeoutMs = 30_000 } = {}) {
+export async function startSwift({ timeoutMs = 30_000, registerStop } = {}) {
   const reason = swiftUnavailable();
   if (reason) throw new Error(`cannot start Swift: ${reason}`);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-swift-'));
   const pids = [];
+  let abandoned = false;
+  const halt = () => stopSwift({ dir, pids });
+  const stop = registerStop
+    ? registerStop(async () => {
+        abandoned = true;
+        await halt();
+      })
+    : halt;
   try {
     await mkdir(path.join(dir, 'devices', 'sdb1'), { recursive: true });
     await mkdir(path.join(dir, 'logs'));
@@ -187,6 +201,7 @@ export async function startSwift({ timeoutMs = 30_000 } = {}) {
       encoding: 'utf8',
     });
     if (rings.status !== 0) throw new Error(`building rings failed: ${rings.stderr}`);
+    if (abandoned) throw new Error('Swift was stopped while it started');
 
     pids.push(
       spawnLogged(dir, 'memcached', MEMCACHED, [
@@ -223,7 +238,7 @@ export async function startSwift({ timeoutMs = 30_000 } = {}) {
     }
     return { endpoint: `http://127.0.0.1:${ports.proxy}`, dir, pids, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, region: REGION };
   } catch (err) {
-    await stopSwift({ dir, pids });
+    await stop();
     throw err;
   }
 }

@@ -161,13 +161,17 @@ export function formatKeyLine(
   validateCap: CapValidator = defaultValidateCap,
 ): string {
   checkUserAndCap(user, rootCap, validateCap);
-  const words = authorizedKeysLine.trim().split(/\s+/);
-  if (words.length < 2 || words[0] === '') throw new InvalidInputError('expected an OpenSSH public key line: TYPE BASE64 [COMMENT]');
-  if (!isKeyTypeToken(words[0]!)) {
-    throw new InvalidInputError(words.slice(1).some(isKeyTypeToken) ? 'authorized_keys options are not supported' : 'unknown key type');
+  const [type, base64, ...comment] = authorizedKeysLine.trim().split(/\s+/);
+  if (type === undefined || type === '' || base64 === undefined) {
+    throw new InvalidInputError('expected an OpenSSH public key line: TYPE BASE64 [COMMENT]');
   }
-  const key = parsePublicKey(words[0]!, words[1]!);
-  const line = [user, words[0]!, words[1]!, ...words.slice(2), rootCap].join(' ');
+  if (!isKeyTypeToken(type)) {
+    throw new InvalidInputError(
+      [base64, ...comment].some(isKeyTypeToken) ? 'authorized_keys options are not supported' : 'unknown key type',
+    );
+  }
+  const key = parsePublicKey(type, base64);
+  const line = [user, type, base64, ...comment, rootCap].join(' ');
   const reparsed = parseAccountLine(line, validateCap);
   if (reparsed.kind !== 'account' || reparsed.account.kind !== 'key' || !reparsed.account.key.equals(key)) {
     throw new InvalidInputError('the key line would not read back as written');

@@ -103,9 +103,9 @@ export function parseAccountsFile(text: string, opts: ParseAccountsOptions = {})
   let validLines = 0;
 
   const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
+  for (const [i, text] of lines.entries()) {
     const lineNo = i + 1;
-    const result = parseAccountLine(lines[i]!, validateCap);
+    const result = parseAccountLine(text, validateCap);
     if (result.kind === 'blank') continue;
     if (result.kind === 'error') {
       errors.push({ line: lineNo, message: result.message });

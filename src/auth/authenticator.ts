@@ -1,12 +1,11 @@
 import type { Logger } from '../log.js';
-import type { HomeOpening } from '../homes/home-store.js';
-import type { HomeSource, Lookup, LookupRequest, UserRecord } from '../users/directory.js';
 import { isValidUserName } from './account-line.js';
 import type { Account } from './accounts-file.js';
 import { CryptVerifier, type ParsedCryptHash } from './crypt-hash.js';
 import { HashLimiter } from './hash-limiter.js';
 import { DEFAULT_SCRYPT_PARAMS, dummyPasswordHash, parsePasswordHash, verifyPassword, type ParsedPasswordHash } from './password-hash.js';
 import { keyFingerprint, keyMatches, verifySignature } from './ssh-key.js';
+import type { HomeOpening, HomeSource, Lookup, LookupRequest, UserRecord } from './user-lookup.js';
 
 interface LoginBase {
   user: string;

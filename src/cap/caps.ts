@@ -1,5 +1,6 @@
 import { TAG, taggedHash, signingKeyFromSeed, type SigningKey } from '../crypto/index.js';
 import { encodeBase32 } from './base32.js';
+import type { CapBase } from './cap-base.js';
 import type { SymlinkTarget } from './symlink.js';
 
 /**
@@ -17,19 +18,6 @@ export const CAP_PREFIX = 'CS1';
 export const LITERAL_MAX_BYTES = 64;
 /** Snapshot epochs are unsigned 64-bit, 0 excluded (docs/spec/snapshots.md). */
 export const MAX_EPOCH = 2n ** 64n - 1n;
-
-export interface CapBase {
-  readonly kind: string;
-  /** A directory (mutable, signed) rather than a file. */
-  readonly isDirectory: boolean;
-  /** Holding this cap allows changing the object. */
-  readonly isWritable: boolean;
-  /** Holding this cap allows reading the plaintext. */
-  readonly isReadable: boolean;
-  toString(): string;
-  /** The strongest cap that still reads but cannot write (itself if already read-only). */
-  readonly(): Cap;
-}
 
 export class DirectoryWriteCap implements CapBase {
   readonly kind = 'dir-write';

@@ -11,10 +11,10 @@ export {
   isDirectoryCap,
   storageIndexOf,
   type Cap,
-  type CapBase,
   type DirectoryCap,
   type FileCap,
 } from './caps.js';
+export type { CapBase } from './cap-base.js';
 export { parseCap, parseDirectoryCap, CapParseError, MAX_CAP_LENGTH } from './parse.js';
 export { encodeBase32, decodeBase32 } from './base32.js';
 export { SymlinkTarget, MAX_SYMLINK_TARGET_BYTES, isValidSymlinkTarget } from './symlink.js';

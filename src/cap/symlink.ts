@@ -1,4 +1,4 @@
-import type { CapBase } from './caps.js';
+import type { CapBase } from './cap-base.js';
 
 /** Longest link target, in bytes: Linux's PATH_MAX less its terminating NUL. */
 export const MAX_SYMLINK_TARGET_BYTES = 4095;

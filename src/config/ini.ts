@@ -51,10 +51,10 @@ export function parseIni(text: string, fileName = 'capstan.cfg'): IniDocument {
   const sections = new Map<string, IniSection>();
   let current: IniSection | undefined;
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
+  for (const [i, raw] of lines.entries()) {
     const lineNo = i + 1;
     const where = `${fileName} line ${lineNo}`;
-    const line = lines[i]!.trim();
+    const line = raw.trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
 
     if (line.startsWith('[')) {

@@ -8,6 +8,7 @@ import { SCHEMA, schemaEntries, type RawConfig, type SectionName } from './schem
 import { resolveDefender, resolveLimits, type DefenderConfig } from './security-schema.js';
 import type { Limits } from '../sftp/limits.js';
 import { resolveEvents, type EventsSettings } from './events-schema.js';
+import type { UserDirectorySettings } from '../users/index.js';
 import type { HostPort } from './types.js';
 
 /** The file inside a node directory that holds its configuration. */
@@ -74,24 +75,13 @@ export interface S3StorageConfig {
   cacheBytes: number;
 }
 
-/** [sftpd] users.*, resolved: times in ms, paths absolute. */
-export interface UsersConfig {
-  url: string;
-  format: 'localega' | 'aws-transfer';
-  auth: 'none' | 'basic' | 'bearer' | 'aws-sigv4';
-  credentialsFile: string;
-  awsServerId: string;
-  awsRegion: string;
-  timeoutMs: number;
-  cacheTtlMs: number;
-  negativeTtlMs: number;
-  maxLookups: number;
-}
+/** [sftpd] users.*, resolved (times in ms, paths absolute): the settings src/users opens a directory with. */
+export type UsersConfig = UserDirectorySettings;
 
 /** Where the directory slots live ([storage] slots.*). */
 export type SlotsConfig =
   | { backend: 'level' }
-  | { backend: 'postgres'; url?: string; passwordFile: string; schema: string; poolSize: number };
+  | { backend: 'postgres'; url?: string | undefined; passwordFile: string; schema: string; poolSize: number };
 
 /** Values given on the command line, which win over the file. */
 export interface ConfigOverrides {
@@ -166,7 +156,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
         storage['slots.backend'] === 'postgres'
           ? {
               backend: 'postgres',
-              ...(storage['slots.postgres.url'] !== undefined ? { url: storage['slots.postgres.url'] } : {}),
+              url: storage['slots.postgres.url'],
               passwordFile: inNode(storage['slots.postgres.password_file']),
               schema: storage['slots.postgres.schema'],
               poolSize: storage['slots.postgres.pool_size'],

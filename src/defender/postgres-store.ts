@@ -41,14 +41,14 @@ import { MAX_CLIENT_KEY_LENGTH, type BanEntry, type DefenderStore, type Versione
  * and the defender answers from its local view.
  */
 export interface PostgresDefenderStoreOptions {
-  url?: string;
-  password?: string;
+  url?: string | undefined;
+  password?: string | undefined;
   /** SQL schema: the slot store's. Default "public". */
   schema?: string;
   poolSize?: number;
   /** Default 2000: a defender that waits longer answers from its local view anyway. */
   statementTimeoutMs?: number;
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 export const DEFENDER_POOL_SIZE = 2;
@@ -107,8 +107,8 @@ export class PostgresDefenderStore implements DefenderStore {
     const schema = options.schema ?? 'public';
     const q = quoteSchema(schema);
     const connection = {
-      ...(options.url !== undefined ? { url: options.url } : {}),
-      ...(options.password !== undefined ? { password: options.password } : {}),
+      url: options.url,
+      password: options.password,
       poolSize: options.poolSize ?? DEFENDER_POOL_SIZE,
       connectTimeoutMs: 2_000,
       statementTimeoutMs: options.statementTimeoutMs ?? 2_000,

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { TAG, taggedHash, taggedHmac } from '../crypto/index.js';
 import { ConflictError, InvalidInputError, IntegrityError, type AbortOptions } from '../errors.js';
+import type { HomeOpening } from '../auth/user-lookup.js';
 import type { SlotStore } from '../store/slots/slot-store.js';
 import {
   deriveHomeKeys,
@@ -33,7 +34,7 @@ import {
 
 export type HomeLookup = { kind: 'absent' } | ({ seq: bigint } & HomeState);
 
-export type HomeOpening = { kind: 'live'; cap: string; created: boolean } | { kind: 'revoked'; since: Date };
+export type { HomeOpening } from '../auth/user-lookup.js';
 
 export interface ListedHome {
   name: string;

@@ -39,29 +39,23 @@ async function readPostgresPassword(file: string): Promise<string | undefined> {
 }
 
 /** Opens ([storage] slots.backend = postgres) the shared slot store, creating or migrating its schema. */
-export async function openPostgresSlots(slots: Extract<SlotsConfig, { backend: 'postgres' }>, logger?: Logger): Promise<PostgresSlotStore> {
-  const password = await readPostgresPassword(slots.passwordFile);
-  return PostgresSlotStore.open({
-    ...(slots.url !== undefined ? { url: slots.url } : {}),
-    ...(password !== undefined ? { password } : {}),
-    schema: slots.schema,
-    poolSize: slots.poolSize,
-    ...(logger ? { logger } : {}),
-  });
+export async function openPostgresSlots(slots: PostgresSlotsConfig, logger?: Logger): Promise<PostgresSlotStore> {
+  return PostgresSlotStore.open({ ...(await slotsDatabase(slots, logger)), poolSize: slots.poolSize });
+}
+
+type PostgresSlotsConfig = Extract<SlotsConfig, { backend: 'postgres' }>;
+
+/** The slots' database and schema (the password file read now): where the tables beside the slots live too. */
+async function slotsDatabase(
+  slots: PostgresSlotsConfig,
+  logger: Logger | undefined,
+): Promise<{ url: string | undefined; password: string | undefined; schema: string; logger: Logger | undefined }> {
+  return { url: slots.url, password: await readPostgresPassword(slots.passwordFile), schema: slots.schema, logger };
 }
 
 /** The object index several gateways share: tables beside the slots, in the same database and schema. */
-export async function openPostgresObjectIndex(
-  slots: Extract<SlotsConfig, { backend: 'postgres' }>,
-  logger?: Logger,
-): Promise<PostgresObjectIndex> {
-  const password = await readPostgresPassword(slots.passwordFile);
-  return PostgresObjectIndex.open({
-    ...(slots.url !== undefined ? { url: slots.url } : {}),
-    ...(password !== undefined ? { password } : {}),
-    schema: slots.schema,
-    ...(logger ? { logger } : {}),
-  });
+export async function openPostgresObjectIndex(slots: PostgresSlotsConfig, logger?: Logger): Promise<PostgresObjectIndex> {
+  return PostgresObjectIndex.open(await slotsDatabase(slots, logger));
 }
 
 /**
@@ -72,13 +66,7 @@ export async function openPostgresObjectIndex(
 export async function openDefenderStore(config: NodeConfig, logger?: Logger): Promise<DefenderStore> {
   const slots = config.storage.slots;
   if (slots.backend !== 'postgres') return LevelDefenderStore.open(config.defender.stateDir, { maxEntries: config.defender.maxEntries });
-  const password = await readPostgresPassword(slots.passwordFile);
-  return PostgresDefenderStore.open({
-    ...(slots.url !== undefined ? { url: slots.url } : {}),
-    ...(password !== undefined ? { password } : {}),
-    schema: slots.schema,
-    ...(logger ? { logger } : {}),
-  });
+  return PostgresDefenderStore.open(await slotsDatabase(slots, logger));
 }
 
 /**
@@ -93,13 +81,7 @@ export async function openUsageLedger(config: NodeConfig, options: { owner?: boo
     await mkdir(dirname(config.quota.usageFile), { recursive: true, mode: 0o700 });
     return UsageBook.open(config.quota.usageFile, options);
   }
-  const password = await readPostgresPassword(slots.passwordFile);
-  return PostgresUsageLedger.open({
-    ...(slots.url !== undefined ? { url: slots.url } : {}),
-    ...(password !== undefined ? { password } : {}),
-    schema: slots.schema,
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
+  return PostgresUsageLedger.open(await slotsDatabase(slots, options.logger));
 }
 
 /**

@@ -106,14 +106,16 @@ export async function checkCap(tree: Tree, chunks: ChunkStore, root: Cap, option
     const addresses = list.chunks;
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < addresses.length) {
+      for (;;) {
         const i = next++;
+        const address = addresses[i];
+        if (address === undefined) return;
         report.chunks++;
         try {
-          await checkChunk(addresses[i]!);
+          await checkChunk(address);
         } catch (err) {
           if (!isCapstanError(err)) throw err;
-          problem(path, classify(err), `chunk ${i + 1} of ${addresses.length} (${addresses[i]!.toString()})`);
+          problem(path, classify(err), `chunk ${i + 1} of ${addresses.length} (${address.toString()})`);
         }
         progress();
       }

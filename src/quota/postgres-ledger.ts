@@ -21,13 +21,13 @@ import type { Quota } from './quotas-file.js';
  * gateways send them.
  */
 export interface PostgresUsageLedgerOptions {
-  url?: string;
-  password?: string;
+  url?: string | undefined;
+  password?: string | undefined;
   /** SQL schema: the slot store's. Default "public". */
-  schema?: string;
-  poolSize?: number;
-  statementTimeoutMs?: number;
-  logger?: Logger;
+  schema?: string | undefined;
+  poolSize?: number | undefined;
+  statementTimeoutMs?: number | undefined;
+  logger?: Logger | undefined;
 }
 
 const COMPONENT = 'postgres quota usage';
@@ -75,8 +75,8 @@ export class PostgresUsageLedger implements UsageLedger {
   static async open(options: PostgresUsageLedgerOptions = {}): Promise<PostgresUsageLedger> {
     const schema = options.schema ?? 'public';
     const connection = {
-      ...(options.url !== undefined ? { url: options.url } : {}),
-      ...(options.password !== undefined ? { password: options.password } : {}),
+      url: options.url,
+      password: options.password,
       poolSize: options.poolSize ?? 4,
       connectTimeoutMs: 5_000,
       statementTimeoutMs: options.statementTimeoutMs ?? 10_000,

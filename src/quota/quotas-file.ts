@@ -26,23 +26,27 @@ export interface Quota {
 }
 
 export const MAX_QUOTAS_FILE_BYTES = 4 * 1024 * 1024;
-const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+/** Binary multiples, largest first: the suffixes parseSize takes and formatQuotaSize gives. */
+const UNITS = [
+  ['T', 2 ** 40],
+  ['G', 2 ** 30],
+  ['M', 2 ** 20],
+  ['K', 2 ** 10],
+] as const;
 
 /** `10G` → 10737418240. Throws InvalidInputError. */
 export function parseSize(text: string): number {
   const m = /^([0-9]{1,15})([KMGT]?)(?:i?B)?$/i.exec(text.trim());
   if (m === null) throw new InvalidInputError(`not a size (bytes, or a number with K, M, G or T): ${JSON.stringify(text)}`);
-  const n = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!;
+  const suffix = m[2]?.toUpperCase();
+  const n = Number(m[1]) * (UNITS.find(([unit]) => unit === suffix)?.[1] ?? 1);
   if (!Number.isSafeInteger(n)) throw new InvalidInputError('size too large');
   return n;
 }
 
 /** The shortest exact form: 10737418240 → `10G`. */
 export function formatQuotaSize(n: number): string {
-  for (const unit of ['T', 'G', 'M', 'K'] as const) {
-    const f = UNITS[unit.toLowerCase()]!;
-    if (n >= f && n % f === 0) return `${n / f}${unit}`;
-  }
+  for (const [unit, f] of UNITS) if (n >= f && n % f === 0) return `${n / f}${unit}`;
   return String(n);
 }
 

@@ -36,7 +36,7 @@ export interface ConnectionDeps {
   /** False once the server is closing: no new sessions. */
   accepting(): boolean;
   /** Where committed changes are reported (none: events off). */
-  events?: EventRecorder;
+  events?: EventRecorder | undefined;
   limits: Limits;
   counter: ConnectionCounter;
   defender: Defender | undefined;
@@ -166,7 +166,7 @@ export class GatewayConnection {
         createSpool: deps.createSpool,
         ...(deps.events !== undefined ? { events: deps.events, user } : {}),
       },
-      ...(deps.events !== undefined ? { events: deps.events } : {}),
+      events: deps.events,
     });
     this.#lastActivity = Date.now();
     this.#arm(deps.idleTimeoutMs); // replaces the login grace timer

@@ -58,7 +58,10 @@ export class UploadOverlay<T extends OverlayItem = OverlayItem> {
   /** Snapshot of the names being written in a directory, for readdir. */
   names(user: string, dir: DirectoryCap): Map<string, T> {
     const out = new Map<string, T>();
-    for (const [name, items] of this.#dirs.get(dirKey(user, dir)) ?? []) out.set(name, items[items.length - 1]!);
+    for (const [name, items] of this.#dirs.get(dirKey(user, dir)) ?? []) {
+      const latest = items.at(-1);
+      if (latest !== undefined) out.set(name, latest);
+    }
     return out;
   }
 

@@ -42,23 +42,24 @@ export function parsePath(raw: string): ParsedPath {
     if (part === '..') parts.pop();
     else parts.push(part);
   }
-  let uriCap: Cap | undefined;
+  let uri: { cap: Cap; text: string } | undefined;
   let names = parts;
-  if (parts.length >= 2 && parts[0] === URI_PREFIX && parts[1]!.startsWith(CAP_PREFIX + ':')) {
+  const [first, capText, ...rest] = parts;
+  if (first === URI_PREFIX && capText?.startsWith(CAP_PREFIX + ':')) {
     let cap: Cap;
     try {
-      cap = parseCap(parts[1]!);
+      cap = parseCap(capText);
     } catch {
       cap = new UnknownCap('');
     }
     // A malformed cap, or one of a kind this version cannot open, names nothing.
     if (cap instanceof UnknownCap) throw new NotFoundError('no such file');
-    uriCap = cap;
-    names = parts.slice(2);
+    uri = { cap, text: capText };
+    names = rest;
   }
   const components = names.map((name) => checkName(name));
-  const shown = uriCap !== undefined ? [URI_PREFIX, parts[1]!, ...components] : components;
-  return { uriCap, components, canonical: '/' + shown.join('/') };
+  const shown = uri !== undefined ? [URI_PREFIX, uri.text, ...components] : components;
+  return { uriCap: uri?.cap, components, canonical: '/' + shown.join('/') };
 }
 
 /** True if `inner` is `outer` or below it (same base), for refusing a move into itself. */

@@ -86,8 +86,9 @@ function fingerprint(publicBlob: Buffer): string {
 
 function hostKeyFingerprints(keys: (string | Buffer)[]): string[] {
   return keys.map((key) => {
-    let parsed = ssh2.utils.parseKey(key);
-    if (Array.isArray(parsed)) parsed = parsed[0]!;
+    const given = ssh2.utils.parseKey(key);
+    const parsed = Array.isArray(given) ? given[0] : given;
+    if (parsed === undefined) throw new Error('cannot parse host key: no key in it');
     if (parsed instanceof Error) throw new Error(`cannot parse host key: ${parsed.message}`);
     return fingerprint(parsed.getPublicSSH());
   });
@@ -121,7 +122,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     readOnly: opts.readOnly === true,
     snapshots: opts.snapshots !== false,
     accepting: () => accepting,
-    ...(opts.events !== undefined ? { events: opts.events } : {}),
+    events: opts.events,
     limits,
     counter,
     defender,

@@ -37,7 +37,7 @@ export interface UserTreeOptions {
   overlay: UploadOverlay<WriteHandle>;
   writeDeps: WriteHandleDeps;
   /** Where committed changes are reported (none: events off). */
-  events?: EventRecorder;
+  events?: EventRecorder | undefined;
   /** Show the root's snapshots under /.snapshots/ (a writable root only). */
   snapshots?: boolean;
 }

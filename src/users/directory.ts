@@ -1,5 +1,4 @@
-import type { ParsedCryptHash } from '../auth/crypt-hash.js';
-import type { ParsedKey } from '../auth/ssh-key.js';
+import type { Lookup, LookupRequest } from '../auth/user-lookup.js';
 
 /**
  * A central user directory: who a user is, looked up by name at login, with
@@ -14,39 +13,8 @@ import type { ParsedKey } from '../auth/ssh-key.js';
 
 export type DirectoryFormat = 'localega' | 'aws-transfer';
 
-/** Where a user's root comes from. */
-export type HomeSource =
-  /** A home created on first login and kept in the slot store under this name (a user name, or an AWS HomeDirectory). */
-  | { kind: 'home'; name: string }
-  /** The directory named a capstan directory cap: that is the root. */
-  | { kind: 'cap'; cap: string };
-
-export interface UserRecord {
-  user: string;
-  /** Keys OpenSSH would accept for this user; others were dropped (and logged) by the contract. */
-  keys: ParsedKey[];
-  /** The stored password hash, verified locally (LocalEGA). */
-  passwordHash?: ParsedCryptHash;
-  /** True when the directory itself checked the password sent with this lookup and accepted it (AWS Transfer). */
-  passwordAccepted?: boolean;
-  home: HomeSource;
-}
-
-export type Lookup =
-  | { kind: 'found'; record: UserRecord }
-  /** No such user (with a password-checking directory: or a wrong password; the contract cannot tell them apart). */
-  | { kind: 'absent' }
-  /** No answer worth believing: down, slow, refusing capstan's credentials, garbage. `reason` is safe to log. */
-  | { kind: 'unavailable'; reason: string };
-
-export interface LookupRequest {
-  user: string;
-  /** Sent only to directories that check passwords themselves (passwordChecking). */
-  password?: string | undefined;
-  /** The client's address, for contracts that pass it on (AWS Transfer's sourceIp). */
-  remoteAddress?: string | undefined;
-  signal?: AbortSignal | undefined;
-}
+// The lookup's shapes are the authenticator's (auth consults this seam; users implements it).
+export type { HomeSource, Lookup, LookupRequest, UserRecord } from '../auth/user-lookup.js';
 
 export interface UserDirectory {
   readonly format: DirectoryFormat;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyFingerprint, parseAccountsFile, verifyPassword } from '../../src/auth/index.js';
-import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, stopAllCli } from '../helpers/cli.js';
+import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, stopAllCli, cliAt } from '../helpers/cli.js';
 import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 
 const { utils } = ssh2;
@@ -12,11 +12,7 @@ let tmp: { dir: string; cleanup: () => Promise<void> };
 let node: string;
 let accountsFile: string;
 
-async function ok(args: string[], input?: string): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => node);
 
 async function writeKey(name: string): Promise<{ file: string; fingerprint: string }> {
   const pair = generateSshKeyPair('ed25519', { comment: `${name}@test` });

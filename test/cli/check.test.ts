@@ -4,17 +4,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DirectoryWriteCap, parseCap } from '../../src/cap/index.js';
 import { LevelSlotStore } from '../../src/store/index.js';
-import { makeTempDir, runCli, stopAllCli } from '../helpers/cli.js';
+import { makeTempDir, runCli, stopAllCli, cliAt } from '../helpers/cli.js';
 import { flipObjectByte, loseObject, packedObjects } from '../helpers/packs.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let node: string;
 
-async function ok(args: string[], input?: string): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => node);
 
 beforeAll(async () => {
   tmp = await makeTempDir();

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, runCliBinary, stopAllCli } from '../helpers/cli.js';
+import { makeTempDir, runCliBinary, stopAllCli, cliAt } from '../helpers/cli.js';
 import { agePackedObjects, packedObjects } from '../helpers/packs.js';
 
 /**
@@ -14,26 +14,12 @@ let tmp: { dir: string; cleanup: () => Promise<void> };
 let node: string;
 let root: string;
 
-async function ok(args: string[], input?: string | Buffer): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args[0]} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok, fails } = cliAt(() => node);
 
 async function bytesOf(capPath: string): Promise<Buffer> {
   const r = await runCliBinary(['-d', node, 'get', capPath, '-']);
   expect(r.code).toBe(0);
   return r.stdoutBytes;
-}
-
-/** A failing command: exit 1, one `capstan: …` line, and no cap in it. */
-async function fails(args: string[]): Promise<string> {
-  const r = await runCli(['-d', node, ...args]);
-  expect(r.code).toBe(1);
-  const line = oneErrorLine(r);
-  expect(line).not.toMatch(CAP_IN_TEXT);
-  expect(r.stdout).toBe('');
-  return line;
 }
 
 beforeAll(async () => {

@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CLI, makeTempDir, runCli, stopAllCli } from '../helpers/cli.js';
+import { CLI, cliAt, makeTempDir, runCli, stopAllCli } from '../helpers/cli.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { missing, sftpBatch, skipNotice, type RunResult, type Target } from '../helpers/openssh.js';
+import { missing, sftpBatch, skipNotice, type RunResult, type Target, sftpOk } from '../helpers/openssh.js';
 import { postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { Ssh2Sessions } from '../sftp/gateway-fixture.js';
 
@@ -57,19 +57,11 @@ describe.each(backends)('file exchange through OpenSSH sftp ($name)', (backend) 
     keyFile: cluster.keyFile,
   });
 
-  async function cli(args: string[]): Promise<string> {
-    const r = await runCli(['-d', node, ...args]);
-    if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-    return r.stdout;
-  }
+  const { ok: cli } = cliAt(() => node);
   async function sftp(user: string, commands: string[], g = 0): Promise<RunResult> {
     return sftpBatch(as(user, g), work, commands);
   }
-  async function ok(user: string, commands: string[], g = 0): Promise<string> {
-    const r = await sftp(user, commands, g);
-    if (r.code !== 0) throw new Error(`sftp as ${user} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-    return r.stdout;
-  }
+  const ok = (user: string, commands: string[], g = 0): Promise<string> => sftpOk(as(user, g), work, commands);
   const ls = async (user: string, dir: string, g = 0): Promise<string[]> => listed(await ok(user, [`ls -1 ${dir}`], g));
   async function local(name: string, content: Buffer | string): Promise<string> {
     await writeFile(path.join(work, name), content);

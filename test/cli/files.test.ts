@@ -2,17 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, oneErrorLine, runCli, runCliBinary, stopAllCli } from '../helpers/cli.js';
+import { makeTempDir, oneErrorLine, runCli, runCliBinary, stopAllCli, cliAt } from '../helpers/cli.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let node: string;
 let root: string;
 
-async function ok(args: string[], input?: string | Buffer): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args[0]} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => node);
 
 beforeAll(async () => {
   tmp = await makeTempDir();

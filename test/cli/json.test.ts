@@ -5,19 +5,14 @@ import { utils } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyFingerprint } from '../../src/auth/ssh-key.js';
 import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
-import { CAP_IN_TEXT, makeTempDir, REPO, runCli, stopAllCli } from '../helpers/cli.js';
+import { CAP_IN_TEXT, makeTempDir, REPO, runCli, stopAllCli, cliAt } from '../helpers/cli.js';
 import { loseObject, packedObjects } from '../helpers/packs.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let node: string;
 let root: string;
 
-async function ok(args: string[], input?: string | Buffer): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  expect(r.stderr).toBe('');
-  return r.stdout;
-}
+const { ok } = cliAt(() => node, { quiet: true });
 
 /** JSON Lines: every line one object. */
 function jsonLines(text: string): Record<string, unknown>[] {

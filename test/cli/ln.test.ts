@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, runCliBinary, stopAllCli } from '../helpers/cli.js';
+import { makeTempDir, runCliBinary, stopAllCli, cliAt } from '../helpers/cli.js';
 
 /**
  * `capstan ln` on a node with no gateway running (the embedded default,
@@ -14,21 +14,7 @@ let node: string;
 let alice: string;
 let bob: string;
 
-async function ok(args: string[], input?: string | Buffer): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args[0]} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
-
-/** A failing command: exit 1, one `capstan: …` line, and no cap in it. */
-async function fails(args: string[]): Promise<string> {
-  const r = await runCli(['-d', node, ...args]);
-  expect(r.code).toBe(1);
-  const line = oneErrorLine(r);
-  expect(line).not.toMatch(CAP_IN_TEXT);
-  expect(r.stdout).toBe('');
-  return line;
-}
+const { ok, fails } = cliAt(() => node);
 
 beforeAll(async () => {
   tmp = await makeTempDir();

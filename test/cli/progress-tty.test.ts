@@ -4,7 +4,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CAP_IN_TEXT, CLI, makeTempDir, runCli, stopAllCli } from '../helpers/cli.js';
+import { CAP_IN_TEXT, CLI, makeTempDir, runCli, stopAllCli, cliAt } from '../helpers/cli.js';
 import { missing, skipNotice } from '../helpers/openssh.js';
 
 /**
@@ -24,11 +24,7 @@ let otherNode: string;
 let otherRoot: string;
 const children = new Set<ChildProcess>();
 
-async function ok(args: string[], input?: string | Buffer): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args[0]} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => node);
 
 function track(child: ChildProcess): ChildProcess {
   children.add(child);

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, runCli, stopAllCli } from '../helpers/cli.js';
+import { makeTempDir, runCli, stopAllCli, cliAt } from '../helpers/cli.js';
 
 /** `capstan account add/set --quota --max-files --recount`, against a real node directory (dist build). */
 
@@ -9,11 +9,7 @@ let tmp: { dir: string; cleanup: () => Promise<void> };
 let node: string;
 let quotasFile: string;
 
-async function ok(args: string[], input?: string): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => node);
 
 beforeAll(async () => {
   tmp = await makeTempDir();

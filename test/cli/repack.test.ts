@@ -6,7 +6,7 @@ import { loadNodeConfig } from '../../src/cli/context.js';
 import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
 import { LevelSlotStore } from '../../src/store/slots/level.js';
 import { createTree } from '../../src/tree/index.js';
-import { makeTempDir, runCli, runCliBinary, startCli, stopAllCli } from '../helpers/cli.js';
+import { makeTempDir, runCliBinary, startCli, stopAllCli, cliAt } from '../helpers/cli.js';
 
 /**
  * `capstan repack` on a node an earlier version wrote (loose chunk files,
@@ -20,11 +20,7 @@ let node: string;
 let root: string;
 const files = new Map<string, Buffer>();
 
-async function ok(args: string[], input?: string): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args[0]} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => node);
 
 /** Files of the loose layouts under the fs store's root (its packs/ folder aside). */
 async function looseFiles(fsDir: string): Promise<string[]> {

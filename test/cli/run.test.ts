@@ -3,7 +3,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, startCli, stopAllCli, REPO, type CliProcess } from '../helpers/cli.js';
+import { CAP_IN_TEXT, makeTempDir, oneErrorLine, runCli, startCli, stopAllCli, REPO, type CliProcess, cliOk } from '../helpers/cli.js';
 import { bannerSent } from '../helpers/ssh-banner.js';
 import { waitFor } from '../helpers/wait.js';
 import { filterFromDocs, matchLine } from '../node/fail2ban.js';
@@ -20,12 +20,6 @@ afterEach(async () => {
 afterAll(async () => {
   await tmp.cleanup();
 });
-
-async function ok(node: string, args: string[], input?: string): Promise<string> {
-  const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
 
 async function setConfig(node: string, edit: (text: string) => string): Promise<void> {
   const file = path.join(node, 'capstan.cfg');
@@ -77,7 +71,7 @@ async function startRun(node: string, extra: string[] = []): Promise<{ proc: Cli
 describe('capstan run', () => {
   it('listens, serves CLI commands through its socket, health and metrics, and stops on SIGTERM', async () => {
     const node = path.join(tmp.dir, 'node');
-    await ok(node, ['init']);
+    await cliOk(node, ['init']);
     await setConfig(node, (t) => t.replace(/^listen =$/m, 'listen = 127.0.0.1:0'));
     const { proc, port } = await startRun(node);
     const httpLine = await proc.waitFor(/^capstan http on 127\.0\.0\.1:(\d+) \(\/healthz, \/metrics\)$/m);
@@ -85,18 +79,18 @@ describe('capstan run', () => {
     expect((await stat(path.join(node, 'private/slots.sock'))).mode & 0o777).toBe(0o600);
 
     // CLI commands on the same node while it runs: chunks shared, slots through the socket.
-    const root = (await ok(node, ['mkdir'])).trim();
-    await ok(node, ['put', '-', `${root}/notes.txt`], 'written while the gateway runs\n'.repeat(10));
-    expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
-    expect(await ok(node, ['get', `${root}/notes.txt`])).toBe('written while the gateway runs\n'.repeat(10));
-    expect(await ok(node, ['check', '--verify', root])).toMatch(/all well/);
-    const status = await ok(node, ['status']);
+    const root = (await cliOk(node, ['mkdir'])).trim();
+    await cliOk(node, ['put', '-', `${root}/notes.txt`], 'written while the gateway runs\n'.repeat(10));
+    expect(await cliOk(node, ['ls', root])).toBe('notes.txt\n');
+    expect(await cliOk(node, ['get', `${root}/notes.txt`])).toBe('written while the gateway runs\n'.repeat(10));
+    expect(await cliOk(node, ['check', '--verify', root])).toMatch(/all well/);
+    const status = await cliOk(node, ['status']);
     expect(status).toMatch(/^gateway\s+running/m);
     expect(status).toMatch(/^slot store\s+leveldb store\/slots: 1 directories, 0 homes$/m);
     expect(status).not.toMatch(CAP_IN_TEXT);
 
     // An account added while running is picked up without a restart.
-    await ok(node, ['account', 'add', 'carol', '--password-stdin', '--root', root], 's3cret-pw');
+    await cliOk(node, ['account', 'add', 'carol', '--password-stdin', '--root', root], 's3cret-pw');
     await waitFor(() => tryPasswordLogin(port, 'carol', 's3cret-pw'), { timeoutMs: 10_000, intervalMs: 250 });
     expect(await tryPasswordLogin(port, 'carol', 'wrong')).toBe(false);
 
@@ -134,16 +128,16 @@ describe('capstan run', () => {
     await expect(fetch(`${http}/healthz`)).rejects.toThrow();
 
     // Back to direct access once it is gone.
-    expect(await ok(node, ['status'])).toMatch(/^gateway\s+not running$/m);
-    expect(await ok(node, ['ls', root])).toBe('notes.txt\n');
+    expect(await cliOk(node, ['status'])).toMatch(/^gateway\s+not running$/m);
+    expect(await cliOk(node, ['ls', root])).toBe('notes.txt\n');
     // A dozen commands and a gateway; under load each process start takes seconds.
   }, 180_000);
 
   it('a ban survives a restart: scores and bans are kept in store/defender', async () => {
     const node = path.join(tmp.dir, 'node-bans');
-    await ok(node, ['init']);
+    await cliOk(node, ['init']);
     await setConfig(node, (t) => t.replace(/^threshold = 15$/m, 'threshold = 2').replace(/^failure_delay = 1000$/m, 'failure_delay = 0'));
-    await ok(node, ['account', 'add', 'dave', '--password-stdin'], 'right-pw\n');
+    await cliOk(node, ['account', 'add', 'dave', '--password-stdin'], 'right-pw\n');
     const first = await startRun(node);
     // One wrong password from 127.0.0.5, then a restart: the score is kept too.
     expect(await tryPasswordLogin(first.port, 'dave', 'wrong', '127.0.0.5')).toBe(false);
@@ -163,16 +157,16 @@ describe('capstan run', () => {
     expect(held.code).not.toBe(0);
     expect(oneErrorLine(held)).toMatch(/held by the running gateway: stop it first/);
     expect(await third.proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
-    expect(await ok(node, ['ban', 'list'])).toMatch(/^127\.0\.0\.5\t\d{4}-\d\d-\d\dT[\d:.]+Z\t1\n$/);
-    expect(await ok(node, ['ban', 'remove', '127.0.0.5'])).toBe('unbanned 127.0.0.5\n');
-    expect(await ok(node, ['ban', 'list'])).toBe('');
+    expect(await cliOk(node, ['ban', 'list'])).toMatch(/^127\.0\.0\.5\t\d{4}-\d\d-\d\dT[\d:.]+Z\t1\n$/);
+    expect(await cliOk(node, ['ban', 'remove', '127.0.0.5'])).toBe('unbanned 127.0.0.5\n');
+    expect(await cliOk(node, ['ban', 'list'])).toBe('');
     const fourth = await startRun(node);
     expect(await bannerSent(fourth.port, '127.0.0.1', '127.0.0.5')).toBe(true);
   }, 90_000);
 
   it('stops cleanly on SIGINT too, and refuses a second gateway on the same node', async () => {
     const node = path.join(tmp.dir, 'twice');
-    await ok(node, ['init']);
+    await cliOk(node, ['init']);
     const { proc } = await startRun(node);
     const second = await runCli(['run', '-d', node, '--listen', '127.0.0.1:0']);
     expect(second.code).toBe(1);
@@ -180,9 +174,27 @@ describe('capstan run', () => {
     expect(await proc.stop('SIGINT')).toEqual({ code: 0, signal: null });
   });
 
+  it('a SIGTERM while it starts is caught: the gateway stops cleanly once it is up, and the node opens again', async () => {
+    const node = path.join(tmp.dir, 'early-signal');
+    await cliOk(node, ['init']);
+    const proc = startCli(['run', '-d', node, '--listen', '127.0.0.1:0']);
+    // The first log line: written after the handlers are installed and before the gateway opens anything.
+    await proc.waitFor(/"event":"start"/, 'stdout');
+    expect(await proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    const events = proc.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { event?: string }).event);
+    expect(events).toContain('shutdown');
+    expect(events.at(-1)).toBe('stopped');
+    // Stopped cleanly: the node lock is free for the next gateway.
+    const { proc: again } = await startRun(node);
+    expect(await again.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+  });
+
   it('a bad config key stops it with one line naming the key', async () => {
     const node = path.join(tmp.dir, 'badcfg');
-    await ok(node, ['init']);
+    await cliOk(node, ['init']);
     await setConfig(node, (t) => t.replace(/^idle_timeout = 900$/m, 'idle_timeout = 900\nidle_timeot = 5'));
     const lineNo = (await readFile(path.join(node, 'capstan.cfg'), 'utf8')).split('\n').indexOf('idle_timeot = 5') + 1;
     const r = await runCli(['run', '-d', node]);
@@ -198,10 +210,10 @@ describe('capstan run', () => {
 
   it('a listen address already in use is one clear line', async () => {
     const node = path.join(tmp.dir, 'busyport');
-    await ok(node, ['init']);
+    await cliOk(node, ['init']);
     const first = await startRun(node);
     const other = path.join(tmp.dir, 'busyport2');
-    await ok(other, ['init']);
+    await cliOk(other, ['init']);
     const r = await runCli(['run', '-d', other, '--listen', `127.0.0.1:${first.port}`]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -281,9 +293,9 @@ describe('capstan demo', () => {
     expect(r.stdout).toContain('up.txt');
     // What SFTP wrote, the CLI reads, while the gateway runs.
     const node = path.join(home, '.capstan');
-    const rootLine = (await ok(node, ['account', 'list', '--show-caps'])).split('\n').find((l) => l.startsWith('sftpuser\troot\t'))!;
+    const rootLine = (await cliOk(node, ['account', 'list', '--show-caps'])).split('\n').find((l) => l.startsWith('sftpuser\troot\t'))!;
     const root = rootLine.split('\t')[2]!;
-    expect(await ok(node, ['get', `${root}/up.txt`])).toBe('uploaded with OpenSSH sftp\n');
+    expect(await cliOk(node, ['get', `${root}/up.txt`])).toBe('uploaded with OpenSSH sftp\n');
     expect(await proc.stop()).toEqual({ code: 0, signal: null });
   });
 
@@ -346,7 +358,7 @@ describe('capstan demo', () => {
     const proc = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env: { HOME: home, USER: 'keyuser' } });
     await proc.waitFor(/^added account keyuser, logging in with your key .*id_ed25519\.pub$/m);
     await proc.waitFor(/^ {2}sftp -P \d+ keyuser@127\.0\.0\.1$/m);
-    // The last start line: SIGTERM before it may find the demo still without its handler (see stopOnSignal).
+    // The last start line (a SIGTERM before it is caught too: startLogged installs the handlers first).
     await proc.waitFor(/^stop with Ctrl-C$/m);
     expect(proc.stderr).not.toMatch(/password/);
     expect(await proc.stop()).toEqual({ code: 0, signal: null });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, runCli, runCliBinary, startCli, stopAllCli } from '../helpers/cli.js';
+import { cliAt, makeTempDir, runCli, runCliBinary, startCli, stopAllCli } from '../helpers/cli.js';
 import { setConfig } from '../helpers/cluster.js';
 import { createBucket, startSwiftServer, stopSwiftServer, SWIFT_SKIP, type SwiftServer } from '../helpers/swift.js';
 
@@ -43,11 +43,7 @@ describe.skipIf(SWIFT_SKIP !== undefined)('a node on S3 with LevelDB slots', () 
     await tmp?.cleanup();
   });
 
-  const ok = async (args: string[], input?: string): Promise<string> => {
-    const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-    if (r.code !== 0) throw new Error(`capstan ${args[0]} failed (${r.code}): ${r.stderr}`);
-    return r.stdout;
-  };
+  const { ok } = cliAt(() => node);
 
   it('puts beside a running gateway through its packs, and reads everything back after it stops', async () => {
     const gateway = startCli(['run', '-d', node, '--listen', '127.0.0.1:0']);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DirectoryWriteCap, parseCap, SymlinkTarget } from '../../src/cap/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openNode } from '../../src/node/open.js';
-import { CAP_IN_TEXT, makeTempDir, REPO, runCli, runCliBinary, stopAllCli } from '../helpers/cli.js';
+import { CAP_IN_TEXT, makeTempDir, REPO, runCli, cliAt, runCliBinary, stopAllCli } from '../helpers/cli.js';
 
 /**
  * The CLI and symbolic links (made here through the tree, as a gateway
@@ -17,15 +17,8 @@ let node: string;
 let root: string;
 const content = randomBytes(150_000);
 
-async function cli(args: string[], input?: Buffer) {
-  return runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-}
-
-async function ok(args: string[], input?: Buffer): Promise<string> {
-  const r = await cli(args, input);
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const cli = (args: string[]) => runCli(['-d', node, ...args]);
+const { ok } = cliAt(() => node);
 
 beforeAll(async () => {
   tmp = await makeTempDir('capstan-cli-links-');

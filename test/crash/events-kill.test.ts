@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -8,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import type ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { call } from '../helpers/callback.js';
-import { CLI, CliProcess, makeTempDir, REPO, runCli } from '../helpers/cli.js';
+import { CLI, type CliProcess, cliOk, makeTempDir, startCli } from '../helpers/cli.js';
+import { setConfig } from '../helpers/cluster.js';
 import { freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { connectSsh2, makeUserKey, sftpOf } from '../sftp/gateway-fixture.js';
 
@@ -70,41 +70,14 @@ afterAll(async () => {
   await tmp.cleanup();
 });
 
-async function cli(node: string, args: string[]): Promise<string> {
-  const r = await runCli(['-d', node, ...args], { timeoutMs: 60_000 });
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
-
-async function setConfig(node: string, values: Record<string, string>): Promise<void> {
-  const file = path.join(node, 'capstan.cfg');
-  let text = await readFile(file, 'utf8');
-  for (const [key, value] of Object.entries(values)) {
-    const line = new RegExp(`^${key.replace(/\./g, '\\.')} =.*$`, 'm');
-    expect(text, key).toMatch(line);
-    text = text.replace(line, `${key} = ${value}`);
-  }
-  await writeFile(file, text);
-}
+const cli = (node: string, args: string[]): Promise<string> => cliOk(node, args, undefined, { timeoutMs: 60_000 });
 
 /** `capstan run`, with the fault preloaded when `kill` is given. */
 async function startGateway(node: string, kill?: { step: string; at: number }): Promise<{ proc: CliProcess; port: number }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, CAPSTAN_NODE_DIR: undefined };
-  delete env.CAPSTAN_NODE_DIR;
-  if (kill !== undefined) Object.assign(env, { CAPSTAN_TEST_KILL_STEP: kill.step, CAPSTAN_TEST_KILL_AT: String(kill.at) });
-  const child = spawn(process.execPath, ['--import', FAULTS, CLI, 'run', '-d', node, '--listen', '127.0.0.1:0'], {
-    cwd: REPO,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const proc = new CliProcess(child);
+  const env = kill === undefined ? {} : { CAPSTAN_TEST_KILL_STEP: kill.step, CAPSTAN_TEST_KILL_AT: String(kill.at) };
+  const proc = startCli(['run', '-d', node, '--listen', '127.0.0.1:0'], { env, nodeFlags: ['--import', FAULTS] });
   const m = await proc.waitFor(/^capstan listening on 127\.0\.0\.1:(\d+) /m, 'stderr', 60_000);
   return { proc, port: Number(m[1]) };
-}
-
-async function stopGateway(proc: CliProcess): Promise<void> {
-  if (proc.child.exitCode === null && proc.child.signalCode === null) process.kill(proc.pid, 'SIGKILL');
-  await proc.exited;
 }
 
 async function lstat(sftp: ssh2.SFTPWrapper, p: string): Promise<ssh2.Stats | undefined> {
@@ -186,7 +159,7 @@ async function runKills(node: string, keyFile: string): Promise<void> {
       }
     } finally {
       client.end();
-      await stopGateway(proc);
+      await proc.stop('SIGKILL');
     }
     expect(proc.child.signalCode).toBe('SIGKILL');
     if (cutOff !== undefined) {
@@ -204,7 +177,7 @@ async function runKills(node: string, keyFile: string): Promise<void> {
         });
       } finally {
         c2.end();
-        await stopGateway(again.proc);
+        await again.proc.stop('SIGKILL');
       }
     }
   }

@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
+import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess, cliAt } from '../helpers/cli.js';
 import { connectSsh2, makeUserKey, sftpOf } from '../sftp/gateway-fixture.js';
 import { call } from '../helpers/callback.js';
 
@@ -29,11 +29,7 @@ let node: string;
 let keyFile: string;
 let root: string;
 
-async function ok(args: string[], input?: string): Promise<string> {
-  const r = await runCli(['-d', node, ...args], { ...(input !== undefined ? { input } : {}), timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => node, { timeoutMs: 120_000 });
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -50,11 +46,6 @@ async function startGateway(): Promise<{ proc: CliProcess; port: number }> {
   const proc = startCli(['run', '-d', node, '--listen', '127.0.0.1:0']);
   const m = await proc.waitFor(/^capstan listening on 127\.0\.0\.1:(\d+) /m, 'stderr', 60_000);
   return { proc, port: Number(m[1]) };
-}
-
-async function kill(proc: CliProcess): Promise<void> {
-  if (proc.child.exitCode === null && proc.child.signalCode === null) process.kill(proc.pid, 'SIGKILL');
-  await proc.exited;
 }
 
 type Pending =
@@ -147,7 +138,7 @@ describe('SIGKILL during uploads, renames and mkdirs', () => {
             await new Promise((r) => setTimeout(r, collecting ? 500 + Math.random() * 2500 : 100 + Math.random() * 1400));
             expect((await readdir(path.join(node, 'spool'))).length).toBeGreaterThan(0);
             stop = true;
-            await kill(proc);
+            await proc.stop('SIGKILL');
             client.end();
             // ssh2's client leaves some requests unanswered when the connection drops: bound the wait.
             await Promise.race([Promise.all(running), new Promise((r) => setTimeout(r, 1_000))]);
@@ -161,7 +152,7 @@ describe('SIGKILL during uploads, renames and mkdirs', () => {
             client.end();
           }
         } finally {
-          await kill(proc);
+          await proc.stop('SIGKILL');
         }
       }
       expect(files.size).toBeGreaterThan(0);

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChunkAddress } from '../../src/store/chunks/chunk-store.js';
 import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
 import { LocalEngine } from '../../src/store/packs/local-engine.js';
-import { waitFor } from '../helpers/wait.js';
+import { runUntilKilled } from '../helpers/killed-writer.js';
 
 /**
  * `capstan repack` SIGKILLed at random points (test/crash/repack-writer.mjs)
@@ -39,29 +38,8 @@ afterAll(async () => {
 
 /** Runs the repacker; kills it `delayMs` after it is ready, unless it finished first. Answers whether it finished. */
 async function repackUntilKilled(delayMs: number): Promise<boolean> {
-  const child = spawn(process.execPath, [WRITER, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  try {
-    await waitFor(
-      () => {
-        if (out.includes('ready\n')) return true;
-        if (child.exitCode !== null) throw new Error(`repacker did not start: ${err}`);
-        return false;
-      },
-      { timeoutMs: 60_000, intervalMs: 25 },
-    );
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, delayMs)))]);
-    clearTimeout(timer);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
-    await exited;
-  }
-  if (child.exitCode !== null && child.exitCode !== 0) throw new Error(`repacker failed: ${err}`);
+  const { out, err, code } = await runUntilKilled(WRITER, [dir], { after: ['ready\n'], delayMs });
+  if (code !== null && code !== 0) throw new Error(`repacker failed: ${err}`);
   return out.includes('done\n');
 }
 

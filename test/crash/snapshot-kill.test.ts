@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalEngine } from '../../src/store/packs/local-engine.js';
+import { runUntilKilled } from '../helpers/killed-writer.js';
 
 /**
  * Slot history on the embedded default (docs/spec/snapshots.md), SIGKILLed
@@ -42,23 +42,8 @@ afterAll(async () => {
 });
 
 async function runAndKill(delayMs: number): Promise<AckedPin[]> {
-  const child = spawn(process.execPath, [WRITER, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  try {
-    // Kill only after a first acknowledged pin, so a slow start on a loaded machine still tests something.
-    for (let t = 0; !out.includes('\npin '); t++) {
-      if (child.exitCode !== null || t > 6000) throw new Error(`writer acknowledged no pin: ${err}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    await new Promise((r) => setTimeout(r, delayMs));
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
-    await exited;
-  }
+  // Killed only after a first acknowledged pin, so a slow start on a loaded machine still tests something.
+  const { out } = await runUntilKilled(WRITER, [dir], { after: ['ready\n', '\npin '], delayMs });
   const pins: AckedPin[] = [];
   for (const line of out.split('\n')) {
     const [kind, epoch, low, high, read] = line.split(' ');

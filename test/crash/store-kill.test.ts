@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsChunkStore, LevelSlotStore, parseAddress } from '../../src/store/index.js';
-import { waitFor } from '../helpers/wait.js';
+import { runUntilKilled } from '../helpers/killed-writer.js';
 
 /**
  * The fs chunk store and the LevelDB slot store, SIGKILLed at random points
@@ -34,26 +33,8 @@ afterAll(async () => {
 });
 
 async function runAndKill(delayMs: number): Promise<{ chunks: Map<string, string>; lastSeq: bigint }> {
-  const child = spawn(process.execPath, [WRITER, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  try {
-    const printed = (text: string, what: string) => () => {
-      if (out.includes(text)) return true;
-      if (child.exitCode !== null) throw new Error(`writer ${what}: ${err}`);
-      return false;
-    };
-    await waitFor(printed('ready\n', 'did not start'), { timeoutMs: 60_000, intervalMs: 25 });
-    // Kill only after a first acknowledged write, so a slow start on a loaded machine still tests something.
-    await waitFor(printed('\nslot ', 'acknowledged nothing'), { timeoutMs: 12_000, intervalMs: 5 });
-    await new Promise((r) => setTimeout(r, delayMs)); // the random moment of the kill
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
-    await exited;
-  }
+  // Killed only after a first acknowledged write, so a slow start on a loaded machine still tests something.
+  const { out } = await runUntilKilled(WRITER, [dir], { after: ['ready\n', '\nslot '], delayMs });
   const chunks = new Map<string, string>();
   let lastSeq = 0n;
   for (const line of out.split('\n')) {

@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type CliProcess, makeTempDir, runCli, startCli, stopAllCli } from '../helpers/cli.js';
+import { type CliProcess, makeTempDir, startCli, stopAllCli, cliAt } from '../helpers/cli.js';
 
 /**
  * CLI changes emit events (docs/spec/events.md, Changes made by the CLI):
@@ -30,11 +30,7 @@ let node: string;
 let root: string;
 const received: Received[] = [];
 
-async function ok(args: string[], input?: string): Promise<string> {
-  const r = await runCli(['-d', node, ...args], { ...(input !== undefined ? { input } : {}), timeoutMs: 60_000 });
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => node, { timeoutMs: 60_000 });
 
 beforeAll(async () => {
   tmp = await makeTempDir('capstan-cli-events-');

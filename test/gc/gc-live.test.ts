@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agePackedObjects } from '../helpers/packs.js';
-import { makeTempDir, runCli, runCliBinary, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
+import { makeTempDir, runCli, runCliBinary, startCli, stopAllCli, type CliProcess, cliAt } from '../helpers/cli.js';
 import { makeUserKey, Ssh2Sessions } from '../sftp/gateway-fixture.js';
 import { call } from '../helpers/callback.js';
 
@@ -32,11 +32,7 @@ let gateway: CliProcess;
 let port: number;
 const sessions = new Ssh2Sessions();
 
-async function ok(args: string[]): Promise<string> {
-  const r = await runCli(['-d', node, ...args], { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => node, { timeoutMs: 120_000 });
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 async function session(): Promise<ssh2.SFTPWrapper> {
   return (await sessions.open(port, 'alice', { privateKey: key })).sftp;

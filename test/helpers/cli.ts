@@ -21,10 +21,12 @@ export interface CliResult {
 }
 
 export interface CliOptions {
-  input?: string | Buffer;
+  input?: string | Buffer | undefined;
   env?: Record<string, string | undefined>;
   cwd?: string;
   timeoutMs?: number;
+  /** Flags for node itself, before the CLI's path (startCli only): `['--import', faults]`. */
+  nodeFlags?: string[];
 }
 
 const running = new Set<ChildProcess>();
@@ -149,7 +151,7 @@ export class CliProcess {
 }
 
 export function startCli(args: string[], options: CliOptions = {}): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), CLI, ...args], {
     cwd: options.cwd ?? REPO,
     env: cliEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -188,3 +190,44 @@ export function oneErrorLine(result: CliResult): string {
 
 /** Any capstan cap (CS1:KIND:...) in `text`. */
 export const CAP_IN_TEXT = /CS1:[A-Z-]+:[A-Za-z0-9]/;
+
+export interface CheckedCliOptions extends Omit<CliOptions, 'input'> {
+  /** stderr MUST be empty too (no warning, no progress line). */
+  quiet?: boolean;
+}
+
+/** `capstan -d node …args`, which MUST exit 0: its stdout; otherwise an error naming the command, with its stderr. */
+export async function cliOk(node: string, args: string[], input?: string | Buffer, options: CheckedCliOptions = {}): Promise<string> {
+  const r = await runCli(['-d', node, ...args], { ...options, input });
+  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  if (options.quiet === true && r.stderr !== '') throw new Error(`capstan ${args.join(' ')} wrote to stderr: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * `capstan -d node …args`, which MUST fail the way every CLI failure does:
+ * exit 1, nothing on stdout, one `capstan: …` line with no cap in it. Answers
+ * that line.
+ */
+export async function cliFails(node: string, args: string[], options: Omit<CliOptions, 'input'> = {}): Promise<string> {
+  const r = await runCli(['-d', node, ...args], options);
+  if (r.code !== 1) throw new Error(`capstan ${args.join(' ')}: expected exit 1, got ${r.code}: ${r.stderr}`);
+  if (r.stdout !== '') throw new Error(`capstan ${args.join(' ')} failed but wrote to stdout: ${r.stdout}`);
+  const line = oneErrorLine(r);
+  if (CAP_IN_TEXT.test(line)) throw new Error(`capstan ${args.join(' ')}: a cap in the error line`);
+  return line;
+}
+
+/**
+ * cliOk and cliFails as `ok` and `fails`, for a node directory that a
+ * beforeAll makes (hence read when each command runs).
+ */
+export function cliAt(
+  node: () => string,
+  options: CheckedCliOptions = {},
+): { ok: (args: string[], input?: string | Buffer) => Promise<string>; fails: (args: string[]) => Promise<string> } {
+  return {
+    ok: (args, input) => cliOk(node(), args, input, options),
+    fails: (args) => cliFails(node(), args, options),
+  };
+}

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { runCli, startCli, type CliProcess } from './cli.js';
+import { startCli, type CliProcess, cliOk } from './cli.js';
 import { freshSchema, type TestPostgres } from './postgres.js';
 
 /**
@@ -26,12 +26,6 @@ export interface Cluster {
   keyFile: string;
   /** alice's root write cap (every account's root). */
   root: string;
-}
-
-async function cli(node: string, args: string[]): Promise<string> {
-  const r = await runCli(['-d', node, ...args]);
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
 }
 
 /** Sets `key = value` lines that `capstan init` wrote with their defaults (each key once per file, or in `section`). */
@@ -69,7 +63,7 @@ export async function startCluster(
   const shared = path.join(dir, 'shared');
   await mkdir(path.join(shared, 'chunks'), { recursive: true });
   const nodes = Array.from({ length: options.gateways }, (_, i) => path.join(dir, `gw-${i}`));
-  for (const node of nodes) await cli(node, ['init']);
+  for (const node of nodes) await cliOk(node, ['init']);
   if (options.postgres !== undefined) {
     for (const k of ['ssh_host_ed25519_key', 'ssh_host_rsa_key']) await copyFile(path.join(nodes[0]!, 'private', k), path.join(shared, k));
     const dbUrl = new URL(options.postgres.url);
@@ -94,8 +88,8 @@ export async function startCluster(
   }
   const [first, ...others] = options.users;
   if (first === undefined) throw new Error('startCluster needs a user');
-  const root = (await cli(nodes[0]!, ['account', 'add', first, '--key', `${keyFile}.pub`])).trim();
-  for (const user of others) await cli(nodes[0]!, ['account', 'add', user, '--key', `${keyFile}.pub`, '--root', root]);
+  const root = (await cliOk(nodes[0]!, ['account', 'add', first, '--key', `${keyFile}.pub`])).trim();
+  for (const user of others) await cliOk(nodes[0]!, ['account', 'add', user, '--key', `${keyFile}.pub`, '--root', root]);
   const gateways = await Promise.all(nodes.map(startClusterGateway));
   return { gateways, keyFile, root };
 }

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { canConnect } from './wait.js';
 import { REPO } from './cli.js';
 import { missing } from './openssh.js';
+import { registerServerStop } from './server-stops.js';
 
 /**
  * A real HAProxy (Debian package haproxy) on loopback for tests, run in the
@@ -33,20 +35,11 @@ export async function haproxyConfigFromDocs(ports: Record<number, number>): Prom
   return block.replace(/\b\d{4,5}\b/g, (port) => String(ports[Number(port)] ?? port));
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 export class Haproxy {
   output = '';
   readonly #exited: Promise<void>;
+  /** #halt, registered with server-stops.ts as soon as the process is spawned (before it is waited for). */
+  readonly #stop = registerServerStop(() => this.#halt());
 
   private constructor(
     readonly child: ChildProcess,
@@ -66,9 +59,9 @@ export class Haproxy {
     const proxy = new Haproxy(spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] }), dir);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (proxy.child.exitCode !== null) {
-        await rm(dir, { recursive: true, force: true });
-        throw new Error(`haproxy exited (${proxy.child.exitCode}): ${proxy.output}`);
+      if (proxy.child.exitCode !== null || proxy.child.signalCode !== null) {
+        await proxy.stop();
+        throw new Error(`haproxy exited (${proxy.child.exitCode ?? proxy.child.signalCode}): ${proxy.output}`);
       }
       if (await canConnect(readyPort)) return proxy;
       if (Date.now() > deadline) {
@@ -93,8 +86,12 @@ export class Haproxy {
     return states;
   }
 
-  /** SIGTERM by pid, SIGKILL after `timeoutMs`; removes the temp dir. Safe to call twice. */
-  async stop(timeoutMs = 10_000): Promise<void> {
+  /** SIGTERM by pid, SIGKILL after 10 s; removes the temp dir. Safe to call twice. */
+  stop(): Promise<void> {
+    return this.#stop();
+  }
+
+  async #halt(timeoutMs = 10_000): Promise<void> {
     const { child } = this;
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
       process.kill(child.pid, 'SIGTERM');

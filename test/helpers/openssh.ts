@@ -154,6 +154,13 @@ export async function sftpBatch(
   return run(cmd, args, { cwd: workDir, env, timeoutMs });
 }
 
+/** sftpBatch that MUST succeed: its stdout; otherwise an error with sftp's output. */
+export async function sftpOk(t: Target, workDir: string, commands: string[]): Promise<string> {
+  const r = await sftpBatch(t, workDir, commands);
+  if (r.code !== 0) throw new Error(`sftp failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
 /** `scp` (SFTP protocol by default; pass '-O' for the legacy protocol). */
 export function scp(t: Target, args: string[], timeoutMs?: number): Promise<RunResult> {
   const [cmd, all, env] = withPassword(t, 'scp', [...SSH_OPTIONS, ...authOptions(t), '-P', String(t.port), ...args]);

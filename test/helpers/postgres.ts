@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { REPO } from './cli.js';
+import { registerServerStop } from './server-stops.js';
 
 /**
  * A private PostgreSQL for tests, started with scripts/postgres-server.sh in
@@ -58,8 +59,19 @@ export async function startPostgres(): Promise<TestPostgres> {
   const parent = await mkdtemp(path.join(tmpdir(), 'capstan-pg-'));
   await chmod(parent, 0o755);
   const dir = path.join(parent, 'pg');
-  let stopped = false;
   const script = (args: string[]) => run('bash', [SCRIPT, ...args], { timeout: 90_000 });
+  // Registered before the server is started (pg_ctl stops the postmaster by its pid file): should
+  // beforeAll time out while it starts, server-stops.ts stops it, and a start still under way then
+  // stops it again when it comes back.
+  let abandoned = false;
+  const halt = async (): Promise<void> => {
+    await script(['stop', dir]).catch(() => undefined);
+    await rm(parent, { recursive: true, force: true });
+  };
+  const stop = registerServerStop(async () => {
+    abandoned = true;
+    await halt();
+  });
   try {
     // The free port is picked before the server binds it, so another process
     // may take it in between: one retry on a new port.
@@ -67,22 +79,18 @@ export async function startPostgres(): Promise<TestPostgres> {
       await rm(path.join(dir, 'port'), { force: true });
       return script(['start', dir]);
     });
+    if (abandoned) throw new Error('PostgreSQL was stopped while it started');
     const url = stdout.trim().split('\n').pop()!;
     return {
       url,
       owned: true,
       pause: async () => void (await script(['stop', dir])),
       resume: async () => void (await script(['start', dir])),
-      stop: async () => {
-        if (stopped) return;
-        stopped = true;
-        await script(['stop', dir]).catch(() => undefined);
-        await rm(parent, { recursive: true, force: true });
-      },
+      stop,
     };
   } catch (err) {
-    await script(['stop', dir]).catch(() => undefined);
-    await rm(parent, { recursive: true, force: true });
+    if (abandoned) await halt();
+    else await stop();
     throw err;
   }
 }

@@ -1,9 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { canConnect } from './wait.js';
+import { registerServerStop } from './server-stops.js';
 
 /**
  * A throwaway RabbitMQ on loopback for tests: its own epmd on a free port
@@ -43,17 +45,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
@@ -72,6 +63,16 @@ async function stopChild(child: ChildProcess | undefined, timeoutMs = 20_000): P
 export class RabbitMq {
   #epmd: ChildProcess | undefined;
   #server: ChildProcess | undefined;
+  /** Set once stopped for good: a start still under way spawns nothing more. */
+  #abandoned = false;
+  /** stop(), registered with server-stops.ts before anything is spawned. */
+  readonly #stop = registerServerStop(async () => {
+    this.#abandoned = true;
+    await this.stopBroker();
+    await stopChild(this.#epmd, 5000);
+    this.#epmd = undefined;
+    await rm(this.dir, { recursive: true, force: true });
+  });
   log = '';
 
   private constructor(
@@ -92,6 +93,7 @@ export class RabbitMq {
     const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
     const mq = new RabbitMq(dir, port, distPort, epmdPort, `capstan_test_${process.pid}_${port}@localhost`);
     try {
+      if (mq.#abandoned) throw new Error('RabbitMQ was stopped while it started');
       mq.#epmd = spawn('epmd', ['-port', String(epmdPort)], { stdio: 'ignore' });
       for (let i = 0; i < 50 && !(await canConnect(epmdPort)); i++) await new Promise((r) => setTimeout(r, 100));
       await writeFile(path.join(dir, 'rabbitmq.conf'), 'loopback_users = none\n');
@@ -120,6 +122,7 @@ export class RabbitMq {
       RABBITMQ_ENABLED_PLUGINS_FILE: path.join(this.dir, 'enabled_plugins'),
       RABBITMQ_LOGS: '-',
     };
+    if (this.#abandoned) throw new Error('RabbitMQ was stopped while it started');
     const server = spawn(rabbitmqServerBinary()!, [], { env, cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.#server = server;
     const collect = (d: Buffer): void => {
@@ -141,11 +144,8 @@ export class RabbitMq {
     this.#server = undefined;
   }
 
-  /** Stops the broker and our epmd, and removes the temp dir. */
-  async stop(): Promise<void> {
-    await this.stopBroker();
-    await stopChild(this.#epmd, 5000);
-    this.#epmd = undefined;
-    await rm(this.dir, { recursive: true, force: true });
+  /** Stops the broker and our epmd, and removes the temp dir (once, however often it is called). */
+  stop(): Promise<void> {
+    return this.#stop();
   }
 }

@@ -5,12 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { startSwift, stopSwift, swiftUnavailable } from '../../scripts/swift-server.mjs';
 import { S3ChunkStore, type S3ChunkStoreOptions } from '../../src/store/chunks/s3/index.js';
 import { skipNotice } from './openssh.js';
+import { registerServerStop } from './server-stops.js';
 
 /**
  * A real OpenStack Swift (s3api + tempauth) on loopback, started by
  * scripts/swift-server.mjs. Tests call startSwiftServer() in beforeAll and
  * stopSwiftServer() in afterAll, which kills every process by pid even when
- * the tests failed. Without python3-swift and memcached the suites are
+ * the tests failed (and server-stops.ts does, should beforeAll time out
+ * while Swift starts). Without python3-swift and memcached the suites are
  * reported skipped with the reason.
  */
 export interface SwiftServer {
@@ -24,13 +26,23 @@ export interface SwiftServer {
 
 export const SWIFT_SKIP: string | undefined = skipNotice(swiftUnavailable() as string | undefined, 'S3 tests against Swift');
 
-/** `timeoutMs`: how long Swift may take to answer (default 30 s; a loaded machine needs more). */
+/** Each server's registered stop (server-stops.ts), so stopping it here also takes it off the list. */
+const stops = new WeakMap<SwiftServer, () => Promise<void>>();
+
+/**
+ * `timeoutMs`: how long Swift may take to answer (default 30 s; a loaded
+ * machine needs more). Its stop is registered before it is waited for.
+ */
 export async function startSwiftServer(options: { timeoutMs?: number } = {}): Promise<SwiftServer> {
-  return (await startSwift(options)) as SwiftServer;
+  let stop: (() => Promise<void>) | undefined;
+  const registerStop = (halt: () => Promise<void>) => (stop = registerServerStop(halt));
+  const server = (await startSwift({ ...options, registerStop })) as SwiftServer;
+  if (stop !== undefined) stops.set(server, stop);
+  return server;
 }
 
 export async function stopSwiftServer(server: SwiftServer | undefined): Promise<void> {
-  if (server) await stopSwift(server);
+  if (server) await (stops.get(server) ?? (() => stopSwift(server)))();
 }
 
 /** Store options for `server`, with a fresh key prefix so each store starts empty. */

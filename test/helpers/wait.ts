@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { vi } from 'vitest';
 
 export interface WaitOptions {
@@ -29,4 +30,16 @@ export async function waitFor<T>(
     }
     throw err;
   }
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now (a server's readiness, looked at once). */
+export function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }

@@ -5,7 +5,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CLI, makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
+import { CLI, cliOk, makeTempDir, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { Haproxy, haproxyConfigFromDocs, haproxyMissing } from '../helpers/haproxy.js';
 import { missing, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
 import { freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -57,12 +57,8 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
   const gateways: RunningGateway[] = [];
   let front: Target;
 
-  async function cli(node: string, args: string[], input?: string): Promise<string> {
-    // Generous: init makes an RSA key, slow on a loaded 2-core machine.
-    const r = await runCli(['-d', node, ...args], { timeoutMs: 120_000, ...(input !== undefined ? { input } : {}) });
-    if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-    return r.stdout;
-  }
+  // Generous: init makes an RSA key, slow on a loaded 2-core machine.
+  const cli = (node: string, args: string[]): Promise<string> => cliOk(node, args, undefined, { timeoutMs: 120_000 });
 
   async function start(g: Omit<RunningGateway, 'proc'>): Promise<RunningGateway> {
     const proc = startCli(['run', '-d', g.node, '--listen', `127.0.0.1:${g.sftpPort}`]);

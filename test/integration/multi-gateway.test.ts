@@ -5,7 +5,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CLI, makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
+import { CLI, makeTempDir, startCli, stopAllCli, type CliProcess, cliOk } from '../helpers/cli.js';
 import { must, rcloneOverSftp, resticLocal, resticOverSftp } from '../helpers/backup-tools.js';
 import { missing, peersOrSkip, requirePeers, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
 import { freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -95,12 +95,6 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
   const roots: string[] = [];
   const gateways: RunningGateway[] = [];
 
-  async function cli(node: string, args: string[], input?: string): Promise<string> {
-    const r = await runCli(['-d', node, ...args], input !== undefined ? { input } : {});
-    if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-    return r.stdout;
-  }
-
   async function startGateway(node: string): Promise<RunningGateway> {
     const proc = startCli(['run', '-d', node, '--listen', '127.0.0.1:0']);
     const sftp = await proc.waitFor(/^capstan listening on 127\.0\.0\.1:(\d+) /m, 'stderr', 30_000);
@@ -150,7 +144,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
 
     schema = freshSchema('multi');
     nodes = [path.join(tmp.dir, 'gw-a'), path.join(tmp.dir, 'gw-b')];
-    for (const node of nodes) await cli(node, ['init']);
+    for (const node of nodes) await cliOk(node, ['init']);
     // One identity for the pair: gateway a's host keys, copied to the shared place both read.
     for (const k of ['ssh_host_ed25519_key', 'ssh_host_rsa_key']) {
       await copyFile(path.join(nodes[0]!, 'private', k), path.join(shared, k));
@@ -185,10 +179,10 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
       await writeFile(file, text);
     }
     // The account (and its root directory, a slot in PostgreSQL) is made once, through gateway a's node.
-    roots.push((await cli(nodes[0]!, ['account', 'add', 'alice', '--key', `${keyFile}.pub`])).trim());
-    roots.push((await cli(nodes[0]!, ['account', 'add', 'bob', '--key', `${keyFile}.pub`])).trim());
+    roots.push((await cliOk(nodes[0]!, ['account', 'add', 'alice', '--key', `${keyFile}.pub`])).trim());
+    roots.push((await cliOk(nodes[0]!, ['account', 'add', 'bob', '--key', `${keyFile}.pub`])).trim());
     // carol has a byte quota, in each node's quotas file; her usage counters are shared in PostgreSQL.
-    await cli(nodes[0]!, ['account', 'add', 'carol', '--key', `${keyFile}.pub`]);
+    await cliOk(nodes[0]!, ['account', 'add', 'carol', '--key', `${keyFile}.pub`]);
     for (const node of nodes) await writeFile(path.join(node, 'private/quotas'), 'carol bytes=1M\n');
     await writeFile(path.join(work, 'rclone.conf'), '');
     gateways.push(...(await Promise.all(nodes.map(startGateway))));
@@ -225,7 +219,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
 
   /** A root's snapshots as `capstan snapshot list --json` prints them, asked through a node. */
   async function snapshotsOf(node: string, root: string): Promise<{ name: string; createdMs: number; cap: string }[]> {
-    return (await cli(node, ['snapshot', 'list', '--json', root]))
+    return (await cliOk(node, ['snapshot', 'list', '--json', root]))
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line));
@@ -233,7 +227,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
 
   /** Takes a snapshot of alice's root with the CLI on gateway a's node; its name under /.snapshots/. */
   async function snapshotAlice(): Promise<string> {
-    const cap = (await cli(nodes[0]!, ['snapshot', 'create', roots[0]!])).trim();
+    const cap = (await cliOk(nodes[0]!, ['snapshot', 'create', roots[0]!])).trim();
     const named = (await snapshotsOf(nodes[1]!, roots[0]!)).find((s) => s.cap === cap);
     expect(named, 'the new snapshot, listed through the other node').toBeDefined();
     return named!.name;
@@ -425,7 +419,7 @@ describe.each(chunkBackends)('several gateways on one chunk store ($name) and on
       }
     };
     expect(await counters()).toEqual({ bytes: 3 * 300 * 1024, files: 3 });
-    const recount = await cli(nodes[1]!, ['account', 'set', 'carol', '--recount']);
+    const recount = await cliOk(nodes[1]!, ['account', 'set', 'carol', '--recount']);
     expect(recount).toContain(`${3 * 300 * 1024} bytes in 3 files`);
   }, 120_000);
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { hash as bcryptHash } from '@node-rs/bcrypt';
 import { encrypt as shaCrypt } from 'unixcrypt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CLI, makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
+import { CLI, makeTempDir, runCli, startCli, stopAllCli, type CliProcess, cliOk } from '../helpers/cli.js';
 import { missing, sftpBatch, skipNotice, type RunResult, type Target } from '../helpers/openssh.js';
 import { freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { AwsIdentityProvider, CegaUsersServer } from '../helpers/user-directories.js';
@@ -34,16 +34,10 @@ interface Gateway {
   port: number;
 }
 
-async function cli(node: string, args: string[]): Promise<string> {
-  const r = await runCli(['-d', node, ...args]);
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
-
 /** A node made by `capstan init`, with capstan.cfg keys replaced (init writes every key with its default). */
 async function makeNode(name: string, settings: Record<string, string>): Promise<string> {
   const node = path.join(tmp.dir, name);
-  await cli(node, ['init']);
+  await cliOk(node, ['init']);
   const file = path.join(node, 'capstan.cfg');
   let text = await readFile(file, 'utf8');
   for (const [key, value] of Object.entries(settings)) {
@@ -156,7 +150,7 @@ describe.skipIf(unavailable !== undefined)('central user directories through Ope
       });
       await writeFile(path.join(node, 'private/users-credentials'), 'fega:testing\n', { mode: 0o600 });
       // A file account, to see file users unaffected by the directory's faults.
-      await cli(node, ['account', 'add', 'filey', '--key', `${jane.keyFile}.pub`]);
+      await cliOk(node, ['account', 'add', 'filey', '--key', `${jane.keyFile}.pub`]);
       g = await startGateway(node);
     }, 60_000);
 
@@ -183,7 +177,7 @@ describe.skipIf(unavailable !== undefined)('central user directories through Ope
       await vi.waitFor(() => expect(events(g, 'home_created').map((e) => e['user'])).toEqual(['john']));
       // The inbox's request: the name in the endpoint, basic auth for the gateway.
       expect(cega.requests).toContain('/username/john');
-      expect(await cli(g.node, ['account', 'show', 'john'])).toMatch(/^home\s+live since /m);
+      expect(await cliOk(g.node, ['account', 'show', 'john'])).toMatch(/^home\s+live since /m);
     });
 
     it('password logins: bcrypt and sha512-crypt hashes, checked locally; wrong passwords and plaintext hashes refused', async () => {
@@ -331,18 +325,18 @@ describe.skipIf(unavailable !== undefined)('central user directories through Ope
     }, 90_000);
 
     it('revoke and export an auto-created home from the command line', async () => {
-      const cap = (await cli(g.node, ['account', 'export', 'sam'])).trim();
+      const cap = (await cliOk(g.node, ['account', 'export', 'sam'])).trim();
       expect(cap).toMatch(/^CS1:DIR:/);
-      expect(await cli(g.node, ['account', 'export', '--all'])).toContain(`sam\t${cap}`);
-      expect(await cli(g.node, ['account', 'show', 'sam'])).not.toContain('CS1:');
-      await cli(g.node, ['account', 'revoke', 'sam']);
+      expect(await cliOk(g.node, ['account', 'export', '--all'])).toContain(`sam\t${cap}`);
+      expect(await cliOk(g.node, ['account', 'show', 'sam'])).not.toContain('CS1:');
+      await cliOk(g.node, ['account', 'revoke', 'sam']);
       expect((await sftp(g, { user: 'sam', password: 'sam secret' }, ['ls /'])).code).not.toBe(0);
       await vi.waitFor(() => expect(events(g, 'home_revoked').map((e) => e['user'])).toContain('sam'));
-      await cli(g.node, ['account', 'revoke', 'sam', '--new-home']);
+      await cliOk(g.node, ['account', 'revoke', 'sam', '--new-home']);
       expect(await names(g, { user: 'sam', password: 'sam secret' })).toEqual([]);
-      expect((await cli(g.node, ['account', 'export', 'sam'])).trim()).not.toBe(cap);
+      expect((await cliOk(g.node, ['account', 'export', 'sam'])).trim()).not.toBe(cap);
       // Quotas are keyed by user name, as for file users.
-      await cli(g.node, ['account', 'set', 'sam', '--quota', '1']);
+      await cliOk(g.node, ['account', 'set', 'sam', '--quota', '1']);
       await vi.waitFor(
         async () => {
           expect((await sftp(g, { user: 'sam', password: 'sam secret' }, ['put hello.txt /over.txt'])).code).not.toBe(0);
@@ -401,7 +395,7 @@ describe.skipIf(unavailable !== undefined)('central user directories through Ope
       expect(idp.requests).toContain(`/prod/servers/${idp.serverId}/users/kim/config`);
       expect(idp.queries.at(-1)?.get('protocol')).toBe('SFTP');
       expect(idp.queries.at(-1)?.get('sourceIp')).toBe('127.0.0.1');
-      expect(await cli(g.node, ['account', 'show', '/inbox/home/kim'])).toMatch(/^home\s+live since /m);
+      expect(await cliOk(g.node, ['account', 'show', '/inbox/home/kim'])).toMatch(/^home\s+live since /m);
     });
 
     it('password logins checked by the provider (bcrypt and sha512-crypt); users naming the same HomeDirectory share one root', async () => {
@@ -417,8 +411,8 @@ describe.skipIf(unavailable !== undefined)('central user directories through Ope
     it('LOGICAL with one "/" mapping, and a HomeDirectory that is a capstan directory cap used as the root itself', async () => {
       await sftpOk(g, { user: 'ned', password: 'ned secret' }, ['put hello.txt /ned.txt']);
       expect(await names(g, { user: 'ned', password: 'ned secret' })).toEqual(['ned.txt']);
-      const shared = (await cli(g.node, ['mkdir'])).trim();
-      await cli(g.node, ['put', path.join(work, 'hello.txt'), `${shared}/given.txt`]);
+      const shared = (await cliOk(g.node, ['mkdir'])).trim();
+      await cliOk(g.node, ['put', path.join(work, 'hello.txt'), `${shared}/given.txt`]);
       idp.users.set('oli', { passwordHash: await bcryptHash('oli secret', 10), homeDirectory: shared });
       expect(await names(g, { user: 'oli', password: 'oli secret' })).toEqual(['given.txt']);
       expect(events(g, 'home_created').map((e) => e['user'])).not.toContain('oli');

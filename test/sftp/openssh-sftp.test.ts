@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryCap } from '../../src/cap/index.js';
 import { SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
-import { missing, remote, scp, sftpBatch, skipNotice, ssh } from '../helpers/openssh.js';
+import { missing, remote, scp, sftpBatch, skipNotice, ssh, sftpOk } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
 
 /**
@@ -30,11 +30,7 @@ async function local(name: string, content: Buffer | string): Promise<string> {
   return name;
 }
 
-async function ok(commands: string[], target = gw.alice): Promise<string> {
-  const r = await sftpBatch(target, work, commands);
-  if (r.code !== 0) throw new Error(`sftp failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = (commands: string[], target = gw.alice): Promise<string> => sftpOk(target, work, commands);
 
 beforeAll(async () => {
   gw = await startGateway({ chunkSize: CHUNK });

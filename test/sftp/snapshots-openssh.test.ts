@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fuseUnavailable, missing, mountSshfs, remote, run, scp, sftpBatch, skipNotice } from '../helpers/openssh.js';
+import { fuseUnavailable, missing, mountSshfs, remote, run, scp, sftpBatch, skipNotice, sftpOk } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
 
 /**
@@ -23,11 +23,7 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const original = { top: randomBytes(50_000), deep: randomBytes(300_000) };
 let name: string;
 
-async function ok(commands: string[], target = gw.alice): Promise<string> {
-  const r = await sftpBatch(target, work, commands);
-  if (r.code !== 0) throw new Error(`sftp failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = (commands: string[], target = gw.alice): Promise<string> => sftpOk(target, work, commands);
 
 /** One refused command: sftp exits non-zero, says permission denied, and the next batch works. */
 async function refused(command: string): Promise<void> {

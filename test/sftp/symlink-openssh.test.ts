@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { missing, sftpBatch, skipNotice } from '../helpers/openssh.js';
+import { missing, sftpBatch, skipNotice, sftpOk } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
 
 /**
@@ -18,11 +18,7 @@ let gw: Gateway;
 let work: string;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-async function ok(commands: string[], target = gw.alice): Promise<string> {
-  const r = await sftpBatch(target, work, commands);
-  if (r.code !== 0) throw new Error(`sftp failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = (commands: string[], target = gw.alice): Promise<string> => sftpOk(target, work, commands);
 
 beforeAll(async () => {
   gw = await startGateway();

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { openNode, type OpenNode } from '../../src/node/open.js';
 import { parseAddress, type ChunkAddress } from '../../src/store/index.js';
 import { flipObjectByte, type PackedObject, packedObjects } from '../helpers/packs.js';
-import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
+import { makeTempDir, runCli, startCli, stopAllCli, type CliProcess, cliAt } from '../helpers/cli.js';
 import { makeUserKey, Ssh2Sessions } from './gateway-fixture.js';
 import { call, statusOf } from '../helpers/callback.js';
 
@@ -32,11 +32,7 @@ let port: number;
 const sessions = new Ssh2Sessions();
 const content = new Map<string, Buffer>();
 
-async function ok(args: string[], input?: string | Buffer): Promise<string> {
-  const r = await runCli(['-d', nodeDir, ...args], input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`capstan ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+const { ok } = cliAt(() => nodeDir);
 
 const readAll = (sftp: SFTPWrapper, p: string): Promise<Buffer> => call<Buffer>((cb) => sftp.readFile(p, cb));
 

@@ -12,7 +12,7 @@ import { openNode } from '../../node/open.js';
 import { readPublicKeyFile } from '../../node/secrets.js';
 import { NODE_DIR_ENV, nodeDirOf, parseListenOption, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
-import { httpLine, listeningLine, say, startLogged, stopOnSignal } from '../serve.js';
+import { httpLine, listeningLine, say, startLogged } from '../serve.js';
 import { existingRoot } from '../accounts.js';
 import { isRefusedName } from './account-add.js';
 
@@ -118,7 +118,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       }
     }
 
-    const { gateway, log } = await startLogged(config);
+    const { gateway, stopped } = await startLogged(config);
     say(listeningLine(gateway));
     const http = httpLine(gateway);
     if (http) say(http);
@@ -126,7 +126,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       for (const line of connectLines({ user, address: gateway.sftp.address, password, nodeDir, usedDefault: nodeDir === nodeDirOf({}) }))
         say(line);
     }
-    await stopOnSignal(gateway, log);
+    await stopped();
   },
 };
 

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { loadNodeConfig, parseListenOption, type GlobalArgs } from '../context.js';
-import { httpLine, listeningLine, say, startLogged, stopOnSignal } from '../serve.js';
+import { httpLine, listeningLine, say, startLogged } from '../serve.js';
 
 interface RunArgs extends GlobalArgs {
   listen?: string;
@@ -17,10 +17,10 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
   handler: async (args) => {
     const listen = parseListenOption(args.listen);
     const config = await loadNodeConfig(args, listen ? { sftpListen: listen } : {});
-    const { gateway, log } = await startLogged(config);
+    const { gateway, stopped } = await startLogged(config);
     say(listeningLine(gateway));
     const http = httpLine(gateway);
     if (http) say(http);
-    await stopOnSignal(gateway, log);
+    await stopped();
   },
 };

@@ -75,8 +75,8 @@ export class PostgresObjectIndex implements ObjectIndex {
   static async open(options: PostgresObjectIndexOptions = {}): Promise<PostgresObjectIndex> {
     const schema = options.schema ?? 'public';
     const connection = {
-      ...(options.url !== undefined ? { url: options.url } : {}),
-      ...(options.password !== undefined ? { password: options.password } : {}),
+      url: options.url,
+      password: options.password,
       poolSize: options.poolSize ?? INDEX_POOL_SIZE,
       connectTimeoutMs: 5_000,
       statementTimeoutMs: options.statementTimeoutMs ?? 15_000,
@@ -178,8 +178,9 @@ export class PostgresObjectIndex implements ObjectIndex {
         }
         if (isChunkAddress(cid)) yield decodeRow(cid, row);
       }
-      if (rows.length < PAGE) return;
-      after = rows[rows.length - 1]!.address;
+      const last = rows.at(-1);
+      if (last === undefined || rows.length < PAGE) return;
+      after = last.address;
     }
   }
 

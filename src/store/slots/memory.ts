@@ -104,8 +104,7 @@ export class MemorySlotStore implements SlotStore, SlotHistory {
     const current = this.slots.get(key);
     if (current !== undefined && current.epoch <= epoch) return copy(current);
     const kept = this.kept.get(key) ?? [];
-    for (let i = kept.length - 1; i >= 0; i--) if (kept[i]!.epoch <= epoch) return copy(kept[i]);
-    return undefined;
+    return copy(kept.findLast((entry) => entry.epoch <= epoch));
   }
 
   async close(): Promise<void> {}

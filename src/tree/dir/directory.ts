@@ -22,7 +22,7 @@ import { checkMetadata, makeEntry, patchMetadata, storeCap, viewEntry } from './
 import { DirectoryKeys } from './keys.js';
 import { nodeCount, type StoredEntry } from './node-format.js';
 import { encodeSlotRecord, verifySlotRecord, type SlotVersion } from './slot-record.js';
-import { walkAllNodes, walkBuckets } from './walk.js';
+import { walkVersion } from './walk.js';
 
 /** Pauses between compare-and-swap attempts: from about 1 ms, doubling, never over 200 ms (src/util/backoff.ts). */
 const SWAP_BACKOFF = { initialMs: 1, maxMs: 200 };
@@ -103,14 +103,14 @@ export class DirectoryHandle implements Directory {
 
   async *list(options: AbortOptions = {}): AsyncIterable<DirEntry> {
     const version = await this.readVersion(options);
-    for await (const { entries, nodeId } of walkBuckets(this.ctx, this.keys, version.root, options)) {
+    for await (const { entries, nodeId } of walkVersion(this.ctx, this.keys, version.root, { ...options, everyNode: false })) {
       for (const entry of entries) yield viewEntry(this.keys, entry, nodeId);
     }
   }
 
   async *nodes(options: AbortOptions = {}): AsyncIterable<DirectoryNodeView> {
     const version = await this.readVersion(options);
-    for await (const { entries, nodeId } of walkAllNodes(this.ctx, this.keys, version.root, options)) {
+    for await (const { entries, nodeId } of walkVersion(this.ctx, this.keys, version.root, { ...options, everyNode: true })) {
       yield { address: nodeId, entries: entries.map((entry) => viewEntry(this.keys, entry, nodeId)) };
     }
   }
@@ -246,7 +246,7 @@ export class DirectoryHandle implements Directory {
     if (await this.lookup(checked, options)) throw new AlreadyExistsError('entry exists');
     const child = await this.ctx.createDirectory(options);
     await options.beforeLink?.(child);
-    await this.link(checked, child, meta, { ...(options.signal !== undefined ? { signal: options.signal } : {}), overwrite: false });
+    await this.link(checked, child, meta, { signal: options.signal, overwrite: false });
     return child;
   }
 

@@ -5,37 +5,25 @@ import type { DirectoryKeys } from './keys.js';
 import type { DirNode, StoredEntry } from './node-format.js';
 
 /**
- * Every bucket of one directory version, depth first. Yields whole buckets,
- * not entries: each level of `yield*` delegation costs a promise hop per
- * item, which for 10,000 entries four levels deep was most of a listing.
+ * Every bucket of one directory version, depth first; with `everyNode`,
+ * every node of it, branches (with no entries) and empty buckets included
+ * (gc must mark each node blob). Yields whole buckets, not entries: each
+ * level of `yield*` delegation costs a promise hop per item, which for
+ * 10,000 entries four levels deep was most of a listing.
  *
  * Memory: the branch nodes on the current path plus, per branch, at most
  * NODE_IO_CONCURRENCY children fetched ahead (fetching one node at a time
  * would make a 10,000-entry listing wait for hundreds of sequential reads).
  * A consumer that stops early leaves at most those fetches to finish.
  */
-export async function* walkBuckets(
+export async function* walkVersion(
   ctx: DirectoryContext,
   keys: DirectoryKeys,
   root: ChunkAddress,
-  options: AbortOptions = {},
+  { everyNode, ...options }: AbortOptions & { everyNode: boolean },
 ): AsyncGenerator<{ entries: readonly StoredEntry[]; nodeId: string }> {
   const node = await loadNode(ctx, keys, root, undefined, options);
-  yield* walkNode(ctx, keys, node, root.toString(), options, false);
-}
-
-/**
- * Like walkBuckets, but yields every node of the version, branches (with no
- * entries) and empty buckets included: gc must mark each node blob.
- */
-export async function* walkAllNodes(
-  ctx: DirectoryContext,
-  keys: DirectoryKeys,
-  root: ChunkAddress,
-  options: AbortOptions = {},
-): AsyncGenerator<{ entries: readonly StoredEntry[]; nodeId: string }> {
-  const node = await loadNode(ctx, keys, root, undefined, options);
-  yield* walkNode(ctx, keys, node, root.toString(), options, true);
+  yield* walkNode(ctx, keys, node, root.toString(), options, everyNode);
 }
 
 async function* walkNode(
@@ -52,21 +40,23 @@ async function* walkNode(
     return;
   }
   if (everyNode) yield { entries: [], nodeId };
-  const children = node.children.filter((c) => c.address !== undefined);
+  const children = node.children.flatMap((c) => (c.address === undefined ? [] : [{ address: c.address, count: c.count }]));
   const pending: (Promise<DirNode> | undefined)[] = new Array(children.length);
-  const start = (i: number): void => {
-    if (i >= children.length || pending[i]) return;
-    const child = children[i]!;
-    const p = loadNode(ctx, keys, child.address!, child.count, options);
+  const load = (child: (typeof children)[number]): Promise<DirNode> => {
+    const p = loadNode(ctx, keys, child.address, child.count, options);
     // Awaited below in order; this only keeps a failure that arrives while
     // an earlier child is being consumed from counting as unhandled.
     p.catch(() => undefined);
-    pending[i] = p;
+    return p;
   };
-  for (let i = 0; i < children.length; i++) {
+  const start = (i: number): void => {
+    const child = children[i];
+    if (child !== undefined && !pending[i]) pending[i] = load(child);
+  };
+  for (const [i, ref] of children.entries()) {
     for (let j = i; j < i + NODE_IO_CONCURRENCY; j++) start(j);
-    const child = await pending[i]!;
+    const child = await (pending[i] ?? load(ref));
     pending[i] = undefined;
-    yield* walkNode(ctx, keys, child, children[i]!.address!.toString(), options, everyNode);
+    yield* walkNode(ctx, keys, child, ref.address.toString(), options, everyNode);
   }
 }

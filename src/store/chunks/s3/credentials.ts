@@ -143,7 +143,8 @@ export function parseS3Credentials(text: string, file = 's3-credentials'): S3Cre
     const token = section?.get('aws_session_token');
     return { accessKeyId: id, secretAccessKey: secret, ...(token ? { sessionToken: token } : {}) };
   }
-  if (lines.length !== 2)
+  const [accessKeyId, secretAccessKey, ...more] = lines;
+  if (accessKeyId === undefined || secretAccessKey === undefined || more.length > 0)
     throw new InvalidInputError(`${file}: want two lines (access key id, secret access key) or an INI [default] section`);
-  return { accessKeyId: lines[0]!, secretAccessKey: lines[1]! };
+  return { accessKeyId, secretAccessKey };
 }

@@ -8,9 +8,9 @@ export interface PostgresConnectionOptions {
    * Fields it leaves out come from the PG* environment variables, as with
    * psql (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD).
    */
-  url?: string;
+  url?: string | undefined;
   /** Used when the URL carries none (it wins over PGPASSWORD). */
-  password?: string;
+  password?: string | undefined;
   /** Connections in the pool. */
   poolSize: number;
   /** How long to wait for a connection (new or from the pool). */

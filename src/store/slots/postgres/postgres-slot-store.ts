@@ -20,9 +20,9 @@ export interface PostgresSlotStoreOptions {
    * Fields it leaves out come from the PG* environment variables, as with
    * psql (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD).
    */
-  url?: string;
+  url?: string | undefined;
   /** Used when the URL carries none (it wins over PGPASSWORD). */
-  password?: string;
+  password?: string | undefined;
   /** SQL schema holding the tables; several stores can share one database under different schemas. Default "public". */
   schema?: string;
   /** Connections in the pool, the bound on concurrent statements. Default 10. */
@@ -31,7 +31,7 @@ export interface PostgresSlotStoreOptions {
   connectTimeoutMs?: number;
   /** Client-side bound on one statement. Default 15000. */
   statementTimeoutMs?: number;
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 export const DEFAULT_POOL_SIZE = 10;
@@ -114,8 +114,8 @@ export class PostgresSlotStore implements SlotStore {
   static async open(options: PostgresSlotStoreOptions = {}): Promise<PostgresSlotStore> {
     const schema = options.schema ?? 'public';
     const connection = {
-      ...(options.url !== undefined ? { url: options.url } : {}),
-      ...(options.password !== undefined ? { password: options.password } : {}),
+      url: options.url,
+      password: options.password,
       poolSize: options.poolSize ?? DEFAULT_POOL_SIZE,
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
       statementTimeoutMs: options.statementTimeoutMs ?? 15_000,
@@ -185,8 +185,9 @@ export class PostgresSlotStore implements SlotStore {
         throwIfAborted(options.signal);
         yield new Uint8Array(row.storage_index);
       }
-      if (result.rows.length < LIST_PAGE) return;
-      after = result.rows[result.rows.length - 1]!.storage_index;
+      const last = result.rows.at(-1);
+      if (last === undefined || result.rows.length < LIST_PAGE) return;
+      after = last.storage_index;
     }
   }
 
@@ -268,8 +269,9 @@ export class PostgresSlotStore implements SlotStore {
         const pinRoot = new Uint8Array(row.root);
         yield { root: pinRoot, epoch: parseSeq(pinRoot, row.epoch), createdMs: Number(row.created_ms) };
       }
-      if (result.rows.length < LIST_PAGE) return;
-      after = result.rows[result.rows.length - 1]!.epoch;
+      const last = result.rows.at(-1);
+      if (last === undefined || result.rows.length < LIST_PAGE) return;
+      after = last.epoch;
     }
   }
 
