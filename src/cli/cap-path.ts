@@ -1,6 +1,4 @@
 import {
-  DirectoryReadCap,
-  DirectoryWriteCap,
   FileReadCap,
   FileVerifyCap,
   LiteralCap,

@@ -1,7 +1,5 @@
 import {
-  DirectoryReadCap,
   DirectoryVerifyCap,
-  DirectoryWriteCap,
   FileReadCap,
   FileVerifyCap,
   LiteralCap,

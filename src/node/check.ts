@@ -1,14 +1,4 @@
-import {
-  DirectoryReadCap,
-  DirectoryWriteCap,
-  FileReadCap,
-  FileVerifyCap,
-  LiteralCap,
-  SymlinkTarget,
-  type Cap,
-  type DirectoryCap,
-  isDirectoryCap,
-} from '../cap/index.js';
+import { FileReadCap, FileVerifyCap, LiteralCap, SymlinkTarget, type Cap, type DirectoryCap, isDirectoryCap } from '../cap/index.js';
 import { DirectoryRemovedError, IntegrityError, NotFoundError, isCapstanError } from '../errors.js';
 import type { ChunkAddress, ChunkStore } from '../store/index.js';
 import type { Tree } from '../tree/api.js';

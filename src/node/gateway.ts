@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { AccountServerClient, AccountsFile, createAuthenticator, type Authenticator } from '../auth/index.js';
 import { convergenceSecret } from '../crypto/convergence.js';
 import { Defender } from '../defender/index.js';

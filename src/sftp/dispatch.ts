@@ -1,8 +1,7 @@
 import type { DirectoryCap, FileCap } from '../cap/index.js';
 import { IsADirectoryError, NotADirectoryError, NotFoundError, PermissionError } from '../errors.js';
-import type { Logger } from '../log.js';
 import { extendedRequest, extensionWrites } from './extensions.js';
-import { DirHandle, type HandleTable, ReadHandle } from './handles.js';
+import { DirHandle, ReadHandle } from './handles.js';
 import { LIMITS, OPEN_FLAGS, STATUS } from './protocol/constants.js';
 import {
   attrsPacket,
@@ -15,12 +14,8 @@ import {
 } from './protocol/replies.js';
 import type { Path, Request, RequestOf, RequestType } from './protocol/requests.js';
 import type { WireAttrs } from './protocol/wire.js';
-import type { SessionQuota } from './quota-hooks.js';
-import type { GatewayStats } from './stats.js';
 import { mkdir, remove, rename, rmdir, setstat, setstatUpload, type AttrChange } from './tree-ops.js';
 import { readlink, realpath, symlink } from './symlink-ops.js';
-import type { UserTree } from './user-tree.js';
-import type { WriteHandle } from './write-handle.js';
 import type { SessionContext } from './session-context.js';
 
 export type { SessionContext } from './session-context.js';

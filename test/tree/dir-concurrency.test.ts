@@ -2,7 +2,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileReadCap } from '../../src/cap/index.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { ConflictError, type AbortOptions } from '../../src/errors.js';
-import { LevelSlotStore } from '../../src/store/slots/level.js';
 import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
 import { MemorySlotStore } from '../../src/store/slots/memory.js';
 import type { SlotEntry, SlotStore } from '../../src/store/slots/slot-store.js';

@@ -7,12 +7,11 @@ import {
   formatPasswordLine,
   hashPassword,
   isValidUserName,
-  listAccounts,
   MAX_PASSWORD_BYTES,
   withOptions,
 } from '../../auth/index.js';
 import type { NodeConfig } from '../../config/index.js';
-import { InvalidInputError, NotFoundError } from '../../errors.js';
+import { InvalidInputError } from '../../errors.js';
 import { loadNodeConfig, out, readStdinText, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
 import { applyQuota, existingAccount, quotaChange } from '../accounts.js';

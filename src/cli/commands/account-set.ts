@@ -4,7 +4,7 @@ import { isValidUserName, setAccountOptions, type AccountOptions } from '../../a
 import { parseDirectoryCap } from '../../cap/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { openUsageLedger } from '../../node/open.js';
-import { countTree, formatQuotaLine, parseSize, readQuotas, setQuotaLine, type Quota } from '../../quota/index.js';
+import { countTree } from '../../quota/index.js';
 import { loadNodeConfig, out, withNode, type GlobalArgs } from '../context.js';
 import { UsageError } from '../errors.js';
 import { applyQuota, existingRoot } from '../accounts.js';

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { DirectoryReadCap, DirectoryWriteCap, type Cap, isDirectoryCap } from '../../cap/index.js';
+import { type Cap, isDirectoryCap } from '../../cap/index.js';
 import { NotADirectoryError, NotFoundError, PermissionError } from '../../errors.js';
 import { holds } from '../../events/index.js';
 import { parseCapPath, asDirectoryCap } from '../cap-path.js';

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { DirectoryReadCap, DirectoryWriteCap, isDirectoryCap } from '../../cap/index.js';
+import { isDirectoryCap } from '../../cap/index.js';
 import { IsADirectoryError, NotFoundError } from '../../errors.js';
 import { holds, lacks } from '../../events/index.js';
 import { moveEntry } from '../../tree/index.js';

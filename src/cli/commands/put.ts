@@ -1,7 +1,7 @@
 import { createReadStream, fstatSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
-import { DirectoryReadCap, DirectoryWriteCap, isDirectoryCap } from '../../cap/index.js';
+import { isDirectoryCap } from '../../cap/index.js';
 import { IsADirectoryError, PermissionError } from '../../errors.js';
 import type { FileWriter } from '../../tree/api.js';
 import { holds } from '../../events/index.js';

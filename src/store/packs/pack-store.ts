@@ -13,7 +13,7 @@ import type {
   RepackResult,
 } from '../chunks/chunk-store.js';
 import { objectRecord } from './format.js';
-import { type IndexEntry, type ObjectIndex, sameLocation } from './index-store.js';
+import type { IndexEntry, ObjectIndex } from './index-store.js';
 import type { PackSink } from './sink.js';
 
 export interface PackChunkStoreOptions {
