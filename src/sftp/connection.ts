@@ -6,6 +6,7 @@ import { runChecksumCommand } from './checksum-exec.js';
 import type { Defender } from '../defender/index.js';
 import type { Tree } from '../tree/index.js';
 import type { Logger } from '../log.js';
+import type { MemoryBudget } from '../util/memory-budget.js';
 import type { ConnectionCounter, Limits, Release } from './limits.js';
 import type { UploadOverlay } from './overlay.js';
 import type { SftpByteStream } from './protocol/transport.js';
@@ -43,6 +44,8 @@ export interface ConnectionDeps {
   isKnownUser(user: string): boolean | undefined;
   authFailureDelayMs: number;
   quota?: import('../quota/index.js').QuotaGuard | undefined;
+  /** The gateway-wide memory budget every session draws from (none: per-session bounds only). */
+  memory?: MemoryBudget | undefined;
 }
 
 /**
@@ -180,6 +183,7 @@ export class GatewayConnection {
       stats,
       limits: this.#deps.limits,
       quota: this.#deps.quota,
+      memory: this.#deps.memory,
       // Sessions start only after a login; were there none, the safer reading is append-only.
       appendOnly: this.#login?.result.appendOnly ?? true,
       onActivity: () => this.#touch(),

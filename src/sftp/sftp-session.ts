@@ -1,5 +1,6 @@
 import { PermissionError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { MemoryBudget } from '../util/memory-budget.js';
 import type { QuotaGuard } from '../quota/index.js';
 import { AppendOnlyPolicy } from './append-only.js';
 import { HANDLERS, type Handler, type SessionContext } from './dispatch.js';
@@ -30,6 +31,12 @@ export interface SftpSessionOptions {
   appendOnly?: boolean | undefined;
   /** Per-session bounds (see limits.ts); defaults as there. */
   limits?: Pick<Limits, 'maxHandles' | 'maxPendingRequests' | 'maxPendingBytes' | 'maxOutputBacklog'> | undefined;
+  /**
+   * The gateway's memory budget (src/util/memory-budget.ts): queued WRITE
+   * bytes are charged to it, and while it is under pressure the session
+   * does not read its channel. None: only the per-session bounds.
+   */
+  memory?: MemoryBudget | undefined;
 }
 
 /**
@@ -49,6 +56,10 @@ export class SftpSession {
   readonly #appendOnly: AppendOnlyPolicy | undefined;
   #closed = false;
   #finished: Promise<void> | undefined;
+  /** Not reading because this session's own queue is full, or because the gateway's budget is under pressure. */
+  #queueFull = false;
+  #budgetPressured = false;
+  readonly #unwatchBudget: () => void;
 
   constructor(stream: SftpByteStream, opts: SftpSessionOptions) {
     this.#log = opts.logger;
@@ -67,8 +78,12 @@ export class SftpSession {
     };
     this.#scheduler = new RequestScheduler({
       ...(opts.limits !== undefined ? { highWaterBytes: opts.limits.maxPendingBytes, maxQueued: opts.limits.maxPendingRequests } : {}),
+      memory: opts.memory,
       onPressure: (paused) => {
-        this.#transport.setPaused(paused);
+        this.#queueFull = paused;
+        this.#updateReading();
+        // Only this session's own pressure feeds the connection's stall watch: a session held back by
+        // the gateway's budget is waiting for others, not failing to read its replies.
         opts.onPressure(paused);
       },
       onTaskError: (err) => this.#log.error({ err }, 'SFTP request handler threw'),
@@ -83,6 +98,17 @@ export class SftpSession {
         void this.close();
       },
     });
+    this.#budgetPressured = opts.memory?.pressured ?? false;
+    this.#unwatchBudget =
+      opts.memory?.watch((pressured) => {
+        this.#budgetPressured = pressured;
+        this.#updateReading();
+      }) ?? (() => {});
+    this.#updateReading();
+  }
+
+  #updateReading(): void {
+    this.#transport.setPaused(this.#queueFull || this.#budgetPressured);
   }
 
   /** Resolves when nothing is running (for a graceful shutdown). */
@@ -94,6 +120,7 @@ export class SftpSession {
   close(): Promise<void> {
     if (this.#finished) return this.#finished;
     this.#closed = true;
+    this.#unwatchBudget();
     this.#finished = (async () => {
       // Requests waiting for output room are let go (they see #closed and answer nothing).
       this.#transport.close();
@@ -167,6 +194,7 @@ export class SftpSession {
 
   async #release(handle: Handle): Promise<void> {
     if (handle.kind === 'dir') handle.close();
+    else if (handle.kind === 'read') handle.reader.close?.();
     else if (handle.kind === 'write') {
       this.#ctx.view.forget(handle);
       await handle.abandon();
