@@ -205,7 +205,7 @@ export class GatewayConnection {
     if (paused) this.#pressured.add(session);
     else this.#pressured.delete(session);
     if (before === 0 && this.#pressured.size > 0)
-      this.#log.debug({ event: 'throttled' }, 'too many requests pending; not reading the client for now');
+      this.#log.debug({ event: 'throttled' }, 'the client is not keeping up (too many requests pending, or its replies unread)');
     // The session itself stopped reading its channel, which closes the client's SSH window for that
     // channel only; the connection keeps being read (other sessions, keepalives, the client's close).
     if (this.#pressured.size > 0) {

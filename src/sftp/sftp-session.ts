@@ -23,7 +23,12 @@ export interface SftpSessionOptions {
   stats: GatewayStats;
   /** Called when a request arrives and when one finishes: the connection's idle timer. */
   onActivity(): void;
-  /** The session stopped (true) or resumed (false) reading its requests, because too many are queued. */
+  /**
+   * The session is held back by its own client (true) or no longer (false):
+   * too many of its requests are queued, or a request waits for the client
+   * to read its replies. The connection's stall watch (a session held back
+   * by the gateway's memory budget is not: it waits for others).
+   */
   onPressure(paused: boolean): void;
   /** Quota checks and usage deltas (src/quota/guard.ts states the exact semantics); none: no quotas. */
   quota?: QuotaGuard | undefined;
@@ -59,6 +64,10 @@ export class SftpSession {
   /** Not reading because this session's own queue is full, or because the gateway's budget is under pressure. */
   #queueFull = false;
   #budgetPressured = false;
+  /** Requests waiting for the client to read replies; they hold their queued bytes, of the budget too. */
+  #waitingForClient = 0;
+  readonly #onStall: (stalled: boolean) => void;
+  #stalled = false;
   readonly #unwatchBudget: () => void;
 
   constructor(stream: SftpByteStream, opts: SftpSessionOptions) {
@@ -82,9 +91,7 @@ export class SftpSession {
       onPressure: (paused) => {
         this.#queueFull = paused;
         this.#updateReading();
-        // Only this session's own pressure feeds the connection's stall watch: a session held back by
-        // the gateway's budget is waiting for others, not failing to read its replies.
-        opts.onPressure(paused);
+        this.#updateStall();
       },
       onTaskError: (err) => this.#log.error({ err }, 'SFTP request handler threw'),
     });
@@ -98,6 +105,7 @@ export class SftpSession {
         void this.close();
       },
     });
+    this.#onStall = opts.onPressure;
     this.#budgetPressured = opts.memory?.pressured ?? false;
     this.#unwatchBudget =
       opts.memory?.watch((pressured) => {
@@ -109,6 +117,20 @@ export class SftpSession {
 
   #updateReading(): void {
     this.#transport.setPaused(this.#queueFull || this.#budgetPressured);
+  }
+
+  /**
+   * Only what this session's own client causes feeds the connection's stall
+   * watch. A request waiting for the client to read its replies counts even
+   * when the queue is not full: its bytes are held in the gateway's budget,
+   * and a client that never reads would otherwise keep every session paused
+   * until idle_timeout.
+   */
+  #updateStall(): void {
+    const stalled = this.#queueFull || this.#waitingForClient > 0;
+    if (stalled === this.#stalled) return;
+    this.#stalled = stalled;
+    this.#onStall(stalled);
   }
 
   /** Resolves when nothing is running (for a graceful shutdown). */
@@ -147,7 +169,16 @@ export class SftpSession {
           // Every reply waits for room, not only READ data: a client sending thousands of STATs
           // without reading the answers would otherwise grow the output without bound. Waiting
           // here keeps requests queued, and the queue's bound then stops reading the channel.
-          await this.#transport.roomFor(this.#maxOutput);
+          if (!this.#transport.hasRoomFor(this.#maxOutput)) {
+            this.#waitingForClient++;
+            this.#updateStall();
+            try {
+              await this.#transport.roomFor(this.#maxOutput);
+            } finally {
+              this.#waitingForClient--;
+              this.#updateStall();
+            }
+          }
           if (this.#closed) return;
           if (refused) throw new PermissionError('read-only session');
           // Checked here, as the request runs alone (writing requests are never shared), so no
