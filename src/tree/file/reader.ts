@@ -110,8 +110,10 @@ export class LiteralFileReader implements FileReader {
  * (stream()'s consumers are the gateway's own: copies, checksums). When the
  * budget refuses, the reader simply does not fetch ahead. read()'s chunk
  * ahead waits for the client's next READ, and under pressure the client is
- * not read: so it is not taken under pressure, and when pressure starts it
- * is dropped (fetched again if asked for), or the budget could wait for it.
+ * not read: so it is taken only below the pressure mark and dropped when
+ * pressure starts (fetched again if asked for), or the budget could wait
+ * for a client it stopped reading. The same rule makes a reader dropped
+ * without close() harmless: what it holds goes back at the next pressure.
  */
 export class ChunkedFileReader implements FileReader {
   /** LRU by Map insertion order: index → decrypted chunk (promise, so concurrent readers share one fetch). */
@@ -119,6 +121,8 @@ export class ChunkedFileReader implements FileReader {
   #lastReadEnd = -1;
   /** Chunks fetched ahead that hold budget bytes (index → bytes), until read, dropped or failed. */
   readonly #ahead = new Map<number, number>();
+  /** While #ahead holds anything: stops watching the budget's pressure. */
+  #unwatch: (() => void) | undefined;
 
   constructor(
     private readonly store: ChunkStore,
@@ -128,9 +132,6 @@ export class ChunkedFileReader implements FileReader {
     private readonly sums: Checksums,
     private readonly memory?: MemoryBudget | undefined,
   ) {}
-
-  /** While #ahead holds anything: stops watching the budget's pressure. */
-  #unwatch: (() => void) | undefined;
 
   close(): void {
     for (const index of [...this.#ahead.keys()]) this.#giveBack(index);
