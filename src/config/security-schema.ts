@@ -133,6 +133,11 @@ export const LIMITS_KEYS = {
     formatSize(L.maxOutputBacklog),
     'Reply bytes a client has not read yet past which its session starts no further request.',
   ),
+  memory_budget: key(
+    sizeType(4 * 1024 * 1024, 64 * 1024 * 1024 * 1024),
+    formatSize(L.memoryBudget),
+    'Memory for the whole gateway, every session together: queued WRITE data, the chunks uploads seal and store beyond their first one, and what downloads fetch ahead. When half is used the gateway stops reading every client until a quarter is left (docs/operations.md, Memory).',
+  ),
   stall_timeout: key(
     intType(1, 86_400, 'seconds'),
     seconds(L.stallTimeoutMs),
@@ -191,6 +196,7 @@ export function resolveLimits(raw: Section<typeof LIMITS_KEYS>): Limits {
     maxPendingRequests: raw.max_pending_requests,
     maxPendingBytes: raw.max_pending_bytes,
     maxOutputBacklog: raw.max_output_backlog,
+    memoryBudget: raw.memory_budget,
     stallTimeoutMs: raw.stall_timeout * 1000,
   };
 }

@@ -1,6 +1,7 @@
 import type { GatewayStats } from '../sftp/stats.js';
 import { MEASURED_OPERATIONS, type MeasuredChunkStore } from '../store/chunks/measured.js';
 import type { DirectoryUpdate } from '../tree/index.js';
+import type { MemoryBudget } from '../util/memory-budget.js';
 import { Histogram, MetricsText } from '../util/metrics.js';
 
 /** Compare-and-swaps per directory update: 1 is no conflict; the tree gives up at 256. */
@@ -29,6 +30,7 @@ export function renderGatewayMetrics(
   chunks: MeasuredChunkStore,
   startedAtMs: number,
   contention?: DirectoryContention,
+  memory?: MemoryBudget,
 ): string {
   const m = new MetricsText();
   m.family('capstan_up', 'gauge', 'Always 1 while the gateway serves metrics.').sample('capstan_up', 1);
@@ -73,5 +75,36 @@ export function renderGatewayMetrics(
       contention.gaveUp,
     );
   }
+  if (memory !== undefined) renderMemoryBudget(m, memory);
   return m.toString();
+}
+
+/** The gateway-wide memory budget ([limits] memory_budget): its bound, its use now and at most, and its pressure. */
+function renderMemoryBudget(m: MetricsText, memory: MemoryBudget): void {
+  m.family('capstan_memory_budget_bytes', 'gauge', 'The gateway-wide memory budget ([limits] memory_budget).').sample(
+    'capstan_memory_budget_bytes',
+    memory.limit,
+  );
+  m.family(
+    'capstan_memory_budget_used_bytes',
+    'gauge',
+    'Bytes of the memory budget held now (queued WRITE data, chunks beyond the first).',
+  ).sample('capstan_memory_budget_used_bytes', memory.used);
+  m.family('capstan_memory_budget_high_water_bytes', 'gauge', 'The most bytes of the memory budget ever held at once since start.').sample(
+    'capstan_memory_budget_high_water_bytes',
+    memory.highWater,
+  );
+  m.family('capstan_memory_budget_pressured', 'gauge', '1 while the budget is used up and no client is read, else 0.').sample(
+    'capstan_memory_budget_pressured',
+    memory.pressured ? 1 : 0,
+  );
+  m.family('capstan_memory_budget_pressure_total', 'counter', 'Times the budget was used up and every client stopped being read.').sample(
+    'capstan_memory_budget_pressure_total',
+    memory.pressureEpisodes,
+  );
+  m.family(
+    'capstan_memory_budget_refused_total',
+    'counter',
+    'Chunks not sealed ahead or read ahead because the budget had no room.',
+  ).sample('capstan_memory_budget_refused_total', memory.refused);
 }

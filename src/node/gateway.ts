@@ -18,6 +18,7 @@ import { DirectoryContention, renderGatewayMetrics } from './gateway-metrics.js'
 import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SLOT_WATERMARKS_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from '../store/chunks/measured.js';
+import { MemoryBudget } from '../util/memory-budget.js';
 import { MetricsText } from '../util/metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
 import { openGatewayStores } from './stores.js';
@@ -103,6 +104,9 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
       closers.add('node socket', () => socket.close());
     }
     const contention = new DirectoryContention();
+    // One for the whole gateway: every session's queued WRITE bytes, and the chunks uploads and
+    // downloads hold beyond their guaranteed minimum, draw from it (src/util/memory-budget.ts).
+    const memory = new MemoryBudget(config.limits.memoryBudget);
     const watermarks = await FileSlotWatermarks.open(nodePath(config.nodeDir, SLOT_WATERMARKS_FILE), log);
     closers.add('slot watermarks', () => watermarks.close());
     const tree: Tree = createTree({
@@ -110,6 +114,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
       slots,
       chunkSize: config.storage.chunkSize,
       checksums: config.storage.checksums,
+      memory,
       watermarks,
       onDirectoryUpdate: (u) => {
         contention.observe(u);
@@ -210,6 +215,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         stats,
         ...(config.sftpd.idleTimeoutSeconds > 0 ? { idleTimeoutMs: config.sftpd.idleTimeoutSeconds * 1000 } : {}),
         limits: config.limits,
+        memory,
         snapshots: config.snapshots.browse,
         proxyProtocolFrom: config.sftpd.proxyProtocolFrom,
         quota,
@@ -234,7 +240,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
           { name: 'slot store', run: (signal) => slots.get(PROBE_STORAGE_INDEX, { signal }) },
         ],
         metrics: () =>
-          renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt, contention) +
+          renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt, contention, memory) +
           renderEventMetrics(events) +
           processMetrics.render(),
       });

@@ -6,6 +6,7 @@ import { runChecksumCommand } from './checksum-exec.js';
 import type { Defender } from '../defender/index.js';
 import type { Tree } from '../tree/index.js';
 import type { Logger } from '../log.js';
+import type { MemoryBudget } from '../util/memory-budget.js';
 import type { ConnectionCounter, Limits, Release } from './limits.js';
 import type { UploadOverlay } from './overlay.js';
 import type { SftpByteStream } from './protocol/transport.js';
@@ -43,6 +44,8 @@ export interface ConnectionDeps {
   isKnownUser(user: string): boolean | undefined;
   authFailureDelayMs: number;
   quota?: import('../quota/index.js').QuotaGuard | undefined;
+  /** The gateway-wide memory budget every session draws from (none: per-session bounds only). */
+  memory?: MemoryBudget | undefined;
 }
 
 /**
@@ -180,6 +183,7 @@ export class GatewayConnection {
       stats,
       limits: this.#deps.limits,
       quota: this.#deps.quota,
+      memory: this.#deps.memory,
       // Sessions start only after a login; were there none, the safer reading is append-only.
       appendOnly: this.#login?.result.appendOnly ?? true,
       onActivity: () => this.#touch(),
@@ -201,7 +205,7 @@ export class GatewayConnection {
     if (paused) this.#pressured.add(session);
     else this.#pressured.delete(session);
     if (before === 0 && this.#pressured.size > 0)
-      this.#log.debug({ event: 'throttled' }, 'too many requests pending; not reading the client for now');
+      this.#log.debug({ event: 'throttled' }, 'the client is not keeping up (too many requests pending, or its replies unread)');
     // The session itself stopped reading its channel, which closes the client's SSH window for that
     // channel only; the connection keeps being read (other sessions, keepalives, the client's close).
     if (this.#pressured.size > 0) {

@@ -22,6 +22,11 @@ import { clientKey } from '../defender/address.js';
  *   without reading its replies stalls itself, and the request bound above
  *   then stops reading it). Together: per session at most maxPendingBytes +
  *   maxPendingRequests small requests + maxOutputBacklog + one reply;
+ * - memoryBudget: one bound for the whole gateway, whatever the number of
+ *   sessions, on queued WRITE bytes and on the chunks uploads seal and store
+ *   beyond their first and downloads fetch ahead (src/util/memory-budget.ts
+ *   says what it holds, what it does not, and why it cannot deadlock); under
+ *   pressure no session reads its channel until it has drained to half;
  * - stallTimeoutMs: a connection not being read for that reason, with no
  *   request finishing for this long, is dropped (a client that never reads
  *   its replies, or vanished: a socket we do not read never reports its
@@ -36,6 +41,7 @@ export interface Limits {
   maxPendingRequests: number;
   maxPendingBytes: number;
   maxOutputBacklog: number;
+  memoryBudget: number;
   stallTimeoutMs: number;
 }
 
@@ -48,6 +54,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxPendingRequests: 4096,
   maxPendingBytes: 8 * 1024 * 1024,
   maxOutputBacklog: 8 * 1024 * 1024,
+  memoryBudget: 16 * 1024 * 1024,
   stallTimeoutMs: 120_000,
 };
 

@@ -17,7 +17,12 @@
  * to stop reading the socket (`onPressure(true)`), and to resume once below
  * half of that. OpenSSH's sftp keeps at most 64 requests of 255 KiB in flight
  * (16 MiB), under the default high-water mark, so it never stalls on it.
+ * The same bytes are charged to the gateway's memory budget (`memory`) from
+ * push until the task finished or was dropped; the session watches that
+ * budget's pressure itself (sftp-session.ts).
  */
+import type { MemoryBudget } from '../util/memory-budget.js';
+
 export interface Task {
   exclusive: boolean;
   /** Payload bytes the queued request holds (WRITE data), for the memory bound. */
@@ -29,6 +34,8 @@ export interface SchedulerOptions {
   maxShared?: number;
   highWaterBytes?: number;
   maxQueued?: number;
+  /** The gateway-wide budget queued bytes are charged to (none: only this session's bound). */
+  memory?: MemoryBudget | undefined;
   onPressure?(paused: boolean): void;
   /** Called with anything a task throws (tasks answer their own errors; this is a bug). */
   onTaskError?(err: unknown): void;
@@ -40,6 +47,7 @@ export class RequestScheduler {
   readonly #maxQueued: number;
   readonly #onPressure: (paused: boolean) => void;
   readonly #onTaskError: (err: unknown) => void;
+  readonly #memory: MemoryBudget | undefined;
   #queue: Task[] = [];
   #head = 0;
   #running = 0;
@@ -55,6 +63,7 @@ export class RequestScheduler {
     this.#maxQueued = opts.maxQueued ?? 4096;
     this.#onPressure = opts.onPressure ?? (() => {});
     this.#onTaskError = opts.onTaskError ?? (() => {});
+    this.#memory = opts.memory;
   }
 
   get running(): number {
@@ -71,6 +80,7 @@ export class RequestScheduler {
     if (this.#closed) return;
     this.#queue.push(task);
     this.#bytes += task.bytes;
+    this.#memory?.charge(task.bytes);
     this.#updatePressure();
     this.#pump();
   }
@@ -78,7 +88,11 @@ export class RequestScheduler {
   /** Drops queued requests (never started) and resolves once running ones have finished. */
   close(): Promise<void> {
     this.#closed = true;
-    for (let i = this.#head; i < this.#queue.length; i++) this.#bytes -= this.#queue[i]!.bytes;
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const bytes = this.#queue[i]!.bytes;
+      this.#bytes -= bytes;
+      this.#memory?.release(bytes);
+    }
     this.#queue = [];
     this.#head = 0;
     this.#updatePressure();
@@ -125,6 +139,7 @@ export class RequestScheduler {
         this.#running--;
         if (task.exclusive) this.#exclusiveRunning = false;
         this.#bytes -= task.bytes;
+        this.#memory?.release(task.bytes);
         this.#updatePressure();
         this.#pump();
       });

@@ -6,6 +6,7 @@ import type { EventRecorder } from '../events/api.js';
 import { AddressList, type Defender } from '../defender/index.js';
 import type { QuotaGuard } from '../quota/index.js';
 import type { Logger } from '../log.js';
+import type { MemoryBudget } from '../util/memory-budget.js';
 import type { Tree } from '../tree/index.js';
 import { cleanSpoolDir, EncryptedSpool } from './spool.js';
 import { GatewayConnection } from './connection.js';
@@ -58,6 +59,12 @@ export interface SftpServerOptions {
    * them, never read from anyone else. Default none.
    */
   proxyProtocolFrom?: readonly string[] | undefined;
+  /**
+   * The gateway-wide memory budget ([limits] memory_budget) that queued WRITE
+   * bytes of every session are charged to; the same object the Tree's
+   * writers and readers draw from. None: per-session bounds only.
+   */
+  memory?: MemoryBudget | undefined;
 }
 
 export interface SftpServer {
@@ -129,6 +136,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     isKnownUser: opts.isKnownUser ?? (() => true),
     authFailureDelayMs: opts.authFailureDelayMs ?? 0,
     quota: opts.quota,
+    memory: opts.memory,
   };
 
   const ssh = new ssh2.Server({ hostKeys: opts.hostKeys, ident: 'capstan' });

@@ -1,5 +1,6 @@
 import { PermissionError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { MemoryBudget } from '../util/memory-budget.js';
 import type { QuotaGuard } from '../quota/index.js';
 import { AppendOnlyPolicy } from './append-only.js';
 import { HANDLERS, type Handler, type SessionContext } from './dispatch.js';
@@ -22,7 +23,12 @@ export interface SftpSessionOptions {
   stats: GatewayStats;
   /** Called when a request arrives and when one finishes: the connection's idle timer. */
   onActivity(): void;
-  /** The session stopped (true) or resumed (false) reading its requests, because too many are queued. */
+  /**
+   * The session is held back by its own client (true) or no longer (false):
+   * too many of its requests are queued, or a request waits for the client
+   * to read its replies. The connection's stall watch (a session held back
+   * by the gateway's memory budget is not: it waits for others).
+   */
   onPressure(paused: boolean): void;
   /** Quota checks and usage deltas (src/quota/guard.ts states the exact semantics); none: no quotas. */
   quota?: QuotaGuard | undefined;
@@ -30,6 +36,12 @@ export interface SftpSessionOptions {
   appendOnly?: boolean | undefined;
   /** Per-session bounds (see limits.ts); defaults as there. */
   limits?: Pick<Limits, 'maxHandles' | 'maxPendingRequests' | 'maxPendingBytes' | 'maxOutputBacklog'> | undefined;
+  /**
+   * The gateway's memory budget (src/util/memory-budget.ts): queued WRITE
+   * bytes are charged to it, and while it is under pressure the session
+   * does not read its channel. None: only the per-session bounds.
+   */
+  memory?: MemoryBudget | undefined;
 }
 
 /**
@@ -49,6 +61,14 @@ export class SftpSession {
   readonly #appendOnly: AppendOnlyPolicy | undefined;
   #closed = false;
   #finished: Promise<void> | undefined;
+  /** Not reading because this session's own queue is full, or because the gateway's budget is under pressure. */
+  #queueFull = false;
+  #budgetPressured = false;
+  /** Requests waiting for the client to read replies; they hold their queued bytes, of the budget too. */
+  #waitingForClient = 0;
+  readonly #onStall: (stalled: boolean) => void;
+  #stalled = false;
+  readonly #unwatchBudget: () => void;
 
   constructor(stream: SftpByteStream, opts: SftpSessionOptions) {
     this.#log = opts.logger;
@@ -67,9 +87,11 @@ export class SftpSession {
     };
     this.#scheduler = new RequestScheduler({
       ...(opts.limits !== undefined ? { highWaterBytes: opts.limits.maxPendingBytes, maxQueued: opts.limits.maxPendingRequests } : {}),
+      memory: opts.memory,
       onPressure: (paused) => {
-        this.#transport.setPaused(paused);
-        opts.onPressure(paused);
+        this.#queueFull = paused;
+        this.#updateReading();
+        this.#updateStall();
       },
       onTaskError: (err) => this.#log.error({ err }, 'SFTP request handler threw'),
     });
@@ -83,6 +105,32 @@ export class SftpSession {
         void this.close();
       },
     });
+    this.#onStall = opts.onPressure;
+    this.#budgetPressured = opts.memory?.pressured ?? false;
+    this.#unwatchBudget =
+      opts.memory?.watch((pressured) => {
+        this.#budgetPressured = pressured;
+        this.#updateReading();
+      }) ?? (() => {});
+    this.#updateReading();
+  }
+
+  #updateReading(): void {
+    this.#transport.setPaused(this.#queueFull || this.#budgetPressured);
+  }
+
+  /**
+   * Only what this session's own client causes feeds the connection's stall
+   * watch. A request waiting for the client to read its replies counts even
+   * when the queue is not full: its bytes are held in the gateway's budget,
+   * and a client that never reads would otherwise keep every session paused
+   * until idle_timeout.
+   */
+  #updateStall(): void {
+    const stalled = this.#queueFull || this.#waitingForClient > 0;
+    if (stalled === this.#stalled) return;
+    this.#stalled = stalled;
+    this.#onStall(stalled);
   }
 
   /** Resolves when nothing is running (for a graceful shutdown). */
@@ -94,6 +142,7 @@ export class SftpSession {
   close(): Promise<void> {
     if (this.#finished) return this.#finished;
     this.#closed = true;
+    this.#unwatchBudget();
     this.#finished = (async () => {
       // Requests waiting for output room are let go (they see #closed and answer nothing).
       this.#transport.close();
@@ -120,7 +169,16 @@ export class SftpSession {
           // Every reply waits for room, not only READ data: a client sending thousands of STATs
           // without reading the answers would otherwise grow the output without bound. Waiting
           // here keeps requests queued, and the queue's bound then stops reading the channel.
-          await this.#transport.roomFor(this.#maxOutput);
+          if (!this.#transport.hasRoomFor(this.#maxOutput)) {
+            this.#waitingForClient++;
+            this.#updateStall();
+            try {
+              await this.#transport.roomFor(this.#maxOutput);
+            } finally {
+              this.#waitingForClient--;
+              this.#updateStall();
+            }
+          }
           if (this.#closed) return;
           if (refused) throw new PermissionError('read-only session');
           // Checked here, as the request runs alone (writing requests are never shared), so no
@@ -167,6 +225,7 @@ export class SftpSession {
 
   async #release(handle: Handle): Promise<void> {
     if (handle.kind === 'dir') handle.close();
+    else if (handle.kind === 'read') handle.reader.close?.();
     else if (handle.kind === 'write') {
       this.#ctx.view.forget(handle);
       await handle.abandon();

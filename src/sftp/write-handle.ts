@@ -362,6 +362,7 @@ export class WriteHandle implements OverlayItem {
     this.#state = { kind: 'fresh' };
     if (s.kind === 'stream') s.writer.abort();
     else if (s.kind === 'spool') await s.spool.close();
+    else if (s.kind === 'clean') s.reader?.close?.();
   }
 }
 

@@ -1,6 +1,7 @@
 import type { AbortOptions } from '../errors.js';
 import type { Cap, DirectoryCap, DirectoryReadCap, DirectoryWriteCap, FileCap, FileVerifyCap } from '../cap/index.js';
 import type { ChunkAddress } from '../store/chunks/chunk-store.js';
+import type { MemoryBudget } from '../util/memory-budget.js';
 
 /**
  * The tree layer's public surface: immutable files and mutable directories,
@@ -76,6 +77,8 @@ export interface FileReader {
   readInto(offset: number, target: Uint8Array, options?: AbortOptions): Promise<number>;
   /** The whole file (or a range), in order, bounded memory. */
   stream(start?: number, end?: number, options?: AbortOptions): AsyncIterable<Uint8Array>;
+  /** Gives back what the reader holds of a memory budget (a chunk read ahead); reads after it still work. */
+  close?(): void;
 }
 
 /** Per-entry metadata kept in the directory (not in the immutable file). Times are Unix milliseconds. */
@@ -222,6 +225,13 @@ export interface TreeOptions {
    * (docs/spec/files.md); readers compute a missing digest on demand.
    */
   checksums?: readonly ChecksumAlgorithm[] | undefined;
+  /**
+   * The gateway's memory budget (src/util/memory-budget.ts): file writers
+   * take the chunks they seal and store beyond the first one in flight from
+   * it, readers the chunk they fetch ahead; refused, they go one at a time.
+   * None: each writer and reader is bounded on its own only.
+   */
+  memory?: MemoryBudget | undefined;
 }
 
 /** A snapshot of a directory tree (docs/spec/snapshots.md): its `DIR-SNAP` cap, its point and when it was taken. */

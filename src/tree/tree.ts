@@ -27,6 +27,7 @@ import type {
 } from './api.js';
 import { createSnapshot, listSnapshots, removeSnapshot } from './snapshots.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
+import type { MemoryBudget } from '../util/memory-budget.js';
 import { DEFAULT_LAYOUT, type DirectoryContext, type DirectoryLayout, type DirectoryUpdate, type SlotRollback } from './dir/context.js';
 import { createDirectory } from './dir/create.js';
 import { DirectoryHandle } from './dir/directory.js';
@@ -98,10 +99,12 @@ class CapstanTree implements Tree {
   private readonly ctx: DirectoryContext;
   private readonly chunkSize: number | undefined;
   private readonly checksums: readonly ChecksumAlgorithm[] | undefined;
+  private readonly memory: MemoryBudget | undefined;
 
   constructor(options: CreateTreeOptions, internals: TreeInternals) {
     const { chunks, slots } = options;
     this.chunkSize = options.chunkSize;
+    this.memory = options.memory;
     // Refused here, at startup, rather than at the first upload.
     if (options.checksums !== undefined) checksumSetOf(options.checksums);
     this.checksums = options.checksums === undefined ? undefined : [...options.checksums];
@@ -155,11 +158,15 @@ class CapstanTree implements Tree {
   }
 
   createFileWriter(convergence: Uint8Array): FileWriter {
-    return files.createFileWriter(this.ctx.chunks, convergence, { chunkSize: this.chunkSize, checksums: this.checksums });
+    return files.createFileWriter(this.ctx.chunks, convergence, {
+      chunkSize: this.chunkSize,
+      checksums: this.checksums,
+      memory: this.memory,
+    });
   }
 
   openFile(cap: FileCap, options?: AbortOptions): Promise<FileReader> {
-    return files.openFile(this.ctx.chunks, cap, options);
+    return files.openFile(this.ctx.chunks, cap, { ...options, memory: this.memory });
   }
 
   fileChunks(cap: FileCap | FileVerifyCap, options?: AbortOptions): Promise<FileChunkList | undefined> {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MeasuredChunkStore } from '../../src/store/chunks/measured.js';
 import { Histogram, MetricsText } from '../../src/util/metrics.js';
+import { MemoryBudget } from '../../src/util/memory-budget.js';
 import { renderGatewayMetrics } from '../../src/node/gateway-metrics.js';
 import { GatewayStats } from '../../src/sftp/stats.js';
 import { MemoryChunkStore, addressOf } from '../../src/store/index.js';
@@ -92,6 +93,25 @@ describe('renderGatewayMetrics', () => {
     // Every sample line is NAME{labels} VALUE or NAME VALUE.
     for (const line of text.trim().split('\n')) {
       if (!line.startsWith('#')) expect(line).toMatch(/^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$/);
+    }
+  });
+
+  it('exposes the memory budget: its bound, its use now and at most, its pressure', () => {
+    const memory = new MemoryBudget(4 * 1024 * 1024);
+    memory.charge(3 * 1024 * 1024);
+    memory.release(1536 * 1024);
+    expect(memory.tryAcquire(4 * 1024 * 1024)).toBe(false);
+    const text = renderGatewayMetrics(undefined, new MeasuredChunkStore(new MemoryChunkStore()), 0, undefined, memory);
+    for (const line of [
+      'capstan_memory_budget_bytes 4194304',
+      'capstan_memory_budget_used_bytes 1572864',
+      'capstan_memory_budget_high_water_bytes 3145728',
+      'capstan_memory_budget_pressured 1',
+      'capstan_memory_budget_pressure_total 1',
+      'capstan_memory_budget_refused_total 1',
+      '# TYPE capstan_memory_budget_pressure_total counter',
+    ]) {
+      expect(text.split('\n')).toContain(line);
     }
   });
 });

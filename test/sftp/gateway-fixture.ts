@@ -13,6 +13,7 @@ import { startSftpServer, type SftpServer, type SftpServerOptions } from '../../
 import { type ChecksumAlgorithm, createTree, type Tree } from '../../src/tree/index.js';
 import { hasBinary, type Target } from '../helpers/openssh.js';
 import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
+import type { MemoryBudget } from '../../src/util/memory-budget.js';
 
 /**
  * A gateway in this process on an ephemeral port, over memory stores (or an
@@ -52,6 +53,8 @@ export interface GatewayOptions {
   readOnly?: boolean | undefined;
   fsChunks?: boolean | undefined;
   idleTimeoutMs?: number | undefined;
+  /** The gateway-wide memory budget, given to the Tree and to the SFTP server as capstan run does. */
+  memory?: MemoryBudget | undefined;
   /** Wraps the chunk store (fault injection: failing or slow puts). */
   wrapChunks?: ((store: ChunkStore) => ChunkStore) | undefined;
   /** More server options (limits, defender, quota), or a function of the tree that makes them. */
@@ -83,7 +86,13 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const logger = createLogger('debug', { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
   const base: ChunkStore = opts.fsChunks ? await FsChunkStore.open(join(dir, 'store'), { fsync: false }) : new MemoryChunkStore();
   const chunks = opts.wrapChunks ? opts.wrapChunks(base) : base;
-  const tree = createTree({ chunks, slots: new MemorySlotStore(), chunkSize: opts.chunkSize, checksums: opts.checksums });
+  const tree = createTree({
+    chunks,
+    slots: new MemorySlotStore(),
+    chunkSize: opts.chunkSize,
+    checksums: opts.checksums,
+    memory: opts.memory,
+  });
   const root = await tree.createDirectory();
   const { keyFile, publicLine } = await makeUserKey(dir);
   const password = 'correct horse battery staple';
@@ -114,6 +123,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     logger,
     readOnly: opts.readOnly,
     idleTimeoutMs: opts.idleTimeoutMs,
+    memory: opts.memory,
     // As capstan run wires it: a name the accounts file lacks is an unknown user.
     isKnownUser: (user) => accountsFile.get(user) !== undefined,
     ...(typeof opts.server === 'function' ? await opts.server(tree, dir) : opts.server),

@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type ssh2 from 'ssh2';
+import { MemoryBudget } from '../../src/util/memory-budget.js';
 import { waitFor } from '../helpers/wait.js';
 import { connectSsh2, Ssh2Sessions, sftpOf, startGateway, type Gateway, type GatewayOptions } from './gateway-fixture.js';
 
@@ -147,5 +148,56 @@ describe('[limits]', () => {
     expect(g.logs.some((l) => l.event === 'disconnecting' && String(l.reason).startsWith('stalled'))).toBe(true);
     const bytesIn = g.logs.find((l) => l.event === 'disconnect' && l.user === 'alice')!.bytesIn as number;
     expect(bytesIn).toBeLessThan(8 * 1024 * 1024);
+  }, 60_000);
+
+  it('drops a client whose unread replies keep its WRITE data in the memory budget, and the others go on', async () => {
+    // Its queue never fills (max_pending_requests is high): only the budget's pressure holds everyone
+    // back, and only the stall watch of a request waiting for the client to read can end it.
+    const budget = new MemoryBudget(4 * 1024 * 1024);
+    const limits = { maxPendingRequests: 500_000, maxOutputBacklog: 256 * 1024, stallTimeoutMs: 1500 };
+    const g = await startGateway({ memory: budget, server: { limits } });
+    gateways.push(g);
+    const flooder = await login(g);
+    const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+      flooder.subsys('sftp', (err, ch) => (err ? reject(err) : resolve(ch))),
+    );
+    channel.write(Buffer.from([0, 0, 0, 5, 1, 0, 0, 0, 3]));
+    // 120,000 STAT "/" (about 4 MB of replies, more than the SSH window and the backlog), never read…
+    const stats = Buffer.alloc(14 * 120_000);
+    for (let i = 0; i < 120_000; i++) {
+      const at = i * 14;
+      stats.writeUInt32BE(10, at);
+      stats[at + 4] = 17;
+      stats.writeUInt32BE(i + 1, at + 5);
+      stats.writeUInt32BE(1, at + 9);
+      stats[at + 13] = 0x2f;
+    }
+    channel.write(stats);
+    // …then 3 MiB of WRITEs (to a handle that does not exist: queued behind the STATs, they are held all the same).
+    const data = 255 * 1024;
+    for (let i = 0; i < 12; i++) {
+      const w = Buffer.alloc(4 + 1 + 4 + 4 + 1 + 8 + 4 + data);
+      w.writeUInt32BE(w.length - 4, 0);
+      w[4] = 6;
+      w.writeUInt32BE(200_000 + i, 5);
+      w.writeUInt32BE(1, 9);
+      w[13] = 0x41;
+      w.writeBigUInt64BE(BigInt(i * data), 14);
+      w.writeUInt32BE(data, 22);
+      channel.write(w);
+    }
+    await waitFor(() => budget.pressured);
+    // Another client's upload waits while it lasts, then goes through whole.
+    const sftp = await sftpOf(await login(g, 'alice'));
+    const content = Buffer.alloc(3 * 1024 * 1024 + 5, 0x5a);
+    await new Promise<void>((resolve, reject) => sftp.writeFile('/after-flood.bin', content, (err) => (err ? reject(err) : resolve())));
+    expect(g.logs.some((l) => l.event === 'disconnecting' && String(l.reason).startsWith('stalled'))).toBe(true);
+    const back = await new Promise<Buffer>((resolve, reject) =>
+      sftp.readFile('/after-flood.bin', (err, b) => (err ? reject(err) : resolve(b))),
+    );
+    expect(back.equals(content)).toBe(true);
+    expect(budget.highWater).toBeLessThanOrEqual(budget.limit);
+    sessions.endAll();
+    await waitFor(() => budget.used === 0);
   }, 60_000);
 });

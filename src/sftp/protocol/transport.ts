@@ -99,6 +99,11 @@ export class SftpTransport {
     else this.#stream.resume();
   }
 
+  /** Whether roomFor(max) would resolve at once. */
+  hasRoomFor(max: number): boolean {
+    return this.#closed || this.#unsent <= max;
+  }
+
   /**
    * Resolves once the replies written but not taken by the client are at
    * most `max` bytes (at once if they are), or the session closed.

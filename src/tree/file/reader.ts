@@ -8,6 +8,7 @@ import { abortable, ignoreRejection } from './abortable.js';
 import { CHUNK_KEY_BYTES, chunkLength, type ManifestHeader } from './format.js';
 import { addressAt, fetchManifest, openAddressSection, openKeySection } from './manifest.js';
 import { checksumOrCompute, checksumsOf, copyChecksums } from './checksums.js';
+import type { MemoryBudget } from '../../util/memory-budget.js';
 
 /** Decrypted chunks kept for random and sequential read() callers. */
 export const READ_CACHE_CHUNKS = 4;
@@ -20,15 +21,23 @@ export const STREAM_PREFETCH_CHUNKS = 4;
  */
 export const MAX_READ_BYTES = 64 * 1024 * 1024;
 
-/** Opens a file cap for reading: a literal needs no store, a CHK cap fetches and checks its manifest. */
-export async function openFile(store: ChunkStore, cap: FileCap, options: AbortOptions = {}): Promise<FileReader> {
+/**
+ * Opens a file cap for reading: a literal needs no store, a CHK cap fetches
+ * and checks its manifest. `memory`: the gateway's budget, which the chunks
+ * the reader fetches ahead are taken from (see ChunkedFileReader).
+ */
+export async function openFile(
+  store: ChunkStore,
+  cap: FileCap,
+  options: AbortOptions & { memory?: MemoryBudget | undefined } = {},
+): Promise<FileReader> {
   throwIfAborted(options.signal);
   if (cap instanceof LiteralCap) return new LiteralFileReader(cap.data);
   if (cap instanceof FileReadCap) {
     const manifest = await fetchManifest(store, cap.manifestHash, cap.size, options);
     const addresses = openAddressSection(manifest, cap.verifyKey);
     const { keys, checksums } = openKeySection(manifest, cap.manifestKey);
-    return new ChunkedFileReader(store, manifest.header, addresses, keys, checksums);
+    return new ChunkedFileReader(store, manifest.header, addresses, keys, checksums, options.memory);
   }
   throw new InvalidInputError('not a file cap');
 }
@@ -93,11 +102,27 @@ export class LiteralFileReader implements FileReader {
  * sequential reader's one-chunk read-ahead counts in it); stream() holds at most
  * STREAM_PREFETCH_CHUNKS + 1 chunks and bypasses the cache, so one long
  * stream does not evict the chunks of random readers.
+ *
+ * With a memory budget, what is fetched ahead of the caller draws from it:
+ * read()'s one chunk ahead from the moment it is asked for until a read
+ * uses it, the cache drops it, its fetch fails or close() is called, and
+ * each chunk stream() prefetches beyond the next one until it is yielded
+ * (stream()'s consumers are the gateway's own: copies, checksums). When the
+ * budget refuses, the reader simply does not fetch ahead. read()'s chunk
+ * ahead waits for the client's next READ, and under pressure the client is
+ * not read: so it is taken only below the pressure mark and dropped when
+ * pressure starts (fetched again if asked for), or the budget could wait
+ * for a client it stopped reading. The same rule makes a reader dropped
+ * without close() harmless: what it holds goes back at the next pressure.
  */
 export class ChunkedFileReader implements FileReader {
   /** LRU by Map insertion order: index → decrypted chunk (promise, so concurrent readers share one fetch). */
   readonly #cache = new Map<number, Promise<Uint8Array>>();
   #lastReadEnd = -1;
+  /** Chunks fetched ahead that hold budget bytes (index → bytes), until read, dropped or failed. */
+  readonly #ahead = new Map<number, number>();
+  /** While #ahead holds anything: stops watching the budget's pressure. */
+  #unwatch: (() => void) | undefined;
 
   constructor(
     private readonly store: ChunkStore,
@@ -105,7 +130,34 @@ export class ChunkedFileReader implements FileReader {
     private readonly addresses: Uint8Array,
     private readonly keys: Uint8Array,
     private readonly sums: Checksums,
+    private readonly memory?: MemoryBudget | undefined,
   ) {}
+
+  close(): void {
+    for (const index of [...this.#ahead.keys()]) this.#giveBack(index);
+  }
+
+  #holdAhead(index: number, bytes: number): void {
+    this.#ahead.set(index, bytes);
+    this.#unwatch ??= this.memory?.watch((pressured) => {
+      if (!pressured) return;
+      for (const ahead of [...this.#ahead.keys()]) {
+        this.#cache.delete(ahead);
+        this.#giveBack(ahead);
+      }
+    });
+  }
+
+  #giveBack(index: number): void {
+    const bytes = this.#ahead.get(index);
+    if (bytes === undefined) return;
+    this.#ahead.delete(index);
+    this.memory?.release(bytes);
+    if (this.#ahead.size === 0) {
+      this.#unwatch?.();
+      this.#unwatch = undefined;
+    }
+  }
 
   get size(): number {
     return this.header.size;
@@ -144,7 +196,11 @@ export class ChunkedFileReader implements FileReader {
     for (let windowStart = first; windowStart <= last; windowStart += READ_CACHE_CHUNKS) {
       const windowEnd = Math.min(last, windowStart + READ_CACHE_CHUNKS - 1);
       const fetches: Promise<Uint8Array>[] = [];
-      for (let i = windowStart; i <= windowEnd; i++) fetches.push(this.#cached(i));
+      for (let i = windowStart; i <= windowEnd; i++) {
+        fetches.push(this.#cached(i));
+        // Asked for now: no longer ahead of the reader (it stays cached, within READ_CACHE_CHUNKS).
+        this.#giveBack(i);
+      }
       const chunks = await abortable(Promise.all(fetches), options.signal);
       chunks.forEach((chunk, k) => {
         const chunkStart = (windowStart + k) * chunkSize;
@@ -159,8 +215,16 @@ export class ChunkedFileReader implements FileReader {
     // readers do not trigger this, so they keep the whole cache.
     const sequential = range.start === this.#lastReadEnd;
     this.#lastReadEnd = range.end;
-    if (sequential && last + 1 < this.header.chunkCount && !this.#cache.has(last + 1)) {
-      ignoreRejection(this.#cached(last + 1));
+    const next = last + 1;
+    if (sequential && next < this.header.chunkCount && !this.#cache.has(next)) {
+      const bytes = chunkLength(this.header, next) + GCM_TAG_BYTES;
+      if (this.memory !== undefined) {
+        if (!this.memory.tryAcquire(bytes, { belowPressure: true })) return;
+        this.#holdAhead(next, bytes);
+      }
+      const fetch = this.#cached(next);
+      ignoreRejection(fetch);
+      fetch.catch(() => this.#giveBack(next));
     }
   }
 
@@ -172,15 +236,24 @@ export class ChunkedFileReader implements FileReader {
     const first = Math.floor(range.start / chunkSize);
     const last = Math.floor((range.end - 1) / chunkSize);
     const ahead: Promise<Uint8Array>[] = [];
+    /** Budget bytes held by each entry of `ahead` (0: the next chunk, the stream's own). */
+    const held: number[] = [];
     let next = first;
     try {
       for (let i = first; i <= last; i++) {
         while (next <= last && ahead.length <= STREAM_PREFETCH_CHUNKS) {
+          let bytes = 0;
+          if (ahead.length > 0 && this.memory !== undefined) {
+            bytes = chunkLength(this.header, next) + GCM_TAG_BYTES;
+            if (!this.memory.tryAcquire(bytes)) break;
+          }
           const fetch = this.#fetch(next++, options);
           ignoreRejection(fetch); // awaited below in order; handled here in case the consumer stops early
           ahead.push(fetch);
+          held.push(bytes);
         }
         const chunk = await ahead.shift()!;
+        this.memory?.release(held.shift() ?? 0);
         const chunkStart = i * chunkSize;
         const from = Math.max(range.start, chunkStart) - chunkStart;
         const to = Math.min(range.end, chunkStart + chunk.length) - chunkStart;
@@ -188,6 +261,7 @@ export class ChunkedFileReader implements FileReader {
       }
     } finally {
       ahead.length = 0;
+      for (const bytes of held.splice(0)) this.memory?.release(bytes);
     }
   }
 
@@ -205,7 +279,11 @@ export class ChunkedFileReader implements FileReader {
     entry.catch(() => {
       if (this.#cache.get(index) === stored) this.#cache.delete(index);
     });
-    while (this.#cache.size > READ_CACHE_CHUNKS) this.#cache.delete(this.#cache.keys().next().value!);
+    while (this.#cache.size > READ_CACHE_CHUNKS) {
+      const oldest = this.#cache.keys().next().value!;
+      this.#cache.delete(oldest);
+      this.#giveBack(oldest);
+    }
     return entry;
   }
 

@@ -27,6 +27,7 @@ import { ChunkBuffer, GCM_TAG_BYTES } from './chunk-buffer.js';
 import { giveSlot, takeSlot, type ChunkSlot } from './chunk-slots.js';
 import { GrowableBytes } from './growable-bytes.js';
 import { SealSession } from './seal-pool.js';
+import type { MemoryBudget } from '../../util/memory-budget.js';
 
 export interface FileWriterOptions {
   /** Plaintext bytes per chunk, in [MIN_CHUNK_SIZE, MAX_CHUNK_SIZE]; default DEFAULT_CHUNK_SIZE. */
@@ -44,6 +45,13 @@ export interface FileWriterOptions {
    * Default all three (a v1 manifest); a smaller set writes manifest v2.
    */
   checksums?: readonly ChecksumAlgorithm[] | undefined;
+  /**
+   * The gateway's memory budget: every chunk in flight beyond the first
+   * takes its two chunk-sized buffers from it (tryAcquire), given back when
+   * its put settles; refused, the writer waits for its own put instead.
+   * None: up to `concurrency` in flight whatever the gateway holds.
+   */
+  memory?: MemoryBudget | undefined;
 }
 
 export const DEFAULT_CONCURRENCY = 4;
@@ -73,7 +81,13 @@ type State = 'open' | 'finishing' | 'done' | 'aborted';
  * through its put, and one spare plaintext buffer; plus the manifest lists,
  * 68 bytes per chunk (≤ 16 MiB, see MAX_CHUNK_COUNT). The buffers of a file
  * that outgrows one chunk are shared-memory slots (chunk-slots.ts), reused
- * from file to file rather than allocated. write() waits for a free place
+ * from file to file rather than allocated. With a memory budget
+ * (options.memory) only the first chunk in flight is the writer's own: its
+ * guaranteed minimum is three chunk-sized buffers (the one being filled or
+ * the spare, and the one in flight as plaintext and as ciphertext), and each
+ * further chunk in flight holds 2 × (chunk + 16) bytes of the budget, given
+ * back when its put settles. A refusal never blocks anyone: the writer then
+ * waits for its own put, which needs nothing. write() waits for a free place
  * before cutting a chunk, which is the backpressure: a fast sender waits for
  * the store (or the seal workers) instead of growing memory.
  *
@@ -124,6 +138,7 @@ export class ChunkedFileWriter implements FileWriter {
   #addresses = new GrowableBytes(ADDRESS_BYTES);
   #keys = new GrowableBytes(CHUNK_KEY_BYTES);
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #memory: MemoryBudget | undefined;
 
   constructor(store: ChunkStore, convergence: Uint8Array, options: FileWriterOptions = {}) {
     if (convergence.length !== 32) throw new RangeError('convergence secret must be 32 bytes');
@@ -143,6 +158,7 @@ export class ChunkedFileWriter implements FileWriter {
     this.#maxSize = maxFileSize(chunkSize);
     this.#offload = options.offload ?? true;
     this.#chunk = new ChunkBuffer(chunkSize, this.#offload);
+    this.#memory = options.memory;
   }
 
   get size(): number {
@@ -260,8 +276,7 @@ export class ChunkedFileWriter implements FileWriter {
    * spare or a new slot; inline (a single-chunk file) it is sealed here.
    */
   async #sealAndPut(signal: AbortSignal | undefined): Promise<void> {
-    while (this.#inFlight.size >= this.#concurrency) await this.#waitForPut(signal);
-    this.#throwIfFailed();
+    const borrowed = await this.#placeInFlight(signal);
     const index = this.#chunkCount++;
     this.#addresses.reserve(index);
     this.#keys.reserve(index);
@@ -309,8 +324,42 @@ export class ChunkedFileWriter implements FileWriter {
         if (expected === undefined) this.#addresses.set(index, address.bytes);
         else if (!expected.equals(address)) throw new TypeError('chunk store returned another address than its bytes hash to');
       });
-    const tracked: Promise<void> = put.catch((err: unknown) => this.#failWith(err)).finally(() => this.#inFlight.delete(tracked));
+    const tracked: Promise<void> = put
+      .catch((err: unknown) => this.#failWith(err))
+      .finally(() => {
+        this.#inFlight.delete(tracked);
+        // After the slots went back (the put's own finally above): the bytes are free now.
+        this.#memory?.release(borrowed);
+      });
     this.#inFlight.add(tracked);
+  }
+
+  /**
+   * Waits for a place among the `concurrency` in flight; the first one is
+   * the writer's own, each further one is taken from the memory budget if it
+   * has room (answers the bytes taken, to give back when that put settles),
+   * else the writer waits for a put of its own, which needs nothing.
+   */
+  async #placeInFlight(signal: AbortSignal | undefined): Promise<number> {
+    const cost = 2 * this.#chunk.slotSize;
+    for (;;) {
+      if (this.#inFlight.size < this.#concurrency) {
+        if (this.#inFlight.size === 0 || this.#memory === undefined) {
+          this.#throwIfFailed();
+          return 0;
+        }
+        if (this.#memory.tryAcquire(cost)) {
+          try {
+            this.#throwIfFailed();
+          } catch (err) {
+            this.#memory.release(cost);
+            throw err;
+          }
+          return cost;
+        }
+      }
+      await this.#waitForPut(signal);
+    }
   }
 
   /** Waits for any put in flight to settle (they never reject: failures are recorded). */
