@@ -21,9 +21,16 @@ export function missing(...names: string[]): string | undefined {
   return absent.length > 0 ? `not installed: ${absent.join(', ')}` : undefined;
 }
 
-/** Prints why a suite is skipped (vitest's skipIf shows no reason); returns the reason for skipIf. */
+/**
+ * Prints why a suite is skipped (vitest's skipIf shows no reason); returns
+ * the reason for skipIf. Every reason passed here is a missing peer (a
+ * binary, a server, FUSE), so under CI=true it is a failure, not a skip: the
+ * test file fails to load with the reason.
+ */
 export function skipNotice(reason: string | undefined, suite: string): string | undefined {
-  if (reason !== undefined) console.warn(`SKIPPED ${suite}: ${reason}`);
+  if (reason === undefined) return undefined;
+  if (process.env['CI'] === 'true') throw new Error(`${suite}: ${reason} (CI=true: a missing peer fails the suite)`);
+  console.warn(`SKIPPED ${suite}: ${reason}`);
   return reason;
 }
 
