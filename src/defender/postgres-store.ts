@@ -1,6 +1,6 @@
-import type pg from 'pg';
-import { ConflictError, IntegrityError, TransientError, throwIfAborted, type AbortOptions } from '../errors.js';
+import { ConflictError, IntegrityError, throwIfAborted, type AbortOptions } from '../errors.js';
 import type { Logger } from '../log.js';
+import { BoundedPool } from '../store/slots/postgres/bounded-pool.js';
 import { classifyPostgresError } from '../store/slots/postgres/errors.js';
 import { openMigratedPool, quoteSchema, type SchemaComponent } from '../store/slots/postgres/migrations.js';
 import { abortable } from '../tree/file/abortable.js';
@@ -93,11 +93,8 @@ function int(key: string, text: string): number {
 }
 
 export class PostgresDefenderStore implements DefenderStore {
-  #pending = 0;
-  #closing: Promise<void> | undefined;
-
   private constructor(
-    private readonly pool: pg.Pool,
+    private readonly db: BoundedPool,
     private readonly table: string,
     private readonly generationTable: string,
   ) {}
@@ -118,16 +115,22 @@ export class PostgresDefenderStore implements DefenderStore {
     const pool = await openMigratedPool(connection, schema, DEFENDER_SCHEMA).catch((err: unknown) => {
       throw classifyPostgresError(err, 'opening the schema', COMPONENT);
     });
-    return new PostgresDefenderStore(pool, `${q}.capstan_defender`, `${q}.capstan_defender_generation`);
+    return new PostgresDefenderStore(
+      new BoundedPool(pool, COMPONENT, MAX_PENDING),
+      `${q}.capstan_defender`,
+      `${q}.capstan_defender_generation`,
+    );
   }
 
   async get(key: string, options: AbortOptions = {}): Promise<VersionedRecord | undefined> {
     throwIfAborted(options.signal);
     checkClientKey(key);
     const result = await abortable(
-      this.#query<Row>('get', `SELECT version, banned_until, offences, last_seen, forget_at, events FROM ${this.table} WHERE client = $1`, [
-        key,
-      ]),
+      this.db.query<Row>(
+        'get',
+        `SELECT version, banned_until, offences, last_seen, forget_at, events FROM ${this.table} WHERE client = $1`,
+        [key],
+      ),
       options.signal,
     );
     const row = result.rows[0];
@@ -163,7 +166,7 @@ export class PostgresDefenderStore implements DefenderStore {
     // Past this point the write goes through even if aborted: a half-known outcome is worse than a late one.
     const result =
       expectedVersion === undefined
-        ? await this.#query<{ n: number }>(
+        ? await this.db.query<{ n: number }>(
             'put',
             `WITH w AS (
                INSERT INTO ${this.table} (client, version, banned_until, offences, last_seen, forget_at, events)
@@ -172,7 +175,7 @@ export class PostgresDefenderStore implements DefenderStore {
              SELECT count(*)::int AS n FROM w`,
             values,
           )
-        : await this.#query<{ n: number }>(
+        : await this.db.query<{ n: number }>(
             'put',
             `WITH w AS (
                UPDATE ${this.table} SET version = version + 1, banned_until = $2, offences = $3, last_seen = $4, forget_at = $5, events = $6::jsonb
@@ -188,7 +191,7 @@ export class PostgresDefenderStore implements DefenderStore {
   async delete(key: string, options: AbortOptions = {}): Promise<boolean> {
     throwIfAborted(options.signal);
     checkClientKey(key);
-    const result = await this.#query<{ n: number }>(
+    const result = await this.db.query<{ n: number }>(
       'delete',
       `WITH d AS (DELETE FROM ${this.table} WHERE client = $1 RETURNING 1),
             g AS (UPDATE ${this.generationTable} SET generation = generation + 1 WHERE EXISTS (SELECT 1 FROM d))
@@ -201,7 +204,7 @@ export class PostgresDefenderStore implements DefenderStore {
   async bans(now: number, limit: number, options: AbortOptions = {}): Promise<BanEntry[]> {
     throwIfAborted(options.signal);
     const result = await abortable(
-      this.#query<{ client: string; banned_until: string; offences: number }>(
+      this.db.query<{ client: string; banned_until: string; offences: number }>(
         'bans',
         `SELECT client, banned_until, offences FROM ${this.table} WHERE banned_until > $1 ORDER BY banned_until DESC LIMIT $2`,
         [now, limit],
@@ -214,7 +217,7 @@ export class PostgresDefenderStore implements DefenderStore {
   async generation(options: AbortOptions = {}): Promise<string> {
     throwIfAborted(options.signal);
     const result = await abortable(
-      this.#query<{ generation: string }>('generation', `SELECT generation FROM ${this.generationTable}`, []),
+      this.db.query<{ generation: string }>('generation', `SELECT generation FROM ${this.generationTable}`, []),
       options.signal,
     );
     return result.rows[0]?.generation ?? '0';
@@ -227,13 +230,13 @@ export class PostgresDefenderStore implements DefenderStore {
    */
   async sweep(now: number, maxEntries: number, options: AbortOptions = {}): Promise<number> {
     throwIfAborted(options.signal);
-    const expired = await this.#query<{ n: number }>(
+    const expired = await this.db.query<{ n: number }>(
       'sweep',
       `WITH d AS (DELETE FROM ${this.table} WHERE forget_at < $1 RETURNING 1) SELECT count(*)::int AS n FROM d`,
       [now],
     );
     throwIfAborted(options.signal);
-    const excess = await this.#query<{ n: number }>(
+    const excess = await this.db.query<{ n: number }>(
       'sweep',
       `WITH x AS (
          SELECT client FROM ${this.table} ORDER BY (banned_until > $1), last_seen, client
@@ -248,24 +251,12 @@ export class PostgresDefenderStore implements DefenderStore {
 
   async size(options: AbortOptions = {}): Promise<number> {
     throwIfAborted(options.signal);
-    const result = await this.#query<{ n: number }>('size', `SELECT count(*)::int AS n FROM ${this.table}`, []);
+    const result = await this.db.query<{ n: number }>('size', `SELECT count(*)::int AS n FROM ${this.table}`, []);
     return result.rows[0]?.n ?? 0;
   }
 
   /** Waits for statements in flight, then closes every connection. Idempotent. */
   close(): Promise<void> {
-    return (this.#closing ??= this.pool.end());
-  }
-
-  async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    if (this.#pending >= MAX_PENDING) throw new TransientError(`${COMPONENT}: ${what} refused, ${MAX_PENDING} statements already waiting`);
-    this.#pending++;
-    try {
-      return await this.pool.query<R>(text, values);
-    } catch (err) {
-      throw classifyPostgresError(err, what, COMPONENT);
-    } finally {
-      this.#pending--;
-    }
+    return this.db.close();
   }
 }

@@ -1,6 +1,6 @@
-import type pg from 'pg';
-import { IntegrityError, InvalidInputError, TransientError } from '../errors.js';
+import { IntegrityError, InvalidInputError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { BoundedPool } from '../store/slots/postgres/bounded-pool.js';
 import { classifyPostgresError } from '../store/slots/postgres/errors.js';
 import { openMigratedPool, quoteSchema, type SchemaComponent } from '../store/slots/postgres/migrations.js';
 import type { Usage, UsageLedger } from './ledger.js';
@@ -63,11 +63,8 @@ function int(user: string, text: string): number {
 }
 
 export class PostgresUsageLedger implements UsageLedger {
-  #pending = 0;
-  #closing: Promise<void> | undefined;
-
   private constructor(
-    private readonly pool: pg.Pool,
+    private readonly db: BoundedPool,
     private readonly table: string,
   ) {}
 
@@ -86,12 +83,12 @@ export class PostgresUsageLedger implements UsageLedger {
     const pool = await openMigratedPool(connection, schema, QUOTA_USAGE_SCHEMA).catch((err: unknown) => {
       throw classifyPostgresError(err, 'opening the schema', COMPONENT);
     });
-    return new PostgresUsageLedger(pool, `${quoteSchema(schema)}.capstan_quota_usage`);
+    return new PostgresUsageLedger(new BoundedPool(pool, COMPONENT, MAX_PENDING), `${quoteSchema(schema)}.capstan_quota_usage`);
   }
 
   async get(user: string): Promise<Usage | undefined> {
     checkAccount(user);
-    const result = await this.#query<{ bytes: string; files: string; counted_at: string }>(
+    const result = await this.db.query<{ bytes: string; files: string; counted_at: string }>(
       'get',
       `SELECT bytes, files, counted_at FROM ${this.table} WHERE account = $1`,
       [user],
@@ -105,7 +102,7 @@ export class PostgresUsageLedger implements UsageLedger {
     checkDelta(bytes);
     checkDelta(files);
     // Limits are checked for positive deltas only, as fitsLimit does; NULL: no limit.
-    const result = await this.#query<{ applied: boolean; counted: boolean }>(
+    const result = await this.db.query<{ applied: boolean; counted: boolean }>(
       'add',
       `WITH u AS (
          UPDATE ${this.table} SET bytes = GREATEST(0, bytes + $2::bigint), files = GREATEST(0, files + $3::bigint)
@@ -126,7 +123,7 @@ export class PostgresUsageLedger implements UsageLedger {
     for (const n of [usage.bytes, usage.files, usage.countedAt]) {
       if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInputError('usage counters must be safe non-negative integers');
     }
-    await this.#query(
+    await this.db.query(
       'set',
       `INSERT INTO ${this.table} AS t (account, bytes, files, counted_at) VALUES ($1, $2, $3, $4)
        ON CONFLICT (account) DO UPDATE SET bytes = EXCLUDED.bytes, files = EXCLUDED.files, counted_at = EXCLUDED.counted_at
@@ -137,25 +134,13 @@ export class PostgresUsageLedger implements UsageLedger {
 
   async delete(user: string): Promise<void> {
     checkAccount(user);
-    await this.#query('delete', `DELETE FROM ${this.table} WHERE account = $1`, [user]);
+    await this.db.query('delete', `DELETE FROM ${this.table} WHERE account = $1`, [user]);
   }
 
   async refresh(): Promise<void> {}
 
   /** Waits for statements in flight, then closes every connection. Idempotent. */
   close(): Promise<void> {
-    return (this.#closing ??= this.pool.end());
-  }
-
-  async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    if (this.#pending >= MAX_PENDING) throw new TransientError(`${COMPONENT}: ${what} refused, ${MAX_PENDING} statements already waiting`);
-    this.#pending++;
-    try {
-      return await this.pool.query<R>(text, values);
-    } catch (err) {
-      throw classifyPostgresError(err, what, COMPONENT);
-    } finally {
-      this.#pending--;
-    }
+    return this.db.close();
   }
 }

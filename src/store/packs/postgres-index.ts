@@ -1,9 +1,9 @@
-import type pg from 'pg';
 import { CID } from 'multiformats/cid';
-import { type AbortOptions, IntegrityError, TransientError, throwIfAborted } from '../../errors.js';
+import { type AbortOptions, IntegrityError, throwIfAborted } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { isChunkAddress } from '../address.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
+import { BoundedPool } from '../slots/postgres/bounded-pool.js';
 import { classifyPostgresError } from '../slots/postgres/errors.js';
 import { openMigratedPool, quoteSchema, type SchemaComponent } from '../slots/postgres/migrations.js';
 import { type Location, PACK_ID_BYTES } from './format.js';
@@ -64,11 +64,8 @@ interface Row {
  * statements admitted, then TransientError.
  */
 export class PostgresObjectIndex implements ObjectIndex {
-  #pending = 0;
-  #closing: Promise<void> | undefined;
-
   private constructor(
-    private readonly pool: pg.Pool,
+    private readonly db: BoundedPool,
     private readonly table: string,
   ) {}
 
@@ -86,13 +83,13 @@ export class PostgresObjectIndex implements ObjectIndex {
     const pool = await openMigratedPool(connection, schema, OBJECT_INDEX_SCHEMA).catch((err: unknown) => {
       throw classifyPostgresError(err, 'opening the object index');
     });
-    return new PostgresObjectIndex(pool, `${quoteSchema(schema)}.capstan_objects`);
+    return new PostgresObjectIndex(new BoundedPool(pool, 'postgres object index', MAX_PENDING), `${quoteSchema(schema)}.capstan_objects`);
   }
 
   async get(address: ChunkAddress, options: AbortOptions = {}): Promise<IndexEntry | undefined> {
     throwIfAborted(options.signal);
     const rows = (
-      await this.#query<Row>('get', `SELECT pack, pack_offset, length, last_put FROM ${this.table} WHERE address = $1`, [
+      await this.db.query<Row>('get', `SELECT pack, pack_offset, length, last_put FROM ${this.table} WHERE address = $1`, [
         Buffer.from(address.bytes),
       ])
     ).rows;
@@ -107,7 +104,7 @@ export class PostgresObjectIndex implements ObjectIndex {
     const unique = [...last.values()];
     for (let i = 0; i < unique.length; i += PAGE) {
       const page = unique.slice(i, i + PAGE);
-      await this.#query(
+      await this.db.query(
         'putMany',
         `INSERT INTO ${this.table} (address, pack, pack_offset, length, last_put)
            SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::integer[], $5::bigint[])
@@ -126,7 +123,7 @@ export class PostgresObjectIndex implements ObjectIndex {
 
   async refreshIf(address: ChunkAddress, location: Location, lastPutSec: number, options: AbortOptions = {}): Promise<boolean> {
     throwIfAborted(options.signal);
-    const result = await this.#query(
+    const result = await this.db.query(
       'refreshIf',
       `UPDATE ${this.table} SET last_put = $5 WHERE address = $1 AND pack = $2 AND pack_offset = $3 AND length = $4`,
       [...where(address, location), String(lastPutSec)],
@@ -137,7 +134,7 @@ export class PostgresObjectIndex implements ObjectIndex {
   async removeIf(address: ChunkAddress, location: Location, options: RemoveIfOptions = {}): Promise<boolean> {
     throwIfAborted(options.signal);
     const idle = options.idleBeforeSec === undefined ? '' : ' AND last_put < $5';
-    const result = await this.#query(
+    const result = await this.db.query(
       'removeIf',
       `DELETE FROM ${this.table} WHERE address = $1 AND pack = $2 AND pack_offset = $3 AND length = $4${idle}`,
       options.idleBeforeSec === undefined ? where(address, location) : [...where(address, location), String(options.idleBeforeSec)],
@@ -147,7 +144,7 @@ export class PostgresObjectIndex implements ObjectIndex {
 
   async moveIf(address: ChunkAddress, from: Location, to: Location, options: AbortOptions = {}): Promise<boolean> {
     throwIfAborted(options.signal);
-    const result = await this.#query(
+    const result = await this.db.query(
       'moveIf',
       `UPDATE ${this.table} SET pack = $5, pack_offset = $6, length = $7
          WHERE address = $1 AND pack = $2 AND pack_offset = $3 AND length = $4`,
@@ -162,7 +159,7 @@ export class PostgresObjectIndex implements ObjectIndex {
     for (;;) {
       throwIfAborted(options.signal);
       const rows = (
-        await this.#query<Row>(
+        await this.db.query<Row>(
           'list',
           `SELECT address, pack, pack_offset, length, last_put FROM ${this.table}
              ${after === undefined ? '' : 'WHERE address > $1'} ORDER BY address LIMIT ${PAGE}`,
@@ -185,20 +182,7 @@ export class PostgresObjectIndex implements ObjectIndex {
   }
 
   close(): Promise<void> {
-    return (this.#closing ??= this.pool.end());
-  }
-
-  async #query<R extends pg.QueryResultRow = pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    if (this.#pending >= MAX_PENDING)
-      throw new TransientError(`postgres object index: ${what} refused, ${MAX_PENDING} statements already waiting`);
-    this.#pending++;
-    try {
-      return await this.pool.query<R>(text, values);
-    } catch (err) {
-      throw classifyPostgresError(err, what);
-    } finally {
-      this.#pending--;
-    }
+    return this.db.close();
   }
 }
 
