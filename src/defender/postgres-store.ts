@@ -1,8 +1,7 @@
 import { ConflictError, IntegrityError, throwIfAborted, type AbortOptions } from '../errors.js';
 import type { Logger } from '../log.js';
 import { BoundedPool } from '../store/slots/postgres/bounded-pool.js';
-import { classifyPostgresError } from '../store/slots/postgres/errors.js';
-import { openMigratedPool, quoteSchema, type SchemaComponent } from '../store/slots/postgres/migrations.js';
+import type { SchemaComponent } from '../store/slots/postgres/migrations.js';
 import { abortable } from '../tree/file/abortable.js';
 import { checkClientKey } from './memory-store.js';
 import type { ClientRecord } from './policy.js';
@@ -101,25 +100,16 @@ export class PostgresDefenderStore implements DefenderStore {
 
   /** Connects, creates or migrates the defender's tables, and returns the store. */
   static async open(options: PostgresDefenderStoreOptions = {}): Promise<PostgresDefenderStore> {
-    const schema = options.schema ?? 'public';
-    const q = quoteSchema(schema);
-    const connection = {
-      url: options.url,
-      password: options.password,
-      poolSize: options.poolSize ?? DEFENDER_POOL_SIZE,
-      connectTimeoutMs: 2_000,
-      statementTimeoutMs: options.statementTimeoutMs ?? 2_000,
+    const { db, schema } = await BoundedPool.open(options, {
+      component: COMPONENT,
       applicationName: 'capstan defender',
-      logger: options.logger,
-    };
-    const pool = await openMigratedPool(connection, schema, DEFENDER_SCHEMA).catch((err: unknown) => {
-      throw classifyPostgresError(err, 'opening the schema', COMPONENT);
+      poolSize: DEFENDER_POOL_SIZE,
+      connectTimeoutMs: 2_000,
+      statementTimeoutMs: 2_000,
+      maxPending: MAX_PENDING,
+      tables: DEFENDER_SCHEMA,
     });
-    return new PostgresDefenderStore(
-      new BoundedPool(pool, COMPONENT, MAX_PENDING),
-      `${q}.capstan_defender`,
-      `${q}.capstan_defender_generation`,
-    );
+    return new PostgresDefenderStore(db, `${schema}.capstan_defender`, `${schema}.capstan_defender_generation`);
   }
 
   async get(key: string, options: AbortOptions = {}): Promise<VersionedRecord | undefined> {

@@ -1,8 +1,6 @@
 import { IntegrityError, InvalidInputError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { BoundedPool } from '../store/slots/postgres/bounded-pool.js';
-import { classifyPostgresError } from '../store/slots/postgres/errors.js';
-import { openMigratedPool, quoteSchema, type SchemaComponent } from '../store/slots/postgres/migrations.js';
+import { BoundedPool, type ComponentDatabase } from '../store/slots/postgres/bounded-pool.js';
+import type { SchemaComponent } from '../store/slots/postgres/migrations.js';
 import type { Usage, UsageLedger } from './ledger.js';
 import type { Quota } from './quotas-file.js';
 
@@ -20,15 +18,8 @@ import type { Quota } from './quotas-file.js';
  * of adds that together pass a limit only those that fit land, whichever
  * gateways send them.
  */
-export interface PostgresUsageLedgerOptions {
-  url?: string | undefined;
-  password?: string | undefined;
-  /** SQL schema: the slot store's. Default "public". */
-  schema?: string | undefined;
-  poolSize?: number | undefined;
-  statementTimeoutMs?: number | undefined;
-  logger?: Logger | undefined;
-}
+/** The slots' database and schema (node/backends.ts slotsDatabase). */
+export type PostgresUsageLedgerOptions = ComponentDatabase;
 
 const COMPONENT = 'postgres quota usage';
 const MAX_ACCOUNT_LENGTH = 256;
@@ -70,20 +61,16 @@ export class PostgresUsageLedger implements UsageLedger {
 
   /** Connects, creates or migrates the table, and returns the ledger. */
   static async open(options: PostgresUsageLedgerOptions = {}): Promise<PostgresUsageLedger> {
-    const schema = options.schema ?? 'public';
-    const connection = {
-      url: options.url,
-      password: options.password,
-      poolSize: options.poolSize ?? 4,
-      connectTimeoutMs: 5_000,
-      statementTimeoutMs: options.statementTimeoutMs ?? 10_000,
+    const { db, schema } = await BoundedPool.open(options, {
+      component: COMPONENT,
       applicationName: 'capstan quota',
-      logger: options.logger,
-    };
-    const pool = await openMigratedPool(connection, schema, QUOTA_USAGE_SCHEMA).catch((err: unknown) => {
-      throw classifyPostgresError(err, 'opening the schema', COMPONENT);
+      poolSize: 4,
+      connectTimeoutMs: 5_000,
+      statementTimeoutMs: 10_000,
+      maxPending: MAX_PENDING,
+      tables: QUOTA_USAGE_SCHEMA,
     });
-    return new PostgresUsageLedger(new BoundedPool(pool, COMPONENT, MAX_PENDING), `${quoteSchema(schema)}.capstan_quota_usage`);
+    return new PostgresUsageLedger(db, `${schema}.capstan_quota_usage`);
   }
 
   async get(user: string): Promise<Usage | undefined> {

@@ -17,9 +17,12 @@ async function writeTarget(path: string): Promise<string> {
  * one, never part of either, even across a crash: a temp file (mode 0600)
  * in the same directory, fsync, rename over the original, fsync of the
  * directory. Used for every small file capstan rewrites (accounts, quotas,
- * usage, pins). Two writers at once: the last rename wins.
+ * usage, pins, packs on a shared fs). Two writers at once: the last rename wins.
+ * With `sync` false (`fs.fsync = false`) neither fsync is made: still never
+ * a partial file, but not durable across a power loss.
  */
-export async function writeFileAtomic(path: string, text: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(path: string, text: string | Uint8Array, options: { sync?: boolean } = {}): Promise<void> {
+  const sync = options.sync ?? true;
   const target = await writeTarget(path);
   const dir = dirname(target);
   const tmp = join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -28,7 +31,7 @@ export async function writeFileAtomic(path: string, text: string | Uint8Array): 
     try {
       await fh.chmod(0o600); // open's mode is filtered by the umask
       await fh.writeFile(text);
-      await fh.sync();
+      if (sync) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -37,6 +40,7 @@ export async function writeFileAtomic(path: string, text: string | Uint8Array): 
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
+  if (!sync) return;
   // Make the rename itself durable; not every platform lets a directory be fsynced.
   const dh = await open(dir, 'r').catch(() => undefined);
   if (dh !== undefined) {

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { NotFoundError } from '../../errors.js';
+import { writeFileAtomic } from '../../util/atomic-file.js';
 import { PACK_OBJECT_NAME, type PackObjects } from './pack-objects.js';
 
 function errno(err: unknown): string | undefined {
@@ -10,9 +10,9 @@ function errno(err: unknown): string | undefined {
 
 /**
  * Packs as files `<dir>/<16 hex>.pack` in a directory several gateways share
- * (`[storage] fs.dir`/shared-packs with PostgreSQL slots). A put writes a
- * temporary file, fdatasyncs it, renames it into place and fsyncs the
- * directory (with `fsync` false, as `fs.fsync = false` asks, neither sync):
+ * (`[storage] fs.dir`/shared-packs with PostgreSQL slots). A put is
+ * writeFileAtomic: a temporary file, synced, renamed into place, the
+ * directory synced (with `fsync` false, as `fs.fsync = false` asks, neither sync):
  * one durable write per pack, and a reader sees a pack whole or not at all.
  * Each gateway names its packs with random ids, so gateways never write the
  * same file.
@@ -28,29 +28,8 @@ export class FsPackObjects implements PackObjects {
     return new FsPackObjects(dir, options.fsync ?? true);
   }
 
-  async put(pack: string, bytes: Uint8Array): Promise<void> {
-    const final = this.#file(pack);
-    const tmp = path.join(this.dir, `.${pack}.${randomBytes(6).toString('hex')}.tmp`);
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      try {
-        await fh.writeFile(bytes);
-        if (this.fsync) await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, final);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    if (!this.fsync) return;
-    const dh = await open(this.dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+  put(pack: string, bytes: Uint8Array): Promise<void> {
+    return writeFileAtomic(this.#file(pack), bytes, { sync: this.fsync });
   }
 
   async read(pack: string, offset: number, length: number): Promise<Uint8Array> {

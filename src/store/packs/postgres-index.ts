@@ -4,8 +4,7 @@ import type { Logger } from '../../log.js';
 import { isChunkAddress } from '../address.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
 import { BoundedPool } from '../slots/postgres/bounded-pool.js';
-import { classifyPostgresError } from '../slots/postgres/errors.js';
-import { openMigratedPool, quoteSchema, type SchemaComponent } from '../slots/postgres/migrations.js';
+import type { SchemaComponent } from '../slots/postgres/migrations.js';
 import { type Location, PACK_ID_BYTES } from './format.js';
 import type { IndexEntry, ObjectIndex, RemoveIfOptions } from './index-store.js';
 
@@ -70,20 +69,16 @@ export class PostgresObjectIndex implements ObjectIndex {
   ) {}
 
   static async open(options: PostgresObjectIndexOptions = {}): Promise<PostgresObjectIndex> {
-    const schema = options.schema ?? 'public';
-    const connection = {
-      url: options.url,
-      password: options.password,
-      poolSize: options.poolSize ?? INDEX_POOL_SIZE,
-      connectTimeoutMs: 5_000,
-      statementTimeoutMs: options.statementTimeoutMs ?? 15_000,
+    const { db, schema } = await BoundedPool.open(options, {
+      component: 'postgres object index',
       applicationName: 'capstan object index',
-      logger: options.logger,
-    };
-    const pool = await openMigratedPool(connection, schema, OBJECT_INDEX_SCHEMA).catch((err: unknown) => {
-      throw classifyPostgresError(err, 'opening the object index');
+      poolSize: INDEX_POOL_SIZE,
+      connectTimeoutMs: 5_000,
+      statementTimeoutMs: 15_000,
+      maxPending: MAX_PENDING,
+      tables: OBJECT_INDEX_SCHEMA,
     });
-    return new PostgresObjectIndex(new BoundedPool(pool, 'postgres object index', MAX_PENDING), `${quoteSchema(schema)}.capstan_objects`);
+    return new PostgresObjectIndex(db, `${schema}.capstan_objects`);
   }
 
   async get(address: ChunkAddress, options: AbortOptions = {}): Promise<IndexEntry | undefined> {
