@@ -1,6 +1,5 @@
 import { ConflictError, IntegrityError, throwIfAborted, type AbortOptions } from '../errors.js';
-import type { Logger } from '../log.js';
-import { BoundedPool } from '../store/slots/postgres/bounded-pool.js';
+import { BoundedPool, type ComponentDatabase } from '../store/slots/postgres/bounded-pool.js';
 import type { SchemaComponent } from '../store/slots/postgres/migrations.js';
 import { abortable } from '../tree/file/abortable.js';
 import { checkClientKey } from './memory-store.js';
@@ -39,16 +38,8 @@ import { MAX_CLIENT_KEY_LENGTH, type BanEntry, type DefenderStore, type Versione
  * and at most MAX_PENDING statements wait: past that, TransientError at once
  * and the defender answers from its local view.
  */
-export interface PostgresDefenderStoreOptions {
-  url?: string | undefined;
-  password?: string | undefined;
-  /** SQL schema: the slot store's. Default "public". */
-  schema?: string;
-  poolSize?: number;
-  /** Default 2000: a defender that waits longer answers from its local view anyway. */
-  statementTimeoutMs?: number;
-  logger?: Logger | undefined;
-}
+/** The slots' database and schema (statement timeout default 2000 ms: a defender that waits longer answers from its local view anyway). */
+export type PostgresDefenderStoreOptions = ComponentDatabase;
 
 export const DEFENDER_POOL_SIZE = 2;
 const MAX_PENDING = 256;

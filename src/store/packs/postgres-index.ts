@@ -1,23 +1,14 @@
 import { CID } from 'multiformats/cid';
 import { type AbortOptions, IntegrityError, throwIfAborted } from '../../errors.js';
-import type { Logger } from '../../log.js';
 import { isChunkAddress } from '../address.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
-import { BoundedPool } from '../slots/postgres/bounded-pool.js';
+import { BoundedPool, type ComponentDatabase } from '../slots/postgres/bounded-pool.js';
 import type { SchemaComponent } from '../slots/postgres/migrations.js';
 import { type Location, PACK_ID_BYTES } from './format.js';
 import type { IndexEntry, ObjectIndex, RemoveIfOptions } from './index-store.js';
 
-export interface PostgresObjectIndexOptions {
-  url?: string | undefined;
-  password?: string | undefined;
-  /** The slot store's schema: the index's tables sit beside the slots. Default "public". */
-  schema?: string | undefined;
-  /** Connections of the index's own pool (default 4). */
-  poolSize?: number | undefined;
-  statementTimeoutMs?: number | undefined;
-  logger?: Logger | undefined;
-}
+/** The slots' database and schema: the index's tables sit beside the slots (pool default INDEX_POOL_SIZE). */
+export type PostgresObjectIndexOptions = ComponentDatabase;
 
 export const INDEX_POOL_SIZE = 4;
 /** Entries per list() statement and per putMany() statement. */
