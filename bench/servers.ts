@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { NODE_ENVIRONMENT, NODE_FLAGS } from '../src/cli/node-flags.js';
+import { NODE_FLAGS } from '../src/cli/node-flags.js';
 import { stopChild, waitForStderr, type ProcessRegistry } from './procs.js';
 
 /**
@@ -174,7 +174,6 @@ export async function runCapstan(o: CapstanOptions, nodeDir: string): Promise<Ca
   // AWS_* from the caller's shell would override s3.credentials (capstan prefers the environment).
   const env = {
     ...process.env,
-    ...NODE_ENVIRONMENT,
     CAPSTAN_NODE_DIR: undefined,
     AWS_ACCESS_KEY_ID: undefined,
     AWS_SECRET_ACCESS_KEY: undefined,
@@ -184,7 +183,7 @@ export async function runCapstan(o: CapstanOptions, nodeDir: string): Promise<Ca
   const logFd = openSync(path.join(o.workDir, 'capstan.log'), 'a');
   let child: ChildProcess;
   try {
-    // The flags and environment `capstan run` gets from its shebang (src/cli/node-flags.ts), as an operator runs it.
+    // The flags `capstan run` gets from its shebang (src/cli/node-flags.ts), as an operator runs it.
     child = o.registry.spawn(process.execPath, [...NODE_FLAGS, ...(o.nodeFlags ?? []), cli, 'run', '-d', nodeDir], {
       stdio: ['ignore', logFd, 'pipe'],
       env,

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=8388608 MALLOC_TRIM_THRESHOLD_=67108864 node --single-threaded-gc --expose-gc
+#!/usr/bin/env -S node --single-threaded-gc --expose-gc
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { accountCommand } from './commands/account.js';

@@ -3,17 +3,17 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { environmentAssignments, NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 describe('the node flags capstan runs with', () => {
-  it('are what the CLI shebang passes, with the environment, in the source, in dist and in npm start', () => {
-    const shebang = `#!/usr/bin/env -S ${environmentAssignments()} node ${NODE_FLAGS.join(' ')}`;
+  it('are what the CLI shebang passes, in the source, in dist and in npm start', () => {
+    const shebang = `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`;
     expect(readFileSync(path.join(repo, 'src/cli/main.ts'), 'utf8').split('\n')[0]).toBe(shebang);
     expect(readFileSync(path.join(repo, 'dist/cli/main.js'), 'utf8').split('\n')[0]).toBe(shebang);
     const start = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')).scripts.start as string;
-    expect(start).toBe(`${environmentAssignments()} node ${NODE_FLAGS.join(' ')} dist/cli/main.js demo`);
+    expect(start).toBe(`node ${NODE_FLAGS.join(' ')} dist/cli/main.js demo`);
   });
 
   it('run when dist/cli/main.js is executed directly, as `capstan` is', () => {
@@ -29,7 +29,7 @@ describe('the node flags capstan runs with', () => {
   it('are accepted by this node, through env -S as the shebang runs them', () => {
     const run = spawnSync(
       '/usr/bin/env',
-      ['-S', `${environmentAssignments()} ${process.execPath} ${NODE_FLAGS.join(' ')}`, path.join(repo, 'dist/cli/main.js'), '--version'],
+      ['-S', `${process.execPath} ${NODE_FLAGS.join(' ')}`, path.join(repo, 'dist/cli/main.js'), '--version'],
       {
         encoding: 'utf8',
       },
