@@ -10,10 +10,11 @@ let poolUsed = POOL_BYTES;
 /**
  * `n` bytes from node's CSPRNG, in a new Uint8Array of their own.
  *
- * Each randomFillSync call costs some 10–40 µs of fixed overhead (a crypto
- * job set up and torn down) whatever its size, and every directory write
- * takes a fresh 24-byte nonce: on the small-file benchmark those calls were
- * 2.4 % of the gateway's busy time. Small requests are therefore cut from a
+ * Each randomFillSync call has a fixed cost (a crypto job set up and torn
+ * down) whatever its size, and every directory write takes a fresh 24-byte
+ * nonce: on the small-file benchmark (`npm run bench -- --only small
+ * --cpu-prof DIR`) those calls were 2.4 % of the gateway's busy time, a
+ * tenth of a millisecond per file. Small requests are therefore cut from a
  * 4 KiB block filled in one call; each byte of the block is handed out
  * once and overwritten with zeros as it is.
  */

@@ -8,9 +8,8 @@ export const DEFAULT_NODE_CACHE_BYTES = 16 * 1024 * 1024;
  * plaintext: its objects, strings, the Uint8Arrays and their backing stores.
  * Measured by decoding 100,000 entries and 100,000 children and reading
  * process.memoryUsage() after a full GC: 887 resident bytes per entry of
- * 157 plaintext bytes, 902 per child of 38. (The previous allowance, 96,
- * made the 16 MiB cache hold some 55 MiB: the gateway's heap grew from 25 to
- * 70 MiB during `npm run bench -- --only small`.)
+ * 157 plaintext bytes, 902 per child of 38. (With the previous allowance,
+ * 96, a full cache of "16 MiB" of such buckets held some 55 MiB.)
  */
 const RESIDENT_BYTES_PER_ITEM = 860;
 
