@@ -13,7 +13,7 @@ let poolUsed = POOL_BYTES;
  * Each randomFillSync call has a fixed cost (a crypto job set up and torn
  * down) whatever its size, and every directory write takes a fresh 24-byte
  * nonce: on the small-file benchmark (`npm run bench -- --only small
- * --cpu-prof DIR`) those calls were 2.4 % of the gateway's busy time, a
+ * --cpu-prof DIR`) those calls were 2.4 % of the gateway's busy time,
  * some 45 µs per file. Small requests are therefore cut from a
  * 4 KiB block filled in one call; each byte of the block is handed out
  * once and overwritten with zeros as it is.
