@@ -336,11 +336,14 @@ describe('capstan demo', () => {
     let seen = '';
     child.stdout.on('data', (d: Buffer) => (seen += d.toString('utf8')));
     try {
-      await vi.waitFor(() => expect(seen).toMatch(/\d\d:\d\d:\d\d INFO {2}SFTP gateway listening .*port=\d+/), {
-        timeout: 30_000,
-        interval: 100,
-      });
-      expect(seen).toMatch(/^ {2}sftp -P \d+ ttyuser@127\.0\.0\.1\r?$/m);
+      // The demo prints its connection hint after the gateway's listening line: wait for both.
+      await vi.waitFor(
+        () => {
+          expect(seen).toMatch(/\d\d:\d\d:\d\d INFO {2}SFTP gateway listening .*port=\d+/);
+          expect(seen).toMatch(/^ {2}sftp -P \d+ ttyuser@127\.0\.0\.1\r?$/m);
+        },
+        { timeout: 30_000, interval: 100 },
+      );
       expect(seen).not.toContain('{"level"');
     } finally {
       if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
