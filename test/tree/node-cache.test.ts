@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { NodeCache, nodeWeight } from '../../src/tree/dir/node-cache.js';
 import { type DirNode, decodeNode, encodeNode, type StoredEntry } from '../../src/tree/dir/node-format.js';
 
-function bucket(n: number, tag = ''): { node: DirNode; plaintext: Uint8Array } {
+function bucket(n: number): { node: DirNode; plaintext: Uint8Array } {
   const entries: StoredEntry[] = [];
   for (let i = 0; i < n; i++) {
-    const name = `${tag}file-${String(i).padStart(5, '0')}.bin`;
+    const name = `file-${String(i).padStart(5, '0')}.bin`;
     const cap = `CS1:CHK:${'a'.repeat(52)}:${'b'.repeat(52)}:16384`;
     entries.push({
       name,
