@@ -33,7 +33,7 @@ export const XCHACHA_NONCE_BYTES = 24;
 export const XCHACHA_TAG_BYTES = 16;
 const ZERO_NONCE = Buffer.alloc(12);
 
-/** Pieces sealConvergent encrypts at a time by default: bounds its scratch memory beside the output. */
+/** Pieces sealConvergent encrypts (and openConvergentInPlace decrypts) at a time by default: bounds the scratch memory beside the output. */
 const SEAL_PIECE_BYTES = 64 * 1024;
 
 export interface SealIntoOptions {
@@ -88,6 +88,36 @@ export function openConvergent(key: Uint8Array, sealed: Uint8Array, aad?: Uint8A
     throw new AeadError();
   }
   return body;
+}
+
+/**
+ * openConvergent for a buffer the caller owns and gives up: the plaintext
+ * replaces the ciphertext in `sealed`, and the result is a view of its first
+ * sealed.length - 16 bytes. On AeadError `sealed` holds unauthenticated
+ * bytes, to be thrown away.
+ *
+ * Why: update() returns a fresh buffer of its input's length. For a 1 MiB
+ * chunk malloc hands out pages the kernel must fault in, and on this
+ * project's machines a fault costs several µs: decrypting 256 × 1 MiB in one
+ * update() each took 1.8–2.3 CPU-s per GiB (about 42,000 faults), against
+ * 0.3–0.7 in 64 KiB pieces (about 8,000), which malloc recycles at once.
+ * Each piece is copied back into place.
+ */
+export function openConvergentInPlace(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
+  if (sealed.length < GCM_TAG_BYTES) throw new AeadError();
+  const length = sealed.length - GCM_TAG_BYTES;
+  const d = createDecipheriv('aes-256-gcm', key, ZERO_NONCE);
+  if (aad) d.setAAD(aad);
+  d.setAuthTag(sealed.subarray(length));
+  for (let i = 0; i < length; i += SEAL_PIECE_BYTES) {
+    sealed.set(d.update(sealed.subarray(i, Math.min(length, i + SEAL_PIECE_BYTES))), i);
+  }
+  try {
+    d.final();
+  } catch {
+    throw new AeadError();
+  }
+  return sealed.subarray(0, length);
 }
 
 /** The ChaCha constants, "expand 32-byte k", as little-endian words. */

@@ -4,6 +4,7 @@ export {
   AeadError,
   sealConvergent,
   openConvergent,
+  openConvergentInPlace,
   sealRandomized,
   openRandomized,
   GCM_TAG_BYTES,

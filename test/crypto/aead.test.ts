@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { describe, expect, it } from 'vitest';
-import { AeadError, openRandomized, sealRandomized } from '../../src/crypto/aead.js';
+import { AeadError, openConvergent, openConvergentInPlace, openRandomized, sealConvergent, sealRandomized } from '../../src/crypto/aead.js';
 
 /**
  * sealRandomized/openRandomized run XChaCha20-Poly1305 as HChaCha20 plus
@@ -40,5 +40,46 @@ describe('XChaCha20-Poly1305 through node:crypto', () => {
     expect(() => openRandomized(key, sealed)).toThrow(AeadError);
     expect(() => openRandomized(randomBytes(32), sealed, aad)).toThrow(AeadError);
     expect(() => openRandomized(key, sealed.subarray(0, 39), aad)).toThrow(AeadError);
+  });
+});
+
+/**
+ * openConvergentInPlace decrypts in 64 KiB pieces into the sealed buffer
+ * itself (the reader's chunks): the same plaintext as openConvergent on every
+ * size around a piece boundary, a view of the caller's buffer, and every
+ * tampering one AeadError.
+ */
+describe('AES-256-GCM opened in place', () => {
+  const PIECE = 64 * 1024;
+
+  it('gives what openConvergent gives, in the sealed buffer itself', () => {
+    const key = randomBytes(32);
+    for (const size of [0, 1, PIECE - 1, PIECE, PIECE + 1, 3 * PIECE + 17, 1024 * 1024]) {
+      const plain = randomBytes(size);
+      const sealed = sealConvergent(key, plain);
+      expect(Buffer.from(openConvergent(key, sealed)).equals(plain)).toBe(true);
+      const copy = new Uint8Array(sealed);
+      const opened = openConvergentInPlace(key, copy);
+      expect(opened.buffer).toBe(copy.buffer);
+      expect(opened.byteOffset).toBe(copy.byteOffset);
+      expect(Buffer.from(opened).equals(plain)).toBe(true);
+    }
+  });
+
+  it('honours aad and refuses a flipped bit, another aad, another key and a short blob with AeadError', () => {
+    const key = randomBytes(32);
+    const aad = randomBytes(20);
+    const plain = randomBytes(2 * PIECE + 5);
+    const sealed = sealConvergent(key, plain, aad);
+    expect(Buffer.from(openConvergentInPlace(key, new Uint8Array(sealed), aad)).equals(plain)).toBe(true);
+    for (const at of [0, PIECE - 1, PIECE, 2 * PIECE + 4, sealed.length - 16, sealed.length - 1]) {
+      const bad = new Uint8Array(sealed);
+      bad[at]! ^= 0x01;
+      expect(() => openConvergentInPlace(key, bad, aad)).toThrow(AeadError);
+    }
+    expect(() => openConvergentInPlace(key, new Uint8Array(sealed), randomBytes(20))).toThrow(AeadError);
+    expect(() => openConvergentInPlace(key, new Uint8Array(sealed))).toThrow(AeadError);
+    expect(() => openConvergentInPlace(randomBytes(32), new Uint8Array(sealed), aad)).toThrow(AeadError);
+    expect(() => openConvergentInPlace(key, new Uint8Array(15))).toThrow(AeadError);
   });
 });
