@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import type { Tag } from './tags.js';
 
 /** Tahoe-style netstring: `<decimal length>:<bytes>,`. Makes concatenations unambiguous. */
@@ -7,6 +7,29 @@ export function netstring(bytes: Uint8Array): Buffer {
 }
 
 const encoder = new TextEncoder();
+const COMMA = Buffer.from(',');
+/** netstring(tag) of each tag used so far: the tags are a fixed set (tags.ts). */
+const taggedPrefixes = new Map<Tag, Buffer>();
+
+/**
+ * Feeds netstring(tag), then netstring(part) of each part, to `h`, piece by
+ * piece: what hashing their concatenation would give, without building it.
+ * The small-file benchmark spent about 60 µs per file in tagged hashes, and
+ * building the concatenation was most of each call (4.3 µs against 2.4).
+ */
+function updateTagged(h: Hash | Hmac, tag: Tag, parts: Uint8Array[]): void {
+  let prefix = taggedPrefixes.get(tag);
+  if (prefix === undefined) {
+    prefix = netstring(encoder.encode(tag));
+    taggedPrefixes.set(tag, prefix);
+  }
+  h.update(prefix);
+  for (const p of parts) {
+    h.update(`${p.length}:`, 'latin1');
+    h.update(p);
+    h.update(COMMA);
+  }
+}
 
 export function sha256(...parts: Uint8Array[]): Uint8Array {
   const h = createHash('sha256');
@@ -21,16 +44,14 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
  */
 export function taggedHash(tag: Tag, ...parts: Uint8Array[]): Uint8Array {
   const h = createHash('sha256');
-  h.update(netstring(encoder.encode(tag)));
-  for (const p of parts) h.update(netstring(p));
+  updateTagged(h, tag, parts);
   return new Uint8Array(h.digest());
 }
 
 /** HMAC-SHA256 keyed by `key` over netstring(tag) followed by netstring(part) for each part. */
 export function taggedHmac(key: Uint8Array, tag: Tag, ...parts: Uint8Array[]): Uint8Array {
   const h = createHmac('sha256', key);
-  h.update(netstring(encoder.encode(tag)));
-  for (const p of parts) h.update(netstring(p));
+  updateTagged(h, tag, parts);
   return new Uint8Array(h.digest());
 }
 
