@@ -19,6 +19,7 @@ import { MiB } from './data.js';
 import { directoryWorkload, smallFilesWorkload } from './directories.js';
 import { ProcessRegistry, freePort } from './procs.js';
 import { REPO } from './repo.js';
+import { diskSyncMs } from './disk-sync.js';
 import { machineInfo, renderReport, tableRows, targetResults, type RunMeta } from './report.js';
 import { ProcRssSampler, RssTracker } from './rss.js';
 import {
@@ -198,6 +199,9 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
   const servers: BenchServer[] = [];
   let receiver: EventReceiver | undefined;
   try {
+    // Before any server runs: the disk's own sync latency, the bound on one client's durable uploads per second.
+    const diskSync = diskSyncMs(workDir);
+    log(`disk: a 4 KiB append made durable in ${diskSync.toFixed(2)} ms (median of 200)`);
     const openSshSkipped = o.capstanOnly ? '--capstan-only' : (openSshUnavailable() ?? chrootProblem(workDir));
     const keyFile = path.join(workDir, 'id_ed25519');
     const keygen = await registry.run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'capstan-bench', '-f', keyFile]);
@@ -288,6 +292,7 @@ export async function runBench(o: BenchOptions, registry: ProcessRegistry, log: 
       openSshSkipped: openSshSkipped || undefined,
       rcloneSkipped,
       fsync: o.fsync,
+      diskSyncMs: diskSync,
       elapsedSeconds: (performance.now() - t0) / 1000,
       loadStart,
       loadEnd: os.loadavg(),

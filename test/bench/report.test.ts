@@ -27,6 +27,7 @@ const meta: RunMeta = {
   quick: false,
   sizes: QUICK_SIZES,
   fsync: true,
+  diskSyncMs: 1.25,
   elapsedSeconds: 60,
   loadStart: [1, 1, 1],
   loadEnd: [1, 1, 1],
@@ -172,6 +173,8 @@ describe('report', () => {
     expect(md).toMatch(/^8 of 10 met /m);
     expect(md).toMatch(/^\| `getVsOpenSsh` ≥ 0\.8× OpenSSH \| get one 8 MiB file \(MB\/s\) \| 0\.50× \| not met \|$/m);
     expect(md).toMatch(/^\| `putCpuSecondsPerGiB` ≤ 8 CPU-s \| .* \| 8\.00 \| met \|$/m);
+    // The disk's sync latency, and the bound it puts on one client's durable uploads.
+    expect(md).toMatch(/durable \(write, fdatasync\) in 1\.25 ms \(median of 200\): .* at most 800 files\/s /);
   });
 
   it("shows sftp cp for capstan and OpenSSH (rclone n/a) and checks capstan's big copy against its small one", () => {
