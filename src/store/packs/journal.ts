@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { fdatasyncSync, writevSync } from 'node:fs';
 import { type FileHandle, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { InvalidInputError, NotFoundError, TransientError } from '../../errors.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
 import {
@@ -227,6 +228,8 @@ export class FsJournal implements PackSink {
   }
 
   async #run(): Promise<void> {
+    /** Whether this sync already let the event loop turn once (see below). */
+    let gathered = false;
     try {
       while (this.#queue.length > 0 || this.#wantSync > this.#syncedSeq) {
         const batch = this.#queue;
@@ -246,11 +249,20 @@ export class FsJournal implements PackSink {
         await this.#writeRun(run);
         // Everything queued when this batch was taken is written now; one sync covers it all.
         if (this.#wantSync > this.#syncedSeq) {
-          const written = this.#writtenSeq;
           // A small commit's sync is made on this thread: fdatasync of a few KiB takes 0.3–0.5 ms on
           // this project's disks, and through libuv's pool a close waited 0.2–0.4 ms longer for it
           // (one client putting 16 KiB files, 300 each way). A sync of more (a big upload's chunks)
-          // may write out megabytes, and stays off the loop.
+          // may write out megabytes, and stays off the loop. Before a sync on the loop, the loop turns
+          // once, so that commits of other sessions whose packets are already in (this turn's I/O
+          // events) join it: a sync on the loop has no time in flight for them to queue up in.
+          const inline = this.#opts.fsync && this.#fd !== undefined && this.#unsyncedBytes <= INLINE_SYNC_BYTES;
+          if (inline && !gathered) {
+            gathered = true;
+            await nextTurn();
+            if (this.#queue.length > 0) continue;
+          }
+          gathered = false;
+          const written = this.#writtenSeq;
           if (this.#opts.fsync && this.#fd !== undefined) {
             if (this.#unsyncedBytes <= INLINE_SYNC_BYTES) fdatasyncSync(this.#fd.fd);
             else await this.#fd.datasync();
