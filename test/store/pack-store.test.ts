@@ -147,6 +147,49 @@ describe('LocalEngine', () => {
     await engine.close();
   });
 
+  it('recovers an open pack that ends in zeros written ahead (the journal does that for small commits): cut there, sealed', async () => {
+    await fsp.mkdir(path.join(dir, 'packs'), { recursive: true });
+    const pack = 'fedcba9876543210';
+    const object = new Uint8Array(3000).fill(5);
+    const address = addressOf(object);
+    const records = [objectRecord(address, object), slotRecord(si(6), 2n, Uint8Array.of(4, 5))];
+    const body = Buffer.concat([encodeHeader(Buffer.from(pack, 'hex')), ...records.flatMap((r) => r.parts)]);
+    await fsp.writeFile(packFile(path.join(dir, 'packs'), pack), Buffer.concat([body, Buffer.alloc(1024 * 1024)]));
+
+    const engine = await openEngine(dir);
+    expect(Buffer.from(await engine.chunks.get(address)).equals(Buffer.from(object))).toBe(true);
+    expect(await engine.slots.get(si(6))).toEqual({ seq: 2n, record: Uint8Array.of(4, 5) });
+    const sealed = await fsp.readFile(packFile(path.join(dir, 'packs'), pack));
+    expect(sealed.subarray(0, body.length).equals(body)).toBe(true);
+    expect(sealed.length).toBeLessThan(body.length + 1024);
+    expect(sealed.subarray(-4).toString('latin1')).toBe('CSPT');
+    await engine.close();
+  });
+
+  it('small synced commits write zeros ahead of the active pack; sealing cuts them, and every object reads back', async () => {
+    const engine = await openEngine(dir, { fsync: true });
+    const objects = Array.from({ length: 40 }, (_, i) => new Uint8Array(4000).fill(i));
+    for (const [i, object] of objects.entries()) {
+      await engine.chunks.put(object);
+      await engine.slots.compareAndSwap(si(100 + i), null, { seq: 1n, record: Uint8Array.of(i) });
+    }
+    const [active] = await packsIn();
+    const ahead = await fsp.readFile(path.join(dir, 'packs', active!));
+    // 40 commits of about 4 KiB each, in a file that already reaches past 1 MiB: zeros after the records.
+    expect(ahead.length).toBeGreaterThanOrEqual(1024 * 1024);
+    expect(ahead.subarray(-4096).every((b) => b === 0)).toBe(true);
+    await engine.close();
+    const sealed = await fsp.readFile(path.join(dir, 'packs', active!));
+    expect(sealed.length).toBeLessThan(200 * 1024);
+    expect(sealed.subarray(-4).toString('latin1')).toBe('CSPT');
+    const again = await openEngine(dir);
+    for (const [i, object] of objects.entries()) {
+      expect(Buffer.from(await again.chunks.get(addressOf(object))).equals(Buffer.from(object))).toBe(true);
+      expect(await again.slots.get(si(100 + i))).toEqual({ seq: 1n, record: Uint8Array.of(i) });
+    }
+    await again.close();
+  });
+
   it('a newer slot swap in the journal wins over an older one in LevelDB; an older one does not', async () => {
     let engine = await openEngine(dir);
     await engine.slots.compareAndSwap(si(2), null, { seq: 1n, record: Uint8Array.of(1) });

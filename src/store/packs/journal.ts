@@ -89,6 +89,10 @@ export class FsJournal implements PackSink {
   #syncedSeq = 0;
   /** Bytes written to the active pack since its last sync. */
   #unsyncedBytes = 0;
+  /** Size of the active pack's file: its records, then zeros written ahead of them (see #zeroAhead). */
+  #fileEnd = 0;
+  /** Where the active pack's written records end. */
+  #writtenEnd = 0;
   #wantSync = 0;
   #running: Promise<void> | undefined;
   #writtenWaiters: { seq: number; resolve(): void; reject(err: Error): void }[] = [];
@@ -264,6 +268,7 @@ export class FsJournal implements PackSink {
           gathered = false;
           const written = this.#writtenSeq;
           if (this.#opts.fsync && this.#fd !== undefined) {
+            if (inline) this.#zeroAhead(this.#fd);
             if (this.#unsyncedBytes <= INLINE_SYNC_BYTES) fdatasyncSync(this.#fd.fd);
             else await this.#fd.datasync();
           }
@@ -302,6 +307,8 @@ export class FsJournal implements PackSink {
       this.#unsyncedBytes += bytesWritten;
       position += bytesWritten;
     }
+    this.#writtenEnd = position;
+    this.#fileEnd = Math.max(this.#fileEnd, position);
     for (const item of run) {
       const payload = item.offset + item.record.payloadOffset;
       this.#unwritten.delete(`${item.pack}:${payload}`);
@@ -330,7 +337,35 @@ export class FsJournal implements PackSink {
     }
     this.#fd = fd;
     this.#activeCreated = true;
+    this.#fileEnd = HEADER_BYTES;
+    this.#writtenEnd = HEADER_BYTES;
     return fd;
+  }
+
+  /**
+   * Writes zeros past the active pack's records when fewer than
+   * ZERO_LOW_WATER bytes of them are left, up to ZERO_AHEAD_BYTES past the
+   * last record; the sync that follows makes them durable with the records.
+   *
+   * Why: a commit that grows the file changes its size, and fdatasync must
+   * then commit ext4's journal as well as write the data. Into space the
+   * file already has, it writes the data only. Measured on this project's
+   * disk: 20 KiB appends with fdatasync, 0.28–0.30 ms a sync growing the
+   * file, 0.14 ms into written zeros; in the gateway during the small-file
+   * benchmark, 0.87 ms a sync before and 0.45 ms after. Zeros after the last
+   * record are what recovery already takes for the end of an open pack (a
+   * zero length with a failing crc), and sealing cuts them off first.
+   */
+  #zeroAhead(fd: FileHandle): void {
+    if (this.#fileEnd - this.#writtenEnd >= ZERO_LOW_WATER) return;
+    let position = this.#fileEnd;
+    const end = this.#writtenEnd + ZERO_AHEAD_BYTES;
+    while (position < end) {
+      const n = writevSync(fd.fd, [ZEROS.subarray(0, Math.min(ZEROS.length, end - position))], position);
+      if (n <= 0) throw new TransientError('the pack file took no bytes');
+      position += n;
+    }
+    this.#fileEnd = position;
   }
 
   /** Seals the current file: trailer and footer after its last record, fdatasync, close. */
@@ -338,6 +373,8 @@ export class FsJournal implements PackSink {
     const fd = this.#fd;
     if (fd === undefined || !this.#activeCreated) return; // nothing was ever written to it
     const parts = trailerAndFooter(entries, end);
+    // Zeros written ahead of the records go first, so that the footer is the file's last bytes.
+    if (this.#fileEnd > end) await fd.truncate(end);
     let position = end;
     for (const p of parts) {
       await fd.write(p, 0, p.length, position);
@@ -380,6 +417,10 @@ function newPackId(): string {
 const INLINE_WRITE_BYTES = 64 * 1024;
 /** A sync of at most this many bytes written since the last one runs on this thread (see #run). */
 const INLINE_SYNC_BYTES = 64 * 1024;
+/** Zeros kept written ahead of the active pack's records for small commits, and the mark under which more are written. */
+const ZERO_AHEAD_BYTES = 1024 * 1024;
+const ZERO_LOW_WATER = 256 * 1024;
+const ZEROS = Buffer.alloc(ZERO_AHEAD_BYTES);
 
 /** The buffers of `buffers` from byte `skip` on. */
 function remaining(buffers: Buffer[], skip: number): Buffer[] {
