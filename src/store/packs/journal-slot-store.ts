@@ -58,17 +58,11 @@ export class JournalSlotStore implements SlotStore {
     // acknowledged upload could miss it. Reads at an epoch see LevelDB, so they wait the same way.
     const settled = (): Promise<void> => this.packs.settled();
     this.#history = {
-      pin: async (root, createdMs, options) => {
-        await settled();
-        return kept.pin(root, createdMs, options);
-      },
+      pin: async (root, createdMs, options) => (await settled(), kept.pin(root, createdMs, options)),
       unpin: (root, epoch, options) => kept.unpin(root, epoch, options),
       prune: (options) => kept.prune(options),
       pins: (root, options) => kept.pins(root, options),
-      getAt: async (storageIndex, epoch, options) => {
-        await settled();
-        return kept.getAt(storageIndex, epoch, options);
-      },
+      getAt: async (storageIndex, epoch, options) => (await settled(), kept.getAt(storageIndex, epoch, options)),
     };
   }
 
