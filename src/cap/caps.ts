@@ -1,4 +1,5 @@
 import { TAG, taggedHash, signingKeyFromSeed, type SigningKey } from '../crypto/index.js';
+import { BoundedCache } from '../util/bounded-cache.js';
 import { encodeBase32 } from './base32.js';
 import type { CapBase } from './cap-base.js';
 import type { SymlinkTarget } from './symlink.js';
@@ -232,15 +233,13 @@ export type Cap =
  * the rest of a small upload's directory update. A bounded per-process cache
  * (the secrets are in this process's memory anyway) makes it once per directory.
  */
-const SIGNING_KEY_CACHE_LIMIT = 1024;
-const signingKeys = new Map<string, SigningKey>();
+const signingKeys = new BoundedCache<string, SigningKey>(1024);
 
 function cachedSigningKey(writeSecret: Uint8Array): SigningKey {
   const id = Buffer.from(writeSecret).toString('base64');
   let key = signingKeys.get(id);
   if (key === undefined) {
     key = signingKeyFromSeed(taggedHash(TAG.dirSigningSeed, writeSecret));
-    if (signingKeys.size >= SIGNING_KEY_CACHE_LIMIT) signingKeys.delete(signingKeys.keys().next().value!);
     signingKeys.set(id, key);
   }
   return key;

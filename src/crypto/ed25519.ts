@@ -1,3 +1,4 @@
+import { BoundedCache } from '../util/bounded-cache.js';
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 
 // node:crypto takes Ed25519 keys only as DER/PEM/JWK; these fixed ASN.1
@@ -22,15 +23,13 @@ export function signingKeyFromSeed(seed: Uint8Array): SigningKey {
   };
 }
 
-const publicKeyCache = new Map<string, KeyObject>();
-const PUBLIC_KEY_CACHE_LIMIT = 1024;
+const publicKeyCache = new BoundedCache<string, KeyObject>(1024);
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
   const id = Buffer.from(publicKey).toString('hex');
   let key = publicKeyCache.get(id);
   if (!key) {
     key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
-    if (publicKeyCache.size >= PUBLIC_KEY_CACHE_LIMIT) publicKeyCache.clear();
     publicKeyCache.set(id, key);
   }
   return key;

@@ -4,6 +4,7 @@ import { decodeSlotValue } from '../slots/level-format.js';
 import type { LevelSlotHistory } from '../slots/level-history.js';
 import { checkStorageIndex, checkSwap, STORAGE_INDEX_BYTES, storageIndexHex } from '../slots/slot-limits.js';
 import type { SlotEntry, SlotHistory, SlotStore } from '../slots/slot-store.js';
+import { BoundedCache } from '../../util/bounded-cache.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import { slotRecord } from './format.js';
 import type { PackChunkStore } from './pack-store.js';
@@ -36,7 +37,7 @@ export class JournalSlotStore implements SlotStore {
    * owns it; other processes come through the node socket). A slot that is
    * absent is not cached.
    */
-  readonly #cache = new Map<string, SlotEntry>();
+  readonly #cache = new BoundedCache<string, SlotEntry>(CACHED_SLOTS);
 
   constructor(
     private readonly db: Level<Uint8Array, Uint8Array>,
@@ -54,14 +55,13 @@ export class JournalSlotStore implements SlotStore {
     const key = storageIndexHex(storageIndex);
     const cached = this.#cache.get(key);
     if (cached !== undefined) {
-      this.#remember(key, cached);
       return { seq: cached.seq, record: new Uint8Array(cached.record) };
     }
     const value = (await this.db.get(storageIndex)) as Uint8Array | undefined;
     throwIfAborted(options.signal);
     if (value === undefined) return undefined;
     const entry = decodeSlotValue(storageIndex, value);
-    this.#remember(key, { seq: entry.seq, record: new Uint8Array(entry.record) });
+    this.#cache.set(key, { seq: entry.seq, record: new Uint8Array(entry.record) });
     return entry;
   }
 
@@ -79,7 +79,7 @@ export class JournalSlotStore implements SlotStore {
       const record = new Uint8Array(next.record);
       this.packs.afterSync(appended.seq, async () => {
         await this.kept.applySwap(si, { seq: next.seq, record }, false);
-        this.#remember(key, { seq: next.seq, record });
+        this.#cache.set(key, { seq: next.seq, record });
       });
       await this.packs.flush();
     });
@@ -96,13 +96,4 @@ export class JournalSlotStore implements SlotStore {
 
   /** The engine owns the database and the journal; it closes them. */
   async close(): Promise<void> {}
-
-  #remember(key: string, entry: SlotEntry): void {
-    this.#cache.delete(key);
-    this.#cache.set(key, entry);
-    if (this.#cache.size > CACHED_SLOTS) {
-      const oldest = this.#cache.keys().next().value;
-      if (oldest !== undefined) this.#cache.delete(oldest);
-    }
-  }
 }
