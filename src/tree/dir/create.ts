@@ -16,7 +16,7 @@ export const FIRST_SEQ = 1n;
  */
 export async function createDirectory(ctx: DirectoryContext, options: AbortOptions = {}): Promise<DirectoryWriteCap> {
   const cap = new DirectoryWriteCap(ctx.randomBytes(32));
-  const keys = new DirectoryKeys(cap);
+  const keys = DirectoryKeys.of(cap);
   const plaintext = encodeNode({ kind: 'bucket', entries: [] });
   const root = await ctx.chunks.put(sealNode(keys, plaintext, ctx.randomBytes(XCHACHA_NONCE_BYTES)), { ...options, unique: true });
   const record = encodeSlotRecord(keys.writer!.signingKey, keys.storageIndex, { seq: FIRST_SEQ, root, sealed: false, shared: false });

@@ -42,7 +42,7 @@ export class DirectoryHandle implements Directory {
     private readonly ctx: DirectoryContext,
     readonly cap: DirectoryCap,
   ) {
-    this.keys = new DirectoryKeys(cap);
+    this.keys = DirectoryKeys.of(cap);
     this.writable = this.keys.writer !== undefined;
   }
 

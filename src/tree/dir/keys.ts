@@ -1,4 +1,5 @@
 import { DirectoryWriteCap, type DirectoryCap } from '../../cap/index.js';
+import { BoundedCache } from '../../util/bounded-cache.js';
 import { TAG, taggedHash, taggedHmac, type SigningKey } from '../../crypto/index.js';
 import { storageIndexHex } from '../../store/slots/slot-limits.js';
 
@@ -30,6 +31,26 @@ export class DirectoryKeys {
   /** A snapshot view's point in the slot history (docs/spec/snapshots.md); undefined: the current version. */
   readonly epoch: bigint | undefined;
 
+  /** Recent names' hashes, by the name's bytes as latin1: one upload hashes its name four times or more. */
+  readonly #nameHashes = new BoundedCache<string, Uint8Array>(NAME_HASHES_KEPT);
+
+  /**
+   * The keys of `cap`, from a bounded per-process cache: every path walk and
+   * directory update builds a handle from a freshly parsed cap, and deriving
+   * these took five tagged hashes each time (about 2 % of a small upload's
+   * CPU, with the name hashes below). The secrets are in this process's
+   * memory anyway (as the signing keys cached in src/cap/caps.ts).
+   */
+  static of(cap: DirectoryCap): DirectoryKeys {
+    const id = cacheId(cap);
+    let keys = keysCache.get(id);
+    if (keys === undefined) {
+      keys = new DirectoryKeys(cap);
+      keysCache.set(id, keys);
+    }
+    return keys;
+  }
+
   constructor(cap: DirectoryCap) {
     this.readKey = cap.readonly().readKey;
     this.publicKey = cap.readonly().publicKey;
@@ -53,8 +74,25 @@ export class DirectoryKeys {
    * and the key already separates this use from every other).
    */
   nameHash(nameUtf8: Uint8Array): Uint8Array {
-    return taggedHmac(this.nameHashKey, TAG.dirNameHashKey, nameUtf8);
+    const id = Buffer.from(nameUtf8.buffer, nameUtf8.byteOffset, nameUtf8.byteLength).toString('latin1');
+    let hash = this.#nameHashes.get(id);
+    if (hash === undefined) {
+      hash = taggedHmac(this.nameHashKey, TAG.dirNameHashKey, nameUtf8);
+      this.#nameHashes.set(id, hash);
+    }
+    return hash;
   }
+}
+
+const NAME_HASHES_KEPT = 64;
+const KEYS_KEPT = 1024;
+const keysCache = new BoundedCache<string, DirectoryKeys>(KEYS_KEPT);
+
+/** What tells two caps' keys apart: the write secret, or the read key, public key and epoch. */
+function cacheId(cap: DirectoryCap): string {
+  if (cap instanceof DirectoryWriteCap) return `w${Buffer.from(cap.writeSecret).toString('base64')}`;
+  const read = cap.readonly();
+  return `r${Buffer.from(read.readKey).toString('base64')}${Buffer.from(read.publicKey).toString('base64')}${read.epoch ?? ''}`;
 }
 
 /** `bits` bits of `hash` starting at bit `offset`, most significant bit first. */

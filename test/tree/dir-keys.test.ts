@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { DirectoryWriteCap, parseCap } from '../../src/cap/index.js';
+import { TAG, randomBytes, taggedHmac, taggedHash } from '../../src/crypto/index.js';
+import { DirectoryKeys } from '../../src/tree/dir/keys.js';
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+describe('DirectoryKeys', () => {
+  it('of() gives one set of keys per directory and view, whichever cap object names it', () => {
+    const write = new DirectoryWriteCap(randomBytes(32));
+    const again = parseCap(write.toString());
+    expect(DirectoryKeys.of(again as DirectoryWriteCap)).toBe(DirectoryKeys.of(write));
+    const read = DirectoryKeys.of(write.readonly());
+    expect(read).not.toBe(DirectoryKeys.of(write));
+    expect(read.writer).toBeUndefined();
+    expect(DirectoryKeys.of(write).writer).toBeDefined();
+    const snapshot = DirectoryKeys.of(write.readonly().at(7n));
+    expect(snapshot.epoch).toBe(7n);
+    expect(read.epoch).toBeUndefined();
+    expect(hex(snapshot.storageIndex)).toBe(hex(read.storageIndex));
+    // A different directory never shares keys.
+    expect(hex(DirectoryKeys.of(new DirectoryWriteCap(randomBytes(32))).storageIndex)).not.toBe(hex(read.storageIndex));
+  });
+
+  it('the remembered name hashes are the HMACs, for more names than it keeps and for views into larger buffers', () => {
+    const cap = new DirectoryWriteCap(randomBytes(32));
+    const keys = DirectoryKeys.of(cap);
+    const nameHashKey = taggedHash(TAG.dirNameHashKey, cap.readKey);
+    const expected = (name: Uint8Array) => hex(taggedHmac(nameHashKey, TAG.dirNameHashKey, name));
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 200; i++) {
+        const padded = Buffer.from(`..file-${i}-é..`);
+        const name = padded.subarray(2, padded.length - 2);
+        expect(hex(keys.nameHash(name))).toBe(expected(name));
+      }
+    }
+    // Names that differ only in bytes above 0x7f, or in length, stay apart.
+    const a = Uint8Array.of(0xc3, 0xa9);
+    const b = Uint8Array.of(0xc3, 0xa8);
+    expect(hex(keys.nameHash(a))).toBe(expected(a));
+    expect(hex(keys.nameHash(b))).toBe(expected(b));
+    expect(hex(keys.nameHash(Uint8Array.of(0)))).toBe(expected(Uint8Array.of(0)));
+    expect(hex(keys.nameHash(Uint8Array.of(0, 0)))).toBe(expected(Uint8Array.of(0, 0)));
+  });
+});
