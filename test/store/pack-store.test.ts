@@ -235,6 +235,104 @@ describe('LocalEngine', () => {
     }
   });
 
+  it('a swap resolves once durable, before its LevelDB write: get, list and a later snapshot see it meanwhile', async () => {
+    const engine = await openEngine(dir);
+    const index = engine.chunks.index;
+    const putMany = index.putMany.bind(index);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let writing = 0;
+    index.putMany = async (entries, options) => {
+      writing++;
+      await held;
+      return putMany(entries, options);
+    };
+    try {
+      await engine.chunks.put(Uint8Array.of(1, 2, 3));
+      await engine.slots.compareAndSwap(si(3), null, { seq: 1n, record: Uint8Array.of(7) });
+      // Resolved while the LevelDB writes of its commit are still held back.
+      expect(writing).toBe(1);
+      expect(await engine.slots.get(si(3))).toEqual({ seq: 1n, record: Uint8Array.of(7) });
+      const listed: string[] = [];
+      for await (const key of engine.slots.list()) listed.push(Buffer.from(key).toString('hex'));
+      expect(listed).toContain(Buffer.from(si(3)).toString('hex'));
+      // The next swap of the slot compares against the durable one.
+      await expect(engine.slots.compareAndSwap(si(3), null, { seq: 1n, record: Uint8Array.of(8) })).rejects.toThrow(/expected seq/);
+      // A pin waits for the writes, so a snapshot taken after the swap resolved holds it.
+      const history = engine.slots.history;
+      let pinned = false;
+      const pin = history.pin(si(3), 1).then((p) => {
+        pinned = true;
+        return p;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(pinned).toBe(false);
+      release();
+      const p = await pin;
+      expect(await history.getAt(si(3), p.epoch)).toEqual({ seq: 1n, record: Uint8Array.of(7) });
+    } finally {
+      release();
+      await engine.close();
+    }
+    // And after a restart, from LevelDB.
+    const again = await openEngine(dir);
+    expect(await again.slots.get(si(3))).toEqual({ seq: 1n, record: Uint8Array.of(7) });
+    await again.close();
+  });
+
+  it('a swap waits for the LevelDB writes of the swaps before it, so they never fall more than one sync behind', async () => {
+    const engine = await openEngine(dir);
+    const index = engine.chunks.index;
+    const putMany = index.putMany.bind(index);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    index.putMany = async (entries, options) => {
+      await held;
+      return putMany(entries, options);
+    };
+    try {
+      await engine.chunks.put(Uint8Array.of(9));
+      await engine.slots.compareAndSwap(si(5), null, { seq: 1n, record: Uint8Array.of(1) });
+      let second = false;
+      const swap = engine.slots.compareAndSwap(si(6), null, { seq: 1n, record: Uint8Array.of(2) }).then(() => {
+        second = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(second).toBe(false);
+      release();
+      await swap;
+      expect(await engine.slots.get(si(6))).toEqual({ seq: 1n, record: Uint8Array.of(2) });
+    } finally {
+      release();
+      await engine.close();
+    }
+  });
+
+  it('a LevelDB write failing after a swap resolved fails every later commit; a restart recovers the swap from the journal', async () => {
+    const engine = await openEngine(dir);
+    const index = engine.chunks.index;
+    const putMany = index.putMany.bind(index);
+    index.putMany = async () => {
+      throw new Error('disk full');
+    };
+    await engine.chunks.put(Uint8Array.of(4, 5, 6));
+    // Durable in the journal: acknowledged, whatever happens to the LevelDB write after it.
+    await engine.slots.compareAndSwap(si(4), null, { seq: 1n, record: Uint8Array.of(1) });
+    await expect(engine.chunks.settled()).rejects.toThrow(/applying durable records/);
+    await expect(engine.slots.compareAndSwap(si(4), 1n, { seq: 2n, record: Uint8Array.of(2) })).rejects.toThrow(/applying durable records/);
+    await expect(engine.chunks.flush()).rejects.toThrow(/applying durable records/);
+    index.putMany = putMany;
+    await engine.close();
+    const again = await openEngine(dir);
+    expect(await again.slots.get(si(4))).toEqual({ seq: 1n, record: Uint8Array.of(1) });
+    expect(await again.chunks.get(addressOf(Uint8Array.of(4, 5, 6)))).toEqual(Uint8Array.of(4, 5, 6));
+    await again.close();
+  });
+
   it('deduplicates against a fresh copy, stores an old one again (so gc never frees what a put relied on)', async () => {
     let clock = Date.UTC(2026, 0, 1);
     const engine = await openEngine(dir, { now: () => clock });

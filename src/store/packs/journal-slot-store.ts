@@ -16,10 +16,13 @@ import type { PackChunkStore } from './pack-store.js';
  *
  * compareAndSwap, under a per-slot lock: compare with the slot's current
  * seq, append a `slot` record to the journal (after every object put
- * before), wait for the pack store's flush (a sync covering the record, then
- * the index entries and this swap applied to LevelDB, unsynced), resolve. A
- * reader sees the new entry only once it is durable. The LevelDB copy of a
- * slot may lag the journal after a crash; the engine's recovery replays it
+ * before), wait for a sync covering it (the pack store's flushDurable),
+ * resolve. A reader sees the new entry only once it is durable. The index
+ * entries and this swap are written to LevelDB (unsynced) after that, in
+ * journal order, off the swap's path; until its write is done the entry is
+ * answered from memory (#durable), so get, list and the snapshot history see
+ * it from the moment the swap resolves. The LevelDB copy of a slot may lag
+ * the journal after a crash; the engine's recovery replays it
  * (local-engine.ts).
  *
  * LevelDB keys are the raw 32-byte storage indexes, as LevelSlotStore's
@@ -38,21 +41,48 @@ export class JournalSlotStore implements SlotStore {
    * absent is not cached.
    */
   readonly #cache = new BoundedCache<string, SlotEntry>(CACHED_SLOTS);
+  /**
+   * Swaps that are durable in the journal and not yet written to LevelDB, by
+   * storage index hex (the latest per slot). Bound: the swaps of the syncs
+   * whose LevelDB writes are still running, a handful.
+   */
+  readonly #durable = new Map<string, SlotEntry>();
+  readonly #history: SlotHistory;
 
   constructor(
     private readonly db: Level<Uint8Array, Uint8Array>,
     private readonly packs: PackChunkStore,
     private readonly kept: LevelSlotHistory,
-  ) {}
+  ) {
+    // A snapshot pin orders itself after every swap written to LevelDB before it (level-history.ts):
+    // so every swap already resolved must be written first, or a snapshot taken after an
+    // acknowledged upload could miss it. Reads at an epoch see LevelDB, so they wait the same way.
+    const settled = (): Promise<void> => this.packs.settled();
+    this.#history = {
+      pin: async (root, createdMs, options) => {
+        await settled();
+        return kept.pin(root, createdMs, options);
+      },
+      unpin: (root, epoch, options) => kept.unpin(root, epoch, options),
+      prune: (options) => kept.prune(options),
+      pins: (root, options) => kept.pins(root, options),
+      getAt: async (storageIndex, epoch, options) => {
+        await settled();
+        return kept.getAt(storageIndex, epoch, options);
+      },
+    };
+  }
 
   get history(): SlotHistory {
-    return this.kept;
+    return this.#history;
   }
 
   async get(storageIndex: Uint8Array, options: AbortOptions = {}): Promise<SlotEntry | undefined> {
     throwIfAborted(options.signal);
     checkStorageIndex(storageIndex);
     const key = storageIndexHex(storageIndex);
+    const durable = this.#durable.get(key);
+    if (durable !== undefined) return { seq: durable.seq, record: new Uint8Array(durable.record) };
     const cached = this.#cache.get(key);
     if (cached !== undefined) {
       return { seq: cached.seq, record: new Uint8Array(cached.record) };
@@ -74,24 +104,38 @@ export class JournalSlotStore implements SlotStore {
       throwIfAborted(options.signal);
       const current = await this.get(si);
       if ((current?.seq ?? null) !== expectedSeq) throw new ConflictError(`slot ${key} is not at the expected seq`);
+      // Refused before its record is appended: a swap reported failed must not become durable later.
+      this.packs.throwIfApplyFailed();
       // Past this point the swap goes through even if aborted: a half-known outcome is worse than a late one.
       const appended = this.packs.sink.append(slotRecord(si, next.seq, next.record));
-      const record = new Uint8Array(next.record);
+      const entry: SlotEntry = { seq: next.seq, record: new Uint8Array(next.record) };
+      let applied = false;
       this.packs.afterSync(appended.seq, async () => {
-        await this.kept.applySwap(si, { seq: next.seq, record }, false);
-        this.#cache.set(key, { seq: next.seq, record });
+        await this.kept.applySwap(si, entry, false);
+        this.#cache.set(key, entry);
+        applied = true;
+        // A later swap of this slot, durable meanwhile, stays.
+        if (this.#durable.get(key) === entry) this.#durable.delete(key);
       });
-      await this.packs.flush();
+      // Rejects if the sync failed: then the swap is not durable and never shown.
+      await this.packs.flushDurable();
+      // The lock is still held, so no later swap of this slot is durable yet.
+      if (!applied) this.#durable.set(key, entry);
     });
   }
 
   async *list(options: AbortOptions = {}): AsyncIterable<Uint8Array> {
     throwIfAborted(options.signal);
+    // Durable swaps not yet in LevelDB: a slot made by one of them is listed too, once.
+    const unlisted = new Map([...this.#durable.keys()].map((key) => [key, Buffer.from(key, 'hex')]));
     // Slot keys are the 32-byte storage indexes; the object index and the engine's marks share the database.
     for await (const key of this.db.keys()) {
       throwIfAborted(options.signal);
-      if (key.length === STORAGE_INDEX_BYTES) yield new Uint8Array(key);
+      if (key.length !== STORAGE_INDEX_BYTES) continue;
+      unlisted.delete(storageIndexHex(key));
+      yield new Uint8Array(key);
     }
+    for (const si of unlisted.values()) yield new Uint8Array(si);
   }
 
   /** The engine owns the database and the journal; it closes them. */

@@ -1,4 +1,4 @@
-import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, throwIfAborted } from '../../errors.js';
+import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, TransientError, throwIfAborted } from '../../errors.js';
 import { addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verifyChunk } from '../address.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import type {
@@ -113,6 +113,8 @@ export class PackChunkStore implements ChunkStore {
   #effects: { seq: number; apply(): Promise<void> }[] = [];
   #committed = 0;
   #committing: Promise<void> = Promise.resolve();
+  /** Set when flushDurable's background apply failed; see there. */
+  #applyFailed: TransientError | undefined;
 
   constructor(options: PackChunkStoreOptions) {
     this.#sink = options.sink;
@@ -176,8 +178,51 @@ export class PackChunkStore implements ChunkStore {
   /** Makes every put that resolved before this call durable, and indexes it. */
   async flush(options: AbortOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
+    this.throwIfApplyFailed();
     const covered = await this.#sink.sync();
     await this.#commitUpTo(covered, options);
+  }
+
+  /**
+   * Makes every put that resolved before this call durable, and resolves:
+   * the index entries and the afterSync effects that the sync makes due are
+   * applied after it, in order, off the caller's path (settled() waits for
+   * them). Meanwhile get and has find the objects among the pending ones.
+   * For a caller that keeps its own effect visible until it is applied
+   * (JournalSlotStore), so that acknowledging a commit waits for its one
+   * fdatasync and not also for the LevelDB writes after it: those took
+   * 0.45 ms of a small upload's close.
+   *
+   * It does wait for the writes of the syncs before its own: a caller is
+   * acknowledged with at most its own sync's writes still to do, so the
+   * backlog is bounded by the commits in flight.
+   *
+   * Once such background work has failed, this and flush() reject: what
+   * the journal holds is durable, but this process can no longer say what
+   * is applied (a restart's recovery replays it).
+   */
+  async flushDurable(options: AbortOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    this.throwIfApplyFailed();
+    const covered = await this.#sink.sync();
+    const before = this.#committing;
+    this.#commitUpTo(covered, {}).catch((err: unknown) => {
+      this.#applyFailed ??= new TransientError('applying durable records to the index failed', { cause: err });
+    });
+    // Never more than one sync's writes behind: without this wait, commits whose sync costs nothing
+    // (fsync off) ran ahead of LevelDB without bound, and each apply scanned the growing backlog.
+    await before;
+  }
+
+  /** Waits until everything made durable so far is applied (flushDurable's background work included). */
+  async settled(): Promise<void> {
+    await this.#committing;
+    this.throwIfApplyFailed();
+  }
+
+  /** Throws the TransientError of a failed background apply (see flushDurable); a caller checks before appending. */
+  throwIfApplyFailed(): void {
+    if (this.#applyFailed !== undefined) throw this.#applyFailed;
   }
 
   async get(address: ChunkAddress, options: AbortOptions = {}): Promise<Uint8Array> {
