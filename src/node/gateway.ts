@@ -238,6 +238,13 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         probes: [
           { name: 'chunk store', run: (signal) => chunks.inner.has(PROBE_ADDRESS, { signal }) },
           { name: 'slot store', run: (signal) => slots.get(PROBE_STORAGE_INDEX, { signal }) },
+          {
+            name: 'commit path',
+            run: async () => {
+              const fault = stores.commitFault?.();
+              if (fault !== undefined) throw fault;
+            },
+          },
         ],
         metrics: () =>
           renderGatewayMetrics(config.sftpd.enabled ? stats : undefined, chunks, startedAt, contention, memory) +

@@ -48,6 +48,8 @@ export interface OpenedStores {
   serve?: NodeStores | undefined;
   /** True when the stores are a running gateway's, reached through its socket. */
   shared: boolean;
+  /** Why the stores refuse every commit from now on, if they do (the embedded engine after a failed index write); for /healthz. */
+  commitFault?: (() => Error | undefined) | undefined;
   close(): Promise<void>;
 }
 
@@ -206,6 +208,7 @@ export async function openGatewayStores(config: NodeConfig, logger: Logger): Pro
       slots: engine.slots,
       serve: { chunks: engine.chunks, slots: engine.slots },
       shared: false,
+      commitFault: () => engine.chunks.applyFailure,
       close: () => engine.close(),
     };
   }

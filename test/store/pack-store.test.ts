@@ -312,8 +312,11 @@ describe('LocalEngine', () => {
     }
   });
 
-  it('a LevelDB write failing after a swap resolved fails every later commit; a restart recovers the swap from the journal', async () => {
-    const engine = await openEngine(dir);
+  it('a LevelDB write failing after a swap resolved fails every later commit, is logged once and stays reported; a restart recovers the swap from the journal', async () => {
+    const events: string[] = [];
+    const logger = pino({ level: 'trace' }, { write: (line: string) => events.push(JSON.parse(line).event) });
+    const engine = await openEngine(dir, { logger });
+    expect(engine.chunks.applyFailure).toBeUndefined();
     const index = engine.chunks.index;
     const putMany = index.putMany.bind(index);
     index.putMany = async () => {
@@ -325,6 +328,8 @@ describe('LocalEngine', () => {
     await expect(engine.chunks.settled()).rejects.toThrow(/applying durable records/);
     await expect(engine.slots.compareAndSwap(si(4), 1n, { seq: 2n, record: Uint8Array.of(2) })).rejects.toThrow(/applying durable records/);
     await expect(engine.chunks.flush()).rejects.toThrow(/applying durable records/);
+    expect(engine.chunks.applyFailure?.message).toMatch(/applying durable records/);
+    expect(events.filter((e) => e === 'commit_apply_failed')).toHaveLength(1);
     index.putMany = putMany;
     await engine.close();
     const again = await openEngine(dir);

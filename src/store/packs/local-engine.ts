@@ -128,6 +128,11 @@ export class LocalEngine {
         retire: (pack) => db.del(markKey(pack), { sync: true }),
         // LevelDB syncs its log up to a synced write: a delete of a key nothing holds is the cheapest one.
         persistIndex: () => db.del(SYNC_KEY, { sync: true }),
+        onApplyFailed: (err) =>
+          options.logger?.error(
+            { event: 'commit_apply_failed', err },
+            'writing durable commits to the index failed: every later upload is refused until a restart replays the journal',
+          ),
       });
       engine = new LocalEngine(db, journal, chunks, history, options.legacy);
       return engine;

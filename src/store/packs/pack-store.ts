@@ -40,6 +40,8 @@ export interface PackChunkStoreOptions {
   dedupMaxAgeSeconds?: number | undefined;
   /** The clock, in milliseconds (tests). */
   now?: (() => number) | undefined;
+  /** Told once when flushDurable's background apply fails (the engine logs it); see there. */
+  onApplyFailed?: ((err: unknown) => void) | undefined;
   /** What close() does instead of closing the sink, index and legacy store itself (an engine that owns them). */
   closer?: (() => Promise<void>) | undefined;
   /**
@@ -100,6 +102,7 @@ export class PackChunkStore implements ChunkStore {
   readonly #removable: (pack: string) => Promise<boolean>;
   readonly #retire: (pack: string) => Promise<void>;
   readonly #persistIndex: () => Promise<void>;
+  readonly #onApplyFailed: ((err: unknown) => void) | undefined;
   /**
    * Serializes, per address, what reads an index entry and acts on it: a
    * put deciding to deduplicate (and refreshing the entry's age), gc
@@ -127,6 +130,7 @@ export class PackChunkStore implements ChunkStore {
     this.#removable = options.removable ?? (async () => true);
     this.#retire = options.retire ?? (async () => undefined);
     this.#persistIndex = options.persistIndex ?? (async () => undefined);
+    this.#onApplyFailed = options.onApplyFailed;
   }
 
   get index(): ObjectIndex {
@@ -207,7 +211,9 @@ export class PackChunkStore implements ChunkStore {
     const covered = await this.#sink.sync();
     const before = this.#committing;
     this.#commitUpTo(covered, {}).catch((err: unknown) => {
-      this.#applyFailed ??= new TransientError('applying durable records to the index failed', { cause: err });
+      if (this.#applyFailed !== undefined) return;
+      this.#applyFailed = new TransientError('applying durable records to the index failed', { cause: err });
+      this.#onApplyFailed?.(err);
     });
     // Never more than one sync's writes behind: without this wait, commits whose sync costs nothing
     // (fsync off) ran ahead of LevelDB without bound, and each apply scanned the growing backlog.
@@ -218,6 +224,11 @@ export class PackChunkStore implements ChunkStore {
   async settled(): Promise<void> {
     await this.#committing;
     this.throwIfApplyFailed();
+  }
+
+  /** The TransientError of a failed background apply (see flushDurable), once there is one: the gateway's /healthz reports it. */
+  get applyFailure(): TransientError | undefined {
+    return this.#applyFailed;
   }
 
   /** Throws the TransientError of a failed background apply (see flushDurable); a caller checks before appending. */
