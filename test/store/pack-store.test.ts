@@ -36,6 +36,23 @@ async function openEngine(dir: string, extra: Partial<Parameters<typeof LocalEng
   });
 }
 
+/** Holds the engine's object index writes (and so the LevelDB writes after a sync) until release(); writes() counts those started. */
+function holdIndexWrites(engine: LocalEngine): { release: () => void; writes: () => number } {
+  const index = engine.chunks.index;
+  const putMany = index.putMany.bind(index);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let started = 0;
+  index.putMany = async (entries, options) => {
+    started++;
+    await held;
+    return putMany(entries, options);
+  };
+  return { release, writes: () => started };
+}
+
 async function freshEngine(): Promise<Opened> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'capstan-packs-'));
   return { engine: await openEngine(dir), dir };
@@ -237,23 +254,12 @@ describe('LocalEngine', () => {
 
   it('a swap resolves once durable, before its LevelDB write: get, list and a later snapshot see it meanwhile', async () => {
     const engine = await openEngine(dir);
-    const index = engine.chunks.index;
-    const putMany = index.putMany.bind(index);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let writing = 0;
-    index.putMany = async (entries, options) => {
-      writing++;
-      await held;
-      return putMany(entries, options);
-    };
+    const { release, writes } = holdIndexWrites(engine);
     try {
       await engine.chunks.put(Uint8Array.of(1, 2, 3));
       await engine.slots.compareAndSwap(si(3), null, { seq: 1n, record: Uint8Array.of(7) });
       // Resolved while the LevelDB writes of its commit are still held back.
-      expect(writing).toBe(1);
+      expect(writes()).toBe(1);
       expect(await engine.slots.get(si(3))).toEqual({ seq: 1n, record: Uint8Array.of(7) });
       const listed: string[] = [];
       for await (const key of engine.slots.list()) listed.push(Buffer.from(key).toString('hex'));
@@ -284,16 +290,7 @@ describe('LocalEngine', () => {
 
   it('a swap waits for the LevelDB writes of the swaps before it, so they never fall more than one sync behind', async () => {
     const engine = await openEngine(dir);
-    const index = engine.chunks.index;
-    const putMany = index.putMany.bind(index);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    index.putMany = async (entries, options) => {
-      await held;
-      return putMany(entries, options);
-    };
+    const { release } = holdIndexWrites(engine);
     try {
       await engine.chunks.put(Uint8Array.of(9));
       await engine.slots.compareAndSwap(si(5), null, { seq: 1n, record: Uint8Array.of(1) });
