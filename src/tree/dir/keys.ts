@@ -31,7 +31,7 @@ export class DirectoryKeys {
   /** A snapshot view's point in the slot history (docs/spec/snapshots.md); undefined: the current version. */
   readonly epoch: bigint | undefined;
 
-  /** Recent names' hashes, by the name's bytes as latin1: one upload hashes its name four times or more. */
+  /** Recent names' hashes, by the name's bytes as latin1: one upload hashes its name four times or more (bound: NAME_HASHES_KEPT). */
   readonly #nameHashes = new BoundedCache<string, Uint8Array>(NAME_HASHES_KEPT);
 
   /**
@@ -84,7 +84,13 @@ export class DirectoryKeys {
   }
 }
 
-const NAME_HASHES_KEPT = 64;
+/**
+ * Bounds: 1024 directories' keys (about 1 KiB each), each with the hashes of
+ * its last 8 names (at most some 450 bytes each, for a 255-byte name): under
+ * 5 MiB in all. Eight covers the uploads running at once in one directory;
+ * one upload's hashes of its own name follow each other closely.
+ */
+const NAME_HASHES_KEPT = 8;
 const KEYS_KEPT = 1024;
 const keysCache = new BoundedCache<string, DirectoryKeys>(KEYS_KEPT);
 
