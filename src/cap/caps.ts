@@ -236,13 +236,9 @@ export type Cap =
 const signingKeys = new BoundedCache<string, SigningKey>(1024);
 
 function cachedSigningKey(writeSecret: Uint8Array): SigningKey {
-  const id = Buffer.from(writeSecret).toString('base64');
-  let key = signingKeys.get(id);
-  if (key === undefined) {
-    key = signingKeyFromSeed(taggedHash(TAG.dirSigningSeed, writeSecret));
-    signingKeys.set(id, key);
-  }
-  return key;
+  return signingKeys.getOrSet(Buffer.from(writeSecret).toString('base64'), () =>
+    signingKeyFromSeed(taggedHash(TAG.dirSigningSeed, writeSecret)),
+  );
 }
 
 /** The slot key of a directory: public, and derived from its verify key alone. */

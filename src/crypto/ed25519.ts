@@ -26,13 +26,9 @@ export function signingKeyFromSeed(seed: Uint8Array): SigningKey {
 const publicKeyCache = new BoundedCache<string, KeyObject>(1024);
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  const id = Buffer.from(publicKey).toString('hex');
-  let key = publicKeyCache.get(id);
-  if (!key) {
-    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
-    publicKeyCache.set(id, key);
-  }
-  return key;
+  return publicKeyCache.getOrSet(Buffer.from(publicKey).toString('hex'), () =>
+    createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }),
+  );
 }
 
 /** True only for a valid signature; never throws for malformed input. */

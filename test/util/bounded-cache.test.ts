@@ -25,6 +25,19 @@ describe('BoundedCache', () => {
     expect(cache.get('a')).toBeUndefined();
   });
 
+  it('getOrSet makes a value only for a key it does not hold, and keeps it', () => {
+    const cache = new BoundedCache<string, number>(2);
+    let made = 0;
+    const make = () => ++made * 10;
+    expect(cache.getOrSet('a', make)).toBe(10);
+    expect(cache.getOrSet('a', make)).toBe(10);
+    expect(made).toBe(1);
+    cache.getOrSet('b', make);
+    cache.getOrSet('c', make);
+    expect(cache.getOrSet('a', make)).toBe(40);
+    expect(made).toBe(4);
+  });
+
   it('refuses a limit below one', () => {
     expect(() => new BoundedCache(0)).toThrow(RangeError);
     expect(() => new BoundedCache(1.5)).toThrow(RangeError);

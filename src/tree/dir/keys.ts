@@ -42,13 +42,7 @@ export class DirectoryKeys {
    * memory anyway (as the signing keys cached in src/cap/caps.ts).
    */
   static of(cap: DirectoryCap): DirectoryKeys {
-    const id = cacheId(cap);
-    let keys = keysCache.get(id);
-    if (keys === undefined) {
-      keys = new DirectoryKeys(cap);
-      keysCache.set(id, keys);
-    }
-    return keys;
+    return keysCache.getOrSet(cacheId(cap), () => new DirectoryKeys(cap));
   }
 
   constructor(cap: DirectoryCap) {
@@ -75,12 +69,7 @@ export class DirectoryKeys {
    */
   nameHash(nameUtf8: Uint8Array): Uint8Array {
     const id = Buffer.from(nameUtf8.buffer, nameUtf8.byteOffset, nameUtf8.byteLength).toString('latin1');
-    let hash = this.#nameHashes.get(id);
-    if (hash === undefined) {
-      hash = taggedHmac(this.nameHashKey, TAG.dirNameHashKey, nameUtf8);
-      this.#nameHashes.set(id, hash);
-    }
-    return hash;
+    return this.#nameHashes.getOrSet(id, () => taggedHmac(this.nameHashKey, TAG.dirNameHashKey, nameUtf8));
   }
 }
 
