@@ -17,6 +17,8 @@
  * one dead 1 MiB buffer AES-GCM leaves per chunk right away, with a minor GC
  * of its tiny heap. Left to itself V8 lets some 64 MiB of them pile up before
  * collecting; peak RSS during a 512 MiB put went from 220–223 to 190–194 MiB,
- * at no measurable CPU cost. Nothing else calls gc().
+ * at no measurable CPU cost. The offload thread (src/crypto/offload.worker.ts)
+ * does the same after each chunk it decrypts for a download. Nothing else
+ * calls gc().
  */
 export const NODE_FLAGS = ['--single-threaded-gc', '--expose-gc'] as const;

@@ -101,16 +101,18 @@ export function openConvergent(key: Uint8Array, sealed: Uint8Array, aad?: Uint8A
  * project's machines a fault costs several µs: decrypting 256 × 1 MiB in one
  * update() each took 1.8–2.3 CPU-s per GiB (about 42,000 faults), against
  * 0.3–0.7 in 64 KiB pieces (about 8,000), which malloc recycles at once.
- * Each piece is copied back into place.
+ * Each piece is copied back into place. `pieceBytes` changes the piece size
+ * (the offload thread decrypts a chunk in one piece, see offload.worker.ts).
  */
-export function openConvergentInPlace(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
+export function openConvergentInPlace(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array, pieceBytes = SEAL_PIECE_BYTES): Uint8Array {
+  if (!Number.isSafeInteger(pieceBytes) || pieceBytes < 1) throw new RangeError('pieceBytes must be a positive integer');
   if (sealed.length < GCM_TAG_BYTES) throw new AeadError();
   const length = sealed.length - GCM_TAG_BYTES;
   const d = createDecipheriv('aes-256-gcm', key, ZERO_NONCE);
   if (aad) d.setAAD(aad);
   d.setAuthTag(sealed.subarray(length));
-  for (let i = 0; i < length; i += SEAL_PIECE_BYTES) {
-    sealed.set(d.update(sealed.subarray(i, Math.min(length, i + SEAL_PIECE_BYTES))), i);
+  for (let i = 0; i < length; i += pieceBytes) {
+    sealed.set(d.update(sealed.subarray(i, Math.min(length, i + pieceBytes))), i);
   }
   try {
     d.final();

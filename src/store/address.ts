@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { create as createDigest, equals as digestEquals } from 'multiformats/hashes/digest';
+import { sha256Owned } from '../crypto/offload.js';
 import { IntegrityError, InvalidInputError } from '../errors.js';
 import type { ChunkAddress } from './chunks/chunk-store.js';
 
@@ -63,6 +64,17 @@ export function verifyChunk(address: ChunkAddress, bytes: Uint8Array): void {
   if (!digestEquals(actual.multihash, address.multihash)) {
     throw new IntegrityError(address.toString(), 'chunk');
   }
+}
+
+/**
+ * verifyChunk for bytes the caller gives up (the chunk store's own read
+ * buffer): large ones are hashed on a thread; answers the bytes (a new view).
+ */
+export async function verifyOwnedChunk(address: ChunkAddress, bytes: Uint8Array): Promise<Uint8Array> {
+  assertChunkAddress(address);
+  const hashed = await sha256Owned(bytes);
+  if (!digestEquals(createDigest(SHA2_256_CODE, hashed.digest), address.multihash)) throw new IntegrityError(address.toString(), 'chunk');
+  return hashed.bytes;
 }
 
 /** Longest string worth handing to the CID parser; a base32 chunk CID is 59 characters. */

@@ -1,5 +1,5 @@
 import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, TransientError, throwIfAborted } from '../../errors.js';
-import { addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verifyChunk } from '../address.js';
+import { addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verifyOwnedChunk } from '../address.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import type {
   ChunkAddress,
@@ -535,8 +535,7 @@ export class PackChunkStore implements ChunkStore {
   async #readVerified(address: ChunkAddress, entry: IndexEntry): Promise<Uint8Array> {
     const bytes = await this.#sink.read(entry.location);
     if (bytes.length !== entry.location.length) throw new IntegrityError(address.toString(), 'chunk');
-    verifyChunk(address, bytes);
-    return bytes;
+    return verifyOwnedChunk(address, bytes);
   }
 
   /** Moves pending entries covered by a sync into the index, once, in order. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AeadError, GCM_TAG_BYTES, openConvergentInPlace } from '../../crypto/index.js';
+import { AeadError, GCM_TAG_BYTES, openConvergentOwned } from '../../crypto/index.js';
 import { FileReadCap, LiteralCap, type FileCap } from '../../cap/index.js';
 import { IntegrityError, InvalidInputError, throwIfAborted, type AbortOptions } from '../../errors.js';
 import type { ChunkStore } from '../../store/chunks/chunk-store.js';
@@ -295,7 +295,7 @@ export class ChunkedFileReader implements FileReader {
     const key = this.keys.subarray(index * CHUNK_KEY_BYTES, (index + 1) * CHUNK_KEY_BYTES);
     try {
       // The store gave us its bytes to keep (ChunkStore's contract): decrypt where they lie.
-      return openConvergentInPlace(key, sealed);
+      return await openConvergentOwned(key, sealed);
     } catch (err) {
       if (err instanceof AeadError) throw new IntegrityError(address.toString(), 'chunk');
       throw err;

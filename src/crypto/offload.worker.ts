@@ -1,0 +1,44 @@
+import { createHash } from 'node:crypto';
+import { failureAnswer, requestPort } from '../util/request-worker.js';
+import { AeadError, openConvergentInPlace } from './aead.js';
+
+/**
+ * An offload thread (offload.ts): hashes and opens buffers transferred to
+ * it, with the functions the main thread calls inline, and transfers each
+ * buffer back with the answer.
+ */
+
+export type OffloadMessage = { op: 'sha256'; buffer: ArrayBuffer } | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array };
+
+/** The answer to both: the buffer, back; `digest` for sha256; `forged` when open found the tag wrong. */
+export interface OffloadAnswer {
+  buffer: ArrayBuffer;
+  digest?: Uint8Array;
+  forged?: boolean;
+}
+
+const port = requestPort();
+
+port.on('message', (m: OffloadMessage & { id: number }) => {
+  try {
+    const bytes = new Uint8Array(m.buffer);
+    const answer: OffloadAnswer = { buffer: m.buffer };
+    if (m.op === 'sha256') {
+      answer.digest = new Uint8Array(createHash('sha256').update(bytes).digest());
+    } else {
+      try {
+        // One update() for the whole chunk, its output freed at once by the minor gc below: on this
+        // thread that costs less than 64 KiB pieces, as on the seal worker (seal.worker.ts).
+        openConvergentInPlace(m.key, bytes, undefined, bytes.length);
+      } catch (err) {
+        if (!(err instanceof AeadError)) throw err;
+        answer.forged = true;
+      }
+    }
+    port.postMessage({ id: m.id, ...answer }, [m.buffer]);
+    // With --expose-gc (src/cli/node-flags.ts): update()'s dead output goes now, not some 64 MiB later.
+    if (m.op === 'open' && typeof gc === 'function') gc({ type: 'minor' });
+  } catch (err) {
+    port.postMessage(failureAnswer(m.id, err));
+  }
+});

@@ -1,0 +1,77 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { AeadError, sealConvergent } from '../../src/crypto/aead.js';
+import { OFFLOAD_MIN_BYTES, openConvergentOwned, sha256Owned } from '../../src/crypto/offload.js';
+import { addressOf, verifyOwnedChunk } from '../../src/store/address.js';
+
+/** `bytes` copied into an ArrayBuffer of exactly its size, as a store's read buffer is. */
+function owned(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(new Uint8Array(bytes).buffer);
+}
+
+const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();
+
+/**
+ * src/crypto/offload.ts: large buffers of the caller's own go to a thread
+ * (and come back as a new view: the caller's is detached), anything else is
+ * done inline; either way the answers are those of the inline functions.
+ */
+describe('offload thread', () => {
+  it('sha256Owned answers the digest and the same bytes, on a thread only for a whole, large ArrayBuffer', async () => {
+    const large = randomBytes(OFFLOAD_MIN_BYTES + 5);
+    const cases = [
+      { bytes: owned(randomBytes(100)), moves: false },
+      { bytes: owned(large), moves: true },
+      // A view into something larger, and shared memory, stay where they are.
+      { bytes: new Uint8Array(owned(Buffer.concat([large, Buffer.alloc(1)])).buffer, 0, large.length), moves: false },
+      { bytes: new Uint8Array(new SharedArrayBuffer(large.length)).fill(7), moves: false },
+    ];
+    for (const { bytes, moves } of cases) {
+      const expected = Buffer.from(bytes);
+      const r = await sha256Owned(bytes);
+      expect(Buffer.from(r.digest).equals(sha256(expected))).toBe(true);
+      expect(Buffer.from(r.bytes).equals(expected)).toBe(true);
+      expect(bytes.length === 0).toBe(moves);
+    }
+  });
+
+  it('openConvergentOwned opens what sealConvergent sealed, in place, on a thread or inline', async () => {
+    for (const size of [0, 1000, OFFLOAD_MIN_BYTES, 1024 * 1024]) {
+      const key = randomBytes(32);
+      const plaintext = randomBytes(size);
+      const sealed = owned(sealConvergent(key, plaintext));
+      const opened = await openConvergentOwned(key, sealed);
+      expect(Buffer.from(opened).equals(plaintext)).toBe(true);
+    }
+  });
+
+  it('a flipped bit anywhere, or another key, is AeadError on both paths', async () => {
+    for (const size of [1000, 300 * 1024]) {
+      const key = randomBytes(32);
+      const sealed = sealConvergent(key, randomBytes(size));
+      for (const at of [0, Math.floor(size / 2), size + 3]) {
+        const bad = owned(sealed);
+        bad[at]! ^= 0x10;
+        await expect(openConvergentOwned(key, bad)).rejects.toBeInstanceOf(AeadError);
+      }
+      await expect(openConvergentOwned(randomBytes(32), owned(sealed))).rejects.toBeInstanceOf(AeadError);
+    }
+  });
+
+  it('answers many requests in flight each with its own buffer', async () => {
+    const chunks = Array.from({ length: 24 }, () => ({ key: randomBytes(32), plaintext: randomBytes(200 * 1024) }));
+    const opened = await Promise.all(chunks.map((c) => openConvergentOwned(c.key, owned(sealConvergent(c.key, c.plaintext)))));
+    for (const [i, o] of opened.entries()) expect(Buffer.from(o).equals(chunks[i]!.plaintext)).toBe(true);
+    const hashed = await Promise.all(chunks.map((c) => sha256Owned(owned(c.plaintext))));
+    for (const [i, h] of hashed.entries()) expect(Buffer.from(h.digest).equals(sha256(chunks[i]!.plaintext))).toBe(true);
+  });
+
+  it('verifyOwnedChunk answers the bytes of a matching address and IntegrityError for a flipped byte', async () => {
+    const bytes = randomBytes(512 * 1024);
+    const address = addressOf(bytes);
+    expect(Buffer.from(await verifyOwnedChunk(address, owned(bytes))).equals(bytes)).toBe(true);
+    const bad = owned(bytes);
+    bad[12345]! ^= 1;
+    await expect(verifyOwnedChunk(address, bad)).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: address.toString() });
+  });
+});
