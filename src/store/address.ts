@@ -60,21 +60,23 @@ export function assertChunkAddress(address: unknown): asserts address is ChunkAd
  */
 export function verifyChunk(address: ChunkAddress, bytes: Uint8Array): void {
   assertChunkAddress(address);
-  const actual = addressOf(bytes);
-  if (!digestEquals(actual.multihash, address.multihash)) {
-    throw new IntegrityError(address.toString(), 'chunk');
-  }
+  checkDigest(address, createHash('sha256').update(bytes).digest());
 }
 
 /**
- * verifyChunk for bytes the caller gives up (the chunk store's own read
- * buffer): large ones are hashed on a thread; answers the bytes (a new view).
+ * verifyChunk for bytes the caller gives up (a chunk store's own read
+ * buffer): large ones are hashed on a thread (src/crypto/offload.ts).
+ * Answers the bytes: use that view, as `bytes` is detached if it went.
  */
 export async function verifyOwnedChunk(address: ChunkAddress, bytes: Uint8Array): Promise<Uint8Array> {
   assertChunkAddress(address);
   const hashed = await sha256Owned(bytes);
-  if (!digestEquals(createDigest(SHA2_256_CODE, hashed.digest), address.multihash)) throw new IntegrityError(address.toString(), 'chunk');
+  checkDigest(address, hashed.digest);
   return hashed.bytes;
+}
+
+function checkDigest(address: ChunkAddress, sha256: Uint8Array): void {
+  if (!digestEquals(createDigest(SHA2_256_CODE, sha256), address.multihash)) throw new IntegrityError(address.toString(), 'chunk');
 }
 
 /** Longest string worth handing to the CID parser; a base32 chunk CID is 59 characters. */

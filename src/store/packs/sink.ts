@@ -24,8 +24,10 @@ export interface Appended {
  * - sync() resolves with a seq once every record appended before the call
  *   (at least up to that seq) is durable, in order: a record is never durable
  *   while an earlier one is not;
- * - read of a location that does not exist (a pack gc removed) is
- *   NotFoundError; the pack store then asks the index again;
+ * - read answers bytes nothing else holds (the pack store may transfer
+ *   them to a thread for their address check, src/crypto/offload.ts); read
+ *   of a location that does not exist (a pack gc removed) is NotFoundError;
+ *   the pack store then asks the index again;
  * - sealedPacks never lists the pack being appended to.
  */
 export interface PackSink {
