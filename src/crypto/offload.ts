@@ -26,9 +26,10 @@ import type { OffloadAnswer, OffloadMessage } from './offload.worker.js';
  * thread runs offload.worker.ts, which calls the same functions as the
  * inline path.
  *
- * Bounds: max(1, availableParallelism() − 1) threads, created on first use
- * and unref'd while idle (RequestWorker); no queue of their own, as every
- * caller awaits its answer (a download holds a few chunks in flight).
+ * Bounds: max(1, availableParallelism() − 1) threads, created on first use,
+ * unref'd while idle (RequestWorker) and ended after IDLE_MS without work;
+ * no queue of their own, as every caller awaits its answer (a download
+ * holds a few chunks in flight).
  */
 
 /** Buffers smaller than this are hashed and opened inline. */
@@ -36,6 +37,13 @@ export const OFFLOAD_MIN_BYTES = 64 * 1024;
 
 const poolSize = Math.max(1, availableParallelism() - 1);
 const threads: RequestWorker<OffloadMessage>[] = [];
+/**
+ * Threads idle this long end: each is an isolate of some 10 MiB of RSS,
+ * which a gateway that serves no download for a while should not keep. The
+ * next large read starts one again (a few ms).
+ */
+const IDLE_MS = 10_000;
+let idleTimer: NodeJS.Timeout | undefined;
 
 function thread(): RequestWorker<OffloadMessage> {
   if (threads.length < poolSize) {
@@ -54,6 +62,32 @@ function thread(): RequestWorker<OffloadMessage> {
   return threads.reduce((a, b) => (b.load < a.load ? b : a));
 }
 
+/** Sends `message` to the least loaded thread; once none has work left, the idle timer starts. */
+async function ask<T>(message: OffloadMessage, transfer: ArrayBuffer[] = []): Promise<T> {
+  clearTimeout(idleTimer);
+  idleTimer = undefined;
+  try {
+    return await thread().request<T>(message, transfer);
+  } finally {
+    if (idleTimer === undefined && threads.every((t) => t.load === 0)) idleTimer = setTimeout(endIdleThreads, IDLE_MS).unref();
+  }
+}
+
+/** Ends every thread with no request outstanding (what the idle timer does; tests call it). */
+export function endIdleThreads(): void {
+  clearTimeout(idleTimer);
+  idleTimer = undefined;
+  for (const t of threads.splice(0)) {
+    if (t.load > 0) threads.push(t);
+    else void t.terminate();
+  }
+}
+
+/** Threads running now. */
+export function offloadThreadCount(): number {
+  return threads.length;
+}
+
 /** The ArrayBuffer `bytes` is the whole of, when it may go to a thread. */
 function transferable(bytes: Uint8Array): ArrayBuffer | undefined {
   const buffer = bytes.buffer;
@@ -68,7 +102,7 @@ function transferable(bytes: Uint8Array): ArrayBuffer | undefined {
 export async function sha256Owned(bytes: Uint8Array): Promise<{ digest: Uint8Array; bytes: Uint8Array }> {
   const buffer = transferable(bytes);
   if (buffer === undefined) return { digest: new Uint8Array(createHash('sha256').update(bytes).digest()), bytes };
-  const r = await thread().request<OffloadAnswer>({ op: 'sha256', buffer }, [buffer]);
+  const r = await ask<OffloadAnswer>({ op: 'sha256', buffer }, [buffer]);
   if (r.digest === undefined) throw new Error('offload thread: no digest in its answer');
   return { digest: r.digest, bytes: new Uint8Array(r.buffer) };
 }
@@ -78,7 +112,7 @@ export async function openConvergentOwned(key: Uint8Array, sealed: Uint8Array): 
   const buffer = transferable(sealed);
   if (buffer === undefined) return openConvergentInPlace(key, sealed);
   const length = sealed.length;
-  const r = await thread().request<OffloadAnswer>({ op: 'open', buffer, key }, [buffer]);
+  const r = await ask<OffloadAnswer>({ op: 'open', buffer, key }, [buffer]);
   if (r.forged === true) throw new AeadError();
   return new Uint8Array(r.buffer, 0, length - GCM_TAG_BYTES);
 }

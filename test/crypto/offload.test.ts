@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AeadError, sealConvergent } from '../../src/crypto/aead.js';
-import { OFFLOAD_MIN_BYTES, openConvergentOwned, sha256Owned } from '../../src/crypto/offload.js';
+import { endIdleThreads, OFFLOAD_MIN_BYTES, offloadThreadCount, openConvergentOwned, sha256Owned } from '../../src/crypto/offload.js';
 import { addressOf, verifyOwnedChunk } from '../../src/store/address.js';
 
 /** `bytes` copied into an ArrayBuffer of exactly its size, as a store's read buffer is. */
@@ -64,6 +64,21 @@ describe('offload thread', () => {
     for (const [i, o] of opened.entries()) expect(Buffer.from(o).equals(chunks[i]!.plaintext)).toBe(true);
     const hashed = await Promise.all(chunks.map((c) => sha256Owned(owned(c.plaintext))));
     for (const [i, h] of hashed.entries()) expect(Buffer.from(h.digest).equals(sha256(chunks[i]!.plaintext))).toBe(true);
+  });
+
+  it('an idle thread ends, and the next large request starts another', async () => {
+    const bytes = randomBytes(OFFLOAD_MIN_BYTES);
+    expect(Buffer.from((await sha256Owned(owned(bytes))).digest).equals(sha256(bytes))).toBe(true);
+    expect(offloadThreadCount()).toBeGreaterThan(0);
+    // A request in flight keeps its thread.
+    const inFlight = sha256Owned(owned(randomBytes(4 * 1024 * 1024)));
+    endIdleThreads();
+    expect(offloadThreadCount()).toBeGreaterThan(0);
+    await inFlight;
+    endIdleThreads();
+    expect(offloadThreadCount()).toBe(0);
+    expect(Buffer.from((await sha256Owned(owned(bytes))).digest).equals(sha256(bytes))).toBe(true);
+    expect(offloadThreadCount()).toBeGreaterThan(0);
   });
 
   it('verifyOwnedChunk answers the bytes of a matching address and IntegrityError for a flipped byte', async () => {
