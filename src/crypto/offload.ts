@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { RequestWorker } from '../util/request-worker.js';
 import { workerModuleUrl } from '../util/worker-module.js';
 import { AeadError, GCM_TAG_BYTES, openConvergentInPlace } from './aead.js';
+import { sha256 } from './kdf.js';
 import type { OffloadAnswer, OffloadMessage } from './offload.worker.js';
 
 /**
@@ -101,7 +101,7 @@ function transferable(bytes: Uint8Array): ArrayBuffer | undefined {
  */
 export async function sha256Owned(bytes: Uint8Array): Promise<{ digest: Uint8Array; bytes: Uint8Array }> {
   const buffer = transferable(bytes);
-  if (buffer === undefined) return { digest: new Uint8Array(createHash('sha256').update(bytes).digest()), bytes };
+  if (buffer === undefined) return { digest: sha256(bytes), bytes };
   const r = await ask<OffloadAnswer>({ op: 'sha256', buffer }, [buffer]);
   if (r.digest === undefined) throw new Error('offload thread: no digest in its answer');
   return { digest: r.digest, bytes: new Uint8Array(r.buffer) };

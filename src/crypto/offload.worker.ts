@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
 import { failureAnswer, requestPort } from '../util/request-worker.js';
 import { AeadError, openConvergentInPlace } from './aead.js';
+import { sha256 } from './kdf.js';
 
 /**
  * An offload thread (offload.ts): hashes and opens buffers transferred to
- * it, with the functions the main thread calls inline, and transfers each
- * buffer back with the answer.
+ * it with the functions the main thread calls inline (kdf.ts's sha256,
+ * aead.ts's openConvergentInPlace), and transfers each buffer back with the
+ * answer.
  */
 
 export type OffloadMessage = { op: 'sha256'; buffer: ArrayBuffer } | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array };
@@ -24,7 +25,7 @@ port.on('message', (m: OffloadMessage & { id: number }) => {
     const bytes = new Uint8Array(m.buffer);
     const answer: OffloadAnswer = { buffer: m.buffer };
     if (m.op === 'sha256') {
-      answer.digest = new Uint8Array(createHash('sha256').update(bytes).digest());
+      answer.digest = sha256(bytes);
     } else {
       try {
         // One update() for the whole chunk, its output freed at once by the minor gc below: on this

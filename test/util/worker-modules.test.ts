@@ -28,6 +28,7 @@ describe('worker threads run typed modules', () => {
   it('no thread runs a code string, and only RequestWorker starts one', () => {
     expect(workers.map((f) => path.relative(SRC, f)).sort()).toEqual([
       'auth/crypt.worker.ts',
+      'crypto/offload.worker.ts',
       'store/chunks/fs/fs-io.worker.ts',
       'tree/file/seal.worker.ts',
     ]);
@@ -54,6 +55,10 @@ describe('worker threads run typed modules', () => {
     expect(io).toContain('./fs-sync.js');
     expect(io.filter((m) => m.startsWith('node:') && m !== 'node:worker_threads')).toEqual([]);
     expect(importsOf(path.join(SRC, 'store/chunks/fs/fs-sync.ts'))).toEqual(expect.arrayContaining(['./fs-layout.js', '../../address.js']));
+    // The offload thread: kdf.ts's sha256 and aead.ts's openConvergentInPlace, which the inline path calls.
+    const offload = importsOf(path.join(SRC, 'crypto/offload.worker.ts'));
+    expect(offload).toEqual(expect.arrayContaining(['./aead.js', './kdf.js']));
+    expect(offload.filter((m) => m.startsWith('node:'))).toEqual([]);
     // The crypt worker: the published libraries, by name.
     expect(importsOf(path.join(SRC, 'auth/crypt.worker.ts'))).toEqual(expect.arrayContaining(['unixcrypt', 'apache-md5']));
   });
