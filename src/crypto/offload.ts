@@ -26,8 +26,9 @@ import type { OffloadAnswer, OffloadMessage } from './offload.worker.js';
  * thread runs offload.worker.ts, which calls the same functions as the
  * inline path.
  *
- * Bounds: max(1, availableParallelism() − 1) threads, created on first use,
- * unref'd while idle (RequestWorker) and ended after IDLE_MS without work;
+ * Bounds: max(1, availableParallelism() − 1) threads, started on first use
+ * (the work stays inline until one is ready), unref'd while idle
+ * (RequestWorker) and ended after IDLE_MS without work;
  * no queue of their own, as every caller awaits its answer (a download
  * holds a few chunks in flight).
  */
@@ -36,41 +37,68 @@ import type { OffloadAnswer, OffloadMessage } from './offload.worker.js';
 export const OFFLOAD_MIN_BYTES = 64 * 1024;
 
 const poolSize = Math.max(1, availableParallelism() - 1);
-const threads: RequestWorker<OffloadMessage>[] = [];
+
+/** A thread, and whether it answered its first message (until then work stays inline). */
+interface OffloadThread {
+  worker: RequestWorker<OffloadMessage>;
+  ready: Promise<void>;
+  isReady: boolean;
+}
+const threads: OffloadThread[] = [];
+
 /**
  * Threads idle this long end: each is an isolate of some 10 MiB of RSS,
- * which a gateway that serves no download for a while should not keep. The
- * next large read starts one again (a few ms).
+ * which a gateway that serves no download for a while should not keep.
  */
 const IDLE_MS = 10_000;
 let idleTimer: NodeJS.Timeout | undefined;
 
-function thread(): RequestWorker<OffloadMessage> {
-  if (threads.length < poolSize) {
-    const t: RequestWorker<OffloadMessage> = new RequestWorker<OffloadMessage>(
-      workerModuleUrl('./offload.worker.js', import.meta.url),
-      undefined,
-      'offload thread',
-      () => {
-        const i = threads.indexOf(t);
-        if (i >= 0) threads.splice(i, 1);
-      },
-    );
-    threads.push(t);
-    return t;
-  }
-  return threads.reduce((a, b) => (b.load < a.load ? b : a));
+/**
+ * The least loaded thread that is ready, after starting one if the pool is
+ * not full. Undefined while none is ready: a thread takes some 50–100 ms to
+ * start and load its module, which the first large read after an idle spell
+ * would otherwise wait for (a 1 GiB `sftp cp`, which reads nothing but its
+ * 70 KiB manifest, went from 7 to 100 ms); it works inline meanwhile.
+ */
+function readyWorker(): RequestWorker<OffloadMessage> | undefined {
+  if (threads.length < poolSize) startThread();
+  let best: OffloadThread | undefined;
+  for (const t of threads) if (t.isReady && (best === undefined || t.worker.load < best.worker.load)) best = t;
+  return best?.worker;
 }
 
-/** Sends `message` to the least loaded thread; once none has work left, the idle timer starts. */
-async function ask<T>(message: OffloadMessage, transfer: ArrayBuffer[] = []): Promise<T> {
+function startThread(): void {
+  const t: OffloadThread = {
+    worker: new RequestWorker<OffloadMessage>(workerModuleUrl('./offload.worker.js', import.meta.url), undefined, 'offload thread', () => {
+      const i = threads.indexOf(t);
+      if (i >= 0) threads.splice(i, 1);
+    }),
+    ready: Promise.resolve(),
+    isReady: false,
+  };
+  t.ready = t.worker.request({ op: 'ping' }).then(
+    () => {
+      t.isReady = true;
+      armIdleTimer();
+    },
+    () => undefined,
+  );
+  threads.push(t);
+}
+
+/** Sends `message` to `worker`; once no thread has work left, the idle timer starts. */
+async function ask<T>(worker: RequestWorker<OffloadMessage>, message: OffloadMessage, transfer: ArrayBuffer[]): Promise<T> {
   clearTimeout(idleTimer);
   idleTimer = undefined;
   try {
-    return await thread().request<T>(message, transfer);
+    return await worker.request<T>(message, transfer);
   } finally {
-    if (idleTimer === undefined && threads.every((t) => t.load === 0)) idleTimer = setTimeout(endIdleThreads, IDLE_MS).unref();
+    armIdleTimer();
   }
+}
+
+function armIdleTimer(): void {
+  if (idleTimer === undefined && threads.every((t) => t.worker.load === 0)) idleTimer = setTimeout(endIdleThreads, IDLE_MS).unref();
 }
 
 /** Ends every thread with no request outstanding (what the idle timer does; tests call it). */
@@ -78,14 +106,20 @@ export function endIdleThreads(): void {
   clearTimeout(idleTimer);
   idleTimer = undefined;
   for (const t of threads.splice(0)) {
-    if (t.load > 0) threads.push(t);
-    else void t.terminate();
+    if (t.worker.load > 0) threads.push(t);
+    else void t.worker.terminate();
   }
 }
 
-/** Threads running now. */
+/** Threads running now (ready or starting). */
 export function offloadThreadCount(): number {
   return threads.length;
+}
+
+/** Starts the pool's threads and resolves once each is ready (tests; the read path starts them on first use). */
+export async function startOffloadThreads(): Promise<void> {
+  while (threads.length < poolSize) startThread();
+  await Promise.all(threads.map((t) => t.ready));
 }
 
 /** The ArrayBuffer `bytes` is the whole of, when it may go to a thread. */
@@ -101,8 +135,9 @@ function transferable(bytes: Uint8Array): ArrayBuffer | undefined {
  */
 export async function sha256Owned(bytes: Uint8Array): Promise<{ digest: Uint8Array; bytes: Uint8Array }> {
   const buffer = transferable(bytes);
-  if (buffer === undefined) return { digest: sha256(bytes), bytes };
-  const r = await ask<OffloadAnswer>({ op: 'sha256', buffer }, [buffer]);
+  const worker = buffer === undefined ? undefined : readyWorker();
+  if (buffer === undefined || worker === undefined) return { digest: sha256(bytes), bytes };
+  const r = await ask<OffloadAnswer>(worker, { op: 'sha256', buffer }, [buffer]);
   if (r.digest === undefined) throw new Error('offload thread: no digest in its answer');
   return { digest: r.digest, bytes: new Uint8Array(r.buffer) };
 }
@@ -110,9 +145,10 @@ export async function sha256Owned(bytes: Uint8Array): Promise<{ digest: Uint8Arr
 /** openConvergentInPlace of `sealed`, which the caller gives up: the plaintext, where the ciphertext was. */
 export async function openConvergentOwned(key: Uint8Array, sealed: Uint8Array): Promise<Uint8Array> {
   const buffer = transferable(sealed);
-  if (buffer === undefined) return openConvergentInPlace(key, sealed);
+  const worker = buffer === undefined ? undefined : readyWorker();
+  if (buffer === undefined || worker === undefined) return openConvergentInPlace(key, sealed);
   const length = sealed.length;
-  const r = await ask<OffloadAnswer>({ op: 'open', buffer, key }, [buffer]);
+  const r = await ask<OffloadAnswer>(worker, { op: 'open', buffer, key }, [buffer]);
   if (r.forged === true) throw new AeadError();
   return new Uint8Array(r.buffer, 0, length - GCM_TAG_BYTES);
 }

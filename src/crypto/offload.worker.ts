@@ -9,9 +9,10 @@ import { sha256 } from './kdf.js';
  * answer.
  */
 
-export type OffloadMessage = { op: 'sha256'; buffer: ArrayBuffer } | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array };
+/** What the pool sends; `ping` is its first message to a new thread, answered with nothing. */
+export type OffloadMessage = { op: 'ping' } | { op: 'sha256'; buffer: ArrayBuffer } | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array };
 
-/** The answer to both: the buffer, back; `digest` for sha256; `forged` when open found the tag wrong. */
+/** The answer to sha256 and open: the buffer, back; `digest` for sha256; `forged` when open found the tag wrong. */
 export interface OffloadAnswer {
   buffer: ArrayBuffer;
   digest?: Uint8Array;
@@ -22,6 +23,11 @@ const port = requestPort();
 
 port.on('message', (m: OffloadMessage & { id: number }) => {
   try {
+    if (m.op === 'ping') {
+      // The pool's first message: this thread has loaded its module and listens.
+      port.postMessage({ id: m.id });
+      return;
+    }
     const bytes = new Uint8Array(m.buffer);
     const answer: OffloadAnswer = { buffer: m.buffer };
     if (m.op === 'sha256') {
