@@ -68,21 +68,26 @@ function readyWorker(): RequestWorker<OffloadMessage> | undefined {
 }
 
 function startThread(): void {
-  const t: OffloadThread = {
-    worker: new RequestWorker<OffloadMessage>(workerModuleUrl('./offload.worker.js', import.meta.url), undefined, 'offload thread', () => {
+  const worker = new RequestWorker<OffloadMessage>(
+    workerModuleUrl('./offload.worker.js', import.meta.url),
+    undefined,
+    'offload thread',
+    () => {
       const i = threads.indexOf(t);
       if (i >= 0) threads.splice(i, 1);
-    }),
-    ready: Promise.resolve(),
-    isReady: false,
-  };
-  t.ready = t.worker.request({ op: 'ping' }).then(
-    () => {
-      t.isReady = true;
-      armIdleTimer();
     },
-    () => undefined,
   );
+  const t: OffloadThread = {
+    worker,
+    isReady: false,
+    ready: worker.request({ op: 'ping' }).then(
+      () => {
+        t.isReady = true;
+        armIdleTimer();
+      },
+      () => undefined,
+    ),
+  };
   threads.push(t);
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { create as createDigest, equals as digestEquals } from 'multiformats/hashes/digest';
-import { sha256Owned } from '../crypto/offload.js';
+import { sha256Owned } from '../crypto/index.js';
 import { IntegrityError, InvalidInputError } from '../errors.js';
 import type { ChunkAddress } from './chunks/chunk-store.js';
 
