@@ -1,9 +1,8 @@
 import { base32 } from 'multiformats/bases/base32';
+import { encodeBase32 } from '../util/base32.js';
 
 /** RFC 4648 base32, lowercase, no padding: safe in paths and URLs, case-insensitive on input. */
-export function encodeBase32(bytes: Uint8Array): string {
-  return base32.baseEncode(bytes);
-}
+export { encodeBase32 };
 
 /** Returns undefined for anything that is not canonical lowercase-or-uppercase base32. */
 export function decodeBase32(text: string): Uint8Array | undefined {

@@ -4,6 +4,7 @@ import * as raw from 'multiformats/codecs/raw';
 import { create as createDigest, equals as digestEquals } from 'multiformats/hashes/digest';
 import { sha256Owned } from '../crypto/index.js';
 import { IntegrityError, InvalidInputError } from '../errors.js';
+import { encodeBase32 } from '../util/base32.js';
 import type { ChunkAddress } from './chunks/chunk-store.js';
 
 /** Multihash code of sha2-256; the only hash a chunk address may use. */
@@ -26,6 +27,24 @@ export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
 export function addressOf(bytes: Uint8Array): ChunkAddress {
   const digest = createHash('sha256').update(bytes).digest();
   return CID.create(1, raw.code, createDigest(SHA2_256_CODE, new Uint8Array(digest)));
+}
+
+/** The strings addressKey made, per address object (the tree asks for the same few again and again). */
+const keys = new WeakMap<ChunkAddress, string>();
+
+/**
+ * `address.toString()`, the same string (CIDv1's default form: 'b' and the
+ * base32 of its bytes), for the keys of maps and locks on the paths every
+ * upload takes: multiformats' toString costs 5–9 µs and a few KiB of garbage
+ * the first time per CID object (util/base32.ts), this about 1 µs.
+ */
+export function addressKey(address: ChunkAddress): string {
+  let key = keys.get(address);
+  if (key === undefined) {
+    key = `b${encodeBase32(address.bytes)}`;
+    keys.set(address, key);
+  }
+  return key;
 }
 
 /** True when `address` has the one shape capstan writes: CIDv1, raw, 32-byte sha2-256. */

@@ -1,6 +1,7 @@
 export type { ChunkAddress, ChunkStat, ChunkStore, ChunkStoreFeatures } from './chunks/chunk-store.js';
 export type { SlotEntry, SlotStore } from './slots/slot-store.js';
 export {
+  addressKey,
   addressOf,
   assertChunkAddress,
   isChunkAddress,

@@ -3,7 +3,7 @@ import { base58btc } from 'multiformats/bases/base58';
 import * as json from 'multiformats/codecs/json';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { describe, expect, it } from 'vitest';
-import { addressOf, isChunkAddress, parseAddress, verifyChunk } from '../../src/store/address.js';
+import { addressKey, addressOf, isChunkAddress, parseAddress, verifyChunk } from '../../src/store/address.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -17,6 +17,13 @@ describe('chunk addresses', () => {
   it('agree with the multiformats JS sha256', async () => {
     const data = utf8('capstan');
     expect(addressOf(data).multihash.bytes).toEqual((await sha256.digest(data)).bytes);
+  });
+
+  it('have a key that is their string form', () => {
+    for (let length = 0; length < 300; length += 7) {
+      const address = addressOf(new Uint8Array(length).fill(length));
+      expect(addressKey(address)).toBe(address.toString());
+    }
   });
 
   it('parse back from base32 and base58btc', () => {

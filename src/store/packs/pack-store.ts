@@ -1,5 +1,5 @@
 import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, TransientError, throwIfAborted } from '../../errors.js';
-import { addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verifyOwnedChunk } from '../address.js';
+import { addressKey, addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verifyOwnedChunk } from '../address.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import type {
   ChunkAddress,
@@ -145,7 +145,7 @@ export class PackChunkStore implements ChunkStore {
     throwIfAborted(options.signal);
     if (bytes.length > MAX_CHUNK_BYTES) throw new InvalidInputError(`chunk of ${bytes.length} bytes exceeds ${MAX_CHUNK_BYTES}`);
     const address = addressOf(bytes);
-    const key = address.toString();
+    const key = addressKey(address);
     const pending = this.#pending.get(key);
     if (pending !== undefined) {
       await this.#sink.written(pending.seq);
@@ -239,7 +239,7 @@ export class PackChunkStore implements ChunkStore {
   async get(address: ChunkAddress, options: AbortOptions = {}): Promise<Uint8Array> {
     throwIfAborted(options.signal);
     assertChunkAddress(address);
-    const pending = this.#pending.get(address.toString());
+    const pending = this.#pending.get(addressKey(address));
     if (pending !== undefined) return this.#readVerified(address, pending.entry);
     for (let attempt = 0; attempt < 2; attempt++) {
       const entry = await this.#index.get(address, options);
@@ -262,13 +262,13 @@ export class PackChunkStore implements ChunkStore {
         return this.#readVerified(address, entry);
       }
     }
-    throw new NotFoundError(`no chunk ${address.toString()}`);
+    throw new NotFoundError(`no chunk ${addressKey(address)}`);
   }
 
   async has(address: ChunkAddress, options: AbortOptions = {}): Promise<boolean> {
     throwIfAborted(options.signal);
     assertChunkAddress(address);
-    if (this.#pending.has(address.toString())) return true;
+    if (this.#pending.has(addressKey(address))) return true;
     if ((await this.#index.get(address, options)) !== undefined) return true;
     if (this.#legacy === undefined) return false;
     // Asked again after the legacy store: repack may have moved it between the two lookups.
@@ -279,8 +279,8 @@ export class PackChunkStore implements ChunkStore {
   async delete(address: ChunkAddress, options: AbortOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     assertChunkAddress(address);
-    await this.#keys.run(address.toString(), async () => {
-      this.#pending.delete(address.toString());
+    await this.#keys.run(addressKey(address), async () => {
+      this.#pending.delete(addressKey(address));
       const entry = await this.#index.get(address, options);
       if (entry !== undefined) await this.#index.removeIf(address, entry.location, options);
     });
@@ -290,7 +290,7 @@ export class PackChunkStore implements ChunkStore {
   async deleteIfIdleSince(address: ChunkAddress, cutoffMs: number, options: AbortOptions = {}): Promise<number | undefined> {
     throwIfAborted(options.signal);
     assertChunkAddress(address);
-    const key = address.toString();
+    const key = addressKey(address);
     const packed = await this.#keys.run(key, async () => {
       if (this.#pending.has(key)) return { kept: true };
       const entry = await this.#index.get(address, options);
@@ -371,7 +371,7 @@ export class PackChunkStore implements ChunkStore {
       if (batch.length > 0) await this.#sink.sync();
       const indexed: ChunkAddress[] = [];
       for (const moved of batch) {
-        const key = moved.address.toString();
+        const key = addressKey(moved.address);
         await this.#keys.run(key, async () => {
           if (this.#pending.has(key) || (await this.#index.get(moved.address, options)) !== undefined) return;
           // The loose file's age, read now: a deduplicating put may have refreshed it since we copied it.
@@ -385,7 +385,7 @@ export class PackChunkStore implements ChunkStore {
       await this.#persistIndex();
       for (const address of [...indexed, ...redundant]) {
         // Under the lock: a put deciding to refresh the loose copy must see the index entry instead.
-        await this.#keys.run(address.toString(), () => legacy.delete(address, options));
+        await this.#keys.run(addressKey(address), () => legacy.delete(address, options));
       }
       result.moved += indexed.length;
       result.dropped += redundant.length;
@@ -396,7 +396,7 @@ export class PackChunkStore implements ChunkStore {
     for await (const address of legacy.list(options)) {
       throwIfAborted(options.signal);
       if (options.limit !== undefined && result.moved + result.dropped + batch.length + redundant.length >= options.limit) break;
-      const key = address.toString();
+      const key = addressKey(address);
       // A put of these bytes in flight: its own copy is on its way into a pack; leave the loose one for next time.
       if (this.#pending.has(key)) {
         result.skipped++;
@@ -437,7 +437,7 @@ export class PackChunkStore implements ChunkStore {
   async stat(address: ChunkAddress, options: AbortOptions = {}): Promise<ChunkStat | undefined> {
     throwIfAborted(options.signal);
     assertChunkAddress(address);
-    const pending = this.#pending.get(address.toString());
+    const pending = this.#pending.get(addressKey(address));
     const entry = pending?.entry ?? (await this.#index.get(address, options));
     if (entry !== undefined) return { bytes: entry.location.length, lastPutMs: entry.lastPutSec * 1000 };
     const loose = await this.#legacy?.stat?.(address, options);
@@ -450,7 +450,7 @@ export class PackChunkStore implements ChunkStore {
   async *list(options: AbortOptions = {}): AsyncIterable<ChunkAddress> {
     const seen = new Set<string>();
     for await (const entry of this.#index.list(options)) {
-      seen.add(entry.address.toString());
+      seen.add(addressKey(entry.address));
       yield entry.address;
     }
     for (const [key, p] of [...this.#pending]) {
@@ -458,7 +458,7 @@ export class PackChunkStore implements ChunkStore {
     }
     if (this.#legacy === undefined) return;
     for await (const address of this.#legacy.list(options)) {
-      if (!seen.has(address.toString()) && !this.#pending.has(address.toString())) yield address;
+      if (!seen.has(addressKey(address)) && !this.#pending.has(addressKey(address))) yield address;
     }
   }
 
@@ -466,7 +466,7 @@ export class PackChunkStore implements ChunkStore {
     let chunks = 0;
     let bytes = 0;
     for await (const entry of this.#index.list(options)) {
-      if (this.#pending.has(entry.address.toString())) continue;
+      if (this.#pending.has(addressKey(entry.address))) continue;
       chunks++;
       bytes += entry.location.length;
     }
@@ -527,14 +527,14 @@ export class PackChunkStore implements ChunkStore {
     await this.#sink.sync();
     for (const { from, to } of moved) {
       // Deleted meanwhile (gc) or put anew elsewhere: the move loses and the copy is garbage for the next run.
-      await this.#keys.run(from.address.toString(), () => this.#index.moveIf(from.address, from.location, to.location, options));
+      await this.#keys.run(addressKey(from.address), () => this.#index.moveIf(from.address, from.location, to.location, options));
     }
     return copied;
   }
 
   async #readVerified(address: ChunkAddress, entry: IndexEntry): Promise<Uint8Array> {
     const bytes = await this.#sink.read(entry.location);
-    if (bytes.length !== entry.location.length) throw new IntegrityError(address.toString(), 'chunk');
+    if (bytes.length !== entry.location.length) throw new IntegrityError(addressKey(address), 'chunk');
     return verifyOwnedChunk(address, bytes);
   }
 

@@ -1,6 +1,7 @@
 import type { KeyedMutex } from '../../util/keyed-mutex.js';
 import type { DirectoryWriteCap } from '../../cap/index.js';
 import { IntegrityError, type AbortOptions } from '../../errors.js';
+import { addressKey } from '../../store/address.js';
 import type { ChunkAddress, ChunkStore } from '../../store/chunks/chunk-store.js';
 import type { SlotStore } from '../../store/slots/slot-store.js';
 import type { DirectoryKeys } from './keys.js';
@@ -78,7 +79,7 @@ export async function loadNode(
   expectedCount: number | undefined,
   options: AbortOptions = {},
 ): Promise<DirNode> {
-  const id = address.toString();
+  const id = addressKey(address);
   let node = ctx.cache.get(keys.siHex, id);
   if (!node) {
     const blob = await ctx.chunks.get(address, options);

@@ -1,4 +1,5 @@
 import type { Cap, DirectoryCap, DirectoryWriteCap } from '../../cap/index.js';
+import { addressKey } from '../../store/address.js';
 import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
 import { backoffDelay, sleep } from '../../util/backoff.js';
 import { XCHACHA_NONCE_BYTES } from '../../crypto/index.js';
@@ -119,7 +120,7 @@ export class DirectoryHandle implements Directory {
     const utf8 = nameBytes(checkName(name));
     const version = await this.readVersion(options);
     const found = await new Draft(this.ctx, this.keys, version.root, options).get(utf8);
-    return found && viewEntry(this.keys, found, version.root.toString());
+    return found && viewEntry(this.keys, found, addressKey(version.root));
   }
 
   async count(options: AbortOptions = {}): Promise<number> {

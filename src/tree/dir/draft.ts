@@ -1,4 +1,5 @@
 import { throwIfAborted, type AbortOptions } from '../../errors.js';
+import { addressKey } from '../../store/address.js';
 import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
 import { NODE_IO_CONCURRENCY, loadNode, mapLimit, type DirectoryContext } from './context.js';
 import { NAME_HASH_BITS, hashBits, type DirectoryKeys } from './keys.js';
@@ -167,7 +168,14 @@ export class Draft {
     if (!ref.draft) return ref;
     let node = ref.draft;
     if (node.kind === 'branch') {
-      const children = await mapLimit(node.children, NODE_IO_CONCURRENCY, (child) => this.write(child));
+      // Only children new in this draft are written (after one upload, one per level): the others keep their address.
+      const fresh = await mapLimit(
+        node.children.filter((child: Ref) => child.draft !== undefined),
+        NODE_IO_CONCURRENCY,
+        (child) => this.write(child),
+      );
+      let next = 0;
+      const children = node.children.map((c: Ref) => (c.draft === undefined ? c : fresh[next++]!));
       node = { kind: 'branch', bits: node.bits, children: children.map((c) => ({ address: c.address, count: c.count })) };
     }
     throwIfAborted(this.options.signal);
@@ -176,7 +184,7 @@ export class Draft {
     // Sealed under a fresh random nonce: no copy can be stored already.
     const address = await this.ctx.chunks.put(blob, { ...this.options, unique: true });
     // The next operation on this directory will very likely read it back.
-    this.ctx.cache.set(this.keys.siHex, address.toString(), node, plaintext.length);
+    this.ctx.cache.set(this.keys.siHex, addressKey(address), node, plaintext.length);
     return { address, count: ref.count };
   }
 }

@@ -1,4 +1,5 @@
 import { throwIfAborted, type AbortOptions } from '../../errors.js';
+import { addressKey } from '../../store/address.js';
 import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
 import { NODE_IO_CONCURRENCY, loadNode, type DirectoryContext } from './context.js';
 import type { DirectoryKeys } from './keys.js';
@@ -23,7 +24,7 @@ export async function* walkVersion(
   { everyNode, ...options }: AbortOptions & { everyNode: boolean },
 ): AsyncGenerator<{ entries: readonly StoredEntry[]; nodeId: string }> {
   const node = await loadNode(ctx, keys, root, undefined, options);
-  yield* walkNode(ctx, keys, node, root.toString(), options, everyNode);
+  yield* walkNode(ctx, keys, node, addressKey(root), options, everyNode);
 }
 
 async function* walkNode(
@@ -57,6 +58,6 @@ async function* walkNode(
     for (let j = i; j < i + NODE_IO_CONCURRENCY; j++) start(j);
     const child = await (pending[i] ?? load(ref));
     pending[i] = undefined;
-    yield* walkNode(ctx, keys, child, ref.address.toString(), options, everyNode);
+    yield* walkNode(ctx, keys, child, addressKey(ref.address), options, everyNode);
   }
 }
