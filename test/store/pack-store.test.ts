@@ -252,6 +252,47 @@ describe('LocalEngine', () => {
     }
   });
 
+  it("a small commit is one writev: its records are copied at put (the caller's buffer is free at once) and written with its sync", async () => {
+    const engine = await openEngine(dir, { fsync: true });
+    const originalWritev = fs.writevSync;
+    let writes = 0;
+    fs.writevSync = (fd, buffers, position) => {
+      // Zeros written ahead of the records (see the test above) are not a commit's write.
+      if (buffers.some((b) => (b as Uint8Array).some((byte) => byte !== 0))) writes++;
+      return originalWritev(fd, buffers, position);
+    };
+    syncBuiltinESMExports();
+    try {
+      // The first commit creates the pack file.
+      await engine.chunks.put(new Uint8Array(100).fill(200));
+      await engine.slots.compareAndSwap(si(60), null, { seq: 1n, record: Uint8Array.of(1) });
+      writes = 0;
+      const buffer = new Uint8Array(16 * 1024).fill(1);
+      const chunk = await engine.chunks.put(buffer);
+      buffer.fill(2);
+      const manifest = await engine.chunks.put(new Uint8Array(300).fill(3));
+      expect(writes).toBe(0);
+      expect(Buffer.from(await engine.chunks.get(chunk)).equals(Buffer.alloc(16 * 1024, 1))).toBe(true);
+      await engine.slots.compareAndSwap(si(61), null, { seq: 1n, record: Uint8Array.of(2) });
+      expect(writes).toBe(1);
+
+      // A large object is not copied: it goes to the file before its put resolves.
+      const large = new Uint8Array(200 * 1024).fill(9);
+      await engine.chunks.put(large);
+      const [active] = await packsIn();
+      expect((await fsp.readFile(path.join(dir, 'packs', active!))).includes(Buffer.from(large))).toBe(true);
+      await engine.close();
+      const again = await openEngine(dir);
+      expect(Buffer.from(await again.chunks.get(chunk)).equals(Buffer.alloc(16 * 1024, 1))).toBe(true);
+      expect(Buffer.from(await again.chunks.get(manifest)).equals(Buffer.alloc(300, 3))).toBe(true);
+      expect(await again.slots.get(si(61))).toEqual({ seq: 1n, record: Uint8Array.of(2) });
+      await again.close();
+    } finally {
+      fs.writevSync = originalWritev;
+      syncBuiltinESMExports();
+    }
+  });
+
   it('a swap resolves once durable, before its LevelDB write: get, list and a later snapshot see it meanwhile', async () => {
     const engine = await openEngine(dir);
     const { release, writes } = holdIndexWrites(engine);

@@ -34,7 +34,8 @@ export interface JournalOptions {
 }
 
 type Item =
-  | { kind: 'record'; seq: number; pack: string; offset: number; record: EncodedRecord }
+  /** `staged`: the record's bytes were copied into the journal's own memory at append (see #stage). */
+  | { kind: 'record'; seq: number; pack: string; offset: number; record: EncodedRecord; staged: boolean }
   | { kind: 'rotate'; from: string; entries: TrailerEntry[]; end: number };
 
 /** File name of a pack. */
@@ -60,6 +61,13 @@ export function packOfFile(name: string): string | undefined {
  * resolves, and syncs asked for while one runs share the next one (group
  * commit). A record is readable (read()) from the moment it is appended:
  * from memory until it is written, then from the file.
+ *
+ * Small records (a small upload's chunk, its manifest, directory nodes, slot
+ * swaps) are copied at append into memory the journal owns, so they are out
+ * of the caller's buffer at once (written() resolves), and the writer is not
+ * woken for them: they go to the file with the next sync, or once enough of
+ * them wait. A small upload's commit is then one writev and one fdatasync,
+ * where each of its four or five records had been a writev of its own.
  *
  * Rotation seals the active pack (trailer, footer, fdatasync, close) before
  * the first record of the next one is written, so records in an older pack
@@ -96,6 +104,14 @@ export class FsJournal implements PackSink {
   #wantSync = 0;
   #running: Promise<void> | undefined;
   #writtenWaiters: { seq: number; resolve(): void; reject(err: Error): void }[] = [];
+  /** Seqs of queued records that still hold their caller's buffers (not staged, not yet written), in order. */
+  #held: number[] = [];
+  /** Memory staged records are copied into, from its start; reused once none of them waits to be written. */
+  readonly #stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
+  #stageEnd = 0;
+  /** Staged records queued and not yet written (in #stage or, when it was full, in copies of their own). */
+  #stagedWaiting = 0;
+  #stagedBytes = 0;
   #syncWaiters: { seq: number; resolve(): void; reject(err: Error): void }[] = [];
   #broken: Error | undefined;
   #closed = false;
@@ -137,22 +153,53 @@ export class FsJournal implements PackSink {
     const offset = this.#activeEnd;
     const payload = offset + record.payloadOffset;
     this.#activeEnd += record.bytes;
+    const staged = record.bytes <= STAGE_RECORD_BYTES;
+    const queued = staged ? this.#copy(record) : record;
     if (address !== undefined) {
       const length = record.bytes - record.payloadOffset - 4;
       this.#activeEntries.push({ address, offset: payload, length });
-      const part = record.parts[1];
+      // The payload, where the queued record holds it: the staged copy, or the caller's buffer.
+      const part = staged ? queued.parts[0]?.subarray(record.payloadOffset, record.payloadOffset + length) : queued.parts[1];
       if (part !== undefined) this.#unwritten.set(`${this.#active}:${payload}`, part);
     }
-    this.#queue.push({ kind: 'record', seq, pack: this.#active, offset, record });
-    this.#kick();
+    this.#queue.push({ kind: 'record', seq, pack: this.#active, offset, record: queued, staged });
+    if (!staged) {
+      this.#held.push(seq);
+      this.#kick();
+    } else if (this.#stagedBytes >= STAGE_FLUSH_BYTES) {
+      this.#kick();
+    }
     return { seq, pack: this.#active, payload };
   }
 
-  /** Resolves once every record up to `seq` is written to its file (not necessarily durable). */
+  /** The record copied into one buffer the journal owns: into #stage while it has room, else a copy of its own. */
+  #copy(record: EncodedRecord): EncodedRecord {
+    const fits = this.#stageEnd + record.bytes <= this.#stage.length;
+    const out = fits ? this.#stage.subarray(this.#stageEnd, this.#stageEnd + record.bytes) : Buffer.allocUnsafe(record.bytes);
+    if (fits) this.#stageEnd += record.bytes;
+    let at = 0;
+    for (const part of record.parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    this.#stagedWaiting++;
+    this.#stagedBytes += record.bytes;
+    return { parts: [out], bytes: record.bytes, payloadOffset: record.payloadOffset };
+  }
+
+  /**
+   * Resolves once every record up to `seq` is out of its caller's buffers:
+   * written to its file, or staged (not necessarily durable).
+   */
   written(seq: number): Promise<void> {
     if (this.#broken) return Promise.reject(this.#broken);
-    if (seq <= this.#writtenSeq) return Promise.resolve();
+    if (this.#released(seq)) return Promise.resolve();
     return new Promise((resolve, reject) => this.#writtenWaiters.push({ seq, resolve, reject }));
+  }
+
+  #released(seq: number): boolean {
+    const firstHeld = this.#held[0];
+    return seq <= this.#writtenSeq || firstHeld === undefined || firstHeld > seq;
   }
 
   /** Resolves once everything appended so far is durable; returns the seq it covers. */
@@ -312,9 +359,22 @@ export class FsJournal implements PackSink {
     for (const item of run) {
       const payload = item.offset + item.record.payloadOffset;
       this.#unwritten.delete(`${item.pack}:${payload}`);
+      if (item.staged) {
+        this.#stagedWaiting--;
+        this.#stagedBytes -= item.record.bytes;
+      }
     }
+    // Nothing staged waits any more: its memory is free for the next ones.
+    if (this.#stagedWaiting === 0) this.#stageEnd = 0;
+    while (this.#held[0] !== undefined && this.#held[0] <= last.seq) this.#held.shift();
     this.#writtenSeq = last.seq;
-    this.#settle(this.#writtenWaiters, last.seq);
+    for (let i = this.#writtenWaiters.length - 1; i >= 0; i--) {
+      const w = this.#writtenWaiters[i];
+      if (w !== undefined && this.#released(w.seq)) {
+        this.#writtenWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
   }
 
   async #activeFile(pack: string): Promise<FileHandle> {
@@ -413,6 +473,12 @@ function newPackId(): string {
   return packIdHex(randomBytes(PACK_ID_BYTES));
 }
 
+/** Records up to this size are staged (copied at append, written with the next sync; see the class comment). */
+const STAGE_RECORD_BYTES = 64 * 1024;
+/** Memory staged records are copied into; one that does not fit gets a copy of its own. */
+const STAGE_BYTES = 1024 * 1024;
+/** Once this much is staged and unwritten, the writer writes it without waiting for a sync. */
+const STAGE_FLUSH_BYTES = 256 * 1024;
 /** Runs of records up to this size are written synchronously (see #writeRun). */
 const INLINE_WRITE_BYTES = 64 * 1024;
 /** A sync of at most this many bytes written since the last one runs on this thread (see #run). */
