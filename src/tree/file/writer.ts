@@ -300,7 +300,13 @@ export class ChunkedFileWriter implements FileWriter {
       );
     } else {
       const plaintext = this.#chunk.filled!;
-      const { key, sealed } = (this.#sealer ??= new ChunkSealer(this.#convergence, { checksums: this.#checksums })).seal(plaintext);
+      // Sealed at finish as the first chunk: the file never outgrew it, so it is the only one.
+      const only = index === 0 && this.#state === 'finishing';
+      const { key, sealed } = (this.#sealer ??= new ChunkSealer(this.#convergence, { checksums: this.#checksums })).seal(
+        plaintext,
+        undefined,
+        only,
+      );
       // Known now, so that finish() can write the manifest while this put runs.
       expected = addressOf(sealed);
       this.#keys.set(index, key);
