@@ -34,7 +34,7 @@ export interface JournalOptions {
 }
 
 type Item =
-  /** `staged`: the record's bytes were copied into the journal's own memory at append (see #stage). */
+  /** `staged`: the record's bytes were copied into the journal's own memory at append (see #copy). */
   | { kind: 'record'; seq: number; pack: string; offset: number; record: EncodedRecord; staged: boolean }
   | { kind: 'rotate'; from: string; entries: TrailerEntry[]; end: number };
 
@@ -79,9 +79,11 @@ export function packOfFile(name: string): string | undefined {
  * the page cache cannot be trusted), so every later call rejects with
  * TransientError and the owner reports itself unhealthy.
  *
- * Bounds: queued records hold their caller's buffers (callers wait for
- * written() before reusing them); the trailer of the active pack is kept in
- * memory (≤ maxObjectsPerPack entries); open read handles are capped.
+ * Bounds: large queued records hold their caller's buffers (callers wait
+ * for written() before reusing them); staged ones are copies, in one 1 MiB
+ * buffer (or copies of their own while it is full), written once 256 KiB of
+ * them wait; the trailer of the active pack is kept in memory
+ * (≤ maxObjectsPerPack entries); open read handles are capped.
  */
 export class FsJournal implements PackSink {
   readonly #opts: Required<Omit<JournalOptions, 'onNewPack' | 'onSealed'>> & Pick<JournalOptions, 'onNewPack' | 'onSealed'>;
