@@ -14,10 +14,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { LocalEngine } from '../src/store/packs/local-engine.js';
 import type { Directory } from '../src/tree/api.js';
 import { createTree } from '../src/tree/tree.js';
+import { numericOption, runIfMain } from './cli.js';
 
 export interface CommitPathOptions {
   files?: number | undefined;
@@ -81,17 +81,10 @@ export async function runCommitPath(options: CommitPathOptions = {}): Promise<Co
   }
 }
 
-function arg(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
-
 async function main(argv: string[]): Promise<void> {
-  const files = arg(argv, '--files');
-  const warm = arg(argv, '--warm');
   const r = await runCommitPath({
-    files: files === undefined ? undefined : Number(files),
-    warmFiles: warm === undefined ? undefined : Number(warm),
+    files: numericOption(argv, '--files'),
+    warmFiles: numericOption(argv, '--warm'),
     fsync: !argv.includes('--no-fsync'),
   });
   const us = (v: number): string => v.toFixed(0);
@@ -102,9 +95,4 @@ async function main(argv: string[]): Promise<void> {
   );
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runIfMain(import.meta.url, main);

@@ -16,7 +16,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { FileReadCap } from '../src/cap/index.js';
 import { randomBytes } from '../src/crypto/index.js';
 import type { AbortOptions } from '../src/errors.js';
@@ -29,6 +28,7 @@ import { MemorySlotStore } from '../src/store/slots/memory.js';
 import type { SlotStore } from '../src/store/slots/slot-store.js';
 import { DEFAULT_LAYOUT, type DirectoryLayout } from '../src/tree/dir/context.js';
 import { createTreeWithInternals } from '../src/tree/tree.js';
+import { optionValue, runIfMain } from './cli.js';
 
 export interface DirGrowthOptions {
   entries?: number | undefined;
@@ -143,30 +143,20 @@ function formatResult(r: DirGrowthResult): string {
   return lines.join('\n');
 }
 
-function arg(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
-
 async function main(argv: string[]): Promise<void> {
-  const bucket = arg(argv, '--bucket');
-  const bits = arg(argv, '--bits');
+  const bucket = optionValue(argv, '--bucket');
+  const bits = optionValue(argv, '--bits');
   const result = await runDirGrowth({
-    entries: Number(arg(argv, '--entries') ?? 10_000),
+    entries: Number(optionValue(argv, '--entries') ?? 10_000),
     memory: argv.includes('--memory'),
     fsync: !argv.includes('--no-fsync'),
     layout:
       bucket || bits
         ? { bucketMax: Number(bucket ?? DEFAULT_LAYOUT.bucketMax), branchBits: Number(bits ?? DEFAULT_LAYOUT.branchBits) }
         : undefined,
-    checkpoints: arg(argv, '--checkpoints')?.split(',').map(Number),
+    checkpoints: optionValue(argv, '--checkpoints')?.split(',').map(Number),
   });
   console.log(argv.includes('--json') ? JSON.stringify(result) : formatResult(result));
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runIfMain(import.meta.url, main);

@@ -20,9 +20,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { FsChunkStore } from '../src/store/chunks/fs/fs-chunk-store.js';
 import { createFileWriter, DEFAULT_CHUNK_SIZE, openFile } from '../src/tree/file/index.js';
+import { numericOption, optionValue, runIfMain } from './cli.js';
 
 export interface FileRssOptions {
   /** Largest file, in GiB; a file of half this size runs first (default 2). */
@@ -188,35 +189,21 @@ export function formatFileRss(result: FileRssResult): string {
   return lines.join('\n');
 }
 
-function arg(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
-
 async function main(argv: string[]): Promise<void> {
-  const one = arg(argv, '--run-one');
+  const one = optionValue(argv, '--run-one');
   if (one !== undefined) return runOneInThisProcess(one);
-  const numeric = (name: string): number | undefined => {
-    const value = arg(argv, name);
-    return value === undefined ? undefined : Number(value);
-  };
   const given = (o: Record<string, unknown>): FileRssOptions =>
     Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as FileRssOptions;
   const result = await runFileRss(
     given({
-      gib: numeric('--gib'),
-      chunkSize: numeric('--chunk-size'),
-      concurrency: numeric('--concurrency'),
+      gib: numericOption(argv, '--gib'),
+      chunkSize: numericOption(argv, '--chunk-size'),
+      concurrency: numericOption(argv, '--concurrency'),
       fsync: !argv.includes('--no-fsync'),
-      dir: arg(argv, '--dir'),
+      dir: optionValue(argv, '--dir'),
     }),
   );
   console.log(argv.includes('--json') ? JSON.stringify(result) : formatFileRss(result));
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runIfMain(import.meta.url, main);

@@ -169,13 +169,11 @@ export class Draft {
     let node = ref.draft;
     if (node.kind === 'branch') {
       // Only children new in this draft are written (after one upload, one per level): the others keep their address.
-      const fresh = await mapLimit(
-        node.children.filter((child: Ref) => child.draft !== undefined),
-        NODE_IO_CONCURRENCY,
-        (child) => this.write(child),
-      );
-      let next = 0;
-      const children = node.children.map((c: Ref) => (c.draft === undefined ? c : fresh[next++]!));
+      const children: Ref[] = [...node.children];
+      const fresh = children.flatMap((child, i) => (child.draft === undefined ? [] : [{ child, i }]));
+      await mapLimit(fresh, NODE_IO_CONCURRENCY, async ({ child, i }) => {
+        children[i] = await this.write(child);
+      });
       node = { kind: 'branch', bits: node.bits, children: children.map((c) => ({ address: c.address, count: c.count })) };
     }
     throwIfAborted(this.options.signal);
