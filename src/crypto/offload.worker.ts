@@ -9,10 +9,18 @@ import { sha256 } from './kdf.js';
  * answer.
  */
 
-/** What the pool sends; `ping` is its first message to a new thread, answered with nothing. */
-export type OffloadMessage = { op: 'ping' } | { op: 'sha256'; buffer: ArrayBuffer } | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array };
+/**
+ * What the pool sends; `ping` is its first message to a new thread, answered
+ * with nothing. `sha256-shared` hashes a view into shared memory where it
+ * lies (nothing is transferred) and answers the digest alone.
+ */
+export type OffloadMessage =
+  | { op: 'ping' }
+  | { op: 'sha256'; buffer: ArrayBuffer }
+  | { op: 'sha256-shared'; bytes: Uint8Array }
+  | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array };
 
-/** The answer to sha256 and open: the buffer, back; `digest` for sha256; `forged` when open found the tag wrong. */
+/** The answer to sha256 and open: the buffer, back; `digest` for sha256 (and alone for sha256-shared); `forged` when open found the tag wrong. */
 export interface OffloadAnswer {
   buffer: ArrayBuffer;
   digest?: Uint8Array;
@@ -26,6 +34,10 @@ port.on('message', (m: OffloadMessage & { id: number }) => {
     if (m.op === 'ping') {
       // The pool's first message: this thread has loaded its module and listens.
       port.postMessage({ id: m.id });
+      return;
+    }
+    if (m.op === 'sha256-shared') {
+      port.postMessage({ id: m.id, digest: sha256(m.bytes) });
       return;
     }
     const bytes = new Uint8Array(m.buffer);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { create as createDigest, equals as digestEquals } from 'multiformats/hashes/digest';
-import { sha256Owned } from '../crypto/index.js';
+import { isSharedForOffload, sha256Owned, sha256Shared } from '../crypto/index.js';
 import { IntegrityError, InvalidInputError } from '../errors.js';
 import { encodeBase32 } from '../util/base32.js';
 import type { ChunkAddress } from './chunks/chunk-store.js';
@@ -27,6 +27,18 @@ export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
 export function addressOf(bytes: Uint8Array): ChunkAddress {
   const digest = createHash('sha256').update(bytes).digest();
   return CID.create(1, raw.code, createDigest(SHA2_256_CODE, new Uint8Array(digest)));
+}
+
+/**
+ * addressOf, with a large view into shared memory (a chunk the seal worker
+ * sealed into its slot) hashed on an offload thread (crypto/offload.ts), so
+ * the event loop, which also runs ssh2, does not spend a SHA-256 pass per
+ * uploaded byte on it. Anything else is hashed here, at once. The caller
+ * MUST NOT change `bytes` until this settles.
+ */
+export function addressOfChunk(bytes: Uint8Array): ChunkAddress | Promise<ChunkAddress> {
+  if (!isSharedForOffload(bytes)) return addressOf(bytes);
+  return sha256Shared(bytes).then((digest) => CID.create(1, raw.code, createDigest(SHA2_256_CODE, digest)));
 }
 
 /** The strings addressKey made, per address object (the tree asks for the same few again and again). */

@@ -7,9 +7,10 @@ import {
   offloadThreadCount,
   openConvergentOwned,
   sha256Owned,
+  sha256Shared,
   startOffloadThreads,
 } from '../../src/crypto/offload.js';
-import { addressOf, verifyOwnedChunk } from '../../src/store/address.js';
+import { addressOf, addressOfChunk, verifyOwnedChunk } from '../../src/store/address.js';
 
 /** `bytes` copied into an ArrayBuffer of exactly its size, as a store's read buffer is. */
 function owned(bytes: Uint8Array): Uint8Array {
@@ -103,5 +104,36 @@ describe('offload thread', () => {
     const bad = owned(bytes);
     bad[12345]! ^= 1;
     await expect(verifyOwnedChunk(address, bad)).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: address.toString() });
+  });
+
+  it('sha256Shared and addressOfChunk hash a large view into shared memory on a thread, where it lies, and the rest at once', async () => {
+    /** `bytes` copied into shared memory, as a sealed chunk lies in its slot, at `at` of a larger slot. */
+    const shared = (bytes: Uint8Array, at = 0): Uint8Array => {
+      const view = new Uint8Array(new SharedArrayBuffer(at + bytes.length + 16), at, bytes.length);
+      view.set(bytes);
+      return view;
+    };
+    const large = randomBytes(1024 * 1024 + 16);
+    const cases = [
+      { bytes: shared(large), offloaded: true },
+      { bytes: shared(large, 7), offloaded: true },
+      { bytes: shared(randomBytes(OFFLOAD_MIN_BYTES - 1)), offloaded: false },
+      { bytes: owned(large), offloaded: false },
+      { bytes: randomBytes(100), offloaded: false },
+    ];
+    for (const { bytes, offloaded } of cases) {
+      const before = Buffer.from(bytes);
+      const address = addressOfChunk(bytes);
+      // The pack store relies on this: what is not offloaded is answered without yielding.
+      expect(address instanceof Promise).toBe(offloaded);
+      expect((await address).equals(addressOf(before))).toBe(true);
+      expect(Buffer.from(await sha256Shared(bytes)).equals(sha256(before))).toBe(true);
+      // Nothing was moved or detached: the caller's view still holds the bytes.
+      expect(Buffer.from(bytes).equals(before)).toBe(true);
+    }
+    // Many in flight at once, each answered with its own digest.
+    const many = Array.from({ length: 16 }, () => shared(randomBytes(OFFLOAD_MIN_BYTES * 2)));
+    const digests = await Promise.all(many.map((b) => sha256Shared(b)));
+    expect(digests.map((d) => Buffer.from(d).toString('hex'))).toEqual(many.map((b) => sha256(b).toString('hex')));
   });
 });

@@ -1,5 +1,5 @@
 import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, TransientError, throwIfAborted } from '../../errors.js';
-import { addressKey, addressOf, assertChunkAddress, MAX_CHUNK_BYTES, verifyOwnedChunk } from '../address.js';
+import { addressKey, addressOfChunk, assertChunkAddress, MAX_CHUNK_BYTES, verifyOwnedChunk } from '../address.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import type {
   ChunkAddress,
@@ -144,7 +144,9 @@ export class PackChunkStore implements ChunkStore {
   async put(bytes: Uint8Array, options: PutOptions = {}): Promise<ChunkAddress> {
     throwIfAborted(options.signal);
     if (bytes.length > MAX_CHUNK_BYTES) throw new InvalidInputError(`chunk of ${bytes.length} bytes exceeds ${MAX_CHUNK_BYTES}`);
-    const address = addressOf(bytes);
+    // A sealed chunk in its slot is hashed on a thread; anything else here, without yielding first.
+    const computed = addressOfChunk(bytes);
+    const address = computed instanceof Promise ? await computed : computed;
     const key = addressKey(address);
     const pending = this.#pending.get(key);
     if (pending !== undefined) {
