@@ -25,8 +25,11 @@ export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
  * chunks); multiformats only wraps it.
  */
 export function addressOf(bytes: Uint8Array): ChunkAddress {
-  const digest = createHash('sha256').update(bytes).digest();
-  return CID.create(1, raw.code, createDigest(SHA2_256_CODE, new Uint8Array(digest)));
+  return addressOfDigest(new Uint8Array(createHash('sha256').update(bytes).digest()));
+}
+
+function addressOfDigest(sha256: Uint8Array): ChunkAddress {
+  return CID.create(1, raw.code, createDigest(SHA2_256_CODE, sha256));
 }
 
 /**
@@ -38,7 +41,7 @@ export function addressOf(bytes: Uint8Array): ChunkAddress {
  */
 export function addressOfChunk(bytes: Uint8Array): ChunkAddress | Promise<ChunkAddress> {
   if (!isSharedForOffload(bytes)) return addressOf(bytes);
-  return sha256Shared(bytes).then((digest) => CID.create(1, raw.code, createDigest(SHA2_256_CODE, digest)));
+  return sha256Shared(bytes).then(addressOfDigest);
 }
 
 /** The strings addressKey made, per address object (the tree asks for the same few again and again). */
