@@ -3,7 +3,7 @@ import { RequestWorker } from '../util/request-worker.js';
 import { workerModuleUrl } from '../util/worker-module.js';
 import { AeadError, GCM_TAG_BYTES, openConvergentInPlace } from './aead.js';
 import { sha256 } from './kdf.js';
-import type { OffloadAnswer, OffloadMessage } from './offload.worker.js';
+import type { OffloadAnswer, OffloadMessage, SharedDigestAnswer } from './offload.worker.js';
 
 /**
  * The read path's SHA-256 and AES-GCM on worker threads, so that a download
@@ -169,7 +169,7 @@ export function isSharedForOffload(bytes: Uint8Array): boolean {
 export async function sha256Shared(bytes: Uint8Array): Promise<Uint8Array> {
   const worker = isSharedForOffload(bytes) ? readyWorker() : undefined;
   if (worker === undefined) return sha256(bytes);
-  const r = await ask<{ digest?: Uint8Array }>(worker, { op: 'sha256-shared', bytes }, []);
+  const r = await ask<Partial<SharedDigestAnswer>>(worker, { op: 'sha256-shared', bytes }, []);
   if (r.digest === undefined) throw new Error('offload thread: no digest in its answer');
   return r.digest;
 }

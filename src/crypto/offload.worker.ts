@@ -20,7 +20,12 @@ export type OffloadMessage =
   | { op: 'sha256-shared'; bytes: Uint8Array }
   | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array };
 
-/** The answer to sha256 and open: the buffer, back; `digest` for sha256 (and alone for sha256-shared); `forged` when open found the tag wrong. */
+/** The answer to sha256-shared: the digest alone (the bytes never moved). */
+export interface SharedDigestAnswer {
+  digest: Uint8Array;
+}
+
+/** The answer to sha256 and open: the buffer, back; `digest` for sha256; `forged` when open found the tag wrong. */
 export interface OffloadAnswer {
   buffer: ArrayBuffer;
   digest?: Uint8Array;
@@ -37,7 +42,8 @@ port.on('message', (m: OffloadMessage & { id: number }) => {
       return;
     }
     if (m.op === 'sha256-shared') {
-      port.postMessage({ id: m.id, digest: sha256(m.bytes) });
+      const answer: SharedDigestAnswer = { digest: sha256(m.bytes) };
+      port.postMessage({ id: m.id, ...answer });
       return;
     }
     const bytes = new Uint8Array(m.buffer);
