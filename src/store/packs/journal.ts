@@ -4,6 +4,7 @@ import { type FileHandle, open, readdir, rename, rm, stat } from 'node:fs/promis
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { InvalidInputError, NotFoundError, TransientError } from '../../errors.js';
+import { copyBytes } from '../../util/copy-bytes.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
 import {
   decodeHeader,
@@ -181,7 +182,7 @@ export class FsJournal implements PackSink {
     if (fits) this.#stageEnd += record.bytes;
     let at = 0;
     for (const part of record.parts) {
-      out.set(part, at);
+      copyBytes(out, part, at);
       at += part.length;
     }
     this.#stagedWaiting++;

@@ -1,3 +1,4 @@
+import { copyBytes } from '../../util/copy-bytes.js';
 import { giveSlot, takeSlot, type ChunkSlot } from './chunk-slots.js';
 
 /** AES-GCM's tag, appended to every sealed chunk. */
@@ -55,7 +56,8 @@ export class ChunkBuffer {
    */
   append(data: Uint8Array, outgrown: boolean): number {
     const n = Math.min(this.chunkSize - this.#fill, data.length);
-    this.#roomFor(n, outgrown).set(data.subarray(0, n), this.#fill);
+    // WRITE data lies at an odd offset of its packet; the slot is shared memory (copy-bytes.ts).
+    copyBytes(this.#roomFor(n, outgrown), data.subarray(0, n), this.#fill);
     this.#fill += n;
     return n;
   }
