@@ -3,7 +3,7 @@ import { RequestWorker } from '../util/request-worker.js';
 import { workerModuleUrl } from '../util/worker-module.js';
 import { AeadError, GCM_TAG_BYTES, openConvergentInPlace } from './aead.js';
 import { sha256 } from './kdf.js';
-import type { OffloadAnswer, OffloadMessage, SharedDigestAnswer } from './offload.worker.js';
+import type { OffloadAnswer, OffloadMessage, SharedDigestAnswer, SharedOpenAnswer } from './offload.worker.js';
 
 /**
  * The read path's SHA-256 and AES-GCM on worker threads, so that a download
@@ -27,7 +27,9 @@ import type { OffloadAnswer, OffloadMessage, SharedDigestAnswer } from './offloa
  * A buffer of the caller's own goes only if it is the whole of its
  * ArrayBuffer: it is transferred to the thread and back, never copied, and
  * the caller uses the view it gets back (its own is detached meanwhile). A
- * view into shared memory (sha256Shared) is read where it lies. Anything
+ * view into shared memory (sha256Shared, openConvergentShared: a reader's
+ * reused buffer, a sealed chunk in its slot) is read, and opened, where it
+ * lies. Anything
  * smaller than OFFLOAD_MIN_BYTES, or any other view, is done inline: for a
  * small object the hop costs more than the work. The thread runs
  * offload.worker.ts, which calls the same functions as the inline path.
@@ -172,6 +174,25 @@ export async function sha256Shared(bytes: Uint8Array): Promise<Uint8Array> {
   const r = await ask<Partial<SharedDigestAnswer>>(worker, { op: 'sha256-shared', bytes }, []);
   if (r.digest === undefined) throw new Error('offload thread: no digest in its answer');
   return r.digest;
+}
+
+/**
+ * openConvergentInPlace of `sealed`, on a thread where it lies when
+ * isSharedForOffload(sealed) (a reader's reused buffer): the plaintext is
+ * the answered view, at the start of `sealed`. The caller MUST NOT touch
+ * `sealed` until this settles.
+ */
+export async function openConvergentShared(key: Uint8Array, sealed: Uint8Array): Promise<Uint8Array> {
+  const worker = isSharedForOffload(sealed) ? readyWorker() : undefined;
+  if (worker === undefined) return openConvergentInPlace(key, sealed);
+  if (sealed.length < GCM_TAG_BYTES) throw new AeadError();
+  // A copy of the key: a view's whole buffer would be cloned into the message (a file's every key).
+  const r = await ask<Partial<SharedOpenAnswer>>(worker, { op: 'open-shared', bytes: sealed, key: key.slice() }, []);
+  if (r.forged !== false) {
+    if (r.forged === true) throw new AeadError();
+    throw new Error('offload thread: no verdict in its answer');
+  }
+  return sealed.subarray(0, sealed.length - GCM_TAG_BYTES);
 }
 
 /** openConvergentInPlace of `sealed`, which the caller gives up: the plaintext, where the ciphertext was. */

@@ -11,18 +11,25 @@ import { sha256 } from './kdf.js';
 
 /**
  * What the pool sends; `ping` is its first message to a new thread, answered
- * with nothing. `sha256-shared` hashes a view into shared memory where it
- * lies (nothing is transferred) and answers the digest alone.
+ * with nothing. `sha256-shared` and `open-shared` work on a view into
+ * shared memory where it lies (nothing is transferred): the first answers
+ * the digest alone, the second decrypts in place and answers its verdict.
  */
 export type OffloadMessage =
   | { op: 'ping' }
   | { op: 'sha256'; buffer: ArrayBuffer }
   | { op: 'sha256-shared'; bytes: Uint8Array }
-  | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array };
+  | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array }
+  | { op: 'open-shared'; bytes: Uint8Array; key: Uint8Array };
 
 /** The answer to sha256-shared: the digest alone (the bytes never moved). */
 export interface SharedDigestAnswer {
   digest: Uint8Array;
+}
+
+/** The answer to open-shared: the plaintext is where the ciphertext was; `forged` when the tag was wrong. */
+export interface SharedOpenAnswer {
+  forged: boolean;
 }
 
 /** The answer to sha256 and open: the buffer, back; `digest` for sha256; `forged` when open found the tag wrong. */
@@ -31,6 +38,14 @@ export interface OffloadAnswer {
   digest?: Uint8Array;
   forged?: boolean;
 }
+
+/**
+ * open-shared decrypts in pieces this big: update() returns each piece in a
+ * new buffer, and a 1 MiB one is fresh memory from the kernel every time.
+ * Measured over warm 1 GiB gets, this thread's system time per GiB: 0.63 s
+ * with whole chunks, 0.05–0.08 s with 16 or 64 KiB pieces.
+ */
+const SHARED_OPEN_PIECE_BYTES = 16 * 1024;
 
 const port = requestPort();
 
@@ -44,6 +59,18 @@ port.on('message', (m: OffloadMessage & { id: number }) => {
     if (m.op === 'sha256-shared') {
       const answer: SharedDigestAnswer = { digest: sha256(m.bytes) };
       port.postMessage({ id: m.id, ...answer });
+      return;
+    }
+    if (m.op === 'open-shared') {
+      const answer: SharedOpenAnswer = { forged: false };
+      try {
+        openConvergentInPlace(m.key, m.bytes, undefined, SHARED_OPEN_PIECE_BYTES);
+      } catch (err) {
+        if (!(err instanceof AeadError)) throw err;
+        answer.forged = true;
+      }
+      port.postMessage({ id: m.id, ...answer });
+      if (typeof gc === 'function') gc({ type: 'minor' });
       return;
     }
     const bytes = new Uint8Array(m.buffer);

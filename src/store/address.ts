@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { create as createDigest, equals as digestEquals } from 'multiformats/hashes/digest';
-import { isSharedForOffload, sha256Owned, sha256Shared } from '../crypto/index.js';
+import { isSharedForOffload, sha256, sha256Owned, sha256Shared } from '../crypto/index.js';
 import { IntegrityError, InvalidInputError } from '../errors.js';
 import { encodeBase32 } from '../util/base32.js';
 import type { ChunkAddress } from './chunks/chunk-store.js';
@@ -107,6 +107,17 @@ export async function verifyOwnedChunk(address: ChunkAddress, bytes: Uint8Array)
   const hashed = await sha256Owned(bytes);
   checkDigest(address, hashed.digest);
   return hashed.bytes;
+}
+
+/**
+ * verifyChunk for bytes that stay where they lie (a reader's reused buffer):
+ * a large view into shared memory is hashed on a thread, with nothing copied
+ * or transferred (sha256Shared). The caller MUST NOT change `bytes` until
+ * this settles.
+ */
+export async function verifyChunkInPlace(address: ChunkAddress, bytes: Uint8Array): Promise<void> {
+  assertChunkAddress(address);
+  checkDigest(address, isSharedForOffload(bytes) ? await sha256Shared(bytes) : sha256(bytes));
 }
 
 function checkDigest(address: ChunkAddress, sha256: Uint8Array): void {

@@ -214,6 +214,70 @@ export function chunkStoreConformance(name: string, options: ChunkStoreConforman
       await rejectsNamed(store.get(address), 'IntegrityError');
     });
 
+    describe('getInto (a store that offers it)', () => {
+      /** A target of `n` bytes, in shared memory (a reader's slot) or not, at a non-zero offset of its buffer. */
+      const target = (n: number, shared: boolean): Uint8Array => {
+        const memory = shared ? new SharedArrayBuffer(n + 8) : new ArrayBuffer(n + 8);
+        return new Uint8Array(memory, 8, n).fill(0xee);
+      };
+
+      it('reads exactly the bytes put into the start of the target, and answers that view', async (ctx) => {
+        if (!store.getInto) ctx.skip();
+        // A small chunk is hashed inline; a large one in shared memory on a thread (src/crypto/offload.ts).
+        for (const size of [0, 5000, 300 * 1024]) {
+          const data = bytes(size);
+          const address = await store.put(data);
+          for (const shared of [false, true]) {
+            const into = target(size + 100, shared);
+            const got = await store.getInto!(address, into);
+            expect(got).toBeDefined();
+            expect(got!.buffer).toBe(into.buffer);
+            expect(got!.byteOffset).toBe(into.byteOffset);
+            expect(Buffer.from(got!).equals(Buffer.from(data))).toBe(true);
+            // Nothing past the chunk is written.
+            expect(into.subarray(size).every((b) => b === 0xee)).toBe(true);
+          }
+        }
+      });
+
+      it('answers undefined for a target shorter than the chunk; a later get still reads it', async (ctx) => {
+        if (!store.getInto) ctx.skip();
+        const data = bytes(5000);
+        const address = await store.put(data);
+        expect(await store.getInto!(address, target(4999, true))).toBeUndefined();
+        expect(await store.get(address)).toEqual(data);
+      });
+
+      it("throws get's errors: NotFoundError, InvalidInputError, AbortError", async (ctx) => {
+        if (!store.getInto) ctx.skip();
+        await rejectsNamed(store.getInto!(addressOf(bytes(10)), target(10, true)), 'NotFoundError');
+        const wrongCodec = CID.create(1, json.code, await sha256.digest(bytes(4))) as unknown as ChunkAddress;
+        await rejectsNamed(store.getInto!(wrongCodec, target(10, true)), 'InvalidInputError');
+        const address = await store.put(bytes(10));
+        const aborted = AbortSignal.abort();
+        await rejectsNamed(store.getInto!(address, target(10, true), { signal: aborted }), 'AbortError');
+      });
+
+      it('a chunk whose bytes rotted is IntegrityError naming the address, in shared memory or not', async (ctx) => {
+        if (!store.getInto || !options.corrupt) ctx.skip();
+        for (const size of [5000, 300 * 1024]) {
+          const address = await store.put(bytes(size));
+          await options.corrupt!(store, address);
+          for (const shared of [false, true]) {
+            const err = await store.getInto!(address, target(size, shared)).catch((e: unknown) => e);
+            expect(err).toMatchObject({ name: 'IntegrityError', storageIndex: address.toString() });
+          }
+        }
+      });
+
+      it('a truncated chunk is IntegrityError, never a short result', async (ctx) => {
+        if (!store.getInto || !options.truncate) ctx.skip();
+        const address = await store.put(bytes(5000));
+        await options.truncate!(store, address);
+        await rejectsNamed(store.getInto!(address, target(5000, true)), 'IntegrityError');
+      });
+    });
+
     it('chunks survive closing and reopening the store', async (ctx) => {
       if (!options.reopen) ctx.skip();
       const data = bytes(3000);

@@ -6,11 +6,12 @@ import {
   OFFLOAD_MIN_BYTES,
   offloadThreadCount,
   openConvergentOwned,
+  openConvergentShared,
   sha256Owned,
   sha256Shared,
   startOffloadThreads,
 } from '../../src/crypto/offload.js';
-import { addressOf, addressOfChunk, verifyOwnedChunk } from '../../src/store/address.js';
+import { addressOf, addressOfChunk, verifyChunkInPlace, verifyOwnedChunk } from '../../src/store/address.js';
 
 /** `bytes` copied into an ArrayBuffer of exactly its size, as a store's read buffer is. */
 function owned(bytes: Uint8Array): Uint8Array {
@@ -135,5 +136,53 @@ describe('offload thread', () => {
     const many = Array.from({ length: 16 }, () => shared(randomBytes(OFFLOAD_MIN_BYTES * 2)));
     const digests = await Promise.all(many.map((b) => sha256Shared(b)));
     expect(digests.map((d) => Buffer.from(d).toString('hex'))).toEqual(many.map((b) => sha256(b).toString('hex')));
+  });
+
+  it('openConvergentShared opens a view into shared memory where it lies, on a thread, and AeadError for a forgery', async () => {
+    const key = randomBytes(32);
+    for (const [size, at] of [
+      [1024 * 1024, 0],
+      [300 * 1024, 7],
+      [1000, 0],
+    ] as const) {
+      const plaintext = randomBytes(size);
+      const sealed = sealConvergent(key, plaintext);
+      const memory = new SharedArrayBuffer(at + sealed.length + 32);
+      const view = new Uint8Array(memory, at, sealed.length);
+      view.set(sealed);
+      const opened = await openConvergentShared(key, view);
+      // The plaintext is where the ciphertext was: the start of the caller's view, nothing moved.
+      expect(opened.buffer).toBe(memory);
+      expect(opened.byteOffset).toBe(at);
+      expect(Buffer.from(opened).equals(plaintext)).toBe(true);
+      view.set(sealed);
+      view[Math.floor(size / 2)]! ^= 0x10;
+      await expect(openConvergentShared(key, view)).rejects.toBeInstanceOf(AeadError);
+      view.set(sealed);
+      await expect(openConvergentShared(randomBytes(32), view)).rejects.toBeInstanceOf(AeadError);
+    }
+    // Many in flight at once, each opened in its own memory.
+    const chunks = Array.from({ length: 16 }, () => ({ key: randomBytes(32), plaintext: randomBytes(OFFLOAD_MIN_BYTES * 2) }));
+    const views = chunks.map((c) => {
+      const sealed = sealConvergent(c.key, c.plaintext);
+      const view = new Uint8Array(new SharedArrayBuffer(sealed.length));
+      view.set(sealed);
+      return view;
+    });
+    const opened = await Promise.all(chunks.map((c, i) => openConvergentShared(c.key, views[i]!)));
+    for (const [i, o] of opened.entries()) expect(Buffer.from(o).equals(chunks[i]!.plaintext)).toBe(true);
+  });
+
+  it('verifyChunkInPlace checks a view where it lies: IntegrityError for a flipped byte', async () => {
+    for (const size of [1000, 512 * 1024]) {
+      const bytes = randomBytes(size);
+      const address = addressOf(bytes);
+      const view = new Uint8Array(new SharedArrayBuffer(size + 3), 3, size);
+      view.set(bytes);
+      await verifyChunkInPlace(address, view);
+      expect(Buffer.from(view).equals(bytes)).toBe(true);
+      view[size - 1]! ^= 1;
+      await expect(verifyChunkInPlace(address, view)).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: address.toString() });
+    }
   });
 });

@@ -102,6 +102,18 @@ export interface ChunkStore {
   put(bytes: Uint8Array, options?: PutOptions): Promise<ChunkAddress>;
   get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array>;
   has(address: ChunkAddress, options?: AbortOptions): Promise<boolean>;
+  /**
+   * Optional, for readers that reuse their buffers (src/tree/file/reader.ts):
+   * get, with the bytes written into the start of `target` instead of a new
+   * buffer, and checked there. Answers the view of `target` that holds them,
+   * or undefined when the chunk is longer than `target` (call get). Errors
+   * are get's: NotFoundError, IntegrityError (a short read included),
+   * AbortError, TransientError. A store that offers it MUST NOT touch
+   * `target` once the call has settled; the caller MUST NOT either while it
+   * runs. For a view into shared memory the address check may run on
+   * another thread, where the bytes lie (src/crypto/offload.ts).
+   */
+  getInto?(address: ChunkAddress, target: Uint8Array, options?: AbortOptions): Promise<Uint8Array | undefined>;
   delete(address: ChunkAddress, options?: AbortOptions): Promise<void>;
   list(options?: AbortOptions): AsyncIterable<ChunkAddress>;
   /**

@@ -24,6 +24,7 @@ export class ForwardingChunkStore implements ChunkStore {
   readonly flush?: (options?: AbortOptions) => Promise<void>;
   readonly compact?: (options?: CompactOptions) => Promise<CompactResult>;
   readonly repack?: (options?: RepackOptions) => Promise<RepackResult>;
+  readonly getInto?: (address: ChunkAddress, target: Uint8Array, options?: AbortOptions) => Promise<Uint8Array | undefined>;
 
   constructor(readonly inner: ChunkStore) {
     // Optional methods exist here exactly when the wrapped store has them.
@@ -33,6 +34,14 @@ export class ForwardingChunkStore implements ChunkStore {
     if (inner.compact) this.compact = inner.compact.bind(inner);
     if (inner.repack) this.repack = inner.repack.bind(inner);
     if (inner.usage) this.usage = inner.usage.bind(inner);
+    if (inner.getInto) this.getInto = (address, target, options) => this.forwardGetInto(address, target, options);
+  }
+
+  /** What getInto does when the inner store has it: forward. A wrapper changing get changes this too. */
+  protected forwardGetInto(address: ChunkAddress, target: Uint8Array, options?: AbortOptions): Promise<Uint8Array | undefined> {
+    const getInto = this.inner.getInto;
+    if (getInto === undefined) throw new TypeError('the wrapped store has no getInto');
+    return getInto.call(this.inner, address, target, options);
   }
 
   get features(): ChunkStoreFeatures {

@@ -30,6 +30,11 @@ export class MeasuredChunkStore extends ForwardingChunkStore {
     return this.time('get', () => this.inner.get(address, options));
   }
 
+  /** Timed as a get: it is one, into the caller's buffer. */
+  protected override forwardGetInto(address: ChunkAddress, target: Uint8Array, options?: AbortOptions): Promise<Uint8Array | undefined> {
+    return this.time('get', () => super.forwardGetInto(address, target, options));
+  }
+
   override has(address: ChunkAddress, options?: AbortOptions): Promise<boolean> {
     return this.time('has', () => this.inner.has(address, options));
   }

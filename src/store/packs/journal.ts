@@ -225,6 +225,16 @@ export class FsJournal implements PackSink {
     return this.#readers.read(location);
   }
 
+  /** read(), into `target`. */
+  async readInto(location: Location, target: Uint8Array): Promise<number> {
+    const pending = this.#unwritten.get(`${location.pack}:${location.offset}`);
+    if (pending !== undefined && pending.length === location.length) {
+      target.set(pending);
+      return pending.length;
+    }
+    return this.#readers.readInto(location, target);
+  }
+
   async sealedPacks(): Promise<{ pack: string; bytes: number }[]> {
     const out: { pack: string; bytes: number }[] = [];
     for (const name of await readdir(this.#opts.dir)) {
@@ -529,8 +539,17 @@ class ReadHandles {
   constructor(private readonly dir: string) {}
 
   async read(location: Location): Promise<Uint8Array> {
+    const out = Buffer.allocUnsafe(location.length);
+    const done = await this.readInto(location, out);
+    // A plain Uint8Array, as every store returns (a short read is the caller's IntegrityError).
+    return new Uint8Array(out.buffer, out.byteOffset, done);
+  }
+
+  /** Reads `location` into the start of `target`; answers the bytes read, fewer at the file's end. */
+  async readInto(location: Location, target: Uint8Array): Promise<number> {
+    if (target.length < location.length) throw new RangeError('readInto: target shorter than the location');
     try {
-      return await this.#read(location);
+      return await this.#read(location, target);
     } catch (err) {
       if (err instanceof NotFoundError) throw err;
       throw new TransientError(`reading pack ${location.pack}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
@@ -539,17 +558,15 @@ class ReadHandles {
     }
   }
 
-  async #read(location: Location): Promise<Uint8Array> {
+  async #read(location: Location, target: Uint8Array): Promise<number> {
     const fd = await this.#handle(location.pack);
-    const out = Buffer.allocUnsafe(location.length);
     let done = 0;
     while (done < location.length) {
-      const { bytesRead } = await fd.read(out, done, location.length - done, location.offset + done);
+      const { bytesRead } = await fd.read(target, done, location.length - done, location.offset + done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }
-    // A plain Uint8Array, as every store returns (a short read is the caller's IntegrityError).
-    return new Uint8Array(out.buffer, out.byteOffset, done);
+    return done;
   }
 
   async #handle(pack: string): Promise<FileHandle> {

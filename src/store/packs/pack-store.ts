@@ -1,5 +1,5 @@
 import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, TransientError, throwIfAborted } from '../../errors.js';
-import { addressKey, addressOfChunk, assertChunkAddress, MAX_CHUNK_BYTES, verifyOwnedChunk } from '../address.js';
+import { addressKey, addressOfChunk, assertChunkAddress, MAX_CHUNK_BYTES, verifyChunkInPlace, verifyOwnedChunk } from '../address.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import type {
   ChunkAddress,
@@ -239,15 +239,53 @@ export class PackChunkStore implements ChunkStore {
   }
 
   async get(address: ChunkAddress, options: AbortOptions = {}): Promise<Uint8Array> {
+    return this.#find(
+      address,
+      options,
+      (entry) => this.#readVerified(address, entry),
+      (legacy) => legacy.get(address, options),
+    );
+  }
+
+  /**
+   * get, into `target`. Out of a pack the bytes are read into it and hashed
+   * where they lie; a loose chunk of layout v1/v2 is read whole and copied
+   * in (a copy that `capstan repack` ends).
+   */
+  async getInto(address: ChunkAddress, target: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array | undefined> {
+    return this.#find(
+      address,
+      options,
+      (entry) => this.#readVerifiedInto(address, entry, target),
+      async (legacy) => {
+        const bytes = await legacy.get(address, options);
+        if (bytes.length > target.length) return undefined;
+        target.set(bytes);
+        return target.subarray(0, bytes.length);
+      },
+    );
+  }
+
+  /**
+   * Where get and getInto look: the pending objects, the index (asked again
+   * once if the pack went meanwhile: gc moved the object), then the loose
+   * chunks of an older layout.
+   */
+  async #find<T>(
+    address: ChunkAddress,
+    options: AbortOptions,
+    read: (entry: IndexEntry) => Promise<T>,
+    readLegacy: (legacy: ChunkStore) => Promise<T>,
+  ): Promise<T> {
     throwIfAborted(options.signal);
     assertChunkAddress(address);
     const pending = this.#pending.get(addressKey(address));
-    if (pending !== undefined) return this.#readVerified(address, pending.entry);
+    if (pending !== undefined) return read(pending.entry);
     for (let attempt = 0; attempt < 2; attempt++) {
       const entry = await this.#index.get(address, options);
       if (entry === undefined) break;
       try {
-        return await this.#readVerified(address, entry);
+        return await read(entry);
       } catch (err) {
         // The pack is gone (gc moved the object meanwhile): ask the index again, once.
         if (!(err instanceof NotFoundError)) throw err;
@@ -255,13 +293,13 @@ export class PackChunkStore implements ChunkStore {
     }
     if (this.#legacy !== undefined) {
       try {
-        return await this.#legacy.get(address, options);
+        return await readLegacy(this.#legacy);
       } catch (err) {
         // Moved into a pack between our index lookup and this one (repack): the index has it now.
         if (!(err instanceof NotFoundError)) throw err;
         const entry = await this.#index.get(address, options);
         if (entry === undefined) throw err;
-        return this.#readVerified(address, entry);
+        return read(entry);
       }
     }
     throw new NotFoundError(`no chunk ${addressKey(address)}`);
@@ -538,6 +576,22 @@ export class PackChunkStore implements ChunkStore {
     const bytes = await this.#sink.read(entry.location);
     if (bytes.length !== entry.location.length) throw new IntegrityError(addressKey(address), 'chunk');
     return verifyOwnedChunk(address, bytes);
+  }
+
+  async #readVerifiedInto(address: ChunkAddress, entry: IndexEntry, target: Uint8Array): Promise<Uint8Array | undefined> {
+    const { length } = entry.location;
+    if (length > target.length) return undefined;
+    const view = target.subarray(0, length);
+    if (this.#sink.readInto !== undefined) {
+      if ((await this.#sink.readInto(entry.location, view)) !== length) throw new IntegrityError(addressKey(address), 'chunk');
+    } else {
+      // A sink that reads into its own buffers (packs in S3 or a shared folder): one copy.
+      const bytes = await this.#sink.read(entry.location);
+      if (bytes.length !== length) throw new IntegrityError(addressKey(address), 'chunk');
+      view.set(bytes);
+    }
+    await verifyChunkInPlace(address, view);
+    return view;
   }
 
   /** Moves pending entries covered by a sync into the index, once, in order. */

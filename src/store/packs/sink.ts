@@ -26,6 +26,7 @@ export interface Appended {
  *   while an earlier one is not;
  * - read answers bytes nothing else holds (the pack store may transfer
  *   them to a thread for their address check, src/crypto/offload.ts); read
+ *   and readInto
  *   of a location that does not exist (a pack gc removed) is NotFoundError;
  *   the pack store then asks the index again;
  * - sealedPacks never lists the pack being appended to.
@@ -37,6 +38,12 @@ export interface PackSink {
   /** The highest seq known durable. */
   readonly syncedSeq: number;
   read(location: Location): Promise<Uint8Array>;
+  /**
+   * Optional: read, into the start of `target` (at least location.length
+   * long) instead of a new buffer; answers the bytes read (fewer at a torn
+   * end). Not touching `target` once settled.
+   */
+  readInto?(location: Location, target: Uint8Array): Promise<number>;
   /** Every pack no longer appended to, with its size in bytes: what compaction may rewrite. */
   sealedPacks(): Promise<{ pack: string; bytes: number }[]>;
   /** Deletes a sealed pack (compaction moved what was live in it); reads of it are NotFoundError from then on. */

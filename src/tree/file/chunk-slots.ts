@@ -14,9 +14,13 @@
  * A slot MUST be given back only once no thread reads or writes it any more
  * (after the seal request or the store's put has settled).
  *
+ * Readers take them too (reader.ts): a download's chunks are read into a
+ * slot, checked and decrypted there, and copied out of it into each reply.
+ *
  * Bounds: slots in use are bounded by their holders (a file writer holds at
- * most concurrency + 2); at most MAX_FREE_SLOTS free ones per size are kept,
- * the rest are dropped for the GC.
+ * most concurrency + 2, a reader READ_CACHE_CHUNKS and the few a read in
+ * progress still copies out of); at most MAX_FREE_SLOTS free ones per size
+ * are kept, the rest are dropped for the GC.
  */
 export interface ChunkSlot {
   readonly memory: SharedArrayBuffer;
