@@ -229,7 +229,7 @@ export class FsJournal implements PackSink {
   async readInto(location: Location, target: Uint8Array): Promise<number> {
     const pending = this.#unwritten.get(`${location.pack}:${location.offset}`);
     if (pending !== undefined && pending.length === location.length) {
-      target.set(pending);
+      copyBytes(target, pending);
       return pending.length;
     }
     return this.#readers.readInto(location, target);
