@@ -185,7 +185,6 @@ export async function sha256Shared(bytes: Uint8Array): Promise<Uint8Array> {
 export async function openConvergentShared(key: Uint8Array, sealed: Uint8Array): Promise<Uint8Array> {
   const worker = isSharedForOffload(sealed) ? readyWorker() : undefined;
   if (worker === undefined) return openConvergentInPlace(key, sealed);
-  if (sealed.length < GCM_TAG_BYTES) throw new AeadError();
   // A copy of the key: a view's whole buffer would be cloned into the message (a file's every key).
   const r = await ask<Partial<SharedOpenAnswer>>(worker, { op: 'open-shared', bytes: sealed, key: key.slice() }, []);
   if (r.forged !== false) {

@@ -1,5 +1,6 @@
 import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, TransientError, throwIfAborted } from '../../errors.js';
 import { addressKey, addressOfChunk, assertChunkAddress, MAX_CHUNK_BYTES, verifyChunkInPlace, verifyOwnedChunk } from '../address.js';
+import { copyBytes } from '../../util/copy-bytes.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import type {
   ChunkAddress,
@@ -260,7 +261,7 @@ export class PackChunkStore implements ChunkStore {
       async (legacy) => {
         const bytes = await legacy.get(address, options);
         if (bytes.length > target.length) return undefined;
-        target.set(bytes);
+        copyBytes(target, bytes);
         return target.subarray(0, bytes.length);
       },
     );
@@ -588,7 +589,7 @@ export class PackChunkStore implements ChunkStore {
       // A sink that reads into its own buffers (packs in S3 or a shared folder): one copy.
       const bytes = await this.#sink.read(entry.location);
       if (bytes.length !== length) throw new IntegrityError(addressKey(address), 'chunk');
-      view.set(bytes);
+      copyBytes(view, bytes);
     }
     await verifyChunkInPlace(address, view);
     return view;

@@ -26,9 +26,8 @@ export interface Appended {
  *   while an earlier one is not;
  * - read answers bytes nothing else holds (the pack store may transfer
  *   them to a thread for their address check, src/crypto/offload.ts); read
- *   and readInto
- *   of a location that does not exist (a pack gc removed) is NotFoundError;
- *   the pack store then asks the index again;
+ *   or readInto of a location that does not exist (a pack gc removed) is
+ *   NotFoundError; the pack store then asks the index again;
  * - sealedPacks never lists the pack being appended to.
  */
 export interface PackSink {
