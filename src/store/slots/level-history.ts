@@ -40,7 +40,7 @@ function key(prefix: number, si: Uint8Array, epoch?: bigint): Uint8Array {
 /**
  * Slot history in the node's LevelDB, for LevelSlotStore and the embedded
  * default's JournalSlotStore (both write slots as 32-byte keys of the same
- * database). Every swap goes through applySwap, which writes the new
+ * database). Every swap goes through applySwaps, which writes the new
  * version, its epoch, the counter and (when a pin covers it) the replaced
  * version in one batch.
  *
@@ -76,32 +76,55 @@ export class LevelSlotHistory implements SlotHistory {
    * swap and holds the slot's lock). `sync` as LevelDB's: the journal store
    * leaves it to its journal.
    */
-  async applySwap(si: Uint8Array, next: SlotEntry, sync: boolean): Promise<void> {
-    const epoch = ++this.#epoch;
-    const work = this.#write(si, next, epoch, sync);
-    this.#applying.set(epoch, work);
+  applySwap(si: Uint8Array, next: SlotEntry, sync: boolean): Promise<void> {
+    return this.applySwaps([{ storageIndex: si, entry: next }], sync);
+  }
+
+  /**
+   * Writes several swaps, in the order given, as one LevelDB batch (the
+   * journal store's deferred writes, journal-slot-store.ts): each gets the
+   * next epoch, and a version a pin covers is kept even when the swap that
+   * replaces it is in the same batch.
+   */
+  async applySwaps(swaps: readonly { storageIndex: Uint8Array; entry: SlotEntry }[], sync: boolean): Promise<void> {
+    if (swaps.length === 0) return;
+    // Every epoch is taken before the first await, so a pin orders itself after all of them or none.
+    const first = this.#epoch + 1n;
+    this.#epoch += BigInt(swaps.length);
+    const work = this.#write(swaps, first, sync);
+    const epochs = swaps.map((_, i) => first + BigInt(i));
+    for (const epoch of epochs) this.#applying.set(epoch, work);
     try {
       await work;
     } finally {
-      this.#applying.delete(epoch);
+      for (const epoch of epochs) this.#applying.delete(epoch);
     }
   }
 
-  async #write(si: Uint8Array, next: SlotEntry, epoch: bigint, sync: boolean): Promise<void> {
-    const epochKey = key(EPOCH_PREFIX, si);
-    const ops: BatchOp[] = [
-      { type: 'put', key: si, value: encodeSlotValue(next) },
-      { type: 'put', key: epochKey, value: u64(epoch) },
-      { type: 'put', key: COUNTER_KEY, value: u64(epoch) },
-    ];
-    if (this.#pins.size > 0) {
-      const [old, oldEpochBytes] = (await this.db.getMany([si, epochKey])) as (Uint8Array | undefined)[];
-      const oldEpoch = oldEpochBytes === undefined ? 0n : readU64(oldEpochBytes);
-      if (old !== undefined && this.#pins.covers(oldEpoch, epoch)) {
-        const kept = decodeSlotValue(si, old);
-        ops.push({ type: 'put', key: key(KEPT_PREFIX, si, oldEpoch), value: encodeKept(kept, epoch) });
+  async #write(swaps: readonly { storageIndex: Uint8Array; entry: SlotEntry }[], first: bigint, sync: boolean): Promise<void> {
+    const ops: BatchOp[] = [];
+    /** What this batch already wrote per slot: the version a later swap of the same slot replaces. */
+    const written = new Map<string, { value: Uint8Array; epoch: bigint }>();
+    let epoch = first;
+    for (const { storageIndex: si, entry } of swaps) {
+      const epochKey = key(EPOCH_PREFIX, si);
+      const value = encodeSlotValue(entry);
+      if (this.#pins.size > 0) {
+        const hex = storageIndexHex(si);
+        let old = written.get(hex);
+        if (old === undefined) {
+          const [stored, storedEpoch] = (await this.db.getMany([si, epochKey])) as (Uint8Array | undefined)[];
+          if (stored !== undefined) old = { value: stored, epoch: storedEpoch === undefined ? 0n : readU64(storedEpoch) };
+        }
+        if (old !== undefined && this.#pins.covers(old.epoch, epoch)) {
+          ops.push({ type: 'put', key: key(KEPT_PREFIX, si, old.epoch), value: encodeKept(decodeSlotValue(si, old.value), epoch) });
+        }
+        written.set(hex, { value, epoch });
       }
+      ops.push({ type: 'put', key: si, value }, { type: 'put', key: epochKey, value: u64(epoch) });
+      epoch++;
     }
+    ops.push({ type: 'put', key: COUNTER_KEY, value: u64(epoch - 1n) });
     await this.db.batch(ops, { sync });
   }
 
