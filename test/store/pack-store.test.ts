@@ -2,6 +2,7 @@ import fs, { promises as fsp } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import type { Level } from 'level';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addressOf } from '../../src/store/address.js';
@@ -392,6 +393,80 @@ describe('LocalEngine', () => {
     await store.flush();
     expect((await store.index.get(address))!.location).not.toEqual(first);
     await engine.close();
+  });
+
+  /** The engine's LevelDB (the object index shares it with the slots and the marks). */
+  const levelOf = (engine: LocalEngine): Level<Uint8Array, Uint8Array> =>
+    (engine.chunks.index as unknown as { db: Level<Uint8Array, Uint8Array> }).db;
+  const marks = async (engine: LocalEngine): Promise<number> => {
+    let n = 0;
+    for await (const _ of levelOf(engine).keys({ gte: Uint8Array.of(0x70), lt: Uint8Array.of(0x71) })) n++;
+    return n;
+  };
+
+  it('durable swaps are written to LevelDB together, later; a pack is marked applied only once the swaps it holds are written', async () => {
+    const engine = await openEngine(dir, { packBytes: 64 * 1024, deferSwapsMs: 60_000 });
+    try {
+      const db = levelOf(engine);
+      await engine.slots.compareAndSwap(si(9), null, { seq: 1n, record: Uint8Array.of(9) });
+      await engine.slots.compareAndSwap(si(10), null, { seq: 1n, record: Uint8Array.of(10) });
+      await engine.chunks.settled();
+      // Acknowledged and answered from memory, not in LevelDB yet.
+      expect(await engine.slots.get(si(9))).toEqual({ seq: 1n, record: Uint8Array.of(9) });
+      expect(await db.get(si(9))).toBeUndefined();
+      expect(await marks(engine)).toBe(0);
+      // Filling the pack seals it: its mark comes with the swaps it holds.
+      for (let i = 0; i < 5; i++) await engine.chunks.put(new Uint8Array(20_000).fill(i));
+      await engine.chunks.flush();
+      await engine.chunks.settled();
+      expect(await marks(engine)).toBeGreaterThan(0);
+      expect(await db.get(si(9))).toBeDefined();
+      expect(await db.get(si(10))).toBeDefined();
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('several deferred swaps of one slot, written in one batch, keep the version a snapshot pinned', async () => {
+    const engine = await openEngine(dir, { deferSwapsMs: 60_000 });
+    try {
+      const history = engine.slots.history;
+      await engine.slots.compareAndSwap(si(7), null, { seq: 1n, record: Uint8Array.of(1) });
+      const first = await history.pin(si(7), 1);
+      for (let seq = 2n; seq <= 4n; seq++) {
+        await engine.slots.compareAndSwap(si(7), seq - 1n, { seq, record: Uint8Array.of(Number(seq)) });
+      }
+      const second = await history.pin(si(7), 2);
+      expect(await history.getAt(si(7), first.epoch)).toEqual({ seq: 1n, record: Uint8Array.of(1) });
+      expect(await history.getAt(si(7), second.epoch)).toEqual({ seq: 4n, record: Uint8Array.of(4) });
+      await engine.slots.compareAndSwap(si(7), 4n, { seq: 5n, record: Uint8Array.of(5) });
+      await engine.slots.writeDeferred();
+      expect(await history.getAt(si(7), second.epoch)).toEqual({ seq: 4n, record: Uint8Array.of(4) });
+      expect(await history.getAt(si(7), first.epoch)).toEqual({ seq: 1n, record: Uint8Array.of(1) });
+    } finally {
+      await engine.close();
+    }
+    const again = await openEngine(dir);
+    expect(await again.slots.get(si(7))).toEqual({ seq: 5n, record: Uint8Array.of(5) });
+    await again.close();
+  });
+
+  it('a deferred swap write that fails is a failed apply: later commits are refused, and a restart recovers the swap from the journal', async () => {
+    const engine = await openEngine(dir, { deferSwapsMs: 5 });
+    const db = levelOf(engine);
+    const batch = db.batch.bind(db);
+    // Slot keys are the bare 32-byte storage indexes: only the swaps' writes fail.
+    db.batch = ((ops: { key: Uint8Array }[], options: object) =>
+      ops.some((op) => op.key.length === 32) ? Promise.reject(new Error('disk full')) : batch(ops as never, options as never)) as never;
+    await engine.slots.compareAndSwap(si(8), null, { seq: 1n, record: Uint8Array.of(1) });
+    await expect(engine.slots.writeDeferred()).rejects.toThrow(/applying durable records/);
+    await expect(engine.slots.compareAndSwap(si(8), 1n, { seq: 2n, record: Uint8Array.of(2) })).rejects.toThrow(/applying durable records/);
+    expect(engine.chunks.applyFailure?.message).toMatch(/applying durable records/);
+    db.batch = batch;
+    await engine.close();
+    const again = await openEngine(dir);
+    expect(await again.slots.get(si(8))).toEqual({ seq: 1n, record: Uint8Array.of(1) });
+    await again.close();
   });
 
   it('a clean stop marks every pack applied: the next open replays none', async () => {

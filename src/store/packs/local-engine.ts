@@ -41,6 +41,8 @@ export interface LocalEngineOptions {
   logger?: Logger | undefined;
   /** The clock, in milliseconds (tests of deduplication age). */
   now?: (() => number) | undefined;
+  /** The longest a durable slot swap waits to be written to LevelDB with others (ms; tests of the deferral). */
+  deferSwapsMs?: number | undefined;
 }
 
 export const DEFAULT_PACK_BYTES = 64 * 1024 * 1024;
@@ -88,12 +90,13 @@ export class LocalEngine {
     chunks: PackChunkStore,
     history: LevelSlotHistory,
     legacy: ChunkStore | undefined,
+    deferSwapsMs: number | undefined,
   ) {
     this.#db = db;
     this.#journal = journal;
     this.#legacy = legacy;
     this.chunks = chunks;
-    this.slots = new JournalSlotStore(db, chunks, history);
+    this.slots = new JournalSlotStore(db, chunks, history, { deferMs: deferSwapsMs });
   }
 
   static async open(options: LocalEngineOptions): Promise<LocalEngine> {
@@ -113,7 +116,11 @@ export class LocalEngine {
         fsync: options.fsync,
         // Once a sealed pack's last record is applied, nothing in it needs replaying: say so, durably.
         onSealed: async (pack, lastSeq) => {
-          engine.chunks.afterSync(lastSeq, () => db.put(markKey(pack), APPLIED, { sync: true }));
+          engine.chunks.afterSync(lastSeq, async () => {
+            // Its swaps may wait to be written with later ones (journal-slot-store.ts): write them first.
+            await engine.slots.flushDeferred();
+            await db.put(markKey(pack), APPLIED, { sync: true });
+          });
         },
       });
       const chunks = new PackChunkStore({
@@ -134,7 +141,7 @@ export class LocalEngine {
             'writing durable commits to the index failed: every later upload is refused until a restart replays the journal',
           ),
       });
-      engine = new LocalEngine(db, journal, chunks, history, options.legacy);
+      engine = new LocalEngine(db, journal, chunks, history, options.legacy, options.deferSwapsMs);
       return engine;
     } catch (err) {
       await db.close().catch(() => undefined);
@@ -149,6 +156,8 @@ export class LocalEngine {
       await this.#journal.close();
       // The seal registered its mark as an effect of its last record: apply what is durable now.
       await this.chunks.applyDurable().catch(() => undefined);
+      await this.slots.writeDeferred().catch(() => undefined);
+      await this.slots.close();
       await this.#legacy?.close();
       await this.chunks.index.close();
       await this.#db.close();

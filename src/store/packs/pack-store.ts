@@ -213,14 +213,19 @@ export class PackChunkStore implements ChunkStore {
     this.throwIfApplyFailed();
     const covered = await this.#sink.sync();
     const before = this.#committing;
-    this.#commitUpTo(covered, {}).catch((err: unknown) => {
-      if (this.#applyFailed !== undefined) return;
-      this.#applyFailed = new TransientError('applying durable records to the index failed', { cause: err });
-      this.#onApplyFailed?.(err);
-    });
+    this.#watch(this.#commitUpTo(covered, {}));
     // Never more than one sync's writes behind: without this wait, commits whose sync costs nothing
     // (fsync off) ran ahead of LevelDB without bound, and each apply scanned the growing backlog.
     await before;
+  }
+
+  /**
+   * Runs `apply` after every apply queued so far, off the caller's path, as
+   * flushDurable's background work: settled() waits for it, and a failure
+   * is a failed background apply (later commits are refused, see there).
+   */
+  applyInBackground(apply: () => Promise<void>): void {
+    this.#watch(this.#chain(apply));
   }
 
   /** Waits until everything made durable so far is applied (flushDurable's background work included). */
@@ -595,9 +600,25 @@ export class PackChunkStore implements ChunkStore {
     return view;
   }
 
+  /** Records the failure of background work (flushDurable, applyInBackground): the first one is kept and told. */
+  #watch(work: Promise<void>): void {
+    work.catch((err: unknown) => {
+      if (this.#applyFailed !== undefined) return;
+      this.#applyFailed = new TransientError('applying durable records to the index failed', { cause: err });
+      this.#onApplyFailed?.(err);
+    });
+  }
+
+  /** Runs `work` after everything applied before it; settled() waits for it. */
+  #chain(work: () => Promise<void>): Promise<void> {
+    const run = this.#committing.then(work);
+    this.#committing = run.catch(() => undefined);
+    return run;
+  }
+
   /** Moves pending entries covered by a sync into the index, once, in order. */
   #commitUpTo(covered: number, options: AbortOptions): Promise<void> {
-    const run = this.#committing.then(async () => {
+    return this.#chain(async () => {
       // Effects registered after their record was already covered (a seal's mark) are still due.
       if (covered <= this.#committed && !this.#effects.some((e) => e.seq <= covered)) return;
       const entries: IndexEntry[] = [];
@@ -618,8 +639,6 @@ export class PackChunkStore implements ChunkStore {
       for (const effect of due) await effect.apply();
       this.#committed = Math.max(this.#committed, covered);
     });
-    this.#committing = run.catch(() => undefined);
-    return run;
   }
 
   #nowSec(): number {
