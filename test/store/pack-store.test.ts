@@ -294,34 +294,30 @@ describe('LocalEngine', () => {
     }
   });
 
-  it('a swap resolves once durable, before its LevelDB write: get, list and a later snapshot see it meanwhile', async () => {
-    const engine = await openEngine(dir);
-    const { release, writes } = holdIndexWrites(engine);
+  it('a swap resolves once durable, before its LevelDB writes: get, list, the objects and a later snapshot see it meanwhile', async () => {
+    const engine = await openEngine(dir, { deferWritesMs: 60_000 });
+    const db = levelOf(engine);
     try {
-      await engine.chunks.put(Uint8Array.of(1, 2, 3));
+      const address = await engine.chunks.put(Uint8Array.of(1, 2, 3));
       await engine.slots.compareAndSwap(si(3), null, { seq: 1n, record: Uint8Array.of(7) });
-      // Resolved while the LevelDB writes of its commit are still held back.
-      expect(writes()).toBe(1);
+      await engine.chunks.settled();
+      // Resolved, and neither the object's index entry nor the slot is in LevelDB yet.
+      expect(await db.get(si(3))).toBeUndefined();
+      expect(await engine.chunks.index.get(address)).toBeUndefined();
+      expect(await engine.chunks.get(address)).toEqual(Uint8Array.of(1, 2, 3));
+      expect(await engine.chunks.has(address)).toBe(true);
       expect(await engine.slots.get(si(3))).toEqual({ seq: 1n, record: Uint8Array.of(7) });
       const listed: string[] = [];
       for await (const key of engine.slots.list()) listed.push(Buffer.from(key).toString('hex'));
       expect(listed).toContain(Buffer.from(si(3)).toString('hex'));
       // The next swap of the slot compares against the durable one.
       await expect(engine.slots.compareAndSwap(si(3), null, { seq: 1n, record: Uint8Array.of(8) })).rejects.toThrow(/expected seq/);
-      // A pin waits for the writes, so a snapshot taken after the swap resolved holds it.
+      // A pin writes the swaps first, so a snapshot taken after the swap resolved holds it.
       const history = engine.slots.history;
-      let pinned = false;
-      const pin = history.pin(si(3), 1).then((p) => {
-        pinned = true;
-        return p;
-      });
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(pinned).toBe(false);
-      release();
-      const p = await pin;
+      const p = await history.pin(si(3), 1);
+      expect(await db.get(si(3))).toBeDefined();
       expect(await history.getAt(si(3), p.epoch)).toEqual({ seq: 1n, record: Uint8Array.of(7) });
     } finally {
-      release();
       await engine.close();
     }
     // And after a restart, from LevelDB.
@@ -330,19 +326,47 @@ describe('LocalEngine', () => {
     await again.close();
   });
 
-  it('a swap waits for the LevelDB writes of the swaps before it, so they never fall more than one sync behind', async () => {
-    const engine = await openEngine(dir);
-    const { release } = holdIndexWrites(engine);
+  it('the index entries of several commits are written together, once the deferral ends', async () => {
+    const engine = await openEngine(dir, { deferWritesMs: 60_000 });
+    const index = engine.chunks.index;
+    const putMany = index.putMany.bind(index);
+    const batches: number[] = [];
+    index.putMany = async (entries, options) => {
+      batches.push(entries.length);
+      return putMany(entries, options);
+    };
+    try {
+      const addresses = [];
+      for (let i = 0; i < 5; i++) {
+        addresses.push(await engine.chunks.put(Uint8Array.of(i, 1)));
+        await engine.slots.compareAndSwap(si(20 + i), null, { seq: 1n, record: Uint8Array.of(i) });
+      }
+      await engine.chunks.settled();
+      expect(batches).toEqual([]);
+      await engine.chunks.writeDeferredIndex();
+      expect(batches).toEqual([5]);
+      for (const address of addresses) expect(await index.get(address)).toBeDefined();
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('a swap waits for the LevelDB writes queued before it, so they never fall further behind', async () => {
+    const engine = await openEngine(dir, { deferWritesMs: 60_000 });
+    const { release, writes } = holdIndexWrites(engine);
     try {
       await engine.chunks.put(Uint8Array.of(9));
       await engine.slots.compareAndSwap(si(5), null, { seq: 1n, record: Uint8Array.of(1) });
+      const written = engine.chunks.writeDeferredIndex();
       let second = false;
       const swap = engine.slots.compareAndSwap(si(6), null, { seq: 1n, record: Uint8Array.of(2) }).then(() => {
         second = true;
       });
       await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(writes()).toBe(1);
       expect(second).toBe(false);
       release();
+      await written;
       await swap;
       expect(await engine.slots.get(si(6))).toEqual({ seq: 1n, record: Uint8Array.of(2) });
     } finally {
@@ -364,6 +388,7 @@ describe('LocalEngine', () => {
     await engine.chunks.put(Uint8Array.of(4, 5, 6));
     // Durable in the journal: acknowledged, whatever happens to the LevelDB write after it.
     await engine.slots.compareAndSwap(si(4), null, { seq: 1n, record: Uint8Array.of(1) });
+    await expect(engine.chunks.writeDeferredIndex()).rejects.toThrow(/applying durable records/);
     await expect(engine.chunks.settled()).rejects.toThrow(/applying durable records/);
     await expect(engine.slots.compareAndSwap(si(4), 1n, { seq: 2n, record: Uint8Array.of(2) })).rejects.toThrow(/applying durable records/);
     await expect(engine.chunks.flush()).rejects.toThrow(/applying durable records/);
@@ -404,16 +429,18 @@ describe('LocalEngine', () => {
     return n;
   };
 
-  it('durable swaps are written to LevelDB together, later; a pack is marked applied only once the swaps it holds are written', async () => {
-    const engine = await openEngine(dir, { packBytes: 64 * 1024, deferSwapsMs: 60_000 });
+  it('durable commits are written to LevelDB together, later; a pack is marked applied only once the index entries and swaps it holds are', async () => {
+    const engine = await openEngine(dir, { packBytes: 64 * 1024, deferWritesMs: 60_000 });
     try {
       const db = levelOf(engine);
+      const address = await engine.chunks.put(Uint8Array.of(9, 9));
       await engine.slots.compareAndSwap(si(9), null, { seq: 1n, record: Uint8Array.of(9) });
       await engine.slots.compareAndSwap(si(10), null, { seq: 1n, record: Uint8Array.of(10) });
       await engine.chunks.settled();
       // Acknowledged and answered from memory, not in LevelDB yet.
       expect(await engine.slots.get(si(9))).toEqual({ seq: 1n, record: Uint8Array.of(9) });
       expect(await db.get(si(9))).toBeUndefined();
+      expect(await engine.chunks.index.get(address)).toBeUndefined();
       expect(await marks(engine)).toBe(0);
       // Filling the pack seals it: its mark comes with the swaps it holds.
       for (let i = 0; i < 5; i++) await engine.chunks.put(new Uint8Array(20_000).fill(i));
@@ -422,13 +449,14 @@ describe('LocalEngine', () => {
       expect(await marks(engine)).toBeGreaterThan(0);
       expect(await db.get(si(9))).toBeDefined();
       expect(await db.get(si(10))).toBeDefined();
+      expect(await engine.chunks.index.get(address)).toBeDefined();
     } finally {
       await engine.close();
     }
   });
 
   it('several deferred swaps of one slot, written in one batch, keep the version a snapshot pinned', async () => {
-    const engine = await openEngine(dir, { deferSwapsMs: 60_000 });
+    const engine = await openEngine(dir, { deferWritesMs: 60_000 });
     try {
       const history = engine.slots.history;
       await engine.slots.compareAndSwap(si(7), null, { seq: 1n, record: Uint8Array.of(1) });
@@ -452,7 +480,7 @@ describe('LocalEngine', () => {
   });
 
   it('a deferred swap write that fails is a failed apply: later commits are refused, and a restart recovers the swap from the journal', async () => {
-    const engine = await openEngine(dir, { deferSwapsMs: 5 });
+    const engine = await openEngine(dir, { deferWritesMs: 5 });
     const db = levelOf(engine);
     const batch = db.batch.bind(db);
     // Slot keys are the bare 32-byte storage indexes: only the swaps' writes fail.

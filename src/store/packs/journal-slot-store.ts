@@ -33,9 +33,8 @@ import type { PackChunkStore } from './pack-store.js';
  */
 /** Slots whose entry is kept in memory, most recently used: a directory is read far more often than written. */
 const CACHED_SLOTS = 4096;
-/** Deferred swaps written in one LevelDB batch at most, and the longest a swap waits for its batch (ms). */
+/** Deferred swaps written in one LevelDB batch at most. */
 const DEFERRED_SWAPS = 64;
-const DEFER_MS = 25;
 
 export class JournalSlotStore implements SlotStore {
   readonly #locks = new KeyedMutex();
@@ -56,9 +55,8 @@ export class JournalSlotStore implements SlotStore {
   /**
    * Durable swaps whose LevelDB write is deferred, in journal order: they
    * are written together, one batch for up to DEFERRED_SWAPS of them or
-   * whatever came within DEFER_MS. A LevelDB write of its own cost each
-   * small commit 0.1–0.3 ms of CPU, a fifth of it (bench/commit-path.ts).
-   * Each is answered from #durable until then. Bound: DEFERRED_SWAPS.
+   * whatever came within `deferMs` (the engine's DEFER_WRITES_MS). Each is
+   * answered from #durable until then. Bound: DEFERRED_SWAPS.
    */
   #deferred: { storageIndex: Uint8Array; entry: SlotEntry; applied: () => void }[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -68,9 +66,9 @@ export class JournalSlotStore implements SlotStore {
     private readonly db: Level<Uint8Array, Uint8Array>,
     private readonly packs: PackChunkStore,
     private readonly kept: LevelSlotHistory,
-    options: { deferMs?: number | undefined } = {},
+    options: { deferMs: number },
   ) {
-    this.#deferMs = options.deferMs ?? DEFER_MS;
+    this.#deferMs = options.deferMs;
     // A snapshot pin orders itself after every swap written to LevelDB before it (level-history.ts):
     // so every swap already resolved must be written first (deferred ones included), or a snapshot
     // taken after an acknowledged upload could miss it. Reads at an epoch see LevelDB, so they wait

@@ -62,6 +62,15 @@ export interface PackChunkStoreOptions {
    * Default: nothing (an index that is durable on write, or a test's).
    */
   persistIndex?: (() => Promise<void>) | undefined;
+  /**
+   * Lets the index writes of flushDurable's applies wait to be made
+   * together, for up to `entries` durable entries or `ms` after the first
+   * (the engine, whose journal is their durable copy and replays them):
+   * meanwhile they are answered from memory, as before their sync. flush()
+   * and applyDurable() write them at once. Default: each apply writes its
+   * own.
+   */
+  deferIndexWrites?: { entries: number; ms: number } | undefined;
 }
 
 /** Objects per repack batch, and bytes: one journal sync and one synced index write each. */
@@ -89,7 +98,8 @@ interface Pending {
  *
  * Bounds: the pending entries are the objects put since the last flush
  * (a commit's worth; a large upload flushes at its CLOSE, so up to one
- * entry per chunk of it, 100 bytes each).
+ * entry per chunk of it, 100 bytes each), and with deferIndexWrites those
+ * of the deferral (its `entries`).
  */
 export class PackChunkStore implements ChunkStore {
   readonly features: ChunkStoreFeatures = { delete: true, list: true };
@@ -119,6 +129,10 @@ export class PackChunkStore implements ChunkStore {
   #committing: Promise<void> = Promise.resolve();
   /** Set when flushDurable's background apply failed; see there. */
   #applyFailed: TransientError | undefined;
+  readonly #deferIndex: { entries: number; ms: number } | undefined;
+  /** Whether durable entries wait in #pending for a deferred index write, and the timer that makes it. */
+  #indexDeferred = false;
+  #indexTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PackChunkStoreOptions) {
     this.#sink = options.sink;
@@ -132,6 +146,7 @@ export class PackChunkStore implements ChunkStore {
     this.#retire = options.retire ?? (async () => undefined);
     this.#persistIndex = options.persistIndex ?? (async () => undefined);
     this.#onApplyFailed = options.onApplyFailed;
+    this.#deferIndex = options.deferIndexWrites;
   }
 
   get index(): ObjectIndex {
@@ -194,7 +209,9 @@ export class PackChunkStore implements ChunkStore {
    * Makes every put that resolved before this call durable, and resolves:
    * the index entries and the afterSync effects that the sync makes due are
    * applied after it, in order, off the caller's path (settled() waits for
-   * them). Meanwhile get and has find the objects among the pending ones.
+   * them; index writes that deferIndexWrites lets wait are made later, or
+   * by writeDeferredIndex). Meanwhile get and has find the objects among
+   * the pending ones.
    * For a caller that keeps its own effect visible until it is applied
    * (JournalSlotStore), so that acknowledging a commit waits for its one
    * fdatasync and not also for the LevelDB writes after it: those took
@@ -213,9 +230,10 @@ export class PackChunkStore implements ChunkStore {
     this.throwIfApplyFailed();
     const covered = await this.#sink.sync();
     const before = this.#committing;
-    this.#watch(this.#commitUpTo(covered, {}));
-    // Never more than one sync's writes behind: without this wait, commits whose sync costs nothing
-    // (fsync off) ran ahead of LevelDB without bound, and each apply scanned the growing backlog.
+    this.#watch(this.#commitUpTo(covered, {}, true));
+    // Never more than one sync's applies behind (deferred index writes aside, bounded by their own
+    // limits): without this wait, commits whose sync costs nothing (fsync off) ran ahead of LevelDB
+    // without bound, and each apply scanned the growing backlog.
     await before;
   }
 
@@ -226,6 +244,24 @@ export class PackChunkStore implements ChunkStore {
    */
   applyInBackground(apply: () => Promise<void>): void {
     this.#watch(this.#chain(apply));
+  }
+
+  /**
+   * Writes the index entries a deferral holds (deferIndexWrites) after the
+   * applies queued before this call, and waits for all of it.
+   */
+  async writeDeferredIndex(): Promise<void> {
+    this.applyInBackground(() => this.#indexDurable({}));
+    await this.settled();
+  }
+
+  /**
+   * The same, now: only from within an apply (an afterSync effect), as the
+   * engine's mark of a sealed pack, which must not be written before the
+   * pack's entries are.
+   */
+  flushDeferredIndex(): Promise<void> {
+    return this.#indexDurable({});
   }
 
   /** Waits until everything made durable so far is applied (flushDurable's background work included). */
@@ -616,29 +652,57 @@ export class PackChunkStore implements ChunkStore {
     return run;
   }
 
-  /** Moves pending entries covered by a sync into the index, once, in order. */
-  #commitUpTo(covered: number, options: AbortOptions): Promise<void> {
+  /**
+   * Moves pending entries covered by a sync into the index, once, in order,
+   * then runs the effects due. `mayDefer` (flushDurable): the index write
+   * may wait for more (deferIndexWrites).
+   */
+  #commitUpTo(covered: number, options: AbortOptions, mayDefer = false): Promise<void> {
     return this.#chain(async () => {
       // Effects registered after their record was already covered (a seal's mark) are still due.
-      if (covered <= this.#committed && !this.#effects.some((e) => e.seq <= covered)) return;
-      const entries: IndexEntry[] = [];
-      const done: string[] = [];
-      for (const [key, p] of this.#pending) {
-        if (p.seq <= covered) {
-          entries.push(p.entry);
-          done.push(key);
+      if (covered <= this.#committed && !this.#indexDeferred && !this.#effects.some((e) => e.seq <= covered)) return;
+      let waiting = 0;
+      for (const p of this.#pending.values()) if (p.seq <= covered) waiting++;
+      if (mayDefer && this.#deferIndex !== undefined && waiting < this.#deferIndex.entries) {
+        if (waiting > 0 && !this.#indexDeferred) {
+          this.#indexDeferred = true;
+          const { ms } = this.#deferIndex;
+          this.#indexTimer = setTimeout(() => this.applyInBackground(() => this.#indexDurable({})), ms).unref();
         }
-      }
-      if (entries.length > 0) await this.#index.putMany(entries, options);
-      for (const key of done) {
-        const p = this.#pending.get(key);
-        if (p !== undefined && p.seq <= covered) this.#pending.delete(key);
+      } else if (waiting > 0 || this.#indexDeferred) {
+        await this.#indexDurable(options, covered);
       }
       const due = this.#effects.filter((e) => e.seq <= covered).sort((a, b) => a.seq - b.seq);
       this.#effects = this.#effects.filter((e) => e.seq > covered);
       for (const effect of due) await effect.apply();
       this.#committed = Math.max(this.#committed, covered);
     });
+  }
+
+  /**
+   * Writes the index entries of every durable object still pending: up to
+   * `covered` (a sync's) and whatever the sink has synced since, so all of
+   * a deferral's, and any of a sync whose apply is still queued (which then
+   * finds them done).
+   */
+  async #indexDurable(options: AbortOptions, upTo = 0): Promise<void> {
+    clearTimeout(this.#indexTimer);
+    this.#indexTimer = undefined;
+    const covered = Math.max(upTo, this.#sink.syncedSeq);
+    const entries: IndexEntry[] = [];
+    const done: string[] = [];
+    for (const [key, p] of this.#pending) {
+      if (p.seq <= covered) {
+        entries.push(p.entry);
+        done.push(key);
+      }
+    }
+    if (entries.length > 0) await this.#index.putMany(entries, options);
+    for (const key of done) {
+      const p = this.#pending.get(key);
+      if (p !== undefined && p.seq <= covered) this.#pending.delete(key);
+    }
+    this.#indexDeferred = false;
   }
 
   #nowSec(): number {
