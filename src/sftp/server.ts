@@ -226,6 +226,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     // server took 10-16 s with Nagle and 1.8-2.6 s without. OpenSSH's sshd
     // sets TCP_NODELAY on its sessions too.
     socket.setNoDelay(true);
+    writeOncePerTick(socket);
     // A client that never sends its SSH identification never becomes a GatewayConnection (whose
     // own timer enforces the login grace): without this it would hold its slot forever.
     const silent = setTimeout(() => {
@@ -279,4 +280,26 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
 /** Drops keys whose value is undefined, so they do not override defaults in a spread. */
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * ssh2 writes every SSH packet with its own `socket.write` (a 255 KiB DATA reply is eight packets
+ * of 32 KiB, and as many syscalls and TCP segments with TCP_NODELAY). Corking the socket at the
+ * first write of a tick and uncorking it on the next tick hands the kernel all of them in one writev.
+ */
+function writeOncePerTick(socket: Socket): void {
+  const write = socket.write;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = function (this: Socket, ...args: Parameters<Socket['write']>): boolean {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write.apply(this, args);
+  } as Socket['write'];
 }
