@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded-gc --expose-gc --max-semi-space-size=4
+#!/usr/bin/env -S node --single-threaded-gc --expose-gc --max-semi-space-size=4 --no-incremental-marking-task
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { accountCommand } from './commands/account.js';

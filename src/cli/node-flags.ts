@@ -31,5 +31,21 @@
  * buffers' external memory, not by the semi-spaces filling, so their size
  * does not change how often they run; small files took as much CPU either
  * way (2.1–3.2 CPU-ms a file both ways, alternated, on a noisy hour).
+ *
+ * --no-incremental-marking-task: V8 otherwise starts a major (mark-compact)
+ * collection from a background task as soon as its heuristics think the old
+ * generation could use one; under a large transfer, whose packet buffers
+ * keep the young collections coming, they started one every ~40 MiB moved,
+ * each 20–30 ms of marking on the main thread, on a heap of only ~20 MiB
+ * (`--trace-gc --trace-incremental-marking`: "Start (task)", 18 of a 41 MiB
+ * limit). Without the task a major collection starts when the old
+ * generation reaches its limit, or when dead buffers pass V8's external
+ * memory limit (64 MiB over what the last one left), still incremental.
+ * Alternated on the 2-core machine: a 1 GiB get from 17–27 major
+ * collections and 2.0–2.8 main-thread CPU-seconds to 0–3 and 1.6–1.8; a
+ * 512 MiB put from 25–37 and 2.3–2.6 s to 0–2 and 1.3–1.6 s; 1,000 small
+ * files 2.25–2.53 to 2.12–2.24 CPU-ms a file. The price is memory: dead
+ * buffers wait longer for their collection, so the 8-client run's RSS rose
+ * by 10 to 50 MiB (its peak 251–291 → 261–337 MiB, several runs each way).
  */
-export const NODE_FLAGS = ['--single-threaded-gc', '--expose-gc', '--max-semi-space-size=4'] as const;
+export const NODE_FLAGS = ['--single-threaded-gc', '--expose-gc', '--max-semi-space-size=4', '--no-incremental-marking-task'] as const;
