@@ -39,13 +39,14 @@
  * each 20–30 ms of marking on the main thread, on a heap of only ~20 MiB
  * (`--trace-gc --trace-incremental-marking`: "Start (task)", 18 of a 41 MiB
  * limit). Without the task a major collection starts when the old
- * generation reaches its limit, or when dead buffers pass V8's external
- * memory limit (64 MiB over what the last one left), still incremental.
+ * generation reaches its allocation limit or external memory presses for
+ * one, and it is still incremental.
  * Alternated on the 2-core machine: a 1 GiB get from 17–27 major
  * collections and 2.0–2.8 main-thread CPU-seconds to 0–3 and 1.6–1.8; a
  * 512 MiB put from 25–37 and 2.3–2.6 s to 0–2 and 1.3–1.6 s; 1,000 small
- * files 2.25–2.53 to 2.12–2.24 CPU-ms a file. The price is memory: dead
- * buffers wait longer for their collection, so the 8-client run's RSS rose
- * by 10 to 50 MiB (its peak 251–291 → 261–337 MiB, several runs each way).
+ * files 2.25–2.53 to 2.12–2.24 CPU-ms a file. The price was memory: dead
+ * buffers waited longer for their collection, and the 8-client run's peak
+ * RSS rose from 251–310 to 261–372 MiB; the gateway now bounds them itself
+ * (src/node/buffer-collector.ts), which brought that peak to 233–252 MiB.
  */
 export const NODE_FLAGS = ['--single-threaded-gc', '--expose-gc', '--max-semi-space-size=4', '--no-incremental-marking-task'] as const;

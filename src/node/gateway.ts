@@ -18,6 +18,7 @@ import { DirectoryContention, renderGatewayMetrics } from './gateway-metrics.js'
 import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SLOT_WATERMARKS_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from '../store/chunks/measured.js';
+import { BUFFER_COLLECTOR, startBufferCollector } from './buffer-collector.js';
 import { MemoryBudget } from '../util/memory-budget.js';
 import { MetricsText } from '../util/metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
@@ -107,6 +108,8 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     // One for the whole gateway: every session's queued WRITE bytes, and the chunks uploads and
     // downloads hold beyond their guaranteed minimum, draw from it (src/util/memory-budget.ts).
     const memory = new MemoryBudget(config.limits.memoryBudget);
+    const collector = startBufferCollector(BUFFER_COLLECTOR);
+    closers.add('buffer collector', async () => collector.stop());
     const watermarks = await FileSlotWatermarks.open(nodePath(config.nodeDir, SLOT_WATERMARKS_FILE), log);
     closers.add('slot watermarks', () => watermarks.close());
     const tree: Tree = createTree({
