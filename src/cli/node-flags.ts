@@ -45,8 +45,8 @@
  * collections and 2.0–2.8 main-thread CPU-seconds to 0–3 and 1.6–1.8; a
  * 512 MiB put from 25–37 and 2.3–2.6 s to 0–2 and 1.3–1.6 s; 1,000 small
  * files 2.25–2.53 to 2.12–2.24 CPU-ms a file. The price was memory: dead
- * buffers waited longer for their collection, and the 8-client run's peak
- * RSS rose from 251–310 to 261–372 MiB; the gateway now bounds them itself
- * (src/node/buffer-collector.ts), which brought that peak to 233–252 MiB.
+ * buffers waited longer for their collection, and in `npm run bench` the
+ * 8-client run's peak RSS rose from 285–310 to 307–372 MiB. The gateway now
+ * bounds them itself (src/node/buffer-collector.ts): 278–323 MiB.
  */
 export const NODE_FLAGS = ['--single-threaded-gc', '--expose-gc', '--max-semi-space-size=4', '--no-incremental-marking-task'] as const;

@@ -1,3 +1,5 @@
+import { getHeapStatistics } from 'node:v8';
+
 /**
  * Bounds the memory dead buffers hold in a gateway started with
  * `--no-incremental-marking-task` (src/cli/node-flags.ts).
@@ -5,12 +7,18 @@
  * Without V8's marking task, a buffer that lived through two young
  * collections before it died (a WRITE that waited in a busy session's
  * queue) is freed only by the next full collection, and V8 starts one late:
- * with 8 clients uploading 128 MiB each at once, the gateway's peak RSS
- * went from 310 to 372 MiB. So this checks, every `intervalMs`, how much
- * ArrayBuffer memory the process holds; once that is `slackBytes` more than
- * right after the last full collection (or than the least seen since), it
- * runs one. The same run then peaked at 233–252 MiB, with 30 such
- * collections of 40–50 ms each; a single 1 GiB get or put has 5–13.
+ * in `npm run bench`, with 8 clients uploading 128 MiB each at once, the
+ * gateway's peak RSS went from 285–310 to 307–372 MiB. So this checks,
+ * every `intervalMs`, how much memory the process holds outside V8's heap
+ * (V8's external memory, ArrayBuffers included; 0.5 µs to read), and once
+ * that is `slackBytes` more than right after the last full collection (or
+ * than the least seen since), it runs one.
+ *
+ * Often, because a 1 GiB get allocates some 600 MB/s of buffers: checked
+ * every 100 ms, up to 60 MB more could pile up between two checks, and the
+ * bench's peak was still 307–348 MiB; every 20 ms it was 278–323. Measured
+ * at 100 ms, a single 1 GiB get or put ran 5–13 of these collections and
+ * 8 clients × 128 MiB about 30, of 40–50 ms each.
  *
  * `collect` defaults to the `gc()` of `--expose-gc` (one of capstan's node
  * flags); without it, nothing runs. Memory: a few numbers and one timer.
@@ -18,7 +26,7 @@
 export interface BufferCollectorOptions {
   slackBytes: number;
   intervalMs: number;
-  /** Bytes held in ArrayBuffers now (default: process.memoryUsage().arrayBuffers). */
+  /** Bytes held outside the heap now (default: V8's external memory, ArrayBuffers included). */
   held?: () => number;
   /** A full, synchronous collection (default: globalThis.gc). */
   collect?: () => void;
@@ -27,7 +35,7 @@ export interface BufferCollectorOptions {
 export function startBufferCollector(opts: BufferCollectorOptions): { stop(): void } {
   const collect = opts.collect ?? (globalThis as { gc?: () => void }).gc;
   if (collect === undefined) return { stop() {} };
-  const held = opts.held ?? (() => process.memoryUsage().arrayBuffers);
+  const held = opts.held ?? (() => getHeapStatistics().external_memory);
   let floor = held();
   const timer = setInterval(() => {
     const now = held();
@@ -41,5 +49,5 @@ export function startBufferCollector(opts: BufferCollectorOptions): { stop(): vo
   return { stop: () => clearInterval(timer) };
 }
 
-/** What the gateway runs it with: at most about 32 MiB of dead buffers, checked 10 times a second. */
-export const BUFFER_COLLECTOR = { slackBytes: 32 * 1024 * 1024, intervalMs: 100 } as const;
+/** What the gateway runs it with: at most about 32 MiB of dead buffers, checked 50 times a second. */
+export const BUFFER_COLLECTOR = { slackBytes: 32 * 1024 * 1024, intervalMs: 20 } as const;
