@@ -6,6 +6,7 @@ const MiB = 1024 * 1024;
 describe('startBufferCollector', () => {
   afterEach(() => {
     vi.useRealTimers();
+    vi.unstubAllGlobals();
   });
 
   it('collects once the buffers held pass the slack over the last low, and measures the low again after', () => {
@@ -38,6 +39,7 @@ describe('startBufferCollector', () => {
   });
 
   it('does nothing without a collection to run (node started without --expose-gc)', () => {
+    vi.stubGlobal('gc', undefined);
     vi.useFakeTimers();
     const held = vi.fn(() => 0);
     const before = vi.getTimerCount();
