@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import { median, type BenchResults, type BenchSizes, type Samples, type SnapshotTreeResult } from './context.js';
 import { GiB, KiB, MiB } from './data.js';
@@ -21,6 +22,8 @@ export interface Machine {
   node: string;
   openssh: string;
   rclone: string;
+  /** How capstan's SSH transport (ssh2) encrypts: its optional native binding, or Node's crypto per packet. */
+  sshCrypto: string;
   kernel: string;
   date: string;
 }
@@ -54,9 +57,22 @@ export function machineInfo(): Machine {
     node: process.version,
     openssh: (ssh.stderr || ssh.stdout || 'not found').trim(),
     rclone: rcloneVersion() ?? 'rclone not found',
+    sshCrypto: ssh2BindingAvailable()
+      ? "ssh2's native crypto binding (built by npm install where a compiler is)"
+      : "Node's crypto in ssh2 (its optional native binding is not built: npm ci --ignore-scripts, or no compiler)",
     kernel: `${os.type()} ${os.release()}`,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   };
+}
+
+/** ssh2 loads its binding if an install script built it; without one it encrypts each packet through Node's crypto. */
+function ssh2BindingAvailable(): boolean {
+  try {
+    const crypto = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { bindingAvailable?: boolean };
+    return crypto.bindingAvailable === true;
+  } catch {
+    return false;
+  }
 }
 
 const C = 'capstan';
@@ -421,7 +437,7 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
     lines.push(`**OpenSSH side skipped: ${meta.openSshSkipped}.** Ratios and targets against it are not measured.`, '');
   if (meta.rcloneSkipped) lines.push(`**rclone side skipped: ${meta.rcloneSkipped}.** Ratios and targets against it are not measured.`, '');
   lines.push(
-    `Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB.toFixed(1)} GiB memory, ${m.kernel}; Node ${m.node}; ${m.openssh}; ${m.rclone}.`,
+    `Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB.toFixed(1)} GiB memory, ${m.kernel}; Node ${m.node}; ${m.openssh}; ${m.rclone}. capstan's SSH ciphers: ${m.sshCrypto}.`,
     `Load average (1, 5, 15 min) at start ${load(meta.loadStart)}, at end ${load(meta.loadEnd)}. Elapsed ${(meta.elapsedSeconds / 60).toFixed(1)} min.`,
     `Client: OpenSSH sftp, cipher ${r.cipher}, for every server. capstan: embedded fs store, [storage] fs.fsync = ${meta.fsync}; OpenSSH: sshd with internal-sftp, chrooted, as user nobody; rclone: \`rclone serve sftp\` over a crypt remote on a local folder, --vfs-cache-mode writes, --vfs-write-back 0s (a put returns once encrypted into the remote), gets read from the remote.`,
     `Medians over runs alternated between the servers; runs per workload: ${runsText(meta)}.`,

@@ -19,6 +19,7 @@ const machine: Machine = {
   node: 'v20',
   openssh: 'OpenSSH_9',
   rclone: 'rclone v1.60.1',
+  sshCrypto: "ssh2's native crypto binding",
   kernel: 'Linux',
   date: 'now',
 };
@@ -153,6 +154,7 @@ describe('report', () => {
     r.rssHuge = { peakRssMiB: 130, hwmMiB: 131, hwmReset: true, samples: 40 };
     r.dedup = { fileBytes: 1000, firstUploadBytes: 1100, secondUploadBytes: 20 };
     const md = renderReport(r, machine, meta);
+    expect(md).toMatch(/^Machine: .*; rclone v1\.60\.1\. capstan's SSH ciphers: ssh2's native crypto binding\.$/m);
     expect(md).toMatch(/^\| workload \| capstan \| OpenSSH \| capstan \/ OpenSSH \| rclone \| capstan \/ rclone \| target \| met\? \|$/m);
     expect(row(md, 'put one 8 MiB file')).toBe(
       '| put one 8 MiB file (MB/s) | 85.0 | 100.0 | 0.85× | 80.0 | 1.06× | ≥ 0.8× OpenSSH; ≥ 1× rclone | met; met |',
