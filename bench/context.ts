@@ -136,6 +136,11 @@ export interface BenchResults {
   concurrentPeakMiB: Samples;
   /** RSS (MiB) of the server process right after each 8-client run (clients gone, `sync` done). */
   concurrentAfterMiB: Samples;
+  /**
+   * RSS (MiB) of the server process right before each 8-client run: what it
+   * kept from the workloads and runs before (the two rows above include it).
+   */
+  concurrentBeforeMiB: Samples;
   lsSeconds: Samples;
   lsEntries?: number;
   /** Wall time of the sessions that filled the growth folder to its last checkpoint, per server, seconds. */
@@ -176,6 +181,7 @@ export function emptyResults(cipher: string, connectMs: Map<string, number>): Be
     concurrentMBps: {},
     concurrentPeakMiB: {},
     concurrentAfterMiB: {},
+    concurrentBeforeMiB: {},
     lsSeconds: {},
     populateSeconds: {},
     oneMoreMs: {},

@@ -281,6 +281,12 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
       pick: 'max',
       servers: [C, R],
     }),
+    compareRow(r, 'server RSS right before that run, kept from earlier work, highest of the runs (MiB)', r.concurrentBeforeMiB, {
+      fmt: fixed(0),
+      workload: 'concurrent',
+      pick: 'max',
+      servers: [C, R],
+    }),
   );
   const entries = int(sizes.dirCheckpoints.at(-1) ?? 0);
   const populate = Object.fromEntries(Object.entries(r.populateSeconds).map(([s, v]) => [s, [v]]));
@@ -479,6 +485,7 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
     samplesLine('concurrent aggregate MB/s', r.concurrentMBps, mbps),
     samplesLine('server peak RSS MiB during the concurrent runs', r.concurrentPeakMiB, fixed(0)),
     samplesLine('server RSS MiB after the concurrent runs', r.concurrentAfterMiB, fixed(0)),
+    samplesLine('server RSS MiB before the concurrent runs', r.concurrentBeforeMiB, fixed(0)),
     samplesLine('one more entry in the full directory, ms', r.oneMoreMs, fixed(2)),
     samplesLine('ls -l s', r.lsSeconds, fixed(3)),
     samplesLine(`sftp cp of ${size(meta.sizes.copySmall)}, ms`, r.copySmallMs, fixed(1)),

@@ -149,6 +149,8 @@ export function concurrentWorkload(ctx: BenchContext, results: BenchResults): Wo
         for (const f of locals) await stampFile(f, clientFile);
         await settle(ctx);
         const memory = server.name === 'OpenSSH' ? undefined : new ProcRssSampler(server.pid);
+        const before = memory ? rssMiB(server.pid) : undefined;
+        if (before !== undefined) push(results.concurrentBeforeMiB, server.name, before);
         memory?.start();
         let all: Awaited<ReturnType<typeof timedBatch>>[];
         try {
@@ -168,7 +170,7 @@ export function concurrentWorkload(ctx: BenchContext, results: BenchResults): Wo
         const value = mbps(clients * clientFile, Number(end - start) / 1e9);
         push(results.concurrentMBps, server.name, value);
         const rss = memory
-          ? `, RSS peak ${results.concurrentPeakMiB[server.name]!.at(-1)!.toFixed(0)} MiB, after ${after?.toFixed(0)} MiB`
+          ? `, RSS before ${before?.toFixed(0)} MiB, peak ${results.concurrentPeakMiB[server.name]!.at(-1)!.toFixed(0)} MiB, after ${after?.toFixed(0)} MiB`
           : '';
         ctx.log(`  run ${run + 1} ${server.name}: ${value.toFixed(1)} MB/s aggregate${rss}`);
       });

@@ -227,12 +227,16 @@ describe('report', () => {
     r.concurrentMBps = { capstan: [100, 120, 110], OpenSSH: [200, 200, 200], rclone: [150] };
     r.concurrentPeakMiB = { capstan: [200, 300, 250], rclone: [70, 90, 80] };
     r.concurrentAfterMiB = { capstan: [100, 120, 110], rclone: [60] };
+    r.concurrentBeforeMiB = { capstan: [80, 115, 105], rclone: [40] };
     const md = renderReport(r, machine, meta);
     expect(row(md, '8 clients each putting 1 MiB (aggregate')).toMatch(
       /\| 110\.0 \| 200\.0 \| 0\.55× \| 150\.0 \| 0\.73× \| ≥ 0\.8× OpenSSH \| not met \|$/,
     );
     expect(row(md, 'server peak RSS during 8 clients')).toMatch(/\| 300 \| {2}\| {2}\| 90 \| 3\.33× \| ≤ 256 MiB \| not met \|$/);
     expect(row(md, 'server RSS right after that run')).toMatch(/\| 120 \| {2}\| {2}\| 60 \| 2\.00× \| ≤ 256 MiB \| met \|$/);
+    // What the server held before the burst: no target, the reader's baseline for the two rows above.
+    expect(row(md, 'server RSS right before that run')).toMatch(/\| 115 \| {2}\| {2}\| 40 \| 2\.88× \| {2}\| {2}\|$/);
+    expect(md).toMatch(/^- server RSS MiB before the concurrent runs: capstan 80, 115, 105; rclone 40$/m);
   });
 
   it('says why a workload is not applicable to rclone, and leaves the targets against it not measured', () => {
