@@ -12,6 +12,7 @@ import {
   namePacket,
   statusPacket,
 } from './protocol/replies.js';
+import { replyBuffers } from './protocol/reply-buffers.js';
 import type { Path, Request, RequestOf, RequestType } from './protocol/requests.js';
 import type { WireAttrs } from './protocol/wire.js';
 import { mkdir, remove, rename, rmdir, setstat, setstatUpload, type AttrChange } from './tree-ops.js';
@@ -204,10 +205,11 @@ async function read(ctx: SessionContext, id: number, wire: Buffer, offset: numbe
   if (handle.kind === 'write' && !handle.readable) throw new PermissionError('handle not open for reading');
   const len = Math.min(length, LIMITS.maxReadLength);
   if (handle.kind === 'read') {
-    // The file's bytes go straight from the decrypted chunk into the packet:
-    // one copy per READ. Past the end nothing is allocated.
+    // The file's bytes go straight from the decrypted chunk into the packet,
+    // one copy per READ, in a buffer the gateway reuses (reply-buffers.ts).
+    // Past the end nothing is taken.
     if (offset >= handle.reader.size || len === 0) return statusPacket(id, STATUS.EOF, 'end of file');
-    const packet = Buffer.allocUnsafe(DATA_HEADER_BYTES + Math.min(len, handle.reader.size - offset));
+    const packet = replyBuffers.take(Math.min(len, handle.reader.size - offset));
     const n = await handle.reader.readInto(offset, packet.subarray(DATA_HEADER_BYTES));
     if (n === 0) return statusPacket(id, STATUS.EOF, 'end of file');
     ctx.stats.bytesOut += n;

@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { EXTENSIONS, LIMITS, PACKET, STATUS } from '../../src/sftp/protocol/constants.js';
 import { PacketFramer } from '../../src/sftp/protocol/framer.js';
-import { dataPacket, namePacket, statusPacket, versionPacket } from '../../src/sftp/protocol/replies.js';
+import { replyBuffers } from '../../src/sftp/protocol/reply-buffers.js';
+import { dataPacket, finishDataPacket, namePacket, statusPacket, versionPacket } from '../../src/sftp/protocol/replies.js';
 import { decodeRequest, MalformedRequestError, type Request } from '../../src/sftp/protocol/requests.js';
 import { type ReplyTicket, type SftpByteStream, SftpTransport } from '../../src/sftp/protocol/transport.js';
 import { MalformedPacketError, WireReader } from '../../src/sftp/protocol/wire.js';
@@ -134,13 +135,13 @@ describe('replies', () => {
 /** An in-memory SFTP stream: what the transport writes is collected; `window` bytes may be taken before writes wait. */
 class MemoryStream extends EventEmitter implements SftpByteStream {
   readonly sent: Buffer[] = [];
-  readonly held: [Buffer, () => void][] = [];
+  readonly held: [Buffer, (err?: Error | null) => void][] = [];
   paused = false;
   ended = false;
   constructor(public window = Number.POSITIVE_INFINITY) {
     super();
   }
-  write(chunk: Buffer, done: () => void): boolean {
+  write(chunk: Buffer, done: (err?: Error | null) => void): boolean {
     if (this.window >= chunk.length) {
       this.window -= chunk.length;
       this.sent.push(chunk);
@@ -232,5 +233,34 @@ describe('SftpTransport', () => {
     const waiting = transport.roomFor(1000);
     transport.close();
     await waiting;
+  });
+
+  it("reuses a pooled DATA reply's buffer only once the stream is done with it, and never after an error", async () => {
+    const stream = new MemoryStream(0);
+    const tickets: ReplyTicket[] = [];
+    new SftpTransport(stream, { request: (_r, t) => tickets.push(t), end: () => {}, closed: () => {} });
+    stream.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(1), str('h'), u64(0), u32(8))]));
+    while (replyBuffers.free > 0) replyBuffers.take(1); // an empty pool: what comes back below is ours
+    const reply = finishDataPacket(replyBuffers.take(8).fill(1), 1, 8);
+    tickets[0]?.send(reply);
+    // Held for the client's window: not given back.
+    expect(replyBuffers.free).toBe(0);
+    stream.open(versionPacket().length + reply.length);
+    expect(stream.sent.at(-1)).toBe(reply);
+    expect(replyBuffers.free).toBe(1);
+    expect(replyBuffers.take(8).buffer).toBe(reply.buffer);
+
+    // A write that fails may leave the bytes with the stream: that buffer is not taken again.
+    const failing = new MemoryStream();
+    failing.write = (_chunk, done) => {
+      queueMicrotask(() => done(new Error('channel gone')));
+      return false;
+    };
+    const more: ReplyTicket[] = [];
+    new SftpTransport(failing, { request: (_r, t) => more.push(t), end: () => {}, closed: () => {} });
+    failing.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(2), str('h'), u64(0), u32(8))]));
+    more[0]?.send(finishDataPacket(replyBuffers.take(8), 2, 8));
+    await new Promise((r) => setImmediate(r));
+    expect(replyBuffers.free).toBe(0);
   });
 });

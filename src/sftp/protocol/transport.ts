@@ -1,5 +1,6 @@
 import { PACKET, STATUS } from './constants.js';
 import { PacketFramer } from './framer.js';
+import { replyBuffers } from './reply-buffers.js';
 import { statusPacket, versionPacket } from './replies.js';
 import { decodeRequest, MalformedRequestError, type Request } from './requests.js';
 import { MalformedPacketError } from './wire.js';
@@ -14,7 +15,11 @@ export interface SftpByteStream {
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
   on(event: 'end' | 'close', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
-  /** `done` runs once the connection took the bytes (ssh2: once the client's window had room for them). */
+  /**
+   * `done` runs once the connection took the bytes (ssh2: once the client's
+   * window had room for them and they were copied into SSH packets). From
+   * then on the stream MUST NOT use `chunk`: the transport reuses its memory.
+   */
   write(chunk: Buffer, done: (err?: Error | null) => void): boolean;
   pause(): unknown;
   resume(): unknown;
@@ -125,8 +130,10 @@ export class SftpTransport {
 
   #write(packet: Buffer): void {
     this.#unsent += packet.length;
-    this.#stream.write(packet, () => {
+    this.#stream.write(packet, (err) => {
       this.#unsent -= packet.length;
+      // After an error the stream may still hold the bytes: the garbage collector takes that buffer instead.
+      if (err == null) replyBuffers.release(packet);
       this.#wakeRoomWaiters();
     });
   }
