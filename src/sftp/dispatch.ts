@@ -12,7 +12,7 @@ import {
   namePacket,
   statusPacket,
 } from './protocol/replies.js';
-import { replyBuffers } from './protocol/reply-buffers.js';
+import { packetBuffers } from './protocol/packet-buffers.js';
 import type { Path, Request, RequestOf, RequestType } from './protocol/requests.js';
 import type { WireAttrs } from './protocol/wire.js';
 import { mkdir, remove, rename, rmdir, setstat, setstatUpload, type AttrChange } from './tree-ops.js';
@@ -206,10 +206,10 @@ async function read(ctx: SessionContext, id: number, wire: Buffer, offset: numbe
   const len = Math.min(length, LIMITS.maxReadLength);
   if (handle.kind === 'read') {
     // The file's bytes go straight from the decrypted chunk into the packet,
-    // one copy per READ, in a buffer the gateway reuses (reply-buffers.ts).
+    // one copy per READ, in a buffer the gateway reuses (packet-buffers.ts).
     // Past the end nothing is taken.
     if (offset >= handle.reader.size || len === 0) return statusPacket(id, STATUS.EOF, 'end of file');
-    const packet = replyBuffers.take(Math.min(len, handle.reader.size - offset));
+    const packet = packetBuffers.take(DATA_HEADER_BYTES + Math.min(len, handle.reader.size - offset), DATA_HEADER_BYTES);
     const n = await handle.reader.readInto(offset, packet.subarray(DATA_HEADER_BYTES));
     if (n === 0) return statusPacket(id, STATUS.EOF, 'end of file');
     ctx.stats.bytesOut += n;
@@ -226,6 +226,8 @@ async function write(ctx: SessionContext, id: number, wire: Buffer, offset: numb
   if (handle.kind !== 'write') throw new PermissionError('handle not open for writing');
   await ctx.quota?.beforeWrite(handle, offset, data.length);
   await handle.write(offset, data);
+  // The upload copied the bytes: the packet's buffer, if the framer took it from the pool, goes back.
+  packetBuffers.release(data);
   ctx.stats.bytesIn += data.length;
   return ok(id);
 }

@@ -34,12 +34,15 @@ import { SftpStatusError } from './status.js';
  * The caller (the session's scheduler) never runs two methods of one handle
  * at once, and every method finishes its I/O before resolving, so the
  * writer's and the spool's backpressure reach the client: a WRITE is not
- * answered until its bytes were accepted.
+ * answered until its bytes were accepted. Nor does write() keep `data` once
+ * it resolved (the writer and the spool copy it): the WRITE handler gives
+ * the packet's buffer back to the gateway's pool then (packet-buffers.ts).
  */
 
 /** The spool as this handle uses it (src/sftp/spool.ts EncryptedSpool). */
 export interface Spool {
   readonly size: number;
+  /** MUST NOT keep `data` after it resolves: the caller reuses its memory. */
   write(offset: number, data: Uint8Array): Promise<void>;
   read(offset: number, length: number): Promise<Uint8Array>;
   truncate(size: number): Promise<void>;

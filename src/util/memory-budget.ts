@@ -31,8 +31,8 @@
  * src/tree/file/writer.ts), the SSH channel window ssh2 keeps (2 MiB), one
  * packet being received (256 KiB), replies waiting for the client
  * ([limits] max_output_backlog) and a reader's cache of decrypted chunks;
- * and, for the whole gateway, the free buffers DATA replies are built in
- * (src/sftp/protocol/reply-buffers.ts, at most 8 MiB).
+ * and, for the whole gateway, the free buffers large packets are built in
+ * (src/sftp/protocol/packet-buffers.ts, at most 8 MiB).
  *
  * Exactness: requests are charged only while the budget is below pressure
  * (sessions are paused synchronously when it starts), so at most the rest

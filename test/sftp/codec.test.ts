@@ -3,8 +3,15 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { EXTENSIONS, LIMITS, PACKET, STATUS } from '../../src/sftp/protocol/constants.js';
 import { PacketFramer } from '../../src/sftp/protocol/framer.js';
-import { replyBuffers } from '../../src/sftp/protocol/reply-buffers.js';
-import { dataPacket, finishDataPacket, namePacket, statusPacket, versionPacket } from '../../src/sftp/protocol/replies.js';
+import { packetBuffers } from '../../src/sftp/protocol/packet-buffers.js';
+import {
+  DATA_HEADER_BYTES,
+  dataPacket,
+  finishDataPacket,
+  namePacket,
+  statusPacket,
+  versionPacket,
+} from '../../src/sftp/protocol/replies.js';
 import { decodeRequest, MalformedRequestError, type Request } from '../../src/sftp/protocol/requests.js';
 import { type ReplyTicket, type SftpByteStream, SftpTransport } from '../../src/sftp/protocol/transport.js';
 import { MalformedPacketError, WireReader } from '../../src/sftp/protocol/wire.js';
@@ -240,15 +247,15 @@ describe('SftpTransport', () => {
     const tickets: ReplyTicket[] = [];
     new SftpTransport(stream, { request: (_r, t) => tickets.push(t), end: () => {}, closed: () => {} });
     stream.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(1), str('h'), u64(0), u32(8))]));
-    while (replyBuffers.free > 0) replyBuffers.take(1); // an empty pool: what comes back below is ours
-    const reply = finishDataPacket(replyBuffers.take(8).fill(1), 1, 8);
+    while (packetBuffers.free > 0) packetBuffers.take(1); // an empty pool: what comes back below is ours
+    const reply = finishDataPacket(packetBuffers.take(DATA_HEADER_BYTES + 8, DATA_HEADER_BYTES).fill(1), 1, 8);
     tickets[0]?.send(reply);
     // Held for the client's window: not given back.
-    expect(replyBuffers.free).toBe(0);
+    expect(packetBuffers.free).toBe(0);
     stream.open(versionPacket().length + reply.length);
     expect(stream.sent.at(-1)).toBe(reply);
-    expect(replyBuffers.free).toBe(1);
-    expect(replyBuffers.take(8).buffer).toBe(reply.buffer);
+    expect(packetBuffers.free).toBe(1);
+    expect(packetBuffers.take(DATA_HEADER_BYTES + 8, DATA_HEADER_BYTES).buffer).toBe(reply.buffer);
 
     // A write that fails may leave the bytes with the stream: that buffer is not taken again.
     const failing = new MemoryStream();
@@ -259,8 +266,8 @@ describe('SftpTransport', () => {
     const more: ReplyTicket[] = [];
     new SftpTransport(failing, { request: (_r, t) => more.push(t), end: () => {}, closed: () => {} });
     failing.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(2), str('h'), u64(0), u32(8))]));
-    more[0]?.send(finishDataPacket(replyBuffers.take(8), 2, 8));
+    more[0]?.send(finishDataPacket(packetBuffers.take(DATA_HEADER_BYTES + 8, DATA_HEADER_BYTES), 2, 8));
     await new Promise((r) => setImmediate(r));
-    expect(replyBuffers.free).toBe(0);
+    expect(packetBuffers.free).toBe(0);
   });
 });

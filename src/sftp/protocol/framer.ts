@@ -1,4 +1,5 @@
-import { LIMITS } from './constants.js';
+import { LIMITS, PACKET } from './constants.js';
+import { packetBuffers } from './packet-buffers.js';
 import { MalformedPacketError } from './wire.js';
 
 export interface Frame {
@@ -13,7 +14,10 @@ export interface Frame {
  * LIMITS.maxPacketLength (OpenSSH's SFTP_MAX_MSG_LENGTH) as soon as the four
  * length bytes are in, before anything is buffered for it, so a hostile
  * length costs nothing. A packet that arrived in one piece is passed on as a
- * view, one that spans pieces is copied once.
+ * view, one that spans pieces is copied once: a large WRITE (an SFTP WRITE
+ * of 255 KiB comes in eight SSH packets) into a buffer of the gateway's
+ * pool, with its data 8-aligned, which its handler gives back
+ * (packet-buffers.ts); any other packet into a buffer of its own.
  */
 export class PacketFramer {
   #chunks: Buffer[] = [];
@@ -30,7 +34,7 @@ export class PacketFramer {
       if (length > LIMITS.maxPacketLength) throw new MalformedPacketError('packet longer than 256 KiB');
       if (this.#buffered < 4 + length) break;
       this.#take(4);
-      const packet = this.#take(length);
+      const packet = this.#take(length, this.#writeDataAt(length));
       frames.push({ type: packet.readUInt8(0), payload: packet.subarray(1) });
     }
     return frames;
@@ -48,7 +52,24 @@ export class PacketFramer {
     return head.readUInt32BE(0);
   }
 
-  #take(n: number): Buffer {
+  /**
+   * For a whole packet of `length` bytes at the front that is a large WRITE
+   * spanning pieces: where its data starts in it (type, id, handle, offset,
+   * data length come first). Undefined for every other packet, and for one
+   * whose fields do not fit (decodeRequest refuses it later).
+   */
+  #writeDataAt(length: number): number | undefined {
+    const first = this.#chunks[0];
+    if (length < POOLED_WRITE_BYTES || first === undefined || first.length >= length) return undefined;
+    // type(1) ‖ id(4) ‖ handle length(4): 9 bytes, often all in the first piece.
+    const head = first.length >= 9 ? first : Buffer.concat(this.#chunks, 9);
+    if (head[0] !== PACKET.WRITE) return undefined;
+    const dataAt = 9 + head.readUInt32BE(5) + 8 + 4;
+    return dataAt < length ? dataAt : undefined;
+  }
+
+  /** The next `n` bytes: a view when one piece holds them, else a copy (pooled when `alignAt` is given). */
+  #take(n: number, alignAt?: number): Buffer {
     this.#buffered -= n;
     const first = this.#chunks[0];
     if (first !== undefined && first.length >= n) {
@@ -56,7 +77,7 @@ export class PacketFramer {
       else this.#chunks[0] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = alignAt === undefined ? Buffer.allocUnsafe(n) : packetBuffers.take(n, alignAt);
     let at = 0;
     while (at < n) {
       const chunk = this.#chunks[0];
@@ -70,3 +91,6 @@ export class PacketFramer {
     return out;
   }
 }
+
+/** WRITEs at least this long that span pieces are assembled in the pool (smaller ones cost little fresh). */
+const POOLED_WRITE_BYTES = 64 * 1024;

@@ -1,6 +1,6 @@
 import { PACKET, STATUS } from './constants.js';
 import { PacketFramer } from './framer.js';
-import { replyBuffers } from './reply-buffers.js';
+import { packetBuffers } from './packet-buffers.js';
 import { statusPacket, versionPacket } from './replies.js';
 import { decodeRequest, MalformedRequestError, type Request } from './requests.js';
 import { MalformedPacketError } from './wire.js';
@@ -133,7 +133,7 @@ export class SftpTransport {
     this.#stream.write(packet, (err) => {
       this.#unsent -= packet.length;
       // After an error the stream may still hold the bytes: the garbage collector takes that buffer instead.
-      if (err == null) replyBuffers.release(packet);
+      if (err == null) packetBuffers.release(packet);
       this.#wakeRoomWaiters();
     });
   }
