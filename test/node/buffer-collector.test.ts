@@ -38,6 +38,32 @@ describe('startBufferCollector', () => {
     expect(collect).toHaveBeenCalledTimes(2);
   });
 
+  it('tries a young collection first, and runs a full one only when that left more than half the slack held', () => {
+    vi.useFakeTimers();
+    let held = 100 * MiB;
+    let young = 0;
+    const collectYoung = vi.fn(() => {
+      held = young;
+    });
+    const collect = vi.fn(() => {
+      held = 100 * MiB;
+    });
+    const collector = startBufferCollector({ slackBytes: 32 * MiB, intervalMs: 100, held: () => held, collect, collectYoung });
+    // The dead buffers were young: freeing them is enough.
+    held = 140 * MiB;
+    young = 110 * MiB;
+    vi.advanceTimersByTime(100);
+    expect(collectYoung).toHaveBeenCalledTimes(1);
+    expect(collect).not.toHaveBeenCalled();
+    // Most of them outlived the young generation: the full collection runs too.
+    held = 140 * MiB;
+    young = 120 * MiB;
+    vi.advanceTimersByTime(100);
+    expect(collectYoung).toHaveBeenCalledTimes(2);
+    expect(collect).toHaveBeenCalledTimes(1);
+    collector.stop();
+  });
+
   it('does nothing without a collection to run (node started without --expose-gc)', () => {
     vi.stubGlobal('gc', undefined);
     vi.useFakeTimers();
