@@ -211,7 +211,10 @@ async function read(ctx: SessionContext, id: number, wire: Buffer, offset: numbe
     if (offset >= handle.reader.size || len === 0) return statusPacket(id, STATUS.EOF, 'end of file');
     const packet = packetBuffers.take(DATA_HEADER_BYTES + Math.min(len, handle.reader.size - offset), DATA_HEADER_BYTES);
     const n = await handle.reader.readInto(offset, packet.subarray(DATA_HEADER_BYTES));
-    if (n === 0) return statusPacket(id, STATUS.EOF, 'end of file');
+    if (n === 0) {
+      packetBuffers.release(packet);
+      return statusPacket(id, STATUS.EOF, 'end of file');
+    }
     ctx.stats.bytesOut += n;
     return finishDataPacket(packet, id, n);
   }
