@@ -128,6 +128,9 @@ export interface BenchResults {
   /** Server CPU seconds per GiB put / got (whole session, handshake included). */
   putCpuPerGiB: Samples;
   getCpuPerGiB: Samples;
+  /** Of those, what capstan's main thread (the event loop) used, CPU seconds per GiB; capstan only. */
+  putMainCpuPerGiB: Samples;
+  getMainCpuPerGiB: Samples;
   smallFilesPerSec: Samples;
   /** Server CPU milliseconds per small file (whole session). */
   smallFilesCpuMs: Samples;
@@ -176,6 +179,8 @@ export function emptyResults(cipher: string, connectMs: Map<string, number>): Be
     getMBps: {},
     putCpuPerGiB: {},
     getCpuPerGiB: {},
+    putMainCpuPerGiB: {},
+    getMainCpuPerGiB: {},
     smallFilesPerSec: {},
     smallFilesCpuMs: {},
     concurrentMBps: {},

@@ -89,6 +89,28 @@ export class TreeCpuWindow {
   }
 }
 
+/**
+ * CPU seconds one thread of a process has used so far (utime + stime of
+ * /proc/PID/task/TID/stat; the main thread's TID is the PID), undefined if
+ * it is gone. For capstan's main thread, which runs the event loop: most of
+ * what the gateway's own code changes moves there, and on this 2-core
+ * machine that figure is far steadier than the whole process's, whose
+ * worker threads wait for a core behind the SSH client.
+ */
+export function threadCpuSeconds(pid: number, tid = pid): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = text
+      .slice(text.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+    // utime and stime are fields 14 and 15 of stat, 11 and 12 after "(comm)".
+    return ((f[11] ?? 0) + (f[12] ?? 0)) / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
 /** True if this kernel lets us walk a process tree (CONFIG_PROC_CHILDREN). */
 export function treeCpuAvailable(): boolean {
   try {

@@ -253,6 +253,16 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
       workload: 'transfer',
       targets: ['getCpuSecondsPerGiB'],
     }),
+    compareRow(r, "of which capstan's main thread, per GiB put (CPU-seconds)", r.putMainCpuPerGiB, {
+      fmt: fixed(2),
+      workload: 'transfer',
+      servers: [C],
+    }),
+    compareRow(r, "of which capstan's main thread, per GiB got (CPU-seconds)", r.getMainCpuPerGiB, {
+      fmt: fixed(2),
+      workload: 'transfer',
+      servers: [C],
+    }),
   );
   if (r.s3) rows.push(...s3Rows(r));
   const small = `${int(sizes.smallFiles)} files of ${size(sizes.smallFileSize)}`;
@@ -480,6 +490,8 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
     samplesLine('get MB/s', r.getMBps, mbps),
     samplesLine('server CPU-s per GiB put', r.putCpuPerGiB, fixed(2)),
     samplesLine('server CPU-s per GiB got', r.getCpuPerGiB, fixed(2)),
+    samplesLine("capstan's main-thread CPU-s per GiB put", r.putMainCpuPerGiB, fixed(2)),
+    samplesLine("capstan's main-thread CPU-s per GiB got", r.getMainCpuPerGiB, fixed(2)),
     samplesLine('small files/s', r.smallFilesPerSec, fixed(0)),
     samplesLine('server CPU-ms per small file', r.smallFilesCpuMs, fixed(2)),
     samplesLine('concurrent aggregate MB/s', r.concurrentMBps, mbps),

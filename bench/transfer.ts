@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { cpuWindow, forEachServer, push, settle, type BenchContext, type BenchResults, type Samples } from './context.js';
+import { threadCpuSeconds } from './cpu.js';
 import { GiB, stampFile, treeBytes, writeRandomFile } from './data.js';
 import { peakMiB, ProcRssSampler, rssMiB } from './rss.js';
 import type { BenchServer } from './servers.js';
@@ -20,6 +21,17 @@ function mbps(bytes: number, seconds: number): number {
 /** Records CPU seconds per GiB moved, if measured. */
 function pushCpu(samples: Samples, server: BenchServer, seconds: number | undefined, bytes: number): void {
   if (seconds !== undefined) push(samples, server.name, (seconds * GiB) / bytes);
+}
+
+/** capstan's main-thread CPU from now: stop() gives the seconds used since (undefined for others, or if unreadable). */
+function mainThreadWindow(server: BenchServer, isCapstan: boolean): { stop(): number | undefined } {
+  const start = isCapstan ? threadCpuSeconds(server.pid) : undefined;
+  return {
+    stop: () => {
+      const end = start === undefined ? undefined : threadCpuSeconds(server.pid);
+      return start === undefined || end === undefined ? undefined : end - start;
+    },
+  };
 }
 
 /** Workloads 1, 5 (first half) and 6. */
@@ -45,9 +57,11 @@ export function bigFileWorkload(ctx: BenchContext, results: BenchResults, withDe
         const storeBefore = dedupRun ? await treeBytes(server.storeDir) : 0;
         if (isCapstan) ctx.capstanRss.start();
         let cpu = cpuWindow(server);
+        let main = mainThreadWindow(server, isCapstan);
         const put = await timedBatch(ctx.client, server, [], [`put ${q(local)} ${q(remote)}`]);
         if (isCapstan) results.rssBig.push(ctx.capstanRss.stop());
         pushCpu(results.putCpuPerGiB, server, cpu.stop(), bigFile);
+        pushCpu(results.putMainCpuPerGiB, server, main.stop(), bigFile);
         const putMBps = mbps(bigFile, put.seconds);
         push(results.putMBps, server.name, putMBps);
 
@@ -55,8 +69,10 @@ export function bigFileWorkload(ctx: BenchContext, results: BenchResults, withDe
         await server.beforeRead?.(remote);
         await settle(ctx);
         cpu = cpuWindow(server);
+        main = mainThreadWindow(server, isCapstan);
         const get = await timedBatch(ctx.client, server, [], [`get ${q(remote)} /dev/null`]);
         pushCpu(results.getCpuPerGiB, server, cpu.stop(), bigFile);
+        pushCpu(results.getMainCpuPerGiB, server, main.stop(), bigFile);
         const getMBps = mbps(bigFile, get.seconds);
         push(results.getMBps, server.name, getMBps);
         ctx.log(`  run ${run + 1} ${server.name}: put ${putMBps.toFixed(1)} MB/s, get ${getMBps.toFixed(1)} MB/s`);

@@ -147,6 +147,7 @@ describe('report', () => {
     r.putMBps = { capstan: [80, 90, 85], OpenSSH: [100, 100, 100], rclone: [80, 90, 70] };
     r.getMBps = { capstan: [50], OpenSSH: [100], rclone: [40] };
     r.putCpuPerGiB = { capstan: [9, 7, 8], OpenSSH: [4], rclone: [10] };
+    r.putMainCpuPerGiB = { capstan: [3, 2.5, 2] };
     r.lsSeconds = { capstan: [0.5] };
     r.oneMoreMs = { capstan: [2, 4, 3], OpenSSH: [1, 1, 1], rclone: [6, 6, 6] };
     r.populateSeconds = { capstan: 40, OpenSSH: 4, rclone: 20 };
@@ -163,6 +164,12 @@ describe('report', () => {
       '| get one 8 MiB file (MB/s) | 50.0 | 100.0 | 0.50× | 40.0 | 1.25× | ≥ 0.8× OpenSSH; ≥ 1× rclone | not met; met |',
     );
     expect(row(md, 'server CPU per GiB put')).toMatch(/\| 8\.00 \| 4\.00 \| 2\.00× \| 10\.00 \| 0\.80× \| ≤ 8 CPU-s \| met \|$/);
+    expect(row(md, "of which capstan's main thread, per GiB put")).toBe(
+      "| of which capstan's main thread, per GiB put (CPU-seconds) | 2.50 |  |  |  |  |  |  |",
+    );
+    // Not measured (no get samples): no row.
+    expect(md).not.toMatch(/main thread, per GiB got/);
+    expect(md).toMatch(/^- capstan's main-thread CPU-s per GiB put: capstan 3\.00, 2\.50, 2\.00$/m);
     expect(row(md, 'one more entry in a directory of 100 (ms)')).toBe(
       '| one more entry in a directory of 100 (ms) | 3.00 | 1.00 | 3.00× | 6.00 | 0.50× | ≤ 3 ms | met |',
     );
