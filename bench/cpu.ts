@@ -22,9 +22,10 @@ const TICKS_PER_SECOND = 100;
 /** Short, because an exiting process loses its last interval; a tick reads a handful of small /proc files. */
 const INTERVAL_MS = 20;
 
-function statFields(pid: number): number[] | undefined {
+/** The fields of /proc/PID/stat, or of /proc/PID/task/TID/stat for one thread; undefined if it is gone. */
+function statFields(pid: number, tid?: number): number[] | undefined {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const text = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     // Fields after "(comm)", which may itself contain spaces or parentheses; state is index 0.
     return text
       .slice(text.lastIndexOf(')') + 2)
@@ -98,17 +99,9 @@ export class TreeCpuWindow {
  * worker threads wait for a core behind the SSH client.
  */
 export function threadCpuSeconds(pid: number, tid = pid): number | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    const f = text
-      .slice(text.lastIndexOf(')') + 2)
-      .split(' ')
-      .map(Number);
-    // utime and stime are fields 14 and 15 of stat, 11 and 12 after "(comm)".
-    return ((f[11] ?? 0) + (f[12] ?? 0)) / TICKS_PER_SECOND;
-  } catch {
-    return undefined;
-  }
+  const f = statFields(pid, tid);
+  // utime, stime: indexes 11 and 12, as in TreeCpuWindow.
+  return f === undefined ? undefined : ((f[11] ?? 0) + (f[12] ?? 0)) / TICKS_PER_SECOND;
 }
 
 /** True if this kernel lets us walk a process tree (CONFIG_PROC_CHILDREN). */
