@@ -12,7 +12,8 @@ import { getHeapStatistics } from 'node:v8';
  * every `intervalMs`, how much memory the process holds outside V8's heap
  * (V8's external memory, ArrayBuffers included; 0.5 µs to read), and once
  * that is `slackBytes` more than right after the last full collection (or
- * than the least seen since), it runs one.
+ * than the least seen since), it collects (the young generation first,
+ * below).
  *
  * Often, because a 1 GiB get allocates some 600 MB/s of buffers: checked
  * every 100 ms, up to 60 MB more could pile up between two checks, and the

@@ -34,7 +34,6 @@ export class PacketBuffers {
   static readonly bufferBytes = LIMITS.maxPacketLength + 8;
   readonly #free: ArrayBuffer[] = [];
   readonly #ours = new WeakSet<ArrayBuffer>();
-  readonly #waiting = new WeakSet<ArrayBuffer>();
   readonly #maxFree: number;
 
   constructor(maxFree: number) {
@@ -50,8 +49,7 @@ export class PacketBuffers {
   take(length: number, alignAt = 0): Buffer {
     if (length > LIMITS.maxPacketLength) return Buffer.allocUnsafe(length);
     let buffer = this.#free.pop();
-    if (buffer !== undefined) this.#waiting.delete(buffer);
-    else {
+    if (buffer === undefined) {
       buffer = new ArrayBuffer(PacketBuffers.bufferBytes);
       this.#ours.add(buffer);
     }
@@ -65,9 +63,9 @@ export class PacketBuffers {
    */
   release(packet: Uint8Array): void {
     const buffer = packet.buffer;
-    if (!(buffer instanceof ArrayBuffer) || !this.#ours.has(buffer) || this.#waiting.has(buffer)) return;
-    if (this.#free.length >= this.#maxFree) return;
-    this.#waiting.add(buffer);
+    if (!(buffer instanceof ArrayBuffer) || !this.#ours.has(buffer)) return;
+    // At most maxFree (32) entries to look through, and only for the pool's own buffers.
+    if (this.#free.length >= this.#maxFree || this.#free.includes(buffer)) return;
     this.#free.push(buffer);
   }
 }
