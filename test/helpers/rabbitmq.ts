@@ -65,6 +65,8 @@ export class RabbitMq {
   #server: ChildProcess | undefined;
   /** Set once stopped for good: a start still under way spawns nothing more. */
   #abandoned = false;
+  /** Set once the broker was started: later starts are restarts. */
+  #started = false;
   /** stop(), registered with server-stops.ts before anything is spawned. */
   readonly #stop = registerServerStop(async () => {
     this.#abandoned = true;
@@ -78,7 +80,7 @@ export class RabbitMq {
   private constructor(
     readonly dir: string,
     readonly port: number,
-    private readonly distPort: number,
+    private distPort: number,
     private readonly epmdPort: number,
     private readonly nodeName: string,
   ) {}
@@ -106,8 +108,16 @@ export class RabbitMq {
     }
   }
 
-  /** (Re)starts the broker on the same port and data directory (durable queues survive). */
+  /**
+   * (Re)starts the broker on the same AMQP port and data directory (durable
+   * queues survive). The Erlang distribution port is picked free again on a
+   * restart: nothing outside the node uses it, and while the broker was down
+   * another process may have taken the old one (the broker then exits with
+   * dist_port_already_used, which failed a CI run).
+   */
   async startBroker(timeoutMs = 60_000): Promise<void> {
+    if (this.#started) this.distPort = await freePort();
+    this.#started = true;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       HOME: this.dir,
