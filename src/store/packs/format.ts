@@ -115,23 +115,69 @@ export interface TrailerEntry {
   length: number;
 }
 
+/** Bytes of one trailer entry: u8 a ‖ address ‖ u64 offset ‖ u32 length. */
+const TRAILER_ENTRY_BYTES = 1 + ADDRESS_BYTES + 12;
+/** Where a trailer record's entries start: u32 n ‖ u8 type ‖ u32 count. */
+const TRAILER_ENTRIES_AT = 9;
+
+/**
+ * The trailer of a pack being written, kept encoded as its objects are
+ * appended: 49 bytes an entry. A TrailerEntry array held each address as a
+ * CID (the CID, its digest, their byte views), some 600 bytes of heap an
+ * object, and a journal's active pack may list 200,000 of them.
+ */
+export class TrailerBuilder {
+  #buf: Buffer;
+  #count = 0;
+
+  constructor(expected = 256) {
+    this.#buf = Buffer.allocUnsafe(TRAILER_ENTRIES_AT + Math.max(expected, 1) * TRAILER_ENTRY_BYTES);
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  add(address: ChunkAddress, offset: number, length: number): void {
+    const cid = address.bytes;
+    if (cid.length !== ADDRESS_BYTES) throw new RangeError('a pack holds 36-byte addresses');
+    let p = TRAILER_ENTRIES_AT + this.#count * TRAILER_ENTRY_BYTES;
+    if (p + TRAILER_ENTRY_BYTES > this.#buf.length) {
+      const grown = Buffer.allocUnsafe(TRAILER_ENTRIES_AT + this.#count * 2 * TRAILER_ENTRY_BYTES);
+      this.#buf.copy(grown, 0, 0, p);
+      this.#buf = grown;
+    }
+    const b = this.#buf;
+    b.writeUInt8(ADDRESS_BYTES, p);
+    b.set(cid, p + 1);
+    p += 1 + ADDRESS_BYTES;
+    b.writeUInt32BE(Math.floor(offset / 2 ** 32), p);
+    b.writeUInt32BE(offset >>> 0, p + 4);
+    b.writeUInt32BE(length, p + 8);
+    this.#count++;
+  }
+
+  /** The trailer record and the footer, for a pack whose trailer record starts at `at`. */
+  finish(at: number): Buffer[] {
+    const end = TRAILER_ENTRIES_AT + this.#count * TRAILER_ENTRY_BYTES;
+    const head = this.#buf.subarray(0, end);
+    head.writeUInt32BE(end - 5, 0);
+    head.writeUInt8(RECORD.trailer, 4);
+    head.writeUInt32BE(this.#count, 5);
+    const crc = Buffer.allocUnsafe(4);
+    crc.writeUInt32BE(crc32(head.subarray(4)) >>> 0, 0);
+    const footer = Buffer.allocUnsafe(FOOTER_BYTES);
+    footer.writeBigUInt64BE(BigInt(at), 0);
+    FOOTER_MAGIC.copy(footer, 8);
+    return [head, crc, footer];
+  }
+}
+
 /** The trailer record and the footer, for a pack whose trailer record starts at `at`. */
 export function trailerAndFooter(entries: readonly TrailerEntry[], at: number): Buffer[] {
-  const fields = Buffer.allocUnsafe(4 + entries.length * (1 + ADDRESS_BYTES + 12));
-  fields.writeUInt32BE(entries.length, 0);
-  let p = 4;
-  for (const e of entries) {
-    fields.writeUInt8(ADDRESS_BYTES, p);
-    fields.set(e.address.bytes, p + 1);
-    fields.writeBigUInt64BE(BigInt(e.offset), p + 1 + ADDRESS_BYTES);
-    fields.writeUInt32BE(e.length, p + 1 + ADDRESS_BYTES + 8);
-    p += 1 + ADDRESS_BYTES + 12;
-  }
-  const trailer = record(RECORD.trailer, fields, new Uint8Array(0));
-  const footer = Buffer.allocUnsafe(FOOTER_BYTES);
-  footer.writeBigUInt64BE(BigInt(at), 0);
-  FOOTER_MAGIC.copy(footer, 8);
-  return [...trailer.parts, footer];
+  const trailer = new TrailerBuilder(entries.length);
+  for (const e of entries) trailer.add(e.address, e.offset, e.length);
+  return trailer.finish(at);
 }
 
 /** The trailer's offset from a pack's last FOOTER_BYTES, or PackFormatError. */

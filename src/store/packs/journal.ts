@@ -14,8 +14,7 @@ import {
   type Location,
   PACK_ID_BYTES,
   packIdHex,
-  type TrailerEntry,
-  trailerAndFooter,
+  TrailerBuilder,
 } from './format.js';
 import type { Appended, PackSink } from './sink.js';
 
@@ -37,7 +36,7 @@ export interface JournalOptions {
 type Item =
   /** `staged`: the record's bytes were copied into the journal's own memory at append (see #copy). */
   | { kind: 'record'; seq: number; pack: string; offset: number; record: EncodedRecord; staged: boolean }
-  | { kind: 'rotate'; from: string; entries: TrailerEntry[]; end: number };
+  | { kind: 'rotate'; from: string; trailer: TrailerBuilder; end: number };
 
 /** File name of a pack. */
 export function packFile(dir: string, pack: string): string {
@@ -83,14 +82,15 @@ export function packOfFile(name: string): string | undefined {
  * Bounds: large queued records hold their caller's buffers (callers wait
  * for written() before reusing them); staged ones are copies, in one 1 MiB
  * buffer (or copies of their own while it is full), written once 256 KiB of
- * them wait; the trailer of the active pack is kept in memory
- * (≤ maxObjectsPerPack entries); open read handles are capped.
+ * them wait; the trailer of the active pack is kept in memory, encoded
+ * (49 bytes an entry, ≤ maxObjectsPerPack entries: 9.8 MB at the default
+ * 200,000); open read handles are capped.
  */
 export class FsJournal implements PackSink {
   readonly #opts: Required<Omit<JournalOptions, 'onNewPack' | 'onSealed'>> & Pick<JournalOptions, 'onNewPack' | 'onSealed'>;
   #active: string;
   #activeEnd = HEADER_BYTES;
-  #activeEntries: TrailerEntry[] = [];
+  #activeTrailer = new TrailerBuilder();
   #activeCreated = false;
   #queue: Item[] = [];
   /** Records appended but not yet written, by `pack:offset` of their payload, for reads. */
@@ -151,7 +151,7 @@ export class FsJournal implements PackSink {
   append(record: EncodedRecord, address?: ChunkAddress): Appended {
     this.#usable();
     const full = this.#activeEnd > HEADER_BYTES && this.#activeEnd + record.bytes > this.#opts.packBytes;
-    if (full || this.#activeEntries.length >= this.#opts.maxObjectsPerPack) this.#rotate();
+    if (full || this.#activeTrailer.count >= this.#opts.maxObjectsPerPack) this.#rotate();
     const seq = this.#nextSeq++;
     const offset = this.#activeEnd;
     const payload = offset + record.payloadOffset;
@@ -160,7 +160,7 @@ export class FsJournal implements PackSink {
     const queued = staged ? this.#copy(record) : record;
     if (address !== undefined) {
       const length = record.bytes - record.payloadOffset - 4;
-      this.#activeEntries.push({ address, offset: payload, length });
+      this.#activeTrailer.add(address, payload, length);
       // The payload, where the queued record holds it: the staged copy, or the caller's buffer.
       const part = staged ? queued.parts[0]?.subarray(record.payloadOffset, record.payloadOffset + length) : queued.parts[1];
       if (part !== undefined) this.#unwritten.set(`${this.#active}:${payload}`, part);
@@ -278,10 +278,10 @@ export class FsJournal implements PackSink {
   }
 
   #rotate(): void {
-    this.#queue.push({ kind: 'rotate', from: this.#active, entries: this.#activeEntries, end: this.#activeEnd });
+    this.#queue.push({ kind: 'rotate', from: this.#active, trailer: this.#activeTrailer, end: this.#activeEnd });
     this.#active = newPackId();
     this.#activeEnd = HEADER_BYTES;
-    this.#activeEntries = [];
+    this.#activeTrailer = new TrailerBuilder();
   }
 
   #kick(): void {
@@ -306,7 +306,7 @@ export class FsJournal implements PackSink {
           }
           await this.#writeRun(run);
           run = [];
-          await this.#seal(item.from, item.entries, item.end);
+          await this.#seal(item.from, item.trailer, item.end);
           this.#activeCreated = false;
           this.#fd = undefined;
         }
@@ -442,10 +442,10 @@ export class FsJournal implements PackSink {
   }
 
   /** Seals the current file: trailer and footer after its last record, fdatasync, close. */
-  async #seal(pack: string, entries: TrailerEntry[], end: number): Promise<void> {
+  async #seal(pack: string, trailer: TrailerBuilder, end: number): Promise<void> {
     const fd = this.#fd;
     if (fd === undefined || !this.#activeCreated) return; // nothing was ever written to it
-    const parts = trailerAndFooter(entries, end);
+    const parts = trailer.finish(end);
     // Zeros written ahead of the records go first, so that the footer is the file's last bytes.
     if (this.#fileEnd > end) await fd.truncate(end);
     let position = end;

@@ -1,16 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { NotFoundError } from '../../errors.js';
 import type { ChunkAddress } from '../chunks/chunk-store.js';
-import {
-  type EncodedRecord,
-  encodeHeader,
-  HEADER_BYTES,
-  type Location,
-  PACK_ID_BYTES,
-  packIdHex,
-  type TrailerEntry,
-  trailerAndFooter,
-} from './format.js';
+import { type EncodedRecord, encodeHeader, HEADER_BYTES, type Location, PACK_ID_BYTES, packIdHex, TrailerBuilder } from './format.js';
 import type { PackObjects } from './pack-objects.js';
 import type { Appended, PackSink } from './sink.js';
 
@@ -41,7 +32,7 @@ interface Building {
   /** Where each part starts in the pack. */
   starts: number[];
   size: number;
-  entries: TrailerEntry[];
+  trailer: TrailerBuilder;
   lastSeq: number;
   /** Once sealed: the whole pack object. */
   bytes?: Buffer;
@@ -106,7 +97,7 @@ export class ObjectPackSink implements PackSink {
     b.starts.push(start);
     b.size += record.bytes;
     const payload = start + record.payloadOffset;
-    if (address !== undefined) b.entries.push({ address, offset: payload, length: record.bytes - record.payloadOffset - 4 });
+    if (address !== undefined) b.trailer.add(address, payload, record.bytes - record.payloadOffset - 4);
     b.lastSeq = ++this.#seq;
     return { seq: b.lastSeq, pack: b.pack, payload };
   }
@@ -168,11 +159,19 @@ export class ObjectPackSink implements PackSink {
   #newPack(): Building {
     const id = randomBytes(PACK_ID_BYTES);
     const header = encodeHeader(id);
-    return { pack: packIdHex(id), parts: [header], starts: [0], size: HEADER_BYTES, entries: [], lastSeq: 0, uploaded: false };
+    return {
+      pack: packIdHex(id),
+      parts: [header],
+      starts: [0],
+      size: HEADER_BYTES,
+      trailer: new TrailerBuilder(),
+      lastSeq: 0,
+      uploaded: false,
+    };
   }
 
   #seal(b: Building): void {
-    const tail = trailerAndFooter(b.entries, b.size);
+    const tail = b.trailer.finish(b.size);
     b.bytes = Buffer.concat([...b.parts, ...tail]);
     b.parts = [];
     b.starts = [];
