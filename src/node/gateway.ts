@@ -19,6 +19,7 @@ import { startHttpListener, type HttpListener } from './http.js';
 import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SLOT_WATERMARKS_FILE, SPOOL_DIR, nodePath } from './layout.js';
 import { MeasuredChunkStore } from '../store/chunks/measured.js';
 import { BUFFER_COLLECTOR, startBufferCollector } from './buffer-collector.js';
+import { IDLE_COLLECTOR, startIdleCollector } from './idle-collector.js';
 import { MemoryBudget } from '../util/memory-budget.js';
 import { MetricsText } from '../util/metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
@@ -110,6 +111,8 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     const memory = new MemoryBudget(config.limits.memoryBudget);
     const collector = startBufferCollector(BUFFER_COLLECTOR);
     closers.add('buffer collector', async () => collector.stop());
+    const idleCollector = startIdleCollector(IDLE_COLLECTOR);
+    closers.add('idle collector', async () => idleCollector.stop());
     const watermarks = await FileSlotWatermarks.open(nodePath(config.nodeDir, SLOT_WATERMARKS_FILE), log);
     closers.add('slot watermarks', () => watermarks.close());
     const tree: Tree = createTree({
