@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import { isValidUserName } from './account-line.js';
 import type { Account } from './accounts-file.js';
 import { CryptVerifier, type ParsedCryptHash } from './crypt-hash.js';
-import { HashLimiter } from './hash-limiter.js';
+import { DEFAULT_HASH_CONCURRENCY, HashLimiter } from './hash-limiter.js';
 import { DEFAULT_SCRYPT_PARAMS, dummyPasswordHash, parsePasswordHash, verifyPassword, type ParsedPasswordHash } from './password-hash.js';
 import { keyFingerprint, keyMatches, verifySignature } from './ssh-key.js';
 import type { HomeOpening, HomeSource, Lookup, LookupRequest, UserRecord } from './user-lookup.js';
@@ -110,7 +110,7 @@ export interface AuthenticatorOptions {
   logger: Logger;
   /** Accept RSA signatures over SHA-1 (`ssh-rsa`), for clients older than OpenSSH 7.2. Off by default. */
   allowRsaSha1?: boolean;
-  /** Password checks running at once / waiting (see HashLimiter). */
+  /** Password checks running at once (default DEFAULT_HASH_CONCURRENCY) / waiting (see HashLimiter). */
   hashConcurrency?: number;
   maxQueuedHashes?: number;
   /** The scrypt check; replaceable so tests can count calls. */
@@ -142,7 +142,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   const { accountsFile, accountServer, userDirectory, homes } = opts;
   const logger = opts.logger.child({ component: 'auth' });
   const crypt = opts.cryptVerifier ?? (userDirectory !== undefined ? new CryptVerifier() : undefined);
-  const limiter = new HashLimiter(opts.hashConcurrency ?? 4, opts.maxQueuedHashes ?? 256);
+  const limiter = new HashLimiter(opts.hashConcurrency ?? DEFAULT_HASH_CONCURRENCY, opts.maxQueuedHashes ?? 256);
   const verify = opts.verifyPassword ?? verifyPassword;
   const dummies = new WeakMap<ReadonlyMap<string, Account>, ParsedPasswordHash>();
 
