@@ -47,6 +47,9 @@
  * files 2.25–2.53 to 2.12–2.24 CPU-ms a file. The price was memory: dead
  * buffers waited longer for their collection, and in `npm run bench` the
  * 8-client run's peak RSS rose from 285–310 to 307–372 MiB. The gateway now
- * bounds them itself (src/node/buffer-collector.ts): 278–323 MiB.
+ * bounds them itself (src/node/buffer-collector.ts): 278–323 MiB. V8's
+ * memory reducer, which shrinks a grown heap once work stops, also finishes
+ * its marking from that task: the gateway runs one collection itself when
+ * it goes quiet (src/node/idle-collector.ts).
  */
 export const NODE_FLAGS = ['--single-threaded-gc', '--expose-gc', '--max-semi-space-size=4', '--no-incremental-marking-task'] as const;

@@ -83,8 +83,9 @@ export function packOfFile(name: string): string | undefined {
  * for written() before reusing them); staged ones are copies, in one 1 MiB
  * buffer (or copies of their own while it is full), written once 256 KiB of
  * them wait; the trailer of the active pack is kept in memory, encoded
- * (49 bytes an entry, ≤ maxObjectsPerPack entries: 9.8 MB at the default
- * 200,000); open read handles are capped.
+ * (49 bytes an entry, ≤ maxObjectsPerPack entries, in a buffer that
+ * doubles: at most 12.8 MB at the default 200,000); open read handles are
+ * capped.
  */
 export class FsJournal implements PackSink {
   readonly #opts: Required<Omit<JournalOptions, 'onNewPack' | 'onSealed'>> & Pick<JournalOptions, 'onNewPack' | 'onSealed'>;
