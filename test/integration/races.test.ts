@@ -24,6 +24,8 @@ import { Ssh2Sessions } from '../sftp/gateway-fixture.js';
  */
 
 const ROUNDS = Number(process.env.CAPSTAN_RACE_ROUNDS ?? 30);
+/** A race's rounds take up to ~0.6 s each (posix-rename, 30 rounds: 18–20 s): the soak's 200 must not race a fixed 60 s. */
+const RACE_TIMEOUT_MS = Math.max(60_000, ROUNDS * 2_000);
 const unavailable = skipNotice(missing('ssh-keygen'), 'SFTP races');
 const noPostgres = skipNotice(postgresUnavailable(), 'SFTP races across two gateways');
 
@@ -132,7 +134,7 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
         count('close-vs-rmdir', 'rmdir won');
       }
     }
-  });
+  }, RACE_TIMEOUT_MS);
 
   it(`rename of a directory vs rmdir of it (${ROUNDS} rounds)`, async () => {
     for (let i = 0; i < ROUNDS; i++) {
@@ -153,7 +155,7 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
         count('rename-vs-rmdir', 'rmdir won');
       }
     }
-  });
+  }, RACE_TIMEOUT_MS);
 
   it(`posix-rename of a directory over an empty one vs an upload into that one (${ROUNDS} rounds)`, async () => {
     for (let i = 0; i < ROUNDS; i++) {
@@ -180,7 +182,7 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
         count('rename-over-dir-vs-upload', 'upload won');
       }
     }
-  });
+  }, RACE_TIMEOUT_MS);
 
   it(`mkdir vs mkdir of one name (${ROUNDS} rounds)`, async () => {
     for (let i = 0; i < ROUNDS; i++) {
@@ -191,7 +193,7 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
       expect([a, b].sort(), `round ${i}`).toEqual([FAILURE, true].sort());
       count('mkdir-vs-mkdir', a === true ? 'first won' : 'second won');
     }
-  });
+  }, RACE_TIMEOUT_MS);
 
   it(`remove of a file vs a rename of it into another directory (${ROUNDS} rounds)`, async () => {
     for (let i = 0; i < ROUNDS; i++) {
@@ -212,5 +214,5 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
         count('remove-vs-rename', 'remove won');
       }
     }
-  });
+  }, RACE_TIMEOUT_MS);
 });
