@@ -114,7 +114,7 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
     await tmp?.cleanup();
   });
 
-  it(`upload CLOSE vs rmdir of its directory (${ROUNDS} rounds)`, async () => {
+  it(`upload CLOSE vs rmdir of its directory (${ROUNDS} rounds)`, { timeout: RACE_TIMEOUT_MS }, async () => {
     for (let i = 0; i < ROUNDS; i++) {
       const dir = `/p1/d${i}`;
       await call((cb) => alice.mkdir(dir, cb));
@@ -134,9 +134,9 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
         count('close-vs-rmdir', 'rmdir won');
       }
     }
-  }, RACE_TIMEOUT_MS);
+  });
 
-  it(`rename of a directory vs rmdir of it (${ROUNDS} rounds)`, async () => {
+  it(`rename of a directory vs rmdir of it (${ROUNDS} rounds)`, { timeout: RACE_TIMEOUT_MS }, async () => {
     for (let i = 0; i < ROUNDS; i++) {
       await call((cb) => alice.mkdir(`/p2/d${i}`, cb));
       const [renamed, removed] = await together(
@@ -155,9 +155,11 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
         count('rename-vs-rmdir', 'rmdir won');
       }
     }
-  }, RACE_TIMEOUT_MS);
+  });
 
-  it(`posix-rename of a directory over an empty one vs an upload into that one (${ROUNDS} rounds)`, async () => {
+  it(`posix-rename of a directory over an empty one vs an upload into that one (${ROUNDS} rounds)`, {
+    timeout: RACE_TIMEOUT_MS,
+  }, async () => {
     for (let i = 0; i < ROUNDS; i++) {
       const [source, target] = [`/p3/s${i}`, `/p3/t${i}`];
       await call((cb) => alice.mkdir(source, cb));
@@ -182,9 +184,9 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
         count('rename-over-dir-vs-upload', 'upload won');
       }
     }
-  }, RACE_TIMEOUT_MS);
+  });
 
-  it(`mkdir vs mkdir of one name (${ROUNDS} rounds)`, async () => {
+  it(`mkdir vs mkdir of one name (${ROUNDS} rounds)`, { timeout: RACE_TIMEOUT_MS }, async () => {
     for (let i = 0; i < ROUNDS; i++) {
       const [a, b] = await together(
         () => call((cb) => alice.mkdir(`/p4/m${i}`, cb)),
@@ -193,9 +195,9 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
       expect([a, b].sort(), `round ${i}`).toEqual([FAILURE, true].sort());
       count('mkdir-vs-mkdir', a === true ? 'first won' : 'second won');
     }
-  }, RACE_TIMEOUT_MS);
+  });
 
-  it(`remove of a file vs a rename of it into another directory (${ROUNDS} rounds)`, async () => {
+  it(`remove of a file vs a rename of it into another directory (${ROUNDS} rounds)`, { timeout: RACE_TIMEOUT_MS }, async () => {
     for (let i = 0; i < ROUNDS; i++) {
       const data = randomBytes(3_000 + i);
       await call((cb) => alice.writeFile(`/p5/a/x${i}`, data, cb));
@@ -214,5 +216,5 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
         count('remove-vs-rename', 'remove won');
       }
     }
-  }, RACE_TIMEOUT_MS);
+  });
 });
