@@ -96,10 +96,13 @@ describe('gc while the gateway serves uploads', () => {
     expect(wouldFree).toBeGreaterThan(6);
 
     // Uploads from three sessions, running until stopped; each acknowledged CLOSE is recorded.
+    // Paced, so the tree gc walks stays a few hundred files however fast the client is: unpaced
+    // (and with TCP_NODELAY) the workers put thousands of files, and each gc run walked longer.
     let stop = false;
     const worker = async (w: number): Promise<void> => {
       const s = await session();
       for (let i = 0; !stop; i++) {
+        await new Promise((r) => setTimeout(r, 50));
         const data = randomBytes(Math.floor(Math.random() * 400_000));
         await call((cb) => s.writeFile(`/w${w}-${i}`, data, cb));
         files.set(`/w${w}-${i}`, sha(data));
