@@ -7,7 +7,9 @@ import { SftpStatusError } from './status.js';
 
 /**
  * check-file-name and check-file-handle (draft-ietf-secsh-filexfer-extensions-00,
- * section 3). Request, after the extension name:
+ * section 3), and check-file, the handle form's name in earlier drafts, which
+ * paramiko's SFTPFile.check still sends (not advertised: a client that reads
+ * the VERSION list finds the two names above). Request, after the extension name:
  *
  *     string  filename | handle
  *     string  hash-algorithms   (comma-separated, client's preference first)
@@ -15,8 +17,9 @@ import { SftpStatusError } from './status.js';
  *     uint64  length            (0: to the end of the file)
  *     uint32  block-size        (0: one hash over the whole range)
  *
- * Reply: SSH_FXP_EXTENDED_REPLY, request-id, string hash-algorithm-used,
- * then the hash bytes. capstan answers only the whole file (offset 0,
+ * Reply: SSH_FXP_EXTENDED_REPLY, request-id, string "check-file" (whichever
+ * name asked), string hash-algorithm-used, then the hash bytes (paramiko and
+ * Apache MINA's client read, and check, that first string). capstan answers only the whole file (offset 0,
  * length 0, block size 0) with sha256, md5 or sha1 (the first of the
  * client's list it knows), straight from the manifest when the manifest
  * records it, else computed by streaming the file (FileReader.checksum):
@@ -71,5 +74,5 @@ export async function checkFileRequest(ctx: SessionContext, id: number, name: st
     }
     digest = await handle.reader.checksum(algorithm);
   }
-  return extendedReply(id, (b) => b.string(algorithm).raw(digest));
+  return extendedReply(id, (b) => b.string('check-file').string(algorithm).raw(digest));
 }

@@ -117,6 +117,9 @@ export async function extendedRequest(ctx: SessionContext, id: number, name: str
     case 'check-file-name':
     case 'check-file-handle':
       return checkFileRequest(ctx, id, name, data);
+    // The name of an earlier draft, with a handle: paramiko's SFTPFile.check sends it.
+    case 'check-file':
+      return checkFileRequest(ctx, id, 'check-file-handle', data);
     default:
       return statusPacket(id, STATUS.OP_UNSUPPORTED, 'extension not supported');
   }

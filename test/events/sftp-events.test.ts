@@ -274,7 +274,9 @@ describe('check-file-name and check-file-handle', () => {
     };
     const hashReply = (p: { type: number; payload: Buffer }) => {
       expect(p.type).toBe(EXTENDED_REPLY);
-      const [algo, off] = readString(p.payload, 4);
+      const [reply, at] = readString(p.payload, 4);
+      expect(reply.toString()).toBe('check-file');
+      const [algo, off] = readString(p.payload, at);
       return [algo.toString(), p.payload.subarray(off).toString('hex')];
     };
 

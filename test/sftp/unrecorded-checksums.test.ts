@@ -112,7 +112,9 @@ describe('a gateway recording sha256 only', () => {
     };
     const hashReply = (p: { type: number; payload: Buffer }) => {
       expect(p.type).toBe(201);
-      const [algo, off] = readString(p.payload, 4);
+      const [reply, at] = readString(p.payload, 4);
+      expect(reply.toString()).toBe('check-file');
+      const [algo, off] = readString(p.payload, at);
       return [algo.toString(), p.payload.subarray(off).toString('hex')];
     };
     // The client's first known preference is honoured even when it is not recorded.
