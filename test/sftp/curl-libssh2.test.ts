@@ -1,11 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must } from '../helpers/backup-tools.js';
-import { peersOrSkip, requirePeers, run, sftpBatch, type RunResult } from '../helpers/openssh.js';
-import { startGateway, type Gateway } from './gateway-fixture.js';
+import { peersOrSkip, requirePeers, run, type RunResult } from '../helpers/openssh.js';
+import type { Gateway } from './gateway-fixture.js';
+import { sha256Hex as sha, startPeerGateway, type PeerGateway } from '../helpers/peer-gateway.js';
 
 /**
  * curl's sftp://, which is libssh2's SFTP (Debian's curl is built with it):
@@ -18,9 +18,10 @@ const PEERS = ['curl', 'sftp', 'ssh-keygen'];
 const SUITE = 'curl (libssh2) against a gateway';
 const skip = peersOrSkip(SUITE, ...PEERS);
 
+let peer: PeerGateway;
 let gw: Gateway;
 let work: string;
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const stored = (path: string): Promise<Buffer> => peer.stored(path);
 
 /** curl on sftp://127.0.0.1:PORT/PATH as alice, with her key, or her password when `password` is set. */
 function curl(path: string, args: string[], password = false): Promise<RunResult> {
@@ -28,23 +29,13 @@ function curl(path: string, args: string[], password = false): Promise<RunResult
   return run('curl', ['-sS', '--insecure', ...auth, ...args, `sftp://127.0.0.1:${gw.port}${path}`], { cwd: work, timeoutMs: 120_000 });
 }
 
-/** A file's stored bytes, fetched with OpenSSH's sftp as alice. */
-async function stored(path: string): Promise<Buffer> {
-  const local = join(work, `stored-${randomBytes(6).toString('hex')}`);
-  must(await sftpBatch(gw.alice, work, [`get "${path}" ${local}`]), `sftp get ${path}`);
-  return readFile(local);
-}
-
 beforeAll(async () => {
   if (skip !== undefined) return;
   requirePeers(...PEERS);
-  gw = await startGateway({ fsChunks: true, chunkSize: 256 * 1024 });
-  work = await mkdtemp(join(tmpdir(), 'capstan-curl-'));
+  peer = await startPeerGateway('capstan-curl-');
+  ({ gw, work } = peer);
 });
-afterAll(async () => {
-  await gw?.close();
-  if (work !== undefined) await rm(work, { recursive: true, force: true });
-});
+afterAll(() => peer?.close());
 
 describe.skipIf(skip)(SUITE, () => {
   it('uploads into new folders, downloads whole and by range, resumes an upload, with a key and with a password', async () => {

@@ -1,11 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must } from '../helpers/backup-tools.js';
-import { peersOrSkip, requirePeers, run, sftpBatch, type RunResult, type Target } from '../helpers/openssh.js';
-import { startGateway, type Gateway } from './gateway-fixture.js';
+import { peersOrSkip, requirePeers, run, type RunResult, type Target } from '../helpers/openssh.js';
+import type { Gateway } from './gateway-fixture.js';
+import { sha256Hex as sha, startPeerGateway, treeDigests, writeTree, type PeerGateway } from '../helpers/peer-gateway.js';
 
 /**
  * lftp (Debian's package), whose sftp:// runs `ssh -s sftp` under it and
@@ -17,9 +17,10 @@ const PEERS = ['lftp', 'ssh', 'sftp', 'ssh-keygen'];
 const SUITE = 'lftp against a gateway';
 const skip = peersOrSkip(SUITE, ...PEERS);
 
+let peer: PeerGateway;
 let gw: Gateway;
 let work: string;
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const stored = (path: string): Promise<Buffer> => peer.stored(path);
 const SSH = '-a -x -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR';
 
 /** Runs lftp commands on the account, logged in with the key or, for `alicePassword`, a password lftp types itself. */
@@ -46,34 +47,13 @@ async function lftp(t: Target, commands: string[]): Promise<RunResult> {
   return run('lftp', ['-f', script], { cwd: work, env: { HOME: work }, timeoutMs: 180_000 });
 }
 
-/** Every file under `dir`, relative path → sha256. */
-async function digests(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const full = join(entry.parentPath, entry.name);
-    out[relative(dir, full)] = sha(await readFile(full));
-  }
-  return out;
-}
-
-/** A file's stored bytes, fetched with OpenSSH's sftp as alice. */
-async function stored(path: string): Promise<Buffer> {
-  const local = join(work, `stored-${randomBytes(6).toString('hex')}`);
-  must(await sftpBatch(gw.alice, work, [`get "${path}" ${local}`]), `sftp get ${path}`);
-  return readFile(local);
-}
-
 beforeAll(async () => {
   if (skip !== undefined) return;
   requirePeers(...PEERS);
-  gw = await startGateway({ fsChunks: true, chunkSize: 256 * 1024 });
-  work = await mkdtemp(join(tmpdir(), 'capstan-lftp-'));
+  peer = await startPeerGateway('capstan-lftp-');
+  ({ gw, work } = peer);
 });
-afterAll(async () => {
-  await gw?.close();
-  if (work !== undefined) await rm(work, { recursive: true, force: true });
-});
+afterAll(() => peer?.close());
 
 describe.skipIf(skip)(SUITE, () => {
   it('mirror -R uploads a tree and mirror brings it back byte-identical; a second mirror -R finds nothing to do', async () => {
@@ -85,14 +65,11 @@ describe.skipIf(skip)(SUITE, () => {
       'a/b/deep.bin': randomBytes(70_000),
       'a/ünïcode.txt': Buffer.from('names as bytes\n'),
     };
-    for (const [name, data] of Object.entries(files)) {
-      await mkdir(join(src, name, '..'), { recursive: true });
-      await writeFile(join(src, name), data);
-    }
+    await writeTree(src, files);
     await mkdir(join(src, 'empty-dir'));
     must(await lftp(gw.alice, ['mirror -R src /lf/tree']), 'lftp mirror -R');
     must(await lftp(gw.alice, ['mirror /lf/tree back']), 'lftp mirror');
-    expect(await digests(join(work, 'back'))).toEqual(await digests(src));
+    expect(await treeDigests(join(work, 'back'))).toEqual(await treeDigests(src));
     expect((await stat(join(work, 'back', 'empty-dir'))).isDirectory()).toBe(true);
     expect(sha(await stored('/lf/tree/a/b/deep.bin'))).toBe(sha(files['a/b/deep.bin']!));
 

@@ -1,13 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must } from '../helpers/backup-tools.js';
 import { peersOrSkip, requirePeers, run, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
-import { startGateway, type Gateway } from './gateway-fixture.js';
+import type { Gateway } from './gateway-fixture.js';
+import { sha256Hex as sha, startPeerGateway, type PeerGateway } from '../helpers/peer-gateway.js';
 
 /**
  * paramiko, the Python SSH library many scripts and tools (Ansible, Fabric)
@@ -26,9 +26,10 @@ function paramikoMissing(): string | undefined {
 }
 const skip = peersOrSkip(SUITE, 'sftp', 'ssh-keygen') ?? skipNotice(paramikoMissing(), SUITE);
 
+let peer: PeerGateway;
 let gw: Gateway;
 let work: string;
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const stored = (path: string): Promise<Buffer> => peer.stored(path);
 
 async function paramiko<T>(scenario: string, t: Target): Promise<T> {
   const config = { port: t.port, user: t.user, password: t.password ?? null, keyFile: t.keyFile ?? null, work };
@@ -36,27 +37,17 @@ async function paramiko<T>(scenario: string, t: Target): Promise<T> {
   return JSON.parse(r.stdout) as T;
 }
 
-/** A file's stored bytes, fetched with OpenSSH's sftp as alice. */
-async function stored(path: string): Promise<Buffer> {
-  const local = join(work, `stored-${randomBytes(6).toString('hex')}`);
-  must(await sftpBatch(gw.alice, work, [`get "${path}" ${local}`]), `sftp get ${path}`);
-  return readFile(local);
-}
-
 beforeAll(async () => {
   if (skip !== undefined) return;
   requirePeers('sftp', 'ssh-keygen');
   const missing = paramikoMissing();
   if (missing !== undefined) throw new Error(`${missing} (CI=true: a missing peer fails the suite)`);
-  gw = await startGateway({ fsChunks: true, chunkSize: 256 * 1024 });
-  work = await mkdtemp(join(tmpdir(), 'capstan-paramiko-'));
+  peer = await startPeerGateway('capstan-paramiko-');
+  ({ gw, work } = peer);
   await writeFile(join(work, 'small.txt'), 'small file\n');
   must(await sftpBatch(gw.alice, work, ['mkdir /pm']), 'mkdir /pm');
 });
-afterAll(async () => {
-  await gw?.close();
-  if (work !== undefined) await rm(work, { recursive: true, force: true });
-});
+afterAll(() => peer?.close());
 
 describe.skipIf(skip)(SUITE, () => {
   it('logs in with a password and with an Ed25519 key', async () => {

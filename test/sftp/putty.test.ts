@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must } from '../helpers/backup-tools.js';
-import { peersOrSkip, requirePeers, run, sftpBatch, type RunResult } from '../helpers/openssh.js';
-import { startGateway, type Gateway } from './gateway-fixture.js';
+import { peersOrSkip, requirePeers, run, type RunResult } from '../helpers/openssh.js';
+import type { Gateway } from './gateway-fixture.js';
+import { sha256Hex as sha, startPeerGateway, treeDigests, writeTree, type PeerGateway } from '../helpers/peer-gateway.js';
 
 /**
  * PuTTY's psftp and pscp (Debian's putty-tools): PuTTY's own SSH and SFTP
@@ -17,11 +17,12 @@ const PEERS = ['psftp', 'pscp', 'puttygen', 'ssh-keyscan', 'sftp', 'ssh-keygen']
 const SUITE = 'PuTTY (psftp, pscp) against a gateway';
 const skip = peersOrSkip(SUITE, ...PEERS);
 
+let peer: PeerGateway;
 let gw: Gateway;
 let work: string;
+const stored = (path: string): Promise<Buffer> => peer.stored(path);
 let hostKey: string;
 let ppk: string;
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** The gateway's Ed25519 host key as PuTTY's -hostkey takes it: SHA256:base64, unpadded. */
 async function hostKeyFingerprint(port: number): Promise<string> {
@@ -46,35 +47,16 @@ async function psftp(commands: string[], password = false): Promise<RunResult> {
   return putty('psftp', ['-b', script, 'alice@127.0.0.1'], password);
 }
 
-/** Every file under `dir`, relative path → sha256. */
-async function digests(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) out[relative(dir, join(entry.parentPath, entry.name))] = sha(await readFile(join(entry.parentPath, entry.name)));
-  }
-  return out;
-}
-
-/** A file's stored bytes, fetched with OpenSSH's sftp as alice. */
-async function stored(path: string): Promise<Buffer> {
-  const local = join(work, `stored-${randomBytes(6).toString('hex')}`);
-  must(await sftpBatch(gw.alice, work, [`get "${path}" ${local}`]), `sftp get ${path}`);
-  return readFile(local);
-}
-
 beforeAll(async () => {
   if (skip !== undefined) return;
   requirePeers(...PEERS);
-  gw = await startGateway({ fsChunks: true, chunkSize: 256 * 1024 });
-  work = await mkdtemp(join(tmpdir(), 'capstan-putty-'));
+  peer = await startPeerGateway('capstan-putty-');
+  ({ gw, work } = peer);
   hostKey = await hostKeyFingerprint(gw.port);
   ppk = join(work, 'alice.ppk');
   must(await run('puttygen', [gw.keyFile, '-O', 'private', '-o', ppk], { timeoutMs: 30_000 }), 'puttygen');
 });
-afterAll(async () => {
-  await gw?.close();
-  if (work !== undefined) await rm(work, { recursive: true, force: true });
-});
+afterAll(() => peer?.close());
 
 describe.skipIf(skip)(SUITE, () => {
   it('psftp: put, reput and reget resume, mv, chmod, del, mkdir and rmdir; bytes as sent', async () => {
@@ -115,14 +97,11 @@ describe.skipIf(skip)(SUITE, () => {
       'a/b/deep.txt': Buffer.from('deep\n'),
       'a/empty': Buffer.alloc(0),
     };
-    for (const [name, data] of Object.entries(files)) {
-      await mkdir(join(src, name, '..'), { recursive: true });
-      await writeFile(join(src, name), data);
-    }
+    await writeTree(src, files);
     must(await psftp(['mkdir /pscp']), 'psftp mkdir');
     must(await putty('pscp', ['-r', '-p', 'tree', 'alice@127.0.0.1:/pscp/']), 'pscp upload');
     must(await putty('pscp', ['-r', 'alice@127.0.0.1:/pscp/tree', 'back'], true), 'pscp download');
-    expect(await digests(join(work, 'back'))).toEqual(await digests(src));
+    expect(await treeDigests(join(work, 'back'))).toEqual(await treeDigests(src));
     expect(sha(await stored('/pscp/tree/big.bin'))).toBe(sha(files['big.bin']!));
   });
 });
