@@ -56,7 +56,7 @@ beforeAll(async () => {
 afterAll(() => peer?.close());
 
 describe.skipIf(skip)(SUITE, () => {
-  it('mirror -R uploads a tree and mirror brings it back byte-identical; a second mirror -R finds nothing to do', async () => {
+  it('mirror -R --parallel uploads a tree over several connections, mirror brings it back byte-identical; a second mirror -R finds nothing to do', async () => {
     const src = join(work, 'src');
     const files: Record<string, Buffer> = {
       'big.bin': randomBytes(1_200_000),
@@ -64,11 +64,13 @@ describe.skipIf(skip)(SUITE, () => {
       'with space.txt': Buffer.from('spaces\n'),
       'a/b/deep.bin': randomBytes(70_000),
       'a/ünïcode.txt': Buffer.from('names as bytes\n'),
+      // Many files in one folder: --parallel uploads them over several connections at once.
+      ...Object.fromEntries(Array.from({ length: 24 }, (_, i) => [`many/f${i}.bin`, randomBytes(1000 * i)])),
     };
     await writeTree(src, files);
     await mkdir(join(src, 'empty-dir'));
-    must(await lftp(gw.alice, ['mirror -R src /lf/tree']), 'lftp mirror -R');
-    must(await lftp(gw.alice, ['mirror /lf/tree back']), 'lftp mirror');
+    must(await lftp(gw.alice, ['mirror -R --parallel=4 src /lf/tree']), 'lftp mirror -R');
+    must(await lftp(gw.alice, ['mirror --parallel=4 /lf/tree back']), 'lftp mirror');
     expect(await treeDigests(join(work, 'back'))).toEqual(await treeDigests(src));
     expect((await stat(join(work, 'back', 'empty-dir'))).isDirectory()).toBe(true);
     expect(sha(await stored('/lf/tree/a/b/deep.bin'))).toBe(sha(files['a/b/deep.bin']!));
