@@ -7,9 +7,10 @@ import { SftpStatusError } from './status.js';
 
 /**
  * check-file-name and check-file-handle (draft-ietf-secsh-filexfer-extensions-00,
- * section 3), and check-file, the handle form's name in earlier drafts, which
- * paramiko's SFTPFile.check still sends (not advertised: a client that reads
- * the VERSION list finds the two names above). Request, after the extension name:
+ * section 3), and check-file, the handle form's name in earlier drafts,
+ * which paramiko's SFTPFile.check still sends (not advertised: a client
+ * that reads the VERSION list finds the two names above). Request, after
+ * the extension name:
  *
  *     string  filename | handle
  *     string  hash-algorithms   (comma-separated, client's preference first)
@@ -18,13 +19,13 @@ import { SftpStatusError } from './status.js';
  *     uint32  block-size        (0: one hash over the whole range)
  *
  * Reply: SSH_FXP_EXTENDED_REPLY, request-id, string "check-file" (whichever
- * name asked), string hash-algorithm-used, then the hash bytes (paramiko and
- * Apache MINA's client read, and check, that first string). capstan answers only the whole file (offset 0,
- * length 0, block size 0) with sha256, md5 or sha1 (the first of the
- * client's list it knows), straight from the manifest when the manifest
- * records it, else computed by streaming the file (FileReader.checksum):
- * any other range or algorithm is OP_UNSUPPORTED, so a client falls back to
- * hashing the data itself.
+ * name asked), string hash-algorithm-used, then the hash bytes (paramiko's
+ * and Apache MINA's clients read that first string, and MINA checks it).
+ * capstan answers only the whole file (offset 0, length 0, block size 0)
+ * with sha256, md5 or sha1 (the first of the client's list it knows),
+ * straight from the manifest when the manifest records it, else computed by
+ * streaming the file (FileReader.checksum): any other range or algorithm is
+ * OP_UNSUPPORTED, so a client falls back to hashing the data itself.
  */
 
 export const CHECK_FILE_ALGORITHMS = ['sha256', 'md5', 'sha1'] as const;
