@@ -133,9 +133,10 @@ export class SftpSession {
     this.#onStall(stalled);
   }
 
-  /** Resolves when nothing is running (for a graceful shutdown). */
-  idle(): Promise<void> {
-    return this.#scheduler.idle();
+  /** Resolves when nothing is running and every answer is written (for a graceful shutdown). */
+  async idle(): Promise<void> {
+    await this.#scheduler.idle();
+    this.#transport.writePending();
   }
 
   /** Ends the session: queued requests are dropped, running ones finish, uploads not committed are abandoned. */

@@ -141,7 +141,10 @@ describe('replies', () => {
 
 /** An in-memory SFTP stream: what the transport writes is collected; `window` bytes may be taken before writes wait. */
 class MemoryStream extends EventEmitter implements SftpByteStream {
+  /** Copies of what was written (the transport reuses a buffer once its write is done). */
   readonly sent: Buffer[] = [];
+  /** The buffers written, as given. */
+  readonly writes: Buffer[] = [];
   readonly held: [Buffer, (err?: Error | null) => void][] = [];
   paused = false;
   ended = false;
@@ -151,7 +154,7 @@ class MemoryStream extends EventEmitter implements SftpByteStream {
   write(chunk: Buffer, done: (err?: Error | null) => void): boolean {
     if (this.window >= chunk.length) {
       this.window -= chunk.length;
-      this.sent.push(chunk);
+      this.#take(chunk);
       queueMicrotask(done);
     } else {
       this.held.push([chunk, done]);
@@ -164,9 +167,13 @@ class MemoryStream extends EventEmitter implements SftpByteStream {
     while (this.held.length > 0 && (this.held[0]?.[0].length ?? 0) <= this.window) {
       const [chunk, done] = this.held.shift()!;
       this.window -= chunk.length;
-      this.sent.push(chunk);
+      this.#take(chunk);
       done();
     }
+  }
+  #take(chunk: Buffer): void {
+    this.writes.push(chunk);
+    this.sent.push(Buffer.from(chunk));
   }
   pause(): void {
     this.paused = true;
@@ -176,11 +183,31 @@ class MemoryStream extends EventEmitter implements SftpByteStream {
   }
   end(): void {
     this.ended = true;
+    this.writesAtEnd ??= this.sent.length;
   }
+  /** How many writes had reached the stream when it was ended. */
+  writesAtEnd: number | undefined;
+  /** The SFTP packets written, however the transport grouped them into writes. */
+  packets(): Buffer[] {
+    const out: Buffer[] = [];
+    for (const chunk of this.sent) {
+      for (let at = 0; at < chunk.length; at += 4 + chunk.readUInt32BE(at)) out.push(chunk.subarray(at, at + 4 + chunk.readUInt32BE(at)));
+    }
+    return out;
+  }
+  /** Request ids of the replies written (after VERSION). */
   ids(): number[] {
-    return this.sent.slice(1).map((p) => p.readUInt32BE(5));
+    return this.packets()
+      .slice(1)
+      .map((p) => p.readUInt32BE(5));
   }
 }
+
+/** Lets the transport write what is ready (it groups the replies of one turn into one write). */
+const written = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
+
+/** A DATA reply written on its own, not grouped (transport.ts, COALESCE_BELOW). */
+const LARGE = 64 * 1024;
 
 describe('SftpTransport', () => {
   it('answers 64 pipelined READs in the order they came, whatever order the work finishes in', async () => {
@@ -195,6 +222,7 @@ describe('SftpTransport', () => {
     for (const i of order) {
       const [request, ticket] = tickets[i]!;
       ticket.send(dataPacket(request.id, Buffer.alloc(10)));
+      await written();
       const ids = stream.ids();
       expect(ids).toEqual(ids.map((_, k) => 1000 + k));
     }
@@ -210,10 +238,12 @@ describe('SftpTransport', () => {
       'data',
       Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.STAT, u32(1), str('/')), packet(PACKET.READ, u32(2), u32(9))]),
     );
+    await written();
     expect(stream.ids()).toEqual([]); // 2's BAD_MESSAGE waits for 1
     tickets[0]?.send(statusPacket(1, STATUS.OK));
+    await written();
     expect(stream.ids()).toEqual([1, 2]);
-    expect(stream.sent[2]?.readUInt32BE(9)).toBe(STATUS.BAD_MESSAGE);
+    expect(stream.packets()[2]?.readUInt32BE(9)).toBe(STATUS.BAD_MESSAGE);
     stream.emit('data', packet(PACKET.INIT, u32(3)));
     expect(closedFor).toMatch(/second INIT/);
     expect(stream.ended).toBe(true);
@@ -246,14 +276,15 @@ describe('SftpTransport', () => {
     const stream = new MemoryStream(0);
     const tickets: ReplyTicket[] = [];
     new SftpTransport(stream, { request: (_r, t) => tickets.push(t), end: () => {}, closed: () => {} });
-    stream.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(1), str('h'), u64(0), u32(8))]));
+    stream.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(1), str('h'), u64(0), u32(LARGE))]));
+    await written(); // VERSION, on its own
     while (packetBuffers.free > 0) packetBuffers.take(1); // an empty pool: what comes back below is ours
-    const reply = finishDataPacket(packetBuffers.take(DATA_HEADER_BYTES + 8, DATA_HEADER_BYTES).fill(1), 1, 8);
+    // A reply this large is written as it is, and held for the client's window: not given back.
+    const reply = finishDataPacket(packetBuffers.take(DATA_HEADER_BYTES + LARGE, DATA_HEADER_BYTES).fill(1), 1, LARGE);
     tickets[0]?.send(reply);
-    // Held for the client's window: not given back.
     expect(packetBuffers.free).toBe(0);
     stream.open(versionPacket().length + reply.length);
-    expect(stream.sent.at(-1)).toBe(reply);
+    expect(stream.writes.at(-1)).toBe(reply);
     expect(packetBuffers.free).toBe(1);
     expect(packetBuffers.take(DATA_HEADER_BYTES + 8, DATA_HEADER_BYTES).buffer).toBe(reply.buffer);
 
@@ -265,9 +296,58 @@ describe('SftpTransport', () => {
     };
     const more: ReplyTicket[] = [];
     new SftpTransport(failing, { request: (_r, t) => more.push(t), end: () => {}, closed: () => {} });
-    failing.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(2), str('h'), u64(0), u32(8))]));
-    more[0]?.send(finishDataPacket(packetBuffers.take(DATA_HEADER_BYTES + 8, DATA_HEADER_BYTES), 2, 8));
+    failing.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(2), str('h'), u64(0), u32(LARGE))]));
+    more[0]?.send(finishDataPacket(packetBuffers.take(DATA_HEADER_BYTES + LARGE, DATA_HEADER_BYTES), 2, LARGE));
     await new Promise((r) => setImmediate(r));
     expect(packetBuffers.free).toBe(0);
+  });
+
+  it('small replies ready in one turn leave as one write, in order; a large one flushes them and goes alone; a group stays within one packet buffer', async () => {
+    const stream = new MemoryStream();
+    const tickets: [Request, ReplyTicket][] = [];
+    new SftpTransport(stream, { request: (r, t) => tickets.push([r, t]), end: () => {}, closed: () => {} });
+    const reads = Array.from({ length: 20 }, (_, i) => packet(PACKET.READ, u32(i), str('h'), u64(0), u32(32768)));
+    stream.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), ...reads]));
+    await written();
+    expect(stream.sent).toHaveLength(1); // VERSION
+    const reply = (i: number, n: number): Buffer => dataPacket(tickets[i]![0].id, Buffer.alloc(n, i));
+    // Seven replies to 32 KiB READs in one turn: one write, not seven.
+    for (let i = 0; i < 7; i++) tickets[i]![1].send(reply(i, 32768));
+    expect(stream.sent).toHaveLength(1);
+    await written();
+    expect(stream.sent).toHaveLength(2);
+    expect(stream.ids()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    // Small ones, then a large one: the small ones are written first, the large one after them, as it is.
+    tickets[7]![1].send(reply(7, 10));
+    tickets[8]![1].send(reply(8, 10));
+    tickets[9]![1].send(reply(9, 10));
+    const large = reply(10, LARGE);
+    tickets[10]![1].send(large);
+    expect(stream.sent).toHaveLength(4);
+    expect(stream.writes.at(-1)).toBe(large);
+    expect(stream.ids()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // Nine more of 32 KiB: a group never outgrows a pooled packet buffer (256 KiB), the rest follows.
+    for (let i = 11; i < 20; i++) tickets[i]![1].send(reply(i, 32768));
+    await written();
+    const groups = stream.sent.slice(4);
+    expect(groups.map((g) => g.length)).toEqual([7 * 32781, 2 * 32781]);
+    expect(groups.length).toBeGreaterThan(1);
+    for (const g of groups) expect(g.length).toBeLessThanOrEqual(LIMITS.maxPacketLength);
+    expect(stream.ids()).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    for (const p of stream.packets().slice(12)) expect(p.subarray(13).every((b) => b === p.readUInt32BE(5))).toBe(true);
+  });
+
+  it('finish writes the replies still grouped for this turn before it ends the channel (the client sent EOF after its last request)', async () => {
+    const stream = new MemoryStream();
+    const tickets: ReplyTicket[] = [];
+    const transport = new SftpTransport(stream, { request: (_r, t) => tickets.push(t), end: () => {}, closed: () => {} });
+    stream.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.STAT, u32(1), str('/'))]));
+    tickets[0]?.send(statusPacket(1, STATUS.OK));
+    // As sftp-session.ts does on EOF: finish once the last request is answered, in a promise callback,
+    // which runs before the turn's grouped replies would be written.
+    await Promise.resolve().then(() => transport.finish(0));
+    expect(stream.ended).toBe(true);
+    expect(stream.writesAtEnd).toBe(stream.sent.length);
+    expect(stream.ids()).toEqual([1]);
   });
 });

@@ -1,4 +1,4 @@
-import { PACKET, STATUS } from './constants.js';
+import { LIMITS, PACKET, STATUS } from './constants.js';
 import { PacketFramer } from './framer.js';
 import { packetBuffers } from './packet-buffers.js';
 import { statusPacket, versionPacket } from './replies.js';
@@ -61,6 +61,9 @@ export interface TransportHandlers {
  * session; a request whose fields do not parse is answered BAD_MESSAGE and
  * the session goes on; an unknown type is OP_UNSUPPORTED.
  */
+/** Replies at least this long are written on their own (#write). */
+const COALESCE_BELOW = 64 * 1024;
+
 export class SftpTransport {
   readonly #stream: SftpByteStream;
   readonly #handlers: TransportHandlers;
@@ -74,6 +77,10 @@ export class SftpTransport {
   /** Bytes written to the stream that the connection has not taken yet (the client's window is full). */
   #unsent = 0;
   readonly #roomWaiters: { max: number; resolve: () => void }[] = [];
+  /** Small replies ready in this turn, to be written as one (#write). */
+  #batch: Buffer[] = [];
+  #batchBytes = 0;
+  #batchScheduled = false;
 
   constructor(stream: SftpByteStream, handlers: TransportHandlers) {
     this.#stream = stream;
@@ -128,8 +135,61 @@ export class SftpTransport {
     }
   }
 
+  /**
+   * Replies smaller than COALESCE_BELOW that are ready together (in one
+   * turn of the event loop) go to the stream as one write.
+   *
+   * Why: ssh2 cuts each write into SSH packets of at most the client's
+   * packet size (32 KiB for OpenSSH and most others), so the DATA reply to
+   * a 32 KiB READ, 13 bytes more, was two SSH packets: a full one and one of
+   * 13 bytes, each with its own padding, sealing and MAC. Clients that read
+   * 32 KiB at a time (paramiko, rclone, restic, lftp, `sftp -B 32768`) paid
+   * that on every READ. Written together, consecutive replies fill their
+   * SSH packets. Larger replies, and a batch that reaches a packet buffer's
+   * size, are written at once (order kept).
+   */
   #write(packet: Buffer): void {
     this.#unsent += packet.length;
+    if (packet.length >= COALESCE_BELOW) {
+      this.#writeBatch();
+      this.#send(packet);
+      return;
+    }
+    // A group is at most one pooled packet buffer.
+    if (this.#batchBytes + packet.length > LIMITS.maxPacketLength) this.#writeBatch();
+    this.#batch.push(packet);
+    this.#batchBytes += packet.length;
+    if (!this.#batchScheduled) {
+      this.#batchScheduled = true;
+      process.nextTick(() => {
+        this.#batchScheduled = false;
+        this.#writeBatch();
+      });
+    }
+  }
+
+  #writeBatch(): void {
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    const bytes = this.#batchBytes;
+    this.#batchBytes = 0;
+    if (this.#closed) return;
+    if (batch.length === 1) {
+      this.#send(batch[0]!);
+      return;
+    }
+    const combined = packetBuffers.take(bytes);
+    let at = 0;
+    for (const packet of batch) {
+      combined.set(packet, at);
+      at += packet.length;
+      packetBuffers.release(packet);
+    }
+    this.#send(combined);
+  }
+
+  #send(packet: Buffer): void {
     this.#stream.write(packet, (err) => {
       this.#unsent -= packet.length;
       // After an error the stream may still hold the bytes: the garbage collector takes that buffer instead.
@@ -149,8 +209,18 @@ export class SftpTransport {
   }
 
   /** Ends the session as sftp-server's exit does: exit-status, then EOF and close of the channel. */
+  /**
+   * Writes now the replies grouped for this turn (#write). Whoever ends the
+   * channel once the last request is answered calls it first: that answer
+   * may still be waiting for the turn to end.
+   */
+  writePending(): void {
+    this.#writeBatch();
+  }
+
   finish(exitCode: number): void {
     if (this.#closed) return;
+    this.writePending();
     try {
       this.#stream.exit?.(exitCode);
       this.#stream.end();
