@@ -175,8 +175,9 @@ export class SftpTransport {
     const bytes = this.#batchBytes;
     this.#batchBytes = 0;
     if (this.#closed) return;
-    if (batch.length === 1) {
-      this.#send(batch[0]!);
+    const [first] = batch;
+    if (batch.length === 1 && first !== undefined) {
+      this.#send(first);
       return;
     }
     const combined = packetBuffers.take(bytes);
