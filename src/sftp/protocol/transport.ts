@@ -41,6 +41,9 @@ export interface TransportHandlers {
   closed(reason: string | undefined): void;
 }
 
+/** Replies at least this long are written on their own (SftpTransport's #write). */
+const COALESCE_BELOW = 64 * 1024;
+
 /**
  * The SFTP packet layer of one session, owned by capstan rather than ssh2
  * (whose SFTP server cannot send extended replies or exit-status, and
@@ -61,9 +64,6 @@ export interface TransportHandlers {
  * session; a request whose fields do not parse is answered BAD_MESSAGE and
  * the session goes on; an unknown type is OP_UNSUPPORTED.
  */
-/** Replies at least this long are written on their own (#write). */
-const COALESCE_BELOW = 64 * 1024;
-
 export class SftpTransport {
   readonly #stream: SftpByteStream;
   readonly #handlers: TransportHandlers;
@@ -209,7 +209,6 @@ export class SftpTransport {
     }
   }
 
-  /** Ends the session as sftp-server's exit does: exit-status, then EOF and close of the channel. */
   /**
    * Writes now the replies grouped for this turn (#write). Whoever ends the
    * channel once the last request is answered calls it first: that answer
@@ -219,6 +218,7 @@ export class SftpTransport {
     this.#writeBatch();
   }
 
+  /** Ends the session as sftp-server's exit does: exit-status, then EOF and close of the channel. */
   finish(exitCode: number): void {
     if (this.#closed) return;
     this.writePending();
