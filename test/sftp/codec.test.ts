@@ -13,7 +13,7 @@ import {
   versionPacket,
 } from '../../src/sftp/protocol/replies.js';
 import { decodeRequest, MalformedRequestError, type Request } from '../../src/sftp/protocol/requests.js';
-import { type ReplyTicket, type SftpByteStream, SftpTransport } from '../../src/sftp/protocol/transport.js';
+import { COALESCE_BELOW, type ReplyTicket, type SftpByteStream, SftpTransport } from '../../src/sftp/protocol/transport.js';
 import { MalformedPacketError, WireReader } from '../../src/sftp/protocol/wire.js';
 import { str, u32, u64 } from './raw-sftp.js';
 
@@ -206,8 +206,8 @@ class MemoryStream extends EventEmitter implements SftpByteStream {
 /** Lets the transport write what is ready (it groups the replies of one turn into one write). */
 const written = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
 
-/** A DATA reply written on its own, not grouped (transport.ts, COALESCE_BELOW). */
-const LARGE = 64 * 1024;
+/** The data of a DATA reply written on its own, not grouped. */
+const LARGE = COALESCE_BELOW;
 
 describe('SftpTransport', () => {
   it('answers 64 pipelined READs in the order they came, whatever order the work finishes in', async () => {

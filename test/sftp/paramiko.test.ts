@@ -39,9 +39,7 @@ async function paramiko<T>(scenario: string, t: Target): Promise<T> {
 
 beforeAll(async () => {
   if (skip !== undefined) return;
-  requirePeers('sftp', 'ssh-keygen');
-  const missing = paramikoMissing();
-  if (missing !== undefined) throw new Error(`${missing} (CI=true: a missing peer fails the suite)`);
+  requirePeers('sftp', 'ssh-keygen'); // under CI=true a missing paramiko already failed the file at load (skipNotice)
   peer = await startPeerGateway('capstan-paramiko-');
   ({ gw, work } = peer);
   await writeFile(join(work, 'small.txt'), 'small file\n');

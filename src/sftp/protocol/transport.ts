@@ -42,7 +42,7 @@ export interface TransportHandlers {
 }
 
 /** Replies at least this long are written on their own (SftpTransport's #write). */
-const COALESCE_BELOW = 64 * 1024;
+export const COALESCE_BELOW = 64 * 1024;
 
 /**
  * The SFTP packet layer of one session, owned by capstan rather than ssh2
@@ -80,7 +80,6 @@ export class SftpTransport {
   /** Small replies ready in this turn, to be written as one (#write). */
   #batch: Buffer[] = [];
   #batchBytes = 0;
-  #batchScheduled = false;
 
   constructor(stream: SftpByteStream, handlers: TransportHandlers) {
     this.#stream = stream;
@@ -157,15 +156,9 @@ export class SftpTransport {
     }
     // A group is at most one pooled packet buffer.
     if (this.#batchBytes + packet.length > LIMITS.maxPacketLength) this.#writeBatch();
-    this.#batch.push(packet);
+    // A group that starts is written at the end of the turn, if nothing wrote it before.
+    if (this.#batch.push(packet) === 1) process.nextTick(() => this.#writeBatch());
     this.#batchBytes += packet.length;
-    if (!this.#batchScheduled) {
-      this.#batchScheduled = true;
-      process.nextTick(() => {
-        this.#batchScheduled = false;
-        this.#writeBatch();
-      });
-    }
   }
 
   #writeBatch(): void {
