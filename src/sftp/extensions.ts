@@ -3,9 +3,18 @@ import { checkFileRequest } from './check-file.js';
 import { copyDataRequest } from './copy-data.js';
 import type { SessionContext } from './session-context.js';
 import { STATUS } from './protocol/constants.js';
-import { limitsReply, STATVFS_FLAG_NOSUID, STATVFS_FLAG_RDONLY, type StatVfs, statusPacket, statvfsReply } from './protocol/replies.js';
+import {
+  limitsReply,
+  namePacket,
+  STATVFS_FLAG_NOSUID,
+  STATVFS_FLAG_RDONLY,
+  type StatVfs,
+  statusPacket,
+  statvfsReply,
+} from './protocol/replies.js';
 import { MalformedPacketError, WireReader } from './protocol/wire.js';
 import { SftpStatusError } from './status.js';
+import { realpath } from './symlink-ops.js';
 import { hardlink, rename } from './tree-ops.js';
 import type { UserTree } from './user-tree.js';
 
@@ -55,6 +64,29 @@ export function statvfsFor(view: UserTree): StatVfs {
     flag: STATVFS_FLAG_NOSUID | (view.writable ? 0 : STATVFS_FLAG_RDONLY),
     namemax: 255,
   };
+}
+
+/** A session's home: its root (paths.ts). */
+const HOME = '/';
+
+/**
+ * `~` expanded as OpenSSH's server does for expand-path@openssh.com: `~`
+ * and `~/rest` are the home and a path below it, `~user` is the home of
+ * that user, which a session knows only for its own user (any other name is
+ * "no such user", whether or not an account has it). Other paths are
+ * unchanged, relative ones taken from the home as everywhere.
+ */
+export function expandHome(path: string, user: string): string {
+  if (!path.startsWith('~')) return path;
+  const slash = path.indexOf('/');
+  const name = slash === -1 ? path.slice(1) : path.slice(1, slash);
+  if (name !== '' && name !== user) throw new SftpStatusError(STATUS.NO_SUCH_FILE, 'no such user');
+  return HOME + (slash === -1 ? '' : path.slice(slash + 1));
+}
+
+/** A NAME reply of one path, as REALPATH's (no attributes). */
+function onePath(id: number, path: string): Buffer {
+  return namePacket(id, [{ filename: path, longname: path, attrs: {} }]);
 }
 
 /** Reads an extended request's own fields: each a string, exactly those, nothing after. */
@@ -108,6 +140,15 @@ export async function extendedRequest(ctx: SessionContext, id: number, name: str
       if (handle.kind === 'write') await ctx.commit(handle, false);
       else if (handle.kind === 'dir') throw new PermissionError('not a file');
       return statusPacket(id, STATUS.OK);
+    }
+    case 'expand-path@openssh.com': {
+      const [path] = extensionFields(data, ['text'] as const);
+      return onePath(id, await realpath(view, expandHome(path, view.user)));
+    }
+    case 'home-directory': {
+      const [user] = extensionFields(data, ['text'] as const);
+      if (user !== view.user) throw new SftpStatusError(STATUS.NO_SUCH_FILE, 'no such user');
+      return onePath(id, HOME);
     }
     case 'limits@openssh.com':
       extensionFields(data, [] as const);

@@ -250,6 +250,22 @@ describe.skipIf(noScp)('OpenSSH scp', () => {
     expect(sha(await readFile(join(work, 'scp.back')))).toBe(sha(content));
   });
 
+  it("`~/` and `~user/` name the account's root; another user's `~` names nothing", async () => {
+    const content = randomBytes(CHUNK + 3);
+    await local('tilde.bin', content);
+    const up = await scp(gw.alice, [join(work, 'tilde.bin'), remote(gw.alice, `~${gw.alice.user}/tilde.bin`)]);
+    expect(up.code, up.stderr).toBe(0);
+    const down = await scp(gw.alice, [remote(gw.alice, '~/tilde.bin'), join(work, 'tilde.back')]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(sha(await readFile(join(work, 'tilde.back')))).toBe(sha(content));
+    // Stored at /tilde.bin, as sftp reads it back.
+    expect((await sftpBatch(gw.alice, work, ['get /tilde.bin tilde.again'])).code).toBe(0);
+    expect(sha(await readFile(join(work, 'tilde.again')))).toBe(sha(content));
+    const other = await scp(gw.alice, [remote(gw.alice, '~bob/tilde.bin'), join(work, 'tilde.bob')]);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/no such user/i);
+  });
+
   it('legacy scp -O is refused with the message', async () => {
     await local('legacy.bin', 'legacy');
     const r = await scp(gw.alice, ['-O', join(work, 'legacy.bin'), remote(gw.alice, '/legacy.bin')]);

@@ -3,7 +3,7 @@ import type { Client, SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXTENSIONS, LIMITS, SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
 import { connectSsh2, Ssh2Sessions, startGateway, type Gateway } from './gateway-fixture.js';
-import { RawSftp, status, str, u32, u64 } from './raw-sftp.js';
+import { RawSftp, readString, status, str, u32, u64 } from './raw-sftp.js';
 import { call, statusOf } from '../helpers/callback.js';
 
 /**
@@ -58,6 +58,60 @@ describe('VERSION and extensions', () => {
     expect(status((await raw.next())!).code).toBe(STATUS.OP_UNSUPPORTED);
     raw.send(200, u32(11), str('posix-rename@openssh.com'), str('/only-one-arg'));
     expect(status((await raw.next())!)).toMatchObject({ id: 11, code: STATUS.BAD_MESSAGE });
+  });
+});
+
+describe('home and `~` (expand-path@openssh.com, home-directory)', () => {
+  /** The one name of a NAME reply to request `id`. */
+  const oneName = async (raw: RawSftp, id: number): Promise<string> => {
+    const p = (await raw.next())!;
+    expect(p.type, p.type === 101 ? status(p).message : '').toBe(104);
+    expect(p.payload.readUInt32BE(0)).toBe(id);
+    expect(p.payload.readUInt32BE(4)).toBe(1);
+    return readString(p.payload, 8)[0].toString();
+  };
+
+  it('expands `~`, `~/path` and `~own-user/path` to the root, canonical; other paths as REALPATH', async () => {
+    const { client, sftp } = await login();
+    await call((cb) => sftp.mkdir('/home-test', cb));
+    const raw = await RawSftp.open(client);
+    await raw.init();
+    const cases: [string, string][] = [
+      ['~', '/'],
+      ['', '/'],
+      ['~/', '/'],
+      ['~/home-test/../home-test/./x', '/home-test/x'],
+      ['~alice', '/'],
+      ['~alice/home-test', '/home-test'],
+      ['home-test', '/home-test'],
+      ['/a/~/b', '/a/~/b'],
+    ];
+    let id = 20;
+    for (const [path, expected] of cases) {
+      raw.send(200, u32(++id), str('expand-path@openssh.com'), str(path));
+      expect(await oneName(raw, id), path).toBe(expected);
+    }
+  });
+
+  it("another user's `~` is NO_SUCH_FILE whether or not the account exists; a malformed request is BAD_MESSAGE", async () => {
+    const { client } = await login();
+    const raw = await RawSftp.open(client);
+    await raw.init();
+    for (const [id, path] of [
+      [1, '~reader'], // an account of this gateway
+      [2, '~nobody-at-all/x'],
+    ] as const) {
+      raw.send(200, u32(id), str('expand-path@openssh.com'), str(path));
+      expect(status((await raw.next())!)).toMatchObject({ id, code: STATUS.NO_SUCH_FILE, message: 'no such user' });
+    }
+    raw.send(200, u32(3), str('expand-path@openssh.com'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 3, code: STATUS.BAD_MESSAGE });
+    raw.send(200, u32(4), str('home-directory'), str('alice'));
+    expect(await oneName(raw, 4)).toBe('/');
+    raw.send(200, u32(5), str('home-directory'), str('reader'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 5, code: STATUS.NO_SUCH_FILE });
+    raw.send(200, u32(6), str('home-directory'), str('alice'), str('extra'));
+    expect(status((await raw.next())!)).toMatchObject({ id: 6, code: STATUS.BAD_MESSAGE });
   });
 });
 

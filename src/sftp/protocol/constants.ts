@@ -78,6 +78,9 @@ export const EXTENSIONS: ReadonlyArray<readonly [string, string]> = [
   ['hardlink@openssh.com', '1'],
   ['fsync@openssh.com', '1'],
   ['limits@openssh.com', '1'],
+  // OpenSSH's `~` expansion (scp's `host:~user/file` needs it) and a user's home (extensions.ts expandHome).
+  ['expand-path@openssh.com', '1'],
+  ['home-directory', '1'],
   // OpenSSH PROTOCOL 4.10 (no @openssh.com: the draft's name), which `sftp cp` uses (copy-data.ts).
   ['copy-data', '1'],
   // draft-ietf-secsh-filexfer-extensions-00 section 3: whole-file sha256, md5, sha1 from the manifest (check-file.ts).
