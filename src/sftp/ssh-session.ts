@@ -5,6 +5,13 @@ import type { SftpByteStream } from './protocol/transport.js';
 /** What any non-SFTP use of the service gets on stderr, before exit status 1. */
 export const SFTP_ONLY_MESSAGE = 'This service allows sftp connections only.\n';
 
+/**
+ * What legacy scp gets (`scp -O`, and OpenSSH's scp before 9.0, which execs
+ * `scp -t` or `scp -f`): the same refusal, and the way to the SFTP mode its
+ * release has. Ubuntu 22.04 ships 8.9, where `scp -s` works.
+ */
+export const LEGACY_SCP_MESSAGE = `${SFTP_ONLY_MESSAGE}To copy with scp over SFTP: scp -s (OpenSSH 8.7 to 8.9), or without -O (9.0 and later). Older clients: use sftp or sshfs.\n`;
+
 export interface SessionChannelOptions {
   logger: Logger;
   /** Starts serving an accepted `sftp` subsystem channel (raw bytes: src/sftp/protocol owns the packets). */
@@ -31,8 +38,8 @@ export interface ExecResult {
  *   from the manifests (checksum-exec.ts; opts.exec), no shell involved;
  * - any other exec, and shell, are accepted just long enough to write
  *   SFTP_ONLY_MESSAGE to stderr and exit with status 1, so `ssh host ls`
- *   and legacy `scp -O` (which execs `scp -t`) tell the user why instead of
- *   a bare "channel failure";
+ *   and legacy `scp -O` (which execs `scp -t`; LEGACY_SCP_MESSAGE) tell the
+ *   user why instead of a bare "channel failure";
  * - pty-req is answered with success but allocates nothing: the shell or
  *   exec that follows is what gets the message. Failing it instead would
  *   make `ssh -tt` die with "PTY allocation request failed" and never show
@@ -61,11 +68,11 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
       return;
     }
     opts.logger.info({ event: 'exec_refused', commandBytes: Buffer.byteLength(info.command) }, 'exec refused: sftp only');
-    refuseWithMessage(acceptExec());
+    refuseWithMessage(acceptExec(), /^\s*scp\s/.test(info.command) ? LEGACY_SCP_MESSAGE : SFTP_ONLY_MESSAGE);
   });
   session.on('shell', (acceptShell) => {
     opts.logger.info({ event: 'shell_refused' }, 'shell refused: sftp only');
-    refuseWithMessage(acceptShell());
+    refuseWithMessage(acceptShell(), SFTP_ONLY_MESSAGE);
   });
   session.on('subsystem', (acceptSubsystem, rejectSubsystem, info) => {
     if (info.name !== 'sftp' || !opts.mayStartSftp()) {
@@ -85,9 +92,9 @@ function finishExec(channel: ServerChannel | undefined, result: ExecResult): voi
   channel.end();
 }
 
-function refuseWithMessage(channel: ServerChannel | undefined): void {
+function refuseWithMessage(channel: ServerChannel | undefined, message: string): void {
   if (channel === undefined) return;
-  channel.stderr.write(SFTP_ONLY_MESSAGE);
+  channel.stderr.write(message);
   channel.exit(1);
   channel.end();
 }
