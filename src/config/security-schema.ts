@@ -131,12 +131,12 @@ export const LIMITS_KEYS = {
   max_output_backlog: key(
     sizeType(256 * 1024, 1024 * 1024 * 1024),
     formatSize(L.maxOutputBacklog),
-    'Reply bytes a client has not read yet past which its session starts no further request.',
+    'Reply bytes a client has not read yet past which its session starts no further request. Beyond about 510 KiB they are also held in memory_budget.',
   ),
   memory_budget: key(
     sizeType(4 * 1024 * 1024, 64 * 1024 * 1024 * 1024),
     formatSize(L.memoryBudget),
-    'Memory for the whole gateway, every session together: queued WRITE data, the chunks uploads seal and store beyond their first one, and what downloads fetch ahead. When half is used the gateway stops reading every client until a quarter is left (docs/operations.md, Memory).',
+    'Memory for the whole gateway, every session together: queued WRITE data, the chunks uploads seal and store beyond their first one, what downloads fetch ahead, and the replies clients have not read beyond about 510 KiB each (at most half of it). When half is held by the rest the gateway stops reading every client until a quarter is left (docs/operations.md, Memory).',
   ),
   stall_timeout: key(
     intType(1, 86_400, 'seconds'),

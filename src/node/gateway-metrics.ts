@@ -90,10 +90,16 @@ function renderMemoryBudget(m: MetricsText, memory: MemoryBudget): void {
     'gauge',
     'Bytes of the memory budget held now (queued WRITE data, chunks beyond the first).',
   ).sample('capstan_memory_budget_used_bytes', memory.used);
-  m.family('capstan_memory_budget_high_water_bytes', 'gauge', 'The most bytes of the memory budget ever held at once since start.').sample(
+  m.family(
+    'capstan_memory_budget_replies_bytes',
+    'gauge',
+    'Bytes of the memory budget held now by replies waiting for their clients, beyond the floor each session has.',
+  ).sample('capstan_memory_budget_replies_bytes', memory.replies);
+  m.family(
     'capstan_memory_budget_high_water_bytes',
-    memory.highWater,
-  );
+    'gauge',
+    'The most bytes of the memory budget ever held at once since start, replies included.',
+  ).sample('capstan_memory_budget_high_water_bytes', memory.highWater);
   m.family('capstan_memory_budget_pressured', 'gauge', '1 while the budget is used up and no client is read, else 0.').sample(
     'capstan_memory_budget_pressured',
     memory.pressured ? 1 : 0,

@@ -11,6 +11,7 @@ import { statusPacket } from './protocol/replies.js';
 import type { Request } from './protocol/requests.js';
 import { type ReplyTicket, type SftpByteStream, SftpTransport } from './protocol/transport.js';
 import { SessionQuota, type BeforeLink } from './quota-hooks.js';
+import { ReplyRoom, replyBytes } from './reply-room.js';
 import { RequestScheduler } from './scheduler.js';
 import type { GatewayStats } from './stats.js';
 import { SftpStatusError, toSftpStatus } from './status.js';
@@ -55,7 +56,7 @@ export class SftpSession {
   readonly #transport: SftpTransport;
   readonly #ctx: SessionContext;
   readonly #scheduler: RequestScheduler;
-  readonly #maxOutput: number;
+  readonly #replies: ReplyRoom;
   readonly #onActivity: () => void;
   readonly #log: Logger;
   readonly #appendOnly: AppendOnlyPolicy | undefined;
@@ -74,7 +75,6 @@ export class SftpSession {
     this.#log = opts.logger;
     this.#onActivity = opts.onActivity;
     this.#appendOnly = opts.appendOnly === true ? new AppendOnlyPolicy() : undefined;
-    this.#maxOutput = opts.limits?.maxOutputBacklog ?? DEFAULT_LIMITS.maxOutputBacklog;
     const handles = new HandleTable(opts.limits?.maxHandles);
     this.#ctx = {
       view: opts.view,
@@ -104,6 +104,11 @@ export class SftpSession {
         if (reason !== undefined) this.#log.info({ event: 'sftp_protocol_error', reason }, 'SFTP protocol error; closing session');
         void this.close();
       },
+      taken: () => this.#replies.settle(),
+    });
+    this.#replies = new ReplyRoom(this.#transport, {
+      max: opts.limits?.maxOutputBacklog ?? DEFAULT_LIMITS.maxOutputBacklog,
+      memory: opts.memory,
     });
     this.#onStall = opts.onPressure;
     this.#budgetPressured = opts.memory?.pressured ?? false;
@@ -144,6 +149,7 @@ export class SftpSession {
     if (this.#finished) return this.#finished;
     this.#closed = true;
     this.#unwatchBudget();
+    this.#replies.close();
     this.#finished = (async () => {
       // Requests waiting for output room are let go (they see #closed and answer nothing).
       this.#transport.close();
@@ -165,22 +171,14 @@ export class SftpSession {
       bytes: request.type === 'write' ? request.data.length : 0,
       run: async () => {
         if (this.#closed) return;
+        // Every request waits for room for its reply, not only READs: a client sending thousands of
+        // STATs without reading the answers would otherwise grow the output without bound. Waiting
+        // here keeps requests queued, and the queue's bound then stops reading the channel.
+        const expected = replyBytes(request);
+        if (!(await this.#roomForReply(expected))) return;
+        this.#replies.reserve(expected);
         let packet: Buffer;
         try {
-          // Every reply waits for room, not only READ data: a client sending thousands of STATs
-          // without reading the answers would otherwise grow the output without bound. Waiting
-          // here keeps requests queued, and the queue's bound then stops reading the channel.
-          if (!this.#transport.hasRoomFor(this.#maxOutput)) {
-            this.#waitingForClient++;
-            this.#updateStall();
-            try {
-              await this.#transport.roomFor(this.#maxOutput);
-            } finally {
-              this.#waitingForClient--;
-              this.#updateStall();
-            }
-          }
-          if (this.#closed) return;
           if (refused) throw new PermissionError('read-only session');
           // Checked here, as the request runs alone (writing requests are never shared), so no
           // other request of this session changes the tree between the check and the handler.
@@ -200,9 +198,23 @@ export class SftpSession {
           packet = statusPacket(request.id, code, message);
         }
         reply.send(packet);
+        this.#replies.unreserve(expected);
         this.#onActivity();
       },
     });
+  }
+
+  /** Waits until a reply of `bytes` fits (ReplyRoom); false if the session closed meanwhile. */
+  async #roomForReply(bytes: number): Promise<boolean> {
+    if (this.#replies.admitNow(bytes)) return true;
+    this.#waitingForClient++;
+    this.#updateStall();
+    try {
+      return await this.#replies.admit(bytes);
+    } finally {
+      this.#waitingForClient--;
+      this.#updateStall();
+    }
   }
 
   async #commit(handle: WriteHandle, final: boolean): Promise<void> {

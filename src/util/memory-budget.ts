@@ -13,7 +13,15 @@
  *   reader fetches ahead of the one asked for (tryAcquire, up to the limit
  *   less the headroom, pressure or not: sealing and storing is what drains
  *   the queued bytes). A refusal costs speed, never correctness: the writer
- *   waits for its own put in flight, the reader fetches on demand.
+ *   waits for its own put in flight, the reader fetches on demand;
+ * - replies waiting for their clients beyond a small floor per session
+ *   (tryAcquireReplies, src/sftp/reply-room.ts), up to half the limit less
+ *   the headroom. They are counted apart from the rest and never start
+ *   pressure: a reply is given back only when its client reads it, and a
+ *   client may read only once it is read again (OpenSSH's sftp blocks on a
+ *   full pipe before it reads). A refusal holds back only that session's
+ *   next request, until its own client has read its replies down to the
+ *   floor.
  *
  * Why it cannot deadlock: nothing ever waits for the budget. The only thing
  * held back is reading new requests, and what the budget holds is released
@@ -29,8 +37,9 @@
  * What it does not hold, each with its own fixed bound per session: that
  * guaranteed minimum (three chunk-sized buffers per upload being streamed,
  * src/tree/file/writer.ts), the SSH channel window ssh2 keeps (2 MiB), one
- * packet being received (256 KiB), replies waiting for the client
- * ([limits] max_output_backlog) and a reader's cache of decrypted chunks;
+ * packet being received (256 KiB), the floor of replies waiting for the
+ * client (two READ replies, about 510 KiB) and a reader's cache of
+ * decrypted chunks;
  * and, for the whole gateway, the free buffers large packets are built in
  * (src/sftp/protocol/packet-buffers.ts, at most 8 MiB).
  *
@@ -38,7 +47,8 @@
  * (sessions are paused synchronously when it starts), so at most the rest
  * of one SSH packet being cut into requests (one SFTP packet, 256 KiB, and
  * the SSH packet's own bytes) lands after it; optional acquisitions stop
- * `headroom` below the limit. So the budget never holds more than its limit;
+ * `headroom` below the limit, and replies the headroom below half of it.
+ * So the budget never holds more than its limit;
  * highWater records the most it ever held, for /metrics and tests. Memory:
  * a few numbers and one entry per watching session.
  */
@@ -51,6 +61,8 @@ export class MemoryBudget {
   /** tryAcquire keeps the budget at or below this. */
   readonly optionalUpTo: number;
   #used = 0;
+  /** Held for replies waiting for their clients (tryAcquireReplies): outside `used`, so never pressure. */
+  #replies = 0;
   #highWater = 0;
   #pressured = false;
   /** Times pressure started, for /metrics. */
@@ -69,8 +81,17 @@ export class MemoryBudget {
     this.optionalUpTo = limit - headroom;
   }
 
+  /** Held for queued WRITE data and chunks: what pressure looks at. */
   get used(): number {
     return this.#used;
+  }
+  /** Held for replies waiting for their clients. */
+  get replies(): number {
+    return this.#replies;
+  }
+  /** The most tryAcquireReplies lets replies hold: half the limit less the headroom. */
+  get repliesUpTo(): number {
+    return this.pressureAt - (this.limit - this.optionalUpTo);
   }
   /** The most held at once since start. */
   get highWater(): number {
@@ -90,8 +111,13 @@ export class MemoryBudget {
   charge(bytes: number): void {
     if (bytes <= 0) return;
     this.#used += bytes;
-    if (this.#used > this.#highWater) this.#highWater = this.#used;
+    this.#noteHighWater();
     this.#update();
+  }
+
+  #noteHighWater(): void {
+    const held = this.#used + this.#replies;
+    if (held > this.#highWater) this.#highWater = held;
   }
 
   /**
@@ -103,13 +129,38 @@ export class MemoryBudget {
    * that client, and its holder drops it when pressure starts (watch).
    */
   tryAcquire(bytes: number, options: { belowPressure?: boolean } = {}): boolean {
-    const upTo = options.belowPressure === true ? this.pressureAt : this.optionalUpTo;
-    if (this.#used + bytes > upTo || (options.belowPressure === true && this.#pressured)) {
+    const belowPressure = options.belowPressure === true;
+    const overall = this.#used + this.#replies + bytes > this.optionalUpTo;
+    if (overall || (belowPressure && (this.#used + bytes > this.pressureAt || this.#pressured))) {
       this.#refused++;
       return false;
     }
     this.charge(bytes);
     return true;
+  }
+
+  /**
+   * Takes `bytes` for replies that wait for their clients if replies then
+   * hold at most repliesUpTo, and everything at most optionalUpTo; false
+   * (nothing taken) otherwise. Never waits, and never counts towards
+   * pressure: a reply is given back only when its client reads it, which a
+   * client held back by pressure may not do until it is read again.
+   */
+  tryAcquireReplies(bytes: number): boolean {
+    if (this.#replies + bytes > this.repliesUpTo || this.#used + this.#replies + bytes > this.optionalUpTo) {
+      this.#refused++;
+      return false;
+    }
+    this.#replies += bytes;
+    this.#noteHighWater();
+    return true;
+  }
+
+  /** Gives back what tryAcquireReplies took. */
+  releaseReplies(bytes: number): void {
+    if (bytes <= 0) return;
+    this.#replies -= bytes;
+    if (this.#replies < 0) throw new Error('MemoryBudget: more replies released than taken');
   }
 
   /** Gives back what charge or tryAcquire took. */

@@ -96,15 +96,17 @@ describe('renderGatewayMetrics', () => {
     }
   });
 
-  it('exposes the memory budget: its bound, its use now and at most, its pressure', () => {
+  it('exposes the memory budget: its bound, its use now (replies apart) and at most, its pressure', () => {
     const memory = new MemoryBudget(4 * 1024 * 1024);
     memory.charge(3 * 1024 * 1024);
     memory.release(1536 * 1024);
     expect(memory.tryAcquire(4 * 1024 * 1024)).toBe(false);
+    expect(memory.tryAcquireReplies(512 * 1024)).toBe(true);
     const text = renderGatewayMetrics(undefined, new MeasuredChunkStore(new MemoryChunkStore()), 0, undefined, memory);
     for (const line of [
       'capstan_memory_budget_bytes 4194304',
       'capstan_memory_budget_used_bytes 1572864',
+      'capstan_memory_budget_replies_bytes 524288',
       'capstan_memory_budget_high_water_bytes 3145728',
       'capstan_memory_budget_pressured 1',
       'capstan_memory_budget_pressure_total 1',

@@ -249,27 +249,33 @@ describe('SftpTransport', () => {
     expect(stream.ended).toBe(true);
   });
 
-  it('roomFor waits while more than `max` bytes are written but not taken, and lets go when the client reads', async () => {
+  it('counts in its backlog what the client has not taken (written or waiting for its turn), and says when the client takes some', async () => {
     const stream = new MemoryStream(100);
     const tickets: ReplyTicket[] = [];
-    const transport = new SftpTransport(stream, { request: (_r, t) => tickets.push(t), end: () => {}, closed: () => {} });
-    stream.emit('data', Buffer.concat([packet(PACKET.INIT, u32(3)), packet(PACKET.READ, u32(1), str('h'), u64(0), u32(1))]));
+    let taken = 0;
+    const transport = new SftpTransport(stream, {
+      request: (_r, t) => tickets.push(t),
+      end: () => {},
+      closed: () => {},
+      taken: () => taken++,
+    });
+    stream.emit(
+      'data',
+      Buffer.concat([
+        packet(PACKET.INIT, u32(3)),
+        packet(PACKET.READ, u32(1), str('h'), u64(0), u32(1)),
+        packet(PACKET.READ, u32(2), str('h'), u64(0), u32(1)),
+      ]),
+    );
+    // 2's reply waits for 1's: counted all the same.
+    tickets[1]?.send(dataPacket(2, Buffer.alloc(3000)));
+    expect(transport.backlog).toBe(versionPacket().length + 3013);
     tickets[0]?.send(dataPacket(1, Buffer.alloc(5000)));
-    expect(transport.backlog).toBe(versionPacket().length + 5013);
-    let released = false;
-    void transport.roomFor(1000).then(() => (released = true));
-    await new Promise((r) => setImmediate(r));
-    expect(released).toBe(false);
-    stream.open(10_000);
-    await vi.waitFor(() => expect(released).toBe(true));
-    expect(transport.backlog).toBe(0);
-    // Closing lets any waiter go too.
-    tickets.length = 0;
-    stream.emit('data', packet(PACKET.READ, u32(2), str('h'), u64(0), u32(1)));
-    tickets[0]?.send(dataPacket(2, Buffer.alloc(50_000)));
-    const waiting = transport.roomFor(1000);
-    transport.close();
-    await waiting;
+    expect(transport.backlog).toBe(versionPacket().length + 5013 + 3013);
+    expect(taken).toBe(0);
+    stream.open(100_000);
+    await vi.waitFor(() => expect(transport.backlog).toBe(0));
+    expect(taken).toBeGreaterThan(0);
   });
 
   it("reuses a pooled DATA reply's buffer only once the stream is done with it, and never after an error", async () => {

@@ -200,4 +200,69 @@ describe('[limits]', () => {
     sessions.endAll();
     await waitFor(() => budget.used === 0);
   }, 60_000);
+
+  it('holds the replies of clients that download without reading within the budget; another download goes through whole', async () => {
+    const budget = new MemoryBudget(4 * 1024 * 1024);
+    const g = await startGateway({ memory: budget, server: { limits: { stallTimeoutMs: 60_000 } } });
+    gateways.push(g);
+    const content = Buffer.alloc(16 * 1024 * 1024);
+    for (let i = 0; i < content.length; i += 4096) content.writeUInt32BE(i, i);
+    const sftp = await sftpOf(await login(g));
+    await new Promise<void>((resolve, reject) => sftp.writeFile('/big.bin', content, (err) => (err ? reject(err) : resolve())));
+    // Four clients each ask for the whole file in 255 KiB READs and then stop reading their channel.
+    const READ = 255 * 1024;
+    for (let c = 0; c < 4; c++) {
+      const client = await login(g);
+      const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+        client.subsys('sftp', (err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      const handle = await new Promise<Buffer>((resolve) => {
+        let got = Buffer.alloc(0);
+        const onData = (d: Buffer) => {
+          got = Buffer.concat([got, d]);
+          // VERSION, then HANDLE (type 102): keep its handle string and stop reading.
+          let at = 0;
+          while (at + 4 <= got.length && at + 4 + got.readUInt32BE(at) <= got.length) {
+            if (got[at + 4] === 102) {
+              channel.off('data', onData);
+              channel.pause();
+              resolve(got.subarray(at + 13, at + 13 + got.readUInt32BE(at + 9)));
+              return;
+            }
+            at += 4 + got.readUInt32BE(at);
+          }
+        };
+        channel.on('data', onData);
+        channel.write(Buffer.from([0, 0, 0, 5, 1, 0, 0, 0, 3]));
+        const path = Buffer.from('/big.bin');
+        const open = Buffer.alloc(4 + 1 + 4 + 4 + path.length + 4 + 4);
+        open.writeUInt32BE(open.length - 4, 0);
+        open[4] = 3;
+        open.writeUInt32BE(1, 5);
+        open.writeUInt32BE(path.length, 9);
+        path.copy(open, 13);
+        open.writeUInt32BE(1, 13 + path.length); // READ
+        channel.write(open);
+      });
+      for (let i = 0; i < content.length / READ; i++) {
+        const read = Buffer.alloc(4 + 1 + 4 + 4 + handle.length + 8 + 4);
+        read.writeUInt32BE(read.length - 4, 0);
+        read[4] = 5;
+        read.writeUInt32BE(100 + i, 5);
+        read.writeUInt32BE(handle.length, 9);
+        handle.copy(read, 13);
+        read.writeBigUInt64BE(BigInt(i * READ), 13 + handle.length);
+        read.writeUInt32BE(READ, 21 + handle.length);
+        channel.write(read);
+      }
+    }
+    await waitFor(() => budget.replies > 0);
+    // Each keeps at most its floor outside the budget; in it, replies never pass their share.
+    const back = await new Promise<Buffer>((resolve, reject) => sftp.readFile('/big.bin', (err, b) => (err ? reject(err) : resolve(b))));
+    expect(back.equals(content)).toBe(true);
+    expect(budget.replies).toBeLessThanOrEqual(budget.repliesUpTo);
+    expect(budget.highWater).toBeLessThanOrEqual(budget.limit);
+    sessions.endAll();
+    await waitFor(() => budget.used + budget.replies === 0);
+  }, 60_000);
 });

@@ -16,7 +16,9 @@ import { startGateway, type Gateway } from './gateway-fixture.js';
  * back (clients are not read for a while) instead of failing anything:
  * every upload is acknowledged and reads back byte-identical, every
  * download is byte-identical, the budget never held more than its limit,
- * and it is all given back once the sessions are gone.
+ * and it is all given back once the sessions are gone. Downloads keep
+ * replies waiting for their clients: beyond a floor per session those are
+ * held in the budget too (src/sftp/reply-room.ts).
  */
 const CLIENTS = 8;
 const LIMIT = 4 * 1024 * 1024;
@@ -66,6 +68,8 @@ describe.skipIf(skip)('a 4 MiB memory budget for 8 OpenSSH sftp clients', () => 
     const pressuredBySeeds = budget.pressureEpisodes;
 
     // Then every client uploads a new file while downloading another's seed, and reads its upload back.
+    let mostReplies = 0;
+    const sampler = setInterval(() => (mostReplies = Math.max(mostReplies, budget.replies)), 2);
     const mixed = await Promise.all(
       Array.from({ length: CLIENTS }, (_, i) =>
         sftpBatch(
@@ -77,6 +81,7 @@ describe.skipIf(skip)('a 4 MiB memory budget for 8 OpenSSH sftp clients', () => 
         ),
       ),
     );
+    clearInterval(sampler);
     for (const r of mixed) expect(r.code, r.stderr).toBe(0);
 
     for (let i = 0; i < CLIENTS; i++) {
@@ -98,7 +103,10 @@ describe.skipIf(skip)('a 4 MiB memory budget for 8 OpenSSH sftp clients', () => 
     expect(pressuredBySeeds).toBeGreaterThan(0);
     expect(budget.highWater).toBeGreaterThan(LIMIT / 2);
     expect(budget.highWater).toBeLessThanOrEqual(LIMIT);
+    // Replies waiting for the downloading clients were held in it, within their share.
+    expect(mostReplies).toBeGreaterThan(0);
+    expect(mostReplies).toBeLessThanOrEqual(budget.repliesUpTo);
     // The sessions close on the gateway's side after the clients exit; then nothing is held.
-    await vi.waitFor(() => expect(budget.used).toBe(0), { timeout: 10_000 });
+    await vi.waitFor(() => expect(budget.used + budget.replies).toBe(0), { timeout: 10_000 });
   }, 600_000);
 });

@@ -68,6 +68,29 @@ describe('MemoryBudget', () => {
     expect(budget.tryAcquire(1, { belowPressure: true })).toBe(false);
   });
 
+  it('holds replies apart: up to their share, within the limit with the rest, never starting pressure', () => {
+    const budget = new MemoryBudget(4 * MiB);
+    // Half the limit less the headroom (512 KiB).
+    expect(budget.repliesUpTo).toBe(1.5 * MiB);
+    expect(budget.tryAcquireReplies(1.5 * MiB + 1)).toBe(false);
+    expect(budget.tryAcquireReplies(1.5 * MiB)).toBe(true);
+    expect(budget.replies).toBe(1.5 * MiB);
+    expect(budget.used).toBe(0);
+    expect(budget.pressured).toBe(false);
+    // Optional work counts them towards the limit, but pressure and what waits for a client do not.
+    expect(budget.tryAcquire(2.5 * MiB)).toBe(false);
+    expect(budget.tryAcquire(MiB, { belowPressure: true })).toBe(true);
+    expect(budget.highWater).toBe(2.5 * MiB);
+    budget.charge(MiB + 1);
+    expect(budget.pressured).toBe(true);
+    expect(budget.tryAcquireReplies(1)).toBe(false);
+    budget.releaseReplies(1.5 * MiB);
+    expect(budget.replies).toBe(0);
+    // Pressure is about `used` only: giving replies back does not end it.
+    expect(budget.pressured).toBe(true);
+    expect(() => budget.releaseReplies(1)).toThrow(/more replies released/);
+  });
+
   /**
    * A model of the gateway: sessions read only while the budget is not
    * under pressure, and each request they read is charged until a consumer

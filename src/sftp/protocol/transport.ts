@@ -39,6 +39,8 @@ export interface TransportHandlers {
   end(): void;
   /** The stream is gone, or the session must end (a protocol violation): stop everything. */
   closed(reason: string | undefined): void;
+  /** The connection took bytes of replies: `backlog` went down. */
+  taken?(): void;
 }
 
 /** Replies at least this long are written on their own (SftpTransport's #write). */
@@ -76,7 +78,8 @@ export class SftpTransport {
   #closed = false;
   /** Bytes written to the stream that the connection has not taken yet (the client's window is full). */
   #unsent = 0;
-  readonly #roomWaiters: { max: number; resolve: () => void }[] = [];
+  /** Bytes of the replies in #waiting (answered, waiting for the ones before them). */
+  #waitingBytes = 0;
   /** Small replies ready in this turn, to be written as one (#write). */
   #batch: Buffer[] = [];
   #batchBytes = 0;
@@ -94,9 +97,7 @@ export class SftpTransport {
 
   /** Bytes of replies not yet taken by the connection: sent and waiting for the window, or waiting for their turn. */
   get backlog(): number {
-    let waiting = 0;
-    for (const reply of this.#waiting.values()) if (reply !== null) waiting += reply.length;
-    return this.#unsent + waiting;
+    return this.#unsent + this.#waitingBytes;
   }
 
   get closed(): boolean {
@@ -108,20 +109,6 @@ export class SftpTransport {
     if (this.#closed) return;
     if (paused) this.#stream.pause();
     else this.#stream.resume();
-  }
-
-  /** Whether roomFor(max) would resolve at once. */
-  hasRoomFor(max: number): boolean {
-    return this.#closed || this.#unsent <= max;
-  }
-
-  /**
-   * Resolves once the replies written but not taken by the client are at
-   * most `max` bytes (at once if they are), or the session closed.
-   */
-  roomFor(max: number): Promise<void> {
-    if (this.#closed || this.#unsent <= max) return Promise.resolve();
-    return new Promise<void>((resolve) => this.#roomWaiters.push({ max, resolve }));
   }
 
   /** Ends the session from our side (the session closed): waiters go, nothing more is read or sent. */
@@ -188,18 +175,8 @@ export class SftpTransport {
       this.#unsent -= packet.length;
       // After an error the stream may still hold the bytes: the garbage collector takes that buffer instead.
       if (err == null) packetBuffers.release(packet);
-      this.#wakeRoomWaiters();
+      this.#handlers.taken?.();
     });
-  }
-
-  #wakeRoomWaiters(): void {
-    for (let i = this.#roomWaiters.length - 1; i >= 0; i--) {
-      const waiter = this.#roomWaiters[i];
-      if (waiter !== undefined && (this.#closed || this.#unsent <= waiter.max)) {
-        this.#roomWaiters.splice(i, 1);
-        waiter.resolve();
-      }
-    }
   }
 
   /**
@@ -272,6 +249,7 @@ export class SftpTransport {
         if (answered || this.#closed) return;
         answered = true;
         this.#waiting.set(n, packet);
+        this.#waitingBytes += packet.length;
         this.#flush();
       },
     };
@@ -280,6 +258,7 @@ export class SftpTransport {
   #flush(): void {
     for (let reply = this.#waiting.get(this.#nextToSend); reply != null; reply = this.#waiting.get(this.#nextToSend)) {
       this.#waiting.delete(this.#nextToSend);
+      this.#waitingBytes -= reply.length;
       this.#nextToSend++;
       this.#write(reply);
     }
@@ -299,7 +278,7 @@ export class SftpTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#waiting.clear();
-    this.#wakeRoomWaiters();
+    this.#waitingBytes = 0;
     this.#handlers.closed(reason);
   }
 }
