@@ -35,10 +35,11 @@ export function replyBytes(request: Request): number {
  *   (MemoryBudget.tryAcquireReplies), so the replies of all sessions
  *   together stay within it, plus a floor each.
  *
- * Why: replies were bounded per session only. A download keeps up to
+ * Why: replies were bounded per session only. A download kept up to
  * max_output_backlog (8 MiB) of them waiting for the client's SSH window,
- * plus the READs running, and 32 OpenSSH `get`s at once held about 290 MiB
- * of replies, leaving the gateway at 590 MiB RSS.
+ * plus the READs running, and 32 OpenSSH `get`s at once took the gateway
+ * to 590 MiB RSS, 287 MiB of it in buffers (351–359 MiB since;
+ * docs/operations.md, Memory).
  *
  * Requests are admitted in the order they start (arrival order): while one
  * waits, none behind it runs. So what it waits for, the session's own

@@ -111,7 +111,7 @@ export class SftpTransport {
     else this.#stream.resume();
   }
 
-  /** Ends the session from our side (the session closed): waiters go, nothing more is read or sent. */
+  /** Ends the session from our side (the session closed): nothing more is read or sent. */
   close(): void {
     this.#close(undefined);
     try {
