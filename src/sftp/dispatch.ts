@@ -10,6 +10,7 @@ import {
   finishDataPacket,
   handlePacket,
   namePacket,
+  pathPacket,
   statusPacket,
 } from './protocol/replies.js';
 import { packetBuffers } from './protocol/packet-buffers.js';
@@ -137,7 +138,7 @@ export const HANDLERS: HandlerTable = {
     shared: always,
     run: async (r, ctx) => {
       const canonical = await realpath(ctx.view, pathOf(r.path));
-      return namePacket(r.id, [{ filename: canonical, longname: canonical, attrs: {} }]);
+      return pathPacket(r.id, canonical);
     },
   },
   readlink: {
@@ -145,8 +146,7 @@ export const HANDLERS: HandlerTable = {
     shared: always,
     run: async (r, ctx) => {
       const target = await readlink(ctx.view, pathOf(r.path));
-      // As OpenSSH's server: the target as both names, no attributes.
-      return namePacket(r.id, [{ filename: target, longname: target, attrs: {} }]);
+      return pathPacket(r.id, target);
     },
   },
   symlink: {

@@ -5,7 +5,7 @@ import type { SessionContext } from './session-context.js';
 import { STATUS } from './protocol/constants.js';
 import {
   limitsReply,
-  namePacket,
+  pathPacket,
   STATVFS_FLAG_NOSUID,
   STATVFS_FLAG_RDONLY,
   type StatVfs,
@@ -84,11 +84,6 @@ export function expandHome(path: string, user: string): string {
   return HOME + (slash === -1 ? '' : path.slice(slash + 1));
 }
 
-/** A NAME reply of one path, as REALPATH's (no attributes). */
-function onePath(id: number, path: string): Buffer {
-  return namePacket(id, [{ filename: path, longname: path, attrs: {} }]);
-}
-
 /** Reads an extended request's own fields: each a string, exactly those, nothing after. */
 export function extensionFields<K extends readonly ('text' | 'bytes')[]>(
   data: Buffer,
@@ -143,12 +138,12 @@ export async function extendedRequest(ctx: SessionContext, id: number, name: str
     }
     case 'expand-path@openssh.com': {
       const [path] = extensionFields(data, ['text'] as const);
-      return onePath(id, await realpath(view, expandHome(path, view.user)));
+      return pathPacket(id, await realpath(view, expandHome(path, view.user)));
     }
     case 'home-directory': {
       const [user] = extensionFields(data, ['text'] as const);
       if (user !== view.user) throw new SftpStatusError(STATUS.NO_SUCH_FILE, 'no such user');
-      return onePath(id, HOME);
+      return pathPacket(id, HOME);
     }
     case 'limits@openssh.com':
       extensionFields(data, [] as const);

@@ -75,7 +75,7 @@ export class ReplyRoom {
     return this.output.backlog + this.#reserved;
   }
 
-  /** Budget bytes held for them (tests, metrics). */
+  /** Budget bytes held for them (tests). */
   get charged(): number {
     return this.#charged;
   }

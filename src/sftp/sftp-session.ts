@@ -149,9 +149,9 @@ export class SftpSession {
     if (this.#finished) return this.#finished;
     this.#closed = true;
     this.#unwatchBudget();
+    // Requests waiting for room for their replies are let go (they see #closed and answer nothing).
     this.#replies.close();
     this.#finished = (async () => {
-      // Requests waiting for output room are let go (they see #closed and answer nothing).
       this.#transport.close();
       await this.#scheduler.close();
       for (const handle of this.#ctx.handles.drain()) await this.#release(handle);

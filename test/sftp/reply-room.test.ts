@@ -13,6 +13,14 @@ class Backlog {
   backlog = 0;
 }
 
+/** A session's room in a gateway whose budget has no room left for replies: another session's hold all they may. */
+function roomWithBudgetFull(): { out: Backlog; room: ReplyRoom } {
+  const memory = new MemoryBudget(4 * MiB);
+  expect(memory.tryAcquireReplies(memory.repliesUpTo)).toBe(true);
+  const out = new Backlog();
+  return { out, room: new ReplyRoom(out, { max: 8 * MiB, memory }) };
+}
+
 /** Whether `p` settled within a few turns of the event loop. */
 async function settled(p: Promise<unknown>): Promise<boolean> {
   let done = false;
@@ -48,11 +56,7 @@ describe('ReplyRoom', () => {
   });
 
   it('with the budget full, a request waits for its own client only, down to where its reply fits in the floor', async () => {
-    const memory = new MemoryBudget(4 * MiB);
-    // Another session's replies hold all the budget lets replies hold.
-    expect(memory.tryAcquireReplies(memory.repliesUpTo)).toBe(true);
-    const out = new Backlog();
-    const room = new ReplyRoom(out, { max: 8 * MiB, memory });
+    const { out, room } = roomWithBudgetFull();
     out.backlog = 2 * READ;
     expect(room.admitNow(READ)).toBe(false);
     const admitted = room.admit(READ);
@@ -65,10 +69,7 @@ describe('ReplyRoom', () => {
   });
 
   it('admits in order: a request behind a waiting one waits too, even if its reply would fit', async () => {
-    const memory = new MemoryBudget(4 * MiB);
-    expect(memory.tryAcquireReplies(memory.repliesUpTo)).toBe(true);
-    const out = new Backlog();
-    const room = new ReplyRoom(out, { max: 8 * MiB, memory });
+    const { out, room } = roomWithBudgetFull();
     out.backlog = 2 * READ;
     const first = room.admit(READ);
     expect(room.admitNow(0)).toBe(false);
@@ -82,10 +83,7 @@ describe('ReplyRoom', () => {
   });
 
   it('waits for its own requests running to send their replies, without spinning, when the client has nothing left to take', async () => {
-    const memory = new MemoryBudget(4 * MiB);
-    expect(memory.tryAcquireReplies(memory.repliesUpTo)).toBe(true);
-    const out = new Backlog();
-    const room = new ReplyRoom(out, { max: 8 * MiB, memory });
+    const { out, room } = roomWithBudgetFull();
     room.reserve(READ);
     room.reserve(READ);
     const third = room.admit(READ);

@@ -57,6 +57,11 @@ export function namePacket(id: number, entries: readonly NameEntry[]): Buffer {
   return b.build();
 }
 
+/** A NAME reply of one path as both names, no attributes: how OpenSSH's server answers REALPATH, READLINK and expand-path. */
+export function pathPacket(id: number, path: string | Uint8Array): Buffer {
+  return namePacket(id, [{ filename: path, longname: path, attrs: {} }]);
+}
+
 export function attrsPacket(id: number, attrs: WireAttrs): Buffer {
   return new PacketBuilder(PACKET.ATTRS).u32(id).attrs(attrs).build();
 }
