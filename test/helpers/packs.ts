@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
-import { packFile } from '../../src/store/packs/journal.js';
+import { packFile } from '../../src/store/packs/pack-files.js';
 import { LevelObjectIndex } from '../../src/store/packs/level-index.js';
 import type { IndexEntry } from '../../src/store/packs/index-store.js';
 

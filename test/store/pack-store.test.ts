@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addressOf } from '../../src/store/address.js';
 import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
 import { encodeHeader, objectRecord, slotRecord } from '../../src/store/packs/format.js';
-import { packFile } from '../../src/store/packs/journal.js';
+import { packFile } from '../../src/store/packs/pack-files.js';
 import { LocalEngine } from '../../src/store/packs/local-engine.js';
 import type { PackChunkStore } from '../../src/store/packs/pack-store.js';
 import { chunkStoreConformance } from '../conformance/chunk-store.js';

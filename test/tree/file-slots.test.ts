@@ -8,7 +8,7 @@ import { startOffloadThreads } from '../../src/crypto/offload.js';
 import type { AbortOptions } from '../../src/errors.js';
 import type { ChunkAddress, ChunkStore } from '../../src/store/chunks/chunk-store.js';
 import { ForwardingChunkStore } from '../../src/store/chunks/forwarding.js';
-import { packFile } from '../../src/store/packs/journal.js';
+import { packFile } from '../../src/store/packs/pack-files.js';
 import { LocalEngine } from '../../src/store/packs/local-engine.js';
 import { fileChunks, openFile, uploadBytes } from '../../src/tree/file/index.js';
 

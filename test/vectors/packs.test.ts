@@ -17,7 +17,7 @@ import {
   type TrailerEntry,
   trailerAndFooter,
 } from '../../src/store/packs/format.js';
-import { packFile } from '../../src/store/packs/journal.js';
+import { packFile } from '../../src/store/packs/pack-files.js';
 import { LocalEngine } from '../../src/store/packs/local-engine.js';
 
 /**

@@ -22,7 +22,8 @@ import {
   trailerAndFooter,
 } from './format.js';
 import type { IndexEntry } from './index-store.js';
-import { FsJournal, packFile, packOfFile } from './journal.js';
+import { FsJournal } from './journal.js';
+import { packFile, packOfFile } from './pack-files.js';
 import { JournalSlotStore } from './journal-slot-store.js';
 import { LevelObjectIndex } from './level-index.js';
 import { PackChunkStore } from './pack-store.js';
