@@ -1,6 +1,7 @@
 import { PermissionError } from '../errors.js';
 import { checkFileRequest } from './check-file.js';
 import { copyDataRequest } from './copy-data.js';
+import type { QuotaSpace } from './quota-hooks.js';
 import type { SessionContext } from './session-context.js';
 import { STATUS } from './protocol/constants.js';
 import {
@@ -37,29 +38,50 @@ export function extensionWrites(name: string): boolean {
 }
 
 const BLOCK = 4096;
+/** What a tree without a byte quota reports as its size: 1 PiB. */
+const UNLIMITED_BYTES = 1n << 50n;
+/** And its number of inodes without a file quota. */
+const UNLIMITED_FILES = 1n << 32n;
 
 /**
  * What statvfs@openssh.com and fstatvfs@openssh.com report. A capstan tree
- * has no device behind it and no meaningful free space (the chunk store may
- * be remote and shared), so the values are fixed and stable: 4 KiB blocks,
- * 1 PiB total, all of it free; 2^32 inodes, all free; names up to 255 bytes.
- * Clients only need "plenty of room" (`df`, sshfs's statfs, rsync's checks);
- * reporting the local spool disk would be wrong and change under them. The
- * read-only flag follows the session (a read-cap root or a read-only
- * gateway), and nosuid is always set: nothing here runs.
+ * has no device behind it, and the chunk store may be remote and shared, so
+ * the local disk says nothing about the room a user has; reporting it would
+ * be wrong and change under them.
+ *
+ * - Without a quota: 4 KiB blocks, 1 PiB, all of it free; 2^32 inodes, all
+ *   free. Clients only need "plenty of room" (`df`, sshfs's statfs, rsync's
+ *   checks), and nothing is counted for such an account.
+ * - Under a quota (`space`, the account's quota and counted usage): what
+ *   `df` on the user's side should show, the quota as the size (blocks
+ *   rounded up) and what is left of it as free (rounded down, never below
+ *   zero), for bytes and for files; the limit not set stays as above, less
+ *   what is used. So `df -h` in an sshfs mount, `sftp`'s `df` and `rclone
+ *   about` tell the user how much room the quota leaves, before an upload
+ *   fails with "quota exceeded".
+ *
+ * The read-only flag follows the session (a read-cap root or a read-only
+ * gateway), and nosuid is always set: nothing here runs; names up to 255
+ * bytes.
  */
-export function statvfsFor(view: UserTree): StatVfs {
-  const blocks = (1n << 50n) / BigInt(BLOCK);
-  const inodes = 1n << 32n;
+export function statvfsFor(view: UserTree, space?: QuotaSpace): StatVfs {
+  const usedBytes = BigInt(space?.usage.bytes ?? 0);
+  const usedFiles = BigInt(space?.usage.files ?? 0);
+  const sizeBytes = space?.quota.bytes === undefined ? UNLIMITED_BYTES : BigInt(space.quota.bytes);
+  const files = space?.quota.files === undefined ? UNLIMITED_FILES : BigInt(space.quota.files);
+  const block = BigInt(BLOCK);
+  const blocks = (sizeBytes + block - 1n) / block;
+  const bfree = sizeBytes > usedBytes ? (sizeBytes - usedBytes) / block : 0n;
+  const ffree = files > usedFiles ? files - usedFiles : 0n;
   return {
     bsize: BLOCK,
     frsize: BLOCK,
     blocks,
-    bfree: blocks,
-    bavail: blocks,
-    files: inodes,
-    ffree: inodes,
-    favail: inodes,
+    bfree,
+    bavail: bfree,
+    files,
+    ffree,
+    favail: ffree,
     fsid: 0x63617073n, // "caps"
     flag: STATVFS_FLAG_NOSUID | (view.writable ? 0 : STATVFS_FLAG_RDONLY),
     namemax: 255,
@@ -122,12 +144,12 @@ export async function extendedRequest(ctx: SessionContext, id: number, name: str
     case 'statvfs@openssh.com': {
       const [path] = extensionFields(data, ['text'] as const);
       await view.stat(path, true); // statvfs(2) of a missing path is ENOENT
-      return statvfsReply(id, statvfsFor(view));
+      return statvfsReply(id, statvfsFor(view, await ctx.quota?.space()));
     }
     case 'fstatvfs@openssh.com': {
       const [wire] = extensionFields(data, ['bytes'] as const);
       ctx.handles.get(wire);
-      return statvfsReply(id, statvfsFor(view));
+      return statvfsReply(id, statvfsFor(view, await ctx.quota?.space()));
     }
     case 'fsync@openssh.com': {
       const [wire] = extensionFields(data, ['bytes'] as const);

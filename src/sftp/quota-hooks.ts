@@ -1,9 +1,15 @@
 import { provesNothingCommitted } from '../errors.js';
-import { entryUsage, type QuotaGuard, type TreeUsage } from '../quota/index.js';
+import { entryUsage, type Quota, type QuotaGuard, type TreeUsage, type Usage } from '../quota/index.js';
 import type { DirEntry, LinkOptions } from '../tree/index.js';
 import { sizeOf } from './attrs.js';
 import type { UserTree } from './user-tree.js';
 import type { WriteHandle } from './write-handle.js';
+
+/** An account's quota and its counted usage, for statvfs (extensions.ts). */
+export interface QuotaSpace {
+  quota: Quota;
+  usage: Usage;
+}
 
 /** What a link under a quota calls inside its directory update (LinkOptions.beforeLink). */
 export type BeforeLink = NonNullable<LinkOptions['beforeLink']>;
@@ -27,6 +33,13 @@ export class SessionQuota {
   /** The guard, if this account has a quota now. */
   async #inForce(): Promise<boolean> {
     return (await this.guard.quotaOf(this.view.user)) !== undefined;
+  }
+
+  /** The account's quota and usage (counted by a walk on first use), or undefined without a quota. */
+  async space(): Promise<QuotaSpace | undefined> {
+    const quota = await this.guard.quotaOf(this.view.user);
+    if (quota === undefined) return undefined;
+    return { quota, usage: await this.guard.usageOf(this.view.user, this.view.root) };
   }
 
   /** Size of the file a path names now; undefined if none (or not a file). */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QuotaGuard, UsageBook } from '../../src/quota/index.js';
 import { silentLogger } from '../../src/log.js';
+import { must, rcloneOverSftp } from '../helpers/backup-tools.js';
 import { missing, sftpBatch, skipNotice } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
 
@@ -66,5 +67,19 @@ describe.skipIf(noSftp !== undefined)('quotas with OpenSSH sftp', () => {
     expect(listed.stdout).toMatch(/t2/);
     expect(listed.stdout).not.toMatch(/t3/);
     expect((await guard.usageOf('alice', gw.root)).bytes).toBe(after.bytes);
+  });
+
+  it('df shows the quota as the size and what it leaves as free (statvfs@openssh.com)', async () => {
+    const usage = await guard.usageOf('alice', gw.root);
+    const out = await sftpBatch(gw.alice, work, ['df /', 'df -i /']);
+    expect(out.code, out.stderr).toBe(0);
+    // OpenSSH prints 1 KiB units: 64K is 16 blocks of 4 KiB, and what is left is counted in whole blocks.
+    const freeKiB = Math.floor((64 * 1024 - usage.bytes) / 4096) * 4;
+    expect(out.stdout).toMatch(new RegExp(`^\\s*64\\s+${64 - freeKiB}\\s+${freeKiB}\\s`, 'm'));
+    expect(out.stdout).toMatch(new RegExp(`^\\s*10\\s+${usage.files}\\s+${10 - usage.files}\\s`, 'm'));
+    // rclone's sftp backend asks the same extension for `rclone about`.
+    const account = { port: gw.alice.port, user: gw.alice.user, keyFile: gw.alice.keyFile ?? '' };
+    const about = must(await rcloneOverSftp(account, work, ['about', ':sftp:', '--json']), 'rclone about');
+    expect(JSON.parse(about.stdout)).toMatchObject({ total: 64 * 1024, free: freeKiB * 1024 });
   });
 });
