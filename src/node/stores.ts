@@ -208,7 +208,7 @@ export async function openGatewayStores(config: NodeConfig, logger: Logger): Pro
       slots: engine.slots,
       serve: { chunks: engine.chunks, slots: engine.slots },
       shared: false,
-      commitFault: () => engine.chunks.applyFailure,
+      commitFault: () => engine.commitFault,
       close: () => engine.close(),
     };
   }

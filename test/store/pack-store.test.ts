@@ -402,6 +402,47 @@ describe('LocalEngine', () => {
     await again.close();
   });
 
+  it('a journal write failing (a full disk) breaks the journal: logged once, the commit fault /healthz reports, every later commit refused; a restart serves what was acknowledged', async () => {
+    const events: string[] = [];
+    const logger = pino({ level: 'trace' }, { write: (line: string) => events.push(JSON.parse(line).event) });
+    const engine = await openEngine(dir, { logger, fsync: true });
+    const before = await engine.chunks.put(Uint8Array.of(7, 8, 9));
+    await engine.slots.compareAndSwap(si(70), null, { seq: 1n, record: Uint8Array.of(1) });
+    expect(engine.commitFault).toBeUndefined();
+    const originalWritev = fs.writevSync;
+    fs.writevSync = () => {
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    syncBuiltinESMExports();
+    try {
+      await engine.chunks.put(Uint8Array.of(1, 2, 3));
+      await expect(engine.slots.compareAndSwap(si(70), 1n, { seq: 2n, record: Uint8Array.of(2) })).rejects.toThrow(
+        /the journal failed: ENOSPC/,
+      );
+      expect(engine.commitFault?.message).toMatch(/the journal failed: ENOSPC/);
+      // Broken for good in this process: space coming back does not make a later commit land half-known.
+      fs.writevSync = originalWritev;
+      syncBuiltinESMExports();
+      await expect(engine.chunks.put(new Uint8Array(100).fill(4))).rejects.toThrow(/the journal failed/);
+      await expect(engine.slots.compareAndSwap(si(71), null, { seq: 1n, record: Uint8Array.of(3) })).rejects.toThrow(/the journal failed/);
+      expect(events.filter((e) => e === 'journal_failed')).toHaveLength(1);
+      expect(await engine.slots.get(si(70))).toEqual({ seq: 1n, record: Uint8Array.of(1) });
+      expect(await engine.chunks.get(before)).toEqual(Uint8Array.of(7, 8, 9));
+    } finally {
+      fs.writevSync = originalWritev;
+      syncBuiltinESMExports();
+      await engine.close();
+    }
+    const again = await openEngine(dir);
+    expect(again.commitFault).toBeUndefined();
+    expect(await again.slots.get(si(70))).toEqual({ seq: 1n, record: Uint8Array.of(1) });
+    expect(await again.slots.get(si(71))).toBeUndefined();
+    expect(await again.chunks.get(before)).toEqual(Uint8Array.of(7, 8, 9));
+    await again.slots.compareAndSwap(si(70), 1n, { seq: 2n, record: Uint8Array.of(2) });
+    expect(await again.slots.get(si(70))).toEqual({ seq: 2n, record: Uint8Array.of(2) });
+    await again.close();
+  });
+
   it('deduplicates against a fresh copy, stores an old one again (so gc never frees what a put relied on)', async () => {
     let clock = Date.UTC(2026, 0, 1);
     const engine = await openEngine(dir, { now: () => clock });

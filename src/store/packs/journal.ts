@@ -22,6 +22,8 @@ export interface JournalOptions {
   onNewPack?: ((pack: string) => Promise<void>) | undefined;
   /** Called after a pack was sealed (trailer written and synced, file closed), with the seq of its last record. */
   onSealed?: ((pack: string, lastSeq: number) => Promise<void>) | undefined;
+  /** Told once, when a write or sync fails and the journal breaks (see the class comment, Failure). */
+  onFailed?: ((err: TransientError) => void) | undefined;
 }
 
 type Item =
@@ -68,7 +70,8 @@ type Item =
  * capped.
  */
 export class FsJournal implements PackSink {
-  readonly #opts: Required<Omit<JournalOptions, 'onNewPack' | 'onSealed'>> & Pick<JournalOptions, 'onNewPack' | 'onSealed'>;
+  readonly #opts: Required<Omit<JournalOptions, 'onNewPack' | 'onSealed' | 'onFailed'>> &
+    Pick<JournalOptions, 'onNewPack' | 'onSealed' | 'onFailed'>;
   #active: string;
   #activeEnd = HEADER_BYTES;
   #activeTrailer = new TrailerBuilder();
@@ -97,7 +100,7 @@ export class FsJournal implements PackSink {
   #stagedWaiting = 0;
   #stagedBytes = 0;
   #syncWaiters: { seq: number; resolve(): void; reject(err: Error): void }[] = [];
-  #broken: Error | undefined;
+  #broken: TransientError | undefined;
   #closed = false;
   #fd: FileHandle | undefined;
   readonly #readers: ReadHandles;
@@ -121,6 +124,11 @@ export class FsJournal implements PackSink {
   }
 
   /** The highest seq that is durable. */
+  /** The TransientError every call rejects with since a write or sync failed; undefined while the journal works. */
+  get failure(): TransientError | undefined {
+    return this.#broken;
+  }
+
   get syncedSeq(): number {
     return this.#syncedSeq;
   }
@@ -455,11 +463,13 @@ export class FsJournal implements PackSink {
 
   #fail(err: unknown): void {
     const cause = err instanceof Error ? err : new Error(String(err));
-    this.#broken = new TransientError(`the journal failed: ${(cause as NodeJS.ErrnoException).code ?? cause.message}`, { cause });
-    for (const w of [...this.#writtenWaiters, ...this.#syncWaiters]) w.reject(this.#broken);
+    const broken = new TransientError(`the journal failed: ${(cause as NodeJS.ErrnoException).code ?? cause.message}`, { cause });
+    this.#broken = broken;
+    for (const w of [...this.#writtenWaiters, ...this.#syncWaiters]) w.reject(broken);
     this.#writtenWaiters = [];
     this.#syncWaiters = [];
     this.#queue = [];
+    this.#opts.onFailed?.(broken);
   }
 }
 

@@ -137,6 +137,11 @@ export class LocalEngine {
             await db.put(markKey(pack), APPLIED, { sync: true });
           });
         },
+        onFailed: (err) =>
+          options.logger?.error(
+            { event: 'journal_failed', err },
+            'writing the journal failed (a full or failing disk): every later upload is refused until a restart, which replays what was acknowledged',
+          ),
       });
       const chunks = new PackChunkStore({
         sink: journal,
@@ -164,6 +169,15 @@ export class LocalEngine {
       await db.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Why commits are refused until a restart, if they are: the journal broke
+   * (a write or sync failed) or writing durable records to the index failed.
+   * What was acknowledged before is durable either way; the restart replays it.
+   */
+  get commitFault(): TransientError | undefined {
+    return this.#journal.failure ?? this.chunks.applyFailure;
   }
 
   /** Seals the active pack, applies everything, marks it, closes the database. Idempotent. */
