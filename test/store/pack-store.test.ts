@@ -443,6 +443,44 @@ describe('LocalEngine', () => {
     await again.close();
   });
 
+  it('a failed sync cuts the pack back to its last sync: a commit told it failed is not replayed at the next start, though its records were written whole', async () => {
+    const events: { event: string; tailCut?: boolean }[] = [];
+    const logger = pino({ level: 'trace' }, { write: (line: string) => events.push(JSON.parse(line)) });
+    const engine = await openEngine(dir, { logger, fsync: true });
+    await engine.slots.compareAndSwap(si(80), null, { seq: 1n, record: Uint8Array.of(1) });
+    const chunk = await engine.chunks.put(new Uint8Array(2000).fill(6));
+    const originalSync = fs.fdatasyncSync;
+    let writes = 0;
+    const originalWritev = fs.writevSync;
+    fs.writevSync = (fd, buffers, position) => {
+      writes++;
+      return originalWritev(fd, buffers, position);
+    };
+    let failed = 0;
+    fs.fdatasyncSync = (fd) => {
+      // The commit's sync fails, once; the sync of the cut after it goes through.
+      if (failed++ === 0) throw Object.assign(new Error('i/o error'), { code: 'EIO' });
+      originalSync(fd);
+    };
+    syncBuiltinESMExports();
+    try {
+      await expect(engine.slots.compareAndSwap(si(80), 1n, { seq: 2n, record: Uint8Array.of(2) })).rejects.toThrow(
+        /the journal failed: EIO/,
+      );
+      expect(writes).toBeGreaterThan(0); // the commit's records reached the file before its sync failed
+    } finally {
+      fs.fdatasyncSync = originalSync;
+      fs.writevSync = originalWritev;
+      syncBuiltinESMExports();
+      await engine.close();
+    }
+    expect(events.filter((e) => e.event === 'journal_failed').map((e) => e.tailCut)).toEqual([true]);
+    const again = await openEngine(dir);
+    expect(await again.slots.get(si(80))).toEqual({ seq: 1n, record: Uint8Array.of(1) });
+    expect(await again.chunks.has(chunk)).toBe(false); // put with the failed commit, never acknowledged
+    await again.close();
+  });
+
   it('deduplicates against a fresh copy, stores an old one again (so gc never frees what a put relied on)', async () => {
     let clock = Date.UTC(2026, 0, 1);
     const engine = await openEngine(dir, { now: () => clock });

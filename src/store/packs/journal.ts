@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { fdatasyncSync, writevSync } from 'node:fs';
+import { fdatasyncSync, ftruncateSync, writevSync } from 'node:fs';
 import { type FileHandle, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { InvalidInputError, TransientError } from '../../errors.js';
@@ -22,8 +22,12 @@ export interface JournalOptions {
   onNewPack?: ((pack: string) => Promise<void>) | undefined;
   /** Called after a pack was sealed (trailer written and synced, file closed), with the seq of its last record. */
   onSealed?: ((pack: string, lastSeq: number) => Promise<void>) | undefined;
-  /** Told once, when a write or sync fails and the journal breaks (see the class comment, Failure). */
-  onFailed?: ((err: TransientError) => void) | undefined;
+  /**
+   * Told once, when a write or sync fails and the journal breaks (see the
+   * class comment, Failure); `tailCut`: whether the records written since
+   * the last sync could be cut off (#cutUnsynced).
+   */
+  onFailed?: ((err: TransientError, tailCut: boolean) => void) | undefined;
 }
 
 type Item =
@@ -59,7 +63,9 @@ type Item =
  * Failure: a write or sync that fails (a full disk, EIO) breaks the journal
  * for good: whatever was not yet durable may be lost (after a failed fsync
  * the page cache cannot be trusted), so every later call rejects with
- * TransientError and the owner reports itself unhealthy.
+ * TransientError and the owner reports itself unhealthy. The active pack is
+ * cut back to its last sync, so that a restart replays exactly what was
+ * acknowledged, not the whole records of commits told they failed.
  *
  * Bounds: large queued records hold their caller's buffers (callers wait
  * for written() before reusing them); staged ones are copies, in one 1 MiB
@@ -88,6 +94,8 @@ export class FsJournal implements PackSink {
   #fileEnd = 0;
   /** Where the active pack's written records end. */
   #writtenEnd = 0;
+  /** Where the active pack's synced records end: what a failure cuts it back to (see #fail). */
+  #syncedEnd = 0;
   #wantSync = 0;
   #running: Promise<void> | undefined;
   #writtenWaiters: { seq: number; resolve(): void; reject(err: Error): void }[] = [];
@@ -316,6 +324,7 @@ export class FsJournal implements PackSink {
           }
           gathered = false;
           const written = this.#writtenSeq;
+          const writtenEnd = this.#writtenEnd;
           if (this.#opts.fsync && this.#fd !== undefined) {
             if (inline) this.#zeroAhead(this.#fd);
             if (this.#unsyncedBytes <= INLINE_SYNC_BYTES) fdatasyncSync(this.#fd.fd);
@@ -323,6 +332,7 @@ export class FsJournal implements PackSink {
           }
           this.#unsyncedBytes = 0;
           this.#syncedSeq = written;
+          this.#syncedEnd = writtenEnd;
           this.#settle(this.#syncWaiters, written);
         }
       }
@@ -401,6 +411,7 @@ export class FsJournal implements PackSink {
     this.#activeCreated = true;
     this.#fileEnd = HEADER_BYTES;
     this.#writtenEnd = HEADER_BYTES;
+    this.#syncedEnd = HEADER_BYTES;
     return fd;
   }
 
@@ -465,11 +476,35 @@ export class FsJournal implements PackSink {
     const cause = err instanceof Error ? err : new Error(String(err));
     const broken = new TransientError(`the journal failed: ${(cause as NodeJS.ErrnoException).code ?? cause.message}`, { cause });
     this.#broken = broken;
+    const tailCut = this.#cutUnsynced();
     for (const w of [...this.#writtenWaiters, ...this.#syncWaiters]) w.reject(broken);
     this.#writtenWaiters = [];
     this.#syncWaiters = [];
     this.#queue = [];
-    this.#opts.onFailed?.(broken);
+    this.#opts.onFailed?.(broken, tailCut);
+  }
+
+  /**
+   * Cuts the active pack back to where its last successful sync ended, and
+   * syncs that: answers whether it could. Records written after that sync
+   * belong to commits that are now told they failed; left in the file, the
+   * whole ones among them would be replayed at the next start (recovery
+   * takes every whole record of an open pack), and an upload answered
+   * FAILURE would appear after a restart. A full disk allows the cut: it
+   * frees space.
+   */
+  #cutUnsynced(): boolean {
+    const fd = this.#fd;
+    if (fd === undefined || !this.#activeCreated) return true;
+    try {
+      ftruncateSync(fd.fd, this.#syncedEnd);
+      if (this.#opts.fsync) fdatasyncSync(fd.fd);
+      this.#fileEnd = this.#syncedEnd;
+      this.#writtenEnd = this.#syncedEnd;
+      return true;
+    } catch {
+      return false;
+    }
   }
 }
 

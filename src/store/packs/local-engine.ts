@@ -137,9 +137,9 @@ export class LocalEngine {
             await db.put(markKey(pack), APPLIED, { sync: true });
           });
         },
-        onFailed: (err) =>
+        onFailed: (err, tailCut) =>
           options.logger?.error(
-            { event: 'journal_failed', err },
+            { event: 'journal_failed', err, tailCut },
             'writing the journal failed (a full or failing disk): every later upload is refused until a restart, which replays what was acknowledged',
           ),
       });
