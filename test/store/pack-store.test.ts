@@ -481,6 +481,30 @@ describe('LocalEngine', () => {
     await again.close();
   });
 
+  it('a disk too full for the zeros written ahead still takes a small commit: the zeros are only a saving', async () => {
+    const engine = await openEngine(dir, { fsync: true });
+    const originalWritev = fs.writevSync;
+    fs.writevSync = (fd, buffers, position) => {
+      if (buffers.every((b) => (b as Uint8Array).every((byte) => byte === 0)))
+        throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+      return originalWritev(fd, buffers, position);
+    };
+    syncBuiltinESMExports();
+    try {
+      const chunk = await engine.chunks.put(new Uint8Array(5000).fill(7));
+      await engine.slots.compareAndSwap(si(90), null, { seq: 1n, record: Uint8Array.of(1) });
+      expect(engine.commitFault).toBeUndefined();
+      await engine.close();
+      const again = await openEngine(dir);
+      expect(await again.slots.get(si(90))).toEqual({ seq: 1n, record: Uint8Array.of(1) });
+      expect(Buffer.from(await again.chunks.get(chunk)).equals(Buffer.alloc(5000, 7))).toBe(true);
+      await again.close();
+    } finally {
+      fs.writevSync = originalWritev;
+      syncBuiltinESMExports();
+    }
+  });
+
   it('deduplicates against a fresh copy, stores an old one again (so gc never frees what a put relied on)', async () => {
     let clock = Date.UTC(2026, 0, 1);
     const engine = await openEngine(dir, { now: () => clock });

@@ -131,12 +131,12 @@ export class FsJournal implements PackSink {
     return this.#active;
   }
 
-  /** The highest seq that is durable. */
   /** The TransientError every call rejects with since a write or sync failed; undefined while the journal works. */
   get failure(): TransientError | undefined {
     return this.#broken;
   }
 
+  /** The highest seq that is durable. */
   get syncedSeq(): number {
     return this.#syncedSeq;
   }
@@ -367,7 +367,7 @@ export class FsJournal implements PackSink {
       position += bytesWritten;
     }
     this.#writtenEnd = position;
-    this.#fileEnd = Math.max(this.#fileEnd, position);
+    this.#fileEnd = position;
     for (const item of run) {
       const payload = item.offset + item.record.payloadOffset;
       this.#unwritten.delete(`${item.pack}:${payload}`);
@@ -433,10 +433,14 @@ export class FsJournal implements PackSink {
     if (this.#fileEnd - this.#writtenEnd >= ZERO_LOW_WATER) return;
     let position = this.#fileEnd;
     const end = this.#writtenEnd + ZERO_AHEAD_BYTES;
-    while (position < end) {
-      const n = writevSync(fd.fd, [ZEROS.subarray(0, Math.min(ZEROS.length, end - position))], position);
-      if (n <= 0) throw new TransientError('the pack file took no bytes');
-      position += n;
+    try {
+      while (position < end) {
+        const n = writevSync(fd.fd, [ZEROS.subarray(0, Math.min(ZEROS.length, end - position))], position);
+        if (n <= 0) break;
+        position += n;
+      }
+    } catch {
+      // Only a saving: a disk too full for the zeros may still take the commit's records, which were written already.
     }
     this.#fileEnd = position;
   }
