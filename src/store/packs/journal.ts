@@ -367,7 +367,7 @@ export class FsJournal implements PackSink {
       position += bytesWritten;
     }
     this.#writtenEnd = position;
-    this.#fileEnd = position;
+    this.#fileEnd = Math.max(this.#fileEnd, position);
     for (const item of run) {
       const payload = item.offset + item.record.payloadOffset;
       this.#unwritten.delete(`${item.pack}:${payload}`);
