@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { MemoryBudget } from '../util/memory-budget.js';
 import type { ConnectionCounter, Limits, Release } from './limits.js';
 import type { UploadOverlay } from './overlay.js';
+import { type SymlinkOrder, symlinkOrderOf } from './protocol/symlink-order.js';
 import type { SftpByteStream } from './protocol/transport.js';
 import { SftpSession } from './sftp-session.js';
 import { createAuthHandler, type Login } from './ssh-auth.js';
@@ -62,6 +63,7 @@ export class GatewayConnection {
   readonly #log: Logger;
   readonly #remoteAddress: string;
   readonly #remotePort: number;
+  readonly #symlinkOrder: SymlinkOrder;
   readonly #sessions = new Set<SftpSession>();
   readonly #startedAt = Date.now();
   #login: Login | undefined;
@@ -76,16 +78,30 @@ export class GatewayConnection {
   readonly #gone = new AbortController();
   readonly closed: Promise<void>;
 
-  /** `peer`: the client a load balancer named in a PROXY header (default: the socket's own peer). */
-  constructor(id: number, socket: Socket, client: SshConnection, deps: ConnectionDeps, peer?: { address: string; port: number }) {
+  /**
+   * `peer`: the client a load balancer named in a PROXY header (default: the
+   * socket's own peer); `software`: the software field of the client's SSH
+   * identification (logged, and it tells the order of SYMLINK's strings).
+   */
+  constructor(
+    id: number,
+    socket: Socket,
+    client: SshConnection,
+    deps: ConnectionDeps,
+    from: { peer?: { address: string; port: number } | undefined; software: string },
+  ) {
     this.#socket = socket;
     this.#client = client;
     this.#deps = deps;
-    this.#remoteAddress = peer?.address ?? socket.remoteAddress ?? 'unknown';
-    this.#remotePort = peer?.port ?? socket.remotePort ?? 0;
+    this.#remoteAddress = from.peer?.address ?? socket.remoteAddress ?? 'unknown';
+    this.#remotePort = from.peer?.port ?? socket.remotePort ?? 0;
+    this.#symlinkOrder = symlinkOrderOf(from.software);
     // Bound to a connection number only: the events below name the address themselves, once.
     this.#log = deps.logger.child({ conn: id });
-    this.#log.info({ event: 'connect', remoteAddress: this.#remoteAddress, remotePort: this.#remotePort }, 'connection');
+    this.#log.info(
+      { event: 'connect', remoteAddress: this.#remoteAddress, remotePort: this.#remotePort, client: from.software },
+      'connection',
+    );
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.once('close', () => void this.#onClose());
     socket.once('close', () => this.#gone.abort());
@@ -184,6 +200,7 @@ export class GatewayConnection {
       limits: this.#deps.limits,
       quota: this.#deps.quota,
       memory: this.#deps.memory,
+      symlinkOrder: this.#symlinkOrder,
       // Sessions start only after a login; were there none, the safer reading is append-only.
       appendOnly: this.#login?.result.appendOnly ?? true,
       onActivity: () => this.#touch(),

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
-import ssh2, { type Connection as SshConnection } from 'ssh2';
+import ssh2, { type ClientInfo, type Connection as SshConnection } from 'ssh2';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { EventRecorder } from '../events/api.js';
 import { AddressList, type Defender } from '../defender/index.js';
@@ -147,14 +147,17 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
   // synchronously inside that socket's 'data' event. Our own 'data' listener,
   // added before ssh2's, runs first and names the socket being parsed.
   let parsing: Socket | undefined;
-  ssh.on('connection', (client: SshConnection) => {
+  ssh.on('connection', (client: SshConnection, info: ClientInfo) => {
     const socket = parsing;
     if (socket === undefined || !accepting) {
       client.end();
       return;
     }
     socket.removeListener('data', markParsing);
-    const connection = new GatewayConnection(nextId++, socket, client, deps, peers.get(socket));
+    const connection = new GatewayConnection(nextId++, socket, client, deps, {
+      peer: peers.get(socket),
+      software: info.header.versions.software,
+    });
     connections.add(connection);
     void connection.closed.then(() => connections.delete(connection));
   });

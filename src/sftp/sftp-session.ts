@@ -9,6 +9,7 @@ import { DEFAULT_LIMITS, type Limits } from './limits.js';
 import { STATUS } from './protocol/constants.js';
 import { statusPacket } from './protocol/replies.js';
 import type { Request } from './protocol/requests.js';
+import type { SymlinkOrder } from './protocol/symlink-order.js';
 import { type ReplyTicket, type SftpByteStream, SftpTransport } from './protocol/transport.js';
 import { SessionQuota, type BeforeLink } from './quota-hooks.js';
 import { ReplyRoom, replyBytes } from './reply-room.js';
@@ -43,6 +44,8 @@ export interface SftpSessionOptions {
    * does not read its channel. None: only the per-session bounds.
    */
   memory?: MemoryBudget | undefined;
+  /** The order the client sends SYMLINK in (protocol/symlink-order.ts); default target first, as OpenSSH. */
+  symlinkOrder?: SymlinkOrder | undefined;
 }
 
 /**
@@ -95,17 +98,21 @@ export class SftpSession {
       },
       onTaskError: (err) => this.#log.error({ err }, 'SFTP request handler threw'),
     });
-    this.#transport = new SftpTransport(stream, {
-      request: (request, reply) => this.#accept(request, reply),
-      // The client's EOF: it sends nothing more. Answer what it already sent, then end the channel (as
-      // sftp-server exits on EOF and sshd closes the channel), or the client waits for that close forever.
-      end: () => void this.#scheduler.idle().then(() => this.#transport.finish(0)),
-      closed: (reason) => {
-        if (reason !== undefined) this.#log.info({ event: 'sftp_protocol_error', reason }, 'SFTP protocol error; closing session');
-        void this.close();
+    this.#transport = new SftpTransport(
+      stream,
+      {
+        request: (request, reply) => this.#accept(request, reply),
+        // The client's EOF: it sends nothing more. Answer what it already sent, then end the channel (as
+        // sftp-server exits on EOF and sshd closes the channel), or the client waits for that close forever.
+        end: () => void this.#scheduler.idle().then(() => this.#transport.finish(0)),
+        closed: (reason) => {
+          if (reason !== undefined) this.#log.info({ event: 'sftp_protocol_error', reason }, 'SFTP protocol error; closing session');
+          void this.close();
+        },
+        taken: () => this.#replies.settle(),
       },
-      taken: () => this.#replies.settle(),
-    });
+      opts.symlinkOrder,
+    );
     this.#replies = new ReplyRoom(this.#transport, {
       max: opts.limits?.maxOutputBacklog ?? DEFAULT_LIMITS.maxOutputBacklog,
       memory: opts.memory,

@@ -8,9 +8,10 @@ import { sftpBatch } from './openssh.js';
 
 /**
  * What the suites that drive one more real client (lftp, curl, PuTTY,
- * paramiko) share: a gateway on an fs chunk store with small chunks (so a
- * file of a few hundred KiB spans several), a work folder for the client,
- * and the stored bytes read back through another client, OpenSSH's sftp.
+ * paramiko, AsyncSSH, libssh) share: a gateway on an fs chunk store
+ * with small chunks (so a file of a few hundred KiB spans several), a work
+ * folder for the client, and the stored bytes read back through another
+ * client, OpenSSH's sftp.
  */
 export interface PeerGateway {
   gw: Gateway;

@@ -13,6 +13,7 @@ import {
   versionPacket,
 } from '../../src/sftp/protocol/replies.js';
 import { decodeRequest, MalformedRequestError, type Request } from '../../src/sftp/protocol/requests.js';
+import { symlinkOrderOf } from '../../src/sftp/protocol/symlink-order.js';
 import { COALESCE_BELOW, type ReplyTicket, type SftpByteStream, SftpTransport } from '../../src/sftp/protocol/transport.js';
 import { MalformedPacketError, WireReader } from '../../src/sftp/protocol/wire.js';
 import { str, u32, u64 } from './raw-sftp.js';
@@ -52,6 +53,24 @@ describe('PacketFramer', () => {
   });
 });
 
+describe('symlinkOrderOf', () => {
+  it('reads the link first from the clients that send it so to servers other than OpenSSH, the target first from the rest', () => {
+    for (const software of ['libssh_0.10.6', 'AsyncSSH_2.10.1', 'WinSCP_release_6.3.5'])
+      expect(symlinkOrderOf(software)).toBe('link-first');
+    for (const software of [
+      'OpenSSH_9.2p1',
+      'libssh2_1.10.0',
+      'paramiko_2.12.0',
+      'JSCH-0.1.55',
+      'Go',
+      'PuTTY_Release_0.78',
+      'rclone/v1.60.1',
+      '',
+    ])
+      expect(symlinkOrderOf(software)).toBe('target-first');
+  });
+});
+
 describe('decodeRequest', () => {
   const decode = (p: Buffer): Request => decodeRequest(p.readUInt8(4), p.subarray(5));
 
@@ -74,6 +93,14 @@ describe('decodeRequest', () => {
     expect(decode(packet(PACKET.RENAME, u32(5), str('/a'), str('/b')))).toEqual({ type: 'rename', id: 5, from: '/a', to: '/b' });
     // OpenSSH's order: the target first, then the link's own path.
     expect(decode(packet(PACKET.SYMLINK, u32(6), str('target'), str('/link')))).toMatchObject({ type: 'symlink', link: '/link' });
+    const link = packet(PACKET.SYMLINK, u32(6), str('/link'), str(Buffer.from([0x74, 0xff])));
+    // The draft's order, from the clients that keep it with servers other than OpenSSH: the link first.
+    expect(decodeRequest(link.readUInt8(4), link.subarray(5), 'link-first')).toEqual({
+      type: 'symlink',
+      id: 6,
+      target: Buffer.from([0x74, 0xff]), // a target is bytes, kept as they came
+      link: '/link',
+    });
     expect(decode(packet(PACKET.SETSTAT, u32(7), str('/f'), u32(0x8), u32(10), u32(20)))).toMatchObject({
       attrs: { atime: 10, mtime: 20 },
     });

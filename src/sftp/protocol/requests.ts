@@ -1,4 +1,5 @@
 import { PACKET } from './constants.js';
+import type { SymlinkOrder } from './symlink-order.js';
 import { MalformedPacketError, WireReader, type WireAttrs } from './wire.js';
 
 /**
@@ -19,11 +20,7 @@ export type Request =
   | { type: 'setstat' | 'mkdir'; id: number; path: Path; attrs: WireAttrs }
   | { type: 'fsetstat'; id: number; handle: Buffer; attrs: WireAttrs }
   | { type: 'rename'; id: number; from: Path; to: Path }
-  /**
-   * OpenSSH sends SYMLINK's two strings swapped against the draft (target
-   * first, then the new link's path), and every server that works with its
-   * client reads them that way (OpenSSH's PROTOCOL file, section 4.1).
-   */
+  /** SYMLINK's two strings, in the order the client sends them (symlink-order.ts). */
   | { type: 'symlink'; id: number; target: Buffer; link: Path }
   | { type: 'extended'; id: number; name: string; data: Buffer }
   | { type: 'unknown'; id: number; packetType: number };
@@ -64,13 +61,14 @@ export class MalformedRequestError extends MalformedPacketError {
  * Decodes one request packet (`type` and the payload after it). Throws
  * MalformedRequestError when the id parsed and the rest did not (the caller
  * answers BAD_MESSAGE), MalformedPacketError when not even the id did (the
- * caller ends the session: there is nobody to answer).
+ * caller ends the session: there is nobody to answer). `symlinkOrder`: the
+ * order the client sends SYMLINK's strings in (symlink-order.ts).
  */
-export function decodeRequest(type: number, payload: Buffer): Request {
+export function decodeRequest(type: number, payload: Buffer, symlinkOrder: SymlinkOrder = 'target-first'): Request {
   const r = new WireReader(payload);
   const id = r.u32();
   try {
-    const request = decodeFields(type, id, r);
+    const request = decodeFields(type, id, r, symlinkOrder);
     // WRITE takes its declared data and ignores what follows, as OpenSSH's sftp-server does (it
     // skips a packet's unread bytes): the Go sftp client of rclone 1.60 and restic 0.14 sends the
     // last, short block of a file with the whole buffer behind it. Every other request stays strict.
@@ -83,7 +81,7 @@ export function decodeRequest(type: number, payload: Buffer): Request {
   }
 }
 
-function decodeFields(type: number, id: number, r: WireReader): Request {
+function decodeFields(type: number, id: number, r: WireReader, symlinkOrder: SymlinkOrder): Request {
   const pathOnly = PATH_ONLY.get(type);
   if (pathOnly !== undefined) return { type: pathOnly, id, path: r.text() };
   const handleOnly = HANDLE_ONLY.get(type);
@@ -103,8 +101,11 @@ function decodeFields(type: number, id: number, r: WireReader): Request {
       return { type: 'fsetstat', id, handle: r.bytes(), attrs: r.attrs() };
     case PACKET.RENAME:
       return { type: 'rename', id, from: r.text(), to: r.text() };
-    case PACKET.SYMLINK:
-      return { type: 'symlink', id, target: r.bytes(), link: r.text() };
+    case PACKET.SYMLINK: {
+      if (symlinkOrder === 'target-first') return { type: 'symlink', id, target: r.bytes(), link: r.text() };
+      const link = r.text();
+      return { type: 'symlink', id, target: r.bytes(), link };
+    }
     case PACKET.EXTENDED: {
       const name = r.text();
       // An extension name that is not UTF-8 names no extension we know.

@@ -3,6 +3,7 @@ import { PacketFramer } from './framer.js';
 import { packetBuffers } from './packet-buffers.js';
 import { statusPacket, versionPacket } from './replies.js';
 import { decodeRequest, MalformedRequestError, type Request } from './requests.js';
+import type { SymlinkOrder } from './symlink-order.js';
 import { MalformedPacketError } from './wire.js';
 
 /**
@@ -69,6 +70,7 @@ export const COALESCE_BELOW = 64 * 1024;
 export class SftpTransport {
   readonly #stream: SftpByteStream;
   readonly #handlers: TransportHandlers;
+  readonly #symlinkOrder: SymlinkOrder;
   readonly #framer = new PacketFramer();
   /** Replies by arrival number; `null` while that request is still running. */
   readonly #waiting = new Map<number, Buffer | null>();
@@ -84,9 +86,11 @@ export class SftpTransport {
   #batch: Buffer[] = [];
   #batchBytes = 0;
 
-  constructor(stream: SftpByteStream, handlers: TransportHandlers) {
+  /** `symlinkOrder`: the order this client sends SYMLINK in (symlink-order.ts; default target first, as OpenSSH). */
+  constructor(stream: SftpByteStream, handlers: TransportHandlers, symlinkOrder: SymlinkOrder = 'target-first') {
     this.#stream = stream;
     this.#handlers = handlers;
+    this.#symlinkOrder = symlinkOrder;
     stream.on('data', (chunk) => this.#receive(chunk));
     stream.on('end', () => {
       if (!this.#closed) handlers.end();
@@ -227,7 +231,7 @@ export class SftpTransport {
       }
       let request: Request;
       try {
-        request = decodeRequest(frame.type, frame.payload);
+        request = decodeRequest(frame.type, frame.payload, this.#symlinkOrder);
       } catch (err) {
         if (err instanceof MalformedRequestError) {
           this.#ticket().send(statusPacket(err.id, STATUS.BAD_MESSAGE, 'malformed request'));
