@@ -2,13 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { startGateway, type Gateway } from '../sftp/gateway-fixture.js';
+import { startGateway, type Gateway, type GatewayOptions } from '../sftp/gateway-fixture.js';
 import { must } from './backup-tools.js';
 import { sftpBatch } from './openssh.js';
 
 /**
  * What the suites that drive one more real client (lftp, curl, PuTTY,
- * paramiko, AsyncSSH, libssh) share: a gateway on an fs chunk store
+ * paramiko, AsyncSSH, libssh, JSch) share: a gateway on an fs chunk store
  * with small chunks (so a file of a few hundred KiB spans several), a work
  * folder for the client, and the stored bytes read back through another
  * client, OpenSSH's sftp.
@@ -21,8 +21,9 @@ export interface PeerGateway {
   close(): Promise<void>;
 }
 
-export async function startPeerGateway(prefix: string): Promise<PeerGateway> {
-  const gw = await startGateway({ fsChunks: true, chunkSize: 256 * 1024 });
+/** `options`: more of the gateway's (its host keys, say). */
+export async function startPeerGateway(prefix: string, options: GatewayOptions = {}): Promise<PeerGateway> {
+  const gw = await startGateway({ fsChunks: true, chunkSize: 256 * 1024, ...options });
   const work = await mkdtemp(join(tmpdir(), prefix));
   return {
     gw,
