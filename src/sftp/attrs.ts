@@ -3,13 +3,14 @@ import type { EntryMetadata } from '../tree/index.js';
 
 /**
  * What stat and readdir report. capstan has no owners and no mode bits
- * beyond "writable or not", so:
+ * beyond "writable or not" and a file's "executable or not", so:
  * - uid and gid are 0; the long listing shows the session's user name as
  *   owner and group (what a user expects to see for their own files);
- * - directories are 0755, files 0644; without write permission (a noWrite
- *   entry, or anything seen through a read-only cap or session) the w bits
- *   are dropped (0555, 0444); an entry whose cap this version cannot read
- *   (unknown kinds, verify caps) is a file with mode 0000;
+ * - directories are 0755, files 0644, executable files 0755; without write
+ *   permission (a noWrite entry, or anything seen through a read-only cap or
+ *   session) the w bits are dropped (0555, 0444, 0555); an entry whose cap
+ *   this version cannot read (unknown kinds, verify caps) is a file with
+ *   mode 0000;
  * - a symbolic link is 0120777 (as Linux shows every link) with the
  *   target's length as its size, whatever the tree's write permission: what
  *   may be done to a link is decided by its directory;
@@ -55,16 +56,16 @@ export function sizeOf(cap: Cap, metadata?: Partial<EntryMetadata>): number {
   return 0;
 }
 
-/** The times an attribute set is made from; a missing one defaults as makeAttrs says. */
-export type AttrTimes = { [K in 'mtimeMs' | 'atimeMs']?: EntryMetadata[K] | undefined };
+/** The metadata an attribute set is made from; a missing time defaults as makeAttrs says. */
+export type AttrSource = { [K in 'mtimeMs' | 'atimeMs' | 'executable']?: EntryMetadata[K] | undefined };
 
-export function makeAttrs(kind: NodeKind, metadata: AttrTimes | undefined, size: number, writable: boolean): SftpAttrs {
+export function makeAttrs(kind: NodeKind, metadata: AttrSource | undefined, size: number, writable: boolean): SftpAttrs {
   const nowMs = Date.now();
   const mtimeMs = metadata?.mtimeMs ?? nowMs;
   const atimeMs = metadata?.atimeMs ?? mtimeMs;
   let mode: number;
   if (kind === 'directory') mode = S_IFDIR | (writable ? 0o755 : 0o555);
-  else if (kind === 'file') mode = S_IFREG | (writable ? 0o644 : 0o444);
+  else if (kind === 'file') mode = S_IFREG | (writable ? 0o644 : 0o444) | (metadata?.executable === true ? 0o111 : 0);
   else if (kind === 'symlink') mode = S_IFLNK | 0o777;
   else mode = S_IFREG;
   return {
@@ -123,4 +124,9 @@ export function longname(name: string, attrs: SftpAttrs, owner: string, linkTarg
 /** True when an SFTP permissions field grants no write bit: chmod a-w. */
 export function modeDeniesWrite(mode: number): boolean {
   return (mode & 0o222) === 0;
+}
+
+/** True when an SFTP permissions field grants an execute bit: what a file's `executable` keeps. */
+export function modeExecutes(mode: number): boolean {
+  return (mode & 0o111) !== 0;
 }

@@ -72,7 +72,7 @@ export const HANDLERS: HandlerTable = {
   open: {
     writes: (r) => (r.pflags & OPEN_FLAGS.WRITE) !== 0,
     shared: never,
-    run: (r, ctx) => open(ctx, r.id, pathOf(r.path), r.pflags),
+    run: (r, ctx) => open(ctx, r.id, pathOf(r.path), r.pflags, r.attrs.mode),
   },
   close: { writes: never, shared: never, run: (r, ctx) => closeHandle(ctx, r.id, r.handle) },
   read: {
@@ -165,7 +165,7 @@ export const HANDLERS: HandlerTable = {
   unknown: { writes: never, shared: never, run: async (r) => statusPacket(r.id, STATUS.OP_UNSUPPORTED, 'unknown request') },
 };
 
-async function open(ctx: SessionContext, id: number, path: string, flags: number): Promise<Buffer> {
+async function open(ctx: SessionContext, id: number, path: string, flags: number, mode: number | undefined): Promise<Buffer> {
   const { view, handles } = ctx;
   handles.ensureRoom();
   if ((flags & OPEN_FLAGS.WRITE) === 0) {
@@ -180,13 +180,17 @@ async function open(ctx: SessionContext, id: number, path: string, flags: number
     return handlePacket(id, handles.add(new ReadHandle(reader, node.loc.path, attrs, cap, place)));
   }
   const quota = await ctx.quota?.beforeOpen(path);
-  const handle = await view.openWrite(path, {
-    create: (flags & OPEN_FLAGS.CREAT) !== 0,
-    exclusive: (flags & OPEN_FLAGS.EXCL) !== 0,
-    truncate: (flags & OPEN_FLAGS.TRUNC) !== 0,
-    append: (flags & OPEN_FLAGS.APPEND) !== 0,
-    read: (flags & OPEN_FLAGS.READ) !== 0,
-  });
+  const handle = await view.openWrite(
+    path,
+    {
+      create: (flags & OPEN_FLAGS.CREAT) !== 0,
+      exclusive: (flags & OPEN_FLAGS.EXCL) !== 0,
+      truncate: (flags & OPEN_FLAGS.TRUNC) !== 0,
+      append: (flags & OPEN_FLAGS.APPEND) !== 0,
+      read: (flags & OPEN_FLAGS.READ) !== 0,
+    },
+    mode,
+  );
   ctx.quota?.opened(handle, quota);
   return handlePacket(id, handles.add(handle));
 }

@@ -11,7 +11,7 @@ import {
 import type { DirectoryCap, FileCap } from '../cap/index.js';
 import { entryUsage } from '../quota/index.js';
 import { moveEntry, removeDirectory, type DirEntry, type EntryMetadata } from '../tree/index.js';
-import { kindOf, modeDeniesWrite, sizeOf } from './attrs.js';
+import { kindOf, modeDeniesWrite, modeExecutes, sizeOf } from './attrs.js';
 import { isWithin } from './paths.js';
 import { holds, lacks } from '../events/commit-check.js';
 import { eventPathOf, recordChange } from './event-paths.js';
@@ -173,7 +173,7 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
  * hardlink@openssh.com: the same immutable file cap under a second name
  * (files, and symbolic links, which are copied as links; the source may
  * also be a /uri file cap). The new entry has
- * the source's times and size; it is never noWrite.
+ * the source's times, size and execute bits; it is never noWrite.
  */
 export async function hardlink(view: UserTree, fromRaw: string, toRaw: string, quota?: SessionQuota): Promise<void> {
   // link(2) does not follow a last symbolic link: the new name is a second link with the same target.
@@ -189,6 +189,7 @@ export async function hardlink(view: UserTree, fromRaw: string, toRaw: string, q
     ctimeMs: now,
   };
   if (entry?.metadata.atimeMs !== undefined) metadata.atimeMs = entry.metadata.atimeMs;
+  if (entry?.metadata.executable === true) metadata.executable = true;
   const link = (beforeLink?: BeforeLink) => to.dir.link(to.name, cap, metadata, { overwrite: false, beforeLink });
   // A second name counts as a second file, as the walk counts it.
   await (quota !== undefined ? quota.link(entryUsage({ cap, metadata }), link) : link());
@@ -234,7 +235,13 @@ export async function setstat(view: UserTree, raw: string, attrs: AttrChange, qu
   }
   if (attrs.mode !== undefined) {
     patch.noWrite = modeDeniesWrite(attrs.mode);
-    for (const upload of uploads) upload.setNoWrite(patch.noWrite);
+    // Only a file keeps execute bits (a directory is always searchable; a link shows 0777).
+    const file = entry === undefined || kindOf(entry.cap) === 'file';
+    if (file) patch.executable = modeExecutes(attrs.mode);
+    for (const upload of uploads) {
+      upload.setNoWrite(patch.noWrite);
+      upload.setExecutable(modeExecutes(attrs.mode));
+    }
   }
   if (entry !== undefined && Object.keys(patch).length > 0) await loc.dir.setMetadata(loc.name, patch);
 }
@@ -285,5 +292,8 @@ async function rewriteWithSize(view: UserTree, loc: EntryLocation, base: FileCap
 export async function setstatUpload(handle: WriteHandle, attrs: AttrChange): Promise<void> {
   if (attrs.size !== undefined) await handle.truncate(attrs.size);
   if (attrs.mtime !== undefined && attrs.atime !== undefined) handle.setTimes(attrs.atime * 1000, attrs.mtime * 1000);
-  if (attrs.mode !== undefined) handle.setNoWrite(modeDeniesWrite(attrs.mode));
+  if (attrs.mode !== undefined) {
+    handle.setNoWrite(modeDeniesWrite(attrs.mode));
+    handle.setExecutable(modeExecutes(attrs.mode));
+  }
 }

@@ -1,7 +1,7 @@
 import { AlreadyExistsError, IsADirectoryError, NotADirectoryError, NotFoundError, PermissionError } from '../errors.js';
 import { SymlinkTarget, type Cap, type DirectoryCap, type FileCap } from '../cap/index.js';
 import { resolvePath, type DirEntry, type Directory, type Tree } from '../tree/index.js';
-import { kindOf, longname, makeAttrs, sizeOf, type NodeKind, type SftpAttrs } from './attrs.js';
+import { kindOf, longname, makeAttrs, modeExecutes, sizeOf, type NodeKind, type SftpAttrs } from './attrs.js';
 import type { EventRecorder } from '../events/api.js';
 import { eventPathOf } from './event-paths.js';
 import type { UploadOverlay } from './overlay.js';
@@ -154,7 +154,7 @@ export class UserTree {
   }
 
   attrsOfUpload(upload: WriteHandle): SftpAttrs {
-    return makeAttrs('file', { mtimeMs: upload.mtimeMs, atimeMs: upload.atimeMs }, upload.size, true);
+    return makeAttrs('file', { mtimeMs: upload.mtimeMs, atimeMs: upload.atimeMs, executable: upload.executable }, upload.size, true);
   }
 
   /** The line builder for a directory's READDIR. */
@@ -188,6 +188,8 @@ export class UserTree {
   async openWrite(
     raw: string,
     flags: { create: boolean; exclusive: boolean; truncate: boolean; append: boolean; read: boolean },
+    /** OPEN's permissions: their execute bits make a file this creates executable (as open(2)'s mode; writes are not refused). */
+    mode?: number | undefined,
   ): Promise<WriteHandle> {
     // open(2) follows a link, also to create its missing target (inside the base, as every walk);
     // with O_CREAT|O_EXCL it does not, and an existing link is EEXIST.
@@ -216,8 +218,10 @@ export class UserTree {
         baseSize: base !== undefined ? sizeOf(base) : undefined,
         append: flags.append,
         readable: flags.read,
+        executable: entry?.metadata.executable === true,
       },
     );
+    if (!exists && mode !== undefined && modeExecutes(mode)) handle.setExecutable(true);
     this.overlay.add(this.user, loc.dir.cap, loc.name, handle);
     return handle;
   }

@@ -78,6 +78,7 @@ export interface MetadataPatch {
   mtimeMs?: number;
   atimeMs?: number;
   noWrite?: boolean;
+  executable?: boolean;
 }
 
 export class WriteHandle implements OverlayItem {
@@ -87,6 +88,7 @@ export class WriteHandle implements OverlayItem {
   /** Content differs from what is linked under the name (or nothing is). */
   #dirty: boolean;
   #patch: MetadataPatch = {};
+  readonly #openedExecutable: boolean;
   #lastWriteMs = Date.now();
   /** Set when the name was removed or replaced while open: CLOSE then commits nothing. */
   orphaned = false;
@@ -94,8 +96,16 @@ export class WriteHandle implements OverlayItem {
   constructor(
     private readonly deps: WriteHandleDeps,
     public target: WriteTarget,
-    init: { base?: FileCap | undefined; baseSize?: number | undefined; append: boolean; readable: boolean },
+    init: {
+      base?: FileCap | undefined;
+      baseSize?: number | undefined;
+      append: boolean;
+      readable: boolean;
+      /** The name's entry was executable when opened (what stat shows until CLOSE; CLOSE keeps what is there then). */
+      executable?: boolean | undefined;
+    },
   ) {
+    this.#openedExecutable = init.executable === true;
     this.append = init.append;
     this.readable = init.readable;
     if (init.base !== undefined) {
@@ -118,6 +128,10 @@ export class WriteHandle implements OverlayItem {
   get mtimeMs(): number {
     return this.#patch.mtimeMs ?? this.#lastWriteMs;
   }
+  get executable(): boolean {
+    return this.#patch.executable ?? this.#openedExecutable;
+  }
+
   get atimeMs(): number | undefined {
     return this.#patch.atimeMs;
   }
@@ -202,6 +216,10 @@ export class WriteHandle implements OverlayItem {
     this.#patch.noWrite = noWrite;
   }
 
+  setExecutable(executable: boolean): void {
+    this.#patch.executable = executable;
+  }
+
   /** Whether CLOSE would link a new version (or change metadata). */
   get needsCommit(): boolean {
     return !this.orphaned && (this.#dirty || Object.keys(this.#patch).length > 0);
@@ -231,6 +249,7 @@ export class WriteHandle implements OverlayItem {
       mtimeMs: this.#patch.mtimeMs ?? now,
       ctimeMs: now,
       noWrite: this.#patch.noWrite ?? false,
+      executable: this.#patch.executable ?? false,
     };
     if (this.#patch.atimeMs !== undefined) metadata.atimeMs = this.#patch.atimeMs;
     // After the slot CAS, before CLOSE is answered: an acknowledged upload always has its event on disk,
@@ -253,6 +272,8 @@ export class WriteHandle implements OverlayItem {
       // this upload ran included): the check is inside the atomic update that links.
       await dir.link(name, result.cap, metadata, {
         overwrite: true,
+        // Unless chmod said otherwise, a new version keeps the mode of the one it replaces.
+        keepExecutable: this.#patch.executable === undefined,
         replacing: (existing) => {
           if (existing.cap.isDirectory) throw new IsADirectoryError('is a directory');
         },

@@ -89,6 +89,12 @@ export interface EntryMetadata {
   atimeMs?: number;
   /** All write bits removed (chmod a-w); writes through this name are refused. */
   noWrite?: boolean;
+  /**
+   * A file's execute bits (chmod +x): listed as 0755 instead of 0644, so
+   * that a script or a program copied in and out keeps them. Grants and
+   * refuses nothing; ignored on anything but a file.
+   */
+  executable?: boolean;
 }
 
 /**
@@ -119,6 +125,12 @@ export interface LinkOptions extends AbortOptions {
    * was replaced. Throw to refuse (a quota reservation that does not fit).
    */
   beforeLink?: ((existing: DirEntry | undefined) => Promise<void>) | undefined;
+  /**
+   * The new entry keeps the `executable` of the entry it replaces (a new
+   * version of a file keeps its mode, as open(O_TRUNC) does), unless its
+   * own metadata says executable.
+   */
+  keepExecutable?: boolean | undefined;
 }
 
 export interface MkdirOptions extends AbortOptions {

@@ -131,6 +131,21 @@ describe.each(backends)('directories on $name', (backend) => {
     expect(await names(dir)).toEqual(['cafe\u0301']);
   });
 
+  it('executable: set and cleared by setMetadata, kept by a link over it with keepExecutable, dropped without', async () => {
+    await dir.link('run', fileCap(1), meta(1, { executable: true }));
+    expect((await dir.lookup('run'))?.metadata.executable).toBe(true);
+    await dir.link('run', fileCap(2), meta(2), { overwrite: true, keepExecutable: true });
+    expect((await dir.lookup('run'))?.metadata).toEqual(meta(2, { executable: true }));
+    await dir.setMetadata('run', { executable: false });
+    expect((await dir.lookup('run'))?.metadata.executable).toBeUndefined();
+    await dir.setMetadata('run', { executable: true });
+    await dir.link('run', fileCap(3), meta(3), { overwrite: true });
+    expect((await dir.lookup('run'))?.metadata.executable).toBeUndefined();
+    // Nothing to keep from a new name; the entry's own bit wins either way.
+    await dir.link('new', fileCap(4), meta(4), { keepExecutable: true });
+    expect((await dir.lookup('new'))?.metadata.executable).toBeUndefined();
+  });
+
   it('noWrite entries refuse replacement (link overwrite, rename over) but allow chmod back and unlink', async () => {
     await dir.link('ro', fileCap(), meta(1, { noWrite: true }));
     await dir.link('other', fileCap(), meta(2));

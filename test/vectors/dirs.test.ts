@@ -157,6 +157,13 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
   await tree.directory(links).link('escaping', ...link('../../etc/passwd'));
   await tree.directory(links).link('latin1', ...link(Uint8Array.of(0x63, 0x61, 0x66, 0xe9)));
   await tree.directory(links).link('uri', ...link(`/uri/${sub.toString()}/inside`));
+
+  // A file's execute bits (metadata flag bit 2), beside a plain file and one that is also noWrite.
+  // Made last so every directory above keeps its frozen bytes.
+  const modes = await tree.createDirectory();
+  await tree.directory(modes).link('plain', new LiteralCap(Uint8Array.of(7)), meta);
+  await tree.directory(modes).link('script', new LiteralCap(Uint8Array.of(8)), { ...meta, executable: true });
+  await tree.directory(modes).link('tool', new LiteralCap(Uint8Array.of(9)), { ...meta, executable: true, noWrite: true });
   return [
     { label: 'root: every kind of entry', cap: root },
     { label: 'child directory made by mkdir', cap: sub },
@@ -165,6 +172,7 @@ async function scenario(tree: Tree): Promise<{ label: string; cap: DirectoryWrit
     { label: 'removed by rmdir: a sealed v2 slot record', cap: removed, sealed: true },
     { label: 'linked twice by ln: a shared v2 slot record', cap: shared, shared: true },
     { label: 'symbolic links: cap kind 0x02 holds the target bytes', cap: links },
+    { label: 'execute bits: metadata flag bit 2', cap: modes },
   ];
 }
 

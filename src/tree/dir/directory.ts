@@ -137,7 +137,8 @@ export class DirectoryHandle implements Directory {
       const existing = await draft.get(entry.nameUtf8);
       const view = existing && this.checkReplace(existing, options);
       await options.beforeLink?.(view);
-      await draft.set(entry);
+      const kept = options.keepExecutable === true && existing?.metadata.executable === true && !meta.executable;
+      await draft.set(kept ? { ...entry, metadata: { ...meta, executable: true } } : entry);
       return view;
     });
     return replaced;
@@ -324,7 +325,14 @@ export class DirectoryHandle implements Directory {
 }
 
 function sameMetadata(a: EntryMetadata, b: EntryMetadata): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.atimeMs === b.atimeMs && !!a.noWrite === !!b.noWrite;
+  return (
+    a.size === b.size &&
+    a.mtimeMs === b.mtimeMs &&
+    a.ctimeMs === b.ctimeMs &&
+    a.atimeMs === b.atimeMs &&
+    !!a.noWrite === !!b.noWrite &&
+    !!a.executable === !!b.executable
+  );
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {

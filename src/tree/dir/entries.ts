@@ -110,16 +110,18 @@ export function checkMetadata(m: EntryMetadata): EntryMetadata {
   const out: EntryMetadata = { size: m.size, mtimeMs: time(m.mtimeMs, 'mtimeMs'), ctimeMs: time(m.ctimeMs, 'ctimeMs') };
   if (m.atimeMs !== undefined) out.atimeMs = time(m.atimeMs, 'atimeMs');
   if (m.noWrite) out.noWrite = true;
+  if (m.executable) out.executable = true;
   return out;
 }
 
-/** Merges a patch (keys given as undefined are left alone; noWrite: false clears it). */
+/** Merges a patch (keys given as undefined are left alone; noWrite or executable: false clears it). */
 export function patchMetadata(current: EntryMetadata, patch: Partial<EntryMetadata>): EntryMetadata {
   const merged: EntryMetadata = { ...current };
-  for (const key of ['size', 'mtimeMs', 'ctimeMs', 'atimeMs', 'noWrite'] as const) {
+  for (const key of ['size', 'mtimeMs', 'ctimeMs', 'atimeMs', 'noWrite', 'executable'] as const) {
     if (patch[key] !== undefined) (merged as unknown as Record<string, unknown>)[key] = patch[key];
   }
   if (patch.noWrite === false) delete merged.noWrite;
+  if (patch.executable === false) delete merged.executable;
   return checkMetadata(merged);
 }
 

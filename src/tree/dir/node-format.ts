@@ -28,7 +28,7 @@ import type { DirectoryKeys } from './keys.js';
  *     cap:    0x00 ‖ u16 len ‖ cap string (UTF-8, ≤ MAX_CAP_LENGTH)
  *           | 0x01 ‖ child R (32) ‖ child P (32) ‖ sealed child W (72)   a child directory write cap
  *           | 0x02 ‖ u16 len ‖ link target (1..4095 bytes, no NUL)      a symbolic link
- *     metadata: u8 flags (bit 0 atime present, bit 1 noWrite; others 0)
+ *     metadata: u8 flags (bit 0 atime present, bit 1 noWrite, bit 2 executable; others 0)
  *               ‖ varint size ‖ f64 mtimeMs ‖ f64 ctimeMs ‖ [f64 atimeMs]
  *
  * Integers are big-endian, varints unsigned LEB128 (minimal, < 2^53).
@@ -41,6 +41,7 @@ const CAP_DIR_WRITE = 1;
 const CAP_SYMLINK = 2;
 const FLAG_ATIME = 1;
 const FLAG_NO_WRITE = 2;
+const FLAG_EXECUTABLE = 4;
 /** Branch fan-out bits a reader accepts (a writer's choice within these; v1 writers use DEFAULT_LAYOUT). */
 export const MIN_BRANCH_BITS = 1;
 export const MAX_BRANCH_BITS = 8;
@@ -128,7 +129,7 @@ function writeEntry(w: ByteWriter, entry: StoredEntry): void {
     w.u8(CAP_DIR_WRITE).bytes(entry.cap.readKey).bytes(entry.cap.publicKey).bytes(entry.cap.sealedWriteSecret);
   }
   const m = entry.metadata;
-  const flags = (m.atimeMs !== undefined ? FLAG_ATIME : 0) | (m.noWrite ? FLAG_NO_WRITE : 0);
+  const flags = (m.atimeMs !== undefined ? FLAG_ATIME : 0) | (m.noWrite ? FLAG_NO_WRITE : 0) | (m.executable ? FLAG_EXECUTABLE : 0);
   w.u8(flags).varint(m.size).f64(m.mtimeMs).f64(m.ctimeMs);
   if (m.atimeMs !== undefined) w.f64(m.atimeMs);
 }
@@ -210,10 +211,11 @@ function readEntry(r: ByteReader): StoredEntry {
     throw new FormatError('unknown cap kind');
   }
   const flags = r.u8();
-  if ((flags & ~(FLAG_ATIME | FLAG_NO_WRITE)) !== 0) throw new FormatError('unknown metadata flags');
+  if ((flags & ~(FLAG_ATIME | FLAG_NO_WRITE | FLAG_EXECUTABLE)) !== 0) throw new FormatError('unknown metadata flags');
   const metadata: EntryMetadata = { size: r.varint(), mtimeMs: finite(r.f64()), ctimeMs: finite(r.f64()) };
   if (flags & FLAG_ATIME) metadata.atimeMs = finite(r.f64());
   if (flags & FLAG_NO_WRITE) metadata.noWrite = true;
+  if (flags & FLAG_EXECUTABLE) metadata.executable = true;
   return { name, nameUtf8, cap, metadata };
 }
 
