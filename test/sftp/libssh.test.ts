@@ -12,8 +12,9 @@ import { sha256Hex as sha, startPeerGateway, type PeerGateway } from '../helpers
 /**
  * libssh's SFTP client (not libssh2): the C library behind KDE's sftp://,
  * Remmina and other desktop tools, from Debian's libssh-dev, driven by
- * test/helpers/libssh-client.c, which this suite compiles. What it stored
- * is read back through OpenSSH's sftp.
+ * test/helpers/libssh-client.c, which this suite compiles (without
+ * -Werror: a newer libssh may deprecate a call it makes). What it stored is
+ * read back through OpenSSH's sftp.
  *
  * libssh sends SYMLINK's strings in the draft's order (the link's path
  * first) to any server that does not identify as OpenSSH; before capstan
@@ -41,7 +42,7 @@ beforeAll(async () => {
   peer = await startPeerGateway('capstan-libssh-');
   ({ gw, work } = peer);
   client = join(work, 'libssh-client');
-  must(await run('cc', ['-O1', '-Wall', '-Werror', '-o', client, SOURCE, '-lssh'], { timeoutMs: 60_000 }), 'cc libssh-client.c');
+  must(await run('cc', ['-O1', '-Wall', '-o', client, SOURCE, '-lssh'], { timeoutMs: 60_000 }), 'cc libssh-client.c');
 });
 afterAll(() => peer?.close());
 
