@@ -84,7 +84,7 @@ describe('--json', () => {
     expect(entries[1]).toMatchObject({ type: 'file', size: 200_000 });
     expect(entries[2]).toMatchObject({ type: 'directory', size: null });
     for (const e of entries) {
-      expect(Object.keys(e).sort()).toEqual(['mtime', 'name', 'readonly', 'size', 'type']);
+      expect(Object.keys(e).sort()).toEqual(['executable', 'mtime', 'name', 'readonly', 'size', 'type']);
       expect(Date.parse(e['mtime'] as string)).toBeLessThanOrEqual(Date.now());
       expect(Date.parse(e['mtime'] as string)).toBeGreaterThan(before - 600_000);
     }

@@ -65,6 +65,7 @@ describe('CLI and symbolic links', () => {
       size: 3,
       mtime: '2023-11-14T22:13:20.000Z',
       readonly: false,
+      executable: false,
     });
     expect(json.find((e) => e['name'] === 'd')).not.toHaveProperty('target');
     const doc = (await readFile(path.join(REPO, 'docs/cli-json.md'), 'utf8'))

@@ -22,6 +22,8 @@ export interface LsJsonEntry {
   /** ISO 8601 UTC with milliseconds; null when not recorded. */
   mtime: string | null;
   readonly: boolean;
+  /** A file with its execute bits kept (listed 0755 over SFTP); false for everything else. */
+  executable: boolean;
 }
 
 const TYPES: Record<string, LsJsonEntry['type']> = { dir: 'directory', file: 'file', link: 'symlink' };
@@ -41,6 +43,7 @@ function jsonEntry(cap: Cap, metadata: EntryMetadata | undefined, size: number |
     size: kind === 'dir' ? null : cap instanceof SymlinkTarget ? cap.target.length : (size ?? metadata?.size ?? null),
     mtime: mtime !== undefined && Number.isFinite(mtime) ? new Date(mtime).toISOString() : null,
     readonly: metadata?.noWrite === true,
+    executable: kind === 'file' && metadata?.executable === true,
   };
 }
 

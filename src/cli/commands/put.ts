@@ -84,7 +84,8 @@ export const putCommand: CommandModule<GlobalArgs, PutArgs> = {
         target,
         async (begin) => {
           await begin([holds(dir, name, result.cap, now)]);
-          await dir.link(name, result.cap, { size: result.size, mtimeMs: now, ctimeMs: now }, { overwrite: true });
+          // A new version keeps the execute bits of the file it replaces, as an SFTP upload does.
+          await dir.link(name, result.cap, { size: result.size, mtimeMs: now, ctimeMs: now }, { overwrite: true, keepExecutable: true });
         },
         upload,
       );
