@@ -18,6 +18,8 @@ export interface PeerGateway {
   work: string;
   /** A file's stored bytes, fetched with OpenSSH's sftp as alice. */
   stored(path: string): Promise<Buffer>;
+  /** `ls -l DIR` as OpenSSH's sftp prints it for alice (capstan's long names: links show their target). */
+  listing(dir: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,9 @@ export async function startPeerGateway(prefix: string, options: GatewayOptions =
       const local = join(work, `stored-${randomBytes(6).toString('hex')}`);
       must(await sftpBatch(gw.alice, work, [`get "${path}" ${local}`]), `sftp get ${path}`);
       return readFile(local);
+    },
+    async listing(dir) {
+      return must(await sftpBatch(gw.alice, work, [`ls -l ${dir}`]), `ls -l ${dir}`).stdout;
     },
     async close() {
       await gw.close();

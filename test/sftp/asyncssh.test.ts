@@ -1,11 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { must } from '../helpers/backup-tools.js';
-import { peersOrSkip, requirePeers, run, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
+import { peersOrSkip, requirePeers, skipNotice, type Target } from '../helpers/openssh.js';
+import { pythonModuleMissing, runPythonDriver } from '../helpers/python-driver.js';
 import type { Gateway } from './gateway-fixture.js';
 import { sha256Hex as sha, startPeerGateway, type PeerGateway } from '../helpers/peer-gateway.js';
 
@@ -21,26 +20,16 @@ import { sha256Hex as sha, startPeerGateway, type PeerGateway } from '../helpers
  * before capstan read it that way, its `symlink(target, link)` made a link
  * named after the target.
  */
-const PYTHON = '/usr/bin/python3';
 const DRIVER = fileURLToPath(new URL('../helpers/asyncssh-client.py', import.meta.url));
 const SUITE = 'AsyncSSH against a gateway';
-
-function asyncsshMissing(): string | undefined {
-  const r = spawnSync(PYTHON, ['-W', 'ignore', '-c', 'import asyncssh'], { stdio: 'ignore' });
-  return r.status === 0 ? undefined : `not installed: ${PYTHON} with asyncssh (python3-asyncssh)`;
-}
-const skip = peersOrSkip(SUITE, 'sftp', 'ssh-keygen') ?? skipNotice(asyncsshMissing(), SUITE);
+const skip = peersOrSkip(SUITE, 'sftp', 'ssh-keygen') ?? skipNotice(pythonModuleMissing('asyncssh', 'python3-asyncssh'), SUITE);
 
 let peer: PeerGateway;
 let gw: Gateway;
 let work: string;
 const stored = (path: string): Promise<Buffer> => peer.stored(path);
 
-async function asyncssh<T>(scenario: string, t: Target): Promise<T> {
-  const config = { port: t.port, user: t.user, password: t.password ?? null, keyFile: t.keyFile ?? null, work };
-  const r = must(await run(PYTHON, [DRIVER, scenario, JSON.stringify(config)], { timeoutMs: 120_000 }), `asyncssh ${scenario}`);
-  return JSON.parse(r.stdout) as T;
-}
+const asyncssh = <T>(scenario: string, t: Target): Promise<T> => runPythonDriver<T>(DRIVER, scenario, t, work);
 
 beforeAll(async () => {
   if (skip !== undefined) return;
@@ -90,7 +79,7 @@ describe.skipIf(skip)(SUITE, () => {
       deepGone: true,
       entries: ['.', '..', 'copy.bin', 'edit.bin', 'hard', 'link', 'src.bin', 'target.txt'],
     });
-    const listed = must(await sftpBatch(gw.alice, work, ['ls -l /as']), 'ls -l /as').stdout;
+    const listed = await peer.listing('/as');
     expect(listed).toMatch(/^l.* link -> \/as\/target\.txt$/m);
     expect(listed).toMatch(/^-.* target\.txt$/m);
     expect((await stored('/as/link')).toString()).toBe('the target\n');

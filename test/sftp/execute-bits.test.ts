@@ -1,10 +1,10 @@
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must } from '../helpers/backup-tools.js';
 import { fuseUnavailable, mountSshfs, peersOrSkip, requirePeers, run, sftpBatch, skipNotice, type SshfsMount } from '../helpers/openssh.js';
-import { startGateway, type Gateway } from './gateway-fixture.js';
+import { startPeerGateway, type PeerGateway } from '../helpers/peer-gateway.js';
+import type { Gateway } from './gateway-fixture.js';
 
 /**
  * A file's execute bits (docs/spec/directories.md, Execute bits): set by
@@ -18,24 +18,22 @@ const SUITE = 'execute bits over SFTP';
 const skip = peersOrSkip(SUITE, 'sftp');
 const sshfsSkip = skip ?? skipNotice(fuseUnavailable(), `${SUITE}, through sshfs`);
 
+let peer: PeerGateway;
 let gw: Gateway;
 let work: string;
 
 beforeAll(async () => {
   if (skip !== undefined) return;
   requirePeers('sftp');
-  gw = await startGateway({});
-  work = await mkdtemp(join(tmpdir(), 'capstan-xbits-'));
+  peer = await startPeerGateway('capstan-xbits-');
+  ({ gw, work } = peer);
 });
-afterAll(async () => {
-  await gw?.close();
-  if (work) await rm(work, { recursive: true, force: true });
-});
+afterAll(() => peer?.close());
 
+/** name → mode string, from OpenSSH's `ls -l`. */
 const modes = async (dir: string): Promise<Record<string, string>> => {
-  const listed = must(await sftpBatch(gw.alice, work, [`ls -l ${dir}`]), `ls -l ${dir}`).stdout;
   const out: Record<string, string> = {};
-  for (const line of listed.split('\n')) {
+  for (const line of (await peer.listing(dir)).split('\n')) {
     const m = /^([-dl][rwx-]{9})\s.*\s(\S+)$/.exec(line);
     if (m !== null) out[m[2]!] = m[1]!;
   }

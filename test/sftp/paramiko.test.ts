@@ -1,11 +1,11 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must } from '../helpers/backup-tools.js';
-import { peersOrSkip, requirePeers, run, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
+import { peersOrSkip, requirePeers, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
+import { pythonModuleMissing, runPythonDriver } from '../helpers/python-driver.js';
 import type { Gateway } from './gateway-fixture.js';
 import { sha256Hex as sha, startPeerGateway, type PeerGateway } from '../helpers/peer-gateway.js';
 
@@ -16,26 +16,16 @@ import { sha256Hex as sha, startPeerGateway, type PeerGateway } from '../helpers
  * does what a paramiko program does, scenario by scenario, and prints what it
  * saw; what it stored is read back here through OpenSSH's sftp.
  */
-const PYTHON = '/usr/bin/python3';
 const DRIVER = fileURLToPath(new URL('../helpers/paramiko-client.py', import.meta.url));
 const SUITE = 'paramiko against a gateway';
-
-function paramikoMissing(): string | undefined {
-  const r = spawnSync(PYTHON, ['-c', 'import paramiko'], { stdio: 'ignore' });
-  return r.status === 0 ? undefined : `not installed: ${PYTHON} with paramiko (python3-paramiko)`;
-}
-const skip = peersOrSkip(SUITE, 'sftp', 'ssh-keygen') ?? skipNotice(paramikoMissing(), SUITE);
+const skip = peersOrSkip(SUITE, 'sftp', 'ssh-keygen') ?? skipNotice(pythonModuleMissing('paramiko', 'python3-paramiko'), SUITE);
 
 let peer: PeerGateway;
 let gw: Gateway;
 let work: string;
 const stored = (path: string): Promise<Buffer> => peer.stored(path);
 
-async function paramiko<T>(scenario: string, t: Target): Promise<T> {
-  const config = { port: t.port, user: t.user, password: t.password ?? null, keyFile: t.keyFile ?? null, work };
-  const r = must(await run(PYTHON, [DRIVER, scenario, JSON.stringify(config)], { timeoutMs: 120_000 }), `paramiko ${scenario}`);
-  return JSON.parse(r.stdout) as T;
-}
+const paramiko = <T>(scenario: string, t: Target): Promise<T> => runPythonDriver<T>(DRIVER, scenario, t, work);
 
 beforeAll(async () => {
   if (skip !== undefined) return;
