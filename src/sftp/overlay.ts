@@ -1,4 +1,5 @@
 import type { DirectoryCap } from '../cap/index.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
 
 /**
  * Files being written, as the writing user's sessions must see them.
@@ -10,6 +11,14 @@ import type { DirectoryCap } from '../cap/index.js';
  * directory (its storage index, the same for its write and read cap) and
  * name. stat and readdir of that user consult the overlay first; other users
  * see only committed entries. Memory is bounded by the open write handles.
+ *
+ * The overlay also serialises what changes a user's name across sessions
+ * (`exclusive`): an upload's commit, and a rename, remove, setstat or
+ * OPEN of that name in another session. A client with several connections
+ * (sshfs -o max_conns) sends CLOSE on one and the rename of the same file
+ * on another without waiting; the rename must then move the committed file
+ * (or the upload, before its commit starts), never an upload whose commit
+ * already chose its name.
  */
 export interface OverlayItem {
   readonly size: number;
@@ -20,9 +29,29 @@ function dirKey(user: string, dir: DirectoryCap): string {
   return `${user}\0${Buffer.from(dir.storageIndex).toString('hex')}`;
 }
 
+/** A name in a directory, as `exclusive` locks it. */
+export interface NameRef {
+  readonly dir: DirectoryCap;
+  readonly name: string;
+}
+
 export class UploadOverlay<T extends OverlayItem = OverlayItem> {
   /** dirKey → name → open handles on that name (most recently registered last). */
   readonly #dirs = new Map<string, Map<string, T[]>>();
+  readonly #names = new KeyedMutex();
+
+  /**
+   * Runs fn while no other `exclusive` call of `user` holds any of `names`
+   * (taken in one sorted order, so two callers never wait on each other).
+   */
+  async exclusive<R>(user: string, names: readonly NameRef[], fn: () => Promise<R>): Promise<R> {
+    const keys = [...new Set(names.map((n) => `${dirKey(user, n.dir)}\0${n.name}`))].sort();
+    const under = (rest: readonly string[]): Promise<R> => {
+      const [first, ...others] = rest;
+      return first === undefined ? fn() : this.#names.run(first, () => under(others));
+    };
+    return under(keys);
+  }
 
   add(user: string, dir: DirectoryCap, name: string, item: T): void {
     const key = dirKey(user, dir);

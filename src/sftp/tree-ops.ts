@@ -80,6 +80,11 @@ export async function rmdir(view: UserTree, raw: string): Promise<void> {
 export async function remove(view: UserTree, raw: string, quota?: SessionQuota): Promise<void> {
   const loc = await view.locateEntry(raw);
   view.requireWritable(loc);
+  // Not while an upload of this name commits (in another session): it is removed or dropped, never both missed.
+  await view.withNames([loc], () => removeAt(view, loc, quota));
+}
+
+async function removeAt(view: UserTree, loc: EntryLocation, quota: SessionQuota | undefined): Promise<void> {
   const entry = await loc.dir.lookup(loc.name);
   if (entry === undefined && view.uploads(loc).length === 0) throw new NotFoundError('no such file');
   if (entry !== undefined) {
@@ -114,6 +119,18 @@ export async function rename(view: UserTree, fromRaw: string, toRaw: string, ove
   const to = await view.locateEntry(toRaw);
   view.requireWritable(from);
   view.requireWritable(to);
+  // Not while an upload of either name commits (in another session): the rename then moves what that
+  // commit linked, or the upload before its commit starts, never an upload whose commit chose its name.
+  await view.withNames([from, to], () => renameAt(view, from, to, overwrite, quota));
+}
+
+async function renameAt(
+  view: UserTree,
+  from: EntryLocation,
+  to: EntryLocation,
+  overwrite: boolean,
+  quota: SessionQuota | undefined,
+): Promise<void> {
   const entry = await from.dir.lookup(from.name);
   if (entry === undefined && view.uploads(from).length === 0) throw new NotFoundError('no such file');
   if (view.sameEntry(from, to)) return;
@@ -212,6 +229,11 @@ export async function setstat(view: UserTree, raw: string, attrs: AttrChange, qu
     return;
   }
   view.requireWritable(loc);
+  // Not while an upload of this name commits (in another session): its times and mode would be lost.
+  await view.withNames([loc], () => setstatAt(view, loc, attrs, quota));
+}
+
+async function setstatAt(view: UserTree, loc: EntryLocation, attrs: AttrChange, quota: SessionQuota | undefined): Promise<void> {
   const uploads = view.uploads(loc);
   let entry = await loc.dir.lookup(loc.name);
   if (entry === undefined && uploads.length === 0) throw new NotFoundError('no such file');

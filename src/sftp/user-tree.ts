@@ -7,7 +7,7 @@ import { eventPathOf } from './event-paths.js';
 import type { UploadOverlay } from './overlay.js';
 import { parsePath, URI_PREFIX, type ParsedPath } from './paths.js';
 import type { DirListing, ListedItem } from './handles.js';
-import { WriteHandle, type WriteHandleDeps } from './write-handle.js';
+import { WriteHandle, type NameLock, type WriteHandleDeps } from './write-handle.js';
 import { isSnapshotsFolder, SNAPSHOTS_DIR, SnapshotsFolder, snapshotPath } from './snapshots-folder.js';
 
 /**
@@ -53,6 +53,8 @@ export class UserTree {
   readonly events?: EventRecorder;
   /** /.snapshots/ is served (snapshots-folder.ts). */
   readonly snapshots: boolean;
+  /** What this user's open uploads commit under (UploadOverlay.exclusive). */
+  readonly #nameLock: NameLock;
 
   constructor(opts: UserTreeOptions) {
     this.tree = opts.tree;
@@ -63,6 +65,7 @@ export class UserTree {
     this.writeDeps = opts.writeDeps;
     if (opts.events !== undefined) this.events = opts.events;
     this.snapshots = opts.snapshots === true && this.writable;
+    this.#nameLock = (target, fn) => this.overlay.exclusive(this.user, [{ dir: target.dir.cap, name: target.name }], fn);
   }
 
   /** The Directory a directory cap opens: the snapshots folder for its own cap. */
@@ -131,6 +134,30 @@ export class UserTree {
     return this.overlay.handles(this.user, loc.dir.cap, loc.name);
   }
 
+  /**
+   * The entry under a name, once no upload of this user is committing
+   * there: a file closed on one connection and opened again on another
+   * (sshfs -o max_conns; git writes COMMIT_EDITMSG and reads it back) is
+   * opened as that CLOSE committed it, and an append starts from it.
+   */
+  async committedEntry(loc: EntryLocation): Promise<DirEntry | undefined> {
+    if (this.uploads(loc).length === 0) return loc.dir.lookup(loc.name);
+    return this.withNames([loc], () => loc.dir.lookup(loc.name));
+  }
+
+  /**
+   * Runs fn while no upload of this user commits under any of these names
+   * and no other call holds them: what fn sees of uploads and entries there
+   * stays as it saw it (tree-ops.ts: rename, remove, setstat).
+   */
+  withNames<R>(locs: readonly EntryLocation[], fn: () => Promise<R>): Promise<R> {
+    return this.overlay.exclusive(
+      this.user,
+      locs.map((l) => ({ dir: l.dir.cap, name: l.name })),
+      fn,
+    );
+  }
+
   /** STAT (`followLast`) or LSTAT (the link itself). */
   async stat(raw: string, followLast: boolean): Promise<SftpAttrs> {
     const loc = await this.locate(raw, followLast);
@@ -174,7 +201,7 @@ export class UserTree {
   async node(raw: string, followLast = true): Promise<{ loc: Location; kind: NodeKind; cap: Cap; entry?: DirEntry }> {
     const loc = await this.locate(raw, followLast);
     if (loc.kind === 'base') return { loc, kind: kindOf(loc.cap), cap: loc.cap };
-    const entry = await loc.dir.lookup(loc.name);
+    const entry = await this.committedEntry(loc);
     if (entry === undefined) throw new NotFoundError('no such file');
     return { loc, kind: kindOf(entry.cap), cap: entry.cap, entry };
   }
@@ -199,7 +226,7 @@ export class UserTree {
       throw new PermissionError('read-only');
     }
     this.requireWritable(loc);
-    const entry = await loc.dir.lookup(loc.name);
+    const entry = await this.committedEntry(loc);
     const exists = entry !== undefined || this.uploads(loc).length > 0;
     if (entry !== undefined && kindOf(entry.cap) === 'directory') throw new IsADirectoryError('is a directory');
     if (exists && flags.create && flags.exclusive) throw new AlreadyExistsError('already exists');
@@ -219,6 +246,7 @@ export class UserTree {
         append: flags.append,
         readable: flags.read,
         executable: entry?.metadata.executable === true,
+        nameLock: this.#nameLock,
       },
     );
     if (!exists && mode !== undefined && modeExecutes(mode)) handle.setExecutable(true);

@@ -67,6 +67,13 @@ export interface WriteTarget {
   where?: EventPath;
 }
 
+/**
+ * Runs fn while no rename, remove, setstat or OPEN of the target's name
+ * runs in another session (UploadOverlay.exclusive); a commit takes it for
+ * its whole run, so those see either the upload or the file it committed.
+ */
+export type NameLock = <R>(target: WriteTarget, fn: () => Promise<R>) => Promise<R>;
+
 type State =
   | { kind: 'fresh' }
   | { kind: 'stream'; writer: FileWriter }
@@ -89,6 +96,7 @@ export class WriteHandle implements OverlayItem {
   #dirty: boolean;
   #patch: MetadataPatch = {};
   readonly #openedExecutable: boolean;
+  readonly #nameLock: NameLock | undefined;
   #lastWriteMs = Date.now();
   /** Set when the name was removed or replaced while open: CLOSE then commits nothing. */
   orphaned = false;
@@ -103,9 +111,12 @@ export class WriteHandle implements OverlayItem {
       readable: boolean;
       /** The name's entry was executable when opened (what stat shows until CLOSE; CLOSE keeps what is there then). */
       executable?: boolean | undefined;
+      /** Given to handles other sessions can see (none: the handle is private to one operation). */
+      nameLock?: NameLock | undefined;
     },
   ) {
     this.#openedExecutable = init.executable === true;
+    this.#nameLock = init.nameLock;
     this.append = init.append;
     this.readable = init.readable;
     if (init.base !== undefined) {
@@ -230,11 +241,27 @@ export class WriteHandle implements OverlayItem {
    * or applies pending metadata when the content did not change. On failure
    * nothing is linked: the previous version stays exactly as it was.
    * Returns true if a new file version was linked.
+   *
+   * Under the name lock, the target is read once the lock is held: a
+   * rename that moved the upload while the commit waited is followed, and
+   * an upload orphaned meanwhile (its name removed) commits nothing.
    */
   async commit(beforeLink?: LinkOptions['beforeLink']): Promise<boolean> {
+    const lock = this.#nameLock;
+    if (lock === undefined) return this.#commitTo(this.target, beforeLink);
+    for (;;) {
+      const target = this.target;
+      const outcome = await lock(target, async () =>
+        this.target === target ? { linked: await this.#commitTo(target, beforeLink) } : undefined,
+      );
+      if (outcome !== undefined) return outcome.linked;
+    }
+  }
+
+  async #commitTo(target: WriteTarget, beforeLink: LinkOptions['beforeLink']): Promise<boolean> {
     if (!this.needsCommit) return false;
     this.#usable();
-    const { dir, name } = this.target;
+    const { dir, name, where } = target;
     if (!this.#dirty) {
       await dir.setMetadata(name, { ...this.#patch });
       this.#patch = {};
@@ -254,7 +281,6 @@ export class WriteHandle implements OverlayItem {
     if (this.#patch.atimeMs !== undefined) metadata.atimeMs = this.#patch.atimeMs;
     // After the slot CAS, before CLOSE is answered: an acknowledged upload always has its event on disk,
     // and an intent written before the CAS covers a crash in between (docs/spec/events.md).
-    const where = this.target.where;
     const recorder = this.deps.user !== undefined && where !== undefined ? this.deps.events : undefined;
     const input: ChangeInput = {
       user: this.deps.user ?? '',

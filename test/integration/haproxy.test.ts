@@ -1,13 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CLI, cliOk, makeTempDir, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { Haproxy, haproxyConfigFromDocs, haproxyMissing } from '../helpers/haproxy.js';
-import { missing, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
+import { fuseUnavailable, missing, mountSshfs, run, sftpBatch, skipNotice, type Target } from '../helpers/openssh.js';
 import { freshSchema, postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { freePort } from '../helpers/rabbitmq.js';
 import { bannerSent } from '../helpers/ssh-banner.js';
@@ -19,8 +19,9 @@ import { SWIFT_SKIP, createBucket, startSwiftServer, stopSwiftServer, type Swift
  * PROXY protocol v2 and /healthz checks, in front of three `capstan run`
  * gateways sharing one host key, one accounts file, one PostgreSQL (slots
  * and the defender's bans) and one S3 bucket on a loopback Swift. Clients are
- * OpenSSH's sftp (several at once) and ssh2 for password guesses; a client
- * chooses its source address in 127.0.0.0/8, so one test is many clients.
+ * OpenSSH's sftp (several at once), sshfs with four connections, and ssh2
+ * for password guesses; a client chooses its source address in 127.0.0.0/8,
+ * so one test is many clients.
  */
 
 const unavailable = skipNotice(
@@ -186,8 +187,9 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
   }
 
   it('sees the real client through the PROXY protocol: guesses spread over the gateways count once, and the ban holds at every gateway', async () => {
-    // One guess short of the threshold, through HAProxy: no ban yet, and more than one gateway took guesses.
-    for (let i = 0; i < THRESHOLD - 1; i++) expect(await guess(front.port)).toBe('refused');
+    // One guess short of the threshold, through HAProxy and straight to each gateway (HAProxy sends every
+    // connection of one address to the same gateway): no ban yet, and more than one gateway took guesses.
+    for (let i = 0; i < THRESHOLD - 1; i++) expect(await guess(i % 2 === 0 ? front.port : gateways[i % 3]!.sftpPort)).toBe('refused');
     const failedAt = () => gateways.map((g) => logLines(g).filter((l) => l.event === 'auth_failed' && l.remoteAddress === ATTACKER).length);
     // (A gateway's log line reaches us through a pipe, possibly after the client heard the refusal.)
     await vi.waitFor(() => expect(failedAt().reduce((a, b) => a + b, 0)).toBe(THRESHOLD - 1), { timeout: 5_000, interval: 20 });
@@ -229,6 +231,49 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
     expect(await bannerSent(front.port, '127.0.0.1', ATTACKER)).toBe(true);
   }, 120_000);
 
+  it('an sshfs mount with four connections lands on one gateway: git, and files renamed or removed as they close, work as on one', async () => {
+    if (fuseUnavailable() !== undefined || missing('git') !== undefined)
+      throw new Error(`sshfs through HAProxy: ${fuseUnavailable() ?? missing('git')}`);
+    const CLIENT = '127.0.0.30';
+    const mnt = path.join(work, 'mnt');
+    await mkdir(mnt);
+    const mount = await mountSshfs(front, mnt, ['max_conns=4', `BindAddress=${CLIENT}`]);
+    try {
+      const sh = async (script: string): Promise<string> => {
+        // cwd outside the mount; the script cds into it.
+        const r = await run('bash', ['-euo', 'pipefail', '-c', script], {
+          cwd: work,
+          timeoutMs: 120_000,
+          env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.org', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.org' },
+        });
+        if (r.code !== 0) throw new Error(`shell step failed (${r.code}): ${script}\n${r.stderr}`);
+        return r.stdout;
+      };
+      await sh(`cd "${mnt}" && git init -q -b main repo && cd repo && for i in $(seq 1 20); do echo "$i" > "f$i"; done
+        git add -A && git commit -qm one && echo more >> f1 && git commit -qam two
+        mkdir ../loops && cd ../loops
+        for i in $(seq 1 20); do printf "v$i" > "tmp.$i" && mv "tmp.$i" "kept.$i"; printf x > "gone.$i" && rm "gone.$i"; done`);
+      expect(await sh(`cd "${mnt}/repo" && git status --porcelain && find .git -name '*.lock' && git log --format=%s`)).toBe('two\none\n');
+    } finally {
+      await mount.unmount();
+    }
+    // All four connections went to one gateway.
+    const connectsAt = gateways.map((g) => logLines(g).filter((l) => l.event === 'connect' && l.remoteAddress === CLIENT).length);
+    expect(
+      connectsAt.filter((n) => n > 0),
+      String(connectsAt),
+    ).toEqual([4]);
+    // What was stored, read through another gateway directly.
+    const other = gateways[connectsAt.indexOf(0)]!;
+    const back = path.join(work, 'sshfs-back');
+    await mkdir(back);
+    await sftpOk(other.target, [`get -r /repo ${back}/repo`, `get -r /loops ${back}/loops`]);
+    expect((await readdir(path.join(back, 'loops'))).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `kept.${i + 1}`).sort());
+    expect(await readFile(path.join(back, 'loops', 'kept.7'), 'utf8')).toBe('v7');
+    const git = (...args: string[]) => spawnSync('git', ['-C', path.join(back, 'repo'), ...args], { encoding: 'utf8' }).stdout;
+    expect(git('log', '--format=%s') + git('status', '--porcelain')).toBe('two\none\n');
+  }, 300_000);
+
   it('uploads through HAProxy while a gateway is SIGKILLed and PostgreSQL restarts: nothing acknowledged is lost, every gateway lists the same', async () => {
     await sftpOk(front, ['mkdir /lb']);
     const contents = new Map<string, Buffer>();
@@ -245,7 +290,8 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
           contents.set(name, content);
           await writeFile(path.join(work, name), content);
         }
-        const r = await sftpBatch(front, work, [`put ${name} /lb/${name}`], [], 90_000);
+        // Each client from an address of its own: HAProxy keeps an address on one gateway, and spreads addresses.
+        const r = await sftpBatch(front, work, [`put ${name} /lb/${name}`], ['-o', `BindAddress=127.0.0.${20 + n}`], 90_000);
         if (r.code === 0) {
           acked.push(name);
           i++;

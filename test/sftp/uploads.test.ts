@@ -104,6 +104,78 @@ describe('while a file is being written', () => {
   });
 });
 
+/**
+ * A client with several connections (sshfs -o max_conns, rclone, lftp) sends
+ * CLOSE on one and, without waiting for its reply, the next call on the
+ * same name on another: the kernel sends FUSE's release after close(2) has
+ * returned. So git's `config.lock` is renamed to `config`, and rsync's
+ * temporary file gets its times, while the CLOSE still commits. The result
+ * must be what one connection (or a disk) gives, whatever the timing.
+ */
+describe('a CLOSE still committing while another session of the same user acts on its name', () => {
+  /** Opens NAME in session a, writes three chunks, and starts CLOSE; resolves once the commit is under way (its manifest put started). */
+  async function closing(a: SFTPWrapper, name: string, data: Buffer): Promise<{ closed: Promise<unknown> }> {
+    const h = await call<Buffer>((cb) => a.open(name, 'w', cb));
+    faults.putDelayMs = 150;
+    const putsBefore = faults.putsStarted;
+    await call((cb) => a.write(h, data, 0, data.length, 0, cb));
+    const closed = call((cb) => a.close(h, cb));
+    // Three chunks (some may still be on their way when WRITE is answered), then the manifest,
+    // whose put only CLOSE starts: once it has started, the commit is under way.
+    await waitFor(() => faults.putsStarted >= putsBefore + 4);
+    return { closed };
+  }
+
+  it('a rename moves the file being committed: the new name holds it, the old one is gone', async () => {
+    const a = await login();
+    const b = await login();
+    const data = randomBytes(3 * CHUNK);
+    const { closed } = await closing(a.sftp, '/config.lock', data);
+    const renamed = call((cb) => b.sftp.ext_openssh_rename('/config.lock', '/config', cb));
+    await Promise.all([closed, renamed]);
+    expect((await call<Buffer>((cb) => b.sftp.readFile('/config', cb))).equals(data)).toBe(true);
+    expect(await statusOf(call((cb) => b.sftp.stat('/config.lock', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect((await names(b.sftp, '/')).has('config.lock')).toBe(false);
+  });
+
+  it('a remove acknowledged after the CLOSE started leaves no file behind', async () => {
+    const a = await login();
+    const b = await login();
+    const { closed } = await closing(a.sftp, '/index.lock', randomBytes(3 * CHUNK));
+    const removed = call((cb) => b.sftp.unlink('/index.lock', cb));
+    await Promise.all([closed, removed]);
+    expect(await statusOf(call((cb) => b.sftp.stat('/index.lock', cb)))).toBe(STATUS.NO_SUCH_FILE);
+    expect((await names(a.sftp, '/')).has('index.lock')).toBe(false);
+  });
+
+  it('an OPEN to read or to append waits for that commit, and starts from what it committed', async () => {
+    const a = await login();
+    const b = await login();
+    const data = randomBytes(3 * CHUNK);
+    const { closed } = await closing(a.sftp, '/COMMIT_EDITMSG', data);
+    const read = call<Buffer>((cb) => b.sftp.readFile('/COMMIT_EDITMSG', cb));
+    expect((await read).equals(data)).toBe(true);
+    await closed;
+    const { closed: closedToo } = await closing(a.sftp, '/appended.log', data);
+    const appended = call((cb) => b.sftp.appendFile('/appended.log', Buffer.from('tail'), cb));
+    await Promise.all([closedToo, appended]);
+    expect((await call<Buffer>((cb) => b.sftp.readFile('/appended.log', cb))).equals(Buffer.concat([data, Buffer.from('tail')]))).toBe(
+      true,
+    );
+  });
+
+  it('times set meanwhile are the file’s times once both are done (rsync -a, cp -p)', async () => {
+    const a = await login();
+    const b = await login();
+    const data = randomBytes(3 * CHUNK);
+    const { closed } = await closing(a.sftp, '/.timed.tmp', data);
+    const timed = call((cb) => b.sftp.setstat('/.timed.tmp', { atime: 1_000_000_000, mtime: 1_000_000_000 }, cb));
+    await Promise.all([closed, timed]);
+    const attrs = await call<{ mtime: number; size: number }>((cb) => b.sftp.stat('/.timed.tmp', cb));
+    expect({ mtime: attrs.mtime, size: attrs.size }).toEqual({ mtime: 1_000_000_000, size: data.length });
+  });
+});
+
 describe('commits', () => {
   it('pipelined sequential writes stream (no spool) and a large CLOSE is quick', async () => {
     const { sftp } = await login();
