@@ -7,8 +7,8 @@ import { cliAt, makeTempDir, stopAllCli } from '../helpers/cli.js';
 
 /**
  * The CLI and a file's execute bits (set here through the tree, as an SFTP
- * chmod +x sets them): `ls --json` shows them, and `put` over the file keeps
- * them, as an SFTP upload does.
+ * chmod +x sets them): `ls --json` and `ls -l` show them, and `put` over
+ * the file keeps them, as an SFTP upload does.
  */
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let node: string;
@@ -48,5 +48,12 @@ describe('CLI and execute bits', () => {
     await ok(['put', '-', `${root}/run.sh`], Buffer.from('#!/bin/sh\necho two\n'));
     expect(await flags()).toEqual({ 'run.sh': true, data: false, dir: false });
     expect((await listed()).find((e) => e['name'] === 'run.sh')).toMatchObject({ size: 19, executable: true });
+  });
+
+  it('ls -l shows rwx for an executable file', async () => {
+    const long = await ok(['ls', '-l', root]);
+    expect(long).toMatch(/^file {4}rwx {13}19 \S+ run\.sh$/m);
+    expect(long).toMatch(/^file {4}rw {15}5 \S+ data$/m);
+    expect(long).toMatch(/^dir {5}rw {15}- \S+ dir\/$/m);
   });
 });

@@ -54,11 +54,12 @@ function isoSeconds(ms: number | undefined): string {
 
 function longLine(cap: Cap, metadata: EntryMetadata | undefined, size: number | undefined, name: string): string {
   const kind = kindOf(cap);
-  const flag = metadata?.noWrite === true ? 'ro' : 'rw';
+  // rw or ro, and x for a file whose execute bits are kept (listed 0755 or 0555 over SFTP).
+  const flag = (metadata?.noWrite === true ? 'ro' : 'rw') + (kind === 'file' && metadata?.executable === true ? 'x' : '');
   const target = linkTarget(cap);
   const shownSize = kind === 'dir' ? '-' : String(target !== undefined ? Buffer.byteLength(target) : (size ?? metadata?.size ?? '-'));
   const shownName = target !== undefined ? `${name} -> ${target}` : name;
-  return `${kind.padEnd(7)} ${flag} ${shownSize.padStart(14)} ${isoSeconds(metadata?.mtimeMs).padEnd(20)} ${shownName}\n`;
+  return `${kind.padEnd(7)} ${flag.padEnd(3)} ${shownSize.padStart(14)} ${isoSeconds(metadata?.mtimeMs).padEnd(20)} ${shownName}\n`;
 }
 
 function shortName(entry: DirEntry): string {
@@ -71,7 +72,12 @@ export const lsCommand: CommandModule<GlobalArgs, LsArgs> = {
   builder: (y: Argv<GlobalArgs>) =>
     y
       .positional('target', { type: 'string', demandOption: true, describe: 'CAP or CAP/PATH' })
-      .option('long', { alias: 'l', type: 'boolean', default: false, describe: 'kind, rw/ro, size, modification time (UTC), name' })
+      .option('long', {
+        alias: 'l',
+        type: 'boolean',
+        default: false,
+        describe: 'kind, rw/ro (x: executable), size, modification time (UTC), name',
+      })
       .option('json', jsonOption('one line per entry, sorted by name (fields: docs/cli-json.md)'))
       .example('$0 ls "$ROOT"', 'names in the root directory')
       .example('$0 ls -l "$ROOT/photos"', 'with sizes and times')
