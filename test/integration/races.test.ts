@@ -19,6 +19,9 @@ import { Ssh2Sessions } from '../sftp/gateway-fixture.js';
  * gateway (embedded default) and through two gateways sharing one chunk
  * directory and one PostgreSQL.
  *
+ * Through one gateway, also one account on two connections: CLOSE against
+ * a rename, remove or setstat of that file from the other connection.
+ *
  * CAPSTAN_RACE_ROUNDS rounds per pair (npm test 30; npm run test:soak 200).
  * Each suite prints its outcome counts.
  */
@@ -41,9 +44,9 @@ async function settle(p: Promise<unknown>): Promise<Outcome> {
   }
 }
 
-/** Both at nearly the same moment; one of them after a random pause of up to 12 ms, so either may land first. */
-async function together(a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<[Outcome, Outcome]> {
-  const delay = Math.random() * 12;
+/** Both at nearly the same moment; one of them after a random pause of up to `spreadMs`, so either may land first. */
+async function together(a: () => Promise<unknown>, b: () => Promise<unknown>, spreadMs = 12): Promise<[Outcome, Outcome]> {
+  const delay = Math.random() * spreadMs;
   const later = (f: () => Promise<unknown>) => new Promise<void>((r) => setTimeout(r, delay)).then(f);
   return Math.random() < 0.5 ? Promise.all([settle(a()), settle(later(b))]) : Promise.all([settle(later(a)), settle(b())]);
 }
@@ -66,6 +69,19 @@ async function content(s: ssh2.SFTPWrapper, path: string): Promise<Buffer> {
 async function openWith(s: ssh2.SFTPWrapper, path: string, data: Buffer): Promise<Buffer> {
   const handle = await call<Buffer>((cb) => s.open(path, 'w', cb));
   await call((cb) => s.write(handle, data, 0, data.length, 0, cb));
+  return handle;
+}
+
+/**
+ * Like openWith, but the second half first: an upload written out of order is spooled, and its CLOSE
+ * then encrypts and stores the whole file (tens of milliseconds for a MiB), a window another
+ * connection's call lands in.
+ */
+async function openSpooled(s: ssh2.SFTPWrapper, path: string, data: Buffer): Promise<Buffer> {
+  const handle = await call<Buffer>((cb) => s.open(path, 'w', cb));
+  const half = data.length >> 1;
+  await call((cb) => s.write(handle, data, half, data.length - half, half, cb));
+  await call((cb) => s.write(handle, data, 0, half, 0, cb));
   return handle;
 }
 
@@ -217,4 +233,77 @@ describe.each(configurations)('races through $name', ({ name, gateways, skip }) 
       }
     }
   });
+
+  // One account on two connections to one gateway (sshfs -o max_conns): the second connection sees the
+  // first one's upload from OPEN on, as on a disk, so every order gives the same end. (Across gateways
+  // the upload is not seen before its CLOSE: docs/operations.md, client affinity.)
+  const sameAccount = gateways === 1;
+  /** The spooled CLOSE below lasts longer than this: either call may come first, or land inside the other. */
+  const SAME_ACCOUNT_SPREAD_MS = 20;
+
+  it.runIf(sameAccount)(
+    `upload CLOSE vs the same account's posix-rename of it on another connection (${ROUNDS} rounds)`,
+    {
+      timeout: RACE_TIMEOUT_MS,
+    },
+    async () => {
+      await call((cb) => alice.mkdir('/p6', cb));
+      for (let i = 0; i < ROUNDS; i++) {
+        const data = randomBytes(1_000_000 + i);
+        const handle = await openSpooled(alice, `/p6/f${i}.lock`, data);
+        const [closed, renamed] = await together(
+          () => call((cb) => alice.close(handle, cb)),
+          () => call((cb) => check.ext_openssh_rename(`/p6/f${i}.lock`, `/p6/f${i}`, cb)),
+          SAME_ACCOUNT_SPREAD_MS,
+        );
+        expect([closed, renamed], `round ${i}`).toEqual([true, true]);
+        expect((await content(check, `/p6/f${i}`)).equals(data), `round ${i}`).toBe(true);
+        expect(await exists(check, `/p6/f${i}.lock`), `round ${i}`).toBe(false);
+      }
+    },
+  );
+
+  it.runIf(sameAccount)(
+    `upload CLOSE vs the same account's remove of it on another connection (${ROUNDS} rounds)`,
+    {
+      timeout: RACE_TIMEOUT_MS,
+    },
+    async () => {
+      await call((cb) => alice.mkdir('/p7', cb));
+      for (let i = 0; i < ROUNDS; i++) {
+        const handle = await openSpooled(alice, `/p7/f${i}`, randomBytes(1_000_000 + i));
+        const [closed, removed] = await together(
+          () => call((cb) => alice.close(handle, cb)),
+          () => call((cb) => check.unlink(`/p7/f${i}`, cb)),
+          SAME_ACCOUNT_SPREAD_MS,
+        );
+        expect([closed, removed], `round ${i}`).toEqual([true, true]);
+        expect(await exists(alice, `/p7/f${i}`), `round ${i}`).toBe(false);
+      }
+      expect(await call<unknown[]>((cb) => check.readdir('/p7', cb))).toEqual([]);
+    },
+  );
+
+  it.runIf(sameAccount)(
+    `upload CLOSE vs the same account's setstat of its times on another connection (${ROUNDS} rounds)`,
+    {
+      timeout: RACE_TIMEOUT_MS,
+    },
+    async () => {
+      await call((cb) => alice.mkdir('/p8', cb));
+      for (let i = 0; i < ROUNDS; i++) {
+        const data = randomBytes(1_000_000 + i);
+        const handle = await openSpooled(alice, `/p8/f${i}`, data);
+        const when = 1_000_000_000 + i;
+        const [closed, timed] = await together(
+          () => call((cb) => alice.close(handle, cb)),
+          () => call((cb) => check.setstat(`/p8/f${i}`, { atime: when, mtime: when }, cb)),
+          SAME_ACCOUNT_SPREAD_MS,
+        );
+        expect([closed, timed], `round ${i}`).toEqual([true, true]);
+        expect((await call<{ mtime: number }>((cb) => alice.stat(`/p8/f${i}`, cb))).mtime, `round ${i}`).toBe(when);
+        expect((await content(alice, `/p8/f${i}`)).equals(data), `round ${i}`).toBe(true);
+      }
+    },
+  );
 });
