@@ -22,6 +22,8 @@ import type { Spool, WriteHandle } from './write-handle.js';
 export const LOGIN_GRACE_MS = 120_000;
 /** SFTP channels one connection may have open at once. */
 export const MAX_SESSIONS_PER_CONNECTION = 8;
+/** The longest between two looks at whether a connection is idle (ms). */
+const IDLE_CHECK_MS = 60_000;
 
 export interface ConnectionDeps {
   tree: Tree;
@@ -53,7 +55,9 @@ export interface ConnectionDeps {
  * One SSH connection: authentication, then up to MAX_SESSIONS_PER_CONNECTION
  * SFTP sessions. The login (user and root cap) lives only in this object's
  * memory. Ends itself when idleTimeoutMs pass with no request arriving or
- * finishing, or when not logged in within limits.loginGraceMs. Stops reading the socket
+ * finishing and nothing else from the client (an SSH keepalive counts: an
+ * idle sshfs mount with -o ServerAliveInterval stays), or when not logged
+ * in within limits.loginGraceMs. Stops reading the socket
  * while any of its sessions holds more queued request bytes than its bound.
  */
 export class GatewayConnection {
@@ -71,6 +75,9 @@ export class GatewayConnection {
   #view: UserTree | undefined;
   #pressured = new Set<SftpSession>();
   #lastActivity = Date.now();
+  /** The socket's bytesRead at the last idle check, and when it was last seen to grow. */
+  #bytesReadSeen = 0;
+  #heardAt = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
   #ended = false;
@@ -188,6 +195,7 @@ export class GatewayConnection {
       events: deps.events,
     });
     this.#lastActivity = Date.now();
+    this.#bytesReadSeen = this.#socket.bytesRead;
     this.#arm(deps.idleTimeoutMs); // replaces the login grace timer
   }
 
@@ -252,7 +260,9 @@ export class GatewayConnection {
 
   #arm(ms: number): void {
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#checkIdle(), ms);
+    // Once logged in, at least once a minute: bytes the client sent are noticed within a minute.
+    const wait = this.#login === undefined ? ms : Math.min(ms, IDLE_CHECK_MS);
+    this.#timer = setTimeout(() => void this.#checkIdle(), wait);
     this.#timer.unref();
   }
 
@@ -264,8 +274,16 @@ export class GatewayConnection {
     // that floods WRITEs and never reads its replies, so the socket stays paused) makes no progress
     // and is ended like an idle one. A single request running longer than the timeout (a commit to a
     // very slow store) is ended too; the timeout is meant to be far longer than any commit.
+    // Anything else the client sent counts as well (SSH keepalives, window adjustments): it is there.
+    // A paused socket reads nothing, so a stalled client stays quiet.
+    const now = Date.now();
+    const read = this.#socket.bytesRead;
+    if (read !== this.#bytesReadSeen) {
+      this.#bytesReadSeen = read;
+      this.#heardAt = now;
+    }
     const limit = this.#deps.idleTimeoutMs;
-    const quietFor = Date.now() - this.#lastActivity;
+    const quietFor = now - Math.max(this.#lastActivity, this.#heardAt);
     if (quietFor >= limit) return this.end('idle timeout');
     this.#arm(Math.max(1, limit - quietFor));
   }

@@ -233,9 +233,11 @@ describe('capstan demo', () => {
     const first = startCli(['demo', '--listen', '127.0.0.1:0'], { cwd, env });
     const pw = await first.waitFor(/^added account tester with password (\S+) \(shown once/m);
     const cmd = await first.waitFor(/^ {2}sftp -P (\d+) tester@127\.0\.0\.1$/m);
-    await first.waitFor(/^ {2}mkdir -p ~\/capstan && sshfs -p \d+ tester@127\.0\.0\.1:\/ ~\/capstan$/m);
+    await first.waitFor(/^ {2}mkdir -p ~\/capstan && sshfs -o reconnect,ServerAliveInterval=15 -p \d+ tester@127\.0\.0\.1:\/ ~\/capstan$/m);
     // A password account is told how to give sshfs its password without a prompt.
-    await first.waitFor(/^ {2}\(sshfs asks for the password; in a script: echo '(\S+)' \| sshfs -o password_stdin -p \d+ tester@/m);
+    await first.waitFor(
+      /^ {2}\(sshfs asks for the password; in a script: echo '(\S+)' \| sshfs -o password_stdin,reconnect,ServerAliveInterval=15 -p \d+ tester@/m,
+    );
     expect(first.stderr).toMatch(new RegExp(`^created a capstan node in ${home}/\\.capstan$`, 'm'));
     expect(await tryPasswordLogin(Number(cmd[1]), 'tester', pw[1]!)).toBe(true);
     // The CLI finds the node with no -d (the same default), while the gateway runs.

@@ -155,12 +155,18 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
 }
 
 /** Connects ssh2's own client (for what OpenSSH cannot do: raw packets, password without sshpass). */
-export function connectSsh2(port: number, user: string, auth: { privateKey?: Buffer | string; password?: string }): Promise<ssh2.Client> {
+export function connectSsh2(
+  port: number,
+  user: string,
+  auth: { privateKey?: Buffer | string; password?: string },
+  /** More of ssh2's client options (keepaliveInterval, …). */
+  more: Partial<ssh2.ConnectConfig> = {},
+): Promise<ssh2.Client> {
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
     client.once('ready', () => resolve(client));
     client.once('error', reject);
-    client.connect({ host: '127.0.0.1', port, username: user, ...auth, readyTimeout: 20_000 });
+    client.connect({ host: '127.0.0.1', port, username: user, ...auth, readyTimeout: 20_000, ...more });
     // Without it, a small request written while a segment is unacknowledged waits for
     // the gateway's delayed ACK (up to 40 ms), and a test reading many files crawls (test/crash/kill.test.ts).
     client.setNoDelay(true);

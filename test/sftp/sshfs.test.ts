@@ -118,4 +118,25 @@ describe.skipIf(skip)('sshfs on the gateway', () => {
     }
     expect(gw.logs.filter((l) => (l.level as number) >= 50 || l.event === 'upload_failed')).toEqual([]);
   });
+
+  it('an idle mount outlives idle_timeout with -o ServerAliveInterval (the same connection), or comes back with -o reconnect', async () => {
+    const local = await startGateway({ chunkSize: CHUNK, idleTimeoutMs: 1_500 });
+    const [kept, again] = [join(work, 'kept'), join(work, 'again')];
+    await mkdir(kept);
+    await mkdir(again);
+    const mounts: SshfsMount[] = [];
+    try {
+      mounts.push(await mountSshfs(local.alice, kept, ['ServerAliveInterval=1']));
+      mounts.push(await mountSshfs(local.alice, again, ['reconnect']));
+      await sh(`echo one > "${kept}/a.txt"`);
+      await new Promise((resolve) => setTimeout(resolve, 4_000)); // idle: more than two idle timeouts
+      expect(await sh(`cat "${kept}/a.txt" && echo two > "${kept}/b.txt" && cat "${again}/b.txt"`)).toBe('one\ntwo\n');
+    } finally {
+      for (const m of mounts) await m.unmount();
+      await local.close();
+    }
+    // The keepalive mount kept its connection; the other one was closed and opened again.
+    expect(local.logs.filter((l) => l.event === 'connect')).toHaveLength(3);
+    expect(local.logs.filter((l) => l.reason === 'idle timeout')).toHaveLength(1);
+  });
 });

@@ -257,4 +257,21 @@ describe('shutdown and timeouts', () => {
       await local.close();
     }
   });
+
+  it('a client that sends SSH keepalives is not idle (sshfs -o ServerAliveInterval)', async () => {
+    const local = await startGateway({ idleTimeoutMs: 300 });
+    try {
+      // keepalive@openssh.com every 100 ms, and no SFTP request for 1.5 s: five idle timeouts.
+      const client = await connectSsh2(local.port, 'alice', { privateKey: await readFile(local.keyFile) }, { keepaliveInterval: 100 });
+      client.on('error', () => {});
+      const sftp = await sftpOf(client);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await call((cb) => sftp.writeFile('/still-here.txt', 'yes', cb));
+      expect((await call<Buffer>((cb) => sftp.readFile('/still-here.txt', cb))).toString()).toBe('yes');
+      expect(local.logs.some((l) => l.reason === 'idle timeout')).toBe(false);
+      client.end();
+    } finally {
+      await local.close();
+    }
+  });
 });

@@ -149,10 +149,16 @@ export function connectLines(o: {
   const port = o.address.port;
   const target = `${o.user}@${host}`;
   const cli = cliCommand();
-  const lines = ['connect with:', `  sftp -P ${port} ${target}`, `  mkdir -p ~/capstan && sshfs -p ${port} ${target}:/ ~/capstan`];
+  // Keepalives keep an idle mount past [sftpd] idle_timeout; reconnect brings it back after a restart.
+  const mountOptions = 'reconnect,ServerAliveInterval=15';
+  const lines = [
+    'connect with:',
+    `  sftp -P ${port} ${target}`,
+    `  mkdir -p ~/capstan && sshfs -o ${mountOptions} -p ${port} ${target}:/ ~/capstan`,
+  ];
   if (o.password !== undefined) {
     lines.push(
-      `  (sshfs asks for the password; in a script: echo '${o.password}' | sshfs -o password_stdin -p ${port} ${target}:/ ~/capstan)`,
+      `  (sshfs asks for the password; in a script: echo '${o.password}' | sshfs -o password_stdin,${mountOptions} -p ${port} ${target}:/ ~/capstan)`,
     );
   }
   lines.push('  unmount with: fusermount3 -u ~/capstan');
