@@ -118,7 +118,11 @@ export const SCHEMA = {
     'accounts.url.timeout': key(intType(1, 300, 'seconds'), '10', 'Timeout of one account server request.'),
     /** A central user directory: src/config/users-schema.ts. */
     ...USERS_KEYS,
-    idle_timeout: key(intType(0, 604_800, 'seconds'), '900', 'Close SFTP sessions idle this long. 0: never.'),
+    idle_timeout: key(
+      intType(0, 604_800, 'seconds'),
+      '900',
+      'Close a connection after this long with no SFTP request and nothing else from the client (an SSH keepalive counts: an sshfs mount with `-o ServerAliveInterval=15` stays; one without is closed, and sshfs exits). Checked at least once a minute. 0: never.',
+    ),
     proxy_protocol: key(
       addressListType,
       '',
