@@ -33,6 +33,8 @@ const unavailable = skipNotice(
   'HAProxy in front of three gateways',
 );
 
+const noSshfs = unavailable ?? skipNotice(fuseUnavailable() ?? missing('sshfs', 'git'), 'sshfs through HAProxy');
+
 /** The ports docs/operations.md's haproxy.cfg names, in order: frontend, SFTP gw1..3, HTTP gw1..3, stats. */
 const DOC_PORTS = [2222, 2201, 2202, 2203, 9101, 9102, 9103, 8404] as const;
 const ATTACKER = '127.0.0.7';
@@ -231,48 +233,52 @@ describe.skipIf(unavailable !== undefined)('HAProxy in front of three gateways (
     expect(await bannerSent(front.port, '127.0.0.1', ATTACKER)).toBe(true);
   }, 120_000);
 
-  it('an sshfs mount with four connections lands on one gateway: git, and files renamed or removed as they close, work as on one', async () => {
-    if (fuseUnavailable() !== undefined || missing('git') !== undefined)
-      throw new Error(`sshfs through HAProxy: ${fuseUnavailable() ?? missing('git')}`);
-    const CLIENT = '127.0.0.30';
-    const mnt = path.join(work, 'mnt');
-    await mkdir(mnt);
-    const mount = await mountSshfs(front, mnt, ['max_conns=4', `BindAddress=${CLIENT}`]);
-    try {
-      const sh = async (script: string): Promise<string> => {
-        // cwd outside the mount; the script cds into it.
-        const r = await run('bash', ['-euo', 'pipefail', '-c', script], {
-          cwd: work,
-          timeoutMs: 120_000,
-          env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.org', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.org' },
-        });
-        if (r.code !== 0) throw new Error(`shell step failed (${r.code}): ${script}\n${r.stderr}`);
-        return r.stdout;
-      };
-      await sh(`cd "${mnt}" && git init -q -b main repo && cd repo && for i in $(seq 1 20); do echo "$i" > "f$i"; done
+  it.skipIf(noSshfs !== undefined)(
+    'an sshfs mount with four connections lands on one gateway: git, and files renamed or removed as they close, work as on one',
+    async () => {
+      const CLIENT = '127.0.0.30';
+      const mnt = path.join(work, 'mnt');
+      await mkdir(mnt);
+      const mount = await mountSshfs(front, mnt, ['max_conns=4', `BindAddress=${CLIENT}`]);
+      try {
+        const sh = async (script: string): Promise<string> => {
+          // cwd outside the mount; the script cds into it.
+          const r = await run('bash', ['-euo', 'pipefail', '-c', script], {
+            cwd: work,
+            timeoutMs: 120_000,
+            env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.org', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.org' },
+          });
+          if (r.code !== 0) throw new Error(`shell step failed (${r.code}): ${script}\n${r.stderr}`);
+          return r.stdout;
+        };
+        await sh(`cd "${mnt}" && git init -q -b main repo && cd repo && for i in $(seq 1 20); do echo "$i" > "f$i"; done
         git add -A && git commit -qm one && echo more >> f1 && git commit -qam two
         mkdir ../loops && cd ../loops
         for i in $(seq 1 20); do printf "v$i" > "tmp.$i" && mv "tmp.$i" "kept.$i"; printf x > "gone.$i" && rm "gone.$i"; done`);
-      expect(await sh(`cd "${mnt}/repo" && git status --porcelain && find .git -name '*.lock' && git log --format=%s`)).toBe('two\none\n');
-    } finally {
-      await mount.unmount();
-    }
-    // All four connections went to one gateway.
-    const connectsAt = gateways.map((g) => logLines(g).filter((l) => l.event === 'connect' && l.remoteAddress === CLIENT).length);
-    expect(
-      connectsAt.filter((n) => n > 0),
-      String(connectsAt),
-    ).toEqual([4]);
-    // What was stored, read through another gateway directly.
-    const other = gateways[connectsAt.indexOf(0)]!;
-    const back = path.join(work, 'sshfs-back');
-    await mkdir(back);
-    await sftpOk(other.target, [`get -r /repo ${back}/repo`, `get -r /loops ${back}/loops`]);
-    expect((await readdir(path.join(back, 'loops'))).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `kept.${i + 1}`).sort());
-    expect(await readFile(path.join(back, 'loops', 'kept.7'), 'utf8')).toBe('v7');
-    const git = (...args: string[]) => spawnSync('git', ['-C', path.join(back, 'repo'), ...args], { encoding: 'utf8' }).stdout;
-    expect(git('log', '--format=%s') + git('status', '--porcelain')).toBe('two\none\n');
-  }, 300_000);
+        expect(await sh(`cd "${mnt}/repo" && git status --porcelain && find .git -name '*.lock' && git log --format=%s`)).toBe(
+          'two\none\n',
+        );
+      } finally {
+        await mount.unmount();
+      }
+      // All four connections went to one gateway.
+      const connectsAt = gateways.map((g) => logLines(g).filter((l) => l.event === 'connect' && l.remoteAddress === CLIENT).length);
+      expect(
+        connectsAt.filter((n) => n > 0),
+        String(connectsAt),
+      ).toEqual([4]);
+      // What was stored, read through another gateway directly.
+      const other = gateways[connectsAt.indexOf(0)]!;
+      const back = path.join(work, 'sshfs-back');
+      await mkdir(back);
+      await sftpOk(other.target, [`get -r /repo ${back}/repo`, `get -r /loops ${back}/loops`]);
+      expect((await readdir(path.join(back, 'loops'))).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `kept.${i + 1}`).sort());
+      expect(await readFile(path.join(back, 'loops', 'kept.7'), 'utf8')).toBe('v7');
+      const git = (...args: string[]) => spawnSync('git', ['-C', path.join(back, 'repo'), ...args], { encoding: 'utf8' }).stdout;
+      expect(git('log', '--format=%s') + git('status', '--porcelain')).toBe('two\none\n');
+    },
+    300_000,
+  );
 
   it('uploads through HAProxy while a gateway is SIGKILLed and PostgreSQL restarts: nothing acknowledged is lost, every gateway lists the same', async () => {
     await sftpOk(front, ['mkdir /lb']);
