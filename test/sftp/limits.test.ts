@@ -1,8 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type ssh2 from 'ssh2';
 import { MemoryBudget } from '../../src/util/memory-budget.js';
+import { READ_CACHE_BYTES, readCache } from '../../src/tree/file/read-cache.js';
+import { call } from '../helpers/callback.js';
 import { waitFor } from '../helpers/wait.js';
 import { connectSsh2, Ssh2Sessions, sftpOf, startGateway, type Gateway, type GatewayOptions } from './gateway-fixture.js';
 
@@ -264,5 +267,31 @@ describe('[limits]', () => {
     expect(budget.highWater).toBeLessThanOrEqual(budget.limit);
     sessions.endAll();
     await waitFor(() => budget.used + budget.replies === 0);
+  }, 60_000);
+
+  it('caps what all open files cache together: 100 handles each reading four scattered chunks hold at most READ_CACHE_BYTES', async () => {
+    const g = await startGateway({ chunkSize: 1 << 20 });
+    gateways.push(g);
+    const client = await login(g);
+    const sftp = await sftpOf(client);
+    const data = randomBytes(8 << 20);
+    await call((cb) => sftp.writeFile('/scattered.bin', data, cb));
+    const handles: Buffer[] = [];
+    for (let i = 0; i < 100; i++) handles.push(await call<Buffer>((cb) => sftp.open('/scattered.bin', 'r', cb)));
+    let most = 0;
+    for (const [n, handle] of handles.entries()) {
+      for (const chunk of [0, 2, 4, 6]) {
+        const offset = (chunk << 20) + n;
+        const got = Buffer.alloc(64);
+        await call((cb) => sftp.read(handle, got, 0, 64, offset, cb));
+        expect(got.equals(data.subarray(offset, offset + 64))).toBe(true);
+        most = Math.max(most, readCache.bytes);
+      }
+    }
+    // Without the shared bound, 100 × 4 chunks of 1 MiB stayed cached (400 MiB).
+    expect(most).toBeGreaterThan(READ_CACHE_BYTES / 2);
+    expect(most).toBeLessThanOrEqual(READ_CACHE_BYTES + (1 << 20) + 16);
+    for (const handle of handles) await call((cb) => sftp.close(handle, cb));
+    expect(readCache.bytes).toBe(0);
   }, 60_000);
 });

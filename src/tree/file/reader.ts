@@ -11,6 +11,7 @@ import { checksumOrCompute, checksumsOf, copyChecksums } from './checksums.js';
 import { copyBytes } from '../../util/copy-bytes.js';
 import type { MemoryBudget } from '../../util/memory-budget.js';
 import { giveSlot, takeSlot, type ChunkSlot } from './chunk-slots.js';
+import { readCache } from './read-cache.js';
 
 /** Decrypted chunks kept for random and sequential read() callers. */
 export const READ_CACHE_CHUNKS = 4;
@@ -101,7 +102,8 @@ export class LiteralFileReader implements FileReader {
  * NotFoundError.
  *
  * Bounds: read() keeps at most READ_CACHE_CHUNKS decrypted chunks (LRU; a
- * sequential reader's one-chunk read-ahead counts in it); stream() holds at most
+ * sequential reader's one-chunk read-ahead counts in it), and all readers
+ * together at most READ_CACHE_BYTES (read-cache.ts); stream() holds at most
  * STREAM_PREFETCH_CHUNKS + 1 chunks and bypasses the cache, so one long
  * stream does not evict the chunks of random readers.
  *
@@ -137,8 +139,19 @@ export class ChunkedFileReader implements FileReader {
 
   close(): void {
     for (const index of [...this.#ahead.keys()]) this.#giveBack(index);
-    for (const chunk of this.#cache.values()) chunk.drop();
+    for (const chunk of this.#cache.values()) {
+      readCache.remove(chunk);
+      chunk.drop();
+    }
     this.#cache.clear();
+  }
+
+  /** Takes chunk `index` out of this reader's cache, if `entry` is still what it holds there. */
+  #uncache(index: number, entry: CachedChunk): void {
+    if (this.#cache.get(index) !== entry) return;
+    this.#cache.delete(index);
+    entry.drop();
+    this.#giveBack(index);
   }
 
   #holdAhead(index: number, bytes: number): void {
@@ -146,7 +159,9 @@ export class ChunkedFileReader implements FileReader {
     this.#unwatch ??= this.memory?.watch((pressured) => {
       if (!pressured) return;
       for (const ahead of [...this.#ahead.keys()]) {
-        this.#cache.get(ahead)?.drop();
+        const entry = this.#cache.get(ahead);
+        if (entry !== undefined) readCache.remove(entry);
+        entry?.drop();
         this.#cache.delete(ahead);
         this.#giveBack(ahead);
       }
@@ -280,6 +295,7 @@ export class ChunkedFileReader implements FileReader {
     if (entry !== undefined) {
       this.#cache.delete(index);
       this.#cache.set(index, entry);
+      readCache.touch(entry);
       return entry;
     }
     entry = this.#fetchCached(index);
@@ -287,15 +303,19 @@ export class ChunkedFileReader implements FileReader {
     const stored = entry;
     entry.bytes.catch(() => {
       if (this.#cache.get(index) !== stored) return;
+      readCache.remove(stored);
       this.#cache.delete(index);
       stored.drop();
     });
     while (this.#cache.size > READ_CACHE_CHUNKS) {
       const [oldest, chunk] = this.#cache.entries().next().value!;
+      readCache.remove(chunk);
       this.#cache.delete(oldest);
       chunk.drop();
       this.#giveBack(oldest);
     }
+    // Last, so that a chunk this evicts from another reader is not this one.
+    readCache.add(stored, this.header.chunkSize + GCM_TAG_BYTES, () => this.#uncache(index, stored));
     return entry;
   }
 
