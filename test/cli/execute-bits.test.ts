@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DirectoryWriteCap, parseCap } from '../../src/cap/index.js';
-import { loadConfig } from '../../src/config/load.js';
-import { openNode } from '../../src/node/open.js';
+import { withNode } from '../../src/cli/context.js';
 import { cliAt, makeTempDir, stopAllCli } from '../helpers/cli.js';
 
 /**
@@ -29,12 +28,9 @@ beforeAll(async () => {
   await ok(['put', '-', `${root}/run.sh`], Buffer.from('#!/bin/sh\n'));
   await ok(['put', '-', `${root}/data`], Buffer.from('data\n'));
   await ok(['mkdir', `${root}/dir`]);
-  const opened = await openNode(await loadConfig(node));
-  try {
-    await opened.tree.directory(parseCap(root) as DirectoryWriteCap).setMetadata('run.sh', { executable: true });
-  } finally {
-    await opened.close();
-  }
+  await withNode({ nodeDir: node }, (opened) =>
+    opened.tree.directory(parseCap(root) as DirectoryWriteCap).setMetadata('run.sh', { executable: true }),
+  );
 });
 afterAll(async () => {
   await stopAllCli();
