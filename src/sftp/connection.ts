@@ -16,7 +16,7 @@ import { createAuthHandler, type Login } from './ssh-auth.js';
 import { serveSessionChannel } from './ssh-session.js';
 import type { GatewayStats } from './stats.js';
 import { UserTree } from './user-tree.js';
-import type { Spool, WriteHandle } from './write-handle.js';
+import type { WriteHandle, WriteHandleDeps } from './write-handle.js';
 
 /** Time a client has to log in by default (sshd's LoginGraceTime default); [limits] login_grace_time. */
 export const LOGIN_GRACE_MS = 120_000;
@@ -29,7 +29,7 @@ export interface ConnectionDeps {
   tree: Tree;
   authenticator: Authenticator;
   convergenceFor(user: string): Uint8Array;
-  createSpool(): Promise<Spool>;
+  createSpool: WriteHandleDeps['createSpool'];
   overlay: UploadOverlay<WriteHandle>;
   logger: Logger;
   stats: GatewayStats;

@@ -248,7 +248,7 @@ function fstat(ctx: SessionContext, wire: Buffer): WireAttrs {
 async function fsetstat(ctx: SessionContext, id: number, wire: Buffer, attrs: WireAttrs): Promise<Buffer> {
   const handle = ctx.handles.get(wire);
   const change = attrChange(attrs);
-  if (handle.kind === 'write') await setstatUpload(handle, change);
+  if (handle.kind === 'write') await setstatUpload(handle, change, ctx.quota);
   else {
     if (change.size !== undefined) throw new PermissionError('handle not open for writing');
     await setstat(ctx.view, handle.path.canonical, change, ctx.quota);

@@ -80,6 +80,20 @@ export class SessionQuota {
   }
 
   /**
+   * Before SETSTAT size grows an upload (`handle`) or a committed file of
+   * `current` bytes (no handle) to `size`: refused now, not once the new
+   * size was sealed and the link's reservation refuses it. Nothing is
+   * dropped: the file or upload stays as it was.
+   */
+  async beforeResize(handle: WriteHandle | undefined, current: number, size: number): Promise<void> {
+    if (size <= current || !(await this.#inForce())) return;
+    // Another session's upload is not tracked here: taken as replacing what it holds now.
+    const tracked = handle === undefined ? undefined : this.#tracked.get(handle);
+    const replaced = tracked === undefined ? current : tracked.replaced;
+    await this.guard.checkSize(this.view.user, this.view.root, size, replaced);
+  }
+
+  /**
    * Runs a link that adds `adds` (less what it replaces) under the quota:
    * `run` passes `beforeLink` to the link, which reserves inside the update;
    * afterwards what was reserved and not added is given back. An error that

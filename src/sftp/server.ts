@@ -8,7 +8,7 @@ import type { QuotaGuard } from '../quota/index.js';
 import type { Logger } from '../log.js';
 import type { MemoryBudget } from '../util/memory-budget.js';
 import type { Tree } from '../tree/index.js';
-import { cleanSpoolDir, EncryptedSpool } from './spool.js';
+import { cleanSpoolDir, EncryptedSpool, type SpoolBase } from './spool.js';
 import { GatewayConnection } from './connection.js';
 import { ConnectionCounter, DEFAULT_LIMITS, type Limits } from './limits.js';
 import { UploadOverlay } from './overlay.js';
@@ -121,7 +121,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     tree: opts.tree,
     authenticator: opts.authenticator,
     convergenceFor: opts.convergenceFor,
-    createSpool: () => EncryptedSpool.create(opts.spoolDir),
+    createSpool: (base?: SpoolBase) => EncryptedSpool.create(opts.spoolDir, { base }),
     overlay,
     logger,
     stats,

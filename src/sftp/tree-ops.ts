@@ -239,7 +239,10 @@ async function setstatAt(view: UserTree, loc: EntryLocation, attrs: AttrChange, 
   if (entry === undefined && uploads.length === 0) throw new NotFoundError('no such file');
   if (attrs.size !== undefined) {
     if (uploads.length > 0) {
-      for (const upload of uploads) await upload.truncate(attrs.size);
+      for (const upload of uploads) {
+        await quota?.beforeResize(upload, upload.size, attrs.size);
+        await upload.truncate(attrs.size);
+      }
     } else if (entry !== undefined) {
       if (kindOf(entry.cap) === 'directory') throw new IsADirectoryError('is a directory');
       if (entry.metadata.noWrite === true) throw new PermissionError('read-only');
@@ -302,6 +305,7 @@ async function rewriteWithSize(view: UserTree, loc: EntryLocation, base: FileCap
     },
   );
   try {
+    await quota?.beforeResize(undefined, sizeOf(base), size);
     await handle.truncate(size);
     const commit = (beforeLink?: BeforeLink) => handle.commit(beforeLink);
     await (quota !== undefined ? quota.commit(handle, commit) : commit());
@@ -311,8 +315,11 @@ async function rewriteWithSize(view: UserTree, loc: EntryLocation, base: FileCap
 }
 
 /** FSETSTAT on a write handle: applied to the upload, committed at CLOSE. */
-export async function setstatUpload(handle: WriteHandle, attrs: AttrChange): Promise<void> {
-  if (attrs.size !== undefined) await handle.truncate(attrs.size);
+export async function setstatUpload(handle: WriteHandle, attrs: AttrChange, quota: SessionQuota | undefined): Promise<void> {
+  if (attrs.size !== undefined) {
+    await quota?.beforeResize(handle, handle.size, attrs.size);
+    await handle.truncate(attrs.size);
+  }
   if (attrs.mtime !== undefined && attrs.atime !== undefined) handle.setTimes(attrs.atime * 1000, attrs.mtime * 1000);
   if (attrs.mode !== undefined) {
     handle.setNoWrite(modeDeniesWrite(attrs.mode));

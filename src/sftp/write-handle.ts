@@ -19,13 +19,16 @@ import { SftpStatusError } from './status.js';
  * - clean:  an existing file opened without TRUNC and not changed yet:
  *           content is `base`; reads come from it;
  * - spool:  anything else (a write not at the end, a truncate or extend, a
- *           read of data written through this handle): content lives in an
- *           EncryptedSpool file in the spool directory, and CLOSE streams it
- *           into a FileWriter (one pass over the file).
+ *           read of data written through this handle): the bytes written
+ *           live in an EncryptedSpool file in the spool directory, over the
+ *           content so far as its base (read where not overwritten; past
+ *           the base, zeros), and CLOSE streams the result into a
+ *           FileWriter (one pass over the file).
  * Moves: fresh→stream on a write at 0; clean→stream on a write at the end
  * (resume, append: the old content is piped into the writer first, then the
  * new bytes follow); stream/clean/fresh→spool on anything out of order (a
- * partial stream is finished, then read back into the spool). Truncating to
+ * partial stream is finished and becomes the spool's base; nothing is
+ * copied, so the move costs the same for any size). Truncating to
  * 0 goes back to fresh. After a commit (CLOSE or fsync) the handle is clean
  * with the committed file as base. relink (copy-data of a whole file into a
  * handle still empty) makes it clean with that file as base, but dirty: CLOSE
@@ -53,7 +56,8 @@ export interface Spool {
 export interface WriteHandleDeps {
   tree: Tree;
   convergence: Uint8Array;
-  createSpool(): Promise<Spool>;
+  /** A new spool holding `base`'s bytes until they are overwritten (spool.ts); the base MUST stay readable until the spool closes. */
+  createSpool(base?: FileReader): Promise<Spool>;
   /** Where committed uploads are reported (none: events off), and for whom. */
   events?: EventRecorder;
   user?: string;
@@ -78,7 +82,7 @@ type State =
   | { kind: 'fresh' }
   | { kind: 'stream'; writer: FileWriter }
   | { kind: 'clean'; base: FileCap; reader?: FileReader }
-  | { kind: 'spool'; spool: Spool }
+  | { kind: 'spool'; spool: Spool; base: FileReader | undefined }
   | { kind: 'broken' };
 
 export interface MetadataPatch {
@@ -155,6 +159,7 @@ export class WriteHandle implements OverlayItem {
     this.#usable();
     if (this.append) offset = this.#size;
     if (data.length === 0) return;
+    this.#checkSize(offset + data.length);
     const s = this.#state;
     if (s.kind === 'fresh' && offset === 0) {
       const writer = this.deps.tree.createFileWriter(this.deps.convergence);
@@ -207,6 +212,7 @@ export class WriteHandle implements OverlayItem {
   async truncate(size: number): Promise<void> {
     this.#usable();
     if (size === this.#size) return;
+    this.#checkSize(size);
     if (size === 0) {
       await this.#release();
       this.#state = { kind: 'fresh' };
@@ -309,7 +315,10 @@ export class WriteHandle implements OverlayItem {
       this.#dirty = false;
       this.#patch = {};
       // The content is committed: free what held it (a spool file; a finished writer needs nothing).
-      if (finished.kind === 'spool') await finished.spool.close();
+      if (finished.kind === 'spool') {
+        await finished.spool.close();
+        finished.base?.close?.();
+      }
     });
     return true;
   }
@@ -326,6 +335,12 @@ export class WriteHandle implements OverlayItem {
 
   #usable(): void {
     if (this.#state.kind === 'broken') throw new BrokenHandleError();
+  }
+
+  /** Refuses, before anything is written, a size no file can have (rather than at CLOSE, after spooling up to it). */
+  #checkSize(size: number): void {
+    const max = this.deps.tree.maxFileSize;
+    if (size > max) throw new SftpStatusError(STATUS.FAILURE, `file too large: a file holds at most ${max} bytes`);
   }
 
   #touched(): void {
@@ -366,21 +381,18 @@ export class WriteHandle implements OverlayItem {
   async #toSpool(): Promise<Spool> {
     const s = this.#state;
     if (s.kind === 'spool') return s.spool;
-    const spool = await this.deps.createSpool();
-    try {
-      if (s.kind === 'stream') {
-        // The bytes so far are only in the writer: finish it and read them back.
-        this.#state = { kind: 'broken' };
-        const partial = await s.writer.finish();
-        await copyInto(spool, await this.deps.tree.openFile(partial.cap));
-      } else if (s.kind === 'clean') {
-        await copyInto(spool, await this.#baseReader(s));
-      }
-    } catch (err) {
-      await spool.close().catch(() => {});
-      throw err;
+    // The spool starts from what the handle holds, read only where it is not
+    // overwritten (spool.ts): nothing is copied here, whatever the size.
+    let base: FileReader | undefined;
+    if (s.kind === 'stream') {
+      // The bytes so far are only in the writer: finish it, and they are a file to start from.
+      this.#state = { kind: 'broken' };
+      base = await this.deps.tree.openFile((await s.writer.finish()).cap);
+    } else if (s.kind === 'clean') {
+      base = await this.#baseReader(s);
     }
-    this.#state = { kind: 'spool', spool };
+    const spool = await this.deps.createSpool(base);
+    this.#state = { kind: 'spool', spool, base };
     return spool;
   }
 
@@ -411,8 +423,10 @@ export class WriteHandle implements OverlayItem {
     const s = this.#state;
     this.#state = { kind: 'fresh' };
     if (s.kind === 'stream') s.writer.abort();
-    else if (s.kind === 'spool') await s.spool.close();
-    else if (s.kind === 'clean') s.reader?.close?.();
+    else if (s.kind === 'spool') {
+      await s.spool.close();
+      s.base?.close?.();
+    } else if (s.kind === 'clean') s.reader?.close?.();
   }
 }
 
@@ -421,13 +435,5 @@ export class BrokenHandleError extends SftpStatusError {
   constructor() {
     super(STATUS.FAILURE, 'the upload through this handle failed; close it');
     this.name = 'BrokenHandleError';
-  }
-}
-
-async function copyInto(spool: Spool, reader: FileReader): Promise<void> {
-  let offset = 0;
-  for await (const chunk of reader.stream()) {
-    await spool.write(offset, chunk);
-    offset += chunk.length;
   }
 }

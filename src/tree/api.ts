@@ -265,6 +265,8 @@ export interface Tree {
   resolve(root: DirectoryCap, components: readonly string[], options?: AbortOptions): Promise<ResolvedNode>;
   /** A writer whose chunk keys derive from `convergence` (see src/crypto/convergence.ts). */
   createFileWriter(convergence: Uint8Array): FileWriter;
+  /** The largest file such a writer accepts (the manifest's limit at this tree's chunk size). */
+  readonly maxFileSize: number;
   openFile(cap: FileCap, options?: AbortOptions): Promise<FileReader>;
   /** For check/gc: the manifest and chunk addresses of a file, from its read or verify cap. */
   fileChunks(cap: FileCap | FileVerifyCap, options?: AbortOptions): Promise<FileChunkList | undefined>;

@@ -165,6 +165,10 @@ class CapstanTree implements Tree {
     });
   }
 
+  get maxFileSize(): number {
+    return files.maxFileSize(this.chunkSize ?? files.DEFAULT_CHUNK_SIZE);
+  }
+
   openFile(cap: FileCap, options?: AbortOptions): Promise<FileReader> {
     return files.openFile(this.ctx.chunks, cap, { ...options, memory: this.memory });
   }

@@ -229,6 +229,25 @@ describe('quotas over SFTP', () => {
     await expect(guard.usageOf('alice', g.root)).resolves.toMatchObject({ bytes: 60 * 1024, files: 1 });
   });
 
+  it('a truncate of an open upload past the quota is refused at once and keeps the upload as it was', async () => {
+    const { g, guard } = await gateway('alice bytes=100K\n');
+    const sftp = await session(g);
+    const fsetstat = (h: Buffer, size: number) =>
+      new Promise<void>((resolve, reject) => sftp.fsetstat(h, { size }, (err) => (err ? reject(err) : resolve())));
+    const h = await open(sftp, '/grown', 'w');
+    await write(sftp, h, Buffer.alloc(1024, 1), 0);
+    await expect(fsetstat(h, 1024 ** 3)).rejects.toMatchObject(QUOTA_EXCEEDED);
+    await fsetstat(h, 50 * 1024); // within the quota: still the same upload
+    await write(sftp, h, Buffer.alloc(1024, 2), 2048);
+    await close(sftp, h);
+    const content = await new Promise<Buffer>((resolve, reject) => sftp.readFile('/grown', (err, b) => (err ? reject(err) : resolve(b))));
+    const expected = Buffer.alloc(50 * 1024);
+    expected.fill(1, 0, 1024);
+    expected.fill(2, 2048, 3072);
+    expect(content.equals(expected)).toBe(true);
+    await expect(guard.usageOf('alice', g.root)).resolves.toMatchObject({ bytes: 50 * 1024, files: 1 });
+  });
+
   it('uploads closing at once in many sessions never pass the quota together', async () => {
     const { g, guard } = await gateway('alice bytes=100K\n', { wrapChunks: (store) => new SlowPuts(store) });
     const clients = await Promise.all(Array.from({ length: 8 }, () => session(g)));

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Client, SFTPWrapper } from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -212,6 +212,66 @@ describe('commits', () => {
     await waitFor(async () => (await spoolFiles()).length === 0);
     const { sftp: again } = await login();
     expect(await statusOf(call((cb) => again.stat('/abandoned.bin', cb)))).toBe(STATUS.NO_SUCH_FILE);
+  });
+});
+
+describe('sparse files and writes into large ones', () => {
+  const MiB = 1024 * 1024;
+  /** Disk the gateway's spool files take now (allocated blocks, not their apparent size). */
+  const spoolDisk = async (): Promise<number> => {
+    let bytes = 0;
+    for (const f of await spoolFiles()) bytes += (await stat(join(gw.dir, 'spool', f))).blocks * 512;
+    return bytes;
+  };
+  const readRange = async (sftp: SFTPWrapper, h: Buffer, offset: number, length: number): Promise<Buffer> => {
+    const out = Buffer.alloc(length);
+    const n = await call<number>((cb) => sftp.read(h, out, 0, length, offset, cb));
+    return out.subarray(0, n);
+  };
+
+  it('a truncate up and a write far past the end take no spool disk; the gaps are zeros before and after CLOSE', async () => {
+    const { sftp } = await login();
+    const h = await call<Buffer>((cb) => sftp.open('/sparse.bin', 'w+', cb));
+    await call((cb) => sftp.write(h, Buffer.from('head'), 0, 4, 0, cb));
+    await call((cb) => sftp.fsetstat(h, { size: 64 * MiB }, cb));
+    await call((cb) => sftp.write(h, Buffer.from('tail'), 0, 4, 48 * MiB, cb));
+    expect(await spoolDisk()).toBeLessThan(MiB);
+    expect((await readRange(sftp, h, 48 * MiB - 2, 8)).toString('latin1')).toBe('\0\0tail\0\0');
+    await call((cb) => sftp.close(h, cb));
+    const expected = Buffer.alloc(64 * MiB);
+    expected.write('head', 0);
+    expected.write('tail', 48 * MiB);
+    expect((await call<Buffer>((cb) => sftp.readFile('/sparse.bin', cb))).equals(expected)).toBe(true);
+  });
+
+  it('a write into the middle of a large file copies none of it to the spool, and changes only those bytes', async () => {
+    const { sftp } = await login();
+    const v1 = randomBytes(32 * MiB);
+    await call((cb) => sftp.writeFile('/large.bin', v1, cb));
+    const h = await call<Buffer>((cb) => sftp.open('/large.bin', 'r+', cb));
+    const patch = randomBytes(4096);
+    await call((cb) => sftp.write(h, patch, 0, patch.length, 16 * MiB + 5, cb));
+    expect(await spoolDisk()).toBeLessThan(64 * 1024);
+    expect(
+      (await readRange(sftp, h, 16 * MiB, 10)).equals(Buffer.concat([v1.subarray(16 * MiB, 16 * MiB + 5), patch.subarray(0, 5)])),
+    ).toBe(true);
+    await call((cb) => sftp.close(h, cb));
+    const v2 = Buffer.from(v1);
+    patch.copy(v2, 16 * MiB + 5);
+    expect((await call<Buffer>((cb) => sftp.readFile('/large.bin', cb))).equals(v2)).toBe(true);
+  });
+
+  it('a write or a truncate past the largest file is refused at once; the upload and the gateway go on', async () => {
+    const { sftp } = await login();
+    const h = await call<Buffer>((cb) => sftp.open('/huge.bin', 'w', cb));
+    await call((cb) => sftp.write(h, Buffer.from('kept'), 0, 4, 0, cb));
+    for (const offset of [gw.tree.maxFileSize, 2 ** 50]) {
+      expect(await statusOf(call((cb) => sftp.write(h, Buffer.from('x'), 0, 1, offset, cb)))).toBe(STATUS.FAILURE);
+      expect(await statusOf(call((cb) => sftp.fsetstat(h, { size: offset + 1 }, cb)))).toBe(STATUS.FAILURE);
+    }
+    expect(await spoolDisk()).toBeLessThan(64 * 1024);
+    await call((cb) => sftp.close(h, cb));
+    expect((await call<Buffer>((cb) => sftp.readFile('/huge.bin', cb))).toString()).toBe('kept');
   });
 });
 

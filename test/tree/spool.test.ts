@@ -64,31 +64,61 @@ const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('read' as const), offset: fc.nat(80_000), length: fc.nat(10_000) }) },
 );
 
+/** A base to start a spool from: bytes in memory, counting what is read of them. */
+class BufferBase {
+  bytesRead = 0;
+  constructor(readonly bytes: Buffer) {}
+  get size(): number {
+    return this.bytes.length;
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const out = this.bytes.subarray(offset, Math.min(this.bytes.length, offset + length));
+    this.bytesRead += out.length;
+    return Uint8Array.from(out);
+  }
+}
+
 describe('EncryptedSpool', () => {
-  it('agrees with a plain buffer under random writes, truncates and reads', async () => {
+  it.each([
+    { what: 'empty', baseBytes: 0, maxRanges: undefined },
+    { what: 'over a base', baseBytes: 40_000, maxRanges: undefined },
+    { what: 'over a base, at most 3 written ranges', baseBytes: 40_000, maxRanges: 3 },
+  ])('agrees with a plain buffer under random writes, truncates and reads ($what)', async ({ baseBytes, maxRanges }) => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArbitrary, { minLength: 1, maxLength: 25 }), async (ops) => {
-        const spool = await EncryptedSpool.create(dir);
-        try {
-          const model = new Model();
-          for (const op of ops) {
-            if (op.kind === 'write') {
-              await spool.write(op.offset, op.data);
-              model.write(op.offset, op.data);
-            } else if (op.kind === 'truncate') {
-              await spool.truncate(op.size);
-              model.truncate(op.size);
-            } else {
-              expect(Buffer.from(await spool.read(op.offset, op.length)).equals(model.read(op.offset, op.length))).toBe(true);
+      fc.asyncProperty(
+        fc.array(opArbitrary, { minLength: 1, maxLength: 25 }),
+        fc.uint8Array({ minLength: baseBytes, maxLength: baseBytes }),
+        async (ops, baseContent) => {
+          const base = baseBytes > 0 ? new BufferBase(Buffer.from(baseContent)) : undefined;
+          const spool = await EncryptedSpool.create(dir, { base, maxRanges });
+          try {
+            const model = new Model();
+            model.bytes = Buffer.from(baseContent);
+            let written = 0;
+            for (const op of ops) {
+              if (op.kind === 'write') {
+                await spool.write(op.offset, op.data);
+                model.write(op.offset, op.data);
+                written += op.data.length;
+              } else if (op.kind === 'truncate') {
+                await spool.truncate(op.size);
+                model.truncate(op.size);
+              } else {
+                expect(Buffer.from(await spool.read(op.offset, op.length)).equals(model.read(op.offset, op.length))).toBe(true);
+              }
+              expect(spool.size).toBe(model.bytes.length);
+              if (maxRanges !== undefined) expect(spool.ranges).toBeLessThanOrEqual(maxRanges);
             }
-            expect(spool.size).toBe(model.bytes.length);
+            expect((await contents(spool)).equals(model.bytes)).toBe(true);
+            const disk = await stat(spool.path);
+            expect(disk.size).toBeLessThanOrEqual(model.bytes.length);
+            // Sparse: what is on disk is what was written (whole 4 KiB blocks), never the size.
+            if (maxRanges === undefined) expect(disk.blocks * 512).toBeLessThanOrEqual(written + ops.length * 2 * 4096);
+          } finally {
+            await spool.close();
           }
-          expect((await contents(spool)).equals(model.bytes)).toBe(true);
-          expect((await stat(spool.path)).size).toBe(model.bytes.length);
-        } finally {
-          await spool.close();
-        }
-      }),
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -134,9 +164,59 @@ describe('EncryptedSpool', () => {
     await spool.write(7, pattern.subarray(0, 1000)); // an overwrite
     await spool.truncate(pattern.length * 3);
     const disk = await readFile(spool.path);
-    expect(disk.length).toBe(pattern.length * 3);
     expect(disk.includes(marker.subarray(0, 12))).toBe(false);
-    expect(disk.includes(Buffer.alloc(64))).toBe(false); // zero fill is encrypted too
+    // What was written is ciphertext; the hole between is a hole (never read: it is not the file's zeros).
+    expect(disk.subarray(0, pattern.length).includes(Buffer.alloc(64))).toBe(false);
+    expect(disk.subarray(pattern.length + 4096).includes(Buffer.alloc(64))).toBe(false);
+  });
+
+  it('costs what was written, not the size: a 100 GiB extension and a write far out take no disk', async () => {
+    const spool = await createSpool();
+    const GiB = 1024 ** 3;
+    await spool.write(0, Buffer.from('head'));
+    await spool.truncate(100 * GiB);
+    await spool.write(50 * GiB, Buffer.from('middle'));
+    expect(spool.size).toBe(100 * GiB);
+    expect((await stat(spool.path)).blocks * 512).toBeLessThanOrEqual(64 * 1024);
+    expect(Buffer.from(await spool.read(0, 8)).toString('latin1')).toBe('head\0\0\0\0');
+    expect(Buffer.from(await spool.read(50 * GiB - 2, 10)).toString('latin1')).toBe('\0\0middle\0\0');
+    expect(Buffer.from(await spool.read(100 * GiB - 3, 10)).equals(Buffer.alloc(3))).toBe(true);
+  });
+
+  it('starts from a base and reads of it only what was not overwritten, once, when asked', async () => {
+    const MiB = 1024 * 1024;
+    const base = new BufferBase(Buffer.alloc(8 * MiB, 'b'));
+    const spool = await EncryptedSpool.create(dir, { base });
+    open.push(spool);
+    expect(spool.size).toBe(8 * MiB);
+    await spool.write(4 * MiB, Buffer.from('new'));
+    expect(base.bytesRead).toBe(0); // a write into the middle copies nothing
+    expect(Buffer.from(await spool.read(4 * MiB - 1, 5)).toString('latin1')).toBe('bnewb');
+    expect(base.bytesRead).toBe(2);
+    await spool.truncate(2 * MiB);
+    await spool.truncate(3 * MiB); // cut, then grown: the base's bytes past the cut do not come back
+    base.bytesRead = 0;
+    const all = await contents(spool);
+    expect(all.equals(Buffer.concat([Buffer.alloc(2 * MiB, 'b'), Buffer.alloc(MiB)]))).toBe(true);
+    expect(base.bytesRead).toBe(2 * MiB);
+  });
+
+  it('holds at most maxRanges written ranges, filling the smallest gap from the base', async () => {
+    const base = new BufferBase(Buffer.alloc(1000, 'b'));
+    const spool = await EncryptedSpool.create(dir, { base, maxRanges: 4 });
+    open.push(spool);
+    const model = new Model();
+    model.bytes = Buffer.from(base.bytes);
+    // Every other byte, then a run far out: each write is a range of its own until gaps are filled.
+    for (let offset = 0; offset < 200; offset += 2 + (offset % 7)) {
+      await spool.write(offset, Buffer.from('w'));
+      model.write(offset, Buffer.from('w'));
+      expect(spool.ranges).toBeLessThanOrEqual(4);
+    }
+    await spool.write(5000, Buffer.from('far'));
+    model.write(5000, Buffer.from('far'));
+    expect(spool.ranges).toBeLessThanOrEqual(4);
+    expect((await contents(spool)).equals(model.bytes)).toBe(true);
   });
 
   it('creates files 0600 with unique names, and removes them on close', async () => {
@@ -157,6 +237,13 @@ describe('EncryptedSpool', () => {
     await expect(spool.write(-1, Buffer.from('x'))).rejects.toHaveProperty('name', 'InvalidInputError');
     await expect(spool.truncate(1.5)).rejects.toHaveProperty('name', 'InvalidInputError');
     await expect(spool.read(0, 1024 * 1024 * 1024)).rejects.toHaveProperty('name', 'InvalidInputError');
+  });
+
+  it('fails a read of a base that ends early with IntegrityError, not zeros', async () => {
+    const short = { size: 100, read: async () => new Uint8Array(0) };
+    const spool = await EncryptedSpool.create(dir, { base: short });
+    open.push(spool);
+    await expect(spool.read(0, 10)).rejects.toHaveProperty('name', 'IntegrityError');
   });
 
   it('streams in bounded pieces', async () => {
