@@ -392,6 +392,11 @@ export class WriteHandle implements OverlayItem {
       base = await this.#baseReader(s);
     }
     const spool = await this.deps.createSpool(base);
+    // A createSpool that dropped its base would commit zeros in place of the file.
+    if (spool.size !== (base?.size ?? 0)) {
+      await spool.close();
+      throw new Error('the spool did not start from its base');
+    }
     this.#state = { kind: 'spool', spool, base };
     return spool;
   }

@@ -119,6 +119,49 @@ describe.skipIf(skip)('sshfs on the gateway', () => {
     expect(gw.logs.filter((l) => (l.level as number) >= 50 || l.event === 'upload_failed')).toEqual([]);
   });
 
+  it('files changed in place or grown sparse (truncate -s, dd conv=notrunc, rsync --inplace) never pass through the spool whole', async () => {
+    const mirror = join(work, 'inplace-mirror');
+    const mnt = join(work, 'inplace-mnt');
+    await mkdir(mnt);
+    await mkdir(mirror);
+    await writeFile(join(work, 'big.bin'), randomBytes(8 * 1024 * 1024));
+    await writeFile(join(work, 'patch2.bin'), randomBytes(5000));
+    // The spool's disk, sampled while the steps run: the files are 8 and 32 MiB.
+    const spool = join(gw.dir, 'spool');
+    let spoolPeak = 0;
+    const sampler = setInterval(() => {
+      void sh(`du -sk "${spool}" | cut -f1`).then(
+        (kib) => (spoolPeak = Math.max(spoolPeak, Number(kib) * 1024)),
+        () => undefined,
+      );
+    }, 50);
+    let mount: SshfsMount | undefined;
+    try {
+      mount = await mountSshfs(gw.alice, mnt);
+      await mkdir(join(mnt, 'inplace'));
+      for (const root of [join(mnt, 'inplace'), mirror]) {
+        await sh(`cp big.bin "${root}/big.bin" && cp big.bin "${root}/rsynced.bin"`);
+        await sh(`truncate -s 32M "${root}/sparse.img"`);
+        await sh(`dd if=patch2.bin of="${root}/sparse.img" bs=1000 seek=20000 count=5 conv=notrunc status=none`);
+        await sh(`dd if=patch2.bin of="${root}/big.bin" bs=1000 seek=4000 count=3 conv=notrunc status=none`);
+        await sh(`dd if=patch2.bin of="${root}/big.bin" bs=1 seek=$((8*1024*1024 + 4096)) count=10 conv=notrunc status=none`);
+      }
+      // rsync's delta transfer writes only the blocks that differ, in place (-I: the sizes, and maybe the mtimes, are equal).
+      await sh(`cp big.bin changed.bin && dd if=patch2.bin of=changed.bin bs=1000 seek=6000 count=2 conv=notrunc status=none`);
+      for (const root of [join(mnt, 'inplace'), mirror]) await sh(`rsync -I --inplace --no-whole-file changed.bin "${root}/rsynced.bin"`);
+      expect(await snapshot(join(mnt, 'inplace'))).toEqual(await snapshot(mirror));
+    } finally {
+      clearInterval(sampler);
+      await mount?.unmount();
+    }
+    expect(spoolPeak).toBeLessThan(2 * 1024 * 1024);
+    const back = join(work, 'inplace-back');
+    await mkdir(join(back, 'got'), { recursive: true });
+    const r = await sftpBatch(gw.alice, back, ['lcd got', 'get inplace/sparse.img', 'get inplace/big.bin', 'get inplace/rsynced.bin']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await snapshot(join(back, 'got'))).toEqual(await snapshot(mirror));
+  }, 120_000);
+
   it('an idle mount outlives idle_timeout with -o ServerAliveInterval (the same connection), or comes back with -o reconnect', async () => {
     const local = await startGateway({ chunkSize: CHUNK, idleTimeoutMs: 1_500 });
     const [kept, again] = [join(work, 'kept'), join(work, 'again')];

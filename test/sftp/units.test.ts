@@ -27,7 +27,7 @@ import { RequestScheduler } from '../../src/sftp/scheduler.js';
 import { toSftpStatus } from '../../src/sftp/status.js';
 import { WriteHandle } from '../../src/sftp/write-handle.js';
 import { createTree, type Tree } from '../../src/tree/index.js';
-import { EncryptedSpool } from '../../src/sftp/spool.js';
+import { EncryptedSpool, type SpoolBase } from '../../src/sftp/spool.js';
 
 describe('paths', () => {
   it('resolves ., .., // and relative paths from /, never above it', () => {
@@ -183,7 +183,7 @@ describe('write handle', () => {
     await rm(spoolDir, { recursive: true, force: true });
   });
 
-  const deps = () => ({ tree, convergence, createSpool: () => EncryptedSpool.create(spoolDir) });
+  const deps = () => ({ tree, convergence, createSpool: (base?: SpoolBase) => EncryptedSpool.create(spoolDir, { base }) });
   const content = async (name: string): Promise<Buffer> => {
     const entry = await tree.directory(root).lookup(name);
     const reader = await tree.openFile(entry!.cap as FileCap);
