@@ -79,6 +79,8 @@ export interface FaultPlan {
   resetEvery: number;
   /** Hold every request this long before forwarding; Infinity: never answer. */
   delayMs: number;
+  /** Rewrites the body of every ListObjectsV2 answer (to play an S3 implementation that answers differently). */
+  rewriteListing?: ((xml: string) => string) | undefined;
 }
 
 export interface FaultProxy {
@@ -145,8 +147,20 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       const out = http.request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
         (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
+          const rewrite = plan.rewriteListing;
+          if (rewrite === undefined || req.method !== 'GET' || !/[?&]list-type=2/.test(req.url ?? '')) {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+            return;
+          }
+          const parts: Buffer[] = [];
+          answer.on('data', (part: Buffer) => parts.push(part));
+          answer.on('end', () => {
+            const body = Buffer.from(rewrite(Buffer.concat(parts).toString('utf8')));
+            const { 'content-length': _, 'transfer-encoding': __, ...headers } = answer.headers;
+            res.writeHead(answer.statusCode ?? 502, { ...headers, 'content-length': body.length });
+            res.end(body);
+          });
         },
       );
       out.on('error', () => res.destroy());

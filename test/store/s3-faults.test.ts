@@ -77,6 +77,37 @@ describe.skipIf(SWIFT_SKIP)('S3ChunkStore under injected faults (proxy in front 
     });
   });
 
+  it('a listing whose pages come without NextContinuationToken goes on from the last key (start-after), as some S3 servers need', async () => {
+    await withStore({ retry: FAST_RETRY, listPageKeys: 4 }, async (store) => {
+      const put = new Set<string>();
+      for (let i = 0; i < 11; i++) put.add((await store.put(new Uint8Array(randomBytes(10)))).toString());
+      const seen = new Set<string>();
+      for await (const address of store.list()) seen.add(address.toString());
+      const listed = seen.size;
+      proxy!.reset({ rewriteListing: (xml) => xml.replace(/<NextContinuationToken>[^<]*<\/NextContinuationToken>/, '') });
+      const again: string[] = [];
+      for await (const address of store.list()) again.push(address.toString());
+      expect(new Set(again)).toEqual(seen);
+      expect(again).toHaveLength(listed);
+      for (const a of put) expect(seen.has(a)).toBe(true);
+      // One request a page (and perhaps an empty last one): followed, never started over.
+      expect(proxy!.stats.requests).toBeGreaterThanOrEqual(Math.ceil(listed / 4));
+      expect(proxy!.stats.requests).toBeLessThanOrEqual(Math.ceil(listed / 4) + 1);
+    });
+  });
+
+  it('a truncated page that gives no way to continue fails the listing at once instead of looping', async () => {
+    await withStore({ retry: FAST_RETRY, listPageKeys: 4 }, async (store) => {
+      await store.put(new Uint8Array(randomBytes(10)));
+      proxy!.reset({ rewriteListing: () => '<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>' });
+      const walk = async () => {
+        for await (const _ of store.list());
+      };
+      await expect(walk()).rejects.toThrow(/no way to continue/);
+      expect(proxy!.stats.requests).toBe(1);
+    });
+  });
+
   it('a backend that keeps failing is TransientError after the last retry, promptly', async () => {
     proxy!.reset({ failEvery: 1, status: 503 });
     const started = Date.now();

@@ -101,15 +101,22 @@ describe('S3 XML', () => {
         { key: 'p/a<1>', size: 10, modifiedMs: Date.UTC(2024, 0, 1) },
         { key: 'p/b', size: 0 },
       ],
+      truncated: true,
       nextContinuationToken: 'a&b=',
     });
   });
 
-  it('refuses a truncated page without a token, malformed entries, and other documents', () => {
-    expect(() => parseListObjectsV2('<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>')).toThrow();
+  it('refuses malformed entries and other documents; a truncated page may come without a token (list.ts follows it)', () => {
+    expect(parseListObjectsV2('<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>')).toEqual({
+      objects: [],
+      truncated: true,
+    });
     expect(() => parseListObjectsV2('<ListBucketResult><Contents><Key>k</Key><Size>-1</Size></Contents></ListBucketResult>')).toThrow();
     expect(() => parseListObjectsV2('<Error><Code>AccessDenied</Code></Error>')).toThrow();
-    expect(parseListObjectsV2('<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>')).toEqual({ objects: [] });
+    expect(parseListObjectsV2('<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>')).toEqual({
+      objects: [],
+      truncated: false,
+    });
   });
 
   it('never expands anything but the predefined and numeric entities', () => {

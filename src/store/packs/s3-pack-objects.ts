@@ -1,9 +1,7 @@
 import { NotFoundError } from '../../errors.js';
 import type { S3Client } from '../chunks/s3/s3-client.js';
-import { parseListObjectsV2 } from '../chunks/s3/xml.js';
+import { listObjects } from '../chunks/s3/list.js';
 import { PACK_OBJECT_NAME, type PackObjects } from './pack-objects.js';
-
-const MAX_LIST_BODY = 4 * 1024 * 1024;
 
 /** Packs as S3 objects `<prefix>packs/<16 hex>.pack`: one PUT each, read by ranged GETs. */
 export class S3PackObjects implements PackObjects {
@@ -43,24 +41,12 @@ export class S3PackObjects implements PackObjects {
   async list(): Promise<{ pack: string; bytes: number; modifiedMs: number }[]> {
     const out: { pack: string; bytes: number; modifiedMs: number }[] = [];
     const prefix = `${this.prefix}packs/`;
-    let token: string | undefined;
-    do {
-      const query: [string, string][] = [
-        ['list-type', '2'],
-        ['prefix', prefix],
-      ];
-      if (token !== undefined) query.push(['continuation-token', token]);
-      const res = await this.client.send({ method: 'GET', query, maxBodyBytes: MAX_LIST_BODY });
-      if (res.status !== 200) this.client.fail(res, 'list packs');
-      const page = parseListObjectsV2(Buffer.from(res.body).toString('utf8'));
-      for (const { key, size, modifiedMs } of page.objects) {
-        const m = PACK_OBJECT_NAME.exec(key.slice(prefix.length));
-        // Without a modification time a pack cannot be shown old enough to compact: left alone.
-        if (m?.[1] === undefined || modifiedMs === undefined) continue;
-        out.push({ pack: m[1], bytes: size, modifiedMs });
-      }
-      token = page.nextContinuationToken;
-    } while (token !== undefined);
+    for await (const { key, size, modifiedMs } of listObjects(this.client, prefix, { operation: 'list packs' })) {
+      const m = PACK_OBJECT_NAME.exec(key.slice(prefix.length));
+      // Without a modification time a pack cannot be shown old enough to compact: left alone.
+      if (m?.[1] === undefined || modifiedMs === undefined) continue;
+      out.push({ pack: m[1], bytes: size, modifiedMs });
+    }
     return out;
   }
 

@@ -5,7 +5,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../../util/backoff.js
 import { S3Client, type S3Addressing } from './s3-client.js';
 import type { S3CredentialSource } from './credentials.js';
 import type { S3Credentials } from './sigv4.js';
-import { parseListObjectsV2 } from './xml.js';
+import { listObjects } from './list.js';
 
 export interface S3ChunkStoreOptions {
   endpoint: string;
@@ -25,8 +25,6 @@ export interface S3ChunkStoreOptions {
   listPageKeys?: number;
 }
 
-/** A listing page is at most 1,000 keys of ~90 bytes each plus metadata; this leaves ample room. */
-const MAX_LIST_BODY = 4 * 1024 * 1024;
 const LIST_PAGE_KEYS = 1000;
 
 /**
@@ -186,26 +184,14 @@ export class S3ChunkStore implements ChunkStore {
 
   /** Every object that is a chunk in its right place; stray keys are skipped, never yielded. */
   private async *walk(options: AbortOptions): AsyncGenerator<{ address: ChunkAddress; size: number }> {
-    throwIfAborted(options.signal);
-    const prefix = `${this.prefix}chunks/`;
-    let token: string | undefined;
-    do {
-      const query: [string, string][] = [
-        ['list-type', '2'],
-        ['prefix', prefix],
-        ['max-keys', String(this.listPageKeys)],
-      ];
-      if (token !== undefined) query.push(['continuation-token', token]);
-      const res = await this.client.send({ method: 'GET', query, maxBodyBytes: MAX_LIST_BODY, ...signalOf(options) });
-      if (res.status !== 200) this.client.fail(res, 'list');
-      const page = parseListObjectsV2(Buffer.from(res.body).toString('utf8'));
-      for (const { key, size } of page.objects) {
-        throwIfAborted(options.signal);
-        const address = addressFromName(key.slice(key.lastIndexOf('/') + 1));
-        if (address !== undefined && this.keyOf(address) === key) yield { address, size };
-      }
-      token = page.nextContinuationToken;
-    } while (token !== undefined);
+    for await (const { key, size } of listObjects(this.client, `${this.prefix}chunks/`, {
+      pageKeys: this.listPageKeys,
+      signal: options.signal,
+      operation: 'list',
+    })) {
+      const address = addressFromName(key.slice(key.lastIndexOf('/') + 1));
+      if (address !== undefined && this.keyOf(address) === key) yield { address, size };
+    }
   }
 }
 

@@ -37,14 +37,22 @@ export function elementBlocks(xml: string, name: string): string[] {
   return out;
 }
 
+/** One object of a listing; `modifiedMs`: its LastModified, when the listing gave a date that parses. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  modifiedMs?: number;
+}
+
 export interface ListPage {
-  /** `modifiedMs`: the object's LastModified, when the listing gave a date that parses. */
-  objects: { key: string; size: number; modifiedMs?: number }[];
-  /** Set when the listing is truncated: pass it back as continuation-token. */
+  objects: ListedObject[];
+  /** More keys follow (list.ts says how a page without a token is followed). */
+  truncated: boolean;
+  /** The token to pass back as continuation-token, when the service gave one. */
   nextContinuationToken?: string;
 }
 
-/** Parses a ListObjectsV2 result. A truncated page without a token is an error: following it could loop forever. */
+/** Parses a ListObjectsV2 result. */
 export function parseListObjectsV2(xml: string): ListPage {
   if (!/<ListBucketResult[\s>]/.test(xml)) throw new Error('not a ListBucketResult');
   const objects = elementBlocks(xml, 'Contents').map((block) => {
@@ -55,10 +63,9 @@ export function parseListObjectsV2(xml: string): ListPage {
     return Number.isNaN(modifiedMs) ? { key, size } : { key, size, modifiedMs };
   });
   const truncated = elementTexts(xml, 'IsTruncated')[0] === 'true';
-  if (!truncated) return { objects };
+  if (!truncated) return { objects, truncated };
   const token = elementTexts(xml, 'NextContinuationToken')[0];
-  if (token === undefined || token === '') throw new Error('truncated listing without NextContinuationToken');
-  return { objects, nextContinuationToken: token };
+  return token === undefined || token === '' ? { objects, truncated } : { objects, truncated, nextContinuationToken: token };
 }
 
 /** The <Code> of an S3 error body, if there is one. */
