@@ -5,6 +5,19 @@ import path from 'node:path';
 import { IntegrityError, InvalidInputError } from '../errors.js';
 import { RangeSet } from '../util/range-set.js';
 
+/** The bytes a spool starts from (a FileReader is one): read answers up to `length` bytes, fewer only at `size`. */
+export interface SpoolBase {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+export interface SpoolOptions {
+  /** What the spool starts as (its size and content); none: empty. */
+  base?: SpoolBase | undefined;
+  /** Bound on written ranges kept apart (default MAX_RANGES; tests use fewer). */
+  maxRanges?: number | undefined;
+}
+
 /**
  * A local, encrypted scratch file for uploads that do not arrive in order.
  *
@@ -58,19 +71,6 @@ import { RangeSet } from '../util/range-set.js';
  * Operations are serialized (one at a time, in call order), so concurrent
  * SFTP writes to one handle cannot interleave.
  */
-/** The bytes a spool starts from (a FileReader is one): read MUST answer `length` bytes below `size`. */
-export interface SpoolBase {
-  readonly size: number;
-  read(offset: number, length: number): Promise<Uint8Array>;
-}
-
-export interface SpoolOptions {
-  /** What the spool starts as (its size and content); none: empty. */
-  base?: SpoolBase | undefined;
-  /** Bound on written ranges kept apart (default MAX_RANGES; tests use fewer). */
-  maxRanges?: number | undefined;
-}
-
 export class EncryptedSpool {
   #size: number;
   /** Bytes below this and outside #written are the base's; at or above it, zeros. Never grows. */
@@ -259,7 +259,7 @@ export class EncryptedSpool {
 
 const SPOOL_PREFIX = 'capstan-spool-';
 const SPOOL_SUFFIX = '.tmp';
-/** Bound on one disk write, one zero-fill step, and one stream() piece. */
+/** Bound on one disk write, one gap-fill step, and one stream() piece. */
 const IO_PIECE = 1024 * 1024;
 /** Written ranges a spool keeps apart before it fills gaps (16 bytes of heap each). */
 const MAX_RANGES = 8192;

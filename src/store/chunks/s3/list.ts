@@ -47,6 +47,7 @@ export async function* listObjects(client: S3Client, prefix: string, options: Li
     // Keys come in order; the greatest is where a page without a token is followed from.
     let greatest: string | undefined;
     for (const object of page.objects) {
+      throwIfAborted(options.signal);
       // A service that ignored start-after would answer the same keys again, forever.
       if (next !== undefined && 'after' in next && object.key <= next.after) {
         throw new Error(`S3 ${options.operation}: the listing did not move past start-after`);
