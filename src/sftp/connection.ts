@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Connection as SshConnection } from 'ssh2';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { EventRecorder } from '../events/api.js';
-import { runChecksumCommand } from './checksum-exec.js';
+import { parseChecksumCommand, runChecksumCommand } from './checksum-exec.js';
 import type { Defender } from '../defender/index.js';
 import type { Tree } from '../tree/index.js';
 import type { Logger } from '../log.js';
@@ -13,7 +13,7 @@ import { type SymlinkOrder, symlinkOrderOf } from './protocol/symlink-order.js';
 import type { SftpByteStream } from './protocol/transport.js';
 import { SftpSession } from './sftp-session.js';
 import { createAuthHandler, type Login } from './ssh-auth.js';
-import { serveSessionChannel } from './ssh-session.js';
+import { serveSessionChannel, type ExecResult, type StdinReader } from './ssh-session.js';
 import type { GatewayStats } from './stats.js';
 import { UserTree } from './user-tree.js';
 import type { WriteHandle, WriteHandleDeps } from './write-handle.js';
@@ -22,6 +22,8 @@ import type { WriteHandle, WriteHandleDeps } from './write-handle.js';
 export const LOGIN_GRACE_MS = 120_000;
 /** SFTP channels one connection may have open at once. */
 export const MAX_SESSIONS_PER_CONNECTION = 8;
+/** Checksum commands (exec) one connection may have running at once. */
+export const MAX_EXECS_PER_CONNECTION = 8;
 /** The longest between two looks at whether a connection is idle (ms). */
 const IDLE_CHECK_MS = 60_000;
 
@@ -69,6 +71,8 @@ export class GatewayConnection {
   readonly #remotePort: number;
   readonly #symlinkOrder: SymlinkOrder;
   readonly #sessions = new Set<SftpSession>();
+  /** Checksum commands running now (#exec). */
+  #execs = 0;
   readonly #startedAt = Date.now();
   #login: Login | undefined;
   #releaseLogin: Release | undefined;
@@ -146,13 +150,29 @@ export class GatewayConnection {
         mayStartSftp: () => this.#view !== undefined && this.#deps.accepting() && this.#sessions.size < MAX_SESSIONS_PER_CONNECTION,
         startSftp: (sftp) => this.#startSftp(sftp),
         // Only the checksum commands, and only once logged in (checksum-exec.ts parses strictly).
-        exec: (command) => (this.#view !== undefined ? runChecksumCommand(this.#view, command) : undefined),
+        exec: (command, stdin) => this.#exec(command, stdin),
       }),
     );
   }
 
   get user(): string | undefined {
     return this.#login?.result.user;
+  }
+
+  /** A checksum command, at most MAX_EXECS_PER_CONNECTION at once (each may read a whole file, or wait for its input). */
+  #exec(command: string, stdin: StdinReader): Promise<ExecResult> | undefined {
+    const view = this.#view;
+    if (view === undefined) return undefined;
+    if (this.#execs >= MAX_EXECS_PER_CONNECTION) {
+      const name = parseChecksumCommand(command)?.name;
+      return name === undefined
+        ? undefined
+        : Promise.resolve({ stdout: '', stderr: `${name}: too many commands at once on this connection\n`, code: 1 });
+    }
+    const answer = runChecksumCommand(view, command, stdin);
+    if (answer === undefined) return undefined;
+    this.#execs++;
+    return answer.finally(() => this.#execs--);
   }
 
   /** Resolves when every session has nothing queued or running. */

@@ -21,8 +21,26 @@ export interface SessionChannelOptions {
   /**
    * The few commands answered without a shell (checksum-exec.ts): a result
    * for a command it serves, undefined for everything else (refused).
+   * `stdin` hands the exec's standard input to `consume`, piece by piece,
+   * to its end (readStdin's bounds); nothing of it is kept.
    */
-  exec?(command: string): Promise<ExecResult> | undefined;
+  exec?(command: string, stdin: StdinReader): Promise<ExecResult> | undefined;
+}
+
+/** Reads an exec's standard input to its end, handing each piece to `consume` as it comes. */
+export type StdinReader = (consume: (piece: Uint8Array) => void) => Promise<void>;
+
+/** Standard input an exec may send before its end (a checksum of stdin; rclone sends none). */
+export const MAX_STDIN_BYTES = 1024 * 1024;
+/** How long an exec waits for the end of its standard input (`ssh host md5sum` typed at a terminal never ends it). */
+export const STDIN_TIMEOUT_MS = 10_000;
+
+/** Standard input that could not be read whole: too long, or its end never came. */
+export class StdinError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StdinError';
+  }
 }
 
 export interface ExecResult {
@@ -35,7 +53,8 @@ export interface ExecResult {
  * An SSH session channel: only the `sftp` subsystem is served.
  *
  * - exec of `sha256sum`, `md5sum` or `sha1sum` with paths is answered
- *   from the manifests (checksum-exec.ts; opts.exec), no shell involved;
+ *   from the manifests, and without one from its standard input
+ *   (checksum-exec.ts; opts.exec), no shell involved;
  * - any other exec, and shell, are accepted just long enough to write
  *   SFTP_ONLY_MESSAGE to stderr and exit with status 1, so `ssh host ls`
  *   and legacy `scp -O` (which execs `scp -t`; LEGACY_SCP_MESSAGE) tell the
@@ -55,9 +74,12 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
   const session = accept();
   session.on('pty', (acceptPty) => acceptPty?.());
   session.on('exec', (acceptExec, _reject, info) => {
-    const answer = opts.exec?.(info.command);
+    let accepted: (channel: ServerChannel | undefined) => void = () => undefined;
+    const channel = new Promise<ServerChannel | undefined>((resolve) => (accepted = resolve));
+    const answer = opts.exec?.(info.command, (consume) => channel.then((accepted) => readStdin(accepted, consume)));
     if (answer !== undefined) {
       const channel = acceptExec();
+      accepted(channel);
       void answer.then(
         (result) => finishExec(channel, result),
         (err: unknown) => {
@@ -81,6 +103,32 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
     }
     const channel = acceptSubsystem?.();
     if (channel !== undefined) opts.startSftp(channel);
+  });
+}
+
+/** Hands what the client sends on `channel` to `consume` until its end, within MAX_STDIN_BYTES and STDIN_TIMEOUT_MS. */
+function readStdin(channel: ServerChannel | undefined, consume: (piece: Uint8Array) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (channel === undefined) return resolve();
+    let bytes = 0;
+    const done = (err?: StdinError): void => {
+      clearTimeout(timer);
+      channel.off('data', onData);
+      channel.off('end', onEnd);
+      channel.off('close', onEnd);
+      if (err !== undefined) reject(err);
+      else resolve();
+    };
+    const onData = (piece: Buffer): void => {
+      bytes += piece.length;
+      if (bytes > MAX_STDIN_BYTES) done(new StdinError('File too large'));
+      else consume(piece);
+    };
+    const onEnd = (): void => done();
+    const timer = setTimeout(() => done(new StdinError('Connection timed out')), STDIN_TIMEOUT_MS);
+    channel.on('data', onData);
+    channel.once('end', onEnd);
+    channel.once('close', onEnd);
   });
 }
 

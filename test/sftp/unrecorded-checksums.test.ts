@@ -1,14 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type ssh2 from 'ssh2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Outbox, OutboxRecorder, type CapstanEvent } from '../../src/events/index.js';
 import { silentLogger } from '../../src/log.js';
 import type { ChunkStore } from '../../src/store/index.js';
 import { call } from '../helpers/callback.js';
-import { missing, skipNotice, ssh } from '../helpers/openssh.js';
+import { must } from '../helpers/backup-tools.js';
+import { missing, run, skipNotice, ssh } from '../helpers/openssh.js';
 import { connectSsh2, sftpOf, startGateway, type Gateway } from './gateway-fixture.js';
 import { RawSftp, readString, str, u32, u64 } from './raw-sftp.js';
 
@@ -21,6 +22,7 @@ import { RawSftp, readString, str, u32, u64 } from './raw-sftp.js';
  */
 
 const SKIP_SSH = process.env.CI === 'true' ? undefined : skipNotice(missing('ssh'), 'unrecorded checksums over OpenSSH ssh');
+const SKIP_RCLONE = process.env.CI === 'true' ? undefined : skipNotice(missing('rclone'), "rclone's checksum detection");
 const CHUNK = 64 * 1024;
 const big = randomBytes(5 * CHUNK + 123);
 const digest = (algo: string, data: Buffer): string => createHash(algo).update(data).digest('hex');
@@ -61,10 +63,12 @@ afterAll(async () => {
   await rm(outboxDir, { recursive: true, force: true });
 });
 
-function exec(command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs `command` over ssh2's exec; `input`, when given, is its standard input (then its end). */
+function exec(command: string, input?: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     client.exec(command, (err, channel) => {
       if (err) return reject(err);
+      if (input !== undefined) channel.end(input);
       let stdout = '';
       let stderr = '';
       let code: number | null = null;
@@ -102,6 +106,104 @@ describe('a gateway recording sha256 only', () => {
     const sha1 = await ssh(gw.alice, ['sha1sum', '/big.bin']);
     expect([sha1.code, sha1.stdout]).toEqual([0, `${digest('sha1', big)}  /big.bin\n`]);
   });
+
+  it('a bare md5sum, sha1sum or sha256sum hashes its standard input, as rclone runs it to find them; more than 1 MiB fails', async () => {
+    const none = Buffer.alloc(0);
+    const hello = Buffer.from('hello\n');
+    for (const [name, algo] of [
+      ['md5sum', 'md5'],
+      ['sha1sum', 'sha1'],
+      ['sha256sum', 'sha256'],
+    ] as const) {
+      expect(await exec(name, none)).toEqual({ code: 0, stderr: '', stdout: `${digest(algo, none)}  -\n` });
+      expect(await exec(`${name} -`, hello)).toEqual({ code: 0, stderr: '', stdout: `${digest(algo, hello)}  -\n` });
+    }
+    expect(await exec('md5sum', randomBytes(1024 * 1024 + 1))).toEqual({ code: 1, stderr: 'md5sum: -: File too large\n', stdout: '' });
+    // And the gateway goes on answering.
+    expect((await exec('sha256sum /big.bin')).stdout).toBe(`${digest('sha256', big)}  /big.bin\n`);
+  });
+
+  it('one connection runs at most 8 checksum commands at once; the one past them is refused, the others answer', async () => {
+    // Eight wait for input that has not ended; the ninth finds no room.
+    const waiting: ssh2.ClientChannel[] = [];
+    const answers = Array.from(
+      { length: 8 },
+      (_, i) =>
+        new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+          client.exec('sha256sum', (err, channel) => {
+            if (err) return reject(err);
+            waiting[i] = channel;
+            let stdout = '';
+            let code: number | null = null;
+            channel.on('data', (d: Buffer) => (stdout += d.toString()));
+            channel.on('exit', (c: number) => (code = c));
+            channel.on('close', () => resolve({ code, stdout }));
+          });
+        }),
+    );
+    await vi.waitFor(() => expect(waiting.filter(Boolean)).toHaveLength(8));
+    expect(await exec('sha256sum', Buffer.from('x'))).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'sha256sum: too many commands at once on this connection\n',
+    });
+    for (const channel of waiting) channel.end(Buffer.from('x'));
+    for (const answer of await Promise.all(answers))
+      expect(answer).toEqual({ code: 0, stdout: `${digest('sha256', Buffer.from('x'))}  -\n` });
+    expect((await exec('sha256sum', Buffer.from('x'))).code).toBe(0);
+  });
+
+  it.skipIf(SKIP_SSH)("a bare md5sum from OpenSSH's ssh client, its input /dev/null", async () => {
+    const md5 = await ssh(gw.alice, ['md5sum']);
+    expect([md5.code, md5.stdout]).toEqual([0, `${digest('md5', Buffer.alloc(0))}  -\n`]);
+  });
+
+  it.skipIf(SKIP_RCLONE)(
+    'rclone finds md5sum and sha1sum over exec: hashsum, check and sync --checksum compare digests, not sizes',
+    async () => {
+      const work = await mkdtemp(path.join(tmpdir(), 'capstan-rclone-sums-'));
+      try {
+        // A configured remote, as `rclone config` makes one: rclone saves what it detects there on first use.
+        const conf = path.join(work, 'rclone.conf');
+        await writeFile(conf, `[cap]\ntype = sftp\nhost = 127.0.0.1\nport = ${gw.port}\nuser = alice\nkey_file = ${gw.keyFile}\n`);
+        const rclone = async (args: string[], what: string) =>
+          must(
+            await run('rclone', ['--config', conf, '--retries', '1', ...args], {
+              env: { PATH: process.env.PATH, HOME: work },
+              timeoutMs: 120_000,
+            }),
+            what,
+          );
+        const src = path.join(work, 'src');
+        await mkdir(src);
+        // rclone escapes a name's spaces, quotes and brackets with backslashes in the command it sends.
+        const files = { 'a.bin': randomBytes(3 * CHUNK + 5), 'b.txt': Buffer.from('b\n'), "it's (a) copy & ü.txt": Buffer.from('d\n') };
+        for (const [name, bytes] of Object.entries(files)) await writeFile(path.join(src, name), bytes);
+        await rclone(['copy', src, 'cap:/rc'], 'rclone copy');
+        // One file first: rclone 1.60 detects lazily, and files hashed while it detects get no digest.
+        expect((await rclone(['hashsum', 'md5', 'cap:/rc/b.txt'], 'rclone hashsum of one file')).stdout).toBe(
+          `${digest('md5', files['b.txt'])}  b.txt\n`,
+        );
+        expect(await readFile(conf, 'utf8')).toMatch(/md5sum_command = md5sum/);
+        const sums = (await rclone(['hashsum', 'md5', 'cap:/rc'], 'rclone hashsum')).stdout;
+        expect(sums.trim().split('\n').sort()).toEqual(
+          Object.entries(files)
+            .map(([name, bytes]) => `${digest('md5', bytes)}  ${name}`)
+            .sort(),
+        );
+        const check = await rclone(['check', src, 'cap:/rc'], 'rclone check');
+        expect(check.stderr).toMatch(/0 differences found/);
+        expect(check.stderr).not.toMatch(/could not be checked/);
+        // Same size, other bytes: only a digest tells them apart.
+        await writeFile(path.join(src, 'b.txt'), Buffer.from('c\n'));
+        await rclone(['sync', '--checksum', src, 'cap:/rc'], 'rclone sync --checksum');
+        const back = await call<Buffer>((cb) => sftp.readFile('/rc/b.txt', cb));
+        expect(back.toString()).toBe('c\n');
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('check-file-name and check-file-handle compute md5 and sha1 by reading the file', async () => {
     const raw = await RawSftp.open(client);
