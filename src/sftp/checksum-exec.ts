@@ -21,10 +21,9 @@ import type { UserTree } from './user-tree.js';
  * writes a newline in a name as '<LF>'), or a concatenation of those; an
  * unquoted shell metacharacter, a newline outside '…', another control
  * character or an option makes the command unknown, and the caller refuses
- * it as any other exec. Output
- * matches coreutils: `<hex>  <path>\n` per file with the path as given; a
- * missing file is `<cmd>: <path>: No such file or directory` on stderr and
- * the exit status is 1 if any path failed.
+ * it as any other exec. Output matches coreutils: `<hex>  <path>\n` per
+ * file with the path as given; a missing file is `<cmd>: <path>: No such
+ * file or directory` on stderr and the exit status is 1 if any path failed.
  *
  * No path, or the one path `-`, hashes the exec's standard input, as
  * coreutils does: rclone's SFTP backend decides whether a server has
