@@ -74,12 +74,10 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
   const session = accept();
   session.on('pty', (acceptPty) => acceptPty?.());
   session.on('exec', (acceptExec, _reject, info) => {
-    let accepted: (channel: ServerChannel | undefined) => void = () => undefined;
-    const channel = new Promise<ServerChannel | undefined>((resolve) => (accepted = resolve));
-    const answer = opts.exec?.(info.command, (consume) => channel.then((accepted) => readStdin(accepted, consume)));
+    // Accepted either way: a refusal is a message on the channel, not a channel failure.
+    const channel = acceptExec();
+    const answer = opts.exec?.(info.command, (consume) => readStdin(channel, consume));
     if (answer !== undefined) {
-      const channel = acceptExec();
-      accepted(channel);
       void answer.then(
         (result) => finishExec(channel, result),
         (err: unknown) => {
@@ -90,7 +88,7 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
       return;
     }
     opts.logger.info({ event: 'exec_refused', commandBytes: Buffer.byteLength(info.command) }, 'exec refused: sftp only');
-    refuseWithMessage(acceptExec(), /^\s*scp\s/.test(info.command) ? LEGACY_SCP_MESSAGE : SFTP_ONLY_MESSAGE);
+    refuseWithMessage(channel, /^\s*scp\s/.test(info.command) ? LEGACY_SCP_MESSAGE : SFTP_ONLY_MESSAGE);
   });
   session.on('shell', (acceptShell) => {
     opts.logger.info({ event: 'shell_refused' }, 'shell refused: sftp only');

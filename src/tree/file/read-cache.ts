@@ -23,7 +23,7 @@ export class ReadCacheLedger {
     return this.#bytes;
   }
 
-  /** A chunk entered a reader's cache; `evict` takes it out of that cache (and must not call remove). */
+  /** A chunk entered a reader's cache; `evict` takes it out of that cache (its remove of the key is then a no-op). */
   add(key: object, bytes: number, evict: () => void): void {
     this.remove(key);
     this.#entries.set(key, { bytes, evict });

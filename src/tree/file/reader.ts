@@ -139,17 +139,14 @@ export class ChunkedFileReader implements FileReader {
 
   close(): void {
     for (const index of [...this.#ahead.keys()]) this.#giveBack(index);
-    for (const chunk of this.#cache.values()) {
-      readCache.remove(chunk);
-      chunk.drop();
-    }
-    this.#cache.clear();
+    for (const [index, chunk] of [...this.#cache]) this.#uncache(index, chunk);
   }
 
-  /** Takes chunk `index` out of this reader's cache, if `entry` is still what it holds there. */
+  /** Takes chunk `index` out of this reader's cache and the ledger, if `entry` is still what it holds there. */
   #uncache(index: number, entry: CachedChunk): void {
     if (this.#cache.get(index) !== entry) return;
     this.#cache.delete(index);
+    readCache.remove(entry);
     entry.drop();
     this.#giveBack(index);
   }
@@ -160,9 +157,7 @@ export class ChunkedFileReader implements FileReader {
       if (!pressured) return;
       for (const ahead of [...this.#ahead.keys()]) {
         const entry = this.#cache.get(ahead);
-        if (entry !== undefined) readCache.remove(entry);
-        entry?.drop();
-        this.#cache.delete(ahead);
+        if (entry !== undefined) this.#uncache(ahead, entry);
         this.#giveBack(ahead);
       }
     });
@@ -301,18 +296,10 @@ export class ChunkedFileReader implements FileReader {
     entry = this.#fetchCached(index);
     this.#cache.set(index, entry);
     const stored = entry;
-    entry.bytes.catch(() => {
-      if (this.#cache.get(index) !== stored) return;
-      readCache.remove(stored);
-      this.#cache.delete(index);
-      stored.drop();
-    });
+    entry.bytes.catch(() => this.#uncache(index, stored));
     while (this.#cache.size > READ_CACHE_CHUNKS) {
       const [oldest, chunk] = this.#cache.entries().next().value!;
-      readCache.remove(chunk);
-      this.#cache.delete(oldest);
-      chunk.drop();
-      this.#giveBack(oldest);
+      this.#uncache(oldest, chunk);
     }
     // Last, so that a chunk this evicts from another reader is not this one.
     readCache.add(stored, this.header.chunkSize + GCM_TAG_BYTES, () => this.#uncache(index, stored));
