@@ -33,6 +33,8 @@ export interface NodeConfig {
     homesSecretFile: string;
     /** 0: sessions never time out. */
     idleTimeoutSeconds: number;
+    /** [sftpd] legacy_scp. */
+    legacyScp: boolean;
     /** Load balancers whose connections carry a PROXY protocol header (empty: none). */
     proxyProtocolFrom: string[];
   };
@@ -141,6 +143,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
       ...resolveUsers(sftpd, inNode),
       homesSecretFile: inNode(sftpd['users.homes_secret']),
       idleTimeoutSeconds: sftpd.idle_timeout,
+      legacyScp: sftpd.legacy_scp,
       proxyProtocolFrom: sftpd.proxy_protocol,
     },
     storage: {

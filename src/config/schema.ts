@@ -123,6 +123,11 @@ export const SCHEMA = {
       '900',
       'Close a connection after this long with no SFTP request and nothing else from the client (an SSH keepalive counts: an sshfs mount with `-o ServerAliveInterval=15` stays; one without is closed, and sshfs exits). Checked at least once a minute. 0: never.',
     ),
+    legacy_scp: key(
+      boolType,
+      'true',
+      "Serve legacy scp (`scp -O`, and OpenSSH's scp before 9.0, the default of RHEL 8 and Ubuntu 20.04): no shell and no scp binary run; the gateway parses the command and runs each file operation as an SFTP request of the same session, with the same checks (read-only, append-only, quotas, events). False: legacy scp is refused with a line naming the SFTP mode of the client's release.",
+    ),
     proxy_protocol: key(
       addressListType,
       '',

@@ -221,6 +221,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         stats,
         ...(config.sftpd.idleTimeoutSeconds > 0 ? { idleTimeoutMs: config.sftpd.idleTimeoutSeconds * 1000 } : {}),
         limits: config.limits,
+        legacyScp: config.sftpd.legacyScp,
         memory,
         snapshots: config.snapshots.browse,
         proxyProtocolFrom: config.sftpd.proxyProtocolFrom,

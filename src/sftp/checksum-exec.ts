@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FileCap } from '../cap/index.js';
 import { IsADirectoryError, NotFoundError, type AbortOptions } from '../errors.js';
 import type { ChecksumAlgorithm } from '../tree/index.js';
+import { hasBare, shellWords } from './shell-words.js';
 import type { ExecResult, StdinReader } from './ssh-session.js';
 import type { UserTree } from './user-tree.js';
 
@@ -14,16 +15,13 @@ import type { UserTree } from './user-tree.js';
  * bounded memory, the CPU of one download). A literal (small, inline)
  * file's digests are computed from its bytes.
  *
- * There is still no shell. The command is parsed strictly: words separated
- * by spaces or tabs; a word is plain characters, '…' (anything but '), "…"
- * (anything but ", $, `, \ and a newline), \X (X itself: rclone escapes
- * every character outside [A-Za-z0-9_.,:/@-] and non-ASCII that way, and
- * writes a newline in a name as '<LF>'), or a concatenation of those; an
- * unquoted shell metacharacter, a newline outside '…', another control
- * character or an option makes the command unknown, and the caller refuses
- * it as any other exec. Output matches coreutils: `<hex>  <path>\n` per
- * file with the path as given; a missing file is `<cmd>: <path>: No such
- * file or directory` on stderr and the exit status is 1 if any path failed.
+ * There is still no shell. The command is split into words as sh quotes
+ * them (shell-words.ts); a bare shell metacharacter (a glob, `~`, `$`, a
+ * redirection …) or an option makes the command unknown, and the caller
+ * refuses it as any other exec. Output matches coreutils: `<hex>  <path>\n`
+ * per file with the path as given; a missing file is `<cmd>: <path>: No
+ * such file or directory` on stderr and the exit status is 1 if any path
+ * failed.
  *
  * No path, or the one path `-`, hashes the exec's standard input, as
  * coreutils does: rclone's SFTP backend decides whether a server has
@@ -36,57 +34,18 @@ import type { UserTree } from './user-tree.js';
 export const CHECKSUM_COMMANDS = { sha256sum: 'sha256', md5sum: 'md5', sha1sum: 'sha1' } as const;
 type CommandName = keyof typeof CHECKSUM_COMMANDS;
 
-/** Bounds what one exec may ask for. */
-export const MAX_COMMAND_BYTES = 64 * 1024;
 export const MAX_CHECKSUM_PATHS = 1000;
 /** The path that names standard input. */
 const STDIN = '-';
 
-const UNQUOTED_META = /[|&;<>()$`\\"'*?[\]#~{}!]/;
+/** Characters sh would give a meaning outside quotes (globs, `~`, redirections …): a command holding one is not served. */
+const UNQUOTED_META = /[|&;<>()$`*?[\]#~{}!]/;
 
 /** The words of `command`, or undefined if it is not in the strict subset above. */
 export function splitCommand(command: string): string[] | undefined {
-  if (Buffer.byteLength(command) > MAX_COMMAND_BYTES) return undefined;
-  // A newline is taken only inside '…' (rclone sends one in a name as '<LF>'); elsewhere it would end the command.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this refuses
-  if (/[\x00-\x08\x0b-\x1f\x7f]/.test(command)) return undefined;
-  const words: string[] = [];
-  let i = 0;
-  while (i < command.length) {
-    while (command[i] === ' ' || command[i] === '\t') i++;
-    if (i >= command.length) break;
-    let word = '';
-    while (i < command.length && command[i] !== ' ' && command[i] !== '\t') {
-      const c = command[i]!;
-      if (c === "'") {
-        const end = command.indexOf("'", i + 1);
-        if (end < 0) return undefined;
-        word += command.slice(i + 1, end);
-        i = end + 1;
-      } else if (c === '"') {
-        const end = command.indexOf('"', i + 1);
-        if (end < 0) return undefined;
-        const inner = command.slice(i + 1, end);
-        if (/[$`\\\n]/.test(inner)) return undefined;
-        word += inner;
-        i = end + 1;
-      } else {
-        if (c === '\\') {
-          // A backslash outside quotes makes the next character plain, as in sh; one at the end escapes nothing.
-          const next = command[i + 1];
-          if (next === undefined || next === '\n') return undefined;
-          word += next;
-          i += 2;
-          continue;
-        }
-        if (UNQUOTED_META.test(c) || c === '\t' || c === '\n') return undefined;
-        word += c;
-        i++;
-      }
-    }
-    words.push(word);
-  }
-  return words;
+  const words = shellWords(command);
+  if (words === undefined || words.some((word) => hasBare(word, UNQUOTED_META))) return undefined;
+  return words.map((word) => word.text);
 }
 
 /** The checksum command and its paths (`-`: standard input), or undefined for anything else. */

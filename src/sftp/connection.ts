@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Connection as SshConnection } from 'ssh2';
+import type { ServerChannel, Connection as SshConnection } from 'ssh2';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { EventRecorder } from '../events/api.js';
 import { parseChecksumCommand, runChecksumCommand } from './checksum-exec.js';
@@ -13,7 +13,9 @@ import { type SymlinkOrder, symlinkOrderOf } from './protocol/symlink-order.js';
 import type { SftpByteStream } from './protocol/transport.js';
 import { SftpSession } from './sftp-session.js';
 import { createAuthHandler, type Login } from './ssh-auth.js';
-import { serveSessionChannel, type ExecResult, type StdinReader } from './ssh-session.js';
+import { parseScpCommand } from './scp/command.js';
+import { ScpServer } from './scp/scp.js';
+import { refuseWithMessage, serveSessionChannel, type ExecResult, type StdinReader } from './ssh-session.js';
 import type { GatewayStats } from './stats.js';
 import { UserTree } from './user-tree.js';
 import type { WriteHandle, WriteHandleDeps } from './write-handle.js';
@@ -37,6 +39,8 @@ export interface ConnectionDeps {
   stats: GatewayStats;
   idleTimeoutMs: number;
   readOnly: boolean;
+  /** Serve legacy scp over exec (scp/scp.ts). */
+  legacyScp: boolean;
   /** Serve /.snapshots/ in writable roots. */
   snapshots: boolean;
   /** False once the server is closing: no new sessions. */
@@ -147,10 +151,11 @@ export class GatewayConnection {
     client.on('session', (accept) =>
       serveSessionChannel(accept, {
         logger: this.#log,
-        mayStartSftp: () => this.#view !== undefined && this.#deps.accepting() && this.#sessions.size < MAX_SESSIONS_PER_CONNECTION,
-        startSftp: (sftp) => this.#startSftp(sftp),
+        mayStartSftp: () => this.#maySession(),
+        startSftp: (sftp) => void this.#startSftp(sftp),
         // Only the checksum commands, and only once logged in (checksum-exec.ts parses strictly).
         exec: (command, stdin) => this.#exec(command, stdin),
+        execChannel: (command, channel) => this.#scp(command, channel),
       }),
     );
   }
@@ -173,6 +178,31 @@ export class GatewayConnection {
     if (answer === undefined) return undefined;
     this.#execs++;
     return answer.finally(() => this.#execs--);
+  }
+
+  #maySession(): boolean {
+    return this.#view !== undefined && this.#deps.accepting() && this.#sessions.size < MAX_SESSIONS_PER_CONNECTION;
+  }
+
+  /** Legacy scp: true if `command` is one and this connection took the channel for it (scp/scp.ts). */
+  #scp(command: string, channel: ServerChannel): boolean {
+    const view = this.#view;
+    if (view === undefined || !this.#deps.legacyScp) return false;
+    const parsed = parseScpCommand(command);
+    if (parsed === undefined) return false;
+    if ('error' in parsed) {
+      this.#log.info({ event: 'scp_refused', commandBytes: Buffer.byteLength(command) }, 'legacy scp command not served');
+      refuseWithMessage(channel, `${parsed.error}\n`);
+      return true;
+    }
+    const server = new ScpServer(channel, parsed, {
+      user: view.user,
+      maxFileSize: view.tree.maxFileSize,
+      logger: this.#log.child({ user: view.user }),
+      startSession: (stream) => (this.#maySession() ? this.#startSftp(stream) : undefined),
+    });
+    void server.run();
+    return true;
   }
 
   /** Resolves when every session has nothing queued or running. */
@@ -219,7 +249,8 @@ export class GatewayConnection {
     this.#arm(deps.idleTimeoutMs); // replaces the login grace timer
   }
 
-  #startSftp(channel: SftpByteStream): void {
+  /** Serves an SFTP session on `channel`; resolves once it has closed and is no longer counted. */
+  #startSftp(channel: SftpByteStream): Promise<void> {
     const stats = this.#deps.stats;
     const session: SftpSession = new SftpSession(channel, {
       view: this.#view!,
@@ -237,10 +268,13 @@ export class GatewayConnection {
     this.#sessions.add(session);
     stats.sessionsTotal++;
     stats.sessionsActive++;
-    channel.on('close', () => {
-      void session.close().finally(() => {
-        if (this.#sessions.delete(session)) stats.sessionsActive--;
-        this.#pressure(session, false);
+    return new Promise((resolve) => {
+      channel.on('close', () => {
+        void session.close().finally(() => {
+          if (this.#sessions.delete(session)) stats.sessionsActive--;
+          this.#pressure(session, false);
+          resolve();
+        });
       });
     });
   }

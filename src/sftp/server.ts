@@ -33,6 +33,8 @@ export interface SftpServerOptions {
   stats?: GatewayStats | undefined;
   /** A connection with no request for this long is closed (default 15 min). */
   idleTimeoutMs?: number | undefined;
+  /** Serve legacy scp (`scp -t`/`scp -f` over exec) as SFTP requests (scp/scp.ts). Default true. */
+  legacyScp?: boolean | undefined;
   /** Every session read-only, whatever its root cap. */
   readOnly?: boolean | undefined;
   /** Serve /.snapshots/ in writable account roots (snapshots-folder.ts). Default true. */
@@ -127,6 +129,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     stats,
     idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     readOnly: opts.readOnly === true,
+    legacyScp: opts.legacyScp !== false,
     snapshots: opts.snapshots !== false,
     accepting: () => accepting,
     events: opts.events,

@@ -7,8 +7,9 @@ export const SFTP_ONLY_MESSAGE = 'This service allows sftp connections only.\n';
 
 /**
  * What legacy scp gets (`scp -O`, and OpenSSH's scp before 9.0, which execs
- * `scp -t` or `scp -f`): the same refusal, and the way to the SFTP mode its
- * release has. Ubuntu 22.04 ships 8.9, where `scp -s` works.
+ * `scp -t` or `scp -f`) when [sftpd] legacy_scp is off: the same refusal,
+ * and the way to the SFTP mode its release has. Ubuntu 22.04 ships 8.9,
+ * where `scp -s` works.
  */
 export const LEGACY_SCP_MESSAGE = `${SFTP_ONLY_MESSAGE}To copy with scp over SFTP: scp -s (OpenSSH 8.7 to 8.9), or without -O (9.0 and later). Older clients: use sftp or sshfs.\n`;
 
@@ -25,6 +26,12 @@ export interface SessionChannelOptions {
    * to its end (readStdin's bounds); nothing of it is kept.
    */
   exec?(command: string, stdin: StdinReader): Promise<ExecResult> | undefined;
+  /**
+   * An exec that speaks a protocol of its own on the channel (legacy scp,
+   * scp/scp.ts): true if it took the channel, which is then its own to
+   * answer and close; false lets `exec` and the refusal have it.
+   */
+  execChannel?(command: string, channel: ServerChannel): boolean;
 }
 
 /** Reads an exec's standard input to its end, handing each piece to `consume` as it comes. */
@@ -52,12 +59,15 @@ export interface ExecResult {
 /**
  * An SSH session channel: only the `sftp` subsystem is served.
  *
+ * - exec of `scp -t` and `scp -f` (legacy scp) is served over SFTP
+ *   requests of this connection (scp/scp.ts; opts.execChannel), unless
+ *   [sftpd] legacy_scp is off;
  * - exec of `sha256sum`, `md5sum` or `sha1sum` with paths is answered
  *   from the manifests, and without one from its standard input
  *   (checksum-exec.ts; opts.exec), no shell involved;
  * - any other exec, and shell, are accepted just long enough to write
  *   SFTP_ONLY_MESSAGE to stderr and exit with status 1, so `ssh host ls`
- *   and legacy `scp -O` (which execs `scp -t`; LEGACY_SCP_MESSAGE) tell the
+ *   and legacy `scp -O` when not served (LEGACY_SCP_MESSAGE) tell the
  *   user why instead of a bare "channel failure";
  * - pty-req is answered with success but allocates nothing: the shell or
  *   exec that follows is what gets the message. Failing it instead would
@@ -76,6 +86,7 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
   session.on('exec', (acceptExec, _reject, info) => {
     // Accepted either way: a refusal is a message on the channel, not a channel failure.
     const channel = acceptExec();
+    if (channel !== undefined && opts.execChannel?.(info.command, channel) === true) return;
     const answer = opts.exec?.(info.command, (consume) => readStdin(channel, consume));
     if (answer !== undefined) {
       void answer.then(
@@ -138,7 +149,8 @@ function finishExec(channel: ServerChannel | undefined, result: ExecResult): voi
   channel.end();
 }
 
-function refuseWithMessage(channel: ServerChannel | undefined, message: string): void {
+/** Writes `message` to the channel's stderr and exits with status 1. */
+export function refuseWithMessage(channel: ServerChannel | undefined, message: string): void {
   if (channel === undefined) return;
   channel.stderr.write(message);
   channel.exit(1);

@@ -35,6 +35,7 @@ describe('config schema', () => {
       accountsUrlTimeoutSeconds: 10,
       homesSecretFile: '/srv/node/private/homes.secret',
       idleTimeoutSeconds: 900,
+      legacyScp: true,
       proxyProtocolFrom: [],
     });
     expect(c.storage).toEqual({

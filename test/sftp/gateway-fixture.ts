@@ -6,7 +6,8 @@ import ssh2 from 'ssh2';
 import { AccountsFile, createAuthenticator, formatKeyLine, formatPasswordLine, hashPassword, withOptions } from '../../src/auth/index.js';
 import type { Authenticator } from '../../src/auth/index.js';
 import type { DirectoryWriteCap } from '../../src/cap/index.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, silentLogger } from '../../src/log.js';
+import { QuotaGuard, UsageBook } from '../../src/quota/index.js';
 import { FsChunkStore, MemoryChunkStore, MemorySlotStore } from '../../src/store/index.js';
 import type { ChunkStore } from '../../src/store/index.js';
 import { startSftpServer, type SftpServer, type SftpServerOptions } from '../../src/sftp/index.js';
@@ -204,4 +205,37 @@ export class Ssh2Sessions {
   endAll(): void {
     for (const c of this.#clients.splice(0)) c.end();
   }
+}
+
+/**
+ * A gateway with quotas: `quotas` is the quotas file's text
+ * (src/quota/quotas-file.ts). Its close stops the server, then the guard
+ * (which flushes usage), then the rest.
+ */
+export async function startQuotaGateway(quotas: string, opts: GatewayOptions = {}): Promise<Gateway & { guard: QuotaGuard }> {
+  let guard: QuotaGuard | undefined;
+  const gw = await startGateway({
+    ...opts,
+    server: async (tree, dir) => {
+      await writeFile(join(dir, 'quotas'), quotas);
+      guard = await QuotaGuard.open({
+        quotasFile: join(dir, 'quotas'),
+        usage: await UsageBook.open(join(dir, 'usage.json')),
+        tree,
+        logger: silentLogger(),
+      });
+      return { quota: guard };
+    },
+  });
+  if (guard === undefined) throw new Error('the quota guard did not start');
+  const started = guard;
+  return {
+    ...gw,
+    guard: started,
+    async close() {
+      await gw.server.close(2000);
+      await started.close();
+      await gw.close();
+    },
+  };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryCap } from '../../src/cap/index.js';
-import { LEGACY_SCP_MESSAGE, SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
+import { SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
 import { missing, remote, scp, sftpBatch, skipNotice, ssh, sftpOk } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
 
@@ -265,18 +265,7 @@ describe.skipIf(noScp)('OpenSSH scp', () => {
     expect(other.code).not.toBe(0);
     expect(other.stderr).toMatch(/no such user/i);
   });
-
-  it('legacy scp -O is refused both ways with the message, which says how to copy over SFTP', async () => {
-    await local('legacy.bin', 'legacy');
-    const up = await scp(gw.alice, ['-O', join(work, 'legacy.bin'), remote(gw.alice, '/legacy.bin')]);
-    // Refused before any lookup: the same answer whether or not the file exists.
-    const down = await scp(gw.alice, ['-O', remote(gw.alice, '/legacy.bin'), join(work, 'legacy.back')]);
-    for (const r of [up, down]) {
-      expect(r.code).not.toBe(0);
-      for (const line of LEGACY_SCP_MESSAGE.trim().split('\n')) expect(r.stderr).toContain(line);
-    }
-    expect((await sftpBatch(gw.alice, work, ['ls /legacy.bin'])).code).not.toBe(0);
-  });
+  // Legacy scp (-O): scp-legacy.test.ts.
 });
 
 describe.skipIf(noSshpass)('OpenSSH sftp with a password (sshpass)', () => {

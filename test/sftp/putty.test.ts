@@ -104,4 +104,23 @@ describe.skipIf(skip)(SUITE, () => {
     expect(await treeDigests(join(work, 'back'))).toEqual(await treeDigests(src));
     expect(sha(await stored('/pscp/tree/big.bin'))).toBe(sha(files['big.bin']!));
   });
+
+  it('pscp -scp (the legacy protocol, as WinSCP speaks it in SCP mode) copies a tree up and back byte-identical', async () => {
+    const src = join(work, 'legacy');
+    const files: Record<string, Buffer> = {
+      'big.bin': randomBytes(700_000),
+      'a/b/deep.txt': Buffer.from('deep\n'),
+      'a/empty': Buffer.alloc(0),
+      'with space.txt': Buffer.from('space\n'),
+    };
+    await writeTree(src, files);
+    must(await psftp(['mkdir /pscp-legacy']), 'psftp mkdir');
+    must(await putty('pscp', ['-scp', '-r', '-p', 'legacy', 'alice@127.0.0.1:/pscp-legacy/']), 'pscp -scp upload');
+    must(await putty('pscp', ['-scp', '-r', 'alice@127.0.0.1:/pscp-legacy/legacy', 'legacy-back']), 'pscp -scp download');
+    expect(await treeDigests(join(work, 'legacy-back'))).toEqual(await treeDigests(src));
+    expect(sha(await stored('/pscp-legacy/legacy/with space.txt'))).toBe(sha(files['with space.txt']!));
+    // A wildcard is expanded by the server end, as a shell there would.
+    must(await putty('pscp', ['-scp', 'alice@127.0.0.1:/pscp-legacy/legacy/*.bin', 'globbed.bin']), 'pscp -scp wildcard');
+    expect(sha(await readFile(join(work, 'globbed.bin')))).toBe(sha(files['big.bin']!));
+  });
 });

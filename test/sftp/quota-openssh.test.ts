@@ -2,38 +2,25 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QuotaGuard, UsageBook } from '../../src/quota/index.js';
-import { silentLogger } from '../../src/log.js';
+import type { QuotaGuard } from '../../src/quota/index.js';
 import { must, rcloneOverSftp } from '../helpers/backup-tools.js';
 import { missing, sftpBatch, skipNotice } from '../helpers/openssh.js';
-import { startGateway, type Gateway } from './gateway-fixture.js';
+import { startQuotaGateway, type Gateway } from './gateway-fixture.js';
 
 /** A quota as OpenSSH's sftp meets it: the refused upload fails the batch, the previous version stays. */
 const noSftp = skipNotice(missing('sftp', 'ssh-keygen'), 'OpenSSH quota tests');
 
-let gw: Gateway;
+let gw: Gateway & { guard: QuotaGuard };
 let guard: QuotaGuard;
 let work: string;
 
 beforeAll(async () => {
   if (noSftp !== undefined) return;
-  gw = await startGateway({
-    server: async (tree, dir) => {
-      await writeFile(join(dir, 'quotas'), 'alice bytes=64K files=10\n');
-      guard = await QuotaGuard.open({
-        quotasFile: join(dir, 'quotas'),
-        usage: await UsageBook.open(join(dir, 'usage.json')),
-        tree,
-        logger: silentLogger(),
-      });
-      return { quota: guard };
-    },
-  });
+  gw = await startQuotaGateway('alice bytes=64K files=10\n');
+  guard = gw.guard;
   work = await mkdtemp(join(tmpdir(), 'capstan-quota-openssh-'));
 });
 afterAll(async () => {
-  await gw?.server.close(2000);
-  await guard?.close();
   await gw?.close();
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
