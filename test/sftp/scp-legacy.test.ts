@@ -5,8 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { silentLogger } from '../../src/log.js';
-import { QuotaGuard, UsageBook } from '../../src/quota/index.js';
 import { LEGACY_SCP_MESSAGE } from '../../src/sftp/index.js';
 import { type Target, missing, remote, scp, sftpBatch, skipNotice } from '../helpers/openssh.js';
 import { startGateway, startQuotaGateway, type Gateway } from './gateway-fixture.js';
@@ -115,6 +113,23 @@ describe.skipIf(noScp)('legacy scp (OpenSSH scp -O)', () => {
     const shell = await into('g7', '/glob/b.txt;ls');
     expect(shell.code).toBe(1);
     expect(shell.stderr).toMatch(/runs no shell/);
+  });
+
+  it('-r follows symbolic links, as OpenSSH does, and a link loop ends at the depth bound', async () => {
+    await writeFile(join(work, 'in-loop'), 'in the loop');
+    const made = await sftpBatch(gw.alice, work, [
+      'mkdir /loop',
+      'put in-loop /loop/file',
+      'ln -s /loop /loop/again',
+      'ln -s /loop/file /loop/link',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const r = await legacy(gw.alice, ['-r', remote(gw.alice, '/loop'), join(work, 'loop-back')], 60_000);
+    expect(r.code).toBe(1);
+    // The gateway bounds the links one path may pass through (ELOOP); MAX_DEPTH bounds plain nesting.
+    expect(r.stderr).toMatch(/Too many levels of symbolic links|maximum directory depth exceeded/);
+    expect(await readFile(join(work, 'loop-back', 'link'), 'utf8')).toBe('in the loop');
+    expect(await readFile(join(work, 'loop-back', 'again', 'again', 'file'), 'utf8')).toBe('in the loop');
   });
 
   it('a read-only root refuses uploads, an append-only one refuses replacing a file; what was there stays', async () => {

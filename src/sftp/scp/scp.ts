@@ -329,27 +329,23 @@ export class ScpServer {
     if (((attrs.mode ?? 0) & S_IFMT) !== S_IFREG) return this.#reportError(path, 'not a regular file');
     const name = basename(path);
     if (name.includes('\n')) return this.#reportError(path, 'a name with a newline cannot be sent by scp');
-    let handle: Buffer;
-    try {
-      handle = await this.#client.open(path, OPEN_FLAGS.READ);
-      attrs = await this.#client.fstat(handle);
-    } catch (err) {
-      this.#reportError(path, err);
-      return;
-    }
-    try {
-      if (this.#command.preserve && !(await this.#sendTimes(attrs))) return;
-      const size = attrs.size ?? 0;
-      this.#write(`C${octal(attrs.mode)} ${size} ${name}\n`);
-      if (!(await this.#response())) return;
-      const failure = await this.#sendBytes(handle, size);
-      if (failure === undefined) this.#ack();
-      else this.#reportError(path, failure);
-      if (failure === undefined) this.#files++;
-      await this.#response();
-    } finally {
-      await this.#client.close(handle).catch(() => {});
-    }
+    await this.#withHandle(
+      path,
+      () => this.#client.open(path, OPEN_FLAGS.READ),
+      async (handle) => {
+        const opened = await this.#client.fstat(handle);
+        if (this.#command.preserve && !(await this.#sendTimes(opened))) return;
+        const size = opened.size ?? 0;
+        this.#write(`C${octal(opened.mode)} ${size} ${name}\n`);
+        if (!(await this.#response())) return;
+        const failure = await this.#sendBytes(handle, size);
+        if (failure === undefined) {
+          this.#ack();
+          this.#files++;
+        } else this.#reportError(path, failure);
+        await this.#response();
+      },
+    );
   }
 
   /** The file's `size` bytes, READs pipelined; after a failure zeros, to keep the stream in step. The failure, if any. */
@@ -382,27 +378,48 @@ export class ScpServer {
 
   async #sendDirectory(path: string, attrs: WireAttrs, depth: number): Promise<void> {
     if (depth >= MAX_DEPTH) return this.#reportError(path, 'maximum directory depth exceeded');
+    await this.#withHandle(
+      path,
+      () => this.#client.opendir(path),
+      async (handle) => {
+        if (this.#command.preserve && !(await this.#sendTimes(attrs))) return;
+        this.#write(`D${octal(attrs.mode)} 0 ${basename(path)}\n`);
+        if (!(await this.#response())) return;
+        let failure: unknown;
+        try {
+          for (let names = await this.#client.readdir(handle); names.length > 0; names = await this.#client.readdir(handle)) {
+            for (const { filename } of names) if (filename !== '.' && filename !== '..') await this.#send(join(path, filename), depth + 1);
+          }
+        } catch (err) {
+          if (!(err instanceof SftpReplyError)) throw err;
+          failure = err; // the listing broke off: the directory is still left, or the sink would stay in it
+        }
+        this.#write('E\n');
+        await this.#response();
+        if (failure !== undefined) this.#reportError(path, failure);
+      },
+    );
+  }
+
+  /**
+   * Opens a handle with `open` (a failure is reported against `path`, and
+   * the transfer goes on), runs `body` with it, and closes it. A failed
+   * SFTP request in `body` is reported the same way; anything else ends the
+   * transfer.
+   */
+  async #withHandle(path: string, open: () => Promise<Buffer>, body: (handle: Buffer) => Promise<void>): Promise<void> {
     let handle: Buffer;
     try {
-      handle = await this.#client.opendir(path);
+      handle = await open();
     } catch (err) {
       this.#reportError(path, err);
       return;
     }
     try {
-      if (this.#command.preserve && !(await this.#sendTimes(attrs))) return;
-      this.#write(`D${octal(attrs.mode)} 0 ${basename(path)}\n`);
-      if (!(await this.#response())) return;
-      for (;;) {
-        const names = await this.#client.readdir(handle);
-        if (names.length === 0) break;
-        for (const { filename } of names) {
-          if (filename === '.' || filename === '..') continue;
-          await this.#send(join(path, filename), depth + 1);
-        }
-      }
-      this.#write('E\n');
-      await this.#response();
+      await body(handle);
+    } catch (err) {
+      if (!(err instanceof SftpReplyError)) throw err;
+      this.#reportError(path, err);
     } finally {
       await this.#client.close(handle).catch(() => {});
     }
