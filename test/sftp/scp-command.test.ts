@@ -24,6 +24,7 @@ describe('parseScpCommand', () => {
     expect(parseScpCommand('scp -t')).toEqual({ error: 'scp: no path given' });
     expect(parseScpCommand('scp -x -t /')).toEqual({ error: 'scp: unknown option -- x' });
     expect(parseScpCommand('scp -t -f /')).toEqual({ error: 'scp: exactly one of -t and -f' });
+    expect(parseScpCommand('scp -v a other:b')).toMatchObject({ error: expect.stringMatching(/scp -3/) });
     for (const bad of ['scp -f a;ls', 'scp -f $HOME', 'scp -f `id`', 'scp -f a|b', 'scp -f a>b', 'scp -f #x'])
       expect(parseScpCommand(bad), bad).toMatchObject({ error: expect.stringMatching(/no shell/) });
     // A backslash inside "…" is not taken (sh would give it a meaning there).

@@ -49,7 +49,10 @@ export function parseScpCommand(command: string): ScpCommand | { error: string }
     }
   }
   const paths = rest.slice(i);
-  if (flags.has('t') === flags.has('f')) return { error: 'scp: exactly one of -t and -f' };
+  // Neither: a copy between two remote hosts without -3 asks the first one's scp to run the copy itself.
+  if (!flags.has('t') && !flags.has('f'))
+    return { error: 'scp: this server runs no scp of its own; to copy between two remote hosts use scp -3' };
+  if (flags.has('t') && flags.has('f')) return { error: 'scp: exactly one of -t and -f' };
   if (paths.length === 0) return { error: 'scp: no path given' };
   for (const path of paths) {
     if (hasBare(path, NO_SHELL) || (path.text.startsWith('#') && path.bare[0] === true))
