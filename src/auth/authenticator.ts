@@ -48,6 +48,8 @@ export interface AuthAttemptMeta {
 export interface Authenticator {
   /** Does this user have a key line with this public key? (no signature check here; ssh2 does that with the signature we verify) */
   acceptsPublicKey(user: string, key: { algo: string; data: Buffer }, meta?: AuthAttemptMeta): Promise<LoginResult | null>;
+  /** Whether RSA signatures over SHA-1 (`ssh-rsa`) are accepted (createAuthenticator's allowRsaSha1). */
+  readonly acceptsRsaSha1: boolean;
   /** verify a signature for publickey auth: returns true if `signature` over `blob` verifies with `key` */
   verifyPublicKeySignature(key: { algo: string; data: Buffer }, blob: Buffer, signature: Buffer, hashAlgo?: string): boolean;
   /**
@@ -297,6 +299,8 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
         return null;
       }
     },
+
+    acceptsRsaSha1: opts.allowRsaSha1 === true,
 
     verifyPublicKeySignature(key, blob, signature, hashAlgo) {
       return verifySignature(key, blob, signature, hashAlgo, opts.allowRsaSha1 === true);

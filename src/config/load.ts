@@ -35,6 +35,8 @@ export interface NodeConfig {
     idleTimeoutSeconds: number;
     /** [sftpd] legacy_scp. */
     legacyScp: boolean;
+    /** [sftpd] rsa_sha1: accept `ssh-rsa` (SHA-1) user-key signatures. */
+    rsaSha1: boolean;
     /** Load balancers whose connections carry a PROXY protocol header (empty: none). */
     proxyProtocolFrom: string[];
   };
@@ -144,6 +146,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
       homesSecretFile: inNode(sftpd['users.homes_secret']),
       idleTimeoutSeconds: sftpd.idle_timeout,
       legacyScp: sftpd.legacy_scp,
+      rsaSha1: sftpd.rsa_sha1,
       proxyProtocolFrom: sftpd.proxy_protocol,
     },
     storage: {

@@ -123,6 +123,11 @@ export const SCHEMA = {
       '900',
       'Close a connection after this long with no SFTP request and nothing else from the client (an SSH keepalive counts: an sshfs mount with `-o ServerAliveInterval=15` stays; one without is closed, and sshfs exits). Checked at least once a minute. 0: never.',
     ),
+    rsa_sha1: key(
+      boolType,
+      'false',
+      "Accept RSA user-key signatures over SHA-1 (`ssh-rsa`). Clients too old to sign with SHA-2 send only these: JSch 0.1.55 (Jenkins, Ant), paramiko before 2.9 (Ubuntu 20.04, Debian 11), PuTTY before 0.75, OpenSSH before 7.2. Refused by default, as OpenSSH's sshd has since 8.8 (SHA-1 collisions can be computed); such a client then fails with a key that is listed, and the log says `reason: 'RSA signature over SHA-1'`. Ed25519 and ECDSA keys, and passwords, are not affected.",
+    ),
     legacy_scp: key(
       boolType,
       'true',

@@ -179,6 +179,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         ...(directory ? { userDirectory: directory } : {}),
         ...(homes ? { homes } : {}),
         logger: log,
+        allowRsaSha1: config.sftpd.rsaSha1,
       });
       closers.add('accounts', () => authenticator.close());
       if (config.snapshots.schedule !== 'off') {

@@ -25,8 +25,9 @@ import type { GatewayStats } from './stats.js';
  * is logged as is, like sshd's "Invalid user" line). `reason` says why, for
  * the operator (the client is told nothing more than "denied"): `refused
  * name` (on the defender's refused list), `unknown user`, `wrong password`,
- * `wrong key` (a key not listed for that user, or a bad signature), `bad
- * root cap`, `internal error`. A success logs
+ * `wrong key` (a key not listed for that user, or a bad signature), `RSA
+ * signature over SHA-1` (a listed RSA key, signed the way only old clients
+ * do: [sftpd] rsa_sha1), `bad root cap`, `internal error`. A success logs
  *   info { event: 'login', remoteAddress, user, method, keyFingerprint? } 'login'.
  * Never a password, never a cap. `none` and keyboard-interactive refusals are
  * not failures (every client starts with `none`).
@@ -116,6 +117,7 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
     | 'unknown user'
     | 'wrong password'
     | 'wrong key'
+    | 'RSA signature over SHA-1'
     | 'bad root cap'
     | 'internal error'
     | 'user directory unavailable';
@@ -216,8 +218,11 @@ export function createAuthHandler(opts: AuthHandlerOptions): (ctx: AuthContext) 
             ctx.accept();
             return;
           }
-          if (!authenticator.verifyPublicKeySignature(ctx.key, ctx.blob, ctx.signature, ctx.hashAlgo))
-            return fail('wrong_credential', true, 'wrong key');
+          if (!authenticator.verifyPublicKeySignature(ctx.key, ctx.blob, ctx.signature, ctx.hashAlgo)) {
+            // A listed RSA key signing with SHA-1 (`ssh-rsa`): refused unless [sftpd] rsa_sha1; say so, the key is right.
+            const sha1 = ctx.key.algo === 'ssh-rsa' && ctx.hashAlgo === undefined && !authenticator.acceptsRsaSha1;
+            return fail('wrong_credential', true, sha1 ? 'RSA signature over SHA-1' : 'wrong key');
+          }
           return accept(ctx, result);
         }
         case 'password': {

@@ -36,6 +36,7 @@ describe('config schema', () => {
       homesSecretFile: '/srv/node/private/homes.secret',
       idleTimeoutSeconds: 900,
       legacyScp: true,
+      rsaSha1: false,
       proxyProtocolFrom: [],
     });
     expect(c.storage).toEqual({

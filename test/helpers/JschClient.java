@@ -19,6 +19,9 @@ import java.util.List;
  * capstan gateway for test/sftp/jsch.test.ts.
  *
  * Usage: java -cp jsch.jar JschClient.java PORT USER PASSWORD LOCAL_IN LOCAL_OUT
+ *        java -cp jsch.jar JschClient.java PORT USER key=PEM_KEY_FILE
+ * (the second logs in with an RSA key, which JSch 0.1.55 signs with SHA-1,
+ * and prints the host key type and the working directory)
  *
  * Prints one JSON object of what it saw; exits non-zero when a step that
  * must succeed throws.
@@ -26,8 +29,10 @@ import java.util.List;
 public class JschClient {
   public static void main(String[] args) throws Exception {
     JSch jsch = new JSch();
+    boolean withKey = args[2].startsWith("key=");
+    if (withKey) jsch.addIdentity(args[2].substring(4));
     Session session = jsch.getSession(args[1], "127.0.0.1", Integer.parseInt(args[0]));
-    session.setPassword(args[2]);
+    if (!withKey) session.setPassword(args[2]);
     // The gateway was started on loopback a moment ago with a fresh host key.
     session.setConfig("StrictHostKeyChecking", "no");
     session.connect(20_000);
@@ -36,6 +41,14 @@ public class JschClient {
     StringBuilder out = new StringBuilder("{");
     field(out, "hostKey", quote(session.getHostKey().getType()));
     field(out, "version", quote(sftp.version()));
+    if (withKey) {
+      field(out, "pwd", quote(sftp.pwd()));
+      out.setLength(out.length() - 2);
+      System.out.println(out.append("}"));
+      sftp.disconnect();
+      session.disconnect();
+      return;
+    }
 
     sftp.mkdir("/js");
     sftp.cd("/js");

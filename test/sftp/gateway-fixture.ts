@@ -58,6 +58,10 @@ export interface GatewayOptions {
   memory?: MemoryBudget | undefined;
   /** Wraps the chunk store (fault injection: failing or slow puts). */
   wrapChunks?: ((store: ChunkStore) => ChunkStore) | undefined;
+  /** More accounts file lines, of alice's root. */
+  accounts?: ((root: DirectoryWriteCap) => string[]) | undefined;
+  /** Accept RSA signatures over SHA-1 ([sftpd] rsa_sha1). */
+  allowRsaSha1?: boolean | undefined;
   /** More server options (limits, defender, quota), or a function of the tree that makes them. */
   server?:
     | Partial<SftpServerOptions>
@@ -107,11 +111,12 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       formatKeyLine('reader', publicLine, root.readonly().toString()),
       withOptions(formatKeyLine('backup', publicLine, root.toString()), { appendOnly: true, noSnapshots: false }),
       withOptions(formatKeyLine('nosnap', publicLine, root.toString()), { appendOnly: false, noSnapshots: true }),
+      ...(opts.accounts?.(root) ?? []),
     ].join('\n') + '\n',
     { mode: 0o600 },
   );
   const accountsFile = await AccountsFile.open(accountsPath, { logger });
-  const authenticator = createAuthenticator({ accountsFile, logger });
+  const authenticator = createAuthenticator({ accountsFile, logger, ...(opts.allowRsaSha1 === true ? { allowRsaSha1: true } : {}) });
   const hostKey = generateSshKeyPair('ed25519').private;
   const convergence = new Uint8Array(32).fill(7);
   const server = await startSftpServer({

@@ -4,6 +4,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatKeyLine } from '../../src/auth/index.js';
+import type { DirectoryWriteCap } from '../../src/cap/index.js';
 import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 import { must } from '../helpers/backup-tools.js';
 import { peersOrSkip, requirePeers, run, skipNotice } from '../helpers/openssh.js';
@@ -29,12 +31,13 @@ const skip = peersOrSkip(SUITE, 'sftp', 'ssh-keygen', 'java') ?? skipNotice(jsch
 let peer: PeerGateway;
 let gw: Gateway;
 let work: string;
+let hostKeys: string[];
 
 beforeAll(async () => {
   if (skip !== undefined) return;
   requirePeers('sftp', 'ssh-keygen', 'java'); // under CI=true a missing jsch.jar already failed the file at load
   // As `capstan init` makes them: an Ed25519 host key and an RSA one.
-  const hostKeys = [generateSshKeyPair('ed25519').private, generateSshKeyPair('rsa').private];
+  hostKeys = [generateSshKeyPair('ed25519').private, generateSshKeyPair('rsa').private];
   peer = await startPeerGateway('capstan-jsch-', { server: { hostKeys } });
   ({ gw, work } = peer);
 });
@@ -74,5 +77,47 @@ describe.skipIf(skip)(SUITE, () => {
     expect((await peer.stored('/js/renamed.txt')).toString()).toBe('hello world');
     const listed = await peer.listing('/js');
     expect(listed).toMatch(/^l.* link -> up\.bin$/m);
+  });
+
+  it('an RSA key, which JSch signs with SHA-1: refused by default with the reason logged, accepted with [sftpd] rsa_sha1; an ECDSA key logs in', async () => {
+    const key = async (type: string, bits: string) => {
+      const file = join(work, `jsch_${type}`);
+      must(await run('ssh-keygen', ['-q', '-t', type, '-b', bits, '-m', 'PEM', '-N', '', '-f', file]), 'ssh-keygen');
+      return { file, publicLine: (await readFile(`${file}.pub`, 'utf8')).trim() };
+    };
+    const rsa = await key('rsa', '3072');
+    const ecdsa = await key('ecdsa', '256');
+    const options = {
+      server: { hostKeys },
+      accounts: (root: DirectoryWriteCap) => [
+        formatKeyLine('rsa', rsa.publicLine, root.toString()),
+        formatKeyLine('ec', ecdsa.publicLine, root.toString()),
+      ],
+    };
+    const args = (g: Gateway, user = 'rsa', file = rsa.file) => ['-cp', JAR, SOURCE, String(g.port), user, `key=${file}`];
+
+    const strict = await startPeerGateway('capstan-jsch-strict-', options);
+    try {
+      const refused = await run('java', args(strict.gw), { timeoutMs: 120_000 });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/Auth fail/);
+      expect(strict.gw.logs).toContainEqual(
+        expect.objectContaining({ event: 'auth_failed', user: 'rsa', reason: 'RSA signature over SHA-1' }),
+      );
+      const ec = must(
+        await run('java', args(strict.gw, 'ec', ecdsa.file), { timeoutMs: 120_000 }),
+        'java JschClient.java with an ECDSA key',
+      );
+      expect(JSON.parse(ec.stdout)).toEqual({ hostKey: 'ssh-rsa', version: '3', pwd: '/' });
+    } finally {
+      await strict.close();
+    }
+    const allowing = await startPeerGateway('capstan-jsch-sha1-', { ...options, allowRsaSha1: true });
+    try {
+      const r = must(await run('java', args(allowing.gw), { timeoutMs: 120_000 }), 'java JschClient.java with an RSA key');
+      expect(JSON.parse(r.stdout)).toEqual({ hostKey: 'ssh-rsa', version: '3', pwd: '/' });
+    } finally {
+      await allowing.close();
+    }
   });
 });
