@@ -14,5 +14,5 @@ export {
   type SftpServerOptions,
 } from './server.js';
 export { GatewayStats } from './stats.js';
-export { LEGACY_SCP_MESSAGE, SFTP_ONLY_MESSAGE } from './ssh-session.js';
+export { LEGACY_SCP_MESSAGE, RSYNC_MESSAGE, SFTP_ONLY_MESSAGE } from './ssh-session.js';
 export { LIMITS, EXTENSIONS } from './protocol/constants.js';

@@ -13,6 +13,20 @@ export const SFTP_ONLY_MESSAGE = 'This service allows sftp connections only.\n';
  */
 export const LEGACY_SCP_MESSAGE = `${SFTP_ONLY_MESSAGE}To copy with scp over SFTP: scp -s (OpenSSH 8.7 to 8.9), or without -O (9.0 and later). Older clients: use sftp or sshfs.\n`;
 
+/**
+ * What `rsync host:…` gets (it execs `rsync --server` on the other end,
+ * which needs rsync's own protocol): the refusal, and the ways rsync users
+ * reach the gateway.
+ */
+export const RSYNC_MESSAGE = `${SFTP_ONLY_MESSAGE}rsync needs its own program on the server: mount the gateway with sshfs and rsync into the mount, or use rclone's sftp backend.\n`;
+
+/** The refusal an exec gets: the reason, and a way for the clients that send this command. */
+function refusalFor(command: string): string {
+  if (/^\s*scp\s/.test(command)) return LEGACY_SCP_MESSAGE;
+  if (/^\s*rsync\s/.test(command)) return RSYNC_MESSAGE;
+  return SFTP_ONLY_MESSAGE;
+}
+
 export interface SessionChannelOptions {
   logger: Logger;
   /** Starts serving an accepted `sftp` subsystem channel (raw bytes: src/sftp/protocol owns the packets). */
@@ -66,8 +80,9 @@ export interface ExecResult {
  *   from the manifests, and without one from its standard input
  *   (checksum-exec.ts; opts.exec), no shell involved;
  * - any other exec, and shell, are accepted just long enough to write
- *   SFTP_ONLY_MESSAGE to stderr and exit with status 1, so `ssh host ls`
- *   and legacy `scp -O` when not served (LEGACY_SCP_MESSAGE) tell the
+ *   SFTP_ONLY_MESSAGE to stderr and exit with status 1, so `ssh host ls`,
+ *   legacy `scp -O` when not served (LEGACY_SCP_MESSAGE) and rsync
+ *   (RSYNC_MESSAGE) tell the
  *   user why instead of a bare "channel failure";
  * - pty-req is answered with success but allocates nothing: the shell or
  *   exec that follows is what gets the message. Failing it instead would
@@ -99,7 +114,7 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, opts: Ses
       return;
     }
     opts.logger.info({ event: 'exec_refused', commandBytes: Buffer.byteLength(info.command) }, 'exec refused: sftp only');
-    refuseWithMessage(channel, /^\s*scp\s/.test(info.command) ? LEGACY_SCP_MESSAGE : SFTP_ONLY_MESSAGE);
+    refuseWithMessage(channel, refusalFor(info.command));
   });
   session.on('shell', (acceptShell) => {
     opts.logger.info({ event: 'shell_refused' }, 'shell refused: sftp only');

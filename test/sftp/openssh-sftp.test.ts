@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryCap } from '../../src/cap/index.js';
-import { SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
-import { missing, remote, scp, sftpBatch, skipNotice, ssh, sftpOk } from '../helpers/openssh.js';
+import { RSYNC_MESSAGE, SFTP_ONLY_MESSAGE } from '../../src/sftp/index.js';
+import { missing, remote, run, scp, sftpBatch, skipNotice, ssh, sftpOk } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
 
 /**
@@ -224,6 +224,15 @@ describe.skipIf(noSftp)('OpenSSH ssh: only sftp is served', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe(SFTP_ONLY_MESSAGE);
+  });
+
+  it.skipIf(missing('rsync'))('tells rsync, which execs `rsync --server` there, how to reach the gateway instead', async () => {
+    await local('rs.txt', 'rsync');
+    const transport = `ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -i ${gw.keyFile} -p ${gw.port}`;
+    const r = await run('rsync', ['-e', transport, join(work, 'rs.txt'), `${gw.alice.user}@127.0.0.1:/rs.txt`], { timeoutMs: 30_000 });
+    expect(r.code).not.toBe(0);
+    for (const line of RSYNC_MESSAGE.trim().split('\n')) expect(r.stderr).toContain(line);
+    expect((await sftpBatch(gw.alice, work, ['ls /rs.txt'])).code).not.toBe(0);
   });
 
   it('refuses a shell (with a pty request) the same way', async () => {
