@@ -61,16 +61,6 @@ export class LocalSftp {
     if (reply.type !== PACKET.VERSION) throw new SftpReplyError(STATUS.BAD_MESSAGE, 'unexpected reply to INIT');
   }
 
-  /** True while the session reads what it is sent; once false, wait for `ready()`. */
-  get writable(): boolean {
-    return !this.#session.paused;
-  }
-
-  /** Resolves once the session reads again (it stops under its queue bound or the gateway's memory budget). */
-  ready(): Promise<void> {
-    return this.#session.paused ? new Promise((resolve) => this.#session.once('resume', resolve)) : Promise.resolve();
-  }
-
   async open(path: string, pflags: number, attrs: WireAttrs = {}): Promise<Buffer> {
     const r = await this.#request(PACKET.OPEN, (b) => b.string(path).u32(pflags).attrs(attrs));
     return this.#handle(r);
@@ -145,11 +135,9 @@ export class LocalSftp {
     return this.#expect(await this.#request(PACKET.FSTAT, (b) => b.string(handle)), PACKET.ATTRS).attrs();
   }
 
-  /** STAT (following a last symbolic link) or LSTAT. */
-  async stat(path: string, follow = true): Promise<WireAttrs> {
-    const r = await this.#request(follow ? PACKET.STAT : PACKET.LSTAT, (b) => b.string(path));
-    const reader = this.#expect(r, PACKET.ATTRS);
-    return reader.attrs();
+  /** STAT: a last symbolic link is followed. */
+  async stat(path: string): Promise<WireAttrs> {
+    return this.#expect(await this.#request(PACKET.STAT, (b) => b.string(path)), PACKET.ATTRS).attrs();
   }
 
   /** The client's EOF: the session answers what it has, then ends. */
@@ -223,14 +211,15 @@ export class LocalSftp {
 class SessionSide extends EventEmitter implements SftpByteStream {
   onReply: (bytes: Buffer) => void = () => {};
   onEnd: () => void = () => {};
-  paused = false;
+  /** Requests held while the session does not read (its queue bound, the gateway's memory budget); the client keeps them few. */
+  #paused = false;
   readonly #queue: Buffer[] = [];
   #clientEnded = false;
   #endSent = false;
   #gone = false;
 
   deliver(packet: Buffer): void {
-    if (this.paused || this.#queue.length > 0) this.#queue.push(packet);
+    if (this.#paused || this.#queue.length > 0) this.#queue.push(packet);
     else this.emit('data', packet);
   }
 
@@ -253,20 +242,17 @@ class SessionSide extends EventEmitter implements SftpByteStream {
   }
 
   pause(): this {
-    this.paused = true;
+    this.#paused = true;
     return this;
   }
 
   resume(): this {
-    this.paused = false;
-    while (!this.paused && this.#queue.length > 0) {
+    this.#paused = false;
+    while (!this.#paused && this.#queue.length > 0) {
       const next = this.#queue.shift();
       if (next !== undefined) this.emit('data', next);
     }
-    if (!this.paused) {
-      this.emit('resume');
-      this.#endIfDrained();
-    }
+    if (!this.#paused) this.#endIfDrained();
     return this;
   }
 
