@@ -105,7 +105,7 @@ describe.skipIf(skip)(SUITE, () => {
     expect(sha(await stored('/pscp/tree/big.bin'))).toBe(sha(files['big.bin']!));
   });
 
-  it('pscp -scp (the legacy protocol, as WinSCP speaks it in SCP mode) copies a tree up and back byte-identical', async () => {
+  it('pscp -scp (the legacy scp protocol) copies a tree up and back byte-identical', async () => {
     const src = join(work, 'legacy');
     const files: Record<string, Buffer> = {
       'big.bin': randomBytes(700_000),

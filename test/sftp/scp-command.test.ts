@@ -10,7 +10,7 @@ const word = (text: string): ShellWord => {
 };
 
 describe('parseScpCommand', () => {
-  it('reads what OpenSSH, PuTTY and WinSCP send', () => {
+  it('reads what OpenSSH and PuTTY send', () => {
     expect(parseScpCommand('scp -v -r -p -d -t -- /a b')).toEqual({ error: 'scp: ambiguous target' });
     const to = parseScpCommand('scp -v -r -p -d -t /x/');
     expect(to).toMatchObject({ direction: 'to', recursive: true, preserve: true, targetIsDirectory: true });

@@ -13,7 +13,7 @@ export interface ScpCommand {
   readonly paths: readonly ShellWord[];
 }
 
-/** Options the server end of OpenSSH's, PuTTY's and WinSCP's scp send; `-v` and `-q` change nothing here. */
+/** Options the server end of OpenSSH's and PuTTY's scp is sent; `-v` and `-q` change nothing here. */
 const FLAGS = new Set(['t', 'f', 'r', 'p', 'd', 'v', 'q']);
 
 /**
