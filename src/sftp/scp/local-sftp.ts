@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { PACKET, SFTP_VERSION, STATUS, type StatusCode } from '../protocol/constants.js';
 import { PacketFramer } from '../protocol/framer.js';
+import { packetBuffers } from '../protocol/packet-buffers.js';
 import type { SftpByteStream } from '../protocol/transport.js';
 import { PacketBuilder, type WireAttrs, WireReader } from '../protocol/wire.js';
 
@@ -95,11 +96,13 @@ export class LocalSftp {
   /**
    * A WRITE packet for `length` bytes at `offset`, whose data the caller
    * fills in at `dataAt` before passing it to `write` (one copy of the
-   * bytes, into the packet).
+   * bytes, into the packet). It is taken from the gateway's packet pool,
+   * data 8-aligned, as the framer assembles a client's WRITE: the session's
+   * handler gives it back once the upload took the bytes.
    */
   writePacket(handle: Buffer, offset: number, length: number): { packet: Buffer; dataAt: number } {
     const dataAt = writeHeaderBytes(handle);
-    const packet = Buffer.allocUnsafe(dataAt + length);
+    const packet = packetBuffers.take(dataAt + length, dataAt);
     let at = packet.writeUInt32BE(dataAt + length - 4, 0);
     at = packet.writeUInt8(PACKET.WRITE, at);
     at = packet.writeUInt32BE(this.#id(), at);
