@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type AbortOptions, IntegrityError } from '../../src/errors.js';
 import { LEGACY_SCP_MESSAGE } from '../../src/sftp/index.js';
+import { type ChunkAddress, ForwardingChunkStore } from '../../src/store/index.js';
 import { type Target, missing, remote, scp, sftpBatch, skipNotice } from '../helpers/openssh.js';
 import { startGateway, startQuotaGateway, type Gateway } from './gateway-fixture.js';
 
@@ -210,6 +212,36 @@ describe.skipIf(noScp)('legacy scp and quotas', () => {
     expect(mixed.code).toBe(1);
     expect((await stored('/q-after', q.alice)).toString()).toBe('after');
     expect(await exists('/q-big', q.alice)).toBe(false);
+  });
+});
+
+/** Fails every chunk read with IntegrityError once armed: a store whose bytes went bad under a download. */
+class FailingReads extends ForwardingChunkStore {
+  armed = false;
+  override get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array> {
+    if (this.armed) return Promise.reject(new IntegrityError(address.toString(), 'chunk'));
+    return this.inner.get(address, options);
+  }
+}
+
+describe.skipIf(noScp)('legacy scp and a failing store', () => {
+  it('a download whose chunks fail to read is reported with exit status 1, and the same file comes whole once they read again', async () => {
+    let store: FailingReads | undefined;
+    const g = await startGateway({ chunkSize: 4096, wrapChunks: (s) => (store = new FailingReads(s)) });
+    try {
+      await writeFile(join(work, 'fail-a'), randomBytes(600 * 1024));
+      expect((await legacy(g.alice, [join(work, 'fail-a'), remote(g.alice, '/a.bin')])).code).toBe(0);
+      if (store !== undefined) store.armed = true;
+      const bad = await legacy(g.alice, [remote(g.alice, '/a.bin'), join(work, 'fail-back')]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/a\.bin: Integrity check failed/);
+      if (store !== undefined) store.armed = false;
+      const good = await legacy(g.alice, [remote(g.alice, '/a.bin'), join(work, 'fail-again')]);
+      expect(good.code, good.stderr).toBe(0);
+      expect(sha(await readFile(join(work, 'fail-again')))).toBe(sha(await readFile(join(work, 'fail-a'))));
+    } finally {
+      await g.close();
+    }
   });
 });
 

@@ -21,7 +21,16 @@ export interface NameItem {
   attrs: WireAttrs;
 }
 
-type Reply = { type: number; payload: Buffer };
+/** `release` gives the reply's memory back to the session (only a DATA reply holds it; see onReply). */
+type Reply = { type: number; payload: Buffer; release: () => void };
+
+/** Bytes a read got, and the call that gives their memory back to the session once they are used (exactly once). */
+export interface ReadData {
+  bytes: Buffer;
+  release(): void;
+}
+
+const nothingHeld = (): void => {};
 
 /** Bytes of a WRITE packet before its data: length, type, id, handle (string), offset, data length. */
 const writeHeaderBytes = (handle: Buffer): number => 4 + 1 + 4 + 4 + handle.length + 8 + 4;
@@ -49,9 +58,24 @@ export class LocalSftp {
 
   constructor() {
     this.stream = this.#session;
-    this.#session.onReply = (bytes) => {
-      // Copied now: the transport reuses these bytes once write() returns, before any waiter runs.
-      for (const frame of this.#framer.push(bytes)) this.#waiting.shift()?.({ type: frame.type, payload: Buffer.from(frame.payload) });
+    this.#session.onReply = (bytes, done) => {
+      // The transport writes whole packets and reuses their memory once `done` runs. A DATA reply written
+      // alone (a download's) is handed on as a view, and `done` waits for its reader's release; any other
+      // reply is copied and `done` runs now.
+      const frames = this.#framer.push(bytes);
+      const [only] = frames;
+      if (frames.length === 1 && only?.type === PACKET.DATA && this.#framer.buffered === 0 && this.#waiting.length > 0) {
+        let released = false;
+        const release = (): void => {
+          if (released) return;
+          released = true;
+          done();
+        };
+        this.#waiting.shift()?.({ type: only.type, payload: only.payload, release });
+        return;
+      }
+      for (const frame of frames) this.#waiting.shift()?.({ type: frame.type, payload: Buffer.from(frame.payload), release: nothingHeld });
+      done();
     };
     this.#session.onEnd = () => this.#fail();
   }
@@ -86,11 +110,20 @@ export class LocalSftp {
     return items;
   }
 
-  /** Up to `length` bytes at `offset`; undefined at the end of the file. */
-  async read(handle: Buffer, offset: number, length: number): Promise<Buffer | undefined> {
+  /**
+   * Up to `length` bytes at `offset`, in the session's reply memory (no
+   * copy): the caller MUST release them once used, or the session's
+   * replies stop; undefined at the end of the file.
+   */
+  async read(handle: Buffer, offset: number, length: number): Promise<ReadData | undefined> {
     const r = await this.#request(PACKET.READ, (b) => b.string(handle).u64(offset).u32(length), true);
     if (r === undefined) return undefined;
-    return this.#expect(r, PACKET.DATA).bytes();
+    try {
+      return { bytes: this.#expect(r, PACKET.DATA).bytes(), release: r.release };
+    } catch (err) {
+      r.release();
+      throw err;
+    }
   }
 
   /**
@@ -160,7 +193,7 @@ export class LocalSftp {
     const b = new PacketBuilder(type).u32(this.#id());
     fill(b);
     const reply = await this.#send(b.build());
-    if (eofIsEnd && reply.type === PACKET.STATUS && new WireReader(reply.payload, 4).u32() === STATUS.EOF) return undefined;
+    if (eofIsEnd && reply.type === PACKET.STATUS && new WireReader(reply.payload, 4).u32() === STATUS.EOF) return undefined; // a STATUS holds nothing
     return reply;
   }
 
@@ -212,7 +245,7 @@ export class LocalSftp {
 
 /** The session's end of the pair: what it writes are replies; what it reads are the client's requests. */
 class SessionSide extends EventEmitter implements SftpByteStream {
-  onReply: (bytes: Buffer) => void = () => {};
+  onReply: (bytes: Buffer, done: () => void) => void = (_bytes, done) => done();
   onEnd: () => void = () => {};
   /** Requests held while the session does not read (its queue bound, the gateway's memory budget); the client keeps them few. */
   #paused = false;
@@ -238,9 +271,8 @@ class SessionSide extends EventEmitter implements SftpByteStream {
   }
 
   write(chunk: Buffer, done: (err?: Error | null) => void): boolean {
-    // Parsed (and DATA copied out) before done: the transport reuses the memory after it.
-    this.onReply(chunk);
-    done();
+    // `done` gives the memory back to the transport: called once the reply's bytes are used (onReply).
+    this.onReply(chunk, () => done());
     return true;
   }
 

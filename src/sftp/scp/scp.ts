@@ -6,11 +6,11 @@ import type { WireAttrs } from '../protocol/wire.js';
 import { ChannelReader, type ReadableChannel, ScpProtocolError } from './channel-reader.js';
 import type { ScpCommand } from './command.js';
 import { expandWord, GlobLimitError } from './glob.js';
-import { LocalSftp, SftpReplyError } from './local-sftp.js';
+import { LocalSftp, type ReadData, SftpReplyError } from './local-sftp.js';
 
 /** The exec channel legacy scp runs on (ssh2's ServerChannel is one). */
 export interface ScpChannel extends ReadableChannel {
-  write(data: Buffer | string): boolean;
+  write(data: Buffer | string, taken?: (err?: Error | null) => void): boolean;
   once(event: 'drain' | 'end' | 'close', listener: () => void): unknown;
   off(event: 'drain' | 'close', listener: () => void): unknown;
   exit(code: number): unknown;
@@ -351,7 +351,7 @@ export class ScpServer {
   /** The file's `size` bytes, READs pipelined; after a failure zeros, to keep the stream in step. The failure, if any. */
   async #sendBytes(handle: Buffer, size: number): Promise<unknown> {
     const client = this.#client;
-    const reads: Promise<Buffer | undefined>[] = [];
+    const reads: Promise<ReadData | undefined>[] = [];
     let asked = 0;
     let failure: unknown;
     for (let sent = 0; sent < size; ) {
@@ -360,19 +360,20 @@ export class ScpServer {
         reads.push(client.read(handle, asked, length));
         asked += length;
       }
-      let data: Buffer | undefined;
+      let data: ReadData | undefined;
       try {
         data = failure === undefined ? await reads.shift() : undefined;
         if (data === undefined && failure === undefined) failure = 'file changed size';
       } catch (err) {
         failure ??= err;
       }
-      const bytes = data ?? Buffer.alloc(Math.min(LIMITS.maxReadLength, size - sent));
-      const piece = bytes.subarray(0, size - sent);
+      const piece = (data?.bytes ?? Buffer.alloc(Math.min(LIMITS.maxReadLength, size - sent))).subarray(0, size - sent);
       sent += piece.length;
-      if (!this.#write(piece)) await this.#drain();
+      // The read's memory goes back to the session once ssh2 has taken the bytes into its SSH packets.
+      if (!this.#write(piece, data?.release)) await this.#drain();
     }
-    await Promise.allSettled(reads);
+    // Reads asked before a failure: their memory goes back unused.
+    for (const settled of await Promise.allSettled(reads)) if (settled.status === 'fulfilled') settled.value?.release();
     return failure;
   }
 
@@ -497,9 +498,13 @@ export class ScpServer {
     this.#write(Buffer.of(0));
   }
 
-  #write(data: Buffer | string): boolean {
-    if (this.#closed) throw new ScpFatal('lost connection');
-    return this.#channel.write(data);
+  /** Writes to the channel; `taken` runs once ssh2 no longer needs `data` (or the channel is gone). */
+  #write(data: Buffer | string, taken?: () => void): boolean {
+    if (this.#closed) {
+      taken?.();
+      throw new ScpFatal('lost connection');
+    }
+    return taken === undefined ? this.#channel.write(data) : this.#channel.write(data, () => taken());
   }
 
   /** Resolves once the channel took what was written (the client's SSH window opened), or closed. */
