@@ -1,6 +1,7 @@
 /** What scp reads from: an exec channel (ssh2's ServerChannel is one). */
 export interface ReadableChannel {
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
   once(event: 'end' | 'close', listener: () => void): unknown;
   pause(): unknown;
   resume(): unknown;

@@ -93,6 +93,12 @@ export class ScpServer {
       this.#closed = true;
       this.#sftp?.destroy();
     });
+    // A stream error (a write the channel refuses) ends this transfer, never the gateway.
+    channel.on('error', (err) => {
+      this.#deps.logger.debug({ event: 'scp_channel_error', err: err.message }, 'scp channel error');
+      this.#closed = true;
+      this.#sftp?.destroy();
+    });
   }
 
   /** Runs the transfer to its end and closes the channel with scp's exit status. */
