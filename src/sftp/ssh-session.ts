@@ -1,6 +1,7 @@
 import type { AcceptConnection, ServerChannel, Session } from 'ssh2';
 import type { Logger } from '../log.js';
 import type { SftpByteStream } from './protocol/transport.js';
+import { SCP_COMMAND } from './scp/command.js';
 
 /** What any non-SFTP use of the service gets on stderr, before exit status 1. */
 export const SFTP_ONLY_MESSAGE = 'This service allows sftp connections only.\n';
@@ -22,7 +23,7 @@ export const RSYNC_MESSAGE = `${SFTP_ONLY_MESSAGE}rsync needs its own program on
 
 /** The refusal an exec gets: the reason, and a way for the clients that send this command. */
 function refusalFor(command: string): string {
-  if (/^\s*scp\s/.test(command)) return LEGACY_SCP_MESSAGE;
+  if (SCP_COMMAND.test(command)) return LEGACY_SCP_MESSAGE;
   if (/^\s*rsync\s/.test(command)) return RSYNC_MESSAGE;
   return SFTP_ONLY_MESSAGE;
 }

@@ -13,6 +13,9 @@ export interface ScpCommand {
   readonly paths: readonly ShellWord[];
 }
 
+/** What a legacy scp command starts with (whether or not the rest is one this server runs). */
+export const SCP_COMMAND = /^\s*scp\s/;
+
 /** Options the server end of OpenSSH's and PuTTY's scp is sent; `-v` and `-q` change nothing here. */
 const FLAGS = new Set(['t', 'f', 'r', 'p', 'd', 'v', 'q']);
 
@@ -31,7 +34,7 @@ const NO_SHELL = /[|&;<>()$`]/;
  */
 export function parseScpCommand(command: string): ScpCommand | { error: string } | undefined {
   const words = shellWords(command);
-  if (words === undefined) return /^\s*scp\s/.test(command) ? { error: 'scp: command not understood' } : undefined;
+  if (words === undefined) return SCP_COMMAND.test(command) ? { error: 'scp: command not understood' } : undefined;
   const [name, ...rest] = words;
   if (name === undefined || name.text !== 'scp' || !name.bare.every(Boolean)) return undefined;
   const flags = new Set<string>();

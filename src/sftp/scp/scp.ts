@@ -130,7 +130,7 @@ export class ScpServer {
   }
 
   /** A fresh SFTP session; the previous one, if any, is abandoned with whatever upload it had open. */
-  async #session(): Promise<LocalSftp> {
+  async #session(): Promise<void> {
     if (this.#sftp !== undefined) {
       this.#sftp.destroy();
       await this.#sessionClosed;
@@ -142,7 +142,6 @@ export class ScpServer {
     this.#sftp = sftp;
     this.#sessionClosed = closed;
     await sftp.init();
-    return sftp;
   }
 
   get #client(): LocalSftp {
@@ -260,16 +259,17 @@ export class ScpServer {
     const client = this.#client;
     for (let offset = 0; offset < size; ) {
       const length = Math.min(WRITE_BYTES, size - offset);
-      const { packet, dataAt } = client.writePacket(handle, offset, length);
+      // After a failure the rest is still read, and dropped, so the stream stays in step with the records.
+      const target = failure === undefined ? client.writePacket(handle, offset, length) : undefined;
       for (let filled = 0; filled < length; ) {
         const piece = await this.#reader.piece(length - filled);
         if (piece === undefined) throw new ScpFatal('lost connection');
-        piece.copy(packet, dataAt + filled);
+        if (target !== undefined) piece.copy(target.packet, target.dataAt + filled);
         filled += piece.length;
       }
       offset += length;
-      // After a failure the rest is still read, so the stream stays in step with the records.
-      if (failure !== undefined) continue;
+      if (target === undefined) continue;
+      const { packet } = target;
       writes.push(
         client.write(packet).catch((err: unknown) => {
           failure ??= err;
