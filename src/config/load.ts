@@ -37,6 +37,8 @@ export interface NodeConfig {
     legacyScp: boolean;
     /** [sftpd] rsa_sha1: accept `ssh-rsa` (SHA-1) user-key signatures. */
     rsaSha1: boolean;
+    /** [sftpd] kex_sha1: offer diffie-hellman-group14-sha1. */
+    kexSha1: boolean;
     /** Load balancers whose connections carry a PROXY protocol header (empty: none). */
     proxyProtocolFrom: string[];
   };
@@ -147,6 +149,7 @@ export function resolveConfig(nodeDir: string, raw: RawConfig, overrides: Config
       idleTimeoutSeconds: sftpd.idle_timeout,
       legacyScp: sftpd.legacy_scp,
       rsaSha1: sftpd.rsa_sha1,
+      kexSha1: sftpd.kex_sha1,
       proxyProtocolFrom: sftpd.proxy_protocol,
     },
     storage: {

@@ -128,6 +128,11 @@ export const SCHEMA = {
       'false',
       "Accept RSA user-key signatures over SHA-1 (`ssh-rsa`). Clients too old to sign with SHA-2 send only these: JSch 0.1.55 (Jenkins, Ant), paramiko before 2.9 (Ubuntu 20.04, Debian 11), PuTTY before 0.75, OpenSSH before 7.2. Refused by default, as OpenSSH's sshd has since 8.8 (SHA-1 collisions can be computed); such a client then fails with a key that is listed, and the log says `reason: 'RSA signature over SHA-1'`. Ed25519 and ECDSA keys, and passwords, are not affected.",
     ),
+    kex_sha1: key(
+      boolType,
+      'false',
+      "Offer the key exchange diffie-hellman-group14-sha1, for clients with nothing newer the gateway can do: phpseclib 1.0 (Debian 12's php-seclib), whose only other methods are group exchange, which the gateway does not implement. Off by default, as OpenSSH's sshd has it (its exchange hash is SHA-1); such a client is then refused during the key exchange, and the log line `handshake_failed` names this key.",
+    ),
     legacy_scp: key(
       boolType,
       'true',

@@ -223,6 +223,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
         ...(config.sftpd.idleTimeoutSeconds > 0 ? { idleTimeoutMs: config.sftpd.idleTimeoutSeconds * 1000 } : {}),
         limits: config.limits,
         legacyScp: config.sftpd.legacyScp,
+        kexSha1: config.sftpd.kexSha1,
         memory,
         snapshots: config.snapshots.browse,
         proxyProtocolFrom: config.sftpd.proxyProtocolFrom,

@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
-import type { ServerChannel, Connection as SshConnection } from 'ssh2';
+import type { NegotiatedAlgorithms as Negotiated, ServerChannel, Connection as SshConnection } from 'ssh2';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { EventRecorder } from '../events/api.js';
 import { parseChecksumCommand, runChecksumCommand } from './checksum-exec.js';
+import { type ClientOffer, describeFailure } from './kex.js';
 import type { Defender } from '../defender/index.js';
 import type { Tree } from '../tree/index.js';
 import type { Logger } from '../log.js';
@@ -41,6 +42,8 @@ export interface ConnectionDeps {
   readOnly: boolean;
   /** Serve legacy scp over exec (scp/scp.ts). */
   legacyScp: boolean;
+  /** diffie-hellman-group14-sha1 is offered ([sftpd] kex_sha1); a failed handshake's log line says so. */
+  kexSha1: boolean;
   /** Serve /.snapshots/ in writable roots. */
   snapshots: boolean;
   /** False once the server is closing: no new sessions. */
@@ -96,14 +99,16 @@ export class GatewayConnection {
   /**
    * `peer`: the client a load balancer named in a PROXY header (default: the
    * socket's own peer); `software`: the software field of the client's SSH
-   * identification (logged, and it tells the order of SYMLINK's strings).
+   * identification (logged, and it tells the order of SYMLINK's strings);
+   * `offer`: what the client offered in its KEXINIT, for the log line of a
+   * failed handshake.
    */
   constructor(
     id: number,
     socket: Socket,
     client: SshConnection,
     deps: ConnectionDeps,
-    from: { peer?: { address: string; port: number } | undefined; software: string },
+    from: { peer?: { address: string; port: number } | undefined; software: string; offer?: () => ClientOffer | undefined },
   ) {
     this.#socket = socket;
     this.#client = client;
@@ -122,7 +127,26 @@ export class GatewayConnection {
     socket.once('close', () => this.#gone.abort());
     this.#arm(Math.min(deps.limits.loginGraceMs, deps.idleTimeoutMs));
 
+    client.on('handshake', (negotiated: Negotiated) => {
+      this.#log.debug(
+        {
+          event: 'handshake',
+          kex: negotiated.kex,
+          hostKey: negotiated.serverHostKey,
+          cipher: negotiated.cs.cipher,
+          mac: negotiated.cs.mac,
+        },
+        'key exchange done',
+      );
+    });
     client.on('error', (err: Error & { level?: string }) => {
+      if (err.level === 'handshake') {
+        // As OpenSSH's "Unable to negotiate …: their offer": the operator sees why a client never got in.
+        const reason = err.message.replace(/^Handshake failed: /, '');
+        const detail = describeFailure(reason, from.offer?.(), deps.kexSha1);
+        this.#log.info({ event: 'handshake_failed', remoteAddress: this.#remoteAddress, reason, ...detail }, 'key exchange failed');
+        return;
+      }
       this.#log.debug({ err: err.message, level: err.level }, 'connection error');
     });
     client.on(

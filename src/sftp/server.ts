@@ -10,6 +10,7 @@ import type { MemoryBudget } from '../util/memory-budget.js';
 import type { Tree } from '../tree/index.js';
 import { cleanSpoolDir, EncryptedSpool, type SpoolBase } from './spool.js';
 import { GatewayConnection } from './connection.js';
+import { kexAlgorithms, OfferReader } from './kex.js';
 import { ConnectionCounter, DEFAULT_LIMITS, type Limits } from './limits.js';
 import { UploadOverlay } from './overlay.js';
 import { readProxyHeader } from './proxy-protocol.js';
@@ -35,6 +36,8 @@ export interface SftpServerOptions {
   idleTimeoutMs?: number | undefined;
   /** Serve legacy scp (`scp -t`/`scp -f` over exec) as SFTP requests (scp/scp.ts). Default true. */
   legacyScp?: boolean | undefined;
+  /** Offer diffie-hellman-group14-sha1 for clients with no newer key exchange (kex.ts). Default false. */
+  kexSha1?: boolean | undefined;
   /** Every session read-only, whatever its root cap. */
   readOnly?: boolean | undefined;
   /** Serve /.snapshots/ in writable account roots (snapshots-folder.ts). Default true. */
@@ -130,6 +133,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     readOnly: opts.readOnly === true,
     legacyScp: opts.legacyScp !== false,
+    kexSha1: opts.kexSha1 === true,
     snapshots: opts.snapshots !== false,
     accepting: () => accepting,
     events: opts.events,
@@ -142,7 +146,11 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     memory: opts.memory,
   };
 
-  const ssh = new ssh2.Server({ hostKeys: opts.hostKeys, ident: 'capstan' });
+  const ssh = new ssh2.Server({
+    hostKeys: opts.hostKeys,
+    ident: 'capstan',
+    algorithms: { kex: kexAlgorithms(opts.kexSha1 === true) },
+  });
   ssh.on('error', (err: Error) => logger.error({ err }, 'ssh server error'));
 
   // ssh2 builds its Client inside injectSocket() but hands it to us only in
@@ -157,9 +165,11 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
       return;
     }
     socket.removeListener('data', markParsing);
+    const offers = offerReaders.get(socket);
     const connection = new GatewayConnection(nextId++, socket, client, deps, {
       peer: peers.get(socket),
       software: info.header.versions.software,
+      offer: () => offers?.offer,
     });
     connections.add(connection);
     void connection.closed.then(() => connections.delete(connection));
@@ -168,6 +178,8 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     parsing = this;
   }
 
+  /** What each client offers in its KEXINIT, read beside ssh2 until that packet is in. */
+  const offerReaders = new WeakMap<Socket, OfferReader>();
   /** The client a load balancer named in its PROXY header, per socket (absent: the socket's own peer). */
   const peers = new WeakMap<Socket, { address: string; port: number }>();
   const balancers = new AddressList(opts.proxyProtocolFrom ?? []);
@@ -242,6 +254,7 @@ export async function startSftpServer(opts: SftpServerOptions): Promise<SftpServ
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('data', markParsing);
+    offerReaders.set(socket, new OfferReader(socket));
     ssh.injectSocket(socket);
   }
   const host = opts.host ?? DEFAULT_HOST;

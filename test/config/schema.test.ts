@@ -37,6 +37,7 @@ describe('config schema', () => {
       idleTimeoutSeconds: 900,
       legacyScp: true,
       rsaSha1: false,
+      kexSha1: false,
       proxyProtocolFrom: [],
     });
     expect(c.storage).toEqual({

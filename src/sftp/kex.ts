@@ -1,0 +1,123 @@
+import type { Socket } from 'node:net';
+import type { KexAlgorithm } from 'ssh2';
+
+/**
+ * Key exchange: what the gateway offers, and what a client offered when a
+ * handshake fails.
+ *
+ * ssh2's server lists diffie-hellman-group-exchange-sha256 among its default
+ * key exchanges but cannot perform it ("Group exchange not implemented for
+ * server"). Negotiation takes the client's first method the server lists, so
+ * a client that prefers group exchange (phpseclib 1.0, or any client
+ * configured so) was cut off during the handshake even when it also offered
+ * curve25519. The gateway lists only what it can do.
+ */
+export const GROUP14_SHA1 = 'diffie-hellman-group14-sha1';
+
+/** ssh2's `algorithms.kex`: its defaults without group exchange, and group14-sha1 when allowed. */
+export function kexAlgorithms(allowSha1: boolean): Record<'remove' | 'append' | 'prepend', KexAlgorithm[]> {
+  return {
+    remove: ['diffie-hellman-group-exchange-sha256', 'diffie-hellman-group-exchange-sha1'],
+    append: allowSha1 ? [GROUP14_SHA1] : [],
+    prepend: [],
+  };
+}
+
+/** The name-lists of a client's first KEXINIT (RFC 4253, 7.1), client-to-server lists only. */
+export interface ClientOffer {
+  kex: string[];
+  hostKey: string[];
+  cipher: string[];
+  mac: string[];
+  compression: string[];
+}
+
+/** Where the identification line and the first packet must fit; past it the offer is not looked for. */
+const MAX_PREFIX = 16 * 1024;
+const SSH_MSG_KEXINIT = 20;
+
+/**
+ * The offer in the cleartext start of a client's byte stream (its
+ * identification line, then its KEXINIT packet): undefined while incomplete,
+ * null if those bytes are not that.
+ */
+export function parseClientOffer(bytes: Buffer): ClientOffer | undefined | null {
+  const newline = bytes.indexOf(0x0a);
+  if (newline < 0) return bytes.length < MAX_PREFIX ? undefined : null;
+  let at = newline + 1;
+  if (bytes.length < at + 5) return undefined;
+  const packetLength = bytes.readUInt32BE(at);
+  const padding = bytes[at + 4] ?? 0;
+  if (packetLength < 1 + padding + 17 || at + 4 + packetLength > MAX_PREFIX) return null;
+  if (bytes.length < at + 4 + packetLength) return undefined;
+  const end = at + 4 + packetLength - padding;
+  at += 5;
+  if (bytes[at] !== SSH_MSG_KEXINIT) return null;
+  at += 17; // the message number and the cookie
+  const lists: string[][] = [];
+  for (let i = 0; i < 10; i++) {
+    if (at + 4 > end) return null;
+    const length = bytes.readUInt32BE(at);
+    if (at + 4 + length > end) return null;
+    const text = bytes.toString('latin1', at + 4, at + 4 + length);
+    lists.push(text === '' ? [] : text.split(','));
+    at += 4 + length;
+  }
+  const [kex = [], hostKey = [], cipher = [], , mac = [], , compression = []] = lists;
+  return { kex, hostKey, cipher, mac, compression };
+}
+
+/**
+ * Reads a client's offer off its socket, beside ssh2 (a second 'data'
+ * listener sees the same bytes), and stops at the offer or at MAX_PREFIX
+ * bytes: a few KiB per connection, only before its first key exchange.
+ */
+export class OfferReader {
+  #socket: Socket;
+  #bytes: Buffer = Buffer.alloc(0);
+  #offer: ClientOffer | undefined;
+  readonly #onData = (chunk: Buffer): void => {
+    this.#bytes = Buffer.concat([this.#bytes, chunk.subarray(0, MAX_PREFIX - this.#bytes.length)]);
+    const parsed = parseClientOffer(this.#bytes);
+    if (parsed === undefined && this.#bytes.length < MAX_PREFIX) return;
+    this.#offer = parsed ?? undefined;
+    this.stop();
+  };
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.on('data', this.#onData);
+  }
+
+  /** The client's offer, if its first packet has come and was a KEXINIT. */
+  get offer(): ClientOffer | undefined {
+    return this.#offer;
+  }
+
+  stop(): void {
+    this.#socket.removeListener('data', this.#onData);
+    this.#bytes = Buffer.alloc(0);
+  }
+}
+
+/** What a failed handshake's log line says beyond ssh2's reason: the list it failed on, and a way out. */
+export function describeFailure(reason: string, offer: ClientOffer | undefined, allowSha1: boolean): { offered?: string; hint?: string } {
+  if (offer === undefined) return {};
+  const list = /key exchange/.test(reason)
+    ? offer.kex
+    : /host key/.test(reason)
+      ? offer.hostKey
+      : /cipher/.test(reason)
+        ? offer.cipher
+        : /MAC/.test(reason)
+          ? offer.mac
+          : /compression/.test(reason)
+            ? offer.compression
+            : undefined;
+  if (list === undefined) return {};
+  const offered = list.join(',');
+  if (list === offer.kex && !allowSha1 && list.includes(GROUP14_SHA1)) {
+    return { offered, hint: `[sftpd] kex_sha1 = true would allow ${GROUP14_SHA1}` };
+  }
+  return { offered };
+}
