@@ -55,7 +55,7 @@ describe('PacketFramer', () => {
 
 describe('symlinkOrderOf', () => {
   it('reads the link first from the clients that send it so to servers other than OpenSSH, the target first from the rest', () => {
-    for (const software of ['libssh_0.10.6', 'AsyncSSH_2.10.1', 'WinSCP_release_6.3.5'])
+    for (const software of ['libssh_0.10.6', 'AsyncSSH_2.10.1', 'WinSCP_release_6.3.5', 'phpseclib_1.0', 'phpseclib_3.0'])
       expect(symlinkOrderOf(software)).toBe('link-first');
     for (const software of [
       'OpenSSH_9.2p1',

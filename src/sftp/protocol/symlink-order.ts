@@ -10,7 +10,9 @@
  *
  * A few clients instead look at the server's identification and keep the
  * draft's order for any server that is not OpenSSH: libssh (KDE's sftp://,
- * Remmina), AsyncSSH and WinSCP. capstan identifies as itself, so they send
+ * Remmina), AsyncSSH, WinSCP and phpseclib (PHP's SFTP library, under
+ * Flysystem and Drupal; every release from 1.0 to 3.0 decides so). capstan
+ * identifies as itself, so they send
  * it the link first; read the other way, their `ln -s target link` made a
  * link named after the target, pointing at the link's name.
  */
@@ -19,9 +21,10 @@ export type SymlinkOrder = 'target-first' | 'link-first';
 /**
  * The software field of the client's SSH identification ("SSH-2.0-<software>
  * <comments>") as each of those clients sends it; libssh2 names itself
- * `libssh2_`, which the `libssh_` prefix does not match.
+ * `libssh2_`, which the `libssh_` prefix does not match; phpseclib sends
+ * `phpseclib_1.0`, `phpseclib_2.0` or `phpseclib_3.0`.
  */
-const LINK_FIRST_CLIENTS = ['libssh_', 'AsyncSSH_', 'WinSCP_'] as const;
+const LINK_FIRST_CLIENTS = ['libssh_', 'AsyncSSH_', 'WinSCP_', 'phpseclib_'] as const;
 
 /** The order a client whose identification carries `software` sends SYMLINK in. */
 export function symlinkOrderOf(software: string): SymlinkOrder {
