@@ -100,6 +100,8 @@ export class OfferReader {
   }
 }
 
+const MAX_OFFERED = 1024;
+
 /** What a failed handshake's log line says beyond ssh2's reason: the list it failed on, and a way out. */
 export function describeFailure(reason: string, offer: ClientOffer | undefined, allowSha1: boolean): { offered?: string; hint?: string } {
   if (offer === undefined) return {};
@@ -115,7 +117,9 @@ export function describeFailure(reason: string, offer: ClientOffer | undefined, 
             ? offer.compression
             : undefined;
   if (list === undefined) return {};
-  const offered = list.join(',');
+  // The client wrote it: as much as a log line should carry (OpenSSH's offers run to a few hundred bytes).
+  const joined = list.join(',');
+  const offered = joined.length > MAX_OFFERED ? `${joined.slice(0, MAX_OFFERED)}…` : joined;
   if (list === offer.kex && !allowSha1 && list.includes(GROUP14_SHA1)) {
     return { offered, hint: `[sftpd] kex_sha1 = true would allow ${GROUP14_SHA1}` };
   }

@@ -88,6 +88,8 @@ describe('parseClientOffer', () => {
     expect(describeFailure('no matching host key format', offer, false)).toEqual({ offered: 'ssh-ed25519,rsa-sha2-256' });
     expect(describeFailure('no matching C->S MAC', offer, false)).toEqual({ offered: 'hmac-sha2-256' });
     expect(describeFailure('Received malformed KEX*_INIT', offer, false)).toEqual({});
+    const long = parseClientOffer(clientStart([`${'x'.repeat(3000)},curve25519-sha256`, ...OFFER_LISTS.slice(1)])) ?? undefined;
+    expect(describeFailure('no matching key exchange algorithm', long, false)).toEqual({ offered: `${'x'.repeat(1024)}…` });
     expect(describeFailure('no matching key exchange algorithm', undefined, false)).toEqual({});
   });
 });
