@@ -101,26 +101,25 @@ export class OfferReader {
 }
 
 const MAX_OFFERED = 1024;
+/** Which list each of ssh2's handshake failures is about ("no matching C->S cipher", …). */
+const FAILED_ON: [RegExp, keyof ClientOffer][] = [
+  [/key exchange/, 'kex'],
+  [/host key/, 'hostKey'],
+  [/cipher/, 'cipher'],
+  [/MAC/, 'mac'],
+  [/compression/, 'compression'],
+];
 
 /** What a failed handshake's log line says beyond ssh2's reason: the list it failed on, and a way out. */
 export function describeFailure(reason: string, offer: ClientOffer | undefined, allowSha1: boolean): { offered?: string; hint?: string } {
   if (offer === undefined) return {};
-  const list = /key exchange/.test(reason)
-    ? offer.kex
-    : /host key/.test(reason)
-      ? offer.hostKey
-      : /cipher/.test(reason)
-        ? offer.cipher
-        : /MAC/.test(reason)
-          ? offer.mac
-          : /compression/.test(reason)
-            ? offer.compression
-            : undefined;
+  const kind = FAILED_ON.find(([pattern]) => pattern.test(reason))?.[1];
+  const list = kind === undefined ? undefined : offer[kind];
   if (list === undefined) return {};
   // The client wrote it: as much as a log line should carry (OpenSSH's offers run to a few hundred bytes).
   const joined = list.join(',');
   const offered = joined.length > MAX_OFFERED ? `${joined.slice(0, MAX_OFFERED)}…` : joined;
-  if (list === offer.kex && !allowSha1 && list.includes(GROUP14_SHA1)) {
+  if (kind === 'kex' && !allowSha1 && list.includes(GROUP14_SHA1)) {
     return { offered, hint: `[sftpd] kex_sha1 = true would allow ${GROUP14_SHA1}` };
   }
   return { offered };
