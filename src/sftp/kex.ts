@@ -70,17 +70,30 @@ export function parseClientOffer(bytes: Buffer): ClientOffer | undefined | null 
 /**
  * Reads a client's offer off its socket, beside ssh2 (a second 'data'
  * listener sees the same bytes), and stops at the offer or at MAX_PREFIX
- * bytes: a few KiB per connection, only before its first key exchange.
+ * bytes: at most 16 KiB per connection, only before its first key exchange.
+ * Linear in the bytes read however they are split: a client sending one byte
+ * per segment costs one copy of each and one parse, not one per segment.
  */
 export class OfferReader {
   #socket: Socket;
-  #bytes: Buffer = Buffer.alloc(0);
+  #bytes: Buffer | undefined = Buffer.allocUnsafe(MAX_PREFIX);
+  #length = 0;
+  /** Bytes before this hold no newline; once one is found, the length the packet ends at (0: not known yet). */
+  #scanned = 0;
+  #needed = 0;
   #offer: ClientOffer | undefined;
   readonly #onData = (chunk: Buffer): void => {
-    this.#bytes = Buffer.concat([this.#bytes, chunk.subarray(0, MAX_PREFIX - this.#bytes.length)]);
-    const parsed = parseClientOffer(this.#bytes);
-    if (parsed === undefined && this.#bytes.length < MAX_PREFIX) return;
-    this.#offer = parsed ?? undefined;
+    const bytes = this.#bytes;
+    if (bytes === undefined) return;
+    this.#length += chunk.copy(bytes, this.#length);
+    if (this.#needed === 0) {
+      const newline = bytes.subarray(0, this.#length).indexOf(0x0a, this.#scanned);
+      this.#scanned = newline < 0 ? this.#length : newline;
+      // The packet's length field ends 4 bytes after the newline: until then, nothing to parse.
+      if (newline >= 0 && this.#length >= newline + 5) this.#needed = newline + 5 + bytes.readUInt32BE(newline + 1);
+    }
+    if (this.#length < MAX_PREFIX && (this.#needed === 0 || this.#length < this.#needed)) return;
+    this.#offer = parseClientOffer(bytes.subarray(0, this.#length)) ?? undefined;
     this.stop();
   };
 
@@ -96,7 +109,7 @@ export class OfferReader {
 
   stop(): void {
     this.#socket.removeListener('data', this.#onData);
-    this.#bytes = Buffer.alloc(0);
+    this.#bytes = undefined;
   }
 }
 

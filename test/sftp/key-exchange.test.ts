@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeFailure, parseClientOffer } from '../../src/sftp/kex.js';
+import { describeFailure, OfferReader, parseClientOffer } from '../../src/sftp/kex.js';
 import { must } from '../helpers/backup-tools.js';
 import { peersOrSkip, requirePeers, sftpBatch } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
@@ -73,6 +75,31 @@ describe('parseClientOffer', () => {
     listPastEnd.writeUInt32BE(100_000, 18 + 5 + 17);
     expect(parseClientOffer(listPastEnd)).toBeNull();
     expect(parseClientOffer(Buffer.alloc(20_000, 0x41))).toBeNull();
+  });
+
+  it('OfferReader finds the offer however the bytes are split, then stops listening; junk stops it at 16 KiB', () => {
+    const whole = clientStart(OFFER_LISTS);
+    const expected = parseClientOffer(whole);
+    const readerOf = (chunks: Buffer[]) => {
+      const stream = new PassThrough();
+      const reader = new OfferReader(stream as unknown as Socket);
+      for (const chunk of chunks) stream.emit('data', chunk);
+      return { reader, listening: stream.listenerCount('data') };
+    };
+    for (let cut = 1; cut < whole.length; cut += 7) {
+      expect(readerOf([whole.subarray(0, cut), whole.subarray(cut)])).toEqual({ reader: expect.anything(), listening: 0 });
+      expect(readerOf([whole.subarray(0, cut), whole.subarray(cut)]).reader.offer).toEqual(expected);
+    }
+    const bytes = [...whole].map((b) => Buffer.from([b]));
+    const oneByOne = readerOf(bytes);
+    expect(oneByOne.reader.offer).toEqual(expected);
+    expect(oneByOne.listening).toBe(0);
+    const partial = readerOf(bytes.slice(0, whole.length - 1));
+    expect(partial.reader.offer).toBeUndefined();
+    expect(partial.listening).toBe(1);
+    const junk = readerOf([Buffer.alloc(10_000, 0x41), Buffer.alloc(10_000, 0x41)]);
+    expect(junk).toEqual({ reader: expect.anything(), listening: 0 });
+    expect(junk.reader.offer).toBeUndefined();
   });
 
   it('describeFailure names the list the handshake failed on, and kex_sha1 only when it would help', () => {
