@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeFailure, OfferReader, parseClientOffer } from '../../src/sftp/kex.js';
+import { type ClientOffer, describeFailure, OfferReader, parseClientOffer } from '../../src/sftp/kex.js';
+import { generateSshKeyPair } from '../../src/node/ssh-keygen.js';
 import { must } from '../helpers/backup-tools.js';
-import { peersOrSkip, requirePeers, sftpBatch } from '../helpers/openssh.js';
+import { peersOrSkip, requirePeers, run, sftpBatch } from '../helpers/openssh.js';
 import { startGateway, type Gateway } from './gateway-fixture.js';
 
 /**
@@ -121,6 +122,23 @@ describe('parseClientOffer', () => {
   });
 });
 
+/** What a server lists in its KEXINIT, read off a raw connection (the same layout as a client's start). */
+function serverLists(port: number): Promise<ClientOffer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write('SSH-2.0-Probe_1.0\r\n'));
+    let bytes = Buffer.alloc(0);
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      bytes = Buffer.concat([bytes, chunk]);
+      const offer = parseClientOffer(bytes);
+      if (offer === undefined) return;
+      socket.destroy();
+      if (offer === null) reject(new Error('not a KEXINIT'));
+      else resolve(offer);
+    });
+  });
+}
+
 const SUITE = 'key exchange with OpenSSH';
 const skip = peersOrSkip(SUITE, 'sftp', 'ssh-keygen');
 
@@ -180,6 +198,44 @@ describe.skipIf(skip)(SUITE, () => {
 
     const cbc = await refused(strict, ['Ciphers=aes128-cbc']);
     expect(cbc).toMatchObject({ reason: 'no matching C->S cipher', offered: 'aes128-cbc' });
+  });
+
+  it('every method the gateway lists works with OpenSSH: each key exchange, host key, cipher and MAC alone', async () => {
+    const gw = await startGateway({
+      server: { kexSha1: true, hostKeys: [generateSshKeyPair('ed25519').private, generateSshKeyPair('rsa').private] },
+    });
+    try {
+      const listed = await serverLists(gw.port);
+      const known = async (query: string) => (await run('ssh', ['-Q', query])).stdout.split('\n');
+      const kinds: [keyof ClientOffer, string, (name: string) => string[]][] = [
+        ['kex', 'kex', (n) => [`KexAlgorithms=${n}`]],
+        ['hostKey', 'HostKeyAlgorithms', (n) => [`HostKeyAlgorithms=${n}`]],
+        ['cipher', 'cipher', (n) => [`Ciphers=${n}`]],
+        // With a cipher that has no MAC of its own.
+        ['mac', 'mac', (n) => ['Ciphers=aes128-ctr', `MACs=${n}`]],
+      ];
+      const unchecked: string[] = [];
+      for (const [kind, query, options] of kinds) {
+        const openssh = await known(query);
+        for (const name of listed[kind]) {
+          if (name === 'ext-info-s' || name.startsWith('kex-strict-')) continue;
+          if (!openssh.includes(name)) {
+            unchecked.push(name);
+            continue;
+          }
+          const before = gw.logs.length;
+          const args = options(name).flatMap((o) => ['-o', o]);
+          must(await sftpBatch(gw.alice, work, ['pwd'], args), `sftp -o ${options(name).join(' -o ')}`);
+          const agreed = gw.logs.slice(before).find((l) => l['event'] === 'handshake');
+          expect(agreed?.[kind]).toBe(name);
+        }
+      }
+      // ssh2 lists two Diffie-Hellman groups OpenSSH never implemented.
+      expect(unchecked).toEqual(['diffie-hellman-group15-sha512', 'diffie-hellman-group17-sha512']);
+      expect(listed.kex).toContain('diffie-hellman-group14-sha1');
+    } finally {
+      await gw.close();
+    }
   });
 
   it('with [sftpd] kex_sha1, a client offering only diffie-hellman-group14-sha1 gets in; one offering curve25519 still gets that', async () => {
