@@ -7,6 +7,15 @@ require 'json'
 require 'net/sftp'
 
 port, user, key, work = ARGV
+
+# The SFTP status code a step failed with, or 'done'.
+def status_of
+  yield
+  'done'
+rescue Net::SFTP::StatusException => e
+  e.code
+end
+
 r = {}
 Net::SFTP.start('127.0.0.1', user, port: port.to_i, keys: [key], keys_only: true, verify_host_key: :never,
                                    non_interactive: true, use_agent: false, logger: Logger.new(nil)) do |sftp|
@@ -27,18 +36,8 @@ Net::SFTP.start('127.0.0.1', user, port: port.to_i, keys: [key], keys_only: true
   # As its documentation's example: the existing file, then the new link (OpenSSH's order).
   sftp.symlink!('renamed.txt', 'rb/link')
   r['readlink'] = sftp.readlink!('rb/link').name
-  r['missing'] = begin
-    sftp.stat!('rb/missing')
-    'found'
-  rescue Net::SFTP::StatusException => e
-    e.code
-  end
-  r['rmdirNotEmpty'] = begin
-    sftp.rmdir!('rb')
-    'removed'
-  rescue Net::SFTP::StatusException => e
-    e.code
-  end
+  r['missing'] = status_of { sftp.stat!('rb/missing') }
+  r['rmdirNotEmpty'] = status_of { sftp.rmdir!('rb') }
   r['entries'] = sftp.dir.entries('rb').map(&:name).sort
 end
 puts JSON.generate(r)
