@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { KexAlgorithm } from 'ssh2';
+import { MalformedPacketError, WireReader } from './protocol/wire.js';
 
 /**
  * Key exchange: what the gateway offers, and what a client offered when a
@@ -44,24 +45,26 @@ const SSH_MSG_KEXINIT = 20;
 export function parseClientOffer(bytes: Buffer): ClientOffer | undefined | null {
   const newline = bytes.indexOf(0x0a);
   if (newline < 0) return bytes.length < MAX_PREFIX ? undefined : null;
-  let at = newline + 1;
+  const at = newline + 1;
   if (bytes.length < at + 5) return undefined;
   const packetLength = bytes.readUInt32BE(at);
   const padding = bytes[at + 4] ?? 0;
   if (packetLength < 1 + padding + 17 || at + 4 + packetLength > MAX_PREFIX) return null;
   if (bytes.length < at + 4 + packetLength) return undefined;
   const end = at + 4 + packetLength - padding;
-  at += 5;
-  if (bytes[at] !== SSH_MSG_KEXINIT) return null;
-  at += 17; // the message number and the cookie
+  const payload = at + 5;
+  if (bytes[payload] !== SSH_MSG_KEXINIT) return null;
+  // After the message number and the cookie, ten name-lists, each read within the packet's payload.
+  const reader = new WireReader(bytes.subarray(0, end), payload + 17);
   const lists: string[][] = [];
-  for (let i = 0; i < 10; i++) {
-    if (at + 4 > end) return null;
-    const length = bytes.readUInt32BE(at);
-    if (at + 4 + length > end) return null;
-    const text = bytes.toString('latin1', at + 4, at + 4 + length);
-    lists.push(text === '' ? [] : text.split(','));
-    at += 4 + length;
+  try {
+    for (let i = 0; i < 10; i++) {
+      const text = reader.bytes().toString('latin1');
+      lists.push(text === '' ? [] : text.split(','));
+    }
+  } catch (err) {
+    if (err instanceof MalformedPacketError) return null;
+    throw err;
   }
   const [kex = [], hostKey = [], cipher = [], , mac = [], , compression = []] = lists;
   return { kex, hostKey, cipher, mac, compression };
