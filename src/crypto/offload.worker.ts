@@ -1,3 +1,4 @@
+import { readSync } from 'node:fs';
 import { failureAnswer, requestPort } from '../util/request-worker.js';
 import { AeadError, openConvergentInPlace } from './aead.js';
 import { sha256 } from './kdf.js';
@@ -14,16 +15,25 @@ import { sha256 } from './kdf.js';
  * with nothing. `sha256-shared` and `open-shared` work on a view into
  * shared memory where it lies (nothing is transferred): the first answers
  * the digest alone, the second decrypts in place and answers its verdict.
+ * `pread-sha256-shared` first reads `bytes.length` bytes of the open file
+ * `fd` from `position` into the view, then hashes what it read.
  */
 export type OffloadMessage =
   | { op: 'ping' }
   | { op: 'sha256'; buffer: ArrayBuffer }
   | { op: 'sha256-shared'; bytes: Uint8Array }
+  | { op: 'pread-sha256-shared'; fd: number; position: number; bytes: Uint8Array }
   | { op: 'open'; buffer: ArrayBuffer; key: Uint8Array }
   | { op: 'open-shared'; bytes: Uint8Array; key: Uint8Array };
 
 /** The answer to sha256-shared: the digest alone (the bytes never moved). */
 export interface SharedDigestAnswer {
+  digest: Uint8Array;
+}
+
+/** The answer to pread-sha256-shared: how many bytes it read (fewer at the file's end), and their digest. */
+export interface SharedPreadDigestAnswer {
+  bytesRead: number;
   digest: Uint8Array;
 }
 
@@ -58,6 +68,17 @@ port.on('message', (m: OffloadMessage & { id: number }) => {
     }
     if (m.op === 'sha256-shared') {
       const answer: SharedDigestAnswer = { digest: sha256(m.bytes) };
+      port.postMessage({ id: m.id, ...answer });
+      return;
+    }
+    if (m.op === 'pread-sha256-shared') {
+      let done = 0;
+      while (done < m.bytes.length) {
+        const n = readSync(m.fd, m.bytes, done, m.bytes.length - done, m.position + done);
+        if (n === 0) break;
+        done += n;
+      }
+      const answer: SharedPreadDigestAnswer = { bytesRead: done, digest: sha256(m.bytes.subarray(0, done)) };
       port.postMessage({ id: m.id, ...answer });
       return;
     }

@@ -120,6 +120,15 @@ export async function verifyChunkInPlace(address: ChunkAddress, bytes: Uint8Arra
   checkDigest(address, isSharedForOffload(bytes) ? await sha256Shared(bytes) : sha256(bytes));
 }
 
+/**
+ * verifyChunk for bytes whose SHA-256 was computed as they were read
+ * (PackSink.readIntoHashed): IntegrityError unless `sha256` is the address's.
+ */
+export function verifyChunkDigest(address: ChunkAddress, sha256: Uint8Array): void {
+  assertChunkAddress(address);
+  checkDigest(address, sha256);
+}
+
 function checkDigest(address: ChunkAddress, sha256: Uint8Array): void {
   if (!digestEquals(createDigest(SHA2_256_CODE, sha256), address.multihash)) throw new IntegrityError(address.toString(), 'chunk');
 }

@@ -3,7 +3,8 @@ import { CID } from 'multiformats/cid';
 import * as json from 'multiformats/codecs/json';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { identity } from 'multiformats/hashes/identity';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startOffloadThreads } from '../../src/crypto/offload.js';
 import { addressOf, MAX_CHUNK_BYTES } from '../../src/store/address.js';
 import type { ChunkAddress, ChunkStore } from '../../src/store/chunks/chunk-store.js';
 
@@ -215,6 +216,10 @@ export function chunkStoreConformance(name: string, options: ChunkStoreConforman
     });
 
     describe('getInto (a store that offers it)', () => {
+      // With the offload threads ready, a large chunk in shared memory takes the thread path (the local
+      // packs read and hash it there in one hop); before, it is read and hashed on this thread.
+      beforeAll(startOffloadThreads);
+
       /** A target of `n` bytes, in shared memory (a reader's slot) or not, at a non-zero offset of its buffer. */
       const target = (n: number, shared: boolean): Uint8Array => {
         const memory = shared ? new SharedArrayBuffer(n + 8) : new ArrayBuffer(n + 8);

@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AeadError, sealConvergent } from '../../src/crypto/aead.js';
 import {
@@ -7,6 +10,7 @@ import {
   offloadThreadCount,
   openConvergentOwned,
   openConvergentShared,
+  preadSha256Shared,
   sha256Owned,
   sha256Shared,
   startOffloadThreads,
@@ -184,5 +188,56 @@ describe('offload thread', () => {
       view[size - 1]! ^= 1;
       await expect(verifyChunkInPlace(address, view)).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: address.toString() });
     }
+  });
+
+  it('preadSha256Shared reads a range of an open file into shared memory and hashes it, on a thread; fewer bytes at the end', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'capstan-pread-'));
+    const file = path.join(dir, 'f');
+    const data = randomBytes(3 * 1024 * 1024);
+    await fsp.writeFile(file, data);
+    const fh = await fsp.open(file, 'r');
+    try {
+      const memory = new SharedArrayBuffer(1024 * 1024 + 100);
+      for (const [position, length, at] of [
+        [0, 1024 * 1024, 0],
+        [12_345, 700_000, 9],
+        [data.length - OFFLOAD_MIN_BYTES, OFFLOAD_MIN_BYTES, 0],
+      ] as const) {
+        const view = new Uint8Array(memory, at, length);
+        const r = await preadSha256Shared(fh.fd, position, view);
+        const expected = data.subarray(position, position + length);
+        expect(r?.bytesRead).toBe(length);
+        expect(Buffer.from(r!.digest).equals(sha256(expected))).toBe(true);
+        expect(Buffer.from(view).equals(expected)).toBe(true);
+      }
+      // Past the end: what there is, and its digest.
+      const tail = new Uint8Array(memory, 0, 1024 * 1024);
+      const r = await preadSha256Shared(fh.fd, data.length - 100_000, tail);
+      expect(r?.bytesRead).toBe(100_000);
+      expect(Buffer.from(r!.digest).equals(sha256(data.subarray(data.length - 100_000)))).toBe(true);
+      // Not shared, or too small to be worth the hop: nothing done, the caller reads as it would.
+      expect(await preadSha256Shared(fh.fd, 0, new Uint8Array(1024 * 1024))).toBeUndefined();
+      expect(await preadSha256Shared(fh.fd, 0, new Uint8Array(memory, 0, OFFLOAD_MIN_BYTES - 1))).toBeUndefined();
+      // Many in flight at once, each into its own memory.
+      const reads = Array.from({ length: 12 }, (_, i) => ({ position: i * 200_000, view: new Uint8Array(new SharedArrayBuffer(150_000)) }));
+      const answers = await Promise.all(reads.map((x) => preadSha256Shared(fh.fd, x.position, x.view)));
+      for (const [i, a] of answers.entries()) {
+        const expected = data.subarray(reads[i]!.position, reads[i]!.position + 150_000);
+        expect(Buffer.from(a!.digest).equals(sha256(expected))).toBe(true);
+        expect(Buffer.from(reads[i]!.view).equals(expected)).toBe(true);
+      }
+    } finally {
+      await fh.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+    // A descriptor that is not open is the thread's error, with its code; the thread goes on serving.
+    await expect(preadSha256Shared(1_000_000, 0, new Uint8Array(new SharedArrayBuffer(OFFLOAD_MIN_BYTES)))).rejects.toMatchObject({
+      code: 'EBADF',
+    });
+    expect(
+      Buffer.from(await sha256Shared(new Uint8Array(new SharedArrayBuffer(OFFLOAD_MIN_BYTES)))).equals(
+        sha256(Buffer.alloc(OFFLOAD_MIN_BYTES)),
+      ),
+    ).toBe(true);
   });
 });

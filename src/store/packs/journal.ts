@@ -224,12 +224,21 @@ export class FsJournal implements PackSink {
 
   /** read(), into `target`. */
   async readInto(location: Location, target: Uint8Array): Promise<number> {
+    return this.#unwrittenInto(location, target) ?? this.#readers.readInto(location, target);
+  }
+
+  /** readInto(), hashing on the way out of a pack file (ReadHandles.readIntoHashed); from memory unhashed. */
+  async readIntoHashed(location: Location, target: Uint8Array): Promise<{ read: number; sha256: Uint8Array | undefined }> {
+    const read = this.#unwrittenInto(location, target);
+    return read === undefined ? this.#readers.readIntoHashed(location, target) : { read, sha256: undefined };
+  }
+
+  /** Copies an object still in memory into `target` and answers its length; undefined when it is in its pack file. */
+  #unwrittenInto(location: Location, target: Uint8Array): number | undefined {
     const pending = this.#unwritten.get(`${location.pack}:${location.offset}`);
-    if (pending !== undefined && pending.length === location.length) {
-      copyBytes(target, pending);
-      return pending.length;
-    }
-    return this.#readers.readInto(location, target);
+    if (pending === undefined || pending.length !== location.length) return undefined;
+    copyBytes(target, pending);
+    return pending.length;
   }
 
   async sealedPacks(): Promise<{ pack: string; bytes: number }[]> {

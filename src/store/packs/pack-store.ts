@@ -1,5 +1,13 @@
 import { type AbortOptions, IntegrityError, InvalidInputError, NotFoundError, TransientError, throwIfAborted } from '../../errors.js';
-import { addressKey, addressOfChunk, assertChunkAddress, MAX_CHUNK_BYTES, verifyChunkInPlace, verifyOwnedChunk } from '../address.js';
+import {
+  addressKey,
+  addressOfChunk,
+  assertChunkAddress,
+  MAX_CHUNK_BYTES,
+  verifyChunkDigest,
+  verifyChunkInPlace,
+  verifyOwnedChunk,
+} from '../address.js';
 import { copyBytes } from '../../util/copy-bytes.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import type {
@@ -502,6 +510,13 @@ export class PackChunkStore implements ChunkStore {
     const { length } = entry.location;
     if (length > target.length) return undefined;
     const view = target.subarray(0, length);
+    if (this.#sink.readIntoHashed !== undefined) {
+      const { read, sha256 } = await this.#sink.readIntoHashed(entry.location, view);
+      if (read !== length) throw new IntegrityError(addressKey(address), 'chunk');
+      if (sha256 === undefined) await verifyChunkInPlace(address, view);
+      else verifyChunkDigest(address, sha256);
+      return view;
+    }
     if (this.#sink.readInto !== undefined) {
       if ((await this.#sink.readInto(entry.location, view)) !== length) throw new IntegrityError(addressKey(address), 'chunk');
     } else {
