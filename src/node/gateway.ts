@@ -20,6 +20,7 @@ import { CONVERGENCE_SECRET_FILE, SLOT_SOCKET_FILE, SLOT_WATERMARKS_FILE, SPOOL_
 import { MeasuredChunkStore } from '../store/chunks/measured.js';
 import { BUFFER_COLLECTOR, startBufferCollector } from './buffer-collector.js';
 import { IDLE_COLLECTOR, startIdleCollector } from './idle-collector.js';
+import { raiseMallocThresholds } from './malloc-thresholds.js';
 import { MemoryBudget } from '../util/memory-budget.js';
 import { MetricsText } from '../util/metrics.js';
 import { ProcessMetrics } from './process-metrics.js';
@@ -109,6 +110,7 @@ export async function startGateway(config: NodeConfig, log: Logger): Promise<Gat
     // One for the whole gateway: every session's queued WRITE bytes, and the chunks uploads and
     // downloads hold beyond their guaranteed minimum, draw from it (src/util/memory-budget.ts).
     const memory = new MemoryBudget(config.limits.memoryBudget);
+    raiseMallocThresholds();
     const collector = startBufferCollector(BUFFER_COLLECTOR);
     closers.add('buffer collector', async () => collector.stop());
     const idleCollector = startIdleCollector(IDLE_COLLECTOR);
