@@ -25,12 +25,15 @@ import type { OffloadAnswer, OffloadMessage, SharedDigestAnswer, SharedOpenAnswe
  * to 4.10–4.42 s a put; the hash's CPU moved, it was not saved.
  *
  * A chunk read out of a local pack file for a download is read on the
- * thread as well, and hashed there (preadSha256Shared): one hop per chunk
- * where a read on the event loop's file threads and then the hash took
- * two. Measured with OpenSSH's sftp getting 1 GiB from a demo gateway
- * (builds alternated, 9 gets each): the gateway's CPU 2.72–3.45 s a get
- * (median 2.92) instead of 2.64–3.46 (3.21), the get 3.2 s instead of 3.3
- * (medians).
+ * thread as well, and hashed there, when the thread has nothing else to do
+ * (preadSha256Shared): one hop per chunk where a read on the event loop's
+ * file threads and then the hash took two. Measured with OpenSSH's sftp
+ * getting 1 GiB from a demo gateway (builds alternated, 9 gets each): the
+ * gateway's CPU 3.06–3.50 s a get (median 3.09) instead of 2.91–3.75
+ * (3.35), the get 3.36 s instead of 3.56 (medians). The read blocks the
+ * thread, so it is given only an idle one: a read from a slow disk then
+ * delays no one's hashing, and the reads of concurrent downloads still go
+ * to the disk side by side on the file threads.
  *
  * A buffer of the caller's own goes only if it is the whole of its
  * ArrayBuffer: it is transferred to the thread and back, never copied, and
@@ -186,13 +189,13 @@ export async function sha256Shared(bytes: Uint8Array): Promise<Uint8Array> {
 
 /**
  * Reads `bytes.length` bytes of the open file `fd` from `position` into
- * `bytes` and hashes them, both on a thread: one hop where reading through
- * the event loop's file threads and then sha256Shared took two. Undefined,
- * having done nothing, when no thread is ready or `bytes` is not
- * isSharedForOffload: the caller reads and hashes as it would otherwise.
- * The caller MUST keep `fd` open, and not touch `bytes`, until this
- * settles; fewer bytes are read at the file's end (`bytesRead`, and the
- * digest is of those).
+ * `bytes` and hashes them, both on a thread that has no other request:
+ * one hop where reading through the event loop's file threads and then
+ * sha256Shared took two. Undefined, having done nothing, when no thread is
+ * ready and idle or `bytes` is not isSharedForOffload: the caller reads and
+ * hashes as it would otherwise. The caller MUST keep `fd` open, and not
+ * touch `bytes`, until this settles; fewer bytes are read at the file's end
+ * (`bytesRead`, and the digest is of those).
  */
 export async function preadSha256Shared(
   fd: number,
@@ -200,7 +203,7 @@ export async function preadSha256Shared(
   bytes: Uint8Array,
 ): Promise<{ bytesRead: number; digest: Uint8Array } | undefined> {
   const worker = isSharedForOffload(bytes) ? readyWorker() : undefined;
-  if (worker === undefined) return undefined;
+  if (worker === undefined || worker.load > 0) return undefined;
   const r = await ask<Partial<SharedPreadDigestAnswer>>(worker, { op: 'pread-sha256-shared', fd, position, bytes }, []);
   if (r.digest === undefined || r.bytesRead === undefined) throw new Error('offload thread: no digest in its answer');
   return { bytesRead: r.bytesRead, digest: r.digest };

@@ -1,4 +1,4 @@
-import { readSync } from 'node:fs';
+import { readFullyAtSync } from '../util/read-fully.js';
 import { failureAnswer, requestPort } from '../util/request-worker.js';
 import { AeadError, openConvergentInPlace } from './aead.js';
 import { sha256 } from './kdf.js';
@@ -16,7 +16,8 @@ import { sha256 } from './kdf.js';
  * shared memory where it lies (nothing is transferred): the first answers
  * the digest alone, the second decrypts in place and answers its verdict.
  * `pread-sha256-shared` first reads `bytes.length` bytes of the open file
- * `fd` from `position` into the view, then hashes what it read.
+ * `fd` from `position` into the view, then hashes what it read; the pool
+ * sends it only to a thread with nothing else to do, as the read holds it.
  */
 export type OffloadMessage =
   | { op: 'ping' }
@@ -72,13 +73,8 @@ port.on('message', (m: OffloadMessage & { id: number }) => {
       return;
     }
     if (m.op === 'pread-sha256-shared') {
-      let done = 0;
-      while (done < m.bytes.length) {
-        const n = readSync(m.fd, m.bytes, done, m.bytes.length - done, m.position + done);
-        if (n === 0) break;
-        done += n;
-      }
-      const answer: SharedPreadDigestAnswer = { bytesRead: done, digest: sha256(m.bytes.subarray(0, done)) };
+      const bytesRead = readFullyAtSync(m.fd, m.bytes, m.position);
+      const answer: SharedPreadDigestAnswer = { bytesRead, digest: sha256(m.bytes.subarray(0, bytesRead)) };
       port.postMessage({ id: m.id, ...answer });
       return;
     }

@@ -57,7 +57,9 @@ describe('worker threads run typed modules', () => {
     expect(importsOf(path.join(SRC, 'store/chunks/fs/fs-sync.ts'))).toEqual(expect.arrayContaining(['./fs-layout.js', '../../address.js']));
     // The offload thread: kdf.ts's sha256 and aead.ts's openConvergentInPlace, which the inline path calls.
     const offload = importsOf(path.join(SRC, 'crypto/offload.worker.ts'));
-    expect(offload).toEqual(expect.arrayContaining(['./aead.js', './kdf.js']));
+    // Its reads out of pack files: read-fully.ts, which the pack reader on the event loop calls too.
+    expect(offload).toEqual(expect.arrayContaining(['./aead.js', './kdf.js', '../util/read-fully.js']));
+    expect(importsOf(path.join(SRC, 'store/packs/pack-files.ts'))).toContain('../../util/read-fully.js');
     expect(offload.filter((m) => m.startsWith('node:'))).toEqual([]);
     // The crypt worker: the published libraries, by name.
     expect(importsOf(path.join(SRC, 'auth/crypt.worker.ts'))).toEqual(expect.arrayContaining(['unixcrypt', 'apache-md5']));

@@ -2,6 +2,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import path from 'node:path';
 import { preadSha256Shared } from '../../crypto/index.js';
 import { NotFoundError, TransientError } from '../../errors.js';
+import { readFullyAt } from '../../util/read-fully.js';
 import { decodeHeader, HEADER_BYTES, type Location } from './format.js';
 
 /**
@@ -75,10 +76,10 @@ export class ReadHandles {
 
   /**
    * readInto, and the SHA-256 of what it read: for a view into shared
-   * memory, an offload thread reads and hashes it in one hop
+   * memory, an idle offload thread reads and hashes it in one hop
    * (preadSha256Shared), where a read on the event loop's file threads and
    * then a hash on the offload thread took two. Otherwise (a small or
-   * unshared target, no thread ready) it reads as readInto and leaves
+   * unshared target, no idle thread) it reads as readInto and leaves
    * `sha256` undefined for the caller to compute.
    */
   async readIntoHashed(location: Location, target: Uint8Array): Promise<{ read: number; sha256: Uint8Array | undefined }> {
@@ -169,12 +170,6 @@ function closeHandle(entry: OpenPack): Promise<void> {
 }
 
 /** Reads `location` through `fh` into the start of `target`; answers the bytes read, fewer at the file's end. */
-async function readWith(fh: FileHandle, location: Location, target: Uint8Array): Promise<number> {
-  let done = 0;
-  while (done < location.length) {
-    const { bytesRead } = await fh.read(target, done, location.length - done, location.offset + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done;
+function readWith(fh: FileHandle, location: Location, target: Uint8Array): Promise<number> {
+  return readFullyAt(fh.fd, target.subarray(0, location.length), location.offset);
 }
