@@ -117,24 +117,16 @@ describe('ReadHandles', () => {
     }
   });
 
-  it('a pack that is gone, or holds another pack, is NotFoundError; an unreadable one TransientError', async () => {
-    await expect(handles.readIntoHashed({ pack: packId(7), offset: HEADER_BYTES, length: 100_000 }, shared(100_000))).rejects.toMatchObject(
-      {
-        name: 'NotFoundError',
-      },
-    );
+  it('a pack that is gone, or holds another pack, is NotFoundError; an unreadable one TransientError; none leaves a descriptor open', async () => {
+    const openFds = async (): Promise<number> => (await fsp.readdir('/proc/self/fd')).length;
+    const before = await openFds();
+    const read = (pack: string) => handles.readIntoHashed({ pack, offset: HEADER_BYTES, length: 100_000 }, shared(100_000));
+    await expect(read(packId(7))).rejects.toMatchObject({ name: 'NotFoundError' });
     const other = await writePack(8);
     await fsp.rename(packFile(dir, other), packFile(dir, packId(9)));
-    await expect(handles.readIntoHashed({ pack: packId(9), offset: HEADER_BYTES, length: 100_000 }, shared(100_000))).rejects.toMatchObject(
-      {
-        name: 'NotFoundError',
-      },
-    );
+    await expect(read(packId(9))).rejects.toMatchObject({ name: 'NotFoundError' });
     await fsp.mkdir(packFile(dir, packId(10)));
-    await expect(
-      handles.readIntoHashed({ pack: packId(10), offset: HEADER_BYTES, length: 100_000 }, shared(100_000)),
-    ).rejects.toMatchObject({
-      name: 'TransientError',
-    });
+    await expect(read(packId(10))).rejects.toMatchObject({ name: 'TransientError' });
+    expect(await openFds()).toBe(before);
   });
 });

@@ -137,11 +137,16 @@ export class ReadHandles {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`no pack ${pack}`);
       throw err;
     }
-    const header = Buffer.alloc(HEADER_BYTES);
-    await fd.read(header, 0, HEADER_BYTES, 0);
-    if (decodeHeader(header) === pack) return fd;
-    await fd.close().catch(() => undefined);
-    throw new NotFoundError(`pack ${pack} holds another pack`);
+    let holds: string | undefined;
+    try {
+      const header = Buffer.alloc(HEADER_BYTES);
+      await fd.read(header, 0, HEADER_BYTES, 0);
+      holds = decodeHeader(header);
+    } finally {
+      if (holds !== pack) await fd.close().catch(() => undefined);
+    }
+    if (holds !== pack) throw new NotFoundError(`pack ${pack} holds another pack`);
+    return fd;
   }
 
   /** Takes the pack's handle out of the map: closed now if no read uses it (answers that close), else after the last. */
