@@ -2,6 +2,7 @@ import { watch, type FSWatcher, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { InvalidInputError } from '../errors.js';
+import { readFullyAt } from '../util/read-fully.js';
 import type { Logger } from '../log.js';
 import type { CapValidator } from './account-line.js';
 import { MAX_ACCOUNTS_FILE_BYTES, parseAccountsFile, type Account } from './accounts-file.js';
@@ -196,12 +197,7 @@ export class AccountsFile {
       // One byte more than stat promised: reading it means the file grew under
       // us, and a reload of half an edit could drop users, so retry later.
       const buf = Buffer.alloc(st.size + 1);
-      let filled = 0;
-      while (filled < buf.length) {
-        const { bytesRead } = await fh.read(buf, filled, buf.length - filled, filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
+      const filled = await readFullyAt(fh.fd, buf, 0);
       if (filled > st.size) throw new InvalidInputError('changed while being read');
       return { text: buf.subarray(0, filled).toString('utf8'), signature: statSignature(st) };
     } finally {

@@ -4,9 +4,8 @@ import { read, readSync } from 'node:fs';
  * Reads `bytes.length` bytes of the open file `fd` from `position` into
  * `bytes`, through the process's file threads, as many reads as it takes.
  * Answers the bytes read: fewer only at the file's end. The caller keeps
- * `fd` open until this settles. The pack reader (src/store/packs/
- * pack-files.ts) calls it, and the offload thread, which reads for it,
- * calls readFullyAtSync.
+ * `fd` open until this settles (for a FileHandle: a read through its `fd`
+ * is not one of the handle's own operations, which its close() waits for).
  */
 export function readFullyAt(fd: number, bytes: Uint8Array, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -26,8 +25,9 @@ export function readFullyAt(fd: number, bytes: Uint8Array, position: number): Pr
 }
 
 /**
- * readFullyAt, on the calling thread: for the offload thread, which reads
- * this way only when it has nothing else to do (src/crypto/offload.ts).
+ * readFullyAt, on the calling thread: for worker threads (the offload
+ * thread, which reads this way only when it has nothing else to do; the fs
+ * store's I/O threads), never the event loop.
  */
 export function readFullyAtSync(fd: number, bytes: Uint8Array, position: number): number {
   let done = 0;

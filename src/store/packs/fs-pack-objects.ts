@@ -2,6 +2,7 @@ import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { NotFoundError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';
+import { readFullyAt } from '../../util/read-fully.js';
 import { PACK_OBJECT_NAME, type PackObjects } from './pack-objects.js';
 
 function errno(err: unknown): string | undefined {
@@ -42,12 +43,8 @@ export class FsPackObjects implements PackObjects {
     }
     try {
       const out = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await fh.read(out, done, length - done, offset + done);
-        if (bytesRead === 0) break; // the pack is shorter than the index says
-        done += bytesRead;
-      }
+      // Fewer at the end: the pack is shorter than the index says.
+      const done = await readFullyAt(fh.fd, out, offset);
       return done === length ? out : out.subarray(0, done);
     } finally {
       await fh.close();

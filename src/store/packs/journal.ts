@@ -217,28 +217,22 @@ export class FsJournal implements PackSink {
 
   /** An object's bytes, from memory while unwritten, else from its pack file. */
   async read(location: Location): Promise<Uint8Array> {
-    const pending = this.#unwritten.get(`${location.pack}:${location.offset}`);
-    if (pending !== undefined && pending.length === location.length) return new Uint8Array(pending);
-    return this.#readers.read(location);
+    const pending = this.#unwrittenAt(location);
+    return pending === undefined ? this.#readers.read(location) : new Uint8Array(pending);
   }
 
-  /** read(), into `target`. */
-  async readInto(location: Location, target: Uint8Array): Promise<number> {
-    return this.#unwrittenInto(location, target) ?? this.#readers.readInto(location, target);
-  }
-
-  /** readInto(), hashing on the way out of a pack file (ReadHandles.readIntoHashed); from memory unhashed. */
-  async readIntoHashed(location: Location, target: Uint8Array): Promise<{ read: number; sha256: Uint8Array | undefined }> {
-    const read = this.#unwrittenInto(location, target);
-    return read === undefined ? this.#readers.readIntoHashed(location, target) : { read, sha256: undefined };
-  }
-
-  /** Copies an object still in memory into `target` and answers its length; undefined when it is in its pack file. */
-  #unwrittenInto(location: Location, target: Uint8Array): number | undefined {
-    const pending = this.#unwritten.get(`${location.pack}:${location.offset}`);
-    if (pending === undefined || pending.length !== location.length) return undefined;
+  /** read(), into `target`: from a pack file hashed on the way (ReadHandles.readIntoHashed), from memory unhashed. */
+  async readInto(location: Location, target: Uint8Array): Promise<{ read: number; sha256: Uint8Array | undefined }> {
+    const pending = this.#unwrittenAt(location);
+    if (pending === undefined) return this.#readers.readIntoHashed(location, target);
     copyBytes(target, pending);
-    return pending.length;
+    return { read: pending.length, sha256: undefined };
+  }
+
+  /** The object at `location` while it is still only in memory. */
+  #unwrittenAt(location: Location): Uint8Array | undefined {
+    const pending = this.#unwritten.get(`${location.pack}:${location.offset}`);
+    return pending !== undefined && pending.length === location.length ? pending : undefined;
   }
 
   async sealedPacks(): Promise<{ pack: string; bytes: number }[]> {

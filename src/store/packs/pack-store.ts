@@ -510,22 +510,19 @@ export class PackChunkStore implements ChunkStore {
     const { length } = entry.location;
     if (length > target.length) return undefined;
     const view = target.subarray(0, length);
-    if (this.#sink.readIntoHashed !== undefined) {
-      const { read, sha256 } = await this.#sink.readIntoHashed(entry.location, view);
-      if (read !== length) throw new IntegrityError(addressKey(address), 'chunk');
-      if (sha256 === undefined) await verifyChunkInPlace(address, view);
-      else verifyChunkDigest(address, sha256);
-      return view;
-    }
+    let sha256: Uint8Array | undefined;
     if (this.#sink.readInto !== undefined) {
-      if ((await this.#sink.readInto(entry.location, view)) !== length) throw new IntegrityError(addressKey(address), 'chunk');
+      const r = await this.#sink.readInto(entry.location, view);
+      if (r.read !== length) throw new IntegrityError(addressKey(address), 'chunk');
+      sha256 = r.sha256;
     } else {
       // A sink that reads into its own buffers (packs in S3 or a shared folder): one copy.
       const bytes = await this.#sink.read(entry.location);
       if (bytes.length !== length) throw new IntegrityError(addressKey(address), 'chunk');
       copyBytes(view, bytes);
     }
-    await verifyChunkInPlace(address, view);
+    if (sha256 === undefined) await verifyChunkInPlace(address, view);
+    else verifyChunkDigest(address, sha256);
     return view;
   }
 

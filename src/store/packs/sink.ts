@@ -40,15 +40,11 @@ export interface PackSink {
   /**
    * Optional: read, into the start of `target` (at least location.length
    * long) instead of a new buffer; answers the bytes read (fewer at a torn
-   * end). Not touching `target` once settled.
+   * end), and their SHA-256 when the sink computed it on the way (the local
+   * sink reads and hashes on an offload thread, in one hop; undefined: the
+   * caller hashes them). Not touching `target` once settled.
    */
-  readInto?(location: Location, target: Uint8Array): Promise<number>;
-  /**
-   * Optional: readInto, and the SHA-256 of the bytes read when the sink
-   * computed it on the way (the local sink reads and hashes on an offload
-   * thread, in one hop); `sha256` undefined: the caller hashes them.
-   */
-  readIntoHashed?(location: Location, target: Uint8Array): Promise<{ read: number; sha256: Uint8Array | undefined }>;
+  readInto?(location: Location, target: Uint8Array): Promise<{ read: number; sha256: Uint8Array | undefined }>;
   /** Every pack no longer appended to, with its size in bytes: what compaction may rewrite. */
   sealedPacks(): Promise<{ pack: string; bytes: number }[]>;
   /** Deletes a sealed pack (compaction moved what was live in it); reads of it are NotFoundError from then on. */

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { addressOf } from '../../address.js';
+import { readFullyAtSync } from '../../../util/read-fully.js';
 import type { ChunkAddress } from '../chunk-store.js';
 import { errno } from './fs-files.js';
 import { chunkPathIn, legacyChunkPathIn } from './fs-layout.js';
@@ -126,14 +127,8 @@ export function readChunkSync(paths: readonly string[], digest: Uint8Array, maxC
     // Nothing we wrote is this big; do not let a planted file make us allocate it.
     if (size > maxChunkBytes) throw integrityError();
     const bytes = Buffer.allocUnsafeSlow(size);
-    let filled = 0;
-    while (filled < size) {
-      const n = fs.readSync(fd, bytes, filled, size - filled, filled);
-      if (n === 0) break;
-      filled += n;
-    }
     // A short read (the file shrank under us) is never a short result.
-    if (filled !== size) throw integrityError();
+    if (readFullyAtSync(fd, bytes, 0) !== size) throw integrityError();
     if (!createHash('sha256').update(bytes).digest().equals(digest)) throw integrityError();
     return bytes;
   } finally {
