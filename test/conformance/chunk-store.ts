@@ -283,6 +283,66 @@ export function chunkStoreConformance(name: string, options: ChunkStoreConforman
       });
     });
 
+    describe('prefetch (a store that offers it): a hint that never changes an answer', () => {
+      /** Puts, made durable and indexed where the store defers that (flush). */
+      const stored = async (...chunks: Uint8Array[]): Promise<ChunkAddress[]> => {
+        const addresses = await Promise.all(chunks.map((c) => store.put(c)));
+        await store.flush?.();
+        return addresses;
+      };
+      /** Lets a hint's lookup run before what follows. */
+      const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+      it('hinted chunks read exactly as put, through get and getInto, in any order and twice', async (ctx) => {
+        if (!store.prefetch) ctx.skip();
+        const chunks = [bytes(100), bytes(5000), bytes(300 * 1024), bytes(7)];
+        const addresses = await stored(...chunks);
+        store.prefetch!([...addresses, addresses[0]!]);
+        await settle();
+        for (const i of [2, 0, 3, 1, 0]) expect(Buffer.from(await store.get(addresses[i]!)).equals(chunks[i]!)).toBe(true);
+        store.prefetch!(addresses);
+        const into = new Uint8Array(new SharedArrayBuffer(300 * 1024));
+        if (store.getInto) expect(Buffer.from((await store.getInto(addresses[2]!, into))!).equals(chunks[2]!)).toBe(true);
+      });
+
+      it('a hint does not hide a put or a delete that came after it, nor answer for a missing chunk', async (ctx) => {
+        if (!store.prefetch) ctx.skip();
+        const [kept, doomed] = await stored(bytes(900), bytes(901));
+        const later = bytes(902);
+        const missing = addressOf(bytes(903));
+        store.prefetch!([kept!, doomed!, addressOf(later), missing]);
+        await settle();
+        if (store.features.delete) {
+          await store.delete(doomed!);
+          await rejectsNamed(store.get(doomed!), 'NotFoundError');
+          expect(await store.has(doomed!)).toBe(false);
+        }
+        await stored(later);
+        expect(Buffer.from(await store.get(addressOf(later))).equals(later)).toBe(true);
+        await rejectsNamed(store.get(missing), 'NotFoundError');
+        expect(await store.has(kept!)).toBe(true);
+      });
+
+      it('a hinted chunk whose bytes rotted is IntegrityError naming the address', async (ctx) => {
+        if (!store.prefetch || !options.corrupt) ctx.skip();
+        const [address, other] = await stored(bytes(5000), bytes(5001));
+        await options.corrupt!(store, address!);
+        store.prefetch!([address!, other!]);
+        await settle();
+        await expect(store.get(address!)).rejects.toMatchObject({ name: 'IntegrityError', storageIndex: address!.toString() });
+      });
+
+      it('ignores what is not a chunk address, and never throws', async (ctx) => {
+        if (!store.prefetch) ctx.skip();
+        const [address] = await stored(bytes(50));
+        const wrongCodec = CID.createV1(json.code, await sha256.digest(bytes(3)));
+        store.prefetch!([wrongCodec, null as unknown as ChunkAddress, address!, address!]);
+        store.prefetch!([]);
+        await settle();
+        expect((await store.get(address!)).length).toBe(50);
+      });
+    });
+
     it('chunks survive closing and reopening the store', async (ctx) => {
       if (!options.reopen) ctx.skip();
       const data = bytes(3000);

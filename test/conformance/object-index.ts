@@ -51,6 +51,28 @@ export function objectIndexConformance(name: string, options: ObjectIndexConform
       expect(got?.lastPutSec).toBe(e.lastPutSec);
     });
 
+    it('getMany answers what get would, in the order asked, repeats and misses included', async () => {
+      const [a, b] = [entry(), entry(1_700_000_123)];
+      await index.putMany([a, b]);
+      const missing = addressOf(randomBytes(11));
+      const got = await index.getMany([b.address, missing, a.address, b.address]);
+      expect(got.length).toBe(4);
+      expect(got[0]).toMatchObject({ location: b.location, lastPutSec: b.lastPutSec });
+      expect(got[0]?.address.equals(b.address)).toBe(true);
+      expect(got[1]).toBeUndefined();
+      expect(got[2]).toMatchObject({ location: a.location, lastPutSec: a.lastPutSec });
+      expect(got[3]).toMatchObject({ location: b.location });
+      // Each answer is the caller's own: changing one changes neither the other nor the index.
+      got[0]!.location.offset += 1;
+      expect(got[3]?.location.offset).toBe(b.location.offset);
+      expect((await index.get(b.address))?.location).toEqual(b.location);
+      expect(await index.getMany([])).toEqual([]);
+      const many = Array.from({ length: 1_100 }, () => entry());
+      await index.putMany(many);
+      const all = await index.getMany([...many.map((e) => e.address), missing]);
+      expect(all.map((e) => e?.location)).toEqual([...many.map((e) => e.location), undefined]);
+    });
+
     it('putMany upserts: a later put replaces location and time; an empty batch is fine', async () => {
       const e = entry();
       await index.putMany([e]);
@@ -108,6 +130,7 @@ export function objectIndexConformance(name: string, options: ObjectIndexConform
       const signal = AbortSignal.abort();
       const e = entry();
       await expect(index.get(e.address, { signal })).rejects.toMatchObject({ name: 'AbortError' });
+      await expect(index.getMany([e.address], { signal })).rejects.toMatchObject({ name: 'AbortError' });
       await expect(index.putMany([e], { signal })).rejects.toMatchObject({ name: 'AbortError' });
       await expect(index.refreshIf(e.address, e.location, 1, { signal })).rejects.toMatchObject({ name: 'AbortError' });
       await expect(index.removeIf(e.address, e.location, { signal })).rejects.toMatchObject({ name: 'AbortError' });

@@ -6,6 +6,7 @@ import type { Level } from 'level';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addressOf } from '../../src/store/address.js';
+import type { ChunkAddress } from '../../src/store/chunks/chunk-store.js';
 import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
 import { encodeHeader, objectRecord, slotRecord } from '../../src/store/packs/format.js';
 import { packFile } from '../../src/store/packs/pack-files.js';
@@ -656,6 +657,51 @@ describe('LocalEngine', () => {
     engine = await openEngine(dir);
     for (const i of [0, 10, 11]) expect(Buffer.from(await engine.chunks.get(addresses[i]!)).equals(Buffer.from(objects[i]!))).toBe(true);
     expect(await engine.chunks.has(addresses[5]!)).toBe(false);
+    await engine.close();
+  });
+
+  it("a sequential reader's hint is one index getMany instead of a get a chunk; one that compaction made stale still reads right", async () => {
+    let clock = Date.UTC(2026, 0, 1);
+    const engine = await openEngine(dir, { now: () => clock, packBytes: 64 * 1024 });
+    const store = engine.chunks;
+    const objects = Array.from({ length: 12 }, (_, i) => new Uint8Array(20_000).fill(i + 1));
+    const addresses: ChunkAddress[] = [];
+    for (const o of objects) addresses.push(await store.put(o));
+    await store.flush();
+    const index = store.index;
+    const calls = { get: 0, getMany: 0 };
+    const [get, getMany] = [index.get.bind(index), index.getMany.bind(index)];
+    index.get = (...args) => {
+      calls.get++;
+      return get(...args);
+    };
+    index.getMany = (...args) => {
+      calls.getMany++;
+      return getMany(...args);
+    };
+    const readsBack = async (i: number) => expect(Buffer.from(await store.get(addresses[i]!)).equals(Buffer.from(objects[i]!))).toBe(true);
+
+    store.prefetch(addresses);
+    for (let i = 0; i < objects.length; i++) await readsBack(i);
+    expect(calls).toEqual({ get: 0, getMany: 1 });
+    // Taken once: a second read asks the index.
+    await readsBack(3);
+    expect(calls.get).toBe(1);
+
+    // Hinted, then gc deletes most objects and compaction moves the live ones out of their packs.
+    store.prefetch(addresses);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    clock += 2 * 3600 * 1000;
+    for (const a of addresses.slice(1, 10)) expect(await store.deleteIfIdleSince(a, clock - 3600 * 1000)).toBe(20_000);
+    const packs = new Set((await fsp.readdir(path.join(dir, 'packs'))).filter((f) => f.endsWith('.pack')));
+    expect((await store.compact()).rewritten).toBeGreaterThan(0);
+    const gone = [...packs].filter((f) => !fs.existsSync(path.join(dir, 'packs', f)));
+    expect(gone.length).toBeGreaterThan(0);
+    calls.get = 0;
+    for (const i of [0, 10, 11]) await readsBack(i);
+    // Object 0's hint named a pack compaction removed: the index was asked again.
+    expect(calls.get).toBeGreaterThan(0);
+    for (const i of [1, 5, 9]) await expect(store.get(addresses[i]!)).rejects.toMatchObject({ name: 'NotFoundError' });
     await engine.close();
   });
 

@@ -25,6 +25,8 @@ import { fileChunks, openFile, uploadBytes } from '../../src/tree/file/index.js'
 class CountingStore extends ForwardingChunkStore {
   gets = 0;
   intos = 0;
+  /** Every prefetch hint, as asked. */
+  readonly hints: ChunkAddress[][] = [];
   override get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array> {
     this.gets++;
     return super.get(address, options);
@@ -32,6 +34,10 @@ class CountingStore extends ForwardingChunkStore {
   protected override forwardGetInto(address: ChunkAddress, target: Uint8Array, options?: AbortOptions): Promise<Uint8Array | undefined> {
     this.intos++;
     return super.forwardGetInto(address, target, options);
+  }
+  protected override forwardPrefetch(addresses: readonly ChunkAddress[]): void {
+    this.hints.push([...addresses]);
+    super.forwardPrefetch(addresses);
   }
 }
 
@@ -105,6 +111,28 @@ describe('a reader over a store with getInto', () => {
     // Every chunk read went into a slot.
     expect(store.intos - before.intos).toBeGreaterThan(40);
     expect(store.gets - before.gets).toBe(0);
+    reader.close?.();
+  });
+
+  it('a sequential reader tells the store its next chunks, 32 at a time, and reads them right; random reads tell it nothing', async () => {
+    const data = new Uint8Array(randomBytes(70 * CHUNK));
+    const cap = await upload(data);
+    await engine.chunks.flush();
+    const chunks = (await fileChunks(store, cap))!.chunks.map(String);
+    const random = await openFile(store, cap);
+    store.hints.length = 0;
+    for (const r of randomReads(data.length, 40, 3 * CHUNK)) expectSlice(await random.read(r.offset, r.length), data, r.offset, r.length);
+    random.close?.();
+    expect(store.hints).toEqual([]);
+
+    const reader = await openFile(store, cap);
+    const out = new Uint8Array(data.length);
+    for (let offset = 0; offset < data.length; offset += 32 * 1024) {
+      await reader.readInto(offset, out.subarray(offset, offset + 32 * 1024));
+    }
+    expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+    // The first read is not known to be sequential; the second asks for chunk 1 ahead, and so on.
+    expect(store.hints.map((h) => h.map(String))).toEqual([chunks.slice(1, 33), chunks.slice(33, 65), chunks.slice(65, 70)]);
     reader.close?.();
   });
 

@@ -114,6 +114,16 @@ export interface ChunkStore {
    * another thread, where the bytes lie (src/crypto/offload.ts).
    */
   getInto?(address: ChunkAddress, target: Uint8Array, options?: AbortOptions): Promise<Uint8Array | undefined>;
+  /**
+   * Optional, a hint from a sequential reader: these chunks will be read
+   * soon, about in this order. A store may look up where they are in one
+   * go (packs: one index getMany instead of a lookup a chunk). It MUST NOT
+   * change what any call answers: a hinted chunk deleted meanwhile is
+   * NotFoundError as before, one put meanwhile is found. It never throws
+   * and needs no waiting for; addresses that are not chunk addresses are
+   * ignored.
+   */
+  prefetch?(addresses: readonly ChunkAddress[]): void;
   delete(address: ChunkAddress, options?: AbortOptions): Promise<void>;
   list(options?: AbortOptions): AsyncIterable<ChunkAddress>;
   /**

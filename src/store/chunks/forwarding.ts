@@ -25,6 +25,7 @@ export class ForwardingChunkStore implements ChunkStore {
   readonly compact?: (options?: CompactOptions) => Promise<CompactResult>;
   readonly repack?: (options?: RepackOptions) => Promise<RepackResult>;
   readonly getInto?: (address: ChunkAddress, target: Uint8Array, options?: AbortOptions) => Promise<Uint8Array | undefined>;
+  readonly prefetch?: (addresses: readonly ChunkAddress[]) => void;
 
   constructor(readonly inner: ChunkStore) {
     // Optional methods exist here exactly when the wrapped store has them.
@@ -34,6 +35,7 @@ export class ForwardingChunkStore implements ChunkStore {
     if (inner.compact) this.compact = inner.compact.bind(inner);
     if (inner.repack) this.repack = inner.repack.bind(inner);
     if (inner.usage) this.usage = inner.usage.bind(inner);
+    if (inner.prefetch) this.prefetch = (addresses) => this.forwardPrefetch(addresses);
     if (inner.getInto) this.getInto = (address, target, options) => this.forwardGetInto(address, target, options);
   }
 
@@ -42,6 +44,11 @@ export class ForwardingChunkStore implements ChunkStore {
     const getInto = this.inner.getInto;
     if (getInto === undefined) throw new TypeError('the wrapped store has no getInto');
     return getInto.call(this.inner, address, target, options);
+  }
+
+  /** What prefetch does when the inner store has it: forward. */
+  protected forwardPrefetch(addresses: readonly ChunkAddress[]): void {
+    this.inner.prefetch?.(addresses);
   }
 
   get features(): ChunkStoreFeatures {

@@ -21,6 +21,9 @@ export interface IndexEntry {
  * depends on what an entry holds is one conditional, atomic operation, never
  * a read followed by a write:
  * - get MUST return the entry last put for the address, or undefined.
+ * - getMany MUST answer, in the order asked (repeats included), what get
+ *   would answer for each address; it is one round trip where the backend
+ *   allows (a sequential reader looks up its next chunks in one go).
  * - putMany MUST upsert every entry (a later put of an address replaces the
  *   earlier one, location and time) and, once it resolves, be visible to get
  *   from any client of the same backend. It need not be durable: callers put
@@ -40,6 +43,7 @@ export interface IndexEntry {
  */
 export interface ObjectIndex {
   get(address: ChunkAddress, options?: AbortOptions): Promise<IndexEntry | undefined>;
+  getMany(addresses: readonly ChunkAddress[], options?: AbortOptions): Promise<(IndexEntry | undefined)[]>;
   putMany(entries: readonly IndexEntry[], options?: AbortOptions): Promise<void>;
   refreshIf(address: ChunkAddress, location: Location, lastPutSec: number, options?: AbortOptions): Promise<boolean>;
   removeIf(address: ChunkAddress, location: Location, options?: RemoveIfOptions): Promise<boolean>;
@@ -65,6 +69,11 @@ export class MemoryObjectIndex implements ObjectIndex {
     throwIfAborted(options.signal);
     const e = this.#entries.get(address.toString());
     return e && { ...e, location: { ...e.location } };
+  }
+
+  async getMany(addresses: readonly ChunkAddress[], options: AbortOptions = {}): Promise<(IndexEntry | undefined)[]> {
+    throwIfAborted(options.signal);
+    return Promise.all(addresses.map((address) => this.get(address)));
   }
 
   async putMany(entries: readonly IndexEntry[], options: AbortOptions = {}): Promise<void> {

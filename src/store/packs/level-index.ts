@@ -151,6 +151,23 @@ export class LevelObjectIndex implements ObjectIndex {
     return value === undefined ? undefined : decodeValue(address, value);
   }
 
+  async getMany(addresses: readonly ChunkAddress[], options: AbortOptions = {}): Promise<(IndexEntry | undefined)[]> {
+    throwIfAborted(options.signal);
+    const filter = this.#filter;
+    // Only the addresses the filter may hold go to LevelDB, in one getMany (one hop to its thread).
+    const asked = filter === undefined ? [...addresses] : addresses.filter((a) => filter.mayHold(a.multihash.digest));
+    const values = asked.length === 0 ? [] : ((await this.db.getMany(asked.map(indexKey))) as (Uint8Array | undefined)[]);
+    const byAddress = new Map<string, Uint8Array>();
+    asked.forEach((address, i) => {
+      const value = values[i];
+      if (value !== undefined) byAddress.set(address.toString(), value);
+    });
+    return addresses.map((address) => {
+      const value = byAddress.get(address.toString());
+      return value === undefined ? undefined : decodeValue(address, value);
+    });
+  }
+
   async putMany(entries: readonly IndexEntry[], options: AbortOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     return this.#exclusive(async () => {

@@ -23,6 +23,7 @@ import type {
 } from '../chunks/chunk-store.js';
 import { objectRecord } from './format.js';
 import type { IndexEntry, ObjectIndex } from './index-store.js';
+import { LocationHints } from './location-hints.js';
 import { compactPacks, type PackMaintenance, repackLegacy } from './pack-maintenance.js';
 import type { PackSink } from './sink.js';
 
@@ -138,6 +139,8 @@ export class PackChunkStore implements ChunkStore {
   /** Whether durable entries wait in #pending for a deferred index write, and the timer that makes it. */
   #indexDeferred = false;
   #indexTimer: NodeJS.Timeout | undefined;
+  /** Index entries looked up ahead for sequential readers (prefetch). */
+  readonly #hints: LocationHints;
 
   constructor(options: PackChunkStoreOptions) {
     this.#sink = options.sink;
@@ -152,6 +155,7 @@ export class PackChunkStore implements ChunkStore {
     this.#persistIndex = options.persistIndex ?? (async () => undefined);
     this.#onApplyFailed = options.onApplyFailed;
     this.#deferIndex = options.deferIndexWrites;
+    this.#hints = new LocationHints(this.#index, this.#now);
   }
 
   get index(): ObjectIndex {
@@ -313,10 +317,15 @@ export class PackChunkStore implements ChunkStore {
     );
   }
 
+  /** Looks up where the chunks are in one index getMany, for the reads that follow (location-hints.ts). */
+  prefetch(addresses: readonly ChunkAddress[]): void {
+    this.#hints.add(addresses);
+  }
+
   /**
-   * Where get and getInto look: the pending objects, the index (asked again
-   * once if the pack went meanwhile: gc moved the object), then the loose
-   * chunks of an older layout.
+   * Where get and getInto look: the pending objects, the index (a prefetch's
+   * entry if there is one; asked again once if the pack went meanwhile: gc
+   * moved the object), then the loose chunks of an older layout.
    */
   async #find<T>(
     address: ChunkAddress,
@@ -329,7 +338,8 @@ export class PackChunkStore implements ChunkStore {
     const pending = this.#pending.get(addressKey(address));
     if (pending !== undefined) return read(pending.entry);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const entry = await this.#index.get(address, options);
+      const hinted = attempt === 0 ? this.#hints.take(address) : undefined;
+      const entry = (hinted && (await hinted)) ?? (await this.#index.get(address, options));
       if (entry === undefined) break;
       try {
         return await read(entry);
@@ -370,6 +380,7 @@ export class PackChunkStore implements ChunkStore {
       this.#pending.delete(addressKey(address));
       const entry = await this.#index.get(address, options);
       if (entry !== undefined) await this.#index.removeIf(address, entry.location, options);
+      this.#hints.forget(address);
     });
     await this.#legacy?.delete(address, options);
   }
@@ -385,6 +396,7 @@ export class PackChunkStore implements ChunkStore {
       const idleBeforeSec = Math.ceil(cutoffMs / 1000);
       // Conditional in the index itself: a put on another gateway refreshing the entry meanwhile wins.
       const removed = await this.#index.removeIf(address, entry.location, { ...options, idleBeforeSec });
+      if (removed) this.#hints.forget(address);
       return removed ? { freed: entry.location.length } : { kept: true };
     });
     if (packed !== undefined) return 'freed' in packed ? packed.freed : undefined;

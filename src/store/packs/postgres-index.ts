@@ -82,6 +82,25 @@ export class PostgresObjectIndex implements ObjectIndex {
     return rows[0] === undefined ? undefined : decodeRow(address, rows[0]);
   }
 
+  async getMany(addresses: readonly ChunkAddress[], options: AbortOptions = {}): Promise<(IndexEntry | undefined)[]> {
+    throwIfAborted(options.signal);
+    const found = new Map<string, Row>();
+    const unique = [...new Map(addresses.map((a) => [a.toString(), a])).values()];
+    for (let i = 0; i < unique.length; i += PAGE) {
+      const page = unique.slice(i, i + PAGE);
+      const { rows } = await this.db.query<Row>(
+        'getMany',
+        `SELECT address, pack, pack_offset, length, last_put FROM ${this.table} WHERE address = ANY($1::bytea[])`,
+        [page.map((a) => Buffer.from(a.bytes))],
+      );
+      for (const row of rows) if (row.address !== undefined) found.set(row.address.toString('hex'), row);
+    }
+    return addresses.map((address) => {
+      const row = found.get(Buffer.from(address.bytes).toString('hex'));
+      return row === undefined ? undefined : decodeRow(address, row);
+    });
+  }
+
   async putMany(entries: readonly IndexEntry[], options: AbortOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     // One row per address per statement (ON CONFLICT cannot touch a row twice): the last entry wins, as in sequence.

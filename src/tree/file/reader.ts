@@ -17,6 +17,8 @@ import { readCache } from './read-cache.js';
 export const READ_CACHE_CHUNKS = 4;
 /** Chunks stream() fetches ahead of the one it is yielding. */
 export const STREAM_PREFETCH_CHUNKS = 4;
+/** Chunks a sequential reader tells the store about at once (ChunkStore.prefetch). */
+const PREFETCH_HINT_CHUNKS = 32;
 /**
  * Largest single read(): the result is allocated whole, so a caller asking
  * for a whole big file gets InvalidInputError and should use stream().
@@ -123,6 +125,8 @@ export class ChunkedFileReader implements FileReader {
   /** LRU by Map insertion order: index → decrypted chunk (its fetch is shared by concurrent readers). */
   readonly #cache = new Map<number, CachedChunk>();
   #lastReadEnd = -1;
+  /** The chunks last hinted to the store, [from, to). */
+  #hinted = { from: 0, to: 0 };
   /** Chunks fetched ahead that hold budget bytes (index → bytes), until read, dropped or failed. */
   readonly #ahead = new Map<number, number>();
   /** While #ahead holds anything: stops watching the budget's pressure. */
@@ -235,6 +239,7 @@ export class ChunkedFileReader implements FileReader {
     const sequential = range.start === this.#lastReadEnd;
     this.#lastReadEnd = range.end;
     const next = last + 1;
+    if (sequential && next < this.header.chunkCount) this.#hintAhead(next);
     if (sequential && next < this.header.chunkCount && !this.#cache.has(next)) {
       const bytes = chunkLength(this.header, next) + GCM_TAG_BYTES;
       if (this.memory !== undefined) {
@@ -266,6 +271,7 @@ export class ChunkedFileReader implements FileReader {
             bytes = chunkLength(this.header, next) + GCM_TAG_BYTES;
             if (!this.memory.tryAcquire(bytes)) break;
           }
+          this.#hintAhead(next);
           const fetch = this.#fetch(next++, options);
           ignoreRejection(fetch); // awaited below in order; handled here in case the consumer stops early
           ahead.push(fetch);
@@ -282,6 +288,21 @@ export class ChunkedFileReader implements FileReader {
       ahead.length = 0;
       for (const bytes of held.splice(0)) this.memory?.release(bytes);
     }
+  }
+
+  /**
+   * Tells the store which chunks a sequential reader reads next, from
+   * `index` on, once per PREFETCH_HINT_CHUNKS: a pack store then looks up
+   * where they are in one go instead of once a chunk.
+   */
+  #hintAhead(index: number): void {
+    const prefetch = this.store.prefetch;
+    if (prefetch === undefined || (index >= this.#hinted.from && index < this.#hinted.to)) return;
+    const to = Math.min(this.header.chunkCount, index + PREFETCH_HINT_CHUNKS);
+    this.#hinted = { from: index, to };
+    const addresses: ChunkAddress[] = [];
+    for (let i = index; i < to; i++) addresses.push(addressAt(this.addresses, i));
+    prefetch.call(this.store, addresses);
   }
 
   /** Chunk `index` through the LRU; the fetch itself takes no caller signal, since several callers may share it. */
