@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import ssh2, { type ParsedKey } from 'ssh2';
+import type { ParsedKey } from 'ssh2';
+import ssh2 from '../crypto/ssh2.js';
 import { InvalidInputError } from '../errors.js';
 
 // ssh2 is CommonJS and its `utils` is not visible to node's ESM named-export

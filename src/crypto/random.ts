@@ -25,12 +25,49 @@ export function randomBytes(n: number): Uint8Array {
     randomFillSync(out);
     return out;
   }
+  takeFromPool(out, 0, n);
+  return out;
+}
+
+/**
+ * randomFillSync(buffer, offset, size), with a small size served from the
+ * same pool as randomBytes. What is not that form with a valid range goes
+ * to randomFillSync itself, which answers or throws as it always does.
+ * src/crypto/ssh2.ts gives it to ssh2 for the padding of every packet.
+ */
+export const randomFillPooled: typeof randomFillSync = (buffer, offset, size) => {
+  if (
+    buffer instanceof Uint8Array &&
+    typeof offset === 'number' &&
+    typeof size === 'number' &&
+    Number.isSafeInteger(offset) &&
+    Number.isSafeInteger(size) &&
+    offset >= 0 &&
+    size >= 0 &&
+    size <= POOLED_MAX_BYTES &&
+    offset + size <= buffer.length
+  ) {
+    takeFromPool(buffer, offset, size);
+    pooledFills++;
+    return buffer;
+  }
+  return randomFillSync(buffer, offset, size);
+};
+
+let pooledFills = 0;
+
+/** How many randomFillPooled calls the pool served (tests: ssh2 was loaded with it). */
+export function pooledFillCount(): number {
+  return pooledFills;
+}
+
+/** Copies `n` fresh pool bytes into `out` at `at`, and zeroes them in the pool. */
+function takeFromPool(out: Uint8Array, at: number, n: number): void {
   if (poolUsed + n > POOL_BYTES) {
     randomFillSync(pool);
     poolUsed = 0;
   }
-  out.set(pool.subarray(poolUsed, poolUsed + n));
+  out.set(pool.subarray(poolUsed, poolUsed + n), at);
   pool.fill(0, poolUsed, poolUsed + n);
   poolUsed += n;
-  return out;
 }

@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import ssh2 from 'ssh2';
+import ssh2 from '../crypto/ssh2.js';
 import { InvalidInputError } from '../errors.js';
 import { keyFingerprint } from '../auth/index.js';
 

@@ -1,4 +1,4 @@
-import ssh2 from 'ssh2';
+import ssh2 from '../crypto/ssh2.js';
 
 const { utils } = ssh2;
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
-import ssh2, { type ClientInfo, type Connection as SshConnection } from 'ssh2';
+import type { ClientInfo, Connection as SshConnection } from 'ssh2';
+import ssh2 from '../crypto/ssh2.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { EventRecorder } from '../events/api.js';
 import { AddressList, type Defender } from '../defender/index.js';
