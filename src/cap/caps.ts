@@ -25,6 +25,7 @@ export class DirectoryWriteCap implements CapBase {
   readonly isDirectory = true;
   readonly isWritable = true;
   readonly isReadable = true;
+  #storageIndex?: Uint8Array;
   #signingKey?: SigningKey;
   #readKey?: Uint8Array;
 
@@ -42,7 +43,7 @@ export class DirectoryWriteCap implements CapBase {
     return this.signingKey.publicKey;
   }
   get storageIndex(): Uint8Array {
-    return storageIndexOf(this.publicKey);
+    return (this.#storageIndex ??= storageIndexOf(this.publicKey));
   }
   readonly(): DirectoryReadCap {
     return new DirectoryReadCap(this.readKey, this.publicKey);
@@ -65,6 +66,7 @@ export class DirectoryReadCap implements CapBase {
   readonly isDirectory = true;
   readonly isWritable = false;
   readonly isReadable = true;
+  #storageIndex?: Uint8Array;
 
   constructor(
     readonly readKey: Uint8Array,
@@ -79,7 +81,7 @@ export class DirectoryReadCap implements CapBase {
     return epoch === this.epoch ? this : new DirectoryReadCap(this.readKey, this.publicKey, epoch);
   }
   get storageIndex(): Uint8Array {
-    return storageIndexOf(this.publicKey);
+    return (this.#storageIndex ??= storageIndexOf(this.publicKey));
   }
   readonly(): DirectoryReadCap {
     return this;
@@ -100,12 +102,13 @@ export class DirectoryVerifyCap implements CapBase {
   readonly isDirectory = true;
   readonly isWritable = false;
   readonly isReadable = false;
+  #storageIndex?: Uint8Array;
 
   constructor(readonly publicKey: Uint8Array) {
     if (publicKey.length !== 32) throw new RangeError('directory verify key must be 32 bytes');
   }
   get storageIndex(): Uint8Array {
-    return storageIndexOf(this.publicKey);
+    return (this.#storageIndex ??= storageIndexOf(this.publicKey));
   }
   readonly(): DirectoryVerifyCap {
     return this;
