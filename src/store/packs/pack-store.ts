@@ -323,8 +323,8 @@ export class PackChunkStore implements ChunkStore {
   }
 
   /**
-   * Where get and getInto look: the pending objects, the index (a prefetch's
-   * entry if there is one; asked again once if the pack went meanwhile: gc
+   * Where get and getInto look: the pending objects, a prefetch's entry if
+   * there is one, the index (asked again once if the pack went meanwhile: gc
    * moved the object), then the loose chunks of an older layout.
    */
   async #find<T>(
@@ -337,9 +337,18 @@ export class PackChunkStore implements ChunkStore {
     assertChunkAddress(address);
     const pending = this.#pending.get(addressKey(address));
     if (pending !== undefined) return read(pending.entry);
+    const hint = this.#hints.take(address);
+    const hinted = hint && (await hint);
+    if (hinted !== undefined) {
+      try {
+        return await read(hinted);
+      } catch (err) {
+        // Its pack is gone (compaction moved the object since the lookup): the index, as for any read.
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
     for (let attempt = 0; attempt < 2; attempt++) {
-      const hinted = attempt === 0 ? this.#hints.take(address) : undefined;
-      const entry = (hinted && (await hinted)) ?? (await this.#index.get(address, options));
+      const entry = await this.#index.get(address, options);
       if (entry === undefined) break;
       try {
         return await read(entry);
