@@ -21,14 +21,15 @@ interface Hint {
  * lookups one by one took 180–360 ms of the gateway's CPU, and as long in
  * wall time, against 20–44 ms as 32 getMany calls of 32 (loopback, three
  * rounds). On LevelDB it is a hop to its thread a chunk; there the saving
- * did not show in the CPU of a 1 GiB get (alternated, 8 rounds each).
+ * did not show in the CPU of a 1 GiB get (alternated, 8 rounds each, twice).
  *
  * A hint only saves the lookup, it never decides an answer:
- * - one taken is the index's entry as it was at most MAX_AGE_MS ago. Packs
- *   are immutable and their ids never reused, so a location that was right
- *   still holds the same bytes while its pack exists; the read re-hashes
- *   them as any read does. A pack removed since (compaction moved the
- *   object) gives NotFoundError, and the pack store asks the index again;
+ * - one taken is the index's entry as it was at most MAX_AGE_MS ago.
+ *   Packs are immutable and their ids are random 64-bit numbers, so a
+ *   location that was right still holds the same bytes while its pack
+ *   exists; the read re-hashes them as any read does. A pack removed since
+ *   (compaction moved the object) gives NotFoundError, and the read asks
+ *   the index;
  * - a hint that found nothing, or whose lookup failed, is no hint: the
  *   read asks the index (a put since then is found);
  * - the pack store forgets the hint of an object it deletes, after the
