@@ -155,17 +155,17 @@ export class LevelObjectIndex implements ObjectIndex {
     throwIfAborted(options.signal);
     const filter = this.#filter;
     // Only the addresses the filter may hold go to LevelDB, in one getMany (one hop to its thread).
-    const asked = filter === undefined ? [...addresses] : addresses.filter((a) => filter.mayHold(a.multihash.digest));
-    const values = asked.length === 0 ? [] : ((await this.db.getMany(asked.map(indexKey))) as (Uint8Array | undefined)[]);
-    const byAddress = new Map<string, Uint8Array>();
-    asked.forEach((address, i) => {
-      const value = values[i];
-      if (value !== undefined) byAddress.set(address.toString(), value);
+    const asked: { at: number; address: ChunkAddress }[] = [];
+    addresses.forEach((address, at) => {
+      if (filter?.mayHold(address.multihash.digest) !== false) asked.push({ at, address });
     });
-    return addresses.map((address) => {
-      const value = byAddress.get(address.toString());
-      return value === undefined ? undefined : decodeValue(address, value);
+    const values = asked.length === 0 ? [] : ((await this.db.getMany(asked.map((a) => indexKey(a.address)))) as (Uint8Array | undefined)[]);
+    const out = new Array<IndexEntry | undefined>(addresses.length).fill(undefined);
+    asked.forEach(({ at, address }, k) => {
+      const value = values[k];
+      if (value !== undefined) out[at] = decodeValue(address, value);
     });
+    return out;
   }
 
   async putMany(entries: readonly IndexEntry[], options: AbortOptions = {}): Promise<void> {
