@@ -26,6 +26,7 @@ export class DirectoryWriteCap implements CapBase {
   readonly isWritable = true;
   readonly isReadable = true;
   #storageIndex?: Uint8Array;
+  #storageIndexHex?: string;
   #signingKey?: SigningKey;
   #readKey?: Uint8Array;
 
@@ -44,6 +45,10 @@ export class DirectoryWriteCap implements CapBase {
   }
   get storageIndex(): Uint8Array {
     return (this.#storageIndex ??= storageIndexOf(this.publicKey));
+  }
+  /** The storage index in hex (public: it names the directory in maps, logs and errors). */
+  get storageIndexHex(): string {
+    return (this.#storageIndexHex ??= Buffer.from(this.storageIndex).toString('hex'));
   }
   readonly(): DirectoryReadCap {
     return new DirectoryReadCap(this.readKey, this.publicKey);
@@ -67,6 +72,7 @@ export class DirectoryReadCap implements CapBase {
   readonly isWritable = false;
   readonly isReadable = true;
   #storageIndex?: Uint8Array;
+  #storageIndexHex?: string;
 
   constructor(
     readonly readKey: Uint8Array,
@@ -82,6 +88,10 @@ export class DirectoryReadCap implements CapBase {
   }
   get storageIndex(): Uint8Array {
     return (this.#storageIndex ??= storageIndexOf(this.publicKey));
+  }
+  /** The storage index in hex (public: it names the directory in maps, logs and errors). */
+  get storageIndexHex(): string {
+    return (this.#storageIndexHex ??= Buffer.from(this.storageIndex).toString('hex'));
   }
   readonly(): DirectoryReadCap {
     return this;
@@ -103,12 +113,17 @@ export class DirectoryVerifyCap implements CapBase {
   readonly isWritable = false;
   readonly isReadable = false;
   #storageIndex?: Uint8Array;
+  #storageIndexHex?: string;
 
   constructor(readonly publicKey: Uint8Array) {
     if (publicKey.length !== 32) throw new RangeError('directory verify key must be 32 bytes');
   }
   get storageIndex(): Uint8Array {
     return (this.#storageIndex ??= storageIndexOf(this.publicKey));
+  }
+  /** The storage index in hex (public: it names the directory in maps, logs and errors). */
+  get storageIndexHex(): string {
+    return (this.#storageIndexHex ??= Buffer.from(this.storageIndex).toString('hex'));
   }
   readonly(): DirectoryVerifyCap {
     return this;

@@ -109,7 +109,7 @@ export class SnapshotSchedule {
     const result: PeriodResult = { period, taken: 0, removed: 0, failed: 0 };
     const seen = new Set<string>();
     for (const root of this.#o.roots()) {
-      const si = Buffer.from(root.storageIndex).toString('hex');
+      const si = root.storageIndexHex;
       if (seen.has(si)) continue;
       seen.add(si);
       try {

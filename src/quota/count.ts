@@ -38,7 +38,7 @@ export async function countTree(tree: Tree, root: DirectoryCap, signal?: AbortSi
   let files = 0;
   while (pending.length > 0) {
     const dir = pending.pop()!;
-    const key = Buffer.from(dir.storageIndex).toString('hex');
+    const key = dir.storageIndexHex;
     if (seen.has(key)) continue;
     seen.add(key);
     for await (const entry of tree.directory(dir).list({ signal })) {

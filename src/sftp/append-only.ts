@@ -84,7 +84,7 @@ export class RecentSet {
 }
 
 function dirKey(dir: Directory): string {
-  return Buffer.from(dir.cap.storageIndex).toString('hex');
+  return dir.cap.storageIndexHex;
 }
 
 function nameKey(loc: EntryLocation): string {
@@ -143,7 +143,7 @@ export class AppendOnlyPolicy {
         return async () => {
           this.#names.add(nameKey(loc));
           const entry = await loc.dir.lookup(loc.name);
-          if (entry !== undefined && isDirectoryCap(entry.cap)) this.#dirs.add(Buffer.from(entry.cap.storageIndex).toString('hex'));
+          if (entry !== undefined && isDirectoryCap(entry.cap)) this.#dirs.add(entry.cap.storageIndexHex);
         };
       }
       case 'symlink':

@@ -26,7 +26,7 @@ export interface OverlayItem {
 }
 
 function dirKey(user: string, dir: DirectoryCap): string {
-  return `${user}\0${Buffer.from(dir.storageIndex).toString('hex')}`;
+  return `${user}\0${dir.storageIndexHex}`;
 }
 
 /** A name in a directory, as `exclusive` locks it. */

@@ -22,6 +22,14 @@ describe('DirectoryKeys', () => {
     expect(hex(DirectoryKeys.of(new DirectoryWriteCap(randomBytes(32))).storageIndex)).not.toBe(hex(read.storageIndex));
   });
 
+  it('every directory cap names its storage index in hex, the same for all its views', () => {
+    const write = new DirectoryWriteCap(randomBytes(32));
+    for (const cap of [write, write.readonly(), write.readonly().at(3n), write.verifier()]) {
+      expect(cap.storageIndexHex).toBe(hex(write.storageIndex));
+      expect(cap.storageIndexHex).toBe(DirectoryKeys.of(write).siHex);
+    }
+  });
+
   it('the remembered name hashes are the HMACs, for more names than it keeps and for views into larger buffers', () => {
     const cap = new DirectoryWriteCap(randomBytes(32));
     const keys = DirectoryKeys.of(cap);

@@ -31,7 +31,7 @@ interface TargetParent {
   walked: Set<string>;
 }
 
-const siHex = (cap: DirectoryWriteCap | DirectoryReadCap): string => Buffer.from(cap.storageIndex).toString('hex');
+const siHex = (cap: DirectoryWriteCap | DirectoryReadCap): string => cap.storageIndexHex;
 
 /**
  * Walks TARGET's path down to the parent of its last name, remembering each

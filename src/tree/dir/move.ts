@@ -120,6 +120,6 @@ export async function linkShared(
 }
 
 function sameDirectory(a: Directory, b: Directory): boolean {
-  const si = (d: Directory): string => Buffer.from(d.cap.storageIndex).toString('hex');
+  const si = (d: Directory): string => d.cap.storageIndexHex;
   return si(a) === si(b);
 }
