@@ -165,7 +165,7 @@ export class UserTree {
     const upload = this.overlay.lookup(this.user, loc.dir.cap, loc.name);
     if (upload !== undefined) return this.attrsOfUpload(upload);
     const entry = await loc.dir.lookup(loc.name);
-    if (entry === undefined) throw new NotFoundError('no such file');
+    if (entry === undefined) throw NotFoundError.answer('no such file');
     return this.attrsOfEntry(entry, loc.dir);
   }
 
