@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { withKey } from './key-scratch.js';
 import { hchacha } from '@noble/ciphers/chacha.js';
 
 /**
@@ -64,7 +65,7 @@ export function sealConvergentInto(key: Uint8Array, plaintext: Uint8Array, out: 
   if (out.length < plaintext.length + GCM_TAG_BYTES) throw new RangeError('AES-GCM output does not fit');
   const piece = options.pieceBytes ?? SEAL_PIECE_BYTES;
   if (!Number.isSafeInteger(piece) || piece < 1) throw new RangeError('pieceBytes must be a positive integer');
-  const c = createCipheriv('aes-256-gcm', key, ZERO_NONCE);
+  const c = withKey(key, (k) => createCipheriv('aes-256-gcm', k, ZERO_NONCE));
   if (options.aad) c.setAAD(options.aad);
   let written = 0;
   for (let i = 0; i < plaintext.length; i += piece) {
@@ -78,7 +79,7 @@ export function sealConvergentInto(key: Uint8Array, plaintext: Uint8Array, out: 
 
 export function openConvergent(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buffer {
   if (sealed.length < GCM_TAG_BYTES) throw new AeadError();
-  const d = createDecipheriv('aes-256-gcm', key, ZERO_NONCE);
+  const d = withKey(key, (k) => createDecipheriv('aes-256-gcm', k, ZERO_NONCE));
   if (aad) d.setAAD(aad);
   d.setAuthTag(sealed.subarray(sealed.length - GCM_TAG_BYTES));
   const body = d.update(sealed.subarray(0, sealed.length - GCM_TAG_BYTES));
@@ -108,7 +109,7 @@ export function openConvergentInPlace(key: Uint8Array, sealed: Uint8Array, aad?:
   if (!Number.isSafeInteger(pieceBytes) || pieceBytes < 1) throw new RangeError('pieceBytes must be a positive integer');
   if (sealed.length < GCM_TAG_BYTES) throw new AeadError();
   const length = sealed.length - GCM_TAG_BYTES;
-  const d = createDecipheriv('aes-256-gcm', key, ZERO_NONCE);
+  const d = withKey(key, (k) => createDecipheriv('aes-256-gcm', k, ZERO_NONCE));
   if (aad) d.setAAD(aad);
   d.setAuthTag(sealed.subarray(length));
   for (let i = 0; i < length; i += pieceBytes) {
@@ -125,27 +126,45 @@ export function openConvergentInPlace(key: Uint8Array, sealed: Uint8Array, aad?:
 /** The ChaCha constants, "expand 32-byte k", as little-endian words. */
 const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
 
-/** XChaCha20's subkey and ChaCha20-Poly1305 nonce for a 32-byte key and a 24-byte nonce. */
-function xchachaParameters(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; iv: Buffer } {
+/**
+ * Scratch for xchacha(): the key and nonce words hchacha reads, the subkey it
+ * writes, and the ChaCha20-Poly1305 nonce, in one buffer allocated once.
+ * Fresh typed arrays of 16–32 bytes live on V8's heap, and handing one to
+ * node:crypto (or reading its `.buffer`) moves it to memory of its own, one
+ * malloc each: three to five per directory node sealed or opened, some 50
+ * of a small upload's thousand main-thread mallocs. Zeroed after every use.
+ */
+const XCHACHA_SCRATCH = new ArrayBuffer(92);
+const scratchBytes = new Uint8Array(XCHACHA_SCRATCH);
+const keyWords = new Uint32Array(XCHACHA_SCRATCH, 0, 8);
+const nonceWords = new Uint32Array(XCHACHA_SCRATCH, 32, 4);
+const subkeyWords = new Uint32Array(XCHACHA_SCRATCH, 48, 8);
+const subkey = new Uint8Array(XCHACHA_SCRATCH, 48, 32);
+const chachaNonce = new Uint8Array(XCHACHA_SCRATCH, 80, 12);
+
+/**
+ * Calls `make` with XChaCha20's subkey and the ChaCha20-Poly1305 nonce for a
+ * 32-byte key and a 24-byte nonce, as views into the scratch, which is zeroed
+ * as soon as `make` returns: `make` must use them at once (createCipheriv
+ * copies its key and nonce).
+ */
+function xchacha<T>(key: Uint8Array, nonce: Uint8Array, make: (subkey: Uint8Array, nonce: Uint8Array) => T): T {
   if (key.length !== 32 || nonce.length !== XCHACHA_NONCE_BYTES) throw new RangeError('XChaCha20 needs a 32-byte key and a 24-byte nonce');
-  // hchacha reads words as they lie in memory (it swaps on big-endian hosts itself): fill them bytewise.
-  const k = new Uint32Array(8);
-  const n = new Uint32Array(4);
-  const out = new Uint32Array(8);
-  new Uint8Array(k.buffer).set(key);
-  new Uint8Array(n.buffer).set(nonce.subarray(0, 16));
-  hchacha(SIGMA, k, n, out);
-  k.fill(0);
-  const iv = Buffer.alloc(12);
-  iv.set(nonce.subarray(16, 24), 4);
-  return { subkey: new Uint8Array(out.buffer), iv };
+  try {
+    // hchacha reads words as they lie in memory (it swaps on big-endian hosts itself): fill them bytewise.
+    scratchBytes.set(key, 0);
+    scratchBytes.set(nonce.subarray(0, 16), 32);
+    hchacha(SIGMA, keyWords, nonceWords, subkeyWords);
+    chachaNonce.set(nonce.subarray(16, 24), 4);
+    return make(subkey, chachaNonce);
+  } finally {
+    scratchBytes.fill(0);
+  }
 }
 
 /** XChaCha20-Poly1305 with the given (normally random) nonce; output = nonce ‖ ciphertext ‖ tag. */
 export function sealRandomized(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Uint8Array {
-  const { subkey, iv } = xchachaParameters(key, nonce);
-  const c = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
-  subkey.fill(0);
+  const c = xchacha(key, nonce, (subkey, iv) => createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES }));
   if (aad) c.setAAD(aad, { plaintextLength: plaintext.length });
   // A plain Uint8Array of its own (not a view into Buffer's shared pool): callers keep and pass it on.
   const out = new Uint8Array(XCHACHA_NONCE_BYTES + plaintext.length + XCHACHA_TAG_BYTES);
@@ -159,9 +178,8 @@ export function sealRandomized(key: Uint8Array, nonce: Uint8Array, plaintext: Ui
 
 export function openRandomized(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
   if (sealed.length < XCHACHA_NONCE_BYTES + XCHACHA_TAG_BYTES) throw new AeadError();
-  const { subkey, iv } = xchachaParameters(key, sealed.subarray(0, XCHACHA_NONCE_BYTES));
-  const d = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
-  subkey.fill(0);
+  const nonce = sealed.subarray(0, XCHACHA_NONCE_BYTES);
+  const d = xchacha(key, nonce, (subkey, iv) => createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES }));
   const body = sealed.subarray(XCHACHA_NONCE_BYTES, sealed.length - XCHACHA_TAG_BYTES);
   if (aad) d.setAAD(aad, { plaintextLength: body.length });
   d.setAuthTag(sealed.subarray(sealed.length - XCHACHA_TAG_BYTES));

@@ -1,4 +1,5 @@
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { withKey } from './key-scratch.js';
 import type { Tag } from './tags.js';
 
 /** Tahoe-style netstring: `<decimal length>:<bytes>,`. Makes concatenations unambiguous. */
@@ -50,7 +51,7 @@ export function taggedHash(tag: Tag, ...parts: Uint8Array[]): Uint8Array {
 
 /** HMAC-SHA256 keyed by `key` over netstring(tag) followed by netstring(part) for each part. */
 export function taggedHmac(key: Uint8Array, tag: Tag, ...parts: Uint8Array[]): Uint8Array {
-  const h = createHmac('sha256', key);
+  const h = withKey(key, (k) => createHmac('sha256', k));
   updateTagged(h, tag, parts);
   return new Uint8Array(h.digest());
 }

@@ -26,6 +26,8 @@ const VALUE_BYTES = PACK_ID_BYTES + 8 + 4 + 4;
 const DIGEST_IN_CID = 4;
 /** The first filter's size: a million objects (1.25 MiB); it grows fourfold when outgrown. */
 const FIRST_FILTER_CAPACITY = 1 << 20;
+/** The options of a synced write, shared (abstract-level only reads them). */
+const SYNCED = { sync: true } as const;
 
 export function indexKey(address: ChunkAddress): Uint8Array {
   const cid = address.bytes;
@@ -179,10 +181,11 @@ export class LevelObjectIndex implements ObjectIndex {
         this.#building?.add(e.address.multihash.digest);
       }
       if (this.#filter !== undefined && this.#filter.added > this.#filter.capacity) this.startFilter(this.#filter.capacity * 4);
-      await this.db.batch(
-        entries.map((e) => ({ type: 'put' as const, key: indexKey(e.address), value: encodeValue(e) })),
-        this.#writeOptions,
-      );
+      const ops = entries.map((e) => ({ type: 'put' as const, key: indexKey(e.address), value: encodeValue(e) }));
+      // Unsynced, with no options object at all: abstract-level copies a batch's options into every
+      // operation, and that cost some 30 mallocs a batch in V8's map updates (a small upload makes one
+      // or two of these batches).
+      await (this.options.syncWrites === true ? this.db.batch(ops, SYNCED) : this.db.batch(ops));
       for (const e of entries) this.#building?.add(e.address.multihash.digest, 0, false);
     });
   }

@@ -125,7 +125,8 @@ export class LevelSlotHistory implements SlotHistory {
       epoch++;
     }
     ops.push({ type: 'put', key: COUNTER_KEY, value: u64(epoch - 1n) });
-    await this.db.batch(ops, { sync });
+    // Unsynced: no options object (level-index.ts, putMany, says why).
+    await (sync ? this.db.batch(ops, { sync }) : this.db.batch(ops));
   }
 
   async pin(root: Uint8Array, createdMs: number, options: AbortOptions = {}): Promise<SnapshotPin> {

@@ -13,6 +13,8 @@ export class FormatError extends Error {
   }
 }
 
+const utf8Encoder = new TextEncoder();
+
 /** Largest value a varint may hold: counts and sizes stay exact JS numbers. */
 const MAX_VARINT = Number.MAX_SAFE_INTEGER;
 
@@ -77,6 +79,21 @@ export class ByteWriter {
     this.reserve(b.length);
     this.buf.set(b, this.length);
     this.length += b.length;
+    return this;
+  }
+
+  /**
+   * `text` as UTF-8 after its length in bytes as a u16, encoded straight into
+   * the buffer: an encode() per entry was a fresh array outside V8's heap
+   * (one malloc) for every entry of every node written.
+   */
+  utf8WithLength(text: string): this {
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    this.reserve(2 + 3 * text.length);
+    const { written } = utf8Encoder.encodeInto(text, this.buf.subarray(this.length + 2));
+    if (written > 0xffff) throw new RangeError('text over 65,535 bytes');
+    this.view.setUint16(this.length, written);
+    this.length += 2 + written;
     return this;
   }
 

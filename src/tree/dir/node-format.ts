@@ -91,7 +91,6 @@ export function compareNames(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b);
 }
 
-const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function utf8(bytes: Uint8Array): string {
@@ -121,8 +120,7 @@ export function encodeNode(node: DirNode): Uint8Array {
 function writeEntry(w: ByteWriter, entry: StoredEntry): void {
   w.u8(entry.nameUtf8.length).bytes(entry.nameUtf8);
   if (entry.cap.kind === 'text') {
-    const text = encoder.encode(entry.cap.text);
-    w.u8(CAP_TEXT).u16(text.length).bytes(text);
+    w.u8(CAP_TEXT).utf8WithLength(entry.cap.text);
   } else if (entry.cap.kind === 'symlink') {
     w.u8(CAP_SYMLINK).u16(entry.cap.target.length).bytes(entry.cap.target);
   } else {
