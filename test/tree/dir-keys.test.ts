@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DirectoryWriteCap, parseCap } from '../../src/cap/index.js';
 import { TAG, randomBytes, taggedHmac, taggedHash } from '../../src/crypto/index.js';
+import { IntegrityError } from '../../src/errors.js';
+import { storeCap, viewCap } from '../../src/tree/dir/entries.js';
 import { DirectoryKeys } from '../../src/tree/dir/keys.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -28,6 +30,30 @@ describe('DirectoryKeys', () => {
       expect(cap.storageIndexHex).toBe(hex(write.storageIndex));
       expect(cap.storageIndexHex).toBe(DirectoryKeys.of(write).siHex);
     }
+  });
+
+  it('a child write cap is unsealed once per stored bytes, and bytes that do not open never open', () => {
+    const parent = DirectoryKeys.of(new DirectoryWriteCap(randomBytes(32)));
+    const child = new DirectoryWriteCap(randomBytes(32));
+    const stored = storeCap(parent, child, () => randomBytes(24));
+    if (stored.kind !== 'dir-write') throw new Error('expected a sealed child');
+    const first = viewCap(parent, stored, 'node');
+    expect(first).toBeInstanceOf(DirectoryWriteCap);
+    expect(first.toString()).toBe(child.toString());
+    expect(viewCap(parent, { ...stored }, 'node')).toBe(first);
+    // The same sealed secret under another entry's read cap (its associated data), and a flipped bit: never the remembered cap.
+    const other = new DirectoryWriteCap(randomBytes(32)).readonly();
+    const moved = { ...stored, readKey: other.readKey, publicKey: other.publicKey };
+    const flipped = { ...stored, sealedWriteSecret: stored.sealedWriteSecret.slice() };
+    flipped.sealedWriteSecret[30]! ^= 1;
+    for (let round = 0; round < 2; round++) {
+      expect(() => viewCap(parent, moved, 'node')).toThrow(IntegrityError);
+      expect(() => viewCap(parent, flipped, 'node')).toThrow(IntegrityError);
+    }
+    // Another parent's view does not share what this one unsealed (it cannot open it at all).
+    expect(() => viewCap(DirectoryKeys.of(new DirectoryWriteCap(randomBytes(32))), stored, 'node')).toThrow(IntegrityError);
+    // A read view hands out the read cap and unseals nothing.
+    expect(viewCap(DirectoryKeys.of(other), stored, 'node')).not.toBeInstanceOf(DirectoryWriteCap);
   });
 
   it('the remembered name hashes are the HMACs, for more names than it keeps and for views into larger buffers', () => {

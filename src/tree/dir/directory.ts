@@ -66,9 +66,11 @@ export class DirectoryHandle implements Directory {
       throw new NotFoundError(`directory ${this.keys.siHex} has no slot`);
     }
     const { verifiedSlots } = this.ctx;
-    const version = verifiedSlots.get(this.keys.siHex, entry) ?? verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
+    const known = verifiedSlots.get(this.keys.siHex, entry);
+    const version = known ?? verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
     if (seen !== undefined && version.seq < seen) throw this.rolledBack(seen, version.seq);
-    verifiedSlots.set(this.keys.siHex, entry.record, version);
+    // A hit is already kept (and was made the most recent by get): no second copy of the record.
+    if (known === undefined) verifiedSlots.set(this.keys.siHex, entry.record, version);
     this.ctx.watermarks.saw(this.keys.storageIndex, version.seq);
     return version;
   }
@@ -84,8 +86,9 @@ export class DirectoryHandle implements Directory {
     const entry = await history.getAt(this.keys.storageIndex, epoch, options);
     if (!entry) throw new NotFoundError(`directory ${this.keys.siHex} did not exist at that snapshot`);
     const cacheKey = `${this.keys.siHex}@${epoch}`;
-    const version = this.ctx.verifiedSlots.get(cacheKey, entry) ?? verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
-    this.ctx.verifiedSlots.set(cacheKey, entry.record, version);
+    const known = this.ctx.verifiedSlots.get(cacheKey, entry);
+    const version = known ?? verifySlotRecord(this.keys.publicKey, this.keys.siHex, entry);
+    if (known === undefined) this.ctx.verifiedSlots.set(cacheKey, entry.record, version);
     return version;
   }
 

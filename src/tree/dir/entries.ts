@@ -56,14 +56,17 @@ export function viewCap(keys: DirectoryKeys, stored: StoredCap, nodeId: string):
   if (stored.kind === 'symlink') return new SymlinkTarget(stored.target);
   if (keys.epoch !== undefined) return snapshotView(keys.epoch, stored, nodeId);
   if (stored.kind === 'dir-write') {
-    if (!keys.writer) return new DirectoryReadCap(stored.readKey, stored.publicKey);
-    try {
-      const secret = openRandomized(keys.writer.childCapKey, stored.sealedWriteSecret, childCapAad(stored.readKey, stored.publicKey));
-      return new DirectoryWriteCap(secret);
-    } catch (err) {
-      if (err instanceof AeadError || err instanceof RangeError) throw new IntegrityError(nodeId, 'directory node');
-      throw err;
-    }
+    const { writer } = keys;
+    if (!writer) return new DirectoryReadCap(stored.readKey, stored.publicKey);
+    return keys.childWriteCap(stored.readKey, stored.publicKey, stored.sealedWriteSecret, () => {
+      try {
+        const secret = openRandomized(writer.childCapKey, stored.sealedWriteSecret, childCapAad(stored.readKey, stored.publicKey));
+        return new DirectoryWriteCap(secret);
+      } catch (err) {
+        if (err instanceof AeadError || err instanceof RangeError) throw new IntegrityError(nodeId, 'directory node');
+        throw err;
+      }
+    });
   }
   try {
     const cap = parseCap(stored.text);

@@ -33,6 +33,8 @@ export class DirectoryKeys {
 
   /** Recent names' hashes, by the name's bytes as latin1: one upload hashes its name four times or more (bound: NAME_HASHES_KEPT). */
   readonly #nameHashes = new BoundedCache<string, Uint8Array>(NAME_HASHES_KEPT);
+  /** Child write caps recently unsealed through this (write) view, by what they were unsealed from (bound: CHILD_CAPS_KEPT). */
+  readonly #childCaps = new BoundedCache<string, DirectoryWriteCap>(CHILD_CAPS_KEPT);
 
   /**
    * The keys of `cap`, from a bounded per-process cache: every path walk and
@@ -68,9 +70,28 @@ export class DirectoryKeys {
    * and the key already separates this use from every other).
    */
   nameHash(nameUtf8: Uint8Array): Uint8Array {
-    const id = Buffer.from(nameUtf8.buffer, nameUtf8.byteOffset, nameUtf8.byteLength).toString('latin1');
+    const id = latin1(nameUtf8);
     return this.#nameHashes.getOrSet(id, () => taggedHmac(this.nameHashKey, TAG.dirNameHashKey, nameUtf8));
   }
+
+  /**
+   * The write cap of a child stored sealed (its read key, public key and
+   * sealed write secret, as in its entry), unsealed by `open` the first time
+   * only: a path walk through a writable subdirectory unsealed it again for
+   * every request, three or four times per small upload, each time a new cap
+   * whose storage index was hashed anew. The same bytes always open to the
+   * same secret or always fail, so a remembered cap is exactly as strong as
+   * opening again; a failure is not remembered. The id holds every input of
+   * the opening (the two keys are its associated data).
+   */
+  childWriteCap(readKey: Uint8Array, publicKey: Uint8Array, sealed: Uint8Array, open: () => DirectoryWriteCap): DirectoryWriteCap {
+    const id = latin1(sealed) + latin1(readKey) + latin1(publicKey);
+    return this.#childCaps.getOrSet(id, open);
+  }
+}
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }
 
 /**
@@ -80,6 +101,8 @@ export class DirectoryKeys {
  * one upload's hashes of its own name follow each other closely.
  */
 const NAME_HASHES_KEPT = 8;
+/** Child write caps kept per directory view, as for names: the subdirectories a client works in at once. */
+const CHILD_CAPS_KEPT = 8;
 const KEYS_KEPT = 1024;
 const keysCache = new BoundedCache<string, DirectoryKeys>(KEYS_KEPT);
 
