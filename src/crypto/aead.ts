@@ -162,17 +162,22 @@ function xchacha<T>(key: Uint8Array, nonce: Uint8Array, make: (subkey: Uint8Arra
   }
 }
 
-/** XChaCha20-Poly1305 with the given (normally random) nonce; output = nonce ‖ ciphertext ‖ tag. */
-export function sealRandomized(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Uint8Array {
+/**
+ * XChaCha20-Poly1305 with the given (normally random) nonce; output = nonce ‖
+ * ciphertext ‖ tag, after `headroom` zero bytes left for the caller's own
+ * header (a node blob's version byte), so that the blob is one buffer.
+ */
+export function sealRandomized(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array, headroom = 0): Uint8Array {
   const c = xchacha(key, nonce, (subkey, iv) => createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES }));
   if (aad) c.setAAD(aad, { plaintextLength: plaintext.length });
   // A plain Uint8Array of its own (not a view into Buffer's shared pool): callers keep and pass it on.
-  const out = new Uint8Array(XCHACHA_NONCE_BYTES + plaintext.length + XCHACHA_TAG_BYTES);
-  out.set(nonce, 0);
-  const written = c.update(plaintext).copy(out, XCHACHA_NONCE_BYTES) + c.final().copy(out, XCHACHA_NONCE_BYTES + plaintext.length);
+  const out = new Uint8Array(headroom + XCHACHA_NONCE_BYTES + plaintext.length + XCHACHA_TAG_BYTES);
+  const body = headroom + XCHACHA_NONCE_BYTES;
+  out.set(nonce, headroom);
+  const written = c.update(plaintext).copy(out, body) + c.final().copy(out, body + plaintext.length);
   // ChaCha20 is a stream cipher: update() returns exactly its input's length, final() nothing.
   if (written !== plaintext.length) throw new Error('ChaCha20-Poly1305 produced an unexpected length');
-  c.getAuthTag().copy(out, XCHACHA_NONCE_BYTES + plaintext.length);
+  c.getAuthTag().copy(out, body + plaintext.length);
   return out;
 }
 

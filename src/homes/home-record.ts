@@ -122,10 +122,8 @@ export function sealHomeRecord(keys: HomeKeys, si: Uint8Array, seq: bigint, cont
   at += name.length;
   at = plain.writeUInt16BE(cap.length, at);
   plain.set(cap, at);
-  const sealed = sealRandomized(keys.seal, nonce ?? randomBytes(XCHACHA_NONCE_BYTES), plain, aad(si, seq));
-  const out = new Uint8Array(1 + sealed.length);
+  const out = sealRandomized(keys.seal, nonce ?? randomBytes(XCHACHA_NONCE_BYTES), plain, aad(si, seq), 1);
   out[0] = HOME_RECORD_VERSION;
-  out.set(sealed, 1);
   return out;
 }
 

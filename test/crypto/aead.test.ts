@@ -27,6 +27,19 @@ describe('XChaCha20-Poly1305 through node:crypto', () => {
     }
   });
 
+  it('leaves the headroom asked for before the nonce, and seals the same bytes after it', () => {
+    const key = randomBytes(32);
+    const nonce = randomBytes(24);
+    const plaintext = randomBytes(100);
+    const plain = sealRandomized(key, nonce, plaintext, nonce);
+    for (const headroom of [1, 3]) {
+      const roomy = sealRandomized(key, nonce, plaintext, nonce, headroom);
+      expect(roomy.length).toBe(headroom + plain.length);
+      expect(roomy.subarray(0, headroom).every((b) => b === 0)).toBe(true);
+      expect(Buffer.from(roomy.subarray(headroom)).equals(plain)).toBe(true);
+    }
+  });
+
   it('refuses a flipped bit anywhere, another aad, another key and a short blob with AeadError', () => {
     const key = randomBytes(32);
     const aad = randomBytes(32);

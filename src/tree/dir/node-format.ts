@@ -224,10 +224,8 @@ function finite(v: number): number {
 
 /** The stored blob of a node: version byte, then the sealed plaintext bound to this directory's SI. */
 export function sealNode(keys: DirectoryKeys, plaintext: Uint8Array, nonce: Uint8Array): Uint8Array {
-  const sealed = sealRandomized(keys.nodeKey, nonce, plaintext, keys.storageIndex);
-  const blob = new Uint8Array(1 + sealed.length);
+  const blob = sealRandomized(keys.nodeKey, nonce, plaintext, keys.storageIndex, 1);
   blob[0] = NODE_FORMAT_VERSION;
-  blob.set(sealed, 1);
   return blob;
 }
 
