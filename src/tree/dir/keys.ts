@@ -33,8 +33,6 @@ export class DirectoryKeys {
 
   /** Recent names' hashes, by the name's bytes as latin1: one upload hashes its name four times or more (bound: NAME_HASHES_KEPT). */
   readonly #nameHashes = new BoundedCache<string, Uint8Array>(NAME_HASHES_KEPT);
-  /** Child write caps recently unsealed through this (write) view, by what they were unsealed from (bound: CHILD_CAPS_KEPT). */
-  readonly #childCaps = new BoundedCache<string, DirectoryWriteCap>(CHILD_CAPS_KEPT);
 
   /**
    * The keys of `cap`, from a bounded per-process cache: every path walk and
@@ -75,18 +73,20 @@ export class DirectoryKeys {
   }
 
   /**
-   * The write cap of a child stored sealed (its read key, public key and
-   * sealed write secret, as in its entry), unsealed by `open` the first time
-   * only: a path walk through a writable subdirectory unsealed it again for
-   * every request, three or four times per small upload, each time a new cap
-   * whose storage index was hashed anew. The same bytes always open to the
-   * same secret or always fail, so a remembered cap is exactly as strong as
-   * opening again; a failure is not remembered. The id holds every input of
-   * the opening (the two keys are its associated data).
+   * The write cap of a child stored sealed under this write view (its read
+   * key, public key and sealed write secret, as in its entry), unsealed by
+   * `open` the first time only: a path walk through a writable subdirectory
+   * unsealed it again for every request, three or four times per small
+   * upload, each time a new cap whose storage index was hashed anew. The same
+   * key and bytes always open to the same secret or always fail, so a
+   * remembered cap is exactly as strong as opening again; a failure is not
+   * remembered. The id holds every input of the opening: this view's Kc, the
+   * sealed bytes, and the two keys that are their associated data.
    */
   childWriteCap(readKey: Uint8Array, publicKey: Uint8Array, sealed: Uint8Array, open: () => DirectoryWriteCap): DirectoryWriteCap {
-    const id = latin1(sealed) + latin1(readKey) + latin1(publicKey);
-    return this.#childCaps.getOrSet(id, open);
+    if (!this.writer) throw new TypeError('only a write view unseals child write caps');
+    const id = latin1(this.writer.childCapKey) + latin1(sealed) + latin1(readKey) + latin1(publicKey);
+    return childCaps.getOrSet(id, open);
   }
 }
 
@@ -101,10 +101,16 @@ function latin1(bytes: Uint8Array): string {
  * one upload's hashes of its own name follow each other closely.
  */
 const NAME_HASHES_KEPT = 8;
-/** Child write caps kept per directory view, as for names: the subdirectories a client works in at once. */
-const CHILD_CAPS_KEPT = 8;
+/**
+ * Child write caps kept for the whole process. Each holds its directory's
+ * signing key once it has been written to, some 4.7 KiB resident with
+ * OpenSSL's key (measured over 10,000), so the bound is the process's, not
+ * each view's: at most about 1.2 MiB.
+ */
+const CHILD_CAPS_KEPT = 256;
 const KEYS_KEPT = 1024;
 const keysCache = new BoundedCache<string, DirectoryKeys>(KEYS_KEPT);
+const childCaps = new BoundedCache<string, DirectoryWriteCap>(CHILD_CAPS_KEPT);
 
 /** What tells two caps' keys apart: the write secret, or the read key, public key and epoch. */
 function cacheId(cap: DirectoryCap): string {
