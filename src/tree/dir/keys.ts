@@ -1,7 +1,6 @@
 import { DirectoryWriteCap, type DirectoryCap } from '../../cap/index.js';
 import { BoundedCache } from '../../util/bounded-cache.js';
 import { TAG, taggedHash, taggedHmac, type SigningKey } from '../../crypto/index.js';
-import { storageIndexHex } from '../../store/slots/slot-limits.js';
 
 /**
  * Every key a directory view needs, derived once from its cap.
@@ -33,6 +32,8 @@ export class DirectoryKeys {
 
   /** Recent names' hashes, by the name's bytes as latin1: one upload hashes its name four times or more (bound: NAME_HASHES_KEPT). */
   readonly #nameHashes = new BoundedCache<string, Uint8Array>(NAME_HASHES_KEPT);
+  /** A write view's Kc as latin1, the start of childWriteCap's ids (made once, not per request). */
+  readonly #childCapIdPrefix: string | undefined;
 
   /**
    * The keys of `cap`, from a bounded per-process cache: every path walk and
@@ -50,14 +51,13 @@ export class DirectoryKeys {
     this.publicKey = cap.readonly().publicKey;
     this.epoch = cap.readonly().epoch;
     this.storageIndex = cap.storageIndex;
-    this.siHex = storageIndexHex(this.storageIndex);
+    this.siHex = cap.storageIndexHex;
     this.nodeKey = taggedHash(TAG.dirNodeKey, this.readKey);
     this.nameHashKey = taggedHash(TAG.dirNameHashKey, this.readKey);
     if (cap instanceof DirectoryWriteCap) {
-      this.writer = {
-        signingKey: cap.signingKey,
-        childCapKey: taggedHash(TAG.dirChildWriteCapKey, cap.writeSecret),
-      };
+      const childCapKey = taggedHash(TAG.dirChildWriteCapKey, cap.writeSecret);
+      this.writer = { signingKey: cap.signingKey, childCapKey };
+      this.#childCapIdPrefix = latin1(childCapKey);
     }
   }
 
@@ -84,8 +84,8 @@ export class DirectoryKeys {
    * sealed bytes, and the two keys that are their associated data.
    */
   childWriteCap(readKey: Uint8Array, publicKey: Uint8Array, sealed: Uint8Array, open: () => DirectoryWriteCap): DirectoryWriteCap {
-    if (!this.writer) throw new TypeError('only a write view unseals child write caps');
-    const id = latin1(this.writer.childCapKey) + latin1(sealed) + latin1(readKey) + latin1(publicKey);
+    if (this.#childCapIdPrefix === undefined) throw new TypeError('only a write view unseals child write caps');
+    const id = this.#childCapIdPrefix + latin1(sealed) + latin1(readKey) + latin1(publicKey);
     return childCaps.getOrSet(id, open);
   }
 }
