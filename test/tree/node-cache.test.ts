@@ -1,6 +1,23 @@
 import { describe, expect, it } from 'vitest';
+import { FileReadCap } from '../../src/cap/index.js';
+import { randomBytes } from '../../src/crypto/index.js';
+import type { AbortOptions } from '../../src/errors.js';
+import type { ChunkAddress } from '../../src/store/chunks/chunk-store.js';
+import { ForwardingChunkStore } from '../../src/store/chunks/forwarding.js';
+import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
+import { MemorySlotStore } from '../../src/store/slots/memory.js';
 import { NodeCache, nodeWeight } from '../../src/tree/dir/node-cache.js';
 import { type DirNode, decodeNode, encodeNode, type StoredEntry } from '../../src/tree/dir/node-format.js';
+import { createTree } from '../../src/tree/tree.js';
+
+/** Counts reads; a wrapper, not a mock: the bytes really are stored and read. */
+class GetCountingStore extends ForwardingChunkStore {
+  gets = 0;
+  override get(address: ChunkAddress, options?: AbortOptions): Promise<Uint8Array> {
+    this.gets++;
+    return this.inner.get(address, options);
+  }
+}
 
 function bucket(n: number): { node: DirNode; plaintext: Uint8Array } {
   const entries: StoredEntry[] = [];
@@ -44,5 +61,24 @@ describe('NodeCache', () => {
     const cache = new NodeCache(nodeWeight(node, plaintext.length) - 1);
     cache.set('si', 'a', node, plaintext.length);
     expect(cache.size).toEqual({ nodes: 0, bytes: 0 });
+  });
+});
+
+describe('the node cache under directory updates', () => {
+  it('drops the nodes an update replaced, so a directory changed again and again keeps its current nodes cached', async () => {
+    const chunks = new GetCountingStore(new MemoryChunkStore());
+    // Room for the current nodes of 300 entries (some 400 KB weighed) and a little more, not for the
+    // versions 300 updates replace (each replaces a bucket of some 20–32 entries and the branches above it).
+    const tree = createTree({ chunks, slots: new MemorySlotStore(), nodeCacheBytes: 600_000 });
+    const dir = tree.directory(await tree.createDirectory());
+    const meta = { size: 1000, mtimeMs: 1, ctimeMs: 1 };
+    const names = Array.from({ length: 300 }, (_, i) => `entry-${i}`);
+    for (const name of names) await dir.link(name, new FileReadCap(randomBytes(32), randomBytes(32), 1000), meta);
+    // Every name again, replaced in place: 300 more versions, none larger than before.
+    for (const name of names) await dir.link(name, new FileReadCap(randomBytes(32), randomBytes(32), 1000), meta, { overwrite: true });
+    chunks.gets = 0;
+    for (const name of names) expect(await dir.lookup(name)).toBeDefined();
+    expect(await dir.lookup('absent')).toBeUndefined();
+    expect(chunks.gets).toBe(0);
   });
 });

@@ -39,6 +39,13 @@ const EMPTY: Ref = { count: 0 };
 export class Draft {
   private root: Ref;
   changed = false;
+  /**
+   * Address keys of the stored nodes this draft's edits replaced: the path
+   * from the root to each changed bucket, and the children a collapse
+   * gathered. Once the new version is the slot's, the current version no
+   * longer reaches them (an older one, a snapshot's, still may).
+   */
+  readonly superseded: string[] = [];
 
   constructor(
     private readonly ctx: DirectoryContext,
@@ -90,6 +97,7 @@ export class Draft {
   private async setIn(ref: Ref, offset: number, hash: Uint8Array, entry: StoredEntry): Promise<Ref> {
     throwIfAborted(this.options.signal);
     const node = await this.load(ref);
+    this.replacing(ref);
     if (node.kind === 'bucket') {
       const entries = node.entries.slice();
       const { index, found } = search(entries, entry.nameUtf8);
@@ -113,6 +121,7 @@ export class Draft {
     if (node.kind === 'bucket') {
       const { index, found } = search(node.entries, name);
       if (!found) return undefined;
+      this.replacing(ref);
       const entries = node.entries.slice();
       const [removed] = entries.splice(index, 1);
       return { ref: entries.length === 0 ? EMPTY : draftRef({ kind: 'bucket', entries }), removed: removed! };
@@ -120,6 +129,7 @@ export class Draft {
     const i = hashBits(hash, offset, node.bits);
     const result = await this.deleteIn(node.children[i]!, offset + node.bits, hash, name);
     if (!result) return undefined;
+    this.replacing(ref);
     const children = node.children.slice();
     children[i] = result.ref;
     const branch: DirNode = { kind: 'branch', bits: node.bits, children };
@@ -137,10 +147,18 @@ export class Draft {
   /** Every entry under `node` (only called on subtrees of ≤ bucketMax entries). */
   private async gather(node: DirNode): Promise<StoredEntry[]> {
     if (node.kind === 'bucket') return node.entries.slice();
-    const parts = await mapLimit(node.children, NODE_IO_CONCURRENCY, async (child) =>
-      child.count === 0 ? [] : this.gather(await this.load(child)),
-    );
+    const parts = await mapLimit(node.children, NODE_IO_CONCURRENCY, async (child) => {
+      if (child.count === 0) return [];
+      const gathered = await this.gather(await this.load(child));
+      this.replacing(child);
+      return gathered;
+    });
     return parts.flat();
+  }
+
+  /** Notes that a stored node (not one new in this draft) is being replaced. */
+  private replacing(ref: Ref): void {
+    if (ref.draft === undefined && ref.address !== undefined) this.superseded.push(addressKey(ref.address));
   }
 
   /** A bucket of `entries` at `offset`, split into a branch (recursively) while it is over bucketMax. */

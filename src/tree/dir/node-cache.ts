@@ -25,7 +25,10 @@ export function nodeWeight(node: DirNode, plaintextBytes: number): number {
  *
  * A node never changes once written (its address is the hash of its blob),
  * so entries never go stale and need no invalidation: a new directory
- * version has new addresses for what changed and shares the rest.
+ * version has new addresses for what changed and shares the rest. An update
+ * through this process drops the nodes its new version replaced (Draft's
+ * `superseded`) as soon as the swap succeeded: left in, they would push out
+ * nodes of current versions first.
  *
  * The key is storage index + address, not the address alone: the cache is
  * shared by every directory a Tree serves, and a writer of directory A could
@@ -66,6 +69,15 @@ export class NodeCache {
       this.map.delete(oldest);
       this.bytes -= value.weight;
     }
+  }
+
+  /** Drops one node, if held. */
+  delete(siHex: string, address: string): void {
+    const key = `${siHex}/${address}`;
+    const hit = this.map.get(key);
+    if (!hit) return;
+    this.map.delete(key);
+    this.bytes -= hit.weight;
   }
 
   get size(): { nodes: number; bytes: number } {
