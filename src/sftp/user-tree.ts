@@ -25,7 +25,15 @@ import { isSnapshotsFolder, SNAPSHOTS_DIR, SnapshotsFolder, snapshotPath } from 
 /** Where a path points: a base cap itself (root, /uri/CAP), or a name in a directory. */
 export type Location =
   | { kind: 'base'; path: ParsedPath; cap: Cap }
-  | { kind: 'entry'; path: ParsedPath; dir: Directory; dirEntry?: DirEntry | undefined; name: string };
+  | {
+      kind: 'entry';
+      path: ParsedPath;
+      dir: Directory;
+      dirEntry?: DirEntry | undefined;
+      name: string;
+      /** What the walk found under `name` (absent: it did not look; then ask `dir`). */
+      found?: { entry: DirEntry | undefined };
+    };
 
 export type EntryLocation = Extract<Location, { kind: 'entry' }>;
 
@@ -104,6 +112,7 @@ export class UserTree {
         dir: this.directory(parent?.cap ?? (base as DirectoryCap)),
         dirEntry: parent?.entry,
         name: own.name,
+        found: { entry: own.entry },
       };
     }
     const parent = walk.frames.at(-1);
@@ -113,6 +122,7 @@ export class UserTree {
       dir: this.directory(parent?.cap ?? (base as DirectoryCap)),
       dirEntry: parent?.entry,
       name: walk.name,
+      found: { entry: walk.entry },
     };
   }
 
@@ -141,7 +151,7 @@ export class UserTree {
    * opened as that CLOSE committed it, and an append starts from it.
    */
   async committedEntry(loc: EntryLocation): Promise<DirEntry | undefined> {
-    if (this.uploads(loc).length === 0) return loc.dir.lookup(loc.name);
+    if (this.uploads(loc).length === 0) return loc.found ? loc.found.entry : loc.dir.lookup(loc.name);
     return this.withNames([loc], () => loc.dir.lookup(loc.name));
   }
 
@@ -164,7 +174,7 @@ export class UserTree {
     if (loc.kind === 'base') return this.attrsOfCap(loc.cap);
     const upload = this.overlay.lookup(this.user, loc.dir.cap, loc.name);
     if (upload !== undefined) return this.attrsOfUpload(upload);
-    const entry = await loc.dir.lookup(loc.name);
+    const entry = loc.found ? loc.found.entry : await loc.dir.lookup(loc.name);
     if (entry === undefined) throw NotFoundError.answer('no such file');
     return this.attrsOfEntry(entry, loc.dir);
   }
