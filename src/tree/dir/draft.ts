@@ -1,7 +1,7 @@
 import { throwIfAborted, type AbortOptions } from '../../errors.js';
 import { addressKey } from '../../store/address.js';
 import type { ChunkAddress } from '../../store/chunks/chunk-store.js';
-import { NODE_IO_CONCURRENCY, loadNode, mapLimit, type DirectoryContext } from './context.js';
+import { NODE_IO_CONCURRENCY, cachedNode, loadNode, mapLimit, type DirectoryContext } from './context.js';
 import { NAME_HASH_BITS, hashBits, type DirectoryKeys } from './keys.js';
 import {
   compareNames,
@@ -57,10 +57,12 @@ export class Draft {
     this.root = { address: rootAddress, count: -1 };
   }
 
-  private async load(ref: Ref): Promise<DirNode> {
+  /** The node `ref` points at: at once when it is new here or cached (cachedNode), else from the store. */
+  private load(ref: Ref): DirNode | Promise<DirNode> {
     if (ref.draft) return ref.draft;
     if (!ref.address) return { kind: 'bucket', entries: [] };
-    return loadNode(this.ctx, this.keys, ref.address, ref.count < 0 ? undefined : ref.count, this.options);
+    const expected = ref.count < 0 ? undefined : ref.count;
+    return cachedNode(this.ctx, this.keys, ref.address, expected) ?? loadNode(this.ctx, this.keys, ref.address, expected, this.options);
   }
 
   async count(): Promise<number> {
@@ -72,7 +74,8 @@ export class Draft {
     let ref = this.root;
     let offset = 0;
     for (;;) {
-      const node = await this.load(ref);
+      const loaded = this.load(ref);
+      const node = loaded instanceof Promise ? await loaded : loaded;
       if (node.kind === 'bucket') return findEntry(node, name);
       ref = node.children[hashBits(hash, offset, node.bits)]!;
       offset += node.bits;
