@@ -41,6 +41,10 @@ describe('DirectoryKeys', () => {
     expect(first).toBeInstanceOf(DirectoryWriteCap);
     expect(first.toString()).toBe(child.toString());
     expect(viewCap(parent, { ...stored }, 'node')).toBe(first);
+    // The same stored object through the same view: the same cap, and the same keys for it, by identity.
+    expect(viewCap(parent, stored, 'node')).toBe(first);
+    expect(DirectoryKeys.of(first as DirectoryWriteCap)).toBe(DirectoryKeys.of(first as DirectoryWriteCap));
+    expect(DirectoryKeys.of(first as DirectoryWriteCap).siHex).toBe(child.storageIndexHex);
     // The same sealed secret under another entry's read cap (its associated data), and a flipped bit: never the remembered cap.
     const other = new DirectoryWriteCap(randomBytes(32)).readonly();
     const moved = { ...stored, readKey: other.readKey, publicKey: other.publicKey };

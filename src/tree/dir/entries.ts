@@ -3,7 +3,8 @@ import { AeadError, openRandomized, sealRandomized } from '../../crypto/index.js
 import { IntegrityError, InvalidInputError } from '../../errors.js';
 import type { DirEntry, EntryMetadata } from '../api.js';
 import { nameBytes } from '../names.js';
-import type { DirectoryKeys } from './keys.js';
+import { BoundedCache } from '../../util/bounded-cache.js';
+import { CHILD_CAPS_KEPT, type DirectoryKeys } from './keys.js';
 import type { StoredCap, StoredEntry } from './node-format.js';
 
 /**
@@ -51,6 +52,18 @@ export function storeCap(keys: DirectoryKeys, cap: Cap, nonce: () => Uint8Array)
   return { kind: 'text', text };
 }
 
+/**
+ * The child write caps write views handed out lately, by the stored sealed
+ * cap object they came from, with that view's keys. A stored cap belongs to
+ * a decoded node, which is never changed (node-cache.ts), and one
+ * DirectoryKeys object always opens it to the same cap: so a path walk
+ * through a cached directory gets the same cap object each time, found by
+ * identity, without building childWriteCap's id of some 150 characters (and
+ * DirectoryKeys.of then finds its keys by that object). Bound: as
+ * childWriteCap's, as it holds the same caps.
+ */
+const unsealed = new BoundedCache<StoredCap, { keys: DirectoryKeys; cap: DirectoryWriteCap }>(CHILD_CAPS_KEPT);
+
 /** The cap a view may hand out for a stored cap: unsealed for a write view, a read cap otherwise. */
 export function viewCap(keys: DirectoryKeys, stored: StoredCap, nodeId: string): Cap {
   if (stored.kind === 'symlink') return new SymlinkTarget(stored.target);
@@ -58,15 +71,11 @@ export function viewCap(keys: DirectoryKeys, stored: StoredCap, nodeId: string):
   if (stored.kind === 'dir-write') {
     const { writer } = keys;
     if (!writer) return new DirectoryReadCap(stored.readKey, stored.publicKey);
-    return keys.childWriteCap(stored.readKey, stored.publicKey, stored.sealedWriteSecret, () => {
-      try {
-        const secret = openRandomized(writer.childCapKey, stored.sealedWriteSecret, childCapAad(stored.readKey, stored.publicKey));
-        return new DirectoryWriteCap(secret);
-      } catch (err) {
-        if (err instanceof AeadError || err instanceof RangeError) throw new IntegrityError(nodeId, 'directory node');
-        throw err;
-      }
-    });
+    const known = unsealed.get(stored);
+    if (known !== undefined && known.keys === keys) return known.cap;
+    const cap = unsealChild(keys, writer.childCapKey, stored, nodeId);
+    unsealed.set(stored, { keys, cap });
+    return cap;
   }
   try {
     const cap = parseCap(stored.text);
@@ -78,6 +87,23 @@ export function viewCap(keys: DirectoryKeys, stored: StoredCap, nodeId: string):
   } catch {
     throw new IntegrityError(nodeId, 'directory node');
   }
+}
+
+function unsealChild(
+  keys: DirectoryKeys,
+  childCapKey: Uint8Array,
+  stored: Extract<StoredCap, { kind: 'dir-write' }>,
+  nodeId: string,
+): DirectoryWriteCap {
+  return keys.childWriteCap(stored.readKey, stored.publicKey, stored.sealedWriteSecret, () => {
+    try {
+      const secret = openRandomized(childCapKey, stored.sealedWriteSecret, childCapAad(stored.readKey, stored.publicKey));
+      return new DirectoryWriteCap(secret);
+    } catch (err) {
+      if (err instanceof AeadError || err instanceof RangeError) throw new IntegrityError(nodeId, 'directory node');
+      throw err;
+    }
+  });
 }
 
 /**

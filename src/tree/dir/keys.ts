@@ -43,7 +43,12 @@ export class DirectoryKeys {
    * memory anyway (as the signing keys cached in src/cap/caps.ts).
    */
   static of(cap: DirectoryCap): DirectoryKeys {
-    return keysCache.getOrSet(cacheId(cap), () => new DirectoryKeys(cap));
+    let keys = keysByCap.get(cap);
+    if (keys === undefined) {
+      keys = keysCache.getOrSet(cacheId(cap), () => new DirectoryKeys(cap));
+      keysByCap.set(cap, keys);
+    }
+    return keys;
   }
 
   constructor(cap: DirectoryCap) {
@@ -107,9 +112,15 @@ const NAME_HASHES_KEPT = 8;
  * OpenSSL's key (measured over 10,000), so the bound is the process's, not
  * each view's: at most about 1.2 MiB.
  */
-const CHILD_CAPS_KEPT = 256;
+export const CHILD_CAPS_KEPT = 256;
 const KEYS_KEPT = 1024;
 const keysCache = new BoundedCache<string, DirectoryKeys>(KEYS_KEPT);
+/**
+ * The keys found for a cap object, for as long as it lives: the caps a path
+ * walk goes through are the same objects walk after walk (entries.ts), and
+ * so skip keysCache's id (a base64 of the secret) and its reordering.
+ */
+const keysByCap = new WeakMap<DirectoryCap, DirectoryKeys>();
 const childCaps = new BoundedCache<string, DirectoryWriteCap>(CHILD_CAPS_KEPT);
 
 /** What tells two caps' keys apart: the write secret, or the read key, public key and epoch. */
