@@ -39,6 +39,16 @@ export class UploadOverlay<T extends OverlayItem = OverlayItem> {
   /** dirKey → name → open handles on that name (most recently registered last). */
   readonly #dirs = new Map<string, Map<string, T[]>>();
   readonly #names = new KeyedMutex();
+  #removals = 0;
+
+  /**
+   * How many handles have left the overlay (each after its commit, or
+   * abandoned): an entry looked up while this stayed the same was looked up
+   * with every upload that was then committing still here to be seen.
+   */
+  get removals(): number {
+    return this.#removals;
+  }
 
   /**
    * Runs fn while no other `exclusive` call of `user` holds any of `names`
@@ -68,7 +78,10 @@ export class UploadOverlay<T extends OverlayItem = OverlayItem> {
     const items = names?.get(name);
     if (names === undefined || items === undefined) return;
     const i = items.indexOf(item);
-    if (i !== -1) items.splice(i, 1);
+    if (i !== -1) {
+      items.splice(i, 1);
+      this.#removals++;
+    }
     if (items.length === 0) names.delete(name);
     if (names.size === 0) this.#dirs.delete(key);
   }

@@ -31,8 +31,8 @@ export type Location =
       dir: Directory;
       dirEntry?: DirEntry | undefined;
       name: string;
-      /** What the walk found under `name` (absent: it did not look; then ask `dir`). */
-      found?: { entry: DirEntry | undefined };
+      /** What the walk found under `name`, and the overlay's removals before it looked (absent: it did not look). */
+      found?: { entry: DirEntry | undefined; removals: number };
     };
 
 export type EntryLocation = Extract<Location, { kind: 'entry' }>;
@@ -94,6 +94,7 @@ export class UserTree {
     }
     const base = requested.uriCap ?? this.root;
     if (requested.components.length === 0) return { kind: 'base', path: requested, cap: base };
+    const removals = this.overlay.removals;
     if (isSnapshotsFolder(base)) {
       // A name the folder does not hold: nothing below it, and nothing can be made there.
       if (requested.components.length > 1) throw new NotFoundError('no such snapshot');
@@ -112,7 +113,7 @@ export class UserTree {
         dir: this.directory(parent?.cap ?? (base as DirectoryCap)),
         dirEntry: parent?.entry,
         name: own.name,
-        found: { entry: own.entry },
+        found: { entry: own.entry, removals },
       };
     }
     const parent = walk.frames.at(-1);
@@ -122,7 +123,7 @@ export class UserTree {
       dir: this.directory(parent?.cap ?? (base as DirectoryCap)),
       dirEntry: parent?.entry,
       name: walk.name,
-      found: { entry: walk.entry },
+      found: { entry: walk.entry, removals },
     };
   }
 
@@ -151,8 +152,19 @@ export class UserTree {
    * opened as that CLOSE committed it, and an append starts from it.
    */
   async committedEntry(loc: EntryLocation): Promise<DirEntry | undefined> {
-    if (this.uploads(loc).length === 0) return loc.found ? loc.found.entry : loc.dir.lookup(loc.name);
-    return this.withNames([loc], () => loc.dir.lookup(loc.name));
+    if (this.uploads(loc).length > 0) return this.withNames([loc], () => loc.dir.lookup(loc.name));
+    const walked = this.#walked(loc);
+    return walked !== undefined ? walked.entry : loc.dir.lookup(loc.name);
+  }
+
+  /**
+   * What locate's walk found under the name, unless a handle left the
+   * overlay since it looked (an upload that was committing there may have
+   * linked a newer entry meanwhile: then look again). Saves STAT and OPEN a
+   * second lookup of the same name.
+   */
+  #walked(loc: EntryLocation): { entry: DirEntry | undefined } | undefined {
+    return loc.found !== undefined && loc.found.removals === this.overlay.removals ? loc.found : undefined;
   }
 
   /**
@@ -174,7 +186,8 @@ export class UserTree {
     if (loc.kind === 'base') return this.attrsOfCap(loc.cap);
     const upload = this.overlay.lookup(this.user, loc.dir.cap, loc.name);
     if (upload !== undefined) return this.attrsOfUpload(upload);
-    const entry = loc.found ? loc.found.entry : await loc.dir.lookup(loc.name);
+    const walked = this.#walked(loc);
+    const entry = walked !== undefined ? walked.entry : await loc.dir.lookup(loc.name);
     if (entry === undefined) throw NotFoundError.answer('no such file');
     return this.attrsOfEntry(entry, loc.dir);
   }
