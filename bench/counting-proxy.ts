@@ -39,6 +39,8 @@ export class CountingProxy {
   readonly #server: Server;
   readonly #agent: Agent;
   readonly #counts: RequestCounts = {};
+  /** Answers by HTTP status, and 'failed' for exchanges the upstream broke: what a failed run reports. */
+  readonly #answers: Record<string, number> = {};
   readonly endpoint: string;
 
   private constructor(server: Server, agent: Agent, endpoint: string) {
@@ -59,13 +61,18 @@ export class CountingProxy {
       const forward = request(
         { host: target.hostname, port: target.port, method, path: req.url, headers: endToEnd(req.headers), agent },
         (upstreamRes) => {
+          if (proxy) proxy.#answered(String(upstreamRes.statusCode ?? 502));
           res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, endToEnd(upstreamRes.headers));
           upstreamRes.pipe(res);
           upstreamRes.once('error', () => res.destroy());
         },
       );
       // Either side failing ends the other: the client sees a broken exchange, as it would without the proxy.
-      forward.once('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
+      forward.once('error', () => {
+        if (proxy) proxy.#answered('failed');
+        if (res.headersSent) res.destroy();
+        else res.writeHead(502).end();
+      });
       req.once('error', () => forward.destroy());
       res.once('close', () => {
         if (!res.writableFinished) forward.destroy();
@@ -84,6 +91,15 @@ export class CountingProxy {
   /** A copy of the counts so far, by method. */
   counts(): RequestCounts {
     return { ...this.#counts };
+  }
+
+  /** A copy of the answers so far, by status ('failed': the upstream broke the exchange). */
+  answers(): Record<string, number> {
+    return { ...this.#answers };
+  }
+
+  #answered(status: string): void {
+    this.#answers[status] = (this.#answers[status] ?? 0) + 1;
   }
 
   /** Stops listening and closes every connection, idle or not. */

@@ -7,7 +7,15 @@ import { stampFile, writeRandomFile, writeSmallFiles } from './data.js';
 import { freePort } from './procs.js';
 import { loadSwiftLauncher, type SwiftHandle } from './repo.js';
 import type { Workload } from './schedule.js';
-import { runCapstan, setCapstanConfig, startCapstan, type CapstanOptions, type CapstanS3, type CapstanServer } from './servers.js';
+import {
+  logTrouble,
+  runCapstan,
+  setCapstanConfig,
+  startCapstan,
+  type CapstanOptions,
+  type CapstanS3,
+  type CapstanServer,
+} from './servers.js';
 import { q, sftpBatch, timedBatch } from './sftp.js';
 
 /**
@@ -73,6 +81,15 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
       let swift: SwiftHandle | undefined;
       let proxy: CountingProxy | undefined;
       let gateway: CapstanServer | undefined;
+      // The gateway's warnings and the proxy's answers, for the error of a run that fails: the
+      // gateway, Swift and the proxy are gone by the time anyone reads it.
+      const explain = async (err: unknown): Promise<Error> => {
+        const trouble = await logTrouble(path.join(workDir, 'capstan.log'));
+        const answers = proxy === undefined ? '' : `\nS3 answers through the counting proxy, by status: ${JSON.stringify(proxy.answers())}`;
+        const log = trouble === '' ? '\nno warnings in the S3 gateway log' : `\nthe S3 gateway's last warnings:\n${trouble}`;
+        return new Error(`${(err as Error).message}${answers}${log}`, { cause: err });
+      };
+      const workDir = path.join(o.workDir, 's3-gateway');
       try {
         try {
           swift = await startSwift();
@@ -92,7 +109,6 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
           secretAccessKey: swift.secretAccessKey,
         };
         await createBucket(s3);
-        const workDir = path.join(o.workDir, 's3-gateway');
         await mkdir(workDir);
         const options: CapstanOptions = {
           registry: ctx.registry,
@@ -107,10 +123,14 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
 
         await stampFile(local, bigFile);
         await settle(ctx);
-        const put = await timedBatch(ctx.client, gateway, [], [`put ${q(local)} big-s3.bin`]);
+        const put = await timedBatch(ctx.client, gateway, [], [`put ${q(local)} big-s3.bin`]).catch(async (err: unknown) => {
+          throw await explain(err);
+        });
         // The gateway's read cache fills only on get, so this get fetches every chunk from Swift.
         await settle(ctx);
-        const get = await timedBatch(ctx.client, gateway, [], ['get big-s3.bin /dev/null']);
+        const get = await timedBatch(ctx.client, gateway, [], ['get big-s3.bin /dev/null']).catch(async (err: unknown) => {
+          throw await explain(err);
+        });
         results.s3 = { fileBytes: bigFile, putMBps: bigFile / 1e6 / put.seconds, getMBps: bigFile / 1e6 / get.seconds };
         ctx.log(`  capstan on S3: put ${results.s3.putMBps!.toFixed(1)} MB/s, get ${results.s3.getMBps!.toFixed(1)} MB/s`);
 
@@ -122,7 +142,9 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
         gateway = await runCapstan(options, gateway.nodeDir);
         await settle(ctx);
         const before = proxy.counts();
-        const small = await timedBatch(ctx.client, gateway, [`cd ${SMALL_DIR}`], [`put ${q(smallDir)}/*`]);
+        const small = await timedBatch(ctx.client, gateway, [`cd ${SMALL_DIR}`], [`put ${q(smallDir)}/*`]).catch(async (err: unknown) => {
+          throw await explain(err);
+        });
         const afterSession = proxy.counts();
         await gateway.stop();
         const afterExit = proxy.counts();

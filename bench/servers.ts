@@ -144,6 +144,25 @@ function stderrTail(child: ChildProcess): () => string {
   return () => tail.trim();
 }
 
+/**
+ * The last `max` lines of a capstan JSON log (a work folder's capstan.log)
+ * at warn or worse, one line each, for the error of a run that failed: the
+ * gateway's own account of what went wrong. Empty when there are none.
+ */
+export async function logTrouble(logFile: string, max = 12): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(logFile, 'utf8');
+  } catch {
+    return '';
+  }
+  const worst = text.split('\n').filter((line) => /"level":(4|5|6)0\b/.test(line));
+  return worst
+    .slice(-max)
+    .map((line) => line.slice(0, 600))
+    .join('\n');
+}
+
 /** A capstan gateway, with the node directory it runs on (to change its configuration and run it again). */
 export interface CapstanServer extends BenchServer {
   readonly nodeDir: string;

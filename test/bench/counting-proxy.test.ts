@@ -57,6 +57,7 @@ afterAll(async () => {
 describe('CountingProxy', () => {
   it('forwards method, path, Host and body unchanged, and counts each request by method', async () => {
     const before = proxy.counts();
+    const answersBefore = proxy.answers();
     const body = randomBytes(5 * 1024 * 1024 + 3);
     const put = await fetch(`${proxy.endpoint}/bucket/key?x-id=PutObject`, {
       method: 'PUT',
@@ -83,6 +84,7 @@ describe('CountingProxy', () => {
 
     const counted = countsBetween(before, proxy.counts());
     expect(counted).toEqual({ PUT: 1, GET: 2, HEAD: 1, DELETE: 1 });
+    expect(countsBetween(answersBefore, proxy.answers())).toEqual({ '200': 4, '404': 1 });
     expect(perFile(counted, 2)).toBe('DELETE 0.50, GET 1.00, HEAD 0.50, PUT 0.50');
   });
 
@@ -97,6 +99,7 @@ describe('CountingProxy', () => {
       expect(res.status).toBe(502);
       await res.arrayBuffer();
       expect(orphan.counts()).toEqual({ PUT: 1 });
+      expect(orphan.answers()).toEqual({ failed: 1 });
     } finally {
       await orphan.close();
     }
