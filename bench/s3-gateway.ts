@@ -81,6 +81,7 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
       let swift: SwiftHandle | undefined;
       let proxy: CountingProxy | undefined;
       let gateway: CapstanServer | undefined;
+      const workDir = path.join(o.workDir, 's3-gateway');
       // The gateway's warnings and the proxy's answers, for the error of a run that fails: the
       // gateway, Swift and the proxy are gone by the time anyone reads it.
       const explain = async (err: unknown): Promise<Error> => {
@@ -89,7 +90,6 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
         const log = trouble === '' ? '\nno warnings in the S3 gateway log' : `\nthe S3 gateway's last warnings:\n${trouble}`;
         return new Error(`${(err as Error).message}${answers}${log}`, { cause: err });
       };
-      const workDir = path.join(o.workDir, 's3-gateway');
       try {
         try {
           swift = await startSwift();

@@ -11,6 +11,8 @@ import { MemoryChunkStore } from '../../src/store/chunks/memory.js';
 import { MemorySlotStore } from '../../src/store/slots/memory.js';
 import { storageIndexHex } from '../../src/store/slots/slot-limits.js';
 import type { Directory, EntryMetadata, Tree } from '../../src/tree/api.js';
+import { DirectoryKeys } from '../../src/tree/dir/keys.js';
+import { encodeNode, openNode, sealNode } from '../../src/tree/dir/node-format.js';
 import { encodeSlotRecord, verifySlotRecord } from '../../src/tree/dir/slot-record.js';
 import { createTree } from '../../src/tree/index.js';
 
@@ -75,6 +77,30 @@ describe('tampering with a directory is IntegrityError, never a crash or wrong d
   });
   afterEach(async () => {
     await tree.close();
+  });
+
+  it('a branch whose count for a child disagrees with that child is IntegrityError, with the child cached or not', async () => {
+    const names = Array.from({ length: 100 }, (_, i) => `n${i}`);
+    for (const name of names) await dir.link(name, fileCap(), meta);
+    const keys = DirectoryKeys.of(cap);
+    const { version } = await current();
+    const root = openNode(keys, version.root, await chunks.get(version.root)).node;
+    if (root.kind !== 'branch') throw new Error('expected a branch root');
+    // A writer's lie: the same children, one of them said to hold one entry more than it does.
+    const lied = root.children.findIndex((c) => c.count > 0);
+    const children = root.children.map((c, i) => (i === lied ? { ...c, count: c.count + 1 } : c));
+    const forged = await chunks.put(sealNode(keys, encodeNode({ ...root, children }), randomBytes(24)));
+    await replaceRecord(encodeSlotRecord(cap.signingKey, si, { ...version, seq: version.seq + 1n, root: forged }));
+    // `tree` has every child cached (it wrote them); a fresh Tree reads them from the store.
+    for (const view of [tree, createTree({ chunks, slots })]) {
+      await expect(drain(view.directory(cap))).rejects.toMatchObject({ name: 'IntegrityError' });
+      const outcomes = await Promise.allSettled(names.map((name) => view.directory(cap).lookup(name)));
+      const refused = outcomes.filter((o) => o.status === 'rejected');
+      expect(refused.length).toBeGreaterThan(0);
+      for (const o of refused) expect((o as PromiseRejectedResult).reason).toMatchObject({ name: 'IntegrityError' });
+      // Names under the other children still resolve, to what was linked.
+      for (const o of outcomes) if (o.status === 'fulfilled') expect(o.value?.metadata).toEqual(meta);
+    }
   });
 
   it('a Tree that verified the slot before verifies a changed record again (the verified-record cache)', async () => {
