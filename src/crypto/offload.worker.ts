@@ -58,6 +58,40 @@ export interface OffloadAnswer {
  */
 const SHARED_OPEN_PIECE_BYTES = 16 * 1024;
 
+/**
+ * A young collection runs once the requests since the last one brought
+ * views into this much shared memory.
+ *
+ * Why: a request's view keeps the SharedArrayBuffer under it alive on this
+ * thread until this thread's heap collects it, and hashing allocates next
+ * to nothing here, so that could be a long time. The slots those views lie
+ * in are reused by their owners, but a slot its owner's pool does not keep
+ * (src/tree/file/chunk-slots.ts keeps 12 free ones) is freed only once no
+ * thread refers to it. With 8 clients each putting 128 MiB (`npm run bench
+ * -- --capstan-only --only concurrent`), the gateway's RSS went to 780–790
+ * MiB with a 64 MiB memory budget and to 249–296 MiB with the default 16;
+ * with this collection, to 296–318 and 212–231. A young collection after
+ * every request cost this thread about 0.12 CPU-s per GiB put; one per 8
+ * MiB of views costs nothing measurable (an in-process 512 MiB upload:
+ * 340–390 ms of this thread, against 370–380 without).
+ * test/crypto/offload-retention.test.ts holds the bound.
+ */
+const COLLECT_AFTER_SHARED_BYTES = 8 * 1024 * 1024;
+let sharedSinceCollection = 0;
+
+/** Counts a request's view into shared memory as answered, and collects once enough were. */
+function doneWithShared(bytes: Uint8Array): void {
+  sharedSinceCollection += bytes.byteLength;
+  if (sharedSinceCollection < COLLECT_AFTER_SHARED_BYTES) return;
+  collectYoung();
+}
+
+/** With --expose-gc (src/cli/node-flags.ts): a young collection now, which frees what the last requests left dead. */
+function collectYoung(): void {
+  sharedSinceCollection = 0;
+  if (typeof gc === 'function') gc({ type: 'minor' });
+}
+
 const port = requestPort();
 
 port.on('message', (m: OffloadMessage & { id: number }) => {
@@ -70,12 +104,14 @@ port.on('message', (m: OffloadMessage & { id: number }) => {
     if (m.op === 'sha256-shared') {
       const answer: SharedDigestAnswer = { digest: sha256(m.bytes) };
       port.postMessage({ id: m.id, ...answer });
+      doneWithShared(m.bytes);
       return;
     }
     if (m.op === 'pread-sha256-shared') {
       const bytesRead = readFullyAtSync(m.fd, m.bytes, m.position);
       const answer: SharedPreadDigestAnswer = { bytesRead, digest: sha256(m.bytes.subarray(0, bytesRead)) };
       port.postMessage({ id: m.id, ...answer });
+      doneWithShared(m.bytes);
       return;
     }
     if (m.op === 'open-shared') {
@@ -87,7 +123,8 @@ port.on('message', (m: OffloadMessage & { id: number }) => {
         answer.forged = true;
       }
       port.postMessage({ id: m.id, ...answer });
-      if (typeof gc === 'function') gc({ type: 'minor' });
+      // update()'s 16 KiB pieces, and the view, are dead now.
+      collectYoung();
       return;
     }
     const bytes = new Uint8Array(m.buffer);
@@ -106,7 +143,7 @@ port.on('message', (m: OffloadMessage & { id: number }) => {
     }
     port.postMessage({ id: m.id, ...answer }, [m.buffer]);
     // With --expose-gc (src/cli/node-flags.ts): update()'s dead output goes now, not some 64 MiB later.
-    if (m.op === 'open' && typeof gc === 'function') gc({ type: 'minor' });
+    if (m.op === 'open') collectYoung();
   } catch (err) {
     port.postMessage(failureAnswer(m.id, err));
   }
