@@ -68,9 +68,9 @@ const SHARED_OPEN_PIECE_BYTES = 16 * 1024;
  * in are reused by their owners, but a slot its owner's pool does not keep
  * (src/tree/file/chunk-slots.ts keeps 12 free ones) is freed only once no
  * thread refers to it. With 8 clients each putting 128 MiB (`npm run bench
- * -- --capstan-only --only concurrent`), the gateway's RSS went to 780–790
+ * -- --capstan-only --only concurrent`), the gateway's RSS went to 780–844
  * MiB with a 64 MiB memory budget and to 249–296 MiB with the default 16;
- * with this collection, to 296–318 and 212–231. A young collection after
+ * with this collection, to 300–318 and 211–235. A young collection after
  * every request cost this thread about 0.12 CPU-s per GiB put; one per 8
  * MiB of views costs nothing measurable (an in-process 512 MiB upload:
  * 340–390 ms of this thread, against 370–380 without).
