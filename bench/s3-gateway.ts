@@ -90,6 +90,10 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
         const log = trouble === '' ? '\nno warnings in the S3 gateway log' : `\nthe S3 gateway's last warnings:\n${trouble}`;
         return new Error(`${(err as Error).message}${answers}${log}`, { cause: err });
       };
+      const explained = <T>(batch: Promise<T>): Promise<T> =>
+        batch.catch(async (err: unknown) => {
+          throw await explain(err);
+        });
       try {
         try {
           swift = await startSwift();
@@ -123,14 +127,10 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
 
         await stampFile(local, bigFile);
         await settle(ctx);
-        const put = await timedBatch(ctx.client, gateway, [], [`put ${q(local)} big-s3.bin`]).catch(async (err: unknown) => {
-          throw await explain(err);
-        });
+        const put = await explained(timedBatch(ctx.client, gateway, [], [`put ${q(local)} big-s3.bin`]));
         // The gateway's read cache fills only on get, so this get fetches every chunk from Swift.
         await settle(ctx);
-        const get = await timedBatch(ctx.client, gateway, [], ['get big-s3.bin /dev/null']).catch(async (err: unknown) => {
-          throw await explain(err);
-        });
+        const get = await explained(timedBatch(ctx.client, gateway, [], ['get big-s3.bin /dev/null']));
         results.s3 = { fileBytes: bigFile, putMBps: bigFile / 1e6 / put.seconds, getMBps: bigFile / 1e6 / get.seconds };
         ctx.log(`  capstan on S3: put ${results.s3.putMBps!.toFixed(1)} MB/s, get ${results.s3.getMBps!.toFixed(1)} MB/s`);
 
@@ -142,9 +142,7 @@ export function s3Workload(ctx: BenchContext, results: BenchResults, o: S3Worklo
         gateway = await runCapstan(options, gateway.nodeDir);
         await settle(ctx);
         const before = proxy.counts();
-        const small = await timedBatch(ctx.client, gateway, [`cd ${SMALL_DIR}`], [`put ${q(smallDir)}/*`]).catch(async (err: unknown) => {
-          throw await explain(err);
-        });
+        const small = await explained(timedBatch(ctx.client, gateway, [`cd ${SMALL_DIR}`], [`put ${q(smallDir)}/*`]));
         const afterSession = proxy.counts();
         await gateway.stop();
         const afterExit = proxy.counts();
