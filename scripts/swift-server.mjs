@@ -147,30 +147,46 @@ function spawnLogged(dir, name, command, args) {
   }
 }
 
-async function canConnect(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function healthy(port) {
+/**
+ * Swift answers through its proxy once a token, a container and an object
+ * can all be made and read back: true then, false while any step fails. The
+ * storage servers accepting connections is not enough. A port picked free can
+ * be taken by another process before the server that was to listen on it
+ * binds (Swift then retries its bind for 30 s), and the proxy answers 503 to
+ * every request meanwhile.
+ */
+async function roundTrip(port) {
+  const base = `http://127.0.0.1:${port}`;
+  const call = async (url, init = {}) => {
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(3000) });
+    const body = await res.text();
+    if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${url}: ${res.status}`);
+    return { res, body };
+  };
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/healthcheck`, { signal: AbortSignal.timeout(1000) });
-    await res.arrayBuffer();
-    return res.status === 200;
+    const { res } = await call(`${base}/auth/v1.0`, { headers: { 'x-auth-user': ACCESS_KEY, 'x-auth-key': SECRET_KEY } });
+    const storage = res.headers.get('x-storage-url');
+    const headers = { 'x-auth-token': res.headers.get('x-auth-token') ?? '' };
+    if (!storage) return false;
+    const container = `${storage}/capstan-readiness`;
+    await call(container, { method: 'PUT', headers });
+    await call(`${container}/probe`, { method: 'PUT', headers, body: 'ok' });
+    const { body } = await call(`${container}/probe`, { headers });
+    await call(`${container}/probe`, { method: 'DELETE', headers });
+    await call(container, { method: 'DELETE', headers });
+    return body === 'ok';
   } catch {
     return false;
   }
 }
 
 /**
- * Starts memcached and the four Swift servers; resolves once the proxy
- * answers and the storage servers accept connections (about 3 s). On failure
- * everything started is stopped again before the error is thrown.
+ * Starts memcached and the four Swift servers; resolves once an object can be
+ * written and read back through the proxy (about 3 s). A start whose servers
+ * do not get there within `attemptMs` is stopped and made again on fresh
+ * ports, up to `attempts` times (the last one waits until `timeoutMs` is
+ * spent). On failure everything started is stopped
+ * again before the error is thrown.
  *
  * `registerStop`, if given, is called before anything is spawned with a
  * function that stops (by pid) whatever has been started so far, and
@@ -178,68 +194,83 @@ async function healthy(port) {
  * test hook that timed out) can still stop the servers, and a start that
  * finds itself stopped spawns nothing more.
  */
-export async function startSwift({ timeoutMs = 30_000, registerStop } = {}) {
+export async function startSwift({
+  timeoutMs = 45_000,
+  attempts = 3,
+  attemptMs = Math.max(15_000, timeoutMs / attempts),
+  registerStop,
+} = {}) {
   const reason = swiftUnavailable();
   if (reason) throw new Error(`cannot start Swift: ${reason}`);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-swift-'));
-  const pids = [];
+  let current;
   let abandoned = false;
-  const halt = () => stopSwift({ dir, pids });
   const stop = registerStop
     ? registerStop(async () => {
         abandoned = true;
-        await halt();
+        if (current) await stopSwift(current);
       })
-    : halt;
+    : async () => {
+        if (current) await stopSwift(current);
+      };
+  const deadline = Date.now() + timeoutMs;
   try {
-    await mkdir(path.join(dir, 'devices', 'sdb1'), { recursive: true });
-    await mkdir(path.join(dir, 'logs'));
-    const ports = {};
-    for (const name of ['proxy', 'account', 'container', 'object', 'memcached']) ports[name] = await freePort();
-    for (const [file, text] of Object.entries(configs(dir, ports))) await writeFile(path.join(dir, file), text);
-    const rings = spawnSync(PYTHON, ['-c', RING_SCRIPT, dir, String(ports.account), String(ports.container), String(ports.object)], {
-      encoding: 'utf8',
-    });
-    if (rings.status !== 0) throw new Error(`building rings failed: ${rings.stderr}`);
-    if (abandoned) throw new Error('Swift was stopped while it started');
-
-    pids.push(
-      spawnLogged(dir, 'memcached', MEMCACHED, [
-        ...(process.getuid?.() === 0 ? ['-u', 'root'] : []),
-        '-l',
-        '127.0.0.1',
-        '-p',
-        String(ports.memcached),
-        '-U',
-        '0',
-        '-m',
-        '16',
-      ]),
-    );
-    for (const name of ['account', 'container', 'object', 'proxy']) {
-      pids.push(spawnLogged(dir, name, PYTHON, ['-c', RUN_SCRIPT, dir, path.join(dir, `${name}-server.conf`), `${name}-server`]));
-    }
-    await writeFile(path.join(dir, 'pids'), pids.join('\n') + '\n');
-
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const up = await Promise.all([
-        healthy(ports.proxy),
-        canConnect(ports.account),
-        canConnect(ports.container),
-        canConnect(ports.object),
-      ]);
-      if (up.every(Boolean)) break;
-      for (const pid of pids) {
-        if (!alive(pid)) throw new Error(`a Swift process exited at start; logs in ${dir}/logs: ${await logTail(dir)}`);
+    for (let attempt = 1; ; attempt++) {
+      current = { dir: await mkdtemp(path.join(os.tmpdir(), 'capstan-swift-')), pids: [] };
+      if (abandoned) throw new Error('Swift was stopped while it started');
+      const last = attempt >= attempts;
+      const endpoint = await startOnce(current, Math.min(deadline, last ? deadline : Date.now() + attemptMs), () => abandoned);
+      if (endpoint) {
+        return { endpoint, dir: current.dir, pids: current.pids, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, region: REGION };
       }
-      if (Date.now() > deadline) throw new Error(`Swift did not come up within ${timeoutMs} ms: ${await logTail(dir)}`);
-      await sleep(200);
+      const tail = await logTail(current.dir);
+      if (last || Date.now() > deadline) throw new Error(`Swift did not answer within ${timeoutMs} ms (${attempt} starts): ${tail}`);
+      await stopSwift(current);
     }
-    return { endpoint: `http://127.0.0.1:${ports.proxy}`, dir, pids, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, region: REGION };
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/** One start on fresh ports: the proxy's endpoint once it answers, or undefined at `deadline`. */
+async function startOnce({ dir, pids }, deadline, abandoned) {
+  await mkdir(path.join(dir, 'devices', 'sdb1'), { recursive: true });
+  await mkdir(path.join(dir, 'logs'));
+  const ports = {};
+  for (const name of ['proxy', 'account', 'container', 'object', 'memcached']) ports[name] = await freePort();
+  for (const [file, text] of Object.entries(configs(dir, ports))) await writeFile(path.join(dir, file), text);
+  const rings = spawnSync(PYTHON, ['-c', RING_SCRIPT, dir, String(ports.account), String(ports.container), String(ports.object)], {
+    encoding: 'utf8',
+  });
+  if (rings.status !== 0) throw new Error(`building rings failed: ${rings.stderr}`);
+  if (abandoned()) throw new Error('Swift was stopped while it started');
+
+  pids.push(
+    spawnLogged(dir, 'memcached', MEMCACHED, [
+      ...(process.getuid?.() === 0 ? ['-u', 'root'] : []),
+      '-l',
+      '127.0.0.1',
+      '-p',
+      String(ports.memcached),
+      '-U',
+      '0',
+      '-m',
+      '16',
+    ]),
+  );
+  for (const name of ['account', 'container', 'object', 'proxy']) {
+    pids.push(spawnLogged(dir, name, PYTHON, ['-c', RUN_SCRIPT, dir, path.join(dir, `${name}-server.conf`), `${name}-server`]));
+  }
+  await writeFile(path.join(dir, 'pids'), pids.join('\n') + '\n');
+
+  for (;;) {
+    if (await roundTrip(ports.proxy)) return `http://127.0.0.1:${ports.proxy}`;
+    for (const pid of pids) {
+      if (!alive(pid)) throw new Error(`a Swift process exited at start; logs in ${dir}/logs: ${await logTail(dir)}`);
+    }
+    if (abandoned()) throw new Error('Swift was stopped while it started');
+    if (Date.now() > deadline) return undefined;
+    await sleep(200);
   }
 }
 
