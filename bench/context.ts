@@ -137,6 +137,9 @@ export interface BenchResults {
   /** Of those, what capstan's main thread (the event loop) used, CPU seconds per GiB; capstan only. */
   putMainCpuPerGiB: Samples;
   getMainCpuPerGiB: Samples;
+  /** Of the server CPU per GiB, what the kernel spent (system time: socket and file system calls, page faults), every server. */
+  putSystemCpuPerGiB: Samples;
+  getSystemCpuPerGiB: Samples;
   smallFilesPerSec: Samples;
   /** Server CPU milliseconds per small file (whole session). */
   smallFilesCpuMs: Samples;
@@ -187,6 +190,8 @@ export function emptyResults(cipher: string, connectMs: Map<string, number>): Be
     getCpuPerGiB: {},
     putMainCpuPerGiB: {},
     getMainCpuPerGiB: {},
+    putSystemCpuPerGiB: {},
+    getSystemCpuPerGiB: {},
     smallFilesPerSec: {},
     smallFilesCpuMs: {},
     concurrentMBps: {},
@@ -247,10 +252,11 @@ export async function forEachServer(
 const canMeasureCpu = treeCpuAvailable();
 
 /** Starts measuring the CPU of the server's process tree; stop() gives seconds, undefined where /proc cannot tell. */
-export function cpuWindow(server: BenchServer): { stop(): number | undefined } {
-  if (!canMeasureCpu) return { stop: () => undefined };
+/** stop(): the server's CPU seconds since; system(), after stop(): the kernel's part of them. Both undefined where /proc cannot tell. */
+export function cpuWindow(server: BenchServer): { stop(): number | undefined; system(): number | undefined } {
+  if (!canMeasureCpu) return { stop: () => undefined, system: () => undefined };
   const window = new TreeCpuWindow(server.pid);
-  return { stop: () => window.stop() };
+  return { stop: () => window.stop(), system: () => window.systemSeconds() };
 }
 
 /** Flushes dirty pages, so one server's writeback does not land in the other's timing. */

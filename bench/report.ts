@@ -253,6 +253,8 @@ export function tableRows(r: BenchResults, sizes: BenchSizes): Row[] {
       workload: 'transfer',
       targets: ['getCpuSecondsPerGiB'],
     }),
+    compareRow(r, 'of which in the kernel, per GiB put (CPU-seconds)', r.putSystemCpuPerGiB, { fmt: fixed(2), workload: 'transfer' }),
+    compareRow(r, 'of which in the kernel, per GiB got (CPU-seconds)', r.getSystemCpuPerGiB, { fmt: fixed(2), workload: 'transfer' }),
     compareRow(r, "of which capstan's main thread, per GiB put (CPU-seconds)", r.putMainCpuPerGiB, {
       fmt: fixed(2),
       workload: 'transfer',
@@ -490,6 +492,8 @@ export function renderReport(r: BenchResults, m: Machine, meta: RunMeta): string
     samplesLine('get MB/s', r.getMBps, mbps),
     samplesLine('server CPU-s per GiB put', r.putCpuPerGiB, fixed(2)),
     samplesLine('server CPU-s per GiB got', r.getCpuPerGiB, fixed(2)),
+    samplesLine('server kernel CPU-s per GiB put', r.putSystemCpuPerGiB, fixed(2)),
+    samplesLine('server kernel CPU-s per GiB got', r.getSystemCpuPerGiB, fixed(2)),
     samplesLine("capstan's main-thread CPU-s per GiB put", r.putMainCpuPerGiB, fixed(2)),
     samplesLine("capstan's main-thread CPU-s per GiB got", r.getMainCpuPerGiB, fixed(2)),
     samplesLine('small files/s', r.smallFilesPerSec, fixed(0)),

@@ -61,6 +61,7 @@ export function bigFileWorkload(ctx: BenchContext, results: BenchResults, withDe
         const put = await timedBatch(ctx.client, server, [], [`put ${q(local)} ${q(remote)}`]);
         if (isCapstan) results.rssBig.push(ctx.capstanRss.stop());
         pushCpu(results.putCpuPerGiB, server, cpu.stop(), bigFile);
+        pushCpu(results.putSystemCpuPerGiB, server, cpu.system(), bigFile);
         pushCpu(results.putMainCpuPerGiB, server, main.stop(), bigFile);
         const putMBps = mbps(bigFile, put.seconds);
         push(results.putMBps, server.name, putMBps);
@@ -72,6 +73,7 @@ export function bigFileWorkload(ctx: BenchContext, results: BenchResults, withDe
         main = mainThreadWindow(server, isCapstan);
         const get = await timedBatch(ctx.client, server, [], [`get ${q(remote)} /dev/null`]);
         pushCpu(results.getCpuPerGiB, server, cpu.stop(), bigFile);
+        pushCpu(results.getSystemCpuPerGiB, server, cpu.system(), bigFile);
         pushCpu(results.getMainCpuPerGiB, server, main.stop(), bigFile);
         const getMBps = mbps(bigFile, get.seconds);
         push(results.getMBps, server.name, getMBps);

@@ -148,6 +148,7 @@ describe('report', () => {
     r.getMBps = { capstan: [50], OpenSSH: [100], rclone: [40] };
     r.putCpuPerGiB = { capstan: [9, 7, 8], OpenSSH: [4], rclone: [10] };
     r.putMainCpuPerGiB = { capstan: [3, 2.5, 2] };
+    r.putSystemCpuPerGiB = { capstan: [2.4, 2.2, 0.6], OpenSSH: [2.3], rclone: [4.4] };
     r.lsSeconds = { capstan: [0.5] };
     r.oneMoreMs = { capstan: [2, 4, 3], OpenSSH: [1, 1, 1], rclone: [6, 6, 6] };
     r.populateSeconds = { capstan: 40, OpenSSH: 4, rclone: 20 };
@@ -167,7 +168,11 @@ describe('report', () => {
     expect(row(md, "of which capstan's main thread, per GiB put")).toBe(
       "| of which capstan's main thread, per GiB put (CPU-seconds) | 2.50 |  |  |  |  |  |  |",
     );
+    expect(row(md, 'of which in the kernel, per GiB put')).toBe(
+      '| of which in the kernel, per GiB put (CPU-seconds) | 2.20 | 2.30 | 0.96× | 4.40 | 0.50× |  |  |',
+    );
     // Not measured (no get samples): no row.
+    expect(md).not.toMatch(/in the kernel, per GiB got/);
     expect(md).not.toMatch(/main thread, per GiB got/);
     expect(md).toMatch(/^- capstan's main-thread CPU-s per GiB put: capstan 3\.00, 2\.50, 2\.00$/m);
     expect(row(md, 'one more entry in a directory of 100 (ms)')).toBe(
