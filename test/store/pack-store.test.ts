@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addressOf } from '../../src/store/address.js';
 import type { ChunkAddress } from '../../src/store/chunks/chunk-store.js';
+import { CachingChunkStore } from '../../src/store/chunks/caching.js';
 import { FsChunkStore } from '../../src/store/chunks/fs/fs-chunk-store.js';
 import { encodeHeader, objectRecord, slotRecord } from '../../src/store/packs/format.js';
 import { packFile } from '../../src/store/packs/pack-files.js';
@@ -71,24 +72,8 @@ chunkStoreConformance('PackChunkStore (LocalEngine)', {
     await o.engine.close();
     await fsp.rm(o.dir, { recursive: true, force: true });
   },
-  corrupt: async (store, address) => {
-    await (store as PackChunkStore).flush();
-    const o = opened.get(store)!;
-    const entry = (await (store as PackChunkStore).index.get(address))!;
-    const fd = await fsp.open(packFile(path.join(o.dir, 'packs'), entry.location.pack), 'r+');
-    const b = Buffer.alloc(1);
-    await fd.read(b, 0, 1, entry.location.offset);
-    b[0] = (b[0] ?? 0) ^ 0x01;
-    await fd.write(b, 0, 1, entry.location.offset);
-    await fd.close();
-  },
-  truncate: async (store, address) => {
-    // The conformance suite's chunk is the last object put, so cutting the pack file cuts that object short.
-    await (store as PackChunkStore).flush();
-    const o = opened.get(store)!;
-    const entry = (await (store as PackChunkStore).index.get(address))!;
-    await fsp.truncate(packFile(path.join(o.dir, 'packs'), entry.location.pack), entry.location.offset + entry.location.length - 1);
-  },
+  corrupt: (store, address) => corruptPacked(store as PackChunkStore, address),
+  truncate: (store, address) => truncatePacked(store as PackChunkStore, address),
   reopen: async (store) => {
     const o = opened.get(store)!;
     await o.engine.close();
@@ -96,6 +81,43 @@ chunkStoreConformance('PackChunkStore (LocalEngine)', {
     opened.set(engine.chunks, { engine, dir: o.dir });
     return engine.chunks;
   },
+});
+
+/** Flips a byte of the object's bytes in its pack file. */
+async function corruptPacked(store: PackChunkStore, address: ChunkAddress): Promise<void> {
+  await store.flush();
+  const o = opened.get(store)!;
+  const entry = (await store.index.get(address))!;
+  const fd = await fsp.open(packFile(path.join(o.dir, 'packs'), entry.location.pack), 'r+');
+  const b = Buffer.alloc(1);
+  await fd.read(b, 0, 1, entry.location.offset);
+  b[0] = (b[0] ?? 0) ^ 0x01;
+  await fd.write(b, 0, 1, entry.location.offset);
+  await fd.close();
+}
+
+/** Cuts the pack file one byte into the object: the conformance suite's chunk is the last object put. */
+async function truncatePacked(store: PackChunkStore, address: ChunkAddress): Promise<void> {
+  await store.flush();
+  const o = opened.get(store)!;
+  const entry = (await store.index.get(address))!;
+  await fsp.truncate(packFile(path.join(o.dir, 'packs'), entry.location.pack), entry.location.offset + entry.location.length - 1);
+}
+
+// As the S3 backend runs by default: the pack store behind the local read cache (its prefetch passed on).
+chunkStoreConformance('CachingChunkStore over PackChunkStore (LocalEngine)', {
+  setup: async () => {
+    const o = await freshEngine();
+    opened.set(o.engine.chunks, o);
+    return CachingChunkStore.open(o.engine.chunks, { dir: path.join(o.dir, 'read-cache'), maxBytes: 1024 * 1024 });
+  },
+  teardown: async (store) => {
+    const o = opened.get((store as CachingChunkStore).inner)!;
+    await store.close();
+    await fsp.rm(o.dir, { recursive: true, force: true });
+  },
+  corrupt: (store, address) => corruptPacked((store as CachingChunkStore).inner as PackChunkStore, address),
+  truncate: (store, address) => truncatePacked((store as CachingChunkStore).inner as PackChunkStore, address),
 });
 
 slotStoreConformance('JournalSlotStore (LocalEngine)', {
@@ -703,6 +725,42 @@ describe('LocalEngine', () => {
     expect(calls.get).toBeGreaterThan(0);
     for (const i of [1, 5, 9]) await expect(store.get(addresses[i]!)).rejects.toMatchObject({ name: 'NotFoundError' });
     await engine.close();
+  });
+
+  it("behind the S3 read cache, a sequential reader's hint still reaches the pack store, for the chunks the cache does not hold", async () => {
+    const engine = await openEngine(dir, { packBytes: 64 * 1024 });
+    const store = engine.chunks;
+    const objects = Array.from({ length: 8 }, (_, i) => new Uint8Array(20_000).fill(i + 1));
+    const addresses: ChunkAddress[] = [];
+    for (const o of objects) addresses.push(await store.put(o));
+    await store.flush();
+    const cache = await CachingChunkStore.open(store, { dir: path.join(dir, 's3-cache'), maxBytes: 1024 * 1024 });
+    const index = store.index;
+    const looked: number[] = [];
+    let gets = 0;
+    const [get, getMany] = [index.get.bind(index), index.getMany.bind(index)];
+    index.get = (...args) => {
+      gets++;
+      return get(...args);
+    };
+    index.getMany = (addressList, ...rest) => {
+      looked.push(addressList.length);
+      return getMany(addressList, ...rest);
+    };
+    const readsBack = async (i: number) => expect(Buffer.from(await cache.get(addresses[i]!)).equals(Buffer.from(objects[i]!))).toBe(true);
+
+    // Chunks 0-1 cached by a first read (two index gets); then a reader hints all eight.
+    await readsBack(0);
+    await readsBack(1);
+    expect(gets).toBe(2);
+    cache.prefetch!(addresses);
+    for (let i = 0; i < objects.length; i++) await readsBack(i);
+    // One getMany of the six the cache did not hold, and no get a chunk.
+    expect({ looked, gets }).toEqual({ looked: [6], gets: 2 });
+    // All cached now: a hint asks the index nothing.
+    cache.prefetch!(addresses);
+    expect(looked).toEqual([6]);
+    await cache.close();
   });
 
   it('a put of bytes a loose chunk of an older layout holds reuses it and refreshes its age; no packed copy', async () => {

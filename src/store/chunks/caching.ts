@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { throwIfAborted, type AbortOptions } from '../../errors.js';
-import { assertChunkAddress, isChunkAddress, parseAddress, verifyChunk } from '../address.js';
+import { addressKey, assertChunkAddress, isChunkAddress, parseAddress, verifyChunk } from '../address.js';
 import type { ChunkAddress, ChunkStore, ChunkStoreFeatures } from './chunk-store.js';
 
 export interface CachingChunkStoreOptions {
@@ -58,10 +58,19 @@ export class CachingChunkStore implements ChunkStore {
         return freed;
       };
     }
+    const prefetch = inner.prefetch?.bind(inner);
+    if (prefetch) this.prefetch = (addresses) => prefetch(addresses.filter((a) => !(isChunkAddress(a) && this.entries.has(addressKey(a)))));
   }
 
   readonly stat?: NonNullable<ChunkStore['stat']>;
   readonly deleteIfIdleSince?: NonNullable<ChunkStore['deleteIfIdleSince']>;
+  /**
+   * A sequential reader's hint (tree/file/reader.ts), passed on for the
+   * chunks this cache does not hold. Without it a pack store behind the
+   * cache, S3's by default, never heard the hint and asked its index once a
+   * chunk: with the index in PostgreSQL, a round trip each.
+   */
+  readonly prefetch?: NonNullable<ChunkStore['prefetch']>;
 
   static async open(inner: ChunkStore, options: CachingChunkStoreOptions): Promise<CachingChunkStore> {
     const cache = new CachingChunkStore(inner, path.resolve(options.dir), options.maxBytes);
