@@ -184,9 +184,9 @@ async function roundTrip(port) {
  * Starts memcached and the four Swift servers; resolves once an object can be
  * written and read back through the proxy (about 3 s). A start whose servers
  * do not get there within `attemptMs` is stopped and made again on fresh
- * ports, up to `attempts` times (the last one waits until `timeoutMs` is
- * spent). On failure everything started is stopped
- * again before the error is thrown.
+ * ports, as is one whose process exited, up to `attempts` times (the last
+ * one waits until `timeoutMs` is spent). On failure everything started is
+ * stopped again before the error is thrown.
  *
  * `registerStop`, if given, is called before anything is spawned with a
  * function that stops (by pid) whatever has been started so far, and
@@ -218,12 +218,12 @@ export async function startSwift({
       current = { dir: await mkdtemp(path.join(os.tmpdir(), 'capstan-swift-')), pids: [] };
       if (abandoned) throw new Error('Swift was stopped while it started');
       const last = attempt >= attempts;
-      const endpoint = await startOnce(current, Math.min(deadline, last ? deadline : Date.now() + attemptMs), () => abandoned);
-      if (endpoint) {
+      const started = await startOnce(current, Math.min(deadline, last ? deadline : Date.now() + attemptMs), () => abandoned);
+      if ('endpoint' in started) {
+        const { endpoint } = started;
         return { endpoint, dir: current.dir, pids: current.pids, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, region: REGION };
       }
-      const tail = await logTail(current.dir);
-      if (last || Date.now() > deadline) throw new Error(`Swift did not answer within ${timeoutMs} ms (${attempt} starts): ${tail}`);
+      if (last || Date.now() > deadline) throw new Error(`Swift did not start (${attempt} starts): ${started.failure}`);
       await stopSwift(current);
     }
   } catch (err) {
@@ -232,7 +232,11 @@ export async function startSwift({
   }
 }
 
-/** One start on fresh ports: the proxy's endpoint once it answers, or undefined at `deadline`. */
+/**
+ * One start on fresh ports: the proxy's endpoint once it answers, or why not
+ * (a process exited, as memcached does at once when its port was taken, or
+ * `deadline` passed).
+ */
 async function startOnce({ dir, pids }, deadline, abandoned) {
   await mkdir(path.join(dir, 'devices', 'sdb1'), { recursive: true });
   await mkdir(path.join(dir, 'logs'));
@@ -264,12 +268,12 @@ async function startOnce({ dir, pids }, deadline, abandoned) {
   await writeFile(path.join(dir, 'pids'), pids.join('\n') + '\n');
 
   for (;;) {
-    if (await roundTrip(ports.proxy)) return `http://127.0.0.1:${ports.proxy}`;
+    if (await roundTrip(ports.proxy)) return { endpoint: `http://127.0.0.1:${ports.proxy}` };
     for (const pid of pids) {
-      if (!alive(pid)) throw new Error(`a Swift process exited at start; logs in ${dir}/logs: ${await logTail(dir)}`);
+      if (!alive(pid)) return { failure: `a Swift process exited at start: ${await logTail(dir)}` };
     }
     if (abandoned()) throw new Error('Swift was stopped while it started');
-    if (Date.now() > deadline) return undefined;
+    if (Date.now() > deadline) return { failure: `no answer in time: ${await logTail(dir)}` };
     await sleep(200);
   }
 }
