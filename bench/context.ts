@@ -251,8 +251,11 @@ export async function forEachServer(
 
 const canMeasureCpu = treeCpuAvailable();
 
-/** Starts measuring the CPU of the server's process tree; stop() gives seconds, undefined where /proc cannot tell. */
-/** stop(): the server's CPU seconds since; system(), after stop(): the kernel's part of them. Both undefined where /proc cannot tell. */
+/**
+ * Starts measuring the CPU of the server's process tree: stop() gives the
+ * seconds since, system() (after stop) the kernel's part of them; both
+ * undefined where /proc cannot tell.
+ */
 export function cpuWindow(server: BenchServer): { stop(): number | undefined; system(): number | undefined } {
   if (!canMeasureCpu) return { stop: () => undefined, system: () => undefined };
   const window = new TreeCpuWindow(server.pid);

@@ -52,8 +52,8 @@ function childrenOf(pid: number): number[] {
 export class TreeCpuWindow {
   readonly #root: number;
   /** Keyed by pid and start time, so a reused pid is a new process. */
-  readonly #baseline = new Map<string, { ticks: number; system: number }>();
-  readonly #latest = new Map<string, { ticks: number; system: number }>();
+  readonly #baseline = new Map<string, { total: number; system: number }>();
+  readonly #latest = new Map<string, { total: number; system: number }>();
   #timer: NodeJS.Timeout | undefined;
 
   /** Starts sampling the tree under `root`; processes already running count from now. */
@@ -69,7 +69,7 @@ export class TreeCpuWindow {
     this.#sample(false);
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    return this.#sum('ticks');
+    return this.#sum('total');
   }
 
   /** Of the seconds stop() gave, those spent in the kernel (stime), for the system calls and page faults the tree made. */
@@ -77,7 +77,7 @@ export class TreeCpuWindow {
     return this.#sum('system');
   }
 
-  #sum(field: 'ticks' | 'system'): number {
+  #sum(field: 'total' | 'system'): number {
     let ticks = 0;
     for (const [key, value] of this.#latest) ticks += value[field] - (this.#baseline.get(key)?.[field] ?? 0);
     return ticks / TICKS_PER_SECOND;
@@ -91,9 +91,9 @@ export class TreeCpuWindow {
       if (!f) continue;
       // utime, stime: indexes 11 and 12; starttime: 19.
       const key = `${pid}:${f[19]}`;
-      const ticks = { ticks: f[11]! + f[12]!, system: f[12]! };
-      if (first) this.#baseline.set(key, ticks);
-      this.#latest.set(key, ticks);
+      const times = { total: f[11]! + f[12]!, system: f[12]! };
+      if (first) this.#baseline.set(key, times);
+      this.#latest.set(key, times);
       pending.push(...childrenOf(pid));
     }
   }

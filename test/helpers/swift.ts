@@ -30,8 +30,9 @@ export const SWIFT_SKIP: string | undefined = skipNotice(swiftUnavailable() as s
 const stops = new WeakMap<SwiftServer, () => Promise<void>>();
 
 /**
- * `timeoutMs`: how long Swift may take to answer (default 45 s, in up to three
- * starts on fresh ports; a loaded machine needs more). Its stop is registered before it is waited for.
+ * `timeoutMs`: how long Swift may take to answer (default 45 s, in up to
+ * three starts on fresh ports; a loaded machine needs more). Its stop is
+ * registered before it is waited for.
  */
 export async function startSwiftServer(options: { timeoutMs?: number } = {}): Promise<SwiftServer> {
   let stop: (() => Promise<void>) | undefined;
