@@ -96,7 +96,7 @@ async function corruptPacked(store: PackChunkStore, address: ChunkAddress): Prom
   await fd.close();
 }
 
-/** Cuts the pack file one byte into the object: the conformance suite's chunk is the last object put. */
+/** Cuts the object's last byte off its pack file (the conformance suite's chunk is the last object put, so nothing after it is lost). */
 async function truncatePacked(store: PackChunkStore, address: ChunkAddress): Promise<void> {
   await store.flush();
   const o = opened.get(store)!;
@@ -735,32 +735,36 @@ describe('LocalEngine', () => {
     for (const o of objects) addresses.push(await store.put(o));
     await store.flush();
     const cache = await CachingChunkStore.open(store, { dir: path.join(dir, 's3-cache'), maxBytes: 1024 * 1024 });
-    const index = store.index;
-    const looked: number[] = [];
-    let gets = 0;
-    const [get, getMany] = [index.get.bind(index), index.getMany.bind(index)];
-    index.get = (...args) => {
-      gets++;
-      return get(...args);
-    };
-    index.getMany = (addressList, ...rest) => {
-      looked.push(addressList.length);
-      return getMany(addressList, ...rest);
-    };
-    const readsBack = async (i: number) => expect(Buffer.from(await cache.get(addresses[i]!)).equals(Buffer.from(objects[i]!))).toBe(true);
+    try {
+      const index = store.index;
+      const looked: number[] = [];
+      let gets = 0;
+      const [get, getMany] = [index.get.bind(index), index.getMany.bind(index)];
+      index.get = (...args) => {
+        gets++;
+        return get(...args);
+      };
+      index.getMany = (addressList, ...rest) => {
+        looked.push(addressList.length);
+        return getMany(addressList, ...rest);
+      };
+      const readsBack = async (i: number) =>
+        expect(Buffer.from(await cache.get(addresses[i]!)).equals(Buffer.from(objects[i]!))).toBe(true);
 
-    // Chunks 0-1 cached by a first read (two index gets); then a reader hints all eight.
-    await readsBack(0);
-    await readsBack(1);
-    expect(gets).toBe(2);
-    cache.prefetch!(addresses);
-    for (let i = 0; i < objects.length; i++) await readsBack(i);
-    // One getMany of the six the cache did not hold, and no get a chunk.
-    expect({ looked, gets }).toEqual({ looked: [6], gets: 2 });
-    // All cached now: a hint asks the index nothing.
-    cache.prefetch!(addresses);
-    expect(looked).toEqual([6]);
-    await cache.close();
+      // Chunks 0-1 cached by a first read (two index gets); then a reader hints all eight.
+      await readsBack(0);
+      await readsBack(1);
+      expect(gets).toBe(2);
+      cache.prefetch!(addresses);
+      for (let i = 0; i < objects.length; i++) await readsBack(i);
+      // One getMany of the six the cache did not hold, and no get a chunk.
+      expect({ looked, gets }).toEqual({ looked: [6], gets: 2 });
+      // All cached now: a hint asks the index nothing.
+      cache.prefetch!(addresses);
+      expect(looked).toEqual([6]);
+    } finally {
+      await cache.close();
+    }
   });
 
   it('a put of bytes a loose chunk of an older layout holds reuses it and refreshes its age; no packed copy', async () => {
